@@ -1,0 +1,21 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { rootCertificates } from 'node:tls';
+import { Agent, fetch, type Response } from 'undici';
+
+export interface Endpoint {
+  url: string;
+  fetch: (path: string, init?: { method?: string; headers?: Record<string, string>; body?: string }) => Promise<Response>;
+}
+
+/**
+ * An HTTP client for the IdP that trusts the local CA (`--ca`, LATCHKEY_CA_FILE, or
+ * `<data dir>/ca.pem`) besides the system's roots.
+ */
+export function endpoint(options: { url?: string | undefined; ca?: string | undefined; dataDir?: string | undefined }): Endpoint {
+  const url = (options.url ?? process.env.LATCHKEY_URL ?? process.env.LATCHKEY_ISSUER ?? 'https://localhost:8443').replace(/\/$/, '');
+  const caFile = options.ca ?? process.env.LATCHKEY_CA_FILE ?? join(resolve(options.dataDir ?? process.env.LATCHKEY_DATA_DIR ?? './.latchkey'), 'ca.pem');
+  const ca = existsSync(caFile) ? readFileSync(caFile, 'utf8') : undefined;
+  const dispatcher = new Agent({ connect: ca ? { ca: [ca, ...rootCertificates] } : {} });
+  return { url, fetch: (path, init = {}) => fetch(`${url}${path}`, { ...init, dispatcher }) };
+}

@@ -1,0 +1,1 @@
+export { endpoint, type Endpoint } from './http_client.ts';

@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { configFromEnv, insecureWarnings, loadConfig, startIdp, type ConfigInput } from '@latchkey/server';
+import { endpoint } from './http_client.ts';
+
+const program = new Command('latchkey').description('Latchkey: identity and access management for microservices').showHelpAfterError();
+
+/** Prints a JSON body, or an RFC 6749 error, and sets the exit code. */
+async function show(res: Response | import('undici').Response): Promise<unknown> {
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    /* not JSON */
+  }
+  if (!res.ok) {
+    const err = body as { error?: string; error_description?: string } | undefined;
+    process.stderr.write(`error: HTTP ${res.status} ${err?.error ?? ''}${err?.error_description ? `: ${err.error_description}` : ''}\n`);
+    process.exitCode = 1;
+    return undefined;
+  }
+  return body;
+}
+
+const print = (v: unknown): void => {
+  if (v !== undefined) process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+};
+
+const connection = (cmd: Command): Command =>
+  cmd
+    .option('--url <url>', 'IdP base URL (LATCHKEY_URL; default LATCHKEY_ISSUER or https://localhost:8443)')
+    .option('--ca <file>', 'CA certificate to trust (LATCHKEY_CA_FILE; default <data dir>/ca.pem)')
+    .option('--data-dir <dir>', 'data folder, to find ca.pem (LATCHKEY_DATA_DIR)');
+
+const adminHeaders = (opts: { adminToken?: string }): Record<string, string> => {
+  const token = opts.adminToken ?? process.env.LATCHKEY_ADMIN_TOKEN;
+  if (!token) {
+    process.stderr.write('error: the admin token is required (--admin-token or LATCHKEY_ADMIN_TOKEN)\n');
+    process.exit(2);
+  }
+  return { authorization: `Bearer ${token}` };
+};
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+program
+  .command('serve')
+  .description('start the identity provider (what `npm start` runs)')
+  .option('--port <port>', 'port (LATCHKEY_PORT, default 8443)')
+  .option('--host <host>', 'interface (LATCHKEY_HOST, default 127.0.0.1)')
+  .option('--issuer <url>', 'issuer identifier (LATCHKEY_ISSUER)')
+  .option('--data-dir <dir>', 'data folder (LATCHKEY_DATA_DIR, default ./.latchkey)')
+  .option('--database-url <url>', 'PostgreSQL URL (LATCHKEY_DATABASE_URL)')
+  .addOption(new Option('--tls <mode>', 'HTTPS on or off (LATCHKEY_TLS)').choices(['on', 'off']))
+  .option('--tls-cert <file>', 'PEM certificate (LATCHKEY_TLS_CERT)')
+  .option('--tls-key <file>', 'PEM private key (LATCHKEY_TLS_KEY)')
+  .option('--signing-alg <alg>', 'ES256, EdDSA or RS256 (LATCHKEY_SIGNING_ALG)')
+  .option('--log-level <level>', 'log level (LATCHKEY_LOG_LEVEL)')
+  .action(async (opts: Record<string, string | undefined>) => {
+    const { input, unknown } = configFromEnv(process.env);
+    const flags: ConfigInput = {
+      port: opts.port, host: opts.host, issuer: opts.issuer, dataDir: opts.dataDir, databaseUrl: opts.databaseUrl,
+      tls: opts.tls, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, signingAlg: opts.signingAlg, logLevel: opts.logLevel,
+    };
+    for (const [k, v] of Object.entries(flags)) if (v !== undefined) input[k as keyof ConfigInput] = v;
+    let config;
+    try {
+      config = loadConfig(input, unknown);
+    } catch (err) {
+      process.stderr.write(`latchkey: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+    for (const w of insecureWarnings(config)) process.stderr.write(`latchkey: warning: ${w}\n`);
+    const idp = await startIdp(config);
+    if (idp.generatedAdminToken) {
+      process.stdout.write(
+        `\nLatchkey generated the bootstrap admin token. It is shown this once and stored only hashed:\n\n  LATCHKEY_ADMIN_TOKEN=${idp.generatedAdminToken}\n\n`,
+      );
+    }
+    process.stdout.write(`Latchkey IdP listening on ${idp.url} (issuer ${idp.issuer}, ${idp.storage.kind} storage)\n`);
+    if (idp.caPem) process.stdout.write(`Local CA certificate: ${config.dataDir}/ca.pem\n`);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      process.stdout.write(`${signal}: finishing in-flight requests and flushing audit\n`);
+      idp.close().then(
+        () => process.exit(0),
+        (err: Error) => {
+          process.stderr.write(`latchkey: shutdown failed: ${err.message}\n`);
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+
+const client = program.command('client').description('manage registered clients (admin)');
+
+connection(
+  client
+    .command('create [client_id]')
+    .description('register a client; prints its credentials once')
+    .option('--name <name>', 'client_name')
+    .option('--audience <uri>', 'an audience the client may request tokens for (repeatable)', collect)
+    .option('--default-audience <uri>', 'audience when the token request names none')
+    .option('--scope <scope>', 'space-separated scopes the client may request')
+    .option('--role <role>', 'a role carried in its tokens (repeatable)', collect)
+    .addOption(new Option('--auth-method <method>', 'token endpoint auth method').choices(['client_secret_basic', 'client_secret_post', 'private_key_jwt']))
+    .option('--jwks-file <file>', 'public JWK Set for private_key_jwt')
+    .option('--jwks-uri <uri>', 'JWK Set URL for private_key_jwt')
+    .option('--ttl <seconds>', 'access token lifetime')
+    .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)'),
+).action(async (clientId: string | undefined, opts) => {
+  const body: Record<string, unknown> = {
+    client_id: clientId, client_name: opts.name, audiences: opts.audience, default_audience: opts.defaultAudience, scope: opts.scope,
+    roles: opts.role, token_endpoint_auth_method: opts.authMethod, jwks_uri: opts.jwksUri,
+    jwks: opts.jwksFile ? JSON.parse(readFileSync(opts.jwksFile, 'utf8')) : undefined,
+    access_token_ttl: opts.ttl !== undefined ? Number(opts.ttl) : undefined,
+  };
+  const ep = endpoint(opts);
+  print(await show(await ep.fetch('/register', { method: 'POST', headers: { ...adminHeaders(opts), 'content-type': 'application/json' }, body: JSON.stringify(body) })));
+});
+
+connection(client.command('list').description('list clients').option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (opts) => {
+  const body = (await show(await endpoint(opts).fetch('/admin/clients', { headers: adminHeaders(opts) }))) as { clients: Record<string, unknown>[] } | undefined;
+  if (body) for (const c of body.clients) process.stdout.write(`${c.client_id}\t${c.client_name ?? ''}\t${(c.audiences as string[]).join(',')}\t${c.token_endpoint_auth_method}${c.disabled ? '\tdisabled' : ''}\n`);
+});
+
+connection(client.command('show <client_id>').description('show one client').option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (id: string, opts) => {
+  print(await show(await endpoint(opts).fetch(`/admin/clients/${encodeURIComponent(id)}`, { headers: adminHeaders(opts) })));
+});
+
+connection(client.command('delete <client_id>').description('delete a client').option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (id: string, opts) => {
+  const res = await endpoint(opts).fetch(`/admin/clients/${encodeURIComponent(id)}`, { method: 'DELETE', headers: adminHeaders(opts) });
+  if (res.status === 204) process.stdout.write(`deleted ${id}\n`);
+  else await show(res);
+});
+
+connection(
+  program
+    .command('token')
+    .description('get an access token with client_credentials (client_secret_basic) for a quick check')
+    .requiredOption('--client-id <id>', 'client id')
+    .option('--client-secret <secret>', 'client secret (LATCHKEY_CLIENT_SECRET)')
+    .option('--audience <uri>', 'resource / audience (repeatable)', collect)
+    .option('--scope <scope>', 'scope')
+    .option('--decode', 'print the decoded claims instead of the token'),
+).action(async (opts) => {
+  const secret = opts.clientSecret ?? process.env.LATCHKEY_CLIENT_SECRET;
+  if (!secret) {
+    process.stderr.write('error: --client-secret or LATCHKEY_CLIENT_SECRET is required\n');
+    process.exit(2);
+  }
+  const form = new URLSearchParams({ grant_type: 'client_credentials' });
+  for (const a of (opts.audience as string[] | undefined) ?? []) form.append('resource', a);
+  if (opts.scope) form.set('scope', opts.scope);
+  const enc = (s: string) => encodeURIComponent(s);
+  const res = await endpoint(opts).fetch('/token', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${enc(opts.clientId)}:${enc(secret)}`).toString('base64')}` },
+    body: form.toString(),
+  });
+  const body = (await show(res)) as { access_token: string } | undefined;
+  if (!body) return;
+  if (!opts.decode) {
+    process.stdout.write(body.access_token + '\n');
+    return;
+  }
+  const [h, p] = body.access_token.split('.');
+  print({ header: JSON.parse(Buffer.from(h as string, 'base64url').toString()), claims: JSON.parse(Buffer.from(p as string, 'base64url').toString()), bytes: body.access_token.length });
+});
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`latchkey: ${err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,36 @@
+/**
+ * Claims of a Latchkey access token (RFC 9068 §2.2). Minimal by design: attributes for
+ * authorization come from policy bundles, not from the token.
+ */
+export interface AccessTokenClaims {
+  iss: string;
+  sub: string;
+  aud: string | string[];
+  exp: number;
+  iat: number;
+  jti: string;
+  client_id: string;
+  /** Space-separated scope (RFC 9068 §2.2.3), present only when granted. */
+  scope?: string;
+  /** Role names (RFC 9068 §2.2.3.1 `roles`), present only when the client has roles. */
+  roles?: string[];
+}
+
+/** JOSE header `typ` of an access token (RFC 9068 §2.1). */
+export const ACCESS_TOKEN_TYP = 'at+jwt';
+
+/** Asymmetric algorithms Latchkey signs and accepts. HMAC and `none` are never allowed (RFC 8725 §3.1). */
+export const SIGNING_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+
+/** Algorithms accepted for client assertions (RFC 7523), asymmetric only. */
+export const CLIENT_ASSERTION_ALGORITHMS = ['ES256', 'ES384', 'ES512', 'EdDSA', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] as const;
+export type ClientAssertionAlgorithm = (typeof CLIENT_ASSERTION_ALGORITHMS)[number];
+
+export const CLIENT_ASSERTION_TYPE_JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
+export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
+
+export const GRANT_TYPES = ['client_credentials'] as const;
+export type GrantType = (typeof GRANT_TYPES)[number];

@@ -1,0 +1,18 @@
+/**
+ * Stable internal error codes. Every code is documented in docs/errors.md, and a test keeps the
+ * two in step. Codes never change meaning once released.
+ */
+export const ERROR_CODES = [
+  'config_invalid',
+  'storage_unavailable',
+  'storage_conflict',
+  'migration_failed',
+  'master_key_invalid',
+  'key_decrypt_failed',
+  'signing_key_missing',
+  'tls_material_invalid',
+  'admin_token_invalid',
+  'client_not_found',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,0 +1,5 @@
+export * from './claims.ts';
+export * from './oauth_errors.ts';
+export * from './error_codes.ts';
+export * from './audit_event.ts';
+export * from './jws.ts';

@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { adminGuard } from './admin/admin_token.ts';
+import { registerClientAdmin } from './admin/client_admin.ts';
+import type { Config } from './config.ts';
+import type { ServerEvents } from './events.ts';
+import { registerHealth } from './health.ts';
+import { installErrorHandler } from './http/error_handler.ts';
+import { FORM_CONTENT_TYPE, parseForm } from './http/form.ts';
+import { registerJwksEndpoint } from './keys/jwks_endpoint.ts';
+import type { KeyRing } from './keys/key_ring.ts';
+import type { MasterKey } from './keys/master_key.ts';
+import { clientAuthenticator } from './oauth/client_auth/authenticate_client.ts';
+import { clientSecretBasic } from './oauth/client_auth/client_secret_basic.ts';
+import { clientSecretPost } from './oauth/client_auth/client_secret_post.ts';
+import { FailureLimiter } from './oauth/client_auth/failure_limiter.ts';
+import { privateKeyJwt } from './oauth/client_auth/private_key_jwt.ts';
+import { registerDiscovery } from './oauth/discovery.ts';
+import { clientCredentialsGrant } from './oauth/grants/client_credentials.ts';
+import { registerIntrospectionEndpoint } from './oauth/introspection_endpoint.ts';
+import { registerRegistrationEndpoints } from './oauth/registration/registration_endpoints.ts';
+import { registerRevocationEndpoint } from './oauth/revocation_endpoint.ts';
+import { registerTokenEndpoint } from './oauth/token_endpoint.ts';
+import type { Storage } from './storage/ports.ts';
+
+export interface AppDeps {
+  config: Readonly<Config>;
+  storage: Storage;
+  keys: KeyRing;
+  master: MasterKey;
+  events: ServerEvents;
+  logger: Logger;
+  https?: { cert: string; key: string } | undefined;
+}
+
+/** Composes every concern into one Fastify app; the only module that knows them all. */
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const { config, storage, keys, master, events } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    bodyLimit: config.jsonBodyLimit,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    trustProxy: false,
+    ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key, minVersion: 'TLSv1.2' as const } } : {}),
+  }) as unknown as FastifyInstance;
+
+  app.addContentTypeParser(FORM_CONTENT_TYPE, { parseAs: 'string', bodyLimit: config.formBodyLimit }, (_req, body, done) => {
+    done(null, parseForm(body as string));
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    if (deps.https) reply.header('strict-transport-security', 'max-age=31536000');
+  });
+  installErrorHandler(app);
+
+  const issuer = config.issuer;
+  const authenticate = clientAuthenticator({
+    methods: [
+      clientSecretBasic(master.secretHashKey),
+      clientSecretPost(master.secretHashKey),
+      privateKeyJwt({ issuer, clockSkew: config.clockSkew, replay: storage }),
+    ],
+    clients: storage,
+    events,
+    limiter: new FailureLimiter(config.authFailureLimit),
+  });
+  const requireAdmin = adminGuard({ settings: storage, hashKey: master.secretHashKey, events });
+
+  registerHealth(app, { storage, keys });
+  registerDiscovery(app, { issuer, signingAlg: () => keys.currentAlg ?? config.signingAlg });
+  registerJwksEndpoint(app, { keys, maxAge: config.jwksMaxAge });
+  registerTokenEndpoint(app, {
+    grants: [clientCredentialsGrant({ issuer, accessTokenTtl: config.accessTokenTtl, keys, events })],
+    authenticate,
+    events,
+  });
+  registerIntrospectionEndpoint(app, { issuer, keys, revocations: storage, clients: storage, authenticate, events });
+  registerRevocationEndpoint(app, { issuer, keys, revocations: storage, authenticate, events });
+  registerRegistrationEndpoints(app, {
+    issuer, clients: storage, hashKey: master.secretHashKey, events, requireAdmin,
+    maxAccessTokenTtl: config.maxAccessTokenTtl,
+    allowHttpJwksUri: !config.tls,
+  });
+  registerClientAdmin(app, { issuer, clients: storage, events, requireAdmin });
+  return app;
+}

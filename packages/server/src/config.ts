@@ -1,0 +1,227 @@
+import { resolve } from 'node:path';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '@latchkey/protocol';
+import { LatchkeyError } from './errors.ts';
+
+/** Every configuration key, its default, and what it means. Durations are in seconds. */
+export interface Config {
+  /** TCP port to listen on (LATCHKEY_PORT). 0 picks a free port. */
+  port: number;
+  /** Interface to bind (LATCHKEY_HOST). */
+  host: string;
+  /** Issuer identifier (LATCHKEY_ISSUER); default `https://localhost:<port>` (http when TLS is off). */
+  issuer: string;
+  /** Folder for the embedded database, key files and the local CA (LATCHKEY_DATA_DIR). */
+  dataDir: string;
+  /** PostgreSQL URL (LATCHKEY_DATABASE_URL); when unset, SQLite in dataDir is used. */
+  databaseUrl: string | undefined;
+  /** Bootstrap admin bearer (LATCHKEY_ADMIN_TOKEN); generated and printed once when unset at first start. */
+  adminToken: string | undefined;
+  /** Serve HTTPS (LATCHKEY_TLS=on|off). */
+  tls: boolean;
+  /** PEM certificate file for HTTPS (LATCHKEY_TLS_CERT); default: issued by the local CA. */
+  tlsCert: string | undefined;
+  /** PEM private key file for HTTPS (LATCHKEY_TLS_KEY). */
+  tlsKey: string | undefined;
+  /** Allow plain HTTP on a non-loopback host (LATCHKEY_ALLOW_INSECURE=1). */
+  allowInsecure: boolean;
+  /** 32-byte key (base64 or hex) that encrypts private keys at rest (LATCHKEY_MASTER_KEY); default: `<dataDir>/master.key`. */
+  masterKey: string | undefined;
+  /** Access-token signing algorithm (LATCHKEY_SIGNING_ALG). */
+  signingAlg: SigningAlgorithm;
+  /** Default access-token lifetime (LATCHKEY_ACCESS_TOKEN_TTL). */
+  accessTokenTtl: number;
+  /** Longest lifetime a client registration may ask for (LATCHKEY_MAX_ACCESS_TOKEN_TTL). */
+  maxAccessTokenTtl: number;
+  /** Allowed clock skew when checking assertions (LATCHKEY_CLOCK_SKEW). */
+  clockSkew: number;
+  /** `max-age` the JWKS response advertises (LATCHKEY_JWKS_MAX_AGE). */
+  jwksMaxAge: number;
+  /** Cap on form request bodies in bytes (LATCHKEY_FORM_BODY_LIMIT). */
+  formBodyLimit: number;
+  /** Cap on JSON request bodies in bytes (LATCHKEY_JSON_BODY_LIMIT). */
+  jsonBodyLimit: number;
+  /** Audit batch flush interval in milliseconds (LATCHKEY_AUDIT_FLUSH_MS). */
+  auditFlushMs: number;
+  /** Failed client authentications allowed per client and per source address per minute (LATCHKEY_AUTH_FAILURE_LIMIT). */
+  authFailureLimit: number;
+  /** Log level (LATCHKEY_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. */
+  logLevel: string;
+}
+
+export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
+  port: 8443,
+  host: '127.0.0.1',
+  dataDir: './.latchkey',
+  databaseUrl: undefined,
+  adminToken: undefined,
+  tls: true,
+  tlsCert: undefined,
+  tlsKey: undefined,
+  allowInsecure: false,
+  masterKey: undefined,
+  signingAlg: 'ES256',
+  accessTokenTtl: 300,
+  maxAccessTokenTtl: 3600,
+  clockSkew: 30,
+  jwksMaxAge: 300,
+  formBodyLimit: 16 * 1024,
+  jsonBodyLimit: 64 * 1024,
+  auditFlushMs: 200,
+  authFailureLimit: 20,
+  logLevel: 'info',
+});
+
+const ENV: Record<string, keyof Config> = {
+  LATCHKEY_PORT: 'port',
+  LATCHKEY_HOST: 'host',
+  LATCHKEY_ISSUER: 'issuer',
+  LATCHKEY_DATA_DIR: 'dataDir',
+  LATCHKEY_DATABASE_URL: 'databaseUrl',
+  LATCHKEY_ADMIN_TOKEN: 'adminToken',
+  LATCHKEY_TLS: 'tls',
+  LATCHKEY_TLS_CERT: 'tlsCert',
+  LATCHKEY_TLS_KEY: 'tlsKey',
+  LATCHKEY_ALLOW_INSECURE: 'allowInsecure',
+  LATCHKEY_MASTER_KEY: 'masterKey',
+  LATCHKEY_SIGNING_ALG: 'signingAlg',
+  LATCHKEY_ACCESS_TOKEN_TTL: 'accessTokenTtl',
+  LATCHKEY_MAX_ACCESS_TOKEN_TTL: 'maxAccessTokenTtl',
+  LATCHKEY_CLOCK_SKEW: 'clockSkew',
+  LATCHKEY_JWKS_MAX_AGE: 'jwksMaxAge',
+  LATCHKEY_FORM_BODY_LIMIT: 'formBodyLimit',
+  LATCHKEY_JSON_BODY_LIMIT: 'jsonBodyLimit',
+  LATCHKEY_AUDIT_FLUSH_MS: 'auditFlushMs',
+  LATCHKEY_AUTH_FAILURE_LIMIT: 'authFailureLimit',
+  LATCHKEY_LOG_LEVEL: 'logLevel',
+};
+
+/** Raw configuration input: strings from the environment or flags, or typed values from code. */
+export type ConfigInput = Partial<Record<keyof Config, string | number | boolean | undefined>>;
+
+export const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** Reads LATCHKEY_* variables; unknown LATCHKEY_* names are reported as errors by {@link loadConfig}. */
+export function configFromEnv(env: NodeJS.ProcessEnv): { input: ConfigInput; unknown: string[] } {
+  const input: ConfigInput = {};
+  const unknown: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('LATCHKEY_') || value === undefined) continue;
+    const key = ENV[name];
+    if (key) input[key] = value;
+    else if (!name.startsWith('LATCHKEY_TEST_')) unknown.push(name);
+  }
+  return { input, unknown };
+}
+
+function envName(key: keyof Config): string {
+  return Object.entries(ENV).find(([, k]) => k === key)?.[0] ?? key;
+}
+
+/**
+ * Validates configuration once at start. Every bad value gets its own line in the thrown
+ * error; unknown keys are rejected. The result is frozen.
+ */
+export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Readonly<Config> {
+  const problems: string[] = unknownKeys.map((k) => `${k}: unknown setting`);
+  const known = new Set<string>([...Object.keys(defaults), 'issuer']);
+  for (const key of Object.keys(input)) if (!known.has(key)) problems.push(`${key}: unknown setting`);
+
+  const int = (key: keyof Config, min: number, max: number): number => {
+    const raw = input[key];
+    const fallback = (defaults as Record<string, unknown>)[key] as number;
+    if (raw === undefined || raw === '') return fallback;
+    const n = typeof raw === 'number' ? raw : /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${envName(key)}: must be an integer from ${min} to ${max} (got ${JSON.stringify(String(raw))})`);
+      return fallback;
+    }
+    return n;
+  };
+  const str = (key: keyof Config): string | undefined => {
+    const raw = input[key];
+    return raw === undefined || raw === '' ? undefined : String(raw);
+  };
+  const bool = (key: keyof Config, truthy: string[], falsy: string[], fallback: boolean): boolean => {
+    const raw = input[key];
+    if (raw === undefined || raw === '') return fallback;
+    if (typeof raw === 'boolean') return raw;
+    const v = String(raw).toLowerCase();
+    if (truthy.includes(v)) return true;
+    if (falsy.includes(v)) return false;
+    problems.push(`${envName(key)}: must be one of ${[...truthy, ...falsy].join(', ')} (got ${JSON.stringify(String(raw))})`);
+    return fallback;
+  };
+
+  const port = int('port', 0, 65535);
+  const host = str('host') ?? defaults.host;
+  if (!/^[A-Za-z0-9.:-]+$/.test(host)) problems.push(`LATCHKEY_HOST: not a host name or address (got ${JSON.stringify(host)})`);
+  const tls = bool('tls', ['on', 'true', '1', 'yes'], ['off', 'false', '0', 'no'], true);
+  const allowInsecure = bool('allowInsecure', ['1', 'true', 'yes', 'on'], ['0', 'false', 'no', 'off'], false);
+  if (!tls && !allowInsecure && !LOOPBACK_HOSTS.has(host)) {
+    problems.push(`LATCHKEY_TLS: off is refused on non-loopback host ${host}; set LATCHKEY_ALLOW_INSECURE=1 to force it`);
+  }
+  const tlsCert = str('tlsCert');
+  const tlsKey = str('tlsKey');
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) problems.push('LATCHKEY_TLS_CERT and LATCHKEY_TLS_KEY: give both or neither');
+
+  const issuerDefault = `${tls ? 'https' : 'http'}://localhost${port === 443 && tls ? '' : `:${port}`}`;
+  const issuer = str('issuer') ?? issuerDefault;
+  try {
+    // RFC 8414 §2: the issuer is an https URL with no query or fragment.
+    const u = new URL(issuer);
+    if (u.search || u.hash || issuer.includes('?') || issuer.includes('#')) problems.push('LATCHKEY_ISSUER: must have no query or fragment');
+    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && (!tls || allowInsecure))) {
+      problems.push('LATCHKEY_ISSUER: must be an https URL (http only when TLS is off)');
+    }
+    if (u.pathname !== '/' || issuer.endsWith('/')) problems.push('LATCHKEY_ISSUER: must be an origin without a path or trailing slash');
+  } catch {
+    problems.push(`LATCHKEY_ISSUER: not a URL (got ${JSON.stringify(issuer)})`);
+  }
+
+  const databaseUrl = str('databaseUrl');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('LATCHKEY_DATABASE_URL: must start with postgres:// or postgresql://');
+  }
+  const signingAlg = (str('signingAlg') ?? defaults.signingAlg) as SigningAlgorithm;
+  if (!SIGNING_ALGORITHMS.includes(signingAlg)) problems.push(`LATCHKEY_SIGNING_ALG: must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
+  const adminToken = str('adminToken');
+  if (adminToken !== undefined && adminToken.length < 32) problems.push('LATCHKEY_ADMIN_TOKEN: must be at least 32 characters');
+  const logLevel = str('logLevel') ?? defaults.logLevel;
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) problems.push('LATCHKEY_LOG_LEVEL: not a log level');
+
+  const config: Config = {
+    port,
+    host,
+    issuer,
+    dataDir: resolve(str('dataDir') ?? defaults.dataDir),
+    databaseUrl,
+    adminToken,
+    tls,
+    tlsCert,
+    tlsKey,
+    allowInsecure,
+    masterKey: str('masterKey'),
+    signingAlg,
+    accessTokenTtl: int('accessTokenTtl', 10, 86400),
+    maxAccessTokenTtl: int('maxAccessTokenTtl', 10, 86400),
+    clockSkew: int('clockSkew', 0, 300),
+    jwksMaxAge: int('jwksMaxAge', 0, 86400),
+    formBodyLimit: int('formBodyLimit', 1024, 1024 * 1024),
+    jsonBodyLimit: int('jsonBodyLimit', 1024, 4 * 1024 * 1024),
+    auditFlushMs: int('auditFlushMs', 1, 60000),
+    authFailureLimit: int('authFailureLimit', 1, 1_000_000),
+    logLevel,
+  };
+  if (config.accessTokenTtl > config.maxAccessTokenTtl) problems.push('LATCHKEY_ACCESS_TOKEN_TTL: must not exceed LATCHKEY_MAX_ACCESS_TOKEN_TTL');
+  if (problems.length > 0) throw new LatchkeyError('config_invalid', `invalid configuration:\n  ${problems.join('\n  ')}`);
+  return Object.freeze(config);
+}
+
+/** Warnings for settings that are allowed but insecure. */
+export function insecureWarnings(config: Config): string[] {
+  const w: string[] = [];
+  if (!config.tls) w.push('TLS is off: tokens and secrets travel in clear text');
+  if (config.allowInsecure) w.push('LATCHKEY_ALLOW_INSECURE=1 is set');
+  if (config.databaseUrl && !config.masterKey) w.push('PostgreSQL without LATCHKEY_MASTER_KEY: each replica needs the same master key file');
+  return w;
+}

@@ -1,0 +1,9 @@
+export { startIdp, type RunningIdp, type StartOptions } from './server.ts';
+export { loadConfig, configFromEnv, defaults, insecureWarnings, type Config, type ConfigInput } from './config.ts';
+export { openStorage } from './storage/open_storage.ts';
+export { SqliteStorage } from './storage/sqlite/sqlite_storage.ts';
+export { PostgresStorage } from './storage/postgres/postgres_storage.ts';
+export type * from './storage/ports.ts';
+export { migrations } from './storage/migrations/index.ts';
+export { OAuthError, LatchkeyError } from './errors.ts';
+export { MasterKey } from './keys/master_key.ts';

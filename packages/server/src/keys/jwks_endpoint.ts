@@ -1,0 +1,15 @@
+import type { FastifyInstance } from 'fastify';
+import type { KeyRing } from './key_ring.ts';
+
+/** GET /jwks: public keys only, with Cache-Control and a strong ETag (RFC 9110 §13.1.2). */
+export function registerJwksEndpoint(app: FastifyInstance, deps: { keys: Pick<KeyRing, 'jwks'>; maxAge: number }): void {
+  app.get('/jwks', async (request, reply) => {
+    const { body, etag } = deps.keys.jwks();
+    reply.header('cache-control', `public, max-age=${deps.maxAge}`).header('etag', etag);
+    const inm = request.headers['if-none-match'];
+    if (inm !== undefined && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
+      return reply.code(304).send();
+    }
+    return reply.type('application/jwk-set+json').send(body);
+  });
+}

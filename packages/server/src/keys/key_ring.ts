@@ -1,0 +1,132 @@
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { calculateJwkThumbprint, type JWK } from 'jose';
+import { signJws, type SigningAlgorithm } from '@latchkey/protocol';
+import { LatchkeyError } from '../errors.ts';
+import type { KeyStore, SigningKeyRecord } from '../storage/ports.ts';
+import type { MasterKey } from './master_key.ts';
+
+export interface PublishedKey {
+  kid: string;
+  alg: SigningAlgorithm;
+  publicKey: KeyObject;
+}
+
+interface Signer {
+  kid: string;
+  alg: SigningAlgorithm;
+  privateKey: KeyObject;
+  /** base64url of the JOSE header, computed once per key. */
+  headerB64: string;
+}
+
+function generate(alg: SigningAlgorithm): { publicKey: KeyObject; privateKey: KeyObject } {
+  if (alg === 'ES256') return generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  if (alg === 'EdDSA') return generateKeyPairSync('ed25519');
+  return generateKeyPairSync('rsa', { modulusLength: 2048 });
+}
+
+/** The JWK members of a public key only (RFC 7517 §4, RFC 7518 §6): never a private member. */
+const PUBLIC_MEMBERS: Record<string, string[]> = { EC: ['kty', 'crv', 'x', 'y'], OKP: ['kty', 'crv', 'x'], RSA: ['kty', 'n', 'e'] };
+
+function publicJwkOf(key: KeyObject): Record<string, string> {
+  const full = key.export({ format: 'jwk' }) as Record<string, string>;
+  const members = PUBLIC_MEMBERS[full.kty ?? ''] ?? [];
+  return Object.fromEntries(members.map((m) => [m, full[m] as string]));
+}
+
+/**
+ * Signing keys in memory: the current signer and every published key, loaded from the
+ * KeyStore. Several published keys are supported so the rotation schedule can add `next`
+ * and keep `retired` keys.
+ */
+export class KeyRing {
+  private signer: Signer | undefined;
+  private published = new Map<string, PublishedKey>();
+  private jwksBody = '{"keys":[]}';
+  private jwksEtag = '"0"';
+
+  constructor(
+    private readonly store: Pick<KeyStore, 'insertKey' | 'listPublishedKeys' | 'getCurrentKey'>,
+    private readonly masterKey: MasterKey,
+  ) {}
+
+  /** Creates and stores a new key in the given state. */
+  async createKey(alg: SigningAlgorithm, state: 'next' | 'current'): Promise<SigningKeyRecord> {
+    const { publicKey, privateKey } = generate(alg);
+    const jwk = publicJwkOf(publicKey);
+    // A short kid from the RFC 7638 thumbprint: unique in practice, small in every token header.
+    const kid = (await calculateJwkThumbprint(jwk as JWK, 'sha256')).slice(0, 16);
+    const now = Math.floor(Date.now() / 1000);
+    const record: SigningKeyRecord = {
+      kid,
+      alg,
+      state,
+      publicJwk: { ...jwk, kid, alg, use: 'sig' },
+      privateKeyEnc: this.masterKey.seal(privateKey.export({ format: 'der', type: 'pkcs8' }), `signing-key:${kid}`),
+      createdAt: now,
+      activatedAt: state === 'current' ? now : null,
+      retiredAt: null,
+    };
+    await this.store.insertKey(record);
+    return record;
+  }
+
+  /** At start: make sure one key signs (creating the first), then load everything. */
+  async ensureCurrentKey(alg: SigningAlgorithm): Promise<void> {
+    if (!(await this.store.getCurrentKey())) {
+      try {
+        await this.createKey(alg, 'current');
+      } catch (err) {
+        // Another replica created the first key at the same moment: use theirs.
+        if (!(err instanceof LatchkeyError && err.code === 'storage_conflict')) throw err;
+      }
+    }
+    await this.reload();
+  }
+
+  /** Reloads published keys and the current signer from storage. */
+  async reload(): Promise<void> {
+    const records = await this.store.listPublishedKeys();
+    const published = new Map<string, PublishedKey>();
+    const jwks: Record<string, unknown>[] = [];
+    let signer: Signer | undefined;
+    for (const r of records) {
+      published.set(r.kid, { kid: r.kid, alg: r.alg, publicKey: createPublicKey({ key: r.publicJwk as import('node:crypto').JsonWebKey, format: 'jwk' }) });
+      jwks.push(r.publicJwk);
+      if (r.state === 'current') {
+        const privateKey = createPrivateKey({ key: this.masterKey.open(r.privateKeyEnc, `signing-key:${r.kid}`), format: 'der', type: 'pkcs8' });
+        const headerB64 = Buffer.from(JSON.stringify({ alg: r.alg, typ: 'at+jwt', kid: r.kid })).toString('base64url');
+        signer = { kid: r.kid, alg: r.alg, privateKey, headerB64 };
+      }
+    }
+    this.published = published;
+    this.signer = signer;
+    this.jwksBody = JSON.stringify({ keys: jwks });
+    this.jwksEtag = `"${createHash('sha256').update(this.jwksBody).digest('base64url').slice(0, 22)}"`;
+  }
+
+  get ready(): boolean {
+    return this.signer !== undefined;
+  }
+
+  get currentAlg(): SigningAlgorithm | undefined {
+    return this.signer?.alg;
+  }
+
+  /** Signs a JWT access token with the current key (RFC 9068 §2.1 header). */
+  signAccessToken(claims: object): string {
+    const s = this.signer;
+    if (!s) throw new LatchkeyError('signing_key_missing', 'no current signing key');
+    const input = `${s.headerB64}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+    return `${input}.${signJws(s.alg, s.privateKey, input)}`;
+  }
+
+  publishedKey(kid: string): PublishedKey | undefined {
+    return this.published.get(kid);
+  }
+
+  /** The JWKS document (public members only) and its strong ETag. */
+  jwks(): { body: string; etag: string } {
+    return { body: this.jwksBody, etag: this.jwksEtag };
+  }
+}

@@ -1,0 +1,82 @@
+import type { FastifyRequest } from 'fastify';
+import { OAuthError, invalidClient, invalidRequest } from '../../errors.ts';
+import type { ServerEvents } from '../../events.ts';
+import type { FormBody } from '../../http/form.ts';
+import type { ClientRecord, ClientStore } from '../../storage/ports.ts';
+import type { FailureLimiter } from './failure_limiter.ts';
+import type { ClientAuthMethod } from './types.ts';
+
+export interface AuthenticatedClient {
+  client: ClientRecord;
+  method: ClientAuthMethod['method'];
+}
+
+export interface ClientAuthenticatorDeps {
+  methods: ClientAuthMethod[];
+  clients: Pick<ClientStore, 'getClient'>;
+  events: ServerEvents;
+  limiter: FailureLimiter;
+}
+
+export type ClientAuthenticator = (request: FastifyRequest, form: FormBody) => Promise<AuthenticatedClient>;
+
+/**
+ * Authenticates the client of a token, introspection or revocation request: exactly one method
+ * (RFC 6749 §2.3: MUST NOT use more than one), the one the client registered, an enabled client.
+ * Every outcome is an event; failures are rate limited per client and per source address.
+ */
+export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthenticator {
+  return async (request, form) => {
+    const authorization = request.headers.authorization;
+    const present = deps.methods.filter((m) => m.present(form, authorization));
+    const base = { actor: 'anonymous', request_id: request.id, source_ip: request.ip } as const;
+    if (present.length > 1) {
+      deps.events.emit('client.auth_failed', { ...base, outcome: 'failure', reason: 'multiple_methods' });
+      throw invalidRequest('more than one client authentication method was used');
+    }
+    const method = present[0];
+    if (!method) {
+      deps.events.emit('client.auth_failed', { ...base, outcome: 'failure', reason: 'no_credentials' });
+      throw invalidClient('client authentication is required');
+    }
+    let clientId: string | undefined;
+    const limiterKeys = (): string[] => [`ip:${request.ip}`, ...(clientId ? [`client:${clientId}`] : [])];
+    try {
+      const creds = method.read(form, authorization);
+      clientId = creds.clientId;
+      const wait = deps.limiter.blockedFor(limiterKeys());
+      if (wait > 0) {
+        throw new OAuthError('invalid_client', 'too many failed authentication attempts; try again later', 429, { 'retry-after': String(wait) });
+      }
+      const client = clientId ? await deps.clients.getClient(clientId) : undefined;
+      if (!client) {
+        // Same work as a known client, so timing does not reveal which ids exist.
+        await creds.verify({ clientId: '', metadata: { grant_types: [], token_endpoint_auth_method: method.method, audiences: [] }, secretHash: null, registrationTokenHash: '', createdAt: 0, updatedAt: 0, disabled: true }).catch(() => {});
+        throw invalidClient('client authentication failed');
+      }
+      if (client.metadata.token_endpoint_auth_method !== method.method) throw invalidClient(`client is registered for ${client.metadata.token_endpoint_auth_method}`);
+      await creds.verify(client);
+      if (client.disabled) throw invalidClient('client is disabled');
+      const formClientId = form.get('client_id')?.[0];
+      if (formClientId !== undefined && formClientId !== client.clientId) throw invalidClient('client_id does not match the authenticated client');
+      deps.events.emit('client.authenticated', { ...base, actor: client.clientId, client_id: client.clientId, outcome: 'success', detail: { method: method.method } });
+      return { client, method: method.method };
+    } catch (err) {
+      if (err instanceof OAuthError) {
+        if (err.status !== 429) deps.limiter.recordFailure(limiterKeys());
+        deps.events.emit('client.auth_failed', {
+          ...base,
+          ...(clientId ? { client_id: clientId.slice(0, 128) } : {}),
+          outcome: 'failure',
+          reason: err.status === 429 ? 'rate_limited' : err.error,
+          detail: { method: method.method, description: err.message },
+        });
+        // RFC 6749 §5.2: 401 with WWW-Authenticate naming the scheme the client tried.
+        if (err.error === 'invalid_client' && err.status === 401 && method.method !== 'client_secret_basic') {
+          throw new OAuthError('invalid_client', err.message, 401);
+        }
+      }
+      throw err;
+    }
+  };
+}

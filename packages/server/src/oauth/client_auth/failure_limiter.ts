@@ -1,0 +1,32 @@
+/**
+ * Counts failed client authentications per key (client id, source address) in a one-minute
+ * window. In-process: JavaScript runs one request's check-and-count without interleaving.
+ */
+export class FailureLimiter {
+  private readonly windows = new Map<string, { start: number; count: number }>();
+
+  constructor(private readonly limit: number, private readonly windowMs = 60_000) {}
+
+  /** Seconds to wait when any of the keys is over the limit, else 0. */
+  blockedFor(keys: string[], now = Date.now()): number {
+    let wait = 0;
+    for (const k of keys) {
+      const w = this.windows.get(k);
+      if (w && now - w.start < this.windowMs && w.count >= this.limit) wait = Math.max(wait, Math.ceil((w.start + this.windowMs - now) / 1000));
+    }
+    return wait;
+  }
+
+  recordFailure(keys: string[], now = Date.now()): void {
+    for (const k of keys) {
+      const w = this.windows.get(k);
+      if (!w || now - w.start >= this.windowMs) this.windows.set(k, { start: now, count: 1 });
+      else w.count++;
+    }
+    if (this.windows.size > 100_000) this.sweep(now);
+  }
+
+  private sweep(now: number): void {
+    for (const [k, w] of this.windows) if (now - w.start >= this.windowMs) this.windows.delete(k);
+  }
+}

@@ -1,0 +1,83 @@
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { CLIENT_ASSERTION_ALGORITHMS, CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@latchkey/protocol';
+import { invalidClient, invalidRequest } from '../../errors.ts';
+import { param } from '../../http/form.ts';
+import type { ClientRecord, ReplayStore } from '../../storage/ports.ts';
+import type { ClientAuthMethod } from './types.ts';
+
+/** The longest a client assertion may live (RFC 7523 §3 leaves it to the server; RFC 9700 §2.2.2 asks for short). */
+export const MAX_ASSERTION_LIFETIME = 300;
+
+export interface PrivateKeyJwtDeps {
+  issuer: string;
+  clockSkew: number;
+  replay: Pick<ReplayStore, 'useOnce'>;
+}
+
+/** RFC 7523 §2.2 / §3: a JWT signed with one of the client's registered keys authenticates it. */
+export function privateKeyJwt(deps: PrivateKeyJwtDeps): ClientAuthMethod {
+  const remoteSets = new Map<string, JWTVerifyGetKey>();
+  const keySetOf = (client: ClientRecord): JWTVerifyGetKey => {
+    const { jwks, jwks_uri } = client.metadata;
+    if (jwks) return createLocalJWKSet(jwks as JSONWebKeySet);
+    const cacheKey = `${client.clientId} ${jwks_uri}`;
+    let set = remoteSets.get(cacheKey);
+    if (!set) {
+      set = createRemoteJWKSet(new URL(jwks_uri as string), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+      remoteSets.set(cacheKey, set);
+    }
+    return set;
+  };
+
+  return {
+    method: 'private_key_jwt',
+    present: (form) => form.has('client_assertion') || form.has('client_assertion_type'),
+    read(form) {
+      if (param(form, 'client_assertion_type') !== CLIENT_ASSERTION_TYPE_JWT_BEARER) {
+        throw invalidRequest(`client_assertion_type must be ${CLIENT_ASSERTION_TYPE_JWT_BEARER}`);
+      }
+      const assertion = param(form, 'client_assertion');
+      if (!assertion) throw invalidRequest('client_assertion is missing');
+      let iss: unknown;
+      try {
+        iss = decodeJwt(assertion).iss;
+      } catch {
+        throw invalidClient('client_assertion is not a JWT');
+      }
+      if (typeof iss !== 'string' || iss.length === 0) throw invalidClient('client_assertion has no iss');
+      const formClientId = param(form, 'client_id');
+      if (formClientId !== undefined && formClientId !== iss) throw invalidClient('client_id does not match the assertion issuer');
+
+      return {
+        method: 'private_key_jwt',
+        clientId: iss,
+        async verify(client) {
+          if (!client.metadata.jwks && !client.metadata.jwks_uri) throw invalidClient('client has no registered keys');
+          const alg = client.metadata.token_endpoint_auth_signing_alg;
+          let payload;
+          try {
+            ({ payload } = await jwtVerify(assertion, keySetOf(client), {
+              // RFC 7523 §3: iss and sub are the client_id; aud identifies this authorization server.
+              issuer: client.clientId,
+              subject: client.clientId,
+              audience: deps.issuer,
+              algorithms: alg ? [alg] : [...CLIENT_ASSERTION_ALGORITHMS],
+              requiredClaims: ['exp', 'jti'],
+              clockTolerance: deps.clockSkew,
+            }));
+          } catch (err) {
+            if (err instanceof joseErrors.JOSEError) throw invalidClient(`client_assertion rejected (${err.code})`);
+            throw err;
+          }
+          const now = Math.floor(Date.now() / 1000);
+          const exp = payload.exp as number;
+          if (exp > now + MAX_ASSERTION_LIFETIME + deps.clockSkew) throw invalidClient(`client_assertion exp is more than ${MAX_ASSERTION_LIFETIME}s ahead`);
+          if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) throw invalidClient('client_assertion jti is invalid');
+          // RFC 7523 §3 item 7: a jti is single-use until the assertion can no longer be valid.
+          const fresh = await deps.replay.useOnce(`assertion:${client.clientId}:${payload.jti}`, exp + deps.clockSkew);
+          if (!fresh) throw invalidClient('client_assertion was already used');
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,21 @@
+import type { TokenEndpointAuthMethod } from '@latchkey/protocol';
+import type { FormBody } from '../../http/form.ts';
+import type { ClientRecord } from '../../storage/ports.ts';
+
+/** What one client authentication method finds in a request before it looks anything up. */
+export interface PresentedCredentials {
+  method: TokenEndpointAuthMethod;
+  /** The client id the credentials claim; undefined when it cannot be read. */
+  clientId: string | undefined;
+  /** Checks the credentials against the client's registration; throws invalid_client on failure. */
+  verify(client: ClientRecord): Promise<void>;
+}
+
+/** One client authentication method (RFC 6749 §2.3, RFC 7523 §2.2). */
+export interface ClientAuthMethod {
+  method: TokenEndpointAuthMethod;
+  /** Whether the request carries this method's credentials at all. */
+  present(form: FormBody, authorization: string | undefined): boolean;
+  /** Reads the credentials; throws invalid_request / invalid_client on a malformed shape. */
+  read(form: FormBody, authorization: string | undefined): PresentedCredentials;
+}

@@ -1,0 +1,43 @@
+import type { ServerEvents } from '../../events.ts';
+import { OAuthError } from '../../errors.ts';
+import { param } from '../../http/form.ts';
+import type { KeyRing } from '../../keys/key_ring.ts';
+import { mintAccessToken } from '../access_token.ts';
+import { chooseAudience } from '../audience.ts';
+import { grantScope } from '../scope.ts';
+import type { GrantHandler } from './types.ts';
+
+export interface ClientCredentialsDeps {
+  issuer: string;
+  accessTokenTtl: number;
+  keys: Pick<KeyRing, 'signAccessToken'>;
+  events: ServerEvents;
+}
+
+/** RFC 6749 §4.4: the client asks for a token on its own behalf. No refresh token (§4.4.3). */
+export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandler {
+  return {
+    grantType: 'client_credentials',
+    multiValued: ['resource'],
+    async handle({ request, form, client }) {
+      const m = client.metadata;
+      if (!m.grant_types.includes('client_credentials')) {
+        throw new OAuthError('unauthorized_client', 'client is not registered for client_credentials');
+      }
+      const scope = grantScope(param(form, 'scope'), m.scope);
+      const audience = chooseAudience(form.get('resource'), m.audiences, m.default_audience);
+      const ttl = m.access_token_ttl ?? deps.accessTokenTtl;
+      const { token, claims } = mintAccessToken(deps.keys, deps.issuer, { subject: client.clientId, clientId: client.clientId, audience, ttl, scope, roles: m.roles });
+      deps.events.emit('token.issued', {
+        actor: client.clientId,
+        subject: client.clientId,
+        client_id: client.clientId,
+        outcome: 'success',
+        request_id: request.id,
+        source_ip: request.ip,
+        detail: { grant_type: 'client_credentials', jti: claims.jti, aud: audience, scope: scope ?? null, exp: claims.exp },
+      });
+      return scope ? { access_token: token, token_type: 'Bearer', expires_in: ttl, scope } : { access_token: token, token_type: 'Bearer', expires_in: ttl };
+    },
+  };
+}

@@ -1,0 +1,94 @@
+import Type from 'typebox';
+import { Compile } from 'typebox/compile';
+import { CLIENT_ASSERTION_ALGORITHMS, GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS } from '@latchkey/protocol';
+import { OAuthError } from '../../errors.ts';
+import type { ClientMetadata } from '../../storage/ports.ts';
+import { isAbsoluteUri } from '../audience.ts';
+import { isValidScope } from '../scope.ts';
+
+const Name = Type.String({ minLength: 1, maxLength: 200 });
+const Uri = Type.String({ minLength: 1, maxLength: 2048 });
+
+/** Structure of the metadata Latchkey understands (RFC 7591 §2 and Latchkey's own members). */
+const MetadataSchema = Type.Object({
+  client_name: Type.Optional(Name),
+  grant_types: Type.Optional(Type.Array(Type.String({ maxLength: 100 }), { minItems: 1, maxItems: 10 })),
+  token_endpoint_auth_method: Type.Optional(Type.String({ maxLength: 100 })),
+  token_endpoint_auth_signing_alg: Type.Optional(Type.String({ maxLength: 20 })),
+  jwks: Type.Optional(Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown()), { minItems: 1, maxItems: 10 }) })),
+  jwks_uri: Type.Optional(Uri),
+  scope: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
+  audiences: Type.Optional(Type.Array(Uri, { maxItems: 100 })),
+  default_audience: Type.Optional(Uri),
+  roles: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' }), { maxItems: 100 })),
+  access_token_ttl: Type.Optional(Type.Integer({ minimum: 10 })),
+});
+const checkMetadata = Compile(MetadataSchema);
+
+/** A client id chosen by the administrator (Latchkey extension), readable in logs and policies. */
+export const CLIENT_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{2,63}$/;
+
+const bad = (description: string): OAuthError => new OAuthError('invalid_client_metadata', description);
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+/**
+ * Validates registration metadata (RFC 7591 §2) and returns what is stored. Members Latchkey does
+ * not understand are ignored (§2: "MUST ignore"); invalid ones are `invalid_client_metadata`.
+ */
+export function validateClientMetadata(body: unknown, limits: { maxAccessTokenTtl: number; allowHttpJwksUri: boolean }): ClientMetadata {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw bad('the body must be a JSON object');
+  const input = body as Record<string, unknown>;
+  const known = Object.fromEntries(Object.keys(MetadataSchema.properties).filter((k) => input[k] !== undefined && input[k] !== null).map((k) => [k, input[k]]));
+  if (!checkMetadata.Check(known)) {
+    const first = [...checkMetadata.Errors(known)][0];
+    throw bad(`${first?.instancePath.slice(1).replace(/\//g, '.') || 'metadata'}: ${first?.message ?? 'invalid'}`);
+  }
+  const m = known as Partial<ClientMetadata> & { grant_types?: string[]; token_endpoint_auth_method?: string };
+
+  const grantTypes = m.grant_types ?? ['client_credentials'];
+  for (const g of grantTypes) if (!(GRANT_TYPES as readonly string[]).includes(g)) throw bad(`grant_types: ${JSON.stringify(g.slice(0, 64))} is not supported`);
+  const method = m.token_endpoint_auth_method ?? 'client_secret_basic';
+  if (!(TOKEN_ENDPOINT_AUTH_METHODS as readonly string[]).includes(method)) throw bad('token_endpoint_auth_method is not supported');
+
+  if (m.jwks && m.jwks_uri) throw bad('jwks and jwks_uri must not both be present (RFC 7591 §2)');
+  if (method === 'private_key_jwt' && !m.jwks && !m.jwks_uri) throw bad('private_key_jwt needs jwks or jwks_uri');
+  if (m.token_endpoint_auth_signing_alg !== undefined) {
+    if (method !== 'private_key_jwt') throw bad('token_endpoint_auth_signing_alg applies to private_key_jwt only');
+    if (!(CLIENT_ASSERTION_ALGORITHMS as readonly string[]).includes(m.token_endpoint_auth_signing_alg)) throw bad('token_endpoint_auth_signing_alg must be an asymmetric algorithm');
+  }
+  if (m.jwks) {
+    for (const k of m.jwks.keys) {
+      if (!['EC', 'RSA', 'OKP'].includes(String(k.kty))) throw bad('jwks: keys must be EC, RSA or OKP public keys');
+      if (PRIVATE_JWK_MEMBERS.some((p) => p in k)) throw bad('jwks: keys must not contain private members');
+    }
+  }
+  if (m.jwks_uri !== undefined) {
+    let u: URL;
+    try {
+      u = new URL(m.jwks_uri);
+    } catch {
+      throw bad('jwks_uri is not a URL');
+    }
+    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && limits.allowHttpJwksUri)) throw bad('jwks_uri must be https');
+  }
+  if (m.scope !== undefined && !isValidScope(m.scope)) throw bad('scope is malformed (RFC 6749 §3.3)');
+  const audiences = [...new Set(m.audiences ?? [])];
+  for (const a of audiences) if (!isAbsoluteUri(a)) throw bad('audiences: each must be an absolute URI without a fragment (RFC 8707 §2)');
+  let defaultAudience = m.default_audience;
+  if (defaultAudience !== undefined && !audiences.includes(defaultAudience)) throw bad('default_audience must be one of audiences');
+  if (defaultAudience === undefined && audiences.length > 0) defaultAudience = audiences[0];
+  if (m.access_token_ttl !== undefined && m.access_token_ttl > limits.maxAccessTokenTtl) throw bad(`access_token_ttl must be at most ${limits.maxAccessTokenTtl}`);
+
+  const out: ClientMetadata = { grant_types: grantTypes as ClientMetadata['grant_types'], token_endpoint_auth_method: method as ClientMetadata['token_endpoint_auth_method'], audiences };
+  if (m.client_name !== undefined) out.client_name = m.client_name;
+  if (m.token_endpoint_auth_signing_alg !== undefined) out.token_endpoint_auth_signing_alg = m.token_endpoint_auth_signing_alg;
+  if (m.jwks) out.jwks = m.jwks;
+  if (m.jwks_uri !== undefined) out.jwks_uri = m.jwks_uri;
+  if (m.scope !== undefined) out.scope = [...new Set(m.scope.split(' '))].join(' ');
+  if (defaultAudience !== undefined) out.default_audience = defaultAudience;
+  if (m.roles !== undefined && m.roles.length > 0) out.roles = [...new Set(m.roles)];
+  if (m.access_token_ttl !== undefined) out.access_token_ttl = m.access_token_ttl;
+  return out;
+}
+
+export const usesSecret = (m: ClientMetadata): boolean => m.token_endpoint_auth_method !== 'private_key_jwt';

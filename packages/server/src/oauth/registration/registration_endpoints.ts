@@ -1,0 +1,132 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { LatchkeyError, OAuthError } from '../../errors.ts';
+import type { ServerEvents } from '../../events.ts';
+import { invalidToken, requireBearer } from '../../http/bearer.ts';
+import { hashSecret, newSecret, verifySecret } from '../../secrets.ts';
+import type { ClientRecord, ClientStore } from '../../storage/ports.ts';
+import { CLIENT_ID_PATTERN, usesSecret, validateClientMetadata } from './client_metadata.ts';
+
+export interface RegistrationDeps {
+  issuer: string;
+  clients: ClientStore;
+  hashKey: Buffer;
+  events: ServerEvents;
+  maxAccessTokenTtl: number;
+  allowHttpJwksUri: boolean;
+  /** Checks the initial access token (the admin bearer, RFC 7591 §3). */
+  requireAdmin: (request: FastifyRequest) => Promise<void>;
+}
+
+/** The metadata members of a client as RFC 7591 §3.2.1 / RFC 7592 §3 return them. */
+export function clientInformation(issuer: string, c: ClientRecord): Record<string, unknown> {
+  return {
+    client_id: c.clientId,
+    client_id_issued_at: c.createdAt,
+    ...c.metadata,
+    registration_client_uri: `${issuer}/register/${encodeURIComponent(c.clientId)}`,
+  };
+}
+
+const newClientId = (): string => randomBytes(12).toString('base64url');
+
+/** POST /register (RFC 7591) and the RFC 7592 client configuration endpoint. */
+export function registerRegistrationEndpoints(app: FastifyInstance, deps: RegistrationDeps): void {
+  const limits = { maxAccessTokenTtl: deps.maxAccessTokenTtl, allowHttpJwksUri: deps.allowHttpJwksUri };
+  const jsonOnly = (request: FastifyRequest): Record<string, unknown> => {
+    if (!/^application\/json\s*(;|$)/i.test(String(request.headers['content-type'] ?? ''))) {
+      throw new OAuthError('invalid_request', 'the request body must be application/json', 415);
+    }
+    if (request.body === null || typeof request.body !== 'object' || Array.isArray(request.body)) {
+      throw new OAuthError('invalid_client_metadata', 'the body must be a JSON object');
+    }
+    return request.body as Record<string, unknown>;
+  };
+
+  app.post('/register', async (request, reply) => {
+    await deps.requireAdmin(request);
+    const body = jsonOnly(request);
+    const metadata = validateClientMetadata(body, limits);
+    let clientId = newClientId();
+    if (body.client_id !== undefined) {
+      if (typeof body.client_id !== 'string' || !CLIENT_ID_PATTERN.test(body.client_id)) {
+        throw new OAuthError('invalid_client_metadata', 'client_id must be 3-64 characters of a-z, 0-9, ".", "_" or "-"');
+      }
+      clientId = body.client_id;
+    }
+    const secret = usesSecret(metadata) ? newSecret() : undefined;
+    const registrationToken = newSecret();
+    const now = Math.floor(Date.now() / 1000);
+    const record: ClientRecord = {
+      clientId,
+      metadata,
+      secretHash: secret ? hashSecret(deps.hashKey, secret) : null,
+      registrationTokenHash: hashSecret(deps.hashKey, registrationToken),
+      createdAt: now,
+      updatedAt: now,
+      disabled: false,
+    };
+    try {
+      await deps.clients.createClient(record);
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === 'storage_conflict') throw new OAuthError('invalid_client_metadata', 'client_id is already in use');
+      throw err;
+    }
+    deps.events.emit('client.registered', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip, detail: { method: metadata.token_endpoint_auth_method } });
+    // RFC 7591 §3.2.1: 201 with the metadata, the secret (shown this once) and the RFC 7592 credentials.
+    return reply.code(201).headers({ 'cache-control': 'no-store', pragma: 'no-cache' }).send({
+      ...clientInformation(deps.issuer, record),
+      ...(secret ? { client_secret: secret, client_secret_expires_at: 0 } : {}),
+      registration_access_token: registrationToken,
+    });
+  });
+
+  /** RFC 7592 §3: the registration access token authorizes access to exactly one client. */
+  const authorize = async (request: FastifyRequest): Promise<ClientRecord> => {
+    const token = requireBearer(request);
+    const { clientId } = request.params as { clientId: string };
+    const client = await deps.clients.getClient(clientId);
+    if (!client || !verifySecret(deps.hashKey, token, client.registrationTokenHash)) {
+      // §2: unknown client or wrong token both answer 401, so ids cannot be probed.
+      throw invalidToken('the registration access token is not valid for this client');
+    }
+    return client;
+  };
+
+  app.get('/register/:clientId', async (request, reply) => {
+    const client = await authorize(request);
+    return reply.header('cache-control', 'no-store').send(clientInformation(deps.issuer, client));
+  });
+
+  app.put('/register/:clientId', async (request, reply) => {
+    const client = await authorize(request);
+    const body = jsonOnly(request);
+    // RFC 7592 §2.2: the body carries the client_id, which must match; a secret, if sent, must match too.
+    if (body.client_id !== client.clientId) throw new OAuthError('invalid_request', 'client_id in the body must match the client');
+    if (body.client_secret !== undefined && (typeof body.client_secret !== 'string' || !verifySecret(deps.hashKey, body.client_secret, client.secretHash))) {
+      throw new OAuthError('invalid_request', 'client_secret does not match');
+    }
+    const metadata = validateClientMetadata(body, limits);
+    // A client moving to a secret-based method without one gets a new secret, shown once.
+    const secret = usesSecret(metadata) && client.secretHash === null ? newSecret() : undefined;
+    const updated: ClientRecord = {
+      ...client,
+      metadata,
+      secretHash: usesSecret(metadata) ? (secret ? hashSecret(deps.hashKey, secret) : client.secretHash) : null,
+      updatedAt: Math.floor(Date.now() / 1000),
+    };
+    if (!(await deps.clients.updateClient(updated))) throw invalidToken('the client no longer exists');
+    deps.events.emit('client.updated', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    return reply.header('cache-control', 'no-store').send({
+      ...clientInformation(deps.issuer, updated),
+      ...(secret ? { client_secret: secret, client_secret_expires_at: 0 } : {}),
+    });
+  });
+
+  app.delete('/register/:clientId', async (request, reply) => {
+    const client = await authorize(request);
+    await deps.clients.deleteClient(client.clientId);
+    deps.events.emit('client.deleted', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,22 @@
+import { OAuthError } from '../errors.ts';
+
+/** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by single spaces. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+
+export function isValidScope(scope: string): boolean {
+  return scope.split(' ').every((t) => SCOPE_TOKEN.test(t));
+}
+
+/**
+ * The scope to grant: the requested scope when it is a subset of the registered one; the
+ * registered scope when none was asked for (RFC 6749 §3.3 lets the server apply a default).
+ */
+export function grantScope(requested: string | undefined, registered: string | undefined): string | undefined {
+  const allowed = new Set(registered ? registered.split(' ') : []);
+  if (requested === undefined) return registered && registered.length > 0 ? registered : undefined;
+  if (!isValidScope(requested)) throw new OAuthError('invalid_scope', 'scope is malformed');
+  const wanted = [...new Set(requested.split(' '))];
+  const outside = wanted.filter((s) => !allowed.has(s));
+  if (outside.length > 0) throw new OAuthError('invalid_scope', 'scope exceeds what the client is registered for');
+  return wanted.join(' ');
+}

@@ -1,0 +1,41 @@
+import type { FastifyInstance } from 'fastify';
+import { OAuthError, invalidRequest } from '../errors.ts';
+import type { ServerEvents } from '../events.ts';
+import { param, readForm } from '../http/form.ts';
+import type { ClientAuthenticator } from './client_auth/authenticate_client.ts';
+import type { GrantHandler } from './grants/types.ts';
+
+export interface TokenEndpointDeps {
+  grants: GrantHandler[];
+  authenticate: ClientAuthenticator;
+  events: ServerEvents;
+}
+
+/** RFC 6749 §5.1: token responses are never cached. */
+export const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' } as const;
+
+/** POST /token (RFC 6749 §3.2): dispatches by grant_type through a Map of grant handlers. */
+export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointDeps): void {
+  const grants = new Map(deps.grants.map((g) => [g.grantType as string, g]));
+  app.post('/token', async (request, reply) => {
+    const raw = readForm(request, ['resource']);
+    const grantType = param(raw, 'grant_type');
+    if (!grantType) throw invalidRequest('grant_type is missing');
+    const grant = grants.get(grantType);
+    if (!grant) throw new OAuthError('unsupported_grant_type', 'grant_type is not supported');
+    const form = readForm(request, grant.multiValued);
+    const { client } = await deps.authenticate(request, form);
+    try {
+      const body = await grant.handle({ request, form, client });
+      return reply.headers(NO_STORE).send(body);
+    } catch (err) {
+      if (err instanceof OAuthError) {
+        deps.events.emit('token.request_failed', {
+          actor: client.clientId, client_id: client.clientId, outcome: 'failure', reason: err.error,
+          request_id: request.id, source_ip: request.ip, detail: { grant_type: grantType, description: err.message },
+        });
+      }
+      throw err;
+    }
+  });
+}

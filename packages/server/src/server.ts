@@ -1,0 +1,77 @@
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { bootstrapAdminToken } from './admin/admin_token.ts';
+import { buildApp } from './app.ts';
+import { AuditWriter } from './audit/audit_writer.ts';
+import type { Config } from './config.ts';
+import { ServerEvents } from './events.ts';
+import { KeyRing } from './keys/key_ring.ts';
+import { MasterKey } from './keys/master_key.ts';
+import { openStorage } from './storage/open_storage.ts';
+import type { Storage } from './storage/ports.ts';
+import { loadTlsMaterial } from './tls/local_tls.ts';
+
+export interface RunningIdp {
+  app: FastifyInstance;
+  config: Readonly<Config>;
+  storage: Storage;
+  /** The address it listens on (the issuer may name another host). */
+  url: string;
+  issuer: string;
+  /** PEM of the local CA when the IdP serves a certificate it issued itself. */
+  caPem: string | undefined;
+  /** Set only when this start generated the bootstrap admin token. */
+  generatedAdminToken: string | undefined;
+  audit: AuditWriter;
+  /** Stops accepting, finishes in-flight requests, flushes audit, closes storage. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** When the issuer is derived from the port (port 0), compute it after listening. */
+}
+
+/** Starts the IdP: storage and migrations, master key, signing keys, TLS, audit, HTTP. */
+export async function startIdp(config: Readonly<Config>, options: StartOptions = {}): Promise<RunningIdp> {
+  const logger = options.logger ?? pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
+  const master = MasterKey.load({ masterKey: config.masterKey, dataDir: config.dataDir });
+  const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  try {
+    const generatedAdminToken = await bootstrapAdminToken(storage, master.secretHashKey, config.adminToken);
+    const keys = new KeyRing(storage, master);
+    await keys.ensureCurrentKey(config.signingAlg);
+    const tls = config.tls
+      ? await loadTlsMaterial({ dataDir: config.dataDir, certFile: config.tlsCert, keyFile: config.tlsKey, hosts: [config.host, new URL(config.issuer).hostname.replace(/^\[|\]$/g, '')], master })
+      : undefined;
+    const events = new ServerEvents();
+    const audit = new AuditWriter(storage, { flushMs: config.auditFlushMs, onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'audit flush failed; will retry') });
+    events.on((type, payload) => audit.record(type, payload));
+    const app = buildApp({ config, storage, keys, master, events, logger, https: tls });
+    await app.listen({ port: config.port, host: config.host });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
+    const url = `${config.tls ? 'https' : 'http'}://${hostForUrl}:${port}`;
+    const purge = setInterval(() => {
+      storage.purgeExpired(Math.floor(Date.now() / 1000)).catch((err: Error) => logger.warn({ err: { message: err.message } }, 'purge failed'));
+    }, 60_000);
+    purge.unref();
+    let closing: Promise<void> | undefined;
+    return {
+      app, config, storage, url, issuer: config.issuer, caPem: tls?.caPem, generatedAdminToken, audit,
+      close() {
+        closing ??= (async () => {
+          clearInterval(purge);
+          await app.close();
+          await audit.close();
+          await storage.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await storage.close().catch(() => {});
+    throw err;
+  }
+}

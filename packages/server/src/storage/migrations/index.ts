@@ -1,0 +1,71 @@
+/** One schema change, in the dialect of each adapter. Versions only ever grow; applied ones never change. */
+export interface Migration {
+  version: number;
+  name: string;
+  sqlite: string;
+  postgres: string;
+}
+
+const common = (seqColumn: string, bool: string): string => `
+CREATE TABLE clients (
+  client_id TEXT PRIMARY KEY,
+  metadata TEXT NOT NULL,
+  secret_hash TEXT,
+  registration_token_hash TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  disabled ${bool} NOT NULL
+);
+CREATE TABLE signing_keys (
+  kid TEXT PRIMARY KEY,
+  alg TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('next', 'current', 'retired', 'revoked')),
+  public_jwk TEXT NOT NULL,
+  private_key_enc TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  activated_at BIGINT,
+  retired_at BIGINT
+);
+CREATE UNIQUE INDEX signing_keys_one_current ON signing_keys (state) WHERE state = 'current';
+CREATE TABLE used_jtis (
+  id TEXT PRIMARY KEY,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX used_jtis_expires ON used_jtis (expires_at);
+CREATE TABLE revoked_tokens (
+  issuer TEXT NOT NULL,
+  jti TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  revoked_at BIGINT NOT NULL,
+  PRIMARY KEY (issuer, jti)
+);
+CREATE INDEX revoked_tokens_expires ON revoked_tokens (expires_at);
+CREATE TABLE audit_events (
+  seq ${seqColumn},
+  time TEXT NOT NULL,
+  type TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  subject TEXT,
+  client_id TEXT,
+  reason TEXT,
+  request_id TEXT,
+  source_ip TEXT,
+  detail TEXT
+);
+CREATE INDEX audit_events_type ON audit_events (type, seq);
+CREATE TABLE settings (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+`;
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'core: clients, signing keys, replay, revocation, audit, settings',
+    sqlite: common('INTEGER PRIMARY KEY AUTOINCREMENT', 'INTEGER'),
+    postgres: common('BIGSERIAL PRIMARY KEY', 'BOOLEAN'),
+  },
+];

@@ -1,0 +1,109 @@
+import type { AuditEvent, SigningAlgorithm, TokenEndpointAuthMethod, GrantType } from '@latchkey/protocol';
+
+/** Registered client metadata (RFC 7591 §2 plus Latchkey's `audiences`, `default_audience`, `roles`, `access_token_ttl`). */
+export interface ClientMetadata {
+  client_name?: string;
+  grant_types: GrantType[];
+  token_endpoint_auth_method: TokenEndpointAuthMethod;
+  token_endpoint_auth_signing_alg?: string;
+  jwks?: { keys: Record<string, unknown>[] };
+  jwks_uri?: string;
+  scope?: string;
+  audiences: string[];
+  default_audience?: string;
+  roles?: string[];
+  access_token_ttl?: number;
+}
+
+export interface ClientRecord {
+  clientId: string;
+  metadata: ClientMetadata;
+  /** Keyed hash of the client secret; null for private_key_jwt clients. */
+  secretHash: string | null;
+  /** Keyed hash of the RFC 7592 registration access token. */
+  registrationTokenHash: string;
+  createdAt: number;
+  updatedAt: number;
+  disabled: boolean;
+}
+
+export interface ClientStore {
+  createClient(client: ClientRecord): Promise<void>;
+  getClient(clientId: string): Promise<ClientRecord | undefined>;
+  /** Replaces metadata and hashes; returns false when the client does not exist. */
+  updateClient(client: ClientRecord): Promise<boolean>;
+  deleteClient(clientId: string): Promise<boolean>;
+  listClients(): Promise<ClientRecord[]>;
+}
+
+export type KeyState = 'next' | 'current' | 'retired' | 'revoked';
+
+export interface SigningKeyRecord {
+  kid: string;
+  alg: SigningAlgorithm;
+  state: KeyState;
+  /** Public JWK (JSON), never with private members. */
+  publicJwk: Record<string, unknown>;
+  /** AES-256-GCM sealed PKCS#8 private key. */
+  privateKeyEnc: string;
+  createdAt: number;
+  activatedAt: number | null;
+  retiredAt: number | null;
+}
+
+export interface KeyStore {
+  /** Inserts a key; a second `current` key is refused with `storage_conflict`. */
+  insertKey(key: SigningKeyRecord): Promise<void>;
+  /** Keys in any state but `revoked`, newest first. */
+  listPublishedKeys(): Promise<SigningKeyRecord[]>;
+  getCurrentKey(): Promise<SigningKeyRecord | undefined>;
+}
+
+export interface ReplayStore {
+  /**
+   * Records `id` as used until `expiresAt` (epoch seconds). Returns true the first time, false
+   * when it was already used and has not expired. Atomic across replicas.
+   */
+  useOnce(id: string, expiresAt: number): Promise<boolean>;
+}
+
+export interface RevokedToken {
+  issuer: string;
+  jti: string;
+  clientId: string;
+  /** Epoch seconds after which the entry can be dropped (the token's exp). */
+  expiresAt: number;
+  revokedAt: number;
+}
+
+export interface RevocationStore {
+  /** Stores a revoked token; idempotent. Throws when it could not be stored. */
+  revokeToken(entry: RevokedToken): Promise<void>;
+  isTokenRevoked(issuer: string, jti: string): Promise<boolean>;
+}
+
+export interface AuditStore {
+  /** Appends events in one transaction, in order. */
+  appendAuditEvents(events: AuditEvent[]): Promise<void>;
+  /** Newest last; for tests and the admin API. */
+  listAuditEvents(options?: { type?: string; limit?: number }): Promise<AuditEvent[]>;
+}
+
+export interface SettingsStore {
+  getSetting(name: string): Promise<string | undefined>;
+  /** Sets only when absent; returns the value now stored. */
+  setSettingIfAbsent(name: string, value: string): Promise<string>;
+  setSetting(name: string, value: string): Promise<void>;
+}
+
+/** Everything the IdP keeps. One implementation per database; both pass the same contract tests. */
+export interface Storage extends ClientStore, KeyStore, ReplayStore, RevocationStore, AuditStore, SettingsStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Applies pending migrations; safe to run concurrently from several replicas. */
+  migrate(): Promise<void>;
+  /** Throws when the database cannot be reached. */
+  ping(): Promise<void>;
+  /** Drops expired replay and revocation entries; returns how many rows went. */
+  purgeExpired(now: number): Promise<number>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,162 @@
+import pg from 'pg';
+import type { AuditEvent } from '@latchkey/protocol';
+import { LatchkeyError } from '../../errors.ts';
+import { migrations } from '../migrations/index.ts';
+import type { ClientRecord, SigningKeyRecord, Storage, RevokedToken } from '../ports.ts';
+import {
+  AUDIT_COLUMNS, CLIENT_COLUMNS, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, keyFromRow, keyParams,
+  type AuditRow, type ClientRow, type KeyRow,
+} from '../rows.ts';
+
+/** Advisory lock id that serializes migrations across replicas ("latchkey" in ASCII, truncated). */
+const MIGRATION_LOCK = 0x6c617463686b;
+
+/** PostgreSQL storage for several IdP replicas sharing one database. */
+export class PostgresStorage implements Storage {
+  readonly kind = 'postgres' as const;
+  private readonly pool: pg.Pool;
+
+  constructor(connectionString: string, options: { max?: number } = {}) {
+    this.pool = new pg.Pool({ connectionString, max: options.max ?? 10 });
+    // An idle client's error (database restart) must not crash the process; the next query reconnects.
+    this.pool.on('error', () => {});
+  }
+
+  private async q<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === '23505') throw new LatchkeyError('storage_conflict', 'unique constraint violated', { cause: err });
+      if (code === undefined || code.startsWith('08') || code === '57P01' || code === '57P03') {
+        throw new LatchkeyError('storage_unavailable', 'PostgreSQL is unreachable', { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+      const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+      for (const m of migrations) {
+        if (done.has(m.version)) continue;
+        await client.query(m.postgres);
+        await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, new Date().toISOString()]);
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw new LatchkeyError('migration_failed', `PostgreSQL migration failed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      client.release();
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.q('SELECT 1');
+  }
+
+  async createClient(c: ClientRecord): Promise<void> {
+    await this.q(`INSERT INTO clients (${CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [...clientParams(c), c.disabled]);
+  }
+
+  async getClient(clientId: string): Promise<ClientRecord | undefined> {
+    const r = await this.q<ClientRow>(`SELECT ${CLIENT_COLUMNS} FROM clients WHERE client_id = $1`, [clientId]);
+    return r.rows[0] && clientFromRow(r.rows[0]);
+  }
+
+  async updateClient(c: ClientRecord): Promise<boolean> {
+    const r = await this.q(
+      'UPDATE clients SET metadata = $1, secret_hash = $2, registration_token_hash = $3, updated_at = $4, disabled = $5 WHERE client_id = $6',
+      [JSON.stringify(c.metadata), c.secretHash, c.registrationTokenHash, c.updatedAt, c.disabled, c.clientId],
+    );
+    return r.rowCount === 1;
+  }
+
+  async deleteClient(clientId: string): Promise<boolean> {
+    return (await this.q('DELETE FROM clients WHERE client_id = $1', [clientId])).rowCount === 1;
+  }
+
+  async listClients(): Promise<ClientRecord[]> {
+    return (await this.q<ClientRow>(`SELECT ${CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id`)).rows.map(clientFromRow);
+  }
+
+  async insertKey(k: SigningKeyRecord): Promise<void> {
+    await this.q(`INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, keyParams(k));
+  }
+
+  async listPublishedKeys(): Promise<SigningKeyRecord[]> {
+    const r = await this.q<KeyRow>(`SELECT ${KEY_COLUMNS} FROM signing_keys WHERE state <> 'revoked' ORDER BY created_at DESC, kid`);
+    return r.rows.map(keyFromRow);
+  }
+
+  async getCurrentKey(): Promise<SigningKeyRecord | undefined> {
+    const r = await this.q<KeyRow>(`SELECT ${KEY_COLUMNS} FROM signing_keys WHERE state = 'current'`);
+    return r.rows[0] && keyFromRow(r.rows[0]);
+  }
+
+  async useOnce(id: string, expiresAt: number): Promise<boolean> {
+    const r = await this.q(
+      'INSERT INTO used_jtis (id, expires_at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE used_jtis.expires_at < $3',
+      [id, expiresAt, Math.floor(Date.now() / 1000)],
+    );
+    return r.rowCount === 1;
+  }
+
+  async revokeToken(e: RevokedToken): Promise<void> {
+    await this.q(
+      'INSERT INTO revoked_tokens (issuer, jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (issuer, jti) DO NOTHING',
+      [e.issuer, e.jti, e.clientId, e.expiresAt, e.revokedAt],
+    );
+  }
+
+  async isTokenRevoked(issuer: string, jti: string): Promise<boolean> {
+    return ((await this.q('SELECT 1 FROM revoked_tokens WHERE issuer = $1 AND jti = $2', [issuer, jti])).rowCount ?? 0) > 0;
+  }
+
+  async appendAuditEvents(events: AuditEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    // One multi-row INSERT: atomic, in order, one round trip.
+    const values: unknown[] = [];
+    const rows = events.map((e, i) => {
+      values.push(...auditParams(e));
+      return `(${Array.from({ length: 10 }, (_, j) => `$${i * 10 + j + 1}`).join(', ')})`;
+    });
+    await this.q(`INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES ${rows.join(', ')}`, values);
+  }
+
+  async listAuditEvents(options: { type?: string; limit?: number } = {}): Promise<AuditEvent[]> {
+    const limit = options.limit ?? 1000;
+    const r = options.type
+      ? await this.q<AuditRow>(`SELECT seq, ${AUDIT_COLUMNS} FROM audit_events WHERE type = $1 ORDER BY seq DESC LIMIT $2`, [options.type, limit])
+      : await this.q<AuditRow>(`SELECT seq, ${AUDIT_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT $1`, [limit]);
+    return r.rows.reverse().map(auditFromRow);
+  }
+
+  async getSetting(name: string): Promise<string | undefined> {
+    return (await this.q<{ value: string }>('SELECT value FROM settings WHERE name = $1', [name])).rows[0]?.value;
+  }
+
+  async setSettingIfAbsent(name: string, value: string): Promise<string> {
+    await this.q('INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [name, value]);
+    return (await this.getSetting(name)) as string;
+  }
+
+  async setSetting(name: string, value: string): Promise<void> {
+    await this.q('INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [name, value]);
+  }
+
+  async purgeExpired(now: number): Promise<number> {
+    const a = await this.q('DELETE FROM used_jtis WHERE expires_at < $1', [now]);
+    const b = await this.q('DELETE FROM revoked_tokens WHERE expires_at < $1', [now]);
+    return (a.rowCount ?? 0) + (b.rowCount ?? 0);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

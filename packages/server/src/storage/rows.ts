@@ -1,0 +1,109 @@
+import type { AuditEvent, AuditEventType, AuditOutcome, SigningAlgorithm } from '@latchkey/protocol';
+import type { ClientRecord, KeyState, SigningKeyRecord } from './ports.ts';
+
+/** Row shapes shared by the SQL adapters, and their mapping to records. */
+export interface ClientRow {
+  client_id: string;
+  metadata: string;
+  secret_hash: string | null;
+  registration_token_hash: string;
+  created_at: number | string;
+  updated_at: number | string;
+  disabled: number | boolean;
+}
+
+export const clientFromRow = (r: ClientRow): ClientRecord => ({
+  clientId: r.client_id,
+  metadata: JSON.parse(r.metadata) as ClientRecord['metadata'],
+  secretHash: r.secret_hash,
+  registrationTokenHash: r.registration_token_hash,
+  createdAt: Number(r.created_at),
+  updatedAt: Number(r.updated_at),
+  disabled: Boolean(r.disabled),
+});
+
+export const clientParams = (c: ClientRecord): unknown[] => [
+  c.clientId,
+  JSON.stringify(c.metadata),
+  c.secretHash,
+  c.registrationTokenHash,
+  c.createdAt,
+  c.updatedAt,
+];
+
+export interface KeyRow {
+  kid: string;
+  alg: string;
+  state: string;
+  public_jwk: string;
+  private_key_enc: string;
+  created_at: number | string;
+  activated_at: number | string | null;
+  retired_at: number | string | null;
+}
+
+const numOrNull = (v: number | string | null): number | null => (v === null ? null : Number(v));
+
+export const keyFromRow = (r: KeyRow): SigningKeyRecord => ({
+  kid: r.kid,
+  alg: r.alg as SigningAlgorithm,
+  state: r.state as KeyState,
+  publicJwk: JSON.parse(r.public_jwk) as Record<string, unknown>,
+  privateKeyEnc: r.private_key_enc,
+  createdAt: Number(r.created_at),
+  activatedAt: numOrNull(r.activated_at),
+  retiredAt: numOrNull(r.retired_at),
+});
+
+export const keyParams = (k: SigningKeyRecord): unknown[] => [
+  k.kid,
+  k.alg,
+  k.state,
+  JSON.stringify(k.publicJwk),
+  k.privateKeyEnc,
+  k.createdAt,
+  k.activatedAt,
+  k.retiredAt,
+];
+
+export interface AuditRow {
+  seq: number | string;
+  time: string;
+  type: string;
+  outcome: string;
+  actor: string;
+  subject: string | null;
+  client_id: string | null;
+  reason: string | null;
+  request_id: string | null;
+  source_ip: string | null;
+  detail: string | null;
+}
+
+export const auditParams = (e: AuditEvent): unknown[] => [
+  e.time,
+  e.type,
+  e.outcome,
+  e.actor,
+  e.subject ?? null,
+  e.client_id ?? null,
+  e.reason ?? null,
+  e.request_id ?? null,
+  e.source_ip ?? null,
+  e.detail === undefined ? null : JSON.stringify(e.detail),
+];
+
+export const auditFromRow = (r: AuditRow): AuditEvent => {
+  const e: AuditEvent = { time: r.time, type: r.type as AuditEventType, outcome: r.outcome as AuditOutcome, actor: r.actor };
+  if (r.subject !== null) e.subject = r.subject;
+  if (r.client_id !== null) e.client_id = r.client_id;
+  if (r.reason !== null) e.reason = r.reason;
+  if (r.request_id !== null) e.request_id = r.request_id;
+  if (r.source_ip !== null) e.source_ip = r.source_ip;
+  if (r.detail !== null) e.detail = JSON.parse(r.detail) as Record<string, unknown>;
+  return e;
+};
+
+export const AUDIT_COLUMNS = 'time, type, outcome, actor, subject, client_id, reason, request_id, source_ip, detail';
+export const KEY_COLUMNS = 'kid, alg, state, public_jwk, private_key_enc, created_at, activated_at, retired_at';
+export const CLIENT_COLUMNS = 'client_id, metadata, secret_hash, registration_token_hash, created_at, updated_at, disabled';

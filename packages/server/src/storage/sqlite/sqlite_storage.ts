@@ -1,0 +1,173 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { AuditEvent } from '@latchkey/protocol';
+import { LatchkeyError } from '../../errors.ts';
+import { migrations } from '../migrations/index.ts';
+import type { ClientRecord, SigningKeyRecord, Storage, RevokedToken } from '../ports.ts';
+import {
+  AUDIT_COLUMNS, CLIENT_COLUMNS, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, keyFromRow, keyParams,
+  type AuditRow, type ClientRow, type KeyRow,
+} from '../rows.ts';
+
+/** Embedded storage: one SQLite file in WAL mode. Statements are prepared once. */
+export class SqliteStorage implements Storage {
+  readonly kind = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private stmts!: ReturnType<SqliteStorage['prepare']>;
+
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+  }
+
+  async migrate(): Promise<void> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+    const apply = this.db.transaction(() => {
+      const done = new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
+      for (const m of migrations) {
+        if (done.has(m.version)) continue;
+        this.db.exec(m.sqlite);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, new Date().toISOString());
+      }
+    });
+    try {
+      apply.immediate();
+    } catch (err) {
+      throw new LatchkeyError('migration_failed', `SQLite migration failed: ${(err as Error).message}`, { cause: err });
+    }
+    this.stmts = this.prepare();
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      insertClient: db.prepare(`INSERT INTO clients (${CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      getClient: db.prepare(`SELECT ${CLIENT_COLUMNS} FROM clients WHERE client_id = ?`),
+      updateClient: db.prepare('UPDATE clients SET metadata = ?, secret_hash = ?, registration_token_hash = ?, updated_at = ?, disabled = ? WHERE client_id = ?'),
+      deleteClient: db.prepare('DELETE FROM clients WHERE client_id = ?'),
+      listClients: db.prepare(`SELECT ${CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id`),
+      insertKey: db.prepare(`INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+      publishedKeys: db.prepare(`SELECT ${KEY_COLUMNS} FROM signing_keys WHERE state <> 'revoked' ORDER BY created_at DESC, kid`),
+      currentKey: db.prepare(`SELECT ${KEY_COLUMNS} FROM signing_keys WHERE state = 'current'`),
+      useOnce: db.prepare(
+        'INSERT INTO used_jtis (id, expires_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE used_jtis.expires_at < ?',
+      ),
+      revokeToken: db.prepare(
+        'INSERT INTO revoked_tokens (issuer, jti, client_id, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (issuer, jti) DO NOTHING',
+      ),
+      isRevoked: db.prepare('SELECT 1 FROM revoked_tokens WHERE issuer = ? AND jti = ?'),
+      insertAudit: db.prepare(`INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      getSetting: db.prepare('SELECT value FROM settings WHERE name = ?'),
+      insertSettingIfAbsent: db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
+      upsertSetting: db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
+      purgeJtis: db.prepare('DELETE FROM used_jtis WHERE expires_at < ?'),
+      purgeRevoked: db.prepare('DELETE FROM revoked_tokens WHERE expires_at < ?'),
+    };
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  async createClient(c: ClientRecord): Promise<void> {
+    try {
+      this.stmts.insertClient.run(...clientParams(c), c.disabled ? 1 : 0);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new LatchkeyError('storage_conflict', 'client id already exists');
+      throw err;
+    }
+  }
+
+  async getClient(clientId: string): Promise<ClientRecord | undefined> {
+    const row = this.stmts.getClient.get(clientId) as ClientRow | undefined;
+    return row && clientFromRow(row);
+  }
+
+  async updateClient(c: ClientRecord): Promise<boolean> {
+    const r = this.stmts.updateClient.run(JSON.stringify(c.metadata), c.secretHash, c.registrationTokenHash, c.updatedAt, c.disabled ? 1 : 0, c.clientId);
+    return r.changes === 1;
+  }
+
+  async deleteClient(clientId: string): Promise<boolean> {
+    return this.stmts.deleteClient.run(clientId).changes === 1;
+  }
+
+  async listClients(): Promise<ClientRecord[]> {
+    return (this.stmts.listClients.all() as ClientRow[]).map(clientFromRow);
+  }
+
+  async insertKey(k: SigningKeyRecord): Promise<void> {
+    try {
+      this.stmts.insertKey.run(...keyParams(k));
+    } catch (err) {
+      if (String((err as { code?: string }).code).startsWith('SQLITE_CONSTRAINT')) throw new LatchkeyError('storage_conflict', 'a current key already exists');
+      throw err;
+    }
+  }
+
+  async listPublishedKeys(): Promise<SigningKeyRecord[]> {
+    return (this.stmts.publishedKeys.all() as KeyRow[]).map(keyFromRow);
+  }
+
+  async getCurrentKey(): Promise<SigningKeyRecord | undefined> {
+    const row = this.stmts.currentKey.get() as KeyRow | undefined;
+    return row && keyFromRow(row);
+  }
+
+  async useOnce(id: string, expiresAt: number): Promise<boolean> {
+    // An expired entry is taken over (the WHERE on the upsert); a live one makes the insert a no-op.
+    return this.stmts.useOnce.run(id, expiresAt, Math.floor(Date.now() / 1000)).changes === 1;
+  }
+
+  async revokeToken(e: RevokedToken): Promise<void> {
+    this.stmts.revokeToken.run(e.issuer, e.jti, e.clientId, e.expiresAt, e.revokedAt);
+  }
+
+  async isTokenRevoked(issuer: string, jti: string): Promise<boolean> {
+    return this.stmts.isRevoked.get(issuer, jti) !== undefined;
+  }
+
+  private readonly appendAll = (events: AuditEvent[]): void => {
+    this.db.transaction((list: AuditEvent[]) => {
+      for (const e of list) this.stmts.insertAudit.run(...auditParams(e));
+    })(events);
+  };
+
+  async appendAuditEvents(events: AuditEvent[]): Promise<void> {
+    if (events.length > 0) this.appendAll(events);
+  }
+
+  async listAuditEvents(options: { type?: string; limit?: number } = {}): Promise<AuditEvent[]> {
+    const limit = options.limit ?? 1000;
+    const rows = (options.type
+      ? this.db.prepare(`SELECT seq, ${AUDIT_COLUMNS} FROM audit_events WHERE type = ? ORDER BY seq DESC LIMIT ?`).all(options.type, limit)
+      : this.db.prepare(`SELECT seq, ${AUDIT_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT ?`).all(limit)) as AuditRow[];
+    return rows.reverse().map(auditFromRow);
+  }
+
+  async getSetting(name: string): Promise<string | undefined> {
+    return (this.stmts.getSetting.get(name) as { value: string } | undefined)?.value;
+  }
+
+  async setSettingIfAbsent(name: string, value: string): Promise<string> {
+    this.stmts.insertSettingIfAbsent.run(name, value);
+    return (await this.getSetting(name)) as string;
+  }
+
+  async setSetting(name: string, value: string): Promise<void> {
+    this.stmts.upsertSetting.run(name, value);
+  }
+
+  async purgeExpired(now: number): Promise<number> {
+    return this.stmts.purgeJtis.run(now).changes + this.stmts.purgeRevoked.run(now).changes;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
