@@ -21,7 +21,7 @@ const MetadataSchema = Type.Object({
   audiences: Type.Optional(Type.Array(Uri, { maxItems: 100 })),
   default_audience: Type.Optional(Uri),
   roles: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' }), { maxItems: 100 })),
-  access_token_ttl: Type.Optional(Type.Integer({ minimum: 10 })),
+  access_token_ttl: Type.Optional(Type.Integer({ minimum: 1 })),
 });
 const checkMetadata = Compile(MetadataSchema);
 

@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import * as jose from 'jose';
+import { startTestIdp, type TestIdp } from '@latchkey/testkit';
+
+const AUD = 'https://orders.internal';
+const basic = (id: string, secret: string): string => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+describe('token endpoint: every error is RFC 6749 §5.2 shaped', () => {
+  let t: TestIdp;
+  let c: { client_id: string; client_secret: string };
+  let auth: string;
+  before(async () => {
+    t = await startTestIdp();
+    c = (await t.register({ audiences: [AUD], scope: 'a b' })) as typeof c;
+    auth = basic(c.client_id, c.client_secret);
+  });
+  after(() => t.close());
+
+  const expectError = (res: { status: number; body: any; headers: Headers }, status: number, error: string) => {
+    assert.equal(res.status, status, JSON.stringify(res.body));
+    assert.equal(res.body.error, error);
+    assert.equal(typeof res.body.error_description, 'string');
+    assert.deepEqual(Object.keys(res.body).sort(), ['error', 'error_description']);
+    assert.equal(res.headers.get('content-type')?.startsWith('application/json'), true);
+    assert.equal(res.headers.get('cache-control'), 'no-store');
+  };
+
+  test('missing grant_type → invalid_request', async () => {
+    expectError(await t.post('/token', {}, { authorization: auth }), 400, 'invalid_request');
+  });
+  test('unknown grant_type → unsupported_grant_type', async () => {
+    expectError(await t.post('/token', { grant_type: 'password' }, { authorization: auth }), 400, 'unsupported_grant_type');
+  });
+  test('repeated grant_type → invalid_request (RFC 6749 §3.2)', async () => {
+    expectError(await t.post('/token', 'grant_type=client_credentials&grant_type=client_credentials', { authorization: auth }), 400, 'invalid_request');
+  });
+  test('repeated scope → invalid_request', async () => {
+    expectError(await t.post('/token', 'grant_type=client_credentials&scope=a&scope=b', { authorization: auth }), 400, 'invalid_request');
+  });
+  test('two client authentication methods in one request → invalid_request', async () => {
+    const res = await t.post('/token', { grant_type: 'client_credentials', client_id: c.client_id, client_secret: c.client_secret }, { authorization: auth });
+    expectError(res, 400, 'invalid_request');
+    const res2 = await t.post('/token', { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: 'a.b.c' }, { authorization: auth });
+    expectError(res2, 400, 'invalid_request');
+  });
+  test('JSON body → invalid_request; an unknown content type → 415', async () => {
+    const json = await t.fetch(`${t.issuer}/token`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: '{"grant_type":"client_credentials"}' });
+    expectError({ status: json.status, body: await json.json(), headers: json.headers }, 400, 'invalid_request');
+    const xml = await t.fetch(`${t.issuer}/token`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/xml' }, body: '<x/>' });
+    expectError({ status: xml.status, body: await xml.json(), headers: xml.headers }, 415, 'invalid_request');
+    const none = await t.fetch(`${t.issuer}/token`, { method: 'POST', headers: { authorization: auth } });
+    expectError({ status: none.status, body: await none.json(), headers: none.headers }, 400, 'invalid_request');
+  });
+  test('body over the cap → 413 invalid_request', async () => {
+    expectError(await t.post('/token', `grant_type=client_credentials&scope=${'a'.repeat(17 * 1024)}`, { authorization: auth }), 413, 'invalid_request');
+  });
+  test('malformed form bodies and garbage never give a 500', async () => {
+    for (const body of ['%%%%', '&&&=&=', 'grant_type=%E0%A4%A', '\u0000\u0001\u0002', 'grant_type=client_credentials&resource=%00']) {
+      const res = await t.post('/token', body, { authorization: auth });
+      assert.ok(res.status >= 400 && res.status < 500, `${JSON.stringify(body)} → ${res.status}`);
+      assert.equal(typeof res.body.error, 'string');
+    }
+  });
+  test('wrong secret → 401 invalid_client with WWW-Authenticate Basic, secret not echoed', async () => {
+    const wrong = randomBytes(32).toString('base64url');
+    const res = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c.client_id, wrong) });
+    expectError(res, 401, 'invalid_client');
+    assert.match(res.headers.get('www-authenticate') ?? '', /^Basic /);
+    assert.ok(!JSON.stringify(res.body).includes(wrong));
+  });
+  test('unknown client, malformed Basic, and no credentials → 401 invalid_client', async () => {
+    expectError(await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic('nobody', 'x') }), 401, 'invalid_client');
+    expectError(await t.post('/token', { grant_type: 'client_credentials' }, { authorization: 'Basic !!!' }), 401, 'invalid_client');
+    expectError(await t.post('/token', { grant_type: 'client_credentials' }, { authorization: 'Basic ' + Buffer.from('nocolon').toString('base64') }), 401, 'invalid_client');
+    const none = await t.post('/token', { grant_type: 'client_credentials' });
+    expectError(none, 401, 'invalid_client');
+  });
+  test('a method other than the registered one → 401 invalid_client', async () => {
+    expectError(await t.post('/token', { grant_type: 'client_credentials', client_id: c.client_id, client_secret: c.client_secret }), 401, 'invalid_client');
+  });
+  test('client_id in the body that differs from Basic → 401 invalid_client', async () => {
+    expectError(await t.post('/token', { grant_type: 'client_credentials', client_id: 'someone-else' }, { authorization: auth }), 401, 'invalid_client');
+  });
+  test('scope outside the registration → invalid_scope; malformed scope → invalid_scope', async () => {
+    expectError(await t.post('/token', { grant_type: 'client_credentials', scope: 'a admin' }, { authorization: auth }), 400, 'invalid_scope');
+    expectError(await t.post('/token', { grant_type: 'client_credentials', scope: 'a "b' }, { authorization: auth }), 400, 'invalid_scope');
+  });
+  test('resource outside the registration or not an absolute URI → invalid_target (RFC 8707)', async () => {
+    expectError(await t.post('/token', { grant_type: 'client_credentials', resource: 'https://billing.internal' }, { authorization: auth }), 400, 'invalid_target');
+    expectError(await t.post('/token', { grant_type: 'client_credentials', resource: 'orders' }, { authorization: auth }), 400, 'invalid_target');
+    expectError(await t.post('/token', { grant_type: 'client_credentials', resource: `${AUD}#frag` }, { authorization: auth }), 400, 'invalid_target');
+  });
+  test('no resource and no default audience → invalid_target', async () => {
+    const bare = await t.register({});
+    expectError(await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(bare.client_id, bare.client_secret) }), 400, 'invalid_target');
+  });
+  test('GET /token is not an endpoint', async () => {
+    const res = await t.fetch(`${t.issuer}/token`);
+    assert.equal(res.status, 404);
+    assert.equal(((await res.json()) as { error: string }).error, 'invalid_request');
+  });
+});
+
+describe('private_key_jwt (RFC 7523 §3) rules', () => {
+  let t: TestIdp;
+  let clientId: string;
+  let key: CryptoKey;
+  before(async () => {
+    t = await startTestIdp();
+    const kp = await jose.generateKeyPair('ES256');
+    key = kp.privateKey;
+    const reg = await t.register({ audiences: [AUD], token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: { keys: [{ ...(await jose.exportJWK(kp.publicKey)), kid: 'k1' }] } });
+    clientId = reg.client_id;
+  });
+  after(() => t.close());
+
+  const assertion = (claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}, signWith: CryptoKey | Uint8Array = key, alg = 'ES256') => {
+    const now = Math.floor(Date.now() / 1000);
+    return new jose.SignJWT({ jti: randomBytes(16).toString('base64url'), ...claims })
+      .setProtectedHeader({ alg, kid: 'k1', ...header })
+      .setIssuer((claims.iss as string) ?? clientId)
+      .setSubject((claims.sub as string) ?? clientId)
+      .setAudience((claims.aud as string) ?? t.issuer)
+      .setIssuedAt(now)
+      .setExpirationTime((claims.exp as number) ?? now + 60)
+      .sign(signWith);
+  };
+  const tokenWith = (a: string, extra: Record<string, string> = {}) =>
+    t.post('/token', { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: a, ...extra });
+
+  test('a valid assertion works once; its replay is refused', async () => {
+    const a = await assertion();
+    assert.equal((await tokenWith(a)).status, 200);
+    const again = await tokenWith(a);
+    assert.equal(again.status, 401);
+    assert.equal(again.body.error, 'invalid_client');
+  });
+  test('aud other than the issuer identifier → invalid_client', async () => {
+    assert.equal((await tokenWith(await assertion({ aud: `${t.issuer}/other` }))).body.error, 'invalid_client');
+  });
+  test('iss ≠ sub, or an unknown client → invalid_client', async () => {
+    assert.equal((await tokenWith(await assertion({ sub: 'someone' }))).body.error, 'invalid_client');
+    assert.equal((await tokenWith(await assertion({ iss: 'unknown', sub: 'unknown' }))).body.error, 'invalid_client');
+  });
+  test('exp more than 5 minutes ahead → invalid_client; expired → invalid_client', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    assert.equal((await tokenWith(await assertion({ exp: now + 3600 }))).body.error, 'invalid_client');
+    assert.equal((await tokenWith(await assertion({ exp: now - 120 }))).body.error, 'invalid_client');
+  });
+  test('signed by an unregistered key, with HS256, or alg none → invalid_client', async () => {
+    const other = (await jose.generateKeyPair('ES256')).privateKey;
+    assert.equal((await tokenWith(await assertion({}, {}, other))).body.error, 'invalid_client');
+    const hs = await assertion({}, {}, new TextEncoder().encode('x'.repeat(32)), 'HS256');
+    assert.equal((await tokenWith(hs)).body.error, 'invalid_client');
+    const [h, p] = (await assertion()).split('.');
+    const none = `${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${p}.`;
+    assert.equal((await tokenWith(none)).body.error, 'invalid_client');
+    assert.ok(h);
+  });
+  test('wrong assertion type → invalid_request; client_id mismatch → invalid_client; not a JWT → invalid_client', async () => {
+    const a = await assertion();
+    const wrongType = await t.post('/token', { grant_type: 'client_credentials', client_assertion_type: 'urn:x', client_assertion: a });
+    assert.equal(wrongType.status, 400);
+    assert.equal(wrongType.body.error, 'invalid_request');
+    assert.equal((await tokenWith(await assertion(), { client_id: 'other' })).body.error, 'invalid_client');
+    assert.equal((await tokenWith('not-a-jwt')).body.error, 'invalid_client');
+  });
+});
+
+describe('failed authentication is rate limited', () => {
+  test('after the limit, even the right secret gets 429 with Retry-After', async () => {
+    const t = await startTestIdp({ config: { authFailureLimit: 3 } });
+    try {
+      const c = await t.register({ audiences: [AUD] });
+      for (let i = 0; i < 3; i++) assert.equal((await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c.client_id, 'wrong') })).status, 401);
+      const res = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c.client_id, c.client_secret) });
+      assert.equal(res.status, 429);
+      assert.equal(res.body.error, 'invalid_client');
+      assert.ok(Number(res.headers.get('retry-after')) > 0);
+    } finally {
+      await t.close();
+    }
+  });
+});

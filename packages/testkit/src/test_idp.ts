@@ -1,0 +1,110 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import { loadConfig, startIdp, type ConfigInput, type RunningIdp } from '@latchkey/server';
+import { tlsFetch } from './tls_fetch.ts';
+
+export interface TestIdpOptions {
+  tls?: boolean;
+  databaseUrl?: string | undefined;
+  /** Extra configuration (port, host, issuer and data dir are chosen here unless given). */
+  config?: ConfigInput;
+  dataDir?: string;
+  logger?: Logger;
+}
+
+export interface TestIdp {
+  idp: RunningIdp;
+  /** Issuer identifier, which is also the base URL. */
+  issuer: string;
+  adminToken: string;
+  caPem: string | undefined;
+  dataDir: string;
+  /** fetch trusting the IdP's local CA. */
+  fetch: typeof fetch;
+  /** POST /register with the admin token; returns the RFC 7591 response body. */
+  register(metadata: Record<string, unknown>): Promise<Record<string, any>>;
+  /** Form POST helper returning status, headers and parsed JSON body. */
+  post(path: string, form: Record<string, string | string[]> | string, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: any }>;
+  close(): Promise<void>;
+}
+
+/** A free TCP port on loopback (tiny race window, acceptable in tests). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a real IdP on an ephemeral loopback port with a throwaway data folder. */
+export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestIdp> {
+  const tls = options.tls ?? true;
+  const port = await freePort();
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'latchkey-test-'));
+  const adminToken = randomBytes(32).toString('base64url');
+  const config = loadConfig({
+    port,
+    host: '127.0.0.1',
+    issuer: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    dataDir,
+    adminToken,
+    tls: tls ? 'on' : 'off',
+    databaseUrl: options.databaseUrl,
+    logLevel: 'silent',
+    auditFlushMs: 20,
+    ...options.config,
+  });
+  const idp = await startIdp(config, { logger: options.logger ?? pino({ level: 'silent' }) });
+  const f = tlsFetch(idp.caPem);
+  const issuer = config.issuer;
+  const post: TestIdp['post'] = async (path, form, headers = {}) => {
+    let body: string;
+    if (typeof form === 'string') body = form;
+    else {
+      const p = new URLSearchParams();
+      for (const [k, v] of Object.entries(form)) for (const one of Array.isArray(v) ? v : [v]) p.append(k, one);
+      body = p.toString();
+    }
+    const res = await f(`${issuer}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* keep text */
+    }
+    return { status: res.status, headers: res.headers, body: parsed };
+  };
+  return {
+    idp,
+    issuer,
+    adminToken,
+    caPem: idp.caPem,
+    dataDir,
+    fetch: f,
+    post,
+    async register(metadata) {
+      const res = await f(`${issuer}/register`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify(metadata),
+      });
+      const body = (await res.json()) as Record<string, any>;
+      if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${JSON.stringify(body)}`);
+      return body;
+    },
+    async close() {
+      await idp.close();
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
