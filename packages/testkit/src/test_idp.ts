@@ -14,6 +14,8 @@ export interface TestIdpOptions {
   config?: ConfigInput;
   dataDir?: string;
   logger?: Logger;
+  /** Bootstrap admin token; replicas of one deployment share it. */
+  adminToken?: string;
 }
 
 export interface TestIdp {
@@ -50,7 +52,7 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
   const tls = options.tls ?? true;
   const port = await freePort();
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'latchkey-test-'));
-  const adminToken = randomBytes(32).toString('base64url');
+  const adminToken = options.adminToken ?? randomBytes(32).toString('base64url');
   const config = loadConfig({
     port,
     host: '127.0.0.1',

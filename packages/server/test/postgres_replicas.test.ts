@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import * as jose from 'jose';
+import { startPostgresIfConfigured, startTestIdp, testDatabaseUrl, type TestIdp } from '@latchkey/testkit';
+
+const AUD = 'https://orders.internal';
+const basic = (c: { client_id: string; client_secret: string }): string => `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
+
+if (testDatabaseUrl() === undefined) {
+  test('two IdP replicas on one PostgreSQL', { skip: 'LATCHKEY_TEST_DATABASE_URL is not set (CI sets it and fails without it)' }, () => {});
+} else {
+  describe('two IdP replicas on one PostgreSQL', () => {
+    let a: TestIdp;
+    let b: TestIdp;
+    before(async () => {
+      const databaseUrl = await startPostgresIfConfigured();
+      const masterKey = randomBytes(32).toString('base64');
+      const adminToken = randomBytes(32).toString('base64url');
+      // Started together: they race to create the first signing key and must agree on one.
+      [a, b] = await Promise.all([
+        startTestIdp({ databaseUrl, tls: false, adminToken, config: { masterKey } }),
+        startTestIdp({ databaseUrl, tls: false, adminToken, config: { masterKey } }),
+      ]);
+    });
+    after(async () => {
+      await a.close();
+      await b.close();
+    });
+
+    test('both publish the same single key', async () => {
+      const ja = await (await a.fetch(`${a.issuer}/jwks`)).json();
+      const jb = await (await b.fetch(`${b.issuer}/jwks`)).json();
+      assert.equal((ja as { keys: unknown[] }).keys.length, 1);
+      assert.deepEqual(ja, jb);
+    });
+
+    test('a client registered at one replica gets tokens at the other; revocation is shared', async () => {
+      // Each replica has its own issuer URL here (ephemeral ports), so tokens are checked at the replica that issued them.
+      const c = await a.register({ audiences: [AUD] });
+      const res = await b.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c as never) });
+      assert.equal(res.status, 200);
+      const token = res.body.access_token as string;
+      assert.equal((await b.post('/introspect', { token }, { authorization: basic(c as never) })).body.active, true);
+      assert.equal((await b.post('/revoke', { token }, { authorization: basic(c as never) })).status, 200);
+      assert.equal(await a.idp.storage.isTokenRevoked(b.issuer, jose.decodeJwt(token).jti as string), true);
+    });
+
+    test('a client assertion replayed at the other replica is refused', async () => {
+      const kp = await jose.generateKeyPair('ES256');
+      const c = await a.register({ audiences: [AUD], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [await jose.exportJWK(kp.publicKey)] } });
+      // The replicas have different issuer URLs here (ephemeral ports); the assertion names both.
+      const assertion = await new jose.SignJWT({ jti: randomBytes(16).toString('base64url') })
+        .setProtectedHeader({ alg: 'ES256' }).setIssuer(c.client_id).setSubject(c.client_id).setAudience([a.issuer, b.issuer]).setIssuedAt().setExpirationTime('1m')
+        .sign(kp.privateKey);
+      const form = { grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion };
+      assert.equal((await a.post('/token', form)).status, 200);
+      const replay = await b.post('/token', form);
+      assert.equal(replay.status, 401);
+      assert.equal(replay.body.error, 'invalid_client');
+    });
+  });
+}

@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { LatchkeyError, PostgresStorage, SqliteStorage, type ClientRecord, type SigningKeyRecord, type Storage } from '@latchkey/server';
+import { startPostgresIfConfigured, testDatabaseUrl } from '@latchkey/testkit';
+
+const client = (id: string, over: Partial<ClientRecord> = {}): ClientRecord => ({
+  clientId: id,
+  metadata: { grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic', audiences: ['https://a.example'], scope: 'x y' },
+  secretHash: 'hash-of-secret',
+  registrationTokenHash: 'hash-of-rat',
+  createdAt: 1_700_000_000,
+  updatedAt: 1_700_000_000,
+  disabled: false,
+  ...over,
+});
+
+const key = (kid: string, state: SigningKeyRecord['state'], createdAt = 1_700_000_000): SigningKeyRecord => ({
+  kid, alg: 'ES256', state, publicJwk: { kty: 'EC', kid }, privateKeyEnc: 'v1.x.y', createdAt, activatedAt: state === 'current' ? createdAt : null, retiredAt: null,
+});
+
+/** The one storage contract; every adapter must pass all of it. */
+function contract(name: string, open: () => Promise<{ storage: Storage; reopen: () => Promise<Storage>; cleanup: () => Promise<void> }>): void {
+  describe(`storage contract: ${name}`, () => {
+    let s: Storage;
+    let env: Awaited<ReturnType<typeof open>>;
+    before(async () => {
+      env = await open();
+      s = env.storage;
+    });
+    after(async () => {
+      await s.close();
+      await env.cleanup();
+    });
+
+    test('migrations are idempotent and concurrent-safe; ping works', async () => {
+      const other = await env.reopen();
+      await Promise.all([s.migrate(), other.migrate()]);
+      await other.close();
+      await s.ping();
+    });
+
+    test('clients: create, get, update, list, delete; duplicate id → storage_conflict', async () => {
+      await s.createClient(client('c1'));
+      await assert.rejects(s.createClient(client('c1')), (e: unknown) => e instanceof LatchkeyError && e.code === 'storage_conflict');
+      assert.deepEqual(await s.getClient('c1'), client('c1'));
+      assert.equal(await s.getClient('nope'), undefined);
+      const changed = client('c1', { metadata: { ...client('c1').metadata, client_name: 'renamed' }, secretHash: null, disabled: true, updatedAt: 1_700_000_100 });
+      assert.equal(await s.updateClient(changed), true);
+      assert.deepEqual(await s.getClient('c1'), changed);
+      assert.equal(await s.updateClient(client('ghost')), false);
+      await s.createClient(client('c2', { createdAt: 1_700_000_001 }));
+      assert.deepEqual((await s.listClients()).map((c) => c.clientId), ['c1', 'c2']);
+      assert.equal(await s.deleteClient('c1'), true);
+      assert.equal(await s.deleteClient('c1'), false);
+      assert.equal(await s.getClient('c1'), undefined);
+    });
+
+    test('keys: one current at most; revoked keys are not published; newest first', async () => {
+      await s.insertKey(key('k1', 'current', 1));
+      await assert.rejects(s.insertKey(key('k2', 'current', 2)), (e: unknown) => e instanceof LatchkeyError && e.code === 'storage_conflict');
+      await s.insertKey(key('k3', 'next', 3));
+      await s.insertKey(key('k4', 'revoked', 4));
+      await s.insertKey(key('k5', 'retired', 0));
+      assert.deepEqual((await s.listPublishedKeys()).map((k) => k.kid), ['k3', 'k1', 'k5']);
+      assert.deepEqual(await s.getCurrentKey(), key('k1', 'current', 1));
+    });
+
+    test('replay: an id is usable once until it expires, atomically under concurrency', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      assert.equal(await s.useOnce('j1', now + 60), true);
+      assert.equal(await s.useOnce('j1', now + 60), false);
+      const results = await Promise.all(Array.from({ length: 25 }, () => s.useOnce('race', now + 60)));
+      assert.equal(results.filter(Boolean).length, 1);
+      assert.equal(await s.useOnce('old', now - 10), true);
+      assert.equal(await s.useOnce('old', now + 60), true, 'an expired entry may be used again');
+      assert.equal(await s.useOnce('old', now + 60), false);
+    });
+
+    test('revocations: idempotent, looked up by (issuer, jti), purged after expiry', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      await s.revokeToken({ issuer: 'https://i', jti: 'a', clientId: 'c', expiresAt: now + 60, revokedAt: now });
+      await s.revokeToken({ issuer: 'https://i', jti: 'a', clientId: 'c', expiresAt: now + 60, revokedAt: now });
+      await s.revokeToken({ issuer: 'https://i', jti: 'gone', clientId: 'c', expiresAt: now - 1, revokedAt: now - 100 });
+      assert.equal(await s.isTokenRevoked('https://i', 'a'), true);
+      assert.equal(await s.isTokenRevoked('https://other', 'a'), false);
+      assert.equal(await s.isTokenRevoked('https://i', 'gone'), true);
+      assert.ok((await s.purgeExpired(now)) >= 1);
+      assert.equal(await s.isTokenRevoked('https://i', 'gone'), false);
+      assert.equal(await s.isTokenRevoked('https://i', 'a'), true);
+    });
+
+    test('audit: batches append in order and round-trip', async () => {
+      const events = Array.from({ length: 300 }, (_, i) => ({
+        time: new Date(1_700_000_000_000 + i).toISOString(), type: 'token.issued' as const, outcome: 'success' as const, actor: `c${i}`,
+        ...(i % 2 ? { subject: 's', client_id: 'c', reason: 'r', request_id: 'q', source_ip: '127.0.0.1', detail: { jti: `j${i}`, n: i } } : {}),
+      }));
+      await s.appendAuditEvents(events.slice(0, 150));
+      await s.appendAuditEvents(events.slice(150));
+      await s.appendAuditEvents([]);
+      assert.deepEqual(await s.listAuditEvents({ type: 'token.issued', limit: 1000 }), events);
+      assert.deepEqual(await s.listAuditEvents({ limit: 2 }), events.slice(-2));
+    });
+
+    test('settings: set-if-absent keeps the first value', async () => {
+      assert.equal(await s.getSetting('x'), undefined);
+      assert.equal(await s.setSettingIfAbsent('x', '1'), '1');
+      assert.equal(await s.setSettingIfAbsent('x', '2'), '1');
+      await s.setSetting('x', '3');
+      assert.equal(await s.getSetting('x'), '3');
+    });
+
+    test('data survives closing and reopening', async () => {
+      await s.createClient(client('durable'));
+      const again = await env.reopen();
+      assert.deepEqual(await again.getClient('durable'), client('durable'));
+      await again.close();
+    });
+  });
+}
+
+contract('SQLite', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-sqlite-'));
+  const file = join(dir, 'latchkey.db');
+  const mk = async () => {
+    const st = new SqliteStorage(file);
+    await st.migrate();
+    return st;
+  };
+  return { storage: await mk(), reopen: mk, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+});
+
+const pgConfigured = testDatabaseUrl() !== undefined;
+if (pgConfigured) {
+  contract('PostgreSQL', async () => {
+    const url = (await startPostgresIfConfigured()) as string;
+    const mk = async () => {
+      const st = new PostgresStorage(url);
+      await st.migrate();
+      return st;
+    };
+    return { storage: await mk(), reopen: mk, cleanup: async () => {} };
+  });
+} else {
+  test('storage contract: PostgreSQL', { skip: 'LATCHKEY_TEST_DATABASE_URL is not set (CI sets it and fails without it)' }, () => {});
+}
