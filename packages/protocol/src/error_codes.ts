@@ -11,8 +11,6 @@ export const ERROR_CODES = [
   'key_decrypt_failed',
   'signing_key_missing',
   'tls_material_invalid',
-  'admin_token_invalid',
-  'client_not_found',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { configFromEnv, loadConfig, LatchkeyError } from '@latchkey/server';
+
+const problems = (input: Parameters<typeof loadConfig>[0], unknown: string[] = []): string[] => {
+  try {
+    loadConfig(input, unknown);
+    return [];
+  } catch (err) {
+    assert.ok(err instanceof LatchkeyError);
+    assert.equal(err.code, 'config_invalid');
+    return err.message.split('\n').slice(1).map((l) => l.trim());
+  }
+};
+
+describe('configuration', () => {
+  test('defaults: port 8443 on 127.0.0.1, HTTPS, issuer https://localhost:8443, ES256, 5-minute tokens; frozen', () => {
+    const c = loadConfig({});
+    assert.equal(c.port, 8443);
+    assert.equal(c.host, '127.0.0.1');
+    assert.equal(c.tls, true);
+    assert.equal(c.issuer, 'https://localhost:8443');
+    assert.equal(c.signingAlg, 'ES256');
+    assert.equal(c.accessTokenTtl, 300);
+    assert.ok(c.dataDir.endsWith('.latchkey'));
+    assert.ok(Object.isFrozen(c));
+  });
+
+  test('environment variables map to keys; unknown LATCHKEY_* names are rejected', () => {
+    const { input, unknown } = configFromEnv({ LATCHKEY_PORT: '9000', LATCHKEY_TLS: 'off', LATCHKEY_PROT: '1', PATH: '/bin' });
+    assert.deepEqual(input, { port: '9000', tls: 'off' });
+    assert.deepEqual(unknown, ['LATCHKEY_PROT']);
+    assert.deepEqual(problems(input, unknown), ['LATCHKEY_PROT: unknown setting']);
+    assert.equal(loadConfig(input).issuer, 'http://localhost:9000');
+  });
+
+  test('one clear line per bad value', () => {
+    const lines = problems({ port: 'eighty', signingAlg: 'HS256', databaseUrl: 'mysql://x', adminToken: 'short', issuer: 'https://x/?q=1', accessTokenTtl: '0' });
+    assert.deepEqual(lines, [
+      'LATCHKEY_PORT: must be an integer from 0 to 65535 (got "eighty")',
+      'LATCHKEY_ISSUER: must have no query or fragment',
+      'LATCHKEY_DATABASE_URL: must start with postgres:// or postgresql://',
+      'LATCHKEY_SIGNING_ALG: must be one of ES256, EdDSA, RS256',
+      'LATCHKEY_ADMIN_TOKEN: must be at least 32 characters',
+      'LATCHKEY_ACCESS_TOKEN_TTL: must be an integer from 1 to 86400 (got "0")',
+    ]);
+  });
+
+  test('TLS off is refused on a non-loopback host unless LATCHKEY_ALLOW_INSECURE=1', () => {
+    assert.deepEqual(problems({ tls: 'off', host: '0.0.0.0' }), ['LATCHKEY_TLS: off is refused on non-loopback host 0.0.0.0; set LATCHKEY_ALLOW_INSECURE=1 to force it']);
+    assert.equal(loadConfig({ tls: 'off', host: '0.0.0.0', allowInsecure: '1' }).tls, false);
+    assert.equal(loadConfig({ tls: 'off', host: '::1' }).tls, false);
+    assert.deepEqual(problems({ tls: 'maybe' }), ['LATCHKEY_TLS: must be one of on, true, 1, yes, off, false, 0, no (got "maybe")']);
+  });
+
+  test('an http issuer needs TLS off; cert and key come together', () => {
+    assert.deepEqual(problems({ issuer: 'http://idp.example' }), ['LATCHKEY_ISSUER: must be an https URL (http only when TLS is off)']);
+    assert.deepEqual(problems({ tlsCert: '/x.pem' }), ['LATCHKEY_TLS_CERT and LATCHKEY_TLS_KEY: give both or neither']);
+  });
+});
