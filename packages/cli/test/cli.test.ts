@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { SqliteStorage } from '@latchkey/server';
+import { freePort } from '@latchkey/testkit';
+
+const run = promisify(execFile);
+const ROOT = new URL('../../../', import.meta.url).pathname;
+const TSX = join(ROOT, 'node_modules/.bin/tsx');
+const MAIN = join(ROOT, 'packages/cli/src/main.ts');
+
+interface Served {
+  child: ChildProcess;
+  out: () => string;
+  exited: Promise<number | null>;
+}
+
+async function serve(env: Record<string, string>): Promise<Served> {
+  const child = spawn(TSX, [MAIN, 'serve'], { env: { ...process.env, ...env, LATCHKEY_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 30_000;
+  while (!out.includes('listening on')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`serve did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, out: () => out, exited };
+}
+
+describe('the latchkey command, with curl and openssl as outside clients', () => {
+  let dir: string;
+  let port: number;
+  let url: string;
+  let server: Served;
+  let adminToken: string;
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    run(TSX, [MAIN, ...args], { env: { ...process.env, LATCHKEY_URL: url, LATCHKEY_DATA_DIR: dir, LATCHKEY_ADMIN_TOKEN: adminToken, ...env } });
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'latchkey-cli-'));
+    port = await freePort();
+    url = `https://localhost:${port}`;
+    server = await serve({ LATCHKEY_DATA_DIR: dir, LATCHKEY_PORT: String(port) });
+    const m = /LATCHKEY_ADMIN_TOKEN=(\S+)/.exec(server.out());
+    assert.ok(m, 'the generated admin token is printed at first start');
+    adminToken = m[1]!;
+  });
+  after(async () => {
+    if (server.child.exitCode === null) server.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('--help works for every command', async () => {
+    for (const args of [['--help'], ['serve', '--help'], ['client', '--help'], ['client', 'create', '--help'], ['token', '--help']]) {
+      const { stdout } = await cli(args);
+      assert.match(stdout, /Usage: latchkey/);
+    }
+  });
+
+  test('curl trusts the local CA written to <data>/ca.pem; openssl verifies the chain and refuses TLS 1.1', async () => {
+    const { stdout } = await run('curl', ['-sS', '--fail', '--cacert', join(dir, 'ca.pem'), `${url}/.well-known/oauth-authorization-server`]);
+    assert.equal(JSON.parse(stdout).issuer, url);
+    await assert.rejects(run('curl', ['-sS', '--fail', `${url}/healthz`]), 'without the CA, curl refuses the certificate');
+    const s = await run('sh', ['-c', `openssl s_client -connect 127.0.0.1:${port} -servername localhost -CAfile ${join(dir, 'ca.pem')} -verify_return_error </dev/null 2>&1`]);
+    assert.match(s.stdout, /Verify return code: 0 \(ok\)/);
+    const old = await run('sh', ['-c', `openssl s_client -connect 127.0.0.1:${port} -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' </dev/null 2>&1; echo "exit=$?"`]);
+    assert.match(old.stdout, /exit=1/);
+  });
+
+  test('client create, token (curl and latchkey token), list, show, delete', async () => {
+    const created = JSON.parse((await cli(['client', 'create', 'orders', '--name', 'Orders', '--audience', 'https://inventory.internal', '--scope', 'stock:read', '--role', 'reader'])).stdout);
+    assert.equal(created.client_id, 'orders');
+    assert.equal(typeof created.client_secret, 'string');
+
+    const { stdout: tokenJson } = await run('curl', ['-sS', '--fail', '--cacert', join(dir, 'ca.pem'), '-u', `orders:${created.client_secret}`, '-d', 'grant_type=client_credentials', '-d', 'scope=stock:read', `${url}/token`]);
+    const body = JSON.parse(tokenJson);
+    assert.equal(body.token_type, 'Bearer');
+    assert.equal(body.expires_in, 300);
+
+    const { stdout: decoded } = await cli(['token', '--client-id', 'orders', '--client-secret', created.client_secret, '--decode']);
+    const d = JSON.parse(decoded);
+    assert.equal(d.header.typ, 'at+jwt');
+    assert.equal(d.claims.aud, 'https://inventory.internal');
+    assert.deepEqual(d.claims.roles, ['reader']);
+    assert.ok(d.bytes <= 512);
+    const { stdout: raw } = await cli(['token', '--client-id', 'orders', '--client-secret', created.client_secret]);
+    assert.equal(raw.trim().split('.').length, 3);
+
+    const bad = await cli(['token', '--client-id', 'orders', '--client-secret', 'wrong']).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    assert.ok(bad);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /HTTP 401 invalid_client/);
+    assert.ok(!bad.stderr.includes('wrong'), 'the secret is not echoed');
+
+    assert.match((await cli(['client', 'list'])).stdout, /^orders\tOrders\thttps:\/\/inventory\.internal\tclient_secret_basic$/m);
+    assert.equal(JSON.parse((await cli(['client', 'show', 'orders'])).stdout).client_name, 'Orders');
+    assert.match((await cli(['client', 'delete', 'orders'])).stdout, /deleted orders/);
+    const gone = await cli(['client', 'show', 'orders']).then(() => undefined, (e: { code: number }) => e);
+    assert.equal(gone?.code, 1);
+    const noAdmin = await cli(['client', 'list'], { LATCHKEY_ADMIN_TOKEN: '' }).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    assert.equal(noAdmin?.code, 2);
+  });
+
+  test('SIGTERM: exit 0 with the audit flushed; a restart keeps the admin token and does not print it again', async () => {
+    const created = JSON.parse((await cli(['client', 'create', 'flushme', '--audience', 'https://a.internal'])).stdout);
+    await cli(['token', '--client-id', 'flushme', '--client-secret', created.client_secret]);
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exited, 0);
+    const storage = new SqliteStorage(join(dir, 'latchkey.db'));
+    await storage.migrate();
+    const issued = (await storage.listAuditEvents({ type: 'token.issued' })).filter((e) => e.client_id === 'flushme');
+    await storage.close();
+    assert.equal(issued.length, 1);
+
+    server = await serve({ LATCHKEY_DATA_DIR: dir, LATCHKEY_PORT: String(port) });
+    assert.ok(!server.out().includes('LATCHKEY_ADMIN_TOKEN='));
+    assert.equal(JSON.parse((await cli(['client', 'show', 'flushme'])).stdout).client_id, 'flushme');
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exited, 0);
+  });
+
+  test('bad configuration: exit 2 with one line per problem', async () => {
+    const res = await run(TSX, [MAIN, 'serve'], { env: { ...process.env, LATCHKEY_PORT: 'x', LATCHKEY_TLS: 'off', LATCHKEY_HOST: '0.0.0.0', LATCHKEY_DATA_DIR: dir } }).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(res?.code, 2);
+    assert.match(res!.stderr, /LATCHKEY_PORT: must be an integer/);
+    assert.match(res!.stderr, /LATCHKEY_TLS: off is refused on non-loopback host 0\.0\.0\.0/);
+  });
+});
