@@ -1,6 +1,5 @@
 /** Types of audit events written by the IdP. The audit issue extends this list. */
 export const AUDIT_EVENT_TYPES = [
-  'client.authenticated',
   'client.auth_failed',
   'token.issued',
   'token.request_failed',

@@ -22,6 +22,7 @@ import { registerIntrospectionEndpoint } from './oauth/introspection_endpoint.ts
 import { registerRegistrationEndpoints } from './oauth/registration/registration_endpoints.ts';
 import { registerRevocationEndpoint } from './oauth/revocation_endpoint.ts';
 import { registerTokenEndpoint } from './oauth/token_endpoint.ts';
+import { ClientCache } from './storage/client_cache.ts';
 import type { Storage } from './storage/ports.ts';
 
 export interface AppDeps {
@@ -49,20 +50,25 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.addContentTypeParser(FORM_CONTENT_TYPE, { parseAs: 'string', bodyLimit: config.formBodyLimit }, (_req, body, done) => {
     done(null, parseForm(body as string));
   });
-  app.addHook('onSend', async (_request, reply) => {
-    reply.header('x-content-type-options', 'nosniff');
-    if (deps.https) reply.header('strict-transport-security', 'max-age=31536000');
+  const securityHeaders: Record<string, string> = deps.https
+    ? { 'x-content-type-options': 'nosniff', 'strict-transport-security': 'max-age=31536000' }
+    : { 'x-content-type-options': 'nosniff' };
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(securityHeaders);
+    done();
   });
   installErrorHandler(app);
 
   const issuer = config.issuer;
+  // Every client lookup and change in this process goes through one cache, so local writes invalidate it.
+  const clients = new ClientCache(storage, config.clientCacheTtl);
   const authenticate = clientAuthenticator({
     methods: [
       clientSecretBasic(master.secretHashKey),
       clientSecretPost(master.secretHashKey),
       privateKeyJwt({ issuer, clockSkew: config.clockSkew, replay: storage }),
     ],
-    clients: storage,
+    clients,
     events,
     limiter: new FailureLimiter(config.authFailureLimit),
   });
@@ -76,13 +82,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     authenticate,
     events,
   });
-  registerIntrospectionEndpoint(app, { issuer, keys, revocations: storage, clients: storage, authenticate, events });
+  registerIntrospectionEndpoint(app, { issuer, keys, revocations: storage, clients, authenticate, events });
   registerRevocationEndpoint(app, { issuer, keys, revocations: storage, authenticate, events });
   registerRegistrationEndpoints(app, {
-    issuer, clients: storage, hashKey: master.secretHashKey, events, requireAdmin,
+    issuer, clients, hashKey: master.secretHashKey, events, requireAdmin,
     maxAccessTokenTtl: config.maxAccessTokenTtl,
     allowHttpJwksUri: !config.tls,
   });
-  registerClientAdmin(app, { issuer, clients: storage, events, requireAdmin });
+  registerClientAdmin(app, { issuer, clients, events, requireAdmin });
   return app;
 }

@@ -44,6 +44,8 @@ export interface Config {
   auditFlushMs: number;
   /** Failed client authentications allowed per client and per source address per minute (LATCHKEY_AUTH_FAILURE_LIMIT). */
   authFailureLimit: number;
+  /** How long a replica may serve a client registration from memory before re-reading it (LATCHKEY_CLIENT_CACHE_TTL); 0 disables. */
+  clientCacheTtl: number;
   /** Log level (LATCHKEY_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
 }
@@ -68,6 +70,7 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   jsonBodyLimit: 64 * 1024,
   auditFlushMs: 200,
   authFailureLimit: 20,
+  clientCacheTtl: 5,
   logLevel: 'info',
 });
 
@@ -92,6 +95,7 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_JSON_BODY_LIMIT: 'jsonBodyLimit',
   LATCHKEY_AUDIT_FLUSH_MS: 'auditFlushMs',
   LATCHKEY_AUTH_FAILURE_LIMIT: 'authFailureLimit',
+  LATCHKEY_CLIENT_CACHE_TTL: 'clientCacheTtl',
   LATCHKEY_LOG_LEVEL: 'logLevel',
 };
 
@@ -210,6 +214,7 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     jsonBodyLimit: int('jsonBodyLimit', 1024, 4 * 1024 * 1024),
     auditFlushMs: int('auditFlushMs', 1, 60000),
     authFailureLimit: int('authFailureLimit', 1, 1_000_000),
+    clientCacheTtl: int('clientCacheTtl', 0, 300),
     logLevel,
   };
   if (config.accessTokenTtl > config.maxAccessTokenTtl) problems.push('LATCHKEY_ACCESS_TOKEN_TTL: must not exceed LATCHKEY_MAX_ACCESS_TOKEN_TTL');

@@ -1,6 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import type { AccessTokenClaims } from '@latchkey/protocol';
 import type { KeyRing } from '../keys/key_ring.ts';
+import { RandomPool } from '../random_pool.ts';
+
+const ids = new RandomPool();
 
 export interface AccessTokenInput {
   subject: string;
@@ -22,7 +24,7 @@ export function mintAccessToken(keys: Pick<KeyRing, 'signAccessToken'>, issuer: 
     aud: input.audience,
     exp: now + input.ttl,
     iat: now,
-    jti: randomBytes(16).toString('base64url'),
+    jti: ids.id(16),
     client_id: input.clientId,
   };
   if (input.scope) claims.scope = input.scope;

@@ -25,7 +25,7 @@ export interface IntrospectionDeps {
 export function registerIntrospectionEndpoint(app: FastifyInstance, deps: IntrospectionDeps): void {
   app.post('/introspect', async (request, reply) => {
     const form = readForm(request);
-    const { client: caller } = await deps.authenticate(request, form);
+    const { client: caller, method } = await deps.authenticate(request, form);
     const token = param(form, 'token');
     if (!token) throw invalidRequest('token is missing');
     const now = Math.floor(Date.now() / 1000);
@@ -47,7 +47,7 @@ export function registerIntrospectionEndpoint(app: FastifyInstance, deps: Intros
     deps.events.emit('token.introspected', {
       actor: caller.clientId, client_id: caller.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip,
       ...(result.claims ? { subject: result.claims.sub } : {}),
-      detail: { active, reason, ...(result.claims ? { jti: result.claims.jti } : {}) },
+      detail: { auth_method: method, active, reason, ...(result.claims ? { jti: result.claims.jti } : {}) },
     });
     reply.headers(NO_STORE);
     if (!active || !result.claims) return { active: false };

@@ -23,7 +23,7 @@ export interface RevocationDeps {
 export function registerRevocationEndpoint(app: FastifyInstance, deps: RevocationDeps): void {
   app.post('/revoke', async (request, reply) => {
     const form = readForm(request);
-    const { client: caller } = await deps.authenticate(request, form);
+    const { client: caller, method } = await deps.authenticate(request, form);
     const token = param(form, 'token');
     if (!token) throw invalidRequest('token is missing');
     const now = Math.floor(Date.now() / 1000);
@@ -31,14 +31,14 @@ export function registerRevocationEndpoint(app: FastifyInstance, deps: Revocatio
     const base = { actor: caller.clientId, client_id: caller.clientId, request_id: request.id, source_ip: request.ip } as const;
     const claims = result.valid || result.reason === 'expired' ? result.claims : undefined;
     if (claims && claims.client_id !== caller.clientId) {
-      deps.events.emit('token.revoked', { ...base, subject: claims.sub, outcome: 'failure', reason: 'unauthorized_client', detail: { jti: claims.jti } });
+      deps.events.emit('token.revoked', { ...base, subject: claims.sub, outcome: 'failure', reason: 'unauthorized_client', detail: { auth_method: method, jti: claims.jti } });
       throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
     }
     if (result.valid) {
       await deps.revocations.revokeToken({ issuer: deps.issuer, jti: result.claims.jti, clientId: result.claims.client_id, expiresAt: result.claims.exp, revokedAt: now });
-      deps.events.emit('token.revoked', { ...base, subject: result.claims.sub, outcome: 'success', detail: { jti: result.claims.jti, exp: result.claims.exp } });
+      deps.events.emit('token.revoked', { ...base, subject: result.claims.sub, outcome: 'success', detail: { auth_method: method, jti: result.claims.jti, exp: result.claims.exp } });
     } else {
-      deps.events.emit('token.revoked', { ...base, outcome: 'success', reason: `nothing_to_revoke:${result.reason}` });
+      deps.events.emit('token.revoked', { ...base, outcome: 'success', reason: `nothing_to_revoke:${result.reason}`, detail: { auth_method: method } });
     }
     return reply.header('cache-control', 'no-store').send();
   });

@@ -24,15 +24,15 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
     const grant = grants.get(grantType);
     if (!grant) throw new OAuthError('unsupported_grant_type', 'grant_type is not supported');
     const form = readForm(request, grant.multiValued);
-    const { client } = await deps.authenticate(request, form);
+    const { client, method } = await deps.authenticate(request, form);
     try {
-      const body = await grant.handle({ request, form, client });
+      const body = await grant.handle({ request, form, client, authMethod: method });
       return reply.headers(NO_STORE).send(body);
     } catch (err) {
       if (err instanceof OAuthError) {
         deps.events.emit('token.request_failed', {
           actor: client.clientId, client_id: client.clientId, outcome: 'failure', reason: err.error,
-          request_id: request.id, source_ip: request.ip, detail: { grant_type: grantType, description: err.message },
+          request_id: request.id, source_ip: request.ip, detail: { grant_type: grantType, auth_method: method, description: err.message },
         });
       }
       throw err;

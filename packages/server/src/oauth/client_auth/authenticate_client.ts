@@ -23,7 +23,9 @@ export type ClientAuthenticator = (request: FastifyRequest, form: FormBody) => P
 /**
  * Authenticates the client of a token, introspection or revocation request: exactly one method
  * (RFC 6749 §2.3: MUST NOT use more than one), the one the client registered, an enabled client.
- * Every outcome is an event; failures are rate limited per client and per source address.
+ * A failure is an event of its own; a success is recorded in the one event of the action it
+ * authenticated (`detail.auth_method`), so each token costs one audit row. Failures are rate
+ * limited per client and per source address.
  */
 export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthenticator {
   return async (request, form) => {
@@ -59,7 +61,6 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
       if (client.disabled) throw invalidClient('client is disabled');
       const formClientId = form.get('client_id')?.[0];
       if (formClientId !== undefined && formClientId !== client.clientId) throw invalidClient('client_id does not match the authenticated client');
-      deps.events.emit('client.authenticated', { ...base, actor: client.clientId, client_id: client.clientId, outcome: 'success', detail: { method: method.method } });
       return { client, method: method.method };
     } catch (err) {
       if (err instanceof OAuthError) {

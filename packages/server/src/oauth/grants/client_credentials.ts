@@ -19,7 +19,7 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
   return {
     grantType: 'client_credentials',
     multiValued: ['resource'],
-    async handle({ request, form, client }) {
+    async handle({ request, form, client, authMethod }) {
       const m = client.metadata;
       if (!m.grant_types.includes('client_credentials')) {
         throw new OAuthError('unauthorized_client', 'client is not registered for client_credentials');
@@ -35,7 +35,7 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
         outcome: 'success',
         request_id: request.id,
         source_ip: request.ip,
-        detail: { grant_type: 'client_credentials', jti: claims.jti, aud: audience, scope: scope ?? null, exp: claims.exp },
+        detail: { grant_type: 'client_credentials', auth_method: authMethod, jti: claims.jti, aud: audience, scope: scope ?? null, exp: claims.exp },
       });
       return scope ? { access_token: token, token_type: 'Bearer', expires_in: ttl, scope } : { access_token: token, token_type: 'Bearer', expires_in: ttl };
     },

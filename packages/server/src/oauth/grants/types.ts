@@ -15,6 +15,8 @@ export interface GrantContext {
   request: FastifyRequest;
   form: FormBody;
   client: ClientRecord;
+  /** How the client authenticated, recorded with the issuance event. */
+  authMethod: string;
 }
 
 /** One grant type: the token endpoint dispatches through a Map keyed by `grant_type`. */

@@ -1,0 +1,16 @@
+/** Child side of the benchmark protocol: announce the target, answer CPU readings, stop on request. */
+export interface Target {
+  url: string;
+  authorization: string;
+  body: string;
+  tokenBytes: number;
+}
+
+export function reportCpuOnRequest(target: Target, stop: () => Promise<void>): void {
+  process.send?.({ kind: 'ready', target });
+  process.on('message', (msg: { kind: string }) => {
+    if (msg.kind === 'cpu') process.send?.({ kind: 'cpu', usage: process.cpuUsage() });
+    if (msg.kind === 'stop') void stop().then(() => process.exit(0));
+  });
+}
+

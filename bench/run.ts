@@ -1,0 +1,26 @@
+// npm run bench — each hot path beside a peer in the same run; medians of interleaved rounds.
+// BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16).
+import { cpus } from 'node:os';
+import { benchTokenIssuance } from './token_issuance.ts';
+
+const duration = Number(process.env.BENCH_DURATION ?? 5);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 16);
+
+console.log(`# Latchkey benchmarks — ${new Date().toISOString()} — node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}`);
+console.log(`# ${rounds} interleaved rounds of ${duration}s, ${connections} keep-alive HTTPS connections, medians\n`);
+
+console.log('## Token issuance over loopback HTTPS');
+const results = await benchTokenIssuance({ duration, rounds, connections });
+const ceiling = Object.values(results)[0]!;
+console.log('| subject | tokens/s | p50 ms | p99 ms | server cores | tokens per CPU-second | vs ceiling (per CPU-s) | errors |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const [name, r] of Object.entries(results)) {
+  console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.perCore.toFixed(0)} | ${((r.perCore / ceiling.perCore) * 100).toFixed(0)}% | ${r.non2xx} |`);
+}
+const idp = Object.entries(results).find(([n]) => n.startsWith('Latchkey'))![1];
+console.log(`\nLatchkey access token size: ${idp.tokenBytes} bytes (ES256, one audience, one scope)`);
+if (idp.non2xx > 0) {
+  console.error('benchmark saw errors from the IdP');
+  process.exitCode = 1;
+}

@@ -1,0 +1,107 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import type { Target } from './cpu.ts';
+
+interface Child {
+  proc: ChildProcess;
+  target: Target;
+}
+
+const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+
+async function start(script: string, args: string[] = []): Promise<Child> {
+  const proc = fork(here(script), args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const target = await new Promise<Target>((resolve, reject) => {
+    proc.once('message', (m: { kind: string; target: Target }) => (m.kind === 'ready' ? resolve(m.target) : reject(new Error('unexpected'))));
+    proc.once('exit', (code) => reject(new Error(`${script} exited ${code}`)));
+  });
+  return { proc, target };
+}
+
+const cpu = (c: Child): Promise<NodeJS.CpuUsage> =>
+  new Promise((resolve) => {
+    const on = (m: { kind: string; usage: NodeJS.CpuUsage }) => {
+      if (m.kind === 'cpu') {
+        c.proc.off('message', on);
+        resolve(m.usage);
+      }
+    };
+    c.proc.on('message', on);
+    c.proc.send({ kind: 'cpu' });
+  });
+
+async function stop(c: Child): Promise<void> {
+  const exited = new Promise((r) => c.proc.once('exit', r));
+  c.proc.send({ kind: 'stop' });
+  await exited;
+}
+
+export interface Sample {
+  rps: number;
+  p50: number;
+  p99: number;
+  /** Server CPU seconds per wall second (cores busy). */
+  cores: number;
+  /** Tokens per server CPU second. */
+  perCore: number;
+  non2xx: number;
+}
+
+async function measure(c: Child, duration: number, connections: number): Promise<Sample> {
+  const opts = {
+    url: c.target.url,
+    method: 'POST' as const,
+    connections,
+    duration,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(c.target.authorization ? { authorization: c.target.authorization } : {}) },
+    body: c.target.body,
+  };
+  await autocannon({ ...opts, duration: 1 }); // warm-up
+  const before = await cpu(c);
+  const t0 = process.hrtime.bigint();
+  const r = await autocannon(opts);
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const after = await cpu(c);
+  const cpuSec = (after.user - before.user + after.system - before.system) / 1e6;
+  const total = r.requests.total;
+  return { rps: total / wall, p50: r.latency.p50, p99: r.latency.p99, cores: cpuSec / wall, perCore: total / cpuSec, non2xx: r.non2xx + r.errors };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+};
+
+export async function benchTokenIssuance(options: { duration: number; rounds: number; connections: number }): Promise<Record<string, Sample & { tokenBytes: number }>> {
+  const subjects: [string, string, string[]][] = [
+    ['ceiling: bare Fastify + node:crypto sign', 'ceiling_child.ts', ['node-crypto']],
+    ['reference: bare Fastify + jose SignJWT', 'ceiling_child.ts', ['jose']],
+    ['Latchkey /token (client_secret_basic, ES256, SQLite, audit on)', 'idp_child.ts', []],
+  ];
+  const children = new Map<string, Child>();
+  for (const [name, script, args] of subjects) children.set(name, await start(script, args));
+  const samples = new Map<string, Sample[]>(subjects.map(([n]) => [n, []]));
+  try {
+    // Interleave rounds so drift on a shared machine hits every subject alike; report medians.
+    for (let round = 0; round < options.rounds; round++) {
+      for (const [name] of subjects) samples.get(name)!.push(await measure(children.get(name)!, options.duration, options.connections));
+    }
+  } finally {
+    for (const c of children.values()) await stop(c);
+  }
+  const out: Record<string, Sample & { tokenBytes: number }> = {};
+  for (const [name] of subjects) {
+    const s = samples.get(name)!;
+    out[name] = {
+      rps: median(s.map((x) => x.rps)),
+      p50: median(s.map((x) => x.p50)),
+      p99: median(s.map((x) => x.p99)),
+      cores: median(s.map((x) => x.cores)),
+      perCore: median(s.map((x) => x.perCore)),
+      non2xx: s.reduce((a, x) => a + x.non2xx, 0),
+      tokenBytes: children.get(name)!.target.tokenBytes,
+    };
+  }
+  return out;
+}

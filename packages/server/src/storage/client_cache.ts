@@ -1,0 +1,54 @@
+import type { ClientRecord, ClientStore } from './ports.ts';
+
+/**
+ * A read-through cache in front of a ClientStore: client authentication looks a client up on
+ * every token request. Writes through this object invalidate at once; writes made by another
+ * replica are seen after at most `ttlSeconds` (the feeds issue replaces this bound with push
+ * invalidation). Only found clients are cached, and at most `maxEntries` of them.
+ */
+export class ClientCache implements ClientStore {
+  private readonly entries = new Map<string, { record: ClientRecord; expires: number }>();
+
+  constructor(private readonly store: ClientStore, private readonly ttlSeconds: number, private readonly maxEntries = 10_000) {}
+
+  async getClient(clientId: string): Promise<ClientRecord | undefined> {
+    const now = Date.now();
+    const hit = this.entries.get(clientId);
+    if (hit && hit.expires > now) return hit.record;
+    const record = await this.store.getClient(clientId);
+    if (record && this.ttlSeconds > 0) {
+      if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+      this.entries.set(clientId, { record, expires: now + this.ttlSeconds * 1000 });
+    } else {
+      this.entries.delete(clientId);
+    }
+    return record;
+  }
+
+  async createClient(client: ClientRecord): Promise<void> {
+    this.entries.delete(client.clientId);
+    await this.store.createClient(client);
+  }
+
+  async updateClient(client: ClientRecord): Promise<boolean> {
+    this.entries.delete(client.clientId);
+    try {
+      return await this.store.updateClient(client);
+    } finally {
+      this.entries.delete(client.clientId);
+    }
+  }
+
+  async deleteClient(clientId: string): Promise<boolean> {
+    this.entries.delete(clientId);
+    try {
+      return await this.store.deleteClient(clientId);
+    } finally {
+      this.entries.delete(clientId);
+    }
+  }
+
+  listClients(): Promise<ClientRecord[]> {
+    return this.store.listClients();
+  }
+}
