@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { startTestIdp, tlsFetch } from '@latchkey/testkit';
+
+const run = promisify(execFile);
+
+test('an operator certificate made by openssl (LATCHKEY_TLS_CERT/KEY) is served instead of the local CA', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-tls-'));
+  try {
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-days', '1']);
+    const t = await startTestIdp({ config: { tlsCert: join(dir, 'cert.pem'), tlsKey: join(dir, 'key.pem') } });
+    try {
+      assert.equal(t.caPem, undefined, 'no local CA when the operator gives a certificate');
+      const f = tlsFetch(readFileSync(join(dir, 'cert.pem'), 'utf8'));
+      const res = await f(`${t.issuer}/healthz`);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('strict-transport-security') ?? '', /max-age=/);
+      const { stdout } = await run('curl', ['-sS', '--fail', '--cacert', join(dir, 'cert.pem'), `${t.issuer}/jwks`]);
+      assert.equal(JSON.parse(stdout).keys.length, 1);
+      await assert.rejects(run('curl', ['-sS', '--fail', `${t.issuer.replace('https:', 'http:')}/healthz`]), 'plain HTTP to the HTTPS port fails');
+    } finally {
+      await t.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an unreadable LATCHKEY_TLS_CERT stops the start with tls_material_invalid', async () => {
+  await assert.rejects(startTestIdp({ config: { tlsCert: '/nonexistent/cert.pem', tlsKey: '/nonexistent/key.pem' } }), (e: { code?: string }) => e.code === 'tls_material_invalid');
+});
