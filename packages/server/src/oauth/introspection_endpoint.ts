@@ -1,20 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import { invalidRequest } from '../errors.ts';
-import type { ServerEvents } from '../events.ts';
-import { param, readForm } from '../http/form.ts';
-import type { KeyRing } from '../keys/key_ring.ts';
-import { verifyOwnToken } from '../keys/own_token_verifier.ts';
 import type { ClientStore, RevocationStore } from '../storage/ports.ts';
-import type { ClientAuthenticator } from './client_auth/authenticate_client.ts';
+import { readPresentedToken, type PresentedTokenDeps } from './presented_token.ts';
 import { NO_STORE } from './token_endpoint.ts';
 
-export interface IntrospectionDeps {
-  issuer: string;
-  keys: Pick<KeyRing, 'publishedKey'>;
+export interface IntrospectionDeps extends PresentedTokenDeps {
   revocations: Pick<RevocationStore, 'isTokenRevoked'>;
   clients: Pick<ClientStore, 'getClient'>;
-  authenticate: ClientAuthenticator;
-  events: ServerEvents;
 }
 
 /**
@@ -24,12 +15,7 @@ export interface IntrospectionDeps {
  */
 export function registerIntrospectionEndpoint(app: FastifyInstance, deps: IntrospectionDeps): void {
   app.post('/introspect', async (request, reply) => {
-    const form = readForm(request);
-    const { client: caller, method } = await deps.authenticate(request, form);
-    const token = param(form, 'token');
-    if (!token) throw invalidRequest('token is missing');
-    const now = Math.floor(Date.now() / 1000);
-    const result = verifyOwnToken(deps.keys, deps.issuer, token, now, 0);
+    const { caller, authMethod: method, result } = await readPresentedToken(request, deps);
     let active = result.valid;
     let reason: string = result.valid ? 'active' : result.reason;
     if (result.valid) {

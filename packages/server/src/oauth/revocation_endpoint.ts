@@ -1,18 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { OAuthError, invalidRequest } from '../errors.ts';
-import type { ServerEvents } from '../events.ts';
-import { param, readForm } from '../http/form.ts';
-import type { KeyRing } from '../keys/key_ring.ts';
-import { verifyOwnToken } from '../keys/own_token_verifier.ts';
+import { OAuthError } from '../errors.ts';
 import type { RevocationStore } from '../storage/ports.ts';
-import type { ClientAuthenticator } from './client_auth/authenticate_client.ts';
+import { readPresentedToken, type PresentedTokenDeps } from './presented_token.ts';
 
-export interface RevocationDeps {
-  issuer: string;
-  keys: Pick<KeyRing, 'publishedKey'>;
+export interface RevocationDeps extends PresentedTokenDeps {
   revocations: Pick<RevocationStore, 'revokeToken'>;
-  authenticate: ClientAuthenticator;
-  events: ServerEvents;
 }
 
 /**
@@ -22,12 +14,7 @@ export interface RevocationDeps {
  */
 export function registerRevocationEndpoint(app: FastifyInstance, deps: RevocationDeps): void {
   app.post('/revoke', async (request, reply) => {
-    const form = readForm(request);
-    const { client: caller, method } = await deps.authenticate(request, form);
-    const token = param(form, 'token');
-    if (!token) throw invalidRequest('token is missing');
-    const now = Math.floor(Date.now() / 1000);
-    const result = verifyOwnToken(deps.keys, deps.issuer, token, now, 0);
+    const { caller, authMethod: method, result, now } = await readPresentedToken(request, deps);
     const base = { actor: caller.clientId, client_id: caller.clientId, request_id: request.id, source_ip: request.ip } as const;
     const claims = result.valid || result.reason === 'expired' ? result.claims : undefined;
     if (claims && claims.client_id !== caller.clientId) {
