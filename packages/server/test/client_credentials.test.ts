@@ -78,14 +78,38 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
   test('private_key_jwt (RFC 7523) with openid-client, ES256 and EdDSA client keys', async () => {
     for (const alg of ['ES256', 'EdDSA'] as const) {
       const { publicKey, privateKey } = await jose.generateKeyPair(alg, { extractable: true });
-      // No `alg` member: openid-client signs Ed25519 keys as RFC 9864's `Ed25519`, not `EdDSA`.
-      const jwk = { ...(await jose.exportJWK(publicKey)), kid: `k-${alg}` };
+      // Registered with alg EdDSA, while openid-client signs Ed25519 keys as RFC 9864's `Ed25519`.
+      const jwk = { ...(await jose.exportJWK(publicKey)), kid: `k-${alg}`, alg };
       const reg = await t.register({ audiences: [ORDERS], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } });
       assert.equal(reg.client_secret, undefined);
       const config = await configFor(reg.client_id, oidc.PrivateKeyJwt({ key: privateKey, kid: jwk.kid }));
       const res = await oidc.clientCredentialsGrant(config, { resource: ORDERS });
       const { payload } = await verifyWithJose(res.access_token, ORDERS);
       assert.equal(payload.client_id, reg.client_id);
+    }
+  });
+
+  test('private_key_jwt with a jwks_uri served over loopback', async () => {
+    const { createServer } = await import('node:http');
+    const { publicKey, privateKey } = await jose.generateKeyPair('ES256');
+    const body = JSON.stringify({ keys: [{ ...(await jose.exportJWK(publicKey)), kid: 'remote-1', alg: 'ES256', use: 'sig' }] });
+    let fetched = 0;
+    const server = createServer((_req, res) => {
+      fetched++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    // jwks_uri must be https unless the IdP itself runs without TLS (development), as here.
+    const plain = await startTestIdp({ tls: false });
+    try {
+      const jwksUri = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
+      const reg = await plain.register({ audiences: [ORDERS], token_endpoint_auth_method: 'private_key_jwt', jwks_uri: jwksUri });
+      const config = await oidc.discovery(new URL(plain.issuer), reg.client_id, undefined, oidc.PrivateKeyJwt({ key: privateKey, kid: 'remote-1' }), { algorithm: 'oauth2', execute: [oidc.allowInsecureRequests] });
+      for (let i = 0; i < 3; i++) assert.ok((await oidc.clientCredentialsGrant(config)).access_token);
+      assert.equal(fetched, 1, 'the JWKS is fetched once and cached');
+    } finally {
+      await plain.close();
+      server.close();
     }
   });
 

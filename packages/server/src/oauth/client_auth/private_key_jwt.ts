@@ -14,12 +14,21 @@ export interface PrivateKeyJwtDeps {
   replay: Pick<ReplayStore, 'useOnce'>;
 }
 
+/**
+ * An OKP key registered with `alg: EdDSA` must also match assertions signed as RFC 9864's
+ * `Ed25519` (what current clients, openid-client among them, send) and the other way round;
+ * the allowlist of algorithms still applies.
+ */
+function withEd25519Aliases(set: JSONWebKeySet): JSONWebKeySet {
+  return { keys: set.keys.map((k) => (k.kty === 'OKP' && (k.alg === 'EdDSA' || k.alg === 'Ed25519') ? { ...k, alg: undefined } : k)) };
+}
+
 /** RFC 7523 §2.2 / §3: a JWT signed with one of the client's registered keys authenticates it. */
 export function privateKeyJwt(deps: PrivateKeyJwtDeps): ClientAuthMethod {
   const remoteSets = new Map<string, JWTVerifyGetKey>();
   const keySetOf = (client: ClientRecord): JWTVerifyGetKey => {
     const { jwks, jwks_uri } = client.metadata;
-    if (jwks) return createLocalJWKSet(jwks as JSONWebKeySet);
+    if (jwks) return createLocalJWKSet(withEd25519Aliases(jwks as JSONWebKeySet));
     const cacheKey = `${client.clientId} ${jwks_uri}`;
     let set = remoteSets.get(cacheKey);
     if (!set) {
