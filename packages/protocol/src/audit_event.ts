@@ -9,6 +9,12 @@ export const AUDIT_EVENT_TYPES = [
   'client.updated',
   'client.deleted',
   'admin.auth_failed',
+  'key.created',
+  'key.activated',
+  'key.retired',
+  'key.removed',
+  'key.revoked',
+  'key.rotation_requested',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 
@@ -23,7 +29,7 @@ export interface AuditEvent {
   time: string;
   type: AuditEventType;
   outcome: AuditOutcome;
-  /** Who acted: a client id, `admin`, or `anonymous`. */
+  /** Who acted: a client id, `admin`, `system` (the IdP's own schedule), or `anonymous`. */
   actor: string;
   /** Whom the event is about (token subject, client). */
   subject?: string;

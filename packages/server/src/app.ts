@@ -10,6 +10,8 @@ import { installErrorHandler } from './http/error_handler.ts';
 import { FORM_CONTENT_TYPE, parseForm } from './http/form.ts';
 import { registerJwksEndpoint } from './keys/jwks_endpoint.ts';
 import type { KeyRing } from './keys/key_ring.ts';
+import type { KeyRotator } from './keys/key_rotator.ts';
+import { registerKeyAdmin } from './admin/key_admin.ts';
 import type { MasterKey } from './keys/master_key.ts';
 import { clientAuthenticator } from './oauth/client_auth/authenticate_client.ts';
 import { clientSecretBasic } from './oauth/client_auth/client_secret_basic.ts';
@@ -29,6 +31,7 @@ export interface AppDeps {
   config: Readonly<Config>;
   storage: Storage;
   keys: KeyRing;
+  rotator: KeyRotator;
   master: MasterKey;
   events: ServerEvents;
   logger: Logger;
@@ -90,5 +93,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     allowHttpJwksUri: !config.tls,
   });
   registerClientAdmin(app, { issuer, clients, events, requireAdmin });
+  registerKeyAdmin(app, { store: storage, rotator: deps.rotator, requireAdmin, policy: { rotateEvery: config.keyRotationInterval, announce: config.keyAnnounceWindow, alg: config.signingAlg } });
   return app;
 }

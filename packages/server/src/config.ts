@@ -46,6 +46,15 @@ export interface Config {
   authFailureLimit: number;
   /** How long a replica may serve a client registration from memory before re-reading it (LATCHKEY_CLIENT_CACHE_TTL); 0 disables. */
   clientCacheTtl: number;
+  /** How long a signing key signs before the next one takes over (LATCHKEY_KEY_ROTATION_INTERVAL). */
+  keyRotationInterval: number;
+  /**
+   * Least time a `next` key is published before it may sign (LATCHKEY_KEY_ANNOUNCE_WINDOW); at
+   * least the JWKS max-age plus two check intervals, which is also its default.
+   */
+  keyAnnounceWindow: number;
+  /** How often each replica reloads keys and the lease holder runs the schedule (LATCHKEY_KEY_CHECK_INTERVAL). */
+  keyCheckInterval: number;
   /** Log level (LATCHKEY_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
 }
@@ -71,6 +80,9 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   auditFlushMs: 200,
   authFailureLimit: 20,
   clientCacheTtl: 5,
+  keyRotationInterval: 86400,
+  keyAnnounceWindow: 0,
+  keyCheckInterval: 30,
   logLevel: 'info',
 });
 
@@ -96,6 +108,9 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_AUDIT_FLUSH_MS: 'auditFlushMs',
   LATCHKEY_AUTH_FAILURE_LIMIT: 'authFailureLimit',
   LATCHKEY_CLIENT_CACHE_TTL: 'clientCacheTtl',
+  LATCHKEY_KEY_ROTATION_INTERVAL: 'keyRotationInterval',
+  LATCHKEY_KEY_ANNOUNCE_WINDOW: 'keyAnnounceWindow',
+  LATCHKEY_KEY_CHECK_INTERVAL: 'keyCheckInterval',
   LATCHKEY_LOG_LEVEL: 'logLevel',
 };
 
@@ -215,8 +230,21 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     auditFlushMs: int('auditFlushMs', 1, 60000),
     authFailureLimit: int('authFailureLimit', 1, 1_000_000),
     clientCacheTtl: int('clientCacheTtl', 0, 300),
+    keyRotationInterval: int('keyRotationInterval', 2, 366 * 86400),
+    keyAnnounceWindow: int('keyAnnounceWindow', 0, 30 * 86400),
+    keyCheckInterval: int('keyCheckInterval', 1, 3600),
     logLevel,
   };
+  // Issue 3: a next key is published for at least the JWKS cache lifetime before it signs; each
+  // replica sees it within one check interval, hence the floor.
+  const announceFloor = config.jwksMaxAge + 2 * config.keyCheckInterval;
+  if (input.keyAnnounceWindow === undefined || input.keyAnnounceWindow === '') config.keyAnnounceWindow = announceFloor;
+  else if (config.keyAnnounceWindow < announceFloor) {
+    problems.push(`LATCHKEY_KEY_ANNOUNCE_WINDOW: must be at least the JWKS max-age plus two check intervals (${announceFloor})`);
+  }
+  if (config.keyRotationInterval <= config.keyAnnounceWindow) {
+    problems.push(`LATCHKEY_KEY_ROTATION_INTERVAL: must be longer than the announce window (${config.keyAnnounceWindow})`);
+  }
   if (config.accessTokenTtl > config.maxAccessTokenTtl) problems.push('LATCHKEY_ACCESS_TOKEN_TTL: must not exceed LATCHKEY_MAX_ACCESS_TOKEN_TTL');
   if (problems.length > 0) throw new LatchkeyError('config_invalid', `invalid configuration:\n  ${problems.join('\n  ')}`);
   return Object.freeze(config);

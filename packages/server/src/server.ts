@@ -6,6 +6,7 @@ import { AuditWriter } from './audit/audit_writer.ts';
 import type { Config } from './config.ts';
 import { ServerEvents } from './events.ts';
 import { KeyRing } from './keys/key_ring.ts';
+import { KeyRotator } from './keys/key_rotator.ts';
 import { MasterKey } from './keys/master_key.ts';
 import { openStorage } from './storage/open_storage.ts';
 import type { Storage } from './storage/ports.ts';
@@ -23,6 +24,7 @@ export interface RunningIdp {
   /** Set only when this start generated the bootstrap admin token. */
   generatedAdminToken: string | undefined;
   audit: AuditWriter;
+  rotator: KeyRotator;
   /** Stops accepting, finishes in-flight requests, flushes audit, closes storage. */
   close(): Promise<void>;
 }
@@ -39,15 +41,24 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
   const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   try {
     const generatedAdminToken = await bootstrapAdminToken(storage, master.secretHashKey, config.adminToken);
-    const keys = new KeyRing(storage, master);
-    await keys.ensureCurrentKey(config.signingAlg);
-    const tls = config.tls
-      ? await loadTlsMaterial({ dataDir: config.dataDir, certFile: config.tlsCert, keyFile: config.tlsKey, hosts: [config.host, new URL(config.issuer).hostname.replace(/^\[|\]$/g, '')], master })
-      : undefined;
     const events = new ServerEvents();
     const audit = new AuditWriter(storage, { flushMs: config.auditFlushMs, onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'audit flush failed; will retry') });
     events.on((type, payload) => audit.record(type, payload));
-    const app = buildApp({ config, storage, keys, master, events, logger, https: tls });
+    const keys = new KeyRing(storage, master);
+    const rotator = new KeyRotator({
+      store: storage,
+      ring: keys,
+      events,
+      policy: { rotateEvery: config.keyRotationInterval, announce: config.keyAnnounceWindow, alg: config.signingAlg },
+      checkInterval: config.keyCheckInterval,
+      retireGrace: config.maxAccessTokenTtl + config.clockSkew,
+      onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'key schedule failed; will retry'),
+    });
+    await rotator.start();
+    const tls = config.tls
+      ? await loadTlsMaterial({ dataDir: config.dataDir, certFile: config.tlsCert, keyFile: config.tlsKey, hosts: [config.host, new URL(config.issuer).hostname.replace(/^\[|\]$/g, '')], master })
+      : undefined;
+    const app = buildApp({ config, storage, keys, rotator, master, events, logger, https: tls });
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
@@ -59,10 +70,11 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     purge.unref();
     let closing: Promise<void> | undefined;
     return {
-      app, config, storage, url, issuer: config.issuer, caPem: tls?.caPem, generatedAdminToken, audit,
+      app, config, storage, url, issuer: config.issuer, caPem: tls?.caPem, generatedAdminToken, audit, rotator,
       close() {
         closing ??= (async () => {
           clearInterval(purge);
+          await rotator.stop();
           await app.close();
           await audit.close();
           await storage.close();

@@ -28,10 +28,12 @@ if (testDatabaseUrl() === undefined) {
       await b.close();
     });
 
-    test('both publish the same single key', async () => {
+    test('both publish the same keys: one current, one next', async () => {
       const ja = await (await a.fetch(`${a.issuer}/jwks`)).json();
       const jb = await (await b.fetch(`${b.issuer}/jwks`)).json();
-      assert.equal((ja as { keys: unknown[] }).keys.length, 1);
+      assert.equal((ja as { keys: unknown[] }).keys.length, 2);
+      const states = (await a.idp.storage.listKeys()).map((k) => k.state).sort();
+      assert.deepEqual(states, ['current', 'next']);
       assert.deepEqual(ja, jb);
     });
 

@@ -22,7 +22,7 @@ test('an operator certificate made by openssl (LATCHKEY_TLS_CERT/KEY) is served 
       assert.equal(res.status, 200);
       assert.match(res.headers.get('strict-transport-security') ?? '', /max-age=/);
       const { stdout } = await run('curl', ['-sS', '--fail', '--cacert', join(dir, 'cert.pem'), `${t.issuer}/jwks`]);
-      assert.equal(JSON.parse(stdout).keys.length, 1);
+      assert.equal(JSON.parse(stdout).keys.length, 2);
       await assert.rejects(run('curl', ['-sS', '--fail', `${t.issuer.replace('https:', 'http:')}/healthz`]), 'plain HTTP to the HTTPS port fails');
     } finally {
       await t.close();

@@ -44,9 +44,10 @@ export class KeyRing {
   private published = new Map<string, PublishedKey>();
   private jwksBody = '{"keys":[]}';
   private jwksEtag = '"0"';
+  private fingerprint: string | undefined;
 
   constructor(
-    private readonly store: Pick<KeyStore, 'insertKey' | 'listPublishedKeys' | 'getCurrentKey'>,
+    private readonly store: Pick<KeyStore, 'insertKey' | 'listPublishedKeys'>,
     private readonly masterKey: MasterKey,
   ) {}
 
@@ -66,27 +67,17 @@ export class KeyRing {
       createdAt: now,
       activatedAt: state === 'current' ? now : null,
       retiredAt: null,
+      removeAfter: null,
     };
     await this.store.insertKey(record);
     return record;
   }
 
-  /** At start: make sure one key signs (creating the first), then load everything. */
-  async ensureCurrentKey(alg: SigningAlgorithm): Promise<void> {
-    if (!(await this.store.getCurrentKey())) {
-      try {
-        await this.createKey(alg, 'current');
-      } catch (err) {
-        // Another replica created the first key at the same moment: use theirs.
-        if (!(err instanceof LatchkeyError && err.code === 'storage_conflict')) throw err;
-      }
-    }
-    await this.reload();
-  }
-
-  /** Reloads published keys and the current signer from storage. */
+  /** Reloads published keys and the current signer from storage, when they changed. */
   async reload(): Promise<void> {
     const records = await this.store.listPublishedKeys();
+    const fingerprint = records.map((r) => `${r.kid}:${r.state}`).join(',');
+    if (fingerprint === this.fingerprint) return;
     const published = new Map<string, PublishedKey>();
     const jwks: Record<string, unknown>[] = [];
     let signer: Signer | undefined;
@@ -101,6 +92,7 @@ export class KeyRing {
     }
     this.published = published;
     this.signer = signer;
+    this.fingerprint = fingerprint;
     this.jwksBody = JSON.stringify({ keys: jwks });
     this.jwksEtag = `"${createHash('sha256').update(this.jwksBody).digest('base64url').slice(0, 22)}"`;
   }

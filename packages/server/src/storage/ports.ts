@@ -48,15 +48,46 @@ export interface SigningKeyRecord {
   privateKeyEnc: string;
   createdAt: number;
   activatedAt: number | null;
+  /** When it stopped signing (retired) or was revoked. */
   retiredAt: number | null;
+  /** When the row may go: no token it signed can still be valid (retired and revoked keys). */
+  removeAfter: number | null;
+}
+
+/** One state change of a signing key; applied only if the key is still in `from`. */
+export interface KeyTransition {
+  kid: string;
+  from: KeyState;
+  to: KeyState;
+  /** Epoch seconds of the change. */
+  at: number;
+  /** For `retired` and `revoked`: when the row may be removed. */
+  removeAfter?: number;
 }
 
 export interface KeyStore {
-  /** Inserts a key; a second `current` key is refused with `storage_conflict`. */
+  /** Inserts a key; a second `current` or `next` key is refused with `storage_conflict`. */
   insertKey(key: SigningKeyRecord): Promise<void>;
   /** Keys in any state but `revoked`, newest first. */
   listPublishedKeys(): Promise<SigningKeyRecord[]>;
+  /** Every key, revoked ones included, newest first. */
+  listKeys(): Promise<SigningKeyRecord[]>;
   getCurrentKey(): Promise<SigningKeyRecord | undefined>;
+  /**
+   * Applies the transitions atomically: all of them, or none when any key is no longer in its
+   * `from` state (another replica got there first). Returns whether they were applied.
+   */
+  transitionKeys(transitions: KeyTransition[]): Promise<boolean>;
+  /** Deletes retired and revoked keys whose `removeAfter` has passed; returns their kids. */
+  removeExpiredKeys(now: number): Promise<string[]>;
+}
+
+export interface LeaseStore {
+  /**
+   * Takes or renews the named lease for `holder` until `expiresAtMs`; true when `holder` holds it.
+   * A lease held by another holder is taken only once it has expired.
+   */
+  tryLease(name: string, holder: string, expiresAtMs: number): Promise<boolean>;
 }
 
 export interface ReplayStore {
@@ -97,7 +128,7 @@ export interface SettingsStore {
 }
 
 /** Everything the IdP keeps. One implementation per database; both pass the same contract tests. */
-export interface Storage extends ClientStore, KeyStore, ReplayStore, RevocationStore, AuditStore, SettingsStore {
+export interface Storage extends ClientStore, KeyStore, LeaseStore, ReplayStore, RevocationStore, AuditStore, SettingsStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Applies pending migrations; safe to run concurrently from several replicas. */
   migrate(): Promise<void>;

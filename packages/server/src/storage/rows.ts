@@ -40,6 +40,7 @@ export interface KeyRow {
   created_at: number | string;
   activated_at: number | string | null;
   retired_at: number | string | null;
+  remove_after: number | string | null;
 }
 
 const numOrNull = (v: number | string | null): number | null => (v === null ? null : Number(v));
@@ -53,6 +54,7 @@ export const keyFromRow = (r: KeyRow): SigningKeyRecord => ({
   createdAt: Number(r.created_at),
   activatedAt: numOrNull(r.activated_at),
   retiredAt: numOrNull(r.retired_at),
+  removeAfter: numOrNull(r.remove_after),
 });
 
 export const keyParams = (k: SigningKeyRecord): unknown[] => [
@@ -64,6 +66,7 @@ export const keyParams = (k: SigningKeyRecord): unknown[] => [
   k.createdAt,
   k.activatedAt,
   k.retiredAt,
+  k.removeAfter,
 ];
 
 export interface AuditRow {
@@ -105,5 +108,5 @@ export const auditFromRow = (r: AuditRow): AuditEvent => {
 };
 
 export const AUDIT_COLUMNS = 'time, type, outcome, actor, subject, client_id, reason, request_id, source_ip, detail';
-export const KEY_COLUMNS = 'kid, alg, state, public_jwk, private_key_enc, created_at, activated_at, retired_at';
+export const KEY_COLUMNS = 'kid, alg, state, public_jwk, private_key_enc, created_at, activated_at, retired_at, remove_after';
 export const CLIENT_COLUMNS = 'client_id, metadata, secret_hash, registration_token_hash, created_at, updated_at, disabled';

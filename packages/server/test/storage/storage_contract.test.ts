@@ -18,7 +18,7 @@ const client = (id: string, over: Partial<ClientRecord> = {}): ClientRecord => (
 });
 
 const key = (kid: string, state: SigningKeyRecord['state'], createdAt = 1_700_000_000): SigningKeyRecord => ({
-  kid, alg: 'ES256', state, publicJwk: { kty: 'EC', kid }, privateKeyEnc: 'v1.x.y', createdAt, activatedAt: state === 'current' ? createdAt : null, retiredAt: null,
+  kid, alg: 'ES256', state, publicJwk: { kty: 'EC', kid }, privateKeyEnc: 'v1.x.y', createdAt, activatedAt: state === 'current' ? createdAt : null, retiredAt: null, removeAfter: null,
 });
 
 /** The one storage contract; every adapter must pass all of it. */
@@ -66,6 +66,47 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
       await s.insertKey(key('k5', 'retired', 0));
       assert.deepEqual((await s.listPublishedKeys()).map((k) => k.kid), ['k3', 'k1', 'k5']);
       assert.deepEqual(await s.getCurrentKey(), key('k1', 'current', 1));
+    });
+
+    test('keys: transitions are atomic and conditional; one next at most; expired keys are removed', async () => {
+      await assert.rejects(s.insertKey(key('k6', 'next', 6)), (e: unknown) => e instanceof LatchkeyError && e.code === 'storage_conflict');
+      // Promote k3 (next) and retire k1 (current) together.
+      assert.equal(await s.transitionKeys([
+        { kid: 'k1', from: 'current', to: 'retired', at: 10, removeAfter: 100 },
+        { kid: 'k3', from: 'next', to: 'current', at: 10 },
+      ]), true);
+      const byKid = new Map((await s.listKeys()).map((k) => [k.kid, k]));
+      assert.equal(byKid.get('k1')!.state, 'retired');
+      assert.equal(byKid.get('k1')!.retiredAt, 10);
+      assert.equal(byKid.get('k1')!.removeAfter, 100);
+      assert.equal(byKid.get('k3')!.state, 'current');
+      assert.equal(byKid.get('k3')!.activatedAt, 10);
+      // A stale transition (k1 is no longer current) changes nothing, not even its valid half.
+      assert.equal(await s.transitionKeys([
+        { kid: 'k5', from: 'retired', to: 'revoked', at: 11, removeAfter: 50 },
+        { kid: 'k1', from: 'current', to: 'retired', at: 11 },
+      ]), false);
+      assert.equal((await s.listKeys()).find((k) => k.kid === 'k5')!.state, 'retired');
+      // A second current is refused atomically.
+      assert.equal(await s.transitionKeys([{ kid: 'k5', from: 'retired', to: 'current', at: 12 }]), false);
+      assert.equal((await s.getCurrentKey())!.kid, 'k3');
+      assert.deepEqual((await s.listKeys()).map((k) => k.kid), ['k4', 'k3', 'k1', 'k5']);
+      assert.equal(await s.transitionKeys([{ kid: 'k5', from: 'retired', to: 'revoked', at: 13, removeAfter: 60 }]), true);
+      assert.deepEqual((await s.removeExpiredKeys(99)).sort(), ['k5']);
+      assert.deepEqual((await s.removeExpiredKeys(100)).sort(), ['k1']);
+      assert.deepEqual((await s.listKeys()).map((k) => k.kid), ['k4', 'k3']);
+    });
+
+    test('leases: one holder at a time, renewable, taken over after expiry', async () => {
+      const now = Date.now();
+      assert.equal(await s.tryLease('rotation', 'a', now + 60_000), true);
+      assert.equal(await s.tryLease('rotation', 'b', now + 60_000), false);
+      assert.equal(await s.tryLease('rotation', 'a', now + 90_000), true, 'the holder renews');
+      assert.equal(await s.tryLease('other', 'b', now + 60_000), true);
+      assert.equal(await s.tryLease('short', 'a', now - 1), true);
+      assert.equal(await s.tryLease('short', 'b', now + 60_000), true, 'an expired lease is taken over');
+      const race = await Promise.all(['x', 'y', 'z', 'w'].map((h) => s.tryLease('race', h, now + 60_000)));
+      assert.equal(race.filter(Boolean).length, 1);
     });
 
     test('replay: an id is usable once until it expires, atomically under concurrency', async () => {

@@ -61,11 +61,27 @@ CREATE TABLE settings (
 );
 `;
 
+const KEY_LIFECYCLE = `
+ALTER TABLE signing_keys ADD COLUMN remove_after BIGINT;
+CREATE UNIQUE INDEX signing_keys_one_next ON signing_keys (state) WHERE state = 'next';
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+`;
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
     name: 'core: clients, signing keys, replay, revocation, audit, settings',
     sqlite: common('INTEGER PRIMARY KEY AUTOINCREMENT', 'INTEGER'),
     postgres: common('BIGSERIAL PRIMARY KEY', 'BOOLEAN'),
+  },
+  {
+    version: 2,
+    name: 'key lifecycle: removal time, one next key, leases',
+    sqlite: KEY_LIFECYCLE,
+    postgres: KEY_LIFECYCLE,
   },
 ];

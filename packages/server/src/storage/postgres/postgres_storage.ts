@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { AuditEvent } from '@latchkey/protocol';
 import { LatchkeyError } from '../../errors.ts';
 import { migrations } from '../migrations/index.ts';
-import type { ClientRecord, SigningKeyRecord, Storage, RevokedToken } from '../ports.ts';
+import type { ClientRecord, KeyTransition, SigningKeyRecord, Storage, RevokedToken } from '../ports.ts';
 import {
   AUDIT_COLUMNS, CLIENT_COLUMNS, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, keyFromRow, keyParams,
   type AuditRow, type ClientRow, type KeyRow,
@@ -86,12 +86,63 @@ export class PostgresStorage implements Storage {
   }
 
   async insertKey(k: SigningKeyRecord): Promise<void> {
-    await this.q(`INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, keyParams(k));
+    await this.q(`INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, keyParams(k));
   }
 
   async listPublishedKeys(): Promise<SigningKeyRecord[]> {
     const r = await this.q<KeyRow>(`SELECT ${KEY_COLUMNS} FROM signing_keys WHERE state <> 'revoked' ORDER BY created_at DESC, kid`);
     return r.rows.map(keyFromRow);
+  }
+
+  async listKeys(): Promise<SigningKeyRecord[]> {
+    return (await this.q<KeyRow>(`SELECT ${KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid`)).rows.map(keyFromRow);
+  }
+
+  async transitionKeys(transitions: KeyTransition[]): Promise<boolean> {
+    const client = await this.pool.connect().catch((err: unknown) => {
+      throw new LatchkeyError('storage_unavailable', 'PostgreSQL is unreachable', { cause: err });
+    });
+    try {
+      await client.query('BEGIN');
+      for (const t of transitions) {
+        const r = await client.query(
+          `UPDATE signing_keys SET state = $1, activated_at = CASE WHEN $1 = 'current' THEN $2 ELSE activated_at END,
+             retired_at = CASE WHEN $1 IN ('retired', 'revoked') THEN $2 ELSE retired_at END, remove_after = COALESCE($3, remove_after)
+           WHERE kid = $4 AND state = $5`,
+          [t.to, t.at, t.removeAfter ?? null, t.kid, t.from],
+        );
+        if (r.rowCount !== 1) {
+          await client.query('ROLLBACK');
+          return false;
+        }
+      }
+      await client.query('COMMIT');
+      return true;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      if ((err as { code?: string }).code === '23505') return false;
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async removeExpiredKeys(now: number): Promise<string[]> {
+    const r = await this.q<{ kid: string }>(
+      `DELETE FROM signing_keys WHERE state IN ('retired', 'revoked') AND remove_after IS NOT NULL AND remove_after <= $1 RETURNING kid`,
+      [now],
+    );
+    return r.rows.map((x) => x.kid);
+  }
+
+  async tryLease(name: string, holder: string, expiresAtMs: number): Promise<boolean> {
+    const r = await this.q(
+      `INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+       WHERE leases.holder = excluded.holder OR leases.expires_at < $4`,
+      [name, holder, expiresAtMs, Date.now()],
+    );
+    return r.rowCount === 1;
   }
 
   async getCurrentKey(): Promise<SigningKeyRecord | undefined> {

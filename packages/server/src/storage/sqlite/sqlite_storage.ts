@@ -4,7 +4,10 @@ import Database from 'better-sqlite3';
 import type { AuditEvent } from '@latchkey/protocol';
 import { LatchkeyError } from '../../errors.ts';
 import { migrations } from '../migrations/index.ts';
-import type { ClientRecord, SigningKeyRecord, Storage, RevokedToken } from '../ports.ts';
+import type { ClientRecord, KeyTransition, SigningKeyRecord, Storage, RevokedToken } from '../ports.ts';
+
+/** Thrown inside a transaction to roll it back when a key is no longer in its expected state. */
+class TransitionAborted extends Error {}
 import {
   AUDIT_COLUMNS, CLIENT_COLUMNS, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, keyFromRow, keyParams,
   type AuditRow, type ClientRow, type KeyRow,
@@ -54,7 +57,20 @@ export class SqliteStorage implements Storage {
       updateClient: db.prepare('UPDATE clients SET metadata = ?, secret_hash = ?, registration_token_hash = ?, updated_at = ?, disabled = ? WHERE client_id = ?'),
       deleteClient: db.prepare('DELETE FROM clients WHERE client_id = ?'),
       listClients: db.prepare(`SELECT ${CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id`),
-      insertKey: db.prepare(`INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertKey: db.prepare(`INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      allKeys: db.prepare(`SELECT ${KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid`),
+      transitionKey: db.prepare(
+        `UPDATE signing_keys SET state = ?, activated_at = CASE WHEN ? = 'current' THEN ? ELSE activated_at END,
+           retired_at = CASE WHEN ? IN ('retired', 'revoked') THEN ? ELSE retired_at END, remove_after = COALESCE(?, remove_after)
+         WHERE kid = ? AND state = ?`,
+      ),
+      expiredKeys: db.prepare(`SELECT kid FROM signing_keys WHERE state IN ('retired', 'revoked') AND remove_after IS NOT NULL AND remove_after <= ?`),
+      deleteKey: db.prepare('DELETE FROM signing_keys WHERE kid = ?'),
+      tryLease: db.prepare(
+        `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+         WHERE leases.holder = excluded.holder OR leases.expires_at < ?`,
+      ),
       publishedKeys: db.prepare(`SELECT ${KEY_COLUMNS} FROM signing_keys WHERE state <> 'revoked' ORDER BY created_at DESC, kid`),
       currentKey: db.prepare(`SELECT ${KEY_COLUMNS} FROM signing_keys WHERE state = 'current'`),
       useOnce: db.prepare(
@@ -117,6 +133,36 @@ export class SqliteStorage implements Storage {
 
   async listPublishedKeys(): Promise<SigningKeyRecord[]> {
     return (this.stmts.publishedKeys.all() as KeyRow[]).map(keyFromRow);
+  }
+
+  async listKeys(): Promise<SigningKeyRecord[]> {
+    return (this.stmts.allKeys.all() as KeyRow[]).map(keyFromRow);
+  }
+
+  async transitionKeys(transitions: KeyTransition[]): Promise<boolean> {
+    try {
+      return this.db.transaction((list: KeyTransition[]) => {
+        for (const t of list) {
+          const r = this.stmts.transitionKey.run(t.to, t.to, t.at, t.to, t.at, t.removeAfter ?? null, t.kid, t.from);
+          if (r.changes !== 1) throw new TransitionAborted();
+        }
+        return true;
+      }).immediate(transitions);
+    } catch (err) {
+      if (err instanceof TransitionAborted) return false;
+      if (String((err as { code?: string }).code).startsWith('SQLITE_CONSTRAINT')) return false;
+      throw err;
+    }
+  }
+
+  async removeExpiredKeys(now: number): Promise<string[]> {
+    const kids = (this.stmts.expiredKeys.all(now) as { kid: string }[]).map((r) => r.kid);
+    for (const kid of kids) this.stmts.deleteKey.run(kid);
+    return kids;
+  }
+
+  async tryLease(name: string, holder: string, expiresAtMs: number): Promise<boolean> {
+    return this.stmts.tryLease.run(name, holder, expiresAtMs, Date.now()).changes === 1;
   }
 
   async getCurrentKey(): Promise<SigningKeyRecord | undefined> {
