@@ -222,7 +222,7 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     masterKey: str('masterKey'),
     signingAlg,
     accessTokenTtl: int('accessTokenTtl', 1, 86400),
-    maxAccessTokenTtl: int('maxAccessTokenTtl', 10, 86400),
+    maxAccessTokenTtl: int('maxAccessTokenTtl', 1, 86400),
     clockSkew: int('clockSkew', 0, 300),
     jwksMaxAge: int('jwksMaxAge', 0, 86400),
     formBodyLimit: int('formBodyLimit', 1024, 1024 * 1024),
