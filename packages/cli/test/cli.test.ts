@@ -107,6 +107,20 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
     assert.equal(noAdmin?.code, 2);
   });
 
+  test('keys list, rotate --now, revoke', async () => {
+    const list = (await cli(['keys', 'list'])).stdout;
+    const rows = list.trim().split('\n').slice(1).filter((l) => !l.startsWith('next rotation')).map((l) => l.split('\t'));
+    assert.deepEqual(rows.map((r) => r[2]).sort(), ['current', 'next']);
+    assert.match(list, /^next rotation: \d{4}-/m);
+    const oldCurrent = rows.find((r) => r[2] === 'current')![0]!;
+    const rotated = (await cli(['keys', 'rotate', '--now'])).stdout;
+    assert.match(rotated, new RegExp(`^${oldCurrent}\tES256\tretired\t`, 'm'));
+    const revoked = (await cli(['keys', 'revoke', oldCurrent])).stdout;
+    assert.match(revoked, new RegExp(`^${oldCurrent}\tES256\trevoked\t`, 'm'));
+    const jwks = JSON.parse((await run('curl', ['-sS', '--fail', '--cacert', join(dir, 'ca.pem'), `${url}/jwks`])).stdout);
+    assert.ok(!jwks.keys.some((k: { kid: string }) => k.kid === oldCurrent));
+  });
+
   test('SIGTERM: exit 0 with the audit flushed; a restart keeps the admin token and does not print it again', async () => {
     const created = JSON.parse((await cli(['client', 'create', 'flushme', '--audience', 'https://a.internal'])).stdout);
     await cli(['token', '--client-id', 'flushme', '--client-secret', created.client_secret]);

@@ -63,3 +63,46 @@ if (testDatabaseUrl() === undefined) {
     });
   });
 }
+
+if (testDatabaseUrl() !== undefined) {
+  describe('key rotation with two replicas on one PostgreSQL', () => {
+    test('two replicas share one schedule: no key promoted twice, one current and one next; both publish and sign with the same keys', { timeout: 30_000 }, async () => {
+      const databaseUrl = await startPostgresIfConfigured();
+      const masterKey = randomBytes(32).toString('base64');
+      const adminToken = randomBytes(32).toString('base64url');
+      const config = { masterKey, keyRotationInterval: 3, keyCheckInterval: 1, jwksMaxAge: 0 };
+      const [a, b] = await Promise.all([
+        startTestIdp({ databaseUrl, tls: false, adminToken, config }),
+        startTestIdp({ databaseUrl, tls: false, adminToken, config }),
+      ]);
+      try {
+        await new Promise((r) => setTimeout(r, 8000));
+        await a.idp.audit.flush();
+        await b.idp.audit.flush();
+        const activated = (await a.idp.storage.listAuditEvents({ type: 'key.activated' })).map((e) => e.detail!.kid as string);
+        assert.ok(activated.length >= 2, `${activated.length} rotations in 8 s`);
+        assert.equal(new Set(activated).size, activated.length, 'no key was promoted twice');
+        const keys = await a.idp.storage.listKeys();
+        assert.equal(keys.filter((k) => k.state === 'current').length, 1);
+        assert.equal(keys.filter((k) => k.state === 'next').length, 1);
+        const current = keys.find((k) => k.state === 'current')!.kid;
+        // Within one check interval both replicas publish the same set and sign with the current key.
+        const c = await a.register({ audiences: [AUD] });
+        let same = false;
+        for (let i = 0; i < 20 && !same; i++) {
+          const ja = await (await a.fetch(`${a.issuer}/jwks`)).text();
+          const jb = await (await b.fetch(`${b.issuer}/jwks`)).text();
+          const ta = (await a.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c as never) })).body.access_token;
+          const tb = (await b.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c as never) })).body.access_token;
+          const now = (await a.idp.storage.getCurrentKey())!.kid;
+          same = ja === jb && jose.decodeProtectedHeader(ta).kid === now && jose.decodeProtectedHeader(tb).kid === now;
+          if (!same) await new Promise((r) => setTimeout(r, 250));
+        }
+        assert.ok(same, `replicas converge on the key set (current was ${current})`);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+  });
+}
