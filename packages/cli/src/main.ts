@@ -176,6 +176,11 @@ connection(keys.command('revoke <kid>').description('revoke a compromised key: r
   printKeys((await show(res)) as never);
 });
 
+connection(client.command('revoke <client_id>').description('disable a client and revoke every token it holds').option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (id: string, opts) => {
+  const body = await show(await endpoint(opts).fetch(`/admin/clients/${encodeURIComponent(id)}/revoke`, { method: 'POST', headers: { ...adminHeaders(opts), 'content-type': 'application/json' }, body: '{}' }));
+  if (body) process.stdout.write(`revoked ${id}: disabled, and its tokens issued until now are revoked\n`);
+});
+
 connection(
   program
     .command('token')

@@ -8,6 +8,7 @@ export const AUDIT_EVENT_TYPES = [
   'client.registered',
   'client.updated',
   'client.deleted',
+  'client.revoked',
   'admin.auth_failed',
   'key.created',
   'key.activated',

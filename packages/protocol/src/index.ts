@@ -3,3 +3,4 @@ export * from './oauth_errors.ts';
 export * from './error_codes.ts';
 export * from './audit_event.ts';
 export * from './jws.ts';
+export * from './feed.ts';

@@ -11,6 +11,7 @@ import { FORM_CONTENT_TYPE, parseForm } from './http/form.ts';
 import { registerJwksEndpoint } from './keys/jwks_endpoint.ts';
 import type { KeyRing } from './keys/key_ring.ts';
 import type { KeyRotator } from './keys/key_rotator.ts';
+import type { RevocationLog } from './revocation/revocation_log.ts';
 import { registerKeyAdmin } from './admin/key_admin.ts';
 import type { MasterKey } from './keys/master_key.ts';
 import { clientAuthenticator } from './oauth/client_auth/authenticate_client.ts';
@@ -32,6 +33,7 @@ export interface AppDeps {
   storage: Storage;
   keys: KeyRing;
   rotator: KeyRotator;
+  revocations: RevocationLog;
   master: MasterKey;
   events: ServerEvents;
   logger: Logger;
@@ -85,14 +87,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     authenticate,
     events,
   });
-  registerIntrospectionEndpoint(app, { issuer, keys, revocations: storage, clients, authenticate, events });
-  registerRevocationEndpoint(app, { issuer, keys, revocations: storage, authenticate, events });
+  registerIntrospectionEndpoint(app, { issuer, keys, revocations: deps.revocations, clients, authenticate, events });
+  registerRevocationEndpoint(app, { issuer, keys, revocations: deps.revocations, authenticate, events });
   registerRegistrationEndpoints(app, {
     issuer, clients, hashKey: master.secretHashKey, events, requireAdmin,
     maxAccessTokenTtl: config.maxAccessTokenTtl,
+    revocations: deps.revocations,
     allowHttpJwksUri: !config.tls,
   });
-  registerClientAdmin(app, { issuer, clients, events, requireAdmin });
+  registerClientAdmin(app, { issuer, clients, events, requireAdmin, revocations: deps.revocations });
   registerKeyAdmin(app, { store: storage, rotator: deps.rotator, requireAdmin, policy: { rotateEvery: config.keyRotationInterval, announce: config.keyAnnounceWindow, alg: config.signingAlg } });
   return app;
 }

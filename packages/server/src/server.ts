@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import { ServerEvents } from './events.ts';
 import { KeyRing } from './keys/key_ring.ts';
 import { KeyRotator } from './keys/key_rotator.ts';
+import { RevocationLog } from './revocation/revocation_log.ts';
 import { MasterKey } from './keys/master_key.ts';
 import { openStorage } from './storage/open_storage.ts';
 import type { Storage } from './storage/ports.ts';
@@ -45,7 +46,9 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     const audit = new AuditWriter(storage, { flushMs: config.auditFlushMs, onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'audit flush failed; will retry') });
     events.on((type, payload) => audit.record(type, payload));
     const keys = new KeyRing(storage, master);
+    const revocations = new RevocationLog(storage, config.issuer, config.maxAccessTokenTtl + config.clockSkew);
     const rotator = new KeyRotator({
+      feed: revocations,
       store: storage,
       ring: keys,
       events,
@@ -58,7 +61,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     const tls = config.tls
       ? await loadTlsMaterial({ dataDir: config.dataDir, certFile: config.tlsCert, keyFile: config.tlsKey, hosts: [config.host, new URL(config.issuer).hostname.replace(/^\[|\]$/g, '')], master })
       : undefined;
-    const app = buildApp({ config, storage, keys, rotator, master, events, logger, https: tls });
+    const app = buildApp({ config, storage, keys, rotator, revocations, master, events, logger, https: tls });
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;

@@ -84,9 +84,9 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
   test('revocation never answers 200 when the entry could not be stored', async () => {
     const token = await tokenFor(a);
     const storage = t.idp.storage;
-    const original = storage.revokeToken.bind(storage);
+    const original = storage.appendFeedEvent.bind(storage);
     // Fault injection at the storage port: the database goes away between auth and write.
-    storage.revokeToken = async () => {
+    storage.appendFeedEvent = async () => {
       throw new LatchkeyError('storage_unavailable', 'database down');
     };
     try {
@@ -94,7 +94,7 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
       assert.equal(res.status, 503);
       assert.equal(res.body.error, 'temporarily_unavailable');
     } finally {
-      storage.revokeToken = original;
+      storage.appendFeedEvent = original;
     }
     assert.equal((await t.post('/introspect', { token }, { authorization: basic(b) })).body.active, true);
   });

@@ -2,12 +2,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { OAuthError } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
 import { clientInformation } from '../oauth/registration/registration_endpoints.ts';
+import type { RevocationLog } from '../revocation/revocation_log.ts';
 import type { ClientStore } from '../storage/ports.ts';
 
 export interface ClientAdminDeps {
   issuer: string;
   clients: ClientStore;
   events: ServerEvents;
+  revocations: Pick<RevocationLog, 'revokeNotBefore'>;
   requireAdmin: (request: FastifyRequest) => Promise<void>;
 }
 
@@ -28,10 +30,28 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     return { ...clientInformation(deps.issuer, client), disabled: client.disabled };
   });
 
+  /**
+   * Revoking a client disables it for new tokens and revokes every token it holds: a not-before
+   * entry on the revocation feed, so services drop them too.
+   */
+  app.post('/admin/clients/:clientId/revoke', async (request) => {
+    await deps.requireAdmin(request);
+    const { clientId } = request.params as { clientId: string };
+    const client = await deps.clients.getClient(clientId);
+    if (!client) throw notFound();
+    const disabled = { ...client, disabled: true, updatedAt: Math.floor(Date.now() / 1000) };
+    await deps.clients.updateClient(disabled);
+    await deps.revocations.revokeNotBefore('client', clientId);
+    deps.events.emit('client.revoked', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    return { ...clientInformation(deps.issuer, disabled), disabled: true };
+  });
+
   app.delete('/admin/clients/:clientId', async (request, reply) => {
     await deps.requireAdmin(request);
     const { clientId } = request.params as { clientId: string };
     if (!(await deps.clients.deleteClient(clientId))) throw notFound();
+    // Its tokens must stop working at every service too, not only at introspection.
+    await deps.revocations.revokeNotBefore('client', clientId);
     deps.events.emit('client.deleted', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
     return reply.code(204).send();
   });

@@ -3,6 +3,7 @@ import type { SigningAlgorithm } from '@latchkey/protocol';
 import { LatchkeyError } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
 import type { KeyStore, KeyTransition, LeaseStore, SettingsStore, SigningKeyRecord } from '../storage/ports.ts';
+import type { RevocationLog } from '../revocation/revocation_log.ts';
 import type { KeyRing } from './key_ring.ts';
 import { planRotation, type RotationAction, type RotationPolicy } from './rotation_plan.ts';
 
@@ -18,6 +19,8 @@ export interface KeyRotatorDeps {
   checkInterval: number;
   /** How long a retired or revoked key's tokens can still be valid: longest token lifetime + skew (seconds). */
   retireGrace: number;
+  /** Key changes go on the keys feed; a revoked key also becomes a revocation entry. */
+  feed: Pick<RevocationLog, 'keyEvent' | 'revokeKey'>;
   onError?: (err: unknown) => void;
 }
 
@@ -62,7 +65,9 @@ export class KeyRotator {
     const leader = (await this.deps.store.tryLease(LEASE, this.holder, Date.now() + this.deps.checkInterval * 3000)) || noSigner;
     if (leader) {
       await this.apply(keys);
+      const gone = new Map(keys.map((k) => [k.kid, k.alg]));
       for (const kid of await this.deps.store.removeExpiredKeys(this.now())) {
+        await this.deps.feed.keyEvent('key.removed', kid, gone.get(kid) ?? '');
         this.deps.events.emit('key.removed', { actor: 'system', subject: kid, outcome: 'success', detail: { kid } });
       }
     }
@@ -86,6 +91,8 @@ export class KeyRotator {
       const state = action.kind === 'create_current' ? 'current' : 'next';
       try {
         const k = await this.deps.ring.createKey(action.alg, state);
+        await this.deps.feed.keyEvent('key.added', k.kid, k.alg, k.publicJwk);
+        if (state === 'current') await this.deps.feed.keyEvent('key.activated', k.kid, k.alg);
         this.deps.events.emit('key.created', { actor: 'system', subject: k.kid, outcome: 'success', detail: { kid: k.kid, alg: k.alg, state } });
       } catch (err) {
         if (!(err instanceof LatchkeyError && err.code === 'storage_conflict')) throw err;
@@ -97,7 +104,9 @@ export class KeyRotator {
     if (action.current) transitions.unshift({ kid: action.current, from: 'current', to: 'retired', at: now, removeAfter: now + this.deps.retireGrace });
     if (await this.deps.store.transitionKeys(transitions)) {
       await this.deps.store.setSetting(REQUESTED, '0');
-      const alg = keys.find((k) => k.kid === action.next)?.alg;
+      const alg = keys.find((k) => k.kid === action.next)?.alg ?? '';
+      await this.deps.feed.keyEvent('key.activated', action.next, alg);
+      if (action.current) await this.deps.feed.keyEvent('key.retired', action.current, keys.find((k) => k.kid === action.current)?.alg ?? '');
       this.deps.events.emit('key.activated', { actor: 'system', subject: action.next, outcome: 'success', detail: { kid: action.next, alg, replaces: action.current ?? null } });
       if (action.current) this.deps.events.emit('key.retired', { actor: 'system', subject: action.current, outcome: 'success', detail: { kid: action.current, remove_after: now + this.deps.retireGrace } });
     }
@@ -136,6 +145,8 @@ export class KeyRotator {
     const now = this.now();
     const ok = await this.deps.store.transitionKeys([{ kid, from: key.state, to: 'revoked', at: now, removeAfter: now + this.deps.retireGrace }]);
     if (!ok) throw new KeyConflictError('the key changed state meanwhile; try again');
+    await this.deps.feed.revokeKey(kid);
+    await this.deps.feed.keyEvent('key.revoked', kid, key.alg);
     this.deps.events.emit('key.revoked', { actor, subject: kid, outcome: 'success', detail: { kid, was: key.state } });
     await this.apply(await this.deps.store.listKeys());
     await this.deps.ring.reload();

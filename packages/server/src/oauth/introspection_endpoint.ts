@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import type { ClientStore, RevocationStore } from '../storage/ports.ts';
+import type { RevocationLog } from '../revocation/revocation_log.ts';
+import type { ClientStore } from '../storage/ports.ts';
 import { readPresentedToken, type PresentedTokenDeps } from './presented_token.ts';
 import { NO_STORE } from './token_endpoint.ts';
 
 export interface IntrospectionDeps extends PresentedTokenDeps {
-  revocations: Pick<RevocationStore, 'isTokenRevoked'>;
+  revocations: Pick<RevocationLog, 'check'>;
   clients: Pick<ClientStore, 'getClient'>;
 }
 
@@ -19,9 +20,10 @@ export function registerIntrospectionEndpoint(app: FastifyInstance, deps: Intros
     let active = result.valid;
     let reason: string = result.valid ? 'active' : result.reason;
     if (result.valid) {
-      if (await deps.revocations.isTokenRevoked(deps.issuer, result.claims.jti)) {
+      const revoked = await deps.revocations.check(result.claims);
+      if (revoked) {
         active = false;
-        reason = 'revoked';
+        reason = revoked;
       } else {
         const owner = await deps.clients.getClient(result.claims.client_id);
         if (!owner || owner.disabled) {

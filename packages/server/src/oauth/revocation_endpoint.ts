@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { OAuthError } from '../errors.ts';
-import type { RevocationStore } from '../storage/ports.ts';
+import type { RevocationLog } from '../revocation/revocation_log.ts';
 import { readPresentedToken, type PresentedTokenDeps } from './presented_token.ts';
 
 export interface RevocationDeps extends PresentedTokenDeps {
-  revocations: Pick<RevocationStore, 'revokeToken'>;
+  revocations: Pick<RevocationLog, 'revokeToken'>;
 }
 
 /**
@@ -14,7 +14,7 @@ export interface RevocationDeps extends PresentedTokenDeps {
  */
 export function registerRevocationEndpoint(app: FastifyInstance, deps: RevocationDeps): void {
   app.post('/revoke', async (request, reply) => {
-    const { caller, authMethod: method, result, now } = await readPresentedToken(request, deps);
+    const { caller, authMethod: method, result } = await readPresentedToken(request, deps);
     const base = { actor: caller.clientId, client_id: caller.clientId, request_id: request.id, source_ip: request.ip } as const;
     const claims = result.valid || result.reason === 'expired' ? result.claims : undefined;
     if (claims && claims.client_id !== caller.clientId) {
@@ -22,7 +22,7 @@ export function registerRevocationEndpoint(app: FastifyInstance, deps: Revocatio
       throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
     }
     if (result.valid) {
-      await deps.revocations.revokeToken({ issuer: deps.issuer, jti: result.claims.jti, clientId: result.claims.client_id, expiresAt: result.claims.exp, revokedAt: now });
+      await deps.revocations.revokeToken(result.claims);
       deps.events.emit('token.revoked', { ...base, subject: result.claims.sub, outcome: 'success', detail: { auth_method: method, jti: result.claims.jti, exp: result.claims.exp } });
     } else {
       deps.events.emit('token.revoked', { ...base, outcome: 'success', reason: `nothing_to_revoke:${result.reason}`, detail: { auth_method: method } });

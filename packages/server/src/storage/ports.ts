@@ -98,19 +98,43 @@ export interface ReplayStore {
   useOnce(id: string, expiresAt: number): Promise<boolean>;
 }
 
-export interface RevokedToken {
-  issuer: string;
-  jti: string;
-  clientId: string;
-  /** Epoch seconds after which the entry can be dropped (the token's exp). */
+export type FeedStream = 'revocations' | 'keys';
+
+/** One entry of the feed log: a revocation (token, client, subject, key) or a key lifecycle event. */
+export interface FeedEventRecord {
+  /** Position in the log; the feed cursor. Commit order equals seq order. */
+  seq: number;
+  stream: FeedStream;
+  /** Revocations: token | client | subject | key. Keys: key.added | key.activated | key.retired | key.removed | key.revoked. */
+  kind: string;
+  iss: string;
+  /** jti, client_id, sub or kid. */
+  ref: string;
+  notBefore: number | null;
+  /** Epoch seconds after which the entry is purged. */
   expiresAt: number;
-  revokedAt: number;
+  createdAt: number;
+  data: Record<string, unknown> | null;
+}
+
+export interface FeedStore {
+  /** Appends one entry; returns it with its seq. Throws when it could not be stored. */
+  appendFeedEvent(event: Omit<FeedEventRecord, 'seq'>): Promise<FeedEventRecord>;
+  /** Unexpired entries with seq > `after`, in seq order, at most `limit`. */
+  listFeedEvents(stream: FeedStream | 'all', after: number, limit: number, now: number): Promise<FeedEventRecord[]>;
+  /** The highest seq written so far (0 when none). */
+  latestFeedSeq(): Promise<number>;
+  /**
+   * Calls `listener` after an entry was appended — by this process, or, on PostgreSQL, by any
+   * replica (LISTEN/NOTIFY) — and after a lost notification channel is back. Returns an unsubscribe.
+   */
+  onFeedAppended(listener: () => void): () => void;
 }
 
 export interface RevocationStore {
-  /** Stores a revoked token; idempotent. Throws when it could not be stored. */
-  revokeToken(entry: RevokedToken): Promise<void>;
   isTokenRevoked(issuer: string, jti: string): Promise<boolean>;
+  /** The latest not-before time revoked for a client or subject, if any unexpired. */
+  revocationNotBefore(issuer: string, kind: 'client' | 'subject', ref: string): Promise<number | undefined>;
 }
 
 export interface AuditStore {
@@ -128,7 +152,7 @@ export interface SettingsStore {
 }
 
 /** Everything the IdP keeps. One implementation per database; both pass the same contract tests. */
-export interface Storage extends ClientStore, KeyStore, LeaseStore, ReplayStore, RevocationStore, AuditStore, SettingsStore {
+export interface Storage extends ClientStore, KeyStore, LeaseStore, ReplayStore, RevocationStore, FeedStore, AuditStore, SettingsStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Applies pending migrations; safe to run concurrently from several replicas. */
   migrate(): Promise<void>;

@@ -1,5 +1,5 @@
 import type { AuditEvent, AuditEventType, AuditOutcome, SigningAlgorithm } from '@latchkey/protocol';
-import type { ClientRecord, KeyState, SigningKeyRecord } from './ports.ts';
+import type { ClientRecord, FeedEventRecord, FeedStream, KeyState, SigningKeyRecord } from './ports.ts';
 
 /** Row shapes shared by the SQL adapters, and their mapping to records. */
 export interface ClientRow {
@@ -107,6 +107,35 @@ export const auditFromRow = (r: AuditRow): AuditEvent => {
   return e;
 };
 
+export interface FeedRow {
+  seq: number | string;
+  stream: string;
+  kind: string;
+  iss: string;
+  ref: string;
+  not_before: number | string | null;
+  expires_at: number | string;
+  created_at: number | string;
+  data: string | null;
+}
+
+export const feedFromRow = (r: FeedRow): FeedEventRecord => ({
+  seq: Number(r.seq),
+  stream: r.stream as FeedStream,
+  kind: r.kind,
+  iss: r.iss,
+  ref: r.ref,
+  notBefore: numOrNull(r.not_before),
+  expiresAt: Number(r.expires_at),
+  createdAt: Number(r.created_at),
+  data: r.data === null ? null : (JSON.parse(r.data) as Record<string, unknown>),
+});
+
+export const feedParams = (e: Omit<FeedEventRecord, 'seq'>): unknown[] => [
+  e.stream, e.kind, e.iss, e.ref, e.notBefore, e.expiresAt, e.createdAt, e.data === null ? null : JSON.stringify(e.data),
+];
+
+export const FEED_COLUMNS = 'stream, kind, iss, ref, not_before, expires_at, created_at, data';
 export const AUDIT_COLUMNS = 'time, type, outcome, actor, subject, client_id, reason, request_id, source_ip, detail';
 export const KEY_COLUMNS = 'kid, alg, state, public_jwk, private_key_enc, created_at, activated_at, retired_at, remove_after';
 export const CLIENT_COLUMNS = 'client_id, metadata, secret_hash, registration_token_hash, created_at, updated_at, disabled';

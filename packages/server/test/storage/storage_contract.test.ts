@@ -120,17 +120,35 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
       assert.equal(await s.useOnce('old', now + 60), false);
     });
 
-    test('revocations: idempotent, looked up by (issuer, jti), purged after expiry', async () => {
+    test('feed log: cursor order, streams, expiry, revocation lookups, append notifications', async () => {
       const now = Math.floor(Date.now() / 1000);
-      await s.revokeToken({ issuer: 'https://i', jti: 'a', clientId: 'c', expiresAt: now + 60, revokedAt: now });
-      await s.revokeToken({ issuer: 'https://i', jti: 'a', clientId: 'c', expiresAt: now + 60, revokedAt: now });
-      await s.revokeToken({ issuer: 'https://i', jti: 'gone', clientId: 'c', expiresAt: now - 1, revokedAt: now - 100 });
+      let heard = 0;
+      const off = s.onFeedAppended(() => heard++);
+      const base = { iss: 'https://i', notBefore: null, createdAt: now, data: null };
+      const start = await s.latestFeedSeq();
+      const a = await s.appendFeedEvent({ ...base, stream: 'revocations', kind: 'token', ref: 'a', expiresAt: now + 60, data: { client_id: 'c' } });
+      const k = await s.appendFeedEvent({ ...base, stream: 'keys', kind: 'key.added', ref: 'kid1', expiresAt: now + 60 });
+      const gone = await s.appendFeedEvent({ ...base, stream: 'revocations', kind: 'token', ref: 'gone', expiresAt: now - 1 });
+      const c1 = await s.appendFeedEvent({ ...base, stream: 'revocations', kind: 'client', ref: 'c', notBefore: now - 10, expiresAt: now + 60 });
+      const c2 = await s.appendFeedEvent({ ...base, stream: 'revocations', kind: 'client', ref: 'c', notBefore: now, expiresAt: now + 60 });
+      assert.ok(start < a.seq && a.seq < k.seq && k.seq < gone.seq && gone.seq < c1.seq && c1.seq < c2.seq);
+      assert.equal(await s.latestFeedSeq(), c2.seq);
+      assert.deepEqual((await s.listFeedEvents('revocations', start, 100, now)).map((e) => e.ref), ['a', 'c', 'c'], 'expired entries are not served');
+      assert.deepEqual((await s.listFeedEvents('all', start, 2, now)).map((e) => e.seq), [a.seq, k.seq]);
+      assert.deepEqual((await s.listFeedEvents('keys', start, 100, now))[0], k);
+      assert.deepEqual((await s.listFeedEvents('revocations', a.seq, 100, now)).map((e) => e.seq), [c1.seq, c2.seq]);
+      assert.deepEqual((await s.listFeedEvents('revocations', start, 100, now))[0]!.data, { client_id: 'c' });
       assert.equal(await s.isTokenRevoked('https://i', 'a'), true);
       assert.equal(await s.isTokenRevoked('https://other', 'a'), false);
-      assert.equal(await s.isTokenRevoked('https://i', 'gone'), true);
+      assert.equal(await s.isTokenRevoked('https://i', 'kid1'), false, 'key events are not revocations');
+      assert.equal(await s.revocationNotBefore('https://i', 'client', 'c'), now);
+      assert.equal(await s.revocationNotBefore('https://i', 'subject', 'c'), undefined);
       assert.ok((await s.purgeExpired(now)) >= 1);
       assert.equal(await s.isTokenRevoked('https://i', 'gone'), false);
-      assert.equal(await s.isTokenRevoked('https://i', 'a'), true);
+      // PostgreSQL delivers notifications asynchronously (LISTEN/NOTIFY).
+      for (let i = 0; i < 50 && heard < 5; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(heard >= 5, `heard ${heard} append notifications`);
+      off();
     });
 
     test('audit: batches append in order and round-trip', async () => {

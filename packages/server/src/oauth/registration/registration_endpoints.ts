@@ -4,6 +4,7 @@ import { LatchkeyError, OAuthError } from '../../errors.ts';
 import type { ServerEvents } from '../../events.ts';
 import { invalidToken, requireBearer } from '../../http/bearer.ts';
 import { hashSecret, newSecret, verifySecret } from '../../secrets.ts';
+import type { RevocationLog } from '../../revocation/revocation_log.ts';
 import type { ClientRecord, ClientStore } from '../../storage/ports.ts';
 import { CLIENT_ID_PATTERN, usesSecret, validateClientMetadata } from './client_metadata.ts';
 
@@ -14,6 +15,7 @@ export interface RegistrationDeps {
   events: ServerEvents;
   maxAccessTokenTtl: number;
   allowHttpJwksUri: boolean;
+  revocations: Pick<RevocationLog, 'revokeNotBefore'>;
   /** Checks the initial access token (the admin bearer, RFC 7591 §3). */
   requireAdmin: (request: FastifyRequest) => Promise<void>;
 }
@@ -126,6 +128,7 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
   app.delete('/register/:clientId', async (request, reply) => {
     const client = await authorize(request);
     await deps.clients.deleteClient(client.clientId);
+    await deps.revocations.revokeNotBefore('client', client.clientId);
     deps.events.emit('client.deleted', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
     return reply.code(204).send();
   });

@@ -71,6 +71,26 @@ CREATE TABLE leases (
 );
 `;
 
+// Revocation entries (token, client/subject not-before, key) and key lifecycle events share one
+// log whose seq is the feed cursor. Entries carry their own expiry and are purged after it.
+const feeds = (seqColumn: string): string => `
+CREATE TABLE feed_events (
+  seq ${seqColumn},
+  stream TEXT NOT NULL CHECK (stream IN ('revocations', 'keys')),
+  kind TEXT NOT NULL,
+  iss TEXT NOT NULL,
+  ref TEXT NOT NULL,
+  not_before BIGINT,
+  expires_at BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  data TEXT
+);
+CREATE INDEX feed_events_lookup ON feed_events (stream, kind, iss, ref);
+CREATE INDEX feed_events_stream ON feed_events (stream, seq);
+CREATE INDEX feed_events_expires ON feed_events (expires_at);
+DROP TABLE revoked_tokens;
+`;
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -83,5 +103,11 @@ export const migrations: readonly Migration[] = [
     name: 'key lifecycle: removal time, one next key, leases',
     sqlite: KEY_LIFECYCLE,
     postgres: KEY_LIFECYCLE,
+  },
+  {
+    version: 3,
+    name: 'feeds: revocations and key events in one cursor-ordered log',
+    sqlite: feeds('INTEGER PRIMARY KEY AUTOINCREMENT'),
+    postgres: feeds('BIGSERIAL PRIMARY KEY'),
   },
 ];

@@ -2,11 +2,15 @@ import pg from 'pg';
 import type { AuditEvent } from '@latchkey/protocol';
 import { LatchkeyError } from '../../errors.ts';
 import { migrations } from '../migrations/index.ts';
-import type { ClientRecord, KeyTransition, SigningKeyRecord, Storage, RevokedToken } from '../ports.ts';
+import type { ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
 import {
-  AUDIT_COLUMNS, CLIENT_COLUMNS, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, keyFromRow, keyParams,
-  type AuditRow, type ClientRow, type KeyRow,
+  AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
+  type AuditRow, type ClientRow, type FeedRow, type KeyRow,
 } from '../rows.ts';
+
+/** Advisory lock id that serializes feed appends. */
+const FEED_LOCK = 0x6c6b66656564;
+const FEED_CHANNEL = 'latchkey_feed';
 
 /** Advisory lock id that serializes migrations across replicas ("latchkey" in ASCII, truncated). */
 const MIGRATION_LOCK = 0x6c617463686b;
@@ -16,7 +20,7 @@ export class PostgresStorage implements Storage {
   readonly kind = 'postgres' as const;
   private readonly pool: pg.Pool;
 
-  constructor(connectionString: string, options: { max?: number } = {}) {
+  constructor(private readonly connectionString: string, options: { max?: number } = {}) {
     this.pool = new pg.Pool({ connectionString, max: options.max ?? 10 });
     // An idle client's error (database restart) must not crash the process; the next query reconnects.
     this.pool.on('error', () => {});
@@ -158,15 +162,86 @@ export class PostgresStorage implements Storage {
     return r.rowCount === 1;
   }
 
-  async revokeToken(e: RevokedToken): Promise<void> {
-    await this.q(
-      'INSERT INTO revoked_tokens (issuer, jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (issuer, jti) DO NOTHING',
-      [e.issuer, e.jti, e.clientId, e.expiresAt, e.revokedAt],
-    );
+  async appendFeedEvent(e: Omit<FeedEventRecord, 'seq'>): Promise<FeedEventRecord> {
+    const client = await this.pool.connect().catch((err: unknown) => {
+      throw new LatchkeyError('storage_unavailable', 'PostgreSQL is unreachable', { cause: err });
+    });
+    try {
+      await client.query('BEGIN');
+      // Appends are serialized so commit order equals seq order: a reader that has seen seq N
+      // can never later find a smaller seq committed behind it.
+      await client.query('SELECT pg_advisory_xact_lock($1)', [FEED_LOCK]);
+      const r = await client.query<{ seq: string }>(`INSERT INTO feed_events (${FEED_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq`, feedParams(e));
+      await client.query(`NOTIFY ${FEED_CHANNEL}`);
+      await client.query('COMMIT');
+      return { ...e, seq: Number(r.rows[0]!.seq) };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw new LatchkeyError('storage_unavailable', 'could not append to the feed', { cause: err });
+    } finally {
+      client.release();
+    }
+  }
+
+  async listFeedEvents(stream: FeedStream | 'all', after: number, limit: number, now: number): Promise<FeedEventRecord[]> {
+    const r = stream === 'all'
+      ? await this.q<FeedRow>(`SELECT seq, ${FEED_COLUMNS} FROM feed_events WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT $3`, [after, now, limit])
+      : await this.q<FeedRow>(`SELECT seq, ${FEED_COLUMNS} FROM feed_events WHERE stream = $1 AND seq > $2 AND expires_at > $3 ORDER BY seq LIMIT $4`, [stream, after, now, limit]);
+    return r.rows.map(feedFromRow);
+  }
+
+  async latestFeedSeq(): Promise<number> {
+    return Number((await this.q<{ seq: string }>('SELECT COALESCE(MAX(seq), 0) AS seq FROM feed_events')).rows[0]!.seq);
+  }
+
+  private readonly feedListeners = new Set<() => void>();
+  private listenClient: pg.Client | undefined;
+  private listenRetry: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  onFeedAppended(listener: () => void): () => void {
+    this.feedListeners.add(listener);
+    if (!this.listenClient && !this.listenRetry) void this.listen();
+    return () => this.feedListeners.delete(listener);
+  }
+
+  /** One LISTEN connection per process; on loss it reconnects and tells listeners to catch up. */
+  private async listen(): Promise<void> {
+    this.listenRetry = undefined;
+    if (this.closed) return;
+    const client = new pg.Client({ connectionString: this.connectionString });
+    const retry = () => {
+      if (this.listenClient === client) this.listenClient = undefined;
+      client.end().catch(() => {});
+      if (!this.closed && !this.listenRetry) this.listenRetry = setTimeout(() => void this.listen(), 1000);
+    };
+    client.on('error', retry);
+    client.on('end', retry);
+    client.on('notification', () => {
+      for (const l of this.feedListeners) l();
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${FEED_CHANNEL}`);
+      this.listenClient = client;
+      for (const l of this.feedListeners) l();
+    } catch {
+      retry();
+    }
   }
 
   async isTokenRevoked(issuer: string, jti: string): Promise<boolean> {
-    return ((await this.q('SELECT 1 FROM revoked_tokens WHERE issuer = $1 AND jti = $2', [issuer, jti])).rowCount ?? 0) > 0;
+    const r = await this.q(`SELECT 1 FROM feed_events WHERE stream = 'revocations' AND kind = 'token' AND iss = $1 AND ref = $2 LIMIT 1`, [issuer, jti]);
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async revocationNotBefore(issuer: string, kind: 'client' | 'subject', ref: string): Promise<number | undefined> {
+    const r = await this.q<{ nb: string | null }>(
+      `SELECT MAX(not_before) AS nb FROM feed_events WHERE stream = 'revocations' AND kind = $1 AND iss = $2 AND ref = $3 AND expires_at > $4`,
+      [kind, issuer, ref, Math.floor(Date.now() / 1000)],
+    );
+    const nb = r.rows[0]?.nb;
+    return nb === null || nb === undefined ? undefined : Number(nb);
   }
 
   async appendAuditEvents(events: AuditEvent[]): Promise<void> {
@@ -203,11 +278,16 @@ export class PostgresStorage implements Storage {
 
   async purgeExpired(now: number): Promise<number> {
     const a = await this.q('DELETE FROM used_jtis WHERE expires_at < $1', [now]);
-    const b = await this.q('DELETE FROM revoked_tokens WHERE expires_at < $1', [now]);
+    const b = await this.q('DELETE FROM feed_events WHERE expires_at < $1', [now]);
     return (a.rowCount ?? 0) + (b.rowCount ?? 0);
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.listenRetry) clearTimeout(this.listenRetry);
+    const listener = this.listenClient;
+    this.listenClient = undefined;
+    await listener?.end().catch(() => {});
     await this.pool.end();
   }
 }

@@ -4,13 +4,13 @@ import Database from 'better-sqlite3';
 import type { AuditEvent } from '@latchkey/protocol';
 import { LatchkeyError } from '../../errors.ts';
 import { migrations } from '../migrations/index.ts';
-import type { ClientRecord, KeyTransition, SigningKeyRecord, Storage, RevokedToken } from '../ports.ts';
+import type { ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
 
 /** Thrown inside a transaction to roll it back when a key is no longer in its expected state. */
 class TransitionAborted extends Error {}
 import {
-  AUDIT_COLUMNS, CLIENT_COLUMNS, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, keyFromRow, keyParams,
-  type AuditRow, type ClientRow, type KeyRow,
+  AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
+  type AuditRow, type ClientRow, type FeedRow, type KeyRow,
 } from '../rows.ts';
 
 /** Audit rows per multi-row INSERT (10 parameters each, well under SQLite's limit). */
@@ -76,10 +76,12 @@ export class SqliteStorage implements Storage {
       useOnce: db.prepare(
         'INSERT INTO used_jtis (id, expires_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE used_jtis.expires_at < ?',
       ),
-      revokeToken: db.prepare(
-        'INSERT INTO revoked_tokens (issuer, jti, client_id, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (issuer, jti) DO NOTHING',
-      ),
-      isRevoked: db.prepare('SELECT 1 FROM revoked_tokens WHERE issuer = ? AND jti = ?'),
+      appendFeed: db.prepare(`INSERT INTO feed_events (${FEED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+      feedAll: db.prepare(`SELECT seq, ${FEED_COLUMNS} FROM feed_events WHERE seq > ? AND expires_at > ? ORDER BY seq LIMIT ?`),
+      feedStream: db.prepare(`SELECT seq, ${FEED_COLUMNS} FROM feed_events WHERE stream = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT ?`),
+      latestSeq: db.prepare('SELECT COALESCE(MAX(seq), 0) AS seq FROM feed_events'),
+      isRevoked: db.prepare(`SELECT 1 FROM feed_events WHERE stream = 'revocations' AND kind = 'token' AND iss = ? AND ref = ? LIMIT 1`),
+      notBefore: db.prepare(`SELECT MAX(not_before) AS nb FROM feed_events WHERE stream = 'revocations' AND kind = ? AND iss = ? AND ref = ? AND expires_at > ?`),
       insertAudit: db.prepare(`INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       // One statement per AUDIT_CHUNK rows: far fewer native calls than a row at a time.
       insertAuditChunk: db.prepare(`INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES ${Array(AUDIT_CHUNK).fill('(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`),
@@ -87,7 +89,7 @@ export class SqliteStorage implements Storage {
       insertSettingIfAbsent: db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
       upsertSetting: db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
       purgeJtis: db.prepare('DELETE FROM used_jtis WHERE expires_at < ?'),
-      purgeRevoked: db.prepare('DELETE FROM revoked_tokens WHERE expires_at < ?'),
+      purgeFeed: db.prepare('DELETE FROM feed_events WHERE expires_at < ?'),
     };
   }
 
@@ -175,12 +177,36 @@ export class SqliteStorage implements Storage {
     return this.stmts.useOnce.run(id, expiresAt, Math.floor(Date.now() / 1000)).changes === 1;
   }
 
-  async revokeToken(e: RevokedToken): Promise<void> {
-    this.stmts.revokeToken.run(e.issuer, e.jti, e.clientId, e.expiresAt, e.revokedAt);
+  private readonly feedListeners = new Set<() => void>();
+
+  async appendFeedEvent(e: Omit<FeedEventRecord, 'seq'>): Promise<FeedEventRecord> {
+    const { seq } = this.stmts.appendFeed.get(...feedParams(e)) as { seq: number };
+    for (const l of this.feedListeners) l();
+    return { ...e, seq };
+  }
+
+  async listFeedEvents(stream: FeedStream | 'all', after: number, limit: number, now: number): Promise<FeedEventRecord[]> {
+    const rows = (stream === 'all' ? this.stmts.feedAll.all(after, now, limit) : this.stmts.feedStream.all(stream, after, now, limit)) as FeedRow[];
+    return rows.map(feedFromRow);
+  }
+
+  async latestFeedSeq(): Promise<number> {
+    return Number((this.stmts.latestSeq.get() as { seq: number }).seq);
+  }
+
+  onFeedAppended(listener: () => void): () => void {
+    // One process owns a SQLite file, so its own appends are all there is to hear.
+    this.feedListeners.add(listener);
+    return () => this.feedListeners.delete(listener);
   }
 
   async isTokenRevoked(issuer: string, jti: string): Promise<boolean> {
     return this.stmts.isRevoked.get(issuer, jti) !== undefined;
+  }
+
+  async revocationNotBefore(issuer: string, kind: 'client' | 'subject', ref: string): Promise<number | undefined> {
+    const nb = (this.stmts.notBefore.get(kind, issuer, ref, Math.floor(Date.now() / 1000)) as { nb: number | null }).nb;
+    return nb === null ? undefined : Number(nb);
   }
 
   private readonly appendAll = (events: AuditEvent[]): void => {
@@ -219,7 +245,7 @@ export class SqliteStorage implements Storage {
   }
 
   async purgeExpired(now: number): Promise<number> {
-    return this.stmts.purgeJtis.run(now).changes + this.stmts.purgeRevoked.run(now).changes;
+    return this.stmts.purgeJtis.run(now).changes + this.stmts.purgeFeed.run(now).changes;
   }
 
   async close(): Promise<void> {
