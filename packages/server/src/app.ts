@@ -12,6 +12,8 @@ import { registerJwksEndpoint } from './keys/jwks_endpoint.ts';
 import type { KeyRing } from './keys/key_ring.ts';
 import type { KeyRotator } from './keys/key_rotator.ts';
 import type { RevocationLog } from './revocation/revocation_log.ts';
+import { FeedHub } from './revocation/feed_hub.ts';
+import { registerFeedEndpoints } from './revocation/feed_endpoints.ts';
 import { registerKeyAdmin } from './admin/key_admin.ts';
 import type { MasterKey } from './keys/master_key.ts';
 import { clientAuthenticator } from './oauth/client_auth/authenticate_client.ts';
@@ -96,6 +98,19 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     allowHttpJwksUri: !config.tls,
   });
   registerClientAdmin(app, { issuer, clients, events, requireAdmin, revocations: deps.revocations });
+  const hub = new FeedHub(storage, {
+    heartbeatSeconds: config.feedHeartbeat,
+    maxStreamsPerClient: config.feedMaxStreamsPerClient,
+    maxStreams: config.feedMaxStreams,
+    maxBufferedBytes: 1024 * 1024,
+    onError: (err) => deps.logger.error({ err: { message: (err as Error).message } }, 'feed delivery failed; will retry on the next append'),
+  });
+  // Open streams would keep the server from closing: end them first (clients resume by cursor).
+  app.addHook('preClose', (done) => {
+    hub.close();
+    done();
+  });
+  registerFeedEndpoints(app, { issuer, store: storage, hub, keys, clients, revocations: deps.revocations, authenticate, maxPage: config.feedMaxPage });
   registerKeyAdmin(app, { store: storage, rotator: deps.rotator, requireAdmin, policy: { rotateEvery: config.keyRotationInterval, announce: config.keyAnnounceWindow, alg: config.signingAlg } });
   return app;
 }

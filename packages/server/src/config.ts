@@ -55,6 +55,14 @@ export interface Config {
   keyAnnounceWindow: number;
   /** How often each replica reloads keys and the lease holder runs the schedule (LATCHKEY_KEY_CHECK_INTERVAL). */
   keyCheckInterval: number;
+  /** Seconds between keep-alive comments on feed streams (LATCHKEY_FEED_HEARTBEAT). */
+  feedHeartbeat: number;
+  /** Open feed streams allowed per client (LATCHKEY_FEED_MAX_STREAMS_PER_CLIENT). */
+  feedMaxStreamsPerClient: number;
+  /** Open feed streams allowed per replica (LATCHKEY_FEED_MAX_STREAMS). */
+  feedMaxStreams: number;
+  /** Most entries in one feed page (LATCHKEY_FEED_MAX_PAGE). */
+  feedMaxPage: number;
   /** Log level (LATCHKEY_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
 }
@@ -83,6 +91,10 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   keyRotationInterval: 86400,
   keyAnnounceWindow: 0,
   keyCheckInterval: 30,
+  feedHeartbeat: 15,
+  feedMaxStreamsPerClient: 8,
+  feedMaxStreams: 1000,
+  feedMaxPage: 1000,
   logLevel: 'info',
 });
 
@@ -111,6 +123,10 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_KEY_ROTATION_INTERVAL: 'keyRotationInterval',
   LATCHKEY_KEY_ANNOUNCE_WINDOW: 'keyAnnounceWindow',
   LATCHKEY_KEY_CHECK_INTERVAL: 'keyCheckInterval',
+  LATCHKEY_FEED_HEARTBEAT: 'feedHeartbeat',
+  LATCHKEY_FEED_MAX_STREAMS_PER_CLIENT: 'feedMaxStreamsPerClient',
+  LATCHKEY_FEED_MAX_STREAMS: 'feedMaxStreams',
+  LATCHKEY_FEED_MAX_PAGE: 'feedMaxPage',
   LATCHKEY_LOG_LEVEL: 'logLevel',
 };
 
@@ -233,6 +249,10 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     keyRotationInterval: int('keyRotationInterval', 2, 366 * 86400),
     keyAnnounceWindow: int('keyAnnounceWindow', 0, 30 * 86400),
     keyCheckInterval: int('keyCheckInterval', 1, 3600),
+    feedHeartbeat: int('feedHeartbeat', 1, 3600),
+    feedMaxStreamsPerClient: int('feedMaxStreamsPerClient', 1, 100_000),
+    feedMaxStreams: int('feedMaxStreams', 1, 1_000_000),
+    feedMaxPage: int('feedMaxPage', 1, 10_000),
     logLevel,
   };
   // Issue 3: a next key is published for at least the JWKS cache lifetime before it signs; each

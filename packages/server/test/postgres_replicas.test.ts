@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
 import { startPostgresIfConfigured, startTestIdp, testDatabaseUrl, type TestIdp } from '@latchkey/testkit';
+import { openSse } from './feeds/sse_reader.ts';
 
 const AUD = 'https://orders.internal';
 const basic = (c: { client_id: string; client_secret: string }): string => `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
@@ -46,6 +47,20 @@ if (testDatabaseUrl() === undefined) {
       assert.equal((await b.post('/introspect', { token }, { authorization: basic(c as never) })).body.active, true);
       assert.equal((await b.post('/revoke', { token }, { authorization: basic(c as never) })).status, 200);
       assert.equal(await a.idp.storage.isTokenRevoked(b.issuer, jose.decodeJwt(token).jti as string), true);
+    });
+
+    test('a revocation made at one replica arrives on a stream opened at the other (LISTEN/NOTIFY)', async () => {
+      const c = await a.register({ audiences: [AUD] });
+      const stream = await openSse(`${b.issuer}/feeds/stream?streams=revocations`, { headers: { authorization: basic(c as never) } });
+      assert.equal(stream.status, 200);
+      const token = (await a.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c as never) })).body.access_token as string;
+      const t0 = Date.now();
+      assert.equal((await a.post('/revoke', { token }, { authorization: basic(c as never) })).status, 200);
+      const [ev] = await stream.waitFor(1, 3000);
+      const elapsed = Date.now() - t0;
+      await stream.close();
+      assert.equal(JSON.parse(ev!.data).ref, jose.decodeJwt(token).jti);
+      assert.ok(elapsed < 1000, `arrived after ${elapsed} ms`);
     });
 
     test('a client assertion replayed at the other replica is refused', async () => {

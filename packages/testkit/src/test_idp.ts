@@ -16,6 +16,8 @@ export interface TestIdpOptions {
   logger?: Logger;
   /** Bootstrap admin token; replicas of one deployment share it. */
   adminToken?: string;
+  /** A fixed port, to restart an IdP where its clients expect it. */
+  port?: number;
 }
 
 export interface TestIdp {
@@ -50,7 +52,7 @@ export async function freePort(): Promise<number> {
 /** Starts a real IdP on an ephemeral loopback port with a throwaway data folder. */
 export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestIdp> {
   const tls = options.tls ?? true;
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'latchkey-test-'));
   const adminToken = options.adminToken ?? randomBytes(32).toString('base64url');
   const config = loadConfig({

@@ -1,0 +1,120 @@
+import type { ServerResponse } from 'node:http';
+import type { FeedStore, FeedStream } from '../storage/ports.ts';
+import { sseFrame } from './feed_messages.ts';
+
+export interface FeedHubOptions {
+  heartbeatSeconds: number;
+  maxStreamsPerClient: number;
+  maxStreams: number;
+  /** A subscriber whose socket holds more unsent bytes than this is dropped (it resumes by cursor). */
+  maxBufferedBytes: number;
+  onError?: (err: unknown) => void;
+}
+
+interface Subscriber {
+  clientId: string;
+  streams: ReadonlySet<FeedStream>;
+  cursor: number;
+  res: ServerResponse;
+}
+
+export type SubscribeResult = { ok: true; unsubscribe: () => void } | { ok: false; reason: 'client_limit' | 'total_limit' };
+
+const PAGE = 500;
+
+/**
+ * Fans feed entries out to the Server-Sent Event streams of this replica. Every append — here, or
+ * at another replica when storage is PostgreSQL (LISTEN/NOTIFY) — wakes it; one query per page
+ * serves every subscriber that is up to date, and each subscriber keeps its own cursor, so a
+ * resumed stream replays exactly what it missed, in order. Nothing is buffered in the hub: a
+ * consumer too slow to drain its socket is disconnected and resumes from its cursor.
+ */
+export class FeedHub {
+  private readonly subscribers = new Set<Subscriber>();
+  private pumping: Promise<void> | undefined;
+  private again = false;
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly unlisten: () => void;
+
+  constructor(private readonly store: Pick<FeedStore, 'listFeedEvents' | 'onFeedAppended'>, private readonly options: FeedHubOptions) {
+    this.unlisten = store.onFeedAppended(() => this.poke());
+    this.heartbeat = setInterval(() => {
+      for (const s of this.subscribers) this.write(s, ': keep-alive\n\n');
+    }, options.heartbeatSeconds * 1000);
+    this.heartbeat.unref();
+  }
+
+  get size(): number {
+    return this.subscribers.size;
+  }
+
+  /** Attaches an open SSE response; it receives every entry after `cursor` on the named streams. */
+  subscribe(clientId: string, streams: ReadonlySet<FeedStream>, cursor: number, res: ServerResponse): SubscribeResult {
+    if (this.subscribers.size >= this.options.maxStreams) return { ok: false, reason: 'total_limit' };
+    let mine = 0;
+    for (const s of this.subscribers) if (s.clientId === clientId) mine++;
+    if (mine >= this.options.maxStreamsPerClient) return { ok: false, reason: 'client_limit' };
+    const sub: Subscriber = { clientId, streams, cursor, res };
+    this.subscribers.add(sub);
+    const unsubscribe = () => this.subscribers.delete(sub);
+    res.on('close', unsubscribe);
+    this.poke();
+    return { ok: true, unsubscribe };
+  }
+
+  /** Schedules a pump; pokes during a pump coalesce into one more pass. */
+  poke(): void {
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = this.pump()
+      .catch((err: unknown) => this.options.onError?.(err))
+      .finally(() => {
+        this.pumping = undefined;
+        if (this.again) {
+          this.again = false;
+          this.poke();
+        }
+      });
+  }
+
+  private async pump(): Promise<void> {
+    for (;;) {
+      if (this.subscribers.size === 0) return;
+      const from = Math.min(...[...this.subscribers].map((s) => s.cursor));
+      const page = await this.store.listFeedEvents('all', from, PAGE, Math.floor(Date.now() / 1000));
+      if (page.length === 0) return;
+      const last = page[page.length - 1]!.seq;
+      for (const s of this.subscribers) {
+        if (s.cursor >= last) continue;
+        let out = '';
+        for (const e of page) if (e.seq > s.cursor && s.streams.has(e.stream)) out += sseFrame(e);
+        s.cursor = last;
+        if (out) this.write(s, out);
+      }
+      if (page.length < PAGE) return;
+    }
+  }
+
+  private write(s: Subscriber, text: string): void {
+    if (s.res.destroyed) {
+      this.subscribers.delete(s);
+      return;
+    }
+    s.res.write(text);
+    if (s.res.writableLength > this.options.maxBufferedBytes) {
+      // A slow consumer: drop it rather than buffer without bound; it resumes with Last-Event-ID.
+      this.subscribers.delete(s);
+      s.res.destroy();
+    }
+  }
+
+  /** Ends every stream (at shutdown, so in-flight requests can finish). */
+  close(): void {
+    clearInterval(this.heartbeat);
+    this.unlisten();
+    for (const s of this.subscribers) s.res.end();
+    this.subscribers.clear();
+  }
+}
