@@ -27,7 +27,7 @@ import { registerIntrospectionEndpoint } from './oauth/introspection_endpoint.ts
 import { registerRegistrationEndpoints } from './oauth/registration/registration_endpoints.ts';
 import { registerRevocationEndpoint } from './oauth/revocation_endpoint.ts';
 import { registerTokenEndpoint } from './oauth/token_endpoint.ts';
-import { ClientCache } from './storage/client_cache.ts';
+import type { ClientCache } from './storage/client_cache.ts';
 import type { Storage } from './storage/ports.ts';
 
 export interface AppDeps {
@@ -36,6 +36,7 @@ export interface AppDeps {
   keys: KeyRing;
   rotator: KeyRotator;
   revocations: RevocationLog;
+  clients: ClientCache;
   master: MasterKey;
   events: ServerEvents;
   logger: Logger;
@@ -67,8 +68,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   installErrorHandler(app);
 
   const issuer = config.issuer;
-  // Every client lookup and change in this process goes through one cache, so local writes invalidate it.
-  const clients = new ClientCache(storage, config.clientCacheTtl);
+  const clients = deps.clients;
   const authenticate = clientAuthenticator({
     methods: [
       clientSecretBasic(master.secretHashKey),

@@ -8,6 +8,7 @@ import { ServerEvents } from './events.ts';
 import { KeyRing } from './keys/key_ring.ts';
 import { KeyRotator } from './keys/key_rotator.ts';
 import { RevocationLog } from './revocation/revocation_log.ts';
+import { ClientCache } from './storage/client_cache.ts';
 import { MasterKey } from './keys/master_key.ts';
 import { openStorage } from './storage/open_storage.ts';
 import type { Storage } from './storage/ports.ts';
@@ -61,7 +62,33 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     const tls = config.tls
       ? await loadTlsMaterial({ dataDir: config.dataDir, certFile: config.tlsCert, keyFile: config.tlsKey, hosts: [config.host, new URL(config.issuer).hostname.replace(/^\[|\]$/g, '')], master })
       : undefined;
-    const app = buildApp({ config, storage, keys, rotator, revocations, master, events, logger, https: tls });
+    // Every client lookup and change in this process goes through one cache, so local writes invalidate it.
+    const clients = new ClientCache(storage, config.clientCacheTtl);
+    // A feed entry from any replica (PostgreSQL LISTEN/NOTIFY) may be a revoked key or client:
+    // reload the keys and forget cached clients at once instead of at the next check or TTL.
+    let reloading = false;
+    let reloadAgain = false;
+    const reloadKeys = (): void => {
+      if (reloading) {
+        reloadAgain = true;
+        return;
+      }
+      reloading = true;
+      keys.reload()
+        .catch((err: Error) => logger.warn({ err: { message: err.message } }, 'key reload failed'))
+        .finally(() => {
+          reloading = false;
+          if (reloadAgain) {
+            reloadAgain = false;
+            reloadKeys();
+          }
+        });
+    };
+    const unlisten = storage.onFeedAppended(() => {
+      clients.clear();
+      reloadKeys();
+    });
+    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls });
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
@@ -78,6 +105,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
         closing ??= (async () => {
           clearInterval(purge);
           await rotator.stop();
+          unlisten();
           await app.close();
           await audit.close();
           await storage.close();

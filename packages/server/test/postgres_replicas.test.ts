@@ -63,6 +63,25 @@ if (testDatabaseUrl() === undefined) {
       assert.ok(elapsed < 1000, `arrived after ${elapsed} ms`);
     });
 
+    test('a key revoked at one replica leaves the other\'s JWKS within a second; a client revoked there is refused', async () => {
+      const current = (await a.idp.storage.getCurrentKey())!.kid;
+      const res = await a.fetch(`${a.issuer}/admin/keys/${current}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${a.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(res.status, 200);
+      const t0 = Date.now();
+      let gone = false;
+      while (!gone && Date.now() - t0 < 1000) {
+        const kids = ((await (await b.fetch(`${b.issuer}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+        gone = !kids.includes(current);
+        if (!gone) await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.ok(gone, 'the revoked key is still in the other replica\'s JWKS after 1 s (its check interval is 30 s)');
+      const c = await a.register({ audiences: [AUD] });
+      assert.equal((await b.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c as never) })).status, 200, 'b caches the client');
+      await a.fetch(`${a.issuer}/admin/clients/${c.client_id}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${a.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await b.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c as never) })).status, 401);
+    });
+
     test('a client assertion replayed at the other replica is refused', async () => {
       const kp = await jose.generateKeyPair('ES256');
       const c = await a.register({ audiences: [AUD], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [await jose.exportJWK(kp.publicKey)] } });

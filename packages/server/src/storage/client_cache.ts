@@ -48,6 +48,11 @@ export class ClientCache implements ClientStore {
     }
   }
 
+  /** Forgets every cached client (on a feed event from any replica: a client was revoked or deleted). */
+  clear(): void {
+    this.entries.clear();
+  }
+
   listClients(): Promise<ClientRecord[]> {
     return this.store.listClients();
   }

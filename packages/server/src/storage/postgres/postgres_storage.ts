@@ -197,11 +197,15 @@ export class PostgresStorage implements Storage {
   private readonly feedListeners = new Set<() => void>();
   private listenClient: pg.Client | undefined;
   private listenRetry: NodeJS.Timeout | undefined;
+  private listenStarted = false;
   private closed = false;
 
   onFeedAppended(listener: () => void): () => void {
     this.feedListeners.add(listener);
-    if (!this.listenClient && !this.listenRetry) void this.listen();
+    if (!this.listenStarted) {
+      this.listenStarted = true;
+      void this.listen();
+    }
     return () => this.feedListeners.delete(listener);
   }
 
@@ -223,6 +227,12 @@ export class PostgresStorage implements Storage {
     try {
       await client.connect();
       await client.query(`LISTEN ${FEED_CHANNEL}`);
+      if (this.closed) {
+        // close() ran while this connection was being opened.
+        client.removeAllListeners('end');
+        await client.end();
+        return;
+      }
       this.listenClient = client;
       for (const l of this.feedListeners) l();
     } catch {
