@@ -4,6 +4,9 @@ export interface Target {
   authorization: string;
   body: string;
   tokenBytes: number;
+  /** Issuer base URL and the CA that signed its certificate, for benchmarks that need more than /token. */
+  issuer?: string;
+  ca?: string;
 }
 
 export function reportCpuOnRequest(target: Target, stop: () => Promise<void>): void {

@@ -1,6 +1,7 @@
 // npm run bench — each hot path beside a peer in the same run; medians of interleaved rounds.
 // BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16).
 import { cpus } from 'node:os';
+import { benchRevocationPropagation } from './revocation_propagation.ts';
 import { benchTokenIssuance } from './token_issuance.ts';
 
 const duration = Number(process.env.BENCH_DURATION ?? 5);
@@ -20,6 +21,17 @@ for (const [name, r] of Object.entries(results)) {
 }
 const idp = Object.entries(results).find(([n]) => n.startsWith('Latchkey'))![1];
 console.log(`\nLatchkey access token size: ${idp.tokenBytes} bytes (ES256, one audience, one scope)`);
+
+console.log('\n## Revocation propagation over loopback HTTPS (SSE)');
+const subscribers = Number(process.env.BENCH_SUBSCRIBERS ?? 100);
+const revocations = Number(process.env.BENCH_REVOCATIONS ?? 50);
+const prop = await benchRevocationPropagation({ subscribers, revocations });
+console.log(`${revocations} revocations × ${subscribers} concurrent stream subscribers: ${prop.samples} arrivals, ${prop.missing} missing`);
+console.log('| from /revoke response to arrival | p50 ms | p99 ms | max ms |');
+console.log('| --- | ---: | ---: | ---: |');
+console.log(`| Latchkey /feeds/stream | ${prop.p50.toFixed(2)} | ${prop.p99.toFixed(2)} | ${prop.max.toFixed(2)} |`);
+if (prop.missing > 0) process.exitCode = 1;
+
 if (idp.non2xx > 0) {
   console.error('benchmark saw errors from the IdP');
   process.exitCode = 1;

@@ -102,7 +102,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     heartbeatSeconds: config.feedHeartbeat,
     maxStreamsPerClient: config.feedMaxStreamsPerClient,
     maxStreams: config.feedMaxStreams,
-    maxBufferedBytes: 1024 * 1024,
+    stallSeconds: config.feedStallTimeout,
     onError: (err) => deps.logger.error({ err: { message: (err as Error).message } }, 'feed delivery failed; will retry on the next append'),
   });
   // Open streams would keep the server from closing: end them first (clients resume by cursor).
@@ -110,6 +110,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     hub.close();
     done();
   });
+  // How many streams this replica serves (health output and tests).
+  app.decorate('feedHubSize', () => hub.size);
   registerFeedEndpoints(app, { issuer, store: storage, hub, keys, clients, revocations: deps.revocations, authenticate, maxPage: config.feedMaxPage });
   registerKeyAdmin(app, { store: storage, rotator: deps.rotator, requireAdmin, policy: { rotateEvery: config.keyRotationInterval, announce: config.keyAnnounceWindow, alg: config.signingAlg } });
   return app;

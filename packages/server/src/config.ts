@@ -63,6 +63,8 @@ export interface Config {
   feedMaxStreams: number;
   /** Most entries in one feed page (LATCHKEY_FEED_MAX_PAGE). */
   feedMaxPage: number;
+  /** Seconds a stream's socket may stay full before its consumer counts as stalled and is disconnected (LATCHKEY_FEED_STALL_TIMEOUT). */
+  feedStallTimeout: number;
   /** Log level (LATCHKEY_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
 }
@@ -95,6 +97,7 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   feedMaxStreamsPerClient: 8,
   feedMaxStreams: 1000,
   feedMaxPage: 1000,
+  feedStallTimeout: 30,
   logLevel: 'info',
 });
 
@@ -127,6 +130,7 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_FEED_MAX_STREAMS_PER_CLIENT: 'feedMaxStreamsPerClient',
   LATCHKEY_FEED_MAX_STREAMS: 'feedMaxStreams',
   LATCHKEY_FEED_MAX_PAGE: 'feedMaxPage',
+  LATCHKEY_FEED_STALL_TIMEOUT: 'feedStallTimeout',
   LATCHKEY_LOG_LEVEL: 'logLevel',
 };
 
@@ -253,6 +257,7 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     feedMaxStreamsPerClient: int('feedMaxStreamsPerClient', 1, 100_000),
     feedMaxStreams: int('feedMaxStreams', 1, 1_000_000),
     feedMaxPage: int('feedMaxPage', 1, 10_000),
+    feedStallTimeout: int('feedStallTimeout', 1, 3600),
     logLevel,
   };
   // Issue 3: a next key is published for at least the JWKS cache lifetime before it signs; each

@@ -6,8 +6,8 @@ export interface FeedHubOptions {
   heartbeatSeconds: number;
   maxStreamsPerClient: number;
   maxStreams: number;
-  /** A subscriber whose socket holds more unsent bytes than this is dropped (it resumes by cursor). */
-  maxBufferedBytes: number;
+  /** A subscriber whose socket has not drained for this long is disconnected (it resumes by cursor). */
+  stallSeconds: number;
   onError?: (err: unknown) => void;
 }
 
@@ -16,6 +16,8 @@ interface Subscriber {
   streams: ReadonlySet<FeedStream>;
   cursor: number;
   res: ServerResponse;
+  /** Set while the socket is full: nothing more is written until it drains. */
+  pausedAt: number | undefined;
 }
 
 export type SubscribeResult = { ok: true; unsubscribe: () => void } | { ok: false; reason: 'client_limit' | 'total_limit' };
@@ -26,8 +28,10 @@ const PAGE = 500;
  * Fans feed entries out to the Server-Sent Event streams of this replica. Every append — here, or
  * at another replica when storage is PostgreSQL (LISTEN/NOTIFY) — wakes it; one query per page
  * serves every subscriber that is up to date, and each subscriber keeps its own cursor, so a
- * resumed stream replays exactly what it missed, in order. Nothing is buffered in the hub: a
- * consumer too slow to drain its socket is disconnected and resumes from its cursor.
+ * resumed stream replays exactly what it missed, in order. Nothing is buffered in the hub: when
+ * a subscriber's socket is full it is paused — its cursor stays put and it catches up from
+ * storage once the socket drains — so at most one page waits per subscriber; one that stays full
+ * longer than `stallSeconds` is disconnected and resumes from its cursor when it reconnects.
  */
 export class FeedHub {
   private readonly subscribers = new Set<Subscriber>();
@@ -39,8 +43,12 @@ export class FeedHub {
   constructor(private readonly store: Pick<FeedStore, 'listFeedEvents' | 'onFeedAppended'>, private readonly options: FeedHubOptions) {
     this.unlisten = store.onFeedAppended(() => this.poke());
     this.heartbeat = setInterval(() => {
-      for (const s of this.subscribers) this.write(s, ': keep-alive\n\n');
-    }, options.heartbeatSeconds * 1000);
+      const now = Date.now();
+      for (const s of this.subscribers) {
+        if (s.pausedAt === undefined) this.write(s, ': keep-alive\n\n');
+        else if (now - s.pausedAt > this.options.stallSeconds * 1000) this.drop(s);
+      }
+    }, Math.min(options.heartbeatSeconds, options.stallSeconds) * 1000);
     this.heartbeat.unref();
   }
 
@@ -54,7 +62,7 @@ export class FeedHub {
     let mine = 0;
     for (const s of this.subscribers) if (s.clientId === clientId) mine++;
     if (mine >= this.options.maxStreamsPerClient) return { ok: false, reason: 'client_limit' };
-    const sub: Subscriber = { clientId, streams, cursor, res };
+    const sub: Subscriber = { clientId, streams, cursor, res, pausedAt: undefined };
     this.subscribers.add(sub);
     const unsubscribe = () => this.subscribers.delete(sub);
     res.on('close', unsubscribe);
@@ -81,13 +89,14 @@ export class FeedHub {
 
   private async pump(): Promise<void> {
     for (;;) {
-      if (this.subscribers.size === 0) return;
-      const from = Math.min(...[...this.subscribers].map((s) => s.cursor));
+      const active = [...this.subscribers].filter((s) => s.pausedAt === undefined);
+      if (active.length === 0) return;
+      const from = Math.min(...active.map((s) => s.cursor));
       const page = await this.store.listFeedEvents('all', from, PAGE, Math.floor(Date.now() / 1000));
       if (page.length === 0) return;
       const last = page[page.length - 1]!.seq;
-      for (const s of this.subscribers) {
-        if (s.cursor >= last) continue;
+      for (const s of active) {
+        if (s.cursor >= last || s.pausedAt !== undefined) continue;
         let out = '';
         for (const e of page) if (e.seq > s.cursor && s.streams.has(e.stream)) out += sseFrame(e);
         s.cursor = last;
@@ -102,12 +111,19 @@ export class FeedHub {
       this.subscribers.delete(s);
       return;
     }
-    s.res.write(text);
-    if (s.res.writableLength > this.options.maxBufferedBytes) {
-      // A slow consumer: drop it rather than buffer without bound; it resumes with Last-Event-ID.
-      this.subscribers.delete(s);
-      s.res.destroy();
+    if (!s.res.write(text)) {
+      // The socket is full: stop here and pick up from the cursor when it drains.
+      s.pausedAt = Date.now();
+      s.res.once('drain', () => {
+        s.pausedAt = undefined;
+        this.poke();
+      });
     }
+  }
+
+  private drop(s: Subscriber): void {
+    this.subscribers.delete(s);
+    s.res.destroy();
   }
 
   /** Ends every stream (at shutdown, so in-flight requests can finish). */

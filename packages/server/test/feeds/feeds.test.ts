@@ -177,3 +177,40 @@ test('an EventSource client (the eventsource package) resumes after the IdP rest
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+test('a consumer that stops reading is paused, then disconnected, never buffered without bound; others get every entry', { timeout: 60_000 }, async () => {
+  const { connect } = await import('node:tls');
+  const t = await startTestIdp({ config: { feedStallTimeout: 2, feedHeartbeat: 1 } });
+  try {
+    const c = (await t.register({ audiences: [AUD] })) as Record<string, string>;
+    const u = new URL(t.issuer);
+    // The stalled consumer: sends its request, then never reads a byte.
+    const stalled = connect({ host: u.hostname, port: Number(u.port), ca: t.caPem!, servername: 'localhost' });
+    await new Promise<void>((r) => stalled.once('secureConnect', () => r()));
+    stalled.write(`GET /feeds/stream?streams=revocations HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: ${basic(c)}\r\n\r\n`);
+    stalled.pause();
+    const healthy = await openSse(`${t.issuer}/feeds/stream?streams=revocations`, { ca: t.caPem, headers: { authorization: basic(c) } });
+    await new Promise((r) => setTimeout(r, 200));
+    const hub = () => (t.idp.app as unknown as { feedHubSize?: () => number }).feedHubSize?.();
+    assert.equal(hub(), 2);
+    // Many entries at once, appended through the storage port as /revoke would.
+    const now = Math.floor(Date.now() / 1000);
+    const total = 30_000;
+    for (let i = 0; i < total; i++) {
+      await t.idp.storage.appendFeedEvent({ stream: 'revocations', kind: 'token', iss: t.issuer, ref: `jti-${i}-${'x'.repeat(40)}`, notBefore: null, expiresAt: now + 600, createdAt: now, data: null });
+      // Let I/O run between bursts, as it does between real /revoke requests.
+      if (i % 200 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await healthy.waitFor(total, 50_000);
+    const deadline = Date.now() + 5000;
+    while (hub() !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(hub(), 1, 'the stalled consumer was dropped after its socket stayed full for 2 s');
+    const refs = healthy.events.map((e) => JSON.parse(e.data).ref as string);
+    assert.equal(refs.length, total);
+    assert.equal(refs[total - 1], `jti-${total - 1}-${'x'.repeat(40)}`);
+    await healthy.close();
+    stalled.destroy();
+  } finally {
+    await t.close();
+  }
+});
