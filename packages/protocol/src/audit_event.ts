@@ -9,6 +9,7 @@ export const AUDIT_EVENT_TYPES = [
   'client.updated',
   'client.deleted',
   'client.revoked',
+  'subject.revoked',
   'admin.auth_failed',
   'key.created',
   'key.activated',

@@ -13,7 +13,7 @@ export interface RevocationEntry {
   iss: string;
   /** kind `token`: the token's jti. kind `client`: a client_id. kind `subject`: a sub. kind `key`: a kid. */
   ref: string;
-  /** kind `client` / `subject`: every token of that client or subject issued (iat) before this time is invalid. */
+  /** kind `client` / `subject`: every token of that client or subject with `iat <= not_before` is invalid. */
   not_before?: number;
   /** When nothing the entry covers can still be valid; consumers drop it then. */
   expires_at: number;

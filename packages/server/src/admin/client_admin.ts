@@ -46,6 +46,16 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     return { ...clientInformation(deps.issuer, disabled), disabled: true };
   });
 
+  /** Every token whose subject is `sub`, issued until now, is revoked (a subject not-before entry). */
+  app.post('/admin/subjects/:sub/revoke', async (request) => {
+    await deps.requireAdmin(request);
+    const { sub } = request.params as { sub: string };
+    if (sub.length === 0 || sub.length > 255) throw new OAuthError('invalid_request', 'subject must be 1 to 255 characters');
+    const cursor = await deps.revocations.revokeNotBefore('subject', sub);
+    deps.events.emit('subject.revoked', { actor: 'admin', subject: sub, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    return { sub, revoked: true, cursor: String(cursor) };
+  });
+
   app.delete('/admin/clients/:clientId', async (request, reply) => {
     await deps.requireAdmin(request);
     const { clientId } = request.params as { clientId: string };

@@ -26,7 +26,10 @@ export class RevocationLog {
     return e.seq;
   }
 
-  /** Every token of the client (or subject) issued before now becomes invalid. */
+  /**
+   * Every token of the client (or subject) issued up to now becomes invalid: `iat <= not_before`,
+   * since `iat` has one-second resolution and a token from the same second must not survive.
+   */
   async revokeNotBefore(kind: 'client' | 'subject', ref: string): Promise<number> {
     const now = this.now();
     const e = await this.store.appendFeedEvent({
@@ -58,9 +61,9 @@ export class RevocationLog {
   async check(claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'client_id' | 'sub'>): Promise<'token_revoked' | 'client_revoked' | 'subject_revoked' | undefined> {
     if (await this.store.isTokenRevoked(this.issuer, claims.jti)) return 'token_revoked';
     const clientNb = await this.store.revocationNotBefore(this.issuer, 'client', claims.client_id);
-    if (clientNb !== undefined && claims.iat < clientNb) return 'client_revoked';
+    if (clientNb !== undefined && claims.iat <= clientNb) return 'client_revoked';
     const subjectNb = await this.store.revocationNotBefore(this.issuer, 'subject', claims.sub);
-    if (subjectNb !== undefined && claims.iat < subjectNb) return 'subject_revoked';
+    if (subjectNb !== undefined && claims.iat <= subjectNb) return 'subject_revoked';
     return undefined;
   }
 }

@@ -133,6 +133,19 @@ describe('revocation and key feeds', () => {
     await s4.close();
   });
 
+  test('revoking a subject: its tokens issued until now are inactive; later ones are fine', async () => {
+    const svc = (await t.register({ client_id: 'subject-svc', audiences: [AUD] })) as Record<string, string>;
+    const before = (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(svc) })).body.access_token as string;
+    const res = await t.fetch(`${t.issuer}/admin/subjects/subject-svc/revoke`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(res.status, 200);
+    assert.equal((await t.post('/introspect', { token: before }, { authorization: basic(c) })).body.active, false);
+    await new Promise((r) => setTimeout(r, 1100)); // iat has one-second resolution
+    const later = (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(svc) })).body.access_token as string;
+    assert.equal((await t.post('/introspect', { token: later }, { authorization: basic(c) })).body.active, true);
+    const entries = ((await get('/feeds/revocations')).body as FeedPage<RevocationEntry>).entries;
+    assert.ok(entries.some((e) => e.kind === 'subject' && e.ref === 'subject-svc'));
+  });
+
   test('revoking a client: disabled, its tokens inactive, a not-before entry on the feed', async () => {
     const victim = (await t.register({ audiences: [AUD] })) as Record<string, string>;
     const token = (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(victim) })).body.access_token as string;
