@@ -1,0 +1,2 @@
+export { createVerifier, type Verifier, type VerifierOptions, type VerifierHealth } from './verifier.ts';
+export { VerifyError, VERIFY_ERROR_CODES, type VerifyErrorCode } from './verify_error.ts';

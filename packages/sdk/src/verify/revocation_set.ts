@@ -1,0 +1,54 @@
+import type { AccessTokenClaims, RevocationEntry } from '@latchkey/protocol';
+
+/**
+ * The revocations a service knows, keyed as the IdP keys them: token jti, client and subject
+ * not-before, key id. Each entry leaves when it expires. 100,000 entries are a few megabytes.
+ */
+export class RevocationSet {
+  private readonly tokens = new Map<string, number>();
+  private readonly clients = new Map<string, { nb: number; exp: number }>();
+  private readonly subjects = new Map<string, { nb: number; exp: number }>();
+  private readonly keys = new Map<string, number>();
+  cursor = '0';
+
+  constructor(private readonly issuer: string) {}
+
+  get size(): number {
+    return this.tokens.size + this.clients.size + this.subjects.size + this.keys.size;
+  }
+
+  apply(e: RevocationEntry): void {
+    if (e.iss !== this.issuer) return;
+    if (e.kind === 'token') this.tokens.set(e.ref, e.expires_at);
+    else if (e.kind === 'key') this.keys.set(e.ref, e.expires_at);
+    else {
+      const map = e.kind === 'client' ? this.clients : this.subjects;
+      const prev = map.get(e.ref);
+      const nb = e.not_before ?? e.revoked_at;
+      if (!prev || prev.nb < nb) map.set(e.ref, { nb, exp: e.expires_at });
+    }
+  }
+
+  keyRevoked(kid: string): boolean {
+    return this.keys.has(kid);
+  }
+
+  /** Why a token is revoked, or undefined. */
+  check(kid: string, claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'client_id' | 'sub'>): string | undefined {
+    if (this.keys.has(kid)) return 'its signing key was revoked';
+    if (this.tokens.has(claims.jti)) return 'the token was revoked';
+    const c = this.clients.get(claims.client_id);
+    if (c && claims.iat <= c.nb) return 'its client was revoked';
+    const s = this.subjects.get(claims.sub);
+    if (s && claims.iat <= s.nb) return 'its subject was revoked';
+    return undefined;
+  }
+
+  /** Drops entries that can no longer cover a valid token. */
+  prune(now: number): void {
+    for (const [k, exp] of this.tokens) if (exp <= now) this.tokens.delete(k);
+    for (const [k, exp] of this.keys) if (exp <= now) this.keys.delete(k);
+    for (const [k, v] of this.clients) if (v.exp <= now) this.clients.delete(k);
+    for (const [k, v] of this.subjects) if (v.exp <= now) this.subjects.delete(k);
+  }
+}

@@ -1,0 +1,189 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { ACCESS_TOKEN_TYP, parseCompactJws, verifyJws, type AccessTokenClaims } from '@latchkey/protocol';
+import { FeedClient, type FeedState } from './feed_client.ts';
+import { JwksCache } from './jwks_cache.ts';
+import { RevocationSet } from './revocation_set.ts';
+import { VerifyError } from './verify_error.ts';
+
+/** Options of {@link createVerifier}. Durations are in seconds. */
+export interface VerifierOptions {
+  /** The IdP's issuer identifier, compared exactly with `iss`. */
+  issuer: string;
+  /** This service's audience: `aud` must contain it. */
+  audience: string;
+  /** Client credentials for the revocation feed; without them revocations are not known locally. */
+  credentials?: { clientId: string; clientSecret: string };
+  /** fetch to reach the IdP (for a private CA: a fetch with an undici dispatcher that trusts it). */
+  fetch?: typeof fetch;
+  /** JWKS URL; default: from the issuer's RFC 8414 metadata. */
+  jwksUri?: string;
+  /** Clock skew allowed on exp / nbf / iat (default 30). */
+  clockSkew?: number;
+  /** How long to keep validating from cache while the IdP is unreachable (default 3600). */
+  maxStaleness?: number;
+  /** Least time between JWKS refetches caused by unknown kids (default 30). */
+  jwksCooldown?: number;
+  /** Verified tokens remembered, so a token seen again costs a lookup (default 10,000). */
+  cacheSize?: number;
+  /** Poll interval of the revocation feed while its stream is down (default 10). */
+  pollInterval?: number;
+}
+
+/** What {@link Verifier.health} reports. */
+export interface VerifierHealth {
+  /** False once the IdP has been unreachable for longer than `maxStaleness`. */
+  ok: boolean;
+  jwks: { keys: number; ageSeconds: number | null; lastError: string | null };
+  revocations: { entries: number; cursor: string; ageSeconds: number | null; feed: FeedState };
+  cachedTokens: number;
+}
+
+export interface Verifier {
+  /**
+   * Verifies an access token locally and returns its claims, or throws a {@link VerifyError}.
+   * `mtlsCertificate` is the peer certificate of the connection, for tokens bound to one (RFC 8705 §3).
+   */
+  verify(token: string, options?: { mtlsCertificate?: X509Certificate | Buffer }): Promise<AccessTokenClaims>;
+  health(): VerifierHealth;
+  close(): void;
+}
+
+const ALLOWED = new Set(['ES256', 'EdDSA', 'RS256']);
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+
+/**
+ * Creates a verifier that checks Latchkey access tokens in-process, on synchronous node:crypto,
+ * against keys and revocations it keeps fresh from the IdP. It never calls the IdP on the request
+ * path (except one JWKS refetch, shared, for an unknown kid).
+ *
+ * @example
+ * ```ts
+ * import { createVerifier } from '@latchkey/sdk/verify';
+ * const verifier = await createVerifier({
+ *   issuer: 'https://idp.internal',
+ *   audience: 'https://orders.internal',
+ *   credentials: { clientId: 'orders', clientSecret: process.env.ORDERS_SECRET! },
+ * });
+ * const claims = await verifier.verify(bearerToken); // throws VerifyError
+ * ```
+ */
+export async function createVerifier(options: VerifierOptions): Promise<Verifier> {
+  const f = options.fetch ?? globalThis.fetch;
+  const skew = options.clockSkew ?? 30;
+  const maxStalenessMs = (options.maxStaleness ?? 3600) * 1000;
+  const cacheSize = options.cacheSize ?? 10_000;
+  let jwksUri = options.jwksUri;
+  if (!jwksUri) {
+    const res = await f(`${options.issuer}/.well-known/oauth-authorization-server`);
+    if (!res.ok) throw new VerifyError('issuer_unreachable', `issuer metadata answered HTTP ${res.status}`);
+    const meta = (await res.json()) as { issuer?: string; jwks_uri?: string };
+    // RFC 8414 §3.3: the metadata's issuer must be the one asked for.
+    if (meta.issuer !== options.issuer || typeof meta.jwks_uri !== 'string') throw new VerifyError('wrong_issuer', 'issuer metadata does not match the issuer');
+    jwksUri = meta.jwks_uri;
+  }
+  const jwks = new JwksCache({ jwksUri, fetch: f, cooldownMs: (options.jwksCooldown ?? 30) * 1000, defaultMaxAgeMs: 300_000 });
+  await jwks.refresh().catch((err: Error) => {
+    throw new VerifyError('issuer_unreachable', `JWKS could not be fetched: ${err.message}`);
+  });
+  const revocations = new RevocationSet(options.issuer);
+  // Verified tokens: Map iteration order is insertion order, which makes it an LRU.
+  const cache = new Map<string, { claims: AccessTokenClaims; kid: string }>();
+  let feed: FeedClient | undefined;
+  if (options.credentials) {
+    const enc = (s: string) => encodeURIComponent(s);
+    feed = new FeedClient({
+      issuer: options.issuer,
+      authorization: `Basic ${Buffer.from(`${enc(options.credentials.clientId)}:${enc(options.credentials.clientSecret)}`).toString('base64')}`,
+      fetch: f,
+      pollIntervalMs: (options.pollInterval ?? 10) * 1000,
+      revocations,
+      jwks,
+      onRevocation: () => {},
+    });
+    await feed.start();
+  }
+  const pruner = setInterval(() => revocations.prune(Math.floor(Date.now() / 1000)), 60_000);
+  pruner.unref();
+
+  const lastContact = (): number => Math.max(jwks.lastSuccess, feed?.lastContact ?? 0, feed?.state === 'connected' ? Date.now() : 0);
+
+  const checkTime = (claims: AccessTokenClaims, now: number): void => {
+    if (now > claims.exp + skew) throw new VerifyError('token_expired', 'the token has expired');
+    const nbf = (claims as unknown as { nbf?: unknown }).nbf;
+    if ((isNum(nbf) && nbf > now + skew) || claims.iat > now + skew) throw new VerifyError('token_not_yet_valid', 'the token is not valid yet');
+  };
+
+  const checkBinding = (claims: AccessTokenClaims, cert: X509Certificate | Buffer | undefined): void => {
+    const cnf = (claims as unknown as { cnf?: Record<string, unknown> }).cnf;
+    if (cnf === undefined) return;
+    const bound = cnf['x5t#S256'];
+    if (typeof bound !== 'string') throw new VerifyError('binding_mismatch', 'the token is bound to a key this verifier cannot check');
+    if (!cert) throw new VerifyError('binding_mismatch', 'the token is bound to a client certificate and none was presented');
+    const der = cert instanceof X509Certificate ? cert.raw : cert;
+    // RFC 8705 §3.1: base64url SHA-256 of the DER certificate.
+    if (createHash('sha256').update(der).digest('base64url') !== bound) throw new VerifyError('binding_mismatch', 'the token is bound to another certificate');
+  };
+
+  return {
+    async verify(token, opts = {}) {
+      const now = Math.floor(Date.now() / 1000);
+      if (Date.now() - lastContact() > maxStalenessMs) throw new VerifyError('issuer_unreachable', 'the IdP has been unreachable for longer than the allowed staleness');
+      if (typeof token !== 'string' || token.length === 0 || token.length > 8192) throw new VerifyError('token_malformed', 'not a compact JWS');
+      const hit = cache.get(token);
+      if (hit) {
+        checkTime(hit.claims, now);
+        const why = revocations.check(hit.kid, hit.claims);
+        if (why) throw new VerifyError('token_revoked', why);
+        checkBinding(hit.claims, opts.mtlsCertificate);
+        cache.delete(token);
+        cache.set(token, hit);
+        return hit.claims;
+      }
+      const jws = parseCompactJws(token);
+      if (!jws) throw new VerifyError('token_malformed', 'not a compact JWS');
+      const { header, payload } = jws;
+      // RFC 8725 §3.1 / §2.1: only the allowlisted asymmetric algorithms; never none or HMAC.
+      if (typeof header.alg !== 'string' || !ALLOWED.has(header.alg)) throw new VerifyError('algorithm_not_allowed', 'algorithm not allowed');
+      // RFC 7515 §4.1.11: a critical extension we do not understand must be refused.
+      if (header.crit !== undefined) throw new VerifyError('critical_header_unsupported', 'unsupported critical header');
+      // RFC 9068 §4: the typ of an access token.
+      const typ = typeof header.typ === 'string' ? header.typ.toLowerCase() : '';
+      if (typ !== ACCESS_TOKEN_TYP && typ !== 'application/at+jwt') throw new VerifyError('wrong_type', 'not an RFC 9068 access token');
+      if (!isStr(header.kid)) throw new VerifyError('key_unknown', 'the token names no key');
+      if (revocations.keyRevoked(header.kid)) throw new VerifyError('token_revoked', 'its signing key was revoked');
+      // jku, x5u, jwk and x5c are never read: keys come from the issuer's JWKS only.
+      const key = await jwks.resolve(header.kid);
+      if (!key) throw new VerifyError('key_unknown', 'the signing key is not in the issuer JWKS');
+      if (key.alg !== header.alg) throw new VerifyError('algorithm_not_allowed', 'the algorithm does not match the key');
+      if (!verifyJws(key.alg, key.key, jws.signingInput, jws.signature)) throw new VerifyError('signature_invalid', 'signature verification failed');
+      if (payload.iss !== options.issuer) throw new VerifyError('wrong_issuer', 'unexpected issuer');
+      const aud = payload.aud;
+      if (!(aud === options.audience || (Array.isArray(aud) && aud.includes(options.audience)))) throw new VerifyError('wrong_audience', 'the token is not for this audience');
+      if (!isNum(payload.exp) || !isNum(payload.iat) || (payload.nbf !== undefined && !isNum(payload.nbf)) || !isStr(payload.jti) || !isStr(payload.sub) || !isStr(payload.client_id)) {
+        throw new VerifyError('claims_invalid', 'required claims are missing or malformed');
+      }
+      const claims = payload as unknown as AccessTokenClaims;
+      checkTime(claims, now);
+      const why = revocations.check(key.kid, claims);
+      if (why) throw new VerifyError('token_revoked', why);
+      checkBinding(claims, opts.mtlsCertificate);
+      if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
+      cache.set(token, { claims, kid: key.kid });
+      return claims;
+    },
+    health() {
+      const age = (t: number) => (t > 0 ? Math.round((Date.now() - t) / 1000) : null);
+      return {
+        ok: Date.now() - lastContact() <= maxStalenessMs,
+        jwks: { keys: jwks.size, ageSeconds: age(jwks.lastSuccess), lastError: jwks.lastError ?? null },
+        revocations: { entries: revocations.size, cursor: revocations.cursor, ageSeconds: age(feed?.lastContact ?? 0), feed: feed?.state ?? 'off' },
+        cachedTokens: cache.size,
+      };
+    },
+    close() {
+      clearInterval(pruner);
+      feed?.close();
+    },
+  };
+}
