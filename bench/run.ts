@@ -3,6 +3,7 @@
 import { cpus } from 'node:os';
 import { benchRevocationPropagation } from './revocation_propagation.ts';
 import { benchTokenIssuance } from './token_issuance.ts';
+import { benchVerification } from './verification.ts';
 
 const duration = Number(process.env.BENCH_DURATION ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -31,6 +32,14 @@ console.log('| from /revoke response to arrival | p50 ms | p99 ms | max ms |');
 console.log('| --- | ---: | ---: | ---: |');
 console.log(`| Latchkey /feeds/stream | ${prop.p50.toFixed(2)} | ${prop.p99.toFixed(2)} | ${prop.max.toFixed(2)} |`);
 if (prop.missing > 0) process.exitCode = 1;
+
+console.log('\n## Token verification, one thread, ES256 (issue 4)');
+const ver = await benchVerification({ ms: Number(process.env.BENCH_VERIFY_MS ?? 2000), rounds, tokens: 2000 });
+const rateOf = (prefix: string) => [...ver.rates].find(([k]) => k.startsWith(prefix))![1];
+console.log('| subject | verifications/s | vs (a) | vs (b) |');
+console.log('| --- | ---: | ---: | ---: |');
+for (const [name, r] of ver.rates) console.log(`| ${name} | ${r.toFixed(0)} | ${((r / rateOf('(a)')) * 100).toFixed(0)}% | ${(r / rateOf('(b)')).toFixed(1)}x |`);
+console.log(`\nRevocation set with ${ver.entries} token entries: ${(ver.revocationSetBytes / 1024 / 1024).toFixed(1)} MB of heap${ver.measuredWithGc ? '' : ' (without --expose-gc: approximate)'}`);
 
 if (idp.non2xx > 0) {
   console.error('benchmark saw errors from the IdP');
