@@ -1,1 +1,3 @@
 export * from './verify/index.ts';
+export * from './token_client/index.ts';
+export { authenticateBearer, type AuthOptions, type AuthOutcome } from './middleware/bearer.ts';

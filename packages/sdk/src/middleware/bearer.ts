@@ -1,0 +1,57 @@
+import type { AccessTokenClaims } from '@latchkey/protocol';
+import { VerifyError } from '../verify/verify_error.ts';
+import type { Verifier } from '../verify/verifier.ts';
+
+/** What a framework adapter needs to answer. */
+export interface AuthOutcome {
+  claims?: AccessTokenClaims;
+  status?: 401 | 403;
+  headers?: Record<string, string>;
+  body?: { error: string; error_description: string };
+}
+
+export interface AuthOptions {
+  verifier: Pick<Verifier, 'verify'>;
+  /** Scopes the request needs, all of them (RFC 6750 §3.1 insufficient_scope). */
+  scope?: string | string[];
+  /** realm in WWW-Authenticate (default "latchkey"). */
+  realm?: string;
+}
+
+const quote = (s: string) => s.replace(/[\\"]/g, '');
+
+/**
+ * RFC 6750: reads the Bearer token (scheme case-insensitive, §2.1), verifies it, checks scope.
+ * Errors never echo the token.
+ */
+export async function authenticateBearer(authorization: string | undefined, options: AuthOptions): Promise<AuthOutcome> {
+  const realm = quote(options.realm ?? 'latchkey');
+  const m = /^bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(authorization ?? '');
+  if (!m) {
+    // §3.1: no credentials → 401 without an error code; malformed → invalid_request.
+    if (!authorization) return { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm}"` }, body: { error: 'invalid_token', error_description: 'a bearer token is required' } };
+    return { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm}", error="invalid_request"` }, body: { error: 'invalid_request', error_description: 'malformed Authorization header' } };
+  }
+  let claims: AccessTokenClaims;
+  try {
+    claims = await options.verifier.verify(m[1]!);
+  } catch (err) {
+    const code = err instanceof VerifyError ? err.code : 'token_malformed';
+    return {
+      status: 401,
+      headers: { 'www-authenticate': `Bearer realm="${realm}", error="invalid_token", error_description="${code}"` },
+      body: { error: 'invalid_token', error_description: code },
+    };
+  }
+  const needed = options.scope === undefined ? [] : Array.isArray(options.scope) ? options.scope : options.scope.split(' ');
+  const granted = new Set(typeof claims.scope === 'string' ? claims.scope.split(' ') : []);
+  const missing = needed.filter((s) => !granted.has(s));
+  if (missing.length > 0) {
+    return {
+      status: 403,
+      headers: { 'www-authenticate': `Bearer realm="${realm}", error="insufficient_scope", scope="${quote(needed.join(' '))}"` },
+      body: { error: 'insufficient_scope', error_description: `requires scope ${needed.join(' ')}` },
+    };
+  }
+  return { claims };
+}

@@ -1,0 +1,151 @@
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@latchkey/protocol';
+
+/** Options of {@link createTokenClient}. */
+export interface TokenClientOptions {
+  issuer: string;
+  clientId: string;
+  /** For client_secret_basic. */
+  clientSecret?: string;
+  /** For private_key_jwt (RFC 7523): the client's private key, its kid and algorithm (default ES256). */
+  privateKey?: { key: KeyObject | CryptoKey; kid?: string; alg?: string };
+  /** fetch to reach the IdP (for a private CA: one with an undici dispatcher that trusts it). */
+  fetch?: typeof fetch;
+  /** Share of a token's lifetime after which it is renewed (default 0.8). */
+  renewAfter?: number;
+}
+
+/** An error answer of the token endpoint, with its RFC 6749 §5.2 code. */
+export class TokenClientError extends Error {
+  constructor(readonly code: string, readonly status: number, description: string) {
+    super(`${code}: ${description}`);
+    this.name = 'TokenClientError';
+  }
+}
+
+export interface TokenRequest {
+  /** RFC 8707 resource: the audience the token is for; default: the client's default audience. */
+  audience?: string;
+  scope?: string;
+}
+
+export interface TokenClient {
+  /** A valid access token for the audience and scope, from cache until about 80% of its lifetime. */
+  getToken(request?: TokenRequest): Promise<string>;
+  /**
+   * A fetch that sends `Authorization: Bearer` with a token for `request`; on a 401 it renews once
+   * and retries. `baseFetch` reaches the target service (default: the global fetch).
+   */
+  fetchFor(request?: TokenRequest, baseFetch?: typeof fetch): typeof fetch;
+  /** Forgets cached tokens. */
+  clear(): void;
+}
+
+interface Cached {
+  token: string;
+  renewAt: number;
+  expiresAt: number;
+}
+
+/**
+ * Gets service tokens with client_credentials (client_secret_basic or private_key_jwt), caches
+ * them per (audience, scope), renews them before they expire, and lets concurrent callers for the
+ * same token share one request.
+ *
+ * @example
+ * ```ts
+ * import { createTokenClient } from '@latchkey/sdk/token-client';
+ * const tokens = createTokenClient({ issuer: 'https://idp.internal', clientId: 'checkout', clientSecret: process.env.SECRET! });
+ * const ordersFetch = tokens.fetchFor({ audience: 'https://orders.internal', scope: 'orders:read' });
+ * const res = await ordersFetch('https://orders.internal/orders/42');
+ * ```
+ */
+export function createTokenClient(options: TokenClientOptions): TokenClient {
+  if (!options.clientSecret === !options.privateKey) throw new TypeError('give exactly one of clientSecret and privateKey');
+  const f = options.fetch ?? globalThis.fetch;
+  const renewAfter = options.renewAfter ?? 0.8;
+  const cache = new Map<string, Cached>();
+  const inflight = new Map<string, Promise<Cached>>();
+  let tokenEndpoint: Promise<string> | undefined;
+
+  const endpoint = (): Promise<string> => {
+    tokenEndpoint ??= (async () => {
+      const res = await f(`${options.issuer}/.well-known/oauth-authorization-server`);
+      const meta = (await res.json()) as { issuer?: string; token_endpoint?: string };
+      if (!res.ok || meta.issuer !== options.issuer || typeof meta.token_endpoint !== 'string') throw new TokenClientError('invalid_issuer', res.status, 'issuer metadata is missing or does not match');
+      return meta.token_endpoint;
+    })().catch((err: unknown) => {
+      tokenEndpoint = undefined;
+      throw err;
+    });
+    return tokenEndpoint;
+  };
+
+  const request = async (req: TokenRequest): Promise<Cached> => {
+    const url = await endpoint();
+    const form = new URLSearchParams({ grant_type: 'client_credentials' });
+    if (req.audience) form.set('resource', req.audience);
+    if (req.scope) form.set('scope', req.scope);
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+    if (options.clientSecret !== undefined) {
+      // RFC 6749 §2.3.1: form-urlencode, then Basic.
+      const enc = (s: string) => encodeURIComponent(s);
+      headers.authorization = `Basic ${Buffer.from(`${enc(options.clientId)}:${enc(options.clientSecret)}`).toString('base64')}`;
+    } else {
+      const pk = options.privateKey!;
+      const assertion = await new SignJWT({ jti: randomBytes(16).toString('base64url') })
+        .setProtectedHeader({ alg: pk.alg ?? 'ES256', ...(pk.kid ? { kid: pk.kid } : {}) })
+        .setIssuer(options.clientId).setSubject(options.clientId).setAudience(options.issuer).setIssuedAt().setExpirationTime('60s')
+        .sign(pk.key);
+      form.set('client_assertion_type', CLIENT_ASSERTION_TYPE_JWT_BEARER);
+      form.set('client_assertion', assertion);
+    }
+    const sent = Date.now();
+    const res = await f(url, { method: 'POST', headers, body: form.toString() });
+    const body = (await res.json().catch(() => ({}))) as { access_token?: string; expires_in?: number; error?: string; error_description?: string };
+    if (!res.ok || typeof body.access_token !== 'string') {
+      throw new TokenClientError(body.error ?? 'invalid_response', res.status, body.error_description ?? `token endpoint answered HTTP ${res.status}`);
+    }
+    const lifetime = (typeof body.expires_in === 'number' ? body.expires_in : 300) * 1000;
+    return { token: body.access_token, renewAt: sent + lifetime * renewAfter, expiresAt: sent + lifetime };
+  };
+
+  const getToken = async (req: TokenRequest = {}): Promise<string> => {
+    const key = `${req.audience ?? ''}\u0000${req.scope ?? ''}`;
+    const hit = cache.get(key);
+    const now = Date.now();
+    if (hit && now < hit.renewAt) return hit.token;
+    let p = inflight.get(key);
+    if (!p) {
+      p = request(req)
+        .then((c) => {
+          cache.set(key, c);
+          return c;
+        })
+        .finally(() => inflight.delete(key));
+      inflight.set(key, p);
+    }
+    // Past the renewal point but still valid: use it if the renewal fails.
+    if (hit && now < hit.expiresAt) return p.then((c) => c.token, () => hit.token);
+    return (await p).token;
+  };
+
+  return {
+    getToken,
+    fetchFor(req = {}, baseFetch = globalThis.fetch) {
+      return (async (input: string | URL | Request, init: RequestInit = {}) => {
+        const send = async () => {
+          const headers = new Headers(init.headers);
+          headers.set('authorization', `Bearer ${await getToken(req)}`);
+          return baseFetch(input, { ...init, headers });
+        };
+        const res = await send();
+        if (res.status !== 401) return res;
+        cache.delete(`${req.audience ?? ''}\u0000${req.scope ?? ''}`);
+        return send();
+      }) as typeof fetch;
+    },
+    clear: () => cache.clear(),
+  };
+}
