@@ -1,44 +1,51 @@
-// A service that accepts Latchkey access tokens, verified locally with jose against the IdP's
-// JWKS (RFC 9068 §4). Run: LATCHKEY_ISSUER=https://localhost:8443 NODE_EXTRA_CA_CERTS=.latchkey/ca.pem \
-//   npx tsx examples/orders_service.ts
-// (@latchkey/sdk will replace this with a verifier that also honours revocations and keeps its
-// caches fresh by push; see docs/walkthrough.md.)
+// A service that accepts Latchkey access tokens, verified in-process by @latchkey/sdk: keys and
+// revocations are kept fresh from the IdP's JWKS and feeds; no IdP call on the request path.
+// Run: LATCHKEY_ISSUER=https://localhost:8443 NODE_EXTRA_CA_CERTS=.latchkey/ca.pem \
+//      ORDERS_CLIENT_ID=orders ORDERS_CLIENT_SECRET=... npx tsx examples/orders_service.ts
 import { createServer, type Server } from 'node:http';
-import { createRemoteJWKSet, jwtVerify, customFetch, type FetchImplementation } from 'jose';
+import { createVerifier, type Verifier } from '@latchkey/sdk/verify';
+import { authenticate } from '@latchkey/sdk/node';
 
 export interface OrdersServiceOptions {
   issuer: string;
   audience: string;
+  /** This service's own client credentials, to read the revocation feed. */
+  credentials?: { clientId: string; clientSecret: string };
   port?: number;
-  fetch?: FetchImplementation;
+  fetch?: typeof fetch;
 }
 
-export function startOrdersService(options: OrdersServiceOptions): Promise<Server> {
-  const jwks = createRemoteJWKSet(new URL(`${options.issuer}/jwks`), options.fetch ? { [customFetch]: options.fetch } : {});
+export async function startOrdersService(options: OrdersServiceOptions): Promise<{ server: Server; verifier: Verifier }> {
+  const verifier = await createVerifier({
+    issuer: options.issuer,
+    audience: options.audience,
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  });
   const server = createServer(async (req, res) => {
-    const m = /^bearer +(\S+)$/i.exec(req.headers.authorization ?? '');
-    if (!m) {
-      res.writeHead(401, { 'www-authenticate': 'Bearer realm="orders"' }).end();
+    if (req.url === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(verifier.health()));
       return;
     }
-    try {
-      const { payload } = await jwtVerify(m[1] as string, jwks, { issuer: options.issuer, audience: options.audience, typ: 'at+jwt', algorithms: ['ES256', 'EdDSA', 'RS256'] });
-      const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ') : [];
-      if (!scopes.includes('orders:read')) {
-        res.writeHead(403, { 'www-authenticate': 'Bearer realm="orders", error="insufficient_scope", scope="orders:read"' }).end();
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ orders: [], caller: payload.client_id }));
-    } catch {
-      res.writeHead(401, { 'www-authenticate': 'Bearer realm="orders", error="invalid_token"' }).end();
-    }
+    const claims = await authenticate(req, res, { verifier, scope: 'orders:read', realm: 'orders' });
+    if (!claims) return;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ orders: [], caller: claims.client_id }));
   });
-  return new Promise((resolve) => server.listen(options.port ?? 0, '127.0.0.1', () => resolve(server)));
+  server.on('close', () => verifier.close());
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
+  return { server, verifier };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const issuer = process.env.LATCHKEY_ISSUER ?? 'https://localhost:8443';
-  const server = await startOrdersService({ issuer, audience: process.env.ORDERS_AUDIENCE ?? 'https://orders.internal', port: Number(process.env.PORT ?? 9000) });
+  const id = process.env.ORDERS_CLIENT_ID;
+  const secret = process.env.ORDERS_CLIENT_SECRET;
+  const { server } = await startOrdersService({
+    issuer,
+    audience: process.env.ORDERS_AUDIENCE ?? 'https://orders.internal',
+    port: Number(process.env.PORT ?? 9000),
+    ...(id && secret ? { credentials: { clientId: id, clientSecret: secret } } : {}),
+  });
   const a = server.address();
   console.log(`orders service on http://127.0.0.1:${typeof a === 'object' && a ? a.port : ''}, trusting tokens from ${issuer}`);
 }
