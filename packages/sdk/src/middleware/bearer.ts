@@ -2,7 +2,14 @@ import type { AccessTokenClaims } from '@latchkey/protocol';
 import { VerifyError } from '../verify/verify_error.ts';
 import type { Verifier } from '../verify/verifier.ts';
 
-/** What a framework adapter needs to answer. */
+/**
+ * What a framework adapter needs to answer: the claims, or an RFC 6750 status, headers and body.
+ *
+ * @example
+ * ```ts
+ * const { claims, status, headers, body } = await authenticateBearer(auth, { verifier });
+ * ```
+ */
 export interface AuthOutcome {
   claims?: AccessTokenClaims;
   status?: 401 | 403;
@@ -10,6 +17,14 @@ export interface AuthOutcome {
   body?: { error: string; error_description: string };
 }
 
+/**
+ * Options of the middleware.
+ *
+ * @example
+ * ```ts
+ * const options: AuthOptions = { verifier, scope: ['orders:read'], realm: 'orders' };
+ * ```
+ */
 export interface AuthOptions {
   verifier: Pick<Verifier, 'verify'>;
   /** Scopes the request needs, all of them (RFC 6750 §3.1 insufficient_scope). */
@@ -22,7 +37,14 @@ const quote = (s: string) => s.replace(/[\\"]/g, '');
 
 /**
  * RFC 6750: reads the Bearer token (scheme case-insensitive, §2.1), verifies it, checks scope.
- * Errors never echo the token.
+ * Errors never echo the token. The framework adapters are built on it; use it for any other one.
+ *
+ * @example
+ * ```ts
+ * import { authenticateBearer } from '@latchkey/sdk';
+ * const outcome = await authenticateBearer(headers.authorization, { verifier, scope: 'orders:read' });
+ * if (!outcome.claims) return respond(outcome.status, outcome.headers, outcome.body);
+ * ```
  */
 export async function authenticateBearer(authorization: string | undefined, options: AuthOptions): Promise<AuthOutcome> {
   const realm = quote(options.realm ?? 'latchkey');

@@ -16,7 +16,18 @@ export interface TokenClientOptions {
   renewAfter?: number;
 }
 
-/** An error answer of the token endpoint, with its RFC 6749 §5.2 code. */
+/**
+ * An error answer of the token endpoint, with its RFC 6749 §5.2 code.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await tokens.getToken({ audience: 'https://orders.internal' });
+ * } catch (err) {
+ *   if (err instanceof TokenClientError && err.code === 'invalid_target') console.error('not registered for that audience');
+ * }
+ * ```
+ */
 export class TokenClientError extends Error {
   constructor(readonly code: string, readonly status: number, description: string) {
     super(`${code}: ${description}`);

@@ -12,8 +12,6 @@ export interface FeedClientOptions {
   pollIntervalMs: number;
   revocations: RevocationSet;
   jwks: JwksCache;
-  /** Called whenever a revocation arrives, so cached verification results are re-checked. */
-  onRevocation: () => void;
 }
 
 /**
@@ -52,7 +50,6 @@ export class FeedClient {
       if (!res.ok) throw new Error(`revocation feed answered HTTP ${res.status}`);
       const page = (await res.json()) as FeedPage<RevocationEntry>;
       for (const e of page.entries) this.o.revocations.apply(e);
-      if (page.entries.length > 0) this.o.onRevocation();
       this.o.revocations.cursor = page.cursor;
       this.lastContact = Date.now();
       if (!page.has_more) {
@@ -84,7 +81,6 @@ export class FeedClient {
       const e = JSON.parse((ev as MessageEvent<string>).data) as RevocationEntry;
       this.o.revocations.apply(e);
       if (Number(e.cursor) > Number(this.o.revocations.cursor)) this.o.revocations.cursor = e.cursor;
-      this.o.onRevocation();
     });
     es.addEventListener('key', (ev) => {
       this.lastContact = Date.now();

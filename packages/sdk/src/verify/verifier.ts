@@ -99,7 +99,6 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
       pollIntervalMs: (options.pollInterval ?? 10) * 1000,
       revocations,
       jwks,
-      onRevocation: () => {},
     });
     await feed.start();
   }

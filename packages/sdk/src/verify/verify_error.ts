@@ -1,4 +1,12 @@
-/** Every reason a token can be refused; stable across releases. */
+/**
+ * Every reason a token can be refused; stable across releases.
+ *
+ * @example
+ * ```ts
+ * import { VERIFY_ERROR_CODES } from '@latchkey/sdk/verify';
+ * const metrics = Object.fromEntries(VERIFY_ERROR_CODES.map((code) => [code, 0]));
+ * ```
+ */
 export const VERIFY_ERROR_CODES = [
   'token_malformed',
   'token_expired',
