@@ -181,6 +181,68 @@ connection(client.command('revoke <client_id>').description('disable a client an
   if (body) process.stdout.write(`revoked ${id}: disabled, and its tokens issued until now are revoked\n`);
 });
 
+const audit = program.command('audit').description('the tamper-evident audit log (admin)');
+
+connection(audit.command('verify').description('check the hash chain and signed checkpoints; exit 1 and name the first bad position if broken').option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (opts) => {
+  const r = (await show(await endpoint(opts).fetch('/admin/audit/verify', { headers: adminHeaders(opts) }))) as
+    | { ok: boolean; checked: number; head: { seq: number } | null; firstBad?: { seq: number; problem: string }; checkpoints: { total: number; verified: number; unverifiable: number } }
+    | undefined;
+  if (!r) return;
+  const cps = `${r.checkpoints.verified}/${r.checkpoints.total} checkpoints verified${r.checkpoints.unverifiable ? `, ${r.checkpoints.unverifiable} signed by keys no longer published` : ''}`;
+  if (r.ok) process.stdout.write(`ok: ${r.checked} events chained up to seq ${r.head?.seq ?? 0}; ${cps}\n`);
+  else {
+    process.stdout.write(`BROKEN at seq ${r.firstBad!.seq}: ${r.firstBad!.problem} (${r.checked} events good before it; ${cps})\n`);
+    process.exitCode = 1;
+  }
+});
+
+const auditFilters = (cmd: Command): Command =>
+  cmd
+    .option('--type <type>', 'event type, e.g. token.issued')
+    .option('--actor <actor>', 'who acted')
+    .option('--subject <subject>', 'whom it is about')
+    .option('--client <client_id>', 'client id')
+    .addOption(new Option('--outcome <outcome>', 'outcome').choices(['success', 'failure']))
+    .option('--since <time>', 'from this RFC 3339 UTC time')
+    .option('--until <time>', 'up to this RFC 3339 UTC time')
+    .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)');
+
+/** Pages through /admin/audit, writing one JSON object per line. */
+async function pageAudit(opts: Record<string, string | undefined>, write: (line: string) => void, max = Infinity): Promise<void> {
+  const ep = endpoint(opts);
+  let after = '0';
+  let written = 0;
+  for (;;) {
+    const q = new URLSearchParams({ after, limit: '1000' });
+    const map: Record<string, string | undefined> = { type: opts.type, actor: opts.actor, subject: opts.subject, client_id: opts.client, outcome: opts.outcome, from: opts.since, to: opts.until };
+    for (const [k, v] of Object.entries(map)) if (v !== undefined) q.set(k, v);
+    const page = (await show(await ep.fetch(`/admin/audit?${q}`, { headers: adminHeaders(opts) }))) as { events: unknown[]; cursor: string; has_more: boolean } | undefined;
+    if (!page) return;
+    for (const e of page.events) {
+      if (written++ >= max) return;
+      write(JSON.stringify(e));
+    }
+    after = page.cursor;
+    if (!page.has_more) return;
+  }
+}
+
+connection(auditFilters(audit.command('search').description('matching events as JSON lines, oldest first').option('--limit <n>', 'at most this many', '100'))).action(async (opts) => {
+  await pageAudit(opts, (l) => process.stdout.write(l + '\n'), Number(opts.limit));
+});
+
+connection(auditFilters(audit.command('export').description('every matching event as JSON lines, for any log pipeline').option('--out <file>', 'write to a file instead of stdout'))).action(async (opts) => {
+  const { createWriteStream } = await import('node:fs');
+  const out = opts.out ? createWriteStream(opts.out, { flags: 'w', mode: 0o600 }) : process.stdout;
+  await pageAudit(opts, (l) => out.write(l + '\n'));
+  if (opts.out) await new Promise<void>((r) => (out as import('node:fs').WriteStream).end(() => r()));
+});
+
+connection(audit.command('checkpoint').description('sign the chain head now').option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (opts) => {
+  const r = (await show(await endpoint(opts).fetch('/admin/audit/checkpoints', { method: 'POST', headers: adminHeaders(opts) }))) as { seq: number | null } | undefined;
+  if (r) process.stdout.write(`checkpoint at seq ${r.seq ?? 0}\n`);
+});
+
 connection(
   program
     .command('token')

@@ -121,6 +121,32 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
     assert.ok(!jwks.keys.some((k: { kid: string }) => k.kid === oldCurrent));
   });
 
+  test('audit checkpoint, verify, search, export', async () => {
+    assert.match((await cli(['audit', 'checkpoint'])).stdout, /^checkpoint at seq \d+$/m);
+    assert.match((await cli(['audit', 'verify'])).stdout, /^ok: \d+ events chained up to seq \d+; 1\/1 checkpoints verified$/m);
+    const lines = (await cli(['audit', 'search', '--type', 'token.issued', '--limit', '2'])).stdout.trim().split('\n');
+    assert.equal(lines.length, 2);
+    assert.ok(lines.every((l) => JSON.parse(l).type === 'token.issued'));
+    const out = join(dir, 'audit.jsonl');
+    await cli(['audit', 'export', '--out', out]);
+    const { readFileSync } = await import('node:fs');
+    const all = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(all.length > 5);
+    assert.deepEqual(all.map((e) => e.seq), [...all.map((e) => e.seq)].sort((x, y) => x - y));
+    // Tamper with the file-backed database: verify names the position and exits 1.
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(join(dir, 'latchkey.db'));
+    db.prepare('UPDATE audit_events SET actor = ? WHERE seq = ?').run('mallory', all[2].seq);
+    db.close();
+    const broken = await cli(['audit', 'verify']).then(() => undefined, (e: { code: number; stdout: string }) => e);
+    assert.equal(broken?.code, 1);
+    assert.match(broken!.stdout, new RegExp(`^BROKEN at seq ${all[2].seq}: content_changed`, 'm'));
+    const db2 = new Database(join(dir, 'latchkey.db'));
+    db2.prepare('UPDATE audit_events SET actor = ? WHERE seq = ?').run(all[2].actor, all[2].seq);
+    db2.close();
+    assert.match((await cli(['audit', 'verify'])).stdout, /^ok: /m);
+  });
+
   test('SIGTERM: exit 0 with the audit flushed; a restart keeps the admin token and does not print it again', async () => {
     const created = JSON.parse((await cli(['client', 'create', 'flushme', '--audience', 'https://a.internal'])).stdout);
     await cli(['token', '--client-id', 'flushme', '--client-secret', created.client_secret]);

@@ -28,6 +28,9 @@ import { registerRegistrationEndpoints } from './oauth/registration/registration
 import { registerRevocationEndpoint } from './oauth/revocation_endpoint.ts';
 import { registerTokenEndpoint } from './oauth/token_endpoint.ts';
 import type { ClientCache } from './storage/client_cache.ts';
+import type { AuditWriter } from './audit/audit_writer.ts';
+import type { AuditCheckpointer } from './audit/audit_checkpointer.ts';
+import { registerAuditAdmin } from './admin/audit_admin.ts';
 import type { Storage } from './storage/ports.ts';
 
 export interface AppDeps {
@@ -37,6 +40,8 @@ export interface AppDeps {
   rotator: KeyRotator;
   revocations: RevocationLog;
   clients: ClientCache;
+  audit: AuditWriter;
+  checkpointer: AuditCheckpointer;
   master: MasterKey;
   events: ServerEvents;
   logger: Logger;
@@ -113,6 +118,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // How many streams this replica serves (health output and tests).
   app.decorate('feedHubSize', () => hub.size);
   registerFeedEndpoints(app, { issuer, store: storage, hub, keys, clients, revocations: deps.revocations, authenticate, maxPage: config.feedMaxPage });
+  registerAuditAdmin(app, { store: storage, keys, writer: deps.audit, checkpointer: deps.checkpointer, requireAdmin });
   registerKeyAdmin(app, { store: storage, rotator: deps.rotator, requireAdmin, policy: { rotateEvery: config.keyRotationInterval, announce: config.keyAnnounceWindow, alg: config.signingAlg } });
   return app;
 }

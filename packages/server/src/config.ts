@@ -65,6 +65,8 @@ export interface Config {
   feedMaxPage: number;
   /** Seconds a stream's socket may stay full before its consumer counts as stalled and is disconnected (LATCHKEY_FEED_STALL_TIMEOUT). */
   feedStallTimeout: number;
+  /** Seconds between signed checkpoints of the audit chain's head (LATCHKEY_AUDIT_CHECKPOINT_INTERVAL). */
+  auditCheckpointInterval: number;
   /** Log level (LATCHKEY_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
 }
@@ -98,6 +100,7 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   feedMaxStreams: 1000,
   feedMaxPage: 1000,
   feedStallTimeout: 30,
+  auditCheckpointInterval: 300,
   logLevel: 'info',
 });
 
@@ -131,6 +134,7 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_FEED_MAX_STREAMS: 'feedMaxStreams',
   LATCHKEY_FEED_MAX_PAGE: 'feedMaxPage',
   LATCHKEY_FEED_STALL_TIMEOUT: 'feedStallTimeout',
+  LATCHKEY_AUDIT_CHECKPOINT_INTERVAL: 'auditCheckpointInterval',
   LATCHKEY_LOG_LEVEL: 'logLevel',
 };
 
@@ -258,6 +262,7 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     feedMaxStreams: int('feedMaxStreams', 1, 1_000_000),
     feedMaxPage: int('feedMaxPage', 1, 10_000),
     feedStallTimeout: int('feedStallTimeout', 1, 3600),
+    auditCheckpointInterval: int('auditCheckpointInterval', 1, 86400),
     logLevel,
   };
   // Issue 3: a next key is published for at least the JWKS cache lifetime before it signs; each

@@ -3,6 +3,7 @@ import { pino, type Logger } from 'pino';
 import { bootstrapAdminToken } from './admin/admin_token.ts';
 import { buildApp } from './app.ts';
 import { AuditWriter } from './audit/audit_writer.ts';
+import { AuditCheckpointer } from './audit/audit_checkpointer.ts';
 import type { Config } from './config.ts';
 import { ServerEvents } from './events.ts';
 import { KeyRing } from './keys/key_ring.ts';
@@ -88,7 +89,9 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       clients.clear();
       reloadKeys();
     });
-    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls });
+    const checkpointer = new AuditCheckpointer(storage, keys, config.issuer);
+    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls, audit, checkpointer });
+    checkpointer.start(config.auditCheckpointInterval, (err) => logger.warn({ err: { message: (err as Error).message } }, 'audit checkpoint failed; will retry'));
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
@@ -105,9 +108,12 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
         closing ??= (async () => {
           clearInterval(purge);
           await rotator.stop();
+          checkpointer.stop();
           unlisten();
           await app.close();
           await audit.close();
+          // Pin what this process wrote last.
+          await checkpointer.checkpoint().catch(() => undefined);
           await storage.close();
         })();
         return closing;

@@ -113,6 +113,18 @@ export class KeyRing {
     return `${input}.${signJws(s.alg, s.privateKey, input)}`;
   }
 
+  /**
+   * Signs any other document (an audit checkpoint) with the current key, under its own `typ`
+   * so it can never pass for an access token.
+   */
+  signDocument(payload: object, typ: string): { jws: string; kid: string } {
+    const s = this.signer;
+    if (!s) throw new LatchkeyError('signing_key_missing', 'no current signing key');
+    const header = Buffer.from(JSON.stringify({ alg: s.alg, typ, kid: s.kid })).toString('base64url');
+    const input = `${header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+    return { jws: `${input}.${signJws(s.alg, s.privateKey, input)}`, kid: s.kid };
+  }
+
   publishedKey(kid: string): PublishedKey | undefined {
     return this.published.get(kid);
   }

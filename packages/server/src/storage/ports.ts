@@ -137,11 +137,51 @@ export interface RevocationStore {
   revocationNotBefore(issuer: string, kind: 'client' | 'subject', ref: string): Promise<number | undefined>;
 }
 
+/** A stored audit event with its place in the hash chain. */
+export interface AuditRecord extends AuditEvent {
+  seq: number;
+  /** null for events written before the chain existed. */
+  prevHash: string | null;
+  hash: string | null;
+}
+
+export interface AuditFilter {
+  type?: string;
+  actor?: string;
+  subject?: string;
+  client_id?: string;
+  outcome?: string;
+  /** RFC 3339 times, inclusive. */
+  from?: string;
+  to?: string;
+  /** Cursor: events with seq greater than this. */
+  after?: number;
+  limit: number;
+}
+
+export interface AuditCheckpoint {
+  seq: number;
+  hash: string;
+  time: string;
+  kid: string;
+  /** Compact JWS over {seq, hash, time, iss}, signed with the IdP's signing key. */
+  signature: string;
+}
+
 export interface AuditStore {
-  /** Appends events in one transaction, in order. */
+  /**
+   * Appends events in one transaction, in order, each chained to its predecessor
+   * (`chainHash`); appends are serialized across replicas.
+   */
   appendAuditEvents(events: AuditEvent[]): Promise<void>;
   /** Newest last; for tests and the admin API. */
   listAuditEvents(options?: { type?: string; limit?: number }): Promise<AuditEvent[]>;
+  /** Events matching the filter, oldest first, from the cursor on. */
+  queryAuditEvents(filter: AuditFilter): Promise<AuditRecord[]>;
+  /** The last chained event's seq and hash. */
+  auditHead(): Promise<{ seq: number; hash: string } | undefined>;
+  addAuditCheckpoint(checkpoint: AuditCheckpoint): Promise<void>;
+  listAuditCheckpoints(): Promise<AuditCheckpoint[]>;
 }
 
 export interface SettingsStore {

@@ -1,5 +1,6 @@
 import type { AuditEvent, AuditEventType, AuditOutcome, SigningAlgorithm } from '@latchkey/protocol';
-import type { ClientRecord, FeedEventRecord, FeedStream, KeyState, SigningKeyRecord } from './ports.ts';
+import { chainHash } from './audit_chain.ts';
+import type { AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyState, SigningKeyRecord } from './ports.ts';
 
 /** Row shapes shared by the SQL adapters, and their mapping to records. */
 export interface ClientRow {
@@ -81,6 +82,8 @@ export interface AuditRow {
   request_id: string | null;
   source_ip: string | null;
   detail: string | null;
+  prev_hash?: string | null;
+  hash?: string | null;
 }
 
 export const auditParams = (e: AuditEvent): unknown[] => [
@@ -95,6 +98,11 @@ export const auditParams = (e: AuditEvent): unknown[] => [
   e.source_ip ?? null,
   e.detail === undefined ? null : JSON.stringify(e.detail),
 ];
+
+/** The stored values of an audit row, in AUDIT_COLUMNS order: what the chain hash covers. */
+export const auditRowValues = (r: AuditRow): unknown[] => [r.time, r.type, r.outcome, r.actor, r.subject, r.client_id, r.reason, r.request_id, r.source_ip, r.detail];
+
+export const auditRecordFromRow = (r: AuditRow): AuditRecord => ({ ...auditFromRow(r), seq: Number(r.seq), prevHash: r.prev_hash ?? null, hash: r.hash ?? null });
 
 export const auditFromRow = (r: AuditRow): AuditEvent => {
   const e: AuditEvent = { time: r.time, type: r.type as AuditEventType, outcome: r.outcome as AuditOutcome, actor: r.actor };
@@ -136,6 +144,38 @@ export const feedParams = (e: Omit<FeedEventRecord, 'seq'>): unknown[] => [
 ];
 
 export const FEED_COLUMNS = 'stream, kind, iss, ref, not_before, expires_at, created_at, data';
+/** Rows to insert, chained after (headSeq, headHash): [seq, prev_hash, hash, ...values]. */
+export function chainRows(events: readonly AuditEvent[], headSeq: number, headHash: string): unknown[][] {
+  let prev = headHash;
+  return events.map((e, i) => {
+    const seq = headSeq + i + 1;
+    const values = auditParams(e);
+    const hash = chainHash(prev, seq, values);
+    const row = [seq, prev, hash, ...values];
+    prev = hash;
+    return row;
+  });
+}
+
+/** Builds the WHERE clause of an audit query; `p(i)` renders the i-th placeholder. */
+export function auditWhere(f: AuditFilter, p: (i: number) => string): { sql: string; values: unknown[] } {
+  const parts: string[] = [];
+  const values: unknown[] = [];
+  const add = (column: string, op: string, value: unknown) => {
+    values.push(value);
+    parts.push(`${column} ${op} ${p(values.length)}`);
+  };
+  if (f.type !== undefined) add('type', '=', f.type);
+  if (f.actor !== undefined) add('actor', '=', f.actor);
+  if (f.subject !== undefined) add('subject', '=', f.subject);
+  if (f.client_id !== undefined) add('client_id', '=', f.client_id);
+  if (f.outcome !== undefined) add('outcome', '=', f.outcome);
+  if (f.from !== undefined) add('time', '>=', f.from);
+  if (f.to !== undefined) add('time', '<=', f.to);
+  add('seq', '>', f.after ?? 0);
+  return { sql: parts.join(' AND '), values };
+}
+
 export const AUDIT_COLUMNS = 'time, type, outcome, actor, subject, client_id, reason, request_id, source_ip, detail';
 export const KEY_COLUMNS = 'kid, alg, state, public_jwk, private_key_enc, created_at, activated_at, retired_at, remove_after';
 export const CLIENT_COLUMNS = 'client_id, metadata, secret_hash, registration_token_hash, created_at, updated_at, disabled';

@@ -91,6 +91,20 @@ CREATE INDEX feed_events_expires ON feed_events (expires_at);
 DROP TABLE revoked_tokens;
 `;
 
+// Each audit event carries the hash of its predecessor; signed checkpoints pin the chain's head.
+// Events written before this migration stay unchained (prev_hash NULL) and precede the chain.
+const AUDIT_CHAIN = `
+ALTER TABLE audit_events ADD COLUMN prev_hash TEXT;
+ALTER TABLE audit_events ADD COLUMN hash TEXT;
+CREATE TABLE audit_checkpoints (
+  seq BIGINT PRIMARY KEY,
+  hash TEXT NOT NULL,
+  time TEXT NOT NULL,
+  kid TEXT NOT NULL,
+  signature TEXT NOT NULL
+);
+`;
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -109,5 +123,11 @@ export const migrations: readonly Migration[] = [
     name: 'feeds: revocations and key events in one cursor-ordered log',
     sqlite: feeds('INTEGER PRIMARY KEY AUTOINCREMENT'),
     postgres: feeds('BIGSERIAL PRIMARY KEY'),
+  },
+  {
+    version: 4,
+    name: 'audit hash chain and signed checkpoints',
+    sqlite: AUDIT_CHAIN,
+    postgres: AUDIT_CHAIN,
   },
 ];

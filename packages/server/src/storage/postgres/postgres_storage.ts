@@ -1,13 +1,16 @@
 import pg from 'pg';
 import type { AuditEvent } from '@latchkey/protocol';
 import { LatchkeyError } from '../../errors.ts';
+import { GENESIS } from '../audit_chain.ts';
 import { migrations } from '../migrations/index.ts';
-import type { ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
+import type { AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
 import {
-  AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
+  AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
   type AuditRow, type ClientRow, type FeedRow, type KeyRow,
 } from '../rows.ts';
 
+/** Advisory lock id that serializes audit appends (one hash chain). */
+const AUDIT_LOCK = 0x6c6b61756474;
 /** Advisory lock id that serializes feed appends. */
 const FEED_LOCK = 0x6c6b66656564;
 const FEED_CHANNEL = 'latchkey_feed';
@@ -256,13 +259,49 @@ export class PostgresStorage implements Storage {
 
   async appendAuditEvents(events: AuditEvent[]): Promise<void> {
     if (events.length === 0) return;
-    // One multi-row INSERT: atomic, in order, one round trip.
-    const values: unknown[] = [];
-    const rows = events.map((e, i) => {
-      values.push(...auditParams(e));
-      return `(${Array.from({ length: 10 }, (_, j) => `$${i * 10 + j + 1}`).join(', ')})`;
+    const client = await this.pool.connect().catch((err: unknown) => {
+      throw new LatchkeyError('storage_unavailable', 'PostgreSQL is unreachable', { cause: err });
     });
-    await this.q(`INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES ${rows.join(', ')}`, values);
+    try {
+      await client.query('BEGIN');
+      // One chain across replicas: appends are serialized, each batch continues from the head.
+      await client.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
+      const head = (await client.query<{ seq: string; hash: string | null }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1')).rows[0];
+      const rows = chainRows(events, head ? Number(head.seq) : 0, head?.hash ?? GENESIS);
+      // Multi-row INSERTs of up to 500 rows: atomic with the rest of the transaction.
+      for (let i = 0; i < rows.length; i += 500) {
+        const chunk = rows.slice(i, i + 500);
+        const values = chunk.flat();
+        const placeholders = chunk.map((_, r) => `(${Array.from({ length: 13 }, (_, j) => `$${r * 13 + j + 1}`).join(', ')})`);
+        await client.query(`INSERT INTO audit_events (seq, prev_hash, hash, ${AUDIT_COLUMNS}) VALUES ${placeholders.join(', ')}`, values);
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw new LatchkeyError('storage_unavailable', 'could not append audit events', { cause: err });
+    } finally {
+      client.release();
+    }
+  }
+
+  async queryAuditEvents(filter: AuditFilter): Promise<AuditRecord[]> {
+    const w = auditWhere(filter, (i) => `$${i}`);
+    const r = await this.q<AuditRow>(`SELECT seq, prev_hash, hash, ${AUDIT_COLUMNS} FROM audit_events WHERE ${w.sql} ORDER BY seq LIMIT $${w.values.length + 1}`, [...w.values, filter.limit]);
+    return r.rows.map(auditRecordFromRow);
+  }
+
+  async auditHead(): Promise<{ seq: number; hash: string } | undefined> {
+    const h = (await this.q<{ seq: string; hash: string | null }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1')).rows[0];
+    return h && h.hash !== null ? { seq: Number(h.seq), hash: h.hash } : undefined;
+  }
+
+  async addAuditCheckpoint(c: AuditCheckpoint): Promise<void> {
+    await this.q('INSERT INTO audit_checkpoints (seq, hash, time, kid, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING', [c.seq, c.hash, c.time, c.kid, c.signature]);
+  }
+
+  async listAuditCheckpoints(): Promise<AuditCheckpoint[]> {
+    const r = await this.q<{ seq: string; hash: string; time: string; kid: string; signature: string }>('SELECT seq, hash, time, kid, signature FROM audit_checkpoints ORDER BY seq');
+    return r.rows.map((c) => ({ ...c, seq: Number(c.seq) }));
   }
 
   async listAuditEvents(options: { type?: string; limit?: number } = {}): Promise<AuditEvent[]> {

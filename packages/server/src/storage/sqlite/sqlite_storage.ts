@@ -3,18 +3,20 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEvent } from '@latchkey/protocol';
 import { LatchkeyError } from '../../errors.ts';
+import { GENESIS } from '../audit_chain.ts';
 import { migrations } from '../migrations/index.ts';
-import type { ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
+import type { AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
 
 /** Thrown inside a transaction to roll it back when a key is no longer in its expected state. */
 class TransitionAborted extends Error {}
 import {
-  AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
+  AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
   type AuditRow, type ClientRow, type FeedRow, type KeyRow,
 } from '../rows.ts';
 
 /** Audit rows per multi-row INSERT (10 parameters each, well under SQLite's limit). */
 const AUDIT_CHUNK = 50;
+const ROW = Array(13).fill('?').join(', ');
 
 /** Embedded storage: one SQLite file in WAL mode. Statements are prepared once. */
 export class SqliteStorage implements Storage {
@@ -82,9 +84,12 @@ export class SqliteStorage implements Storage {
       latestSeq: db.prepare('SELECT COALESCE(MAX(seq), 0) AS seq FROM feed_events'),
       isRevoked: db.prepare(`SELECT 1 FROM feed_events WHERE stream = 'revocations' AND kind = 'token' AND iss = ? AND ref = ? LIMIT 1`),
       notBefore: db.prepare(`SELECT MAX(not_before) AS nb FROM feed_events WHERE stream = 'revocations' AND kind = ? AND iss = ? AND ref = ? AND expires_at > ?`),
-      insertAudit: db.prepare(`INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertAudit: db.prepare(`INSERT INTO audit_events (seq, prev_hash, hash, ${AUDIT_COLUMNS}) VALUES (${ROW})`),
       // One statement per AUDIT_CHUNK rows: far fewer native calls than a row at a time.
-      insertAuditChunk: db.prepare(`INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES ${Array(AUDIT_CHUNK).fill('(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`),
+      insertAuditChunk: db.prepare(`INSERT INTO audit_events (seq, prev_hash, hash, ${AUDIT_COLUMNS}) VALUES ${Array(AUDIT_CHUNK).fill(`(${ROW})`).join(', ')}`),
+      auditHead: db.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1'),
+      addCheckpoint: db.prepare('INSERT INTO audit_checkpoints (seq, hash, time, kid, signature) VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING'),
+      checkpoints: db.prepare('SELECT seq, hash, time, kid, signature FROM audit_checkpoints ORDER BY seq'),
       getSetting: db.prepare('SELECT value FROM settings WHERE name = ?'),
       insertSettingIfAbsent: db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
       upsertSetting: db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
@@ -211,13 +216,32 @@ export class SqliteStorage implements Storage {
 
   private readonly appendAll = (events: AuditEvent[]): void => {
     this.db.transaction((list: AuditEvent[]) => {
+      const head = this.stmts.auditHead.get() as { seq: number; hash: string | null } | undefined;
+      const rows = chainRows(list, head ? Number(head.seq) : 0, head?.hash ?? GENESIS);
       let i = 0;
-      for (; i + AUDIT_CHUNK <= list.length; i += AUDIT_CHUNK) {
-        this.stmts.insertAuditChunk.run(list.slice(i, i + AUDIT_CHUNK).flatMap(auditParams));
-      }
-      for (; i < list.length; i++) this.stmts.insertAudit.run(...auditParams(list[i] as AuditEvent));
-    })(events);
+      for (; i + AUDIT_CHUNK <= rows.length; i += AUDIT_CHUNK) this.stmts.insertAuditChunk.run(rows.slice(i, i + AUDIT_CHUNK).flat());
+      for (; i < rows.length; i++) this.stmts.insertAudit.run(...(rows[i] as unknown[]));
+    }).immediate(events);
   };
+
+  async queryAuditEvents(filter: AuditFilter): Promise<AuditRecord[]> {
+    const w = auditWhere(filter, () => '?');
+    const rows = this.db.prepare(`SELECT seq, prev_hash, hash, ${AUDIT_COLUMNS} FROM audit_events WHERE ${w.sql} ORDER BY seq LIMIT ?`).all(...w.values, filter.limit) as AuditRow[];
+    return rows.map(auditRecordFromRow);
+  }
+
+  async auditHead(): Promise<{ seq: number; hash: string } | undefined> {
+    const h = this.stmts.auditHead.get() as { seq: number; hash: string | null } | undefined;
+    return h && h.hash !== null ? { seq: Number(h.seq), hash: h.hash } : undefined;
+  }
+
+  async addAuditCheckpoint(c: AuditCheckpoint): Promise<void> {
+    this.stmts.addCheckpoint.run(c.seq, c.hash, c.time, c.kid, c.signature);
+  }
+
+  async listAuditCheckpoints(): Promise<AuditCheckpoint[]> {
+    return (this.stmts.checkpoints.all() as AuditCheckpoint[]).map((c) => ({ ...c, seq: Number(c.seq) }));
+  }
 
   async appendAuditEvents(events: AuditEvent[]): Promise<void> {
     if (events.length > 0) this.appendAll(events);

@@ -1,0 +1,84 @@
+import { parseCompactJws, verifyJws } from '@latchkey/protocol';
+import type { KeyRing } from '../keys/key_ring.ts';
+import { chainHash, GENESIS } from '../storage/audit_chain.ts';
+import type { AuditStore } from '../storage/ports.ts';
+import { auditParams } from '../storage/rows.ts';
+
+export const CHECKPOINT_TYP = 'latchkey-audit-checkpoint+jwt';
+
+export type ChainProblem =
+  /** A stored event's content does not match its hash: edited, or swapped with another (reordered). */
+  | 'content_changed'
+  /** An event's prev_hash is not its predecessor's hash: an event was inserted or moved here. */
+  | 'chain_broken'
+  /** A seq is missing: an event was deleted. */
+  | 'missing'
+  /** A signed checkpoint disagrees with the chain at its seq: the chain was rewritten. */
+  | 'checkpoint_mismatch'
+  /** A checkpoint's signature does not verify with the key it names. */
+  | 'checkpoint_signature_invalid';
+
+export interface ChainReport {
+  ok: boolean;
+  /** Chained events checked. */
+  checked: number;
+  head: { seq: number; hash: string } | null;
+  /** The first bad position, when not ok. */
+  firstBad?: { seq: number; problem: ChainProblem };
+  checkpoints: { total: number; verified: number; unverifiable: number };
+}
+
+/**
+ * Walks the whole chain in seq order and names the first bad position: an edited, reordered,
+ * inserted or deleted event each break it. Signed checkpoints catch a chain that was rewritten
+ * consistently by someone without the signing key.
+ */
+export async function verifyAuditChain(store: Pick<AuditStore, 'queryAuditEvents' | 'listAuditCheckpoints'>, keys: Pick<KeyRing, 'publishedKey'>): Promise<ChainReport> {
+  const checkpoints = await store.listAuditCheckpoints();
+  const pinned = new Map(checkpoints.map((c) => [c.seq, c]));
+  const report: ChainReport = { ok: true, checked: 0, head: null, checkpoints: { total: checkpoints.length, verified: 0, unverifiable: 0 } };
+  const fail = (seq: number, problem: ChainProblem): ChainReport => ({ ...report, ok: false, firstBad: { seq, problem } });
+
+  for (const c of checkpoints) {
+    const jws = parseCompactJws(c.signature);
+    const key = keys.publishedKey(c.kid);
+    if (!jws || !key) {
+      // The key that signed it may have been rotated out; the chain itself is still checked.
+      report.checkpoints.unverifiable++;
+      continue;
+    }
+    const p = jws.payload as { seq?: unknown; hash?: unknown };
+    if (jws.header.typ !== CHECKPOINT_TYP || jws.header.alg !== key.alg || !verifyJws(key.alg, key.publicKey, jws.signingInput, jws.signature) || p.seq !== c.seq || p.hash !== c.hash) {
+      return fail(c.seq, 'checkpoint_signature_invalid');
+    }
+    report.checkpoints.verified++;
+  }
+
+  let prev: string | undefined;
+  let expected: number | undefined;
+  let after = 0;
+  for (;;) {
+    const page = await store.queryAuditEvents({ after, limit: 1000 });
+    if (page.length === 0) break;
+    for (const r of page) {
+      after = r.seq;
+      if (r.hash === null && prev === undefined) continue; // written before the chain existed
+      if (expected === undefined) {
+        // The chain's first event must start from the genesis value.
+        if (r.prevHash !== GENESIS) return fail(r.seq, 'chain_broken');
+      } else if (r.seq !== expected) return fail(expected, 'missing');
+      else if (r.prevHash !== prev) return fail(r.seq, 'chain_broken');
+      if (r.hash === null || chainHash(r.prevHash as string, r.seq, auditParams(r)) !== r.hash) return fail(r.seq, 'content_changed');
+      const cp = pinned.get(r.seq);
+      if (cp && cp.hash !== r.hash) return fail(r.seq, 'checkpoint_mismatch');
+      prev = r.hash;
+      expected = r.seq + 1;
+      report.checked++;
+      report.head = { seq: r.seq, hash: r.hash };
+    }
+  }
+  // A checkpoint beyond the head: events after it were deleted.
+  const beyond = checkpoints.find((c) => report.head === null || c.seq > report.head.seq);
+  if (beyond) return fail(report.head ? report.head.seq + 1 : beyond.seq, 'missing');
+  return report;
+}

@@ -1,0 +1,37 @@
+import type { KeyRing } from '../keys/key_ring.ts';
+import type { AuditStore } from '../storage/ports.ts';
+import { CHECKPOINT_TYP } from './audit_chain_verify.ts';
+
+/**
+ * Signs the chain's head now and then (a checkpoint), so that a chain rewritten from some point on
+ * — hashes recomputed and all — no longer matches what the IdP signed. Checkpoints can be exported
+ * to a place the database's owner cannot write.
+ */
+export class AuditCheckpointer {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: Pick<AuditStore, 'auditHead' | 'addAuditCheckpoint' | 'listAuditCheckpoints'>,
+    private readonly keys: Pick<KeyRing, 'signDocument'>,
+    private readonly issuer: string,
+  ) {}
+
+  /** Signs the current head unless it is already checkpointed; returns its seq. */
+  async checkpoint(): Promise<number | undefined> {
+    const head = await this.store.auditHead();
+    if (!head) return undefined;
+    const time = new Date().toISOString();
+    const { jws, kid } = this.keys.signDocument({ iss: this.issuer, seq: head.seq, hash: head.hash, time }, CHECKPOINT_TYP);
+    await this.store.addAuditCheckpoint({ seq: head.seq, hash: head.hash, time, kid, signature: jws });
+    return head.seq;
+  }
+
+  start(intervalSeconds: number, onError: (err: unknown) => void): void {
+    this.timer = setInterval(() => void this.checkpoint().catch(onError), intervalSeconds * 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}
