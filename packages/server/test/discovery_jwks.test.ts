@@ -80,3 +80,18 @@ describe('discovery, JWKS and health', () => {
     }
   });
 });
+
+test('SQLite gone (file closed under the IdP): requests answer 503 temporarily_unavailable, not 500', async () => {
+  const t = await startTestIdp({ config: { clientCacheTtl: 0 } });
+  try {
+    const c = await t.register({ audiences: ['https://a.internal'] });
+    // Close the database under the running server, as a failed disk or a deleted file would.
+    (t.idp.storage as unknown as { db: { close(): void } }).db.close();
+    const res = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
+    assert.equal(res.status, 503);
+    assert.equal(res.body.error, 'temporarily_unavailable');
+    assert.equal((await t.fetch(`${t.issuer}/readyz`)).status, 503);
+  } finally {
+    await t.close().catch(() => {});
+  }
+});

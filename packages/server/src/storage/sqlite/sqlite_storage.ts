@@ -5,6 +5,7 @@ import type { AuditEvent } from '@latchkey/protocol';
 import { LatchkeyError } from '../../errors.ts';
 import { GENESIS } from '../audit_chain.ts';
 import { migrations } from '../migrations/index.ts';
+import { guardSqlite } from './sqlite_errors.ts';
 import type { AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
 
 /** Thrown inside a transaction to roll it back when a key is no longer in its expected state. */
@@ -31,6 +32,7 @@ export class SqliteStorage implements Storage {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
+    guardSqlite(this, SqliteStorage.prototype);
   }
 
   async migrate(): Promise<void> {
