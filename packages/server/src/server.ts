@@ -33,8 +33,8 @@ export interface RunningIdp {
 }
 
 export interface StartOptions {
+  /** Logger to use instead of one built from the configured level. */
   logger?: Logger;
-  /** When the issuer is derived from the port (port 0), compute it after listening. */
 }
 
 /** Starts the IdP: storage and migrations, master key, signing keys, TLS, audit, HTTP. */

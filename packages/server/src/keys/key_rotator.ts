@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { SigningAlgorithm } from '@latchkey/protocol';
 import { LatchkeyError } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
 import type { KeyStore, KeyTransition, LeaseStore, SettingsStore, SigningKeyRecord } from '../storage/ports.ts';

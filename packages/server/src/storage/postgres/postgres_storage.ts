@@ -5,7 +5,7 @@ import { GENESIS } from '../audit_chain.ts';
 import { migrations } from '../migrations/index.ts';
 import type { AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
 import {
-  AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
+  AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
   type AuditRow, type ClientRow, type FeedRow, type KeyRow,
 } from '../rows.ts';
 

@@ -11,7 +11,7 @@ import type { AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEvent
 /** Thrown inside a transaction to roll it back when a key is no longer in its expected state. */
 class TransitionAborted extends Error {}
 import {
-  AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, auditParams, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
+  AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
   type AuditRow, type ClientRow, type FeedRow, type KeyRow,
 } from '../rows.ts';
 
