@@ -124,6 +124,9 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
       const now = Math.floor(Date.now() / 1000);
       let heard = 0;
       const off = s.onFeedAppended(() => heard++);
+      // PostgreSQL opens its LISTEN connection in the background; give it a moment first.
+      await new Promise((r) => setTimeout(r, 300));
+      const heardBefore = heard;
       const base = { iss: 'https://i', notBefore: null, createdAt: now, data: null };
       const start = await s.latestFeedSeq();
       const a = await s.appendFeedEvent({ ...base, stream: 'revocations', kind: 'token', ref: 'a', expiresAt: now + 60, data: { client_id: 'c' } });
@@ -146,8 +149,8 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
       assert.ok((await s.purgeExpired(now)) >= 1);
       assert.equal(await s.isTokenRevoked('https://i', 'gone'), false);
       // PostgreSQL delivers notifications asynchronously (LISTEN/NOTIFY).
-      for (let i = 0; i < 50 && heard < 5; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.ok(heard >= 5, `heard ${heard} append notifications`);
+      for (let i = 0; i < 100 && heard - heardBefore < 5; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(heard - heardBefore >= 5, `heard ${heard - heardBefore} notifications for 5 appends`);
       off();
     });
 
