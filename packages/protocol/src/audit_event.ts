@@ -17,7 +17,29 @@ export const AUDIT_EVENT_TYPES = [
   'key.removed',
   'key.revoked',
   'key.rotation_requested',
+  'authz.decision',
 ] as const;
+
+/** Event types a service may report to `POST /audit/events`. */
+export const REPORTABLE_EVENT_TYPES = ['authz.decision'] as const;
+export type ReportableEventType = (typeof REPORTABLE_EVENT_TYPES)[number];
+
+/** One event as a service reports it; the IdP adds the time it received it and the reporting client. */
+export interface ReportedEvent {
+  type: ReportableEventType;
+  outcome: AuditOutcome;
+  /** Who asked (a principal such as `Service::"checkout"` or a client id). */
+  actor: string;
+  subject?: string;
+  /** What was asked about (a resource). */
+  target?: string;
+  reason?: string;
+  request_id?: string;
+  source_ip?: string;
+  /** RFC 3339 time at the service. */
+  time?: string;
+  detail?: Record<string, unknown>;
+}
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 
 export type AuditOutcome = 'success' | 'failure';

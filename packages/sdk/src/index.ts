@@ -1,3 +1,4 @@
 export * from './verify/index.ts';
 export * from './token_client/index.ts';
 export { authenticateBearer, type AuthOptions, type AuthOutcome } from './middleware/bearer.ts';
+export * from './audit/index.ts';

@@ -31,6 +31,8 @@ import type { ClientCache } from './storage/client_cache.ts';
 import type { AuditWriter } from './audit/audit_writer.ts';
 import type { AuditCheckpointer } from './audit/audit_checkpointer.ts';
 import { registerAuditAdmin } from './admin/audit_admin.ts';
+import { registerAuditIngest } from './audit/ingest_endpoint.ts';
+import { serviceCaller } from './oauth/service_caller.ts';
 import type { Storage } from './storage/ports.ts';
 
 export interface AppDeps {
@@ -118,6 +120,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // How many streams this replica serves (health output and tests).
   app.decorate('feedHubSize', () => hub.size);
   registerFeedEndpoints(app, { issuer, store: storage, hub, keys, clients, revocations: deps.revocations, authenticate, maxPage: config.feedMaxPage });
+  registerAuditIngest(app, { caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }), writer: deps.audit, bodyLimit: 4 * config.jsonBodyLimit });
   registerAuditAdmin(app, { store: storage, keys, writer: deps.audit, checkpointer: deps.checkpointer, requireAdmin });
   registerKeyAdmin(app, { store: storage, rotator: deps.rotator, requireAdmin, policy: { rotateEvery: config.keyRotationInterval, announce: config.keyAnnounceWindow, alg: config.signingAlg } });
   return app;

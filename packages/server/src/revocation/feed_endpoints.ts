@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { FeedPage } from '@latchkey/protocol';
 import { OAuthError, invalidRequest } from '../errors.ts';
-import { bearerToken, invalidToken } from '../http/bearer.ts';
 import type { KeyRing } from '../keys/key_ring.ts';
-import { verifyOwnToken } from '../keys/own_token_verifier.ts';
 import type { ClientAuthenticator } from '../oauth/client_auth/authenticate_client.ts';
+import { serviceCaller } from '../oauth/service_caller.ts';
 import type { ClientStore, FeedEventRecord, FeedStore, FeedStream } from '../storage/ports.ts';
 import type { FeedHub } from './feed_hub.ts';
 import { keyEvent, revocationEntry } from './feed_messages.ts';
@@ -31,17 +30,7 @@ const CURSOR = /^\d{1,15}$/;
  * authenticated by client_secret_basic or by one of its own access tokens as a Bearer.
  */
 export function registerFeedEndpoints(app: FastifyInstance, deps: FeedEndpointsDeps): void {
-  /** The calling client: Basic credentials, or a valid, unrevoked access token of an enabled client. */
-  const caller = async (request: FastifyRequest): Promise<string> => {
-    const bearer = bearerToken(request);
-    if (!bearer) return (await deps.authenticate(request, new Map())).client.clientId;
-    const now = Math.floor(Date.now() / 1000);
-    const r = verifyOwnToken(deps.keys, deps.issuer, bearer, now, 0);
-    if (!r.valid) throw invalidToken('the access token is not valid');
-    const client = await deps.clients.getClient(r.claims.client_id);
-    if (!client || client.disabled || (await deps.revocations.check(r.claims))) throw invalidToken('the access token is not valid');
-    return client.clientId;
-  };
+  const caller = serviceCaller(deps);
 
   const cursorParam = (value: unknown, name: string): number | undefined => {
     if (value === undefined) return undefined;

@@ -1,0 +1,1 @@
+export { createAuditQueue, type AuditQueue, type AuditQueueOptions } from './audit_queue.ts';
