@@ -8,10 +8,10 @@ import { createVerifier, type Verifier } from '@latchkey/sdk/verify';
 import { requireToken as fastifyAuth } from '@latchkey/sdk/fastify';
 import { requireToken as expressAuth } from '@latchkey/sdk/express';
 import { authenticate } from '@latchkey/sdk/node';
-import { startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { startTestIdp, type TestIdp, basicAuth } from '@latchkey/testkit';
 
 const AUD = 'https://orders.internal';
-const basic = (c: Record<string, string>): string => `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
+const basic = basicAuth;
 
 describe('middleware: Fastify, Express and node:http answer RFC 6750', () => {
   let t: TestIdp;

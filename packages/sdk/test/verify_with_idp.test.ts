@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createVerifier, VerifyError } from '@latchkey/sdk/verify';
-import { freePort, startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { freePort, startTestIdp, type TestIdp, basicAuth } from '@latchkey/testkit';
 
 const AUD = 'https://orders.internal';
-const basic = (c: Record<string, string>): string => `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
+const basic = basicAuth;
 const token = async (t: TestIdp, c: Record<string, string>) => (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c) })).body.access_token as string;
 const codeOf = async (p: Promise<unknown>): Promise<string> => p.then(() => 'ok', (e: unknown) => (e instanceof VerifyError ? e.code : `unexpected: ${String(e)}`));
 const waitFor = async (cond: () => Promise<boolean>, ms: number): Promise<number> => {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { bootstrapAdminToken } from './admin/admin_token.ts';
 import { buildApp } from './app.ts';
+import { coalesce } from './coalesce.ts';
 import { AuditWriter } from './audit/audit_writer.ts';
 import { AuditCheckpointer } from './audit/audit_checkpointer.ts';
 import type { Config } from './config.ts';
@@ -67,24 +68,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     const clients = new ClientCache(storage, config.clientCacheTtl);
     // A feed entry from any replica (PostgreSQL LISTEN/NOTIFY) may be a revoked key or client:
     // reload the keys and forget cached clients at once instead of at the next check or TTL.
-    let reloading = false;
-    let reloadAgain = false;
-    const reloadKeys = (): void => {
-      if (reloading) {
-        reloadAgain = true;
-        return;
-      }
-      reloading = true;
-      keys.reload()
-        .catch((err: Error) => logger.warn({ err: { message: err.message } }, 'key reload failed'))
-        .finally(() => {
-          reloading = false;
-          if (reloadAgain) {
-            reloadAgain = false;
-            reloadKeys();
-          }
-        });
-    };
+    const reloadKeys = coalesce(() => keys.reload(), (err) => logger.warn({ err: { message: (err as Error).message } }, 'key reload failed'));
     const unlisten = storage.onFeedAppended(() => {
       clients.clear();
       reloadKeys();

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
-import { startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { startTestIdp, type TestIdp, basicAuth } from '@latchkey/testkit';
 import { LatchkeyError } from '@latchkey/server';
 
 const AUD = 'https://orders.internal';
-const basic = (c: { client_id: string; client_secret: string }): string => `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
+const basic = basicAuth;
 
 describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
   let t: TestIdp;

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
-import { startPostgresIfConfigured, startTestIdp, testDatabaseUrl, type TestIdp } from '@latchkey/testkit';
+import { startPostgresIfConfigured, startTestIdp, testDatabaseUrl, type TestIdp, basicAuth } from '@latchkey/testkit';
 import { openSse } from './feeds/sse_reader.ts';
 
 const AUD = 'https://orders.internal';
-const basic = (c: { client_id: string; client_secret: string }): string => `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
+const basic = basicAuth;
 
 if (testDatabaseUrl() === undefined) {
   test('two IdP replicas on one PostgreSQL', { skip: 'LATCHKEY_TEST_DATABASE_URL is not set (CI sets it and fails without it)' }, () => {});

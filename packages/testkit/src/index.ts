@@ -1,3 +1,4 @@
 export { startTestIdp, freePort, type TestIdp, type TestIdpOptions } from './test_idp.ts';
 export { tlsFetch } from './tls_fetch.ts';
 export { startPostgresIfConfigured, testDatabaseUrl } from './postgres.ts';
+export { basicAuth } from './basic_auth.ts';

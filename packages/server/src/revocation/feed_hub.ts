@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { FeedStore, FeedStream } from '../storage/ports.ts';
+import { coalesce } from '../coalesce.ts';
 import { sseFrame } from './feed_messages.ts';
 
 export interface FeedHubOptions {
@@ -35,12 +36,13 @@ const PAGE = 500;
  */
 export class FeedHub {
   private readonly subscribers = new Set<Subscriber>();
-  private pumping: Promise<void> | undefined;
-  private again = false;
+  /** Schedules a pump; pokes during a pump coalesce into one more pass. */
+  readonly poke: () => void;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly unlisten: () => void;
 
   constructor(private readonly store: Pick<FeedStore, 'listFeedEvents' | 'onFeedAppended'>, private readonly options: FeedHubOptions) {
+    this.poke = coalesce(() => this.pump(), (err) => this.options.onError?.(err));
     this.unlisten = store.onFeedAppended(() => this.poke());
     this.heartbeat = setInterval(() => {
       const now = Date.now();
@@ -68,23 +70,6 @@ export class FeedHub {
     res.on('close', unsubscribe);
     this.poke();
     return { ok: true, unsubscribe };
-  }
-
-  /** Schedules a pump; pokes during a pump coalesce into one more pass. */
-  poke(): void {
-    if (this.pumping) {
-      this.again = true;
-      return;
-    }
-    this.pumping = this.pump()
-      .catch((err: unknown) => this.options.onError?.(err))
-      .finally(() => {
-        this.pumping = undefined;
-        if (this.again) {
-          this.again = false;
-          this.poke();
-        }
-      });
   }
 
   private async pump(): Promise<void> {

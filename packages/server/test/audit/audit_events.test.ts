@@ -3,11 +3,11 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
 import { pino } from 'pino';
-import { startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { startTestIdp, type TestIdp, basicAuth } from '@latchkey/testkit';
 import type { AuditEvent } from '@latchkey/protocol';
 
 const AUD = 'https://orders.internal';
-const basic = (id: string, secret: string): string => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+const basic = basicAuth;
 
 describe('audit events from day one, and no secret in any log or audit row', () => {
   let t: TestIdp;

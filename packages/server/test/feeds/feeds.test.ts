@@ -6,12 +6,12 @@ import { after, before, describe, test } from 'node:test';
 import { EventSource } from 'eventsource';
 import * as jose from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { freePort, startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { freePort, startTestIdp, type TestIdp, basicAuth } from '@latchkey/testkit';
 import type { FeedPage, KeyEvent, RevocationEntry } from '@latchkey/protocol';
 import { openSse } from './sse_reader.ts';
 
 const AUD = 'https://orders.internal';
-const basic = (c: Record<string, string>): string => `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
+const basic = basicAuth;
 
 async function issueAndRevoke(t: TestIdp, c: Record<string, string>, n: number): Promise<string[]> {
   const jtis: string[] = [];

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
-import { startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { startTestIdp, type TestIdp, basicAuth } from '@latchkey/testkit';
 
 const AUD = 'https://orders.internal';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const basic = (c: Record<string, string>): string => `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
+const basic = basicAuth;
 const kidsOf = async (t: TestIdp): Promise<string[]> => ((await (await t.fetch(`${t.issuer}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid).sort();
 const admin = (t: TestIdp, path: string, body?: unknown) =>
   t.fetch(`${t.issuer}${path}`, {
