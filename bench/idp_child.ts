@@ -6,7 +6,7 @@ import { startTestIdp } from '@latchkey/testkit';
 import { reportCpuOnRequest } from './cpu.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
-const t = await startTestIdp({ dataDir, config: { auditFlushMs: 200, feedMaxStreamsPerClient: 1000 } });
+const t = await startTestIdp({ dataDir, config: { feedMaxStreamsPerClient: 1000 } });
 const c = await t.register({ client_id: 'bench-client', audiences: ['https://inventory.internal'], scope: 'stock:read' });
 const sample = await t.post('/token', { grant_type: 'client_credentials', scope: 'stock:read' }, { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
 reportCpuOnRequest({

@@ -1,37 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { SqliteStorage } from '@latchkey/server';
-import { freePort } from '@latchkey/testkit';
+import { CLI_MAIN as MAIN, TSX, freePort, serveCli as serve, type ServedCli as Served } from '@latchkey/testkit';
 
 const run = promisify(execFile);
-const ROOT = new URL('../../../', import.meta.url).pathname;
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
-const MAIN = join(ROOT, 'packages/cli/src/main.ts');
-
-interface Served {
-  child: ChildProcess;
-  out: () => string;
-  exited: Promise<number | null>;
-}
-
-async function serve(env: Record<string, string>): Promise<Served> {
-  const child = spawn(TSX, [MAIN, 'serve'], { env: { ...process.env, ...env, LATCHKEY_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('listening on')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`serve did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, out: () => out, exited };
-}
 
 describe('the latchkey command, with curl and openssl as outside clients', () => {
   let dir: string;

@@ -40,8 +40,6 @@ export interface Config {
   formBodyLimit: number;
   /** Cap on JSON request bodies in bytes (LATCHKEY_JSON_BODY_LIMIT). */
   jsonBodyLimit: number;
-  /** Audit batch flush interval in milliseconds (LATCHKEY_AUDIT_FLUSH_MS). */
-  auditFlushMs: number;
   /** Failed client authentications allowed per client and per source address per minute (LATCHKEY_AUTH_FAILURE_LIMIT). */
   authFailureLimit: number;
   /** How long a replica may serve a client registration from memory before re-reading it (LATCHKEY_CLIENT_CACHE_TTL); 0 disables. */
@@ -89,7 +87,6 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   jwksMaxAge: 300,
   formBodyLimit: 16 * 1024,
   jsonBodyLimit: 64 * 1024,
-  auditFlushMs: 200,
   authFailureLimit: 20,
   clientCacheTtl: 5,
   keyRotationInterval: 86400,
@@ -123,7 +120,6 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_JWKS_MAX_AGE: 'jwksMaxAge',
   LATCHKEY_FORM_BODY_LIMIT: 'formBodyLimit',
   LATCHKEY_JSON_BODY_LIMIT: 'jsonBodyLimit',
-  LATCHKEY_AUDIT_FLUSH_MS: 'auditFlushMs',
   LATCHKEY_AUTH_FAILURE_LIMIT: 'authFailureLimit',
   LATCHKEY_CLIENT_CACHE_TTL: 'clientCacheTtl',
   LATCHKEY_KEY_ROTATION_INTERVAL: 'keyRotationInterval',
@@ -251,7 +247,6 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     jwksMaxAge: int('jwksMaxAge', 0, 86400),
     formBodyLimit: int('formBodyLimit', 1024, 1024 * 1024),
     jsonBodyLimit: int('jsonBodyLimit', 1024, 4 * 1024 * 1024),
-    auditFlushMs: int('auditFlushMs', 1, 60000),
     authFailureLimit: int('authFailureLimit', 1, 1_000_000),
     clientCacheTtl: int('clientCacheTtl', 0, 300),
     keyRotationInterval: int('keyRotationInterval', 2, 366 * 86400),

@@ -3,7 +3,7 @@ import type { AuditEvent, AuditEventType } from '@latchkey/protocol';
 /** What a server event carries: an audit event without its time and type. */
 export type ServerEventPayload = Omit<AuditEvent, 'time' | 'type'>;
 
-type Listener = (type: AuditEventType, payload: ServerEventPayload) => void;
+type Listener = (type: AuditEventType, payload: ServerEventPayload) => void | Promise<void>;
 
 /**
  * Typed server events (`token.issued`, `client.auth_failed`, ...). Handlers emit; audit
@@ -16,7 +16,11 @@ export class ServerEvents {
     this.listeners.push(listener);
   }
 
-  emit(type: AuditEventType, payload: ServerEventPayload): void {
-    for (const l of this.listeners) l(type, payload);
+  /**
+   * Delivers the event and resolves when every listener is done — for the audit log, when the
+   * event is committed. Handlers await it before answering, so an answer implies its event.
+   */
+  async emit(type: AuditEventType, payload: ServerEventPayload): Promise<void> {
+    for (const l of this.listeners) await l(type, payload);
   }
 }

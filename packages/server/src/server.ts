@@ -46,8 +46,8 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
   try {
     const generatedAdminToken = await bootstrapAdminToken(storage, master.secretHashKey, config.adminToken);
     const events = new ServerEvents();
-    const audit = new AuditWriter(storage, { flushMs: config.auditFlushMs, onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'audit flush failed; will retry') });
-    events.on((type, payload) => audit.record(type, payload));
+    const audit = new AuditWriter(storage, { onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'audit write failed; the requests it recorded failed with 503') });
+    events.on((type, payload) => audit.commit(type, payload));
     const keys = new KeyRing(storage, master);
     const revocations = new RevocationLog(storage, config.issuer, config.maxAccessTokenTtl + config.clockSkew);
     const rotator = new KeyRotator({

@@ -2,3 +2,4 @@ export { startTestIdp, freePort, type TestIdp, type TestIdpOptions } from './tes
 export { tlsFetch } from './tls_fetch.ts';
 export { startPostgresIfConfigured, testDatabaseUrl } from './postgres.ts';
 export { basicAuth } from './basic_auth.ts';
+export { serveCli, TSX, CLI_MAIN, type ServedCli } from './serve_cli.ts';

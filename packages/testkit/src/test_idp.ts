@@ -64,7 +64,6 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     tls: tls ? 'on' : 'off',
     databaseUrl: options.databaseUrl,
     logLevel: 'silent',
-    auditFlushMs: 20,
     ...options.config,
   });
   const idp = await startIdp(config, { logger: options.logger ?? pino({ level: 'silent' }) });

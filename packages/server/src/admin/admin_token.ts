@@ -28,7 +28,7 @@ export function adminGuard(deps: { settings: Pick<SettingsStore, 'getSetting'>; 
     const token = requireBearer(request);
     const stored = (await deps.settings.getSetting(SETTING)) ?? null;
     if (!verifySecret(deps.hashKey, token, stored)) {
-      deps.events.emit('admin.auth_failed', { actor: 'anonymous', outcome: 'failure', reason: 'invalid_token', request_id: request.id, source_ip: request.ip });
+      await deps.events.emit('admin.auth_failed', { actor: 'anonymous', outcome: 'failure', reason: 'invalid_token', request_id: request.id, source_ip: request.ip });
       throw invalidToken('the admin token is not valid');
     }
   };

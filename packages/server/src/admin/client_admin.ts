@@ -42,7 +42,7 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     const disabled = { ...client, disabled: true, updatedAt: Math.floor(Date.now() / 1000) };
     await deps.clients.updateClient(disabled);
     await deps.revocations.revokeNotBefore('client', clientId);
-    deps.events.emit('client.revoked', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    await deps.events.emit('client.revoked', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
     return { ...clientInformation(deps.issuer, disabled), disabled: true };
   });
 
@@ -52,7 +52,7 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     const { sub } = request.params as { sub: string };
     if (sub.length === 0 || sub.length > 255) throw new OAuthError('invalid_request', 'subject must be 1 to 255 characters');
     const cursor = await deps.revocations.revokeNotBefore('subject', sub);
-    deps.events.emit('subject.revoked', { actor: 'admin', subject: sub, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    await deps.events.emit('subject.revoked', { actor: 'admin', subject: sub, outcome: 'success', request_id: request.id, source_ip: request.ip });
     return { sub, revoked: true, cursor: String(cursor) };
   });
 
@@ -62,7 +62,7 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     if (!(await deps.clients.deleteClient(clientId))) throw notFound();
     // Its tokens must stop working at every service too, not only at introspection.
     await deps.revocations.revokeNotBefore('client', clientId);
-    deps.events.emit('client.deleted', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    await deps.events.emit('client.deleted', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
     return reply.code(204).send();
   });
 }

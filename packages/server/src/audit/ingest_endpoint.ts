@@ -26,7 +26,7 @@ const checkBatch = Compile(BatchSchema);
 
 export interface IngestDeps {
   caller: (request: FastifyRequest) => Promise<string>;
-  writer: Pick<AuditWriter, 'record'>;
+  writer: Pick<AuditWriter, 'commit'>;
   /** Cap on one batch's body (bytes). */
   bodyLimit: number;
 }
@@ -50,8 +50,9 @@ export function registerAuditIngest(app: FastifyInstance, deps: IngestDeps): voi
     for (const e of body.events) {
       if (e.detail !== undefined && JSON.stringify(e.detail).length > 4096) throw new OAuthError('invalid_request', 'detail must serialize to at most 4096 bytes');
     }
-    for (const e of body.events) {
-      deps.writer.record(e.type, {
+    // 202 only once the batch is committed: the SDK drops what the IdP accepted.
+    await Promise.all(body.events.map((e) =>
+      deps.writer.commit(e.type, {
         actor: e.actor,
         outcome: e.outcome,
         client_id: service,
@@ -60,8 +61,7 @@ export function registerAuditIngest(app: FastifyInstance, deps: IngestDeps): voi
         ...(e.request_id !== undefined ? { request_id: e.request_id } : {}),
         ...(e.source_ip !== undefined ? { source_ip: e.source_ip } : {}),
         detail: { ...(e.detail ?? {}), service, ...(e.target !== undefined ? { target: e.target } : {}), ...(e.time !== undefined ? { reported_time: e.time } : {}) },
-      });
-    }
+      })));
     return reply.code(202).send({ accepted: body.events.length });
   });
 }

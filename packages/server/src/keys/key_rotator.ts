@@ -67,7 +67,7 @@ export class KeyRotator {
       const gone = new Map(keys.map((k) => [k.kid, k.alg]));
       for (const kid of await this.deps.store.removeExpiredKeys(this.now())) {
         await this.deps.feed.keyEvent('key.removed', kid, gone.get(kid) ?? '');
-        this.deps.events.emit('key.removed', { actor: 'system', subject: kid, outcome: 'success', detail: { kid } });
+        await this.deps.events.emit('key.removed', { actor: 'system', subject: kid, outcome: 'success', detail: { kid } });
       }
     }
     await this.deps.ring.reload();
@@ -92,7 +92,7 @@ export class KeyRotator {
         const k = await this.deps.ring.createKey(action.alg, state);
         await this.deps.feed.keyEvent('key.added', k.kid, k.alg, k.publicJwk);
         if (state === 'current') await this.deps.feed.keyEvent('key.activated', k.kid, k.alg);
-        this.deps.events.emit('key.created', { actor: 'system', subject: k.kid, outcome: 'success', detail: { kid: k.kid, alg: k.alg, state } });
+        await this.deps.events.emit('key.created', { actor: 'system', subject: k.kid, outcome: 'success', detail: { kid: k.kid, alg: k.alg, state } });
       } catch (err) {
         if (!(err instanceof LatchkeyError && err.code === 'storage_conflict')) throw err;
       }
@@ -106,8 +106,8 @@ export class KeyRotator {
       const alg = keys.find((k) => k.kid === action.next)?.alg ?? '';
       await this.deps.feed.keyEvent('key.activated', action.next, alg);
       if (action.current) await this.deps.feed.keyEvent('key.retired', action.current, keys.find((k) => k.kid === action.current)?.alg ?? '');
-      this.deps.events.emit('key.activated', { actor: 'system', subject: action.next, outcome: 'success', detail: { kid: action.next, alg, replaces: action.current ?? null } });
-      if (action.current) this.deps.events.emit('key.retired', { actor: 'system', subject: action.current, outcome: 'success', detail: { kid: action.current, remove_after: now + this.deps.retireGrace } });
+      await this.deps.events.emit('key.activated', { actor: 'system', subject: action.next, outcome: 'success', detail: { kid: action.next, alg, replaces: action.current ?? null } });
+      if (action.current) await this.deps.events.emit('key.retired', { actor: 'system', subject: action.current, outcome: 'success', detail: { kid: action.current, remove_after: now + this.deps.retireGrace } });
     }
   }
 
@@ -123,7 +123,7 @@ export class KeyRotator {
       await this.run({ kind: 'create_next', alg: this.deps.policy.alg }, keys);
       keys = await this.deps.store.listKeys();
     }
-    this.deps.events.emit('key.rotation_requested', { actor: options.actor, outcome: 'success', detail: { immediate: options.now } });
+    await this.deps.events.emit('key.rotation_requested', { actor: options.actor, outcome: 'success', detail: { immediate: options.now } });
     if (options.now) {
       const next = keys.find((k) => k.state === 'next');
       const current = keys.find((k) => k.state === 'current');
@@ -146,7 +146,7 @@ export class KeyRotator {
     if (!ok) throw new KeyConflictError('the key changed state meanwhile; try again');
     await this.deps.feed.revokeKey(kid);
     await this.deps.feed.keyEvent('key.revoked', kid, key.alg);
-    this.deps.events.emit('key.revoked', { actor, subject: kid, outcome: 'success', detail: { kid, was: key.state } });
+    await this.deps.events.emit('key.revoked', { actor, subject: kid, outcome: 'success', detail: { kid, was: key.state } });
     await this.apply(await this.deps.store.listKeys());
     await this.deps.ring.reload();
     return true;

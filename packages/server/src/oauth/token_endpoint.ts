@@ -30,7 +30,7 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
       return reply.headers(NO_STORE).send(body);
     } catch (err) {
       if (err instanceof OAuthError) {
-        deps.events.emit('token.request_failed', {
+        await deps.events.emit('token.request_failed', {
           actor: client.clientId, client_id: client.clientId, outcome: 'failure', reason: err.error,
           request_id: request.id, source_ip: request.ip, detail: { grant_type: grantType, auth_method: method, description: err.message },
         });

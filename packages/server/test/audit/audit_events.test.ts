@@ -75,18 +75,4 @@ describe('audit events from day one, and no secret in any log or audit row', () 
     assert.equal(failed.length, 1);
     assert.equal(failed[0]!.client_id, 'evil\\u000aFAKE LINE\\u0007');
   });
-
-  test('closing the IdP flushes queued events', async () => {
-    const other = await startTestIdp({ config: { auditFlushMs: 60_000 } });
-    const c = await other.register({ audiences: [AUD] });
-    await other.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c.client_id, c.client_secret) });
-    assert.ok(other.idp.audit.pending > 0, 'events are still queued');
-    const storage = other.idp.storage;
-    const listBefore = storage.listAuditEvents.bind(storage);
-    await other.idp.app.close();
-    await other.idp.audit.close();
-    const rows = await listBefore({ type: 'token.issued' });
-    assert.equal(rows.length, 1);
-    await other.close();
-  });
 });

@@ -33,12 +33,12 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
     const present = deps.methods.filter((m) => m.present(form, authorization));
     const base = { actor: 'anonymous', request_id: request.id, source_ip: request.ip } as const;
     if (present.length > 1) {
-      deps.events.emit('client.auth_failed', { ...base, outcome: 'failure', reason: 'multiple_methods' });
+      await deps.events.emit('client.auth_failed', { ...base, outcome: 'failure', reason: 'multiple_methods' });
       throw invalidRequest('more than one client authentication method was used');
     }
     const method = present[0];
     if (!method) {
-      deps.events.emit('client.auth_failed', { ...base, outcome: 'failure', reason: 'no_credentials' });
+      await deps.events.emit('client.auth_failed', { ...base, outcome: 'failure', reason: 'no_credentials' });
       throw invalidClient('client authentication is required');
     }
     let clientId: string | undefined;
@@ -65,7 +65,7 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
     } catch (err) {
       if (err instanceof OAuthError) {
         if (err.status !== 429) deps.limiter.recordFailure(limiterKeys());
-        deps.events.emit('client.auth_failed', {
+        await deps.events.emit('client.auth_failed', {
           ...base,
           ...(clientId ? { client_id: clientId.slice(0, 128) } : {}),
           outcome: 'failure',

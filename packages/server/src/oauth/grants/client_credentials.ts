@@ -28,7 +28,7 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
       const audience = chooseAudience(form.get('resource'), m.audiences, m.default_audience);
       const ttl = m.access_token_ttl ?? deps.accessTokenTtl;
       const { token, claims } = mintAccessToken(deps.keys, deps.issuer, { subject: client.clientId, clientId: client.clientId, audience, ttl, scope, roles: m.roles });
-      deps.events.emit('token.issued', {
+      await deps.events.emit('token.issued', {
         actor: client.clientId,
         subject: client.clientId,
         client_id: client.clientId,

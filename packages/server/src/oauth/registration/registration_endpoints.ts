@@ -74,7 +74,7 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
       if (err instanceof LatchkeyError && err.code === 'storage_conflict') throw new OAuthError('invalid_client_metadata', 'client_id is already in use');
       throw err;
     }
-    deps.events.emit('client.registered', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip, detail: { method: metadata.token_endpoint_auth_method } });
+    await deps.events.emit('client.registered', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip, detail: { method: metadata.token_endpoint_auth_method } });
     // RFC 7591 §3.2.1: 201 with the metadata, the secret (shown this once) and the RFC 7592 credentials.
     return reply.code(201).headers({ 'cache-control': 'no-store', pragma: 'no-cache' }).send({
       ...clientInformation(deps.issuer, record),
@@ -118,7 +118,7 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
       updatedAt: Math.floor(Date.now() / 1000),
     };
     if (!(await deps.clients.updateClient(updated))) throw invalidToken('the client no longer exists');
-    deps.events.emit('client.updated', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    await deps.events.emit('client.updated', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
     return reply.header('cache-control', 'no-store').send({
       ...clientInformation(deps.issuer, updated),
       ...(secret ? { client_secret: secret, client_secret_expires_at: 0 } : {}),
@@ -129,7 +129,7 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
     const client = await authorize(request);
     await deps.clients.deleteClient(client.clientId);
     await deps.revocations.revokeNotBefore('client', client.clientId);
-    deps.events.emit('client.deleted', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    await deps.events.emit('client.deleted', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
     return reply.code(204).send();
   });
 }
