@@ -48,6 +48,15 @@ export class ClientCache implements ClientStore {
     }
   }
 
+  async lockClient(clientId: string, until: number | null): Promise<boolean> {
+    this.entries.delete(clientId);
+    try {
+      return await this.store.lockClient(clientId, until);
+    } finally {
+      this.entries.delete(clientId);
+    }
+  }
+
   /** Forgets every cached client (on a feed event from any replica: a client was revoked or deleted). */
   clear(): void {
     this.entries.clear();

@@ -25,6 +25,8 @@ export interface ClientRecord {
   createdAt: number;
   updatedAt: number;
   disabled: boolean;
+  /** Epoch seconds until which authentication is refused (a detector's response), or null. */
+  lockedUntil: number | null;
 }
 
 export interface ClientStore {
@@ -34,6 +36,8 @@ export interface ClientStore {
   updateClient(client: ClientRecord): Promise<boolean>;
   deleteClient(clientId: string): Promise<boolean>;
   listClients(): Promise<ClientRecord[]>;
+  /** Sets or clears (null) the client's lock; false when the client does not exist. */
+  lockClient(clientId: string, until: number | null): Promise<boolean>;
 }
 
 export type KeyState = 'next' | 'current' | 'retired' | 'revoked';
@@ -182,6 +186,42 @@ export interface AuditStore {
   auditHead(): Promise<{ seq: number; hash: string } | undefined>;
   addAuditCheckpoint(checkpoint: AuditCheckpoint): Promise<void>;
   listAuditCheckpoints(): Promise<AuditCheckpoint[]>;
+  /** The highest seq of an event recorded before `time` (RFC 3339), if any. */
+  lastAuditSeqBefore(time: string): Promise<number | undefined>;
+  /**
+   * Deletes events with seq <= `throughSeq` and the checkpoints before it (the checkpoint at
+   * `throughSeq` stays as the anchor of what remains); returns how many events went.
+   */
+  pruneAuditEvents(throughSeq: number): Promise<number>;
+}
+
+export type AlertSeverity = 'low' | 'medium' | 'high';
+
+/** An alert raised by a detector over a run of audit events. */
+export interface AlertRecord {
+  /** Position in the alert list; the cursor of `GET /admin/alerts`. */
+  id: number;
+  time: string;
+  detector: string;
+  severity: AlertSeverity;
+  /** What it is about: `client:orders`, `ip:10.0.0.7`, `actor:Service::"x"`. */
+  key: string;
+  summary: string;
+  /** The audit events it is based on. */
+  firstSeq: number;
+  lastSeq: number;
+  count: number;
+  detail: Record<string, unknown>;
+  /** The response taken (`locked client:orders until ...`), or null. */
+  response: string | null;
+}
+
+export type NewAlert = Omit<AlertRecord, 'id'>;
+
+export interface AlertStore {
+  insertAlert(alert: NewAlert): Promise<AlertRecord>;
+  /** Alerts with id > `after`, oldest first. */
+  listAlerts(filter: { after?: number; detector?: string; limit: number }): Promise<AlertRecord[]>;
 }
 
 export interface SettingsStore {
@@ -192,7 +232,7 @@ export interface SettingsStore {
 }
 
 /** Everything the IdP keeps. One implementation per database; both pass the same contract tests. */
-export interface Storage extends ClientStore, KeyStore, LeaseStore, ReplayStore, RevocationStore, FeedStore, AuditStore, SettingsStore {
+export interface Storage extends ClientStore, KeyStore, LeaseStore, ReplayStore, RevocationStore, FeedStore, AuditStore, AlertStore, SettingsStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Applies pending migrations; safe to run concurrently from several replicas. */
   migrate(): Promise<void>;

@@ -1,6 +1,6 @@
 import type { AuditEvent, AuditEventType, AuditOutcome, SigningAlgorithm } from '@latchkey/protocol';
 import { chainHash } from './audit_chain.ts';
-import type { AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyState, SigningKeyRecord } from './ports.ts';
+import type { AlertRecord, AuditFilter, AuditRecord, ClientRecord, NewAlert, FeedEventRecord, FeedStream, KeyState, SigningKeyRecord } from './ports.ts';
 
 /** Row shapes shared by the SQL adapters, and their mapping to records. */
 export interface ClientRow {
@@ -11,6 +11,7 @@ export interface ClientRow {
   created_at: number | string;
   updated_at: number | string;
   disabled: number | boolean;
+  locked_until: number | string | null;
 }
 
 export const clientFromRow = (r: ClientRow): ClientRecord => ({
@@ -21,6 +22,7 @@ export const clientFromRow = (r: ClientRow): ClientRecord => ({
   createdAt: Number(r.created_at),
   updatedAt: Number(r.updated_at),
   disabled: Boolean(r.disabled),
+  lockedUntil: r.locked_until === null ? null : Number(r.locked_until),
 });
 
 export const clientParams = (c: ClientRecord): unknown[] => [
@@ -179,3 +181,36 @@ export function auditWhere(f: AuditFilter, p: (i: number) => string): { sql: str
 export const AUDIT_COLUMNS = 'time, type, outcome, actor, subject, client_id, reason, request_id, source_ip, detail';
 export const KEY_COLUMNS = 'kid, alg, state, public_jwk, private_key_enc, created_at, activated_at, retired_at, remove_after';
 export const CLIENT_COLUMNS = 'client_id, metadata, secret_hash, registration_token_hash, created_at, updated_at, disabled';
+/** What a client read selects: the inserted columns and the lock set apart from them. */
+export const CLIENT_SELECT = `${CLIENT_COLUMNS}, locked_until`;
+export const ALERT_COLUMNS = 'time, detector, severity, subject_key, summary, first_seq, last_seq, count, detail, response';
+
+export interface AlertRow {
+  id: number | string;
+  time: string;
+  detector: string;
+  severity: string;
+  subject_key: string;
+  summary: string;
+  first_seq: number | string;
+  last_seq: number | string;
+  count: number | string;
+  detail: string;
+  response: string | null;
+}
+
+export const alertFromRow = (r: AlertRow): AlertRecord => ({
+  id: Number(r.id),
+  time: r.time,
+  detector: r.detector,
+  severity: r.severity as AlertRecord['severity'],
+  key: r.subject_key,
+  summary: r.summary,
+  firstSeq: Number(r.first_seq),
+  lastSeq: Number(r.last_seq),
+  count: Number(r.count),
+  detail: JSON.parse(r.detail) as Record<string, unknown>,
+  response: r.response,
+});
+
+export const alertParams = (a: NewAlert): unknown[] => [a.time, a.detector, a.severity, a.key, a.summary, a.firstSeq, a.lastSeq, a.count, JSON.stringify(a.detail), a.response];

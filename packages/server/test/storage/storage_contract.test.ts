@@ -14,6 +14,7 @@ const client = (id: string, over: Partial<ClientRecord> = {}): ClientRecord => (
   createdAt: 1_700_000_000,
   updatedAt: 1_700_000_000,
   disabled: false,
+  lockedUntil: null,
   ...over,
 });
 
@@ -164,6 +165,38 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
       await s.appendAuditEvents([]);
       assert.deepEqual(await s.listAuditEvents({ type: 'token.issued', limit: 1000 }), events);
       assert.deepEqual(await s.listAuditEvents({ limit: 2 }), events.slice(-2));
+    });
+
+    test('audit: the seq before a time; pruning keeps the anchor checkpoint and the chain going', async () => {
+      const before = await s.auditHead();
+      const t0 = new Date(Date.now() - 10_000).toISOString();
+      assert.ok((await s.lastAuditSeqBefore(t0))! >= 300, 'the events of the test above are older');
+      assert.equal(await s.lastAuditSeqBefore('2000-01-01T00:00:00Z'), undefined);
+      await s.addAuditCheckpoint({ seq: 100, hash: 'h100', time: t0, kid: 'k', signature: 's' });
+      await s.addAuditCheckpoint({ seq: 200, hash: 'h200', time: t0, kid: 'k', signature: 's' });
+      assert.equal(await s.pruneAuditEvents(200), 200);
+      assert.deepEqual((await s.listAuditCheckpoints()).map((c) => c.seq), [200]);
+      const rest = await s.queryAuditEvents({ limit: 1000 });
+      assert.equal(rest[0]!.seq, 201);
+      await s.appendAuditEvents([{ time: new Date().toISOString(), type: 'token.issued', outcome: 'success', actor: 'after-prune' }]);
+      const head = await s.auditHead();
+      assert.equal(head!.seq, before!.seq + 1, 'the chain continues from its head');
+    });
+
+    test('alerts: insert and list by cursor and detector; client locks', async () => {
+      const base = { time: new Date().toISOString(), severity: 'high' as const, summary: 's', firstSeq: 1, lastSeq: 2, count: 2, detail: { n: 1 }, response: null };
+      const a = await s.insertAlert({ ...base, detector: 'failed_auth_burst', key: 'client:x' });
+      const b = await s.insertAlert({ ...base, detector: 'issuance_spike', key: 'client:y', response: 'locked' });
+      assert.ok(b.id > a.id);
+      assert.deepEqual(await s.listAlerts({ limit: 10 }), [a, b]);
+      assert.deepEqual(await s.listAlerts({ after: a.id, limit: 10 }), [b]);
+      assert.deepEqual(await s.listAlerts({ detector: 'failed_auth_burst', limit: 10 }), [a]);
+      await s.createClient(client('lockme'));
+      assert.equal(await s.lockClient('lockme', 1_900_000_000), true);
+      assert.equal((await s.getClient('lockme'))!.lockedUntil, 1_900_000_000);
+      assert.equal(await s.lockClient('lockme', null), true);
+      assert.equal((await s.getClient('lockme'))!.lockedUntil, null);
+      assert.equal(await s.lockClient('nobody', 1), false);
     });
 
     test('settings: set-if-absent keeps the first value', async () => {

@@ -53,7 +53,7 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
       const client = clientId ? await deps.clients.getClient(clientId) : undefined;
       if (!client) {
         // Same work as a known client, so timing does not reveal which ids exist.
-        await creds.verify({ clientId: '', metadata: { grant_types: [], token_endpoint_auth_method: method.method, audiences: [] }, secretHash: null, registrationTokenHash: '', createdAt: 0, updatedAt: 0, disabled: true }).catch(() => {});
+        await creds.verify({ clientId: '', metadata: { grant_types: [], token_endpoint_auth_method: method.method, audiences: [] }, secretHash: null, registrationTokenHash: '', createdAt: 0, updatedAt: 0, disabled: true, lockedUntil: null }).catch(() => {});
         throw invalidClient('client authentication failed');
       }
       if (client.metadata.token_endpoint_auth_method !== method.method) throw invalidClient(`client is registered for ${client.metadata.token_endpoint_auth_method}`);

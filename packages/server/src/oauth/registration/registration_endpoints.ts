@@ -67,6 +67,7 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
       createdAt: now,
       updatedAt: now,
       disabled: false,
+      lockedUntil: null,
     };
     try {
       await deps.clients.createClient(record);

@@ -105,6 +105,25 @@ CREATE TABLE audit_checkpoints (
 );
 `;
 
+// Detection: alerts raised by the detectors, and temporary client locks (a configured response).
+const alerts = (idColumn: string): string => `
+ALTER TABLE clients ADD COLUMN locked_until BIGINT;
+CREATE TABLE alerts (
+  id ${idColumn},
+  time TEXT NOT NULL,
+  detector TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  subject_key TEXT NOT NULL,
+  summary TEXT NOT NULL,
+  first_seq BIGINT NOT NULL,
+  last_seq BIGINT NOT NULL,
+  count INTEGER NOT NULL,
+  detail TEXT NOT NULL,
+  response TEXT
+);
+CREATE INDEX alerts_detector ON alerts (detector, id);
+`;
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -129,5 +148,11 @@ export const migrations: readonly Migration[] = [
     name: 'audit hash chain and signed checkpoints',
     sqlite: AUDIT_CHAIN,
     postgres: AUDIT_CHAIN,
+  },
+  {
+    version: 5,
+    name: 'alerts and client locks',
+    sqlite: alerts('INTEGER PRIMARY KEY AUTOINCREMENT'),
+    postgres: alerts('BIGSERIAL PRIMARY KEY'),
   },
 ];

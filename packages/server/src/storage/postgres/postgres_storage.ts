@@ -3,9 +3,9 @@ import type { AuditEvent } from '@latchkey/protocol';
 import { LatchkeyError } from '../../errors.ts';
 import { GENESIS } from '../audit_chain.ts';
 import { migrations } from '../migrations/index.ts';
-import type { AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
+import type { AlertRecord, NewAlert, AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
 import {
-  AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
+  ALERT_COLUMNS, alertFromRow, alertParams, type AlertRow, CLIENT_SELECT, AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
   type AuditRow, type ClientRow, type FeedRow, type KeyRow,
 } from '../rows.ts';
 
@@ -72,7 +72,7 @@ export class PostgresStorage implements Storage {
   }
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
-    const r = await this.q<ClientRow>(`SELECT ${CLIENT_COLUMNS} FROM clients WHERE client_id = $1`, [clientId]);
+    const r = await this.q<ClientRow>(`SELECT ${CLIENT_SELECT} FROM clients WHERE client_id = $1`, [clientId]);
     return r.rows[0] && clientFromRow(r.rows[0]);
   }
 
@@ -89,7 +89,7 @@ export class PostgresStorage implements Storage {
   }
 
   async listClients(): Promise<ClientRecord[]> {
-    return (await this.q<ClientRow>(`SELECT ${CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id`)).rows.map(clientFromRow);
+    return (await this.q<ClientRow>(`SELECT ${CLIENT_SELECT} FROM clients ORDER BY created_at, client_id`)).rows.map(clientFromRow);
   }
 
   async insertKey(k: SigningKeyRecord): Promise<void> {
@@ -323,6 +323,45 @@ export class PostgresStorage implements Storage {
 
   async setSetting(name: string, value: string): Promise<void> {
     await this.q('INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [name, value]);
+  }
+
+  async lockClient(clientId: string, until: number | null): Promise<boolean> {
+    return ((await this.q('UPDATE clients SET locked_until = $1 WHERE client_id = $2', [until, clientId])).rowCount ?? 0) === 1;
+  }
+
+  async lastAuditSeqBefore(time: string): Promise<number | undefined> {
+    const r = (await this.q<{ seq: string | null }>('SELECT MAX(seq) AS seq FROM audit_events WHERE time < $1', [time])).rows[0];
+    return r?.seq == null ? undefined : Number(r.seq);
+  }
+
+  async pruneAuditEvents(throughSeq: number): Promise<number> {
+    const client = await this.pool.connect().catch((err: unknown) => {
+      throw new LatchkeyError('storage_unavailable', 'PostgreSQL is unreachable', { cause: err });
+    });
+    try {
+      await client.query('BEGIN');
+      await client.query('DELETE FROM audit_checkpoints WHERE seq < $1', [throughSeq]);
+      const r = await client.query('DELETE FROM audit_events WHERE seq <= $1', [throughSeq]);
+      await client.query('COMMIT');
+      return r.rowCount ?? 0;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw new LatchkeyError('storage_unavailable', 'could not prune audit events', { cause: err });
+    } finally {
+      client.release();
+    }
+  }
+
+  async insertAlert(a: NewAlert): Promise<AlertRecord> {
+    const r = await this.q<{ id: string }>(`INSERT INTO alerts (${ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`, alertParams(a));
+    return { ...a, id: Number(r.rows[0]!.id) };
+  }
+
+  async listAlerts(f: { after?: number; detector?: string; limit: number }): Promise<AlertRecord[]> {
+    const r = f.detector
+      ? await this.q<AlertRow>(`SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > $1 AND detector = $2 ORDER BY id LIMIT $3`, [f.after ?? 0, f.detector, f.limit])
+      : await this.q<AlertRow>(`SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > $1 ORDER BY id LIMIT $2`, [f.after ?? 0, f.limit]);
+    return r.rows.map(alertFromRow);
   }
 
   async purgeExpired(now: number): Promise<number> {

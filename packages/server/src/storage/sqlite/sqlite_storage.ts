@@ -6,12 +6,12 @@ import { LatchkeyError } from '../../errors.ts';
 import { GENESIS } from '../audit_chain.ts';
 import { migrations } from '../migrations/index.ts';
 import { guardSqlite } from './sqlite_errors.ts';
-import type { AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
+import type { AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage, AlertRecord, NewAlert } from '../ports.ts';
 
 /** Thrown inside a transaction to roll it back when a key is no longer in its expected state. */
 class TransitionAborted extends Error {}
 import {
-  AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
+  ALERT_COLUMNS, alertFromRow, alertParams, type AlertRow, CLIENT_SELECT, AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
   type AuditRow, type ClientRow, type FeedRow, type KeyRow,
 } from '../rows.ts';
 
@@ -57,10 +57,11 @@ export class SqliteStorage implements Storage {
     const db = this.db;
     return {
       insertClient: db.prepare(`INSERT INTO clients (${CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-      getClient: db.prepare(`SELECT ${CLIENT_COLUMNS} FROM clients WHERE client_id = ?`),
+      getClient: db.prepare(`SELECT ${CLIENT_SELECT} FROM clients WHERE client_id = ?`),
+      lockClient: db.prepare('UPDATE clients SET locked_until = ? WHERE client_id = ?'),
       updateClient: db.prepare('UPDATE clients SET metadata = ?, secret_hash = ?, registration_token_hash = ?, updated_at = ?, disabled = ? WHERE client_id = ?'),
       deleteClient: db.prepare('DELETE FROM clients WHERE client_id = ?'),
-      listClients: db.prepare(`SELECT ${CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id`),
+      listClients: db.prepare(`SELECT ${CLIENT_SELECT} FROM clients ORDER BY created_at, client_id`),
       insertKey: db.prepare(`INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       allKeys: db.prepare(`SELECT ${KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid`),
       transitionKey: db.prepare(
@@ -95,6 +96,10 @@ export class SqliteStorage implements Storage {
       getSetting: db.prepare('SELECT value FROM settings WHERE name = ?'),
       insertSettingIfAbsent: db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
       upsertSetting: db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
+      lastAuditBefore: db.prepare('SELECT MAX(seq) AS seq FROM audit_events WHERE time < ?'),
+      pruneAudit: db.prepare('DELETE FROM audit_events WHERE seq <= ?'),
+      pruneCheckpoints: db.prepare('DELETE FROM audit_checkpoints WHERE seq < ?'),
+      insertAlert: db.prepare(`INSERT INTO alerts (${ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
       purgeJtis: db.prepare('DELETE FROM used_jtis WHERE expires_at < ?'),
       purgeFeed: db.prepare('DELETE FROM feed_events WHERE expires_at < ?'),
     };
@@ -255,6 +260,34 @@ export class SqliteStorage implements Storage {
       ? this.db.prepare(`SELECT seq, ${AUDIT_COLUMNS} FROM audit_events WHERE type = ? ORDER BY seq DESC LIMIT ?`).all(options.type, limit)
       : this.db.prepare(`SELECT seq, ${AUDIT_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT ?`).all(limit)) as AuditRow[];
     return rows.reverse().map(auditFromRow);
+  }
+
+  async lockClient(clientId: string, until: number | null): Promise<boolean> {
+    return this.stmts.lockClient.run(until, clientId).changes === 1;
+  }
+
+  async lastAuditSeqBefore(time: string): Promise<number | undefined> {
+    const r = this.stmts.lastAuditBefore.get(time) as { seq: number | null };
+    return r.seq === null ? undefined : Number(r.seq);
+  }
+
+  async pruneAuditEvents(throughSeq: number): Promise<number> {
+    return this.db.transaction(() => {
+      this.stmts.pruneCheckpoints.run(throughSeq);
+      return this.stmts.pruneAudit.run(throughSeq).changes;
+    }).immediate();
+  }
+
+  async insertAlert(a: NewAlert): Promise<AlertRecord> {
+    const { id } = this.stmts.insertAlert.get(...alertParams(a)) as { id: number };
+    return { ...a, id: Number(id) };
+  }
+
+  async listAlerts(f: { after?: number; detector?: string; limit: number }): Promise<AlertRecord[]> {
+    const rows = (f.detector
+      ? this.db.prepare(`SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > ? AND detector = ? ORDER BY id LIMIT ?`).all(f.after ?? 0, f.detector, f.limit)
+      : this.db.prepare(`SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > ? ORDER BY id LIMIT ?`).all(f.after ?? 0, f.limit)) as AlertRow[];
+    return rows.map(alertFromRow);
   }
 
   async getSetting(name: string): Promise<string | undefined> {
