@@ -18,10 +18,36 @@ export const AUDIT_EVENT_TYPES = [
   'key.revoked',
   'key.rotation_requested',
   'authz.decision',
+  'token.rejected',
+  'client.locked',
+  'client.unlocked',
+  'alert.raised',
+  'alert.delivery_failed',
+  'audit.pruned',
 ] as const;
 
+/**
+ * Why a client authentication failed: the `reason` of a `client.auth_failed` event. The wire
+ * error stays RFC 6749's `invalid_client` / `invalid_request`; this says which check refused it.
+ */
+export const AUTH_FAILURE_REASONS = [
+  'no_credentials',
+  'multiple_methods',
+  'malformed_credentials',
+  'unknown_client',
+  'wrong_method',
+  'bad_secret',
+  'client_disabled',
+  'client_locked',
+  'client_id_mismatch',
+  'assertion_invalid',
+  'assertion_replayed',
+  'rate_limited',
+] as const;
+export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
+
 /** Event types a service may report to `POST /audit/events`. */
-export const REPORTABLE_EVENT_TYPES = ['authz.decision'] as const;
+export const REPORTABLE_EVENT_TYPES = ['authz.decision', 'token.rejected'] as const;
 export type ReportableEventType = (typeof REPORTABLE_EVENT_TYPES)[number];
 
 /** One event as a service reports it; the IdP adds the time it received it and the reporting client. */

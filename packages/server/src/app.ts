@@ -30,6 +30,8 @@ import { registerTokenEndpoint } from './oauth/token_endpoint.ts';
 import type { ClientCache } from './storage/client_cache.ts';
 import type { AuditWriter } from './audit/audit_writer.ts';
 import type { AuditCheckpointer } from './audit/audit_checkpointer.ts';
+import type { AuditRetention } from './audit/audit_retention.ts';
+import { registerAlertAdmin } from './admin/alert_admin.ts';
 import { registerAuditAdmin } from './admin/audit_admin.ts';
 import { registerAuditIngest } from './audit/ingest_endpoint.ts';
 import { serviceCaller } from './oauth/service_caller.ts';
@@ -44,6 +46,7 @@ export interface AppDeps {
   clients: ClientCache;
   audit: AuditWriter;
   checkpointer: AuditCheckpointer;
+  retention: AuditRetention;
   master: MasterKey;
   events: ServerEvents;
   logger: Logger;
@@ -121,7 +124,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.decorate('feedHubSize', () => hub.size);
   registerFeedEndpoints(app, { issuer, store: storage, hub, keys, clients, revocations: deps.revocations, authenticate, maxPage: config.feedMaxPage });
   registerAuditIngest(app, { caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }), writer: deps.audit, bodyLimit: 4 * config.jsonBodyLimit });
-  registerAuditAdmin(app, { store: storage, keys, writer: deps.audit, checkpointer: deps.checkpointer, requireAdmin });
+  registerAuditAdmin(app, { store: storage, keys, writer: deps.audit, checkpointer: deps.checkpointer, retention: deps.retention, requireAdmin });
+  registerAlertAdmin(app, { alerts: storage, requireAdmin });
   registerKeyAdmin(app, { store: storage, rotator: deps.rotator, requireAdmin, policy: { rotateEvery: config.keyRotationInterval, announce: config.keyAnnounceWindow, alg: config.signingAlg } });
   return app;
 }

@@ -65,6 +65,36 @@ export interface Config {
   feedStallTimeout: number;
   /** Seconds between signed checkpoints of the audit chain's head (LATCHKEY_AUDIT_CHECKPOINT_INTERVAL). */
   auditCheckpointInterval: number;
+  /** Seconds to keep audit events; 0 keeps them forever (LATCHKEY_AUDIT_RETENTION). Pruning is checkpointed first. */
+  auditRetention: number;
+  /** Seconds between detector passes over new audit events, besides the nudge after each local commit (LATCHKEY_DETECT_INTERVAL). */
+  detectInterval: number;
+  /** Failed authentications per client or source address within the window that raise an alert (LATCHKEY_DETECT_AUTH_FAILURES). */
+  detectAuthFailures: number;
+  /** Window in seconds for failed authentications (LATCHKEY_DETECT_AUTH_WINDOW). */
+  detectAuthWindow: number;
+  /** Denied permission decisions for one principal within the window that raise an alert (LATCHKEY_DETECT_DENIALS). */
+  detectDenials: number;
+  /** Window in seconds for denied decisions (LATCHKEY_DETECT_DENIAL_WINDOW). */
+  detectDenialWindow: number;
+  /** A client's tokens in one window above this many times its own baseline raise an alert (LATCHKEY_DETECT_ISSUANCE_FACTOR). */
+  detectIssuanceFactor: number;
+  /** Length in seconds of the issuance window the baseline is built from (LATCHKEY_DETECT_ISSUANCE_WINDOW). */
+  detectIssuanceWindow: number;
+  /** Tokens in one window below which issuance never alerts, whatever the baseline (LATCHKEY_DETECT_ISSUANCE_MIN). */
+  detectIssuanceMin: number;
+  /** Seconds during which a detector does not raise a second alert about the same thing (LATCHKEY_ALERT_COOLDOWN). */
+  alertCooldown: number;
+  /** Comma-separated URLs that receive each alert as a signed POST (LATCHKEY_ALERT_WEBHOOKS). */
+  alertWebhooks: string[];
+  /** HMAC-SHA256 key for the `Latchkey-Signature` header of webhooks, at least 32 characters (LATCHKEY_ALERT_WEBHOOK_SECRET). */
+  alertWebhookSecret: string | undefined;
+  /** Attempts per webhook delivery, with exponential backoff from one second (LATCHKEY_ALERT_WEBHOOK_ATTEMPTS). */
+  alertWebhookAttempts: number;
+  /** Comma-separated detectors whose alerts lock the client involved (LATCHKEY_ALERT_LOCK), e.g. `failed_auth_burst,assertion_replay`. */
+  alertLock: string[];
+  /** Seconds a response lock lasts (LATCHKEY_ALERT_LOCK_SECONDS). */
+  alertLockSeconds: number;
   /** Log level (LATCHKEY_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
 }
@@ -98,6 +128,21 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   feedMaxPage: 1000,
   feedStallTimeout: 30,
   auditCheckpointInterval: 300,
+  auditRetention: 0,
+  detectInterval: 1,
+  detectAuthFailures: 10,
+  detectAuthWindow: 60,
+  detectDenials: 20,
+  detectDenialWindow: 60,
+  detectIssuanceFactor: 10,
+  detectIssuanceWindow: 60,
+  detectIssuanceMin: 100,
+  alertCooldown: 300,
+  alertWebhooks: [],
+  alertWebhookSecret: undefined,
+  alertWebhookAttempts: 6,
+  alertLock: [],
+  alertLockSeconds: 900,
   logLevel: 'info',
 });
 
@@ -131,11 +176,29 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_FEED_MAX_PAGE: 'feedMaxPage',
   LATCHKEY_FEED_STALL_TIMEOUT: 'feedStallTimeout',
   LATCHKEY_AUDIT_CHECKPOINT_INTERVAL: 'auditCheckpointInterval',
+  LATCHKEY_AUDIT_RETENTION: 'auditRetention',
+  LATCHKEY_DETECT_INTERVAL: 'detectInterval',
+  LATCHKEY_DETECT_AUTH_FAILURES: 'detectAuthFailures',
+  LATCHKEY_DETECT_AUTH_WINDOW: 'detectAuthWindow',
+  LATCHKEY_DETECT_DENIALS: 'detectDenials',
+  LATCHKEY_DETECT_DENIAL_WINDOW: 'detectDenialWindow',
+  LATCHKEY_DETECT_ISSUANCE_FACTOR: 'detectIssuanceFactor',
+  LATCHKEY_DETECT_ISSUANCE_WINDOW: 'detectIssuanceWindow',
+  LATCHKEY_DETECT_ISSUANCE_MIN: 'detectIssuanceMin',
+  LATCHKEY_ALERT_COOLDOWN: 'alertCooldown',
+  LATCHKEY_ALERT_WEBHOOKS: 'alertWebhooks',
+  LATCHKEY_ALERT_WEBHOOK_SECRET: 'alertWebhookSecret',
+  LATCHKEY_ALERT_WEBHOOK_ATTEMPTS: 'alertWebhookAttempts',
+  LATCHKEY_ALERT_LOCK: 'alertLock',
+  LATCHKEY_ALERT_LOCK_SECONDS: 'alertLockSeconds',
   LATCHKEY_LOG_LEVEL: 'logLevel',
 };
 
 /** Raw configuration input: strings from the environment or flags, or typed values from code. */
-export type ConfigInput = Partial<Record<keyof Config, string | number | boolean | undefined>>;
+export type ConfigInput = Partial<Record<keyof Config, string | number | boolean | string[] | undefined>>;
+
+/** Detectors whose alert names a client that a response may lock. */
+export const LOCKABLE_DETECTORS = ['failed_auth_burst', 'issuance_spike', 'denied_decisions_burst', 'assertion_replay', 'identity_mismatch'] as const;
 
 export const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -189,6 +252,12 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     if (falsy.includes(v)) return false;
     problems.push(`${envName(key)}: must be one of ${[...truthy, ...falsy].join(', ')} (got ${JSON.stringify(String(raw))})`);
     return fallback;
+  };
+
+  const list = (key: keyof Config): string[] => {
+    const raw = input[key];
+    if (raw === undefined || raw === '') return [];
+    return (Array.isArray(raw) ? raw : String(raw).split(',')).map((s) => s.trim()).filter((s) => s.length > 0);
   };
 
   const port = int('port', 0, 65535);
@@ -258,8 +327,39 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     feedMaxPage: int('feedMaxPage', 1, 10_000),
     feedStallTimeout: int('feedStallTimeout', 1, 3600),
     auditCheckpointInterval: int('auditCheckpointInterval', 1, 86400),
+    auditRetention: int('auditRetention', 0, 100 * 366 * 86400),
+    detectInterval: int('detectInterval', 1, 3600),
+    detectAuthFailures: int('detectAuthFailures', 1, 1_000_000),
+    detectAuthWindow: int('detectAuthWindow', 1, 86400),
+    detectDenials: int('detectDenials', 1, 1_000_000),
+    detectDenialWindow: int('detectDenialWindow', 1, 86400),
+    detectIssuanceFactor: int('detectIssuanceFactor', 2, 1_000_000),
+    detectIssuanceWindow: int('detectIssuanceWindow', 1, 86400),
+    detectIssuanceMin: int('detectIssuanceMin', 1, 100_000_000),
+    alertCooldown: int('alertCooldown', 0, 86400),
+    alertWebhooks: list('alertWebhooks'),
+    alertWebhookSecret: str('alertWebhookSecret'),
+    alertWebhookAttempts: int('alertWebhookAttempts', 1, 20),
+    alertLock: list('alertLock'),
+    alertLockSeconds: int('alertLockSeconds', 1, 366 * 86400),
     logLevel,
   };
+  for (const u of config.alertWebhooks) {
+    try {
+      const url = new URL(u);
+      if (url.protocol !== 'https:' && !(url.protocol === 'http:' && (LOOPBACK_HOSTS.has(url.hostname) || url.hostname === '[::1]' || allowInsecure))) {
+        problems.push(`LATCHKEY_ALERT_WEBHOOKS: ${JSON.stringify(u)} must be https (http only to loopback or with LATCHKEY_ALLOW_INSECURE=1)`);
+      }
+    } catch {
+      problems.push(`LATCHKEY_ALERT_WEBHOOKS: ${JSON.stringify(u)} is not a URL`);
+    }
+  }
+  if (config.alertWebhooks.length > 0 && (config.alertWebhookSecret ?? '').length < 32) {
+    problems.push('LATCHKEY_ALERT_WEBHOOK_SECRET: webhooks need a signing secret of at least 32 characters');
+  }
+  for (const d of config.alertLock) {
+    if (!(LOCKABLE_DETECTORS as readonly string[]).includes(d)) problems.push(`LATCHKEY_ALERT_LOCK: ${JSON.stringify(d)} is not one of ${LOCKABLE_DETECTORS.join(', ')}`);
+  }
   // Issue 3: a next key is published for at least the JWKS cache lifetime before it signs; each
   // replica sees it within one check interval, hence the floor.
   const announceFloor = config.jwksMaxAge + 2 * config.keyCheckInterval;

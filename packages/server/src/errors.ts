@@ -1,4 +1,4 @@
-import type { ErrorCode, OAuthErrorCode } from '@latchkey/protocol';
+import type { AuthFailureReason, ErrorCode, OAuthErrorCode } from '@latchkey/protocol';
 
 /** An error that goes on the wire as an RFC 6749 §5.2 error body. */
 export class OAuthError extends Error {
@@ -6,6 +6,8 @@ export class OAuthError extends Error {
   readonly status: number;
   /** Extra response headers, e.g. `WWW-Authenticate` for 401 (RFC 6749 §5.2, RFC 6750 §3). */
   readonly headers: Record<string, string>;
+  /** Which check refused a client authentication (audit only; never on the wire). */
+  reason: AuthFailureReason | undefined;
 
   constructor(error: OAuthErrorCode, description: string, status = 400, headers: Record<string, string> = {}) {
     super(description);
@@ -33,5 +35,8 @@ export class LatchkeyError extends Error {
 export const invalidRequest = (description: string): OAuthError => new OAuthError('invalid_request', description);
 
 /** RFC 6749 §5.2: invalid_client is 401, with WWW-Authenticate when the client used (or may use) Basic. */
-export const invalidClient = (description: string): OAuthError =>
-  new OAuthError('invalid_client', description, 401, { 'www-authenticate': 'Basic realm="latchkey", charset="UTF-8"' });
+export const invalidClient = (description: string, reason?: AuthFailureReason): OAuthError => {
+  const e = new OAuthError('invalid_client', description, 401, { 'www-authenticate': 'Basic realm="latchkey", charset="UTF-8"' });
+  e.reason = reason;
+  return e;
+};

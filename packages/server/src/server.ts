@@ -5,6 +5,11 @@ import { buildApp } from './app.ts';
 import { coalesce } from './coalesce.ts';
 import { AuditWriter } from './audit/audit_writer.ts';
 import { AuditCheckpointer } from './audit/audit_checkpointer.ts';
+import { AlertRaiser } from './audit/alert_raiser.ts';
+import { AuditRetention } from './audit/audit_retention.ts';
+import { DetectionRunner } from './audit/detection_runner.ts';
+import { buildDetectors } from './audit/detectors/index.ts';
+import { WebhookSender } from './audit/webhook_sender.ts';
 import type { Config } from './config.ts';
 import { ServerEvents } from './events.ts';
 import { KeyRing } from './keys/key_ring.ts';
@@ -29,6 +34,8 @@ export interface RunningIdp {
   generatedAdminToken: string | undefined;
   audit: AuditWriter;
   rotator: KeyRotator;
+  detection: DetectionRunner;
+  retention: AuditRetention;
   /** Stops accepting, finishes in-flight requests, flushes audit, closes storage. */
   close(): Promise<void>;
 }
@@ -46,7 +53,11 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
   try {
     const generatedAdminToken = await bootstrapAdminToken(storage, master.secretHashKey, config.adminToken);
     const events = new ServerEvents();
-    const audit = new AuditWriter(storage, { onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'audit write failed; the requests it recorded failed with 503') });
+    let detection: DetectionRunner | undefined;
+    const audit = new AuditWriter(storage, {
+      onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'audit write failed; the requests it recorded failed with 503'),
+      onCommitted: () => detection?.nudge(),
+    });
     events.on((type, payload) => audit.commit(type, payload));
     const keys = new KeyRing(storage, master);
     const revocations = new RevocationLog(storage, config.issuer, config.maxAccessTokenTtl + config.clockSkew);
@@ -74,7 +85,26 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       reloadKeys();
     });
     const checkpointer = new AuditCheckpointer(storage, keys, config.issuer);
-    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls, audit, checkpointer });
+    const webhooks = config.alertWebhooks.length > 0
+      ? new WebhookSender({
+        urls: config.alertWebhooks, secret: config.alertWebhookSecret!, attempts: config.alertWebhookAttempts,
+        onGiveUp: (alert, url, lastError) => {
+          logger.warn({ alert: alert.id, url }, `alert webhook gave up: ${lastError}`);
+          events.emit('alert.delivery_failed', { actor: 'system', subject: `alert:${alert.id}`, outcome: 'failure', reason: lastError, detail: { alert_id: alert.id, url } }).catch(() => undefined);
+        },
+      })
+      : undefined;
+    const raiser = new AlertRaiser({
+      store: storage, clients, events, cooldown: config.alertCooldown,
+      lock: { detectors: config.alertLock, seconds: config.alertLockSeconds },
+      ...(webhooks ? { deliver: (a: Parameters<WebhookSender['send']>[0]) => webhooks.send(a) } : {}),
+    });
+    detection = new DetectionRunner({
+      store: storage, detectors: buildDetectors(config), raiser, interval: config.detectInterval,
+      onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'detection pass failed; will retry'),
+    });
+    const retention = new AuditRetention({ store: storage, checkpointer, events, retention: config.auditRetention });
+    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls, audit, checkpointer, retention });
     checkpointer.start(config.auditCheckpointInterval, (err) => logger.warn({ err: { message: (err as Error).message } }, 'audit checkpoint failed; will retry'));
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
@@ -85,16 +115,25 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       storage.purgeExpired(Math.floor(Date.now() / 1000)).catch((err: Error) => logger.warn({ err: { message: err.message } }, 'purge failed'));
     }, 60_000);
     purge.unref();
+    detection.start();
+    const prune = (): void => void retention.prune().catch((err: Error) => logger.warn({ err: { message: err.message } }, 'audit pruning failed; will retry'));
+    const pruneTimer = config.auditRetention > 0 ? setInterval(prune, Math.min(3600, Math.max(60, config.auditRetention / 10)) * 1000) : undefined;
+    pruneTimer?.unref();
+    if (config.auditRetention > 0) prune();
+    const detectionRunner = detection;
     let closing: Promise<void> | undefined;
     return {
-      app, config, storage, url, issuer: config.issuer, caPem: tls?.caPem, generatedAdminToken, audit, rotator,
+      app, config, storage, url, issuer: config.issuer, caPem: tls?.caPem, generatedAdminToken, audit, rotator, detection: detectionRunner, retention,
       close() {
         closing ??= (async () => {
           clearInterval(purge);
+          if (pruneTimer) clearInterval(pruneTimer);
           await rotator.stop();
           checkpointer.stop();
           unlisten();
           await app.close();
+          await detectionRunner.stop();
+          await webhooks?.close();
           await audit.close();
           // Pin what this process wrote last.
           await checkpointer.checkpoint().catch(() => undefined);

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { invalidRequest } from '../errors.ts';
 import type { AuditCheckpointer } from '../audit/audit_checkpointer.ts';
+import type { AuditRetention } from '../audit/audit_retention.ts';
 import { verifyAuditChain } from '../audit/audit_chain_verify.ts';
 import type { AuditWriter } from '../audit/audit_writer.ts';
 import type { KeyRing } from '../keys/key_ring.ts';
@@ -11,6 +12,7 @@ export interface AuditAdminDeps {
   keys: Pick<KeyRing, 'publishedKey'>;
   writer: Pick<AuditWriter, 'flush'>;
   checkpointer: Pick<AuditCheckpointer, 'checkpoint'>;
+  retention: Pick<AuditRetention, 'prune'>;
   requireAdmin: (request: FastifyRequest) => Promise<void>;
 }
 
@@ -58,6 +60,16 @@ export function registerAuditAdmin(app: FastifyInstance, deps: AuditAdminDeps): 
   app.get('/admin/audit/checkpoints', async (request) => {
     await deps.requireAdmin(request);
     return { checkpoints: await deps.store.listAuditCheckpoints() };
+  });
+
+  /** Prunes events recorded before `before` (RFC 3339) now, anchored like the scheduled retention. */
+  app.post('/admin/audit/prune', async (request) => {
+    await deps.requireAdmin(request);
+    const before = (request.query as Record<string, unknown>).before;
+    if (typeof before !== 'string' || !RFC3339.test(before)) throw invalidRequest('before must be given once, an RFC 3339 UTC time such as 2026-11-28T10:00:00Z');
+    if (Date.parse(before) > Date.now()) throw invalidRequest('before must not be in the future');
+    const r = await deps.retention.prune({ before });
+    return { pruned: r.pruned, through_seq: r.throughSeq };
   });
 
   app.post('/admin/audit/checkpoints', async (request) => {

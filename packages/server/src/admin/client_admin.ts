@@ -27,7 +27,7 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     await deps.requireAdmin(request);
     const client = await deps.clients.getClient((request.params as { clientId: string }).clientId);
     if (!client) throw notFound();
-    return { ...clientInformation(deps.issuer, client), disabled: client.disabled };
+    return { ...clientInformation(deps.issuer, client), disabled: client.disabled, locked_until: lockedUntil(client.lockedUntil) };
   });
 
   /**
@@ -44,6 +44,15 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     await deps.revocations.revokeNotBefore('client', clientId);
     await deps.events.emit('client.revoked', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
     return { ...clientInformation(deps.issuer, disabled), disabled: true };
+  });
+
+  /** Lifts a lock a detector's response put on the client. */
+  app.post('/admin/clients/:clientId/unlock', async (request) => {
+    await deps.requireAdmin(request);
+    const { clientId } = request.params as { clientId: string };
+    if (!(await deps.clients.lockClient(clientId, null))) throw notFound();
+    await deps.events.emit('client.unlocked', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    return { client_id: clientId, locked_until: null };
   });
 
   /** Every token whose subject is `sub`, issued until now, is revoked (a subject not-before entry). */
@@ -65,4 +74,9 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     await deps.events.emit('client.deleted', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
     return reply.code(204).send();
   });
+}
+
+/** A lock still in force, as RFC 3339; null when there is none or it has passed. */
+function lockedUntil(until: number | null): string | null {
+  return until !== null && until > Date.now() / 1000 ? new Date(until * 1000).toISOString() : null;
 }

@@ -23,6 +23,8 @@ export interface ChainReport {
   /** Chained events checked. */
   checked: number;
   head: { seq: number; hash: string } | null;
+  /** Set when older events were pruned: the chain starts after this signed anchor. */
+  prunedThrough?: number;
   /** The first bad position, when not ok. */
   firstBad?: { seq: number; problem: ChainProblem };
   checkpoints: { total: number; verified: number; unverifiable: number };
@@ -57,6 +59,9 @@ export async function verifyAuditChain(store: Pick<AuditStore, 'queryAuditEvents
   let prev: string | undefined;
   let expected: number | undefined;
   let after = 0;
+  // After retention pruning the chain starts at a checkpointed anchor, which an `audit.pruned`
+  // event inside the chain must name; a start anywhere else means the beginning was deleted.
+  let anchor: { seq: number; hash: string; confirmed: boolean } | undefined;
   for (;;) {
     const page = await store.queryAuditEvents({ after, limit: 1000 });
     if (page.length === 0) break;
@@ -65,18 +70,25 @@ export async function verifyAuditChain(store: Pick<AuditStore, 'queryAuditEvents
       if (r.hash === null && prev === undefined) continue; // written before the chain existed
       if (expected === undefined) {
         // The chain's first event must start from the genesis value.
-        if (r.prevHash !== GENESIS) return fail(r.seq, 'chain_broken');
+        if (r.prevHash !== GENESIS) {
+          const cp = pinned.get(r.seq - 1);
+          if (!cp || cp.hash !== r.prevHash) return fail(r.seq - 1, 'missing');
+          anchor = { seq: cp.seq, hash: cp.hash, confirmed: false };
+        }
       } else if (r.seq !== expected) return fail(expected, 'missing');
       else if (r.prevHash !== prev) return fail(r.seq, 'chain_broken');
       if (r.hash === null || chainHash(r.prevHash as string, r.seq, auditParams(r)) !== r.hash) return fail(r.seq, 'content_changed');
       const cp = pinned.get(r.seq);
       if (cp && cp.hash !== r.hash) return fail(r.seq, 'checkpoint_mismatch');
+      if (anchor && r.type === 'audit.pruned' && r.detail?.through_seq === anchor.seq && r.detail?.hash === anchor.hash) anchor.confirmed = true;
       prev = r.hash;
       expected = r.seq + 1;
       report.checked++;
       report.head = { seq: r.seq, hash: r.hash };
     }
   }
+  if (anchor && !anchor.confirmed) return fail(anchor.seq, 'missing');
+  if (anchor) report.prunedThrough = anchor.seq;
   // A checkpoint beyond the head: events after it were deleted.
   const beyond = checkpoints.find((c) => report.head === null || c.seq > report.head.seq);
   if (beyond) return fail(report.head ? report.head.seq + 1 : beyond.seq, 'missing');

@@ -20,10 +20,15 @@ export class AuditCheckpointer {
   async checkpoint(): Promise<number | undefined> {
     const head = await this.store.auditHead();
     if (!head) return undefined;
-    const time = new Date().toISOString();
-    const { jws, kid } = this.keys.signDocument({ iss: this.issuer, seq: head.seq, hash: head.hash, time }, CHECKPOINT_TYP);
-    await this.store.addAuditCheckpoint({ seq: head.seq, hash: head.hash, time, kid, signature: jws });
+    await this.checkpointAt(head.seq, head.hash);
     return head.seq;
+  }
+
+  /** Signs the chain at one position (the anchor a prune leaves behind). */
+  async checkpointAt(seq: number, hash: string): Promise<void> {
+    const time = new Date().toISOString();
+    const { jws, kid } = this.keys.signDocument({ iss: this.issuer, seq, hash, time }, CHECKPOINT_TYP);
+    await this.store.addAuditCheckpoint({ seq, hash, time, kid, signature: jws });
   }
 
   start(intervalSeconds: number, onError: (err: unknown) => void): void {

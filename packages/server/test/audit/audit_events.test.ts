@@ -48,7 +48,7 @@ describe('audit events from day one, and no secret in any log or audit row', () 
     }
     const failed = of('client.auth_failed');
     assert.equal(failed.length, 1);
-    assert.equal(failed[0]!.reason, 'invalid_client');
+    assert.equal(failed[0]!.reason, 'bad_secret');
     assert.equal(failed[0]!.outcome, 'failure');
     const issuedEv = of('token.issued');
     assert.equal(issuedEv.length, 1);

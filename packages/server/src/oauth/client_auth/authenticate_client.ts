@@ -54,13 +54,14 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
       if (!client) {
         // Same work as a known client, so timing does not reveal which ids exist.
         await creds.verify({ clientId: '', metadata: { grant_types: [], token_endpoint_auth_method: method.method, audiences: [] }, secretHash: null, registrationTokenHash: '', createdAt: 0, updatedAt: 0, disabled: true, lockedUntil: null }).catch(() => {});
-        throw invalidClient('client authentication failed');
+        throw invalidClient('client authentication failed', 'unknown_client');
       }
-      if (client.metadata.token_endpoint_auth_method !== method.method) throw invalidClient(`client is registered for ${client.metadata.token_endpoint_auth_method}`);
+      if (client.metadata.token_endpoint_auth_method !== method.method) throw invalidClient(`client is registered for ${client.metadata.token_endpoint_auth_method}`, 'wrong_method');
       await creds.verify(client);
-      if (client.disabled) throw invalidClient('client is disabled');
+      if (client.disabled) throw invalidClient('client is disabled', 'client_disabled');
+      if (client.lockedUntil !== null && client.lockedUntil > Date.now() / 1000) throw invalidClient('client is locked after suspicious activity', 'client_locked');
       const formClientId = form.get('client_id')?.[0];
-      if (formClientId !== undefined && formClientId !== client.clientId) throw invalidClient('client_id does not match the authenticated client');
+      if (formClientId !== undefined && formClientId !== client.clientId) throw invalidClient('client_id does not match the authenticated client', 'client_id_mismatch');
       return { client, method: method.method };
     } catch (err) {
       if (err instanceof OAuthError) {
@@ -69,8 +70,8 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
           ...base,
           ...(clientId ? { client_id: clientId.slice(0, 128) } : {}),
           outcome: 'failure',
-          reason: err.status === 429 ? 'rate_limited' : err.error,
-          detail: { method: method.method, description: err.message },
+          reason: err.status === 429 ? 'rate_limited' : (err.reason ?? err.error),
+          detail: { method: method.method, description: err.message, ...(err.reason === 'client_id_mismatch' ? { presented_client_id: String(form.get('client_id')?.[0]).slice(0, 128) } : {}) },
         });
         // RFC 6749 §5.2: 401 with WWW-Authenticate naming the scheme the client tried.
         if (err.error === 'invalid_client' && err.status === 401 && method.method !== 'client_secret_basic') {

@@ -11,12 +11,12 @@ export function clientSecretPost(secretHashKey: Buffer): ClientAuthMethod {
     read(form) {
       const secret = param(form, 'client_secret') as string;
       const clientId = param(form, 'client_id');
-      if (!clientId) throw invalidClient('client_secret_post needs client_id');
+      if (!clientId) throw invalidClient('client_secret_post needs client_id', 'malformed_credentials');
       return {
         method: 'client_secret_post',
         clientId,
         async verify(client) {
-          if (!verifySecret(secretHashKey, secret, client.secretHash)) throw invalidClient('client authentication failed');
+          if (!verifySecret(secretHashKey, secret, client.secretHash)) throw invalidClient('client authentication failed', 'bad_secret');
         },
       };
     },

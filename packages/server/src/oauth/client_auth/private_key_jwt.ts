@@ -51,17 +51,17 @@ export function privateKeyJwt(deps: PrivateKeyJwtDeps): ClientAuthMethod {
       try {
         iss = decodeJwt(assertion).iss;
       } catch {
-        throw invalidClient('client_assertion is not a JWT');
+        throw invalidClient('client_assertion is not a JWT', 'malformed_credentials');
       }
-      if (typeof iss !== 'string' || iss.length === 0) throw invalidClient('client_assertion has no iss');
+      if (typeof iss !== 'string' || iss.length === 0) throw invalidClient('client_assertion has no iss', 'malformed_credentials');
       const formClientId = param(form, 'client_id');
-      if (formClientId !== undefined && formClientId !== iss) throw invalidClient('client_id does not match the assertion issuer');
+      if (formClientId !== undefined && formClientId !== iss) throw invalidClient('client_id does not match the assertion issuer', 'client_id_mismatch');
 
       return {
         method: 'private_key_jwt',
         clientId: iss,
         async verify(client) {
-          if (!client.metadata.jwks && !client.metadata.jwks_uri) throw invalidClient('client has no registered keys');
+          if (!client.metadata.jwks && !client.metadata.jwks_uri) throw invalidClient('client has no registered keys', 'assertion_invalid');
           const alg = client.metadata.token_endpoint_auth_signing_alg;
           let payload;
           try {
@@ -75,16 +75,16 @@ export function privateKeyJwt(deps: PrivateKeyJwtDeps): ClientAuthMethod {
               clockTolerance: deps.clockSkew,
             }));
           } catch (err) {
-            if (err instanceof joseErrors.JOSEError) throw invalidClient(`client_assertion rejected (${err.code})`);
+            if (err instanceof joseErrors.JOSEError) throw invalidClient(`client_assertion rejected (${err.code})`, 'assertion_invalid');
             throw err;
           }
           const now = Math.floor(Date.now() / 1000);
           const exp = payload.exp as number;
-          if (exp > now + MAX_ASSERTION_LIFETIME + deps.clockSkew) throw invalidClient(`client_assertion exp is more than ${MAX_ASSERTION_LIFETIME}s ahead`);
-          if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) throw invalidClient('client_assertion jti is invalid');
+          if (exp > now + MAX_ASSERTION_LIFETIME + deps.clockSkew) throw invalidClient(`client_assertion exp is more than ${MAX_ASSERTION_LIFETIME}s ahead`, 'assertion_invalid');
+          if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) throw invalidClient('client_assertion jti is invalid', 'assertion_invalid');
           // RFC 7523 §3 item 7: a jti is single-use until the assertion can no longer be valid.
           const fresh = await deps.replay.useOnce(`assertion:${client.clientId}:${payload.jti}`, exp + deps.clockSkew);
-          if (!fresh) throw invalidClient('client_assertion was already used');
+          if (!fresh) throw invalidClient('client_assertion was already used', 'assertion_replayed');
         },
       };
     },

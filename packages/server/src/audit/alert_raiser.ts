@@ -1,0 +1,62 @@
+import type { ServerEvents } from '../events.ts';
+import type { AlertRecord, AlertStore, ClientStore } from '../storage/ports.ts';
+import type { Finding } from './detectors/index.ts';
+
+export interface AlertRaiserDeps {
+  store: Pick<AlertStore, 'insertAlert'>;
+  clients: Pick<ClientStore, 'lockClient'>;
+  events: ServerEvents;
+  /** Seconds during which the same detector and key raise no second alert. */
+  cooldown: number;
+  /** Detectors whose alerts lock the client they name, and for how long. */
+  lock: { detectors: readonly string[]; seconds: number };
+  /** Where stored alerts go next (webhooks). */
+  deliver?: (alert: AlertRecord) => void;
+  now?: () => number;
+}
+
+/**
+ * Turns findings into alerts: drops repeats within the cooldown, stores the alert, writes
+ * `alert.raised` to the audit log, takes the configured response (locking the client, itself
+ * audited as `client.locked`), and hands the alert to delivery.
+ */
+export class AlertRaiser {
+  private readonly recent = new Map<string, number>();
+  /** Findings dropped as repeats within the cooldown. */
+  suppressed = 0;
+
+  constructor(private readonly deps: AlertRaiserDeps) {}
+
+  async raise(f: Finding): Promise<AlertRecord | undefined> {
+    const now = this.deps.now?.() ?? Date.now();
+    const id = `${f.detector}|${f.key}`;
+    const last = this.recent.get(id);
+    if (last !== undefined && now - last < this.deps.cooldown * 1000) {
+      this.suppressed++;
+      return undefined;
+    }
+    this.recent.delete(id);
+    if (this.recent.size >= 100_000) this.recent.delete(this.recent.keys().next().value as string);
+    this.recent.set(id, now);
+
+    const lockUntil = f.clientId !== undefined && this.deps.lock.detectors.includes(f.detector) ? Math.floor(now / 1000) + this.deps.lock.seconds : undefined;
+    const alert = await this.deps.store.insertAlert({
+      time: new Date(now).toISOString(), detector: f.detector, severity: f.severity, key: f.key, summary: f.summary,
+      firstSeq: f.firstSeq, lastSeq: f.lastSeq, count: f.count, detail: f.detail,
+      response: lockUntil !== undefined ? `locked client ${f.clientId} until ${new Date(lockUntil * 1000).toISOString()}` : null,
+    });
+    await this.deps.events.emit('alert.raised', {
+      actor: 'system', subject: f.key, outcome: 'success', reason: f.detector,
+      ...(f.clientId !== undefined ? { client_id: f.clientId } : {}),
+      detail: { alert_id: alert.id, severity: f.severity, summary: f.summary, first_seq: f.firstSeq, last_seq: f.lastSeq, count: f.count },
+    });
+    if (lockUntil !== undefined && (await this.deps.clients.lockClient(f.clientId!, lockUntil))) {
+      await this.deps.events.emit('client.locked', {
+        actor: 'system', subject: f.clientId!, client_id: f.clientId!, outcome: 'success', reason: f.detector,
+        detail: { alert_id: alert.id, until: new Date(lockUntil * 1000).toISOString() },
+      });
+    }
+    this.deps.deliver?.(alert);
+    return alert;
+  }
+}

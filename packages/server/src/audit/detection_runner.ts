@@ -1,0 +1,73 @@
+import { randomUUID } from 'node:crypto';
+import { coalesce } from '../coalesce.ts';
+import type { AuditStore, LeaseStore, SettingsStore } from '../storage/ports.ts';
+import type { AlertRaiser } from './alert_raiser.ts';
+import type { Detector } from './detectors/index.ts';
+
+const LEASE = 'audit-detection';
+const CURSOR = 'audit.detection_cursor';
+
+export interface DetectionRunnerDeps {
+  store: Pick<AuditStore, 'queryAuditEvents' | 'auditHead'> & Pick<LeaseStore, 'tryLease'> & Pick<SettingsStore, 'getSetting' | 'setSetting'>;
+  detectors: Detector[];
+  raiser: Pick<AlertRaiser, 'raise'>;
+  /** Seconds between passes (each local commit also triggers one). */
+  interval: number;
+  onError: (err: unknown) => void;
+}
+
+/**
+ * Feeds committed audit events to the detectors, in log order, from a cursor kept in storage. One
+ * replica at a time holds the lease, so it sees every replica's events (they share one log) and
+ * each alert is raised once. A new deployment starts at the log's head, not its history.
+ */
+export class DetectionRunner {
+  private readonly holder = randomUUID();
+  private timer: NodeJS.Timeout | undefined;
+  private cursor: number | undefined;
+  private stopped = false;
+  /** Runs a pass now, or right after the one running. */
+  readonly nudge: () => void;
+  private idle: Promise<void> = Promise.resolve();
+
+  constructor(private readonly deps: DetectionRunnerDeps) {
+    this.nudge = coalesce(() => (this.idle = this.pass()), deps.onError);
+  }
+
+  start(): void {
+    this.timer = setInterval(this.nudge, this.deps.interval * 1000);
+    this.timer.unref();
+    this.nudge();
+  }
+
+  /** One pass: everything committed since the cursor. */
+  async pass(): Promise<void> {
+    if (this.stopped) return;
+    const leader = await this.deps.store.tryLease(LEASE, this.holder, Date.now() + Math.max(this.deps.interval * 3, 10) * 1000);
+    if (!leader) {
+      this.cursor = undefined; // another replica runs detection; re-read the cursor if this one takes over
+      return;
+    }
+    if (this.cursor === undefined) {
+      const stored = await this.deps.store.getSetting(CURSOR);
+      this.cursor = stored !== undefined ? Number(stored) : ((await this.deps.store.auditHead())?.seq ?? 0);
+    }
+    for (;;) {
+      const page = await this.deps.store.queryAuditEvents({ after: this.cursor, limit: 1000 });
+      if (page.length === 0 || this.stopped) return;
+      for (const e of page) {
+        for (const d of this.deps.detectors) {
+          for (const f of d.observe(e)) await this.deps.raiser.raise(f);
+        }
+        this.cursor = e.seq;
+      }
+      await this.deps.store.setSetting(CURSOR, String(this.cursor));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.idle.catch(() => undefined);
+  }
+}

@@ -1,0 +1,31 @@
+import type { AuditRecord } from '../../storage/ports.ts';
+import { eventMs, type Detector, type Finding } from './types.ts';
+import { WindowCounter } from './window_counter.ts';
+
+/** `Service::"orders"` → `orders`: the client id of a service principal. */
+const SERVICE_PRINCIPAL = /^Service::"([^"\\]{1,128})"$/;
+
+/**
+ * Bursts of denied permission decisions for one principal — a service probing what it may do,
+ * or moving laterally with a stolen identity. Counted per principal across every reporting
+ * service: `threshold` denials within `windowSeconds`.
+ */
+export function deniedDecisionsBurst(options: { threshold: number; windowSeconds: number }): Detector {
+  const perActor = new WindowCounter(options.threshold, options.windowSeconds * 1000);
+  return {
+    name: 'denied_decisions_burst',
+    observe(e: AuditRecord): Finding[] {
+      if (e.type !== 'authz.decision' || e.outcome !== 'failure') return [];
+      const where = `${String(e.detail?.service ?? e.client_id ?? '?')} ${String(e.detail?.target ?? '')}`.trim();
+      const b = perActor.add(e.actor, eventMs(e), e.seq, where);
+      if (!b) return [];
+      const service = SERVICE_PRINCIPAL.exec(e.actor)?.[1];
+      return [{
+        detector: 'denied_decisions_burst', severity: 'medium', key: `actor:${e.actor}`,
+        summary: `${b.count} denied permission decisions for ${e.actor} within ${options.windowSeconds}s`,
+        ...(service ? { clientId: service } : {}),
+        firstSeq: b.firstSeq, lastSeq: e.seq, count: b.count, detail: { reported_by_and_targets: b.tags },
+      }];
+    },
+  };
+}

@@ -1,0 +1,25 @@
+import type { AuditRecord } from '../../storage/ports.ts';
+import type { Detector, Finding } from './types.ts';
+
+/**
+ * A request for an identity the caller does not own: a client that authenticated as itself but
+ * asked in the same request to be another client (`client_id` naming someone else), or an
+ * assertion whose issuer is not the `client_id` it came with. Certificate requests for another
+ * workload's identity (the workload-identity issue) report here too.
+ */
+export function identityMismatch(): Detector {
+  return {
+    name: 'identity_mismatch',
+    observe(e: AuditRecord): Finding[] {
+      if (e.type !== 'client.auth_failed' || e.reason !== 'client_id_mismatch') return [];
+      const claimed = String(e.detail?.presented_client_id ?? 'another client');
+      const who = e.client_id;
+      return [{
+        detector: 'identity_mismatch', severity: 'high', key: who !== undefined ? `client:${who}` : `ip:${e.source_ip ?? '?'}`,
+        summary: who !== undefined ? `client "${who}" asked to act as "${claimed}"` : `a client assertion's issuer did not match the client_id sent with it (from ${e.source_ip ?? '?'})`,
+        ...(who !== undefined ? { clientId: who } : {}),
+        firstSeq: e.seq, lastSeq: e.seq, count: 1, detail: { presented_client_id: claimed, source_ip: e.source_ip ?? null },
+      }];
+    },
+  };
+}

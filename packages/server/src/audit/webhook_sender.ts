@@ -1,0 +1,81 @@
+import { createHmac } from 'node:crypto';
+import type { AlertRecord } from '../storage/ports.ts';
+
+export interface WebhookSenderOptions {
+  urls: readonly string[];
+  secret: string;
+  /** Attempts per URL; waits 1 s, 2 s, 4 s ... between them (times `baseDelayMs / 1000`). */
+  attempts: number;
+  baseDelayMs?: number;
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+  /** Called once per URL that never accepted the alert. */
+  onGiveUp: (alert: AlertRecord, url: string, lastError: string) => void;
+}
+
+/**
+ * `Latchkey-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` — the scheme
+ * Stripe and others use, so a receiver checks the body and rejects replays older than it allows.
+ */
+export function signWebhook(secret: string, body: string, t: number): string {
+  return `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`;
+}
+
+/**
+ * Delivers each alert to every configured URL as a signed JSON POST, in the background, retrying
+ * network errors, 429 and 5xx with exponential backoff. A 2xx is delivered; another 4xx is final.
+ * Deliveries live in memory: ones still retrying when the IdP stops are not resumed (the alert
+ * itself is stored and in the audit log).
+ */
+export class WebhookSender {
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private closed = false;
+
+  constructor(private readonly o: WebhookSenderOptions) {}
+
+  send(alert: AlertRecord): void {
+    if (this.closed) return;
+    const body = JSON.stringify({ type: 'latchkey.alert', alert });
+    for (const url of this.o.urls) this.attempt(alert, url, body, 1);
+  }
+
+  private attempt(alert: AlertRecord, url: string, body: string, n: number): void {
+    const f = this.o.fetch ?? globalThis.fetch;
+    const run = (async () => {
+      let error: string;
+      try {
+        const res = await f(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'latchkey-signature': signWebhook(this.o.secret, body, Math.floor(Date.now() / 1000)), 'latchkey-alert-id': String(alert.id) },
+          body,
+          signal: AbortSignal.timeout(this.o.timeoutMs ?? 5000),
+          redirect: 'manual',
+        });
+        await res.arrayBuffer().catch(() => undefined);
+        if (res.status >= 200 && res.status < 300) return;
+        error = `HTTP ${res.status}`;
+        if (res.status < 500 && res.status !== 429 && res.status !== 408) return this.o.onGiveUp(alert, url, error);
+      } catch (err) {
+        error = (err as Error).name === 'TimeoutError' ? 'timed out' : 'unreachable';
+      }
+      if (n >= this.o.attempts || this.closed) return this.o.onGiveUp(alert, url, error);
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        this.attempt(alert, url, body, n + 1);
+      }, (this.o.baseDelayMs ?? 1000) * 2 ** (n - 1));
+      timer.unref();
+      this.timers.add(timer);
+    })();
+    this.inFlight.add(run);
+    void run.finally(() => this.inFlight.delete(run));
+  }
+
+  /** Stops retrying; waits for requests already sent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await Promise.allSettled([...this.inFlight]);
+  }
+}
