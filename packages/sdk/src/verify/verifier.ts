@@ -3,6 +3,7 @@ import { ACCESS_TOKEN_TYP, parseCompactJws, verifyJws, type AccessTokenClaims } 
 import { FeedClient, type FeedState } from './feed_client.ts';
 import { JwksCache } from './jwks_cache.ts';
 import { RevocationSet } from './revocation_set.ts';
+import type { AuditQueue } from '../audit/audit_queue.ts';
 import { VerifyError } from './verify_error.ts';
 
 /** Options of {@link createVerifier}. Durations are in seconds. */
@@ -27,6 +28,12 @@ export interface VerifierOptions {
   cacheSize?: number;
   /** Poll interval of the revocation feed while its stream is down (default 10). */
   pollInterval?: number;
+  /**
+   * An audit queue ({@link createAuditQueue}): each rejected token is reported as a
+   * `token.rejected` event (code, jti, kid, client_id as presented — never the token), so the IdP's
+   * detectors see revoked tokens in use. Reporting never blocks or fails a verification.
+   */
+  audit?: Pick<AuditQueue, 'record' | 'dropped' | 'pending'>;
 }
 
 /** What {@link Verifier.health} reports. */
@@ -36,6 +43,8 @@ export interface VerifierHealth {
   jwks: { keys: number; ageSeconds: number | null; lastError: string | null };
   revocations: { entries: number; cursor: string; ageSeconds: number | null; feed: FeedState };
   cachedTokens: number;
+  /** The audit queue's backlog and what it had to drop, when one is attached. */
+  audit?: { pending: number; dropped: number };
 }
 
 export interface Verifier {
@@ -124,52 +133,26 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     if (createHash('sha256').update(der).digest('base64url') !== bound) throw new VerifyError('binding_mismatch', 'the token is bound to another certificate');
   };
 
-  return {
+  const report = (token: unknown, err: VerifyError): void => {
+    if (!options.audit || err.code === 'issuer_unreachable') return;
+    // What the token claims, unverified: enough to find it in the IdP's log, never the token itself.
+    const jws = typeof token === 'string' && token.length <= 8192 ? parseCompactJws(token) : undefined;
+    const p = jws?.payload ?? {};
+    const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 && v.length <= 256 ? v : undefined);
+    const clientId = str(p.client_id);
+    const detail: Record<string, unknown> = { why: err.message };
+    for (const [k, v] of [['jti', str(p.jti)], ['kid', str(jws?.header.kid)], ['token_client_id', clientId], ['iss', str(p.iss)]] as const) if (v !== undefined) detail[k] = v;
+    options.audit.record({ type: 'token.rejected', outcome: 'failure', actor: clientId ?? 'unknown', ...(str(p.sub) ? { subject: str(p.sub)! } : {}), reason: err.code, detail });
+  };
+
+  const verifier: Verifier = {
     async verify(token, opts = {}) {
-      const now = Math.floor(Date.now() / 1000);
-      if (Date.now() - lastContact() > maxStalenessMs) throw new VerifyError('issuer_unreachable', 'the IdP has been unreachable for longer than the allowed staleness');
-      if (typeof token !== 'string' || token.length === 0 || token.length > 8192) throw new VerifyError('token_malformed', 'not a compact JWS');
-      const hit = cache.get(token);
-      if (hit) {
-        checkTime(hit.claims, now);
-        const why = revocations.check(hit.kid, hit.claims);
-        if (why) throw new VerifyError('token_revoked', why);
-        checkBinding(hit.claims, opts.mtlsCertificate);
-        cache.delete(token);
-        cache.set(token, hit);
-        return hit.claims;
+      try {
+        return await verifyToken(token, opts);
+      } catch (err) {
+        if (err instanceof VerifyError) report(token, err);
+        throw err;
       }
-      const jws = parseCompactJws(token);
-      if (!jws) throw new VerifyError('token_malformed', 'not a compact JWS');
-      const { header, payload } = jws;
-      // RFC 8725 §3.1 / §2.1: only the allowlisted asymmetric algorithms; never none or HMAC.
-      if (typeof header.alg !== 'string' || !ALLOWED.has(header.alg)) throw new VerifyError('algorithm_not_allowed', 'algorithm not allowed');
-      // RFC 7515 §4.1.11: a critical extension we do not understand must be refused.
-      if (header.crit !== undefined) throw new VerifyError('critical_header_unsupported', 'unsupported critical header');
-      // RFC 9068 §4: the typ of an access token.
-      const typ = typeof header.typ === 'string' ? header.typ.toLowerCase() : '';
-      if (typ !== ACCESS_TOKEN_TYP && typ !== 'application/at+jwt') throw new VerifyError('wrong_type', 'not an RFC 9068 access token');
-      if (!isStr(header.kid)) throw new VerifyError('key_unknown', 'the token names no key');
-      if (revocations.keyRevoked(header.kid)) throw new VerifyError('token_revoked', 'its signing key was revoked');
-      // jku, x5u, jwk and x5c are never read: keys come from the issuer's JWKS only.
-      const key = await jwks.resolve(header.kid);
-      if (!key) throw new VerifyError('key_unknown', 'the signing key is not in the issuer JWKS');
-      if (key.alg !== header.alg) throw new VerifyError('algorithm_not_allowed', 'the algorithm does not match the key');
-      if (!verifyJws(key.alg, key.key, jws.signingInput, jws.signature)) throw new VerifyError('signature_invalid', 'signature verification failed');
-      if (payload.iss !== options.issuer) throw new VerifyError('wrong_issuer', 'unexpected issuer');
-      const aud = payload.aud;
-      if (!(aud === options.audience || (Array.isArray(aud) && aud.includes(options.audience)))) throw new VerifyError('wrong_audience', 'the token is not for this audience');
-      if (!isNum(payload.exp) || !isNum(payload.iat) || (payload.nbf !== undefined && !isNum(payload.nbf)) || !isStr(payload.jti) || !isStr(payload.sub) || !isStr(payload.client_id)) {
-        throw new VerifyError('claims_invalid', 'required claims are missing or malformed');
-      }
-      const claims = payload as unknown as AccessTokenClaims;
-      checkTime(claims, now);
-      const why = revocations.check(key.kid, claims);
-      if (why) throw new VerifyError('token_revoked', why);
-      checkBinding(claims, opts.mtlsCertificate);
-      if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
-      cache.set(token, { claims, kid: key.kid });
-      return claims;
     },
     health() {
       const age = (t: number) => (t > 0 ? Math.round((Date.now() - t) / 1000) : null);
@@ -178,6 +161,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
         jwks: { keys: jwks.size, ageSeconds: age(jwks.lastSuccess), lastError: jwks.lastError ?? null },
         revocations: { entries: revocations.size, cursor: revocations.cursor, ageSeconds: age(feed?.lastContact ?? 0), feed: feed?.state ?? 'off' },
         cachedTokens: cache.size,
+        ...(options.audit ? { audit: { pending: options.audit.pending, dropped: options.audit.dropped } } : {}),
       };
     },
     close() {
@@ -185,4 +169,52 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
       feed?.close();
     },
   };
+  return verifier;
+
+  async function verifyToken(token: string, opts: { mtlsCertificate?: X509Certificate | Buffer }): Promise<AccessTokenClaims> {
+    const now = Math.floor(Date.now() / 1000);
+    if (Date.now() - lastContact() > maxStalenessMs) throw new VerifyError('issuer_unreachable', 'the IdP has been unreachable for longer than the allowed staleness');
+    if (typeof token !== 'string' || token.length === 0 || token.length > 8192) throw new VerifyError('token_malformed', 'not a compact JWS');
+    const hit = cache.get(token);
+    if (hit) {
+      checkTime(hit.claims, now);
+      const why = revocations.check(hit.kid, hit.claims);
+      if (why) throw new VerifyError('token_revoked', why);
+      checkBinding(hit.claims, opts.mtlsCertificate);
+      cache.delete(token);
+      cache.set(token, hit);
+      return hit.claims;
+    }
+    const jws = parseCompactJws(token);
+    if (!jws) throw new VerifyError('token_malformed', 'not a compact JWS');
+    const { header, payload } = jws;
+    // RFC 8725 §3.1 / §2.1: only the allowlisted asymmetric algorithms; never none or HMAC.
+    if (typeof header.alg !== 'string' || !ALLOWED.has(header.alg)) throw new VerifyError('algorithm_not_allowed', 'algorithm not allowed');
+    // RFC 7515 §4.1.11: a critical extension we do not understand must be refused.
+    if (header.crit !== undefined) throw new VerifyError('critical_header_unsupported', 'unsupported critical header');
+    // RFC 9068 §4: the typ of an access token.
+    const typ = typeof header.typ === 'string' ? header.typ.toLowerCase() : '';
+    if (typ !== ACCESS_TOKEN_TYP && typ !== 'application/at+jwt') throw new VerifyError('wrong_type', 'not an RFC 9068 access token');
+    if (!isStr(header.kid)) throw new VerifyError('key_unknown', 'the token names no key');
+    if (revocations.keyRevoked(header.kid)) throw new VerifyError('token_revoked', 'its signing key was revoked');
+    // jku, x5u, jwk and x5c are never read: keys come from the issuer's JWKS only.
+    const key = await jwks.resolve(header.kid);
+    if (!key) throw new VerifyError('key_unknown', 'the signing key is not in the issuer JWKS');
+    if (key.alg !== header.alg) throw new VerifyError('algorithm_not_allowed', 'the algorithm does not match the key');
+    if (!verifyJws(key.alg, key.key, jws.signingInput, jws.signature)) throw new VerifyError('signature_invalid', 'signature verification failed');
+    if (payload.iss !== options.issuer) throw new VerifyError('wrong_issuer', 'unexpected issuer');
+    const aud = payload.aud;
+    if (!(aud === options.audience || (Array.isArray(aud) && aud.includes(options.audience)))) throw new VerifyError('wrong_audience', 'the token is not for this audience');
+    if (!isNum(payload.exp) || !isNum(payload.iat) || (payload.nbf !== undefined && !isNum(payload.nbf)) || !isStr(payload.jti) || !isStr(payload.sub) || !isStr(payload.client_id)) {
+      throw new VerifyError('claims_invalid', 'required claims are missing or malformed');
+    }
+    const claims = payload as unknown as AccessTokenClaims;
+    checkTime(claims, now);
+    const why = revocations.check(key.kid, claims);
+    if (why) throw new VerifyError('token_revoked', why);
+    checkBinding(claims, opts.mtlsCertificate);
+    if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
+    cache.set(token, { claims, kid: key.kid });
+    return claims;
+  }
 }

@@ -28,10 +28,10 @@ export class DetectionRunner {
   private stopped = false;
   /** Runs a pass now, or right after the one running. */
   readonly nudge: () => void;
-  private idle: Promise<void> = Promise.resolve();
+  private chain: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: DetectionRunnerDeps) {
-    this.nudge = coalesce(() => (this.idle = this.pass()), deps.onError);
+    this.nudge = coalesce(() => this.pass(), deps.onError);
   }
 
   start(): void {
@@ -40,8 +40,14 @@ export class DetectionRunner {
     this.nudge();
   }
 
-  /** One pass: everything committed since the cursor. */
-  async pass(): Promise<void> {
+  /** One pass over everything committed since the cursor; passes never overlap. */
+  pass(): Promise<void> {
+    const p = this.chain.then(() => this.passOnce());
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async passOnce(): Promise<void> {
     if (this.stopped) return;
     const leader = await this.deps.store.tryLease(LEASE, this.holder, Date.now() + Math.max(this.deps.interval * 3, 10) * 1000);
     if (!leader) {
@@ -68,6 +74,6 @@ export class DetectionRunner {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    await this.idle.catch(() => undefined);
+    await this.chain;
   }
 }
