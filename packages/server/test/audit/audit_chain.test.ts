@@ -120,8 +120,58 @@ for (const backend of backends) {
         assert.deepEqual((await verify(t)).firstBad, { seq: Number(head!.seq), problem: 'checkpoint_mismatch' });
       });
     });
+
+    test('retention: pruning old events leaves a signed anchor and an audit.pruned event; the rest verifies', async () => {
+      await withHistory(backend, async (t, sql) => {
+        await new Promise((r) => setTimeout(r, 30));
+        const cutoff = new Date().toISOString();
+        await new Promise((r) => setTimeout(r, 30));
+        const c = await t.register({ audiences: [AUD] });
+        for (let i = 0; i < 3; i++) await t.post('/token', { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
+        const [old] = await sql('SELECT COUNT(*) AS n, MAX(seq) AS seq FROM audit_events WHERE time < ?', [cutoff]);
+        const res = await admin(t, `/admin/audit/prune?before=${cutoff}`, 'POST');
+        assert.equal(res.status, 200);
+        assert.deepEqual(res.body, { pruned: Number(old!.n), through_seq: Number(old!.seq) });
+        const [left] = await sql('SELECT MIN(seq) AS seq FROM audit_events');
+        assert.equal(Number(left!.seq), Number(old!.seq) + 1);
+        const r = await verify(t);
+        assert.equal(r.ok, true, JSON.stringify(r));
+        assert.equal(r.prunedThrough, Number(old!.seq));
+        const pruned = (await admin(t, '/admin/audit?type=audit.pruned')).body.events;
+        assert.equal(pruned.length, 1);
+        assert.equal(pruned[0].detail.through_seq, Number(old!.seq));
+        // Deleting more from the start, without a prune of its own, is named.
+        await sql('DELETE FROM audit_events WHERE seq <= ?', [Number(old!.seq) + 2]);
+        assert.deepEqual((await verify(t)).firstBad, { seq: Number(old!.seq) + 2, problem: 'missing' });
+      });
+    });
+
+    test('deleting the oldest events is named; a prune with a bad time is refused', async () => {
+      await withHistory(backend, async (t, sql) => {
+        await sql('DELETE FROM audit_events WHERE seq <= 3');
+        assert.deepEqual((await verify(t)).firstBad, { seq: 3, problem: 'missing' });
+        for (const q of ['', '?before=yesterday', '?before=2999-01-01T00:00:00Z']) assert.equal((await admin(t, `/admin/audit/prune${q}`, 'POST')).status, 400, q);
+      });
+    });
   });
 }
+
+test('scheduled retention (LATCHKEY_AUDIT_RETENTION) prunes what is older than the retention', async () => {
+  const t = await startTestIdp({ config: { auditRetention: 60 } });
+  try {
+    const c = await t.register({ audiences: [AUD] });
+    await t.post('/token', { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
+    const before = (await t.idp.storage.queryAuditEvents({ limit: 1000 })).length;
+    const r = await t.idp.retention.prune({ now: Date.now() + 61_000 });
+    assert.equal(r.pruned, before);
+    const rest = await t.idp.storage.queryAuditEvents({ limit: 1000 });
+    assert.deepEqual(rest.map((e) => e.type), ['audit.pruned']);
+    const v = (await admin(t, '/admin/audit/verify')).body;
+    assert.equal(v.ok, true, JSON.stringify(v));
+  } finally {
+    await t.close();
+  }
+});
 
 test('admin audit query: filters, cursor pages, bad input', async () => {
   const t = await startTestIdp();
