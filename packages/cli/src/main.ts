@@ -238,6 +238,72 @@ connection(auditFilters(audit.command('export').description('every matching even
   if (opts.out) await new Promise<void>((r) => (out as import('node:fs').WriteStream).end(() => r()));
 });
 
+connection(auditFilters(audit.command('tail').description('the newest matching events as JSON lines; with -f, keep printing new ones as they are committed'))
+  .option('-n, --lines <n>', 'how many of the newest to print first', '10')
+  .option('-f, --follow', 'keep following')
+  .option('--interval <seconds>', 'poll interval while following', '1')).action(async (opts) => {
+  const ep = endpoint(opts);
+  const base = new URLSearchParams();
+  const map: Record<string, string | undefined> = { type: opts.type, actor: opts.actor, subject: opts.subject, client_id: opts.client, outcome: opts.outcome, from: opts.since, to: opts.until };
+  for (const [k, v] of Object.entries(map)) if (v !== undefined) base.set(k, v);
+  const first = new URLSearchParams(base);
+  first.set('order', 'newest');
+  const lines = Number.isInteger(Number(opts.lines)) ? Math.min(Math.max(Number(opts.lines), 0), 1000) : 10;
+  // With -n 0 the newest event still gives the cursor to follow from; it is not printed.
+  first.set('limit', String(Math.max(lines, 1)));
+  let page = (await show(await ep.fetch(`/admin/audit?${first}`, { headers: adminHeaders(opts) }))) as { events: unknown[]; cursor: string; has_more: boolean } | undefined;
+  if (!page) return;
+  for (const e of page.events.slice(page.events.length - lines)) process.stdout.write(JSON.stringify(e) + '\n');
+  let after = page.cursor;
+  while (opts.follow) {
+    const q = new URLSearchParams(base);
+    q.set('after', after);
+    q.set('limit', '1000');
+    page = (await show(await ep.fetch(`/admin/audit?${q}`, { headers: adminHeaders(opts) }))) as typeof page;
+    if (!page) return;
+    for (const e of page.events) process.stdout.write(JSON.stringify(e) + '\n');
+    after = page.cursor;
+    if (!page.has_more) await new Promise((r) => setTimeout(r, Math.max(Number(opts.interval) || 1, 0.1) * 1000));
+  }
+});
+
+connection(audit.command('prune').description('delete events recorded before a time, leaving a signed anchor so the rest still verifies')
+  .requiredOption('--before <time>', 'RFC 3339 UTC time')
+  .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (opts) => {
+  const r = (await show(await endpoint(opts).fetch(`/admin/audit/prune?before=${encodeURIComponent(opts.before)}`, { method: 'POST', headers: adminHeaders(opts) }))) as { pruned: number; through_seq: number | null } | undefined;
+  if (r) process.stdout.write(`pruned ${r.pruned} events${r.through_seq !== null ? ` (through seq ${r.through_seq})` : ''}\n`);
+});
+
+connection(program.command('alerts').description('alerts raised by the detectors, oldest first; with -f, keep printing new ones (admin)')
+  .option('--detector <name>', 'only this detector')
+  .option('--json', 'one JSON object per line')
+  .option('-f, --follow', 'keep following')
+  .option('--interval <seconds>', 'poll interval while following', '2')
+  .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (opts) => {
+  const ep = endpoint(opts);
+  let after = '0';
+  for (;;) {
+    const q = new URLSearchParams({ after, limit: '1000' });
+    if (opts.detector) q.set('detector', opts.detector);
+    const page = (await show(await ep.fetch(`/admin/alerts?${q}`, { headers: adminHeaders(opts) }))) as
+      | { alerts: { id: number; time: string; detector: string; severity: string; key: string; summary: string; response: string | null }[]; cursor: string; has_more: boolean }
+      | undefined;
+    if (!page) return;
+    for (const a of page.alerts) {
+      process.stdout.write(opts.json ? JSON.stringify(a) + '\n' : `#${a.id}\t${a.time}\t${a.severity}\t${a.detector}\t${a.key}\t${a.summary}${a.response ? `\t[${a.response}]` : ''}\n`);
+    }
+    after = page.cursor;
+    if (page.has_more) continue;
+    if (!opts.follow) return;
+    await new Promise((r) => setTimeout(r, Math.max(Number(opts.interval) || 2, 0.1) * 1000));
+  }
+});
+
+connection(client.command('unlock <client_id>').description('lift a lock that a detector response put on a client').option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (id: string, opts) => {
+  const r = await show(await endpoint(opts).fetch(`/admin/clients/${encodeURIComponent(id)}/unlock`, { method: 'POST', headers: adminHeaders(opts) }));
+  if (r) process.stdout.write(`unlocked ${id}\n`);
+});
+
 connection(audit.command('checkpoint').description('sign the chain head now').option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (opts) => {
   const r = (await show(await endpoint(opts).fetch('/admin/audit/checkpoints', { method: 'POST', headers: adminHeaders(opts) }))) as { seq: number | null } | undefined;
   if (r) process.stdout.write(`checkpoint at seq ${r.seq ?? 0}\n`);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +34,7 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
   });
 
   test('--help works for every command', async () => {
-    for (const args of [['--help'], ['serve', '--help'], ['client', '--help'], ['client', 'create', '--help'], ['token', '--help']]) {
+    for (const args of [['--help'], ['serve', '--help'], ['client', '--help'], ['client', 'create', '--help'], ['token', '--help'], ['audit', 'tail', '--help'], ['alerts', '--help']]) {
       const { stdout } = await cli(args);
       assert.match(stdout, /Usage: latchkey/);
     }
@@ -122,6 +122,41 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
     db2.prepare('UPDATE audit_events SET actor = ? WHERE seq = ?').run(all[2].actor, all[2].seq);
     db2.close();
     assert.match((await cli(['audit', 'verify'])).stdout, /^ok: /m);
+  });
+
+  test('audit tail -f follows new events; alerts lists what the detectors raised; client unlock', async () => {
+    const created = JSON.parse((await cli(['client', 'create', 'tailed', '--audience', 'https://inventory.internal'])).stdout);
+    const last3 = (await cli(['audit', 'tail', '-n', '3'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(last3.length, 3);
+    assert.equal(last3[2].type, 'client.registered');
+    assert.ok(last3[0].seq < last3[1].seq && last3[1].seq < last3[2].seq);
+
+    const follower = spawn(process.execPath, ['--import', 'tsx', MAIN, 'audit', 'tail', '-f', '-n', '0', '--type', 'client.auth_failed', '--interval', '0.2'], {
+      env: { ...process.env, LATCHKEY_URL: url, LATCHKEY_DATA_DIR: dir, LATCHKEY_ADMIN_TOKEN: adminToken }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let followed = '';
+    follower.stdout!.on('data', (d) => (followed += d));
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      // Authenticated as "tailed" while claiming to be "orders": a failed authentication and an identity_mismatch alert.
+      await run('curl', ['-sS', '--cacert', join(dir, 'ca.pem'), '-u', `tailed:${created.client_secret}`, '-d', 'grant_type=client_credentials', '-d', 'client_id=orders', `${url}/token`]);
+      for (let i = 0; i < 50 && !followed.includes('\n'); i++) await new Promise((r) => setTimeout(r, 100));
+      const ev = JSON.parse(followed.trim().split('\n')[0]!);
+      assert.equal(ev.type, 'client.auth_failed');
+      assert.equal(ev.reason, 'client_id_mismatch');
+    } finally {
+      follower.kill();
+    }
+    let listed = '';
+    for (let i = 0; i < 30 && !listed.includes('identity_mismatch'); i++) {
+      listed = (await cli(['alerts'])).stdout;
+      if (!listed.includes('identity_mismatch')) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.match(listed, /^#\d+\t\S+\thigh\tidentity_mismatch\tclient:tailed\tclient "tailed" asked to act as "orders"$/m);
+    const json = (await cli(['alerts', '--json', '--detector', 'identity_mismatch'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(json.at(-1).key, 'client:tailed');
+    assert.equal((await cli(['client', 'unlock', 'tailed'])).stdout, 'unlocked tailed\n');
+    await assert.rejects(cli(['client', 'unlock', 'nobody']));
   });
 
   test('SIGTERM: exit 0 with the audit flushed; a restart keeps the admin token and does not print it again', async () => {

@@ -44,11 +44,16 @@ export function registerAuditAdmin(app: FastifyInstance, deps: AuditAdminDeps): 
       filter[k] = Number(v);
     }
     if (filter.limit < 1 || filter.limit > 1000) throw invalidRequest('limit must be from 1 to 1000');
+    const order = q.order;
+    if (order !== undefined && order !== 'oldest' && order !== 'newest') throw invalidRequest('order must be given once, oldest or newest');
+    // `order=newest`: the newest `limit` matches (still oldest first), where `audit tail` starts.
+    if (order === 'newest') filter.newest = true;
     // Events recorded just before the query are visible to it.
     await deps.writer.flush();
     const rows = await deps.store.queryAuditEvents({ ...filter, limit: filter.limit + 1 });
-    const events = rows.slice(0, filter.limit);
-    return { events, cursor: String(events.length > 0 ? events[events.length - 1]!.seq : (filter.after ?? 0)), has_more: rows.length > filter.limit };
+    // The newest page reaches the head: nothing more after it (yet).
+    const events = filter.newest ? rows.slice(-filter.limit) : rows.slice(0, filter.limit);
+    return { events, cursor: String(events.length > 0 ? events[events.length - 1]!.seq : (filter.after ?? 0)), has_more: !filter.newest && rows.length > filter.limit };
   });
 
   app.get('/admin/audit/verify', async (request) => {

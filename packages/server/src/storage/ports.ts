@@ -161,6 +161,8 @@ export interface AuditFilter {
   /** Cursor: events with seq greater than this. */
   after?: number;
   limit: number;
+  /** The newest `limit` matches instead of the oldest (still returned oldest first). */
+  newest?: boolean;
 }
 
 export interface AuditCheckpoint {

@@ -286,7 +286,8 @@ export class PostgresStorage implements Storage {
 
   async queryAuditEvents(filter: AuditFilter): Promise<AuditRecord[]> {
     const w = auditWhere(filter, (i) => `$${i}`);
-    const r = await this.q<AuditRow>(`SELECT seq, prev_hash, hash, ${AUDIT_COLUMNS} FROM audit_events WHERE ${w.sql} ORDER BY seq LIMIT $${w.values.length + 1}`, [...w.values, filter.limit]);
+    const r = await this.q<AuditRow>(`SELECT seq, prev_hash, hash, ${AUDIT_COLUMNS} FROM audit_events WHERE ${w.sql} ORDER BY seq ${filter.newest ? 'DESC' : ''} LIMIT $${w.values.length + 1}`, [...w.values, filter.limit]);
+    if (filter.newest) r.rows.reverse();
     return r.rows.map(auditRecordFromRow);
   }
 

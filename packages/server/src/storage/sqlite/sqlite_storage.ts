@@ -233,7 +233,8 @@ export class SqliteStorage implements Storage {
 
   async queryAuditEvents(filter: AuditFilter): Promise<AuditRecord[]> {
     const w = auditWhere(filter, () => '?');
-    const rows = this.db.prepare(`SELECT seq, prev_hash, hash, ${AUDIT_COLUMNS} FROM audit_events WHERE ${w.sql} ORDER BY seq LIMIT ?`).all(...w.values, filter.limit) as AuditRow[];
+    const rows = this.db.prepare(`SELECT seq, prev_hash, hash, ${AUDIT_COLUMNS} FROM audit_events WHERE ${w.sql} ORDER BY seq ${filter.newest ? 'DESC' : ''} LIMIT ?`).all(...w.values, filter.limit) as AuditRow[];
+    if (filter.newest) rows.reverse();
     return rows.map(auditRecordFromRow);
   }
 
