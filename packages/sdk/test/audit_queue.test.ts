@@ -79,6 +79,10 @@ test('a stalled IdP: the queue drops and counts past its bound, never blocks, an
     assert.equal(q.pending, 0);
     await t.idp.audit.flush();
     assert.equal((await adminGet(t, '/admin/audit?type=authz.decision&limit=1000')).events.length, 50);
+    // The drops reached the IdP with the first batch after it came back: a metric per service.
+    const metrics = await (await t.fetch(`${t.issuer}/metrics`, { headers: { authorization: `Bearer ${t.adminToken}` } })).text();
+    assert.match(metrics, /^latchkey_audit_reported_dropped_total\{client_id="orders"\} 5$/m);
+    assert.equal((await t.fetch(`${t.issuer}/metrics`)).status, 401, 'metrics need the admin bearer');
     await q.close();
   } finally {
     await t.close();

@@ -32,6 +32,7 @@ import type { AuditWriter } from './audit/audit_writer.ts';
 import type { AuditCheckpointer } from './audit/audit_checkpointer.ts';
 import type { AuditRetention } from './audit/audit_retention.ts';
 import { registerAlertAdmin } from './admin/alert_admin.ts';
+import { registerMetricsEndpoint, type Metrics } from './metrics.ts';
 import { registerAuditAdmin } from './admin/audit_admin.ts';
 import { registerAuditIngest } from './audit/ingest_endpoint.ts';
 import { serviceCaller } from './oauth/service_caller.ts';
@@ -47,6 +48,7 @@ export interface AppDeps {
   audit: AuditWriter;
   checkpointer: AuditCheckpointer;
   retention: AuditRetention;
+  metrics: Metrics;
   master: MasterKey;
   events: ServerEvents;
   logger: Logger;
@@ -123,9 +125,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // How many streams this replica serves (health output and tests).
   app.decorate('feedHubSize', () => hub.size);
   registerFeedEndpoints(app, { issuer, store: storage, hub, keys, clients, revocations: deps.revocations, authenticate, maxPage: config.feedMaxPage });
-  registerAuditIngest(app, { caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }), writer: deps.audit, bodyLimit: 4 * config.jsonBodyLimit });
+  registerAuditIngest(app, { caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }), writer: deps.audit, bodyLimit: 4 * config.jsonBodyLimit, onDropped: (clientId, n) => deps.metrics.reportedDropped.inc({ client_id: clientId }, n) });
   registerAuditAdmin(app, { store: storage, keys, writer: deps.audit, checkpointer: deps.checkpointer, retention: deps.retention, requireAdmin });
   registerAlertAdmin(app, { alerts: storage, requireAdmin });
+  registerMetricsEndpoint(app, {
+    metrics: deps.metrics, requireAdmin,
+    sample: () => {
+      deps.metrics.auditPending.set(deps.audit.pending);
+      deps.metrics.feedStreams.set(hub.size);
+    },
+  });
   registerKeyAdmin(app, { store: storage, rotator: deps.rotator, requireAdmin, policy: { rotateEvery: config.keyRotationInterval, announce: config.keyAnnounceWindow, alg: config.signingAlg } });
   return app;
 }

@@ -12,6 +12,7 @@ import { buildDetectors } from './audit/detectors/index.ts';
 import { WebhookSender } from './audit/webhook_sender.ts';
 import type { Config } from './config.ts';
 import { ServerEvents } from './events.ts';
+import { Metrics } from './metrics.ts';
 import { KeyRing } from './keys/key_ring.ts';
 import { KeyRotator } from './keys/key_rotator.ts';
 import { RevocationLog } from './revocation/revocation_log.ts';
@@ -54,11 +55,16 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     const generatedAdminToken = await bootstrapAdminToken(storage, master.secretHashKey, config.adminToken);
     const events = new ServerEvents();
     let detection: DetectionRunner | undefined;
+    const metrics = new Metrics();
     const audit = new AuditWriter(storage, {
-      onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'audit write failed; the requests it recorded failed with 503'),
+      onError: (err) => {
+        metrics.auditWriteFailures.inc();
+        logger.error({ err: { message: (err as Error).message } }, 'audit write failed; the requests it recorded failed with 503');
+      },
       onCommitted: () => detection?.nudge(),
     });
     events.on((type, payload) => audit.commit(type, payload));
+    events.on((type, payload) => metrics.countEvent(type, payload.outcome));
     const keys = new KeyRing(storage, master);
     const revocations = new RevocationLog(storage, config.issuer, config.maxAccessTokenTtl + config.clockSkew);
     const rotator = new KeyRotator({
@@ -104,7 +110,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'detection pass failed; will retry'),
     });
     const retention = new AuditRetention({ store: storage, checkpointer, events, retention: config.auditRetention });
-    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls, audit, checkpointer, retention });
+    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls, audit, checkpointer, retention, metrics });
     checkpointer.start(config.auditCheckpointInterval, (err) => logger.warn({ err: { message: (err as Error).message } }, 'audit checkpoint failed; will retry'));
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();

@@ -21,7 +21,7 @@ export interface AuditQueue {
   record(event: ReportedEvent): boolean;
   /** Sends what is queued now; failures keep the events queued for the next attempt. */
   flush(): Promise<void>;
-  /** Events dropped because the queue was full, and events the IdP refused as invalid. */
+  /** Events dropped because the queue was full (also reported to the IdP, which counts them per service in its metrics), and events the IdP refused as invalid. */
   readonly dropped: number;
   readonly rejected: number;
   readonly pending: number;
@@ -49,6 +49,8 @@ export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
   const batchSize = Math.min(options.batchSize ?? 200, 500);
   let queue: ReportedEvent[] = [];
   let dropped = 0;
+  // Dropped since the last accepted batch: the IdP counts them per service (a metric).
+  let unreported = 0;
   let rejected = 0;
   let sending: Promise<void> | undefined;
   const enc = (s: string) => encodeURIComponent(s);
@@ -60,12 +62,13 @@ export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
   const sendAll = async (): Promise<void> => {
     while (queue.length > 0) {
       const batch = queue.slice(0, batchSize);
+      const report = unreported;
       let res: Response;
       try {
         res = await f(`${options.issuer}/audit/events`, {
           method: 'POST',
           headers: { authorization: await authorization(), 'content-type': 'application/json' },
-          body: JSON.stringify({ events: batch }),
+          body: JSON.stringify(report > 0 ? { events: batch, dropped: report } : { events: batch }),
         });
         await res.arrayBuffer();
       } catch {
@@ -75,6 +78,7 @@ export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
       // Accepted, or refused as invalid (4xx): either way it leaves the queue.
       queue = queue.slice(batch.length);
       if (res.status !== 202) rejected += batch.length;
+      else unreported -= report;
     }
   };
 
@@ -89,6 +93,7 @@ export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
     record(event) {
       if (queue.length >= maxQueue) {
         dropped++;
+        unreported++;
         return false;
       }
       queue.push(event);

@@ -21,7 +21,14 @@ const ReportedEventSchema = Type.Object(
   },
   { additionalProperties: false },
 );
-const BatchSchema = Type.Object({ events: Type.Array(ReportedEventSchema, { minItems: 1, maxItems: 500 }) }, { additionalProperties: false });
+const BatchSchema = Type.Object(
+  {
+    events: Type.Array(ReportedEventSchema, { minItems: 0, maxItems: 500 }),
+    /** Events the service's queue dropped since its previous batch (it was full). */
+    dropped: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000 })),
+  },
+  { additionalProperties: false },
+);
 const checkBatch = Compile(BatchSchema);
 
 export interface IngestDeps {
@@ -29,6 +36,8 @@ export interface IngestDeps {
   writer: Pick<AuditWriter, 'commit'>;
   /** Cap on one batch's body (bytes). */
   bodyLimit: number;
+  /** A service reported events its queue had to drop. */
+  onDropped: (clientId: string, count: number) => void;
 }
 
 /**
@@ -50,6 +59,8 @@ export function registerAuditIngest(app: FastifyInstance, deps: IngestDeps): voi
     for (const e of body.events) {
       if (e.detail !== undefined && JSON.stringify(e.detail).length > 4096) throw new OAuthError('invalid_request', 'detail must serialize to at most 4096 bytes');
     }
+    if (body.events.length === 0 && !body.dropped) throw new OAuthError('invalid_request', 'events: must have at least 1 event (or a dropped count)');
+    if (body.dropped) deps.onDropped(service, body.dropped);
     // 202 only once the batch is committed: the SDK drops what the IdP accepted.
     await Promise.all(body.events.map((e) =>
       deps.writer.commit(e.type, {
