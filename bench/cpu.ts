@@ -3,6 +3,8 @@ export interface Target {
   url: string;
   authorization: string;
   body: string;
+  /** Content type of `body` (default: form). */
+  contentType?: string;
   tokenBytes: number;
   /** Issuer base URL and the CA that signed its certificate, for benchmarks that need more than /token. */
   issuer?: string;

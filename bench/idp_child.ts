@@ -1,18 +1,28 @@
-// Child process for the benchmark: a real IdP (HTTPS, SQLite, audit on) plus one registered client.
+// Child process for the benchmarks: a real IdP (HTTPS, SQLite unless a database URL is given) plus
+// one registered client. argv[2]: 'token' (audit on), 'token-audit-off', or 'ingest' (POST /audit/events,
+// batches of 200 decision events); argv[3]: optional PostgreSQL URL.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestIdp } from '@latchkey/testkit';
 import { reportCpuOnRequest } from './cpu.ts';
 
+const mode = process.argv[2] ?? 'token';
+const databaseUrl = process.argv[3];
 const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
-const t = await startTestIdp({ dataDir, config: { feedMaxStreamsPerClient: 1000 } });
-const c = await t.register({ client_id: 'bench-client', audiences: ['https://inventory.internal'], scope: 'stock:read' });
-const sample = await t.post('/token', { grant_type: 'client_credentials', scope: 'stock:read' }, { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
+const t = await startTestIdp({ dataDir, databaseUrl, config: { feedMaxStreamsPerClient: 1000 }, benchmarkWithoutAudit: mode === 'token-audit-off' });
+const c = await t.register({ audiences: ['https://inventory.internal'], scope: 'stock:read' });
+const authorization = `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
+const sample = await t.post('/token', { grant_type: 'client_credentials', scope: 'stock:read' }, { authorization });
+const events = Array.from({ length: 200 }, (_, i) => ({
+  type: 'authz.decision', outcome: i % 10 === 0 ? 'failure' : 'success', actor: `Service::"checkout-${i % 7}"`,
+  target: `Order::"${i}"`, reason: i % 10 === 0 ? 'no permit' : 'policy0', request_id: `req-${i}`, detail: { action: 'Action::"read"' },
+}));
 reportCpuOnRequest({
-  url: `${t.issuer}/token`,
-  authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`,
-  body: 'grant_type=client_credentials&scope=stock%3Aread',
+  url: mode === 'ingest' ? `${t.issuer}/audit/events` : `${t.issuer}/token`,
+  authorization,
+  body: mode === 'ingest' ? JSON.stringify({ events }) : 'grant_type=client_credentials&scope=stock%3Aread',
+  ...(mode === 'ingest' ? { contentType: 'application/json' } : {}),
   tokenBytes: (sample.body.access_token as string).length,
   issuer: t.issuer,
   ...(t.caPem ? { ca: t.caPem } : {}),

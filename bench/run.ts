@@ -2,7 +2,9 @@
 // BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16).
 import { cpus } from 'node:os';
 import { benchRevocationPropagation } from './revocation_propagation.ts';
-import { benchTokenIssuance } from './token_issuance.ts';
+import { benchAuditIngestion, benchTokenIssuance } from './token_issuance.ts';
+import { benchStorageAppend } from './audit_append.ts';
+import { startPostgresIfConfigured } from '@latchkey/testkit';
 import { benchVerification } from './verification.ts';
 
 const duration = Number(process.env.BENCH_DURATION ?? 5);
@@ -21,7 +23,21 @@ for (const [name, r] of Object.entries(results)) {
   console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.perCore.toFixed(0)} | ${((r.perCore / ceiling.perCore) * 100).toFixed(0)}% | ${r.non2xx} |`);
 }
 const idp = Object.entries(results).find(([n]) => n.startsWith('Latchkey'))![1];
+const auditOff = Object.entries(results).find(([n]) => n.includes('audit off'))![1];
 console.log(`\nLatchkey access token size: ${idp.tokenBytes} bytes (ES256, one audience, one scope)`);
+console.log(`Audit cost on the token path: ${((1 - idp.perCore / auditOff.perCore) * 100).toFixed(1)}% of tokens per CPU-second, ${((1 - idp.rps / auditOff.rps) * 100).toFixed(1)}% of tokens/s (target: under 10%)`);
+
+console.log('\n## Audit ingestion over loopback HTTPS (issue 5)');
+// A fresh database on the test server for each (LATCHKEY_TEST_DATABASE_URL; `. .ci/postgres.sh` sets it).
+const databaseUrl = await startPostgresIfConfigured();
+const ingest = await benchAuditIngestion({ duration, rounds, connections: 8, databaseUrl });
+const peer = await benchStorageAppend({ databaseUrl: await startPostgresIfConfigured(), ms: duration * 1000 });
+console.log('| subject | events/s | batches/s | p50 ms | p99 ms | server cores | errors |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const [name, r] of Object.entries(ingest)) console.log(`| ${name} | ${(r.rps * 200).toFixed(0)} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.non2xx} |`);
+for (const [name, eps] of Object.entries(peer)) console.log(`| peer: ${name} | ${eps.toFixed(0)} | ${(eps / 200).toFixed(0)} | | | 1 (in-process) | 0 |`);
+if (!databaseUrl) console.log('\n(PostgreSQL rows need LATCHKEY_TEST_DATABASE_URL; `. .ci/postgres.sh` sets it.)');
+if (Object.values(ingest).some((r) => r.non2xx > 0)) process.exitCode = 1;
 
 console.log('\n## Revocation propagation over loopback HTTPS (SSE)');
 const subscribers = Number(process.env.BENCH_SUBSCRIBERS ?? 100);

@@ -54,7 +54,7 @@ async function measure(c: Child, duration: number, connections: number): Promise
     method: 'POST' as const,
     connections,
     duration,
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(c.target.authorization ? { authorization: c.target.authorization } : {}) },
+    headers: { 'content-type': c.target.contentType ?? 'application/x-www-form-urlencoded', ...(c.target.authorization ? { authorization: c.target.authorization } : {}) },
     body: c.target.body,
   };
   await autocannon({ ...opts, duration: 1 }); // warm-up
@@ -74,11 +74,24 @@ const median = (xs: number[]): number => {
 };
 
 export async function benchTokenIssuance(options: { duration: number; rounds: number; connections: number }): Promise<Record<string, Sample & { tokenBytes: number }>> {
-  const subjects: [string, string, string[]][] = [
+  return benchSubjects([
     ['ceiling: bare Fastify + node:crypto sign', 'ceiling_child.ts', ['node-crypto']],
     ['reference: bare Fastify + jose SignJWT', 'ceiling_child.ts', ['jose']],
-    ['Latchkey /token (client_secret_basic, ES256, SQLite, audit on)', 'idp_child.ts', []],
-  ];
+    ['Latchkey /token (client_secret_basic, ES256, SQLite, audit on)', 'idp_child.ts', ['token']],
+    ['Latchkey /token, audit off (benchmark-only switch)', 'idp_child.ts', ['token-audit-off']],
+  ], options);
+}
+
+/** POST /audit/events with batches of 200 decision events, on SQLite and (given a URL) PostgreSQL. */
+export async function benchAuditIngestion(options: { duration: number; rounds: number; connections: number; databaseUrl: string | undefined }): Promise<Record<string, Sample & { tokenBytes: number }>> {
+  return benchSubjects([
+    ['POST /audit/events, 200 per batch, SQLite', 'idp_child.ts', ['ingest']],
+    ...(options.databaseUrl ? [['POST /audit/events, 200 per batch, PostgreSQL', 'idp_child.ts', ['ingest', options.databaseUrl]] as [string, string, string[]]] : []),
+  ], options);
+}
+
+/** Each subject in its own child process; interleaved rounds; medians. */
+async function benchSubjects(subjects: [string, string, string[]][], options: { duration: number; rounds: number; connections: number }): Promise<Record<string, Sample & { tokenBytes: number }>> {
   const children = new Map<string, Child>();
   for (const [name, script, args] of subjects) children.set(name, await start(script, args));
   const samples = new Map<string, Sample[]>(subjects.map(([n]) => [n, []]));

@@ -44,6 +44,8 @@ export interface RunningIdp {
 export interface StartOptions {
   /** Logger to use instead of one built from the configured level. */
   logger?: Logger;
+  /** Benchmarks only (`npm run bench`: issuance with audit on vs off): events are counted, never written. */
+  benchmarkWithoutAudit?: boolean;
 }
 
 /** Starts the IdP: storage and migrations, master key, signing keys, TLS, audit, HTTP. */
@@ -63,7 +65,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       },
       onCommitted: () => detection?.nudge(),
     });
-    events.on((type, payload) => audit.commit(type, payload));
+    if (!options.benchmarkWithoutAudit) events.on((type, payload) => audit.commit(type, payload));
     events.on((type, payload) => metrics.countEvent(type, payload.outcome));
     const keys = new KeyRing(storage, master);
     const revocations = new RevocationLog(storage, config.issuer, config.maxAccessTokenTtl + config.clockSkew);

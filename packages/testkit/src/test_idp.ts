@@ -18,6 +18,8 @@ export interface TestIdpOptions {
   adminToken?: string;
   /** A fixed port, to restart an IdP where its clients expect it. */
   port?: number;
+  /** For the audit-on-vs-off benchmark only. */
+  benchmarkWithoutAudit?: boolean;
 }
 
 export interface TestIdp {
@@ -66,7 +68,7 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     logLevel: 'silent',
     ...options.config,
   });
-  const idp = await startIdp(config, { logger: options.logger ?? pino({ level: 'silent' }) });
+  const idp = await startIdp(config, { logger: options.logger ?? pino({ level: 'silent' }), ...(options.benchmarkWithoutAudit ? { benchmarkWithoutAudit: true } : {}) });
   const f = tlsFetch(idp.caPem);
   const issuer = config.issuer;
   const post: TestIdp['post'] = async (path, form, headers = {}) => {
