@@ -44,7 +44,7 @@ const subscribers = Number(process.env.BENCH_SUBSCRIBERS ?? 100);
 const revocations = Number(process.env.BENCH_REVOCATIONS ?? 50);
 const prop = await benchRevocationPropagation({ subscribers, revocations });
 console.log(`${revocations} revocations × ${subscribers} concurrent stream subscribers: ${prop.samples} arrivals, ${prop.missing} missing`);
-console.log('| from /revoke response to arrival | p50 ms | p99 ms | max ms |');
+console.log('| from sending /revoke to arrival | p50 ms | p99 ms | max ms |');
 console.log('| --- | ---: | ---: | ---: |');
 console.log(`| Latchkey /feeds/stream | ${prop.p50.toFixed(2)} | ${prop.p99.toFixed(2)} | ${prop.max.toFixed(2)} |`);
 if (prop.missing > 0) process.exitCode = 1;
