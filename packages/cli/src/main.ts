@@ -255,6 +255,7 @@ connection(auditFilters(audit.command('tail').description('the newest matching e
   if (!page) return;
   for (const e of page.events.slice(page.events.length - lines)) process.stdout.write(JSON.stringify(e) + '\n');
   let after = page.cursor;
+  if (opts.follow) process.stderr.write(`following after seq ${after}\n`);
   while (opts.follow) {
     const q = new URLSearchParams(base);
     q.set('after', after);

@@ -135,9 +135,11 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
       env: { ...process.env, LATCHKEY_URL: url, LATCHKEY_DATA_DIR: dir, LATCHKEY_ADMIN_TOKEN: adminToken }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let followed = '';
+    let status = '';
     follower.stdout!.on('data', (d) => (followed += d));
+    follower.stderr!.on('data', (d) => (status += d));
     try {
-      await new Promise((r) => setTimeout(r, 1500));
+      for (let i = 0; i < 300 && !status.includes('following after seq'); i++) await new Promise((r) => setTimeout(r, 100));
       // Authenticated as "tailed" while claiming to be "orders": a failed authentication and an identity_mismatch alert.
       await run('curl', ['-sS', '--cacert', join(dir, 'ca.pem'), '-u', `tailed:${created.client_secret}`, '-d', 'grant_type=client_credentials', '-d', 'client_id=orders', `${url}/token`]);
       for (let i = 0; i < 50 && !followed.includes('\n'); i++) await new Promise((r) => setTimeout(r, 100));
