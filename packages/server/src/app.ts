@@ -125,7 +125,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // How many streams this replica serves (health output and tests).
   app.decorate('feedHubSize', () => hub.size);
   registerFeedEndpoints(app, { issuer, store: storage, hub, keys, clients, revocations: deps.revocations, authenticate, maxPage: config.feedMaxPage });
-  registerAuditIngest(app, { caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }), writer: deps.audit, bodyLimit: 4 * config.jsonBodyLimit, onDropped: (clientId, n) => deps.metrics.reportedDropped.inc({ client_id: clientId }, n) });
+  registerAuditIngest(app, { caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }), events, bodyLimit: 4 * config.jsonBodyLimit, onDropped: (clientId, n) => deps.metrics.reportedDropped.inc({ client_id: clientId }, n) });
   registerAuditAdmin(app, { store: storage, keys, writer: deps.audit, checkpointer: deps.checkpointer, retention: deps.retention, requireAdmin });
   registerAlertAdmin(app, { alerts: storage, requireAdmin });
   registerMetricsEndpoint(app, {

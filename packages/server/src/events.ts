@@ -1,26 +1,57 @@
 import type { AuditEvent, AuditEventType } from '@latchkey/protocol';
+import { escapeControl, escapeDeep } from './audit/sanitize.ts';
 
 /** What a server event carries: an audit event without its time and type. */
 export type ServerEventPayload = Omit<AuditEvent, 'time' | 'type'>;
 
-type Listener = (type: AuditEventType, payload: ServerEventPayload) => void | Promise<void>;
+type Observer = (event: AuditEvent) => void;
 
 /**
  * Typed server events (`token.issued`, `client.auth_failed`, ...). Handlers emit; audit
  * subscribes. Grants and endpoints never write logs or audit rows themselves.
+ *
+ * Two ways in, so that an event exists if and only if what it records happened:
+ * - an event that records a change of state (a registration, a revocation, a key transition) is
+ *   `stage`d and handed to the storage call that makes the change, which writes both in one
+ *   transaction; then `committed` tells the observers;
+ * - an event that records no stored change (a token issued, a failed authentication) is `emit`ted:
+ *   it is written (group commit) before `emit` resolves, and handlers await it before answering.
  */
 export class ServerEvents {
-  private readonly listeners: Listener[] = [];
+  private sink: ((event: AuditEvent) => Promise<void>) | undefined;
+  private readonly observers: Observer[] = [];
 
-  on(listener: Listener): void {
-    this.listeners.push(listener);
+  /** Where emitted events are written (the audit writer). */
+  setSink(sink: (event: AuditEvent) => Promise<void>): void {
+    this.sink = sink;
   }
 
-  /**
-   * Delivers the event and resolves when every listener is done — for the audit log, when the
-   * event is committed. Handlers await it before answering, so an answer implies its event.
-   */
+  /** Called with every event once it is committed (metrics, detection). */
+  observe(observer: Observer): void {
+    this.observers.push(observer);
+  }
+
+  /** The stored form of an event — time now, input escaped — to be written with a change. */
+  stage(type: AuditEventType, payload: ServerEventPayload): AuditEvent {
+    const e: AuditEvent = { time: new Date().toISOString(), type, outcome: payload.outcome, actor: escapeControl(payload.actor) };
+    if (payload.subject !== undefined) e.subject = escapeControl(payload.subject);
+    if (payload.client_id !== undefined) e.client_id = escapeControl(payload.client_id);
+    if (payload.reason !== undefined) e.reason = escapeControl(payload.reason);
+    if (payload.request_id !== undefined) e.request_id = escapeControl(payload.request_id);
+    if (payload.source_ip !== undefined) e.source_ip = escapeControl(payload.source_ip);
+    if (payload.detail !== undefined) e.detail = escapeDeep(payload.detail) as Record<string, unknown>;
+    return e;
+  }
+
+  /** Writes an event that records no stored change; resolves once it is committed. */
   async emit(type: AuditEventType, payload: ServerEventPayload): Promise<void> {
-    for (const l of this.listeners) await l(type, payload);
+    const e = this.stage(type, payload);
+    await this.sink?.(e);
+    this.committed(e);
+  }
+
+  /** Staged events whose change has committed (with them). */
+  committed(...events: AuditEvent[]): void {
+    for (const e of events) for (const o of this.observers) o(e);
   }
 }

@@ -63,10 +63,12 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
         metrics.auditWriteFailures.inc();
         logger.error({ err: { message: (err as Error).message } }, 'audit write failed; the requests it recorded failed with 503');
       },
-      onCommitted: () => detection?.nudge(),
     });
-    if (!options.benchmarkWithoutAudit) events.on((type, payload) => audit.commit(type, payload));
-    events.on((type, payload) => metrics.countEvent(type, payload.outcome));
+    if (!options.benchmarkWithoutAudit) events.setSink((e) => audit.commit(e));
+    events.observe((e) => {
+      metrics.countEvent(e.type, e.outcome);
+      detection?.nudge();
+    });
     const keys = new KeyRing(storage, master);
     const revocations = new RevocationLog(storage, config.issuer, config.maxAccessTokenTtl + config.clockSkew);
     const rotator = new KeyRotator({

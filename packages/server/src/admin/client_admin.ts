@@ -40,9 +40,12 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     const client = await deps.clients.getClient(clientId);
     if (!client) throw notFound();
     const disabled = { ...client, disabled: true, updatedAt: Math.floor(Date.now() / 1000) };
+    const event = deps.events.stage('client.revoked', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    // The revocation (with its event) first: a crash before the client is disabled leaves its
+    // tokens revoked everywhere, and repeating the request (idempotent) disables it.
+    await deps.revocations.revokeNotBefore('client', clientId, [event]);
+    deps.events.committed(event);
     await deps.clients.updateClient(disabled);
-    await deps.revocations.revokeNotBefore('client', clientId);
-    await deps.events.emit('client.revoked', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
     return { ...clientInformation(deps.issuer, disabled), disabled: true };
   });
 
@@ -50,8 +53,9 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
   app.post('/admin/clients/:clientId/unlock', async (request) => {
     await deps.requireAdmin(request);
     const { clientId } = request.params as { clientId: string };
-    if (!(await deps.clients.lockClient(clientId, null))) throw notFound();
-    await deps.events.emit('client.unlocked', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    const event = deps.events.stage('client.unlocked', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    if (!(await deps.clients.lockClient(clientId, null, [event]))) throw notFound();
+    deps.events.committed(event);
     return { client_id: clientId, locked_until: null };
   });
 
@@ -60,18 +64,22 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     await deps.requireAdmin(request);
     const { sub } = request.params as { sub: string };
     if (sub.length === 0 || sub.length > 255) throw new OAuthError('invalid_request', 'subject must be 1 to 255 characters');
-    const cursor = await deps.revocations.revokeNotBefore('subject', sub);
-    await deps.events.emit('subject.revoked', { actor: 'admin', subject: sub, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    const event = deps.events.stage('subject.revoked', { actor: 'admin', subject: sub, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    const cursor = await deps.revocations.revokeNotBefore('subject', sub, [event]);
+    deps.events.committed(event);
     return { sub, revoked: true, cursor: String(cursor) };
   });
 
   app.delete('/admin/clients/:clientId', async (request, reply) => {
     await deps.requireAdmin(request);
     const { clientId } = request.params as { clientId: string };
-    if (!(await deps.clients.deleteClient(clientId))) throw notFound();
-    // Its tokens must stop working at every service too, not only at introspection.
-    await deps.revocations.revokeNotBefore('client', clientId);
-    await deps.events.emit('client.deleted', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    if (!(await deps.clients.getClient(clientId))) throw notFound();
+    const event = deps.events.stage('client.deleted', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    // Its tokens must stop working at every service too, not only at introspection: the
+    // revocation (with the event) first, then the row, as for RFC 7592 DELETE.
+    await deps.revocations.revokeNotBefore('client', clientId, [event]);
+    deps.events.committed(event);
+    await deps.clients.deleteClient(clientId);
     return reply.code(204).send();
   });
 }

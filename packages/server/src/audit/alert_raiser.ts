@@ -1,3 +1,4 @@
+import type { AuditEvent } from '@latchkey/protocol';
 import type { ServerEvents } from '../events.ts';
 import type { AlertRecord, AlertStore, ClientStore } from '../storage/ports.ts';
 import type { Finding } from './detectors/index.ts';
@@ -40,21 +41,23 @@ export class AlertRaiser {
     this.recent.set(id, now);
 
     const lockUntil = f.clientId !== undefined && this.deps.lock.detectors.includes(f.detector) ? Math.floor(now / 1000) + this.deps.lock.seconds : undefined;
+    let raised: AuditEvent | undefined;
     const alert = await this.deps.store.insertAlert({
       time: new Date(now).toISOString(), detector: f.detector, severity: f.severity, key: f.key, summary: f.summary,
       firstSeq: f.firstSeq, lastSeq: f.lastSeq, count: f.count, detail: f.detail,
       response: lockUntil !== undefined ? `locked client ${f.clientId} until ${new Date(lockUntil * 1000).toISOString()}` : null,
-    });
-    await this.deps.events.emit('alert.raised', {
+    }, (a) => [(raised = this.deps.events.stage('alert.raised', {
       actor: 'system', subject: f.key, outcome: 'success', reason: f.detector,
       ...(f.clientId !== undefined ? { client_id: f.clientId } : {}),
-      detail: { alert_id: alert.id, severity: f.severity, summary: f.summary, first_seq: f.firstSeq, last_seq: f.lastSeq, count: f.count },
-    });
-    if (lockUntil !== undefined && (await this.deps.clients.lockClient(f.clientId!, lockUntil))) {
-      await this.deps.events.emit('client.locked', {
+      detail: { alert_id: a.id, severity: f.severity, summary: f.summary, first_seq: f.firstSeq, last_seq: f.lastSeq, count: f.count },
+    }))]);
+    this.deps.events.committed(raised!);
+    if (lockUntil !== undefined) {
+      const locked = this.deps.events.stage('client.locked', {
         actor: 'system', subject: f.clientId!, client_id: f.clientId!, outcome: 'success', reason: f.detector,
         detail: { alert_id: alert.id, until: new Date(lockUntil * 1000).toISOString() },
       });
+      if (await this.deps.clients.lockClient(f.clientId!, lockUntil, [locked])) this.deps.events.committed(locked);
     }
     this.deps.deliver?.(alert);
     return alert;

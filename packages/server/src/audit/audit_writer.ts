@@ -1,14 +1,10 @@
-import type { AuditEvent, AuditEventType } from '@latchkey/protocol';
-import type { ServerEventPayload } from '../events.ts';
+import type { AuditEvent } from '@latchkey/protocol';
 import type { AuditStore } from '../storage/ports.ts';
-import { escapeControl, escapeDeep } from './sanitize.ts';
 
 export interface AuditWriterOptions {
   /** Most events in one transaction. */
   batchSize?: number;
   onError?: (err: unknown) => void;
-  /** Called after each committed batch (detectors read the log from there). */
-  onCommitted?: () => void;
 }
 
 interface Queued {
@@ -37,9 +33,9 @@ export class AuditWriter {
    * Queues an event and resolves when it is committed; rejects (and the event is not written)
    * when its batch could not be, so the caller fails the request it records.
    */
-  commit(type: AuditEventType, payload: ServerEventPayload): Promise<void> {
+  commit(event: AuditEvent): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ event: toEvent(type, payload), resolve, reject });
+      this.queue.push({ event, resolve, reject });
       // A running flush picks it up when its batch is done; otherwise start one after this turn.
       if (!this.flushing) {
         this.immediate ??= setImmediate(() => {
@@ -59,7 +55,6 @@ export class AuditWriter {
       this.flushing = this.store.appendAuditEvents(batch.map((q) => q.event)).then(
         () => {
           for (const q of batch) q.resolve();
-          this.options.onCommitted?.();
         },
         (err: unknown) => {
           for (const q of batch) q.reject(err);
@@ -82,15 +77,4 @@ export class AuditWriter {
   async close(): Promise<void> {
     await this.flush();
   }
-}
-
-function toEvent(type: AuditEventType, payload: ServerEventPayload): AuditEvent {
-  const e: AuditEvent = { time: new Date().toISOString(), type, outcome: payload.outcome, actor: escapeControl(payload.actor) };
-  if (payload.subject !== undefined) e.subject = escapeControl(payload.subject);
-  if (payload.client_id !== undefined) e.client_id = escapeControl(payload.client_id);
-  if (payload.reason !== undefined) e.reason = escapeControl(payload.reason);
-  if (payload.request_id !== undefined) e.request_id = escapeControl(payload.request_id);
-  if (payload.source_ip !== undefined) e.source_ip = escapeControl(payload.source_ip);
-  if (payload.detail !== undefined) e.detail = escapeDeep(payload.detail) as Record<string, unknown>;
-  return e;
 }

@@ -3,7 +3,7 @@ import Type from 'typebox';
 import { Compile } from 'typebox/compile';
 import { REPORTABLE_EVENT_TYPES } from '@latchkey/protocol';
 import { OAuthError } from '../errors.ts';
-import type { AuditWriter } from './audit_writer.ts';
+import type { ServerEvents } from '../events.ts';
 
 const Short = (max: number) => Type.String({ minLength: 1, maxLength: max });
 const ReportedEventSchema = Type.Object(
@@ -33,7 +33,7 @@ const checkBatch = Compile(BatchSchema);
 
 export interface IngestDeps {
   caller: (request: FastifyRequest) => Promise<string>;
-  writer: Pick<AuditWriter, 'commit'>;
+  events: Pick<ServerEvents, 'emit'>;
   /** Cap on one batch's body (bytes). */
   bodyLimit: number;
   /** A service reported events its queue had to drop. */
@@ -63,7 +63,7 @@ export function registerAuditIngest(app: FastifyInstance, deps: IngestDeps): voi
     if (body.dropped) deps.onDropped(service, body.dropped);
     // 202 only once the batch is committed: the SDK drops what the IdP accepted.
     await Promise.all(body.events.map((e) =>
-      deps.writer.commit(e.type, {
+      deps.events.emit(e.type, {
         actor: e.actor,
         outcome: e.outcome,
         client_id: service,

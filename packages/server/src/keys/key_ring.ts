@@ -1,3 +1,4 @@
+import type { AuditEvent } from '@latchkey/protocol';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { signJws, type SigningAlgorithm } from '@latchkey/protocol';
@@ -52,7 +53,7 @@ export class KeyRing {
   ) {}
 
   /** Creates and stores a new key in the given state. */
-  async createKey(alg: SigningAlgorithm, state: 'next' | 'current'): Promise<SigningKeyRecord> {
+  async createKey(alg: SigningAlgorithm, state: 'next' | 'current', audit?: (record: SigningKeyRecord) => AuditEvent[]): Promise<SigningKeyRecord> {
     const { publicKey, privateKey } = generate(alg);
     const jwk = publicJwkOf(publicKey);
     // A short kid from the RFC 7638 thumbprint: unique in practice, small in every token header.
@@ -69,7 +70,7 @@ export class KeyRing {
       retiredAt: null,
       removeAfter: null,
     };
-    await this.store.insertKey(record);
+    await this.store.insertKey(record, audit?.(record));
     return record;
   }
 

@@ -1,3 +1,4 @@
+import type { AuditEvent } from '@latchkey/protocol';
 import { randomBytes } from 'node:crypto';
 import { LatchkeyError } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
@@ -65,10 +66,14 @@ export class KeyRotator {
     if (leader) {
       await this.apply(keys);
       const gone = new Map(keys.map((k) => [k.kid, k.alg]));
-      for (const kid of await this.deps.store.removeExpiredKeys(this.now())) {
-        await this.deps.feed.keyEvent('key.removed', kid, gone.get(kid) ?? '');
-        await this.deps.events.emit('key.removed', { actor: 'system', subject: kid, outcome: 'success', detail: { kid } });
-      }
+      const staged: AuditEvent[] = [];
+      const removed = await this.deps.store.removeExpiredKeys(this.now(), (kid) => {
+        const e = this.deps.events.stage('key.removed', { actor: 'system', subject: kid, outcome: 'success', detail: { kid } });
+        staged.push(e);
+        return [e];
+      });
+      this.deps.events.committed(...staged);
+      for (const kid of removed) await this.deps.feed.keyEvent('key.removed', kid, gone.get(kid) ?? '');
     }
     await this.deps.ring.reload();
   }
@@ -89,10 +94,14 @@ export class KeyRotator {
     if (action.kind === 'create_current' || action.kind === 'create_next') {
       const state = action.kind === 'create_current' ? 'current' : 'next';
       try {
-        const k = await this.deps.ring.createKey(action.alg, state);
+        let event: AuditEvent | undefined;
+        const k = await this.deps.ring.createKey(action.alg, state, (r) => {
+          event = this.deps.events.stage('key.created', { actor: 'system', subject: r.kid, outcome: 'success', detail: { kid: r.kid, alg: r.alg, state } });
+          return [event];
+        });
+        this.deps.events.committed(event!);
         await this.deps.feed.keyEvent('key.added', k.kid, k.alg, k.publicJwk);
         if (state === 'current') await this.deps.feed.keyEvent('key.activated', k.kid, k.alg);
-        await this.deps.events.emit('key.created', { actor: 'system', subject: k.kid, outcome: 'success', detail: { kid: k.kid, alg: k.alg, state } });
       } catch (err) {
         if (!(err instanceof LatchkeyError && err.code === 'storage_conflict')) throw err;
       }
@@ -101,13 +110,14 @@ export class KeyRotator {
     const now = this.now();
     const transitions: KeyTransition[] = [{ kid: action.next, from: 'next', to: 'current', at: now }];
     if (action.current) transitions.unshift({ kid: action.current, from: 'current', to: 'retired', at: now, removeAfter: now + this.deps.retireGrace });
-    if (await this.deps.store.transitionKeys(transitions)) {
+    const alg = keys.find((k) => k.kid === action.next)?.alg ?? '';
+    const staged = [this.deps.events.stage('key.activated', { actor: 'system', subject: action.next, outcome: 'success', detail: { kid: action.next, alg, replaces: action.current ?? null } })];
+    if (action.current) staged.push(this.deps.events.stage('key.retired', { actor: 'system', subject: action.current, outcome: 'success', detail: { kid: action.current, remove_after: now + this.deps.retireGrace } }));
+    if (await this.deps.store.transitionKeys(transitions, staged)) {
+      this.deps.events.committed(...staged);
       await this.deps.store.setSetting(REQUESTED, '0');
-      const alg = keys.find((k) => k.kid === action.next)?.alg ?? '';
       await this.deps.feed.keyEvent('key.activated', action.next, alg);
       if (action.current) await this.deps.feed.keyEvent('key.retired', action.current, keys.find((k) => k.kid === action.current)?.alg ?? '');
-      await this.deps.events.emit('key.activated', { actor: 'system', subject: action.next, outcome: 'success', detail: { kid: action.next, alg, replaces: action.current ?? null } });
-      if (action.current) await this.deps.events.emit('key.retired', { actor: 'system', subject: action.current, outcome: 'success', detail: { kid: action.current, remove_after: now + this.deps.retireGrace } });
     }
   }
 
@@ -142,11 +152,12 @@ export class KeyRotator {
     const key = (await this.deps.store.listKeys()).find((k) => k.kid === kid);
     if (!key || key.state === 'revoked') return false;
     const now = this.now();
-    const ok = await this.deps.store.transitionKeys([{ kid, from: key.state, to: 'revoked', at: now, removeAfter: now + this.deps.retireGrace }]);
+    const event = this.deps.events.stage('key.revoked', { actor, subject: kid, outcome: 'success', detail: { kid, was: key.state } });
+    const ok = await this.deps.store.transitionKeys([{ kid, from: key.state, to: 'revoked', at: now, removeAfter: now + this.deps.retireGrace }], [event]);
     if (!ok) throw new KeyConflictError('the key changed state meanwhile; try again');
+    this.deps.events.committed(event);
     await this.deps.feed.revokeKey(kid);
     await this.deps.feed.keyEvent('key.revoked', kid, key.alg);
-    await this.deps.events.emit('key.revoked', { actor, subject: kid, outcome: 'success', detail: { kid, was: key.state } });
     await this.apply(await this.deps.store.listKeys());
     await this.deps.ring.reload();
     return true;

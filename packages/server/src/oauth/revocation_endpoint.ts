@@ -22,8 +22,9 @@ export function registerRevocationEndpoint(app: FastifyInstance, deps: Revocatio
       throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
     }
     if (result.valid) {
-      await deps.revocations.revokeToken(result.claims);
-      await deps.events.emit('token.revoked', { ...base, subject: result.claims.sub, outcome: 'success', detail: { auth_method: method, jti: result.claims.jti, exp: result.claims.exp } });
+      const event = deps.events.stage('token.revoked', { ...base, subject: result.claims.sub, outcome: 'success', detail: { auth_method: method, jti: result.claims.jti, exp: result.claims.exp } });
+      await deps.revocations.revokeToken(result.claims, [event]);
+      deps.events.committed(event);
     } else {
       await deps.events.emit('token.revoked', { ...base, outcome: 'success', reason: `nothing_to_revoke:${result.reason}`, detail: { auth_method: method } });
     }

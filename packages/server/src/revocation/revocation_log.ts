@@ -1,5 +1,5 @@
 import type { AccessTokenClaims, KeyEventType } from '@latchkey/protocol';
-import type { FeedStore, RevocationStore } from '../storage/ports.ts';
+import type { FeedStore, RevocationStore, WithAudit } from '../storage/ports.ts';
 
 /**
  * Writes revocations and key lifecycle events to the feed log and answers "is this token
@@ -18,11 +18,11 @@ export class RevocationLog {
   private now = (): number => Math.floor(Date.now() / 1000);
 
   /** RFC 7009: the token's jti, until the token's own expiry. */
-  async revokeToken(claims: Pick<AccessTokenClaims, 'jti' | 'exp' | 'client_id' | 'sub'>): Promise<number> {
+  async revokeToken(claims: Pick<AccessTokenClaims, 'jti' | 'exp' | 'client_id' | 'sub'>, audit?: WithAudit): Promise<number> {
     const e = await this.store.appendFeedEvent({
       stream: 'revocations', kind: 'token', iss: this.issuer, ref: claims.jti, notBefore: null,
       expiresAt: claims.exp, createdAt: this.now(), data: { client_id: claims.client_id, sub: claims.sub },
-    });
+    }, audit);
     return e.seq;
   }
 
@@ -30,20 +30,20 @@ export class RevocationLog {
    * Every token of the client (or subject) issued up to now becomes invalid: `iat <= not_before`,
    * since `iat` has one-second resolution and a token from the same second must not survive.
    */
-  async revokeNotBefore(kind: 'client' | 'subject', ref: string): Promise<number> {
+  async revokeNotBefore(kind: 'client' | 'subject', ref: string, audit?: WithAudit): Promise<number> {
     const now = this.now();
     const e = await this.store.appendFeedEvent({
       stream: 'revocations', kind, iss: this.issuer, ref, notBefore: now, expiresAt: now + this.coverSeconds, createdAt: now, data: null,
-    });
+    }, audit);
     return e.seq;
   }
 
   /** A compromised signing key: every token it signed is invalid wherever it is checked. */
-  async revokeKey(kid: string): Promise<number> {
+  async revokeKey(kid: string, audit?: WithAudit): Promise<number> {
     const now = this.now();
     const e = await this.store.appendFeedEvent({
       stream: 'revocations', kind: 'key', iss: this.issuer, ref: kid, notBefore: null, expiresAt: now + this.coverSeconds, createdAt: now, data: null,
-    });
+    }, audit);
     return e.seq;
   }
 

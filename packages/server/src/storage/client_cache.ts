@@ -1,4 +1,4 @@
-import type { ClientRecord, ClientStore } from './ports.ts';
+import type { ClientRecord, ClientStore, WithAudit } from './ports.ts';
 
 /**
  * A read-through cache in front of a ClientStore: client authentication looks a client up on
@@ -25,33 +25,33 @@ export class ClientCache implements ClientStore {
     return record;
   }
 
-  async createClient(client: ClientRecord): Promise<void> {
+  async createClient(client: ClientRecord, audit?: WithAudit): Promise<void> {
     this.entries.delete(client.clientId);
-    await this.store.createClient(client);
+    await this.store.createClient(client, audit);
   }
 
-  async updateClient(client: ClientRecord): Promise<boolean> {
+  async updateClient(client: ClientRecord, audit?: WithAudit): Promise<boolean> {
     this.entries.delete(client.clientId);
     try {
-      return await this.store.updateClient(client);
+      return await this.store.updateClient(client, audit);
     } finally {
       this.entries.delete(client.clientId);
     }
   }
 
-  async deleteClient(clientId: string): Promise<boolean> {
+  async deleteClient(clientId: string, audit?: WithAudit): Promise<boolean> {
     this.entries.delete(clientId);
     try {
-      return await this.store.deleteClient(clientId);
+      return await this.store.deleteClient(clientId, audit);
     } finally {
       this.entries.delete(clientId);
     }
   }
 
-  async lockClient(clientId: string, until: number | null): Promise<boolean> {
+  async lockClient(clientId: string, until: number | null, audit?: WithAudit): Promise<boolean> {
     this.entries.delete(clientId);
     try {
-      return await this.store.lockClient(clientId, until);
+      return await this.store.lockClient(clientId, until, audit);
     } finally {
       this.entries.delete(clientId);
     }

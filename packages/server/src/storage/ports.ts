@@ -29,15 +29,21 @@ export interface ClientRecord {
   lockedUntil: number | null;
 }
 
+/**
+ * Audit events to write in the same transaction as a change (chained like any other), so that the
+ * event exists if and only if the change committed. Written only when the change took effect.
+ */
+export type WithAudit = readonly AuditEvent[] | undefined;
+
 export interface ClientStore {
-  createClient(client: ClientRecord): Promise<void>;
+  createClient(client: ClientRecord, audit?: WithAudit): Promise<void>;
   getClient(clientId: string): Promise<ClientRecord | undefined>;
   /** Replaces metadata and hashes; returns false when the client does not exist. */
-  updateClient(client: ClientRecord): Promise<boolean>;
-  deleteClient(clientId: string): Promise<boolean>;
+  updateClient(client: ClientRecord, audit?: WithAudit): Promise<boolean>;
+  deleteClient(clientId: string, audit?: WithAudit): Promise<boolean>;
   listClients(): Promise<ClientRecord[]>;
   /** Sets or clears (null) the client's lock; false when the client does not exist. */
-  lockClient(clientId: string, until: number | null): Promise<boolean>;
+  lockClient(clientId: string, until: number | null, audit?: WithAudit): Promise<boolean>;
 }
 
 export type KeyState = 'next' | 'current' | 'retired' | 'revoked';
@@ -71,7 +77,7 @@ export interface KeyTransition {
 
 export interface KeyStore {
   /** Inserts a key; a second `current` or `next` key is refused with `storage_conflict`. */
-  insertKey(key: SigningKeyRecord): Promise<void>;
+  insertKey(key: SigningKeyRecord, audit?: WithAudit): Promise<void>;
   /** Keys in any state but `revoked`, newest first. */
   listPublishedKeys(): Promise<SigningKeyRecord[]>;
   /** Every key, revoked ones included, newest first. */
@@ -81,9 +87,9 @@ export interface KeyStore {
    * Applies the transitions atomically: all of them, or none when any key is no longer in its
    * `from` state (another replica got there first). Returns whether they were applied.
    */
-  transitionKeys(transitions: KeyTransition[]): Promise<boolean>;
-  /** Deletes retired and revoked keys whose `removeAfter` has passed; returns their kids. */
-  removeExpiredKeys(now: number): Promise<string[]>;
+  transitionKeys(transitions: KeyTransition[], audit?: WithAudit): Promise<boolean>;
+  /** Deletes retired and revoked keys whose `removeAfter` has passed, each with its `audit(kid)` events; returns their kids. */
+  removeExpiredKeys(now: number, audit?: (kid: string) => AuditEvent[]): Promise<string[]>;
 }
 
 export interface LeaseStore {
@@ -123,7 +129,7 @@ export interface FeedEventRecord {
 
 export interface FeedStore {
   /** Appends one entry; returns it with its seq. Throws when it could not be stored. */
-  appendFeedEvent(event: Omit<FeedEventRecord, 'seq'>): Promise<FeedEventRecord>;
+  appendFeedEvent(event: Omit<FeedEventRecord, 'seq'>, audit?: WithAudit): Promise<FeedEventRecord>;
   /** Unexpired entries with seq > `after`, in seq order, at most `limit`. */
   listFeedEvents(stream: FeedStream | 'all', after: number, limit: number, now: number): Promise<FeedEventRecord[]>;
   /** The highest seq written so far (0 when none). */
@@ -221,7 +227,8 @@ export interface AlertRecord {
 export type NewAlert = Omit<AlertRecord, 'id'>;
 
 export interface AlertStore {
-  insertAlert(alert: NewAlert): Promise<AlertRecord>;
+  /** Stores the alert with the events `audit` makes of it (which know its id), in one transaction. */
+  insertAlert(alert: NewAlert, audit?: (alert: AlertRecord) => AuditEvent[]): Promise<AlertRecord>;
   /** Alerts with id > `after`, oldest first. */
   listAlerts(filter: { after?: number; detector?: string; limit: number }): Promise<AlertRecord[]>;
 }

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
 import { SqliteStorage } from '@latchkey/server';
-import { basicAuth, freePort, serveCli, startTestIdp, tlsFetch } from '@latchkey/testkit';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { basicAuth, freePort, serveCli, startPostgresIfConfigured, startTestIdp, testDatabaseUrl, tlsFetch } from '@latchkey/testkit';
 
 const AUD = 'https://orders.internal';
 
@@ -74,4 +76,51 @@ describe('an event exists for everything that was answered', () => {
       await storage.close();
     }
   });
+});
+
+describe('a change and its event commit together or not at all', () => {
+  const backends: ('sqlite' | 'postgres')[] = testDatabaseUrl() !== undefined ? ['sqlite', 'postgres'] : ['sqlite'];
+  for (const backend of backends) {
+    test(`(${backend}) when the audit row cannot be written, neither the registration nor the revocation happens, and no token is issued`, async () => {
+      const databaseUrl = backend === 'postgres' ? await startPostgresIfConfigured() : undefined;
+      const t = await startTestIdp({ databaseUrl });
+      let sql: (q: string) => Promise<void>;
+      let end: () => Promise<void>;
+      if (backend === 'sqlite') {
+        const db = new Database(join(t.dataDir, 'latchkey.db'));
+        sql = async (q) => void db.exec(q);
+        end = async () => void db.close();
+      } else {
+        const c = new pg.Client({ connectionString: databaseUrl });
+        await c.connect();
+        sql = async (q) => void (await c.query(q));
+        end = () => c.end();
+      }
+      try {
+        const c = await t.register({ audiences: [AUD] });
+        const token = (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basicAuth(c.client_id, c.client_secret) })).body.access_token as string;
+        const admin = { authorization: `Bearer ${t.adminToken}` };
+        // The attacker's (or a full disk's) view: every audit insert now fails.
+        await sql(backend === 'sqlite'
+          ? "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit refused'); END"
+          : "CREATE FUNCTION no_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql; CREATE TRIGGER no_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION no_audit()");
+        const reg = await t.fetch(`${t.issuer}/register`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ client_id: 'never-registered', audiences: [AUD] }) });
+        assert.equal(reg.status, 503);
+        const revoke = await t.post('/revoke', { token }, { authorization: basicAuth(c.client_id, c.client_secret) });
+        assert.equal(revoke.status, 503);
+        const issued = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basicAuth(c.client_id, c.client_secret) });
+        assert.equal(issued.status, 503, 'no token without its event');
+        await sql(backend === 'sqlite' ? 'DROP TRIGGER no_audit' : 'DROP TRIGGER no_audit ON audit_events; DROP FUNCTION no_audit()');
+        assert.equal(await t.idp.storage.getClient('never-registered'), undefined, 'the registration did not happen');
+        const active = await t.post('/introspect', { token }, { authorization: basicAuth(c.client_id, c.client_secret) });
+        assert.equal(active.body.active, true, 'the revocation did not happen');
+        assert.equal((await t.idp.storage.listFeedEvents('revocations', 0, 100, 0)).length, 0);
+        const verified = await (await t.fetch(`${t.issuer}/admin/audit/verify`, { headers: admin })).json() as { ok: boolean };
+        assert.equal(verified.ok, true);
+      } finally {
+        await end();
+        await t.close();
+      }
+    });
+  }
 });

@@ -69,13 +69,14 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
       disabled: false,
       lockedUntil: null,
     };
+    const event = deps.events.stage('client.registered', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip, detail: { method: metadata.token_endpoint_auth_method } });
     try {
-      await deps.clients.createClient(record);
+      await deps.clients.createClient(record, [event]);
     } catch (err) {
       if (err instanceof LatchkeyError && err.code === 'storage_conflict') throw new OAuthError('invalid_client_metadata', 'client_id is already in use');
       throw err;
     }
-    await deps.events.emit('client.registered', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip, detail: { method: metadata.token_endpoint_auth_method } });
+    deps.events.committed(event);
     // RFC 7591 §3.2.1: 201 with the metadata, the secret (shown this once) and the RFC 7592 credentials.
     return reply.code(201).headers({ 'cache-control': 'no-store', pragma: 'no-cache' }).send({
       ...clientInformation(deps.issuer, record),
@@ -118,8 +119,9 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
       secretHash: usesSecret(metadata) ? (secret ? hashSecret(deps.hashKey, secret) : client.secretHash) : null,
       updatedAt: Math.floor(Date.now() / 1000),
     };
-    if (!(await deps.clients.updateClient(updated))) throw invalidToken('the client no longer exists');
-    await deps.events.emit('client.updated', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    const event = deps.events.stage('client.updated', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    if (!(await deps.clients.updateClient(updated, [event]))) throw invalidToken('the client no longer exists');
+    deps.events.committed(event);
     return reply.header('cache-control', 'no-store').send({
       ...clientInformation(deps.issuer, updated),
       ...(secret ? { client_secret: secret, client_secret_expires_at: 0 } : {}),
@@ -128,9 +130,12 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
 
   app.delete('/register/:clientId', async (request, reply) => {
     const client = await authorize(request);
+    const event = deps.events.stage('client.deleted', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    // The revocation first (with the event), then the row: a crash between them leaves a client
+    // whose tokens are already revoked everywhere, and a retried DELETE finishes the job.
+    await deps.revocations.revokeNotBefore('client', client.clientId, [event]);
+    deps.events.committed(event);
     await deps.clients.deleteClient(client.clientId);
-    await deps.revocations.revokeNotBefore('client', client.clientId);
-    await deps.events.emit('client.deleted', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
     return reply.code(204).send();
   });
 }

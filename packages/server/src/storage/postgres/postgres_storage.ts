@@ -3,7 +3,7 @@ import type { AuditEvent } from '@latchkey/protocol';
 import { LatchkeyError } from '../../errors.ts';
 import { GENESIS } from '../audit_chain.ts';
 import { migrations } from '../migrations/index.ts';
-import type { AlertRecord, NewAlert, AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
+import type { AlertRecord, NewAlert, WithAudit, AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
 import {
   ALERT_COLUMNS, alertFromRow, alertParams, type AlertRow, CLIENT_SELECT, AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
   type AuditRow, type ClientRow, type FeedRow, type KeyRow,
@@ -67,8 +67,43 @@ export class PostgresStorage implements Storage {
     await this.q('SELECT 1');
   }
 
-  async createClient(c: ClientRecord): Promise<void> {
-    await this.q(`INSERT INTO clients (${CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [...clientParams(c), c.disabled]);
+  /**
+   * One transaction: `work`, then — when it says it changed something — the audit events, chained
+   * under the audit lock. A unique violation is `storage_conflict`; other failures
+   * `storage_unavailable`. `work` may return `rollback: true` to undo and return its result.
+   */
+  private async tx<T>(work: (c: pg.PoolClient) => Promise<{ result: T; changed: boolean; rollback?: boolean }>, audit: WithAudit | ((r: T) => AuditEvent[]), what: string): Promise<T> {
+    const client = await this.pool.connect().catch((err: unknown) => {
+      throw new LatchkeyError('storage_unavailable', 'PostgreSQL is unreachable', { cause: err });
+    });
+    try {
+      await client.query('BEGIN');
+      const r = await work(client);
+      if (r.rollback) {
+        await client.query('ROLLBACK');
+        return r.result;
+      }
+      const events = r.changed ? (typeof audit === 'function' ? audit(r.result) : (audit ?? [])) : [];
+      if (events.length > 0) await this.appendAuditIn(client, events);
+      await client.query('COMMIT');
+      return r.result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      if (err instanceof LatchkeyError) throw err;
+      if ((err as { code?: string }).code === '23505') throw new LatchkeyError('storage_conflict', 'unique constraint violated', { cause: err });
+      throw new LatchkeyError('storage_unavailable', `could not ${what}`, { cause: err });
+    } finally {
+      client.release();
+    }
+  }
+
+  async createClient(c: ClientRecord, audit?: WithAudit): Promise<void> {
+    const sql = `INSERT INTO clients (${CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`;
+    if (!audit?.length) {
+      await this.q(sql, [...clientParams(c), c.disabled]);
+      return;
+    }
+    await this.tx(async (cl) => (await cl.query(sql, [...clientParams(c), c.disabled]), { result: undefined, changed: true }), audit, 'create the client');
   }
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
@@ -76,24 +111,38 @@ export class PostgresStorage implements Storage {
     return r.rows[0] && clientFromRow(r.rows[0]);
   }
 
-  async updateClient(c: ClientRecord): Promise<boolean> {
-    const r = await this.q(
-      'UPDATE clients SET metadata = $1, secret_hash = $2, registration_token_hash = $3, updated_at = $4, disabled = $5 WHERE client_id = $6',
-      [JSON.stringify(c.metadata), c.secretHash, c.registrationTokenHash, c.updatedAt, c.disabled, c.clientId],
-    );
-    return r.rowCount === 1;
+  /** One statement that changed a row when its rowCount is 1, with its audit events. */
+  private async changeOne(sql: string, values: unknown[], audit: WithAudit, what: string): Promise<boolean> {
+    if (!audit?.length) return (await this.q(sql, values)).rowCount === 1;
+    return this.tx(async (cl) => {
+      const ok = (await cl.query(sql, values)).rowCount === 1;
+      return { result: ok, changed: ok };
+    }, audit, what);
   }
 
-  async deleteClient(clientId: string): Promise<boolean> {
-    return (await this.q('DELETE FROM clients WHERE client_id = $1', [clientId])).rowCount === 1;
+  async updateClient(c: ClientRecord, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne(
+      'UPDATE clients SET metadata = $1, secret_hash = $2, registration_token_hash = $3, updated_at = $4, disabled = $5 WHERE client_id = $6',
+      [JSON.stringify(c.metadata), c.secretHash, c.registrationTokenHash, c.updatedAt, c.disabled, c.clientId],
+      audit, 'update the client',
+    );
+  }
+
+  async deleteClient(clientId: string, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne('DELETE FROM clients WHERE client_id = $1', [clientId], audit, 'delete the client');
   }
 
   async listClients(): Promise<ClientRecord[]> {
     return (await this.q<ClientRow>(`SELECT ${CLIENT_SELECT} FROM clients ORDER BY created_at, client_id`)).rows.map(clientFromRow);
   }
 
-  async insertKey(k: SigningKeyRecord): Promise<void> {
-    await this.q(`INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, keyParams(k));
+  async insertKey(k: SigningKeyRecord, audit?: WithAudit): Promise<void> {
+    const sql = `INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`;
+    if (!audit?.length) {
+      await this.q(sql, keyParams(k));
+      return;
+    }
+    await this.tx(async (cl) => (await cl.query(sql, keyParams(k)), { result: undefined, changed: true }), audit, 'insert the key');
   }
 
   async listPublishedKeys(): Promise<SigningKeyRecord[]> {
@@ -105,41 +154,36 @@ export class PostgresStorage implements Storage {
     return (await this.q<KeyRow>(`SELECT ${KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid`)).rows.map(keyFromRow);
   }
 
-  async transitionKeys(transitions: KeyTransition[]): Promise<boolean> {
-    const client = await this.pool.connect().catch((err: unknown) => {
-      throw new LatchkeyError('storage_unavailable', 'PostgreSQL is unreachable', { cause: err });
-    });
+  async transitionKeys(transitions: KeyTransition[], audit?: WithAudit): Promise<boolean> {
     try {
-      await client.query('BEGIN');
-      for (const t of transitions) {
-        const r = await client.query(
-          `UPDATE signing_keys SET state = $1, activated_at = CASE WHEN $1 = 'current' THEN $2 ELSE activated_at END,
-             retired_at = CASE WHEN $1 IN ('retired', 'revoked') THEN $2 ELSE retired_at END, remove_after = COALESCE($3, remove_after)
-           WHERE kid = $4 AND state = $5`,
-          [t.to, t.at, t.removeAfter ?? null, t.kid, t.from],
-        );
-        if (r.rowCount !== 1) {
-          await client.query('ROLLBACK');
-          return false;
+      return await this.tx(async (cl) => {
+        for (const t of transitions) {
+          const r = await cl.query(
+            `UPDATE signing_keys SET state = $1, activated_at = CASE WHEN $1 = 'current' THEN $2 ELSE activated_at END,
+               retired_at = CASE WHEN $1 IN ('retired', 'revoked') THEN $2 ELSE retired_at END, remove_after = COALESCE($3, remove_after)
+             WHERE kid = $4 AND state = $5`,
+            [t.to, t.at, t.removeAfter ?? null, t.kid, t.from],
+          );
+          if (r.rowCount !== 1) return { result: false, changed: false, rollback: true };
         }
-      }
-      await client.query('COMMIT');
-      return true;
+        return { result: true, changed: true };
+      }, audit, 'change key states');
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      if ((err as { code?: string }).code === '23505') return false;
+      // Another replica made a second current or next key first.
+      if (err instanceof LatchkeyError && err.code === 'storage_conflict') return false;
       throw err;
-    } finally {
-      client.release();
     }
   }
 
-  async removeExpiredKeys(now: number): Promise<string[]> {
-    const r = await this.q<{ kid: string }>(
-      `DELETE FROM signing_keys WHERE state IN ('retired', 'revoked') AND remove_after IS NOT NULL AND remove_after <= $1 RETURNING kid`,
-      [now],
-    );
-    return r.rows.map((x) => x.kid);
+  async removeExpiredKeys(now: number, audit?: (kid: string) => AuditEvent[]): Promise<string[]> {
+    return this.tx(async (cl) => {
+      const r = await cl.query<{ kid: string }>(
+        `DELETE FROM signing_keys WHERE state IN ('retired', 'revoked') AND remove_after IS NOT NULL AND remove_after <= $1 RETURNING kid`,
+        [now],
+      );
+      const kids = r.rows.map((x) => x.kid);
+      return { result: kids, changed: kids.length > 0 };
+    }, (kids) => (audit ? kids.flatMap(audit) : []), 'remove expired keys');
   }
 
   async tryLease(name: string, holder: string, expiresAtMs: number): Promise<boolean> {
@@ -165,25 +209,15 @@ export class PostgresStorage implements Storage {
     return r.rowCount === 1;
   }
 
-  async appendFeedEvent(e: Omit<FeedEventRecord, 'seq'>): Promise<FeedEventRecord> {
-    const client = await this.pool.connect().catch((err: unknown) => {
-      throw new LatchkeyError('storage_unavailable', 'PostgreSQL is unreachable', { cause: err });
-    });
-    try {
-      await client.query('BEGIN');
+  async appendFeedEvent(e: Omit<FeedEventRecord, 'seq'>, audit?: WithAudit): Promise<FeedEventRecord> {
+    return this.tx(async (cl) => {
       // Appends are serialized so commit order equals seq order: a reader that has seen seq N
-      // can never later find a smaller seq committed behind it.
-      await client.query('SELECT pg_advisory_xact_lock($1)', [FEED_LOCK]);
-      const r = await client.query<{ seq: string }>(`INSERT INTO feed_events (${FEED_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq`, feedParams(e));
-      await client.query(`NOTIFY ${FEED_CHANNEL}`);
-      await client.query('COMMIT');
-      return { ...e, seq: Number(r.rows[0]!.seq) };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw new LatchkeyError('storage_unavailable', 'could not append to the feed', { cause: err });
-    } finally {
-      client.release();
-    }
+      // can never later find a smaller seq committed behind it. (Feed lock first, then audit lock.)
+      await cl.query('SELECT pg_advisory_xact_lock($1)', [FEED_LOCK]);
+      const r = await cl.query<{ seq: string }>(`INSERT INTO feed_events (${FEED_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq`, feedParams(e));
+      await cl.query(`NOTIFY ${FEED_CHANNEL}`);
+      return { result: { ...e, seq: Number(r.rows[0]!.seq) }, changed: true };
+    }, audit, 'append to the feed');
   }
 
   async listFeedEvents(stream: FeedStream | 'all', after: number, limit: number, now: number): Promise<FeedEventRecord[]> {
@@ -259,28 +293,21 @@ export class PostgresStorage implements Storage {
 
   async appendAuditEvents(events: AuditEvent[]): Promise<void> {
     if (events.length === 0) return;
-    const client = await this.pool.connect().catch((err: unknown) => {
-      throw new LatchkeyError('storage_unavailable', 'PostgreSQL is unreachable', { cause: err });
-    });
-    try {
-      await client.query('BEGIN');
-      // One chain across replicas: appends are serialized, each batch continues from the head.
-      await client.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
-      const head = (await client.query<{ seq: string; hash: string | null }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1')).rows[0];
-      const rows = chainRows(events, head ? Number(head.seq) : 0, head?.hash ?? GENESIS);
-      // Multi-row INSERTs of up to 500 rows: atomic with the rest of the transaction.
-      for (let i = 0; i < rows.length; i += 500) {
-        const chunk = rows.slice(i, i + 500);
-        const values = chunk.flat();
-        const placeholders = chunk.map((_, r) => `(${Array.from({ length: 13 }, (_, j) => `$${r * 13 + j + 1}`).join(', ')})`);
-        await client.query(`INSERT INTO audit_events (seq, prev_hash, hash, ${AUDIT_COLUMNS}) VALUES ${placeholders.join(', ')}`, values);
-      }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw new LatchkeyError('storage_unavailable', 'could not append audit events', { cause: err });
-    } finally {
-      client.release();
+    await this.tx(async () => ({ result: undefined, changed: true }), events, 'append audit events');
+  }
+
+  /** Chains `events` after the head, inside the caller's transaction. */
+  private async appendAuditIn(client: pg.PoolClient, events: readonly AuditEvent[]): Promise<void> {
+    // One chain across replicas: appends are serialized, each batch continues from the head.
+    await client.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
+    const head = (await client.query<{ seq: string; hash: string | null }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1')).rows[0];
+    const rows = chainRows(events, head ? Number(head.seq) : 0, head?.hash ?? GENESIS);
+    // Multi-row INSERTs of up to 500 rows: atomic with the rest of the transaction.
+    for (let i = 0; i < rows.length; i += 500) {
+      const chunk = rows.slice(i, i + 500);
+      const values = chunk.flat();
+      const placeholders = chunk.map((_, r) => `(${Array.from({ length: 13 }, (_, j) => `$${r * 13 + j + 1}`).join(', ')})`);
+      await client.query(`INSERT INTO audit_events (seq, prev_hash, hash, ${AUDIT_COLUMNS}) VALUES ${placeholders.join(', ')}`, values);
     }
   }
 
@@ -326,8 +353,8 @@ export class PostgresStorage implements Storage {
     await this.q('INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [name, value]);
   }
 
-  async lockClient(clientId: string, until: number | null): Promise<boolean> {
-    return ((await this.q('UPDATE clients SET locked_until = $1 WHERE client_id = $2', [until, clientId])).rowCount ?? 0) === 1;
+  async lockClient(clientId: string, until: number | null, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne('UPDATE clients SET locked_until = $1 WHERE client_id = $2', [until, clientId], audit, 'lock the client');
   }
 
   async lastAuditSeqBefore(time: string): Promise<number | undefined> {
@@ -353,9 +380,11 @@ export class PostgresStorage implements Storage {
     }
   }
 
-  async insertAlert(a: NewAlert): Promise<AlertRecord> {
-    const r = await this.q<{ id: string }>(`INSERT INTO alerts (${ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`, alertParams(a));
-    return { ...a, id: Number(r.rows[0]!.id) };
+  async insertAlert(a: NewAlert, audit?: (alert: AlertRecord) => AuditEvent[]): Promise<AlertRecord> {
+    return this.tx(async (cl) => {
+      const r = await cl.query<{ id: string }>(`INSERT INTO alerts (${ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`, alertParams(a));
+      return { result: { ...a, id: Number(r.rows[0]!.id) }, changed: true };
+    }, audit ?? [], 'store the alert');
   }
 
   async listAlerts(f: { after?: number; detector?: string; limit: number }): Promise<AlertRecord[]> {

@@ -1,9 +1,13 @@
 import { LatchkeyError } from '../../errors.ts';
 
-/** SQLite result codes that mean "the database cannot serve now", not "this request is wrong". */
-const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|NOMEM|CORRUPT|NOTADB)/;
+/**
+ * SQLite errors that reach the guard: an outage (BUSY, IOERR, FULL, READONLY, ...) or a write the
+ * database refused that no method expected (a constraint or trigger). Expected ones — a duplicate
+ * client id — are mapped inside the methods first. Either way the request cannot be served now.
+ */
+const UNAVAILABLE = /^SQLITE_/;
 
-/** Maps an outage of the SQLite file to `storage_unavailable` (answered as 503); anything else passes. */
+/** Maps a SQLite failure to `storage_unavailable` (answered as 503); anything else passes. */
 export function mapSqliteError(err: unknown): unknown {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && UNAVAILABLE.test(code)) return new LatchkeyError('storage_unavailable', `SQLite: ${code}`, { cause: err });

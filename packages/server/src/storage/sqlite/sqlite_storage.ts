@@ -6,7 +6,7 @@ import { LatchkeyError } from '../../errors.ts';
 import { GENESIS } from '../audit_chain.ts';
 import { migrations } from '../migrations/index.ts';
 import { guardSqlite } from './sqlite_errors.ts';
-import type { AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage, AlertRecord, NewAlert } from '../ports.ts';
+import type { AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage, AlertRecord, NewAlert, WithAudit } from '../ports.ts';
 
 /** Thrown inside a transaction to roll it back when a key is no longer in its expected state. */
 class TransitionAborted extends Error {}
@@ -109,9 +109,19 @@ export class SqliteStorage implements Storage {
     this.db.prepare('SELECT 1').get();
   }
 
-  async createClient(c: ClientRecord): Promise<void> {
+  /** Runs `change` and, when `changed` says it took effect, appends `audit` — in one transaction. */
+  private withAudit<T>(audit: WithAudit, change: () => T, changed: (r: T) => boolean = () => true): T {
+    if (!audit || audit.length === 0) return change();
+    return this.db.transaction(() => {
+      const r = change();
+      if (changed(r)) this.appendAll([...audit]);
+      return r;
+    }).immediate();
+  }
+
+  async createClient(c: ClientRecord, audit?: WithAudit): Promise<void> {
     try {
-      this.stmts.insertClient.run(...clientParams(c), c.disabled ? 1 : 0);
+      this.withAudit(audit, () => this.stmts.insertClient.run(...clientParams(c), c.disabled ? 1 : 0));
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new LatchkeyError('storage_conflict', 'client id already exists');
       throw err;
@@ -123,22 +133,21 @@ export class SqliteStorage implements Storage {
     return row && clientFromRow(row);
   }
 
-  async updateClient(c: ClientRecord): Promise<boolean> {
-    const r = this.stmts.updateClient.run(JSON.stringify(c.metadata), c.secretHash, c.registrationTokenHash, c.updatedAt, c.disabled ? 1 : 0, c.clientId);
-    return r.changes === 1;
+  async updateClient(c: ClientRecord, audit?: WithAudit): Promise<boolean> {
+    return this.withAudit(audit, () => this.stmts.updateClient.run(JSON.stringify(c.metadata), c.secretHash, c.registrationTokenHash, c.updatedAt, c.disabled ? 1 : 0, c.clientId).changes === 1, (ok) => ok);
   }
 
-  async deleteClient(clientId: string): Promise<boolean> {
-    return this.stmts.deleteClient.run(clientId).changes === 1;
+  async deleteClient(clientId: string, audit?: WithAudit): Promise<boolean> {
+    return this.withAudit(audit, () => this.stmts.deleteClient.run(clientId).changes === 1, (ok) => ok);
   }
 
   async listClients(): Promise<ClientRecord[]> {
     return (this.stmts.listClients.all() as ClientRow[]).map(clientFromRow);
   }
 
-  async insertKey(k: SigningKeyRecord): Promise<void> {
+  async insertKey(k: SigningKeyRecord, audit?: WithAudit): Promise<void> {
     try {
-      this.stmts.insertKey.run(...keyParams(k));
+      this.withAudit(audit, () => this.stmts.insertKey.run(...keyParams(k)));
     } catch (err) {
       if (String((err as { code?: string }).code).startsWith('SQLITE_CONSTRAINT')) throw new LatchkeyError('storage_conflict', 'a current key already exists');
       throw err;
@@ -153,13 +162,14 @@ export class SqliteStorage implements Storage {
     return (this.stmts.allKeys.all() as KeyRow[]).map(keyFromRow);
   }
 
-  async transitionKeys(transitions: KeyTransition[]): Promise<boolean> {
+  async transitionKeys(transitions: KeyTransition[], audit?: WithAudit): Promise<boolean> {
     try {
       return this.db.transaction((list: KeyTransition[]) => {
         for (const t of list) {
           const r = this.stmts.transitionKey.run(t.to, t.to, t.at, t.to, t.at, t.removeAfter ?? null, t.kid, t.from);
           if (r.changes !== 1) throw new TransitionAborted();
         }
+        if (audit && audit.length > 0) this.appendAll([...audit]);
         return true;
       }).immediate(transitions);
     } catch (err) {
@@ -169,10 +179,14 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  async removeExpiredKeys(now: number): Promise<string[]> {
-    const kids = (this.stmts.expiredKeys.all(now) as { kid: string }[]).map((r) => r.kid);
-    for (const kid of kids) this.stmts.deleteKey.run(kid);
-    return kids;
+  async removeExpiredKeys(now: number, audit?: (kid: string) => AuditEvent[]): Promise<string[]> {
+    return this.db.transaction(() => {
+      const kids = (this.stmts.expiredKeys.all(now) as { kid: string }[]).map((r) => r.kid);
+      for (const kid of kids) this.stmts.deleteKey.run(kid);
+      const events = audit ? kids.flatMap(audit) : [];
+      if (events.length > 0) this.appendAll(events);
+      return kids;
+    }).immediate();
   }
 
   async tryLease(name: string, holder: string, expiresAtMs: number): Promise<boolean> {
@@ -191,8 +205,8 @@ export class SqliteStorage implements Storage {
 
   private readonly feedListeners = new Set<() => void>();
 
-  async appendFeedEvent(e: Omit<FeedEventRecord, 'seq'>): Promise<FeedEventRecord> {
-    const { seq } = this.stmts.appendFeed.get(...feedParams(e)) as { seq: number };
+  async appendFeedEvent(e: Omit<FeedEventRecord, 'seq'>, audit?: WithAudit): Promise<FeedEventRecord> {
+    const { seq } = this.withAudit(audit, () => this.stmts.appendFeed.get(...feedParams(e)) as { seq: number });
     for (const l of this.feedListeners) l();
     return { ...e, seq };
   }
@@ -263,8 +277,8 @@ export class SqliteStorage implements Storage {
     return rows.reverse().map(auditFromRow);
   }
 
-  async lockClient(clientId: string, until: number | null): Promise<boolean> {
-    return this.stmts.lockClient.run(until, clientId).changes === 1;
+  async lockClient(clientId: string, until: number | null, audit?: WithAudit): Promise<boolean> {
+    return this.withAudit(audit, () => this.stmts.lockClient.run(until, clientId).changes === 1, (ok) => ok);
   }
 
   async lastAuditSeqBefore(time: string): Promise<number | undefined> {
@@ -279,9 +293,14 @@ export class SqliteStorage implements Storage {
     }).immediate();
   }
 
-  async insertAlert(a: NewAlert): Promise<AlertRecord> {
-    const { id } = this.stmts.insertAlert.get(...alertParams(a)) as { id: number };
-    return { ...a, id: Number(id) };
+  async insertAlert(a: NewAlert, audit?: (alert: AlertRecord) => AuditEvent[]): Promise<AlertRecord> {
+    return this.db.transaction(() => {
+      const { id } = this.stmts.insertAlert.get(...alertParams(a)) as { id: number };
+      const alert = { ...a, id: Number(id) };
+      const events = audit?.(alert) ?? [];
+      if (events.length > 0) this.appendAll(events);
+      return alert;
+    }).immediate();
   }
 
   async listAlerts(f: { after?: number; detector?: string; limit: number }): Promise<AlertRecord[]> {
