@@ -305,6 +305,18 @@ connection(client.command('unlock <client_id>').description('lift a lock that a 
   if (r) process.stdout.write(`unlocked ${id}\n`);
 });
 
+connection(audit.command('checkpoints').description('export the signed checkpoints as JSON lines (keep them where the database owner cannot write)')
+  .option('--out <file>', 'write to a file instead of stdout')
+  .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (opts) => {
+  const r = (await show(await endpoint(opts).fetch('/admin/audit/checkpoints', { headers: adminHeaders(opts) }))) as { checkpoints: unknown[] } | undefined;
+  if (!r) return;
+  const text = r.checkpoints.map((c) => JSON.stringify(c) + '\n').join('');
+  if (opts.out) {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(opts.out, text, { mode: 0o600 });
+  } else process.stdout.write(text);
+});
+
 connection(audit.command('checkpoint').description('sign the chain head now').option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (opts) => {
   const r = (await show(await endpoint(opts).fetch('/admin/audit/checkpoints', { method: 'POST', headers: adminHeaders(opts) }))) as { seq: number | null } | undefined;
   if (r) process.stdout.write(`checkpoint at seq ${r.seq ?? 0}\n`);

@@ -100,6 +100,8 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
 
   test('audit checkpoint, verify, search, export', async () => {
     assert.match((await cli(['audit', 'checkpoint'])).stdout, /^checkpoint at seq \d+$/m);
+    const cps = (await cli(['audit', 'checkpoints'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(cps.length >= 1 && cps.every((c) => typeof c.signature === 'string' && c.signature.split('.').length === 3));
     assert.match((await cli(['audit', 'verify'])).stdout, /^ok: \d+ events chained up to seq \d+; 1\/1 checkpoints verified$/m);
     const lines = (await cli(['audit', 'search', '--type', 'token.issued', '--limit', '2'])).stdout.trim().split('\n');
     assert.equal(lines.length, 2);
