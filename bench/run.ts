@@ -1,5 +1,6 @@
 // npm run bench — each hot path beside a peer in the same run; medians of interleaved rounds.
-// BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16).
+// BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
+// BENCH_ONLY (comma-separated: issuance, ingestion, propagation, verification; default all).
 import { cpus } from 'node:os';
 import { benchRevocationPropagation } from './revocation_propagation.ts';
 import { benchAuditIngestion, benchTokenIssuance } from './token_issuance.ts';
@@ -10,54 +11,66 @@ import { benchVerification } from './verification.ts';
 const duration = Number(process.env.BENCH_DURATION ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const only = process.env.BENCH_ONLY?.split(',').map((x) => x.trim());
+const runs = (section: string): boolean => !only || only.includes(section);
+let failed = false;
 
 console.log(`# Latchkey benchmarks — ${new Date().toISOString()} — node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}`);
 console.log(`# ${rounds} interleaved rounds of ${duration}s, ${connections} keep-alive HTTPS connections, medians\n`);
 
-console.log('## Token issuance over loopback HTTPS');
-const results = await benchTokenIssuance({ duration, rounds, connections });
-const ceiling = Object.values(results)[0]!;
-console.log('| subject | tokens/s | p50 ms | p99 ms | server cores | tokens per CPU-second | vs ceiling (per CPU-s) | errors |');
-console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-for (const [name, r] of Object.entries(results)) {
-  console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.perCore.toFixed(0)} | ${((r.perCore / ceiling.perCore) * 100).toFixed(0)}% | ${r.non2xx} |`);
+if (runs('issuance')) {
+  console.log('## Token issuance over loopback HTTPS');
+  const results = await benchTokenIssuance({ duration, rounds, connections });
+  const ceiling = Object.values(results)[0]!;
+  console.log('| subject | tokens/s | p50 ms | p99 ms | server cores | tokens per CPU-second | vs ceiling (per CPU-s) | errors |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const [name, r] of Object.entries(results)) {
+    console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.perCore.toFixed(0)} | ${((r.perCore / ceiling.perCore) * 100).toFixed(0)}% | ${r.non2xx} |`);
+  }
+  const idp = Object.entries(results).find(([n]) => n.startsWith('Latchkey'))![1];
+  const auditOff = Object.entries(results).find(([n]) => n.includes('audit off'))![1];
+  console.log(`\nLatchkey access token size: ${idp.tokenBytes} bytes (ES256, one audience, one scope)`);
+  console.log(`Audit cost on the token path: ${((1 - idp.perCore / auditOff.perCore) * 100).toFixed(1)}% of tokens per CPU-second, ${((1 - idp.rps / auditOff.rps) * 100).toFixed(1)}% of tokens/s (target: under 10%)`);
+    if (idp.non2xx > 0) failed = true;
 }
-const idp = Object.entries(results).find(([n]) => n.startsWith('Latchkey'))![1];
-const auditOff = Object.entries(results).find(([n]) => n.includes('audit off'))![1];
-console.log(`\nLatchkey access token size: ${idp.tokenBytes} bytes (ES256, one audience, one scope)`);
-console.log(`Audit cost on the token path: ${((1 - idp.perCore / auditOff.perCore) * 100).toFixed(1)}% of tokens per CPU-second, ${((1 - idp.rps / auditOff.rps) * 100).toFixed(1)}% of tokens/s (target: under 10%)`);
 
-console.log('\n## Audit ingestion over loopback HTTPS (issue 5)');
-// A fresh database on the test server for each (LATCHKEY_TEST_DATABASE_URL; `. .ci/postgres.sh` sets it).
-const databaseUrl = await startPostgresIfConfigured();
-const ingest = await benchAuditIngestion({ duration, rounds, connections: 8, databaseUrl });
-const peer = await benchStorageAppend({ databaseUrl: await startPostgresIfConfigured(), ms: duration * 1000 });
-console.log('| subject | events/s | batches/s | p50 ms | p99 ms | server cores | errors |');
-console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-for (const [name, r] of Object.entries(ingest)) console.log(`| ${name} | ${(r.rps * 200).toFixed(0)} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.non2xx} |`);
-for (const [name, eps] of Object.entries(peer)) console.log(`| peer: ${name} | ${eps.toFixed(0)} | ${(eps / 200).toFixed(0)} | | | 1 (in-process) | 0 |`);
-if (!databaseUrl) console.log('\n(PostgreSQL rows need LATCHKEY_TEST_DATABASE_URL; `. .ci/postgres.sh` sets it.)');
-if (Object.values(ingest).some((r) => r.non2xx > 0)) process.exitCode = 1;
+if (runs('ingestion')) {
+  console.log('\n## Audit ingestion over loopback HTTPS (issue 5)');
+  // A fresh database on the test server for each (LATCHKEY_TEST_DATABASE_URL; `. .ci/postgres.sh` sets it).
+  const databaseUrl = await startPostgresIfConfigured();
+  const ingest = await benchAuditIngestion({ duration, rounds, connections: 8, databaseUrl });
+  const peer = await benchStorageAppend({ databaseUrl: await startPostgresIfConfigured(), ms: duration * 1000 });
+  console.log('| subject | events/s | batches/s | p50 ms | p99 ms | server cores | errors |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const [name, r] of Object.entries(ingest)) console.log(`| ${name} | ${(r.rps * 200).toFixed(0)} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.non2xx} |`);
+  for (const [name, eps] of Object.entries(peer)) console.log(`| peer: ${name} | ${eps.toFixed(0)} | ${(eps / 200).toFixed(0)} | | | 1 (in-process) | 0 |`);
+  if (!databaseUrl) console.log('\n(PostgreSQL rows need LATCHKEY_TEST_DATABASE_URL; `. .ci/postgres.sh` sets it.)');
+  if (Object.values(ingest).some((r) => r.non2xx > 0)) failed = true;
+}
 
-console.log('\n## Revocation propagation over loopback HTTPS (SSE)');
-const subscribers = Number(process.env.BENCH_SUBSCRIBERS ?? 100);
-const revocations = Number(process.env.BENCH_REVOCATIONS ?? 50);
-const prop = await benchRevocationPropagation({ subscribers, revocations });
-console.log(`${revocations} revocations × ${subscribers} concurrent stream subscribers: ${prop.samples} arrivals, ${prop.missing} missing`);
-console.log('| from sending /revoke to arrival | p50 ms | p99 ms | max ms |');
-console.log('| --- | ---: | ---: | ---: |');
-console.log(`| Latchkey /feeds/stream | ${prop.p50.toFixed(2)} | ${prop.p99.toFixed(2)} | ${prop.max.toFixed(2)} |`);
-if (prop.missing > 0) process.exitCode = 1;
+if (runs('propagation')) {
+  console.log('\n## Revocation propagation over loopback HTTPS (SSE)');
+  const subscribers = Number(process.env.BENCH_SUBSCRIBERS ?? 100);
+  const revocations = Number(process.env.BENCH_REVOCATIONS ?? 50);
+  const prop = await benchRevocationPropagation({ subscribers, revocations });
+  console.log(`${revocations} revocations × ${subscribers} concurrent stream subscribers: ${prop.samples} arrivals, ${prop.missing} missing`);
+  console.log('| from sending /revoke to arrival | p50 ms | p99 ms | max ms |');
+  console.log('| --- | ---: | ---: | ---: |');
+  console.log(`| Latchkey /feeds/stream | ${prop.p50.toFixed(2)} | ${prop.p99.toFixed(2)} | ${prop.max.toFixed(2)} |`);
+  if (prop.missing > 0) failed = true;
+}
 
-console.log('\n## Token verification, one thread, ES256 (issue 4)');
-const ver = await benchVerification({ ms: Number(process.env.BENCH_VERIFY_MS ?? 2000), rounds, tokens: 2000 });
-const rateOf = (prefix: string) => [...ver.rates].find(([k]) => k.startsWith(prefix))![1];
-console.log('| subject | verifications/s | vs (a) | vs (b) |');
-console.log('| --- | ---: | ---: | ---: |');
-for (const [name, r] of ver.rates) console.log(`| ${name} | ${r.toFixed(0)} | ${((r / rateOf('(a)')) * 100).toFixed(0)}% | ${(r / rateOf('(b)')).toFixed(1)}x |`);
-console.log(`\nRevocation set with ${ver.entries} token entries: ${(ver.revocationSetBytes / 1024 / 1024).toFixed(1)} MB of heap${ver.measuredWithGc ? '' : ' (without --expose-gc: approximate)'}`);
+if (runs('verification')) {
+  console.log('\n## Token verification, one thread, ES256 (issue 4)');
+  const ver = await benchVerification({ ms: Number(process.env.BENCH_VERIFY_MS ?? 2000), rounds, tokens: 2000 });
+  const rateOf = (prefix: string) => [...ver.rates].find(([k]) => k.startsWith(prefix))![1];
+  console.log('| subject | verifications/s | vs (a) | vs (b) |');
+  console.log('| --- | ---: | ---: | ---: |');
+  for (const [name, r] of ver.rates) console.log(`| ${name} | ${r.toFixed(0)} | ${((r / rateOf('(a)')) * 100).toFixed(0)}% | ${(r / rateOf('(b)')).toFixed(1)}x |`);
+  console.log(`\nRevocation set with ${ver.entries} token entries: ${(ver.revocationSetBytes / 1024 / 1024).toFixed(1)} MB of heap${ver.measuredWithGc ? '' : ' (without --expose-gc: approximate)'}`);
+}
 
-if (idp.non2xx > 0) {
-  console.error('benchmark saw errors from the IdP');
+if (failed) {
+  console.error('a benchmark saw errors');
   process.exitCode = 1;
 }
