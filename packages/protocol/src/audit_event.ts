@@ -24,6 +24,7 @@ export const AUDIT_EVENT_TYPES = [
   'alert.raised',
   'alert.delivery_failed',
   'audit.pruned',
+  'policy.published',
 ] as const;
 
 /**

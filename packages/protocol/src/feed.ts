@@ -39,5 +39,14 @@ export interface FeedPage<T> {
   has_more: boolean;
 }
 
+/** A new policy bundle version was published: fetch `GET /feeds/policy` (ETag) to get it. */
+export interface PolicyEvent {
+  cursor: string;
+  type: 'policy.published';
+  version: number;
+  digest: string;
+  at: number;
+}
+
 /** SSE event names on `/feeds/stream`. */
-export const FEED_STREAM_EVENTS = { revocation: 'revocation', key: 'key' } as const;
+export const FEED_STREAM_EVENTS = { revocation: 'revocation', key: 'key', policy: 'policy' } as const;

@@ -4,3 +4,4 @@ export * from './error_codes.ts';
 export * from './audit_event.ts';
 export * from './jws.ts';
 export * from './feed.ts';
+export * from './policy_bundle.ts';

@@ -33,6 +33,9 @@ import type { AuditCheckpointer } from './audit/audit_checkpointer.ts';
 import type { AuditRetention } from './audit/audit_retention.ts';
 import { registerAlertAdmin } from './admin/alert_admin.ts';
 import { registerMetricsEndpoint, type Metrics } from './metrics.ts';
+import { registerPolicyAdmin } from './policy/policy_admin.ts';
+import { registerPolicyFeed } from './policy/policy_feed.ts';
+import { PolicyPublisher } from './policy/policy_publisher.ts';
 import { registerAuditAdmin } from './admin/audit_admin.ts';
 import { registerAuditIngest } from './audit/ingest_endpoint.ts';
 import { serviceCaller } from './oauth/service_caller.ts';
@@ -128,6 +131,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerAuditIngest(app, { caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }), events, bodyLimit: 4 * config.jsonBodyLimit, onDropped: (clientId, n) => deps.metrics.reportedDropped.inc({ client_id: clientId }, n) });
   registerAuditAdmin(app, { store: storage, keys, writer: deps.audit, checkpointer: deps.checkpointer, retention: deps.retention, requireAdmin });
   registerAlertAdmin(app, { alerts: storage, requireAdmin });
+  const publisher = new PolicyPublisher({ store: storage, events, issuer, feedTtl: config.maxAccessTokenTtl + config.clockSkew });
+  registerPolicyAdmin(app, { publisher, store: storage, requireAdmin, bodyLimit: config.policyBodyLimit });
+  registerPolicyFeed(app, { store: storage, caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }) });
   registerMetricsEndpoint(app, {
     metrics: deps.metrics, requireAdmin,
     sample: () => {

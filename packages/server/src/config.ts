@@ -95,6 +95,8 @@ export interface Config {
   alertLock: string[];
   /** Seconds a response lock lasts (LATCHKEY_ALERT_LOCK_SECONDS). */
   alertLockSeconds: number;
+  /** Largest policy bundle accepted by the admin API, in bytes (LATCHKEY_POLICY_BODY_LIMIT). */
+  policyBodyLimit: number;
   /** Log level (LATCHKEY_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
 }
@@ -143,6 +145,7 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   alertWebhookAttempts: 6,
   alertLock: [],
   alertLockSeconds: 900,
+  policyBodyLimit: 16 * 1024 * 1024,
   logLevel: 'info',
 });
 
@@ -191,6 +194,7 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_ALERT_WEBHOOK_ATTEMPTS: 'alertWebhookAttempts',
   LATCHKEY_ALERT_LOCK: 'alertLock',
   LATCHKEY_ALERT_LOCK_SECONDS: 'alertLockSeconds',
+  LATCHKEY_POLICY_BODY_LIMIT: 'policyBodyLimit',
   LATCHKEY_LOG_LEVEL: 'logLevel',
 };
 
@@ -342,6 +346,7 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     alertWebhookAttempts: int('alertWebhookAttempts', 1, 20),
     alertLock: list('alertLock'),
     alertLockSeconds: int('alertLockSeconds', 1, 366 * 86400),
+    policyBodyLimit: int('policyBodyLimit', 64 * 1024, 256 * 1024 * 1024),
     logLevel,
   };
   for (const u of config.alertWebhooks) {

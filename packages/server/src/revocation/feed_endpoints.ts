@@ -72,7 +72,7 @@ export function registerFeedEndpoints(app: FastifyInstance, deps: FeedEndpointsD
     const streamsRaw = q.streams === undefined ? 'revocations,keys' : q.streams;
     if (typeof streamsRaw !== 'string') throw invalidRequest('streams must be given once');
     const streams = new Set(streamsRaw.split(','));
-    for (const s of streams) if (s !== 'revocations' && s !== 'keys') throw invalidRequest('streams is a comma-separated list of revocations and keys');
+    for (const s of streams) if (s !== 'revocations' && s !== 'keys' && s !== 'policy') throw invalidRequest('streams is a comma-separated list of revocations, keys and policy');
     const lastEventId = request.headers['last-event-id'];
     const resume = cursorParam(lastEventId ?? q.since, lastEventId !== undefined ? 'Last-Event-ID' : 'since');
     // Without a cursor the stream starts at the head: take a snapshot first, then stream from its cursor.

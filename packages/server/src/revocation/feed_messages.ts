@@ -1,4 +1,4 @@
-import type { KeyEvent, KeyEventType, RevocationEntry, RevocationKind } from '@latchkey/protocol';
+import type { KeyEvent, KeyEventType, PolicyEvent, RevocationEntry, RevocationKind } from '@latchkey/protocol';
 import type { FeedEventRecord } from '../storage/ports.ts';
 
 /** A stored revocation as the feeds send it. */
@@ -15,8 +15,13 @@ export function keyEvent(e: FeedEventRecord): KeyEvent {
   return ev;
 }
 
+/** A stored policy publication as the feeds send it. */
+export function policyEvent(e: FeedEventRecord): PolicyEvent {
+  return { cursor: String(e.seq), type: 'policy.published', version: Number(e.ref), digest: String(e.data?.digest ?? ''), at: e.createdAt };
+}
+
 /** One Server-Sent Event (WHATWG HTML §9.2): the cursor as `id`, so a reconnect resumes with Last-Event-ID. */
 export function sseFrame(e: FeedEventRecord): string {
-  const [event, data] = e.stream === 'revocations' ? ['revocation', revocationEntry(e)] : ['key', keyEvent(e)];
+  const [event, data] = e.stream === 'revocations' ? ['revocation', revocationEntry(e)] : e.stream === 'keys' ? ['key', keyEvent(e)] : ['policy', policyEvent(e)];
   return `id: ${e.seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }

@@ -1,4 +1,4 @@
-import type { AuditEvent, SigningAlgorithm, TokenEndpointAuthMethod, GrantType } from '@latchkey/protocol';
+import type { AuditEvent, PolicyBundle, SigningAlgorithm, TokenEndpointAuthMethod, GrantType } from '@latchkey/protocol';
 
 /** Registered client metadata (RFC 7591 §2 plus Latchkey's `audiences`, `default_audience`, `roles`, `access_token_ttl`). */
 export interface ClientMetadata {
@@ -108,7 +108,7 @@ export interface ReplayStore {
   useOnce(id: string, expiresAt: number): Promise<boolean>;
 }
 
-export type FeedStream = 'revocations' | 'keys';
+export type FeedStream = 'revocations' | 'keys' | 'policy';
 
 /** One entry of the feed log: a revocation (token, client, subject, key) or a key lifecycle event. */
 export interface FeedEventRecord {
@@ -233,6 +233,26 @@ export interface AlertStore {
   listAlerts(filter: { after?: number; detector?: string; limit: number }): Promise<AlertRecord[]>;
 }
 
+/** A published policy bundle version and who published it. */
+export interface PolicyVersionRecord extends PolicyBundle {
+  actor: string;
+  note: string | null;
+}
+
+export type PolicyVersionSummary = Omit<PolicyVersionRecord, 'schema' | 'policies' | 'entities'>;
+
+export interface PolicyStore {
+  /**
+   * Stores `record` as version `record.version`, which must be the newest + 1 (optimistic
+   * concurrency across replicas); false when another publish took that version first.
+   */
+  insertPolicyVersion(record: PolicyVersionRecord, audit?: WithAudit): Promise<boolean>;
+  /** One version, or the newest (the active one) without `version`. */
+  getPolicyVersion(version?: number): Promise<PolicyVersionRecord | undefined>;
+  /** Newest first, without their contents. */
+  listPolicyVersions(limit: number): Promise<PolicyVersionSummary[]>;
+}
+
 export interface SettingsStore {
   getSetting(name: string): Promise<string | undefined>;
   /** Sets only when absent; returns the value now stored. */
@@ -241,7 +261,7 @@ export interface SettingsStore {
 }
 
 /** Everything the IdP keeps. One implementation per database; both pass the same contract tests. */
-export interface Storage extends ClientStore, KeyStore, LeaseStore, ReplayStore, RevocationStore, FeedStore, AuditStore, AlertStore, SettingsStore {
+export interface Storage extends ClientStore, KeyStore, LeaseStore, ReplayStore, RevocationStore, FeedStore, AuditStore, AlertStore, PolicyStore, SettingsStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Applies pending migrations; safe to run concurrently from several replicas. */
   migrate(): Promise<void>;

@@ -1,6 +1,6 @@
 import type { AuditEvent, AuditEventType, AuditOutcome, SigningAlgorithm } from '@latchkey/protocol';
 import { chainHash } from './audit_chain.ts';
-import type { AlertRecord, AuditFilter, AuditRecord, ClientRecord, NewAlert, FeedEventRecord, FeedStream, KeyState, SigningKeyRecord } from './ports.ts';
+import type { AlertRecord, AuditFilter, AuditRecord, ClientRecord, NewAlert, PolicyVersionRecord, PolicyVersionSummary, FeedEventRecord, FeedStream, KeyState, SigningKeyRecord } from './ports.ts';
 
 /** Row shapes shared by the SQL adapters, and their mapping to records. */
 export interface ClientRow {
@@ -214,3 +214,32 @@ export const alertFromRow = (r: AlertRow): AlertRecord => ({
 });
 
 export const alertParams = (a: NewAlert): unknown[] => [a.time, a.detector, a.severity, a.key, a.summary, a.firstSeq, a.lastSeq, a.count, JSON.stringify(a.detail), a.response];
+
+export const POLICY_COLUMNS = 'version, digest, published_at, actor, note, schema_json, policies_json, entities_json';
+export const POLICY_SUMMARY_COLUMNS = 'version, digest, published_at, actor, note';
+
+export interface PolicyRow {
+  version: number | string;
+  digest: string;
+  published_at: string;
+  actor: string;
+  note: string | null;
+  schema_json?: string;
+  policies_json?: string;
+  entities_json?: string;
+}
+
+export const policySummaryFromRow = (r: PolicyRow): PolicyVersionSummary => ({
+  version: Number(r.version), digest: r.digest, publishedAt: r.published_at, actor: r.actor, note: r.note,
+});
+
+export const policyFromRow = (r: PolicyRow): PolicyVersionRecord => ({
+  ...policySummaryFromRow(r),
+  schema: JSON.parse(r.schema_json!) as Record<string, string>,
+  policies: JSON.parse(r.policies_json!) as Record<string, string>,
+  entities: JSON.parse(r.entities_json!) as PolicyVersionRecord['entities'],
+});
+
+export const policyParams = (p: PolicyVersionRecord): unknown[] => [
+  p.version, p.digest, p.publishedAt, p.actor, p.note, JSON.stringify(p.schema), JSON.stringify(p.policies), JSON.stringify(p.entities),
+];

@@ -199,6 +199,21 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
       assert.equal(await s.lockClient('nobody', 1), false);
     });
 
+    test('policy versions: the next version once only; newest is active; the policy feed stream continues the cursor', async () => {
+      const v = (version: number) => ({ version, digest: `d${version}`, publishedAt: `2026-11-28T00:00:0${version}.000Z`, actor: 'admin', note: null, schema: { s: 'entity A;' }, policies: { p: 'permit(principal, action, resource);' }, entities: [{ uid: { type: 'A', id: 'x' }, attrs: {}, parents: [] }] });
+      assert.equal(await s.getPolicyVersion(), undefined);
+      assert.equal(await s.insertPolicyVersion(v(1)), true);
+      assert.equal(await s.insertPolicyVersion(v(1)), false, 'a concurrent publish of the same version loses');
+      assert.equal(await s.insertPolicyVersion(v(2)), true);
+      assert.deepEqual(await s.getPolicyVersion(), v(2));
+      assert.deepEqual(await s.getPolicyVersion(1), v(1));
+      assert.deepEqual((await s.listPolicyVersions(10)).map((x) => x.version), [2, 1]);
+      const before = await s.latestFeedSeq();
+      const e = await s.appendFeedEvent({ stream: 'policy', kind: 'policy.published', iss: 'https://i', ref: '2', notBefore: null, expiresAt: 4_000_000_000, createdAt: 1, data: { digest: 'd2' } });
+      assert.ok(e.seq > before);
+      assert.deepEqual((await s.listFeedEvents('policy', before, 10, 0)).map((x) => x.ref), ['2']);
+    });
+
     test('settings: set-if-absent keeps the first value', async () => {
       assert.equal(await s.getSetting('x'), undefined);
       assert.equal(await s.setSettingIfAbsent('x', '1'), '1');
@@ -241,3 +256,30 @@ if (pgConfigured) {
 } else {
   test('storage contract: PostgreSQL', { skip: 'LATCHKEY_TEST_DATABASE_URL is not set (CI sets it and fails without it)' }, () => {});
 }
+
+test('SQLite migration 6 rebuilds the feed table without reusing a cursor that was handed out and purged', async () => {
+  const { default: Database } = await import('better-sqlite3');
+  const { migrations } = await import('@latchkey/server');
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-mig6-'));
+  try {
+    const file = join(dir, 'latchkey.db');
+    const db = new Database(file);
+    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+    for (const m of migrations.filter((x) => x.version <= 5)) {
+      db.exec(m.sqlite);
+      db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, 'then');
+    }
+    const insert = db.prepare("INSERT INTO feed_events (stream, kind, iss, ref, not_before, expires_at, created_at, data) VALUES ('revocations', 'token', 'i', ?, NULL, 1, 1, NULL)");
+    for (const ref of ['a', 'b', 'c']) insert.run(ref);
+    db.exec('DELETE FROM feed_events WHERE seq = 3'); // purged after a consumer saw cursor 3
+    db.close();
+    const s = new SqliteStorage(file);
+    await s.migrate();
+    const e = await s.appendFeedEvent({ stream: 'policy', kind: 'policy.published', iss: 'i', ref: '1', notBefore: null, expiresAt: 4_000_000_000, createdAt: 1, data: null });
+    assert.equal(e.seq, 4);
+    assert.deepEqual((await s.listFeedEvents('all', 0, 10, 0)).map((x) => x.seq), [1, 2, 4]);
+    await s.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -124,6 +124,48 @@ CREATE TABLE alerts (
 CREATE INDEX alerts_detector ON alerts (detector, id);
 `;
 
+// Authorization: every published bundle (schema fragments, policies, entities) is a version; the
+// newest is the active one. The feed gains a 'policy' stream announcing each version.
+const POLICY_VERSIONS = `
+CREATE TABLE policy_versions (
+  version BIGINT PRIMARY KEY,
+  digest TEXT NOT NULL,
+  published_at TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  note TEXT,
+  schema_json TEXT NOT NULL,
+  policies_json TEXT NOT NULL,
+  entities_json TEXT NOT NULL
+);
+`;
+// SQLite cannot change a CHECK in place: rebuild the table, keeping the AUTOINCREMENT counter so
+// no cursor is ever handed out twice.
+const FEED_POLICY_STREAM_SQLITE = `
+CREATE TABLE feed_events_new (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  stream TEXT NOT NULL CHECK (stream IN ('revocations', 'keys', 'policy')),
+  kind TEXT NOT NULL,
+  iss TEXT NOT NULL,
+  ref TEXT NOT NULL,
+  not_before BIGINT,
+  expires_at BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  data TEXT
+);
+INSERT INTO feed_events_new SELECT seq, stream, kind, iss, ref, not_before, expires_at, created_at, data FROM feed_events;
+DELETE FROM sqlite_sequence WHERE name = 'feed_events_new';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'feed_events_new', seq FROM sqlite_sequence WHERE name = 'feed_events';
+DROP TABLE feed_events;
+ALTER TABLE feed_events_new RENAME TO feed_events;
+CREATE INDEX feed_events_lookup ON feed_events (stream, kind, iss, ref);
+CREATE INDEX feed_events_stream ON feed_events (stream, seq);
+CREATE INDEX feed_events_expires ON feed_events (expires_at);
+`;
+const FEED_POLICY_STREAM_POSTGRES = `
+ALTER TABLE feed_events DROP CONSTRAINT feed_events_stream_check;
+ALTER TABLE feed_events ADD CONSTRAINT feed_events_stream_check CHECK (stream IN ('revocations', 'keys', 'policy'));
+`;
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -154,5 +196,11 @@ export const migrations: readonly Migration[] = [
     name: 'alerts and client locks',
     sqlite: alerts('INTEGER PRIMARY KEY AUTOINCREMENT'),
     postgres: alerts('BIGSERIAL PRIMARY KEY'),
+  },
+  {
+    version: 6,
+    name: 'policy versions and the policy feed stream',
+    sqlite: POLICY_VERSIONS + FEED_POLICY_STREAM_SQLITE,
+    postgres: POLICY_VERSIONS + FEED_POLICY_STREAM_POSTGRES,
   },
 ];

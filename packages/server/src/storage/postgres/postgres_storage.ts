@@ -3,9 +3,9 @@ import type { AuditEvent } from '@latchkey/protocol';
 import { LatchkeyError } from '../../errors.ts';
 import { GENESIS } from '../audit_chain.ts';
 import { migrations } from '../migrations/index.ts';
-import type { AlertRecord, NewAlert, WithAudit, AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
+import type { AlertRecord, NewAlert, WithAudit, PolicyVersionRecord, PolicyVersionSummary, AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
 import {
-  ALERT_COLUMNS, alertFromRow, alertParams, type AlertRow, CLIENT_SELECT, AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
+  POLICY_COLUMNS, POLICY_SUMMARY_COLUMNS, policyFromRow, policyParams, policySummaryFromRow, type PolicyRow, ALERT_COLUMNS, alertFromRow, alertParams, type AlertRow, CLIENT_SELECT, AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
   type AuditRow, type ClientRow, type FeedRow, type KeyRow,
 } from '../rows.ts';
 
@@ -392,6 +392,27 @@ export class PostgresStorage implements Storage {
       ? await this.q<AlertRow>(`SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > $1 AND detector = $2 ORDER BY id LIMIT $3`, [f.after ?? 0, f.detector, f.limit])
       : await this.q<AlertRow>(`SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > $1 ORDER BY id LIMIT $2`, [f.after ?? 0, f.limit]);
     return r.rows.map(alertFromRow);
+  }
+
+  async insertPolicyVersion(p: PolicyVersionRecord, audit?: WithAudit): Promise<boolean> {
+    try {
+      await this.tx(async (cl) => (await cl.query(`INSERT INTO policy_versions (${POLICY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, policyParams(p)), { result: undefined, changed: true }), audit, 'publish the policy version');
+      return true;
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === 'storage_conflict') return false;
+      throw err;
+    }
+  }
+
+  async getPolicyVersion(version?: number): Promise<PolicyVersionRecord | undefined> {
+    const r = version === undefined
+      ? await this.q<PolicyRow>(`SELECT ${POLICY_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT 1`)
+      : await this.q<PolicyRow>(`SELECT ${POLICY_COLUMNS} FROM policy_versions WHERE version = $1`, [version]);
+    return r.rows[0] && policyFromRow(r.rows[0]);
+  }
+
+  async listPolicyVersions(limit: number): Promise<PolicyVersionSummary[]> {
+    return (await this.q<PolicyRow>(`SELECT ${POLICY_SUMMARY_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT $1`, [limit])).rows.map(policySummaryFromRow);
   }
 
   async purgeExpired(now: number): Promise<number> {

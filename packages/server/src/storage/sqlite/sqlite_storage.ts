@@ -6,12 +6,12 @@ import { LatchkeyError } from '../../errors.ts';
 import { GENESIS } from '../audit_chain.ts';
 import { migrations } from '../migrations/index.ts';
 import { guardSqlite } from './sqlite_errors.ts';
-import type { AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage, AlertRecord, NewAlert, WithAudit } from '../ports.ts';
+import type { AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage, AlertRecord, NewAlert, WithAudit, PolicyVersionRecord, PolicyVersionSummary } from '../ports.ts';
 
 /** Thrown inside a transaction to roll it back when a key is no longer in its expected state. */
 class TransitionAborted extends Error {}
 import {
-  ALERT_COLUMNS, alertFromRow, alertParams, type AlertRow, CLIENT_SELECT, AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
+  POLICY_COLUMNS, POLICY_SUMMARY_COLUMNS, policyFromRow, policyParams, policySummaryFromRow, type PolicyRow, ALERT_COLUMNS, alertFromRow, alertParams, type AlertRow, CLIENT_SELECT, AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
   type AuditRow, type ClientRow, type FeedRow, type KeyRow,
 } from '../rows.ts';
 
@@ -308,6 +308,27 @@ export class SqliteStorage implements Storage {
       ? this.db.prepare(`SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > ? AND detector = ? ORDER BY id LIMIT ?`).all(f.after ?? 0, f.detector, f.limit)
       : this.db.prepare(`SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > ? ORDER BY id LIMIT ?`).all(f.after ?? 0, f.limit)) as AlertRow[];
     return rows.map(alertFromRow);
+  }
+
+  async insertPolicyVersion(p: PolicyVersionRecord, audit?: WithAudit): Promise<boolean> {
+    try {
+      this.withAudit(audit, () => this.db.prepare(`INSERT INTO policy_versions (${POLICY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(...policyParams(p)));
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return false;
+      throw err;
+    }
+  }
+
+  async getPolicyVersion(version?: number): Promise<PolicyVersionRecord | undefined> {
+    const row = (version === undefined
+      ? this.db.prepare(`SELECT ${POLICY_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT 1`).get()
+      : this.db.prepare(`SELECT ${POLICY_COLUMNS} FROM policy_versions WHERE version = ?`).get(version)) as PolicyRow | undefined;
+    return row && policyFromRow(row);
+  }
+
+  async listPolicyVersions(limit: number): Promise<PolicyVersionSummary[]> {
+    return (this.db.prepare(`SELECT ${POLICY_SUMMARY_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT ?`).all(limit) as PolicyRow[]).map(policySummaryFromRow);
   }
 
   async getSetting(name: string): Promise<string | undefined> {

@@ -1,0 +1,103 @@
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type { PolicyBundleContent } from '@latchkey/protocol';
+
+/** One problem Cedar found, located in the file (schema fragment) or policy it came from. */
+export interface PolicyProblem {
+  /** `schema` fragment name, policy id, or `entities`. */
+  source: string;
+  kind: 'schema' | 'policy' | 'entities';
+  message: string;
+  help: string | null;
+  /** 1-based line and column within that fragment or policy text, when Cedar gave a location. */
+  line?: number;
+  column?: number;
+}
+
+export interface ValidationReport {
+  ok: boolean;
+  errors: PolicyProblem[];
+  warnings: PolicyProblem[];
+}
+
+/** 1-based line and column of a byte offset in `text` (Cedar reports UTF-8 byte offsets). */
+function lineColumn(text: string, byteOffset: number): { line: number; column: number } {
+  const before = Buffer.from(text, 'utf8').subarray(0, byteOffset).toString('utf8');
+  const lines = before.split('\n');
+  return { line: lines.length, column: (lines[lines.length - 1]?.length ?? 0) + 1 };
+}
+
+/** The schema fragments joined, and where each starts, so a location maps back to its fragment. */
+function joinSchema(schema: Record<string, string>): { text: string; parts: { name: string; start: number; text: string }[] } {
+  const parts: { name: string; start: number; text: string }[] = [];
+  let text = '';
+  for (const name of Object.keys(schema).sort()) {
+    parts.push({ name, start: Buffer.byteLength(text, 'utf8'), text: schema[name]! });
+    text += schema[name]! + '\n';
+  }
+  return { text, parts };
+}
+
+function problem(kind: PolicyProblem['kind'], source: string, text: string | undefined, e: cedar.DetailedError, offsetBase = 0): PolicyProblem {
+  const p: PolicyProblem = { source, kind, message: e.message, help: e.help ?? null };
+  const loc = e.sourceLocations?.[0];
+  if (loc && text !== undefined) Object.assign(p, lineColumn(text, loc.start - offsetBase));
+  return p;
+}
+
+/**
+ * Checks a bundle with Cedar itself before the IdP accepts it: the schema parses, every policy
+ * parses and validates against the schema (strict mode), and the entities conform to the schema.
+ * Validation warnings (an impossible policy, say) are reported but do not refuse the bundle.
+ */
+export function validateBundle(bundle: PolicyBundleContent): ValidationReport {
+  const errors: PolicyProblem[] = [];
+  const warnings: PolicyProblem[] = [];
+  const { text: schemaText, parts } = joinSchema(bundle.schema);
+  const fragmentAt = (offset: number) => [...parts].reverse().find((p) => p.start <= offset) ?? parts[0];
+
+  const schemaCheck = cedar.checkParseSchema(schemaText);
+  if (schemaCheck.type === 'failure') {
+    for (const e of schemaCheck.errors) {
+      const f = fragmentAt(e.sourceLocations?.[0]?.start ?? 0);
+      errors.push(problem('schema', f?.name ?? 'schema', f?.text, e, f?.start ?? 0));
+    }
+    return { ok: false, errors, warnings };
+  }
+  // Each policy alone first, so a parse error names its policy and a location inside it.
+  for (const [id, text] of Object.entries(bundle.policies)) {
+    const parsed = cedar.checkParsePolicySet({ staticPolicies: text });
+    if (parsed.type === 'failure') for (const e of parsed.errors) errors.push(problem('policy', id, text, e));
+    else if (cedar.policySetTextToParts(text).type === 'success' && (cedar.policySetTextToParts(text) as { policies: string[] }).policies.length !== 1) {
+      errors.push({ source: id, kind: 'policy', message: 'each policy id must hold exactly one policy', help: 'split the text, one policy per id' });
+    }
+  }
+  if (errors.length > 0) return { ok: false, errors, warnings };
+
+  const answer = cedar.validate({ schema: schemaText, policies: { staticPolicies: bundle.policies }, validationSettings: { mode: 'strict' } });
+  if (answer.type === 'failure') {
+    for (const e of answer.errors) errors.push(problem('policy', 'policies', undefined, e));
+  } else {
+    for (const v of answer.validationErrors) errors.push(problem('policy', v.policyId, bundle.policies[v.policyId], v.error));
+    for (const v of answer.validationWarnings) warnings.push(problem('policy', v.policyId, bundle.policies[v.policyId], v.error));
+  }
+  const ents = cedar.checkParseEntities({ entities: bundle.entities as cedar.EntityJson[], schema: schemaText });
+  if (ents.type === 'failure') for (const e of ents.errors) errors.push(problem('entities', 'entities', undefined, e));
+  return { ok: errors.length === 0, errors, warnings };
+}
+
+/**
+ * Splits a `.cedar` file into policies by id: the `@id("...")` annotation when a policy has one,
+ * otherwise `<file>#<n>` (n counting from 1). Throws Cedar's parse errors with their location.
+ */
+export function splitPolicyFile(file: string, text: string): { policies: Record<string, string>; errors: PolicyProblem[] } {
+  const parts = cedar.policySetTextToParts(text);
+  if (parts.type === 'failure') return { policies: {}, errors: parts.errors.map((e) => problem('policy', file, text, e)) };
+  const policies: Record<string, string> = {};
+  const errors: PolicyProblem[] = [];
+  parts.policies.forEach((p, i) => {
+    const id = /@id\(\s*"((?:[^"\\]|\\.)*)"\s*\)/.exec(p)?.[1] ?? `${file}#${i + 1}`;
+    if (policies[id] !== undefined) errors.push({ source: file, kind: 'policy', message: `policy id ${JSON.stringify(id)} is used twice`, help: null });
+    policies[id] = p;
+  });
+  return { policies, errors };
+}
