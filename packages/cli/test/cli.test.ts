@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -161,6 +161,30 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
     assert.equal(json.at(-1).key, 'client:tailed');
     assert.equal((await cli(['client', 'unlock', 'tailed'])).stdout, 'unlocked tailed\n');
     await assert.rejects(cli(['client', 'unlock', 'nobody']));
+  });
+
+  test('policy validate|push|list|diff|rollback, role create|assign|revoke, entity set — with a policy folder as it lives in Git', async () => {
+    const pol = join(dir, 'policies');
+    mkdirSync(pol);
+    writeFileSync(join(pol, 'schema.cedarschema'), 'entity Role in [Role];\nentity Service in [Role] { tenant: String };\nnamespace Orders {\n  entity Order { tenant: String };\n  action read appliesTo { principal: Service, resource: Order };\n}\n');
+    const good = '// Orders\n@id("readers-read")\npermit(principal in Role::"reader", action == Orders::Action::"read", resource)\nwhen { principal.tenant == resource.tenant };\n\n@id("no-cross-tenant")\nforbid(principal, action, resource) unless { principal.tenant == resource.tenant };\n';
+    writeFileSync(join(pol, 'orders.cedar'), good.replace('Orders::Action::"read"', 'Orders::Action::"raed"'));
+    const bad = await cli(['policy', 'validate', pol]).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    assert.equal(bad?.code, 1);
+    assert.match(bad!.stderr, new RegExp(`error: ${join(pol, 'orders.cedar').replace(/[/.]/g, '\\$&')}:3:47: \\[readers-read\\] for policy \`readers-read\`, unrecognized action`));
+    writeFileSync(join(pol, 'orders.cedar'), good);
+    assert.match((await cli(['policy', 'validate', pol])).stdout, /^ok: 2 policies valid against 1 schema fragment/);
+    assert.equal((await cli(['policy', 'push', pol, '--note', 'first'])).stdout, 'published version 1\n');
+    assert.equal((await cli(['policy', 'push', pol])).stdout, 'unchanged: version 1 is already active\n');
+    assert.equal((await cli(['role', 'create', 'reader'])).stdout, 'published version 2\n');
+    assert.equal((await cli(['entity', 'set', 'Service::"orders"', '--attrs', '{"tenant":"acme"}'])).stdout, 'published version 3\n');
+    assert.equal((await cli(['role', 'assign', 'reader', 'Service::"orders"'])).stdout, 'published version 4\n');
+    assert.match((await cli(['policy', 'list'])).stdout, /^4\t\S+\tadmin\t\S+\tassign Service::"orders" to Role::"reader"\t\(active\)$/m);
+    assert.equal((await cli(['policy', 'diff', '1'])).stdout, 'version 1 -> 4\n+ entities: Role::"reader"\n+ entities: Service::"orders"\n');
+    assert.equal((await cli(['role', 'revoke', 'reader', 'Service::"orders"'])).stdout, 'published version 5\n');
+    assert.equal((await cli(['policy', 'rollback', '4'])).stdout, 'published version 6\n');
+    const active = JSON.parse((await cli(['policy', 'show'])).stdout);
+    assert.deepEqual(active.entities.find((e: any) => e.uid.id === 'orders').parents, [{ type: 'Role', id: 'reader' }]);
   });
 
   test('SIGTERM: exit 0 with the audit flushed; a restart keeps the admin token and does not print it again', async () => {

@@ -7,3 +7,4 @@ export type * from './storage/ports.ts';
 export { migrations } from './storage/migrations/index.ts';
 export { OAuthError, LatchkeyError } from './errors.ts';
 export { MasterKey } from './keys/master_key.ts';
+export { splitPolicyFile, validateBundle, type PolicyProblem } from './policy/policy_validator.ts';
