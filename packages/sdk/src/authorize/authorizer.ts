@@ -1,0 +1,217 @@
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type { AccessTokenClaims, PolicyBundle, PolicyEntity } from '@latchkey/protocol';
+import type { AuditQueue } from '../audit/audit_queue.ts';
+import { EntityIndex, uidKey, type Uid } from './entity_slice.ts';
+import { PolicySource } from './policy_source.ts';
+
+/** Options of {@link createAuthorizer}. Durations in seconds. */
+export interface AuthorizerOptions {
+  issuer: string;
+  /** Client credentials of this service (Basic) — or `token`, a function giving one of its access tokens. */
+  credentials?: { clientId: string; clientSecret: string };
+  token?: () => Promise<string>;
+  fetch?: typeof fetch;
+  /** Every decision (allow and deny, with reasons) is reported through this queue ({@link createAuditQueue}). */
+  audit?: Pick<AuditQueue, 'record'>;
+  /** Seconds between ETag polls of the bundle, under the push stream (default 30). */
+  pollInterval?: number;
+  /** Entity type of principals from service tokens (`sub` = `client_id`) and from user tokens (default `Service`, `User`). */
+  servicePrincipalType?: string;
+  userPrincipalType?: string;
+  /** Entity type of the token's `roles` (default `Role`). */
+  roleType?: string;
+  /** Decisions remembered per bundle version for repeated identical requests (default 10,000; 0 turns it off). */
+  cacheSize?: number;
+}
+
+/** A principal, resource or action: `{ type, id }`, or Cedar's text form `Type::"id"`. */
+export type EntityRef = Uid | string;
+
+/** What {@link Authorizer.authorize} is asked. */
+export interface AuthorizeRequest {
+  /** The verified token's claims (principal from `sub`/`client_id`, roles from `roles`), or an entity. */
+  principal: AccessTokenClaims | EntityRef;
+  /** e.g. `Orders::Action::"read"`. */
+  action: EntityRef;
+  /** The resource, with the attributes and parents the service knows (they win over the bundle's). */
+  resource: EntityRef | { type: string; id: string; attrs?: Record<string, unknown>; parents?: EntityRef[] };
+  context?: Record<string, unknown>;
+}
+
+/** What {@link Authorizer.authorize} answers. */
+export interface AuthorizeResult {
+  decision: 'allow' | 'deny';
+  /** Ids of the policies that decided (the permits for allow, the forbids — if any — for deny). */
+  reasons: string[];
+  /** Policies that failed to evaluate (they are skipped, as Cedar specifies). */
+  errors: string[];
+  /** The bundle version that decided. */
+  version: number;
+}
+
+export interface AuthorizerHealth {
+  version: number;
+  digest: string;
+  entities: number;
+  /** Seconds since the IdP last answered. */
+  ageSeconds: number;
+  cachedDecisions: number;
+}
+
+export interface Authorizer {
+  /** Decides in-process, from the last good bundle: never a network call. */
+  authorize(request: AuthorizeRequest): AuthorizeResult;
+  health(): AuthorizerHealth;
+  close(): void;
+}
+
+/**
+ * Thrown by {@link createAuthorizer} when no bundle could be loaded (the IdP unreachable at start,
+ * or nothing published yet). Once started, an authorizer keeps its last good bundle instead.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await createAuthorizer({ issuer, credentials });
+ * } catch (err) {
+ *   if (err instanceof AuthorizerError && err.code === 'policy_unavailable') process.exit(1);
+ * }
+ * ```
+ */
+export class AuthorizerError extends Error {
+  constructor(readonly code: 'policy_unavailable', message: string) {
+    super(message);
+    this.name = 'AuthorizerError';
+  }
+}
+
+const parseRef = (r: EntityRef): Uid => {
+  if (typeof r !== 'string') return { type: r.type, id: r.id };
+  const m = /^(.+)::"((?:[^"\\]|\\.)*)"$/.exec(r);
+  if (!m) throw new TypeError(`${r}: expected Type::"id"`);
+  return { type: m[1]!, id: JSON.parse(`"${m[2]}"`) as string };
+};
+
+const isClaims = (p: AuthorizeRequest['principal']): p is AccessTokenClaims => typeof p === 'object' && 'sub' in p && 'client_id' in p;
+
+interface Loaded {
+  bundle: PolicyBundle;
+  setId: string;
+  index: EntityIndex;
+}
+
+let setCounter = 0;
+
+/**
+ * Creates an authorizer that evaluates the IdP's Cedar bundle in-process. The bundle arrives by
+ * push (the `policy` feed stream) with an ETag poll underneath; when the IdP is unreachable the
+ * last good bundle keeps deciding (fail-static). Policies are parsed once per version, and Cedar
+ * is given only the entity slice the request can reach.
+ *
+ * @example
+ * ```ts
+ * import { createAuthorizer } from '@latchkey/sdk/authorize';
+ * const authz = await createAuthorizer({ issuer: 'https://idp.internal', credentials: { clientId: 'orders', clientSecret } });
+ * const { decision, reasons } = authz.authorize({
+ *   principal: claims, // from verifier.verify(token)
+ *   action: 'Orders::Action::"read"',
+ *   resource: { type: 'Orders::Order', id: '42', attrs: { tenant: 'acme' } },
+ * });
+ * ```
+ */
+export async function createAuthorizer(options: AuthorizerOptions): Promise<Authorizer> {
+  if (!options.credentials === !options.token) throw new TypeError('give exactly one of credentials and token');
+  const enc = (s: string) => encodeURIComponent(s);
+  const authorization = async (): Promise<string> =>
+    options.credentials ? `Basic ${Buffer.from(`${enc(options.credentials.clientId)}:${enc(options.credentials.clientSecret)}`).toString('base64')}` : `Bearer ${await options.token!()}`;
+  const serviceType = options.servicePrincipalType ?? 'Service';
+  const userType = options.userPrincipalType ?? 'User';
+  const roleType = options.roleType ?? 'Role';
+  const cacheSize = options.cacheSize ?? 10_000;
+  let loaded: Loaded | undefined;
+  const cache = new Map<string, AuthorizeResult>();
+  // One preparsed set per authorizer, replaced in place by each new version (Cedar keeps them by id).
+  const setId = `latchkey-authorizer-${++setCounter}`;
+
+  const install = (bundle: PolicyBundle): void => {
+    if (loaded && loaded.bundle.digest === bundle.digest) return;
+    const parsed = cedar.preparsePolicySet(setId, { staticPolicies: bundle.policies });
+    if (parsed.type === 'failure') throw new Error(`policy bundle ${bundle.version} does not parse: ${parsed.errors[0]?.message ?? ''}`);
+    loaded = { bundle, setId, index: new EntityIndex(bundle.entities) };
+    cache.clear();
+  };
+
+  const source = new PolicySource({
+    issuer: options.issuer, authorization, fetch: options.fetch ?? globalThis.fetch, pollInterval: options.pollInterval ?? 30,
+    onBundle: install,
+    onError: () => undefined, // fail-static: keep deciding with the last good bundle; health() shows the age
+  });
+  try {
+    await source.start();
+  } catch (err) {
+    source.close();
+    throw new AuthorizerError('policy_unavailable', `no policy bundle could be loaded: ${(err as Error).message}`);
+  }
+
+  const principalEntity = (p: AuthorizeRequest['principal'], index: EntityIndex): PolicyEntity => {
+    let uid: Uid;
+    let roles: Uid[] = [];
+    if (isClaims(p)) {
+      uid = { type: p.sub === p.client_id ? serviceType : userType, id: p.sub };
+      roles = (Array.isArray(p.roles) ? p.roles : []).filter((r): r is string => typeof r === 'string').map((r) => ({ type: roleType, id: r }));
+    } else uid = parseRef(p);
+    const known = index.get(uid);
+    const parents = [...(known?.parents ?? [])];
+    for (const r of roles) if (!parents.some((x) => uidKey(x) === uidKey(r))) parents.push(r);
+    return { uid, attrs: known?.attrs ?? {}, parents };
+  };
+
+  const resourceEntity = (r: AuthorizeRequest['resource'], index: EntityIndex): PolicyEntity => {
+    const given = typeof r === 'string' ? { ...parseRef(r) } : r;
+    const uid = { type: given.type, id: given.id };
+    const known = index.get(uid);
+    const extra = 'attrs' in given || 'parents' in given ? (given as { attrs?: Record<string, unknown>; parents?: EntityRef[] }) : {};
+    return { uid, attrs: { ...(known?.attrs ?? {}), ...(extra.attrs ?? {}) }, parents: extra.parents ? extra.parents.map(parseRef) : (known?.parents ?? []) };
+  };
+
+  return {
+    authorize(request) {
+      const l = loaded!;
+      const principal = principalEntity(request.principal, l.index);
+      const resource = resourceEntity(request.resource, l.index);
+      const action = parseRef(request.action);
+      const context = request.context ?? {};
+      const key = cacheSize > 0 ? JSON.stringify([uidKey(principal.uid), principal.parents, uidKey(action), resource, context]) : '';
+      let result = cacheSize > 0 ? cache.get(key) : undefined;
+      if (!result) {
+        const answer = cedar.statefulIsAuthorized({
+          principal: principal.uid, action, resource: resource.uid, context: context as cedar.Context,
+          preparsedPolicySetId: l.setId,
+          entities: l.index.slice([principal, resource]) as cedar.EntityJson[],
+        });
+        result = answer.type === 'success'
+          ? { decision: answer.response.decision, reasons: answer.response.diagnostics.reason, errors: answer.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`), version: l.bundle.version }
+          : { decision: 'deny', reasons: [], errors: answer.errors.map((e) => e.message), version: l.bundle.version };
+        if (cacheSize > 0) {
+          if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
+          cache.set(key, result);
+        }
+      }
+      options.audit?.record({
+        type: 'authz.decision', outcome: result.decision === 'allow' ? 'success' : 'failure',
+        actor: `${principal.uid.type}::${JSON.stringify(principal.uid.id)}`, target: `${resource.uid.type}::${JSON.stringify(resource.uid.id)}`,
+        ...(isClaims(request.principal) ? { subject: request.principal.sub } : {}),
+        reason: result.reasons.length > 0 ? result.reasons.join(',') : result.decision === 'deny' ? 'no permit' : 'permit',
+        detail: { action: `${action.type}::${JSON.stringify(action.id)}`, policy_version: result.version, ...(result.errors.length > 0 ? { errors: result.errors.slice(0, 5) } : {}) },
+      });
+      return result;
+    },
+    health() {
+      const l = loaded!;
+      return { version: l.bundle.version, digest: l.bundle.digest, entities: l.index.size, ageSeconds: Math.round((Date.now() - source.lastContact) / 1000), cachedDecisions: cache.size };
+    },
+    close() {
+      source.close();
+    },
+  };
+}

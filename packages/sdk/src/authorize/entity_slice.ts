@@ -1,0 +1,58 @@
+import type { PolicyEntity } from '@latchkey/protocol';
+
+export type Uid = { type: string; id: string };
+export const uidKey = (u: Uid): string => `${u.type}::${JSON.stringify(u.id)}`;
+
+/**
+ * The entities of one bundle, indexed, and the slice a request can reach: the principal and the
+ * resource, their ancestors (roles, groups — transitively), and entities their attributes point
+ * to. Cedar gets only these, not the whole entity store.
+ */
+export class EntityIndex {
+  private readonly byUid = new Map<string, PolicyEntity>();
+
+  constructor(entities: readonly PolicyEntity[]) {
+    for (const e of entities) this.byUid.set(uidKey(e.uid), e);
+  }
+
+  get size(): number {
+    return this.byUid.size;
+  }
+
+  get(uid: Uid): PolicyEntity | undefined {
+    return this.byUid.get(uidKey(uid));
+  }
+
+  /** `roots` (request entities, possibly not in the bundle) plus everything reachable from them. */
+  slice(roots: PolicyEntity[]): PolicyEntity[] {
+    const out = new Map<string, PolicyEntity>();
+    const queue: PolicyEntity[] = [...roots];
+    for (const r of roots) out.set(uidKey(r.uid), r);
+    while (queue.length > 0) {
+      const e = queue.pop()!;
+      const next: Uid[] = [...e.parents];
+      for (const v of Object.values(e.attrs)) collectRefs(v, next);
+      for (const u of next) {
+        const k = uidKey(u);
+        if (out.has(k)) continue;
+        const found = this.byUid.get(k);
+        if (!found) continue;
+        out.set(k, found);
+        queue.push(found);
+      }
+    }
+    return [...out.values()];
+  }
+}
+
+function collectRefs(v: unknown, into: Uid[], depth = 0): void {
+  if (depth > 8 || v === null || typeof v !== 'object') return;
+  if (Array.isArray(v)) {
+    for (const x of v) collectRefs(x, into, depth + 1);
+    return;
+  }
+  const o = v as Record<string, unknown>;
+  const ref = o.__entity as Uid | undefined;
+  if (ref && typeof ref.type === 'string' && typeof ref.id === 'string') into.push(ref);
+  else for (const x of Object.values(o)) collectRefs(x, into, depth + 1);
+}

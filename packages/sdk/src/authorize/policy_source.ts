@@ -1,0 +1,90 @@
+import { EventSource } from 'eventsource';
+import type { PolicyBundle } from '@latchkey/protocol';
+
+export interface PolicySourceOptions {
+  issuer: string;
+  authorization: () => Promise<string>;
+  fetch: typeof fetch;
+  /** Seconds between ETag polls (a safety net under the stream). */
+  pollInterval: number;
+  onBundle: (bundle: PolicyBundle) => void;
+  onError: (err: unknown) => void;
+}
+
+/**
+ * Keeps the policy bundle fresh: `GET /feeds/policy` with its ETag, again whenever a `policy`
+ * event arrives on the IdP's stream, and on a timer in case the stream is down. A failed fetch
+ * keeps the bundle it has (fail-static).
+ */
+export class PolicySource {
+  private etag: string | undefined;
+  private es: EventSource | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private closed = false;
+  /** When the IdP last answered (ms since epoch). */
+  lastContact = 0;
+
+  constructor(private readonly o: PolicySourceOptions) {}
+
+  async start(): Promise<void> {
+    await this.fetchBundle();
+    this.openStream();
+    this.timer = setInterval(() => this.refresh(), this.o.pollInterval * 1000);
+    this.timer.unref();
+  }
+
+  /** Fetches now (folding concurrent triggers into one more fetch). */
+  refresh(): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.fetchBundle()
+      .catch(this.o.onError)
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.refresh();
+        }
+      });
+  }
+
+  private async fetchBundle(): Promise<void> {
+    const res = await this.o.fetch(`${this.o.issuer}/feeds/policy`, { headers: { authorization: await this.o.authorization(), ...(this.etag ? { 'if-none-match': this.etag } : {}) } });
+    if (res.status === 304) {
+      this.lastContact = Date.now();
+      return;
+    }
+    if (!res.ok) {
+      await res.arrayBuffer().catch(() => undefined);
+      throw new Error(`policy feed answered HTTP ${res.status}`);
+    }
+    const bundle = (await res.json()) as PolicyBundle;
+    this.lastContact = Date.now();
+    this.etag = res.headers.get('etag') ?? undefined;
+    this.o.onBundle(bundle);
+  }
+
+  private openStream(): void {
+    if (this.closed) return;
+    const es = new EventSource(`${this.o.issuer}/feeds/stream?streams=policy`, {
+      fetch: async (input, init) => this.o.fetch(input as string, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: await this.o.authorization() } }),
+    });
+    this.es = es;
+    es.addEventListener('open', () => {
+      this.lastContact = Date.now();
+      this.refresh(); // a version may have been published while the stream was down
+    });
+    es.addEventListener('policy', () => this.refresh());
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.es?.close();
+  }
+}
