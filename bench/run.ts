@@ -1,12 +1,13 @@
 // npm run bench — each hot path beside a peer in the same run; medians of interleaved rounds.
 // BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
-// BENCH_ONLY (comma-separated: issuance, ingestion, propagation, verification; default all).
+// BENCH_ONLY (comma-separated: issuance, ingestion, propagation, verification, authorization; default all).
 import { cpus } from 'node:os';
 import { benchRevocationPropagation } from './revocation_propagation.ts';
 import { benchAuditIngestion, benchTokenIssuance } from './token_issuance.ts';
 import { benchStorageAppend } from './audit_append.ts';
 import { startPostgresIfConfigured } from '@latchkey/testkit';
 import { benchVerification } from './verification.ts';
+import { benchAuthorization } from './authorization.ts';
 
 const duration = Number(process.env.BENCH_DURATION ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -68,6 +69,17 @@ if (runs('verification')) {
   console.log('| --- | ---: | ---: | ---: |');
   for (const [name, r] of ver.rates) console.log(`| ${name} | ${r.toFixed(0)} | ${((r / rateOf('(a)')) * 100).toFixed(0)}% | ${(r / rateOf('(b)')).toFixed(1)}x |`);
   console.log(`\nRevocation set with ${ver.entries} token entries: ${(ver.revocationSetBytes / 1024 / 1024).toFixed(1)} MB of heap${ver.measuredWithGc ? '' : ' (without --expose-gc: approximate)'}`);
+}
+
+if (runs('authorization')) {
+  console.log('\n## Authorization decisions, one thread, 100 policies, 10,000 entities (issue 6)');
+  const az = await benchAuthorization({ ms: Number(process.env.BENCH_AUTHZ_MS ?? 3000) });
+  const { checkedAgainstA, ...rows } = az;
+  console.log('| subject | decisions/s | p50 µs | p99 µs | calls | decisions different from (a) |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const [name, r] of Object.entries(rows)) console.log(`| ${name} | ${r.perSecond.toFixed(0)} | ${r.p50us.toFixed(0)} | ${r.p99us.toFixed(0)} | ${r.calls} | ${r.mismatches} |`);
+  console.log(`\n(The first ${checkedAgainstA!.calls} requests are compared with (a)'s answers; targets for (c) cold: 20,000/s and p99 under 100 µs.)`);
+  if (Object.values(rows).some((r) => r.mismatches > 0)) failed = true;
 }
 
 if (failed) {
