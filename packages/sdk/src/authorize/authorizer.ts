@@ -1,6 +1,7 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AccessTokenClaims, PolicyBundle, PolicyEntity } from '@latchkey/protocol';
 import type { AuditQueue } from '../audit/audit_queue.ts';
+import { decide, EntityStore, EvalError, evalRequest, Unsupported, type PolicyJson } from './cedar_eval.ts';
 import { EntityIndex, uidKey, type Uid } from './entity_slice.ts';
 import { PolicySource } from './policy_source.ts';
 
@@ -98,6 +99,27 @@ interface Loaded {
   bundle: PolicyBundle;
   setId: string;
   index: EntityIndex;
+  store: EntityStore;
+  /** The policies in Cedar's JSON form for the TypeScript evaluator; undefined when any needs cedar-wasm. */
+  json: [string, PolicyJson][] | undefined;
+  /** Stored entities the policies name literally (`Role::"admin".level`): always part of the slice. */
+  named: PolicyEntity[];
+}
+
+/** Every entity uid a policy's JSON form names. */
+function namedUids(v: unknown, into: Map<string, Uid>): void {
+  if (v === null || typeof v !== 'object') return;
+  if (Array.isArray(v)) {
+    for (const x of v) namedUids(x, into);
+    return;
+  }
+  const o = v as Record<string, unknown>;
+  for (const k of ['__entity', 'entity']) {
+    const u = o[k] as Uid | undefined;
+    if (u && typeof u === 'object' && typeof u.type === 'string' && typeof u.id === 'string') into.set(uidKey(u), u);
+  }
+  if (Array.isArray(o.entities)) for (const u of o.entities as Uid[]) into.set(uidKey(u), u);
+  for (const x of Object.values(o)) namedUids(x, into);
 }
 
 let setCounter = 0;
@@ -137,7 +159,19 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
     if (loaded && loaded.bundle.digest === bundle.digest) return;
     const parsed = cedar.preparsePolicySet(setId, { staticPolicies: bundle.policies });
     if (parsed.type === 'failure') throw new Error(`policy bundle ${bundle.version} does not parse: ${parsed.errors[0]?.message ?? ''}`);
-    loaded = { bundle, setId, index: new EntityIndex(bundle.entities) };
+    const json: [string, PolicyJson][] = [];
+    for (const [id, text] of Object.entries(bundle.policies)) {
+      const r = cedar.policyToJson(text);
+      if (r.type === 'failure') break;
+      json.push([id, r.json as unknown as PolicyJson]);
+    }
+    const index = new EntityIndex(bundle.entities);
+    const named = new Map<string, Uid>();
+    namedUids(json, named);
+    loaded = {
+      bundle, setId, index, store: new EntityStore(bundle.entities), json: json.length === Object.keys(bundle.policies).length ? json : undefined,
+      named: [...named.values()].map((u) => index.get(u)).filter((e): e is PolicyEntity => e !== undefined),
+    };
     cache.clear();
   };
 
@@ -183,19 +217,29 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
       const context = request.context ?? {};
       const key = cacheSize > 0 ? JSON.stringify([uidKey(principal.uid), principal.parents, uidKey(action), resource, context]) : '';
       let result = cacheSize > 0 ? cache.get(key) : undefined;
+      if (!result && l.json) {
+        // The TypeScript evaluator first; it answers undefined whenever cedar-wasm must decide.
+        let fast: ReturnType<typeof decide>;
+        try {
+          fast = decide(l.json, evalRequest(l.store, principal, action, resource, context));
+        } catch (err) {
+          if (!(err instanceof Unsupported || err instanceof EvalError)) throw err;
+        }
+        if (fast) result = { ...fast, errors: [], version: l.bundle.version };
+      }
       if (!result) {
         const answer = cedar.statefulIsAuthorized({
           principal: principal.uid, action, resource: resource.uid, context: context as cedar.Context,
           preparsedPolicySetId: l.setId,
-          entities: l.index.slice([principal, resource]) as cedar.EntityJson[],
+          entities: l.index.slice([principal, resource, ...l.named]) as cedar.EntityJson[],
         });
         result = answer.type === 'success'
           ? { decision: answer.response.decision, reasons: answer.response.diagnostics.reason, errors: answer.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`), version: l.bundle.version }
           : { decision: 'deny', reasons: [], errors: answer.errors.map((e) => e.message), version: l.bundle.version };
-        if (cacheSize > 0) {
-          if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
-          cache.set(key, result);
-        }
+      }
+      if (cacheSize > 0 && !cache.has(key)) {
+        if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
+        cache.set(key, result);
       }
       options.audit?.record({
         type: 'authz.decision', outcome: result.decision === 'allow' ? 'success' : 'failure',

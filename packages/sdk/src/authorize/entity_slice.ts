@@ -26,8 +26,14 @@ export class EntityIndex {
   /** `roots` (request entities, possibly not in the bundle) plus everything reachable from them. */
   slice(roots: PolicyEntity[]): PolicyEntity[] {
     const out = new Map<string, PolicyEntity>();
-    const queue: PolicyEntity[] = [...roots];
-    for (const r of roots) out.set(uidKey(r.uid), r);
+    const queue: PolicyEntity[] = [];
+    // The first root with a uid wins: the request's principal and resource over the stored ones.
+    for (const r of roots) {
+      const k = uidKey(r.uid);
+      if (out.has(k)) continue;
+      out.set(k, r);
+      queue.push(r);
+    }
     while (queue.length > 0) {
       const e = queue.pop()!;
       const next: Uid[] = [...e.parents];

@@ -1,0 +1,367 @@
+// A Cedar evaluator over the JSON policy form (Cedar's EST, from cedar-wasm's policyToJson), for
+// the authorizer's hot path. cedar-wasm stays the reference: the differential tests compare both on
+// thousands of generated requests, and anything this evaluator does not implement (extension types
+// such as ip/decimal/datetime, entity tags, templates) or any evaluation error sends the request to
+// cedar-wasm instead, so the answer — and the error message — is always Cedar's own.
+import type { PolicyEntity } from '@latchkey/protocol';
+
+/** Thrown for a construct this evaluator leaves to cedar-wasm. */
+export class Unsupported extends Error {}
+/** A Cedar evaluation error: the policy is skipped (and the request handed to cedar-wasm for the message). */
+export class EvalError extends Error {}
+
+type Uid = { type: string; id: string };
+const keyOf = (u: Uid): string => `${u.type}::${JSON.stringify(u.id)}`;
+
+/** An entity value: its key (for equality and lookups) and its parts. */
+export class EntityVal {
+  constructor(readonly type: string, readonly id: string, readonly key: string = keyOf({ type, id })) {}
+}
+type Value = boolean | number | string | EntityVal | Value[] | RecordVal;
+class RecordVal {
+  constructor(readonly fields: Map<string, Value>) {}
+}
+
+/** The entities a request can see: the bundle's (with ancestors precomputed) plus the request's own. */
+export class EntityStore {
+  private readonly entities = new Map<string, PolicyEntity>();
+  private readonly ancestors = new Map<string, Set<string>>();
+  private readonly attrs = new Map<string, Map<string, Value>>();
+
+  constructor(entities: readonly PolicyEntity[]) {
+    for (const e of entities) this.entities.set(keyOf(e.uid), e);
+  }
+
+  get(key: string): PolicyEntity | undefined {
+    return this.entities.get(key);
+  }
+
+  /** A stored entity's attributes as values (converted once per bundle version). */
+  attrsOf(key: string): Map<string, Value> | undefined {
+    let m = this.attrs.get(key);
+    if (m) return m;
+    const e = this.entities.get(key);
+    if (!e) return undefined;
+    m = new Map();
+    for (const [k, x] of Object.entries(e.attrs)) m.set(k, fromJson(x));
+    this.attrs.set(key, m);
+    return m;
+  }
+
+  /** Transitive ancestors of a stored entity (memoized for the bundle version). */
+  ancestorsOf(key: string): Set<string> {
+    let a = this.ancestors.get(key);
+    if (a) return a;
+    a = new Set();
+    this.ancestors.set(key, a); // guards cycles
+    const e = this.entities.get(key);
+    if (e) {
+      for (const p of e.parents) {
+        const pk = keyOf(p);
+        a.add(pk);
+        for (const x of this.ancestorsOf(pk)) a.add(x);
+      }
+    }
+    return a;
+  }
+}
+
+/** One request: the store, plus the principal and resource entities as the request gives them. */
+export interface EvalRequest {
+  principal: EntityVal;
+  action: EntityVal;
+  resource: EntityVal;
+  context: RecordVal;
+  store: EntityStore;
+  /** Entities given with the request (they shadow the store's). */
+  local: Map<string, PolicyEntity>;
+}
+
+function isAncestor(req: EvalRequest, child: string, parent: string): boolean {
+  if (child === parent) return true;
+  const local = req.local.get(child);
+  if (local) {
+    for (const p of local.parents) {
+      const pk = keyOf(p);
+      if (pk === parent || req.store.ancestorsOf(pk).has(parent)) return true;
+    }
+    return false;
+  }
+  return req.store.ancestorsOf(child).has(parent);
+}
+
+/** A CedarValueJson from policies, entity attributes or context, as a runtime value. */
+export function fromJson(v: unknown): Value {
+  if (typeof v === 'boolean' || typeof v === 'string') return v;
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new Unsupported('number outside the safe integer range');
+    return v;
+  }
+  if (Array.isArray(v)) return v.map(fromJson);
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if ('__entity' in o) {
+      const u = o.__entity as Uid;
+      return new EntityVal(u.type, u.id);
+    }
+    if ('__extn' in o) throw new Unsupported('extension value');
+    const m = new Map<string, Value>();
+    for (const [k, x] of Object.entries(o)) m.set(k, fromJson(x));
+    return new RecordVal(m);
+  }
+  throw new EvalError('null is not a Cedar value');
+}
+
+function equal(a: Value, b: Value): boolean {
+  if (a === b) return true;
+  if (a instanceof EntityVal) return b instanceof EntityVal && a.key === b.key;
+  if (Array.isArray(a)) {
+    // Sets: equal when each has every element of the other.
+    if (!Array.isArray(b)) return false;
+    return a.every((x) => b.some((y) => equal(x, y))) && b.every((y) => a.some((x) => equal(x, y)));
+  }
+  if (a instanceof RecordVal) {
+    if (!(b instanceof RecordVal) || a.fields.size !== b.fields.size) return false;
+    for (const [k, v] of a.fields) {
+      const w = b.fields.get(k);
+      if (w === undefined || !equal(v, w)) return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+const bool = (v: Value): boolean => {
+  if (typeof v !== 'boolean') throw new EvalError('expected a boolean');
+  return v;
+};
+const long = (v: Value): number => {
+  if (typeof v !== 'number') throw new EvalError('expected a long');
+  return v;
+};
+const set = (v: Value): Value[] => {
+  if (!Array.isArray(v)) throw new EvalError('expected a set');
+  return v;
+};
+const entity = (v: Value): EntityVal => {
+  if (!(v instanceof EntityVal)) throw new EvalError('expected an entity');
+  return v;
+};
+/** Cedar longs are 64-bit and overflow is an error; beyond JS's safe integers we defer to cedar-wasm. */
+const checked = (n: number): number => {
+  if (!Number.isSafeInteger(n)) throw new Unsupported('arithmetic beyond the safe integer range');
+  return n;
+};
+
+function attrsOf(req: EvalRequest, v: Value): Map<string, Value> | undefined {
+  if (v instanceof RecordVal) return v.fields;
+  if (v instanceof EntityVal) {
+    const local = req.local.get(v.key);
+    if (!local) return req.store.attrsOf(v.key);
+    const m = new Map<string, Value>();
+    for (const [k, x] of Object.entries(local.attrs)) m.set(k, fromJson(x));
+    return m;
+  }
+  throw new EvalError('expected an entity or a record');
+}
+
+function like(s: string, pattern: (string | { Literal: string })[]): boolean {
+  // Glob match: "Wildcard" is *, literals match exactly.
+  const parts = pattern;
+  const match = (si: number, pi: number): boolean => {
+    if (pi === parts.length) return si === s.length;
+    const p = parts[pi]!;
+    if (p === 'Wildcard') {
+      for (let k = si; k <= s.length; k++) if (match(k, pi + 1)) return true;
+      return false;
+    }
+    const lit = (p as { Literal: string }).Literal;
+    return s.startsWith(lit, si) && match(si + lit.length, pi + 1);
+  };
+  return match(0, 0);
+}
+
+type Expr = Record<string, any>;
+
+export function evaluate(e: Expr, req: EvalRequest): Value {
+  const k = Object.keys(e)[0]!;
+  const x = e[k];
+  switch (k) {
+    case 'Value':
+      return fromJson(x);
+    case 'Var':
+      return x === 'principal' ? req.principal : x === 'action' ? req.action : x === 'resource' ? req.resource : req.context;
+    case '!':
+      return !bool(evaluate(x.arg, req));
+    case 'neg':
+      return checked(-long(evaluate(x.arg, req)));
+    case '&&':
+      return bool(evaluate(x.left, req)) ? bool(evaluate(x.right, req)) : false;
+    case '||':
+      return bool(evaluate(x.left, req)) ? true : bool(evaluate(x.right, req));
+    case '==':
+      return equal(evaluate(x.left, req), evaluate(x.right, req));
+    case '!=':
+      return !equal(evaluate(x.left, req), evaluate(x.right, req));
+    case '<': case '<=': case '>': case '>=': {
+      const l = evaluate(x.left, req);
+      const r = evaluate(x.right, req);
+      if (typeof l !== 'number' || typeof r !== 'number') {
+        // Cedar also orders datetime, duration and decimal values: extensions, left to cedar-wasm.
+        if (typeof l === 'object' || typeof r === 'object') throw new Unsupported('comparison of non-longs');
+        throw new EvalError('expected longs');
+      }
+      return k === '<' ? l < r : k === '<=' ? l <= r : k === '>' ? l > r : l >= r;
+    }
+    case '+':
+      return checked(long(evaluate(x.left, req)) + long(evaluate(x.right, req)));
+    case '-':
+      return checked(long(evaluate(x.left, req)) - long(evaluate(x.right, req)));
+    case '*':
+      return checked(long(evaluate(x.left, req)) * long(evaluate(x.right, req)));
+    case 'in': {
+      const l = entity(evaluate(x.left, req));
+      const r = evaluate(x.right, req);
+      if (Array.isArray(r)) return r.some((p) => isAncestor(req, l.key, entity(p).key));
+      return isAncestor(req, l.key, entity(r).key);
+    }
+    case 'contains': {
+      const l = set(evaluate(x.left, req));
+      const r = evaluate(x.right, req);
+      return l.some((v) => equal(v, r));
+    }
+    case 'containsAll': {
+      const l = set(evaluate(x.left, req));
+      return set(evaluate(x.right, req)).every((v) => l.some((w) => equal(v, w)));
+    }
+    case 'containsAny': {
+      const l = set(evaluate(x.left, req));
+      return set(evaluate(x.right, req)).some((v) => l.some((w) => equal(v, w)));
+    }
+    case 'isEmpty':
+      return set(evaluate(x.arg, req)).length === 0;
+    case '.': {
+      const attrs = attrsOf(req, evaluate(x.left, req));
+      if (!attrs) throw new EvalError('entity does not exist');
+      const v = attrs.get(x.attr);
+      if (v === undefined) throw new EvalError(`attribute ${x.attr} is missing`);
+      return v;
+    }
+    case 'has': {
+      let attrs = attrsOf(req, evaluate(x.left, req));
+      const path: string[] = Array.isArray(x.attr) ? x.attr : [x.attr];
+      for (let i = 0; i < path.length; i++) {
+        if (!attrs) return false;
+        const v = attrs.get(path[i]!);
+        if (v === undefined) return false;
+        if (i < path.length - 1) {
+          if (!(v instanceof RecordVal) && !(v instanceof EntityVal)) throw new EvalError('expected an entity or a record');
+          attrs = attrsOf(req, v);
+        }
+      }
+      return true;
+    }
+    case 'like': {
+      const s = evaluate(x.left, req);
+      if (typeof s !== 'string') throw new EvalError('expected a string');
+      return like(s, x.pattern);
+    }
+    case 'is': {
+      const v = entity(evaluate(x.left, req));
+      if (v.type !== x.entity_type) return false;
+      if (x.in === undefined) return true;
+      const r = evaluate(x.in, req);
+      if (Array.isArray(r)) return r.some((p) => isAncestor(req, v.key, entity(p).key));
+      return isAncestor(req, v.key, entity(r).key);
+    }
+    case 'if-then-else':
+      return bool(evaluate(x.if, req)) ? evaluate(x.then, req) : evaluate(x.else, req);
+    case 'Set':
+      return (x as Expr[]).map((y) => evaluate(y, req));
+    case 'Record': {
+      const m = new Map<string, Value>();
+      for (const [f, y] of Object.entries(x as Record<string, Expr>)) m.set(f, evaluate(y, req));
+      return new RecordVal(m);
+    }
+    default:
+      // Extension functions (ip, decimal, datetime, ...), getTag / hasTag, slots.
+      throw new Unsupported(`unsupported expression ${k}`);
+  }
+}
+
+interface ScopeConstraint {
+  op: 'All' | '==' | 'in' | 'is';
+  entity?: Uid;
+  entities?: Uid[];
+  slot?: string;
+  entity_type?: string;
+  in?: { entity?: Uid; slot?: string };
+}
+
+function scope(c: ScopeConstraint, v: EntityVal, req: EvalRequest): boolean {
+  switch (c.op) {
+    case 'All':
+      return true;
+    case '==':
+      if (!c.entity) throw new Unsupported('template slot');
+      return v.key === keyOf(c.entity);
+    case 'in':
+      if (c.entities) return c.entities.some((p) => isAncestor(req, v.key, keyOf(p)));
+      if (!c.entity) throw new Unsupported('template slot');
+      return isAncestor(req, v.key, keyOf(c.entity));
+    case 'is':
+      if (v.type !== c.entity_type) return false;
+      if (!c.in) return true;
+      if (!c.in.entity) throw new Unsupported('template slot');
+      return isAncestor(req, v.key, keyOf(c.in.entity));
+    default:
+      throw new Unsupported('unknown scope constraint');
+  }
+}
+
+/** A policy in Cedar's JSON form. */
+export interface PolicyJson {
+  effect: 'permit' | 'forbid';
+  principal: ScopeConstraint;
+  action: ScopeConstraint;
+  resource: ScopeConstraint;
+  conditions: { kind: 'when' | 'unless'; body: Expr }[];
+}
+
+/** Whether the policy is satisfied; throws EvalError (policy skipped) or Unsupported. */
+export function satisfied(p: PolicyJson, req: EvalRequest): boolean {
+  if (!scope(p.principal, req.principal, req) || !scope(p.action, req.action, req) || !scope(p.resource, req.resource, req)) return false;
+  for (const c of p.conditions) {
+    const v = bool(evaluate(c.body, req));
+    if (c.kind === 'when' ? !v : v) return false;
+  }
+  return true;
+}
+
+/**
+ * Cedar's authorization: deny if any forbid is satisfied (its ids are the reasons), else allow if
+ * any permit is (their ids), else deny with no reasons. Returns undefined when any policy needed
+ * cedar-wasm (unsupported construct or evaluation error).
+ */
+export function decide(policies: readonly [string, PolicyJson][], req: EvalRequest): { decision: 'allow' | 'deny'; reasons: string[] } | undefined {
+  const permits: string[] = [];
+  const forbids: string[] = [];
+  try {
+    for (const [id, p] of policies) if (satisfied(p, req)) (p.effect === 'forbid' ? forbids : permits).push(id);
+  } catch (err) {
+    if (err instanceof Unsupported || err instanceof EvalError) return undefined;
+    throw err;
+  }
+  if (forbids.length > 0) return { decision: 'deny', reasons: forbids };
+  if (permits.length > 0) return { decision: 'allow', reasons: permits };
+  return { decision: 'deny', reasons: [] };
+}
+
+/** The request's principal/action/resource/context as evaluator values. */
+export function evalRequest(store: EntityStore, principal: PolicyEntity, action: Uid, resource: PolicyEntity, context: Record<string, unknown>): EvalRequest {
+  const ctx = fromJson(context);
+  if (!(ctx instanceof RecordVal)) throw new EvalError('context must be a record');
+  const p = new EntityVal(principal.uid.type, principal.uid.id);
+  const r = new EntityVal(resource.uid.type, resource.uid.id);
+  return { principal: p, action: new EntityVal(action.type, action.id), resource: r, context: ctx, store, local: new Map([[p.key, principal], [r.key, resource]]) };
+}
