@@ -86,11 +86,18 @@ export class AuthorizerError extends Error {
   }
 }
 
+const parsedRefs = new Map<string, Uid>();
 const parseRef = (r: EntityRef): Uid => {
   if (typeof r !== 'string') return { type: r.type, id: r.id };
+  const hit = parsedRefs.get(r);
+  if (hit) return hit;
   const m = /^(.+)::"((?:[^"\\]|\\.)*)"$/.exec(r);
   if (!m) throw new TypeError(`${r}: expected Type::"id"`);
-  return { type: m[1]!, id: JSON.parse(`"${m[2]}"`) as string };
+  const uid = { type: m[1]!, id: JSON.parse(`"${m[2]}"`) as string };
+  // Actions and hot principals repeat: remember a bounded number of parses.
+  if (parsedRefs.size >= 10_000) parsedRefs.delete(parsedRefs.keys().next().value as string);
+  parsedRefs.set(r, uid);
+  return uid;
 };
 
 const isClaims = (p: AuthorizeRequest['principal']): p is AccessTokenClaims => typeof p === 'object' && 'sub' in p && 'client_id' in p;

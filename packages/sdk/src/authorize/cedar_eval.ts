@@ -75,17 +75,27 @@ export interface EvalRequest {
   store: EntityStore;
   /** Entities given with the request (they shadow the store's). */
   local: Map<string, PolicyEntity>;
+  /** Their attributes and ancestors, worked out once per request. */
+  localAttrs: Map<string, Map<string, Value>>;
+  localAncestors: Map<string, Set<string>>;
 }
 
 function isAncestor(req: EvalRequest, child: string, parent: string): boolean {
   if (child === parent) return true;
   const local = req.local.get(child);
   if (local) {
-    for (const p of local.parents) {
-      const pk = keyOf(p);
-      if (pk === parent || req.store.ancestorsOf(pk).has(parent)) return true;
+    // The request's own entity: its ancestors once per request, through the store's.
+    let anc = req.localAncestors.get(child);
+    if (!anc) {
+      anc = new Set();
+      for (const p of local.parents) {
+        const pk = keyOf(p);
+        anc.add(pk);
+        for (const x of req.store.ancestorsOf(pk)) anc.add(x);
+      }
+      req.localAncestors.set(child, anc);
     }
-    return false;
+    return anc.has(parent);
   }
   return req.store.ancestorsOf(child).has(parent);
 }
@@ -158,8 +168,12 @@ function attrsOf(req: EvalRequest, v: Value): Map<string, Value> | undefined {
   if (v instanceof EntityVal) {
     const local = req.local.get(v.key);
     if (!local) return req.store.attrsOf(v.key);
-    const m = new Map<string, Value>();
-    for (const [k, x] of Object.entries(local.attrs)) m.set(k, fromJson(x));
+    let m = req.localAttrs.get(v.key);
+    if (!m) {
+      m = new Map<string, Value>();
+      for (const [k, x] of Object.entries(local.attrs)) m.set(k, fromJson(x));
+      req.localAttrs.set(v.key, m);
+    }
     return m;
   }
   throw new EvalError('expected an entity or a record');
@@ -182,110 +196,167 @@ function like(s: string, pattern: (string | { Literal: string })[]): boolean {
 }
 
 type Expr = Record<string, any>;
+/** An expression compiled to a closure (once per bundle version). */
+type Compiled = (req: EvalRequest) => Value;
 
-export function evaluate(e: Expr, req: EvalRequest): Value {
+const cmp = (k: string, l: Value, r: Value): boolean => {
+  if (typeof l !== 'number' || typeof r !== 'number') {
+    // Cedar also orders datetime, duration and decimal values: extensions, left to cedar-wasm.
+    if (typeof l === 'object' || typeof r === 'object') throw new Unsupported('comparison of non-longs');
+    throw new EvalError('expected longs');
+  }
+  return k === '<' ? l < r : k === '<=' ? l <= r : k === '>' ? l > r : l >= r;
+};
+
+const inAny = (req: EvalRequest, l: EntityVal, r: Value): boolean => {
+  if (Array.isArray(r)) return r.some((p) => isAncestor(req, l.key, entity(p).key));
+  return isAncestor(req, l.key, entity(r).key);
+};
+
+/** Compiles an expression of Cedar's JSON form into a closure over the request. */
+export function compile(e: Expr): Compiled {
   const k = Object.keys(e)[0]!;
   const x = e[k];
   switch (k) {
-    case 'Value':
-      return fromJson(x);
-    case 'Var':
-      return x === 'principal' ? req.principal : x === 'action' ? req.action : x === 'resource' ? req.resource : req.context;
-    case '!':
-      return !bool(evaluate(x.arg, req));
-    case 'neg':
-      return checked(-long(evaluate(x.arg, req)));
-    case '&&':
-      return bool(evaluate(x.left, req)) ? bool(evaluate(x.right, req)) : false;
-    case '||':
-      return bool(evaluate(x.left, req)) ? true : bool(evaluate(x.right, req));
-    case '==':
-      return equal(evaluate(x.left, req), evaluate(x.right, req));
-    case '!=':
-      return !equal(evaluate(x.left, req), evaluate(x.right, req));
-    case '<': case '<=': case '>': case '>=': {
-      const l = evaluate(x.left, req);
-      const r = evaluate(x.right, req);
-      if (typeof l !== 'number' || typeof r !== 'number') {
-        // Cedar also orders datetime, duration and decimal values: extensions, left to cedar-wasm.
-        if (typeof l === 'object' || typeof r === 'object') throw new Unsupported('comparison of non-longs');
-        throw new EvalError('expected longs');
-      }
-      return k === '<' ? l < r : k === '<=' ? l <= r : k === '>' ? l > r : l >= r;
+    case 'Value': {
+      const v = fromJson(x);
+      return () => v;
     }
-    case '+':
-      return checked(long(evaluate(x.left, req)) + long(evaluate(x.right, req)));
-    case '-':
-      return checked(long(evaluate(x.left, req)) - long(evaluate(x.right, req)));
-    case '*':
-      return checked(long(evaluate(x.left, req)) * long(evaluate(x.right, req)));
+    case 'Var':
+      return x === 'principal' ? (req) => req.principal : x === 'action' ? (req) => req.action : x === 'resource' ? (req) => req.resource : (req) => req.context;
+    case '!': {
+      const a = compile(x.arg);
+      return (req) => !bool(a(req));
+    }
+    case 'neg': {
+      const a = compile(x.arg);
+      return (req) => checked(-long(a(req)));
+    }
+    case '&&': {
+      const l = compile(x.left);
+      const r = compile(x.right);
+      return (req) => (bool(l(req)) ? bool(r(req)) : false);
+    }
+    case '||': {
+      const l = compile(x.left);
+      const r = compile(x.right);
+      return (req) => (bool(l(req)) ? true : bool(r(req)));
+    }
+    case '==': case '!=': {
+      const l = compile(x.left);
+      const r = compile(x.right);
+      return k === '==' ? (req) => equal(l(req), r(req)) : (req) => !equal(l(req), r(req));
+    }
+    case '<': case '<=': case '>': case '>=': {
+      const l = compile(x.left);
+      const r = compile(x.right);
+      return (req) => cmp(k, l(req), r(req));
+    }
+    case '+': case '-': case '*': {
+      const l = compile(x.left);
+      const r = compile(x.right);
+      if (k === '+') return (req) => checked(long(l(req)) + long(r(req)));
+      if (k === '-') return (req) => checked(long(l(req)) - long(r(req)));
+      return (req) => checked(long(l(req)) * long(r(req)));
+    }
     case 'in': {
-      const l = entity(evaluate(x.left, req));
-      const r = evaluate(x.right, req);
-      if (Array.isArray(r)) return r.some((p) => isAncestor(req, l.key, entity(p).key));
-      return isAncestor(req, l.key, entity(r).key);
+      const l = compile(x.left);
+      const r = compile(x.right);
+      return (req) => inAny(req, entity(l(req)), r(req));
     }
     case 'contains': {
-      const l = set(evaluate(x.left, req));
-      const r = evaluate(x.right, req);
-      return l.some((v) => equal(v, r));
+      const l = compile(x.left);
+      const r = compile(x.right);
+      return (req) => {
+        const a = set(l(req));
+        const b = r(req);
+        return a.some((v) => equal(v, b));
+      };
     }
-    case 'containsAll': {
-      const l = set(evaluate(x.left, req));
-      return set(evaluate(x.right, req)).every((v) => l.some((w) => equal(v, w)));
+    case 'containsAll': case 'containsAny': {
+      const l = compile(x.left);
+      const r = compile(x.right);
+      return k === 'containsAll'
+        ? (req) => {
+          const a = set(l(req));
+          return set(r(req)).every((v) => a.some((w) => equal(v, w)));
+        }
+        : (req) => {
+          const a = set(l(req));
+          return set(r(req)).some((v) => a.some((w) => equal(v, w)));
+        };
     }
-    case 'containsAny': {
-      const l = set(evaluate(x.left, req));
-      return set(evaluate(x.right, req)).some((v) => l.some((w) => equal(v, w)));
+    case 'isEmpty': {
+      const a = compile(x.arg);
+      return (req) => set(a(req)).length === 0;
     }
-    case 'isEmpty':
-      return set(evaluate(x.arg, req)).length === 0;
     case '.': {
-      const attrs = attrsOf(req, evaluate(x.left, req));
-      if (!attrs) throw new EvalError('entity does not exist');
-      const v = attrs.get(x.attr);
-      if (v === undefined) throw new EvalError(`attribute ${x.attr} is missing`);
-      return v;
+      const l = compile(x.left);
+      const attr = x.attr as string;
+      return (req) => {
+        const attrs = attrsOf(req, l(req));
+        if (!attrs) throw new EvalError('entity does not exist');
+        const v = attrs.get(attr);
+        if (v === undefined) throw new EvalError(`attribute ${attr} is missing`);
+        return v;
+      };
     }
     case 'has': {
-      let attrs = attrsOf(req, evaluate(x.left, req));
+      const l = compile(x.left);
       const path: string[] = Array.isArray(x.attr) ? x.attr : [x.attr];
-      for (let i = 0; i < path.length; i++) {
-        if (!attrs) return false;
-        const v = attrs.get(path[i]!);
-        if (v === undefined) return false;
-        if (i < path.length - 1) {
-          if (!(v instanceof RecordVal) && !(v instanceof EntityVal)) throw new EvalError('expected an entity or a record');
-          attrs = attrsOf(req, v);
+      return (req) => {
+        let attrs = attrsOf(req, l(req));
+        for (let i = 0; i < path.length; i++) {
+          if (!attrs) return false;
+          const v = attrs.get(path[i]!);
+          if (v === undefined) return false;
+          if (i < path.length - 1) {
+            if (!(v instanceof RecordVal) && !(v instanceof EntityVal)) throw new EvalError('expected an entity or a record');
+            attrs = attrsOf(req, v);
+          }
         }
-      }
-      return true;
+        return true;
+      };
     }
     case 'like': {
-      const s = evaluate(x.left, req);
-      if (typeof s !== 'string') throw new EvalError('expected a string');
-      return like(s, x.pattern);
+      const l = compile(x.left);
+      const pattern = x.pattern as (string | { Literal: string })[];
+      return (req) => {
+        const v = l(req);
+        if (typeof v !== 'string') throw new EvalError('expected a string');
+        return like(v, pattern);
+      };
     }
     case 'is': {
-      const v = entity(evaluate(x.left, req));
-      if (v.type !== x.entity_type) return false;
-      if (x.in === undefined) return true;
-      const r = evaluate(x.in, req);
-      if (Array.isArray(r)) return r.some((p) => isAncestor(req, v.key, entity(p).key));
-      return isAncestor(req, v.key, entity(r).key);
+      const l = compile(x.left);
+      const type = x.entity_type as string;
+      const within = x.in === undefined ? undefined : compile(x.in);
+      return (req) => {
+        const v = entity(l(req));
+        if (v.type !== type) return false;
+        return within ? inAny(req, v, within(req)) : true;
+      };
     }
-    case 'if-then-else':
-      return bool(evaluate(x.if, req)) ? evaluate(x.then, req) : evaluate(x.else, req);
-    case 'Set':
-      return (x as Expr[]).map((y) => evaluate(y, req));
+    case 'if-then-else': {
+      const c = compile(x.if);
+      const t = compile(x.then);
+      const f = compile(x.else);
+      return (req) => (bool(c(req)) ? t(req) : f(req));
+    }
+    case 'Set': {
+      const items = (x as Expr[]).map(compile);
+      return (req) => items.map((f) => f(req));
+    }
     case 'Record': {
-      const m = new Map<string, Value>();
-      for (const [f, y] of Object.entries(x as Record<string, Expr>)) m.set(f, evaluate(y, req));
-      return new RecordVal(m);
+      const fields = Object.entries(x as Record<string, Expr>).map(([f, y]) => [f, compile(y)] as const);
+      return (req) => new RecordVal(new Map(fields.map(([f, c]) => [f, c(req)])));
     }
-    default:
-      // Extension functions (ip, decimal, datetime, ...), getTag / hasTag, slots.
-      throw new Unsupported(`unsupported expression ${k}`);
+    default: {
+      // Extension functions (ip, decimal, datetime, ...), getTag / hasTag, slots: cedar-wasm decides.
+      return () => {
+        throw new Unsupported(`unsupported expression ${k}`);
+      };
+    }
   }
 }
 
@@ -298,22 +369,30 @@ interface ScopeConstraint {
   in?: { entity?: Uid; slot?: string };
 }
 
+const uidKeys = new WeakMap<object, string>();
+/** A scope's entity key, computed once per policy version. */
+const keyOnce = (u: Uid): string => {
+  let k = uidKeys.get(u);
+  if (k === undefined) uidKeys.set(u, (k = keyOf(u)));
+  return k;
+};
+
 function scope(c: ScopeConstraint, v: EntityVal, req: EvalRequest): boolean {
   switch (c.op) {
     case 'All':
       return true;
     case '==':
       if (!c.entity) throw new Unsupported('template slot');
-      return v.key === keyOf(c.entity);
+      return v.key === keyOnce(c.entity);
     case 'in':
-      if (c.entities) return c.entities.some((p) => isAncestor(req, v.key, keyOf(p)));
+      if (c.entities) return c.entities.some((p) => isAncestor(req, v.key, keyOnce(p)));
       if (!c.entity) throw new Unsupported('template slot');
-      return isAncestor(req, v.key, keyOf(c.entity));
+      return isAncestor(req, v.key, keyOnce(c.entity));
     case 'is':
       if (v.type !== c.entity_type) return false;
       if (!c.in) return true;
       if (!c.in.entity) throw new Unsupported('template slot');
-      return isAncestor(req, v.key, keyOf(c.in.entity));
+      return isAncestor(req, v.key, keyOnce(c.in.entity));
     default:
       throw new Unsupported('unknown scope constraint');
   }
@@ -328,12 +407,23 @@ export interface PolicyJson {
   conditions: { kind: 'when' | 'unless'; body: Expr }[];
 }
 
+const compiledConditions = new WeakMap<PolicyJson, { when: boolean; test: Compiled }[]>();
+
+function conditionsOf(p: PolicyJson): { when: boolean; test: Compiled }[] {
+  let c = compiledConditions.get(p);
+  if (!c) {
+    c = p.conditions.map((x) => ({ when: x.kind === 'when', test: compile(x.body) }));
+    compiledConditions.set(p, c);
+  }
+  return c;
+}
+
 /** Whether the policy is satisfied; throws EvalError (policy skipped) or Unsupported. */
 export function satisfied(p: PolicyJson, req: EvalRequest): boolean {
   if (!scope(p.principal, req.principal, req) || !scope(p.action, req.action, req) || !scope(p.resource, req.resource, req)) return false;
-  for (const c of p.conditions) {
-    const v = bool(evaluate(c.body, req));
-    if (c.kind === 'when' ? !v : v) return false;
+  for (const c of conditionsOf(p)) {
+    const v = bool(c.test(req));
+    if (c.when ? !v : v) return false;
   }
   return true;
 }
@@ -363,5 +453,5 @@ export function evalRequest(store: EntityStore, principal: PolicyEntity, action:
   if (!(ctx instanceof RecordVal)) throw new EvalError('context must be a record');
   const p = new EntityVal(principal.uid.type, principal.uid.id);
   const r = new EntityVal(resource.uid.type, resource.uid.id);
-  return { principal: p, action: new EntityVal(action.type, action.id), resource: r, context: ctx, store, local: new Map([[p.key, principal], [r.key, resource]]) };
+  return { principal: p, action: new EntityVal(action.type, action.id), resource: r, context: ctx, store, local: new Map([[p.key, principal], [r.key, resource]]), localAttrs: new Map(), localAncestors: new Map() };
 }
