@@ -1,9 +1,12 @@
 import type { AccessTokenClaims } from '@latchkey/protocol';
+import type { AuthorizeResult } from '../authorize/authorizer.ts';
 import { authenticateBearer, type AuthOptions } from './bearer.ts';
+import { decidePermission, type PermissionOptions } from './permission.ts';
 
 interface ExpressRequestLike {
   headers: Record<string, string | string[] | undefined>;
   latchkey?: AccessTokenClaims;
+  latchkeyDecision?: AuthorizeResult;
 }
 interface ExpressResponseLike {
   status(code: number): ExpressResponseLike;
@@ -31,6 +34,32 @@ export function requireToken(options: AuthOptions) {
         return;
       }
       res.status(outcome.status!).set({ ...outcome.headers!, 'cache-control': 'no-store' }).json(outcome.body);
+    }, next);
+  };
+}
+
+/**
+ * Express middleware after `requireToken`: asks the authorizer whether the caller may do `action`
+ * on the resource the request names; a deny answers 403 `access_denied`. The decision is on
+ * `req.latchkeyDecision`.
+ *
+ * @example
+ * ```ts
+ * import { requirePermission, requireToken } from '@latchkey/sdk/express';
+ * app.get('/orders/:id', requireToken({ verifier }),
+ *   requirePermission({ authorizer, action: 'Orders::Action::"read"', resource: (req) => ({ type: 'Orders::Order', id: req.params.id }) }),
+ *   handler);
+ * ```
+ */
+export function requirePermission<Req extends ExpressRequestLike>(options: PermissionOptions<Req>) {
+  return (req: Req, res: ExpressResponseLike, next: (err?: unknown) => void): void => {
+    decidePermission(req, req.latchkey, options).then((outcome) => {
+      if (outcome.result) req.latchkeyDecision = outcome.result;
+      if (outcome.allowed) {
+        next();
+        return;
+      }
+      res.status(outcome.status!).set({ 'cache-control': 'no-store' }).json(outcome.body);
     }, next);
   };
 }

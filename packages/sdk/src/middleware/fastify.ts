@@ -1,10 +1,13 @@
 import type { AccessTokenClaims } from '@latchkey/protocol';
+import type { AuthorizeResult } from '../authorize/authorizer.ts';
 import { authenticateBearer, type AuthOptions } from './bearer.ts';
+import { decidePermission, type PermissionOptions } from './permission.ts';
 
 /** The minimal Fastify request/reply surface used, so the SDK does not depend on Fastify. */
 interface FastifyRequestLike {
   headers: Record<string, string | string[] | undefined>;
   latchkey?: AccessTokenClaims;
+  latchkeyDecision?: AuthorizeResult;
 }
 interface FastifyReplyLike {
   code(status: number): FastifyReplyLike;
@@ -31,5 +34,28 @@ export function requireToken(options: AuthOptions) {
       return;
     }
     await reply.code(outcome.status!).headers({ ...outcome.headers!, 'cache-control': 'no-store' }).send(outcome.body);
+  };
+}
+
+/**
+ * A Fastify `preHandler` hook after `requireToken`: asks the authorizer whether the caller may do
+ * `action` on the resource the request names; a deny answers 403 `access_denied`. The decision is
+ * on `request.latchkeyDecision` (and in the audit log, when the authorizer has a queue).
+ *
+ * @example
+ * ```ts
+ * import { requirePermission, requireToken } from '@latchkey/sdk/fastify';
+ * app.get('/orders/:id', {
+ *   onRequest: requireToken({ verifier }),
+ *   preHandler: requirePermission({ authorizer, action: 'Orders::Action::"read"', resource: (req) => ({ type: 'Orders::Order', id: req.params.id }) }),
+ * }, handler);
+ * ```
+ */
+export function requirePermission<Req extends FastifyRequestLike>(options: PermissionOptions<Req>) {
+  return async (request: Req, reply: FastifyReplyLike): Promise<void> => {
+    const outcome = await decidePermission(request, request.latchkey, options);
+    if (outcome.result) request.latchkeyDecision = outcome.result;
+    if (outcome.allowed) return;
+    await reply.code(outcome.status!).headers({ 'cache-control': 'no-store' }).send(outcome.body);
   };
 }
