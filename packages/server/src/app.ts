@@ -109,10 +109,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerRegistrationEndpoints(app, {
     issuer, clients, hashKey: master.secretHashKey, events, requireAdmin,
     maxAccessTokenTtl: config.maxAccessTokenTtl,
+    accessTokenTtl: config.accessTokenTtl,
     revocations: deps.revocations,
     allowHttpJwksUri: !config.tls,
   });
-  registerClientAdmin(app, { issuer, clients, events, requireAdmin, revocations: deps.revocations });
+  registerClientAdmin(app, { issuer, clients, events, requireAdmin, revocations: deps.revocations, limits: { maxAccessTokenTtl: config.maxAccessTokenTtl, allowHttpJwksUri: !config.tls } });
   const hub = new FeedHub(storage, {
     heartbeatSeconds: config.feedHeartbeat,
     maxStreamsPerClient: config.feedMaxStreamsPerClient,

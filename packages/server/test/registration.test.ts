@@ -52,7 +52,7 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
     assert.equal(info.client_secret, undefined);
     assert.equal(info.client_name, 'orders');
 
-    const put = await config(body.client_id, body.registration_access_token, { method: 'PUT', body: { client_id: body.client_id, client_name: 'orders v2', audiences: [AUD, 'urn:latchkey:svc:billing'] } });
+    const put = await config(body.client_id, body.registration_access_token, { method: 'PUT', body: { client_id: body.client_id, client_name: 'orders v2', audiences: [AUD] } });
     assert.equal(put.status, 200);
     const updated = (await put.json()) as Record<string, any>;
     assert.equal(updated.client_name, 'orders v2');
@@ -145,6 +145,37 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
     assert.notEqual(back.client_secret, res.client_secret);
     const ok = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(`${res.client_id}:${back.client_secret}`).toString('base64')}` });
     assert.equal(ok.status, 200);
+  });
+
+  test('through RFC 7592 a client may narrow what its tokens allow, never widen it; the administrator may (PUT /admin/clients/{id})', async () => {
+    const res = (await (await register({ audiences: [AUD], scope: 'orders:read', roles: ['reader'], access_token_ttl: 120 })).json()) as Record<string, any>;
+    const put = (body: Record<string, unknown>) => config(res.client_id, res.registration_access_token, { method: 'PUT', body: { client_id: res.client_id, ...body } });
+    for (const [name, body] of [
+      ['audiences', { audiences: [AUD, 'urn:latchkey:svc:billing'] }],
+      ['scope', { audiences: [AUD], scope: 'orders:read orders:admin' }],
+      ['roles', { audiences: [AUD], roles: ['reader', 'admin'] }],
+      ['access_token_ttl', { audiences: [AUD], access_token_ttl: 3600 }],
+      ['policy_namespaces', { audiences: [AUD], policy_namespaces: ['Billing'] }],
+    ] as const) {
+      const r = await put(body);
+      assert.equal(r.status, 400, name);
+      const e = (await r.json()) as Record<string, string>;
+      assert.equal(e.error, 'invalid_client_metadata');
+      assert.match(e.error_description!, new RegExp(`^${name}`));
+    }
+    const narrowed = (await (await put({ audiences: [AUD], scope: 'orders:read', access_token_ttl: 60 })).json()) as Record<string, any>;
+    assert.deepEqual([narrowed.audiences, narrowed.scope, narrowed.roles, narrowed.access_token_ttl], [[AUD], 'orders:read', undefined, 60]);
+    const omitted = (await (await put({ audiences: [AUD] })).json()) as Record<string, any>;
+    assert.equal(omitted.access_token_ttl, 60, 'an omitted lifetime keeps the current one instead of falling back to a longer default');
+    const admin = await t.fetch(`${t.issuer}/admin/clients/${res.client_id}`, { method: 'PUT', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ audiences: [AUD, 'urn:latchkey:svc:billing'], roles: ['admin'] }) });
+    assert.equal(admin.status, 200);
+    assert.deepEqual(((await admin.json()) as Record<string, any>).audiences, [AUD, 'urn:latchkey:svc:billing']);
+    const tok = await t.post('/token', { grant_type: 'client_credentials', resource: 'urn:latchkey:svc:billing' }, { authorization: `Basic ${Buffer.from(`${res.client_id}:${res.client_secret}`).toString('base64')}` });
+    assert.equal(tok.status, 200);
+    const noAdmin = await t.fetch(`${t.issuer}/admin/clients/${res.client_id}`, { method: 'PUT', headers: { authorization: `Bearer ${res.registration_access_token}`, 'content-type': 'application/json' }, body: JSON.stringify({ audiences: [AUD] }) });
+    assert.equal(noAdmin.status, 401);
+    const events = await t.idp.storage.listAuditEvents({ type: 'client.updated', limit: 100 });
+    assert.equal(events.at(-1)!.actor, 'admin');
   });
 
   test('admin API lists, shows and deletes clients behind the admin bearer', async () => {

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { OAuthError } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
+import { validateClientMetadata } from '../oauth/registration/client_metadata.ts';
 import { clientInformation } from '../oauth/registration/registration_endpoints.ts';
 import type { RevocationLog } from '../revocation/revocation_log.ts';
 import type { ClientStore } from '../storage/ports.ts';
@@ -11,6 +12,7 @@ export interface ClientAdminDeps {
   events: ServerEvents;
   revocations: Pick<RevocationLog, 'revokeNotBefore'>;
   requireAdmin: (request: FastifyRequest) => Promise<void>;
+  limits: { maxAccessTokenTtl: number; allowHttpJwksUri: boolean };
 }
 
 const notFound = (): OAuthError => new OAuthError('invalid_request', 'no such client', 404);
@@ -47,6 +49,28 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     deps.events.committed(event);
     await deps.clients.updateClient(disabled);
     return { ...clientInformation(deps.issuer, disabled), disabled: true };
+  });
+
+  /**
+   * Replaces a client's metadata — the administrator's way to widen audiences, scope, roles,
+   * lifetime or policy namespaces, which the client itself may only narrow (RFC 7592). The
+   * authentication method stays (change it with RFC 7592, where a new secret can be shown).
+   */
+  app.put('/admin/clients/:clientId', async (request) => {
+    await deps.requireAdmin(request);
+    const { clientId } = request.params as { clientId: string };
+    if (!/^application\/json\s*(;|$)/i.test(String(request.headers['content-type'] ?? ''))) throw new OAuthError('invalid_request', 'the request body must be application/json', 415);
+    const client = await deps.clients.getClient(clientId);
+    if (!client) throw notFound();
+    const metadata = validateClientMetadata(request.body, deps.limits);
+    if (metadata.token_endpoint_auth_method !== client.metadata.token_endpoint_auth_method) {
+      throw new OAuthError('invalid_client_metadata', 'token_endpoint_auth_method cannot change here; the client changes it through RFC 7592');
+    }
+    const updated = { ...client, metadata, updatedAt: Math.floor(Date.now() / 1000) };
+    const event = deps.events.stage('client.updated', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    if (!(await deps.clients.updateClient(updated, [event]))) throw notFound();
+    deps.events.committed(event);
+    return { ...clientInformation(deps.issuer, updated), disabled: updated.disabled };
   });
 
   /** Lifts a lock a detector's response put on the client. */

@@ -13,6 +13,8 @@ export interface ClientMetadata {
   default_audience?: string;
   roles?: string[];
   access_token_ttl?: number;
+  /** Cedar namespaces whose policy this service receives from `GET /feeds/policy` (Latchkey extension); all when absent. */
+  policy_namespaces?: string[];
 }
 
 export interface ClientRecord {

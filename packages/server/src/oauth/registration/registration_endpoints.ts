@@ -6,7 +6,7 @@ import { invalidToken, requireBearer } from '../../http/bearer.ts';
 import { hashSecret, newSecret, verifySecret } from '../../secrets.ts';
 import type { RevocationLog } from '../../revocation/revocation_log.ts';
 import type { ClientRecord, ClientStore } from '../../storage/ports.ts';
-import { CLIENT_ID_PATTERN, usesSecret, validateClientMetadata } from './client_metadata.ts';
+import { CLIENT_ID_PATTERN, usesSecret, validateClientMetadata, narrowOnly } from './client_metadata.ts';
 
 export interface RegistrationDeps {
   issuer: string;
@@ -14,6 +14,8 @@ export interface RegistrationDeps {
   hashKey: Buffer;
   events: ServerEvents;
   maxAccessTokenTtl: number;
+  /** The default token lifetime, the ceiling for a client that never had one of its own. */
+  accessTokenTtl: number;
   allowHttpJwksUri: boolean;
   revocations: Pick<RevocationLog, 'revokeNotBefore'>;
   /** Checks the initial access token (the admin bearer, RFC 7591 §3). */
@@ -110,7 +112,10 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
     if (body.client_secret !== undefined && (typeof body.client_secret !== 'string' || !verifySecret(deps.hashKey, body.client_secret, client.secretHash))) {
       throw new OAuthError('invalid_request', 'client_secret does not match');
     }
-    const metadata = validateClientMetadata(body, limits);
+    const metadata = narrowOnly(client.metadata, validateClientMetadata(body, limits));
+    if (client.metadata.access_token_ttl === undefined && metadata.access_token_ttl !== undefined && metadata.access_token_ttl > deps.accessTokenTtl) {
+      throw new OAuthError('invalid_client_metadata', 'access_token_ttl can only be raised by an administrator');
+    }
     // A client moving to a secret-based method without one gets a new secret, shown once.
     const secret = usesSecret(metadata) && client.secretHash === null ? newSecret() : undefined;
     const updated: ClientRecord = {
