@@ -134,7 +134,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerAlertAdmin(app, { alerts: storage, requireAdmin });
   const publisher = new PolicyPublisher({ store: storage, events, issuer, feedTtl: config.maxAccessTokenTtl + config.clockSkew });
   registerPolicyAdmin(app, { publisher, store: storage, requireAdmin, bodyLimit: config.policyBodyLimit });
-  registerPolicyFeed(app, { store: storage, caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }) });
+  registerPolicyFeed(app, { store: storage, clients, caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }) });
   registerMetricsEndpoint(app, {
     metrics: deps.metrics, requireAdmin,
     sample: () => {

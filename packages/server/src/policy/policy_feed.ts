@@ -1,23 +1,40 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { PolicyBundle } from '@latchkey/protocol';
 import { OAuthError } from '../errors.ts';
-import type { PolicyStore } from '../storage/ports.ts';
+import type { ClientStore, PolicyStore } from '../storage/ports.ts';
+import { sliceBundle } from './policy_slice.ts';
 
 export interface PolicyFeedDeps {
   store: Pick<PolicyStore, 'getPolicyVersion'>;
+  clients: Pick<ClientStore, 'getClient'>;
   /** The authenticated client calling (Basic or its own access token). */
   caller: (request: FastifyRequest) => Promise<string>;
 }
 
 /**
- * GET /feeds/policy: the active bundle for services, with its digest as a strong ETag, so a
- * service polls cheaply (304) and fetches only when a `policy` event on the stream says so.
+ * GET /feeds/policy: the active bundle for services — only their `policy_namespaces` when their
+ * registration names some — with its digest as a strong ETag, so a service polls cheaply (304)
+ * and fetches only when a `policy` event on the stream says so.
  */
 export function registerPolicyFeed(app: FastifyInstance, deps: PolicyFeedDeps): void {
+  // Slices per (version, namespaces): computed once, shared by every replica's callers.
+  const slices = new Map<string, PolicyBundle>();
   app.get('/feeds/policy', async (request, reply) => {
-    await deps.caller(request);
-    const active = await deps.store.getPolicyVersion();
-    if (!active) throw new OAuthError('invalid_request', 'no policy has been published yet', 404);
+    const clientId = await deps.caller(request);
+    const full = await deps.store.getPolicyVersion();
+    if (!full) throw new OAuthError('invalid_request', 'no policy has been published yet', 404);
+    const namespaces = (await deps.clients.getClient(clientId))?.metadata.policy_namespaces;
+    let active: PolicyBundle = full;
+    if (namespaces && namespaces.length > 0) {
+      const key = `${full.version}|${[...namespaces].sort().join(',')}`;
+      let s = slices.get(key);
+      if (!s) {
+        s = sliceBundle(full, namespaces);
+        if (slices.size >= 100) slices.delete(slices.keys().next().value as string);
+        slices.set(key, s);
+      }
+      active = s;
+    }
     const etag = `"${active.digest}"`;
     reply.header('etag', etag).header('cache-control', 'no-cache');
     const inm = request.headers['if-none-match'];

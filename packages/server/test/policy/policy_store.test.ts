@@ -129,3 +129,46 @@ describe('policy store: validated, versioned bundles', () => {
     assert.equal((await t.fetch(`${t.issuer}/admin/policy`)).status, 401);
   });
 });
+
+describe('per-service bundles (policy_namespaces)', () => {
+  test('a service registered for its namespaces receives only their schema, policies and entities, with the shared principals', async () => {
+    const t = await startTestIdp();
+    try {
+      const schema = {
+        'base.cedarschema': 'entity Role in [Role];\nentity Service in [Role];\n',
+        'orders.cedarschema': 'namespace Orders { entity Order; action read appliesTo { principal: Service, resource: Order }; }\n',
+        'billing.cedarschema': 'namespace Billing { entity Invoice; action pay appliesTo { principal: Service, resource: Invoice }; }\n',
+      };
+      const policies = {
+        'orders-read': 'permit(principal in Role::"reader", action == Orders::Action::"read", resource);',
+        'billing-pay': 'permit(principal in Role::"payer", action == Billing::Action::"pay", resource);',
+        'no-one-on-sunday': 'forbid(principal, action, resource) when { context has sunday && context.sunday };',
+      };
+      const entities = [
+        { uid: { type: 'Role', id: 'reader' }, attrs: {}, parents: [] },
+        { uid: { type: 'Service', id: 'checkout' }, attrs: {}, parents: [{ type: 'Role', id: 'reader' }] },
+        { uid: { type: 'Orders::Order', id: '1' }, attrs: {}, parents: [] },
+        { uid: { type: 'Billing::Invoice', id: '9' }, attrs: {}, parents: [] },
+      ];
+      const pushed = await t.fetch(`${t.issuer}/admin/policy`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ schema, policies, entities }) });
+      assert.equal(pushed.status, 201);
+      const orders = await t.register({ audiences: ['https://orders.internal'], policy_namespaces: ['Orders'] });
+      const everything = await t.register({ audiences: ['https://ops.internal'] });
+      const get = async (c: Record<string, any>, etag?: string) => t.fetch(`${t.issuer}/feeds/policy`, { headers: { authorization: basicAuth(c.client_id, c.client_secret), ...(etag ? { 'if-none-match': etag } : {}) } });
+      const o = await get(orders);
+      const ob = (await o.json()) as any;
+      assert.deepEqual(Object.keys(ob.policies).sort(), ['no-one-on-sunday', 'orders-read']);
+      assert.deepEqual(ob.entities.map((e: any) => `${e.uid.type}::${e.uid.id}`).sort(), ['Orders::Order::1', 'Role::reader', 'Service::checkout']);
+      const text = Object.values(ob.schema).join('\n');
+      assert.match(text, /namespace Orders/);
+      assert.doesNotMatch(text, /Billing/);
+      assert.equal((await get(orders, o.headers.get('etag')!)).status, 304);
+      const all = (await (await get(everything)).json()) as any;
+      assert.deepEqual(Object.keys(all.policies).sort(), ['billing-pay', 'no-one-on-sunday', 'orders-read']);
+      assert.equal(all.entities.length, 4);
+      assert.notEqual(all.digest, ob.digest);
+    } finally {
+      await t.close();
+    }
+  });
+});
