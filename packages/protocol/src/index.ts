@@ -5,3 +5,4 @@ export * from './audit_event.ts';
 export * from './jws.ts';
 export * from './feed.ts';
 export * from './policy_bundle.ts';
+export * from './cedar_eval.ts';

@@ -1,7 +1,7 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AccessTokenClaims, PolicyBundle, PolicyEntity } from '@latchkey/protocol';
 import type { AuditQueue } from '../audit/audit_queue.ts';
-import { decide, EntityStore, EvalError, evalRequest, Unsupported, type PolicyJson } from './cedar_eval.ts';
+import { decide, EntityStore, EvalError, evalRequest, Unsupported, type PolicyJson } from '@latchkey/protocol';
 import { EntityIndex, uidKey, type Uid } from './entity_slice.ts';
 import { PolicySource } from './policy_source.ts';
 

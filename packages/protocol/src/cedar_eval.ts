@@ -1,9 +1,10 @@
-// A Cedar evaluator over the JSON policy form (Cedar's EST, from cedar-wasm's policyToJson), for
-// the authorizer's hot path. cedar-wasm stays the reference: the differential tests compare both on
-// thousands of generated requests, and anything this evaluator does not implement (extension types
-// such as ip/decimal/datetime, entity tags, templates) or any evaluation error sends the request to
-// cedar-wasm instead, so the answer — and the error message — is always Cedar's own.
-import type { PolicyEntity } from '@latchkey/protocol';
+// A Cedar evaluator over the JSON policy form (Cedar's EST, from cedar-wasm's policyToJson),
+// shared by the SDK's authorizer and the IdP's own decisions — hot paths both. cedar-wasm stays the
+// reference: the differential tests compare both on thousands of generated requests, and anything
+// this evaluator does not implement (extension types such as ip/decimal/datetime, entity tags,
+// templates) or any evaluation error sends the request to cedar-wasm instead, so the answer — and
+// the error message — is always Cedar's own.
+import type { PolicyEntity } from './policy_bundle.ts';
 
 /** Thrown for a construct this evaluator leaves to cedar-wasm. */
 export class Unsupported extends Error {}
