@@ -36,6 +36,7 @@ import { registerMetricsEndpoint, type Metrics } from './metrics.ts';
 import { registerPolicyAdmin } from './policy/policy_admin.ts';
 import { registerPolicyFeed } from './policy/policy_feed.ts';
 import { PolicyPublisher } from './policy/policy_publisher.ts';
+import type { TokenPolicy } from './policy/token_policy.ts';
 import { registerAuditAdmin } from './admin/audit_admin.ts';
 import { registerAuditIngest } from './audit/ingest_endpoint.ts';
 import { serviceCaller } from './oauth/service_caller.ts';
@@ -52,6 +53,7 @@ export interface AppDeps {
   checkpointer: AuditCheckpointer;
   retention: AuditRetention;
   metrics: Metrics;
+  tokenPolicy: TokenPolicy;
   master: MasterKey;
   events: ServerEvents;
   logger: Logger;
@@ -100,7 +102,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerDiscovery(app, { issuer, signingAlg: () => keys.currentAlg ?? config.signingAlg });
   registerJwksEndpoint(app, { keys, maxAge: config.jwksMaxAge });
   registerTokenEndpoint(app, {
-    grants: [clientCredentialsGrant({ issuer, accessTokenTtl: config.accessTokenTtl, keys, events })],
+    grants: [clientCredentialsGrant({ issuer, accessTokenTtl: config.accessTokenTtl, keys, events, tokenPolicy: deps.tokenPolicy })],
     authenticate,
     events,
   });

@@ -13,6 +13,7 @@ import { WebhookSender } from './audit/webhook_sender.ts';
 import type { Config } from './config.ts';
 import { ServerEvents } from './events.ts';
 import { Metrics } from './metrics.ts';
+import { TokenPolicy } from './policy/token_policy.ts';
 import { KeyRing } from './keys/key_ring.ts';
 import { KeyRotator } from './keys/key_rotator.ts';
 import { RevocationLog } from './revocation/revocation_log.ts';
@@ -90,9 +91,14 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     // A feed entry from any replica (PostgreSQL LISTEN/NOTIFY) may be a revoked key or client:
     // reload the keys and forget cached clients at once instead of at the next check or TTL.
     const reloadKeys = coalesce(() => keys.reload(), (err) => logger.warn({ err: { message: (err as Error).message } }, 'key reload failed'));
+    // The IdP's own Cedar policies (which client may have which audience) follow the active bundle.
+    const tokenPolicy = new TokenPolicy(storage);
+    await tokenPolicy.reload();
+    const reloadTokenPolicy = coalesce(() => tokenPolicy.reload(), (err) => logger.warn({ err: { message: (err as Error).message } }, 'token policy reload failed'));
     const unlisten = storage.onFeedAppended(() => {
       clients.clear();
       reloadKeys();
+      reloadTokenPolicy();
     });
     const checkpointer = new AuditCheckpointer(storage, keys, config.issuer);
     const webhooks = config.alertWebhooks.length > 0
@@ -114,7 +120,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'detection pass failed; will retry'),
     });
     const retention = new AuditRetention({ store: storage, checkpointer, events, retention: config.auditRetention });
-    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls, audit, checkpointer, retention, metrics });
+    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls, audit, checkpointer, retention, metrics, tokenPolicy });
     checkpointer.start(config.auditCheckpointInterval, (err) => logger.warn({ err: { message: (err as Error).message } }, 'audit checkpoint failed; will retry'));
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();

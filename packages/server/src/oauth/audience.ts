@@ -12,17 +12,19 @@ export function isAbsoluteUri(value: string): boolean {
 }
 
 /**
- * Chooses the token audience from RFC 8707 `resource` values among the client's registered
- * audiences, or the client's default audience when none was given.
+ * Chooses the token audience from RFC 8707 `resource` values, each of which the client must be
+ * allowed to request (its registration, and the IdP's Cedar policies), or the client's default
+ * audience when none was given.
  */
-export function chooseAudience(resources: string[] | undefined, audiences: string[], defaultAudience: string | undefined): string | string[] {
+export function chooseAudience(resources: string[] | undefined, allowed: (audience: string) => boolean, defaultAudience: string | undefined): string | string[] {
   if (!resources || resources.length === 0) {
     if (!defaultAudience) throw new OAuthError('invalid_target', 'no resource given and the client has no default audience');
+    if (!allowed(defaultAudience)) throw new OAuthError('invalid_target', 'the default audience is not one this client may request');
     return defaultAudience;
   }
   for (const r of resources) {
     if (!isAbsoluteUri(r)) throw new OAuthError('invalid_target', 'resource must be an absolute URI without a fragment');
-    if (!audiences.includes(r)) throw new OAuthError('invalid_target', 'resource is not an audience this client may request');
+    if (!allowed(r)) throw new OAuthError('invalid_target', 'resource is not an audience this client may request');
   }
   const unique = [...new Set(resources)];
   return unique.length === 1 ? (unique[0] as string) : unique;

@@ -7,6 +7,7 @@ import type { PolicyStore } from '../storage/ports.ts';
 import { diffBundles } from './policy_diff.ts';
 import type { PolicyPublisher } from './policy_publisher.ts';
 import { validateBundle } from './policy_validator.ts';
+import { RESERVED, withReservedSchema } from './token_policy.ts';
 
 const Name = Type.String({ minLength: 1, maxLength: 256 });
 const Uid = Type.Object({ type: Name, id: Type.String({ minLength: 1, maxLength: 1024 }) }, { additionalProperties: false });
@@ -58,7 +59,7 @@ export function registerPolicyAdmin(app: FastifyInstance, deps: PolicyAdminDeps)
     await deps.requireAdmin(request);
     const body = json(request, checkValidate);
     const active = await deps.store.getPolicyVersion();
-    return validateBundle({ schema: body.schema, policies: body.policies, entities: (body.entities as PolicyEntity[] | undefined) ?? active?.entities ?? [] });
+    return validateBundle(withReservedSchema({ schema: body.schema, policies: body.policies, entities: (body.entities as PolicyEntity[] | undefined) ?? active?.entities ?? [] }), { reserved: RESERVED });
   });
 
   app.post('/admin/policy', { bodyLimit: deps.bodyLimit }, async (request, reply) => {

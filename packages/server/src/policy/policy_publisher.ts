@@ -5,6 +5,7 @@ import type { FeedStore, PolicyStore, PolicyVersionRecord } from '../storage/por
 import { bundleDigest } from './policy_digest.ts';
 import { diffBundles } from './policy_diff.ts';
 import { validateBundle, type PolicyProblem, type ValidationReport } from './policy_validator.ts';
+import { RESERVED, withReservedSchema } from './token_policy.ts';
 
 /** A bundle Cedar refused: 400 with every problem, located. Nothing was changed. */
 export class PolicyValidationError extends OAuthError {
@@ -45,8 +46,9 @@ export class PolicyPublisher {
    * Validates and publishes `content` as the next version. `expectedVersion` (the version the
    * caller edited) turns a concurrent publish into 409 instead of a silent overwrite.
    */
-  async publish(content: PolicyBundleContent, options: { actor: string; note?: string | null; expectedVersion?: number; reason?: string }): Promise<{ record: PolicyVersionRecord; warnings: PolicyProblem[]; unchanged: boolean }> {
-    const report = validateBundle(content);
+  async publish(pushed: PolicyBundleContent, options: { actor: string; note?: string | null; expectedVersion?: number; reason?: string }): Promise<{ record: PolicyVersionRecord; warnings: PolicyProblem[]; unchanged: boolean }> {
+    const content = withReservedSchema(pushed);
+    const report = validateBundle(content, { reserved: RESERVED });
     if (!report.ok) throw new PolicyValidationError(report);
     const head = await this.deps.store.getPolicyVersion();
     const headVersion = head?.version ?? 0;

@@ -49,7 +49,7 @@ function problem(kind: PolicyProblem['kind'], source: string, text: string | und
  * parses and validates against the schema (strict mode), and the entities conform to the schema.
  * Validation warnings (an impossible policy, say) are reported but do not refuse the bundle.
  */
-export function validateBundle(bundle: PolicyBundleContent): ValidationReport {
+export function validateBundle(bundle: PolicyBundleContent, options: { reserved?: { fragment: string; namespace: string } } = {}): ValidationReport {
   const errors: PolicyProblem[] = [];
   const warnings: PolicyProblem[] = [];
   const { text: schemaText, parts } = joinSchema(bundle.schema);
@@ -73,12 +73,24 @@ export function validateBundle(bundle: PolicyBundleContent): ValidationReport {
   }
   if (errors.length > 0) return { ok: false, errors, warnings };
 
-  const answer = cedar.validate({ schema: schemaText, policies: { staticPolicies: bundle.policies }, validationSettings: { mode: 'strict' } });
-  if (answer.type === 'failure') {
-    for (const e of answer.errors) errors.push(problem('policy', 'policies', undefined, e));
-  } else {
-    for (const v of answer.validationErrors) errors.push(problem('policy', v.policyId, bundle.policies[v.policyId], v.error));
-    for (const v of answer.validationWarnings) warnings.push(problem('policy', v.policyId, bundle.policies[v.policyId], v.error));
+  // Policies of a reserved namespace (the IdP's own questions) are checked against the whole
+  // schema; the services' policies against the schema without it, so that a policy over "every
+  // action" need not also make sense for the IdP's reserved action.
+  const reserved = options.reserved;
+  const mentions = (text: string) => reserved !== undefined && text.includes(`${reserved.namespace}::`);
+  const groups: [Record<string, string>, string][] = [
+    [Object.fromEntries(Object.entries(bundle.policies).filter(([, t]) => !mentions(t))), reserved ? joinSchema(Object.fromEntries(Object.entries(bundle.schema).filter(([k]) => k !== reserved.fragment))).text : schemaText],
+    [Object.fromEntries(Object.entries(bundle.policies).filter(([, t]) => mentions(t))), schemaText],
+  ];
+  for (const [policies, schema] of groups) {
+    if (Object.keys(policies).length === 0) continue;
+    const answer = cedar.validate({ schema, policies: { staticPolicies: policies }, validationSettings: { mode: 'strict' } });
+    if (answer.type === 'failure') {
+      for (const e of answer.errors) errors.push(problem('policy', 'policies', undefined, e));
+    } else {
+      for (const v of answer.validationErrors) errors.push(problem('policy', v.policyId, bundle.policies[v.policyId], v.error));
+      for (const v of answer.validationWarnings) warnings.push(problem('policy', v.policyId, bundle.policies[v.policyId], v.error));
+    }
   }
   const ents = cedar.checkParseEntities({ entities: bundle.entities as cedar.EntityJson[], schema: schemaText });
   if (ents.type === 'failure') for (const e of ents.errors) errors.push(problem('entities', 'entities', undefined, e));

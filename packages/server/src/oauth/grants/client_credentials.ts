@@ -5,6 +5,7 @@ import type { KeyRing } from '../../keys/key_ring.ts';
 import { mintAccessToken } from '../access_token.ts';
 import { chooseAudience } from '../audience.ts';
 import { grantScope } from '../scope.ts';
+import type { TokenPolicy } from '../../policy/token_policy.ts';
 import type { GrantHandler } from './types.ts';
 
 export interface ClientCredentialsDeps {
@@ -12,6 +13,8 @@ export interface ClientCredentialsDeps {
   accessTokenTtl: number;
   keys: Pick<KeyRing, 'signAccessToken'>;
   events: ServerEvents;
+  /** Which audiences a client may have tokens for: its registration and the IdP's Cedar policies. */
+  tokenPolicy: Pick<TokenPolicy, 'allows'>;
 }
 
 /** RFC 6749 §4.4: the client asks for a token on its own behalf. No refresh token (§4.4.3). */
@@ -25,7 +28,7 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
         throw new OAuthError('unauthorized_client', 'client is not registered for client_credentials');
       }
       const scope = grantScope(param(form, 'scope'), m.scope);
-      const audience = chooseAudience(form.get('resource'), m.audiences, m.default_audience);
+      const audience = chooseAudience(form.get('resource'), (a) => deps.tokenPolicy.allows(client, a), m.default_audience);
       const ttl = m.access_token_ttl ?? deps.accessTokenTtl;
       const { token, claims } = mintAccessToken(deps.keys, deps.issuer, { subject: client.clientId, clientId: client.clientId, audience, ttl, scope, roles: m.roles });
       await deps.events.emit('token.issued', {

@@ -1,0 +1,96 @@
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { decide, EntityStore, evalRequest, type PolicyEntity, type PolicyJson } from '@latchkey/protocol';
+import type { ClientRecord, PolicyStore } from '../storage/ports.ts';
+
+/** The reserved namespace of the IdP's own decisions. */
+export const RESERVED_NAMESPACE = 'Latchkey';
+
+/**
+ * Its schema, added to every bundle: which client may request a token for which audience. Clients
+ * carry their registered `roles`; administrators may group clients (`Latchkey::Client::"x" in
+ * Latchkey::ClientGroup::"prod"`) and audiences in the entity data.
+ */
+export const RESERVED_SCHEMA = `namespace Latchkey {
+  entity ClientGroup;
+  entity AudienceGroup;
+  entity Client in [ClientGroup] { roles?: Set<String> };
+  entity Audience in [AudienceGroup];
+  action request_token appliesTo { principal: Client, resource: Audience };
+}
+`;
+export const RESERVED_SCHEMA_FRAGMENT = 'latchkey.cedarschema';
+
+/** How the validator treats the reserved namespace (see `validateBundle`). */
+export const RESERVED = { fragment: RESERVED_SCHEMA_FRAGMENT, namespace: RESERVED_NAMESPACE } as const;
+
+/** The bundle with the reserved schema fragment in place (whatever a push put under its name). */
+export function withReservedSchema<T extends { schema: Record<string, string> }>(content: T): T {
+  return { ...content, schema: { ...content.schema, [RESERVED_SCHEMA_FRAGMENT]: RESERVED_SCHEMA } };
+}
+
+const ACTION = { type: `${RESERVED_NAMESPACE}::Action`, id: 'request_token' };
+const q = (s: string): string => JSON.stringify(s);
+
+/**
+ * The IdP's own authorization question, decided with the same Cedar policies services use: may
+ * this client have a token for this audience? The client's registered `audiences` are permits
+ * (`permit(principal == Latchkey::Client::"<id>", action == Latchkey::Action::"request_token",
+ * resource == Latchkey::Audience::"<aud>")`); the active bundle's policies whose action scope names
+ * `Latchkey::Action` are added — a `forbid` there overrides registrations, a `permit` grants more.
+ * Without such policies this is the registration check alone (no evaluation on the token path).
+ */
+export class TokenPolicy {
+  private version = -1;
+  private policies: [string, PolicyJson][] = [];
+  private texts: Record<string, string> = {};
+  private entities: PolicyEntity[] = [];
+  private store = new EntityStore([]);
+
+  constructor(private readonly source: Pick<PolicyStore, 'getPolicyVersion'>) {}
+
+  /** Takes the active bundle's Latchkey policies (at start and after every feed append). */
+  async reload(): Promise<void> {
+    const b = await this.source.getPolicyVersion();
+    if (!b || b.version === this.version) return;
+    const policies: [string, PolicyJson][] = [];
+    const texts: Record<string, string> = {};
+    for (const [id, text] of Object.entries(b.policies)) {
+      const j = cedar.policyToJson(text);
+      if (j.type !== 'success') continue;
+      const a = j.json.action as { op: string; entity?: { type: string }; entities?: { type: string }[] };
+      const named = a.entities ?? (a.entity ? [a.entity] : []);
+      if (!named.some((u) => u.type === ACTION.type)) continue;
+      policies.push([id, j.json as unknown as PolicyJson]);
+      texts[id] = text;
+    }
+    this.entities = b.entities.filter((e) => e.uid.type.startsWith(`${RESERVED_NAMESPACE}::`));
+    this.store = new EntityStore(this.entities);
+    this.policies = policies;
+    this.texts = texts;
+    this.version = b.version;
+  }
+
+  /** Whether the client may have a token for `audience`. */
+  allows(client: ClientRecord, audience: string): boolean {
+    const registered = client.metadata.audiences.includes(audience);
+    if (this.policies.length === 0) return registered;
+    const stored = this.store.get(`${RESERVED_NAMESPACE}::Client::${q(client.clientId)}`);
+    const principal: PolicyEntity = { uid: { type: `${RESERVED_NAMESPACE}::Client`, id: client.clientId }, attrs: { roles: client.metadata.roles ?? [] }, parents: stored?.parents ?? [] };
+    const storedAud = this.store.get(`${RESERVED_NAMESPACE}::Audience::${q(audience)}`);
+    const resource: PolicyEntity = { uid: { type: `${RESERVED_NAMESPACE}::Audience`, id: audience }, attrs: {}, parents: storedAud?.parents ?? [] };
+    const r = decide(this.policies, evalRequest(this.store, principal, ACTION, resource, {}));
+    if (!r) {
+      // An error or an extension: cedar-wasm decides, with the registration as a policy of its own.
+      const others = this.entities.filter((e) => !(e.uid.type === principal.uid.type && e.uid.id === principal.uid.id) && !(e.uid.type === resource.uid.type && e.uid.id === resource.uid.id));
+      const answer = cedar.isAuthorized({
+        principal: principal.uid, action: ACTION, resource: resource.uid, context: {},
+        policies: { staticPolicies: { ...this.texts, ...(registered ? { 'client-registration': `permit(principal == ${RESERVED_NAMESPACE}::Client::${q(client.clientId)}, action == ${RESERVED_NAMESPACE}::Action::"request_token", resource == ${RESERVED_NAMESPACE}::Audience::${q(audience)});` } : {}) } },
+        entities: [principal, resource, ...others] as cedar.EntityJson[],
+      });
+      if (answer.type !== 'success') return false;
+      return answer.response.decision === 'allow';
+    }
+    if (r.decision === 'deny' && r.reasons.length > 0) return false; // a forbid overrides the registration
+    return registered || r.decision === 'allow';
+  }
+}
