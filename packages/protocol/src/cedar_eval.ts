@@ -4,6 +4,11 @@
 // this evaluator does not implement (extension types such as ip/decimal/datetime, entity tags,
 // templates) or any evaluation error sends the request to cedar-wasm instead, so the answer — and
 // the error message — is always Cedar's own.
+//
+// Evaluation errors are exceptions, and they must never unwind through an Array builtin's callback
+// (some/every/map): Node 20's V8 aborts the process ("Fatal error ... unreachable code" in
+// Deoptimizer::DoComputeBuiltinContinuation) when such a frame is deoptimized under load, which the
+// differential tests hit. Hence the plain loops on every path that can throw.
 import type { PolicyEntity } from './policy_bundle.ts';
 
 /** Thrown for a construct this evaluator leaves to cedar-wasm. */
@@ -108,7 +113,11 @@ export function fromJson(v: unknown): Value {
     if (!Number.isSafeInteger(v)) throw new Unsupported('number outside the safe integer range');
     return v;
   }
-  if (Array.isArray(v)) return v.map(fromJson);
+  if (Array.isArray(v)) {
+    const out: Value[] = new Array(v.length);
+    for (let i = 0; i < v.length; i++) out[i] = fromJson(v[i]);
+    return out;
+  }
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;
     if ('__entity' in o) {
@@ -123,13 +132,24 @@ export function fromJson(v: unknown): Value {
   throw new EvalError('null is not a Cedar value');
 }
 
+/** Whether every element of `items` is in `set` (by Cedar equality). */
+function covers(set: readonly Value[], items: readonly Value[]): boolean {
+  for (const x of items) if (!member(set, x)) return false;
+  return true;
+}
+
+function member(set: readonly Value[], x: Value): boolean {
+  for (const y of set) if (equal(x, y)) return true;
+  return false;
+}
+
 function equal(a: Value, b: Value): boolean {
   if (a === b) return true;
   if (a instanceof EntityVal) return b instanceof EntityVal && a.key === b.key;
   if (Array.isArray(a)) {
     // Sets: equal when each has every element of the other.
     if (!Array.isArray(b)) return false;
-    return a.every((x) => b.some((y) => equal(x, y))) && b.every((y) => a.some((x) => equal(x, y)));
+    return covers(b, a) && covers(a, b);
   }
   if (a instanceof RecordVal) {
     if (!(b instanceof RecordVal) || a.fields.size !== b.fields.size) return false;
@@ -210,7 +230,10 @@ const cmp = (k: string, l: Value, r: Value): boolean => {
 };
 
 const inAny = (req: EvalRequest, l: EntityVal, r: Value): boolean => {
-  if (Array.isArray(r)) return r.some((p) => isAncestor(req, l.key, entity(p).key));
+  if (Array.isArray(r)) {
+    for (const p of r) if (isAncestor(req, l.key, entity(p).key)) return true;
+    return false;
+  }
   return isAncestor(req, l.key, entity(r).key);
 };
 
@@ -271,7 +294,7 @@ export function compile(e: Expr): Compiled {
       return (req) => {
         const a = set(l(req));
         const b = r(req);
-        return a.some((v) => equal(v, b));
+        return member(a, b);
       };
     }
     case 'containsAll': case 'containsAny': {
@@ -280,11 +303,12 @@ export function compile(e: Expr): Compiled {
       return k === 'containsAll'
         ? (req) => {
           const a = set(l(req));
-          return set(r(req)).every((v) => a.some((w) => equal(v, w)));
+          return covers(a, set(r(req)));
         }
         : (req) => {
           const a = set(l(req));
-          return set(r(req)).some((v) => a.some((w) => equal(v, w)));
+          for (const v of set(r(req))) if (member(a, v)) return true;
+          return false;
         };
     }
     case 'isEmpty': {
@@ -345,12 +369,22 @@ export function compile(e: Expr): Compiled {
       return (req) => (bool(c(req)) ? t(req) : f(req));
     }
     case 'Set': {
-      const items = (x as Expr[]).map(compile);
-      return (req) => items.map((f) => f(req));
+      const items: Compiled[] = [];
+      for (const y of x as Expr[]) items.push(compile(y));
+      return (req) => {
+        const out: Value[] = new Array(items.length);
+        for (let i = 0; i < items.length; i++) out[i] = items[i]!(req);
+        return out;
+      };
     }
     case 'Record': {
-      const fields = Object.entries(x as Record<string, Expr>).map(([f, y]) => [f, compile(y)] as const);
-      return (req) => new RecordVal(new Map(fields.map(([f, c]) => [f, c(req)])));
+      const fields: [string, Compiled][] = [];
+      for (const [f, y] of Object.entries(x as Record<string, Expr>)) fields.push([f, compile(y)]);
+      return (req) => {
+        const m = new Map<string, Value>();
+        for (const [f, c] of fields) m.set(f, c(req));
+        return new RecordVal(m);
+      };
     }
     default: {
       // Extension functions (ip, decimal, datetime, ...), getTag / hasTag, slots: cedar-wasm decides.
@@ -386,7 +420,10 @@ function scope(c: ScopeConstraint, v: EntityVal, req: EvalRequest): boolean {
       if (!c.entity) throw new Unsupported('template slot');
       return v.key === keyOnce(c.entity);
     case 'in':
-      if (c.entities) return c.entities.some((p) => isAncestor(req, v.key, keyOnce(p)));
+      if (c.entities) {
+        for (const p of c.entities) if (isAncestor(req, v.key, keyOnce(p))) return true;
+        return false;
+      }
       if (!c.entity) throw new Unsupported('template slot');
       return isAncestor(req, v.key, keyOnce(c.entity));
     case 'is':
@@ -413,7 +450,8 @@ const compiledConditions = new WeakMap<PolicyJson, { when: boolean; test: Compil
 function conditionsOf(p: PolicyJson): { when: boolean; test: Compiled }[] {
   let c = compiledConditions.get(p);
   if (!c) {
-    c = p.conditions.map((x) => ({ when: x.kind === 'when', test: compile(x.body) }));
+    c = [];
+    for (const x of p.conditions) c.push({ when: x.kind === 'when', test: compile(x.body) });
     compiledConditions.set(p, c);
   }
   return c;
