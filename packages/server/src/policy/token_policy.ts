@@ -46,12 +46,15 @@ export class TokenPolicy {
   private entities: PolicyEntity[] = [];
   private store = new EntityStore([]);
 
-  constructor(private readonly source: Pick<PolicyStore, 'getPolicyVersion'>) {}
+  constructor(private readonly source: Pick<PolicyStore, 'getPolicyVersion' | 'listPolicyVersions'>) {}
 
   /** Takes the active bundle's Latchkey policies (at start and after every feed append). */
   async reload(): Promise<void> {
-    const b = await this.source.getPolicyVersion();
-    if (!b || b.version === this.version) return;
+    // Most feed appends are revocations: look at the newest version number before loading a bundle.
+    const newest = (await this.source.listPolicyVersions(1))[0];
+    if (!newest || newest.version === this.version) return;
+    const b = await this.source.getPolicyVersion(newest.version);
+    if (!b) return;
     const policies: [string, PolicyJson][] = [];
     const texts: Record<string, string> = {};
     for (const [id, text] of Object.entries(b.policies)) {
