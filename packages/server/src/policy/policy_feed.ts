@@ -5,7 +5,7 @@ import type { ClientStore, PolicyStore } from '../storage/ports.ts';
 import { sliceBundle } from './policy_slice.ts';
 
 export interface PolicyFeedDeps {
-  store: Pick<PolicyStore, 'getPolicyVersion'>;
+  store: Pick<PolicyStore, 'getPolicyVersion' | 'listPolicyVersions'>;
   clients: Pick<ClientStore, 'getClient'>;
   /** The authenticated client calling (Basic or its own access token). */
   caller: (request: FastifyRequest) => Promise<string>;
@@ -19,9 +19,14 @@ export interface PolicyFeedDeps {
 export function registerPolicyFeed(app: FastifyInstance, deps: PolicyFeedDeps): void {
   // Slices per (version, namespaces): computed once, shared by every replica's callers.
   const slices = new Map<string, PolicyBundle>();
+  // The active bundle, kept while it stays the newest: a poll costs one small query, not a bundle load.
+  let cached: PolicyBundle | undefined;
   app.get('/feeds/policy', async (request, reply) => {
     const clientId = await deps.caller(request);
-    const full = await deps.store.getPolicyVersion();
+    const newest = (await deps.store.listPolicyVersions(1))[0];
+    if (!newest) throw new OAuthError('invalid_request', 'no policy has been published yet', 404);
+    if (cached?.version !== newest.version) cached = await deps.store.getPolicyVersion(newest.version);
+    const full = cached;
     if (!full) throw new OAuthError('invalid_request', 'no policy has been published yet', 404);
     const namespaces = (await deps.clients.getClient(clientId))?.metadata.policy_namespaces;
     let active: PolicyBundle = full;
