@@ -5,6 +5,7 @@ import { configFromEnv, insecureWarnings, loadConfig, startIdp, type ConfigInput
 import { endpoint } from './http_client.ts';
 import { adminHeaders, collect, connection, print, show } from './command_helpers.ts';
 import { registerPolicyCommands } from './policy_commands.ts';
+import { registerCaCommands } from './ca_commands.ts';
 
 const program = new Command('latchkey').description('Latchkey: identity and access management for microservices').showHelpAfterError();
 
@@ -322,6 +323,7 @@ connection(
 });
 
 registerPolicyCommands(program);
+registerCaCommands(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`latchkey: ${err.message}\n`);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -34,7 +35,7 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
   });
 
   test('--help works for every command', async () => {
-    for (const args of [['--help'], ['serve', '--help'], ['client', '--help'], ['client', 'create', '--help'], ['token', '--help'], ['audit', 'tail', '--help'], ['alerts', '--help']]) {
+    for (const args of [['--help'], ['serve', '--help'], ['client', '--help'], ['client', 'create', '--help'], ['token', '--help'], ['audit', 'tail', '--help'], ['alerts', '--help'], ['cert', 'issue', '--help'], ['ca', 'show', '--help'], ['policy', 'push', '--help']]) {
       const { stdout } = await cli(args);
       assert.match(stdout, /Usage: latchkey/);
     }
@@ -185,6 +186,31 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
     assert.equal((await cli(['policy', 'rollback', '4'])).stdout, 'published version 6\n');
     const active = JSON.parse((await cli(['policy', 'show'])).stdout);
     assert.deepEqual(active.entities.find((e: any) => e.uid.id === 'orders').parents, [{ type: 'Role', id: 'reader' }]);
+  });
+
+  test('latchkey cert issue writes a key and a SPIFFE certificate that curl presents to an mTLS service; without one curl is refused', async () => {
+    const created = JSON.parse((await cli(['client', 'create', 'legacy-svc', '--audience', 'https://inventory.internal'])).stdout);
+    const out = join(dir, 'svid');
+    const issued = await cli(['cert', 'issue', '--client-id', 'legacy-svc', '--client-secret', created.client_secret, '--out', out]);
+    assert.match(issued.stdout, /^spiffe:\/\/localhost\/svc\/legacy-svc until \S+: /);
+    assert.equal((statSync(join(out, 'key.pem')).mode & 0o777).toString(8), '600');
+    assert.equal((await cli(['ca', 'show'])).stdout, readFileSync(join(out, 'bundle.pem'), 'utf8'));
+    // A service in another language would do this with its TLS library: require a client certificate from the bundle.
+    const svc = createHttpsServer({ key: readFileSync(join(out, 'key.pem')), cert: readFileSync(join(out, 'cert.pem')), ca: readFileSync(join(out, 'bundle.pem')), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (req, res) => {
+      const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
+      res.end(peer.subjectaltname ?? '');
+    });
+    await new Promise<void>((r) => svc.listen(0, '127.0.0.1', r));
+    try {
+      const port = (svc.address() as import('node:net').AddressInfo).port;
+      const args = ['-sS', '--cacert', join(out, 'bundle.pem'), '--resolve', `legacy-svc:${port}:127.0.0.1`];
+      // curl checks the server's name: the SVID has only a URI SAN, so pin the peer by the bundle and skip the host name check.
+      const ok = await run('curl', [...args, '--cert', join(out, 'cert.pem'), '--key', join(out, 'key.pem'), '-k', `https://127.0.0.1:${port}/`]);
+      assert.equal(ok.stdout, 'URI:spiffe://localhost/svc/legacy-svc');
+      await assert.rejects(run('curl', [...args, '-k', `https://127.0.0.1:${port}/`]), 'no client certificate: the handshake is refused');
+    } finally {
+      svc.close();
+    }
   });
 
   test('SIGTERM: exit 0 with the audit flushed; a restart keeps the admin token and does not print it again', async () => {

@@ -25,6 +25,7 @@ export const AUDIT_EVENT_TYPES = [
   'alert.delivery_failed',
   'audit.pruned',
   'policy.published',
+  'certificate.issued',
 ] as const;
 
 /**

@@ -37,6 +37,8 @@ import { registerPolicyAdmin } from './policy/policy_admin.ts';
 import { registerPolicyFeed } from './policy/policy_feed.ts';
 import { PolicyPublisher } from './policy/policy_publisher.ts';
 import type { TokenPolicy } from './policy/token_policy.ts';
+import type { WorkloadCa } from './ca/workload_ca.ts';
+import { registerWorkloadEndpoints } from './ca/workload_endpoints.ts';
 import { registerAuditAdmin } from './admin/audit_admin.ts';
 import { registerAuditIngest } from './audit/ingest_endpoint.ts';
 import { serviceCaller } from './oauth/service_caller.ts';
@@ -54,6 +56,7 @@ export interface AppDeps {
   retention: AuditRetention;
   metrics: Metrics;
   tokenPolicy: TokenPolicy;
+  workload: { ca: WorkloadCa; trustDomain: string };
   master: MasterKey;
   events: ServerEvents;
   logger: Logger;
@@ -136,6 +139,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerAlertAdmin(app, { alerts: storage, requireAdmin });
   const publisher = new PolicyPublisher({ store: storage, events, issuer, feedTtl: config.maxAccessTokenTtl + config.clockSkew });
   registerPolicyAdmin(app, { publisher, store: storage, requireAdmin, bodyLimit: config.policyBodyLimit });
+  registerWorkloadEndpoints(app, { ca: deps.workload.ca, trustDomain: deps.workload.trustDomain, ttlSeconds: config.workloadCertTtl, events, caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }) });
   registerPolicyFeed(app, { store: storage, clients, caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }) });
   registerMetricsEndpoint(app, {
     metrics: deps.metrics, requireAdmin,

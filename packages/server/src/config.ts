@@ -95,6 +95,10 @@ export interface Config {
   alertLock: string[];
   /** Seconds a response lock lasts (LATCHKEY_ALERT_LOCK_SECONDS). */
   alertLockSeconds: number;
+  /** SPIFFE trust domain of workload certificates (LATCHKEY_TRUST_DOMAIN); default: the issuer's host name. */
+  trustDomain: string | undefined;
+  /** Lifetime of workload certificates in seconds (LATCHKEY_WORKLOAD_CERT_TTL). */
+  workloadCertTtl: number;
   /** Largest policy bundle accepted by the admin API, in bytes (LATCHKEY_POLICY_BODY_LIMIT). */
   policyBodyLimit: number;
   /** Log level (LATCHKEY_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. */
@@ -146,6 +150,8 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   alertLock: [],
   alertLockSeconds: 900,
   policyBodyLimit: 16 * 1024 * 1024,
+  trustDomain: undefined,
+  workloadCertTtl: 3600,
   logLevel: 'info',
 });
 
@@ -195,6 +201,8 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_ALERT_LOCK: 'alertLock',
   LATCHKEY_ALERT_LOCK_SECONDS: 'alertLockSeconds',
   LATCHKEY_POLICY_BODY_LIMIT: 'policyBodyLimit',
+  LATCHKEY_TRUST_DOMAIN: 'trustDomain',
+  LATCHKEY_WORKLOAD_CERT_TTL: 'workloadCertTtl',
   LATCHKEY_LOG_LEVEL: 'logLevel',
 };
 
@@ -347,8 +355,12 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     alertLock: list('alertLock'),
     alertLockSeconds: int('alertLockSeconds', 1, 366 * 86400),
     policyBodyLimit: int('policyBodyLimit', 64 * 1024, 256 * 1024 * 1024),
+    trustDomain: str('trustDomain'),
+    workloadCertTtl: int('workloadCertTtl', 60, 30 * 86400),
     logLevel,
   };
+  // SPIFFE ID §2.1: a trust domain is lowercase letters, digits, dots, dashes and underscores.
+  if (config.trustDomain !== undefined && !/^[a-z0-9._-]{1,255}$/.test(config.trustDomain)) problems.push('LATCHKEY_TRUST_DOMAIN: lowercase letters, digits, ".", "-" and "_" only');
   for (const u of config.alertWebhooks) {
     try {
       const url = new URL(u);

@@ -14,6 +14,7 @@ import type { Config } from './config.ts';
 import { ServerEvents } from './events.ts';
 import { Metrics } from './metrics.ts';
 import { TokenPolicy } from './policy/token_policy.ts';
+import { loadOrCreateWorkloadCa } from './ca/workload_ca.ts';
 import { KeyRing } from './keys/key_ring.ts';
 import { KeyRotator } from './keys/key_rotator.ts';
 import { RevocationLog } from './revocation/revocation_log.ts';
@@ -100,6 +101,8 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       reloadKeys();
       reloadTokenPolicy();
     });
+    const trustDomain = config.trustDomain ?? new URL(config.issuer).hostname.replace(/^\[|\]$/g, '').toLowerCase().replace(/[^a-z0-9._-]/g, '-');
+    const workloadCa = await loadOrCreateWorkloadCa(storage, master, trustDomain);
     const checkpointer = new AuditCheckpointer(storage, keys, config.issuer);
     const webhooks = config.alertWebhooks.length > 0
       ? new WebhookSender({
@@ -120,7 +123,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'detection pass failed; will retry'),
     });
     const retention = new AuditRetention({ store: storage, checkpointer, events, retention: config.auditRetention });
-    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls, audit, checkpointer, retention, metrics, tokenPolicy });
+    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls, audit, checkpointer, retention, metrics, tokenPolicy, workload: { ca: workloadCa, trustDomain } });
     checkpointer.start(config.auditCheckpointInterval, (err) => logger.warn({ err: { message: (err as Error).message } }, 'audit checkpoint failed; will retry'));
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();

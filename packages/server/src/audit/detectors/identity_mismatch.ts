@@ -4,13 +4,21 @@ import type { Detector, Finding } from './types.ts';
 /**
  * A request for an identity the caller does not own: a client that authenticated as itself but
  * asked in the same request to be another client (`client_id` naming someone else), or an
- * assertion whose issuer is not the `client_id` it came with. Certificate requests for another
- * workload's identity (the workload-identity issue) report here too.
+ * assertion whose issuer is not the `client_id` it came with, or a certificate request (CSR)
+ * naming another workload's identity.
  */
 export function identityMismatch(): Detector {
   return {
     name: 'identity_mismatch',
     observe(e: AuditRecord): Finding[] {
+      if (e.type === 'certificate.issued' && e.reason === 'identity_not_owned' && e.client_id !== undefined) {
+        const asked = (e.detail?.requested_other as string[] | undefined) ?? [];
+        return [{
+          detector: 'identity_mismatch', severity: 'high', key: `client:${e.client_id}`,
+          summary: `client "${e.client_id}" asked for a certificate naming ${JSON.stringify(asked[0] ?? 'another identity')}`,
+          clientId: e.client_id, firstSeq: e.seq, lastSeq: e.seq, count: 1, detail: { requested_other: asked, source_ip: e.source_ip ?? null },
+        }];
+      }
       if (e.type !== 'client.auth_failed' || e.reason !== 'client_id_mismatch') return [];
       const claimed = String(e.detail?.presented_client_id ?? 'another client');
       const who = e.client_id;
