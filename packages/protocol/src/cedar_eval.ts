@@ -42,6 +42,10 @@ export class EntityStore {
     return this.entities.get(key);
   }
 
+  get size(): number {
+    return this.entities.size;
+  }
+
   /** A stored entity's attributes as values (converted once per bundle version). */
   attrsOf(key: string): Map<string, Value> | undefined {
     let m = this.attrs.get(key);

@@ -172,11 +172,12 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
       if (r.type === 'failure') break;
       json.push([id, r.json as unknown as PolicyJson]);
     }
-    const index = new EntityIndex(bundle.entities);
+    const store = new EntityStore(bundle.entities);
+    const index = new EntityIndex(store);
     const named = new Map<string, Uid>();
     namedUids(json, named);
     loaded = {
-      bundle, setId, index, store: new EntityStore(bundle.entities), json: json.length === Object.keys(bundle.policies).length ? json : undefined,
+      bundle, setId, index, store, json: json.length === Object.keys(bundle.policies).length ? json : undefined,
       named: [...named.values()].map((u) => index.get(u)).filter((e): e is PolicyEntity => e !== undefined),
     };
     cache.clear();

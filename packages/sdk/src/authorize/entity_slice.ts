@@ -1,4 +1,4 @@
-import type { PolicyEntity } from '@latchkey/protocol';
+import type { EntityStore, PolicyEntity } from '@latchkey/protocol';
 
 export type Uid = { type: string; id: string };
 export const uidKey = (u: Uid): string => `${u.type}::${JSON.stringify(u.id)}`;
@@ -9,18 +9,15 @@ export const uidKey = (u: Uid): string => `${u.type}::${JSON.stringify(u.id)}`;
  * to. Cedar gets only these, not the whole entity store.
  */
 export class EntityIndex {
-  private readonly byUid = new Map<string, PolicyEntity>();
-
-  constructor(entities: readonly PolicyEntity[]) {
-    for (const e of entities) this.byUid.set(uidKey(e.uid), e);
-  }
+  /** Over the evaluator's store of the same bundle: one index of the entities, not two. */
+  constructor(private readonly store: EntityStore) {}
 
   get size(): number {
-    return this.byUid.size;
+    return this.store.size;
   }
 
   get(uid: Uid): PolicyEntity | undefined {
-    return this.byUid.get(uidKey(uid));
+    return this.store.get(uidKey(uid));
   }
 
   /** `roots` (request entities, possibly not in the bundle) plus everything reachable from them. */
@@ -41,7 +38,7 @@ export class EntityIndex {
       for (const u of next) {
         const k = uidKey(u);
         if (out.has(k)) continue;
-        const found = this.byUid.get(k);
+        const found = this.store.get(k);
         if (!found) continue;
         out.set(k, found);
         queue.push(found);

@@ -5,27 +5,13 @@ import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { LatchkeyError } from '../errors.ts';
 import type { MasterKey } from '../keys/master_key.ts';
-
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
-
-const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-const DAY = 86_400_000;
+import { CA_ALG as ALG, DAY_MS as DAY, createRootCa, importCaKey, randomSerial as serial, toPem } from '../ca/root_ca.ts';
 
 export interface TlsMaterial {
   cert: string;
   key: string;
   /** The local CA certificate (also written to `<data>/ca.pem`), when the local CA issued `cert`. */
   caPem?: string;
-}
-
-const toPem = (der: ArrayBuffer, label: string): string =>
-  `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n?$/, '\n')}-----END ${label}-----\n`;
-
-const serial = (): string => Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '7');
-
-async function importPkcs8(pem: string): Promise<CryptoKey> {
-  const der = Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
-  return webcrypto.subtle.importKey('pkcs8', der, ALG, true, ['sign']) as Promise<CryptoKey>;
 }
 
 /** Creates the local CA once; its key is sealed with the master key. */
@@ -35,29 +21,13 @@ async function loadOrCreateCa(dataDir: string, master: MasterKey): Promise<{ cer
   if (existsSync(certFile) && existsSync(keyFile)) {
     const pem = readFileSync(certFile, 'utf8');
     const keyPem = master.open(readFileSync(keyFile, 'utf8').trim(), 'local-ca').toString('utf8');
-    return { cert: new x509.X509Certificate(pem), key: await importPkcs8(keyPem), pem };
+    return { cert: new x509.X509Certificate(pem), key: await importCaKey(keyPem), pem };
   }
-  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const now = Date.now();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial(),
-    name: 'CN=Latchkey local CA, O=Latchkey',
-    notBefore: new Date(now - 60_000),
-    notAfter: new Date(now + 3650 * DAY),
-    signingAlgorithm: ALG,
-    keys,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  const keyPem = toPem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
+  const root = await createRootCa('CN=Latchkey local CA, O=Latchkey');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  writeFileSync(keyFile, master.seal(Buffer.from(keyPem), 'local-ca') + '\n', { mode: 0o600 });
-  const pem = cert.toString('pem') + '\n';
-  writeFileSync(certFile, pem, { mode: 0o644 });
-  return { cert, key: keys.privateKey, pem };
+  writeFileSync(keyFile, master.seal(Buffer.from(root.keyPem), 'local-ca') + '\n', { mode: 0o600 });
+  writeFileSync(certFile, root.certPem, { mode: 0o644 });
+  return { cert: root.cert, key: root.key, pem: root.certPem };
 }
 
 /** Whether a server certificate is still good for the hosts and for at least 7 more days. */
