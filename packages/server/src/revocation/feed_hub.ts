@@ -7,7 +7,11 @@ export interface FeedHubOptions {
   heartbeatSeconds: number;
   maxStreamsPerClient: number;
   maxStreams: number;
-  /** A subscriber whose socket has not drained for this long is disconnected (it resumes by cursor). */
+  /**
+   * A subscriber whose socket has made no progress for this long is disconnected (it resumes by
+   * cursor). Measured in heartbeat ticks as well as wall time, so a replica whose own event loop
+   * was busy (a GC pause, a burst of appends) never blames its subscribers for it.
+   */
   stallSeconds: number;
   onError?: (err: unknown) => void;
 }
@@ -19,6 +23,9 @@ interface Subscriber {
   res: ServerResponse;
   /** Set while the socket is full: nothing more is written until it drains. */
   pausedAt: number | undefined;
+  /** Bytes still queued on the socket at the last heartbeat tick, and ticks since any of them left. */
+  queued: number;
+  stalledTicks: number;
 }
 
 export type SubscribeResult = { ok: true; unsubscribe: () => void } | { ok: false; reason: 'client_limit' | 'total_limit' };
@@ -44,13 +51,23 @@ export class FeedHub {
   constructor(private readonly store: Pick<FeedStore, 'listFeedEvents' | 'onFeedAppended'>, private readonly options: FeedHubOptions) {
     this.poke = coalesce(() => this.pump(), (err) => this.options.onError?.(err));
     this.unlisten = store.onFeedAppended(() => this.poke());
+    const tick = Math.min(options.heartbeatSeconds, options.stallSeconds);
+    const ticksToStall = Math.ceil(options.stallSeconds / tick);
     this.heartbeat = setInterval(() => {
       const now = Date.now();
       for (const s of this.subscribers) {
-        if (s.pausedAt === undefined) this.write(s, ': keep-alive\n\n');
-        else if (now - s.pausedAt > this.options.stallSeconds * 1000) this.drop(s);
+        if (s.pausedAt === undefined) {
+          this.write(s, ': keep-alive\n\n');
+          continue;
+        }
+        // Paused: a socket whose queue shrank since the last tick is a slow reader, not a stalled one.
+        const queued = s.res.socket?.writableLength ?? 0;
+        if (queued < s.queued) s.stalledTicks = 0;
+        else s.stalledTicks++;
+        s.queued = queued;
+        if (s.stalledTicks >= ticksToStall && now - s.pausedAt > this.options.stallSeconds * 1000) this.drop(s);
       }
-    }, Math.min(options.heartbeatSeconds, options.stallSeconds) * 1000);
+    }, tick * 1000);
     this.heartbeat.unref();
   }
 
@@ -64,7 +81,7 @@ export class FeedHub {
     let mine = 0;
     for (const s of this.subscribers) if (s.clientId === clientId) mine++;
     if (mine >= this.options.maxStreamsPerClient) return { ok: false, reason: 'client_limit' };
-    const sub: Subscriber = { clientId, streams, cursor, res, pausedAt: undefined };
+    const sub: Subscriber = { clientId, streams, cursor, res, pausedAt: undefined, queued: 0, stalledTicks: 0 };
     this.subscribers.add(sub);
     const unsubscribe = () => this.subscribers.delete(sub);
     res.on('close', unsubscribe);
@@ -99,6 +116,8 @@ export class FeedHub {
     if (!s.res.write(text)) {
       // The socket is full: stop here and pick up from the cursor when it drains.
       s.pausedAt = Date.now();
+      s.queued = s.res.socket?.writableLength ?? 0;
+      s.stalledTicks = 0;
       s.res.once('drain', () => {
         s.pausedAt = undefined;
         this.poke();

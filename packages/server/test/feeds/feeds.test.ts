@@ -213,6 +213,9 @@ test('a consumer that stops reading is paused, then disconnected, never buffered
       await t.idp.storage.appendFeedEvent({ stream: 'revocations', kind: 'token', iss: t.issuer, ref: `jti-${i}-${'x'.repeat(40)}`, notBefore: null, expiresAt: now + 600, createdAt: now, data: null });
       // Let I/O run between bursts, as it does between real /revoke requests.
       if (i % 200 === 0) await new Promise((r) => setImmediate(r));
+      // Twice, the IdP's own event loop is blocked for longer than the stall timeout (as a slow
+      // disk or a long GC pause would do): that must not cost the healthy consumer its stream.
+      if (i === 10_000 || i === 20_000) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2500);
     }
     await healthy.waitFor(total, 50_000);
     const deadline = Date.now() + 5000;
