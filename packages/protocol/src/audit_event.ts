@@ -26,6 +26,7 @@ export const AUDIT_EVENT_TYPES = [
   'audit.pruned',
   'policy.published',
   'certificate.issued',
+  'ca.rotated',
 ] as const;
 
 /**
@@ -44,6 +45,10 @@ export const AUTH_FAILURE_REASONS = [
   'client_id_mismatch',
   'assertion_invalid',
   'assertion_replayed',
+  /** RFC 8705 §2.1: the client certificate does not chain to the workload CA (or is expired). */
+  'certificate_untrusted',
+  /** RFC 8705: the certificate is not the client's (another SPIFFE ID, or not a registered self-signed one). */
+  'certificate_mismatch',
   'rate_limited',
 ] as const;
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];

@@ -14,6 +14,8 @@ export interface AccessTokenClaims {
   scope?: string;
   /** Role names (RFC 9068 §2.2.3.1 `roles`), present only when the client has roles. */
   roles?: string[];
+  /** RFC 8705 §3.1: the token is bound to the client certificate with this SHA-256 thumbprint. */
+  cnf?: { 'x5t#S256': string };
 }
 
 /** JOSE header `typ` of an access token (RFC 9068 §2.1). */
@@ -30,7 +32,8 @@ export type ClientAssertionAlgorithm = (typeof CLIENT_ASSERTION_ALGORITHMS)[numb
 
 export const CLIENT_ASSERTION_TYPE_JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
+/** RFC 6749 §2.3.1, RFC 7523 §2.2, RFC 8705 §2.1 (PKI: by SPIFFE ID) and §2.2 (self-signed). */
+export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth'] as const;
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
 export const GRANT_TYPES = ['client_credentials'] as const;

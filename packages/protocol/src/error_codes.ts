@@ -11,6 +11,9 @@ export const ERROR_CODES = [
   'key_decrypt_failed',
   'signing_key_missing',
   'tls_material_invalid',
+  'ca_material_invalid',
+  'ca_operator_managed',
+  'ca_rotation_pending',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -6,3 +6,5 @@ export * from './jws.ts';
 export * from './feed.ts';
 export * from './policy_bundle.ts';
 export * from './cedar_eval.ts';
+export * from './tls_settings.ts';
+export * from './spiffe.ts';

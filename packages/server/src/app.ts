@@ -38,6 +38,11 @@ import { registerPolicyFeed } from './policy/policy_feed.ts';
 import { PolicyPublisher } from './policy/policy_publisher.ts';
 import type { TokenPolicy } from './policy/token_policy.ts';
 import type { WorkloadCa } from './ca/workload_ca.ts';
+import { registerCaAdmin } from './admin/ca_admin.ts';
+import { ClientJwks } from './oauth/client_auth/client_jwks.ts';
+import { tlsClientAuth } from './oauth/client_auth/tls_client_auth.ts';
+import { clientCertificateReader } from './tls/client_certificate.ts';
+import { TLS_OPTIONS, serviceSpiffeId } from '@latchkey/protocol';
 import { registerWorkloadEndpoints } from './ca/workload_endpoints.ts';
 import { registerAuditAdmin } from './admin/audit_admin.ts';
 import { registerAuditIngest } from './audit/ingest_endpoint.ts';
@@ -71,8 +76,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     bodyLimit: config.jsonBodyLimit,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
-    trustProxy: false,
-    ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key, minVersion: 'TLSv1.2' as const } } : {}),
+    // Forwarded headers (the client address, a client certificate) only from the proxies the operator names.
+    trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
+    // RFC 8705: the listener asks every client for a certificate and accepts any (or none); what
+    // one is worth is decided per request by the client's authentication method and token binding.
+    ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key, ...TLS_OPTIONS, requestCert: true, rejectUnauthorized: false } } : {}),
   }) as unknown as FastifyInstance;
 
   app.addContentTypeParser(FORM_CONTENT_TYPE, { parseAs: 'string', bodyLimit: config.formBodyLimit }, (_req, body, done) => {
@@ -89,11 +97,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   const issuer = config.issuer;
   const clients = deps.clients;
+  const certificate = clientCertificateReader({ trustedProxies: config.trustedProxies, header: config.clientCertHeader });
+  const jwks = new ClientJwks();
+  const { trustDomain } = deps.workload;
+  const spiffeIdOf = (clientId: string) => serviceSpiffeId(trustDomain, clientId);
   const authenticate = clientAuthenticator({
     methods: [
       clientSecretBasic(master.secretHashKey),
       clientSecretPost(master.secretHashKey),
-      privateKeyJwt({ issuer, clockSkew: config.clockSkew, replay: storage }),
+      privateKeyJwt({ issuer, clockSkew: config.clockSkew, replay: storage, jwks }),
+      tlsClientAuth({ certificate, anchors: async () => (await deps.workload.ca.state()).anchors, trustDomain, jwks }),
     ],
     clients,
     events,
@@ -102,10 +115,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const requireAdmin = adminGuard({ settings: storage, hashKey: master.secretHashKey, events });
 
   registerHealth(app, { storage, keys });
-  registerDiscovery(app, { issuer, signingAlg: () => keys.currentAlg ?? config.signingAlg });
+  registerDiscovery(app, { issuer, signingAlg: () => keys.currentAlg ?? config.signingAlg, mtls: deps.https !== undefined || config.trustedProxies.length > 0 });
   registerJwksEndpoint(app, { keys, maxAge: config.jwksMaxAge });
   registerTokenEndpoint(app, {
-    grants: [clientCredentialsGrant({ issuer, accessTokenTtl: config.accessTokenTtl, keys, events, tokenPolicy: deps.tokenPolicy })],
+    grants: [clientCredentialsGrant({ issuer, accessTokenTtl: config.accessTokenTtl, keys, events, tokenPolicy: deps.tokenPolicy, certificate })],
     authenticate,
     events,
   });
@@ -117,8 +130,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     accessTokenTtl: config.accessTokenTtl,
     revocations: deps.revocations,
     allowHttpJwksUri: !config.tls,
+    spiffeIdOf,
   });
-  registerClientAdmin(app, { issuer, clients, events, requireAdmin, revocations: deps.revocations, limits: { maxAccessTokenTtl: config.maxAccessTokenTtl, allowHttpJwksUri: !config.tls } });
+  registerClientAdmin(app, { issuer, clients, events, requireAdmin, revocations: deps.revocations, limits: { maxAccessTokenTtl: config.maxAccessTokenTtl, allowHttpJwksUri: !config.tls }, spiffeIdOf });
   const hub = new FeedHub(storage, {
     heartbeatSeconds: config.feedHeartbeat,
     maxStreamsPerClient: config.feedMaxStreamsPerClient,
@@ -133,14 +147,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   // How many streams this replica serves (health output and tests).
   app.decorate('feedHubSize', () => hub.size);
-  registerFeedEndpoints(app, { issuer, store: storage, hub, keys, clients, revocations: deps.revocations, authenticate, maxPage: config.feedMaxPage });
-  registerAuditIngest(app, { caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }), events, bodyLimit: 4 * config.jsonBodyLimit, onDropped: (clientId, n) => deps.metrics.reportedDropped.inc({ client_id: clientId }, n) });
+  const caller = serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate, certificate });
+  registerFeedEndpoints(app, { issuer, store: storage, hub, caller, maxPage: config.feedMaxPage });
+  registerAuditIngest(app, { caller, events, bodyLimit: 4 * config.jsonBodyLimit, onDropped: (clientId, n) => deps.metrics.reportedDropped.inc({ client_id: clientId }, n) });
   registerAuditAdmin(app, { store: storage, keys, writer: deps.audit, checkpointer: deps.checkpointer, retention: deps.retention, requireAdmin });
   registerAlertAdmin(app, { alerts: storage, requireAdmin });
   const publisher = new PolicyPublisher({ store: storage, events, issuer, feedTtl: config.maxAccessTokenTtl + config.clockSkew });
   registerPolicyAdmin(app, { publisher, store: storage, requireAdmin, bodyLimit: config.policyBodyLimit });
-  registerWorkloadEndpoints(app, { ca: deps.workload.ca, trustDomain: deps.workload.trustDomain, ttlSeconds: config.workloadCertTtl, events, caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }) });
-  registerPolicyFeed(app, { store: storage, clients, caller: serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate }) });
+  registerWorkloadEndpoints(app, { ca: deps.workload.ca, trustDomain, ttlSeconds: config.workloadCertTtl, events, caller });
+  registerCaAdmin(app, { ca: deps.workload.ca, events, requireAdmin, defaultAnnounce: config.caRotateAnnounce ?? config.workloadCertTtl });
+  registerPolicyFeed(app, { store: storage, clients, caller });
   registerMetricsEndpoint(app, {
     metrics: deps.metrics, requireAdmin,
     sample: () => {

@@ -99,6 +99,21 @@ export interface Config {
   trustDomain: string | undefined;
   /** Lifetime of workload certificates in seconds (LATCHKEY_WORKLOAD_CERT_TTL). */
   workloadCertTtl: number;
+  /**
+   * PEM file of an operator-provided CA certificate for workload certificates (LATCHKEY_CA_CERT):
+   * an intermediate signed by the operator's root, followed by any further intermediates.
+   */
+  caCert: string | undefined;
+  /** PEM file of that CA's private key, PKCS#8 or SEC1/PKCS#1 (LATCHKEY_CA_KEY). */
+  caKey: string | undefined;
+  /** PEM file of the trust bundle to serve with an operator-provided CA: the operator's root(s) (LATCHKEY_CA_BUNDLE). */
+  caBundle: string | undefined;
+  /** Seconds a new root from `latchkey ca rotate` sits in the trust bundle before it signs (LATCHKEY_CA_ROTATE_ANNOUNCE); default: the certificate lifetime. */
+  caRotateAnnounce: number | undefined;
+  /** Addresses or CIDRs of TLS-terminating proxies whose forwarded headers are believed (LATCHKEY_TRUSTED_PROXIES). */
+  trustedProxies: string[];
+  /** Header in which a trusted proxy forwards the client certificate (LATCHKEY_CLIENT_CERT_HEADER), RFC 9440 `Client-Cert` by default. */
+  clientCertHeader: string;
   /** Largest policy bundle accepted by the admin API, in bytes (LATCHKEY_POLICY_BODY_LIMIT). */
   policyBodyLimit: number;
   /** Log level (LATCHKEY_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. */
@@ -152,6 +167,12 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   policyBodyLimit: 16 * 1024 * 1024,
   trustDomain: undefined,
   workloadCertTtl: 3600,
+  caCert: undefined,
+  caKey: undefined,
+  caBundle: undefined,
+  caRotateAnnounce: undefined,
+  trustedProxies: [],
+  clientCertHeader: 'client-cert',
   logLevel: 'info',
 });
 
@@ -203,6 +224,12 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_POLICY_BODY_LIMIT: 'policyBodyLimit',
   LATCHKEY_TRUST_DOMAIN: 'trustDomain',
   LATCHKEY_WORKLOAD_CERT_TTL: 'workloadCertTtl',
+  LATCHKEY_CA_CERT: 'caCert',
+  LATCHKEY_CA_KEY: 'caKey',
+  LATCHKEY_CA_BUNDLE: 'caBundle',
+  LATCHKEY_CA_ROTATE_ANNOUNCE: 'caRotateAnnounce',
+  LATCHKEY_TRUSTED_PROXIES: 'trustedProxies',
+  LATCHKEY_CLIENT_CERT_HEADER: 'clientCertHeader',
   LATCHKEY_LOG_LEVEL: 'logLevel',
 };
 
@@ -356,9 +383,22 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     alertLockSeconds: int('alertLockSeconds', 1, 366 * 86400),
     policyBodyLimit: int('policyBodyLimit', 64 * 1024, 256 * 1024 * 1024),
     trustDomain: str('trustDomain'),
-    workloadCertTtl: int('workloadCertTtl', 60, 30 * 86400),
+    // Seconds, not minutes, are allowed so that tests can watch certificates rotate.
+    workloadCertTtl: int('workloadCertTtl', 5, 30 * 86400),
+    caCert: str('caCert'),
+    caKey: str('caKey'),
+    caBundle: str('caBundle'),
+    caRotateAnnounce: input.caRotateAnnounce === undefined || input.caRotateAnnounce === '' ? undefined : int('caRotateAnnounce', 0, 366 * 86400),
+    trustedProxies: list('trustedProxies'),
+    clientCertHeader: (str('clientCertHeader') ?? defaults.clientCertHeader).toLowerCase(),
     logLevel,
   };
+  if ((config.caCert === undefined) !== (config.caKey === undefined)) problems.push('LATCHKEY_CA_CERT and LATCHKEY_CA_KEY: give both or neither');
+  if (config.caBundle !== undefined && config.caCert === undefined) problems.push('LATCHKEY_CA_BUNDLE: only with LATCHKEY_CA_CERT and LATCHKEY_CA_KEY');
+  if (!/^[a-z0-9-]{1,64}$/.test(config.clientCertHeader)) problems.push('LATCHKEY_CLIENT_CERT_HEADER: a header name');
+  for (const p of config.trustedProxies) {
+    if (!/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(p)) problems.push(`LATCHKEY_TRUSTED_PROXIES: ${JSON.stringify(p)} is not an IP address or CIDR`);
+  }
   // SPIFFE ID §2.1: a trust domain is lowercase letters, digits, dots, dashes and underscores.
   if (config.trustDomain !== undefined && !/^[a-z0-9._-]{1,255}$/.test(config.trustDomain)) problems.push('LATCHKEY_TRUST_DOMAIN: lowercase letters, digits, ".", "-" and "_" only');
   for (const u of config.alertWebhooks) {

@@ -14,7 +14,7 @@ import type { Config } from './config.ts';
 import { ServerEvents } from './events.ts';
 import { Metrics } from './metrics.ts';
 import { TokenPolicy } from './policy/token_policy.ts';
-import { loadOrCreateWorkloadCa } from './ca/workload_ca.ts';
+import { WorkloadCa } from './ca/workload_ca.ts';
 import { KeyRing } from './keys/key_ring.ts';
 import { KeyRotator } from './keys/key_rotator.ts';
 import { RevocationLog } from './revocation/revocation_log.ts';
@@ -102,7 +102,11 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       reloadTokenPolicy();
     });
     const trustDomain = config.trustDomain ?? new URL(config.issuer).hostname.replace(/^\[|\]$/g, '').toLowerCase().replace(/[^a-z0-9._-]/g, '-');
-    const workloadCa = await loadOrCreateWorkloadCa(storage, master, trustDomain);
+    const workloadCa = await WorkloadCa.open({
+      store: storage, master, trustDomain,
+      retireAfter: config.workloadCertTtl + config.clockSkew,
+      operator: config.caCert && config.caKey ? { certFile: config.caCert, keyFile: config.caKey, bundleFile: config.caBundle } : undefined,
+    });
     const checkpointer = new AuditCheckpointer(storage, keys, config.issuer);
     const webhooks = config.alertWebhooks.length > 0
       ? new WebhookSender({

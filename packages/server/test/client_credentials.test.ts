@@ -36,7 +36,8 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
       assert.equal(m.revocation_endpoint, `${t.issuer}/revoke`);
       assert.equal(m.registration_endpoint, `${t.issuer}/register`);
       assert.deepEqual(m.grant_types_supported, ['client_credentials']);
-      assert.deepEqual(m.token_endpoint_auth_methods_supported, ['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
+      assert.deepEqual(m.token_endpoint_auth_methods_supported, ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth']);
+      assert.equal(m.tls_client_certificate_bound_access_tokens, true);
     }
   });
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { OAuthError } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
-import { validateClientMetadata } from '../oauth/registration/client_metadata.ts';
+import { validateClientMetadata, withTlsSubject } from '../oauth/registration/client_metadata.ts';
 import { clientInformation } from '../oauth/registration/registration_endpoints.ts';
 import type { RevocationLog } from '../revocation/revocation_log.ts';
 import type { ClientStore } from '../storage/ports.ts';
@@ -13,6 +13,7 @@ export interface ClientAdminDeps {
   revocations: Pick<RevocationLog, 'revokeNotBefore'>;
   requireAdmin: (request: FastifyRequest) => Promise<void>;
   limits: { maxAccessTokenTtl: number; allowHttpJwksUri: boolean };
+  spiffeIdOf: (clientId: string) => string;
 }
 
 const notFound = (): OAuthError => new OAuthError('invalid_request', 'no such client', 404);
@@ -62,7 +63,7 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     if (!/^application\/json\s*(;|$)/i.test(String(request.headers['content-type'] ?? ''))) throw new OAuthError('invalid_request', 'the request body must be application/json', 415);
     const client = await deps.clients.getClient(clientId);
     if (!client) throw notFound();
-    const metadata = validateClientMetadata(request.body, deps.limits);
+    const metadata = withTlsSubject(validateClientMetadata(request.body, deps.limits), deps.spiffeIdOf(clientId));
     if (metadata.token_endpoint_auth_method !== client.metadata.token_endpoint_auth_method) {
       throw new OAuthError('invalid_client_metadata', 'token_endpoint_auth_method cannot change here; the client changes it through RFC 7592');
     }

@@ -1,7 +1,8 @@
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { serviceSpiffeId } from '@latchkey/protocol';
 import { OAuthError, invalidRequest } from '../errors.ts';
-import { randomSerial, type WorkloadCa } from './workload_ca.ts';
+import { randomSerial, type CaSigner } from './workload_ca.ts';
 
 export interface IssuedCertificate {
   pem: string;
@@ -13,8 +14,6 @@ export interface IssuedCertificate {
   requestedOther: string[];
 }
 
-/** `spiffe://<trust-domain>/svc/<client_id>` — the only name a workload certificate carries. */
-export const spiffeIdOf = (trustDomain: string, clientId: string): string => `spiffe://${trustDomain}/svc/${encodeURIComponent(clientId)}`;
 
 function keyTypeOf(alg: { name?: string; namedCurve?: string; modulusLength?: number }): IssuedCertificate['keyType'] {
   if (alg.name === 'ECDSA' && alg.namedCurve === 'P-256') return 'P-256';
@@ -28,7 +27,7 @@ function keyTypeOf(alg: { name?: string; namedCurve?: string; modulusLength?: nu
  * (proof of possession of the key), every name it asks for is ignored, and the certificate's only
  * SAN is the caller's SPIFFE ID, with serverAuth + clientAuth and a short lifetime.
  */
-export async function issueWorkloadCertificate(ca: WorkloadCa, csrPem: string, clientId: string, options: { trustDomain: string; ttlSeconds: number }): Promise<IssuedCertificate> {
+export async function issueWorkloadCertificate(ca: CaSigner, csrPem: string, clientId: string, options: { trustDomain: string; ttlSeconds: number }): Promise<IssuedCertificate> {
   let csr: x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(csrPem);
@@ -51,14 +50,15 @@ export async function issueWorkloadCertificate(ca: WorkloadCa, csrPem: string, c
     ok = false;
   }
   if (!ok) throw invalidRequest('the CSR signature does not verify (proof of possession of the key)');
-  const spiffeId = spiffeIdOf(options.trustDomain, clientId);
+  const spiffeId = serviceSpiffeId(options.trustDomain, clientId);
   // The CSR carries its SAN in an extensionRequest attribute (RFC 2986 §5.4.1, RFC 2985 §5.4.2).
   const sanRaw = csr.getExtension('2.5.29.17');
   const san = sanRaw ? new x509.SubjectAlternativeNameExtension(sanRaw.rawData) : undefined;
   const requested = [...(san?.names.items ?? []).map((n: { value: unknown }) => String(n.value)), ...csr.subjectName.getField('CN')];
   const requestedOther = requested.filter((n) => n !== spiffeId && n !== clientId).map((n) => n.slice(0, 256)).slice(0, 10);
   const now = Date.now();
-  const notAfter = new Date(now + options.ttlSeconds * 1000);
+  // Never beyond the issuing CA's own validity (an operator's intermediate may end sooner).
+  const notAfter = new Date(Math.min(now + options.ttlSeconds * 1000, ca.cert.notAfter.getTime()));
   const serial = randomSerial();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial,
@@ -66,7 +66,7 @@ export async function issueWorkloadCertificate(ca: WorkloadCa, csrPem: string, c
     issuer: ca.cert.subject,
     notBefore: new Date(now - 30_000),
     notAfter,
-    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    signingAlgorithm: ca.signingAlgorithm,
     publicKey,
     signingKey: ca.key,
     extensions: [
@@ -78,5 +78,6 @@ export async function issueWorkloadCertificate(ca: WorkloadCa, csrPem: string, c
       await x509.SubjectKeyIdentifierExtension.create(publicKey),
     ],
   });
-  return { pem: cert.toString('pem') + '\n', spiffeId, serial, notAfter, keyType, requestedOther };
+  // The leaf, then the intermediates a peer needs to reach a root of the bundle.
+  return { pem: cert.toString('pem') + '\n' + ca.chainPem, spiffeId, serial, notAfter, keyType, requestedOther };
 }

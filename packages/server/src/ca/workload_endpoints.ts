@@ -4,13 +4,19 @@ import type { ServerEvents } from '../events.ts';
 import { issueWorkloadCertificate } from './certificate_issuer.ts';
 import type { WorkloadCa } from './workload_ca.ts';
 
+/** The scope a Bearer caller's token must carry to obtain a workload certificate. */
+export const WORKLOAD_SCOPE = 'workload';
+
 export interface WorkloadEndpointsDeps {
   ca: WorkloadCa;
   trustDomain: string;
   ttlSeconds: number;
   events: ServerEvents;
-  /** The authenticated, enabled client calling (Basic, or its own unrevoked access token). */
-  caller: (request: FastifyRequest) => Promise<string>;
+  /**
+   * The authenticated, enabled client calling — client authentication (Basic, mTLS), or one of its
+   * own unrevoked access tokens, which must then carry `requiredScope`.
+   */
+  caller: (request: FastifyRequest, options: { requiredScope: string }) => Promise<string>;
 }
 
 /**
@@ -19,22 +25,27 @@ export interface WorkloadEndpointsDeps {
  * X.509-SVID for its own SPIFFE ID, whatever names the CSR asked for). Every issue is audited.
  */
 export function registerWorkloadEndpoints(app: FastifyInstance, deps: WorkloadEndpointsDeps): void {
-  app.get('/ca/bundle', async (_request, reply) => reply.type('application/x-pem-file').header('cache-control', 'public, max-age=300').send(deps.ca.bundlePem));
+  app.get('/ca/bundle', async (_request, reply) => {
+    const { bundlePem } = await deps.ca.state();
+    // Short-lived in caches: during a rotation a new root must reach every workload quickly.
+    return reply.type('application/x-pem-file').header('cache-control', 'public, max-age=60').send(bundlePem);
+  });
 
   app.post('/workload/certificate', async (request, reply) => {
-    const clientId = await deps.caller(request);
+    const clientId = await deps.caller(request, { requiredScope: WORKLOAD_SCOPE });
     if (!/^application\/json\s*(;|$)/i.test(String(request.headers['content-type'] ?? ''))) throw new OAuthError('invalid_request', 'the request body must be application/json', 415);
     const body = request.body as { csr?: unknown } | null;
     if (!body || typeof body !== 'object' || Array.isArray(body) || Object.keys(body).some((k) => k !== 'csr')) throw invalidRequest('the body must be {"csr": "<PEM>"}');
     if (typeof body.csr !== 'string' || body.csr.length > 16 * 1024) throw invalidRequest('csr must be a PEM string of at most 16 KiB');
-    const issued = await issueWorkloadCertificate(deps.ca, body.csr, clientId, { trustDomain: deps.trustDomain, ttlSeconds: deps.ttlSeconds });
+    const state = await deps.ca.state();
+    const issued = await issueWorkloadCertificate(state.signer, body.csr, clientId, { trustDomain: deps.trustDomain, ttlSeconds: deps.ttlSeconds });
     await deps.events.emit('certificate.issued', {
       actor: clientId, subject: issued.spiffeId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip,
       ...(issued.requestedOther.length > 0 ? { reason: 'identity_not_owned' } : {}),
       detail: { serial: issued.serial, spiffe_id: issued.spiffeId, not_after: issued.notAfter.toISOString(), key_type: issued.keyType, ...(issued.requestedOther.length > 0 ? { requested_other: issued.requestedOther } : {}) },
     });
     return reply.header('cache-control', 'no-store').send({
-      certificate: issued.pem, trust_bundle: deps.ca.bundlePem, spiffe_id: issued.spiffeId, expires_at: Math.floor(issued.notAfter.getTime() / 1000),
+      certificate: issued.pem, trust_bundle: state.bundlePem, spiffe_id: issued.spiffeId, expires_at: Math.floor(issued.notAfter.getTime() / 1000),
     });
   });
 }

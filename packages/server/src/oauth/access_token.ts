@@ -11,11 +11,14 @@ export interface AccessTokenInput {
   ttl: number;
   scope?: string | undefined;
   roles?: string[] | undefined;
+  /** RFC 8705 §3.1 confirmation: the client certificate the token is bound to. */
+  cnf?: { 'x5t#S256': string } | undefined;
 }
 
 /**
  * Mints an RFC 9068 access token: only iss, sub, aud, exp, iat, jti, client_id, and scope and
- * roles when present (RFC 9068 §2.2), so service tokens stay small.
+ * roles when present (RFC 9068 §2.2), and `cnf` for a certificate-bound token (RFC 8705 §3.1),
+ * so service tokens stay small.
  */
 export function mintAccessToken(keys: Pick<KeyRing, 'signAccessToken'>, issuer: string, input: AccessTokenInput, now = Math.floor(Date.now() / 1000)): { token: string; claims: AccessTokenClaims } {
   const claims: AccessTokenClaims = {
@@ -29,5 +32,6 @@ export function mintAccessToken(keys: Pick<KeyRing, 'signAccessToken'>, issuer: 
   };
   if (input.scope) claims.scope = input.scope;
   if (input.roles && input.roles.length > 0) claims.roles = input.roles;
+  if (input.cnf) claims.cnf = input.cnf;
   return { token: keys.signAccessToken(claims), claims };
 }

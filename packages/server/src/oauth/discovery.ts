@@ -1,8 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import { CLIENT_ASSERTION_ALGORITHMS, GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS, type SigningAlgorithm } from '@latchkey/protocol';
 
-/** RFC 8414 §2 metadata of this authorization server. */
-export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm): Record<string, unknown> {
+const MTLS_METHODS: readonly string[] = ['tls_client_auth', 'self_signed_tls_client_auth'];
+
+/**
+ * RFC 8414 §2 metadata of this authorization server. `mtls` says whether client certificates can
+ * reach it (its own HTTPS, or a trusted TLS-terminating proxy): only then are the RFC 8705
+ * methods and certificate-bound tokens advertised.
+ */
+export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm, mtls: boolean): Record<string, unknown> {
+  const methods = TOKEN_ENDPOINT_AUTH_METHODS.filter((m) => mtls || !MTLS_METHODS.includes(m));
   return {
     issuer,
     token_endpoint: `${issuer}/token`,
@@ -13,15 +20,18 @@ export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm): Re
     // REQUIRED by RFC 8414 §2; Latchkey has no authorization endpoint yet, so no response type.
     response_types_supported: [],
     grant_types_supported: [...GRANT_TYPES],
-    token_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
+    token_endpoint_auth_methods_supported: methods,
     token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGORITHMS],
-    introspection_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
+    introspection_endpoint_auth_methods_supported: methods,
     introspection_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGORITHMS],
-    revocation_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
+    revocation_endpoint_auth_methods_supported: methods,
     revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGORITHMS],
     // RFC 9068 access tokens are signed with this algorithm.
     access_token_signing_alg_values_supported: [signingAlg],
     authorization_response_iss_parameter_supported: false,
+    // RFC 8705 §3.3: access tokens can be bound to the client certificate (on the same endpoints;
+    // no mtls_endpoint_aliases are needed, §5).
+    tls_client_certificate_bound_access_tokens: mtls,
   };
 }
 
@@ -29,10 +39,10 @@ export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm): Re
  * GET /.well-known/oauth-authorization-server (RFC 8414 §3) and the OpenID Connect discovery
  * path, which OpenID clients ask first; both serve the same document.
  */
-export function registerDiscovery(app: FastifyInstance, deps: { issuer: string; signingAlg: () => SigningAlgorithm }): void {
+export function registerDiscovery(app: FastifyInstance, deps: { issuer: string; signingAlg: () => SigningAlgorithm; mtls: boolean }): void {
   const handler = async (_req: unknown, reply: { header(k: string, v: string): unknown }) => {
     reply.header('cache-control', 'public, max-age=300');
-    return serverMetadata(deps.issuer, deps.signingAlg());
+    return serverMetadata(deps.issuer, deps.signingAlg(), deps.mtls);
   };
   app.get('/.well-known/oauth-authorization-server', handler);
   app.get('/.well-known/openid-configuration', handler);

@@ -2,22 +2,17 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { FeedPage } from '@latchkey/protocol';
 import { OAuthError, invalidRequest } from '../errors.ts';
-import type { KeyRing } from '../keys/key_ring.ts';
-import type { ClientAuthenticator } from '../oauth/client_auth/authenticate_client.ts';
-import { serviceCaller } from '../oauth/service_caller.ts';
-import type { ClientStore, FeedEventRecord, FeedStore, FeedStream } from '../storage/ports.ts';
+import type { serviceCaller } from '../oauth/service_caller.ts';
+import type { FeedEventRecord, FeedStore, FeedStream } from '../storage/ports.ts';
 import type { FeedHub } from './feed_hub.ts';
 import { keyEvent, revocationEntry } from './feed_messages.ts';
-import type { RevocationLog } from './revocation_log.ts';
 
 export interface FeedEndpointsDeps {
   issuer: string;
   store: Pick<FeedStore, 'listFeedEvents' | 'latestFeedSeq'>;
   hub: FeedHub;
-  keys: Pick<KeyRing, 'publishedKey'>;
-  clients: Pick<ClientStore, 'getClient'>;
-  revocations: Pick<RevocationLog, 'check'>;
-  authenticate: ClientAuthenticator;
+  /** The registered client calling (client authentication or one of its own access tokens). */
+  caller: ReturnType<typeof serviceCaller>;
   maxPage: number;
 }
 
@@ -30,7 +25,7 @@ const CURSOR = /^\d{1,15}$/;
  * authenticated by client_secret_basic or by one of its own access tokens as a Bearer.
  */
 export function registerFeedEndpoints(app: FastifyInstance, deps: FeedEndpointsDeps): void {
-  const caller = serviceCaller(deps);
+  const { caller } = deps;
 
   const cursorParam = (value: unknown, name: string): number | undefined => {
     if (value === undefined) return undefined;

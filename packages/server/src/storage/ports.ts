@@ -15,6 +15,10 @@ export interface ClientMetadata {
   access_token_ttl?: number;
   /** Cedar namespaces whose policy this service receives from `GET /feeds/policy` (Latchkey extension); all when absent. */
   policy_namespaces?: string[];
+  /** RFC 8705 §2.1.2: the SPIFFE ID a tls_client_auth client's certificate must carry (always its own). */
+  tls_client_auth_san_uri?: string;
+  /** RFC 8705 §3.4: every access token of this client is bound to its client certificate. */
+  tls_client_certificate_bound_access_tokens?: boolean;
 }
 
 export interface ClientRecord {
@@ -260,6 +264,8 @@ export interface SettingsStore {
   /** Sets only when absent; returns the value now stored. */
   setSettingIfAbsent(name: string, value: string): Promise<string>;
   setSetting(name: string, value: string): Promise<void>;
+  /** Compare-and-set: replaces the value only if it is still `expected`; false otherwise. */
+  replaceSetting(name: string, expected: string, value: string, audit?: WithAudit): Promise<boolean>;
 }
 
 /** Everything the IdP keeps. One implementation per database; both pass the same contract tests. */

@@ -30,7 +30,7 @@ export type ClientAuthenticator = (request: FastifyRequest, form: FormBody) => P
 export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthenticator {
   return async (request, form) => {
     const authorization = request.headers.authorization;
-    const present = deps.methods.filter((m) => m.present(form, authorization));
+    const present = deps.methods.filter((m) => m.present(form, authorization, request));
     const base = { actor: 'anonymous', request_id: request.id, source_ip: request.ip } as const;
     if (present.length > 1) {
       await deps.events.emit('client.auth_failed', { ...base, outcome: 'failure', reason: 'multiple_methods' });
@@ -44,7 +44,7 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
     let clientId: string | undefined;
     const limiterKeys = (): string[] => [`ip:${request.ip}`, ...(clientId ? [`client:${clientId}`] : [])];
     try {
-      const creds = method.read(form, authorization);
+      const creds = method.read(form, authorization, request);
       clientId = creds.clientId;
       const wait = deps.limiter.blockedFor(limiterKeys());
       if (wait > 0) {
@@ -56,13 +56,13 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
         await creds.verify({ clientId: '', metadata: { grant_types: [], token_endpoint_auth_method: method.method, audiences: [] }, secretHash: null, registrationTokenHash: '', createdAt: 0, updatedAt: 0, disabled: true, lockedUntil: null }).catch(() => {});
         throw invalidClient('client authentication failed', 'unknown_client');
       }
-      if (client.metadata.token_endpoint_auth_method !== method.method) throw invalidClient(`client is registered for ${client.metadata.token_endpoint_auth_method}`, 'wrong_method');
+      if (!(method.accepts ?? [method.method]).includes(client.metadata.token_endpoint_auth_method)) throw invalidClient(`client is registered for ${client.metadata.token_endpoint_auth_method}`, 'wrong_method');
       await creds.verify(client);
       if (client.disabled) throw invalidClient('client is disabled', 'client_disabled');
       if (client.lockedUntil !== null && client.lockedUntil > Date.now() / 1000) throw invalidClient('client is locked after suspicious activity', 'client_locked');
       const formClientId = form.get('client_id')?.[0];
       if (formClientId !== undefined && formClientId !== client.clientId) throw invalidClient('client_id does not match the authenticated client', 'client_id_mismatch');
-      return { client, method: method.method };
+      return { client, method: client.metadata.token_endpoint_auth_method };
     } catch (err) {
       if (err instanceof OAuthError) {
         if (err.status !== 429) deps.limiter.recordFailure(limiterKeys());

@@ -1,8 +1,9 @@
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { CLIENT_ASSERTION_ALGORITHMS, CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@latchkey/protocol';
 import { invalidClient, invalidRequest } from '../../errors.ts';
 import { param } from '../../http/form.ts';
 import type { ClientRecord, ReplayStore } from '../../storage/ports.ts';
+import type { ClientJwks } from './client_jwks.ts';
 import type { ClientAuthMethod } from './types.ts';
 
 /** The longest a client assertion may live (RFC 7523 §3 leaves it to the server; RFC 9700 §2.2.2 asks for short). */
@@ -12,6 +13,7 @@ export interface PrivateKeyJwtDeps {
   issuer: string;
   clockSkew: number;
   replay: Pick<ReplayStore, 'useOnce'>;
+  jwks: ClientJwks;
 }
 
 /**
@@ -25,18 +27,7 @@ function withEd25519Aliases(set: JSONWebKeySet): JSONWebKeySet {
 
 /** RFC 7523 §2.2 / §3: a JWT signed with one of the client's registered keys authenticates it. */
 export function privateKeyJwt(deps: PrivateKeyJwtDeps): ClientAuthMethod {
-  const remoteSets = new Map<string, JWTVerifyGetKey>();
-  const keySetOf = (client: ClientRecord): JWTVerifyGetKey => {
-    const { jwks, jwks_uri } = client.metadata;
-    if (jwks) return createLocalJWKSet(withEd25519Aliases(jwks as JSONWebKeySet));
-    const cacheKey = `${client.clientId} ${jwks_uri}`;
-    let set = remoteSets.get(cacheKey);
-    if (!set) {
-      set = createRemoteJWKSet(new URL(jwks_uri as string), { timeoutDuration: 5000, cooldownDuration: 30_000 });
-      remoteSets.set(cacheKey, set);
-    }
-    return set;
-  };
+  const keySetOf = (client: ClientRecord): JWTVerifyGetKey => deps.jwks.remoteSet(client) ?? createLocalJWKSet(withEd25519Aliases(client.metadata.jwks as JSONWebKeySet));
 
   return {
     method: 'private_key_jwt',

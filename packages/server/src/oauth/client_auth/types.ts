@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import type { TokenEndpointAuthMethod } from '@latchkey/protocol';
 import type { FormBody } from '../../http/form.ts';
 import type { ClientRecord } from '../../storage/ports.ts';
@@ -11,11 +12,16 @@ export interface PresentedCredentials {
   verify(client: ClientRecord): Promise<void>;
 }
 
-/** One client authentication method (RFC 6749 §2.3, RFC 7523 §2.2). */
+/** One client authentication method (RFC 6749 §2.3, RFC 7523 §2.2, RFC 8705 §2). */
 export interface ClientAuthMethod {
   method: TokenEndpointAuthMethod;
+  /**
+   * The registered methods these credentials can satisfy, when more than `method` (a client
+   * certificate is one credential for both RFC 8705 methods; the registration says which).
+   */
+  accepts?: readonly TokenEndpointAuthMethod[];
   /** Whether the request carries this method's credentials at all. */
-  present(form: FormBody, authorization: string | undefined): boolean;
+  present(form: FormBody, authorization: string | undefined, request: FastifyRequest): boolean;
   /** Reads the credentials; throws invalid_request / invalid_client on a malformed shape. */
-  read(form: FormBody, authorization: string | undefined): PresentedCredentials;
+  read(form: FormBody, authorization: string | undefined, request: FastifyRequest): PresentedCredentials;
 }

@@ -6,6 +6,8 @@ import { mintAccessToken } from '../access_token.ts';
 import { chooseAudience } from '../audience.ts';
 import { grantScope } from '../scope.ts';
 import type { TokenPolicy } from '../../policy/token_policy.ts';
+import type { ClientCertificateReader } from '../../tls/client_certificate.ts';
+import { bindToCertificate } from '../certificate_binding.ts';
 import type { GrantHandler } from './types.ts';
 
 export interface ClientCredentialsDeps {
@@ -15,6 +17,8 @@ export interface ClientCredentialsDeps {
   events: ServerEvents;
   /** Which audiences a client may have tokens for: its registration and the IdP's Cedar policies. */
   tokenPolicy: Pick<TokenPolicy, 'allows'>;
+  /** The client certificate of the request, for RFC 8705 certificate-bound tokens. */
+  certificate: ClientCertificateReader;
 }
 
 /** RFC 6749 §4.4: the client asks for a token on its own behalf. No refresh token (§4.4.3). */
@@ -29,8 +33,8 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
       }
       const scope = grantScope(param(form, 'scope'), m.scope);
       const audience = chooseAudience(form.get('resource'), (a) => deps.tokenPolicy.allows(client, a), m.default_audience);
-      const ttl = m.access_token_ttl ?? deps.accessTokenTtl;
-      const { token, claims } = mintAccessToken(deps.keys, deps.issuer, { subject: client.clientId, clientId: client.clientId, audience, ttl, scope, roles: m.roles });
+      const { ttl, cnf } = bindToCertificate(client, deps.certificate(request), m.access_token_ttl ?? deps.accessTokenTtl);
+      const { token, claims } = mintAccessToken(deps.keys, deps.issuer, { subject: client.clientId, clientId: client.clientId, audience, ttl, scope, roles: m.roles, cnf });
       await deps.events.emit('token.issued', {
         actor: client.clientId,
         subject: client.clientId,
@@ -38,7 +42,7 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
         outcome: 'success',
         request_id: request.id,
         source_ip: request.ip,
-        detail: { grant_type: 'client_credentials', auth_method: authMethod, jti: claims.jti, aud: audience, scope: scope ?? null, exp: claims.exp },
+        detail: { grant_type: 'client_credentials', auth_method: authMethod, jti: claims.jti, aud: audience, scope: scope ?? null, exp: claims.exp, ...(cnf ? { cnf_x5t_s256: cnf['x5t#S256'] } : {}) },
       });
       return scope ? { access_token: token, token_type: 'Bearer', expires_in: ttl, scope } : { access_token: token, token_type: 'Bearer', expires_in: ttl };
     },

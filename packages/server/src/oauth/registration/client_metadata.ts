@@ -23,7 +23,11 @@ const MetadataSchema = Type.Object({
   roles: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' }), { maxItems: 100 })),
   access_token_ttl: Type.Optional(Type.Integer({ minimum: 1 })),
   policy_namespaces: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$', maxLength: 256 }), { maxItems: 50 })),
+  tls_client_auth_san_uri: Type.Optional(Uri),
+  tls_client_certificate_bound_access_tokens: Type.Optional(Type.Boolean()),
 });
+/** RFC 8705 §2.1.2 subject members Latchkey does not use: a workload is named by its SPIFFE ID (a URI SAN) only. */
+const OTHER_TLS_SUBJECTS = ['tls_client_auth_subject_dn', 'tls_client_auth_san_dns', 'tls_client_auth_san_ip', 'tls_client_auth_san_email'];
 const checkMetadata = Compile(MetadataSchema);
 
 /** A client id chosen by the administrator (Latchkey extension), readable in logs and policies. */
@@ -53,6 +57,14 @@ export function validateClientMetadata(body: unknown, limits: { maxAccessTokenTt
 
   if (m.jwks && m.jwks_uri) throw bad('jwks and jwks_uri must not both be present (RFC 7591 §2)');
   if (method === 'private_key_jwt' && !m.jwks && !m.jwks_uri) throw bad('private_key_jwt needs jwks or jwks_uri');
+  // RFC 8705 §2.2.2: the self-signed certificates are registered as x5c of the client's JWKS.
+  if (method === 'self_signed_tls_client_auth') {
+    if (!m.jwks && !m.jwks_uri) throw bad('self_signed_tls_client_auth needs jwks or jwks_uri holding the certificates (x5c)');
+    if (m.jwks && !m.jwks.keys.some((k) => Array.isArray(k.x5c) && typeof k.x5c[0] === 'string')) throw bad('jwks: self_signed_tls_client_auth needs keys with an x5c certificate');
+  }
+  const otherSubject = OTHER_TLS_SUBJECTS.find((k) => input[k] !== undefined && input[k] !== null);
+  if (otherSubject) throw bad(`${otherSubject} is not supported: tls_client_auth clients are identified by their SPIFFE ID (tls_client_auth_san_uri)`);
+  if (m.tls_client_auth_san_uri !== undefined && method !== 'tls_client_auth') throw bad('tls_client_auth_san_uri applies to tls_client_auth only');
   if (m.token_endpoint_auth_signing_alg !== undefined) {
     if (method !== 'private_key_jwt') throw bad('token_endpoint_auth_signing_alg applies to private_key_jwt only');
     if (!(CLIENT_ASSERTION_ALGORITHMS as readonly string[]).includes(m.token_endpoint_auth_signing_alg)) throw bad('token_endpoint_auth_signing_alg must be an asymmetric algorithm');
@@ -90,7 +102,22 @@ export function validateClientMetadata(body: unknown, limits: { maxAccessTokenTt
   if (m.roles !== undefined && m.roles.length > 0) out.roles = [...new Set(m.roles)];
   if (m.access_token_ttl !== undefined) out.access_token_ttl = m.access_token_ttl;
   if (m.policy_namespaces !== undefined && m.policy_namespaces.length > 0) out.policy_namespaces = [...new Set(m.policy_namespaces)];
+  if (m.tls_client_auth_san_uri !== undefined) out.tls_client_auth_san_uri = m.tls_client_auth_san_uri;
+  if (m.tls_client_certificate_bound_access_tokens === true) out.tls_client_certificate_bound_access_tokens = true;
   return out;
+}
+
+/**
+ * RFC 8705 §2.1.2: a tls_client_auth client is named by exactly one subject value; in Latchkey
+ * that is always its own SPIFFE ID, the only name the workload CA puts in its certificates. A
+ * client may state it (it must then be exactly that) or leave it to the server.
+ */
+export function withTlsSubject(m: ClientMetadata, ownSpiffeId: string): ClientMetadata {
+  if (m.token_endpoint_auth_method !== 'tls_client_auth') return m;
+  if (m.tls_client_auth_san_uri !== undefined && m.tls_client_auth_san_uri !== ownSpiffeId) {
+    throw bad(`tls_client_auth_san_uri must be the client's own SPIFFE ID, ${ownSpiffeId}`);
+  }
+  return { ...m, tls_client_auth_san_uri: ownSpiffeId };
 }
 
 /**
@@ -108,6 +135,9 @@ export function narrowOnly(current: ClientMetadata, next: ClientMetadata): Clien
   subset('scope', current.scope?.split(' '), next.scope?.split(' '));
   subset('roles', current.roles, next.roles);
   subset('policy_namespaces', current.policy_namespaces, next.policy_namespaces);
+  if (current.tls_client_certificate_bound_access_tokens && !next.tls_client_certificate_bound_access_tokens) {
+    throw new OAuthError('invalid_client_metadata', 'tls_client_certificate_bound_access_tokens can only be turned off by an administrator');
+  }
   const out = { ...next };
   if (out.access_token_ttl === undefined && current.access_token_ttl !== undefined) out.access_token_ttl = current.access_token_ttl;
   else if (out.access_token_ttl !== undefined && current.access_token_ttl !== undefined && out.access_token_ttl > current.access_token_ttl) {
@@ -117,4 +147,4 @@ export function narrowOnly(current: ClientMetadata, next: ClientMetadata): Clien
   return out;
 }
 
-export const usesSecret = (m: ClientMetadata): boolean => m.token_endpoint_auth_method !== 'private_key_jwt';
+export const usesSecret = (m: ClientMetadata): boolean => m.token_endpoint_auth_method === 'client_secret_basic' || m.token_endpoint_auth_method === 'client_secret_post';

@@ -6,7 +6,7 @@ import { invalidToken, requireBearer } from '../../http/bearer.ts';
 import { hashSecret, newSecret, verifySecret } from '../../secrets.ts';
 import type { RevocationLog } from '../../revocation/revocation_log.ts';
 import type { ClientRecord, ClientStore } from '../../storage/ports.ts';
-import { CLIENT_ID_PATTERN, usesSecret, validateClientMetadata, narrowOnly } from './client_metadata.ts';
+import { CLIENT_ID_PATTERN, usesSecret, validateClientMetadata, narrowOnly, withTlsSubject } from './client_metadata.ts';
 
 export interface RegistrationDeps {
   issuer: string;
@@ -18,6 +18,8 @@ export interface RegistrationDeps {
   accessTokenTtl: number;
   allowHttpJwksUri: boolean;
   revocations: Pick<RevocationLog, 'revokeNotBefore'>;
+  /** The SPIFFE ID of a client (its workload certificates' only name; tls_client_auth subject). */
+  spiffeIdOf: (clientId: string) => string;
   /** Checks the initial access token (the admin bearer, RFC 7591 §3). */
   requireAdmin: (request: FastifyRequest) => Promise<void>;
 }
@@ -50,7 +52,6 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
   app.post('/register', async (request, reply) => {
     await deps.requireAdmin(request);
     const body = jsonOnly(request);
-    const metadata = validateClientMetadata(body, limits);
     let clientId = newClientId();
     if (body.client_id !== undefined) {
       if (typeof body.client_id !== 'string' || !CLIENT_ID_PATTERN.test(body.client_id)) {
@@ -58,6 +59,7 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
       }
       clientId = body.client_id;
     }
+    const metadata = withTlsSubject(validateClientMetadata(body, limits), deps.spiffeIdOf(clientId));
     const secret = usesSecret(metadata) ? newSecret() : undefined;
     const registrationToken = newSecret();
     const now = Math.floor(Date.now() / 1000);
@@ -112,7 +114,7 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
     if (body.client_secret !== undefined && (typeof body.client_secret !== 'string' || !verifySecret(deps.hashKey, body.client_secret, client.secretHash))) {
       throw new OAuthError('invalid_request', 'client_secret does not match');
     }
-    const metadata = narrowOnly(client.metadata, validateClientMetadata(body, limits));
+    const metadata = narrowOnly(client.metadata, withTlsSubject(validateClientMetadata(body, limits), deps.spiffeIdOf(client.clientId)));
     if (client.metadata.access_token_ttl === undefined && metadata.access_token_ttl !== undefined && metadata.access_token_ttl > deps.accessTokenTtl) {
       throw new OAuthError('invalid_client_metadata', 'access_token_ttl can only be raised by an administrator');
     }

@@ -353,6 +353,10 @@ export class PostgresStorage implements Storage {
     await this.q('INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [name, value]);
   }
 
+  async replaceSetting(name: string, expected: string, value: string, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne('UPDATE settings SET value = $1 WHERE name = $2 AND value = $3', [value, name, expected], audit, 'replace a setting');
+  }
+
   async lockClient(clientId: string, until: number | null, audit?: WithAudit): Promise<boolean> {
     return this.changeOne('UPDATE clients SET locked_until = $1 WHERE client_id = $2', [until, clientId], audit, 'lock the client');
   }

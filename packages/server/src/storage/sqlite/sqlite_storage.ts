@@ -96,6 +96,7 @@ export class SqliteStorage implements Storage {
       getSetting: db.prepare('SELECT value FROM settings WHERE name = ?'),
       insertSettingIfAbsent: db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
       upsertSetting: db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
+      replaceSetting: db.prepare('UPDATE settings SET value = ? WHERE name = ? AND value = ?'),
       lastAuditBefore: db.prepare('SELECT MAX(seq) AS seq FROM audit_events WHERE time < ?'),
       pruneAudit: db.prepare('DELETE FROM audit_events WHERE seq <= ?'),
       pruneCheckpoints: db.prepare('DELETE FROM audit_checkpoints WHERE seq < ?'),
@@ -342,6 +343,10 @@ export class SqliteStorage implements Storage {
 
   async setSetting(name: string, value: string): Promise<void> {
     this.stmts.upsertSetting.run(name, value);
+  }
+
+  async replaceSetting(name: string, expected: string, value: string, audit?: WithAudit): Promise<boolean> {
+    return this.withAudit(audit, () => this.stmts.replaceSetting.run(value, name, expected).changes === 1, (ok) => ok);
   }
 
   async purgeExpired(now: number): Promise<number> {

@@ -1,0 +1,26 @@
+import type { X509Certificate } from 'node:crypto';
+
+/**
+ * A SPIFFE ID (SPIFFE-ID §2): `spiffe://<trust domain>/<path>`, trust domain of lowercase letters,
+ * digits, `.`, `-`, `_`; path segments of letters, digits, `.`, `-`, `_` (none empty, `.` or `..`).
+ */
+export const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]{1,255}(\/[A-Za-z0-9._-]+)+$/;
+
+export const isSpiffeId = (s: string): boolean => SPIFFE_ID.test(s) && s.length <= 2048 && !/\/\.\.?(\/|$)/.test(s.slice(9));
+
+/** `spiffe://<trust-domain>/svc/<client_id>`: the identity Latchkey gives a registered client. */
+export const serviceSpiffeId = (trustDomain: string, clientId: string): string => `spiffe://${trustDomain}/svc/${encodeURIComponent(clientId)}`;
+
+/**
+ * The SPIFFE ID of an X.509-SVID (X509-SVID §2: exactly one URI SAN, a SPIFFE ID), or undefined
+ * when the certificate carries none, several URIs, or a malformed one. node:crypto renders the
+ * SAN as `URI:...` entries separated by `, ` and quotes any value that contains a separator —
+ * which no valid SPIFFE ID does, so a quoted value is simply not one.
+ */
+export function spiffeIdOfCertificate(cert: X509Certificate): string | undefined {
+  const san = cert.subjectAltName;
+  if (!san) return undefined;
+  const uris = san.split(', ').filter((e) => e.startsWith('URI:')).map((e) => e.slice(4));
+  if (uris.length !== 1 || !isSpiffeId(uris[0]!)) return undefined;
+  return uris[0];
+}
