@@ -154,7 +154,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerAlertAdmin(app, { alerts: storage, requireAdmin });
   const publisher = new PolicyPublisher({ store: storage, events, issuer, feedTtl: config.maxAccessTokenTtl + config.clockSkew });
   registerPolicyAdmin(app, { publisher, store: storage, requireAdmin, bodyLimit: config.policyBodyLimit });
-  registerWorkloadEndpoints(app, { ca: deps.workload.ca, trustDomain, ttlSeconds: config.workloadCertTtl, events, caller });
+  registerWorkloadEndpoints(app, { ca: deps.workload.ca, trustDomain, ttlSeconds: config.workloadCertTtl, events, caller, requireAdmin, clients });
   registerCaAdmin(app, { ca: deps.workload.ca, events, requireAdmin, defaultAnnounce: config.caRotateAnnounce ?? config.workloadCertTtl });
   registerPolicyFeed(app, { store: storage, clients, caller });
   registerMetricsEndpoint(app, {

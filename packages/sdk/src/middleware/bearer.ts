@@ -36,7 +36,24 @@ export interface AuthOptions {
 const quote = (s: string) => s.replace(/[\\"]/g, '');
 
 /**
- * RFC 6750: reads the Bearer token (scheme case-insensitive, §2.1), verifies it, checks scope.
+ * The DER client certificate of a request's TLS connection (for tokens bound to one, RFC 8705
+ * §3), from a socket or anything holding one (`req.socket`, Fastify's `request.raw.socket`).
+ *
+ * @example
+ * ```ts
+ * const cert = peerCertificateOf(req.socket); // Buffer | undefined
+ * ```
+ */
+export function peerCertificateOf(socket: unknown): Buffer | undefined {
+  const s = socket as { getPeerCertificate?: () => { raw?: Buffer } | null } | undefined;
+  if (typeof s?.getPeerCertificate !== 'function') return undefined;
+  return s.getPeerCertificate()?.raw ?? undefined;
+}
+
+/**
+ * RFC 6750: reads the Bearer token (scheme case-insensitive, §2.1), verifies it — with the
+ * connection's client certificate, `peerCertificate`, for a certificate-bound token (RFC 8705
+ * §3: a bound token over another certificate or none is `invalid_token`) — and checks scope.
  * Errors never echo the token. The framework adapters are built on it; use it for any other one.
  *
  * @example
@@ -46,7 +63,7 @@ const quote = (s: string) => s.replace(/[\\"]/g, '');
  * if (!outcome.claims) return respond(outcome.status, outcome.headers, outcome.body);
  * ```
  */
-export async function authenticateBearer(authorization: string | undefined, options: AuthOptions): Promise<AuthOutcome> {
+export async function authenticateBearer(authorization: string | undefined, options: AuthOptions, peerCertificate?: Buffer): Promise<AuthOutcome> {
   const realm = quote(options.realm ?? 'latchkey');
   const m = /^bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(authorization ?? '');
   if (!m) {
@@ -56,7 +73,7 @@ export async function authenticateBearer(authorization: string | undefined, opti
   }
   let claims: AccessTokenClaims;
   try {
-    claims = await options.verifier.verify(m[1]!);
+    claims = await options.verifier.verify(m[1]!, peerCertificate ? { mtlsCertificate: peerCertificate } : {});
   } catch (err) {
     const code = err instanceof VerifyError ? err.code : 'token_malformed';
     return {

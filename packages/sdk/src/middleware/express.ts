@@ -1,10 +1,11 @@
 import type { AccessTokenClaims } from '@latchkey/protocol';
 import type { AuthorizeResult } from '../authorize/authorizer.ts';
-import { authenticateBearer, type AuthOptions } from './bearer.ts';
+import { authenticateBearer, peerCertificateOf, type AuthOptions } from './bearer.ts';
 import { decidePermission, type PermissionOptions } from './permission.ts';
 
 interface ExpressRequestLike {
   headers: Record<string, string | string[] | undefined>;
+  socket?: unknown;
   latchkey?: AccessTokenClaims;
   latchkeyDecision?: AuthorizeResult;
 }
@@ -27,7 +28,7 @@ interface ExpressResponseLike {
 export function requireToken(options: AuthOptions) {
   return (req: ExpressRequestLike, res: ExpressResponseLike, next: (err?: unknown) => void): void => {
     const h = req.headers.authorization;
-    authenticateBearer(Array.isArray(h) ? undefined : h, options).then((outcome) => {
+    authenticateBearer(Array.isArray(h) ? undefined : h, options, peerCertificateOf(req.socket)).then((outcome) => {
       if (outcome.claims) {
         req.latchkey = outcome.claims;
         next();

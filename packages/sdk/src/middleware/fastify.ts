@@ -1,11 +1,12 @@
 import type { AccessTokenClaims } from '@latchkey/protocol';
 import type { AuthorizeResult } from '../authorize/authorizer.ts';
-import { authenticateBearer, type AuthOptions } from './bearer.ts';
+import { authenticateBearer, peerCertificateOf, type AuthOptions } from './bearer.ts';
 import { decidePermission, type PermissionOptions } from './permission.ts';
 
 /** The minimal Fastify request/reply surface used, so the SDK does not depend on Fastify. */
 interface FastifyRequestLike {
   headers: Record<string, string | string[] | undefined>;
+  raw?: { socket?: unknown };
   latchkey?: AccessTokenClaims;
   latchkeyDecision?: AuthorizeResult;
 }
@@ -28,7 +29,7 @@ interface FastifyReplyLike {
 export function requireToken(options: AuthOptions) {
   return async (request: FastifyRequestLike, reply: FastifyReplyLike): Promise<void> => {
     const h = request.headers.authorization;
-    const outcome = await authenticateBearer(Array.isArray(h) ? undefined : h, options);
+    const outcome = await authenticateBearer(Array.isArray(h) ? undefined : h, options, peerCertificateOf(request.raw?.socket));
     if (outcome.claims) {
       request.latchkey = outcome.claims;
       return;

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AccessTokenClaims } from '@latchkey/protocol';
 import type { AuthorizeResult } from '../authorize/authorizer.ts';
-import { authenticateBearer, type AuthOptions } from './bearer.ts';
+import { authenticateBearer, peerCertificateOf, type AuthOptions } from './bearer.ts';
 import { decidePermission, type PermissionOptions } from './permission.ts';
 
 /**
@@ -19,7 +19,7 @@ import { decidePermission, type PermissionOptions } from './permission.ts';
  * ```
  */
 export async function authenticate(req: IncomingMessage, res: ServerResponse, options: AuthOptions): Promise<AccessTokenClaims | undefined> {
-  const outcome = await authenticateBearer(req.headers.authorization, options);
+  const outcome = await authenticateBearer(req.headers.authorization, options, peerCertificateOf(req.socket));
   if (outcome.claims) return outcome.claims;
   res.writeHead(outcome.status!, { ...outcome.headers, 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(outcome.body));
   return undefined;

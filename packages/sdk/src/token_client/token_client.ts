@@ -1,6 +1,7 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@latchkey/protocol';
+import type { WorkloadIdentity } from '../workload/workload_identity.ts';
 
 /** Options of {@link createTokenClient}. */
 export interface TokenClientOptions {
@@ -14,6 +15,13 @@ export interface TokenClientOptions {
   fetch?: typeof fetch;
   /** Share of a token's lifetime after which it is renewed (default 0.8). */
   renewAfter?: number;
+  /**
+   * The workload's identity (mTLS): token requests present its current certificate, so tokens
+   * are bound to it (RFC 8705 §3) and cached per certificate; `fetchFor` sends them over it. With
+   * neither `clientSecret` nor `privateKey`, the certificate authenticates the client
+   * (`tls_client_auth` / `self_signed_tls_client_auth`, RFC 8705 §2).
+   */
+  workload?: Pick<WorkloadIdentity, 'idpFetch' | 'fetch' | 'certificate'>;
 }
 
 /**
@@ -73,8 +81,9 @@ interface Cached {
  * ```
  */
 export function createTokenClient(options: TokenClientOptions): TokenClient {
-  if (!options.clientSecret === !options.privateKey) throw new TypeError('give exactly one of clientSecret and privateKey');
-  const f = options.fetch ?? globalThis.fetch;
+  if (options.clientSecret !== undefined && options.privateKey !== undefined) throw new TypeError('give at most one of clientSecret and privateKey');
+  if (options.clientSecret === undefined && options.privateKey === undefined && !options.workload) throw new TypeError('give clientSecret, privateKey, or a workload identity to authenticate with');
+  const f = options.fetch ?? options.workload?.idpFetch ?? globalThis.fetch;
   const renewAfter = options.renewAfter ?? 0.8;
   const cache = new Map<string, Cached>();
   const inflight = new Map<string, Promise<Cached>>();
@@ -103,8 +112,11 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       // RFC 6749 §2.3.1: form-urlencode, then Basic.
       const enc = (s: string) => encodeURIComponent(s);
       headers.authorization = `Basic ${Buffer.from(`${enc(options.clientId)}:${enc(options.clientSecret)}`).toString('base64')}`;
+    } else if (options.privateKey === undefined) {
+      // RFC 8705 §2: the certificate on the connection authenticates; client_id is REQUIRED.
+      form.set('client_id', options.clientId);
     } else {
-      const pk = options.privateKey!;
+      const pk = options.privateKey;
       const assertion = await new SignJWT({ jti: randomBytes(16).toString('base64url') })
         .setProtectedHeader({ alg: pk.alg ?? 'ES256', ...(pk.kid ? { kid: pk.kid } : {}) })
         .setIssuer(options.clientId).setSubject(options.clientId).setAudience(options.issuer).setIssuedAt().setExpirationTime('60s')
@@ -122,8 +134,11 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     return { token: body.access_token, renewAt: sent + lifetime * renewAfter, expiresAt: sent + lifetime };
   };
 
+  // A bound token is good only over its certificate: after a rotation, new tokens.
+  const cacheKey = (req: TokenRequest): string => `${req.audience ?? ''}\u0000${req.scope ?? ''}\u0000${options.workload?.certificate.thumbprint ?? ''}`;
+
   const getToken = async (req: TokenRequest = {}): Promise<string> => {
-    const key = `${req.audience ?? ''}\u0000${req.scope ?? ''}`;
+    const key = cacheKey(req);
     const hit = cache.get(key);
     const now = Date.now();
     if (hit && now < hit.renewAt) return hit.token;
@@ -144,7 +159,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
 
   return {
     getToken,
-    fetchFor(req = {}, baseFetch = globalThis.fetch) {
+    fetchFor(req = {}, baseFetch = options.workload?.fetch ?? globalThis.fetch) {
       return (async (input: string | URL | Request, init: RequestInit = {}) => {
         const send = async () => {
           const headers = new Headers(init.headers);
@@ -153,7 +168,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
         };
         const res = await send();
         if (res.status !== 401) return res;
-        cache.delete(`${req.audience ?? ''}\u0000${req.scope ?? ''}`);
+        cache.delete(cacheKey(req));
         return send();
       }) as typeof fetch;
     },

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { OAuthError, invalidRequest } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
 import { issueWorkloadCertificate } from './certificate_issuer.ts';
+import type { ClientStore } from '../storage/ports.ts';
 import type { WorkloadCa } from './workload_ca.ts';
 
 /** The scope a Bearer caller's token must carry to obtain a workload certificate. */
@@ -17,12 +18,18 @@ export interface WorkloadEndpointsDeps {
    * own unrevoked access tokens, which must then carry `requiredScope`.
    */
   caller: (request: FastifyRequest, options: { requiredScope: string }) => Promise<string>;
+  /** Checks the admin bearer: an administrator may have a certificate issued for any enabled client. */
+  requireAdmin: (request: FastifyRequest) => Promise<void>;
+  clients: Pick<ClientStore, 'getClient'>;
 }
 
 /**
  * The workload CA: `GET /ca/bundle` (the trust bundle, PEM, public) and
  * `POST /workload/certificate` (`{"csr": "<PEM PKCS#10>"}` from an authenticated client → an
- * X.509-SVID for its own SPIFFE ID, whatever names the CSR asked for). Every issue is audited.
+ * X.509-SVID for its own SPIFFE ID, whatever names the CSR asked for). With `client_id` in the
+ * body the caller must be the administrator, who obtains the first certificate of a client that
+ * authenticates by certificate only (`tls_client_auth`); it renews with that certificate itself.
+ * Every issue is audited.
  */
 export function registerWorkloadEndpoints(app: FastifyInstance, deps: WorkloadEndpointsDeps): void {
   app.get('/ca/bundle', async (_request, reply) => {
@@ -32,15 +39,28 @@ export function registerWorkloadEndpoints(app: FastifyInstance, deps: WorkloadEn
   });
 
   app.post('/workload/certificate', async (request, reply) => {
-    const clientId = await deps.caller(request, { requiredScope: WORKLOAD_SCOPE });
+    const body = request.body as { csr?: unknown; client_id?: unknown } | null;
+    const forClient = body && typeof body === 'object' && !Array.isArray(body) ? body.client_id : undefined;
+    let clientId: string;
+    let actor: string;
+    if (forClient !== undefined) {
+      await deps.requireAdmin(request);
+      if (typeof forClient !== 'string' || forClient.length === 0 || forClient.length > 256) throw invalidRequest('client_id must be a string');
+      const client = await deps.clients.getClient(forClient);
+      if (!client || client.disabled) throw new OAuthError('invalid_request', 'no such enabled client', 404);
+      clientId = client.clientId;
+      actor = 'admin';
+    } else {
+      clientId = await deps.caller(request, { requiredScope: WORKLOAD_SCOPE });
+      actor = clientId;
+    }
     if (!/^application\/json\s*(;|$)/i.test(String(request.headers['content-type'] ?? ''))) throw new OAuthError('invalid_request', 'the request body must be application/json', 415);
-    const body = request.body as { csr?: unknown } | null;
-    if (!body || typeof body !== 'object' || Array.isArray(body) || Object.keys(body).some((k) => k !== 'csr')) throw invalidRequest('the body must be {"csr": "<PEM>"}');
+    if (!body || typeof body !== 'object' || Array.isArray(body) || Object.keys(body).some((k) => k !== 'csr' && k !== 'client_id')) throw invalidRequest('the body must be {"csr": "<PEM>"}');
     if (typeof body.csr !== 'string' || body.csr.length > 16 * 1024) throw invalidRequest('csr must be a PEM string of at most 16 KiB');
     const state = await deps.ca.state();
     const issued = await issueWorkloadCertificate(state.signer, body.csr, clientId, { trustDomain: deps.trustDomain, ttlSeconds: deps.ttlSeconds });
     await deps.events.emit('certificate.issued', {
-      actor: clientId, subject: issued.spiffeId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip,
+      actor, subject: issued.spiffeId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip,
       ...(issued.requestedOther.length > 0 ? { reason: 'identity_not_owned' } : {}),
       detail: { serial: issued.serial, spiffe_id: issued.spiffeId, not_after: issued.notAfter.toISOString(), key_type: issued.keyType, ...(issued.requestedOther.length > 0 ? { requested_other: issued.requestedOther } : {}) },
     });

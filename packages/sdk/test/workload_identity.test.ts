@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { createWorkloadIdentity, peerSpiffeId, type WorkloadIdentity } from '@latchkey/sdk/workload';
+
+const run = promisify(execFile);
+
+/** GET over an identity's https.Agent (the node:https path; `identity.fetch` is the undici one). */
+function getWithAgent(identity: WorkloadIdentity, url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    https.get(url, { agent: identity.agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode!, body }));
+    }).on('error', reject);
+  });
+}
+
+describe('workload identity: two services over mTLS while their certificates rotate', () => {
+  let t: TestIdp;
+  const TD = 'mesh.test';
+  const creds: Record<string, { clientId: string; clientSecret: string }> = {};
+  const ids: WorkloadIdentity[] = [];
+
+  before(async () => {
+    // Six-second certificates: each service renews about every three seconds.
+    t = await startTestIdp({ config: { trustDomain: TD, workloadCertTtl: 6 } });
+    for (const name of ['orders', 'checkout', 'intruder']) {
+      const r = (await t.register({ client_id: name, audiences: ['https://orders.internal'] })) as Record<string, string>;
+      creds[name] = { clientId: r.client_id!, clientSecret: r.client_secret! };
+    }
+  });
+  after(async () => {
+    for (const id of ids) await id.close();
+    await t.close();
+  });
+
+  const identity = async (name: string, peers: string[]): Promise<WorkloadIdentity> => {
+    const id = await createWorkloadIdentity({ issuer: t.issuer, credentials: creds[name]!, idpCa: t.caPem!, authorizePeer: peers.map((p) => `spiffe://${TD}/svc/${p}`) });
+    ids.push(id);
+    return id;
+  };
+
+  test('requests flow without a single failure through at least three rotations on each side; each side sees the other\'s verified SPIFFE ID', { timeout: 60_000 }, async () => {
+    const orders = await identity('orders', ['checkout']);
+    const checkout = await identity('checkout', ['orders']);
+    assert.equal(orders.spiffeId, `spiffe://${TD}/svc/orders`);
+    const server = orders.createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ caller: peerSpiffeId(req), serial: orders.certificate.serial }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/hello`;
+    const serialsSeen = new Set<string>();
+    const clientSerials = new Set<string>();
+    let ok = 0;
+    const failures: string[] = [];
+    let stop = false;
+    const worker = async (useAgent: boolean) => {
+      while (!stop) {
+        try {
+          clientSerials.add(checkout.certificate.serial);
+          const r = useAgent ? await getWithAgent(checkout, url) : await checkout.fetch(url).then(async (res) => ({ status: res.status, body: await res.text() }));
+          if (r.status !== 200) failures.push(`HTTP ${r.status}`);
+          else {
+            const body = JSON.parse(r.body) as { caller: string; serial: string };
+            assert.equal(body.caller, `spiffe://${TD}/svc/checkout`);
+            serialsSeen.add(body.serial);
+            ok++;
+          }
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+    };
+    const workers = [worker(false), worker(false), worker(true), worker(true)];
+    const deadline = Date.now() + 45_000;
+    while ((orders.health().rotations < 3 || checkout.health().rotations < 3) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    // Keep going a little past the last rotation.
+    await new Promise((r) => setTimeout(r, 500));
+    stop = true;
+    await Promise.all(workers);
+    server.close();
+    assert.deepEqual(failures, []);
+    assert.ok(orders.health().rotations >= 3 && checkout.health().rotations >= 3, JSON.stringify([orders.health(), checkout.health()]));
+    assert.ok(serialsSeen.size >= 4, `the server answered with ${serialsSeen.size} different certificates`);
+    assert.ok(clientSerials.size >= 4);
+    assert.ok(ok > 100, `${ok} requests`);
+    console.log(`# ${ok} requests, 0 failures; server certificates ${serialsSeen.size}, client certificates ${clientSerials.size}`);
+  });
+
+  test('a peer outside the allowlist is refused on both sides, and a client without a certificate too', async () => {
+    const orders = await identity('orders', ['checkout']);
+    const intruder = await identity('intruder', ['orders']);
+    const server = orders.createServer((_req, res) => res.end('hi'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    // The intruder's certificate is valid (same CA), but it is not an allowed caller.
+    await assert.rejects(intruder.fetch(url));
+    // A client that only trusts checkout refuses to talk to orders.
+    const picky = await createWorkloadIdentity({ issuer: t.issuer, credentials: creds.intruder!, idpCa: t.caPem!, authorizePeer: [`spiffe://${TD}/svc/checkout`] });
+    ids.push(picky);
+    await assert.rejects(picky.fetch(url), (err: Error) => /not an allowed peer/.test(String((err as { cause?: Error }).cause?.message ?? err.message)));
+    // No certificate at all.
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-wl-'));
+    try {
+      writeFileSync(join(dir, 'bundle.pem'), orders.trustBundlePem);
+      await assert.rejects(run('curl', ['-sS', '-k', '--max-time', '5', url]));
+      // curl with a certificate the CA issued to an allowed identity gets through.
+      const checkout = await identity('checkout', ['orders']);
+      writeFileSync(join(dir, 'cert.pem'), checkout.certificate.pem);
+      writeFileSync(join(dir, 'key.pem'), (checkout.clientOptions().key as string));
+      const r = await run('curl', ['-sS', '-k', '--max-time', '5', '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem'), url]);
+      assert.equal(r.stdout, 'hi');
+      // openssl checks the server's chain against the bundle (the SVID has no DNS name for curl to check).
+      const s = await run('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${(server.address() as AddressInfo).port} -CAfile ${join(dir, 'bundle.pem')} -cert ${join(dir, 'cert.pem')} -key ${join(dir, 'key.pem')} -verify_return_error 2>&1`]);
+      assert.match(s.stdout, /Verify return code: 0 \(ok\)/);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('TLS 1.1 and CBC-only clients are refused by an SDK server; TLS 1.2 with a modern cipher works', async () => {
+    const orders = await identity('orders', ['checkout']);
+    const checkout = await identity('checkout', ['orders']);
+    const server = orders.createServer((_req, res) => res.end('hi'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-wl-'));
+    try {
+      writeFileSync(join(dir, 'cert.pem'), checkout.certificate.pem);
+      writeFileSync(join(dir, 'key.pem'), checkout.clientOptions().key as string);
+      const sClient = async (args: string) => (await run('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${port} -cert ${join(dir, 'cert.pem')} -key ${join(dir, 'key.pem')} ${args} 2>&1; true`])).stdout;
+      // @SECLEVEL=0 lets this openssl offer TLS 1.1 at all, so the refusal is the server's.
+      const old = await sClient('-tls1_1 -cipher "DEFAULT:@SECLEVEL=0"');
+      // The server answers the ClientHello with a protocol_version alert (70); nothing is negotiated.
+      assert.match(old, /alert protocol version/i);
+      assert.match(old, /Cipher is \(NONE\)/);
+      const cbc = await sClient('-tls1_2 -cipher "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"');
+      assert.match(cbc, /alert handshake failure/i);
+      assert.match(cbc, /Cipher is \(NONE\)/);
+      const good = await sClient('-tls1_2');
+      assert.match(good, /Cipher is ECDHE-ECDSA-AES(128|256)-GCM-SHA(256|384)|Cipher is ECDHE-ECDSA-CHACHA20-POLY1305/);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the IdP down: renewals back off and the current certificate stays in use; they succeed once it is back', { timeout: 60_000 }, async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-wl-idp-'));
+    const { freePort } = await import('@latchkey/testkit');
+    const port = await freePort();
+    let idp = await startTestIdp({ dataDir, port, config: { trustDomain: TD, workloadCertTtl: 8 } });
+    try {
+      const r = (await idp.register({ client_id: 'ledger', audiences: ['https://x.internal'] })) as Record<string, string>;
+      const errors: string[] = [];
+      const id = await createWorkloadIdentity({ issuer: idp.issuer, credentials: { clientId: 'ledger', clientSecret: r.client_secret! }, idpCa: idp.caPem!, retry: { min: 200, max: 1000 }, onError: (e) => errors.push(e.message) });
+      ids.push(id);
+      const first = id.certificate.serial;
+      await idp.close();
+      // Past the renewal point (about 4 s), with the IdP gone.
+      await new Promise((res) => setTimeout(res, 5500));
+      assert.ok(id.health().failedRenewals >= 2, JSON.stringify(id.health()));
+      assert.equal(id.certificate.serial, first);
+      assert.equal(id.health().ok, true);
+      assert.ok(errors.length >= 2);
+      idp = await startTestIdp({ dataDir, port, config: { trustDomain: TD, workloadCertTtl: 8 } });
+      const deadline = Date.now() + 5000;
+      while (id.certificate.serial === first && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+      assert.notEqual(id.certificate.serial, first);
+      assert.equal(id.health().lastError, null);
+    } finally {
+      await idp.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

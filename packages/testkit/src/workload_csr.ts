@@ -1,0 +1,24 @@
+import { webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+const ALGS = {
+  'P-256': { gen: { name: 'ECDSA', namedCurve: 'P-256' }, sign: { name: 'ECDSA', hash: 'SHA-256' } },
+  Ed25519: { gen: { name: 'Ed25519' }, sign: { name: 'Ed25519' } },
+  RSA: { gen: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, sign: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } },
+} as const;
+
+const pem = (der: ArrayBuffer, label: string): string =>
+  `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n?$/, '\n')}-----END ${label}-----\n`;
+
+/** A fresh key pair and a PKCS#10 request for it (asking for `names`, which the IdP ignores). */
+export async function workloadCsr(keyType: keyof typeof ALGS = 'P-256', names: x509.JsonGeneralNames = [], cn = 'workload'): Promise<{ keyPem: string; csrPem: string }> {
+  const a = ALGS[keyType];
+  const keys = (await webcrypto.subtle.generateKey(a.gen as EcKeyGenParams, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${cn}`, keys, signingAlgorithm: a.sign as EcdsaParams,
+    extensions: names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names)] : [],
+  });
+  return { keyPem: pem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'), csrPem: csr.toString('pem') };
+}
