@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -7,8 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { startTestIdp, tlsFetch, type TestIdp } from '@latchkey/testkit';
 import { createWorkloadIdentity, peerSpiffeId, type WorkloadIdentity } from '@latchkey/sdk/workload';
+import { createTokenClient } from '@latchkey/sdk/token-client';
+import { createVerifier } from '@latchkey/sdk/verify';
+import { authenticate } from '@latchkey/sdk/node';
 
 const run = promisify(execFile);
 
@@ -47,7 +51,7 @@ describe('workload identity: two services over mTLS while their certificates rot
     return id;
   };
 
-  test('requests flow without a single failure through at least three rotations on each side; each side sees the other\'s verified SPIFFE ID', { timeout: 60_000 }, async () => {
+  test('requests flow without a single failure through certificate rotations on each side and a CA root rotation; each side sees the other\'s verified SPIFFE ID', { timeout: 90_000 }, async () => {
     const orders = await identity('orders', ['checkout']);
     const checkout = await identity('checkout', ['orders']);
     assert.equal(orders.spiffeId, `spiffe://${TD}/svc/orders`);
@@ -80,15 +84,25 @@ describe('workload identity: two services over mTLS while their certificates rot
       }
     };
     const workers = [worker(false), worker(false), worker(true), worker(true)];
-    const deadline = Date.now() + 45_000;
-    while ((orders.health().rotations < 3 || checkout.health().rotations < 3) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const deadline = Date.now() + 60_000;
+    const until = async (done: () => boolean) => {
+      while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    };
+    await until(() => orders.health().rotations >= 1 && checkout.health().rotations >= 1);
+    // The CA's root rotates too: announced for 4 s (longer than a renewal interval), then it signs.
+    const firstIssuer = new X509Certificate(orders.certificate.pem).issuer;
+    const rot = await t.fetch(`${t.issuer}/admin/ca/rotate`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ announce_seconds: 4 }) });
+    assert.equal(rot.status, 200);
+    const newIssuer = (id: WorkloadIdentity) => new X509Certificate(id.certificate.pem).issuer !== firstIssuer;
+    await until(() => orders.health().rotations >= 4 && checkout.health().rotations >= 4 && newIssuer(orders) && newIssuer(checkout));
+    assert.ok(newIssuer(orders) && newIssuer(checkout), 'both sides hold certificates from the new root');
     // Keep going a little past the last rotation.
     await new Promise((r) => setTimeout(r, 500));
     stop = true;
     await Promise.all(workers);
     server.close();
     assert.deepEqual(failures, []);
-    assert.ok(orders.health().rotations >= 3 && checkout.health().rotations >= 3, JSON.stringify([orders.health(), checkout.health()]));
+    assert.ok(orders.health().rotations >= 4 && checkout.health().rotations >= 4, JSON.stringify([orders.health(), checkout.health()]));
     assert.ok(serialsSeen.size >= 4, `the server answered with ${serialsSeen.size} different certificates`);
     assert.ok(clientSerials.size >= 4);
     assert.ok(ok > 100, `${ok} requests`);
@@ -151,6 +165,52 @@ describe('workload identity: two services over mTLS while their certificates rot
     } finally {
       server.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('certificate-bound tokens from the token client over the workload identity: a service verifies each over its certificate, across rotations', { timeout: 60_000 }, async () => {
+    const idp = await startTestIdp({ config: { trustDomain: TD, workloadCertTtl: 16 } });
+    const held: WorkloadIdentity[] = [];
+    try {
+      const AUD = 'https://orders.internal';
+      const reg = async (name: string) => (await idp.register({ client_id: name, audiences: [AUD] })) as Record<string, string>;
+      const o = await reg('orders');
+      const c = await reg('checkout');
+      const orders = await createWorkloadIdentity({ issuer: idp.issuer, credentials: { clientId: 'orders', clientSecret: o.client_secret! }, idpCa: idp.caPem! });
+      const checkout = await createWorkloadIdentity({ issuer: idp.issuer, credentials: { clientId: 'checkout', clientSecret: c.client_secret! }, idpCa: idp.caPem!, authorizePeer: [`spiffe://${TD}/svc/orders`] });
+      held.push(orders, checkout);
+      const verifier = await createVerifier({ issuer: idp.issuer, audience: AUD, fetch: tlsFetch(idp.caPem) });
+      const seen = new Set<string>();
+      const server = orders.createServer(async (req, res) => {
+        const claims = await authenticate(req, res, { verifier });
+        if (!claims) return;
+        seen.add(claims.cnf!['x5t#S256']);
+        res.end('ok');
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/orders`;
+      const tokens = createTokenClient({ issuer: idp.issuer, clientId: 'checkout', clientSecret: c.client_secret!, workload: checkout });
+      const call = tokens.fetchFor({ audience: AUD });
+      let ok = 0;
+      const failures: string[] = [];
+      const deadline = Date.now() + 45_000;
+      const once = async () => {
+        const r = await call(url).catch((e: Error) => ({ status: 0, text: async () => e.message }));
+        if (r.status === 200) ok++;
+        else failures.push(`${r.status} ${await r.text()}`);
+      };
+      while (checkout.health().rotations < 2 && Date.now() < deadline) await once();
+      for (let i = 0; i < 10; i++) await once();
+      server.close();
+      verifier.close();
+      assert.deepEqual(failures, []);
+      assert.ok(checkout.health().rotations >= 2);
+      // One bound token per certificate the client held (the token client re-obtains after each rotation).
+      assert.ok(seen.size >= 3, `tokens bound to ${seen.size} certificates`);
+      assert.ok(ok > 20);
+    } finally {
+      for (const h of held) await h.close();
+      await idp.close();
     }
   });
 

@@ -3,7 +3,7 @@ import type { ClientRecord } from '../storage/ports.ts';
 import type { PresentedCertificate } from '../tls/client_certificate.ts';
 
 /** A token is not bound to a certificate that has less than this many seconds left. */
-export const MIN_BOUND_LIFETIME = 10;
+export const MIN_BOUND_LIFETIME = 5;
 
 /**
  * RFC 8705 §3: whether and how a new access token is bound to the client's certificate. A client
