@@ -75,9 +75,10 @@ connection(
     .option('--default-audience <uri>', 'audience when the token request names none')
     .option('--scope <scope>', 'space-separated scopes the client may request')
     .option('--role <role>', 'a role carried in its tokens (repeatable)', collect)
-    .addOption(new Option('--auth-method <method>', 'token endpoint auth method').choices(['client_secret_basic', 'client_secret_post', 'private_key_jwt']))
-    .option('--jwks-file <file>', 'public JWK Set for private_key_jwt')
-    .option('--jwks-uri <uri>', 'JWK Set URL for private_key_jwt')
+    .addOption(new Option('--auth-method <method>', 'token endpoint auth method').choices(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth']))
+    .option('--jwks-file <file>', 'public JWK Set for private_key_jwt (or with x5c certificates, for self_signed_tls_client_auth)')
+    .option('--jwks-uri <uri>', 'JWK Set URL for private_key_jwt or self_signed_tls_client_auth')
+    .option('--bound-tokens', 'every token of this client is bound to its client certificate (RFC 8705 §3)')
     .option('--ttl <seconds>', 'access token lifetime')
     .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)'),
 ).action(async (clientId: string | undefined, opts) => {
@@ -86,6 +87,7 @@ connection(
     roles: opts.role, token_endpoint_auth_method: opts.authMethod, jwks_uri: opts.jwksUri,
     jwks: opts.jwksFile ? JSON.parse(readFileSync(opts.jwksFile, 'utf8')) : undefined,
     access_token_ttl: opts.ttl !== undefined ? Number(opts.ttl) : undefined,
+    tls_client_certificate_bound_access_tokens: opts.boundTokens ? true : undefined,
   };
   const ep = endpoint(opts);
   print(await show(await ep.fetch('/register', { method: 'POST', headers: { ...adminHeaders(opts), 'content-type': 'application/json' }, body: JSON.stringify(body) })));

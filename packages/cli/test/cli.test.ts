@@ -213,6 +213,26 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
     }
   });
 
+  test('a tls_client_auth service: the administrator issues its first certificate, it renews with it (cert issue --renew); ca status and ca rotate', async () => {
+    const created = JSON.parse((await cli(['client', 'create', 'cert-only', '--auth-method', 'tls_client_auth', '--bound-tokens', '--audience', 'https://inventory.internal'])).stdout);
+    assert.equal(created.tls_client_auth_san_uri, 'spiffe://localhost/svc/cert-only');
+    assert.equal(created.client_secret, undefined);
+    const out = join(dir, 'cert-only');
+    const first = await cli(['cert', 'issue', '--client-id', 'cert-only', '--out', out]);
+    assert.match(first.stdout, /^spiffe:\/\/localhost\/svc\/cert-only until /);
+    const firstCert = readFileSync(join(out, 'cert.pem'), 'utf8');
+    const renewed = await cli(['cert', 'issue', '--client-id', 'cert-only', '--renew', '--out', out], { LATCHKEY_ADMIN_TOKEN: '' });
+    assert.match(renewed.stdout, /cert-only until /);
+    assert.notEqual(readFileSync(join(out, 'cert.pem'), 'utf8'), firstCert);
+    const events = (await cli(['audit', 'search', '--type', 'certificate.issued'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { actor: string; subject: string });
+    assert.deepEqual(events.filter((e) => e.subject.endsWith('/cert-only')).map((e) => e.actor), ['admin', 'cert-only']);
+    const status = JSON.parse((await cli(['ca', 'status'])).stdout);
+    assert.deepEqual(status.roots.map((r: { state: string }) => r.state), ['active']);
+    const rotated = await cli(['ca', 'rotate', '--announce', '600']);
+    assert.match(rotated.stdout, /active\n\S+ announced \(signs from /);
+    assert.equal((await cli(['ca', 'show'])).stdout.match(/BEGIN CERTIFICATE/g)!.length, 2);
+  });
+
   test('SIGTERM: exit 0 with the audit flushed; a restart keeps the admin token and does not print it again', async () => {
     const created = JSON.parse((await cli(['client', 'create', 'flushme', '--audience', 'https://a.internal'])).stdout);
     await cli(['token', '--client-id', 'flushme', '--client-secret', created.client_secret]);
