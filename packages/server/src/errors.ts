@@ -8,6 +8,8 @@ export class OAuthError extends Error {
   readonly headers: Record<string, string>;
   /** Which check refused a client authentication (audit only; never on the wire). */
   reason: AuthFailureReason | undefined;
+  /** What the audit event of a refused authentication may record besides the reason (never a secret). */
+  auditDetail: Record<string, string> | undefined;
 
   constructor(error: OAuthErrorCode, description: string, status = 400, headers: Record<string, string> = {}) {
     super(description);

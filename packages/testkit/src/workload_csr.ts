@@ -12,12 +12,12 @@ const ALGS = {
 const pem = (der: ArrayBuffer, label: string): string =>
   `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n?$/, '\n')}-----END ${label}-----\n`;
 
-/** A fresh key pair and a PKCS#10 request for it (asking for `names`, which the IdP ignores). */
-export async function workloadCsr(keyType: keyof typeof ALGS = 'P-256', names: x509.JsonGeneralNames = [], cn = 'workload'): Promise<{ keyPem: string; csrPem: string }> {
+/** A fresh key pair and a PKCS#10 request for it: no subject, unless `cn` or other `names` are asked for (the IdP ignores them, and flags them). */
+export async function workloadCsr(keyType: keyof typeof ALGS = 'P-256', names: x509.JsonGeneralNames = [], cn?: string): Promise<{ keyPem: string; csrPem: string }> {
   const a = ALGS[keyType];
   const keys = (await webcrypto.subtle.generateKey(a.gen as EcKeyGenParams, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: `CN=${cn}`, keys, signingAlgorithm: a.sign as EcdsaParams,
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create(<x509.Pkcs10CertificateRequestCreateParams>{
+    ...(cn !== undefined ? { name: `CN=${cn}` } : {}), keys, signingAlgorithm: a.sign as EcdsaParams,
     extensions: names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names)] : [],
   });
   return { keyPem: pem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'), csrPem: csr.toString('pem') };

@@ -209,8 +209,9 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
   const obtain = async (generation: number): Promise<Current> => {
     const alg = KEY_ALGORITHMS[keyType];
     const keys = (await webcrypto.subtle.generateKey(alg.gen, true, ['sign', 'verify'])) as CryptoKeyPair;
-    // The IdP ignores every name in the CSR and certifies the caller's own SPIFFE ID.
-    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=workload', keys, signingAlgorithm: alg.sign as Algorithm });
+    // The IdP certifies the caller's own SPIFFE ID whatever the CSR names, and flags a CSR that
+    // names anyone else: this one names no one.
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: alg.sign as Algorithm } as x509.Pkcs10CertificateRequestCreateParams);
     const res = await f(`${options.issuer}/workload/certificate`, {
       method: 'POST',
       headers: { authorization: await authorization(), 'content-type': 'application/json' },

@@ -92,6 +92,11 @@ describe('RFC 8705: mutual-TLS client authentication and certificate-bound token
     const failures = await t.idp.storage.listAuditEvents({ type: 'client.auth_failed', limit: 10 });
     const reasons = failures.slice(-3).map((e) => e.reason);
     assert.deepEqual(reasons, ['certificate_mismatch', 'certificate_untrusted', 'no_credentials']);
+    assert.equal(failures.at(-3)!.detail!.presented_spiffe_id, `spiffe://${TD}/svc/payroll`);
+    // Presenting another workload's certificate is an identity mismatch, charged to the presenter.
+    await t.idp.detection.pass();
+    const alerts = ((await (await t.fetch(`${t.issuer}/admin/alerts?detector=identity_mismatch`, { headers: { authorization: `Bearer ${t.adminToken}` } })).json()) as { alerts: { key: string; summary: string }[] }).alerts;
+    assert.deepEqual(alerts.map((a) => a.key), ['client:payroll']);
   });
 
   test('self_signed_tls_client_auth: the registered certificate (openssl, curl) authenticates and binds; another does not', async () => {

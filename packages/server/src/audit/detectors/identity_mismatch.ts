@@ -4,8 +4,9 @@ import type { Detector, Finding } from './types.ts';
 /**
  * A request for an identity the caller does not own: a client that authenticated as itself but
  * asked in the same request to be another client (`client_id` naming someone else), or an
- * assertion whose issuer is not the `client_id` it came with, or a certificate request (CSR)
- * naming another workload's identity.
+ * assertion whose issuer is not the `client_id` it came with, a certificate request (CSR)
+ * naming another workload's identity, or another workload's certificate presented to
+ * authenticate as a `tls_client_auth` client (RFC 8705).
  */
 export function identityMismatch(): Detector {
   return {
@@ -17,6 +18,18 @@ export function identityMismatch(): Detector {
           detector: 'identity_mismatch', severity: 'high', key: `client:${e.client_id}`,
           summary: `client "${e.client_id}" asked for a certificate naming ${JSON.stringify(asked[0] ?? 'another identity')}`,
           clientId: e.client_id, firstSeq: e.seq, lastSeq: e.seq, count: 1, detail: { requested_other: asked, source_ip: e.source_ip ?? null },
+        }];
+      }
+      if (e.type === 'client.auth_failed' && e.reason === 'certificate_mismatch' && e.detail?.presented_spiffe_id !== undefined && e.client_id !== undefined) {
+        // The workload that presented its certificate is the one acting out of turn (and the one a lock should hold).
+        const presented = String(e.detail.presented_spiffe_id);
+        const m = /\/svc\/([^/]+)$/.exec(presented);
+        const presenter = m ? decodeURIComponent(m[1]!) : undefined;
+        return [{
+          detector: 'identity_mismatch', severity: 'high', key: presenter !== undefined ? `client:${presenter}` : `spiffe:${presented}`,
+          summary: `the certificate of ${presented} was presented to authenticate as client "${e.client_id}"`,
+          ...(presenter !== undefined ? { clientId: presenter } : {}),
+          firstSeq: e.seq, lastSeq: e.seq, count: 1, detail: { presented_spiffe_id: presented, target_client_id: e.client_id, source_ip: e.source_ip ?? null },
         }];
       }
       if (e.type !== 'client.auth_failed' || e.reason !== 'client_id_mismatch') return [];

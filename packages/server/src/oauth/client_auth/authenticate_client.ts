@@ -71,7 +71,7 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
           ...(clientId ? { client_id: clientId.slice(0, 128) } : {}),
           outcome: 'failure',
           reason: err.status === 429 ? 'rate_limited' : (err.reason ?? err.error),
-          detail: { method: method.method, description: err.message, ...(err.reason === 'client_id_mismatch' ? { presented_client_id: String(form.get('client_id')?.[0]).slice(0, 128) } : {}) },
+          detail: { method: method.method, description: err.message, ...err.auditDetail, ...(err.reason === 'client_id_mismatch' ? { presented_client_id: String(form.get('client_id')?.[0]).slice(0, 128) } : {}) },
         });
         // RFC 6749 §5.2: 401 with WWW-Authenticate naming the scheme the client tried.
         if (err.error === 'invalid_client' && err.status === 401 && method.method !== 'client_secret_basic') {

@@ -66,7 +66,12 @@ export function tlsClientAuth(deps: TlsClientAuthDeps): ClientAuthMethod {
           const chain = verifyClientChain(presented.cert, presented.chain, await deps.anchors());
           if (!chain.ok) throw invalidClient(`client certificate rejected: ${chain.reason}`, 'certificate_untrusted');
           const expected = client.metadata.tls_client_auth_san_uri ?? serviceSpiffeId(deps.trustDomain, client.clientId);
-          if (spiffeIdOfCertificate(presented.cert) !== expected) throw invalidClient('the client certificate names another identity', 'certificate_mismatch');
+          const presentedId = spiffeIdOfCertificate(presented.cert);
+          if (presentedId !== expected) {
+            const err = invalidClient('the client certificate names another identity', 'certificate_mismatch');
+            err.auditDetail = { presented_spiffe_id: (presentedId ?? 'none').slice(0, 256) };
+            throw err;
+          }
         },
       };
     },
