@@ -1,10 +1,11 @@
 // Child process for the benchmarks: a real IdP (HTTPS, SQLite unless a database URL is given) plus
-// one registered client. argv[2]: 'token' (audit on), 'token-audit-off', or 'ingest' (POST /audit/events,
-// batches of 200 decision events); argv[3]: optional PostgreSQL URL.
+// one registered client. argv[2]: 'token' (audit on), 'token-audit-off', 'ingest' (POST /audit/events,
+// batches of 200 decision events) or 'certificate' (POST /workload/certificate with one P-256 CSR);
+// argv[3]: optional PostgreSQL URL.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestIdp } from '@latchkey/testkit';
+import { startTestIdp, workloadCsr } from '@latchkey/testkit';
 import { reportCpuOnRequest } from './cpu.ts';
 
 const mode = process.argv[2] ?? 'token';
@@ -18,11 +19,13 @@ const events = Array.from({ length: 200 }, (_, i) => ({
   type: 'authz.decision', outcome: i % 10 === 0 ? 'failure' : 'success', actor: `Service::"checkout-${i % 7}"`,
   target: `Order::"${i}"`, reason: i % 10 === 0 ? 'no permit' : 'policy0', request_id: `req-${i}`, detail: { action: 'Action::"read"' },
 }));
+const csr = mode === 'certificate' ? (await workloadCsr()).csrPem : '';
+const path = mode === 'ingest' ? '/audit/events' : mode === 'certificate' ? '/workload/certificate' : '/token';
 reportCpuOnRequest({
-  url: mode === 'ingest' ? `${t.issuer}/audit/events` : `${t.issuer}/token`,
+  url: `${t.issuer}${path}`,
   authorization,
-  body: mode === 'ingest' ? JSON.stringify({ events }) : 'grant_type=client_credentials&scope=stock%3Aread',
-  ...(mode === 'ingest' ? { contentType: 'application/json' } : {}),
+  body: mode === 'ingest' ? JSON.stringify({ events }) : mode === 'certificate' ? JSON.stringify({ csr }) : 'grant_type=client_credentials&scope=stock%3Aread',
+  ...(mode === 'ingest' || mode === 'certificate' ? { contentType: 'application/json' } : {}),
   tokenBytes: (sample.body.access_token as string).length,
   issuer: t.issuer,
   ...(t.caPem ? { ca: t.caPem } : {}),

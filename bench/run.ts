@@ -1,9 +1,10 @@
 // npm run bench — each hot path beside a peer in the same run; medians of interleaved rounds.
 // BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
-// BENCH_ONLY (comma-separated: issuance, ingestion, propagation, verification, authorization; default all).
+// BENCH_ONLY (comma-separated: issuance, ingestion, propagation, verification, authorization, workload; default all).
 import { cpus } from 'node:os';
 import { benchRevocationPropagation } from './revocation_propagation.ts';
-import { benchAuditIngestion, benchTokenIssuance } from './token_issuance.ts';
+import { benchAuditIngestion, benchCertificateIssuance, benchTokenIssuance } from './token_issuance.ts';
+import { benchHandshakes } from './mtls_handshake.ts';
 import { benchStorageAppend } from './audit_append.ts';
 import { startPostgresIfConfigured } from '@latchkey/testkit';
 import { benchVerification } from './verification.ts';
@@ -80,6 +81,22 @@ if (runs('authorization')) {
   for (const [name, r] of Object.entries(rows)) console.log(`| ${name} | ${r.perSecond.toFixed(0)} | ${r.p50us.toFixed(0)} | ${r.p99us.toFixed(0)} | ${r.calls} | ${r.mismatches} |`);
   console.log(`\n(The first ${checkedAgainstA!.calls} requests are compared with (a)'s answers; targets for (c) cold: 20,000/s and p99 under 100 µs.)`);
   if (Object.values(rows).some((r) => r.mismatches > 0)) failed = true;
+}
+
+if (runs('workload')) {
+  console.log('\n## Workload certificates and mutual TLS (issue 7)');
+  const certs = await benchCertificateIssuance({ duration, rounds, connections: 8 });
+  const peer = Object.values(certs)[0]!;
+  console.log('| subject | certificates/s | p50 ms | p99 ms | server cores | per CPU-second | vs peer (per CPU-s) | errors |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const [name, r] of Object.entries(certs)) console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.perCore.toFixed(0)} | ${((r.perCore / peer.perCore) * 100).toFixed(0)}% | ${r.non2xx} |`);
+  if (Object.values(certs).some((r) => r.non2xx > 0)) failed = true;
+  const hs = await benchHandshakes({ ms: Number(process.env.BENCH_HANDSHAKE_MS ?? 3000), rounds });
+  const base = Object.values(hs)[0]!.perSecond;
+  console.log('\n| full handshakes, client and server in one process, 4 at a time | handshakes/s | vs peer | failures |');
+  console.log('| --- | ---: | ---: | ---: |');
+  for (const [name, r] of Object.entries(hs)) console.log(`| ${name} | ${r.perSecond.toFixed(0)} | ${((r.perSecond / base) * 100).toFixed(0)}% | ${r.failures} |`);
+  if (Object.values(hs).some((r) => r.failures > 0)) failed = true;
 }
 
 if (failed) {

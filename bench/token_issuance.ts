@@ -90,6 +90,14 @@ export async function benchAuditIngestion(options: { duration: number; rounds: n
   ], options);
 }
 
+/** POST /workload/certificate (a P-256 CSR, client_secret_basic) beside a bare Fastify route signing the same CSR with @peculiar/x509. */
+export async function benchCertificateIssuance(options: { duration: number; rounds: number; connections: number }): Promise<Record<string, Sample & { tokenBytes: number }>> {
+  return benchSubjects([
+    ['peer: bare Fastify + @peculiar/x509 (no auth, no storage, no audit)', 'cert_ceiling_child.ts', []],
+    ['Latchkey POST /workload/certificate (Basic, SQLite, audited)', 'idp_child.ts', ['certificate']],
+  ], options);
+}
+
 /** Each subject in its own child process; interleaved rounds; medians. */
 async function benchSubjects(subjects: [string, string, string[]][], options: { duration: number; rounds: number; connections: number }): Promise<Record<string, Sample & { tokenBytes: number }>> {
   const children = new Map<string, Child>();

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes, sign, verify as cryptoVerify } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign, verify as cryptoVerify } from 'node:crypto';
 import { createServer } from 'node:http';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { createVerifier as fastJwtVerifier } from 'fast-jwt';
@@ -27,8 +27,11 @@ export async function benchVerification(options: { ms: number; rounds: number; t
   const jwk = { ...(publicKey.export({ format: 'jwk' }) as Record<string, string>), kid, alg: 'ES256', use: 'sig' };
   const header = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'at+jwt', kid })).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
-  const make = (): string => {
-    const claims = { iss: ISS, sub: 'svc', aud: AUD, exp: now + 3600, iat: now, jti: randomBytes(16).toString('base64url'), client_id: 'svc', scope: 'orders:read' };
+  // A client certificate (any DER will do for the thumbprint) and tokens bound to it (RFC 8705 §3.1).
+  const certDer = randomBytes(480);
+  const cnf = { 'x5t#S256': createHash('sha256').update(certDer).digest('base64url') };
+  const make = (bound = false): string => {
+    const claims = { iss: ISS, sub: 'svc', aud: AUD, exp: now + 3600, iat: now, jti: randomBytes(16).toString('base64url'), client_id: 'svc', scope: 'orders:read', ...(bound ? { cnf } : {}) };
     const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
     return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
   };
@@ -58,13 +61,18 @@ export async function benchVerification(options: { ms: number; rounds: number; t
       for (const t of tokens) await v.verify(t);
       return (t) => v.verify(t);
     }],
+    ['(f) Latchkey SDK, certificate-bound tokens seen before, with the connection\'s certificate', async (tokens) => {
+      const v = await createVerifier({ issuer: ISS, audience: AUD, jwksUri, cacheSize: tokens.length * 2 });
+      for (const t of tokens) await v.verify(t, { mtlsCertificate: certDer });
+      return (t) => v.verify(t, { mtlsCertificate: certDer });
+    }],
   ];
   const results = new Map<string, number[]>();
   try {
     for (let round = 0; round < options.rounds; round++) {
       for (const [name, setup] of subjects) {
         // Fresh tokens per subject and round, so "not seen before" really is.
-        const tokens = Array.from({ length: name.startsWith('(d)') ? 40_000 : options.tokens }, make);
+        const tokens = Array.from({ length: name.startsWith('(d)') ? 40_000 : options.tokens }, () => make(name.startsWith('(f)')));
         const fn = await setup(tokens);
         const r = await rate(tokens, options.ms, fn);
         results.set(name, [...(results.get(name) ?? []), r]);
