@@ -1,7 +1,8 @@
 // Full TLS handshakes per second, client and server in this process: the SDK's mutual-TLS server
 // and client options (P-256 SVIDs from a real IdP, client certificate verified against the bundle,
 // SPIFFE allowlist on both sides) beside plain node:tls with the same server certificate and no
-// client certificate. No session resumption: every connection is a full handshake.
+// client certificate, and beside node:tls mutual TLS without the allowlists (what the SDK adds).
+// No session resumption: every connection is a full handshake.
 import { connect, createServer, type ConnectionOptions, type Server, type TLSSocket } from 'node:tls';
 import { TLS_OPTIONS } from '@latchkey/protocol';
 import { createWorkloadIdentity } from '@latchkey/sdk/workload';
@@ -45,6 +46,7 @@ export async function benchHandshakes(options: { ms: number; rounds: number }): 
     const reply = (s: TLSSocket) => s.end('x');
     const subjects: [string, () => Server, () => ConnectionOptions][] = [
       ['peer: node:tls, server certificate only', () => createServer({ key: server.serverOptions().key, cert: server.certificate.pem, ...TLS_OPTIONS }, reply), () => ({ ca: server.trustBundlePem, checkServerIdentity: () => undefined })],
+      ['peer: node:tls mutual TLS (client certificate verified), no allowlist', () => createServer({ ...server.serverOptions() }, reply), () => ({ key: client.clientOptions().key, cert: client.certificate.pem, ca: client.trustBundlePem, checkServerIdentity: () => undefined })],
       ['Latchkey SDK: mutual TLS, SPIFFE allowlists both ways', () => server.attachServer(createServer(server.serverOptions(), reply)), () => client.clientOptions()],
     ];
     const samples = new Map<string, { perSecond: number; failures: number }[]>();

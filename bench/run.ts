@@ -93,7 +93,7 @@ if (runs('workload')) {
   if (Object.values(certs).some((r) => r.non2xx > 0)) failed = true;
   const hs = await benchHandshakes({ ms: Number(process.env.BENCH_HANDSHAKE_MS ?? 3000), rounds });
   const base = Object.values(hs)[0]!.perSecond;
-  console.log('\n| full handshakes, client and server in one process, 4 at a time | handshakes/s | vs peer | failures |');
+  console.log('\n| full handshakes, client and server in one process, 4 at a time | handshakes/s | vs server-only | failures |');
   console.log('| --- | ---: | ---: | ---: |');
   for (const [name, r] of Object.entries(hs)) console.log(`| ${name} | ${r.perSecond.toFixed(0)} | ${((r.perSecond / base) * 100).toFixed(0)}% | ${r.failures} |`);
   if (Object.values(hs).some((r) => r.failures > 0)) failed = true;

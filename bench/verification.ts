@@ -1,4 +1,5 @@
-import { createHash, generateKeyPairSync, randomBytes, sign, verify as cryptoVerify } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign, verify as cryptoVerify, webcrypto, X509Certificate } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
 import { createServer } from 'node:http';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { createVerifier as fastJwtVerifier } from 'fast-jwt';
@@ -28,14 +29,18 @@ export async function benchVerification(options: { ms: number; rounds: number; t
   const header = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'at+jwt', kid })).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
   // A client certificate (any DER will do for the thumbprint) and tokens bound to it (RFC 8705 §3.1).
-  const certDer = randomBytes(480);
-  const cnf = { 'x5t#S256': createHash('sha256').update(certDer).digest('base64url') };
+  // What the middleware passes: the connection's certificate, read once per connection.
+  const certKeys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const connectionCert = new X509Certificate(Buffer.from((await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '01', name: 'CN=svc', keys: certKeys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } }, webcrypto as unknown as Crypto)).rawData));
+  const cnf = { 'x5t#S256': createHash('sha256').update(connectionCert.raw).digest('base64url') };
   const make = (bound = false): string => {
     const claims = { iss: ISS, sub: 'svc', aud: AUD, exp: now + 3600, iat: now, jti: randomBytes(16).toString('base64url'), client_id: 'svc', scope: 'orders:read', ...(bound ? { cnf } : {}) };
     const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
     return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
   };
-  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=3600' }).end(JSON.stringify({ keys: [jwk] })));
+  // Connection: close — the measuring loops keep the event loop busy for seconds, so an idle
+  // keep-alive socket could be closed by the server just as the next verifier reuses it.
+  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=3600', connection: 'close' }).end(JSON.stringify({ keys: [jwk] })));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const jwksUri = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
 
@@ -63,8 +68,8 @@ export async function benchVerification(options: { ms: number; rounds: number; t
     }],
     ['(f) Latchkey SDK, certificate-bound tokens seen before, with the connection\'s certificate', async (tokens) => {
       const v = await createVerifier({ issuer: ISS, audience: AUD, jwksUri, cacheSize: tokens.length * 2 });
-      for (const t of tokens) await v.verify(t, { mtlsCertificate: certDer });
-      return (t) => v.verify(t, { mtlsCertificate: certDer });
+      for (const t of tokens) await v.verify(t, { mtlsCertificate: connectionCert });
+      return (t) => v.verify(t, { mtlsCertificate: connectionCert });
     }],
   ];
   const results = new Map<string, number[]>();

@@ -18,7 +18,11 @@ export const serviceSpiffeId = (trustDomain: string, clientId: string): string =
  * which no valid SPIFFE ID does, so a quoted value is simply not one.
  */
 export function spiffeIdOfCertificate(cert: X509Certificate): string | undefined {
-  const san = cert.subjectAltName;
+  return spiffeIdOfSan(cert.subjectAltName);
+}
+
+/** The same from a SAN as node:crypto and node:tls render it (`X509Certificate.subjectAltName`, `PeerCertificate.subjectaltname`). */
+export function spiffeIdOfSan(san: string | undefined): string | undefined {
   if (!san) return undefined;
   const uris = san.split(', ').filter((e) => e.startsWith('URI:')).map((e) => e.slice(4));
   if (uris.length !== 1 || !isSpiffeId(uris[0]!)) return undefined;

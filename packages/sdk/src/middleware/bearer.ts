@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import type { AccessTokenClaims } from '@latchkey/protocol';
 import { VerifyError } from '../verify/verify_error.ts';
 import type { Verifier } from '../verify/verifier.ts';
@@ -36,19 +37,27 @@ export interface AuthOptions {
 const quote = (s: string) => s.replace(/[\\"]/g, '');
 
 /**
- * The DER client certificate of a request's TLS connection (for tokens bound to one, RFC 8705
- * §3), from a socket or anything holding one (`req.socket`, Fastify's `request.raw.socket`).
+ * The client certificate of a request's TLS connection (for tokens bound to one, RFC 8705 §3),
+ * from a socket (`req.socket`, Fastify's `request.raw.socket`). A connection's peer certificate
+ * never changes, so it is read from node:tls once per connection.
  *
  * @example
  * ```ts
- * const cert = peerCertificateOf(req.socket); // Buffer | undefined
+ * const cert = peerCertificateOf(req.socket); // X509Certificate | undefined
  * ```
  */
-export function peerCertificateOf(socket: unknown): Buffer | undefined {
+export function peerCertificateOf(socket: unknown): X509Certificate | undefined {
   const s = socket as { getPeerCertificate?: () => { raw?: Buffer } | null } | undefined;
   if (typeof s?.getPeerCertificate !== 'function') return undefined;
-  return s.getPeerCertificate()?.raw ?? undefined;
+  let cert = peerCertificates.get(s);
+  if (cert === undefined) {
+    const raw = s.getPeerCertificate()?.raw;
+    cert = raw ? new X509Certificate(raw) : null;
+    peerCertificates.set(s, cert);
+  }
+  return cert ?? undefined;
 }
+const peerCertificates = new WeakMap<object, X509Certificate | null>();
 
 /**
  * RFC 6750: reads the Bearer token (scheme case-insensitive, §2.1), verifies it — with the
@@ -63,7 +72,7 @@ export function peerCertificateOf(socket: unknown): Buffer | undefined {
  * if (!outcome.claims) return respond(outcome.status, outcome.headers, outcome.body);
  * ```
  */
-export async function authenticateBearer(authorization: string | undefined, options: AuthOptions, peerCertificate?: Buffer): Promise<AuthOutcome> {
+export async function authenticateBearer(authorization: string | undefined, options: AuthOptions, peerCertificate?: X509Certificate | Buffer): Promise<AuthOutcome> {
   const realm = quote(options.realm ?? 'latchkey');
   const m = /^bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(authorization ?? '');
   if (!m) {

@@ -122,15 +122,21 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     if ((isNum(nbf) && nbf > now + skew) || claims.iat > now + skew) throw new VerifyError('token_not_yet_valid', 'the token is not valid yet');
   };
 
+  const thumbprints = new WeakMap<X509Certificate, string>();
   const checkBinding = (claims: AccessTokenClaims, cert: X509Certificate | Buffer | undefined): void => {
     const cnf = (claims as unknown as { cnf?: Record<string, unknown> }).cnf;
     if (cnf === undefined) return;
     const bound = cnf['x5t#S256'];
     if (typeof bound !== 'string') throw new VerifyError('binding_mismatch', 'the token is bound to a key this verifier cannot check');
     if (!cert) throw new VerifyError('binding_mismatch', 'the token is bound to a client certificate and none was presented');
-    const der = cert instanceof X509Certificate ? cert.raw : cert;
-    // RFC 8705 §3.1: base64url SHA-256 of the DER certificate.
-    if (createHash('sha256').update(der).digest('base64url') !== bound) throw new VerifyError('binding_mismatch', 'the token is bound to another certificate');
+    // RFC 8705 §3.1: base64url SHA-256 of the DER certificate — once per X509Certificate object
+    // (immutable; the middleware hands over one per connection), every time for a Buffer.
+    let thumbprint = cert instanceof X509Certificate ? thumbprints.get(cert) : undefined;
+    if (thumbprint === undefined) {
+      thumbprint = createHash('sha256').update(cert instanceof X509Certificate ? cert.raw : cert).digest('base64url');
+      if (cert instanceof X509Certificate) thumbprints.set(cert, thumbprint);
+    }
+    if (thumbprint !== bound) throw new VerifyError('binding_mismatch', 'the token is bound to another certificate');
   };
 
   const report = (token: unknown, err: VerifyError): void => {

@@ -1,7 +1,6 @@
-import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { spiffeIdOfCertificate } from '@latchkey/protocol';
+import { spiffeIdOfSan } from '@latchkey/protocol';
 
 /**
  * Which peers may connect (server side) or be connected to (client side): a list of SPIFFE IDs,
@@ -38,12 +37,8 @@ export function peerAllowed(policy: PeerPolicy | undefined, spiffeId: string | u
  * ```
  */
 export function spiffeIdOfPeer(cert: PeerCertificate | undefined): string | undefined {
-  if (!cert?.raw) return undefined;
-  try {
-    return spiffeIdOfCertificate(new X509Certificate(cert.raw));
-  } catch {
-    return undefined;
-  }
+  // node:tls has parsed the certificate already: no second parse per handshake.
+  return spiffeIdOfSan(cert?.subjectaltname);
 }
 
 /**
