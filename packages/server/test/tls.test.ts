@@ -35,3 +35,22 @@ test('an operator certificate made by openssl (LATCHKEY_TLS_CERT/KEY) is served 
 test('an unreadable LATCHKEY_TLS_CERT stops the start with tls_material_invalid', async () => {
   await assert.rejects(startTestIdp({ config: { tlsCert: '/nonexistent/cert.pem', tlsKey: '/nonexistent/key.pem' } }), (e: { code?: string }) => e.code === 'tls_material_invalid');
 });
+
+test('the IdP refuses TLS 1.1 and CBC-only TLS 1.2 clients (openssl), and negotiates ECDHE with an AEAD cipher', async () => {
+  const t = await startTestIdp();
+  try {
+    const port = new URL(t.issuer).port;
+    const sClient = async (args: string) => (await run('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${port} ${args} 2>&1; true`])).stdout;
+    // @SECLEVEL=0 lets this openssl offer them at all, so each refusal is the IdP's.
+    const old = await sClient('-tls1_1 -cipher "DEFAULT:@SECLEVEL=0"');
+    assert.match(old, /alert protocol version/i);
+    assert.match(old, /Cipher is \(NONE\)/);
+    const cbc = await sClient('-tls1_2 -cipher "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:@SECLEVEL=0"');
+    assert.match(cbc, /alert handshake failure/i);
+    assert.match(cbc, /Cipher is \(NONE\)/);
+    assert.match(await sClient('-tls1_2'), /Cipher is ECDHE-ECDSA-(AES128-GCM-SHA256|AES256-GCM-SHA384|CHACHA20-POLY1305)/);
+    assert.match(await sClient('-tls1_3'), /TLSv1\.3, Cipher is TLS_/);
+  } finally {
+    await t.close();
+  }
+});
