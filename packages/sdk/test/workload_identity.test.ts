@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { startTestIdp, tlsFetch, type TestIdp } from '@latchkey/testkit';
+import { assertTlsProfile, startTestIdp, tlsFetch, type TestIdp } from '@latchkey/testkit';
 import { createWorkloadIdentity, peerSpiffeId, type WorkloadIdentity } from '@latchkey/sdk/workload';
 import { createTokenClient } from '@latchkey/sdk/token-client';
 import { createVerifier } from '@latchkey/sdk/verify';
@@ -155,17 +155,7 @@ describe('workload identity: two services over mTLS while their certificates rot
     try {
       writeFileSync(join(dir, 'cert.pem'), checkout.certificate.pem);
       writeFileSync(join(dir, 'key.pem'), checkout.clientOptions().key as string);
-      const sClient = async (args: string) => (await run('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${port} -cert ${join(dir, 'cert.pem')} -key ${join(dir, 'key.pem')} ${args} 2>&1; true`])).stdout;
-      // @SECLEVEL=0 lets this openssl offer TLS 1.1 at all, so the refusal is the server's.
-      const old = await sClient('-tls1_1 -cipher "DEFAULT:@SECLEVEL=0"');
-      // The server answers the ClientHello with a protocol_version alert (70); nothing is negotiated.
-      assert.match(old, /alert protocol version/i);
-      assert.match(old, /Cipher is \(NONE\)/);
-      const cbc = await sClient('-tls1_2 -cipher "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"');
-      assert.match(cbc, /alert handshake failure/i);
-      assert.match(cbc, /Cipher is \(NONE\)/);
-      const good = await sClient('-tls1_2');
-      assert.match(good, /Cipher is ECDHE-ECDSA-AES(128|256)-GCM-SHA(256|384)|Cipher is ECDHE-ECDSA-CHACHA20-POLY1305/);
+      await assertTlsProfile(port, `-cert ${join(dir, 'cert.pem')} -key ${join(dir, 'key.pem')}`);
     } finally {
       server.close();
       rmSync(dir, { recursive: true, force: true });

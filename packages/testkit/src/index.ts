@@ -4,3 +4,4 @@ export { startPostgresIfConfigured, testDatabaseUrl } from './postgres.ts';
 export { basicAuth } from './basic_auth.ts';
 export { serveCli, TSX, CLI_MAIN, type ServedCli } from './serve_cli.ts';
 export { workloadCsr } from './workload_csr.ts';
+export { assertTlsProfile } from './tls_profile.ts';
