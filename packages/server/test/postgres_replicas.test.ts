@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
-import { startPostgresIfConfigured, startTestIdp, testDatabaseUrl, type TestIdp, basicAuth } from '@latchkey/testkit';
+import { startPostgresIfConfigured, startTestIdp, testDatabaseUrl, workloadCsr, type TestIdp, basicAuth } from '@latchkey/testkit';
 import { openSse } from './feeds/sse_reader.ts';
 
 const AUD = 'https://orders.internal';
@@ -36,6 +36,24 @@ if (testDatabaseUrl() === undefined) {
       const states = (await a.idp.storage.listKeys()).map((k) => k.state).sort();
       assert.deepEqual(states, ['current', 'next']);
       assert.deepEqual(ja, jb);
+    });
+
+    test('one workload CA: both serve the root they raced to create; a rotation at one reaches the other within seconds', { timeout: 30_000 }, async () => {
+      const bundle = async (t: TestIdp) => (await t.fetch(`${t.issuer}/ca/bundle`)).text();
+      assert.equal(await bundle(a), await bundle(b));
+      const first = await bundle(a);
+      const rot = await a.fetch(`${a.issuer}/admin/ca/rotate`, { method: 'POST', headers: { authorization: `Bearer ${a.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ announce_seconds: 0 }) });
+      assert.equal(rot.status, 200);
+      const deadline = Date.now() + 8000;
+      while ((await bundle(b)) === first && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      assert.equal(await bundle(b), await bundle(a));
+      assert.equal((await bundle(b)).match(/BEGIN CERTIFICATE/g)!.length, 2);
+      // The other replica signs with the new root.
+      const c = await a.register({ client_id: 'svid-replica', audiences: [AUD] });
+      const { csrPem } = await workloadCsr();
+      const res = await b.fetch(`${b.issuer}/workload/certificate`, { method: 'POST', headers: { authorization: basic(c as never), 'content-type': 'application/json' }, body: JSON.stringify({ csr: csrPem }) });
+      const issuer = new X509Certificate(((await res.json()) as { certificate: string }).certificate).issuer;
+      assert.notEqual(issuer, new X509Certificate(first).subject);
     });
 
     test('a client registered at one replica gets tokens at the other; revocation is shared', async () => {

@@ -222,6 +222,17 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
       assert.equal(await s.getSetting('x'), '3');
     });
 
+    test('settings: compare-and-set replaces only the expected value, with its audit event only when it does', async () => {
+      await s.setSettingIfAbsent('cas', 'a');
+      const event = (n: string) => ({ time: new Date().toISOString(), type: 'ca.rotated' as const, outcome: 'success' as const, actor: 'admin', subject: n });
+      assert.equal(await s.replaceSetting('cas', 'a', 'b', [event('first')]), true);
+      assert.equal(await s.replaceSetting('cas', 'a', 'c', [event('second')]), false, 'a writer that read an older value loses');
+      assert.equal(await s.getSetting('cas'), 'b');
+      assert.equal(await s.replaceSetting('missing', 'a', 'b'), false);
+      const rotated = await s.listAuditEvents({ type: 'ca.rotated', limit: 10 });
+      assert.deepEqual(rotated.map((e) => e.subject), ['first']);
+    });
+
     test('data survives closing and reopening', async () => {
       await s.createClient(client('durable'));
       const again = await env.reopen();
