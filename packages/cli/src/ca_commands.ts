@@ -5,6 +5,7 @@ import * as x509 from '@peculiar/x509';
 import { Option, type Command } from 'commander';
 import { adminHeaders, connection, print, show } from './command_helpers.ts';
 import { endpoint } from './http_client.ts';
+import { basicAuthorization } from '@latchkey/protocol';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -66,9 +67,8 @@ export function registerCaCommands(program: Command): void {
     // The private key is made here and never leaves this machine; the IdP sees only the CSR.
     const keys = (await webcrypto.subtle.generateKey(kt.gen as EcKeyGenParams, true, ['sign', 'verify'])) as CryptoKeyPair;
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${String(opts.clientId).replace(/[,=+<>#;"\\]/g, '_')}`, keys, signingAlgorithm: kt.sign as EcdsaParams });
-    const enc = (s: string) => encodeURIComponent(s);
     const auth: Record<string, string> = secret
-      ? { authorization: `Basic ${Buffer.from(`${enc(opts.clientId)}:${enc(secret)}`).toString('base64')}` }
+      ? { authorization: basicAuthorization(opts.clientId, secret) }
       : asAdmin ? adminHeaders(opts) : {};
     const client = current ? endpoint(opts, { key: readFileSync(current.key, 'utf8'), cert: readFileSync(current.cert, 'utf8') }) : endpoint(opts);
     const res = await client.fetch('/workload/certificate', {

@@ -6,6 +6,7 @@ import { endpoint } from './http_client.ts';
 import { adminHeaders, collect, connection, print, show } from './command_helpers.ts';
 import { registerPolicyCommands } from './policy_commands.ts';
 import { registerCaCommands } from './ca_commands.ts';
+import { basicAuthorization } from '@latchkey/protocol';
 
 const program = new Command('latchkey').description('Latchkey: identity and access management for microservices').showHelpAfterError();
 
@@ -308,10 +309,9 @@ connection(
   const form = new URLSearchParams({ grant_type: 'client_credentials' });
   for (const a of (opts.audience as string[] | undefined) ?? []) form.append('resource', a);
   if (opts.scope) form.set('scope', opts.scope);
-  const enc = (s: string) => encodeURIComponent(s);
   const res = await endpoint(opts).fetch('/token', {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${enc(opts.clientId)}:${enc(secret)}`).toString('base64')}` },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuthorization(opts.clientId, secret) },
     body: form.toString(),
   });
   const body = (await show(res)) as { access_token: string } | undefined;

@@ -38,3 +38,10 @@ export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[numbe
 
 export const GRANT_TYPES = ['client_credentials'] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
+
+/**
+ * An RFC 6749 §2.3.1 `Authorization: Basic` value: client id and secret form-urlencoded, joined by
+ * `:`, base64-encoded.
+ */
+export const basicAuthorization = (clientId: string, clientSecret: string): string =>
+  `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString('base64')}`;

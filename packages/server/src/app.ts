@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { adminGuard } from './admin/admin_token.ts';
@@ -94,6 +95,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     done();
   });
   installErrorHandler(app);
+  if (deps.https) {
+    // A connection's client certificate is read once (RFC 8705); renegotiation could change it.
+    app.server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
+  }
 
   const issuer = config.issuer;
   const clients = deps.clients;

@@ -1,4 +1,5 @@
 import type { ReportedEvent } from '@latchkey/protocol';
+import { basicAuthorization } from '@latchkey/protocol';
 
 /** Options of {@link createAuditQueue}. */
 export interface AuditQueueOptions {
@@ -53,10 +54,9 @@ export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
   let unreported = 0;
   let rejected = 0;
   let sending: Promise<void> | undefined;
-  const enc = (s: string) => encodeURIComponent(s);
   const authorization = async (): Promise<string> =>
     options.credentials
-      ? `Basic ${Buffer.from(`${enc(options.credentials.clientId)}:${enc(options.credentials.clientSecret)}`).toString('base64')}`
+      ? basicAuthorization(options.credentials.clientId, options.credentials.clientSecret)
       : `Bearer ${await options.token!()}`;
 
   const sendAll = async (): Promise<void> => {

@@ -1,7 +1,7 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AccessTokenClaims, PolicyBundle, PolicyEntity } from '@latchkey/protocol';
 import type { AuditQueue } from '../audit/audit_queue.ts';
-import { decide, EntityStore, EvalError, evalRequest, Unsupported, type PolicyJson } from '@latchkey/protocol';
+import { decide, EntityStore, EvalError, evalRequest, Unsupported, type PolicyJson, basicAuthorization } from '@latchkey/protocol';
 import { EntityIndex, uidKey, type Uid } from './entity_slice.ts';
 import { PolicySource } from './policy_source.ts';
 
@@ -150,9 +150,8 @@ let setCounter = 0;
  */
 export async function createAuthorizer(options: AuthorizerOptions): Promise<Authorizer> {
   if (!options.credentials === !options.token) throw new TypeError('give exactly one of credentials and token');
-  const enc = (s: string) => encodeURIComponent(s);
   const authorization = async (): Promise<string> =>
-    options.credentials ? `Basic ${Buffer.from(`${enc(options.credentials.clientId)}:${enc(options.credentials.clientSecret)}`).toString('base64')}` : `Bearer ${await options.token!()}`;
+    options.credentials ? basicAuthorization(options.credentials.clientId, options.credentials.clientSecret) : `Bearer ${await options.token!()}`;
   const serviceType = options.servicePrincipalType ?? 'Service';
   const userType = options.userPrincipalType ?? 'User';
   const roleType = options.roleType ?? 'Role';

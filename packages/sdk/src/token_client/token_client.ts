@@ -1,6 +1,6 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@latchkey/protocol';
+import { CLIENT_ASSERTION_TYPE_JWT_BEARER, basicAuthorization } from '@latchkey/protocol';
 import type { WorkloadIdentity } from '../workload/workload_identity.ts';
 
 /** Options of {@link createTokenClient}. */
@@ -110,8 +110,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
     if (options.clientSecret !== undefined) {
       // RFC 6749 §2.3.1: form-urlencode, then Basic.
-      const enc = (s: string) => encodeURIComponent(s);
-      headers.authorization = `Basic ${Buffer.from(`${enc(options.clientId)}:${enc(options.clientSecret)}`).toString('base64')}`;
+      headers.authorization = basicAuthorization(options.clientId, options.clientSecret);
     } else if (options.privateKey === undefined) {
       // RFC 8705 §2: the certificate on the connection authenticates; client_id is REQUIRED.
       form.set('client_id', options.clientId);

@@ -1,5 +1,5 @@
 import { createHash, X509Certificate } from 'node:crypto';
-import { ACCESS_TOKEN_TYP, parseCompactJws, verifyJws, type AccessTokenClaims } from '@latchkey/protocol';
+import { ACCESS_TOKEN_TYP, parseCompactJws, verifyJws, type AccessTokenClaims, basicAuthorization } from '@latchkey/protocol';
 import { FeedClient, type FeedState } from './feed_client.ts';
 import { JwksCache } from './jwks_cache.ts';
 import { RevocationSet } from './revocation_set.ts';
@@ -100,10 +100,9 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
   const cache = new Map<string, { claims: AccessTokenClaims; kid: string }>();
   let feed: FeedClient | undefined;
   if (options.credentials) {
-    const enc = (s: string) => encodeURIComponent(s);
     feed = new FeedClient({
       issuer: options.issuer,
-      authorization: `Basic ${Buffer.from(`${enc(options.credentials.clientId)}:${enc(options.credentials.clientSecret)}`).toString('base64')}`,
+      authorization: basicAuthorization(options.credentials.clientId, options.credentials.clientSecret),
       fetch: f,
       pollIntervalMs: (options.pollInterval ?? 10) * 1000,
       revocations,

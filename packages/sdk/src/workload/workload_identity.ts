@@ -6,7 +6,7 @@ import type { AgentOptions } from 'node:https';
 import type { ConnectionOptions, PeerCertificate, SecureContextOptions, Server as TlsServer, TLSSocket } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import { Agent as UndiciAgent, Dispatcher, fetch as undiciFetch } from 'undici';
-import { TLS_OPTIONS } from '@latchkey/protocol';
+import { TLS_OPTIONS, basicAuthorization } from '@latchkey/protocol';
 import type { TokenClient } from '../token_client/token_client.ts';
 import { peerAllowed, spiffeIdOfPeer, type PeerPolicy } from './peer_identity.ts';
 
@@ -202,8 +202,7 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
   const authorization = async (): Promise<string> => {
     const c = options.credentials;
     if ('tokenClient' in c) return `Bearer ${await c.tokenClient.getToken({ scope: 'workload' })}`;
-    const enc = (s: string) => encodeURIComponent(s);
-    return `Basic ${Buffer.from(`${enc(c.clientId)}:${enc(c.clientSecret)}`).toString('base64')}`;
+    return basicAuthorization(c.clientId, c.clientSecret);
   };
 
   const obtain = async (generation: number): Promise<Current> => {
@@ -307,6 +306,8 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
       (server as TlsServer).on('secureConnection', (socket: TLSSocket) => {
         // OpenSSL verified the chain (rejectUnauthorized); the allowlist decides by SPIFFE ID.
         if (!socket.authorized || !peerAllowed(options.authorizePeer, spiffeIdOfPeer(socket.getPeerCertificate()))) socket.destroy();
+        // The peer's identity is read once per connection: it must not change by renegotiation.
+        else socket.disableRenegotiation();
       });
       (server as TlsServer).on('close', () => servers.delete(server as TlsServer));
       return server;

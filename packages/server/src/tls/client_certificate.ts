@@ -42,7 +42,7 @@ function parseHeaderCertificate(value: string): X509Certificate | undefined {
 }
 
 /**
- * Reads the client certificate of a request, once per request. Over this server's own TLS it is
+ * Reads the client certificate of a request (once per connection, or per request from a proxy). Over this server's own TLS it is
  * the certificate of the connection (the listener asks for one and accepts any; what it is worth
  * is decided by the authentication method). Behind a TLS-terminating proxy it is the proxy's
  * header — believed only when the connection comes from an address the operator named: a header
@@ -82,11 +82,13 @@ export function clientCertificateReader(options: ClientCertificateOptions): Clie
   };
 
   return (request) => {
-    const key = request.raw;
+    const socket = request.raw.socket;
+    const viaProxy = trusted !== undefined && trusted(socket.remoteAddress ?? '', 0);
+    // A proxy's header belongs to one request; a connection's own certificate to all its requests.
+    const key: object = viaProxy ? request.raw : socket;
     const cached = seen.get(key);
     if (cached !== undefined) return cached ?? undefined;
-    const remote = request.raw.socket.remoteAddress ?? '';
-    const found = trusted && trusted(remote, 0) ? fromProxy(request) : fromTls(request);
+    const found = viaProxy ? fromProxy(request) : fromTls(request);
     seen.set(key, found);
     return found ?? undefined;
   };
