@@ -208,6 +208,42 @@ describe('workload identity: two services over mTLS while their certificates rot
     }
   });
 
+  test('a revoked client: its open mTLS connection is closed within a second and it cannot reconnect, although its certificate has not expired', { timeout: 30_000 }, async () => {
+    const idp = await startTestIdp({ config: { trustDomain: TD, workloadCertTtl: 600 } });
+    const held: WorkloadIdentity[] = [];
+    try {
+      const o = (await idp.register({ client_id: 'orders', audiences: ['https://x.internal'] })) as Record<string, string>;
+      const c = (await idp.register({ client_id: 'checkout', audiences: ['https://x.internal'] })) as Record<string, string>;
+      // The orders service follows the revocation feed with its verifier, and gives it to its identity.
+      const verifier = await createVerifier({ issuer: idp.issuer, audience: 'https://x.internal', fetch: tlsFetch(idp.caPem), credentials: { clientId: 'orders', clientSecret: o.client_secret! } });
+      const orders = await createWorkloadIdentity({ issuer: idp.issuer, credentials: { clientId: 'orders', clientSecret: o.client_secret! }, idpCa: idp.caPem!, revocations: verifier });
+      const checkout = await createWorkloadIdentity({ issuer: idp.issuer, credentials: { clientId: 'checkout', clientSecret: c.client_secret! }, idpCa: idp.caPem! });
+      held.push(orders, checkout);
+      const server = orders.createServer((_req, res) => res.end('hi'));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as AddressInfo).port;
+      // One long-lived TLS connection from checkout.
+      const { connect } = await import('node:tls');
+      const socket = connect({ ...checkout.clientOptions(), host: '127.0.0.1', port });
+      await new Promise<void>((r, j) => socket.once('secureConnect', () => r()).once('error', j));
+      const closed = new Promise<number>((r) => socket.once('close', () => r(Date.now())));
+      assert.equal(await (await checkout.fetch(`https://127.0.0.1:${port}/`)).text(), 'hi');
+      const revokedAt = Date.now();
+      const res = await idp.fetch(`${idp.issuer}/admin/clients/checkout/revoke`, { method: 'POST', headers: { authorization: `Bearer ${idp.adminToken}` } });
+      assert.equal(res.status, 200);
+      const closedAt = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 3000))]);
+      assert.ok(closedAt > 0 && closedAt - revokedAt < 1000, `closed ${closedAt - revokedAt} ms after the revocation`);
+      // Its certificate is still within its lifetime, but it no longer gets in.
+      assert.ok(checkout.certificate.notAfter.getTime() > Date.now() + 500_000);
+      await assert.rejects(checkout.fetch(`https://127.0.0.1:${port}/`));
+      server.close();
+      verifier.close();
+    } finally {
+      for (const h of held) await h.close();
+      await idp.close();
+    }
+  });
+
   test('the IdP down: renewals back off and the current certificate stays in use; they succeed once it is back', { timeout: 60_000 }, async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-wl-idp-'));
     const { freePort } = await import('@latchkey/testkit');

@@ -72,7 +72,8 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       detection?.nudge();
     });
     const keys = new KeyRing(storage, master);
-    const revocations = new RevocationLog(storage, config.issuer, config.maxAccessTokenTtl + config.clockSkew);
+    // A client or key revocation must outlive every token and every workload certificate it covers.
+    const revocations = new RevocationLog(storage, config.issuer, Math.max(config.maxAccessTokenTtl, config.workloadCertTtl) + config.clockSkew);
     const rotator = new KeyRotator({
       feed: revocations,
       store: storage,

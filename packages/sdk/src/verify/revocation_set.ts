@@ -9,6 +9,7 @@ export class RevocationSet {
   private readonly clients = new Map<string, { nb: number; exp: number }>();
   private readonly subjects = new Map<string, { nb: number; exp: number }>();
   private readonly keys = new Map<string, number>();
+  private readonly listeners = new Set<(e: RevocationEntry) => void>();
   cursor = '0';
 
   constructor(private readonly issuer: string) {}
@@ -17,8 +18,25 @@ export class RevocationSet {
     return this.tokens.size + this.clients.size + this.subjects.size + this.keys.size;
   }
 
+  /** Called with each entry applied (for workload identities that cut connections of revoked peers). */
+  onApply(listener: (e: RevocationEntry) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   apply(e: RevocationEntry): void {
     if (e.iss !== this.issuer) return;
+    this.record(e);
+    for (const l of this.listeners) l(e);
+  }
+
+  /** Whether a client revocation covers something of that client issued at `issuedAt` (epoch seconds). */
+  clientRevoked(clientId: string, issuedAt: number): boolean {
+    const c = this.clients.get(clientId);
+    return c !== undefined && issuedAt <= c.nb;
+  }
+
+  private record(e: RevocationEntry): void {
     if (e.kind === 'token') this.tokens.set(e.ref, e.expires_at);
     else if (e.kind === 'key') this.keys.set(e.ref, e.expires_at);
     else {

@@ -53,6 +53,13 @@ export interface Verifier {
    * `mtlsCertificate` is the peer certificate of the connection, for tokens bound to one (RFC 8705 §3).
    */
   verify(token: string, options?: { mtlsCertificate?: X509Certificate | Buffer }): Promise<AccessTokenClaims>;
+  /**
+   * Whether the client was revoked at or after `issuedAt` (epoch seconds), from the revocation
+   * feed: what a workload identity asks of a peer's certificate.
+   */
+  clientRevoked(clientId: string, issuedAt: number): boolean;
+  /** Calls `listener` with the id of each client revocation as it arrives; returns the unsubscribe function. */
+  onClientRevoked(listener: (clientId: string) => void): () => void;
   health(): VerifierHealth;
   close(): void;
 }
@@ -159,6 +166,10 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
         throw err;
       }
     },
+    clientRevoked: (clientId, issuedAt) => revocations.clientRevoked(clientId, issuedAt),
+    onClientRevoked: (listener) => revocations.onApply((e) => {
+      if (e.kind === 'client') listener(e.ref);
+    }),
     health() {
       const age = (t: number) => (t > 0 ? Math.round((Date.now() - t) / 1000) : null);
       return {

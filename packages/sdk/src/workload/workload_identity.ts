@@ -8,6 +8,7 @@ import * as x509 from '@peculiar/x509';
 import { Agent as UndiciAgent, Dispatcher, fetch as undiciFetch } from 'undici';
 import { TLS_OPTIONS, basicAuthorization } from '@latchkey/protocol';
 import type { TokenClient } from '../token_client/token_client.ts';
+import type { Verifier } from '../verify/verifier.ts';
 import { peerAllowed, spiffeIdOfPeer, type PeerPolicy } from './peer_identity.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -49,6 +50,12 @@ export interface WorkloadIdentityOptions {
   jitter?: number;
   /** Backoff between failed renewals, in milliseconds: from `min` doubling to `max` (default 1000 to 30000). */
   retry?: { min?: number; max?: number };
+  /**
+   * A verifier with credentials (it follows the IdP's revocation feed): peers whose client was
+   * revoked after their certificate was issued are refused at once, and open connections from
+   * them are closed when the revocation arrives — not only when their certificate expires.
+   */
+  revocations?: Pick<Verifier, 'clientRevoked' | 'onClientRevoked'>;
   /** Called after each rotation, and with each renewal error (the current certificate stays in use). */
   onRotate?: (identity: WorkloadIdentity) => void;
   onError?: (err: Error) => void;
@@ -189,6 +196,8 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
   const listeners = new Set<(identity: WorkloadIdentity) => void>();
   if (options.onRotate) listeners.add(options.onRotate);
   const servers = new Set<TlsServer>();
+  /** Open server-side connections by peer client id, to close when that client is revoked. */
+  const connections = new Map<TLSSocket, string>();
   let current: Current;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
@@ -250,11 +259,24 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
 
   const serverSecureContext = (): SecureContextOptions => ({ key: current.keyPem, cert: current.certificate.pem, ca: current.bundlePem, ...TLS_OPTIONS });
 
-  const checkServer = (_host: string, cert: PeerCertificate): Error | undefined => {
+  /** The client id a peer's SPIFFE ID names in this trust domain (`spiffe://<td>/svc/<id>`). */
+  const peerClientId = (spiffeId: string | undefined): string | undefined => {
+    const prefix = current.spiffeId.slice(0, current.spiffeId.lastIndexOf('/') + 1);
+    return spiffeId?.startsWith(prefix) ? decodeURIComponent(spiffeId.slice(prefix.length)) : undefined;
+  };
+  /** Why a verified peer certificate is not acceptable, or undefined. */
+  const refusal = (cert: PeerCertificate): string | undefined => {
     const id = spiffeIdOfPeer(cert);
-    // The chain was verified against the bundle already; the name that matters is the SPIFFE ID.
-    if (!peerAllowed(options.authorizePeer, id)) return new Error(`server ${id ?? '(no SPIFFE ID)'} is not an allowed peer`);
+    if (!peerAllowed(options.authorizePeer, id)) return `${id ?? '(no SPIFFE ID)'} is not an allowed peer`;
+    const clientId = peerClientId(id);
+    if (options.revocations && clientId !== undefined && options.revocations.clientRevoked(clientId, Date.parse(cert.valid_from) / 1000)) return `${id} was revoked`;
     return undefined;
+  };
+
+  const checkServer = (_host: string, cert: PeerCertificate): Error | undefined => {
+    // The chain was verified against the bundle already; the name that matters is the SPIFFE ID.
+    const why = refusal(cert);
+    return why ? new Error(`server ${why}`) : undefined;
   };
 
   const clientOptions = (): ConnectionOptions => ({ ...serverSecureContext(), rejectUnauthorized: true, checkServerIdentity: checkServer });
@@ -273,9 +295,10 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
       Object.assign(opts, clientOptions());
       return (https.Agent.prototype as unknown as { createConnection: (...a: unknown[]) => never }).createConnection.apply(this, args);
     }
-    dropIdle(): void {
+    /** Closes idle pooled sockets of older certificate generations (or all of them). */
+    dropIdle(all = false): void {
       const free = (this as unknown as { freeSockets: Record<string, TLSSocket[]> }).freeSockets;
-      for (const [name, sockets] of Object.entries(free)) if (!name.endsWith(`:latchkey-gen-${current.generation}`)) for (const s of sockets) s.destroy();
+      for (const [name, sockets] of Object.entries(free)) if (all || !name.endsWith(`:latchkey-gen-${current.generation}`)) for (const s of sockets) s.destroy();
     }
   }
 
@@ -304,10 +327,18 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
     attachServer(server) {
       servers.add(server as TlsServer);
       (server as TlsServer).on('secureConnection', (socket: TLSSocket) => {
-        // OpenSSL verified the chain (rejectUnauthorized); the allowlist decides by SPIFFE ID.
-        if (!socket.authorized || !peerAllowed(options.authorizePeer, spiffeIdOfPeer(socket.getPeerCertificate()))) socket.destroy();
+        // OpenSSL verified the chain (rejectUnauthorized); the allowlist and revocations decide by SPIFFE ID.
+        if (!socket.authorized || refusal(socket.getPeerCertificate()) !== undefined) {
+          socket.destroy();
+          return;
+        }
         // The peer's identity is read once per connection: it must not change by renegotiation.
-        else socket.disableRenegotiation();
+        socket.disableRenegotiation();
+        const peer = peerClientId(spiffeIdOfPeer(socket.getPeerCertificate()));
+        if (peer !== undefined && options.revocations) {
+          connections.set(socket, peer);
+          socket.once('close', () => connections.delete(socket));
+        }
       });
       (server as TlsServer).on('close', () => servers.delete(server as TlsServer));
       return server;
@@ -374,11 +405,18 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
     },
     async close() {
       closed = true;
+      unsubscribe?.();
       clearTimeout(timer);
       agent.destroy();
       await Promise.all([dispatcher.close(), idpDispatcher!.close()]);
     },
   };
+  // A revoked peer: its open connections to our servers close, and our pools reconnect (and re-check).
+  const unsubscribe = options.revocations?.onClientRevoked((clientId) => {
+    for (const [socket, peer] of connections) if (peer === clientId) socket.destroy();
+    dispatcher.rotate();
+    agent.dropIdle(true);
+  });
   scheduleRenewal();
   return identity;
 }
