@@ -244,6 +244,27 @@ describe('workload identity: two services over mTLS while their certificates rot
     }
   });
 
+  test('credentials as a token client (Bearer with the workload scope); Ed25519 and RSA keys work for mutual TLS', async () => {
+    const reg = (await t.register({ client_id: 'inventory', audiences: ['https://orders.internal'], scope: 'workload' })) as Record<string, string>;
+    const tokenClient = createTokenClient({ issuer: t.issuer, clientId: 'inventory', clientSecret: reg.client_secret!, fetch: tlsFetch(t.caPem) });
+    const ed = await createWorkloadIdentity({ issuer: t.issuer, credentials: { tokenClient }, idpCa: t.caPem!, keyType: 'Ed25519' });
+    const rsa = await createWorkloadIdentity({ issuer: t.issuer, credentials: creds.checkout!, idpCa: t.caPem!, keyType: 'RSA' });
+    ids.push(ed, rsa);
+    assert.equal(ed.spiffeId, `spiffe://${TD}/svc/inventory`);
+    assert.equal(new X509Certificate(ed.certificate.pem).publicKey.asymmetricKeyType, 'ed25519');
+    assert.equal(new X509Certificate(rsa.certificate.pem).publicKey.asymmetricKeyType, 'rsa');
+    const server = ed.createServer((req, res) => res.end(peerSpiffeId(req)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const res = await rsa.fetch(`https://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      assert.equal(await res.text(), `spiffe://${TD}/svc/checkout`);
+      await ed.renew();
+      assert.equal(ed.health().rotations, 1);
+    } finally {
+      server.close();
+    }
+  });
+
   test('the IdP down: renewals back off and the current certificate stays in use; they succeed once it is back', { timeout: 60_000 }, async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-wl-idp-'));
     const { freePort } = await import('@latchkey/testkit');
