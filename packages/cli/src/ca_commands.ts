@@ -1,22 +1,13 @@
-import { webcrypto } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
 import { Option, type Command } from 'commander';
 import { adminHeaders, connection, print, show } from './command_helpers.ts';
 import { endpoint } from './http_client.ts';
+import { createWorkloadCsr, type WorkloadKeyType } from '@latchkey/sdk/workload';
 import { basicAuthorization } from '@latchkey/protocol';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
-
-const KEY_TYPES = {
-  p256: { gen: { name: 'ECDSA', namedCurve: 'P-256' }, sign: { name: 'ECDSA', hash: 'SHA-256' } },
-  ed25519: { gen: { name: 'Ed25519' }, sign: { name: 'Ed25519' } },
-  rsa: { gen: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, sign: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } },
-} as const;
-
-const pem = (der: ArrayBuffer, label: string): string =>
-  `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n?$/, '\n')}-----END ${label}-----\n`;
+/** `--key-type` values and the SDK's key types. */
+const KEY_TYPES: Record<string, WorkloadKeyType> = { p256: 'P-256', ed25519: 'Ed25519', rsa: 'RSA' };
 
 /** `latchkey ca show|status|rotate` and `latchkey cert issue` (for services not written in TypeScript). */
 export function registerCaCommands(program: Command): void {
@@ -63,10 +54,8 @@ export function registerCaCommands(program: Command): void {
       process.stderr.write(`error: --renew needs ${current.key} and ${current.cert}\n`);
       process.exit(2);
     }
-    const kt = KEY_TYPES[opts.keyType as keyof typeof KEY_TYPES];
     // The private key is made here and never leaves this machine; the IdP sees only the CSR.
-    const keys = (await webcrypto.subtle.generateKey(kt.gen as EcKeyGenParams, true, ['sign', 'verify'])) as CryptoKeyPair;
-    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${String(opts.clientId).replace(/[,=+<>#;"\\]/g, '_')}`, keys, signingAlgorithm: kt.sign as EcdsaParams });
+    const { privateKeyPem, csrPem } = await createWorkloadCsr(KEY_TYPES[opts.keyType]);
     const auth: Record<string, string> = secret
       ? { authorization: basicAuthorization(opts.clientId, secret) }
       : asAdmin ? adminHeaders(opts) : {};
@@ -74,12 +63,12 @@ export function registerCaCommands(program: Command): void {
     const res = await client.fetch('/workload/certificate', {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/json' },
-      body: JSON.stringify(asAdmin ? { csr: csr.toString('pem'), client_id: opts.clientId } : { csr: csr.toString('pem') }),
+      body: JSON.stringify(asAdmin ? { csr: csrPem, client_id: opts.clientId } : { csr: csrPem }),
     });
     const body = (await show(res)) as { certificate: string; trust_bundle: string; spiffe_id: string; expires_at: number } | undefined;
     if (!body) return;
     mkdirSync(opts.out, { recursive: true, mode: 0o700 });
-    writeFileSync(join(opts.out, 'key.pem'), pem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'), { mode: 0o600 });
+    writeFileSync(join(opts.out, 'key.pem'), privateKeyPem, { mode: 0o600 });
     writeFileSync(join(opts.out, 'cert.pem'), body.certificate, { mode: 0o644 });
     writeFileSync(join(opts.out, 'bundle.pem'), body.trust_bundle, { mode: 0o644 });
     process.stdout.write(`${body.spiffe_id} until ${new Date(body.expires_at * 1000).toISOString()}: ${join(opts.out, 'cert.pem')}\n`);

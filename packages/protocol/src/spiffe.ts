@@ -1,4 +1,4 @@
-import type { X509Certificate } from 'node:crypto';
+import { createHash, type X509Certificate } from 'node:crypto';
 
 /**
  * A SPIFFE ID (SPIFFE-ID §2): `spiffe://<trust domain>/<path>`, trust domain of lowercase letters,
@@ -10,6 +10,17 @@ export const isSpiffeId = (s: string): boolean => SPIFFE_ID.test(s) && s.length 
 
 /** `spiffe://<trust-domain>/svc/<client_id>`: the identity Latchkey gives a registered client. */
 export const serviceSpiffeId = (trustDomain: string, clientId: string): string => `spiffe://${trustDomain}/svc/${encodeURIComponent(clientId)}`;
+
+/** The client id a service SPIFFE ID names (the inverse of {@link serviceSpiffeId}), in `trustDomain` when given. */
+export function serviceClientId(spiffeId: string, trustDomain?: string): string | undefined {
+  const m = /^spiffe:\/\/([^/]+)\/svc\/([^/]+)$/.exec(spiffeId);
+  if (!m || (trustDomain !== undefined && m[1] !== trustDomain)) return undefined;
+  try {
+    return decodeURIComponent(m[2]!);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * The SPIFFE ID of an X.509-SVID (X509-SVID §2: exactly one URI SAN, a SPIFFE ID), or undefined
@@ -28,3 +39,6 @@ export function spiffeIdOfSan(san: string | undefined): string | undefined {
   if (uris.length !== 1 || !isSpiffeId(uris[0]!)) return undefined;
   return uris[0];
 }
+
+/** RFC 8705 §3.1: the `x5t#S256` confirmation of a certificate, base64url SHA-256 of its DER. */
+export const certificateThumbprint = (der: Buffer | Uint8Array): string => createHash('sha256').update(der).digest('base64url');

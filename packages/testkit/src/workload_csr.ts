@@ -1,4 +1,4 @@
-import { webcrypto } from 'node:crypto';
+import { KeyObject, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -9,8 +9,6 @@ const ALGS = {
   RSA: { gen: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, sign: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } },
 } as const;
 
-const pem = (der: ArrayBuffer, label: string): string =>
-  `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n?$/, '\n')}-----END ${label}-----\n`;
 
 /** A fresh key pair and a PKCS#10 request for it: no subject, unless `cn` or other `names` are asked for (the IdP ignores them, and flags them). */
 export async function workloadCsr(keyType: keyof typeof ALGS = 'P-256', names: x509.JsonGeneralNames = [], cn?: string): Promise<{ keyPem: string; csrPem: string }> {
@@ -20,5 +18,5 @@ export async function workloadCsr(keyType: keyof typeof ALGS = 'P-256', names: x
     ...(cn !== undefined ? { name: `CN=${cn}` } : {}), keys, signingAlgorithm: a.sign as EcdsaParams,
     extensions: names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names)] : [],
   });
-  return { keyPem: pem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'), csrPem: csr.toString('pem') };
+  return { keyPem: KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }) as string, csrPem: csr.toString('pem') };
 }

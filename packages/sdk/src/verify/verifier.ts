@@ -1,5 +1,5 @@
-import { createHash, X509Certificate } from 'node:crypto';
-import { ACCESS_TOKEN_TYP, parseCompactJws, verifyJws, type AccessTokenClaims, basicAuthorization } from '@latchkey/protocol';
+import { X509Certificate } from 'node:crypto';
+import { ACCESS_TOKEN_TYP, parseCompactJws, verifyJws, type AccessTokenClaims, basicAuthorization, certificateThumbprint } from '@latchkey/protocol';
 import { FeedClient, type FeedState } from './feed_client.ts';
 import { JwksCache } from './jwks_cache.ts';
 import { RevocationSet } from './revocation_set.ts';
@@ -139,7 +139,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     // (immutable; the middleware hands over one per connection), every time for a Buffer.
     let thumbprint = cert instanceof X509Certificate ? thumbprints.get(cert) : undefined;
     if (thumbprint === undefined) {
-      thumbprint = createHash('sha256').update(cert instanceof X509Certificate ? cert.raw : cert).digest('base64url');
+      thumbprint = certificateThumbprint(cert instanceof X509Certificate ? cert.raw : cert);
       if (cert instanceof X509Certificate) thumbprints.set(cert, thumbprint);
     }
     if (thumbprint !== bound) throw new VerifyError('binding_mismatch', 'the token is bound to another certificate');

@@ -1,26 +1,17 @@
-import { createHash, webcrypto, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import type { RequestListener } from 'node:http';
 import https from 'node:https';
 import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
 import type { AgentOptions } from 'node:https';
 import type { ConnectionOptions, PeerCertificate, SecureContextOptions, Server as TlsServer, TLSSocket } from 'node:tls';
-import * as x509 from '@peculiar/x509';
 import { Agent as UndiciAgent, Dispatcher, fetch as undiciFetch } from 'undici';
-import { TLS_OPTIONS, basicAuthorization } from '@latchkey/protocol';
+import { TLS_OPTIONS, basicAuthorization, certificateThumbprint, serviceClientId } from '@latchkey/protocol';
 import type { TokenClient } from '../token_client/token_client.ts';
 import type { Verifier } from '../verify/verifier.ts';
 import { peerAllowed, spiffeIdOfPeer, type PeerPolicy } from './peer_identity.ts';
+import { createWorkloadCsr, type WorkloadKeyType } from './workload_csr.ts';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
-
-/** Key types the workload CA certifies. */
-export type WorkloadKeyType = 'P-256' | 'Ed25519' | 'RSA';
-
-const KEY_ALGORITHMS: Record<WorkloadKeyType, { gen: EcKeyGenParams | Algorithm | RsaHashedKeyGenParams; sign: EcdsaParams | Algorithm }> = {
-  'P-256': { gen: { name: 'ECDSA', namedCurve: 'P-256' } as EcKeyGenParams, sign: { name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams },
-  Ed25519: { gen: { name: 'Ed25519' }, sign: { name: 'Ed25519' } },
-  RSA: { gen: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' } as RsaHashedKeyGenParams, sign: { name: 'RSASSA-PKCS1-v1_5' } },
-};
+export type { WorkloadKeyType } from './workload_csr.ts';
 
 /** Options of {@link createWorkloadIdentity}. */
 export interface WorkloadIdentityOptions {
@@ -137,9 +128,6 @@ interface Current {
   generation: number;
 }
 
-const toPem = (der: ArrayBuffer, label: string): string =>
-  `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n?$/, '\n')}-----END ${label}-----\n`;
-
 /** A pool per certificate generation: `dispatch` always goes to the newest; old pools finish their requests and close. */
 class RotatingDispatcher extends Dispatcher {
   private current: UndiciAgent;
@@ -215,15 +203,11 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
   };
 
   const obtain = async (generation: number): Promise<Current> => {
-    const alg = KEY_ALGORITHMS[keyType];
-    const keys = (await webcrypto.subtle.generateKey(alg.gen, true, ['sign', 'verify'])) as CryptoKeyPair;
-    // The IdP certifies the caller's own SPIFFE ID whatever the CSR names, and flags a CSR that
-    // names anyone else: this one names no one.
-    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: alg.sign as Algorithm } as x509.Pkcs10CertificateRequestCreateParams);
+    const { privateKeyPem, csrPem } = await createWorkloadCsr(keyType);
     const res = await f(`${options.issuer}/workload/certificate`, {
       method: 'POST',
       headers: { authorization: await authorization(), 'content-type': 'application/json' },
-      body: JSON.stringify({ csr: csr.toString('pem') }),
+      body: JSON.stringify({ csr: csrPem }),
     });
     const body = (await res.json().catch(() => ({}))) as { certificate?: string; trust_bundle?: string; spiffe_id?: string; error?: string; error_description?: string };
     if (!res.ok || typeof body.certificate !== 'string' || typeof body.trust_bundle !== 'string' || typeof body.spiffe_id !== 'string') {
@@ -231,10 +215,10 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
     }
     const leaf = new X509Certificate(body.certificate);
     return {
-      keyPem: toPem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'),
+      keyPem: privateKeyPem,
       certificate: {
         pem: body.certificate, serial: leaf.serialNumber, notBefore: new Date(leaf.validFrom), notAfter: new Date(leaf.validTo),
-        thumbprint: createHash('sha256').update(leaf.raw).digest('base64url'),
+        thumbprint: certificateThumbprint(leaf.raw),
       },
       bundlePem: body.trust_bundle,
       spiffeId: body.spiffe_id,
@@ -260,10 +244,7 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
   const serverSecureContext = (): SecureContextOptions => ({ key: current.keyPem, cert: current.certificate.pem, ca: current.bundlePem, ...TLS_OPTIONS });
 
   /** The client id a peer's SPIFFE ID names in this trust domain (`spiffe://<td>/svc/<id>`). */
-  const peerClientId = (spiffeId: string | undefined): string | undefined => {
-    const prefix = current.spiffeId.slice(0, current.spiffeId.lastIndexOf('/') + 1);
-    return spiffeId?.startsWith(prefix) ? decodeURIComponent(spiffeId.slice(prefix.length)) : undefined;
-  };
+  const peerClientId = (spiffeId: string | undefined): string | undefined => (spiffeId === undefined ? undefined : serviceClientId(spiffeId, current.spiffeId.slice('spiffe://'.length).split('/')[0]));
   /** Why a verified peer certificate is not acceptable, or undefined. */
   const refusal = (cert: PeerCertificate): string | undefined => {
     const id = spiffeIdOfPeer(cert);

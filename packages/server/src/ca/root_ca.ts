@@ -1,4 +1,4 @@
-import { webcrypto } from 'node:crypto';
+import { KeyObject, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -7,8 +7,8 @@ x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 export const CA_ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 export const DAY_MS = 86_400_000;
 
-export const toPem = (der: ArrayBuffer, label: string): string =>
-  `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n?$/, '\n')}-----END ${label}-----\n`;
+/** PKCS#8 PEM of a WebCrypto private key. */
+export const pkcs8Pem = (key: CryptoKey): string => KeyObject.from(key).export({ type: 'pkcs8', format: 'pem' }) as string;
 
 /** A positive 128-bit serial (RFC 5280 §4.1.2.2: at most 20 octets, positive). */
 export const randomSerial = (): string => Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '7');
@@ -36,5 +36,5 @@ export async function createRootCa(name: string): Promise<{ cert: x509.X509Certi
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { cert, key: keys.privateKey, certPem: cert.toString('pem') + '\n', keyPem: toPem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY') };
+  return { cert, key: keys.privateKey, certPem: cert.toString('pem') + '\n', keyPem: pkcs8Pem(keys.privateKey) };
 }

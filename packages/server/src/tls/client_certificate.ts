@@ -1,4 +1,5 @@
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
+import { certificateThumbprint } from '@latchkey/protocol';
 import type { TLSSocket } from 'node:tls';
 import proxyAddr from '@fastify/proxy-addr';
 import type { FastifyRequest } from 'fastify';
@@ -22,7 +23,6 @@ export interface ClientCertificateOptions {
 
 export type ClientCertificateReader = (request: FastifyRequest) => PresentedCertificate | undefined;
 
-export const thumbprintOf = (der: Buffer): string => createHash('sha256').update(der).digest('base64url');
 
 /**
  * A header value as a certificate: RFC 9440 §2.1's byte sequence (`:<base64 DER>:`), or the
@@ -63,7 +63,7 @@ export function clientCertificateReader(options: ClientCertificateOptions): Clie
     const chain = typeof chainRaw === 'string' && chainRaw.length <= 64 * 1024
       ? chainRaw.split(',').slice(0, 5).map(parseHeaderCertificate).filter((c): c is X509Certificate => c !== undefined)
       : [];
-    return { cert, chain, thumbprint: thumbprintOf(cert.raw), via: 'proxy' };
+    return { cert, chain, thumbprint: certificateThumbprint(cert.raw), via: 'proxy' };
   };
 
   const fromTls = (request: FastifyRequest): PresentedCertificate | null => {
@@ -75,7 +75,7 @@ export function clientCertificateReader(options: ClientCertificateOptions): Clie
       const cert = new X509Certificate(peer.raw);
       const chain: X509Certificate[] = [];
       for (let p = peer.issuerCertificate; p && p.raw && p !== p.issuerCertificate && chain.length < 5; p = p.issuerCertificate) chain.push(new X509Certificate(p.raw));
-      return { cert, chain, thumbprint: thumbprintOf(peer.raw), via: 'tls' };
+      return { cert, chain, thumbprint: certificateThumbprint(peer.raw), via: 'tls' };
     } catch {
       return null;
     }

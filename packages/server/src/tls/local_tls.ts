@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { LatchkeyError } from '../errors.ts';
 import type { MasterKey } from '../keys/master_key.ts';
-import { CA_ALG as ALG, DAY_MS as DAY, createRootCa, importCaKey, randomSerial as serial, toPem } from '../ca/root_ca.ts';
+import { CA_ALG as ALG, DAY_MS as DAY, createRootCa, importCaKey, randomSerial as serial, pkcs8Pem } from '../ca/root_ca.ts';
 
 export interface TlsMaterial {
   cert: string;
@@ -85,7 +85,7 @@ export async function loadTlsMaterial(options: { dataDir: string; certFile?: str
     ],
   });
   const certPem = cert.toString('pem') + '\n' + ca.pem;
-  const keyPem = toPem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
+  const keyPem = pkcs8Pem(keys.privateKey);
   writeFileSync(certFile, certPem, { mode: 0o644 });
   writeFileSync(keyFile, options.master.seal(Buffer.from(keyPem), 'local-tls') + '\n', { mode: 0o600 });
   return { cert: certPem, key: keyPem, caPem: ca.pem };

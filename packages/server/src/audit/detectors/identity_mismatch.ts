@@ -1,3 +1,4 @@
+import { serviceClientId } from '@latchkey/protocol';
 import type { AuditRecord } from '../../storage/ports.ts';
 import type { Detector, Finding } from './types.ts';
 
@@ -23,8 +24,7 @@ export function identityMismatch(): Detector {
       if (e.type === 'client.auth_failed' && e.reason === 'certificate_mismatch' && e.detail?.presented_spiffe_id !== undefined && e.client_id !== undefined) {
         // The workload that presented its certificate is the one acting out of turn (and the one a lock should hold).
         const presented = String(e.detail.presented_spiffe_id);
-        const m = /\/svc\/([^/]+)$/.exec(presented);
-        const presenter = m ? decodeURIComponent(m[1]!) : undefined;
+        const presenter = serviceClientId(presented);
         return [{
           detector: 'identity_mismatch', severity: 'high', key: presenter !== undefined ? `client:${presenter}` : `spiffe:${presented}`,
           summary: `the certificate of ${presented} was presented to authenticate as client "${e.client_id}"`,

@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import { serviceSpiffeId, spiffeIdOfCertificate } from '@latchkey/protocol';
+import { serviceClientId, serviceSpiffeId, spiffeIdOfCertificate } from '@latchkey/protocol';
 import { invalidClient } from '../../errors.ts';
 import { param } from '../../http/form.ts';
 import { verifyClientChain } from '../../ca/chain_verify.ts';
@@ -15,15 +15,6 @@ export interface TlsClientAuthDeps {
   jwks: ClientJwks;
 }
 
-/** The client id a workload certificate names: `spiffe://<our trust domain>/svc/<client_id>`. */
-function clientIdOfSpiffe(cert: X509Certificate, trustDomain: string): string | undefined {
-  const id = spiffeIdOfCertificate(cert);
-  const prefix = `spiffe://${trustDomain}/svc/`;
-  if (!id?.startsWith(prefix)) return undefined;
-  const rest = id.slice(prefix.length);
-  return rest.includes('/') ? undefined : decodeURIComponent(rest);
-}
-
 /**
  * RFC 8705 §2: mutual-TLS client authentication. The credential is the certificate of the
  * connection; the client's registration decides what it must be:
@@ -36,6 +27,10 @@ function clientIdOfSpiffe(cert: X509Certificate, trustDomain: string): string | 
  * from the request (§2 makes it REQUIRED) or, for a workload certificate, from its SPIFFE ID.
  */
 export function tlsClientAuth(deps: TlsClientAuthDeps): ClientAuthMethod {
+  const serviceClientIdOf = (cert: X509Certificate): string | undefined => {
+    const id = spiffeIdOfCertificate(cert);
+    return id === undefined ? undefined : serviceClientId(id, deps.trustDomain);
+  };
   const certOf = (request: Parameters<ClientAuthMethod['present']>[2]): PresentedCertificate | undefined => deps.certificate(request);
 
   const selfSigned = async (presented: PresentedCertificate, client: Parameters<Awaited<ReturnType<ClientAuthMethod['read']>>['verify']>[0]): Promise<void> => {
@@ -56,7 +51,7 @@ export function tlsClientAuth(deps: TlsClientAuthDeps): ClientAuthMethod {
       authorization === undefined && !form.has('client_secret') && !form.has('client_assertion') && !form.has('client_assertion_type') && certOf(request) !== undefined,
     read(form, _authorization, request) {
       const presented = certOf(request)!;
-      const clientId = param(form, 'client_id') ?? clientIdOfSpiffe(presented.cert, deps.trustDomain);
+      const clientId = param(form, 'client_id') ?? serviceClientIdOf(presented.cert);
       if (!clientId) throw invalidClient('client_id is required with a client certificate (RFC 8705 §2)', 'malformed_credentials');
       return {
         method: 'tls_client_auth',
