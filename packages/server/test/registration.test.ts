@@ -155,7 +155,6 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
       ['scope', { audiences: [AUD], scope: 'orders:read orders:admin' }],
       ['roles', { audiences: [AUD], roles: ['reader', 'admin'] }],
       ['access_token_ttl', { audiences: [AUD], access_token_ttl: 3600 }],
-      ['policy_namespaces', { audiences: [AUD], policy_namespaces: ['Billing'] }],
     ] as const) {
       const r = await put(body);
       assert.equal(r.status, 400, name);
@@ -164,7 +163,7 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
       assert.match(e.error_description!, new RegExp(`^${name}`));
     }
     const narrowed = (await (await put({ audiences: [AUD], scope: 'orders:read', access_token_ttl: 60 })).json()) as Record<string, any>;
-    assert.deepEqual([narrowed.audiences, narrowed.scope, narrowed.roles, narrowed.access_token_ttl], [[AUD], 'orders:read', undefined, 60]);
+    assert.deepEqual([narrowed.audiences, narrowed.scope, narrowed.roles, narrowed.access_token_ttl], [[AUD], 'orders:read', ['reader'], 60], 'omitted roles are kept: only an administrator changes them');
     const omitted = (await (await put({ audiences: [AUD] })).json()) as Record<string, any>;
     assert.equal(omitted.access_token_ttl, 60, 'an omitted lifetime keeps the current one instead of falling back to a longer default');
     const admin = await t.fetch(`${t.issuer}/admin/clients/${res.client_id}`, { method: 'PUT', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ audiences: [AUD, 'urn:latchkey:svc:billing'], roles: ['admin'] }) });
@@ -176,6 +175,40 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
     assert.equal(noAdmin.status, 401);
     const events = await t.idp.storage.listAuditEvents({ type: 'client.updated', limit: 100 });
     assert.equal(events.at(-1)!.actor, 'admin');
+  });
+
+  test('narrowing never removes a restriction: policy_namespaces and roles survive omission, [] and widening (issue 11, findings 1 and 7)', async () => {
+    const res = (await (await register({ audiences: [AUD], policy_namespaces: ['Orders'], roles: ['quarantined'] })).json()) as Record<string, any>;
+    const put = (body: Record<string, unknown>) => config(res.client_id, res.registration_access_token, { method: 'PUT', body: { client_id: res.client_id, audiences: [AUD], ...body } });
+    const stored = async () => (await t.idp.storage.getClient(res.client_id))!.metadata;
+
+    const omitted = await put({});
+    assert.equal(omitted.status, 200);
+    assert.deepEqual((await stored()).policy_namespaces, ['Orders'], 'omitting policy_namespaces must not lift the restriction');
+    assert.deepEqual((await stored()).roles, ['quarantined'], 'omitting roles must not escape role-keyed forbids');
+    for (const [body, member] of [
+      [{ policy_namespaces: [] }, 'policy_namespaces'],
+      [{ policy_namespaces: ['Orders', 'Billing'] }, 'policy_namespaces'],
+      [{ roles: [] }, 'roles'],
+      [{ roles: ['reader'] }, 'roles'],
+    ] as const) {
+      const r = await put(body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      const e = (await r.json()) as Record<string, string>;
+      assert.equal(e.error, 'invalid_client_metadata');
+      assert.match(e.error_description!, new RegExp(`^${member}`));
+    }
+    assert.deepEqual([(await stored()).policy_namespaces, (await stored()).roles], [['Orders'], ['quarantined']]);
+    // Same roles sent back (what a client echoing its GET does) are accepted.
+    assert.equal((await put({ roles: ['quarantined'], policy_namespaces: ['Orders'] })).status, 200);
+
+    // A client that sees every namespace may restrict itself, and cannot undo it.
+    const all = (await (await register({ audiences: [AUD] })).json()) as Record<string, any>;
+    const putAll = (body: Record<string, unknown>) => config(all.client_id, all.registration_access_token, { method: 'PUT', body: { client_id: all.client_id, audiences: [AUD], ...body } });
+    assert.equal((await putAll({ policy_namespaces: ['Billing'] })).status, 200);
+    assert.deepEqual((await t.idp.storage.getClient(all.client_id))!.metadata.policy_namespaces, ['Billing']);
+    assert.equal((await putAll({})).status, 200);
+    assert.deepEqual((await t.idp.storage.getClient(all.client_id))!.metadata.policy_namespaces, ['Billing']);
   });
 
   test('admin API lists, shows and deletes clients behind the admin bearer', async () => {

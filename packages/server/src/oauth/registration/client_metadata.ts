@@ -22,7 +22,8 @@ const MetadataSchema = Type.Object({
   default_audience: Type.Optional(Uri),
   roles: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' }), { maxItems: 100 })),
   access_token_ttl: Type.Optional(Type.Integer({ minimum: 1 })),
-  policy_namespaces: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$', maxLength: 256 }), { maxItems: 50 })),
+  // Absent means every namespace (METADATA_RULES); an empty list would read as both, so it is refused.
+  policy_namespaces: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$', maxLength: 256 }), { minItems: 1, maxItems: 50 })),
   tls_client_auth_san_uri: Type.Optional(Uri),
   tls_client_certificate_bound_access_tokens: Type.Optional(Type.Boolean()),
 });
@@ -101,7 +102,7 @@ export function validateClientMetadata(body: unknown, limits: { maxAccessTokenTt
   if (defaultAudience !== undefined) out.default_audience = defaultAudience;
   if (m.roles !== undefined && m.roles.length > 0) out.roles = [...new Set(m.roles)];
   if (m.access_token_ttl !== undefined) out.access_token_ttl = m.access_token_ttl;
-  if (m.policy_namespaces !== undefined && m.policy_namespaces.length > 0) out.policy_namespaces = [...new Set(m.policy_namespaces)];
+  if (m.policy_namespaces !== undefined) out.policy_namespaces = [...new Set(m.policy_namespaces)];
   if (m.tls_client_auth_san_uri !== undefined) out.tls_client_auth_san_uri = m.tls_client_auth_san_uri;
   if (m.tls_client_certificate_bound_access_tokens === true) out.tls_client_certificate_bound_access_tokens = true;
   return out;
@@ -118,33 +119,6 @@ export function withTlsSubject(m: ClientMetadata, ownSpiffeId: string): ClientMe
     throw bad(`tls_client_auth_san_uri must be the client's own SPIFFE ID, ${ownSpiffeId}`);
   }
   return { ...m, tls_client_auth_san_uri: ownSpiffeId };
-}
-
-/**
- * RFC 7592 §2.2 lets the server refuse values it does not allow the client to set. What a client's
- * tokens may do — audiences, scope, roles, lifetime, the policy it sees — is the administrator's:
- * through its own registration access token a client may narrow these, never widen them. Returns
- * the metadata to store (an omitted lifetime keeps the current one), or throws.
- */
-export function narrowOnly(current: ClientMetadata, next: ClientMetadata): ClientMetadata {
-  const subset = (name: string, now: readonly string[] | undefined, then: readonly string[] | undefined) => {
-    const extra = (then ?? []).filter((x) => !(now ?? []).includes(x));
-    if (extra.length > 0) throw new OAuthError('invalid_client_metadata', `${name}: ${JSON.stringify(extra[0]!.slice(0, 100))} can only be added by an administrator`);
-  };
-  subset('audiences', current.audiences, next.audiences);
-  subset('scope', current.scope?.split(' '), next.scope?.split(' '));
-  subset('roles', current.roles, next.roles);
-  subset('policy_namespaces', current.policy_namespaces, next.policy_namespaces);
-  if (current.tls_client_certificate_bound_access_tokens && !next.tls_client_certificate_bound_access_tokens) {
-    throw new OAuthError('invalid_client_metadata', 'tls_client_certificate_bound_access_tokens can only be turned off by an administrator');
-  }
-  const out = { ...next };
-  if (out.access_token_ttl === undefined && current.access_token_ttl !== undefined) out.access_token_ttl = current.access_token_ttl;
-  else if (out.access_token_ttl !== undefined && current.access_token_ttl !== undefined && out.access_token_ttl > current.access_token_ttl) {
-    throw new OAuthError('invalid_client_metadata', 'access_token_ttl can only be raised by an administrator');
-  }
-  // (A client on the server's default lifetime may choose a shorter one: the caller checks the default.)
-  return out;
 }
 
 export const usesSecret = (m: ClientMetadata): boolean => m.token_endpoint_auth_method === 'client_secret_basic' || m.token_endpoint_auth_method === 'client_secret_post';

@@ -6,7 +6,8 @@ import { invalidToken, requireBearer } from '../../http/bearer.ts';
 import { hashSecret, newSecret, verifySecret } from '../../secrets.ts';
 import type { RevocationLog } from '../../revocation/revocation_log.ts';
 import type { ClientRecord, ClientStore } from '../../storage/ports.ts';
-import { CLIENT_ID_PATTERN, usesSecret, validateClientMetadata, narrowOnly, withTlsSubject } from './client_metadata.ts';
+import { CLIENT_ID_PATTERN, usesSecret, validateClientMetadata, withTlsSubject } from './client_metadata.ts';
+import { selfUpdate } from './metadata_rules.ts';
 
 export interface RegistrationDeps {
   issuer: string;
@@ -114,10 +115,9 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
     if (body.client_secret !== undefined && (typeof body.client_secret !== 'string' || !verifySecret(deps.hashKey, body.client_secret, client.secretHash))) {
       throw new OAuthError('invalid_request', 'client_secret does not match');
     }
-    const metadata = narrowOnly(client.metadata, withTlsSubject(validateClientMetadata(body, limits), deps.spiffeIdOf(client.clientId)));
-    if (client.metadata.access_token_ttl === undefined && metadata.access_token_ttl !== undefined && metadata.access_token_ttl > deps.accessTokenTtl) {
-      throw new OAuthError('invalid_client_metadata', 'access_token_ttl can only be raised by an administrator');
-    }
+    // What the client may change about itself is decided member by member (METADATA_RULES).
+    const validated = withTlsSubject(validateClientMetadata(body, limits), deps.spiffeIdOf(client.clientId));
+    const metadata = selfUpdate(client.metadata, validated, new Set(Object.keys(body).filter((k) => body[k] !== undefined && body[k] !== null)), deps.accessTokenTtl);
     // A client moving to a secret-based method without one gets a new secret, shown once.
     const secret = usesSecret(metadata) && client.secretHash === null ? newSecret() : undefined;
     const updated: ClientRecord = {
