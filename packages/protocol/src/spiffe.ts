@@ -42,3 +42,9 @@ export function spiffeIdOfSan(san: string | undefined): string | undefined {
 
 /** RFC 8705 §3.1: the `x5t#S256` confirmation of a certificate, base64url SHA-256 of its DER. */
 export const certificateThumbprint = (der: Buffer | Uint8Array): string => createHash('sha256').update(der).digest('base64url');
+
+/**
+ * The scope a Bearer caller's token must carry, with the IdP itself as its audience, to obtain a
+ * workload certificate. Privileged: granted only when requested by name.
+ */
+export const WORKLOAD_SCOPE = 'workload';

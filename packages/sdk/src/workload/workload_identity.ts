@@ -5,7 +5,7 @@ import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 
 import type { AgentOptions } from 'node:https';
 import type { ConnectionOptions, PeerCertificate, SecureContextOptions, Server as TlsServer, TLSSocket } from 'node:tls';
 import { Agent as UndiciAgent, Dispatcher, fetch as undiciFetch } from 'undici';
-import { TLS_OPTIONS, basicAuthorization, certificateThumbprint, serviceClientId } from '@latchkey/protocol';
+import { TLS_OPTIONS, basicAuthorization, certificateThumbprint, serviceClientId, WORKLOAD_SCOPE } from '@latchkey/protocol';
 import type { TokenClient } from '../token_client/token_client.ts';
 import type { Verifier } from '../verify/verifier.ts';
 import { peerAllowed, spiffeIdOfPeer, type PeerPolicy } from './peer_identity.ts';
@@ -198,7 +198,7 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
 
   const authorization = async (): Promise<string> => {
     const c = options.credentials;
-    if ('tokenClient' in c) return `Bearer ${await c.tokenClient.getToken({ scope: 'workload' })}`;
+    if ('tokenClient' in c) return `Bearer ${await c.tokenClient.getToken({ audience: options.issuer, scope: WORKLOAD_SCOPE })}`;
     return basicAuthorization(c.clientId, c.clientSecret);
   };
 

@@ -4,9 +4,8 @@ import type { ServerEvents } from '../events.ts';
 import { issueWorkloadCertificate } from './certificate_issuer.ts';
 import type { ClientStore } from '../storage/ports.ts';
 import type { WorkloadCa } from './workload_ca.ts';
+import { WORKLOAD_SCOPE } from '@latchkey/protocol';
 
-/** The scope a Bearer caller's token must carry to obtain a workload certificate. */
-export const WORKLOAD_SCOPE = 'workload';
 
 export interface WorkloadEndpointsDeps {
   ca: WorkloadCa;

@@ -1,3 +1,4 @@
+import { WORKLOAD_SCOPE } from '@latchkey/protocol';
 import { OAuthError } from '../errors.ts';
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by single spaces. */
@@ -8,12 +9,22 @@ export function isValidScope(scope: string): boolean {
 }
 
 /**
+ * Scopes that open the IdP's own privileged endpoints (`workload`: a certificate for the caller's
+ * identity). They are granted only when asked for by name, never as part of the default scope.
+ */
+export const PRIVILEGED_SCOPES: ReadonlySet<string> = new Set([WORKLOAD_SCOPE]);
+
+/**
  * The scope to grant: the requested scope when it is a subset of the registered one; the
- * registered scope when none was asked for (RFC 6749 §3.3 lets the server apply a default).
+ * registered scope less the privileged scopes when none was asked for (RFC 6749 §3.3 lets the
+ * server apply a default; RFC 9700 §2.3 asks for the least privilege).
  */
 export function grantScope(requested: string | undefined, registered: string | undefined): string | undefined {
   const allowed = new Set(registered ? registered.split(' ') : []);
-  if (requested === undefined) return registered && registered.length > 0 ? registered : undefined;
+  if (requested === undefined) {
+    const byDefault = [...allowed].filter((s) => s.length > 0 && !PRIVILEGED_SCOPES.has(s));
+    return byDefault.length > 0 ? byDefault.join(' ') : undefined;
+  }
   if (!isValidScope(requested)) throw new OAuthError('invalid_scope', 'scope is malformed');
   const wanted = [...new Set(requested.split(' '))];
   const outside = wanted.filter((s) => !allowed.has(s));

@@ -7,6 +7,7 @@ import type { ClientStore } from '../storage/ports.ts';
 import type { ClientCertificateReader } from '../tls/client_certificate.ts';
 import type { ClientAuthenticator } from './client_auth/authenticate_client.ts';
 import { OAuthError } from '../errors.ts';
+import { audienceIncludes } from './audience.ts';
 
 export interface ServiceCallerDeps {
   issuer: string;
@@ -26,7 +27,8 @@ export interface ServiceCallerOptions {
 /**
  * The registered client calling a service endpoint of the IdP (feeds, audit ingestion, workload
  * certificates): client authentication (Basic, or its certificate with RFC 8705), or one of its
- * own valid, unrevoked access tokens as a Bearer — presented over its certificate when bound to one.
+ * own valid, unrevoked access tokens whose audience is this IdP, as a Bearer — presented over its
+ * certificate when bound to one.
  */
 export function serviceCaller(deps: ServiceCallerDeps): (request: FastifyRequest, options?: ServiceCallerOptions) => Promise<string> {
   return async (request, options = {}) => {
@@ -34,6 +36,9 @@ export function serviceCaller(deps: ServiceCallerDeps): (request: FastifyRequest
     if (!bearer) return (await deps.authenticate(request, new Map())).client.clientId;
     const r = verifyOwnToken(deps.keys, deps.issuer, bearer, Math.floor(Date.now() / 1000), 0);
     if (!r.valid) throw invalidToken('the access token is not valid');
+    // RFC 9068 §4 / RFC 8707: the IdP's own endpoints are a resource server like any other — a
+    // token audienced to some service must not work here (that service could replay it).
+    if (!audienceIncludes(r.claims.aud, deps.issuer)) throw invalidToken('the access token is not audienced to this IdP');
     const client = await deps.clients.getClient(r.claims.client_id);
     if (!client || client.disabled || (await deps.revocations.check(r.claims))) throw invalidToken('the access token is not valid');
     const bound = r.claims.cnf?.['x5t#S256'];

@@ -129,8 +129,11 @@ describe('RFC 8705: mutual-TLS client authentication and certificate-bound token
     assert.equal(refused.status, 400);
     assert.match(((await refused.json()) as { error_description: string }).error_description, /bound to its certificate/);
     // Through RFC 7592 the client cannot turn the requirement off.
-    const put = await t.fetch(strict.registration_client_uri, { method: 'PUT', headers: { authorization: `Bearer ${strict.registration_access_token}`, 'content-type': 'application/json' }, body: JSON.stringify({ client_id: 'strict', audiences: [AUD] }) });
-    assert.equal(put.status, 400);
+    const put = (body: Record<string, unknown>) => t.fetch(strict.registration_client_uri, { method: 'PUT', headers: { authorization: `Bearer ${strict.registration_access_token}`, 'content-type': 'application/json' }, body: JSON.stringify({ client_id: 'strict', audiences: [AUD], ...body }) });
+    assert.equal((await put({ tls_client_certificate_bound_access_tokens: false })).status, 400);
+    const omitted = await put({});
+    assert.equal(omitted.status, 200, 'an update that leaves the member out keeps it');
+    assert.equal(((await omitted.json()) as Record<string, unknown>).tls_client_certificate_bound_access_tokens, true);
   });
 
   test('a stolen bound token is refused by a service (SDK verifier) over another certificate or none, and by the IdP\'s own endpoints', async () => {
@@ -138,7 +141,7 @@ describe('RFC 8705: mutual-TLS client authentication and certificate-bound token
     const victim = await certify('reports', { secret: reg.client_secret });
     const thiefReg = await t.register({ client_id: 'thief', audiences: [AUD] });
     const thief = await certify('thief', { secret: thiefReg.client_secret });
-    const token = ((await (await tokenRequest(over(victim), { grant_type: 'client_credentials', scope: 'workload' }, { authorization: basicAuth('reports', reg.client_secret) })).json()) as { access_token: string }).access_token;
+    const token = ((await (await tokenRequest(over(victim), { grant_type: 'client_credentials' }, { authorization: basicAuth('reports', reg.client_secret) })).json()) as { access_token: string }).access_token;
     // The ledger service: mTLS (client certificates from the workload CA), tokens checked by the SDK.
     const bundle = await (await t.fetch(`${t.issuer}/ca/bundle`)).text();
     const svc = await certify('ledger', { admin: true });
@@ -165,22 +168,32 @@ describe('RFC 8705: mutual-TLS client authentication and certificate-bound token
       server.close();
       verifier.close();
     }
-    // The IdP's service endpoints check the binding too.
+    // The IdP's service endpoints check the binding too, on a token audienced to the IdP itself.
+    const idpToken = ((await (await tokenRequest(over(victim), { grant_type: 'client_credentials', scope: 'workload', resource: t.issuer }, { authorization: basicAuth('reports', reg.client_secret) })).json()) as { access_token: string }).access_token;
     const { csrPem } = await workloadCsr();
-    const asBearer = (h: Held) => over(h)(`${t.issuer}/workload/certificate`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ csr: csrPem }) });
+    const asBearer = (h: Held, bearer = idpToken) => over(h)(`${t.issuer}/workload/certificate`, { method: 'POST', headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, body: JSON.stringify({ csr: csrPem }) });
     assert.equal((await asBearer(thief)).status, 401);
     assert.equal((await asBearer(victim)).status, 200);
+    // The ledger service's token, replayed by the ledger at the IdP, is not the IdP's (issue 11, finding 2).
+    assert.equal((await asBearer(victim, token)).status, 401);
   });
 
   test('Bearer callers need the workload scope for a certificate', async () => {
     const reg = await t.register({ client_id: 'search', audiences: [AUD], scope: 'workload search:read' });
-    const get = async (scope: string) => ((await (await tokenRequest(over(undefined), { grant_type: 'client_credentials', scope }, { authorization: basicAuth('search', reg.client_secret) })).json()) as { access_token: string }).access_token;
+    const get = async (scope?: string) => ((await (await tokenRequest(over(undefined), { grant_type: 'client_credentials', resource: t.issuer, ...(scope ? { scope } : {}) }, { authorization: basicAuth('search', reg.client_secret) })).json()) as { access_token: string }).access_token;
     const { csrPem } = await workloadCsr();
     const ask = (token: string) => t.fetch(`${t.issuer}/workload/certificate`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ csr: csrPem }) });
     const without = await ask(await get('search:read'));
     assert.equal(without.status, 403);
     assert.match(without.headers.get('www-authenticate')!, /insufficient_scope/);
     assert.equal((await ask(await get('workload'))).status, 200);
+    // A privileged scope is granted only by name, and only for the IdP itself (issue 11, finding 2).
+    const byDefault = await get();
+    assert.equal(jose.decodeJwt(byDefault).scope, 'search:read');
+    assert.equal((await ask(byDefault)).status, 403);
+    const elsewhere = await tokenRequest(over(undefined), { grant_type: 'client_credentials', scope: 'workload', resource: AUD }, { authorization: basicAuth('search', reg.client_secret) });
+    assert.equal(elsewhere.status, 400);
+    assert.equal(((await elsewhere.json()) as { error: string }).error, 'invalid_scope');
     // An administrator may not be impersonated: client_id in the body without the admin token.
     const sneaky = await t.fetch(`${t.issuer}/workload/certificate`, { method: 'POST', headers: { authorization: basicAuth('search', reg.client_secret), 'content-type': 'application/json' }, body: JSON.stringify({ csr: csrPem, client_id: 'ledger' }) });
     assert.equal(sneaky.status, 401);

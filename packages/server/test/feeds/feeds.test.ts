@@ -77,9 +77,12 @@ describe('revocation and key feeds', () => {
     assert.ok(!('d' in ev.jwk!));
   });
 
-  test('authentication: Basic or an own access token; bad cursors are 400', async () => {
+  test('authentication: Basic or an own access token audienced to the IdP; bad cursors are 400', async () => {
     assert.equal((await get('/feeds/revocations', {})).status, 401);
-    const token = (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c) })).body.access_token as string;
+    // A token for another service does not open the IdP's feeds (issue 11, finding 2): that service could replay it.
+    const forService = (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c) })).body.access_token as string;
+    assert.equal((await get('/feeds/revocations', { authorization: `Bearer ${forService}` })).status, 401);
+    const token = (await t.post('/token', { grant_type: 'client_credentials', resource: t.issuer }, { authorization: basic(c) })).body.access_token as string;
     assert.equal((await get('/feeds/revocations', { authorization: `Bearer ${token}` })).status, 200);
     await t.post('/revoke', { token }, { authorization: basic(c) });
     assert.equal((await get('/feeds/revocations', { authorization: `Bearer ${token}` })).status, 401, 'a revoked token does not open the feed');

@@ -4,7 +4,7 @@ import { param } from '../../http/form.ts';
 import type { KeyRing } from '../../keys/key_ring.ts';
 import { mintAccessToken } from '../access_token.ts';
 import { chooseAudience } from '../audience.ts';
-import { grantScope } from '../scope.ts';
+import { grantScope, PRIVILEGED_SCOPES } from '../scope.ts';
 import type { TokenPolicy } from '../../policy/token_policy.ts';
 import type { ClientCertificateReader } from '../../tls/client_certificate.ts';
 import { bindToCertificate } from '../certificate_binding.ts';
@@ -32,7 +32,13 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
         throw new OAuthError('unauthorized_client', 'client is not registered for client_credentials');
       }
       const scope = grantScope(param(form, 'scope'), m.scope);
-      const audience = chooseAudience(form.get('resource'), (a) => deps.tokenPolicy.allows(client, a), m.default_audience);
+      // Every client may have a token for the IdP itself (its feeds, audit ingestion, workload
+      // certificates), the endpoints it may already reach with its client authentication.
+      const audience = chooseAudience(form.get('resource'), (a) => a === deps.issuer || deps.tokenPolicy.allows(client, a), m.default_audience);
+      // A privileged scope opens IdP endpoints only: a token carrying one is for the IdP alone.
+      if (scope && scope.split(' ').some((s) => PRIVILEGED_SCOPES.has(s)) && audience !== deps.issuer) {
+        throw new OAuthError('invalid_scope', `scope ${[...PRIVILEGED_SCOPES].join(', ')} is granted only with resource=${deps.issuer}`);
+      }
       const { ttl, cnf } = bindToCertificate(client, deps.certificate(request), m.access_token_ttl ?? deps.accessTokenTtl);
       const { token, claims } = mintAccessToken(deps.keys, deps.issuer, { subject: client.clientId, clientId: client.clientId, audience, ttl, scope, roles: m.roles, cnf });
       await deps.events.emit('token.issued', {
