@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
-import { startTestIdp, type TestIdp, basicAuth } from '@latchkey/testkit';
+import { startTestIdp, type TestIdp, basicAuth, tlsFetch } from '@latchkey/testkit';
 
 const AUD = 'https://orders.internal';
 const basic = basicAuth;
@@ -171,7 +171,7 @@ describe('private_key_jwt (RFC 7523 §3) rules', () => {
 });
 
 describe('failed authentication is rate limited', () => {
-  test('after the limit, even the right secret gets 429 with Retry-After', async () => {
+  test('after the limit, from the same source, even the right secret gets 429 with Retry-After', async () => {
     const t = await startTestIdp({ config: { authFailureLimit: 3 } });
     try {
       const c = await t.register({ audiences: [AUD] });
@@ -180,6 +180,35 @@ describe('failed authentication is rate limited', () => {
       assert.equal(res.status, 429);
       assert.equal(res.body.error, 'invalid_client');
       assert.ok(Number(res.headers.get('retry-after')) > 0);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('failures from other sources never lock a client out: the victim\'s right secret still gets a token (issue 11, finding 4)', async () => {
+    const t = await startTestIdp({ config: { authFailureLimit: 3 } });
+    try {
+      const victim = await t.register({ audiences: [AUD] });
+      const from = (address: string) => tlsFetch(t.caPem, undefined, { localAddress: address });
+      const token = (f: typeof fetch, secret: string) =>
+        f(`${t.issuer}/token`, { method: 'POST', headers: { authorization: basic(victim.client_id, secret), 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials' });
+      // One attacker source: throttled after the limit, itself only.
+      const attacker = from('127.0.0.2');
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) statuses.push((await token(attacker, 'wrong')).status);
+      assert.deepEqual(statuses, [401, 401, 401, 429, 429, 429]);
+      assert.equal((await token(from('127.0.0.1'), victim.client_secret)).status, 200, 'the victim, from its own address, is not refused');
+      // Many attacker sources, each under the limit: the client's own count passes the limit —
+      // further failures are slowed (429), the right credential still works.
+      for (const a of ['127.0.0.3', '127.0.0.4', '127.0.0.5']) for (let i = 0; i < 2; i++) await token(from(a), 'wrong');
+      const late = await token(from('127.0.0.6'), 'wrong');
+      assert.equal(late.status, 429);
+      assert.ok(Number(late.headers.get('retry-after')) > 0);
+      assert.equal((await token(from('127.0.0.6'), victim.client_secret)).status, 200);
+      assert.equal((await token(from('127.0.0.1'), victim.client_secret)).status, 200);
+      // The audit still names each failure's cause.
+      const failed = await t.idp.storage.listAuditEvents({ type: 'client.auth_failed', limit: 100 });
+      assert.ok(failed.some((e) => e.reason === 'bad_secret' && e.source_ip === '127.0.0.6'));
     } finally {
       await t.close();
     }

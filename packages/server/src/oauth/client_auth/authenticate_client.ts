@@ -25,7 +25,8 @@ export type ClientAuthenticator = (request: FastifyRequest, form: FormBody) => P
  * (RFC 6749 §2.3: MUST NOT use more than one), the one the client registered, an enabled client.
  * A failure is an event of its own; a success is recorded in the one event of the action it
  * authenticated (`detail.auth_method`), so each token costs one audit row. Failures are rate
- * limited per client and per source address.
+ * limited per source address and per client and source (refused before any verification); failures
+ * against one client from everywhere slow down further failures, never a correct credential.
  */
 export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthenticator {
   return async (request, form) => {
@@ -42,14 +43,18 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
       throw invalidClient('client authentication is required');
     }
     let clientId: string | undefined;
-    const limiterKeys = (): string[] => [`ip:${request.ip}`, ...(clientId ? [`client:${clientId}`] : [])];
+    // Keys an attacker throttles only themselves with: the source, and this client from this source.
+    // Checked before the credentials, so a flood costs no verification work.
+    const sourceKeys = (): string[] => [`ip:${request.ip}`, ...(clientId ? [`client-ip:${clientId}\u0000${request.ip}`] : [])];
+    // Failures against one client from everywhere: counted, but a block on this key only slows
+    // further *failures* — a correct credential is never refused because someone else failed.
+    const clientKey = (): string[] => (clientId ? [`client:${clientId}`] : []);
+    const throttled = (wait: number) => new OAuthError('invalid_client', 'too many failed authentication attempts; try again later', 429, { 'retry-after': String(wait) });
     try {
       const creds = method.read(form, authorization, request);
       clientId = creds.clientId;
-      const wait = deps.limiter.blockedFor(limiterKeys());
-      if (wait > 0) {
-        throw new OAuthError('invalid_client', 'too many failed authentication attempts; try again later', 429, { 'retry-after': String(wait) });
-      }
+      const wait = deps.limiter.blockedFor(sourceKeys());
+      if (wait > 0) throw throttled(wait);
       const client = clientId ? await deps.clients.getClient(clientId) : undefined;
       if (!client) {
         // Same work as a known client, so timing does not reveal which ids exist.
@@ -63,22 +68,29 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
       const formClientId = form.get('client_id')?.[0];
       if (formClientId !== undefined && formClientId !== client.clientId) throw invalidClient('client_id does not match the authenticated client', 'client_id_mismatch');
       return { client, method: client.metadata.token_endpoint_auth_method };
-    } catch (err) {
-      if (err instanceof OAuthError) {
-        if (err.status !== 429) deps.limiter.recordFailure(limiterKeys());
+    } catch (caught) {
+      if (caught instanceof OAuthError) {
+        let err = caught;
+        const reason = err.status === 429 ? 'rate_limited' : (err.reason ?? err.error);
+        if (err.status !== 429) {
+          const wait = deps.limiter.blockedFor(clientKey());
+          deps.limiter.recordFailure([...sourceKeys(), ...clientKey()]);
+          if (wait > 0 && err.error === 'invalid_client') err = throttled(wait);
+        }
         await deps.events.emit('client.auth_failed', {
           ...base,
           ...(clientId ? { client_id: clientId.slice(0, 128) } : {}),
           outcome: 'failure',
-          reason: err.status === 429 ? 'rate_limited' : (err.reason ?? err.error),
-          detail: { method: method.method, description: err.message, ...err.auditDetail, ...(err.reason === 'client_id_mismatch' ? { presented_client_id: String(form.get('client_id')?.[0]).slice(0, 128) } : {}) },
+          reason,
+          detail: { method: method.method, description: err.message, ...caught.auditDetail, ...(caught.reason === 'client_id_mismatch' ? { presented_client_id: String(form.get('client_id')?.[0]).slice(0, 128) } : {}) },
         });
         // RFC 6749 §5.2: 401 with WWW-Authenticate naming the scheme the client tried.
         if (err.error === 'invalid_client' && err.status === 401 && method.method !== 'client_secret_basic') {
           throw new OAuthError('invalid_client', err.message, 401);
         }
+        throw err;
       }
-      throw err;
+      throw caught;
     }
   };
 }
