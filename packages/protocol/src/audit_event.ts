@@ -50,6 +50,8 @@ export const AUTH_FAILURE_REASONS = [
   /** RFC 8705: the certificate is not the client's (another SPIFFE ID, or not a registered self-signed one). */
   'certificate_mismatch',
   'rate_limited',
+  /** The client's jwks_uri could not be fetched (refused by the outbound guard, unreachable, too large, not a key set). */
+  'jwks_unavailable',
 ] as const;
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 

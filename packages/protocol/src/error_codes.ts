@@ -14,6 +14,7 @@ export const ERROR_CODES = [
   'ca_material_invalid',
   'ca_operator_managed',
   'ca_rotation_pending',
+  'outbound_fetch_failed',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -41,6 +41,7 @@ import type { TokenPolicy } from './policy/token_policy.ts';
 import type { WorkloadCa } from './ca/workload_ca.ts';
 import { registerCaAdmin } from './admin/ca_admin.ts';
 import { ClientJwks } from './oauth/client_auth/client_jwks.ts';
+import { OutboundFetch } from './http/outbound_fetch.ts';
 import { tlsClientAuth } from './oauth/client_auth/tls_client_auth.ts';
 import { clientCertificateReader } from './tls/client_certificate.ts';
 import { TLS_OPTIONS, serviceSpiffeId } from '@latchkey/protocol';
@@ -103,7 +104,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const issuer = config.issuer;
   const clients = deps.clients;
   const certificate = clientCertificateReader({ trustedProxies: config.trustedProxies, header: config.clientCertHeader });
-  const jwks = new ClientJwks();
+  // Everything a client can make the IdP fetch goes through one guard (docs/security.md).
+  const jwks = new ClientJwks({ outbound: new OutboundFetch({ allowHttp: !config.tls, allowSpecialAddresses: false, allow: config.outboundAllow, timeoutMs: 5000, maxBytes: 64 * 1024 }) });
   const { trustDomain } = deps.workload;
   const spiffeIdOf = (clientId: string) => serviceSpiffeId(trustDomain, clientId);
   const authenticate = clientAuthenticator({

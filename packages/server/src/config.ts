@@ -40,7 +40,7 @@ export interface Config {
   formBodyLimit: number;
   /** Cap on JSON request bodies in bytes (LATCHKEY_JSON_BODY_LIMIT). */
   jsonBodyLimit: number;
-  /** Failed client authentications allowed per client and per source address per minute (LATCHKEY_AUTH_FAILURE_LIMIT). */
+  /** Failed client authentications allowed per minute per source address and per client and source; past it per client, failures only are slowed (LATCHKEY_AUTH_FAILURE_LIMIT). */
   authFailureLimit: number;
   /** How long a replica may serve a client registration from memory before re-reading it (LATCHKEY_CLIENT_CACHE_TTL); 0 disables. */
   clientCacheTtl: number;
@@ -112,6 +112,8 @@ export interface Config {
   caRotateAnnounce: number | undefined;
   /** Addresses or CIDRs of TLS-terminating proxies whose forwarded headers are believed (LATCHKEY_TRUSTED_PROXIES). */
   trustedProxies: string[];
+  /** Hosts, addresses or CIDRs a client's jwks_uri may reach although loopback, private or link-local (LATCHKEY_OUTBOUND_ALLOW). */
+  outboundAllow: string[];
   /** Header in which a trusted proxy forwards the client certificate (LATCHKEY_CLIENT_CERT_HEADER), RFC 9440 `Client-Cert` by default. */
   clientCertHeader: string;
   /** Largest policy bundle accepted by the admin API, in bytes (LATCHKEY_POLICY_BODY_LIMIT). */
@@ -172,6 +174,7 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   caBundle: undefined,
   caRotateAnnounce: undefined,
   trustedProxies: [],
+  outboundAllow: [],
   clientCertHeader: 'client-cert',
   logLevel: 'info',
 });
@@ -229,6 +232,7 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_CA_BUNDLE: 'caBundle',
   LATCHKEY_CA_ROTATE_ANNOUNCE: 'caRotateAnnounce',
   LATCHKEY_TRUSTED_PROXIES: 'trustedProxies',
+  LATCHKEY_OUTBOUND_ALLOW: 'outboundAllow',
   LATCHKEY_CLIENT_CERT_HEADER: 'clientCertHeader',
   LATCHKEY_LOG_LEVEL: 'logLevel',
 };
@@ -390,6 +394,7 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     caBundle: str('caBundle'),
     caRotateAnnounce: input.caRotateAnnounce === undefined || input.caRotateAnnounce === '' ? undefined : int('caRotateAnnounce', 0, 366 * 86400),
     trustedProxies: list('trustedProxies'),
+    outboundAllow: list('outboundAllow'),
     clientCertHeader: (str('clientCertHeader') ?? defaults.clientCertHeader).toLowerCase(),
     logLevel,
   };
@@ -398,6 +403,9 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
   if (!/^[a-z0-9-]{1,64}$/.test(config.clientCertHeader)) problems.push('LATCHKEY_CLIENT_CERT_HEADER: a header name');
   for (const p of config.trustedProxies) {
     if (!/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(p)) problems.push(`LATCHKEY_TRUSTED_PROXIES: ${JSON.stringify(p)} is not an IP address or CIDR`);
+  }
+  for (const a of config.outboundAllow) {
+    if (!/^([0-9a-fA-F.:]+(\/\d{1,3})?|[A-Za-z0-9.-]{1,253})$/.test(a)) problems.push(`LATCHKEY_OUTBOUND_ALLOW: ${JSON.stringify(a)} is not a host name, IP address or CIDR`);
   }
   // SPIFFE ID §2.1: a trust domain is lowercase letters, digits, dots, dashes and underscores.
   if (config.trustDomain !== undefined && !/^[a-z0-9._-]{1,255}$/.test(config.trustDomain)) problems.push('LATCHKEY_TRUST_DOMAIN: lowercase letters, digits, ".", "-" and "_" only');
@@ -437,6 +445,7 @@ export function insecureWarnings(config: Config): string[] {
   const w: string[] = [];
   if (!config.tls) w.push('TLS is off: tokens and secrets travel in clear text');
   if (config.allowInsecure) w.push('LATCHKEY_ALLOW_INSECURE=1 is set');
+  if (config.outboundAllow.length > 0) w.push(`LATCHKEY_OUTBOUND_ALLOW lets client-registered URLs reach ${config.outboundAllow.join(', ')}`);
   if (config.databaseUrl && !config.masterKey) w.push('PostgreSQL without LATCHKEY_MASTER_KEY: each replica needs the same master key file');
   return w;
 }

@@ -1,3 +1,4 @@
+import { OutboundFetch } from './http/outbound_fetch.ts';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { bootstrapAdminToken } from './admin/admin_token.ts';
@@ -112,6 +113,8 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     const webhooks = config.alertWebhooks.length > 0
       ? new WebhookSender({
         urls: config.alertWebhooks, secret: config.alertWebhookSecret!, attempts: config.alertWebhookAttempts,
+        // The operator named these URLs: any address, but still capped in time and size.
+        outbound: new OutboundFetch({ allowHttp: true, allowSpecialAddresses: true, timeoutMs: 5000, maxBytes: 64 * 1024 }),
         onGiveUp: (alert, url, lastError) => {
           logger.warn({ alert: alert.id, url }, `alert webhook gave up: ${lastError}`);
           events.emit('alert.delivery_failed', { actor: 'system', subject: `alert:${alert.id}`, outcome: 'failure', reason: lastError, detail: { alert_id: alert.id, url } }).catch(() => undefined);

@@ -100,8 +100,9 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
       res.writeHead(200, { 'content-type': 'application/json' }).end(body);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    // jwks_uri must be https unless the IdP itself runs without TLS (development), as here.
-    const plain = await startTestIdp({ tls: false });
+    // jwks_uri must be https unless the IdP itself runs without TLS (development), as here; a
+    // loopback address is refused unless the operator allows it (LATCHKEY_OUTBOUND_ALLOW).
+    const plain = await startTestIdp({ tls: false, config: { outboundAllow: ['127.0.0.1'] } });
     try {
       const jwksUri = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
       const reg = await plain.register({ audiences: [ORDERS], token_endpoint_auth_method: 'private_key_jwt', jwks_uri: jwksUri });

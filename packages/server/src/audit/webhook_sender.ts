@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { AlertRecord } from '../storage/ports.ts';
+import { OutboundError, type OutboundFetch } from '../http/outbound_fetch.ts';
 
 export interface WebhookSenderOptions {
   urls: readonly string[];
@@ -7,8 +8,8 @@ export interface WebhookSenderOptions {
   /** Attempts per URL; waits 1 s, 2 s, 4 s ... between them (times `baseDelayMs / 1000`). */
   attempts: number;
   baseDelayMs?: number;
-  timeoutMs?: number;
-  fetch?: typeof fetch;
+  /** The outbound guard (operator URLs: any address, still time- and size-capped, no cross-origin redirects). */
+  outbound: Pick<OutboundFetch, 'fetch'>;
   /** Called once per URL that never accepted the alert. */
   onGiveUp: (alert: AlertRecord, url: string, lastError: string) => void;
 }
@@ -41,23 +42,20 @@ export class WebhookSender {
   }
 
   private attempt(alert: AlertRecord, url: string, body: string, n: number): void {
-    const f = this.o.fetch ?? globalThis.fetch;
     const run = (async () => {
       let error: string;
       try {
-        const res = await f(url, {
+        const res = await this.o.outbound.fetch(url, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'latchkey-signature': signWebhook(this.o.secret, body, Math.floor(Date.now() / 1000)), 'latchkey-alert-id': String(alert.id) },
           body,
-          signal: AbortSignal.timeout(this.o.timeoutMs ?? 5000),
-          redirect: 'manual',
+          acceptStatus: () => true,
         });
-        await res.arrayBuffer().catch(() => undefined);
         if (res.status >= 200 && res.status < 300) return;
         error = `HTTP ${res.status}`;
         if (res.status < 500 && res.status !== 429 && res.status !== 408) return this.o.onGiveUp(alert, url, error);
       } catch (err) {
-        error = (err as Error).name === 'TimeoutError' ? 'timed out' : 'unreachable';
+        error = err instanceof OutboundError && err.kind === 'timeout' ? 'timed out' : err instanceof OutboundError && err.kind === 'redirect' ? 'redirected' : 'unreachable';
       }
       if (n >= this.o.attempts || this.closed) return this.o.onGiveUp(alert, url, error);
       const timer = setTimeout(() => {

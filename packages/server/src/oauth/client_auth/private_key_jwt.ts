@@ -27,7 +27,8 @@ function withEd25519Aliases(set: JSONWebKeySet): JSONWebKeySet {
 
 /** RFC 7523 §2.2 / §3: a JWT signed with one of the client's registered keys authenticates it. */
 export function privateKeyJwt(deps: PrivateKeyJwtDeps): ClientAuthMethod {
-  const keySetOf = (client: ClientRecord): JWTVerifyGetKey => deps.jwks.remoteSet(client) ?? createLocalJWKSet(withEd25519Aliases(client.metadata.jwks as JSONWebKeySet));
+  const keySetOf = async (client: ClientRecord, refresh = false): Promise<JWTVerifyGetKey> =>
+    createLocalJWKSet(withEd25519Aliases(await deps.jwks.keySet(client, { refresh })));
 
   return {
     method: 'private_key_jwt',
@@ -55,8 +56,7 @@ export function privateKeyJwt(deps: PrivateKeyJwtDeps): ClientAuthMethod {
           if (!client.metadata.jwks && !client.metadata.jwks_uri) throw invalidClient('client has no registered keys', 'assertion_invalid');
           const alg = client.metadata.token_endpoint_auth_signing_alg;
           let payload;
-          try {
-            ({ payload } = await jwtVerify(assertion, keySetOf(client), {
+          const verifyWith = (keys: JWTVerifyGetKey) => jwtVerify(assertion, keys, {
               // RFC 7523 §3: iss and sub are the client_id; aud identifies this authorization server.
               issuer: client.clientId,
               subject: client.clientId,
@@ -64,7 +64,15 @@ export function privateKeyJwt(deps: PrivateKeyJwtDeps): ClientAuthMethod {
               algorithms: alg ? [alg] : [...CLIENT_ASSERTION_ALGORITHMS],
               requiredClaims: ['exp', 'jti'],
               clockTolerance: deps.clockSkew,
-            }));
+            });
+          try {
+            try {
+              ({ payload } = await verifyWith(await keySetOf(client)));
+            } catch (err) {
+              // A key added at the jwks_uri a moment ago: fetch once more (the cooldown applies).
+              if (!(err instanceof joseErrors.JWKSNoMatchingKey) || !client.metadata.jwks_uri) throw err;
+              ({ payload } = await verifyWith(await keySetOf(client, true)));
+            }
           } catch (err) {
             if (err instanceof joseErrors.JOSEError) throw invalidClient(`client_assertion rejected (${err.code})`, 'assertion_invalid');
             throw err;
