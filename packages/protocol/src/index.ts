@@ -8,3 +8,5 @@ export * from './policy_bundle.ts';
 export * from './cedar_eval.ts';
 export * from './tls_settings.ts';
 export * from './spiffe.ts';
+export * from './cedar_engine.ts';
+export * from './policy_limits.ts';

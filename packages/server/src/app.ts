@@ -37,6 +37,7 @@ import { registerMetricsEndpoint, type Metrics } from './metrics.ts';
 import { registerPolicyAdmin } from './policy/policy_admin.ts';
 import { registerPolicyFeed } from './policy/policy_feed.ts';
 import { PolicyPublisher } from './policy/policy_publisher.ts';
+import { BundleValidator } from './policy/bundle_validator.ts';
 import type { TokenPolicy } from './policy/token_policy.ts';
 import type { WorkloadCa } from './ca/workload_ca.ts';
 import { registerCaAdmin } from './admin/ca_admin.ts';
@@ -121,7 +122,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   const requireAdmin = adminGuard({ settings: storage, hashKey: master.secretHashKey, events });
 
-  registerHealth(app, { storage, keys });
+  registerHealth(app, { storage, keys, tokenPolicy: deps.tokenPolicy });
   registerDiscovery(app, { issuer, signingAlg: () => keys.currentAlg ?? config.signingAlg, mtls: deps.https !== undefined || config.trustedProxies.length > 0 });
   registerJwksEndpoint(app, { keys, maxAge: config.jwksMaxAge });
   registerTokenEndpoint(app, {
@@ -159,8 +160,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerAuditIngest(app, { caller, events, bodyLimit: 4 * config.jsonBodyLimit, onDropped: (clientId, n) => deps.metrics.reportedDropped.inc({ client_id: clientId }, n) });
   registerAuditAdmin(app, { store: storage, keys, writer: deps.audit, checkpointer: deps.checkpointer, retention: deps.retention, requireAdmin });
   registerAlertAdmin(app, { alerts: storage, requireAdmin });
-  const publisher = new PolicyPublisher({ store: storage, events, issuer, feedTtl: config.maxAccessTokenTtl + config.clockSkew });
-  registerPolicyAdmin(app, { publisher, store: storage, requireAdmin, bodyLimit: config.policyBodyLimit });
+  const validator = new BundleValidator({ timeoutMs: config.policyValidationTimeout * 1000 });
+  app.addHook('onClose', async () => validator.close());
+  const publisher = new PolicyPublisher({ store: storage, events, issuer, feedTtl: config.maxAccessTokenTtl + config.clockSkew, validator });
+  registerPolicyAdmin(app, { publisher, store: storage, requireAdmin, bodyLimit: config.policyBodyLimit, validator });
   registerWorkloadEndpoints(app, { ca: deps.workload.ca, trustDomain, ttlSeconds: config.workloadCertTtl, events, caller, requireAdmin, clients });
   registerCaAdmin(app, { ca: deps.workload.ca, events, requireAdmin, defaultAnnounce: config.caRotateAnnounce ?? config.workloadCertTtl });
   registerPolicyFeed(app, { store: storage, clients, caller });

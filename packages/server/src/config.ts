@@ -118,6 +118,8 @@ export interface Config {
   clientCertHeader: string;
   /** Largest policy bundle accepted by the admin API, in bytes (LATCHKEY_POLICY_BODY_LIMIT). */
   policyBodyLimit: number;
+  /** Seconds a policy bundle's validation may take, off the event loop, before it is refused (LATCHKEY_POLICY_VALIDATION_TIMEOUT). */
+  policyValidationTimeout: number;
   /** Log level (LATCHKEY_LOG_LEVEL): fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
 }
@@ -167,6 +169,7 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   alertLock: [],
   alertLockSeconds: 900,
   policyBodyLimit: 16 * 1024 * 1024,
+  policyValidationTimeout: 10,
   trustDomain: undefined,
   workloadCertTtl: 3600,
   caCert: undefined,
@@ -225,6 +228,7 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_ALERT_LOCK: 'alertLock',
   LATCHKEY_ALERT_LOCK_SECONDS: 'alertLockSeconds',
   LATCHKEY_POLICY_BODY_LIMIT: 'policyBodyLimit',
+  LATCHKEY_POLICY_VALIDATION_TIMEOUT: 'policyValidationTimeout',
   LATCHKEY_TRUST_DOMAIN: 'trustDomain',
   LATCHKEY_WORKLOAD_CERT_TTL: 'workloadCertTtl',
   LATCHKEY_CA_CERT: 'caCert',
@@ -386,6 +390,7 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     alertLock: list('alertLock'),
     alertLockSeconds: int('alertLockSeconds', 1, 366 * 86400),
     policyBodyLimit: int('policyBodyLimit', 64 * 1024, 256 * 1024 * 1024),
+    policyValidationTimeout: int('policyValidationTimeout', 1, 600),
     trustDomain: str('trustDomain'),
     // Seconds, not minutes, are allowed so that tests can watch certificates rotate.
     workloadCertTtl: int('workloadCertTtl', 5, 30 * 86400),

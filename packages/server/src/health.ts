@@ -1,17 +1,32 @@
 import type { FastifyInstance } from 'fastify';
 import type { KeyRing } from './keys/key_ring.ts';
+import type { TokenPolicy } from './policy/token_policy.ts';
 import type { Storage } from './storage/ports.ts';
 
-/** GET /healthz: the process answers. GET /readyz: storage reachable and a signing key loaded. */
-export function registerHealth(app: FastifyInstance, deps: { storage: Pick<Storage, 'ping'>; keys: Pick<KeyRing, 'ready'> }): void {
+export interface HealthDeps {
+  storage: Pick<Storage, 'ping'>;
+  keys: Pick<KeyRing, 'ready'>;
+  /** The IdP's own policy decisions: not ready while the newest bundle could not be taken (they fail closed). */
+  tokenPolicy: Pick<TokenPolicy, 'health' | 'reload'>;
+}
+
+/**
+ * GET /healthz: the process answers. GET /readyz: storage reachable, a signing key loaded, and the
+ * policy engine holding the newest bundle (a replica whose token policy is broken denies every
+ * token and must leave the load balancer).
+ */
+export function registerHealth(app: FastifyInstance, deps: HealthDeps): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const checks: Record<string, 'ok' | 'failed'> = { storage: 'ok', keys: deps.keys.ready ? 'ok' : 'failed' };
+    const checks: Record<string, 'ok' | 'failed'> = { storage: 'ok', keys: deps.keys.ready ? 'ok' : 'failed', policy: 'ok' };
     try {
       await deps.storage.ping();
     } catch {
       checks.storage = 'failed';
     }
+    // A broken policy is retried here too (the engine was replaced after the trap).
+    if (!deps.tokenPolicy.health.ok) await deps.tokenPolicy.reload().catch(() => undefined);
+    if (!deps.tokenPolicy.health.ok) checks.policy = 'failed';
     const ready = Object.values(checks).every((c) => c === 'ok');
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
   });

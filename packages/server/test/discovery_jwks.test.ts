@@ -40,7 +40,7 @@ describe('discovery, JWKS and health', () => {
     assert.deepEqual(await (await t.fetch(`${t.issuer}/healthz`)).json(), { status: 'ok' });
     const ready = await t.fetch(`${t.issuer}/readyz`);
     assert.equal(ready.status, 200);
-    assert.deepEqual(await ready.json(), { status: 'ready', checks: { storage: 'ok', keys: 'ok' } });
+    assert.deepEqual(await ready.json(), { status: 'ready', checks: { storage: 'ok', keys: 'ok', policy: 'ok' } });
   });
 
   test('readyz reports 503 when storage is unreachable', async () => {
@@ -52,7 +52,7 @@ describe('discovery, JWKS and health', () => {
     try {
       const res = await other.fetch(`${other.issuer}/readyz`);
       assert.equal(res.status, 503);
-      assert.deepEqual(await res.json(), { status: 'not_ready', checks: { storage: 'failed', keys: 'ok' } });
+      assert.deepEqual(await res.json(), { status: 'not_ready', checks: { storage: 'failed', keys: 'ok', policy: 'ok' } });
     } finally {
       other.idp.storage.ping = ping;
       await other.close();

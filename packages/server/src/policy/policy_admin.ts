@@ -6,7 +6,7 @@ import { OAuthError, invalidRequest } from '../errors.ts';
 import type { PolicyStore } from '../storage/ports.ts';
 import { diffBundles } from './policy_diff.ts';
 import type { PolicyPublisher } from './policy_publisher.ts';
-import { validateBundle } from './policy_validator.ts';
+import type { BundleValidator } from './bundle_validator.ts';
 import { RESERVED, withReservedSchema } from './token_policy.ts';
 
 const Name = Type.String({ minLength: 1, maxLength: 256 });
@@ -29,6 +29,7 @@ export interface PolicyAdminDeps {
   requireAdmin: (request: FastifyRequest) => Promise<void>;
   /** Largest bundle body accepted (bytes). */
   bodyLimit: number;
+  validator: Pick<BundleValidator, 'validate'>;
 }
 
 function json<T>(request: FastifyRequest, check: { Check(v: unknown): v is T; Errors(v: unknown): Iterable<{ instancePath: string; message: string }> }): T {
@@ -59,7 +60,7 @@ export function registerPolicyAdmin(app: FastifyInstance, deps: PolicyAdminDeps)
     await deps.requireAdmin(request);
     const body = json(request, checkValidate);
     const active = await deps.store.getPolicyVersion();
-    return validateBundle(withReservedSchema({ schema: body.schema, policies: body.policies, entities: (body.entities as PolicyEntity[] | undefined) ?? active?.entities ?? [] }), { reserved: RESERVED });
+    return deps.validator.validate(withReservedSchema({ schema: body.schema, policies: body.policies, entities: (body.entities as PolicyEntity[] | undefined) ?? active?.entities ?? [] }), { reserved: RESERVED });
   });
 
   app.post('/admin/policy', { bodyLimit: deps.bodyLimit }, async (request, reply) => {

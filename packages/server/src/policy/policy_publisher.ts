@@ -4,7 +4,8 @@ import type { ServerEvents } from '../events.ts';
 import type { FeedStore, PolicyStore, PolicyVersionRecord } from '../storage/ports.ts';
 import { bundleDigest } from './policy_digest.ts';
 import { diffBundles } from './policy_diff.ts';
-import { validateBundle, type PolicyProblem, type ValidationReport } from './policy_validator.ts';
+import type { PolicyProblem, ValidationReport } from './policy_validator.ts';
+import type { BundleValidator } from './bundle_validator.ts';
 import { RESERVED, withReservedSchema } from './token_policy.ts';
 
 /** A bundle Cedar refused: 400 with every problem, located. Nothing was changed. */
@@ -27,6 +28,8 @@ export interface PolicyPublisherDeps {
   issuer: string;
   /** How long a `policy.published` feed entry lives (consumers that miss it refetch the bundle anyway). */
   feedTtl: number;
+  /** Cedar validation with limits, off the event loop. */
+  validator: Pick<BundleValidator, 'validate'>;
 }
 
 /**
@@ -48,7 +51,7 @@ export class PolicyPublisher {
    */
   async publish(pushed: PolicyBundleContent, options: { actor: string; note?: string | null; expectedVersion?: number; reason?: string }): Promise<{ record: PolicyVersionRecord; warnings: PolicyProblem[]; unchanged: boolean }> {
     const content = withReservedSchema(pushed);
-    const report = validateBundle(content, { reserved: RESERVED });
+    const report = await this.deps.validator.validate(content, { reserved: RESERVED });
     if (!report.ok) throw new PolicyValidationError(report);
     const head = await this.deps.store.getPolicyVersion();
     const headVersion = head?.version ?? 0;

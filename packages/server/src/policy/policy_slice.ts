@@ -1,5 +1,4 @@
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import type { PolicyBundle } from '@latchkey/protocol';
+import { withCedar, type PolicyBundle } from '@latchkey/protocol';
 import { bundleDigest } from './policy_digest.ts';
 
 const namespaceOf = (type: string): string => {
@@ -9,7 +8,7 @@ const namespaceOf = (type: string): string => {
 
 /** Action uids a policy's scope names; undefined when it applies to every action. */
 function scopedActions(text: string): { type: string }[] | undefined {
-  const j = cedar.policyToJson(text);
+  const j = withCedar((cedar) => cedar.policyToJson(text));
   if (j.type !== 'success') return undefined;
   const a = j.json.action as { op: string; entity?: { type: string }; entities?: { type: string }[] };
   if (a.op === 'All') return undefined;
@@ -31,10 +30,10 @@ export function sliceBundle(bundle: PolicyBundle, namespaces: readonly string[])
   }
   let schema = bundle.schema;
   const full = Object.keys(bundle.schema).sort().map((k) => bundle.schema[k]).join('\n');
-  const json = cedar.schemaToJson(full);
+  const json = withCedar((cedar) => cedar.schemaToJson(full));
   if (json.type === 'success') {
     const kept = Object.fromEntries(Object.entries(json.json).filter(([ns]) => keep(ns)));
-    const text = cedar.schemaToText(kept);
+    const text = withCedar((cedar) => cedar.schemaToText(kept));
     // A namespace that refers to one left out cannot stand alone: then the whole schema goes.
     if (text.type === 'success') schema = { 'slice.cedarschema': text.text };
   }

@@ -1,5 +1,5 @@
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import type { PolicyBundleContent } from '@latchkey/protocol';
+import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { CedarTrap, hierarchyDepth, jsonDepth, POLICY_LIMITS, policyTextProblems, schemaTextProblems, withCedar, type PolicyBundleContent } from '@latchkey/protocol';
 
 /** One problem Cedar found, located in the file (schema fragment) or policy it came from. */
 export interface PolicyProblem {
@@ -50,6 +50,36 @@ function problem(kind: PolicyProblem['kind'], source: string, text: string | und
  * Validation warnings (an impossible policy, say) are reported but do not refuse the bundle.
  */
 export function validateBundle(bundle: PolicyBundleContent, options: { reserved?: { fragment: string; namespace: string } } = {}): ValidationReport {
+  // The limits first, in TypeScript: input past them could trap cedar-wasm (docs/security.md).
+  const limits = limitProblems(bundle);
+  if (limits.length > 0) return { ok: false, errors: limits, warnings: [] };
+  try {
+    return withCedar((c) => validateWithCedar(c, bundle, options));
+  } catch (err) {
+    if (!(err instanceof CedarTrap)) throw err;
+    return { ok: false, errors: [{ source: 'bundle', kind: 'policy', message: err.message, help: 'reduce the size or nesting of the policies, schema or entities' }], warnings: [] };
+  }
+}
+
+/** Every way `bundle` exceeds {@link POLICY_LIMITS}, located like Cedar's own problems. */
+export function limitProblems(bundle: PolicyBundleContent): PolicyProblem[] {
+  const errors: PolicyProblem[] = [];
+  for (const p of schemaTextProblems(joinSchema(bundle.schema).text)) errors.push({ source: 'schema', kind: 'schema', ...p });
+  for (const [id, text] of Object.entries(bundle.policies)) for (const p of policyTextProblems(text)) errors.push({ source: id, kind: 'policy', ...p });
+  for (const e of bundle.entities) {
+    if (jsonDepth(e.attrs) > POLICY_LIMITS.nesting) {
+      errors.push({ source: 'entities', kind: 'entities', message: `${e.uid.type}::${JSON.stringify(e.uid.id)}: attributes nest deeper than ${POLICY_LIMITS.nesting} levels`, help: null });
+    }
+  }
+  const depth = hierarchyDepth(bundle.entities);
+  if (depth === Infinity) errors.push({ source: 'entities', kind: 'entities', message: 'the entity hierarchy has a cycle', help: 'an entity cannot be its own ancestor' });
+  else if (depth > POLICY_LIMITS.hierarchyDepth) {
+    errors.push({ source: 'entities', kind: 'entities', message: `the entity hierarchy is ${depth} levels deep; at most ${POLICY_LIMITS.hierarchyDepth} are allowed`, help: 'flatten the groups' });
+  }
+  return errors;
+}
+
+function validateWithCedar(cedar: typeof import('@cedar-policy/cedar-wasm/nodejs'), bundle: PolicyBundleContent, options: { reserved?: { fragment: string; namespace: string } }): ValidationReport {
   const errors: PolicyProblem[] = [];
   const warnings: PolicyProblem[] = [];
   const { text: schemaText, parts } = joinSchema(bundle.schema);
@@ -102,7 +132,13 @@ export function validateBundle(bundle: PolicyBundleContent, options: { reserved?
  * otherwise `<file>#<n>` (n counting from 1). Throws Cedar's parse errors with their location.
  */
 export function splitPolicyFile(file: string, text: string): { policies: Record<string, string>; errors: PolicyProblem[] } {
-  const parts = cedar.policySetTextToParts(text);
+  let parts: ReturnType<typeof cedar.policySetTextToParts>;
+  try {
+    parts = withCedar((c) => c.policySetTextToParts(text));
+  } catch (err) {
+    if (!(err instanceof CedarTrap)) throw err;
+    return { policies: {}, errors: [{ source: file, kind: 'policy', message: err.message, help: 'reduce the size or nesting of the policies' }] };
+  }
   if (parts.type === 'failure') return { policies: {}, errors: parts.errors.map((e) => problem('policy', file, text, e)) };
   const policies: Record<string, string> = {};
   const errors: PolicyProblem[] = [];

@@ -1,5 +1,5 @@
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import { decide, EntityStore, evalRequest, type PolicyEntity, type PolicyJson } from '@latchkey/protocol';
+import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { CedarTrap, decide, EntityStore, evalRequest, withCedar, type PolicyEntity, type PolicyJson } from '@latchkey/protocol';
 import type { ClientRecord, PolicyStore } from '../storage/ports.ts';
 
 /** The reserved namespace of the IdP's own decisions. */
@@ -45,20 +45,42 @@ export class TokenPolicy {
   private texts: Record<string, string> = {};
   private entities: PolicyEntity[] = [];
   private store = new EntityStore([]);
+  /** Why the newest bundle could not be taken (decisions fail closed meanwhile), or null. */
+  private failure: string | null = null;
 
   constructor(private readonly source: Pick<PolicyStore, 'getPolicyVersion' | 'listPolicyVersions'>) {}
+
+  /**
+   * Whether the newest bundle is in force. When it could not be taken (the policy engine failed on
+   * it), every decision is a deny until it can — issuing tokens a newer `forbid` may deny would
+   * fail open — and readiness says so.
+   */
+  get health(): { ok: true; version: number } | { ok: false; version: number; error: string } {
+    return this.failure === null ? { ok: true, version: this.version } : { ok: false, version: this.version, error: this.failure };
+  }
 
   /** Takes the active bundle's Latchkey policies (at start and after every feed append). */
   async reload(): Promise<void> {
     // Most feed appends are revocations: look at the newest version number before loading a bundle.
     const newest = (await this.source.listPolicyVersions(1))[0];
-    if (!newest || newest.version === this.version) return;
+    if (!newest || (newest.version === this.version && this.failure === null)) return;
     const b = await this.source.getPolicyVersion(newest.version);
     if (!b) return;
+    try {
+      this.take(b);
+      this.failure = null;
+    } catch (err) {
+      if (!(err instanceof CedarTrap)) throw err;
+      this.failure = `policy version ${b.version}: ${err.message}`;
+      throw err;
+    }
+  }
+
+  private take(b: { version: number; policies: Record<string, string>; entities: PolicyEntity[] }): void {
     const policies: [string, PolicyJson][] = [];
     const texts: Record<string, string> = {};
     for (const [id, text] of Object.entries(b.policies)) {
-      const j = cedar.policyToJson(text);
+      const j = withCedar((c) => c.policyToJson(text));
       if (j.type !== 'success') continue;
       const a = j.json.action as { op: string; entity?: { type: string }; entities?: { type: string }[] };
       const named = a.entities ?? (a.entity ? [a.entity] : []);
@@ -75,6 +97,7 @@ export class TokenPolicy {
 
   /** Whether the client may have a token for `audience`. */
   allows(client: ClientRecord, audience: string): boolean {
+    if (this.failure !== null) return false;
     const registered = client.metadata.audiences.includes(audience);
     if (this.policies.length === 0) return registered;
     const stored = this.store.get(`${RESERVED_NAMESPACE}::Client::${q(client.clientId)}`);
@@ -85,11 +108,17 @@ export class TokenPolicy {
     if (!r) {
       // An error or an extension: cedar-wasm decides, with the registration as a policy of its own.
       const others = this.entities.filter((e) => !(e.uid.type === principal.uid.type && e.uid.id === principal.uid.id) && !(e.uid.type === resource.uid.type && e.uid.id === resource.uid.id));
-      const answer = cedar.isAuthorized({
+      let answer: cedar.AuthorizationAnswer;
+      try {
+        answer = withCedar((c) => c.isAuthorized({
         principal: principal.uid, action: ACTION, resource: resource.uid, context: {},
         policies: { staticPolicies: { ...this.texts, ...(registered ? { 'client-registration': `permit(principal == ${RESERVED_NAMESPACE}::Client::${q(client.clientId)}, action == ${RESERVED_NAMESPACE}::Action::"request_token", resource == ${RESERVED_NAMESPACE}::Audience::${q(audience)});` } : {}) } },
         entities: [principal, resource, ...others] as cedar.EntityJson[],
-      });
+        }));
+      } catch (err) {
+        if (err instanceof CedarTrap) return false; // fail closed; the engine is already replaced
+        throw err;
+      }
       if (answer.type !== 'success') return false;
       return answer.response.decision === 'allow';
     }
