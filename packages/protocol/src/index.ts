@@ -10,3 +10,5 @@ export * from './tls_settings.ts';
 export * from './spiffe.ts';
 export * from './cedar_engine.ts';
 export * from './policy_limits.ts';
+export * from './cedar_schema.ts';
+export * from './compiled_bundle.ts';

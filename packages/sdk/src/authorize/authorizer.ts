@@ -1,7 +1,6 @@
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AccessTokenClaims, PolicyBundle, PolicyEntity } from '@latchkey/protocol';
 import type { AuditQueue } from '../audit/audit_queue.ts';
-import { decide, EntityStore, EvalError, evalRequest, Unsupported, type PolicyJson, basicAuthorization } from '@latchkey/protocol';
+import { basicAuthorization, CedarTrap, CompiledBundle } from '@latchkey/protocol';
 import { EntityIndex, uidKey, type Uid } from './entity_slice.ts';
 import { PolicySource } from './policy_source.ts';
 
@@ -57,6 +56,11 @@ export interface AuthorizerHealth {
   /** Seconds since the IdP last answered. */
   ageSeconds: number;
   cachedDecisions: number;
+  /**
+   * The policy engine: `broken` when cedar-wasm failed on the newest bundle (every decision then
+   * denies, fail closed, until a newer version arrives); `traps` counts its failures on this version.
+   */
+  engine: { broken: boolean; traps: number; error: string | null };
 }
 
 export interface Authorizer {
@@ -104,11 +108,10 @@ const isClaims = (p: AuthorizeRequest['principal']): p is AccessTokenClaims => t
 
 interface Loaded {
   bundle: PolicyBundle;
-  setId: string;
-  index: EntityIndex;
-  store: EntityStore;
-  /** The policies in Cedar's JSON form for the TypeScript evaluator; undefined when any needs cedar-wasm. */
-  json: [string, PolicyJson][] | undefined;
+  /** Undefined when cedar-wasm failed on the bundle: every decision denies (fail closed). */
+  compiled: CompiledBundle | undefined;
+  error: string | null;
+  index: EntityIndex | undefined;
   /** Stored entities the policies name literally (`Role::"admin".level`): always part of the slice. */
   named: PolicyEntity[];
 }
@@ -128,8 +131,6 @@ function namedUids(v: unknown, into: Map<string, Uid>): void {
   if (Array.isArray(o.entities)) for (const u of o.entities as Uid[]) into.set(uidKey(u), u);
   for (const x of Object.values(o)) namedUids(x, into);
 }
-
-let setCounter = 0;
 
 /**
  * Creates an authorizer that evaluates the IdP's Cedar bundle in-process. The bundle arrives by
@@ -158,25 +159,25 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
   const cacheSize = options.cacheSize ?? 10_000;
   let loaded: Loaded | undefined;
   const cache = new Map<string, AuthorizeResult>();
-  // One preparsed set per authorizer, replaced in place by each new version (Cedar keeps them by id).
-  const setId = `latchkey-authorizer-${++setCounter}`;
 
   const install = (bundle: PolicyBundle): void => {
-    if (loaded && loaded.bundle.digest === bundle.digest) return;
-    const parsed = cedar.preparsePolicySet(setId, { staticPolicies: bundle.policies });
-    if (parsed.type === 'failure') throw new Error(`policy bundle ${bundle.version} does not parse: ${parsed.errors[0]?.message ?? ''}`);
-    const json: [string, PolicyJson][] = [];
-    for (const [id, text] of Object.entries(bundle.policies)) {
-      const r = cedar.policyToJson(text);
-      if (r.type === 'failure') break;
-      json.push([id, r.json as unknown as PolicyJson]);
+    if (loaded && loaded.bundle.digest === bundle.digest && loaded.compiled) return;
+    let compiled: CompiledBundle;
+    try {
+      compiled = CompiledBundle.compile(bundle);
+    } catch (err) {
+      if (!(err instanceof CedarTrap)) throw err;
+      // A newer bundle exists that cannot be evaluated: deciding with an older one could allow
+      // what it forbids. Deny everything until a version that works arrives.
+      loaded = { bundle, compiled: undefined, error: err.message, index: undefined, named: [] };
+      cache.clear();
+      return;
     }
-    const store = new EntityStore(bundle.entities);
-    const index = new EntityIndex(store);
+    const index = new EntityIndex(compiled.store);
     const named = new Map<string, Uid>();
-    namedUids(json, named);
+    namedUids(compiled.json ?? [], named);
     loaded = {
-      bundle, setId, index, store, json: json.length === Object.keys(bundle.policies).length ? json : undefined,
+      bundle, compiled, error: null, index,
       named: [...named.values()].map((u) => index.get(u)).filter((e): e is PolicyEntity => e !== undefined),
     };
     cache.clear();
@@ -194,23 +195,23 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
     throw new AuthorizerError('policy_unavailable', `no policy bundle could be loaded: ${(err as Error).message}`);
   }
 
-  const principalEntity = (p: AuthorizeRequest['principal'], index: EntityIndex): PolicyEntity => {
+  const principalEntity = (p: AuthorizeRequest['principal'], index: EntityIndex | undefined): PolicyEntity => {
     let uid: Uid;
     let roles: Uid[] = [];
     if (isClaims(p)) {
       uid = { type: p.sub === p.client_id ? serviceType : userType, id: p.sub };
       roles = (Array.isArray(p.roles) ? p.roles : []).filter((r): r is string => typeof r === 'string').map((r) => ({ type: roleType, id: r }));
     } else uid = parseRef(p);
-    const known = index.get(uid);
+    const known = index?.get(uid);
     const parents = [...(known?.parents ?? [])];
     for (const r of roles) if (!parents.some((x) => uidKey(x) === uidKey(r))) parents.push(r);
     return { uid, attrs: known?.attrs ?? {}, parents };
   };
 
-  const resourceEntity = (r: AuthorizeRequest['resource'], index: EntityIndex): PolicyEntity => {
+  const resourceEntity = (r: AuthorizeRequest['resource'], index: EntityIndex | undefined): PolicyEntity => {
     const given = typeof r === 'string' ? { ...parseRef(r) } : r;
     const uid = { type: given.type, id: given.id };
-    const known = index.get(uid);
+    const known = index?.get(uid);
     const extra = 'attrs' in given || 'parents' in given ? (given as { attrs?: Record<string, unknown>; parents?: EntityRef[] }) : {};
     return { uid, attrs: { ...(known?.attrs ?? {}), ...(extra.attrs ?? {}) }, parents: extra.parents ? extra.parents.map(parseRef) : (known?.parents ?? []) };
   };
@@ -224,25 +225,12 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
       const context = request.context ?? {};
       const key = cacheSize > 0 ? JSON.stringify([uidKey(principal.uid), principal.parents, uidKey(action), resource, context]) : '';
       let result = cacheSize > 0 ? cache.get(key) : undefined;
-      if (!result && l.json) {
-        // The TypeScript evaluator first; it answers undefined whenever cedar-wasm must decide.
-        let fast: ReturnType<typeof decide>;
-        try {
-          fast = decide(l.json, evalRequest(l.store, principal, action, resource, context));
-        } catch (err) {
-          if (!(err instanceof Unsupported || err instanceof EvalError)) throw err;
-        }
-        if (fast) result = { ...fast, errors: [], version: l.bundle.version };
-      }
       if (!result) {
-        const answer = cedar.statefulIsAuthorized({
-          principal: principal.uid, action, resource: resource.uid, context: context as cedar.Context,
-          preparsedPolicySetId: l.setId,
-          entities: l.index.slice([principal, resource, ...l.named]) as cedar.EntityJson[],
-        });
-        result = answer.type === 'success'
-          ? { decision: answer.response.decision, reasons: answer.response.diagnostics.reason, errors: answer.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`), version: l.bundle.version }
-          : { decision: 'deny', reasons: [], errors: answer.errors.map((e) => e.message), version: l.bundle.version };
+        const c = l.compiled;
+        const d = c
+          ? c.isAuthorized({ principal, action, resource, context, entities: () => l.index!.slice([principal, resource, ...l.named]) })
+          : { decision: 'deny' as const, reasons: [], errors: [`policy version ${l.bundle.version} cannot be evaluated: ${l.error}`] };
+        result = { decision: d.decision, reasons: d.reasons, errors: d.errors, version: l.bundle.version };
       }
       if (cacheSize > 0 && !cache.has(key)) {
         if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
@@ -259,7 +247,8 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
     },
     health() {
       const l = loaded!;
-      return { version: l.bundle.version, digest: l.bundle.digest, entities: l.index.size, ageSeconds: Math.round((Date.now() - source.lastContact) / 1000), cachedDecisions: cache.size };
+      const engine = { broken: !l.compiled || l.compiled.broken, traps: l.compiled?.trapCount ?? 0, error: l.error };
+      return { version: l.bundle.version, digest: l.bundle.digest, entities: l.index?.size ?? 0, ageSeconds: Math.round((Date.now() - source.lastContact) / 1000), cachedDecisions: cache.size, engine };
     },
     close() {
       source.close();

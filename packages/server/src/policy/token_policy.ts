@@ -1,5 +1,4 @@
-import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import { CedarTrap, decide, EntityStore, evalRequest, withCedar, type PolicyEntity, type PolicyJson } from '@latchkey/protocol';
+import { CedarTrap, CompiledBundle, withCedar, type PolicyEntity } from '@latchkey/protocol';
 import type { ClientRecord, PolicyStore } from '../storage/ports.ts';
 
 /** The reserved namespace of the IdP's own decisions. */
@@ -41,10 +40,8 @@ const q = (s: string): string => JSON.stringify(s);
  */
 export class TokenPolicy {
   private version = -1;
-  private policies: [string, PolicyJson][] = [];
-  private texts: Record<string, string> = {};
-  private entities: PolicyEntity[] = [];
-  private store = new EntityStore([]);
+  /** The bundle's Latchkey policies and entities, with its whole schema; undefined when it has none. */
+  private compiled: CompiledBundle | undefined;
   /** Why the newest bundle could not be taken (decisions fail closed meanwhile), or null. */
   private failure: string | null = null;
 
@@ -76,22 +73,19 @@ export class TokenPolicy {
     }
   }
 
-  private take(b: { version: number; policies: Record<string, string>; entities: PolicyEntity[] }): void {
-    const policies: [string, PolicyJson][] = [];
-    const texts: Record<string, string> = {};
+  private take(b: { version: number; schema: Record<string, string>; policies: Record<string, string>; entities: PolicyEntity[] }): void {
+    const policies: Record<string, string> = {};
     for (const [id, text] of Object.entries(b.policies)) {
       const j = withCedar((c) => c.policyToJson(text));
       if (j.type !== 'success') continue;
       const a = j.json.action as { op: string; entity?: { type: string }; entities?: { type: string }[] };
       const named = a.entities ?? (a.entity ? [a.entity] : []);
-      if (!named.some((u) => u.type === ACTION.type)) continue;
-      policies.push([id, j.json as unknown as PolicyJson]);
-      texts[id] = text;
+      if (named.some((u) => u.type === ACTION.type)) policies[id] = text;
     }
-    this.entities = b.entities.filter((e) => e.uid.type.startsWith(`${RESERVED_NAMESPACE}::`));
-    this.store = new EntityStore(this.entities);
-    this.policies = policies;
-    this.texts = texts;
+    // The same engine as the SDK's: action groups and request types come from the schema.
+    this.compiled = Object.keys(policies).length === 0
+      ? undefined
+      : CompiledBundle.compile({ schema: b.schema, policies, entities: b.entities.filter((e) => e.uid.type.startsWith(`${RESERVED_NAMESPACE}::`)) });
     this.version = b.version;
   }
 
@@ -99,30 +93,17 @@ export class TokenPolicy {
   allows(client: ClientRecord, audience: string): boolean {
     if (this.failure !== null) return false;
     const registered = client.metadata.audiences.includes(audience);
-    if (this.policies.length === 0) return registered;
-    const stored = this.store.get(`${RESERVED_NAMESPACE}::Client::${q(client.clientId)}`);
+    const c = this.compiled;
+    if (!c) return registered;
+    const stored = c.store.get(`${RESERVED_NAMESPACE}::Client::${q(client.clientId)}`);
     const principal: PolicyEntity = { uid: { type: `${RESERVED_NAMESPACE}::Client`, id: client.clientId }, attrs: { roles: client.metadata.roles ?? [] }, parents: stored?.parents ?? [] };
-    const storedAud = this.store.get(`${RESERVED_NAMESPACE}::Audience::${q(audience)}`);
+    const storedAud = c.store.get(`${RESERVED_NAMESPACE}::Audience::${q(audience)}`);
     const resource: PolicyEntity = { uid: { type: `${RESERVED_NAMESPACE}::Audience`, id: audience }, attrs: {}, parents: storedAud?.parents ?? [] };
-    const r = decide(this.policies, evalRequest(this.store, principal, ACTION, resource, {}));
-    if (!r) {
-      // An error or an extension: cedar-wasm decides, with the registration as a policy of its own.
-      const others = this.entities.filter((e) => !(e.uid.type === principal.uid.type && e.uid.id === principal.uid.id) && !(e.uid.type === resource.uid.type && e.uid.id === resource.uid.id));
-      let answer: cedar.AuthorizationAnswer;
-      try {
-        answer = withCedar((c) => c.isAuthorized({
-        principal: principal.uid, action: ACTION, resource: resource.uid, context: {},
-        policies: { staticPolicies: { ...this.texts, ...(registered ? { 'client-registration': `permit(principal == ${RESERVED_NAMESPACE}::Client::${q(client.clientId)}, action == ${RESERVED_NAMESPACE}::Action::"request_token", resource == ${RESERVED_NAMESPACE}::Audience::${q(audience)});` } : {}) } },
-        entities: [principal, resource, ...others] as cedar.EntityJson[],
-        }));
-      } catch (err) {
-        if (err instanceof CedarTrap) return false; // fail closed; the engine is already replaced
-        throw err;
-      }
-      if (answer.type !== 'success') return false;
-      return answer.response.decision === 'allow';
-    }
-    if (r.decision === 'deny' && r.reasons.length > 0) return false; // a forbid overrides the registration
+    const r = c.isAuthorized({ principal, action: ACTION, resource, context: {} });
+    // The registration is a permit of its own: a forbid that applies overrides it, a permit grants
+    // beyond it. A request Cedar refused as a whole (schema, limits, an engine failure) is refused:
+    // fail closed.
+    if (r.refused || (r.decision === 'deny' && r.reasons.length > 0)) return false;
     return registered || r.decision === 'allow';
   }
 }
