@@ -19,7 +19,7 @@ type Options = { reserved?: { fragment: string; namespace: string } };
  * past them never reaches a worker at all.
  */
 export class BundleValidator {
-  private worker: Worker | undefined;
+  private worker: { w: Worker; ready: Promise<void> } | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private nextId = 0;
   private closed = false;
@@ -40,7 +40,7 @@ export class BundleValidator {
     return this.stopped;
   }
 
-  private spawn(): Worker {
+  private spawn(): { w: Worker; ready: Promise<void> } {
     // The worker is this folder's validation_worker, as .ts under tsx and .js once built.
     const ext = extname(fileURLToPath(import.meta.url));
     const entry = new URL(`./validation_worker${ext}`, import.meta.url);
@@ -51,12 +51,24 @@ export class BundleValidator {
       : new Worker(entry);
     w.unref();
     w.on('error', () => undefined);
-    return w;
+    const ready = new Promise<void>((resolve, reject) => {
+      const onMessage = (m: { ready?: boolean }) => {
+        if (!m.ready) return;
+        w.off('message', onMessage);
+        resolve();
+      };
+      w.on('message', onMessage);
+      w.once('exit', () => reject(new Error('the policy validation worker did not start')));
+    });
+    ready.catch(() => undefined);
+    return { w, ready };
   }
 
-  private run(bundle: PolicyBundleContent, options: Options): Promise<ValidationReport> {
-    if (this.closed) return Promise.reject(new Error('the policy validator is closed'));
-    const w = (this.worker ??= this.spawn());
+  private async run(bundle: PolicyBundleContent, options: Options): Promise<ValidationReport> {
+    if (this.closed) throw new Error('the policy validator is closed');
+    const current = (this.worker ??= this.spawn());
+    await current.ready;
+    const w = current.w;
     const id = ++this.nextId;
     return new Promise<ValidationReport>((resolve, reject) => {
       const done = () => {
@@ -65,7 +77,7 @@ export class BundleValidator {
         w.off('exit', onExit);
       };
       const discard = () => {
-        if (this.worker === w) this.worker = undefined;
+        if (this.worker === current) this.worker = undefined;
         void w.terminate();
       };
       const timer = setTimeout(() => {
@@ -75,7 +87,7 @@ export class BundleValidator {
         const s = Math.round(this.o.timeoutMs / 100) / 10;
         resolve({ ok: false, warnings: [], errors: [{ source: 'bundle', kind: 'entities', message: `validation took longer than ${s} s and was stopped`, help: 'reduce the size of the bundle or the depth of its entity hierarchy' }] });
       }, this.o.timeoutMs);
-      const onMessage = (m: { id: number; report?: ValidationReport; error?: string }) => {
+      const onMessage = (m: { id?: number; report?: ValidationReport; error?: string }) => {
         if (m.id !== id) return;
         done();
         if (m.report) resolve(m.report);
@@ -86,7 +98,7 @@ export class BundleValidator {
       };
       const onExit = () => {
         done();
-        if (this.worker === w) this.worker = undefined;
+        if (this.worker === current) this.worker = undefined;
         reject(new Error('the policy validation worker stopped'));
       };
       w.on('message', onMessage);
@@ -97,7 +109,7 @@ export class BundleValidator {
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.worker?.terminate();
+    await this.worker?.w.terminate();
     this.worker = undefined;
   }
 }
