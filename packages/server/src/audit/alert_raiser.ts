@@ -40,7 +40,10 @@ export class AlertRaiser {
     if (this.recent.size >= 100_000) this.recent.delete(this.recent.keys().next().value as string);
     this.recent.set(id, now);
 
-    const lockUntil = f.clientId !== undefined && this.deps.lock.detectors.includes(f.detector) ? Math.floor(now / 1000) + this.deps.lock.seconds : undefined;
+    // Automated responses act on what the IdP observed — or on a service's reports about its own
+    // identity only: one client's reports never lock another (docs/security.md).
+    const evidenceOk = f.reportedBy === undefined || (f.reportedBy.length === 1 && f.reportedBy[0] === f.clientId);
+    const lockUntil = f.clientId !== undefined && evidenceOk && this.deps.lock.detectors.includes(f.detector) ? Math.floor(now / 1000) + this.deps.lock.seconds : undefined;
     let raised: AuditEvent | undefined;
     const alert = await this.deps.store.insertAlert({
       time: new Date(now).toISOString(), detector: f.detector, severity: f.severity, key: f.key, summary: f.summary,

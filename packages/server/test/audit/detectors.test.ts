@@ -125,6 +125,47 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
     }
   });
 
+  test('forged reports cannot lock another service (issue 11, finding 8): a response acts only on observed evidence or self-reports', async () => {
+    const t = await idp({ alertLock: 'denied_decisions_burst', alertLockSeconds: 900 });
+    try {
+      const victim = await t.register({ client_id: 'victim', audiences: [AUD] });
+      const attacker = await t.register({ client_id: 'attacker', audiences: [AUD] });
+      const report = (reporter: Record<string, string>, n: number) =>
+        t.fetch(`${t.issuer}/audit/events`, {
+          method: 'POST',
+          headers: { authorization: basicAuth(reporter.client_id!, reporter.client_secret!), 'content-type': 'application/json' },
+          body: JSON.stringify({ events: Array.from({ length: n }, (_, i) => ({ type: 'authz.decision', outcome: 'failure', actor: 'Service::"victim"', target: `Order::"${i}"`, reason: 'no permit' })) }),
+        });
+      assert.equal((await report(attacker, 25)).status, 202);
+      const found = await alerts(t);
+      assert.equal(found.length, 1, 'the burst is still an alert');
+      assert.equal(found[0]!.response, null, 'but no response: the evidence is another client\'s report');
+      assert.deepEqual(found[0]!.detail.reported_by, ['attacker']);
+      assert.equal((await token(t, 'victim', victim.client_secret)).status, 200, 'the victim is not locked');
+      // The recorded events name the reporter as their source.
+      const events = await t.idp.storage.listAuditEvents({ type: 'authz.decision', limit: 100 });
+      assert.ok(events.length >= 25 && events.every((e) => e.client_id === 'attacker'));
+      // A service's reports about its own identity may still lock it (cooldown key differs by nothing else: new IdP state).
+      const self = await idp({ alertLock: 'denied_decisions_burst', alertLockSeconds: 900 });
+      try {
+        const svc = await self.register({ client_id: 'victim', audiences: [AUD] });
+        const r = await self.fetch(`${self.issuer}/audit/events`, {
+          method: 'POST',
+          headers: { authorization: basicAuth('victim', svc.client_secret), 'content-type': 'application/json' },
+          body: JSON.stringify({ events: Array.from({ length: 6 }, () => ({ type: 'authz.decision', outcome: 'failure', actor: 'Service::"victim"', reason: 'no permit' })) }),
+        });
+        assert.equal(r.status, 202);
+        const own = await alerts(self);
+        assert.match(own[0]!.response ?? '', /^locked client victim/);
+        assert.equal((await token(self, 'victim', svc.client_secret)).status, 401);
+      } finally {
+        await self.close();
+      }
+    } finally {
+      await t.close();
+    }
+  });
+
   test('revoked_credential_use: a revoked token at a service (SDK report) and at introspection, and a revoked client authenticating', async () => {
     const t = await idp();
     try {

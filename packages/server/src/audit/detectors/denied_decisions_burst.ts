@@ -16,15 +16,17 @@ export function deniedDecisionsBurst(options: { threshold: number; windowSeconds
     name: 'denied_decisions_burst',
     observe(e: AuditRecord): Finding[] {
       if (e.type !== 'authz.decision' || e.outcome !== 'failure') return [];
-      const where = `${String(e.detail?.service ?? e.client_id ?? '?')} ${String(e.detail?.target ?? '')}`.trim();
-      const b = perActor.add(e.actor, eventMs(e), e.seq, where);
+      // Decisions are reported by services: the reporter is the client that authenticated the batch.
+      const reporter = String(e.client_id ?? e.detail?.service ?? '?');
+      const b = perActor.add(e.actor, eventMs(e), e.seq, reporter);
       if (!b) return [];
       const service = SERVICE_PRINCIPAL.exec(e.actor)?.[1];
       return [{
         detector: 'denied_decisions_burst', severity: 'medium', key: `actor:${e.actor}`,
-        summary: `${b.count} denied permission decisions for ${e.actor} within ${options.windowSeconds}s`,
+        summary: `${b.count} denied permission decisions for ${e.actor} within ${options.windowSeconds}s, reported by ${b.tags.join(', ')}`,
         ...(service ? { clientId: service } : {}),
-        firstSeq: b.firstSeq, lastSeq: e.seq, count: b.count, detail: { reported_by_and_targets: b.tags },
+        reportedBy: b.tags,
+        firstSeq: b.firstSeq, lastSeq: e.seq, count: b.count, detail: { reported_by: b.tags, target: e.detail?.target ?? null },
       }];
     },
   };

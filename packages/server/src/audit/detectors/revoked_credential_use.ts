@@ -18,9 +18,9 @@ export function revokedCredentialUse(): Detector {
       ];
       if (e.type === 'token.rejected' && e.reason === 'token_revoked') {
         const jti = String(e.detail?.jti ?? e.subject ?? '?');
-        return one(`token:${jti}`, `a revoked token (${String(e.detail?.why ?? 'revoked')}) was presented to service "${e.client_id ?? '?'}"`, {
+        return reported(e.client_id, one(`token:${jti}`, `a revoked token (${String(e.detail?.why ?? 'revoked')}) was presented to service "${e.client_id ?? '?'}"`, {
           jti, why: e.detail?.why ?? null, service: e.client_id ?? null, token_client_id: e.detail?.token_client_id ?? null, kid: e.detail?.kid ?? null,
-        });
+        }));
       }
       if (e.type === 'token.introspected' && REVOKED.has(String(e.detail?.reason))) {
         const jti = String(e.detail?.jti ?? '?');
@@ -33,3 +33,6 @@ export function revokedCredentialUse(): Detector {
     },
   };
 }
+
+/** A finding resting on a service's report names the reporter (see Finding.reportedBy). */
+const reported = (reporter: string | undefined, findings: Finding[]): Finding[] => findings.map((f) => ({ ...f, reportedBy: [reporter ?? '?'] }));

@@ -17,6 +17,12 @@ export interface Finding {
   summary: string;
   /** The client a configured response would lock, when there is one to blame. */
   clientId?: string;
+  /**
+   * The services whose reports (POST /audit/events) the finding rests on; absent when the IdP
+   * observed the evidence itself. A response acts on reports only about the reporter's own
+   * identity (see AlertRaiser), so no service can get another one locked.
+   */
+  reportedBy?: string[];
   firstSeq: number;
   lastSeq: number;
   count: number;
