@@ -450,6 +450,8 @@ export function insecureWarnings(config: Config): string[] {
   const w: string[] = [];
   if (!config.tls) w.push('TLS is off: tokens and secrets travel in clear text');
   if (config.allowInsecure) w.push('LATCHKEY_ALLOW_INSECURE=1 is set');
+  // Failures naming a client come from anyone: locking on them hands an attacker a lockout switch.
+  if (config.alertLock.includes('failed_auth_burst')) w.push('LATCHKEY_ALERT_LOCK=failed_auth_burst lets anyone who knows a client id lock that client out');
   if (config.outboundAllow.length > 0) w.push(`LATCHKEY_OUTBOUND_ALLOW lets client-registered URLs reach ${config.outboundAllow.join(', ')}`);
   if (config.databaseUrl && !config.masterKey) w.push('PostgreSQL without LATCHKEY_MASTER_KEY: each replica needs the same master key file');
   return w;

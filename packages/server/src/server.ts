@@ -122,7 +122,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       })
       : undefined;
     const raiser = new AlertRaiser({
-      store: storage, clients, events, cooldown: config.alertCooldown,
+      store: storage, clients, revocations, events, cooldown: config.alertCooldown,
       lock: { detectors: config.alertLock, seconds: config.alertLockSeconds },
       ...(webhooks ? { deliver: (a: Parameters<WebhookSender['send']>[0]) => webhooks.send(a) } : {}),
     });

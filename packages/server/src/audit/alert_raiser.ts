@@ -1,3 +1,4 @@
+import type { RevocationLog } from '../revocation/revocation_log.ts';
 import type { AuditEvent } from '@latchkey/protocol';
 import type { ServerEvents } from '../events.ts';
 import type { AlertRecord, AlertStore, ClientStore } from '../storage/ports.ts';
@@ -6,6 +7,7 @@ import type { Finding } from './detectors/index.ts';
 export interface AlertRaiserDeps {
   store: Pick<AlertStore, 'insertAlert'>;
   clients: Pick<ClientStore, 'lockClient'>;
+  revocations: Pick<RevocationLog, 'revokeNotBefore'>;
   events: ServerEvents;
   /** Seconds during which the same detector and key raise no second alert. */
   cooldown: number;
@@ -60,7 +62,12 @@ export class AlertRaiser {
         actor: 'system', subject: f.clientId!, client_id: f.clientId!, outcome: 'success', reason: f.detector,
         detail: { alert_id: alert.id, until: new Date(lockUntil * 1000).toISOString() },
       });
-      if (await this.deps.clients.lockClient(f.clientId!, lockUntil, [locked])) this.deps.events.committed(locked);
+      // A lock also takes back what the client holds: every token issued before it is revoked (a
+      // client not-before entry, which services and open feed streams act on at once); with the
+      // lock in force no new token, certificate renewal or feed connection is granted.
+      await this.deps.revocations.revokeNotBefore('client', f.clientId!, [locked]);
+      this.deps.events.committed(locked);
+      await this.deps.clients.lockClient(f.clientId!, lockUntil);
     }
     this.deps.deliver?.(alert);
     return alert;

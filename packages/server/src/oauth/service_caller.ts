@@ -41,6 +41,7 @@ export function serviceCaller(deps: ServiceCallerDeps): (request: FastifyRequest
     if (!audienceIncludes(r.claims.aud, deps.issuer)) throw invalidToken('the access token is not audienced to this IdP');
     const client = await deps.clients.getClient(r.claims.client_id);
     if (!client || client.disabled || (await deps.revocations.check(r.claims))) throw invalidToken('the access token is not valid');
+    if (client.lockedUntil !== null && client.lockedUntil > Date.now() / 1000) throw invalidToken('the client is locked');
     const bound = r.claims.cnf?.['x5t#S256'];
     if (bound !== undefined && deps.certificate(request)?.thumbprint !== bound) throw invalidToken('the access token is bound to another client certificate');
     if (options.requiredScope && !(r.claims.scope ?? '').split(' ').includes(options.requiredScope)) {

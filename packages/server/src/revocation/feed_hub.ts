@@ -104,6 +104,12 @@ export class FeedHub {
         s.cursor = last;
         if (out) this.write(s, out);
       }
+      // A revoked, deleted or locked client loses its open streams with the entry that says so
+      // (every replica sees the entry and ends its own); it cannot authenticate to reopen them.
+      for (const e of page) {
+        if (e.stream !== 'revocations' || e.kind !== 'client') continue;
+        for (const s of this.subscribers) if (s.clientId === e.ref) this.end(s);
+      }
       if (page.length < PAGE) return;
     }
   }
@@ -123,6 +129,11 @@ export class FeedHub {
         this.poke();
       });
     }
+  }
+
+  private end(s: Subscriber): void {
+    this.subscribers.delete(s);
+    s.res.end();
   }
 
   private drop(s: Subscriber): void {

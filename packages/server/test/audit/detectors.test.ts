@@ -6,7 +6,8 @@ import { describe, test } from 'node:test';
 import * as jose from 'jose';
 import { createAuditQueue } from '@latchkey/sdk/audit';
 import { createVerifier } from '@latchkey/sdk/verify';
-import { basicAuth, startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { basicAuth, startTestIdp, workloadCsr, type TestIdp } from '@latchkey/testkit';
+import { openSse } from '../feeds/sse_reader.ts';
 
 const AUD = 'https://orders.internal';
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -238,6 +239,37 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
       assert.equal(found[0]!.detector, 'assertion_replay');
       assert.match(found[0]!.response!, /^locked client /);
       assert.equal((await t.post('/token', form(await assertion()))).status, 401, 'the client is locked');
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('a lock takes back what the client holds (issue 11, findings 16 and 17): earlier tokens, certificate renewal, open feed streams', async () => {
+    const t = await idp({ alertLock: 'identity_mismatch', alertLockSeconds: 900 });
+    try {
+      const a = await t.register({ audiences: [AUD], scope: 'workload' });
+      const b = await t.register({ audiences: [AUD] });
+      const idpToken = (await token(t, a.client_id, a.client_secret, { resource: t.issuer, scope: 'workload' })).body.access_token as string;
+      const feed = (auth: string) => t.fetch(`${t.issuer}/feeds/revocations`, { headers: { authorization: auth } });
+      assert.equal((await feed(`Bearer ${idpToken}`)).status, 200);
+      const stream = await openSse(`${t.issuer}/feeds/stream?streams=revocations`, { ca: t.caPem, headers: { authorization: `Bearer ${idpToken}` } });
+      const other = await openSse(`${t.issuer}/feeds/stream?streams=revocations`, { ca: t.caPem, headers: { authorization: basicAuth(b.client_id, b.client_secret) } });
+      assert.equal(stream.status, 200);
+      // a asks for a token as b: identity_mismatch, and the configured response locks a.
+      assert.equal((await token(t, a.client_id, a.client_secret, { client_id: b.client_id })).status, 401);
+      const found = await alerts(t);
+      assert.match(found[0]!.response ?? '', new RegExp(`^locked client ${a.client_id}`));
+      // Its open stream ends with the revocation entry; b's stays open.
+      await stream.done;
+      assert.equal(stream.ended(), true);
+      assert.equal(other.ended(), false);
+      // The token it held is refused at every IdP endpoint; a renewal with its secret is refused too.
+      assert.equal((await feed(`Bearer ${idpToken}`)).status, 401);
+      const { csrPem } = await workloadCsr();
+      const renew = (auth: string) => t.fetch(`${t.issuer}/workload/certificate`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ csr: csrPem }) });
+      assert.equal((await renew(`Bearer ${idpToken}`)).status, 401);
+      assert.equal((await renew(basicAuth(a.client_id, a.client_secret))).status, 401);
+      await other.close();
     } finally {
       await t.close();
     }

@@ -18,6 +18,7 @@ export async function openSse(url: string, options: { ca?: string | undefined; h
   const comments: string[] = [];
   const waiters: (() => void)[] = [];
   let buffer = '';
+  let ended = false;
   const done = (async () => {
     if (!res.body) return;
     const decoder = new TextDecoder();
@@ -43,12 +44,16 @@ export async function openSse(url: string, options: { ca?: string | undefined; h
     } catch {
       /* aborted */
     }
+    ended = true;
   })();
   return {
     status: res.status,
     headers: res.headers,
     events,
     comments,
+    /** Settles when the server ends the stream (or it is closed here). */
+    done,
+    ended: () => ended,
     /** Waits until `n` events arrived (or throws after `ms`). */
     async waitFor(n: number, ms = 5000): Promise<SseEvent[]> {
       const deadline = Date.now() + ms;
