@@ -78,12 +78,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     loggerInstance: deps.logger,
     bodyLimit: config.jsonBodyLimit,
     genReqId: () => randomUUID(),
+    // Deadlines (issue 11, finding 18): a slow client cannot hold a connection open indefinitely.
+    requestTimeout: config.requestTimeout * 1000,
+    keepAliveTimeout: 5000,
     requestIdHeader: false,
     // Forwarded headers (the client address, a client certificate) only from the proxies the operator names.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     // RFC 8705: the listener asks every client for a certificate and accepts any (or none); what
     // one is worth is decided per request by the client's authentication method and token binding.
-    ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key, ...TLS_OPTIONS, requestCert: true, rejectUnauthorized: false } } : {}),
+    // Deadlines are enforced by node on this interval (its default, 30 s, would let a request run long past its deadline).
+    ...(deps.https
+      ? { https: { cert: deps.https.cert, key: deps.https.key, ...TLS_OPTIONS, requestCert: true, rejectUnauthorized: false, connectionsCheckingInterval: 1000 } }
+      : { http: { connectionsCheckingInterval: 1000 } }),
   }) as unknown as FastifyInstance;
 
   app.addContentTypeParser(FORM_CONTENT_TYPE, { parseAs: 'string', bodyLimit: config.formBodyLimit }, (_req, body, done) => {
@@ -97,6 +103,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     done();
   });
   installErrorHandler(app);
+  // A connection cap (finding 18): past it node:net refuses new connections until some close.
+  app.server.maxConnections = config.maxConnections;
+  // Headers must arrive within 10 s (or the whole request deadline, when shorter).
+  app.server.headersTimeout = Math.min(10_000, config.requestTimeout * 1000);
   if (deps.https) {
     // A connection's client certificate is read once (RFC 8705); renegotiation could change it.
     app.server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
@@ -121,6 +131,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     limiter: new FailureLimiter(config.authFailureLimit),
   });
   const requireAdmin = adminGuard({ settings: storage, hashKey: master.secretHashKey, events });
+  // Admin routes (and registration, whose initial access token is the admin bearer) authenticate
+  // before Fastify reads the body: an anonymous 16 MiB policy push costs a header check, not a parse.
+  app.addHook('onRequest', async (request) => {
+    const route = request.routeOptions.url ?? '';
+    if (route.startsWith('/admin/') || route === '/metrics' || (route === '/register' && request.method === 'POST')) await requireAdmin(request);
+  });
 
   registerHealth(app, { storage, keys, tokenPolicy: deps.tokenPolicy });
   registerDiscovery(app, { issuer, signingAlg: () => keys.currentAlg ?? config.signingAlg, mtls: deps.https !== undefined || config.trustedProxies.length > 0 });

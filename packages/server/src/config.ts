@@ -40,6 +40,10 @@ export interface Config {
   formBodyLimit: number;
   /** Cap on JSON request bodies in bytes (LATCHKEY_JSON_BODY_LIMIT). */
   jsonBodyLimit: number;
+  /** Seconds a request may take from connection to last body byte before it is cut off (LATCHKEY_REQUEST_TIMEOUT). */
+  requestTimeout: number;
+  /** Open connections accepted at once; more are refused until some close (LATCHKEY_MAX_CONNECTIONS). */
+  maxConnections: number;
   /** Failed client authentications allowed per minute per source address and per client and source; past it per client, failures only are slowed (LATCHKEY_AUTH_FAILURE_LIMIT). */
   authFailureLimit: number;
   /** How long a replica may serve a client registration from memory before re-reading it (LATCHKEY_CLIENT_CACHE_TTL); 0 disables. */
@@ -142,6 +146,8 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   jwksMaxAge: 300,
   formBodyLimit: 16 * 1024,
   jsonBodyLimit: 64 * 1024,
+  requestTimeout: 30,
+  maxConnections: 10_000,
   authFailureLimit: 20,
   clientCacheTtl: 5,
   keyRotationInterval: 86400,
@@ -201,6 +207,8 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_JWKS_MAX_AGE: 'jwksMaxAge',
   LATCHKEY_FORM_BODY_LIMIT: 'formBodyLimit',
   LATCHKEY_JSON_BODY_LIMIT: 'jsonBodyLimit',
+  LATCHKEY_REQUEST_TIMEOUT: 'requestTimeout',
+  LATCHKEY_MAX_CONNECTIONS: 'maxConnections',
   LATCHKEY_AUTH_FAILURE_LIMIT: 'authFailureLimit',
   LATCHKEY_CLIENT_CACHE_TTL: 'clientCacheTtl',
   LATCHKEY_KEY_ROTATION_INTERVAL: 'keyRotationInterval',
@@ -363,6 +371,8 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     jwksMaxAge: int('jwksMaxAge', 0, 86400),
     formBodyLimit: int('formBodyLimit', 1024, 1024 * 1024),
     jsonBodyLimit: int('jsonBodyLimit', 1024, 4 * 1024 * 1024),
+    requestTimeout: int('requestTimeout', 1, 3600),
+    maxConnections: int('maxConnections', 10, 1_000_000),
     authFailureLimit: int('authFailureLimit', 1, 1_000_000),
     clientCacheTtl: int('clientCacheTtl', 0, 300),
     keyRotationInterval: int('keyRotationInterval', 2, 366 * 86400),

@@ -4,23 +4,32 @@ import type { TokenPolicy } from './policy/token_policy.ts';
 import type { Storage } from './storage/ports.ts';
 
 export interface HealthDeps {
-  storage: Pick<Storage, 'ping'>;
+  storage: Pick<Storage, 'ping' | 'setSetting'>;
   keys: Pick<KeyRing, 'ready'>;
   /** The IdP's own policy decisions: not ready while the newest bundle could not be taken (they fail closed). */
   tokenPolicy: Pick<TokenPolicy, 'health' | 'reload'>;
 }
 
 /**
- * GET /healthz: the process answers. GET /readyz: storage reachable, a signing key loaded, and the
+ * GET /healthz: the process answers. GET /readyz: storage reachable and writable, a signing key loaded, and the
  * policy engine holding the newest bundle (a replica whose token policy is broken denies every
  * token and must leave the load balancer).
  */
 export function registerHealth(app: FastifyInstance, deps: HealthDeps): void {
+  // One write at most every two seconds, however often probes come.
+  let last: { at: number; result: Promise<void> } | undefined;
+  const writeProbe = (): Promise<void> => {
+    const now = Date.now();
+    if (!last || now - last.at > 2000) last = { at: now, result: deps.storage.setSetting('readiness_probe', new Date(now).toISOString()) };
+    return last.result;
+  };
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     const checks: Record<string, 'ok' | 'failed'> = { storage: 'ok', keys: deps.keys.ready ? 'ok' : 'failed', policy: 'ok' };
     try {
       await deps.storage.ping();
+      // Reachable is not enough: a full disk answers reads and refuses every write.
+      await writeProbe();
     } catch {
       checks.storage = 'failed';
     }

@@ -22,14 +22,21 @@ export async function bootstrapAdminToken(store: SettingsStore, hashKey: Buffer,
   return stored === hash ? token : undefined;
 }
 
-/** Checks the admin bearer in constant time; a wrong one is audited and answered per RFC 6750. */
+/**
+ * Checks the admin bearer in constant time; a wrong one is audited and answered per RFC 6750. A
+ * request is checked once: the app's onRequest hook checks admin routes before their body is
+ * read, and the handlers' own calls then cost nothing.
+ */
 export function adminGuard(deps: { settings: Pick<SettingsStore, 'getSetting'>; hashKey: Buffer; events: ServerEvents }) {
+  const passed = new WeakSet<FastifyRequest>();
   return async (request: FastifyRequest): Promise<void> => {
+    if (passed.has(request)) return;
     const token = requireBearer(request);
     const stored = (await deps.settings.getSetting(SETTING)) ?? null;
     if (!verifySecret(deps.hashKey, token, stored)) {
       await deps.events.emit('admin.auth_failed', { actor: 'anonymous', outcome: 'failure', reason: 'invalid_token', request_id: request.id, source_ip: request.ip });
       throw invalidToken('the admin token is not valid');
     }
+    passed.add(request);
   };
 }
