@@ -42,6 +42,8 @@ export interface Config {
   jsonBodyLimit: number;
   /** Seconds a request may take from connection to last body byte before it is cut off (LATCHKEY_REQUEST_TIMEOUT). */
   requestTimeout: number;
+  /** Seconds over which repeated anonymous failures from one source are counted into one audit event (LATCHKEY_AUDIT_AGGREGATE_WINDOW). */
+  auditAggregateWindow: number;
   /** Open connections accepted at once; more are refused until some close (LATCHKEY_MAX_CONNECTIONS). */
   maxConnections: number;
   /** Failed client authentications allowed per minute per source address and per client and source; past it per client, failures only are slowed (LATCHKEY_AUTH_FAILURE_LIMIT). */
@@ -147,6 +149,7 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   formBodyLimit: 16 * 1024,
   jsonBodyLimit: 64 * 1024,
   requestTimeout: 30,
+  auditAggregateWindow: 10,
   maxConnections: 10_000,
   authFailureLimit: 20,
   clientCacheTtl: 5,
@@ -208,6 +211,7 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_FORM_BODY_LIMIT: 'formBodyLimit',
   LATCHKEY_JSON_BODY_LIMIT: 'jsonBodyLimit',
   LATCHKEY_REQUEST_TIMEOUT: 'requestTimeout',
+  LATCHKEY_AUDIT_AGGREGATE_WINDOW: 'auditAggregateWindow',
   LATCHKEY_MAX_CONNECTIONS: 'maxConnections',
   LATCHKEY_AUTH_FAILURE_LIMIT: 'authFailureLimit',
   LATCHKEY_CLIENT_CACHE_TTL: 'clientCacheTtl',
@@ -372,6 +376,7 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     formBodyLimit: int('formBodyLimit', 1024, 1024 * 1024),
     jsonBodyLimit: int('jsonBodyLimit', 1024, 4 * 1024 * 1024),
     requestTimeout: int('requestTimeout', 1, 3600),
+    auditAggregateWindow: int('auditAggregateWindow', 1, 3600),
     maxConnections: int('maxConnections', 10, 1_000_000),
     authFailureLimit: int('authFailureLimit', 1, 1_000_000),
     clientCacheTtl: int('clientCacheTtl', 0, 300),

@@ -1,5 +1,6 @@
 import type { AuditEvent, AuditEventType } from '@latchkey/protocol';
 import { escapeControl, escapeDeep } from './audit/sanitize.ts';
+import { FailureAggregator } from './audit/failure_aggregator.ts';
 
 /** What a server event carries: an audit event without its time and type. */
 export type ServerEventPayload = Omit<AuditEvent, 'time' | 'type'>;
@@ -20,10 +21,26 @@ type Observer = (event: AuditEvent) => void;
 export class ServerEvents {
   private sink: ((event: AuditEvent) => Promise<void>) | undefined;
   private readonly observers: Observer[] = [];
+  private aggregator: FailureAggregator | undefined;
 
   /** Where emitted events are written (the audit writer). */
   setSink(sink: (event: AuditEvent) => Promise<void>): void {
     this.sink = sink;
+  }
+
+  /**
+   * From now on, failures anyone can cause without credentials are counted instead of written one
+   * by one (see FailureAggregator).
+   */
+  aggregateFailures(options: { windowMs?: number; maxKeys?: number } = {}): void {
+    this.aggregator = new FailureAggregator((e) => {
+      this.sink?.(e).then(() => this.committed(e), () => undefined);
+    }, options);
+  }
+
+  /** Writes the counts still open (at shutdown, before the audit writer closes). */
+  flushAggregated(): void {
+    this.aggregator?.close();
   }
 
   /** Called with every event once it is committed (metrics, detection). */
@@ -46,6 +63,7 @@ export class ServerEvents {
   /** Writes an event that records no stored change; resolves once it is committed. */
   async emit(type: AuditEventType, payload: ServerEventPayload): Promise<void> {
     const e = this.stage(type, payload);
+    if (this.aggregator?.absorbs(e)) return;
     await this.sink?.(e);
     this.committed(e);
   }

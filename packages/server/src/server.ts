@@ -68,6 +68,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       },
     });
     if (!options.benchmarkWithoutAudit) events.setSink((e) => audit.commit(e));
+    events.aggregateFailures({ windowMs: config.auditAggregateWindow * 1000 });
     events.observe((e) => {
       metrics.countEvent(e.type, e.outcome);
       detection?.nudge();
@@ -161,6 +162,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
           await app.close();
           await detectionRunner.stop();
           await webhooks?.close();
+          events.flushAggregated();
           await audit.close();
           // Pin what this process wrote last.
           await checkpointer.checkpoint().catch(() => undefined);

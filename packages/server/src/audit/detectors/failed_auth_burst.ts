@@ -18,9 +18,10 @@ export function failedAuthBurst(options: { threshold: number; windowSeconds: num
       if (!TYPES.has(e.type) || e.outcome !== 'failure') return [];
       const out: Finding[] = [];
       const at = eventMs(e);
+      const weight = e.detail?.aggregated === true && typeof e.detail.count === 'number' ? e.detail.count : 1;
       const target = e.type === 'admin.auth_failed' ? 'admin' : e.client_id;
       if (target !== undefined) {
-        const b = perClient.add(target, at, e.seq, e.source_ip);
+        const b = perClient.add(target, at, e.seq, e.source_ip, weight);
         if (b) {
           out.push({
             detector: 'failed_auth_burst', severity: 'high', key: `client:${target}`,
@@ -31,7 +32,7 @@ export function failedAuthBurst(options: { threshold: number; windowSeconds: num
         }
       }
       if (e.source_ip !== undefined) {
-        const b = perAddress.add(e.source_ip, at, e.seq, target ?? '(none)');
+        const b = perAddress.add(e.source_ip, at, e.seq, target ?? '(none)', weight);
         if (b) {
           out.push({
             detector: 'failed_auth_burst', severity: 'high', key: `ip:${e.source_ip}`,

@@ -12,7 +12,7 @@ export class WindowCounter {
    * Adds a hit; returns the burst when this hit makes `threshold` within the window. `tag` values
    * (such as the client ids tried from one address) are collected for the finding.
    */
-  add(key: string, timeMs: number, seq: number, tag?: string): { count: number; firstSeq: number; tags: string[] } | undefined {
+  add(key: string, timeMs: number, seq: number, tag?: string, weight = 1): { count: number; firstSeq: number; tags: string[] } | undefined {
     let h = this.hits.get(key);
     if (!h) {
       if (this.hits.size >= this.maxKeys) this.hits.delete(this.hits.keys().next().value as string);
@@ -26,8 +26,11 @@ export class WindowCounter {
       h.firstSeq.shift();
     }
     if (h.times.length === 0) h.extra.clear();
-    h.times.push(timeMs);
-    h.firstSeq.push(seq);
+    // A counted event (several failures in one row) weighs its count, up to the threshold.
+    for (let i = 0; i < Math.min(weight, this.threshold); i++) {
+      h.times.push(timeMs);
+      h.firstSeq.push(seq);
+    }
     if (tag !== undefined && h.extra.size < 100) h.extra.add(tag);
     if (h.times.length < this.threshold) return undefined;
     const burst = { count: h.times.length, firstSeq: h.firstSeq[0]!, tags: [...h.extra] };
