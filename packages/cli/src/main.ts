@@ -152,12 +152,35 @@ connection(client.command('revoke <client_id>').description('disable a client an
 
 const audit = program.command('audit').description('the tamper-evident audit log (admin)');
 
-connection(audit.command('verify').description('check the hash chain and signed checkpoints; exit 1 and name the first bad position if broken').option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (opts) => {
-  const r = (await show(await endpoint(opts).fetch('/admin/audit/verify', { headers: adminHeaders(opts) }))) as
-    | { ok: boolean; checked: number; head: { seq: number } | null; firstBad?: { seq: number; problem: string }; checkpoints: { total: number; verified: number; unverifiable: number } }
-    | undefined;
+connection(audit.command('verify')
+  .description('check the hash chain and signed checkpoints; exit 1 and name the first bad position if broken')
+  .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')
+  .option('--checkpoints <file>', 'also check against checkpoints kept outside the database (LATCHKEY_AUDIT_CHECKPOINT_FILE, or `audit checkpoints --out`)')
+  .option('--database <file-or-url>', 'offline: read a SQLite database file or a PostgreSQL URL directly, no IdP needed')
+  .option('--export <file>', 'offline: verify an export (`audit export`) instead')
+  .option('--jwks <file>', 'offline: the IdP\'s JWKS (saved from /jwks) to check checkpoint signatures with')).action(async (opts) => {
+  type Report = { ok: boolean; checked: number; head: { seq: number } | null; firstBad?: { seq: number; problem: string }; checkpoints: { total: number; verified: number; unverifiable: number }; external?: { total: number; verified: number; unverifiable: number }; keysFrom?: string };
+  let r: Report | undefined;
+  if (opts.database || opts.export) {
+    const { verifyAuditOffline } = await import('@latchkey/server');
+    try {
+      r = await verifyAuditOffline({ database: opts.database, exportFile: opts.export, checkpointsFile: opts.checkpoints, jwksFile: opts.jwks });
+    } catch (err) {
+      process.stderr.write(`error: ${(err as Error).message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+  } else {
+    const checkpoints = opts.checkpoints ? readFileSync(opts.checkpoints, 'utf8') : undefined;
+    const init = checkpoints === undefined
+      ? { headers: adminHeaders(opts) }
+      : { method: 'POST', headers: { ...adminHeaders(opts), 'content-type': 'application/json' }, body: JSON.stringify({ checkpoints: (await import('@latchkey/server')).readCheckpoints(checkpoints) }) };
+    r = (await show(await endpoint(opts).fetch('/admin/audit/verify', init))) as Report | undefined;
+  }
   if (!r) return;
-  const cps = `${r.checkpoints.verified}/${r.checkpoints.total} checkpoints verified${r.checkpoints.unverifiable ? `, ${r.checkpoints.unverifiable} signed by keys no longer published` : ''}`;
+  const count = (c: { total: number; verified: number; unverifiable: number }, what: string) =>
+    `${c.verified}/${c.total} ${what} verified${c.unverifiable ? `, ${c.unverifiable} signed by keys not at hand` : ''}`;
+  const cps = count(r.checkpoints, 'checkpoints') + (r.external ? `; ${count(r.external, 'outside checkpoints')}` : '') + (r.keysFrom === 'database' ? ' (keys from the database itself: pass --jwks for keys it cannot have rewritten)' : '');
   if (r.ok) process.stdout.write(`ok: ${r.checked} events chained up to seq ${r.head?.seq ?? 0}; ${cps}\n`);
   else {
     process.stdout.write(`BROKEN at seq ${r.firstBad!.seq}: ${r.firstBad!.problem} (${r.checked} events good before it; ${cps})\n`);

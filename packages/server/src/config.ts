@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '@latchkey/protocol';
 import { LatchkeyError } from './errors.ts';
 
@@ -44,6 +44,8 @@ export interface Config {
   requestTimeout: number;
   /** Seconds over which repeated anonymous failures from one source are counted into one audit event (LATCHKEY_AUDIT_AGGREGATE_WINDOW). */
   auditAggregateWindow: number;
+  /** File each signed audit checkpoint is appended to as it is made; must be outside the data folder (LATCHKEY_AUDIT_CHECKPOINT_FILE). */
+  auditCheckpointFile: string | undefined;
   /** Open connections accepted at once; more are refused until some close (LATCHKEY_MAX_CONNECTIONS). */
   maxConnections: number;
   /** Failed client authentications allowed per minute per source address and per client and source; past it per client, failures only are slowed (LATCHKEY_AUTH_FAILURE_LIMIT). */
@@ -150,6 +152,7 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   jsonBodyLimit: 64 * 1024,
   requestTimeout: 30,
   auditAggregateWindow: 10,
+  auditCheckpointFile: undefined,
   maxConnections: 10_000,
   authFailureLimit: 20,
   clientCacheTtl: 5,
@@ -212,6 +215,7 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_JSON_BODY_LIMIT: 'jsonBodyLimit',
   LATCHKEY_REQUEST_TIMEOUT: 'requestTimeout',
   LATCHKEY_AUDIT_AGGREGATE_WINDOW: 'auditAggregateWindow',
+  LATCHKEY_AUDIT_CHECKPOINT_FILE: 'auditCheckpointFile',
   LATCHKEY_MAX_CONNECTIONS: 'maxConnections',
   LATCHKEY_AUTH_FAILURE_LIMIT: 'authFailureLimit',
   LATCHKEY_CLIENT_CACHE_TTL: 'clientCacheTtl',
@@ -377,6 +381,7 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     jsonBodyLimit: int('jsonBodyLimit', 1024, 4 * 1024 * 1024),
     requestTimeout: int('requestTimeout', 1, 3600),
     auditAggregateWindow: int('auditAggregateWindow', 1, 3600),
+    auditCheckpointFile: str('auditCheckpointFile') === undefined ? undefined : resolve(str('auditCheckpointFile')!),
     maxConnections: int('maxConnections', 10, 1_000_000),
     authFailureLimit: int('authFailureLimit', 1, 1_000_000),
     clientCacheTtl: int('clientCacheTtl', 0, 300),
@@ -423,6 +428,10 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
   if (!/^[a-z0-9-]{1,64}$/.test(config.clientCertHeader)) problems.push('LATCHKEY_CLIENT_CERT_HEADER: a header name');
   for (const p of config.trustedProxies) {
     if (!/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(p)) problems.push(`LATCHKEY_TRUSTED_PROXIES: ${JSON.stringify(p)} is not an IP address or CIDR`);
+  }
+  // The point of the file is to be out of reach of whoever can rewrite the database.
+  if (config.auditCheckpointFile !== undefined && !relative(config.dataDir, config.auditCheckpointFile).startsWith('..')) {
+    problems.push('LATCHKEY_AUDIT_CHECKPOINT_FILE: must be outside the data folder (LATCHKEY_DATA_DIR)');
   }
   for (const a of config.outboundAllow) {
     if (!/^([0-9a-fA-F.:]+(\/\d{1,3})?|[A-Za-z0-9.-]{1,253})$/.test(a)) problems.push(`LATCHKEY_OUTBOUND_ALLOW: ${JSON.stringify(a)} is not a host name, IP address or CIDR`);

@@ -8,3 +8,4 @@ export { migrations } from './storage/migrations/index.ts';
 export { OAuthError, LatchkeyError } from './errors.ts';
 export { MasterKey } from './keys/master_key.ts';
 export { splitPolicyFile, validateBundle, type PolicyProblem } from './policy/policy_validator.ts';
+export { verifyAuditOffline, readCheckpoints, type OfflineVerifyOptions } from './audit/offline_verify.ts';

@@ -5,7 +5,7 @@ import { bootstrapAdminToken } from './admin/admin_token.ts';
 import { buildApp } from './app.ts';
 import { coalesce } from './coalesce.ts';
 import { AuditWriter } from './audit/audit_writer.ts';
-import { AuditCheckpointer } from './audit/audit_checkpointer.ts';
+import { AuditCheckpointer, fileCheckpointSink } from './audit/audit_checkpointer.ts';
 import { AlertRaiser } from './audit/alert_raiser.ts';
 import { AuditRetention } from './audit/audit_retention.ts';
 import { DetectionRunner } from './audit/detection_runner.ts';
@@ -110,7 +110,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       retireAfter: config.workloadCertTtl + config.clockSkew,
       operator: config.caCert && config.caKey ? { certFile: config.caCert, keyFile: config.caKey, bundleFile: config.caBundle } : undefined,
     });
-    const checkpointer = new AuditCheckpointer(storage, keys, config.issuer);
+    const checkpointer = new AuditCheckpointer(storage, keys, config.issuer, config.auditCheckpointFile ? fileCheckpointSink(config.auditCheckpointFile) : undefined);
     const webhooks = config.alertWebhooks.length > 0
       ? new WebhookSender({
         urls: config.alertWebhooks, secret: config.alertWebhookSecret!, attempts: config.alertWebhookAttempts,

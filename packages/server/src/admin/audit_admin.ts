@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { invalidRequest } from '../errors.ts';
+import { OAuthError, invalidRequest } from '../errors.ts';
+import { readCheckpoints } from '../audit/offline_verify.ts';
 import type { AuditCheckpointer } from '../audit/audit_checkpointer.ts';
 import type { AuditRetention } from '../audit/audit_retention.ts';
 import { verifyAuditChain } from '../audit/audit_chain_verify.ts';
@@ -60,6 +61,20 @@ export function registerAuditAdmin(app: FastifyInstance, deps: AuditAdminDeps): 
     await deps.requireAdmin(request);
     await deps.writer.flush();
     return verifyAuditChain(deps.store, deps.keys);
+  });
+
+  /** The same, also against checkpoints kept outside the database (`latchkey audit verify --checkpoints`). */
+  app.post('/admin/audit/verify', { bodyLimit: 16 * 1024 * 1024 }, async (request) => {
+    await deps.requireAdmin(request);
+    if (!/^application\/json\s*(;|$)/i.test(String(request.headers['content-type'] ?? ''))) throw new OAuthError('invalid_request', 'the request body must be application/json', 415);
+    let external;
+    try {
+      external = readCheckpoints(JSON.stringify((request.body as { checkpoints?: unknown } | null)?.checkpoints ?? []));
+    } catch (err) {
+      throw invalidRequest(`checkpoints: ${(err as Error).message}`);
+    }
+    await deps.writer.flush();
+    return verifyAuditChain(deps.store, deps.keys, external);
   });
 
   app.get('/admin/audit/checkpoints', async (request) => {

@@ -1,7 +1,7 @@
 import { parseCompactJws, verifyJws } from '@latchkey/protocol';
 import type { KeyRing } from '../keys/key_ring.ts';
 import { chainHash, GENESIS } from '../storage/audit_chain.ts';
-import type { AuditStore } from '../storage/ports.ts';
+import type { AuditCheckpoint, AuditStore } from '../storage/ports.ts';
 import { auditParams } from '../storage/rows.ts';
 
 export const CHECKPOINT_TYP = 'latchkey-audit-checkpoint+jwt';
@@ -28,33 +28,45 @@ export interface ChainReport {
   /** The first bad position, when not ok. */
   firstBad?: { seq: number; problem: ChainProblem };
   checkpoints: { total: number; verified: number; unverifiable: number };
+  /** Checkpoints given from outside the database (an exported file), each compared with the chain. */
+  external?: { total: number; verified: number; unverifiable: number };
 }
+
+/** Where the events come from: the database, or an export read back. Oldest first, after `after`. */
+export type ChainSource = Pick<AuditStore, 'queryAuditEvents' | 'listAuditCheckpoints'>;
 
 /**
  * Walks the whole chain in seq order and names the first bad position: an edited, reordered,
  * inserted or deleted event each break it. Signed checkpoints catch a chain that was rewritten
  * consistently by someone without the signing key.
  */
-export async function verifyAuditChain(store: Pick<AuditStore, 'queryAuditEvents' | 'listAuditCheckpoints'>, keys: Pick<KeyRing, 'publishedKey'>): Promise<ChainReport> {
+export async function verifyAuditChain(store: ChainSource, keys: Pick<KeyRing, 'publishedKey'>, externalCheckpoints: AuditCheckpoint[] = []): Promise<ChainReport> {
   const checkpoints = await store.listAuditCheckpoints();
   const pinned = new Map(checkpoints.map((c) => [c.seq, c]));
+  // Checkpoints kept outside the database: a chain rewritten together with the checkpoint table
+  // (or with that table deleted) still disagrees with them.
+  const outside = new Map(externalCheckpoints.map((c) => [c.seq, c]));
   const report: ChainReport = { ok: true, checked: 0, head: null, checkpoints: { total: checkpoints.length, verified: 0, unverifiable: 0 } };
+  if (externalCheckpoints.length > 0) report.external = { total: externalCheckpoints.length, verified: 0, unverifiable: 0 };
   const fail = (seq: number, problem: ChainProblem): ChainReport => ({ ...report, ok: false, firstBad: { seq, problem } });
 
-  for (const c of checkpoints) {
-    const jws = parseCompactJws(c.signature);
-    const key = keys.publishedKey(c.kid);
-    if (!jws || !key) {
-      // The key that signed it may have been rotated out; the chain itself is still checked.
-      report.checkpoints.unverifiable++;
-      continue;
+  for (const [list, counts] of [[checkpoints, report.checkpoints], [externalCheckpoints, report.external]] as const) {
+    for (const c of list) {
+      const jws = parseCompactJws(c.signature);
+      const key = keys.publishedKey(c.kid);
+      if (!jws || !key) {
+        // The key that signed it may have been rotated out; the chain itself is still checked.
+        counts!.unverifiable++;
+        continue;
+      }
+      const p = jws.payload as { seq?: unknown; hash?: unknown };
+      if (jws.header.typ !== CHECKPOINT_TYP || jws.header.alg !== key.alg || !verifyJws(key.alg, key.publicKey, jws.signingInput, jws.signature) || p.seq !== c.seq || p.hash !== c.hash) {
+        return fail(c.seq, 'checkpoint_signature_invalid');
+      }
+      counts!.verified++;
     }
-    const p = jws.payload as { seq?: unknown; hash?: unknown };
-    if (jws.header.typ !== CHECKPOINT_TYP || jws.header.alg !== key.alg || !verifyJws(key.alg, key.publicKey, jws.signingInput, jws.signature) || p.seq !== c.seq || p.hash !== c.hash) {
-      return fail(c.seq, 'checkpoint_signature_invalid');
-    }
-    report.checkpoints.verified++;
   }
+  let first: number | undefined;
 
   let prev: string | undefined;
   let expected: number | undefined;
@@ -80,6 +92,9 @@ export async function verifyAuditChain(store: Pick<AuditStore, 'queryAuditEvents
       if (r.hash === null || chainHash(r.prevHash as string, r.seq, auditParams(r)) !== r.hash) return fail(r.seq, 'content_changed');
       const cp = pinned.get(r.seq);
       if (cp && cp.hash !== r.hash) return fail(r.seq, 'checkpoint_mismatch');
+      const ext = outside.get(r.seq);
+      if (ext && ext.hash !== r.hash) return fail(r.seq, 'checkpoint_mismatch');
+      first ??= r.seq;
       if (anchor && r.type === 'audit.pruned' && r.detail?.through_seq === anchor.seq && r.detail?.hash === anchor.hash) anchor.confirmed = true;
       prev = r.hash;
       expected = r.seq + 1;
@@ -90,7 +105,10 @@ export async function verifyAuditChain(store: Pick<AuditStore, 'queryAuditEvents
   if (anchor && !anchor.confirmed) return fail(anchor.seq, 'missing');
   if (anchor) report.prunedThrough = anchor.seq;
   // A checkpoint beyond the head: events after it were deleted.
-  const beyond = checkpoints.find((c) => report.head === null || c.seq > report.head.seq);
+  const beyond = [...checkpoints, ...externalCheckpoints].find((c) => report.head === null || c.seq > report.head.seq);
   if (beyond) return fail(report.head ? report.head.seq + 1 : beyond.seq, 'missing');
+  // An outside checkpoint before the chain's start that no signed prune anchor accounts for.
+  const before = externalCheckpoints.find((c) => first !== undefined && c.seq < first && c.seq > (report.prunedThrough ?? 0));
+  if (before) return fail(before.seq, 'missing');
   return report;
 }

@@ -1,5 +1,5 @@
 import type { KeyRing } from '../keys/key_ring.ts';
-import type { AuditStore } from '../storage/ports.ts';
+import type { AuditCheckpoint, AuditStore } from '../storage/ports.ts';
 import { CHECKPOINT_TYP } from './audit_chain_verify.ts';
 
 /**
@@ -14,6 +14,8 @@ export class AuditCheckpointer {
     private readonly store: Pick<AuditStore, 'auditHead' | 'addAuditCheckpoint' | 'listAuditCheckpoints'>,
     private readonly keys: Pick<KeyRing, 'signDocument'>,
     private readonly issuer: string,
+    /** Where each checkpoint also goes as it is made, out of the database's reach (LATCHKEY_AUDIT_CHECKPOINT_FILE). */
+    private readonly sink?: (checkpoint: AuditCheckpoint) => Promise<void>,
   ) {}
 
   /** Signs the current head unless it is already checkpointed; returns its seq. */
@@ -28,7 +30,9 @@ export class AuditCheckpointer {
   async checkpointAt(seq: number, hash: string): Promise<void> {
     const time = new Date().toISOString();
     const { jws, kid } = this.keys.signDocument({ iss: this.issuer, seq, hash, time }, CHECKPOINT_TYP);
-    await this.store.addAuditCheckpoint({ seq, hash, time, kid, signature: jws });
+    const checkpoint = { seq, hash, time, kid, signature: jws };
+    await this.store.addAuditCheckpoint(checkpoint);
+    await this.sink?.(checkpoint);
   }
 
   start(intervalSeconds: number, onError: (err: unknown) => void): void {
@@ -39,4 +43,21 @@ export class AuditCheckpointer {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
   }
+}
+
+/**
+ * A checkpoint sink that appends each checkpoint to a file as one JSON line, flushed to disk
+ * before the checkpoint counts as made — the file `latchkey audit verify --checkpoints` reads.
+ */
+export function fileCheckpointSink(path: string): (checkpoint: AuditCheckpoint) => Promise<void> {
+  return async (checkpoint) => {
+    const { open } = await import('node:fs/promises');
+    const f = await open(path, 'a', 0o600);
+    try {
+      await f.write(`${JSON.stringify(checkpoint)}\n`);
+      await f.datasync();
+    } finally {
+      await f.close();
+    }
+  };
 }
