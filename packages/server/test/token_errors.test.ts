@@ -213,4 +213,30 @@ describe('failed authentication is rate limited', () => {
       await t.close();
     }
   });
+
+  test('unknown and known client ids cost the same to refuse (issue 11, finding 15): every refusal waits for one floor', async () => {
+    const t = await startTestIdp({ config: { authFailureLimit: 100_000 } });
+    try {
+      const known = await t.register({ audiences: [AUD] });
+      // Warm: the known client is cached, as an attacker would make sure it is.
+      await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(known.client_id, known.client_secret) });
+      const time = async (id: string) => {
+        const started = performance.now();
+        const res = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(id, 'wrong') });
+        assert.equal(res.status, 401);
+        return performance.now() - started;
+      };
+      const a: number[] = [];
+      const b: number[] = [];
+      for (let i = 0; i < 60; i++) {
+        a.push(await time(known.client_id));
+        b.push(await time(`nobody-${i % 7}`));
+      }
+      const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+      assert.ok(Math.min(...a, ...b) >= 9.5, `a refusal took ${Math.min(...a, ...b).toFixed(2)} ms`);
+      assert.ok(Math.abs(median(a) - median(b)) < 2, `medians ${median(a).toFixed(2)} vs ${median(b).toFixed(2)} ms`);
+    } finally {
+      await t.close();
+    }
+  });
 });

@@ -30,6 +30,7 @@ export type ClientAuthenticator = (request: FastifyRequest, form: FormBody) => P
  */
 export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthenticator {
   return async (request, form) => {
+    const started = performance.now();
     const authorization = request.headers.authorization;
     const present = deps.methods.filter((m) => m.present(form, authorization, request));
     const base = { actor: 'anonymous', request_id: request.id, source_ip: request.ip } as const;
@@ -84,6 +85,10 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
           reason,
           detail: { method: method.method, description: err.message, ...caught.auditDetail, ...(caught.reason === 'client_id_mismatch' ? { presented_client_id: String(form.get('client_id')?.[0]).slice(0, 128) } : {}) },
         });
+        // Every refused authentication is answered no sooner than FAILURE_FLOOR_MS after it began,
+        // so whether the client id exists (a cached known client vs a database miss, a secret
+        // checked or not) cannot be read from the response time.
+        if (err.error === 'invalid_client' && err.status === 401) await untilFloor(started);
         // RFC 6749 §5.2: 401 with WWW-Authenticate naming the scheme the client tried.
         if (err.error === 'invalid_client' && err.status === 401 && method.method !== 'client_secret_basic') {
           throw new OAuthError('invalid_client', err.message, 401);
@@ -94,3 +99,11 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
     }
   };
 }
+
+/** The shortest time a refused client authentication takes (ms); far above any path's own cost. */
+export const FAILURE_FLOOR_MS = 10;
+
+const untilFloor = (started: number): Promise<void> => {
+  const wait = started + FAILURE_FLOOR_MS - performance.now();
+  return wait > 0 ? new Promise((r) => setTimeout(r, Math.ceil(wait) + 1)) : Promise.resolve();
+};
