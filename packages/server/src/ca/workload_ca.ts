@@ -211,26 +211,37 @@ async function loadOperatorCa(files: { certFile: string; keyFile: string; bundle
     throw new LatchkeyError('ca_material_invalid', `cannot read the operator CA files: ${(err as Error).message}`, { cause: err });
   }
   const bad = (m: string) => new LatchkeyError('ca_material_invalid', m);
+  // Malformed files are the operator's mistake to fix: a typed error naming the file, not a raw parser error.
+  const parse = <T>(what: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (err) {
+      throw new LatchkeyError('ca_material_invalid', `${what}: ${(err as Error).message}`, { cause: err });
+    }
+  };
   const blocks = pemBlocks(certText);
   if (blocks.length === 0) throw bad('LATCHKEY_CA_CERT: no PEM certificate');
-  const chain = blocks.map((b) => new NodeX509(b));
+  const chain = parse('LATCHKEY_CA_CERT is not a valid PEM certificate chain', () => blocks.map((b) => new NodeX509(b)));
   const issuing = chain[0]!;
   if (!issuing.ca) throw bad('LATCHKEY_CA_CERT: the first certificate is not a CA certificate (basicConstraints CA:TRUE)');
-  const nodeKey = createPrivateKey(keyText);
+  const nodeKey = parse('LATCHKEY_CA_KEY is not a valid PEM private key', () => createPrivateKey(keyText));
   const pubOfKey = createPublicKey(nodeKey).export({ type: 'spki', format: 'der' });
   if (!Buffer.from(issuing.publicKey.export({ type: 'spki', format: 'der' })).equals(pubOfKey)) throw bad('LATCHKEY_CA_KEY does not belong to the certificate in LATCHKEY_CA_CERT');
   const { importAlg, signAlg } = algorithmsFor(nodeKey);
   const pkcs8 = nodeKey.export({ type: 'pkcs8', format: 'der' });
   const key = (await webcrypto.subtle.importKey('pkcs8', pkcs8, importAlg, false, ['sign'])) as CryptoKey;
   const selfSigned = (c: NodeX509) => c.checkIssued(c) && c.verify(c.publicKey);
-  const roots = bundleText !== undefined ? pemBlocks(bundleText).map((b) => new NodeX509(b)) : chain.filter(selfSigned);
+  const roots = bundleText !== undefined ? parse('LATCHKEY_CA_BUNDLE is not a valid PEM certificate bundle', () => pemBlocks(bundleText!).map((b) => new NodeX509(b))) : chain.filter(selfSigned);
   if (roots.length === 0) throw bad('LATCHKEY_CA_BUNDLE is required: LATCHKEY_CA_CERT holds no root to serve as the trust bundle');
   const intermediates = chain.filter((c) => !selfSigned(c));
   // The issuing CA must chain to one of the roots through the intermediates given.
+  // Each intermediate is used at most once, so the walk ends; running out is an error, not a pass.
   let cur = issuing;
-  for (let i = 0; i < 5 && !roots.some((r) => cur.checkIssued(r) && cur.verify(r.publicKey)); i++) {
-    const next = intermediates.find((c) => c !== cur && cur.checkIssued(c) && cur.verify(c.publicKey));
+  const unused = new Set(intermediates);
+  while (!roots.some((r) => cur.checkIssued(r) && cur.verify(r.publicKey))) {
+    const next = [...unused].find((c) => c !== cur && cur.checkIssued(c) && cur.verify(c.publicKey));
     if (!next) throw bad('LATCHKEY_CA_CERT does not chain to a root in LATCHKEY_CA_BUNDLE');
+    unused.delete(next);
     cur = next;
   }
   return {

@@ -28,6 +28,15 @@ describe('audit events from day one, and no secret in any log or audit row', () 
     return t.idp.storage.listAuditEvents({ limit: 10_000 });
   };
 
+  test('query strings never reach the logs (issue 11, finding 20): a token put in a URL by mistake stays out', async () => {
+    const secret = 'eyJhbGciOiJFUzI1NiJ9.leaked-by-mistake.sig';
+    await t.fetch(`${t.issuer}/healthz?access_token=${encodeURIComponent(secret)}`);
+    await t.fetch(`${t.issuer}/jwks?token=${encodeURIComponent(secret)}`);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(logs.includes('"path":"/healthz"'), 'the request is logged, by path');
+    assert.ok(!logs.includes('leaked-by-mistake'), 'but not its query string');
+  });
+
   test('registration, authentication, issuance, introspection and revocation each leave one event', async () => {
     const c = await t.register({ client_id: 'audited', audiences: [AUD], scope: 's' });
     const auth = basic(c.client_id, c.client_secret);

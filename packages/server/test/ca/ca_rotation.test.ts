@@ -136,4 +136,23 @@ describe('an operator-provided intermediate CA (made with openssl)', () => {
     writeFileSync(join(dir, 'unrelated.pem'), readFileSync(join(dir, 'int.pem')));
     await assert.rejects(startTestIdp({ config: { caCert: join(dir, 'int.pem'), caKey: join(dir, 'int.key'), caBundle: join(dir, 'unrelated.pem') } }), (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /chain/.test(err.message));
   });
+
+  test('issue 11, finding 20: a chain longer than five intermediates that never reaches the bundle is refused; malformed files are ca_material_invalid', async () => {
+    const sh = (cmd: string) => run('sh', ['-c', cmd], { cwd: dir });
+    writeFileSync(join(dir, 'ca.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
+    await sh('openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout stray.key -out stray.pem -days 30 -subj "/CN=Stray Root" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null');
+    let parent = 'stray';
+    for (let i = 1; i <= 7; i++) {
+      await sh(`openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout h${i}.key -out h${i}.csr -subj "/CN=Hop ${i}" 2>/dev/null && openssl x509 -req -in h${i}.csr -CA ${parent}.pem -CAkey ${parent}.key -CAcreateserial -out h${i}.pem -days 10 -extfile ca.ext 2>/dev/null`);
+      parent = `h${i}`;
+    }
+    // The issuing CA first, then its six issuers; the bundle is the unrelated Corp Root.
+    writeFileSync(join(dir, 'long.pem'), [7, 6, 5, 4, 3, 2, 1].map((i) => readFileSync(join(dir, `h${i}.pem`), 'utf8')).join(''));
+    await assert.rejects(startTestIdp({ config: { caCert: join(dir, 'long.pem'), caKey: join(dir, 'h7.key'), caBundle: join(dir, 'root.pem') } }), (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /chain/.test(err.message));
+    writeFileSync(join(dir, 'garbage.pem'), '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n');
+    writeFileSync(join(dir, 'garbage.key'), '-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n');
+    await assert.rejects(startTestIdp({ config: { caCert: join(dir, 'garbage.pem'), caKey: join(dir, 'int.key'), caBundle: join(dir, 'root.pem') } }), (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /LATCHKEY_CA_CERT/.test(err.message));
+    await assert.rejects(startTestIdp({ config: { caCert: join(dir, 'int.pem'), caKey: join(dir, 'garbage.key'), caBundle: join(dir, 'root.pem') } }), (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /LATCHKEY_CA_KEY/.test(err.message));
+    await assert.rejects(startTestIdp({ config: { caCert: join(dir, 'int.pem'), caKey: join(dir, 'int.key'), caBundle: join(dir, 'garbage.pem') } }), (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /LATCHKEY_CA_BUNDLE/.test(err.message));
+  });
 });
