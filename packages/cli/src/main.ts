@@ -52,8 +52,8 @@ program
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      process.stdout.write(`${signal}: finishing in-flight requests and flushing audit\n`);
-      idp.close().then(
+      process.stdout.write(`${signal}: draining for ${config.shutdownGrace}s (readyz says draining), then finishing in-flight requests and flushing audit\n`);
+      (signal === 'SIGTERM' ? idp.shutdown() : idp.close()).then(
         () => process.exit(0),
         (err: Error) => {
           process.stderr.write(`latchkey: shutdown failed: ${err.message}\n`);

@@ -24,7 +24,7 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
     dir = mkdtempSync(join(tmpdir(), 'latchkey-cli-'));
     port = await freePort();
     url = `https://localhost:${port}`;
-    server = await serve({ LATCHKEY_DATA_DIR: dir, LATCHKEY_PORT: String(port) });
+    server = await serve({ LATCHKEY_DATA_DIR: dir, LATCHKEY_PORT: String(port), LATCHKEY_SHUTDOWN_GRACE: '1' });
     const m = /LATCHKEY_ADMIN_TOKEN=(\S+)/.exec(server.out());
     assert.ok(m, 'the generated admin token is printed at first start');
     adminToken = m[1]!;
@@ -236,15 +236,23 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
   test('SIGTERM: exit 0 with the audit flushed; a restart keeps the admin token and does not print it again', async () => {
     const created = JSON.parse((await cli(['client', 'create', 'flushme', '--audience', 'https://a.internal'])).stdout);
     await cli(['token', '--client-id', 'flushme', '--client-secret', created.client_secret]);
+    // Issue 11, finding 20: a drain period — not ready at once, still serving, then exit 0.
+    const killed = Date.now();
     server.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    const readyz = await run('curl', ['-sS', '--cacert', join(dir, 'ca.pem'), '-w', ' %{http_code}', `${url}/readyz`]);
+    assert.match(readyz.stdout, /"status":"draining".* 503$/);
+    const healthz = await run('curl', ['-sS', '--cacert', join(dir, 'ca.pem'), '-w', ' %{http_code}', `${url}/jwks`]);
+    assert.match(healthz.stdout, / 200$/, 'requests are still served while draining');
     assert.equal(await server.exited, 0);
+    assert.ok(Date.now() - killed >= 1000, 'the grace period was kept');
     const storage = new SqliteStorage(join(dir, 'latchkey.db'));
     await storage.migrate();
     const issued = (await storage.listAuditEvents({ type: 'token.issued' })).filter((e) => e.client_id === 'flushme');
     await storage.close();
     assert.equal(issued.length, 1);
 
-    server = await serve({ LATCHKEY_DATA_DIR: dir, LATCHKEY_PORT: String(port) });
+    server = await serve({ LATCHKEY_DATA_DIR: dir, LATCHKEY_PORT: String(port), LATCHKEY_SHUTDOWN_GRACE: '1' });
     assert.ok(!server.out().includes('LATCHKEY_ADMIN_TOKEN='));
     assert.equal(JSON.parse((await cli(['client', 'show', 'flushme'])).stdout).client_id, 'flushme');
     server.child.kill('SIGTERM');

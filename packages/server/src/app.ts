@@ -69,6 +69,8 @@ export interface AppDeps {
   events: ServerEvents;
   logger: Logger;
   https?: { cert: string; key: string } | undefined;
+  /** Whether the process is draining before shutdown. */
+  draining?: () => boolean;
 }
 
 /** Composes every concern into one Fastify app; the only module that knows them all. */
@@ -146,7 +148,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (route.startsWith('/admin/') || route === '/metrics' || (route === '/register' && request.method === 'POST')) await requireAdmin(request);
   });
 
-  registerHealth(app, { storage, keys, tokenPolicy: deps.tokenPolicy });
+  registerHealth(app, { storage, keys, tokenPolicy: deps.tokenPolicy, draining: () => deps.draining?.() ?? false });
   registerDiscovery(app, { issuer, signingAlg: () => keys.currentAlg ?? config.signingAlg, mtls: deps.https !== undefined || config.trustedProxies.length > 0 });
   registerJwksEndpoint(app, { keys, maxAge: config.jwksMaxAge });
   registerTokenEndpoint(app, {

@@ -46,6 +46,8 @@ export interface Config {
   auditAggregateWindow: number;
   /** File each signed audit checkpoint is appended to as it is made; must be outside the data folder (LATCHKEY_AUDIT_CHECKPOINT_FILE). */
   auditCheckpointFile: string | undefined;
+  /** Seconds between SIGTERM and closing, while /readyz says draining and requests are still served (LATCHKEY_SHUTDOWN_GRACE). */
+  shutdownGrace: number;
   /** Open connections accepted at once; more are refused until some close (LATCHKEY_MAX_CONNECTIONS). */
   maxConnections: number;
   /** Failed client authentications allowed per minute per source address and per client and source; past it per client, failures only are slowed (LATCHKEY_AUTH_FAILURE_LIMIT). */
@@ -153,6 +155,7 @@ export const defaults: Readonly<Omit<Config, 'issuer'>> = Object.freeze({
   requestTimeout: 30,
   auditAggregateWindow: 10,
   auditCheckpointFile: undefined,
+  shutdownGrace: 5,
   maxConnections: 10_000,
   authFailureLimit: 20,
   clientCacheTtl: 5,
@@ -216,6 +219,7 @@ const ENV: Record<string, keyof Config> = {
   LATCHKEY_REQUEST_TIMEOUT: 'requestTimeout',
   LATCHKEY_AUDIT_AGGREGATE_WINDOW: 'auditAggregateWindow',
   LATCHKEY_AUDIT_CHECKPOINT_FILE: 'auditCheckpointFile',
+  LATCHKEY_SHUTDOWN_GRACE: 'shutdownGrace',
   LATCHKEY_MAX_CONNECTIONS: 'maxConnections',
   LATCHKEY_AUTH_FAILURE_LIMIT: 'authFailureLimit',
   LATCHKEY_CLIENT_CACHE_TTL: 'clientCacheTtl',
@@ -381,6 +385,7 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     jsonBodyLimit: int('jsonBodyLimit', 1024, 4 * 1024 * 1024),
     requestTimeout: int('requestTimeout', 1, 3600),
     auditAggregateWindow: int('auditAggregateWindow', 1, 3600),
+    shutdownGrace: int('shutdownGrace', 0, 600),
     auditCheckpointFile: str('auditCheckpointFile') === undefined ? undefined : resolve(str('auditCheckpointFile')!),
     maxConnections: int('maxConnections', 10, 1_000_000),
     authFailureLimit: int('authFailureLimit', 1, 1_000_000),

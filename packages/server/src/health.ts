@@ -8,6 +8,8 @@ export interface HealthDeps {
   keys: Pick<KeyRing, 'ready'>;
   /** The IdP's own policy decisions: not ready while the newest bundle could not be taken (they fail closed). */
   tokenPolicy: Pick<TokenPolicy, 'health' | 'reload'>;
+  /** True once the process is shutting down: not ready, so load balancers stop sending, while requests are still served. */
+  draining: () => boolean;
 }
 
 /**
@@ -25,6 +27,7 @@ export function registerHealth(app: FastifyInstance, deps: HealthDeps): void {
   };
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
+    if (deps.draining()) return reply.code(503).send({ status: 'draining', checks: {} });
     const checks: Record<string, 'ok' | 'failed'> = { storage: 'ok', keys: deps.keys.ready ? 'ok' : 'failed', policy: 'ok' };
     try {
       await deps.storage.ping();

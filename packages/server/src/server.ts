@@ -42,6 +42,8 @@ export interface RunningIdp {
   retention: AuditRetention;
   /** Stops accepting, finishes in-flight requests, flushes audit, closes storage. */
   close(): Promise<void>;
+  /** SIGTERM: /readyz answers 503 draining at once, requests are served for LATCHKEY_SHUTDOWN_GRACE seconds, then close(). */
+  shutdown(): Promise<void>;
 }
 
 export interface StartOptions {
@@ -132,7 +134,8 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'detection pass failed; will retry'),
     });
     const retention = new AuditRetention({ store: storage, checkpointer, events, retention: config.auditRetention });
-    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls, audit, checkpointer, retention, metrics, tokenPolicy, workload: { ca: workloadCa, trustDomain } });
+    let draining = false;
+    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls, audit, checkpointer, retention, metrics, tokenPolicy, workload: { ca: workloadCa, trustDomain }, draining: () => draining });
     checkpointer.start(config.auditCheckpointInterval, (err) => logger.warn({ err: { message: (err as Error).message } }, 'audit checkpoint failed; will retry'));
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
@@ -150,8 +153,14 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     if (config.auditRetention > 0) prune();
     const detectionRunner = detection;
     let closing: Promise<void> | undefined;
-    return {
+    const running: RunningIdp = {
       app, config, storage, url, issuer: config.issuer, caPem: tls?.caPem, generatedAdminToken, audit, rotator, detection: detectionRunner, retention,
+      async shutdown() {
+        // Drain: not ready at once (load balancers stop sending), still serving for the grace period, then close.
+        draining = true;
+        if (config.shutdownGrace > 0) await new Promise((r) => setTimeout(r, config.shutdownGrace * 1000));
+        await running.close();
+      },
       close() {
         closing ??= (async () => {
           clearInterval(purge);
@@ -171,6 +180,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
         return closing;
       },
     };
+    return running;
   } catch (err) {
     await storage.close().catch(() => {});
     throw err;

@@ -19,12 +19,22 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': contentType },
       body: typeof body === 'string' ? body : JSON.stringify(body),
     });
-  const config = (clientId: string, token: string, init: { method?: string; body?: unknown } = {}) =>
-    t.fetch(`${t.issuer}/register/${clientId}`, {
+  // RFC 7592 §3: each successful PUT rotates the registration access token. The tests name a
+  // client's first token; this follows it to the newest (a rotated-out token is tested on its own).
+  const rotated = new Map<string, string>();
+  const newest = (token: string): string => (rotated.has(token) ? newest(rotated.get(token)!) : token);
+  const config = async (clientId: string, token: string, init: { method?: string; body?: unknown; exact?: boolean } = {}) => {
+    const res = await t.fetch(`${t.issuer}/register/${clientId}`, {
       method: init.method ?? 'GET',
-      headers: { authorization: `Bearer ${token}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: { authorization: `Bearer ${init.exact ? token : newest(token)}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
     });
+    if (init.method === 'PUT' && res.status === 200) {
+      const next = ((await res.clone().json()) as { registration_access_token?: string }).registration_access_token;
+      if (next) rotated.set(newest(token), next);
+    }
+    return res;
+  };
 
   test('201 with client_id, a 256-bit secret shown once, and RFC 7592 credentials', async () => {
     const res = await register({ client_name: 'orders', audiences: [AUD], scope: 'orders:read', roles: ['reader'], access_token_ttl: 120, unknown_member: 'ignored' });
@@ -53,6 +63,11 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
     assert.equal(info.client_name, 'orders');
 
     const put = await config(body.client_id, body.registration_access_token, { method: 'PUT', body: { client_id: body.client_id, client_name: 'orders v2', audiences: [AUD] } });
+    // Rotated on update (issue 11, finding 20): the old token no longer works, the new one does.
+    const renewed = ((await put.clone().json()) as { registration_access_token: string }).registration_access_token;
+    assert.notEqual(renewed, body.registration_access_token);
+    assert.equal((await config(body.client_id, body.registration_access_token, { exact: true })).status, 401);
+    assert.equal((await config(body.client_id, renewed, { exact: true })).status, 200);
     assert.equal(put.status, 200);
     const updated = (await put.json()) as Record<string, any>;
     assert.equal(updated.client_name, 'orders v2');

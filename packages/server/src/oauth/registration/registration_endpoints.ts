@@ -122,10 +122,13 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
     const metadata = selfUpdate(client.metadata, validated, new Set(Object.keys(body).filter((k) => body[k] !== undefined && body[k] !== null)), deps.accessTokenTtl);
     // A client moving to a secret-based method without one gets a new secret, shown once.
     const secret = usesSecret(metadata) && client.secretHash === null ? newSecret() : undefined;
+    // RFC 7592 §3: the registration access token rotates on every update; the old one stops working.
+    const registrationToken = newSecret();
     const updated: ClientRecord = {
       ...client,
       metadata,
       secretHash: usesSecret(metadata) ? (secret ? hashSecret(deps.hashKey, secret) : client.secretHash) : null,
+      registrationTokenHash: hashSecret(deps.hashKey, registrationToken),
       updatedAt: Math.floor(Date.now() / 1000),
     };
     const event = deps.events.stage('client.updated', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
@@ -134,6 +137,7 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
     return reply.header('cache-control', 'no-store').send({
       ...clientInformation(deps.issuer, updated),
       ...(secret ? { client_secret: secret, client_secret_expires_at: 0 } : {}),
+      registration_access_token: registrationToken,
     });
   });
 
