@@ -57,15 +57,17 @@ export function schemaFacts(schema: Record<string, string>): SchemaFacts | undef
     const actionType = qualify(ns, 'Action');
     for (const [name, t] of Object.entries((frag.commonTypes ?? {}) as Record<string, SchemaType>)) facts.commonTypes.set(qualify(ns, name), t);
     for (const [name, e] of Object.entries((frag.entityTypes ?? {}) as Record<string, { memberOfTypes?: string[]; shape?: SchemaType; enum?: string[] }>)) {
-      facts.entityTypes.set(qualify(ns, name), { memberOf: new Set((e.memberOfTypes ?? []).map((m) => qualify(ns, m))), shape: e.shape, enumerated: e.enum !== undefined });
+      // Resolved names (memberOfTypes, principal and resource types, memberOf, Entity names) are
+      // already fully qualified; only the declarations' own keys are relative to the namespace.
+      facts.entityTypes.set(qualify(ns, name), { memberOf: new Set(e.memberOfTypes ?? []), shape: e.shape, enumerated: e.enum !== undefined });
     }
     type ActionJson = { memberOf?: { id: string; type?: string }[]; appliesTo?: { principalTypes?: string[]; resourceTypes?: string[]; context?: SchemaType } };
     for (const [id, a] of Object.entries((frag.actions ?? {}) as Record<string, ActionJson>)) {
       const uid = { type: actionType, id };
-      facts.actions.push({ uid, attrs: {}, parents: (a.memberOf ?? []).map((m) => ({ type: m.type ? qualify(ns, m.type) : actionType, id: m.id })) });
+      facts.actions.push({ uid, attrs: {}, parents: (a.memberOf ?? []).map((m) => ({ type: m.type ?? actionType, id: m.id })) });
       facts.appliesTo.set(uidKey(uid), {
-        principals: new Set((a.appliesTo?.principalTypes ?? []).map((p) => qualify(ns, p))),
-        resources: new Set((a.appliesTo?.resourceTypes ?? []).map((p) => qualify(ns, p))),
+        principals: new Set(a.appliesTo?.principalTypes ?? []),
+        resources: new Set(a.appliesTo?.resourceTypes ?? []),
         context: a.appliesTo?.context,
       });
     }

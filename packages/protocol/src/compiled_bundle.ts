@@ -56,6 +56,8 @@ export class CompiledBundle {
   private readonly setId = `latchkey-bundle-${++setCounter}`;
   private preparedIn = -1;
   private traps = 0;
+  /** Decisions taken by the TypeScript evaluator and by cedar-wasm (a measure of the fast path's reach). */
+  readonly counts = { evaluator: 0, cedar: 0 };
 
   private constructor(
     readonly policies: Record<string, string>,
@@ -103,7 +105,10 @@ export class CompiledBundle {
     if (this.json && (!this.facts || requestConforms(this.facts, req.principal, req.action, req.resource, req.context) === true)) {
       try {
         const fast = decide(this.json, evalRequest(this.store, req.principal, req.action, req.resource, req.context));
-        if (fast) return { ...fast, errors: [] };
+        if (fast) {
+          this.counts.evaluator++;
+          return { ...fast, errors: [] };
+        }
       } catch (err) {
         if (!(err instanceof Unsupported || err instanceof EvalError || err instanceof RangeError)) throw err;
       }
@@ -112,6 +117,7 @@ export class CompiledBundle {
   }
 
   private withWasm(req: DecisionRequest): Decision {
+    this.counts.cedar++;
     try {
       const answer = withCedar((cedar) => {
         if (this.preparedIn !== cedarGeneration()) this.prepare(cedar);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { adminGuard } from './admin/admin_token.ts';
 import { registerClientAdmin } from './admin/client_admin.ts';
@@ -82,7 +82,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     genReqId: () => randomUUID(),
     // Fastify's own request log writes the URL with its query string, where tokens end up by
     // mistake: one access line per request is written below instead, without the query.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // Deadlines (issue 11, finding 18): a slow client cannot hold a connection open indefinitely.
     requestTimeout: config.requestTimeout * 1000,
     keepAliveTimeout: 5000,
