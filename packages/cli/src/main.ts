@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { configFromEnv, insecureWarnings, loadConfig, startIdp, type ConfigInput } from '@latchkey/server';
 import { endpoint } from './http_client.ts';
 import { adminHeaders, collect, connection, print, show } from './command_helpers.ts';
@@ -8,7 +9,9 @@ import { registerPolicyCommands } from './policy_commands.ts';
 import { registerCaCommands } from './ca_commands.ts';
 import { basicAuthorization } from '@latchkey/protocol';
 
-const program = new Command('latchkey').description('Latchkey: identity and access management for microservices').showHelpAfterError();
+// The package's own version: package.json sits one level above both src/ and dist/.
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+const program = new Command('latchkey').description('Latchkey: identity and access management for microservices').version(version).showHelpAfterError();
 
 
 

@@ -21,11 +21,23 @@ const keyOf = (u: Uid): string => `${u.type}::${JSON.stringify(u.id)}`;
 
 /** An entity value: its key (for equality and lookups) and its parts. */
 export class EntityVal {
-  constructor(readonly type: string, readonly id: string, readonly key: string = keyOf({ type, id })) {}
+  readonly type: string;
+  readonly id: string;
+  readonly key: string;
+
+  constructor(type: string, id: string, key: string = keyOf({ type, id })) {
+    this.type = type;
+    this.id = id;
+    this.key = key;
+  }
 }
 type Value = boolean | number | string | EntityVal | Value[] | RecordVal;
 class RecordVal {
-  constructor(readonly fields: Map<string, Value>) {}
+  readonly fields: Map<string, Value>;
+
+  constructor(fields: Map<string, Value>) {
+    this.fields = fields;
+  }
 }
 
 /** The entities a request can see: the bundle's (with ancestors precomputed) plus the request's own. */

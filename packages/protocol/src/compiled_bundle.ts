@@ -58,15 +58,23 @@ export class CompiledBundle {
   private traps = 0;
   /** Decisions taken by the TypeScript evaluator and by cedar-wasm (a measure of the fast path's reach). */
   readonly counts = { evaluator: 0, cedar: 0 };
+  readonly policies: Record<string, string>;
+  private readonly schemaText: string | undefined;
+  readonly facts: SchemaFacts | undefined;
+  readonly json: [string, PolicyJson][] | undefined;
 
   private constructor(
-    readonly policies: Record<string, string>,
-    private readonly schemaText: string | undefined,
-    readonly facts: SchemaFacts | undefined,
+    policies: Record<string, string>,
+    schemaText: string | undefined,
+    facts: SchemaFacts | undefined,
     /** Policies in JSON form for the evaluator; undefined when cedar-wasm decides everything. */
-    readonly json: [string, PolicyJson][] | undefined,
+    json: [string, PolicyJson][] | undefined,
     entities: PolicyEntity[],
   ) {
+    this.policies = policies;
+    this.schemaText = schemaText;
+    this.facts = facts;
+    this.json = json;
     this.entities = entities;
     this.store = new EntityStore(entities);
   }

@@ -7,8 +7,10 @@ import { randomFillSync } from 'node:crypto';
 export class RandomPool {
   private readonly buf: Buffer;
   private offset: number;
+  private readonly size: number;
 
-  constructor(private readonly size = 4096) {
+  constructor(size = 4096) {
+    this.size = size;
     this.buf = Buffer.allocUnsafe(size);
     this.offset = size;
   }

@@ -14,9 +14,9 @@ const ALGS = {
 export async function workloadCsr(keyType: keyof typeof ALGS = 'P-256', names: x509.JsonGeneralNames = [], cn?: string): Promise<{ keyPem: string; csrPem: string }> {
   const a = ALGS[keyType];
   const keys = (await webcrypto.subtle.generateKey(a.gen as EcKeyGenParams, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create(<x509.Pkcs10CertificateRequestCreateParams>{
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     ...(cn !== undefined ? { name: `CN=${cn}` } : {}), keys, signingAlgorithm: a.sign as EcdsaParams,
     extensions: names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names)] : [],
-  });
+  } as x509.Pkcs10CertificateRequestCreateParams);
   return { keyPem: KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }) as string, csrPem: csr.toString('pem') };
 }

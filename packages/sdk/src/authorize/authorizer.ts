@@ -84,8 +84,11 @@ export interface Authorizer {
  * ```
  */
 export class AuthorizerError extends Error {
-  constructor(readonly code: 'policy_unavailable', message: string) {
+  readonly code: 'policy_unavailable';
+
+  constructor(code: 'policy_unavailable', message: string) {
     super(message);
+    this.code = code;
     this.name = 'AuthorizerError';
   }
 }

@@ -9,8 +9,12 @@ export const uidKey = (u: Uid): string => `${u.type}::${JSON.stringify(u.id)}`;
  * to. Cedar gets only these, not the whole entity store.
  */
 export class EntityIndex {
+  private readonly store: EntityStore;
+
   /** Over the evaluator's store of the same bundle: one index of the entities, not two. */
-  constructor(private readonly store: EntityStore) {}
+  constructor(store: EntityStore) {
+    this.store = store;
+  }
 
   get size(): number {
     return this.store.size;

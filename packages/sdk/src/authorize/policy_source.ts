@@ -25,8 +25,11 @@ export class PolicySource {
   private closed = false;
   /** When the IdP last answered (ms since epoch). */
   lastContact = 0;
+  private readonly o: PolicySourceOptions;
 
-  constructor(private readonly o: PolicySourceOptions) {}
+  constructor(o: PolicySourceOptions) {
+    this.o = o;
+  }
 
   async start(): Promise<void> {
     await this.fetchBundle();

@@ -37,8 +37,13 @@ export interface TokenClientOptions {
  * ```
  */
 export class TokenClientError extends Error {
-  constructor(readonly code: string, readonly status: number, description: string) {
+  readonly code: string;
+  readonly status: number;
+
+  constructor(code: string, status: number, description: string) {
     super(`${code}: ${description}`);
+    this.code = code;
+    this.status = status;
     this.name = 'TokenClientError';
   }
 }

@@ -27,8 +27,11 @@ export class FeedClient {
   private poll: NodeJS.Timeout | undefined;
   private etag: string | undefined;
   private closed = false;
+  private readonly o: FeedClientOptions;
 
-  constructor(private readonly o: FeedClientOptions) {}
+  constructor(o: FeedClientOptions) {
+    this.o = o;
+  }
 
   async start(): Promise<void> {
     await this.catchUp();

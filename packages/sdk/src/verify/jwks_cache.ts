@@ -57,8 +57,11 @@ export class JwksCache {
   /** When the issuer last answered (ms since epoch); 0 = never. */
   lastSuccess = 0;
   lastError: string | undefined;
+  private readonly options: JwksCacheOptions;
 
-  constructor(private readonly options: JwksCacheOptions) {}
+  constructor(options: JwksCacheOptions) {
+    this.options = options;
+  }
 
   get size(): number {
     return this.keys.size;

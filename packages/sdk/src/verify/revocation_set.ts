@@ -11,8 +11,11 @@ export class RevocationSet {
   private readonly keys = new Map<string, number>();
   private readonly listeners = new Set<(e: RevocationEntry) => void>();
   cursor = '0';
+  private readonly issuer: string;
 
-  constructor(private readonly issuer: string) {}
+  constructor(issuer: string) {
+    this.issuer = issuer;
+  }
 
   get size(): number {
     return this.tokens.size + this.clients.size + this.subjects.size + this.keys.size;

@@ -131,8 +131,11 @@ interface Current {
 /** A pool per certificate generation: `dispatch` always goes to the newest; old pools finish their requests and close. */
 class RotatingDispatcher extends Dispatcher {
   private current: UndiciAgent;
-  constructor(private readonly make: () => UndiciAgent) {
+  private readonly make: () => UndiciAgent;
+
+  constructor(make: () => UndiciAgent) {
     super();
+    this.make = make;
     this.current = make();
   }
   rotate(): void {

@@ -27,8 +27,11 @@ export class AlertRaiser {
   private readonly recent = new Map<string, number>();
   /** Findings dropped as repeats within the cooldown. */
   suppressed = 0;
+  private readonly deps: AlertRaiserDeps;
 
-  constructor(private readonly deps: AlertRaiserDeps) {}
+  constructor(deps: AlertRaiserDeps) {
+    this.deps = deps;
+  }
 
   async raise(f: Finding): Promise<AlertRecord | undefined> {
     const now = this.deps.now?.() ?? Date.now();

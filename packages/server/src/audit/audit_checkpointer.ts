@@ -9,14 +9,23 @@ import { CHECKPOINT_TYP } from './audit_chain_verify.ts';
  */
 export class AuditCheckpointer {
   private timer: NodeJS.Timeout | undefined;
+  private readonly store: Pick<AuditStore, 'auditHead' | 'addAuditCheckpoint' | 'listAuditCheckpoints'>;
+  private readonly keys: Pick<KeyRing, 'signDocument'>;
+  private readonly issuer: string;
+  private readonly sink?: (checkpoint: AuditCheckpoint) => Promise<void>;
 
   constructor(
-    private readonly store: Pick<AuditStore, 'auditHead' | 'addAuditCheckpoint' | 'listAuditCheckpoints'>,
-    private readonly keys: Pick<KeyRing, 'signDocument'>,
-    private readonly issuer: string,
+    store: Pick<AuditStore, 'auditHead' | 'addAuditCheckpoint' | 'listAuditCheckpoints'>,
+    keys: Pick<KeyRing, 'signDocument'>,
+    issuer: string,
     /** Where each checkpoint also goes as it is made, out of the database's reach (LATCHKEY_AUDIT_CHECKPOINT_FILE). */
-    private readonly sink?: (checkpoint: AuditCheckpoint) => Promise<void>,
-  ) {}
+    sink?: (checkpoint: AuditCheckpoint) => Promise<void>,
+  ) {
+    this.store = store;
+    this.keys = keys;
+    this.issuer = issuer;
+    this.sink = sink;
+  }
 
   /** Signs the current head unless it is already checkpointed; returns its seq. */
   async checkpoint(): Promise<number | undefined> {

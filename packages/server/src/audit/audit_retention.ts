@@ -18,7 +18,11 @@ export interface AuditRetentionDeps {
  * nowhere else. A crash between the steps leaves a chain that still verifies.
  */
 export class AuditRetention {
-  constructor(private readonly deps: AuditRetentionDeps) {}
+  private readonly deps: AuditRetentionDeps;
+
+  constructor(deps: AuditRetentionDeps) {
+    this.deps = deps;
+  }
 
   /** Prunes what is older than the retention (or than `before`, RFC 3339); returns the events deleted. */
   async prune(options: { before?: string; now?: number } = {}): Promise<{ pruned: number; throughSeq: number | null }> {

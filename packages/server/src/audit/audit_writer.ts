@@ -24,8 +24,12 @@ export class AuditWriter {
   private immediate: NodeJS.Immediate | undefined;
   private flushing: Promise<void> | undefined;
   private readonly batchSize: number;
+  private readonly store: Pick<AuditStore, 'appendAuditEvents'>;
+  private readonly options: AuditWriterOptions;
 
-  constructor(private readonly store: Pick<AuditStore, 'appendAuditEvents'>, private readonly options: AuditWriterOptions = {}) {
+  constructor(store: Pick<AuditStore, 'appendAuditEvents'>, options: AuditWriterOptions = {}) {
+    this.store = store;
+    this.options = options;
     this.batchSize = options.batchSize ?? 500;
   }
 

@@ -32,8 +32,10 @@ export class DetectionRunner {
   private chain: Promise<void> = Promise.resolve();
   /** When this replica last took or renewed the lease (it is renewed at most once a second). */
   private leaseAt = 0;
+  private readonly deps: DetectionRunnerDeps;
 
-  constructor(private readonly deps: DetectionRunnerDeps) {
+  constructor(deps: DetectionRunnerDeps) {
+    this.deps = deps;
     this.run = coalesce(() => this.pass(), deps.onError);
   }
 

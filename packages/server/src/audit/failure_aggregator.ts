@@ -13,11 +13,15 @@ import type { AuditEvent, AuditEventType } from '@latchkey/protocol';
 export class FailureAggregator {
   private readonly open = new Map<string, { first: AuditEvent; count: number; lastTime: string }>();
   private readonly timer: NodeJS.Timeout;
+  private readonly write: (event: AuditEvent) => void;
+  private readonly options: { windowMs?: number; maxKeys?: number };
 
   constructor(
-    private readonly write: (event: AuditEvent) => void,
-    private readonly options: { windowMs?: number; maxKeys?: number } = {},
+    write: (event: AuditEvent) => void,
+    options: { windowMs?: number; maxKeys?: number } = {},
   ) {
+    this.write = write;
+    this.options = options;
     this.timer = setInterval(() => this.flush(), options.windowMs ?? 10_000);
     this.timer.unref();
   }

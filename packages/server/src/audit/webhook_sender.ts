@@ -32,8 +32,11 @@ export class WebhookSender {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
+  private readonly o: WebhookSenderOptions;
 
-  constructor(private readonly o: WebhookSenderOptions) {}
+  constructor(o: WebhookSenderOptions) {
+    this.o = o;
+  }
 
   send(alert: AlertRecord): void {
     if (this.closed) return;

@@ -84,8 +84,11 @@ export interface WorkloadCaOptions {
 export class WorkloadCa {
   private cached: { at: number; text: string; state: CaState } | undefined;
   private operatorState: CaState | undefined;
+  private readonly options: WorkloadCaOptions;
 
-  private constructor(private readonly options: WorkloadCaOptions) {}
+  private constructor(options: WorkloadCaOptions) {
+    this.options = options;
+  }
 
   static async open(options: WorkloadCaOptions): Promise<WorkloadCa> {
     const ca = new WorkloadCa(options);

@@ -28,8 +28,11 @@ export type OutboundErrorKind = 'refused' | 'unreachable' | 'timeout' | 'too_lar
  * failure the same way, so the answers cannot be used to map the network behind the IdP.
  */
 export class OutboundError extends LatchkeyError {
-  constructor(readonly kind: OutboundErrorKind, message: string) {
+  readonly kind: OutboundErrorKind;
+
+  constructor(kind: OutboundErrorKind, message: string) {
     super('outbound_fetch_failed', message);
+    this.kind = kind;
   }
 }
 
@@ -52,8 +55,10 @@ export class OutboundFetch {
   private readonly allowedHosts = new Set<string>();
   private readonly allowedAddresses = new BlockList();
   private readonly agent: Agent;
+  private readonly policy: OutboundPolicy;
 
-  constructor(private readonly policy: OutboundPolicy) {
+  constructor(policy: OutboundPolicy) {
+    this.policy = policy;
     for (const a of policy.allow ?? []) {
       const [addr, prefix] = a.split('/');
       const family = isIP(addr ?? '');

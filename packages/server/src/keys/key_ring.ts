@@ -46,11 +46,16 @@ export class KeyRing {
   private jwksBody = '{"keys":[]}';
   private jwksEtag = '"0"';
   private fingerprint: string | undefined;
+  private readonly store: Pick<KeyStore, 'insertKey' | 'listPublishedKeys'>;
+  private readonly masterKey: MasterKey;
 
   constructor(
-    private readonly store: Pick<KeyStore, 'insertKey' | 'listPublishedKeys'>,
-    private readonly masterKey: MasterKey,
-  ) {}
+    store: Pick<KeyStore, 'insertKey' | 'listPublishedKeys'>,
+    masterKey: MasterKey,
+  ) {
+    this.store = store;
+    this.masterKey = masterKey;
+  }
 
   /** Creates and stores a new key in the given state. */
   async createKey(alg: SigningAlgorithm, state: 'next' | 'current', audit?: (record: SigningKeyRecord) => AuditEvent[]): Promise<SigningKeyRecord> {

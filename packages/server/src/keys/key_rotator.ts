@@ -36,8 +36,11 @@ export class KeyRotator {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private readonly holder = randomBytes(9).toString('base64url');
+  private readonly deps: KeyRotatorDeps;
 
-  constructor(private readonly deps: KeyRotatorDeps) {}
+  constructor(deps: KeyRotatorDeps) {
+    this.deps = deps;
+  }
 
   /** One pass at start (creating the first key if there is none), then one per check interval. */
   async start(): Promise<void> {

@@ -24,8 +24,11 @@ export class BundleValidator {
   private nextId = 0;
   private closed = false;
   private stopped = 0;
+  private readonly o: BundleValidatorOptions;
 
-  constructor(private readonly o: BundleValidatorOptions) {}
+  constructor(o: BundleValidatorOptions) {
+    this.o = o;
+  }
 
   validate(bundle: PolicyBundleContent, options: Options = {}): Promise<ValidationReport> {
     const limits = limitProblems(bundle);

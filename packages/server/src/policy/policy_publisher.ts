@@ -10,9 +10,12 @@ import { RESERVED, withReservedSchema } from './token_policy.ts';
 
 /** A bundle Cedar refused: 400 with every problem, located. Nothing was changed. */
 export class PolicyValidationError extends OAuthError {
-  constructor(readonly report: ValidationReport) {
+  readonly report: ValidationReport;
+
+  constructor(report: ValidationReport) {
     const first = report.errors[0];
     super('invalid_request', `the policy bundle is not valid: ${first ? `${first.source}${first.line ? `:${first.line}:${first.column}` : ''}: ${first.message}` : 'unknown problem'}`);
+    this.report = report;
   }
 
   override toJSON(): { error: 'invalid_request'; error_description: string } & { errors: PolicyProblem[]; warnings: PolicyProblem[] } {
@@ -39,7 +42,11 @@ export interface PolicyPublisherDeps {
  * publishes an old version's content again, so history only grows.
  */
 export class PolicyPublisher {
-  constructor(private readonly deps: PolicyPublisherDeps) {}
+  private readonly deps: PolicyPublisherDeps;
+
+  constructor(deps: PolicyPublisherDeps) {
+    this.deps = deps;
+  }
 
   async active(): Promise<PolicyVersionRecord | undefined> {
     return this.deps.store.getPolicyVersion();

@@ -44,8 +44,11 @@ export class TokenPolicy {
   private compiled: CompiledBundle | undefined;
   /** Why the newest bundle could not be taken (decisions fail closed meanwhile), or null. */
   private failure: string | null = null;
+  private readonly source: Pick<PolicyStore, 'getPolicyVersion' | 'listPolicyVersions'>;
 
-  constructor(private readonly source: Pick<PolicyStore, 'getPolicyVersion' | 'listPolicyVersions'>) {}
+  constructor(source: Pick<PolicyStore, 'getPolicyVersion' | 'listPolicyVersions'>) {
+    this.source = source;
+  }
 
   /**
    * Whether the newest bundle is in force. When it could not be taken (the policy engine failed on

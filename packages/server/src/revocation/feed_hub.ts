@@ -47,8 +47,12 @@ export class FeedHub {
   readonly poke: () => void;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly unlisten: () => void;
+  private readonly store: Pick<FeedStore, 'listFeedEvents' | 'onFeedAppended'>;
+  private readonly options: FeedHubOptions;
 
-  constructor(private readonly store: Pick<FeedStore, 'listFeedEvents' | 'onFeedAppended'>, private readonly options: FeedHubOptions) {
+  constructor(store: Pick<FeedStore, 'listFeedEvents' | 'onFeedAppended'>, options: FeedHubOptions) {
+    this.store = store;
+    this.options = options;
     this.poke = coalesce(() => this.pump(), (err) => this.options.onError?.(err));
     this.unlisten = store.onFeedAppended(() => this.poke());
     const tick = Math.min(options.heartbeatSeconds, options.stallSeconds);

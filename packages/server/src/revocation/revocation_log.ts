@@ -8,12 +8,20 @@ import type { FeedStore, RevocationStore, WithAudit } from '../storage/ports.ts'
  * hash of a token's bytes — and expire when nothing they cover can still be valid.
  */
 export class RevocationLog {
+  private readonly store: Pick<FeedStore, 'appendFeedEvent'> & RevocationStore;
+  private readonly issuer: string;
+  private readonly coverSeconds: number;
+
   constructor(
-    private readonly store: Pick<FeedStore, 'appendFeedEvent'> & RevocationStore,
-    private readonly issuer: string,
+    store: Pick<FeedStore, 'appendFeedEvent'> & RevocationStore,
+    issuer: string,
     /** Longest lifetime of any token + clock skew: how long a not-before or key entry must live. */
-    private readonly coverSeconds: number,
-  ) {}
+    coverSeconds: number,
+  ) {
+    this.store = store;
+    this.issuer = issuer;
+    this.coverSeconds = coverSeconds;
+  }
 
   private now = (): number => Math.floor(Date.now() / 1000);
 

@@ -8,8 +8,15 @@ import type { ClientRecord, ClientStore, WithAudit } from './ports.ts';
  */
 export class ClientCache implements ClientStore {
   private readonly entries = new Map<string, { record: ClientRecord; expires: number }>();
+  private readonly store: ClientStore;
+  private readonly ttlSeconds: number;
+  private readonly maxEntries: number;
 
-  constructor(private readonly store: ClientStore, private readonly ttlSeconds: number, private readonly maxEntries = 10_000) {}
+  constructor(store: ClientStore, ttlSeconds: number, maxEntries = 10_000) {
+    this.store = store;
+    this.ttlSeconds = ttlSeconds;
+    this.maxEntries = maxEntries;
+  }
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
     const now = Date.now();

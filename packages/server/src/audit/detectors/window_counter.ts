@@ -5,8 +5,15 @@
  */
 export class WindowCounter {
   private readonly hits = new Map<string, { times: number[]; firstSeq: number[]; extra: Set<string> }>();
+  private readonly threshold: number;
+  private readonly windowMs: number;
+  private readonly maxKeys: number;
 
-  constructor(private readonly threshold: number, private readonly windowMs: number, private readonly maxKeys = 50_000) {}
+  constructor(threshold: number, windowMs: number, maxKeys = 50_000) {
+    this.threshold = threshold;
+    this.windowMs = windowMs;
+    this.maxKeys = maxKeys;
+  }
 
   /**
    * Adds a hit; returns the burst when this hit makes `threshold` within the window. `tag` values

@@ -4,8 +4,13 @@
  */
 export class FailureLimiter {
   private readonly windows = new Map<string, { start: number; count: number }>();
+  private readonly limit: number;
+  private readonly windowMs: number;
 
-  constructor(private readonly limit: number, private readonly windowMs = 60_000) {}
+  constructor(limit: number, windowMs = 60_000) {
+    this.limit = limit;
+    this.windowMs = windowMs;
+  }
 
   /** Seconds to wait when any of the keys is over the limit, else 0. */
   blockedFor(keys: string[], now = Date.now()): number {

@@ -22,8 +22,10 @@ const MIGRATION_LOCK = 0x6c617463686b;
 export class PostgresStorage implements Storage {
   readonly kind = 'postgres' as const;
   private readonly pool: pg.Pool;
+  private readonly connectionString: string;
 
-  constructor(private readonly connectionString: string, options: { max?: number } = {}) {
+  constructor(connectionString: string, options: { max?: number } = {}) {
+    this.connectionString = connectionString;
     this.pool = new pg.Pool({ connectionString, max: options.max ?? 10 });
     // An idle client's error (database restart) must not crash the process; the next query reconnects.
     this.pool.on('error', () => {});

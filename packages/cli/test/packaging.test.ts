@@ -1,0 +1,148 @@
+// Issue 12: the packages as a user outside this repository gets them. Build, `npm pack` every
+// package, install the tarballs into a scratch project in the temp folder (no workspace links, no
+// tsx, no source condition), and use them there from plain JavaScript, CommonJS and TypeScript.
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { freePort } from '@latchkey/testkit';
+
+const exec = promisify(execFile);
+const ROOT = new URL('../../../', import.meta.url).pathname;
+const PACKAGES = ['protocol', 'server', 'sdk', 'cli'];
+// A clean environment for the consumer: none of this repository's loaders or conditions.
+const env = (extra: Record<string, string> = {}) => {
+  const e: Record<string, string> = { ...process.env, ...extra } as Record<string, string>;
+  delete e.NODE_OPTIONS;
+  return e;
+};
+
+describe('installable packages: npm pack, install outside the repository, use without tsx', { timeout: 600_000 }, () => {
+  let scratch: string;
+  let app: string;
+  const tarballs: Record<string, string> = {};
+  let server: ReturnType<typeof spawn> | undefined;
+
+  before(async () => {
+    await exec('npm', ['run', 'build'], { cwd: ROOT, env: env() });
+    scratch = mkdtempSync(join(tmpdir(), 'latchkey-consumer-'));
+    mkdirSync(join(scratch, 'tarballs'));
+    for (const p of PACKAGES) {
+      const { stdout } = await exec('npm', ['pack', '--json', '--pack-destination', join(scratch, 'tarballs')], { cwd: join(ROOT, 'packages', p), env: env() });
+      tarballs[p] = join(scratch, 'tarballs', (JSON.parse(stdout) as { filename: string }[])[0]!.filename);
+    }
+    app = join(scratch, 'app');
+    mkdirSync(app);
+    writeFileSync(join(app, 'package.json'), JSON.stringify({
+      name: 'consumer', version: '1.0.0', private: true, type: 'module',
+      // Every @latchkey package from its tarball (the registry has none of them).
+      dependencies: Object.fromEntries(PACKAGES.map((p) => [`@latchkey/${p}`, `file:${tarballs[p]}`])),
+      overrides: Object.fromEntries(PACKAGES.map((p) => [`@latchkey/${p}`, `file:${tarballs[p]}`])),
+      devDependencies: { typescript: '5.9', '@types/node': '^20.19.0' },
+      allowScripts: { 'better-sqlite3': true },
+    }, null, 2));
+    await exec('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: app, env: env(), maxBuffer: 1 << 24 });
+  });
+  after(async () => {
+    server?.kill('SIGTERM');
+  });
+
+  test('npm pack ships built JavaScript and declarations only: no tests, no benchmarks, no TypeScript sources', async () => {
+    for (const p of PACKAGES) {
+      const { stdout } = await exec('npm', ['pack', '--dry-run', '--json'], { cwd: join(ROOT, 'packages', p), env: env() });
+      const files = (JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+      assert.ok(files.includes('package.json') && files.some((f) => f.startsWith('dist/') && f.endsWith('.js')), p);
+      const stray = files.filter((f) => /(^|\/)(test|tests|bench)\//.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts')) || f.endsWith('.tsbuildinfo'));
+      assert.deepEqual(stray, [], `${p} ships ${stray.join(', ')}`);
+    }
+  });
+
+  let issuer: string;
+  let secret: string;
+  let caPem: string;
+  test('the installed `latchkey` binary: --version, serve, client create', async () => {
+    const bin = join(app, 'node_modules', '.bin', 'latchkey');
+    const version = (await exec(bin, ['--version'], { env: env() })).stdout.trim();
+    assert.equal(version, JSON.parse(readFileSync(join(ROOT, 'packages/cli/package.json'), 'utf8')).version);
+    const port = await freePort();
+    const data = join(scratch, 'data');
+    issuer = `https://localhost:${port}`;
+    server = spawn(bin, ['serve'], { env: env({ LATCHKEY_DATA_DIR: data, LATCHKEY_PORT: String(port), LATCHKEY_LOG_LEVEL: 'warn', LATCHKEY_SHUTDOWN_GRACE: '0' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    server.stdout!.on('data', (d) => (out += d));
+    server.stderr!.on('data', (d) => (out += d));
+    for (let i = 0; i < 300 && !out.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(out, /listening on/, out);
+    const adminToken = /LATCHKEY_ADMIN_TOKEN=(\S+)/.exec(out)![1]!;
+    const started = Date.now();
+    const created = await exec(bin, ['client', 'create', 'consumer-svc', '--audience', 'https://orders.internal', '--scope', 'orders:read'], {
+      env: env({ LATCHKEY_URL: issuer, LATCHKEY_DATA_DIR: data, LATCHKEY_ADMIN_TOKEN: adminToken }),
+    });
+    const cliMs = Date.now() - started;
+    secret = (JSON.parse(created.stdout) as { client_secret: string }).client_secret;
+    caPem = join(data, 'ca.pem');
+    assert.ok(secret.length >= 43);
+    assert.ok(cliMs < 5000, `the compiled CLI took ${cliMs} ms`);
+  });
+
+  const consumerCode = (mod: 'esm' | 'cjs') => {
+    const load = mod === 'esm'
+      ? "import { createTokenClient } from '@latchkey/sdk/token-client';\nimport { createVerifier } from '@latchkey/sdk/verify';\n"
+      : "const { createTokenClient } = require('@latchkey/sdk/token-client');\nconst { createVerifier } = require('@latchkey/sdk/verify');\n";
+    return `${load}
+const issuer = process.env.ISSUER;
+const main = async () => {
+  const tokens = createTokenClient({ issuer, clientId: 'consumer-svc', clientSecret: process.env.SECRET });
+  const token = await tokens.getToken({ audience: 'https://orders.internal' });
+  const verifier = await createVerifier({ issuer, audience: 'https://orders.internal' });
+  const claims = await verifier.verify(token);
+  verifier.close();
+  console.log(JSON.stringify({ client_id: claims.client_id, scope: claims.scope }));
+};
+main().catch((err) => { console.error(err); process.exit(1); });
+`;
+  };
+
+  for (const mod of ['esm', 'cjs'] as const) {
+    test(`a plain ${mod === 'esm' ? '.mjs (import)' : '.cjs (require)'} file gets a token with @latchkey/sdk/token-client and verifies it with @latchkey/sdk/verify`, async () => {
+      const file = join(app, mod === 'esm' ? 'consumer.mjs' : 'consumer.cjs');
+      writeFileSync(file, consumerCode(mod));
+      const { stdout } = await exec(process.execPath, [file], { cwd: app, env: env({ ISSUER: issuer, SECRET: secret, NODE_EXTRA_CA_CERTS: caPem }) });
+      assert.deepEqual(JSON.parse(stdout), { client_id: 'consumer-svc', scope: 'orders:read' });
+    });
+  }
+
+  for (const resolution of ['NodeNext', 'Bundler'] as const) {
+    test(`a TypeScript consumer (tsc --strict, moduleResolution ${resolution}) type-checks a correct use and fails on a misspelt option`, async () => {
+      const dir = join(app, `ts-${resolution}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+        compilerOptions: { strict: true, noEmit: true, target: 'ES2022', module: resolution === 'NodeNext' ? 'NodeNext' : 'ESNext', moduleResolution: resolution, types: ['node'], skipLibCheck: false },
+        include: ['*.ts'],
+      }));
+      writeFileSync(join(dir, 'good.ts'), `import { createVerifier, type Verifier } from '@latchkey/sdk/verify';
+import { createTokenClient } from '@latchkey/sdk/token-client';
+import { createAuthorizer } from '@latchkey/sdk/authorize';
+import type { AccessTokenClaims } from '@latchkey/protocol';
+export async function run(issuer: string, secret: string): Promise<string> {
+  const verifier: Verifier = await createVerifier({ issuer, audience: 'https://orders.internal', clockSkew: 30 });
+  const tokens = createTokenClient({ issuer, clientId: 'svc', clientSecret: secret });
+  const claims: AccessTokenClaims = await verifier.verify(await tokens.getToken({ audience: 'https://orders.internal' }));
+  void createAuthorizer;
+  return claims.client_id;
+}
+`);
+      const tsc = join(app, 'node_modules', '.bin', 'tsc');
+      await exec(tsc, ['-p', dir], { cwd: dir, env: env() }).catch((err: { stdout: string }) => assert.fail(err.stdout));
+      writeFileSync(join(dir, 'bad.ts'), `import { createVerifier } from '@latchkey/sdk/verify';
+export const v = createVerifier({ issuer: 'https://idp', audiance: 'https://orders.internal' });
+`);
+      const bad = await exec(tsc, ['-p', dir], { cwd: dir, env: env() }).then(() => ({ stdout: '' }), (err: { stdout: string }) => err);
+      assert.match(bad.stdout, /bad\.ts.*audiance/s, 'the misspelt option is a type error');
+      assert.doesNotMatch(bad.stdout, /good\.ts|node_modules/, 'and nothing else is');
+    });
+  }
+});
