@@ -12,7 +12,7 @@ import { freePort } from '@latchkey/testkit';
 
 const exec = promisify(execFile);
 const ROOT = new URL('../../../', import.meta.url).pathname;
-const PACKAGES = ['protocol', 'server', 'sdk', 'cli'];
+const PACKAGES = ['protocol', 'policy', 'server', 'sdk', 'cli'];
 // A clean environment for the consumer: none of this repository's loaders or conditions.
 const env = (extra: Record<string, string> = {}) => {
   const e: Record<string, string> = { ...process.env, ...extra } as Record<string, string>;

@@ -1,6 +1,7 @@
 import type { AccessTokenClaims, PolicyBundle, PolicyEntity } from '@latchkey/protocol';
 import type { AuditQueue } from '../audit/audit_queue.ts';
-import { basicAuthorization, CedarTrap, CompiledBundle } from '@latchkey/protocol';
+import { basicAuthorization } from '@latchkey/protocol';
+import { CedarTrap, CompiledBundle } from '@latchkey/policy';
 import { EntityIndex, uidKey, type Uid } from './entity_slice.ts';
 import { PolicySource } from './policy_source.ts';
 

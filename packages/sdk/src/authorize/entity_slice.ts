@@ -1,4 +1,5 @@
-import type { EntityStore, PolicyEntity } from '@latchkey/protocol';
+import type { PolicyEntity } from '@latchkey/protocol';
+import type { EntityStore } from '@latchkey/policy';
 
 export type Uid = { type: string; id: string };
 export const uidKey = (u: Uid): string => `${u.type}::${JSON.stringify(u.id)}`;

@@ -1,4 +1,5 @@
-import { withCedar, type PolicyBundle } from '@latchkey/protocol';
+import { type PolicyBundle } from '@latchkey/protocol';
+import { withCedar } from '@latchkey/policy';
 import { bundleDigest } from './policy_digest.ts';
 
 const namespaceOf = (type: string): string => {

@@ -1,5 +1,6 @@
 import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import { CedarTrap, hierarchyDepth, jsonDepth, POLICY_LIMITS, policyTextProblems, schemaTextProblems, withCedar, type PolicyBundleContent } from '@latchkey/protocol';
+import { type PolicyBundleContent } from '@latchkey/protocol';
+import { CedarTrap, hierarchyDepth, jsonDepth, POLICY_LIMITS, policyTextProblems, schemaTextProblems, withCedar } from '@latchkey/policy';
 
 /** One problem Cedar found, located in the file (schema fragment) or policy it came from. */
 export interface PolicyProblem {

@@ -1,4 +1,5 @@
-import { CedarTrap, CompiledBundle, withCedar, type PolicyEntity } from '@latchkey/protocol';
+import { type PolicyEntity } from '@latchkey/protocol';
+import { CedarTrap, CompiledBundle, withCedar } from '@latchkey/policy';
 import type { ClientRecord, PolicyStore } from '../storage/ports.ts';
 
 /** The reserved namespace of the IdP's own decisions. */

@@ -1,6 +1,6 @@
 // Runs in a worker thread (see bundle_validator.ts): Cedar validation off the IdP's event loop.
 import { parentPort } from 'node:worker_threads';
-import { withCedar } from '@latchkey/protocol';
+import { withCedar } from '@latchkey/policy';
 import { validateBundle } from './policy_validator.ts';
 
 parentPort!.on('message', (m: { id: number; bundle: Parameters<typeof validateBundle>[0]; options: Parameters<typeof validateBundle>[1] }) => {

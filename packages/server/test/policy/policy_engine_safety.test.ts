@@ -2,7 +2,7 @@
 // validation must not freeze the IdP.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { CedarTrap, CompiledBundle, POLICY_LIMITS, withCedar } from '@latchkey/protocol';
+import { CedarTrap, CompiledBundle, POLICY_LIMITS, withCedar } from '@latchkey/policy';
 import { basicAuth, startTestIdp, type TestIdp } from '@latchkey/testkit';
 import { BundleValidator } from '../../src/policy/bundle_validator.ts';
 

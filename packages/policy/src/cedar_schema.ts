@@ -4,7 +4,7 @@
 // derives the same facts itself; the TypeScript evaluator must see them too, or its decisions differ
 // from Cedar's (issue 11, finding 6).
 import { withCedar } from './cedar_engine.ts';
-import type { PolicyEntity } from './policy_bundle.ts';
+import type { PolicyEntity } from '@latchkey/protocol';
 
 type Uid = { type: string; id: string };
 

@@ -5,7 +5,7 @@ import type * as CedarWasm from '@cedar-policy/cedar-wasm/nodejs';
 import { CedarTrap, cedarGeneration, withCedar } from './cedar_engine.ts';
 import { decide, EntityStore, EvalError, evalRequest, Unsupported, type PolicyJson } from './cedar_eval.ts';
 import { isActionType, requestConforms, schemaFacts, type SchemaFacts } from './cedar_schema.ts';
-import type { PolicyEntity } from './policy_bundle.ts';
+import type { PolicyEntity } from '@latchkey/protocol';
 import { jsonDepth, POLICY_LIMITS } from './policy_limits.ts';
 
 type Uid = { type: string; id: string };

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import { CompiledBundle, type PolicyEntity } from '@latchkey/protocol';
+import { type PolicyEntity } from '@latchkey/protocol';
+import { CompiledBundle } from '@latchkey/policy';
 
 let seed = 4242;
 const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);

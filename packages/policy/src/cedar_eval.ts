@@ -9,7 +9,7 @@
 // (some/every/map): Node 20's V8 aborts the process ("Fatal error ... unreachable code" in
 // Deoptimizer::DoComputeBuiltinContinuation) when such a frame is deoptimized under load, which the
 // differential tests hit. Hence the plain loops on every path that can throw.
-import type { PolicyEntity } from './policy_bundle.ts';
+import type { PolicyEntity } from '@latchkey/protocol';
 
 /** Thrown for a construct this evaluator leaves to cedar-wasm. */
 export class Unsupported extends Error {}

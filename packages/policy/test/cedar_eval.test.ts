@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { PolicyEntity } from '@latchkey/protocol';
-import { EntityStore, EvalError, evalRequest, satisfied, Unsupported, decide, type PolicyJson } from '@latchkey/protocol';
+import { EntityStore, EvalError, evalRequest, satisfied, Unsupported, decide, type PolicyJson } from '@latchkey/policy';
 
 let seed = 12345;
 const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
