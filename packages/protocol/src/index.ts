@@ -7,3 +7,4 @@ export * from './feed.ts';
 export * from './policy_bundle.ts';
 export * from './tls_settings.ts';
 export * from './spiffe.ts';
+export * from './access_token_check.ts';

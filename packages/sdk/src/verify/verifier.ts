@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { ACCESS_TOKEN_TYP, parseCompactJws, verifyJws, type AccessTokenClaims, basicAuthorization, certificateThumbprint } from '@latchkey/protocol';
+import { accessTokenTypeOk, checkAccessTokenClaims, checkAccessTokenTime, checkCertificateBinding, parseCompactJws, verifyJws, type AccessTokenClaims, type AccessTokenProblem, basicAuthorization, certificateThumbprint } from '@latchkey/protocol';
 import { FeedClient, type FeedState } from './feed_client.ts';
 import { JwksCache } from './jwks_cache.ts';
 import { RevocationSet } from './revocation_set.ts';
@@ -65,7 +65,15 @@ export interface Verifier {
 }
 
 const ALLOWED = new Set(['ES256', 'EdDSA', 'RS256']);
-const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const CLAIM_MESSAGES: Record<AccessTokenProblem, string> = {
+  wrong_type: 'not an RFC 9068 access token',
+  wrong_issuer: 'unexpected issuer',
+  wrong_audience: 'the token is not for this audience',
+  claims_invalid: 'required claims are missing or malformed',
+  token_expired: 'the token has expired',
+  token_not_yet_valid: 'the token is not valid yet',
+  binding_mismatch: 'the token is bound to another certificate',
+};
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
 
 /**
@@ -123,17 +131,14 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
   const lastContact = (): number => Math.max(jwks.lastSuccess, feed?.lastContact ?? 0, feed?.state === 'connected' ? Date.now() : 0);
 
   const checkTime = (claims: AccessTokenClaims, now: number): void => {
-    if (now > claims.exp + skew) throw new VerifyError('token_expired', 'the token has expired');
-    const nbf = (claims as unknown as { nbf?: unknown }).nbf;
-    if ((isNum(nbf) && nbf > now + skew) || claims.iat > now + skew) throw new VerifyError('token_not_yet_valid', 'the token is not valid yet');
+    const problem = checkAccessTokenTime(claims, now, skew);
+    if (problem === 'token_expired') throw new VerifyError('token_expired', 'the token has expired');
+    if (problem) throw new VerifyError('token_not_yet_valid', 'the token is not valid yet');
   };
 
   const thumbprints = new WeakMap<X509Certificate, string>();
   const checkBinding = (claims: AccessTokenClaims, cert: X509Certificate | Buffer | undefined): void => {
-    const cnf = (claims as unknown as { cnf?: Record<string, unknown> }).cnf;
-    if (cnf === undefined) return;
-    const bound = cnf['x5t#S256'];
-    if (typeof bound !== 'string') throw new VerifyError('binding_mismatch', 'the token is bound to a key this verifier cannot check');
+    if (claims.cnf === undefined) return;
     if (!cert) throw new VerifyError('binding_mismatch', 'the token is bound to a client certificate and none was presented');
     // RFC 8705 §3.1: base64url SHA-256 of the DER certificate — once per X509Certificate object
     // (immutable; the middleware hands over one per connection), every time for a Buffer.
@@ -142,7 +147,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
       thumbprint = certificateThumbprint(cert instanceof X509Certificate ? cert.raw : cert);
       if (cert instanceof X509Certificate) thumbprints.set(cert, thumbprint);
     }
-    if (thumbprint !== bound) throw new VerifyError('binding_mismatch', 'the token is bound to another certificate');
+    if (checkCertificateBinding(claims, thumbprint)) throw new VerifyError('binding_mismatch', 'the token is bound to another certificate');
   };
 
   const report = (token: unknown, err: VerifyError): void => {
@@ -209,8 +214,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     // RFC 7515 §4.1.11: a critical extension we do not understand must be refused.
     if (header.crit !== undefined) throw new VerifyError('critical_header_unsupported', 'unsupported critical header');
     // RFC 9068 §4: the typ of an access token.
-    const typ = typeof header.typ === 'string' ? header.typ.toLowerCase() : '';
-    if (typ !== ACCESS_TOKEN_TYP && typ !== 'application/at+jwt') throw new VerifyError('wrong_type', 'not an RFC 9068 access token');
+    if (!accessTokenTypeOk(header)) throw new VerifyError('wrong_type', 'not an RFC 9068 access token');
     if (!isStr(header.kid)) throw new VerifyError('key_unknown', 'the token names no key');
     if (revocations.keyRevoked(header.kid)) throw new VerifyError('token_revoked', 'its signing key was revoked');
     // jku, x5u, jwk and x5c are never read: keys come from the issuer's JWKS only.
@@ -218,14 +222,10 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     if (!key) throw new VerifyError('key_unknown', 'the signing key is not in the issuer JWKS');
     if (key.alg !== header.alg) throw new VerifyError('algorithm_not_allowed', 'the algorithm does not match the key');
     if (!verifyJws(key.alg, key.key, jws.signingInput, jws.signature)) throw new VerifyError('signature_invalid', 'signature verification failed');
-    if (payload.iss !== options.issuer) throw new VerifyError('wrong_issuer', 'unexpected issuer');
-    const aud = payload.aud;
-    if (!(aud === options.audience || (Array.isArray(aud) && aud.includes(options.audience)))) throw new VerifyError('wrong_audience', 'the token is not for this audience');
-    if (!isNum(payload.exp) || !isNum(payload.iat) || (payload.nbf !== undefined && !isNum(payload.nbf)) || !isStr(payload.jti) || !isStr(payload.sub) || !isStr(payload.client_id)) {
-      throw new VerifyError('claims_invalid', 'required claims are missing or malformed');
-    }
-    const claims = payload as unknown as AccessTokenClaims;
-    checkTime(claims, now);
+    // The same claims check the IdP makes of its own tokens (protocol's checkAccessTokenClaims).
+    const checked = checkAccessTokenClaims(payload, { issuer: options.issuer, audience: options.audience, now, skew });
+    if (!checked.ok) throw new VerifyError(checked.problem, CLAIM_MESSAGES[checked.problem]);
+    const claims = checked.claims;
     const why = revocations.check(key.kid, claims);
     if (why) throw new VerifyError('token_revoked', why);
     checkBinding(claims, opts.mtlsCertificate);

@@ -29,6 +29,3 @@ export function chooseAudience(resources: string[] | undefined, allowed: (audien
   const unique = [...new Set(resources)];
   return unique.length === 1 ? (unique[0] as string) : unique;
 }
-
-/** Whether a token's `aud` (a string or an array, RFC 7519 §4.1.3) names `audience`. */
-export const audienceIncludes = (aud: string | string[], audience: string): boolean => (typeof aud === 'string' ? aud === audience : aud.includes(audience));
