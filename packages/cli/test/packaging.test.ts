@@ -145,4 +145,41 @@ export const v = createVerifier({ issuer: 'https://idp', audiance: 'https://orde
       assert.doesNotMatch(bad.stdout, /good\.ts|node_modules/, 'and nothing else is');
     });
   }
+
+  test('@latchkey/sdk/verify and /token-client load neither cedar-wasm nor @peculiar/x509; every subpath\'s import time is measured', async () => {
+    // A resolve hook that records every module the import loads.
+    writeFileSync(join(app, 'trace.mjs'), [
+      "import { register } from 'node:module';",
+      "import { MessageChannel } from 'node:worker_threads';",
+      "const { port1, port2 } = new MessageChannel();",
+      "const seen = [];",
+      "port1.on('message', (u) => seen.push(u)); port1.unref();",
+      "register('./trace-hooks-port.mjs', import.meta.url, { data: { port: port2 }, transferList: [port2] });",
+      "const sub = process.argv[2];",
+      "const t0 = performance.now();",
+      "await import(sub);",
+      "const ms = performance.now() - t0;",
+      "await new Promise((r) => setTimeout(r, 50));",
+      // CommonJS modules (cedar-wasm's Node build is one) bypass the ESM hooks: read require's cache too.
+      "const { createRequire } = await import('node:module');",
+      "const cjs = Object.keys(createRequire(import.meta.url).cache);",
+      "console.log(JSON.stringify({ ms, loaded: [...seen, ...cjs] }));",
+    ].join('\n'));
+    writeFileSync(join(app, 'trace-hooks-port.mjs'), "let port; export function initialize(d) { port = d.port; } export async function resolve(s, c, next) { const r = await next(s, c); port.postMessage(r.url); return r; }\n");
+    const subpaths = ['@latchkey/sdk/verify', '@latchkey/sdk/token-client', '@latchkey/sdk/fastify', '@latchkey/sdk/express', '@latchkey/sdk/node', '@latchkey/sdk/audit', '@latchkey/sdk/authorize', '@latchkey/sdk/workload', '@latchkey/sdk', '@latchkey/protocol', '@latchkey/policy'];
+    const times: Record<string, number> = {};
+    for (const sub of subpaths) {
+      const runs: { ms: number; loaded: string[] }[] = [];
+      for (let i = 0; i < 3; i++) runs.push(JSON.parse((await exec(process.execPath, [join(app, 'trace.mjs'), sub], { cwd: app, env: env() })).stdout));
+      times[sub] = Math.round([...runs.map((r) => r.ms)].sort((a, b) => a - b)[1]! * 10) / 10;
+      if (sub.endsWith('/verify') || sub.endsWith('/token-client')) {
+        const heavy = runs[0]!.loaded.filter((u) => /cedar-wasm|@peculiar\/x509|@latchkey\/policy/.test(u));
+        assert.deepEqual(heavy, [], `${sub} loads ${heavy.join(', ')}`);
+        assert.ok(runs[0]!.loaded.some((u) => u.includes('/node_modules/@latchkey/sdk/dist/')), 'the trace sees the SDK itself');
+      }
+      // The trace does see them where they belong (so the check above can fail).
+      if (sub.endsWith('/workload')) assert.ok(runs[0]!.loaded.some((u) => u.includes('@peculiar/x509')), 'workload loads @peculiar/x509');
+    }
+    console.log(`# import times (ms, median of 3, Node ${process.version}): ${JSON.stringify(times)}`);
+  });
 });
