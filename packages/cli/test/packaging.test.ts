@@ -20,6 +20,78 @@ const env = (extra: Record<string, string> = {}) => {
   return e;
 };
 
+/** Packs every package into `dir` and returns the tarball paths. */
+async function packAll(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  mkdirSync(dir, { recursive: true });
+  for (const p of PACKAGES) {
+    const { stdout } = await exec('npm', ['pack', '--json', '--pack-destination', dir], { cwd: join(ROOT, 'packages', p), env: env() });
+    out[p] = join(dir, (JSON.parse(stdout) as { filename: string }[])[0]!.filename);
+  }
+  return out;
+}
+
+/** A consumer project in `app` with every @latchkey package from its tarball (the registry has none). */
+async function installConsumer(app: string, tarballs: Record<string, string>, extraEnv: Record<string, string> = {}, devDependencies: Record<string, string> = {}): Promise<void> {
+  mkdirSync(app, { recursive: true });
+  writeFileSync(join(app, 'package.json'), JSON.stringify({
+    name: 'consumer', version: '1.0.0', private: true, type: 'module',
+    dependencies: Object.fromEntries(PACKAGES.map((p) => [`@latchkey/${p}`, `file:${tarballs[p]}`])),
+    overrides: Object.fromEntries(PACKAGES.map((p) => [`@latchkey/${p}`, `file:${tarballs[p]}`])),
+    devDependencies,
+    allowScripts: { 'better-sqlite3': true },
+  }, null, 2));
+  await exec('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: app, env: env(extraEnv), maxBuffer: 1 << 24 });
+}
+
+/** Starts the installed `latchkey serve` and registers a client with the installed `latchkey client create`. */
+async function serveAndRegister(app: string, runEnv: Record<string, string>): Promise<{ server: ReturnType<typeof spawn>; issuer: string; secret: string; caPem: string; cliMs: number }> {
+  const bin = join(app, 'node_modules', '.bin', 'latchkey');
+  const port = await freePort();
+  const data = join(app, 'data');
+  const issuer = `https://localhost:${port}`;
+  const server = spawn(bin, ['serve'], { env: env({ ...runEnv, LATCHKEY_DATA_DIR: data, LATCHKEY_PORT: String(port), LATCHKEY_LOG_LEVEL: 'warn', LATCHKEY_SHUTDOWN_GRACE: '0' }), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  server.stdout!.on('data', (d) => (out += d));
+  server.stderr!.on('data', (d) => (out += d));
+  for (let i = 0; i < 300 && !out.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.match(out, /listening on/, out);
+  const adminToken = /LATCHKEY_ADMIN_TOKEN=(\S+)/.exec(out)![1]!;
+  const started = Date.now();
+  const created = await exec(bin, ['client', 'create', 'consumer-svc', '--audience', 'https://orders.internal', '--scope', 'orders:read'], {
+    env: env({ ...runEnv, LATCHKEY_URL: issuer, LATCHKEY_DATA_DIR: data, LATCHKEY_ADMIN_TOKEN: adminToken }),
+  });
+  const cliMs = Date.now() - started;
+  return { server, issuer, secret: (JSON.parse(created.stdout) as { client_secret: string }).client_secret, caPem: join(data, 'ca.pem'), cliMs };
+}
+
+const consumerCode = (mod: 'esm' | 'cjs') => {
+  const load = mod === 'esm'
+    ? "import { createTokenClient } from '@latchkey/sdk/token-client';\nimport { createVerifier } from '@latchkey/sdk/verify';\n"
+    : "const { createTokenClient } = require('@latchkey/sdk/token-client');\nconst { createVerifier } = require('@latchkey/sdk/verify');\n";
+  return `${load}
+const issuer = process.env.ISSUER;
+const main = async () => {
+  const tokens = createTokenClient({ issuer, clientId: 'consumer-svc', clientSecret: process.env.SECRET });
+  const token = await tokens.getToken({ audience: 'https://orders.internal' });
+  const verifier = await createVerifier({ issuer, audience: 'https://orders.internal' });
+  const claims = await verifier.verify(token);
+  verifier.close();
+  console.log(JSON.stringify({ client_id: claims.client_id, scope: claims.scope, node: process.version }));
+};
+main().catch((err) => { console.error(err); process.exit(1); });
+`;
+};
+
+/** Runs the .mjs or .cjs consumer with `nodeBin`; returns what it printed. */
+async function runConsumer(app: string, mod: 'esm' | 'cjs', nodeBin: string, s: { issuer: string; secret: string; caPem: string }): Promise<{ client_id: string; scope: string; node: string }> {
+  const file = join(app, mod === 'esm' ? 'consumer.mjs' : 'consumer.cjs');
+  writeFileSync(file, consumerCode(mod));
+  const { stdout } = await exec(nodeBin, [file], { cwd: app, env: env({ ISSUER: s.issuer, SECRET: s.secret, NODE_EXTRA_CA_CERTS: s.caPem }) });
+  return JSON.parse(stdout) as { client_id: string; scope: string; node: string };
+}
+
+
 describe('installable packages: npm pack, install outside the repository, use without tsx', { timeout: 600_000 }, () => {
   let scratch: string;
   let app: string;
@@ -29,22 +101,9 @@ describe('installable packages: npm pack, install outside the repository, use wi
   before(async () => {
     await exec('npm', ['run', 'build'], { cwd: ROOT, env: env() });
     scratch = mkdtempSync(join(tmpdir(), 'latchkey-consumer-'));
-    mkdirSync(join(scratch, 'tarballs'));
-    for (const p of PACKAGES) {
-      const { stdout } = await exec('npm', ['pack', '--json', '--pack-destination', join(scratch, 'tarballs')], { cwd: join(ROOT, 'packages', p), env: env() });
-      tarballs[p] = join(scratch, 'tarballs', (JSON.parse(stdout) as { filename: string }[])[0]!.filename);
-    }
+    Object.assign(tarballs, await packAll(join(scratch, 'tarballs')));
     app = join(scratch, 'app');
-    mkdirSync(app);
-    writeFileSync(join(app, 'package.json'), JSON.stringify({
-      name: 'consumer', version: '1.0.0', private: true, type: 'module',
-      // Every @latchkey package from its tarball (the registry has none of them).
-      dependencies: Object.fromEntries(PACKAGES.map((p) => [`@latchkey/${p}`, `file:${tarballs[p]}`])),
-      overrides: Object.fromEntries(PACKAGES.map((p) => [`@latchkey/${p}`, `file:${tarballs[p]}`])),
-      devDependencies: { typescript: '5.9', '@types/node': '^20.19.0' },
-      allowScripts: { 'better-sqlite3': true },
-    }, null, 2));
-    await exec('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: app, env: env(), maxBuffer: 1 << 24 });
+    await installConsumer(app, tarballs, {}, { typescript: '5.9', '@types/node': '^20.19.0' });
   });
   after(async () => {
     server?.kill('SIGTERM');
@@ -64,54 +123,18 @@ describe('installable packages: npm pack, install outside the repository, use wi
   let secret: string;
   let caPem: string;
   test('the installed `latchkey` binary: --version, serve, client create', async () => {
-    const bin = join(app, 'node_modules', '.bin', 'latchkey');
-    const version = (await exec(bin, ['--version'], { env: env() })).stdout.trim();
+    const version = (await exec(join(app, 'node_modules', '.bin', 'latchkey'), ['--version'], { env: env() })).stdout.trim();
     assert.equal(version, JSON.parse(readFileSync(join(ROOT, 'packages/cli/package.json'), 'utf8')).version);
-    const port = await freePort();
-    const data = join(scratch, 'data');
-    issuer = `https://localhost:${port}`;
-    server = spawn(bin, ['serve'], { env: env({ LATCHKEY_DATA_DIR: data, LATCHKEY_PORT: String(port), LATCHKEY_LOG_LEVEL: 'warn', LATCHKEY_SHUTDOWN_GRACE: '0' }), stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    server.stdout!.on('data', (d) => (out += d));
-    server.stderr!.on('data', (d) => (out += d));
-    for (let i = 0; i < 300 && !out.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 100));
-    assert.match(out, /listening on/, out);
-    const adminToken = /LATCHKEY_ADMIN_TOKEN=(\S+)/.exec(out)![1]!;
-    const started = Date.now();
-    const created = await exec(bin, ['client', 'create', 'consumer-svc', '--audience', 'https://orders.internal', '--scope', 'orders:read'], {
-      env: env({ LATCHKEY_URL: issuer, LATCHKEY_DATA_DIR: data, LATCHKEY_ADMIN_TOKEN: adminToken }),
-    });
-    const cliMs = Date.now() - started;
-    secret = (JSON.parse(created.stdout) as { client_secret: string }).client_secret;
-    caPem = join(data, 'ca.pem');
+    const r = await serveAndRegister(app, {});
+    server = r.server;
+    ({ issuer, secret, caPem } = r);
     assert.ok(secret.length >= 43);
-    assert.ok(cliMs < 5000, `the compiled CLI took ${cliMs} ms`);
+    assert.ok(r.cliMs < 5000, `the compiled CLI took ${r.cliMs} ms`);
   });
-
-  const consumerCode = (mod: 'esm' | 'cjs') => {
-    const load = mod === 'esm'
-      ? "import { createTokenClient } from '@latchkey/sdk/token-client';\nimport { createVerifier } from '@latchkey/sdk/verify';\n"
-      : "const { createTokenClient } = require('@latchkey/sdk/token-client');\nconst { createVerifier } = require('@latchkey/sdk/verify');\n";
-    return `${load}
-const issuer = process.env.ISSUER;
-const main = async () => {
-  const tokens = createTokenClient({ issuer, clientId: 'consumer-svc', clientSecret: process.env.SECRET });
-  const token = await tokens.getToken({ audience: 'https://orders.internal' });
-  const verifier = await createVerifier({ issuer, audience: 'https://orders.internal' });
-  const claims = await verifier.verify(token);
-  verifier.close();
-  console.log(JSON.stringify({ client_id: claims.client_id, scope: claims.scope }));
-};
-main().catch((err) => { console.error(err); process.exit(1); });
-`;
-  };
 
   for (const mod of ['esm', 'cjs'] as const) {
     test(`a plain ${mod === 'esm' ? '.mjs (import)' : '.cjs (require)'} file gets a token with @latchkey/sdk/token-client and verifies it with @latchkey/sdk/verify`, async () => {
-      const file = join(app, mod === 'esm' ? 'consumer.mjs' : 'consumer.cjs');
-      writeFileSync(file, consumerCode(mod));
-      const { stdout } = await exec(process.execPath, [file], { cwd: app, env: env({ ISSUER: issuer, SECRET: secret, NODE_EXTRA_CA_CERTS: caPem }) });
-      assert.deepEqual(JSON.parse(stdout), { client_id: 'consumer-svc', scope: 'orders:read' });
+      assert.deepEqual(await runConsumer(app, mod, process.execPath, { issuer, secret, caPem }), { client_id: 'consumer-svc', scope: 'orders:read', node: process.version });
     });
   }
 
@@ -183,3 +206,46 @@ export const v = createVerifier({ issuer: 'https://idp', audiance: 'https://orde
     console.log(`# import times (ms, median of 3, Node ${process.version}): ${JSON.stringify(times)}`);
   });
 });
+
+// The current LTS, from the npm registry's `node` package (no other download source is reachable).
+// better-sqlite3 is built against that Node's own headers (shipped in the package), as a user on it would.
+const LTS = process.env.LATCHKEY_TEST_LTS ?? '24';
+describe(`the same on the current LTS (Node ${LTS})`, { timeout: 900_000 }, () => {
+  let app: string;
+  let ltsBin: string;
+  let runEnv: Record<string, string>;
+  let server: ReturnType<typeof spawn> | undefined;
+  let s: { issuer: string; secret: string; caPem: string };
+
+  before(async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'latchkey-consumer-lts-'));
+    const nodeDir = join(scratch, 'node');
+    mkdirSync(nodeDir);
+    writeFileSync(join(nodeDir, 'package.json'), JSON.stringify({ name: 'lts-node', version: '1.0.0', private: true, allowScripts: { node: true } }));
+    await exec('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', `node@${LTS}`], { cwd: nodeDir, env: env(), maxBuffer: 1 << 24 });
+    ltsBin = join(nodeDir, 'node_modules', 'node', 'bin');
+    runEnv = { PATH: `${ltsBin}:${process.env.PATH}`, npm_config_nodedir: join(nodeDir, 'node_modules', 'node', 'node_modules', `node-linux-${process.arch}`) };
+    app = join(scratch, 'app');
+    await installConsumer(app, await packAll(join(scratch, 'tarballs')), runEnv);
+  });
+  after(() => {
+    server?.kill('SIGTERM');
+  });
+
+  test('the installed `latchkey` serves and registers a client under the LTS', async () => {
+    const version = (await exec('node', ['--version'], { env: env(runEnv) })).stdout.trim();
+    assert.match(version, new RegExp(`^v${LTS}\\.`));
+    const r = await serveAndRegister(app, runEnv);
+    server = r.server;
+    s = r;
+  });
+
+  for (const mod of ['esm', 'cjs'] as const) {
+    test(`${mod === 'esm' ? '.mjs (import)' : '.cjs (require)'} consumer under the LTS`, async () => {
+      const out = await runConsumer(app, mod, join(ltsBin, 'node'), s);
+      assert.deepEqual([out.client_id, out.scope], ['consumer-svc', 'orders:read']);
+      assert.match(out.node, new RegExp(`^v${LTS}\\.`));
+    });
+  }
+});
+
