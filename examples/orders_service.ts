@@ -1,8 +1,10 @@
 // A service that accepts Latchkey access tokens, verified in-process by @latchkey/sdk: keys and
 // revocations are kept fresh from the IdP's JWKS and feeds; no IdP call on the request path.
-// Run: LATCHKEY_ISSUER=https://localhost:8443 NODE_EXTRA_CA_CERTS=.latchkey/ca.pem \
-//      ORDERS_CLIENT_ID=orders ORDERS_CLIENT_SECRET=... npx tsx examples/orders_service.ts
+// Run: see the README's walk-through, step 4 (NODE_EXTRA_CA_CERTS=.latchkey/ca.pem, the IdP's
+//      LATCHKEY_ISSUER, PORT, and this service's ORDERS_CLIENT_ID / ORDERS_CLIENT_SECRET).
+import { realpathSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import { createVerifier, type Verifier } from '@latchkey/sdk/verify';
 import { authenticate } from '@latchkey/sdk/node';
 
@@ -36,7 +38,8 @@ export async function startOrdersService(options: OrdersServiceOptions): Promise
   return { server, verifier };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Run directly (not imported by a test): compare real paths, so a linked checkout works too.
+if (process.argv[1] !== undefined && realpathSync(fileURLToPath(import.meta.url)) === realpathSync(process.argv[1])) {
   const issuer = process.env.LATCHKEY_ISSUER ?? 'https://localhost:8443';
   const id = process.env.ORDERS_CLIENT_ID;
   const secret = process.env.ORDERS_CLIENT_SECRET;

@@ -24,7 +24,7 @@ export const print = (v: unknown): void => {
 
 export const connection = (cmd: Command): Command =>
   cmd
-    .option('--url <url>', 'IdP base URL (LATCHKEY_URL; default LATCHKEY_ISSUER or https://localhost:8443)')
+    .option('--url <url>', 'IdP base URL (LATCHKEY_URL; default LATCHKEY_ISSUER, or https://localhost:$LATCHKEY_PORT, or https://localhost:8443)')
     .option('--ca <file>', 'CA certificate to trust (LATCHKEY_CA_FILE; default <data dir>/ca.pem)')
     .option('--data-dir <dir>', 'data folder, to find ca.pem (LATCHKEY_DATA_DIR)');
 

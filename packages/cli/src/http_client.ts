@@ -13,7 +13,8 @@ export interface Endpoint {
  * `<data dir>/ca.pem`) besides the system's roots, presenting a client certificate when given.
  */
 export function endpoint(options: { url?: string | undefined; ca?: string | undefined; dataDir?: string | undefined }, clientCert?: { key: string; cert: string }): Endpoint {
-  const url = (options.url ?? process.env.LATCHKEY_URL ?? process.env.LATCHKEY_ISSUER ?? 'https://localhost:8443').replace(/\/$/, '');
+  // Without a URL: the IdP `latchkey serve` starts from the same environment (LATCHKEY_PORT, default 8443).
+  const url = (options.url ?? process.env.LATCHKEY_URL ?? process.env.LATCHKEY_ISSUER ?? `https://localhost:${process.env.LATCHKEY_PORT ?? 8443}`).replace(/\/$/, '');
   const caFile = options.ca ?? process.env.LATCHKEY_CA_FILE ?? join(resolve(options.dataDir ?? process.env.LATCHKEY_DATA_DIR ?? './.latchkey'), 'ca.pem');
   const ca = existsSync(caFile) ? readFileSync(caFile, 'utf8') : undefined;
   const dispatcher = new Agent({ connect: { ...(ca ? { ca: [ca, ...rootCertificates] } : {}), ...(clientCert ?? {}) } });
