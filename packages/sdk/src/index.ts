@@ -1,3 +1,4 @@
+export * from './connection/index.ts';
 export * from './verify/index.ts';
 export * from './token_client/index.ts';
 export { authenticateBearer, peerCertificateOf, type AuthOptions, type AuthOutcome } from './middleware/bearer.ts';

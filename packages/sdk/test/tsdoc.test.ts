@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 const SRC = new URL('../src/', import.meta.url);
-const ENTRY_POINTS = ['verify/index.ts', 'token_client/index.ts', 'audit/index.ts', 'authorize/index.ts', 'workload/index.ts', 'middleware/fastify.ts', 'middleware/express.ts', 'middleware/node.ts', 'index.ts'];
+const ENTRY_POINTS = ['connection/index.ts', 'verify/index.ts', 'token_client/index.ts', 'audit/index.ts', 'authorize/index.ts', 'workload/index.ts', 'middleware/fastify.ts', 'middleware/express.ts', 'middleware/node.ts', 'index.ts'];
 
 test('every public SDK function, class and constant carries TSDoc with an @example', () => {
   const missing: string[] = [];

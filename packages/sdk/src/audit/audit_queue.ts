@@ -1,9 +1,12 @@
 import type { ReportedEvent } from '@latchkey/protocol';
-import { basicAuthorization } from '@latchkey/protocol';
+import { connectionOf, type IdpConnection } from '../connection/idp_connection.ts';
 
 /** Options of {@link createAuditQueue}. */
 export interface AuditQueueOptions {
-  issuer: string;
+  /** The IdP (or give `connection`). */
+  issuer?: string;
+  /** The connection to the IdP this service's components share ({@link createIdpConnection}). */
+  connection?: IdpConnection;
   /** Client credentials (Basic) — or `token`, a function giving a Bearer access token of this service. */
   credentials?: { clientId: string; clientSecret: string };
   token?: () => Promise<string>;
@@ -44,8 +47,9 @@ export interface AuditQueue {
  * ```
  */
 export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
-  if (!options.credentials === !options.token) throw new TypeError('give exactly one of credentials and token');
-  const f = options.fetch ?? globalThis.fetch;
+  if (!options.connection && !options.credentials === !options.token) throw new TypeError('give a connection, or exactly one of credentials and token');
+  const conn = connectionOf(options);
+  const f = conn.fetch;
   const maxQueue = options.maxQueue ?? 10_000;
   const batchSize = Math.min(options.batchSize ?? 200, 500);
   let queue: ReportedEvent[] = [];
@@ -54,10 +58,7 @@ export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
   let unreported = 0;
   let rejected = 0;
   let sending: Promise<void> | undefined;
-  const authorization = async (): Promise<string> =>
-    options.credentials
-      ? basicAuthorization(options.credentials.clientId, options.credentials.clientSecret)
-      : `Bearer ${await options.token!()}`;
+  const authorization = (): Promise<string> => conn.authorization();
 
   const sendAll = async (): Promise<void> => {
     while (queue.length > 0) {
@@ -65,7 +66,7 @@ export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
       const report = unreported;
       let res: Response;
       try {
-        res = await f(`${options.issuer}/audit/events`, {
+        res = await f(`${conn.issuer}/audit/events`, {
           method: 'POST',
           headers: { authorization: await authorization(), 'content-type': 'application/json' },
           body: JSON.stringify(report > 0 ? { events: batch, dropped: report } : { events: batch }),

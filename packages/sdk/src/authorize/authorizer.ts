@@ -1,13 +1,16 @@
 import type { AccessTokenClaims, PolicyBundle, PolicyEntity } from '@latchkey/protocol';
 import type { AuditQueue } from '../audit/audit_queue.ts';
-import { basicAuthorization } from '@latchkey/protocol';
+import { connectionOf, type IdpConnection } from '../connection/idp_connection.ts';
 import { CedarTrap, CompiledBundle } from '@latchkey/policy';
 import { EntityIndex, uidKey, type Uid } from './entity_slice.ts';
 import { PolicySource } from './policy_source.ts';
 
 /** Options of {@link createAuthorizer}. Durations in seconds. */
 export interface AuthorizerOptions {
-  issuer: string;
+  /** The IdP (or give `connection`). */
+  issuer?: string;
+  /** The connection to the IdP this service's components share ({@link createIdpConnection}). */
+  connection?: IdpConnection;
   /** Client credentials of this service (Basic) — or `token`, a function giving one of its access tokens. */
   credentials?: { clientId: string; clientSecret: string };
   token?: () => Promise<string>;
@@ -154,9 +157,9 @@ function namedUids(v: unknown, into: Map<string, Uid>): void {
  * ```
  */
 export async function createAuthorizer(options: AuthorizerOptions): Promise<Authorizer> {
-  if (!options.credentials === !options.token) throw new TypeError('give exactly one of credentials and token');
-  const authorization = async (): Promise<string> =>
-    options.credentials ? basicAuthorization(options.credentials.clientId, options.credentials.clientSecret) : `Bearer ${await options.token!()}`;
+  if (!options.connection && !options.credentials === !options.token) throw new TypeError('give a connection, or exactly one of credentials and token');
+  const conn = connectionOf(options);
+  const authorization = (): Promise<string> => conn.authorization();
   const serviceType = options.servicePrincipalType ?? 'Service';
   const userType = options.userPrincipalType ?? 'User';
   const roleType = options.roleType ?? 'Role';
@@ -188,7 +191,7 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
   };
 
   const source = new PolicySource({
-    issuer: options.issuer, authorization, fetch: options.fetch ?? globalThis.fetch, pollInterval: options.pollInterval ?? 30,
+    issuer: conn.issuer, authorization, fetch: conn.fetch, pollInterval: options.pollInterval ?? 30,
     onBundle: install,
     onError: () => undefined, // fail-static: keep deciding with the last good bundle; health() shows the age
   });

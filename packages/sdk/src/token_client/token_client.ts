@@ -1,7 +1,7 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, basicAuthorization } from '@latchkey/protocol';
-import type { WorkloadIdentity } from '../workload/workload_identity.ts';
+import { createIdpConnection, IdpMetadataError } from '../connection/idp_connection.ts';
 
 /** Options of {@link createTokenClient}. */
 export interface TokenClientOptions {
@@ -21,7 +21,7 @@ export interface TokenClientOptions {
    * neither `clientSecret` nor `privateKey`, the certificate authenticates the client
    * (`tls_client_auth` / `self_signed_tls_client_auth`, RFC 8705 §2).
    */
-  workload?: Pick<WorkloadIdentity, 'idpFetch' | 'fetch' | 'certificate'>;
+  workload?: { idpFetch: typeof fetch; fetch: typeof fetch; certificate: { thumbprint: string } };
 }
 
 /**
@@ -92,20 +92,13 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   const renewAfter = options.renewAfter ?? 0.8;
   const cache = new Map<string, Cached>();
   const inflight = new Map<string, Promise<Cached>>();
-  let tokenEndpoint: Promise<string> | undefined;
 
-  const endpoint = (): Promise<string> => {
-    tokenEndpoint ??= (async () => {
-      const res = await f(`${options.issuer}/.well-known/oauth-authorization-server`);
-      const meta = (await res.json()) as { issuer?: string; token_endpoint?: string };
-      if (!res.ok || meta.issuer !== options.issuer || typeof meta.token_endpoint !== 'string') throw new TokenClientError('invalid_issuer', res.status, 'issuer metadata is missing or does not match');
-      return meta.token_endpoint;
-    })().catch((err: unknown) => {
-      tokenEndpoint = undefined;
-      throw err;
+  // Discovery through the IdP connection (one place that reads and checks RFC 8414 metadata).
+  const idp = createIdpConnection({ issuer: options.issuer, fetch: f });
+  const endpoint = (): Promise<string> =>
+    idp.metadata().then((m) => m.token_endpoint, (err: unknown) => {
+      throw err instanceof IdpMetadataError ? new TokenClientError('invalid_issuer', 0, err.message) : err;
     });
-    return tokenEndpoint;
-  };
 
   const request = async (req: TokenRequest): Promise<Cached> => {
     const url = await endpoint();

@@ -7,7 +7,8 @@ export type FeedState = 'off' | 'starting' | 'connected' | 'polling';
 
 export interface FeedClientOptions {
   issuer: string;
-  authorization: string;
+  /** The Authorization value for the feeds (the shared IdP connection's). */
+  authorization: () => Promise<string>;
   fetch: typeof fetch;
   pollIntervalMs: number;
   revocations: RevocationSet;
@@ -38,14 +39,14 @@ export class FeedClient {
     this.openStream();
   }
 
-  private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return { authorization: this.o.authorization, ...extra };
+  private async headers(extra: Record<string, string> = {}): Promise<Record<string, string>> {
+    return { authorization: await this.o.authorization(), ...extra };
   }
 
   /** Pages through `/feeds/revocations` from the current cursor. */
   private async catchUp(): Promise<void> {
     for (;;) {
-      const res = await this.o.fetch(`${this.o.issuer}/feeds/revocations?since=${this.o.revocations.cursor}`, { headers: this.headers(this.etag ? { 'if-none-match': this.etag } : {}) });
+      const res = await this.o.fetch(`${this.o.issuer}/feeds/revocations?since=${this.o.revocations.cursor}`, { headers: await this.headers(this.etag ? { 'if-none-match': this.etag } : {}) });
       if (res.status === 304) {
         this.lastContact = Date.now();
         return;
@@ -66,7 +67,7 @@ export class FeedClient {
     if (this.closed) return;
     const url = `${this.o.issuer}/feeds/stream?since=${this.o.revocations.cursor}`;
     const es = new EventSource(url, {
-      fetch: (input, init) => this.o.fetch(input as string, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: this.o.authorization } }),
+      fetch: async (input, init) => this.o.fetch(input as string, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: await this.o.authorization() } }),
     });
     this.es = es;
     es.addEventListener('open', () => {

@@ -1,17 +1,20 @@
 import { X509Certificate } from 'node:crypto';
-import { accessTokenTypeOk, checkAccessTokenClaims, checkAccessTokenTime, checkCertificateBinding, parseCompactJws, verifyJws, type AccessTokenClaims, type AccessTokenProblem, basicAuthorization, certificateThumbprint } from '@latchkey/protocol';
+import { accessTokenTypeOk, checkAccessTokenClaims, checkAccessTokenTime, checkCertificateBinding, parseCompactJws, verifyJws, type AccessTokenClaims, type AccessTokenProblem, certificateThumbprint } from '@latchkey/protocol';
 import { FeedClient, type FeedState } from './feed_client.ts';
 import { JwksCache } from './jwks_cache.ts';
 import { RevocationSet } from './revocation_set.ts';
 import type { AuditQueue } from '../audit/audit_queue.ts';
 import { VerifyError } from './verify_error.ts';
+import { connectionOf, IdpMetadataError, type IdpConnection } from '../connection/idp_connection.ts';
 
 /** Options of {@link createVerifier}. Durations are in seconds. */
 export interface VerifierOptions {
-  /** The IdP's issuer identifier, compared exactly with `iss`. */
-  issuer: string;
+  /** The IdP's issuer identifier, compared exactly with `iss` (or give `connection`). */
+  issuer?: string;
   /** This service's audience: `aud` must contain it. */
   audience: string;
+  /** The connection to the IdP this service's components share ({@link createIdpConnection}); instead of issuer, credentials and fetch. */
+  connection?: IdpConnection;
   /** Client credentials for the revocation feed; without them revocations are not known locally. */
   credentials?: { clientId: string; clientSecret: string };
   /** fetch to reach the IdP (for a private CA: a fetch with an undici dispatcher that trusts it). */
@@ -93,31 +96,33 @@ const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0
  * ```
  */
 export async function createVerifier(options: VerifierOptions): Promise<Verifier> {
-  const f = options.fetch ?? globalThis.fetch;
+  const conn = connectionOf(options);
+  const f = conn.fetch;
+  const issuer = conn.issuer;
   const skew = options.clockSkew ?? 30;
   const maxStalenessMs = (options.maxStaleness ?? 3600) * 1000;
   const cacheSize = options.cacheSize ?? 10_000;
   let jwksUri = options.jwksUri;
   if (!jwksUri) {
-    const res = await f(`${options.issuer}/.well-known/oauth-authorization-server`);
-    if (!res.ok) throw new VerifyError('issuer_unreachable', `issuer metadata answered HTTP ${res.status}`);
-    const meta = (await res.json()) as { issuer?: string; jwks_uri?: string };
-    // RFC 8414 §3.3: the metadata's issuer must be the one asked for.
-    if (meta.issuer !== options.issuer || typeof meta.jwks_uri !== 'string') throw new VerifyError('wrong_issuer', 'issuer metadata does not match the issuer');
-    jwksUri = meta.jwks_uri;
+    try {
+      jwksUri = (await conn.metadata()).jwks_uri;
+    } catch (err) {
+      if (err instanceof IdpMetadataError) throw new VerifyError(err.reason === 'mismatch' ? 'wrong_issuer' : 'issuer_unreachable', err.message);
+      throw err;
+    }
   }
   const jwks = new JwksCache({ jwksUri, fetch: f, cooldownMs: (options.jwksCooldown ?? 30) * 1000, defaultMaxAgeMs: 300_000 });
   await jwks.refresh().catch((err: Error) => {
     throw new VerifyError('issuer_unreachable', `JWKS could not be fetched: ${err.message}`);
   });
-  const revocations = new RevocationSet(options.issuer);
+  const revocations = new RevocationSet(issuer);
   // Verified tokens: Map iteration order is insertion order, which makes it an LRU.
   const cache = new Map<string, { claims: AccessTokenClaims; kid: string }>();
   let feed: FeedClient | undefined;
-  if (options.credentials) {
+  if (conn.authenticated) {
     feed = new FeedClient({
-      issuer: options.issuer,
-      authorization: basicAuthorization(options.credentials.clientId, options.credentials.clientSecret),
+      issuer,
+      authorization: () => conn.authorization(),
       fetch: f,
       pollIntervalMs: (options.pollInterval ?? 10) * 1000,
       revocations,
@@ -223,7 +228,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     if (key.alg !== header.alg) throw new VerifyError('algorithm_not_allowed', 'the algorithm does not match the key');
     if (!verifyJws(key.alg, key.key, jws.signingInput, jws.signature)) throw new VerifyError('signature_invalid', 'signature verification failed');
     // The same claims check the IdP makes of its own tokens (protocol's checkAccessTokenClaims).
-    const checked = checkAccessTokenClaims(payload, { issuer: options.issuer, audience: options.audience, now, skew });
+    const checked = checkAccessTokenClaims(payload, { issuer, audience: options.audience, now, skew });
     if (!checked.ok) throw new VerifyError(checked.problem, CLAIM_MESSAGES[checked.problem]);
     const claims = checked.claims;
     const why = revocations.check(key.kid, claims);

@@ -5,8 +5,8 @@ import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 
 import type { AgentOptions } from 'node:https';
 import type { ConnectionOptions, PeerCertificate, SecureContextOptions, Server as TlsServer, TLSSocket } from 'node:tls';
 import { Agent as UndiciAgent, Dispatcher, fetch as undiciFetch } from 'undici';
-import { TLS_OPTIONS, basicAuthorization, certificateThumbprint, serviceClientId, WORKLOAD_SCOPE } from '@latchkey/protocol';
-import type { TokenClient } from '../token_client/token_client.ts';
+import { TLS_OPTIONS, certificateThumbprint, serviceClientId, WORKLOAD_SCOPE } from '@latchkey/protocol';
+import { createIdpConnection, type IdpCredentials } from '../connection/idp_connection.ts';
 import type { Verifier } from '../verify/verifier.ts';
 import { peerAllowed, spiffeIdOfPeer, type PeerPolicy } from './peer_identity.ts';
 import { createWorkloadCsr, type WorkloadKeyType } from './workload_csr.ts';
@@ -19,9 +19,10 @@ export interface WorkloadIdentityOptions {
   issuer: string;
   /**
    * How the workload authenticates to the IdP for a certificate: its client credentials (Basic),
-   * or a token client whose tokens carry the `workload` scope (Bearer).
+   * or a token client (any token source) asked for tokens with the `workload` scope and the IdP
+   * as their audience (Bearer) — the forms of {@link IdpCredentials}.
    */
-  credentials: { clientId: string; clientSecret: string } | { tokenClient: TokenClient };
+  credentials: IdpCredentials | { tokenClient: { getToken(request: { audience?: string; scope?: string }): Promise<string> } };
   /** Key type generated in-process for each certificate (default P-256). */
   keyType?: WorkloadKeyType;
   /**
@@ -199,11 +200,11 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
   let nextRenewalAt = 0;
   let renewing: Promise<void> | undefined;
 
-  const authorization = async (): Promise<string> => {
-    const c = options.credentials;
-    if ('tokenClient' in c) return `Bearer ${await c.tokenClient.getToken({ audience: options.issuer, scope: WORKLOAD_SCOPE })}`;
-    return basicAuthorization(c.clientId, c.clientSecret);
-  };
+  // The IdP connection's one way of building the Authorization header, over this workload's own
+  // fetch (which presents the current certificate to the IdP).
+  const c = options.credentials;
+  const idp = createIdpConnection({ issuer: options.issuer, credentials: 'tokenClient' in c ? { tokenSource: c.tokenClient } : c, fetch: f });
+  const authorization = (): Promise<string> => idp.authorization(WORKLOAD_SCOPE);
 
   const obtain = async (generation: number): Promise<Current> => {
     const { privateKeyPem, csrPem } = await createWorkloadCsr(keyType);
