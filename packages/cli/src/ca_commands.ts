@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { adminHeaders, connection, print, show } from './command_helpers.ts';
 import { endpoint } from './http_client.ts';
-import { createWorkloadCsr, type WorkloadKeyType } from '@latchkey/sdk/workload';
+import type { WorkloadKeyType } from '@latchkey/sdk/workload';
 import { basicAuthorization } from '@latchkey/protocol';
 
 /** `--key-type` values and the SDK's key types. */
@@ -55,6 +55,8 @@ export function registerCaCommands(program: Command): void {
       process.exit(2);
     }
     // The private key is made here and never leaves this machine; the IdP sees only the CSR.
+    // Loaded here: @peculiar/x509 is needed by this command only.
+    const { createWorkloadCsr } = await import('@latchkey/sdk/workload');
     const { privateKeyPem, csrPem } = await createWorkloadCsr(KEY_TYPES[opts.keyType]);
     const auth: Record<string, string> = secret
       ? { authorization: basicAuthorization(opts.clientId, secret) }

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { configFromEnv, insecureWarnings, loadConfig, startIdp, type ConfigInput } from '@latchkey/server';
+import type { ConfigInput } from '@latchkey/server';
 import { endpoint } from './http_client.ts';
 import { adminHeaders, collect, connection, print, show } from './command_helpers.ts';
 import { registerPolicyCommands } from './policy_commands.ts';
@@ -29,6 +29,8 @@ program
   .option('--signing-alg <alg>', 'ES256, EdDSA or RS256 (LATCHKEY_SIGNING_ALG)')
   .option('--log-level <level>', 'log level (LATCHKEY_LOG_LEVEL)')
   .action(async (opts: Record<string, string | undefined>) => {
+    // The IdP is loaded only to serve: every other command answers without it.
+    const { configFromEnv, insecureWarnings, loadConfig, startIdp } = await import('@latchkey/server');
     const { input, unknown } = configFromEnv(process.env);
     const flags: ConfigInput = {
       port: opts.port, host: opts.host, issuer: opts.issuer, dataDir: opts.dataDir, databaseUrl: opts.databaseUrl,

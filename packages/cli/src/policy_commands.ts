@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { splitPolicyFile } from '@latchkey/server';
+import { splitPolicyFile } from '@latchkey/policy';
 import { adminHeaders, connection, print, show } from './command_helpers.ts';
 import { endpoint } from './http_client.ts';
 

@@ -4,3 +4,4 @@ export { CedarTrap, withCedar, cedarGeneration, cedarEngineHealth, type Cedar } 
 export { schemaFacts, conforms, entityConforms, requestConforms, isActionType, type SchemaFacts, type SchemaType } from './cedar_schema.ts';
 export { POLICY_LIMITS, policyTextProblems, schemaTextProblems, scanCedarText, jsonDepth, hierarchyDepth, type LimitProblem } from './policy_limits.ts';
 export { EntityStore, EntityVal, EvalError, Unsupported, evalRequest, decide, satisfied, compile, fromJson, type EvalRequest, type PolicyJson } from './cedar_eval.ts';
+export { splitPolicyFile, cedarProblem, type PolicyProblem } from './policy_file.ts';

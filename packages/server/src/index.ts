@@ -7,5 +7,6 @@ export type * from './storage/ports.ts';
 export { migrations } from './storage/migrations/index.ts';
 export { OAuthError, LatchkeyError } from './errors.ts';
 export { MasterKey } from './keys/master_key.ts';
-export { splitPolicyFile, validateBundle, type PolicyProblem } from './policy/policy_validator.ts';
+export { validateBundle, type PolicyProblem } from './policy/policy_validator.ts';
+export { splitPolicyFile } from '@latchkey/policy';
 export { verifyAuditOffline, readCheckpoints, type OfflineVerifyOptions } from './audit/offline_verify.ts';

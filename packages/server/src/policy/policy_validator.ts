@@ -1,30 +1,13 @@
 import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { type PolicyBundleContent } from '@latchkey/protocol';
-import { CedarTrap, hierarchyDepth, jsonDepth, POLICY_LIMITS, policyTextProblems, schemaTextProblems, withCedar } from '@latchkey/policy';
+import { CedarTrap, cedarProblem as problem, hierarchyDepth, jsonDepth, POLICY_LIMITS, policyTextProblems, schemaTextProblems, withCedar, type PolicyProblem } from '@latchkey/policy';
 
-/** One problem Cedar found, located in the file (schema fragment) or policy it came from. */
-export interface PolicyProblem {
-  /** `schema` fragment name, policy id, or `entities`. */
-  source: string;
-  kind: 'schema' | 'policy' | 'entities';
-  message: string;
-  help: string | null;
-  /** 1-based line and column within that fragment or policy text, when Cedar gave a location. */
-  line?: number;
-  column?: number;
-}
+export type { PolicyProblem } from '@latchkey/policy';
 
 export interface ValidationReport {
   ok: boolean;
   errors: PolicyProblem[];
   warnings: PolicyProblem[];
-}
-
-/** 1-based line and column of a byte offset in `text` (Cedar reports UTF-8 byte offsets). */
-function lineColumn(text: string, byteOffset: number): { line: number; column: number } {
-  const before = Buffer.from(text, 'utf8').subarray(0, byteOffset).toString('utf8');
-  const lines = before.split('\n');
-  return { line: lines.length, column: (lines[lines.length - 1]?.length ?? 0) + 1 };
 }
 
 /** The schema fragments joined, and where each starts, so a location maps back to its fragment. */
@@ -36,13 +19,6 @@ function joinSchema(schema: Record<string, string>): { text: string; parts: { na
     text += schema[name]! + '\n';
   }
   return { text, parts };
-}
-
-function problem(kind: PolicyProblem['kind'], source: string, text: string | undefined, e: cedar.DetailedError, offsetBase = 0): PolicyProblem {
-  const p: PolicyProblem = { source, kind, message: e.message, help: e.help ?? null };
-  const loc = e.sourceLocations?.[0];
-  if (loc && text !== undefined) Object.assign(p, lineColumn(text, loc.start - offsetBase));
-  return p;
 }
 
 /**
@@ -126,27 +102,4 @@ function validateWithCedar(cedar: typeof import('@cedar-policy/cedar-wasm/nodejs
   const ents = cedar.checkParseEntities({ entities: bundle.entities as cedar.EntityJson[], schema: schemaText });
   if (ents.type === 'failure') for (const e of ents.errors) errors.push(problem('entities', 'entities', undefined, e));
   return { ok: errors.length === 0, errors, warnings };
-}
-
-/**
- * Splits a `.cedar` file into policies by id: the `@id("...")` annotation when a policy has one,
- * otherwise `<file>#<n>` (n counting from 1). Throws Cedar's parse errors with their location.
- */
-export function splitPolicyFile(file: string, text: string): { policies: Record<string, string>; errors: PolicyProblem[] } {
-  let parts: ReturnType<typeof cedar.policySetTextToParts>;
-  try {
-    parts = withCedar((c) => c.policySetTextToParts(text));
-  } catch (err) {
-    if (!(err instanceof CedarTrap)) throw err;
-    return { policies: {}, errors: [{ source: file, kind: 'policy', message: err.message, help: 'reduce the size or nesting of the policies' }] };
-  }
-  if (parts.type === 'failure') return { policies: {}, errors: parts.errors.map((e) => problem('policy', file, text, e)) };
-  const policies: Record<string, string> = {};
-  const errors: PolicyProblem[] = [];
-  parts.policies.forEach((p, i) => {
-    const id = /@id\(\s*"((?:[^"\\]|\\.)*)"\s*\)/.exec(p)?.[1] ?? `${file}#${i + 1}`;
-    if (policies[id] !== undefined) errors.push({ source: file, kind: 'policy', message: `policy id ${JSON.stringify(id)} is used twice`, help: null });
-    policies[id] = p;
-  });
-  return { policies, errors };
 }
