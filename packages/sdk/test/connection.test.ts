@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
 import { createAuditQueue } from '@latchkey/sdk/audit';
+import { createAuthorizer } from '@latchkey/sdk/authorize';
 import { createIdpConnection, IdpMetadataError } from '@latchkey/sdk/connection';
 import { createTokenClient } from '@latchkey/sdk/token-client';
 import { createVerifier } from '@latchkey/sdk/verify';
@@ -49,4 +50,45 @@ describe('createIdpConnection: one connection for the verifier, the audit queue 
     assert.equal(anonymous.authenticated, false);
     await assert.rejects(anonymous.authorization(), TypeError);
   });
+
+  test('the verifier and the authorizer of one connection share one feed stream; revocations and policy versions both arrive on it', async () => {
+    const svc = await t.register({ client_id: 'one-stream', audiences: ['https://orders.internal'] });
+    const admin = (path: string, body: unknown) => t.fetch(`${t.issuer}${path}`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const schema = { 's.cedarschema': 'entity User; entity Doc; action read appliesTo { principal: User, resource: Doc };' };
+    assert.equal((await admin('/admin/policy', { schema, policies: { deny: 'forbid(principal, action, resource);' } })).status, 201);
+    const idp = createIdpConnection({ issuer: t.issuer, fetch: t.fetch, credentials: { clientId: svc.client_id, clientSecret: svc.client_secret } });
+    const before = (t.idp.app as unknown as { feedHubSize(): number }).feedHubSize();
+    const verifier = await createVerifier({ connection: idp, audience: 'https://orders.internal' });
+    const authz = await createAuthorizer({ connection: idp, pollInterval: 3600 });
+    try {
+      const waitFor = async (cond: () => boolean, what: string) => {
+        for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+        assert.ok(cond(), what);
+      };
+      await waitFor(() => verifier.health().revocations.feed === 'connected', 'the stream opened');
+      assert.equal(idp.feed.connections, 1);
+      assert.equal((t.idp.app as unknown as { feedHubSize(): number }).feedHubSize() - before, 1, 'one SSE connection at the IdP for both');
+      const req = { principal: 'User::"ann"', action: 'Action::"read"', resource: 'Doc::"d"' } as const;
+      assert.equal(authz.authorize(req).decision, 'deny');
+      // A new version reaches the authorizer through the shared stream (polling is off)...
+      assert.equal((await admin('/admin/policy', { schema, policies: { allow: 'permit(principal, action, resource);' } })).status, 201);
+      await waitFor(() => authz.authorize(req).decision === 'allow', 'the new policy version arrived');
+      // ...and a revocation reaches the verifier through it.
+      const caller = await t.register({ audiences: ['https://orders.internal'] });
+      const token = (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basicAuth(caller.client_id, caller.client_secret) })).body.access_token as string;
+      assert.equal((await verifier.verify(token)).client_id, caller.client_id);
+      await t.post('/revoke', { token }, { authorization: basicAuth(caller.client_id, caller.client_secret) });
+      let revoked = false;
+      for (let i = 0; i < 100 && !revoked; i++) {
+        revoked = await verifier.verify(token).then(() => false, () => true);
+        if (!revoked) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(revoked, 'the revocation arrived');
+    } finally {
+      verifier.close();
+      authz.close();
+    }
+    assert.equal(idp.feed.connections, 0, 'the stream closes with its last consumer');
+  });
 });
+

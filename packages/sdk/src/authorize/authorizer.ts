@@ -159,7 +159,6 @@ function namedUids(v: unknown, into: Map<string, Uid>): void {
 export async function createAuthorizer(options: AuthorizerOptions): Promise<Authorizer> {
   if (!options.connection && !options.credentials === !options.token) throw new TypeError('give a connection, or exactly one of credentials and token');
   const conn = connectionOf(options);
-  const authorization = (): Promise<string> => conn.authorization();
   const serviceType = options.servicePrincipalType ?? 'Service';
   const userType = options.userPrincipalType ?? 'User';
   const roleType = options.roleType ?? 'Role';
@@ -191,7 +190,7 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
   };
 
   const source = new PolicySource({
-    issuer: conn.issuer, authorization, fetch: conn.fetch, pollInterval: options.pollInterval ?? 30,
+    connection: conn, pollInterval: options.pollInterval ?? 30,
     onBundle: install,
     onError: () => undefined, // fail-static: keep deciding with the last good bundle; health() shows the age
   });

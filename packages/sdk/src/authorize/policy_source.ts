@@ -1,10 +1,9 @@
-import { EventSource } from 'eventsource';
 import type { PolicyBundle } from '@latchkey/protocol';
+import type { IdpConnection } from '../connection/idp_connection.ts';
 
 export interface PolicySourceOptions {
-  issuer: string;
-  authorization: () => Promise<string>;
-  fetch: typeof fetch;
+  /** The IdP connection: its fetch, Authorization and shared feed stream. */
+  connection: IdpConnection;
   /** Seconds between ETag polls (a safety net under the stream). */
   pollInterval: number;
   onBundle: (bundle: PolicyBundle) => void;
@@ -18,7 +17,7 @@ export interface PolicySourceOptions {
  */
 export class PolicySource {
   private etag: string | undefined;
-  private es: EventSource | undefined;
+  private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -57,7 +56,8 @@ export class PolicySource {
   }
 
   private async fetchBundle(): Promise<void> {
-    const res = await this.o.fetch(`${this.o.issuer}/feeds/policy`, { headers: { authorization: await this.o.authorization(), ...(this.etag ? { 'if-none-match': this.etag } : {}) } });
+    const c = this.o.connection;
+    const res = await c.fetch(`${c.issuer}/feeds/policy`, { headers: { authorization: await c.authorization(), ...(this.etag ? { 'if-none-match': this.etag } : {}) } });
     if (res.status === 304) {
       this.lastContact = Date.now();
       return;
@@ -74,20 +74,19 @@ export class PolicySource {
 
   private openStream(): void {
     if (this.closed) return;
-    const es = new EventSource(`${this.o.issuer}/feeds/stream?streams=policy`, {
-      fetch: async (input, init) => this.o.fetch(input as string, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: await this.o.authorization() } }),
+    this.unsubscribe = this.o.connection.feed.subscribe({
+      streams: ['policy'],
+      onOpen: () => {
+        this.lastContact = Date.now();
+        this.refresh(); // a version may have been published while the stream was down
+      },
+      on: { policy: () => this.refresh() },
     });
-    this.es = es;
-    es.addEventListener('open', () => {
-      this.lastContact = Date.now();
-      this.refresh(); // a version may have been published while the stream was down
-    });
-    es.addEventListener('policy', () => this.refresh());
   }
 
   close(): void {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    this.es?.close();
+    this.unsubscribe?.();
   }
 }

@@ -1,4 +1,5 @@
 import { basicAuthorization } from '@latchkey/protocol';
+import { SharedFeedStream } from './feed_stream.ts';
 
 /**
  * How a service proves who it is to the IdP's own endpoints (feeds, policy, audit ingestion,
@@ -34,6 +35,8 @@ export interface IdpConnection {
   readonly authenticated: boolean;
   /** The issuer's RFC 8414 metadata, fetched once (again after a failure) and checked against the issuer. */
   metadata(): Promise<IdpMetadata>;
+  /** The one feed stream (SSE) of this connection, shared by its consumers. */
+  readonly feed: SharedFeedStream;
 }
 
 /**
@@ -80,10 +83,15 @@ export function createIdpConnection(options: IdpConnectionOptions): IdpConnectio
   const f = options.fetch ?? globalThis.fetch;
   const c = options.credentials;
   let meta: Promise<IdpMetadata> | undefined;
-  return {
+  let feed: SharedFeedStream | undefined;
+  const connection: IdpConnection = {
     issuer: options.issuer,
     fetch: f,
     authenticated: c !== undefined,
+    get feed() {
+      feed ??= new SharedFeedStream({ issuer: options.issuer, fetch: f, authorization: () => connection.authorization() });
+      return feed;
+    },
     async authorization(scope) {
       if (!c) throw new TypeError('this connection has no credentials: give clientId and clientSecret, a token function or a token source');
       if ('clientSecret' in c) return basicAuthorization(c.clientId, c.clientSecret);
@@ -113,6 +121,7 @@ export function createIdpConnection(options: IdpConnectionOptions): IdpConnectio
       return meta;
     },
   };
+  return connection;
 }
 
 /**

@@ -1,30 +1,28 @@
-import { EventSource } from 'eventsource';
 import type { FeedPage, KeyEvent, RevocationEntry } from '@latchkey/protocol';
+import type { IdpConnection } from '../connection/idp_connection.ts';
 import type { JwksCache } from './jwks_cache.ts';
 import type { RevocationSet } from './revocation_set.ts';
 
 export type FeedState = 'off' | 'starting' | 'connected' | 'polling';
 
 export interface FeedClientOptions {
-  issuer: string;
-  /** The Authorization value for the feeds (the shared IdP connection's). */
-  authorization: () => Promise<string>;
-  fetch: typeof fetch;
+  /** The IdP connection: its fetch, Authorization and shared feed stream. */
+  connection: IdpConnection;
   pollIntervalMs: number;
   revocations: RevocationSet;
   jwks: JwksCache;
 }
 
 /**
- * Keeps the revocation set (and pre-announced keys) fresh: a snapshot on start, then the IdP's
- * SSE stream with Last-Event-ID resume (the `eventsource` package reconnects by itself), and
- * polling with `?since=` and ETag while the stream is down.
+ * Keeps the revocation set (and pre-announced keys) fresh: a snapshot on start, then the IdP
+ * connection's shared SSE stream with Last-Event-ID resume, and polling with `?since=` and ETag
+ * while the stream is down.
  */
 export class FeedClient {
   state: FeedState = 'starting';
   /** When the issuer last answered a feed request or stream (ms since epoch). */
   lastContact = 0;
-  private es: EventSource | undefined;
+  private unsubscribe: (() => void) | undefined;
   private poll: NodeJS.Timeout | undefined;
   private etag: string | undefined;
   private closed = false;
@@ -40,13 +38,13 @@ export class FeedClient {
   }
 
   private async headers(extra: Record<string, string> = {}): Promise<Record<string, string>> {
-    return { authorization: await this.o.authorization(), ...extra };
+    return { authorization: await this.o.connection.authorization(), ...extra };
   }
 
   /** Pages through `/feeds/revocations` from the current cursor. */
   private async catchUp(): Promise<void> {
     for (;;) {
-      const res = await this.o.fetch(`${this.o.issuer}/feeds/revocations?since=${this.o.revocations.cursor}`, { headers: await this.headers(this.etag ? { 'if-none-match': this.etag } : {}) });
+      const res = await this.o.connection.fetch(`${this.o.connection.issuer}/feeds/revocations?since=${this.o.revocations.cursor}`, { headers: await this.headers(this.etag ? { 'if-none-match': this.etag } : {}) });
       if (res.status === 304) {
         this.lastContact = Date.now();
         return;
@@ -65,33 +63,34 @@ export class FeedClient {
 
   private openStream(): void {
     if (this.closed) return;
-    const url = `${this.o.issuer}/feeds/stream?since=${this.o.revocations.cursor}`;
-    const es = new EventSource(url, {
-      fetch: async (input, init) => this.o.fetch(input as string, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: await this.o.authorization() } }),
-    });
-    this.es = es;
-    es.addEventListener('open', () => {
-      this.state = 'connected';
-      this.lastContact = Date.now();
-      this.stopPolling();
-    });
-    es.addEventListener('error', () => {
-      if (this.closed) return;
-      this.state = 'polling';
-      this.startPolling();
-    });
-    es.addEventListener('revocation', (ev) => {
-      this.lastContact = Date.now();
-      const e = JSON.parse((ev as MessageEvent<string>).data) as RevocationEntry;
-      this.o.revocations.apply(e);
-      if (Number(e.cursor) > Number(this.o.revocations.cursor)) this.o.revocations.cursor = e.cursor;
-    });
-    es.addEventListener('key', (ev) => {
-      this.lastContact = Date.now();
-      const k = JSON.parse((ev as MessageEvent<string>).data) as KeyEvent;
-      if (k.type === 'key.added' && k.jwk) this.o.jwks.add({ ...k.jwk });
-      if (k.type === 'key.revoked' || k.type === 'key.removed') this.o.jwks.remove(k.kid);
-      if (Number(k.cursor) > Number(this.o.revocations.cursor)) this.o.revocations.cursor = k.cursor;
+    this.unsubscribe = this.o.connection.feed.subscribe({
+      streams: ['revocations', 'keys'],
+      since: () => this.o.revocations.cursor,
+      onOpen: () => {
+        this.state = 'connected';
+        this.lastContact = Date.now();
+        this.stopPolling();
+      },
+      onError: () => {
+        if (this.closed) return;
+        this.state = 'polling';
+        this.startPolling();
+      },
+      on: {
+        revocations: (data) => {
+          this.lastContact = Date.now();
+          const e = JSON.parse(data) as RevocationEntry;
+          this.o.revocations.apply(e);
+          if (Number(e.cursor) > Number(this.o.revocations.cursor)) this.o.revocations.cursor = e.cursor;
+        },
+        keys: (data) => {
+          this.lastContact = Date.now();
+          const k = JSON.parse(data) as KeyEvent;
+          if (k.type === 'key.added' && k.jwk) this.o.jwks.add({ ...k.jwk });
+          if (k.type === 'key.revoked' || k.type === 'key.removed') this.o.jwks.remove(k.kid);
+          if (Number(k.cursor) > Number(this.o.revocations.cursor)) this.o.revocations.cursor = k.cursor;
+        },
+      },
     });
   }
 
@@ -110,6 +109,6 @@ export class FeedClient {
     this.closed = true;
     this.state = 'off';
     this.stopPolling();
-    this.es?.close();
+    this.unsubscribe?.();
   }
 }

@@ -121,9 +121,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
   let feed: FeedClient | undefined;
   if (conn.authenticated) {
     feed = new FeedClient({
-      issuer,
-      authorization: () => conn.authorization(),
-      fetch: f,
+      connection: conn,
       pollIntervalMs: (options.pollInterval ?? 10) * 1000,
       revocations,
       jwks,
