@@ -103,7 +103,8 @@ describe('installable packages: npm pack, install outside the repository, use wi
     scratch = mkdtempSync(join(tmpdir(), 'latchkey-consumer-'));
     Object.assign(tarballs, await packAll(join(scratch, 'tarballs')));
     app = join(scratch, 'app');
-    await installConsumer(app, tarballs, {}, { typescript: '5.9', '@types/node': '^20.19.0' });
+    // The framework peers too, so the TypeScript consumer can check the middleware subpaths.
+    await installConsumer(app, tarballs, {}, { typescript: '5.9', '@types/node': '^20.19.0', fastify: '^5.0.0', express: '^5.0.0', '@types/express': '^5.0.0' });
   });
   after(async () => {
     server?.kill('SIGTERM');
@@ -149,7 +150,16 @@ describe('installable packages: npm pack, install outside the repository, use wi
       writeFileSync(join(dir, 'good.ts'), `import { createVerifier, type Verifier } from '@latchkey/sdk/verify';
 import { createTokenClient } from '@latchkey/sdk/token-client';
 import { createAuthorizer } from '@latchkey/sdk/authorize';
+import { createIdpConnection } from '@latchkey/sdk/connection';
+import { createAuditQueue } from '@latchkey/sdk/audit';
+import { createWorkloadIdentity } from '@latchkey/sdk/workload';
+import { requireToken as fastifyHook } from '@latchkey/sdk/fastify';
+import { requireToken as expressMiddleware } from '@latchkey/sdk/express';
+import { authenticate } from '@latchkey/sdk/node';
+import * as everything from '@latchkey/sdk';
+import { CompiledBundle, isAuthorized } from '@latchkey/policy';
 import type { AccessTokenClaims } from '@latchkey/protocol';
+export const all = [createIdpConnection, createAuditQueue, createWorkloadIdentity, fastifyHook, expressMiddleware, authenticate, everything.createVerifier, CompiledBundle, isAuthorized];
 export async function run(issuer: string, secret: string): Promise<string> {
   const verifier: Verifier = await createVerifier({ issuer, audience: 'https://orders.internal', clockSkew: 30 });
   const tokens = createTokenClient({ issuer, clientId: 'svc', clientSecret: secret });
