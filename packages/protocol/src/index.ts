@@ -4,7 +4,7 @@ export {
   type AccessTokenClaims, type SigningAlgorithm, type ClientAssertionAlgorithm, type TokenEndpointAuthMethod, type GrantType,
 } from './claims.ts';
 export { accessTokenTypeOk, checkAccessTokenClaims, checkAccessTokenTime, checkCertificateBinding, type AccessTokenProblem } from './access_token_check.ts';
-export type { OAuthErrorCode, OAuthErrorBody } from './oauth_errors.ts';
+export { OAUTH_ERROR_CODES, type OAuthErrorCode, type OAuthErrorBody } from './oauth_errors.ts';
 export { ERROR_CODES, type ErrorCode } from './error_codes.ts';
 export {
   AUDIT_EVENT_TYPES, AUTH_FAILURE_REASONS, REPORTABLE_EVENT_TYPES,

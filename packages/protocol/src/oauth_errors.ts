@@ -1,23 +1,25 @@
 /**
- * OAuth wire error codes: RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1, RFC 7591 §3.2.2,
- * RFC 8707 §2, plus `temporarily_unavailable` / `server_error` (RFC 6749 §4.1.2.1).
+ * The OAuth wire error codes Latchkey answers with: RFC 6749 §5.2, RFC 6750 §3.1 (`invalid_token`,
+ * `insufficient_scope`), RFC 7591 §3.2.2 (`invalid_client_metadata`), RFC 8707 §2
+ * (`invalid_target`), `access_denied` (a permission refused by the SDK's requirePermission), and
+ * `temporarily_unavailable` / `server_error` (RFC 6749 §4.1.2.1). docs/errors.md lists exactly
+ * these; a test keeps the two in step.
  */
-export type OAuthErrorCode =
-  | 'invalid_request'
-  | 'invalid_client'
-  | 'invalid_grant'
-  | 'unauthorized_client'
-  | 'unsupported_grant_type'
-  | 'invalid_scope'
-  | 'invalid_target'
-  | 'invalid_token'
-  | 'insufficient_scope'
-  | 'unsupported_token_type'
-  | 'invalid_client_metadata'
-  | 'invalid_redirect_uri'
-  | 'access_denied'
-  | 'temporarily_unavailable'
-  | 'server_error';
+export const OAUTH_ERROR_CODES = [
+  'invalid_request',
+  'invalid_client',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_scope',
+  'invalid_target',
+  'invalid_token',
+  'insufficient_scope',
+  'invalid_client_metadata',
+  'access_denied',
+  'temporarily_unavailable',
+  'server_error',
+] as const;
+export type OAuthErrorCode = (typeof OAUTH_ERROR_CODES)[number];
 
 /** The JSON body of an OAuth error response (RFC 6749 §5.2). */
 export interface OAuthErrorBody {

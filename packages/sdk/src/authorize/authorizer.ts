@@ -75,6 +75,16 @@ export interface Authorizer {
 }
 
 /**
+ * The codes of {@link AuthorizerError}: `policy_unavailable` — no bundle could be loaded at start.
+ *
+ * @example
+ * ```ts
+ * const alerts = Object.fromEntries(AUTHORIZER_ERROR_CODES.map((c) => [c, 0]));
+ * ```
+ */
+export const AUTHORIZER_ERROR_CODES = ['policy_unavailable'] as const;
+
+/**
  * Thrown by {@link createAuthorizer} when no bundle could be loaded (the IdP unreachable at start,
  * or nothing published yet). Once started, an authorizer keeps its last good bundle instead.
  *
@@ -88,9 +98,9 @@ export interface Authorizer {
  * ```
  */
 export class AuthorizerError extends Error {
-  readonly code: 'policy_unavailable';
+  readonly code: (typeof AUTHORIZER_ERROR_CODES)[number];
 
-  constructor(code: 'policy_unavailable', message: string) {
+  constructor(code: (typeof AUTHORIZER_ERROR_CODES)[number], message: string) {
     super(message);
     this.code = code;
     this.name = 'AuthorizerError';

@@ -25,6 +25,18 @@ export interface TokenClientOptions {
 }
 
 /**
+ * The codes a {@link TokenClientError} has besides the OAuth error the token endpoint answered
+ * (`invalid_client`, `invalid_target`, ...): the issuer's metadata was missing or named another
+ * issuer, or the endpoint's answer was not a token response.
+ *
+ * @example
+ * ```ts
+ * if ((TOKEN_CLIENT_ERROR_CODES as readonly string[]).includes(err.code)) console.error('check the issuer URL');
+ * ```
+ */
+export const TOKEN_CLIENT_ERROR_CODES = ['invalid_issuer', 'invalid_response'] as const;
+
+/**
  * An error answer of the token endpoint, with its RFC 6749 §5.2 code.
  *
  * @example
