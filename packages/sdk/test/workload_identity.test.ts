@@ -26,6 +26,11 @@ function getWithAgent(identity: WorkloadIdentity, url: string): Promise<{ status
   });
 }
 
+/** fetch rejects only when no HTTP answer came: the TLS connection itself was refused or cut. */
+const refusedOnTheWire = (err: Error): boolean => err.message === 'fetch failed' && (err as { cause?: unknown }).cause !== undefined;
+/** curl's exit codes for a TLS handshake the server refused (35) or cut right after it (56). */
+const curlHandshakeRefused = (err: { code?: number }): boolean => err.code === 35 || err.code === 56;
+
 describe('workload identity: two services over mTLS while their certificates rotate', () => {
   let t: TestIdp;
   const TD = 'mesh.test';
@@ -120,7 +125,7 @@ describe('workload identity: two services over mTLS while their certificates rot
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
     // The intruder's certificate is valid (same CA), but it is not an allowed caller.
-    await assert.rejects(intruder.fetch(url));
+    await assert.rejects(intruder.fetch(url), refusedOnTheWire);
     // A client that only trusts checkout refuses to talk to orders.
     const picky = await createWorkloadIdentity({ issuer: t.issuer, credentials: creds.intruder!, idpCa: t.caPem!, authorizePeer: [`spiffe://${TD}/svc/checkout`] });
     ids.push(picky);
@@ -129,7 +134,7 @@ describe('workload identity: two services over mTLS while their certificates rot
     const dir = mkdtempSync(join(tmpdir(), 'latchkey-wl-'));
     try {
       writeFileSync(join(dir, 'bundle.pem'), orders.trustBundlePem);
-      await assert.rejects(run('curl', ['-sS', '-k', '--max-time', '5', url]));
+      await assert.rejects(run('curl', ['-sS', '-k', '--max-time', '5', url]), curlHandshakeRefused);
       // curl with a certificate the CA issued to an allowed identity gets through.
       const checkout = await identity('checkout', ['orders']);
       writeFileSync(join(dir, 'cert.pem'), checkout.certificate.pem);
@@ -235,7 +240,7 @@ describe('workload identity: two services over mTLS while their certificates rot
       assert.ok(closedAt > 0 && closedAt - revokedAt < 1000, `closed ${closedAt - revokedAt} ms after the revocation`);
       // Its certificate is still within its lifetime, but it no longer gets in.
       assert.ok(checkout.certificate.notAfter.getTime() > Date.now() + 500_000);
-      await assert.rejects(checkout.fetch(`https://127.0.0.1:${port}/`));
+      await assert.rejects(checkout.fetch(`https://127.0.0.1:${port}/`), refusedOnTheWire);
       server.close();
       verifier.close();
     } finally {

@@ -75,10 +75,13 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
   });
 
   test('unknown or invalid tokens answer 200 (RFC 7009 §2.2) and store nothing', async () => {
+    const entries = async () => (await t.idp.storage.listFeedEvents('revocations', 0, 100_000, Math.floor(Date.now() / 1000))).length;
+    const before = await entries();
     for (const token of ['garbage', 'a.b.c']) {
       const res = await t.post('/revoke', { token }, { authorization: basic(a) });
       assert.equal(res.status, 200);
     }
+    assert.equal(await entries(), before, 'no revocation entry was written');
   });
 
   test('revocation never answers 200 when the entry could not be stored', async () => {
@@ -105,8 +108,11 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
     assert.equal((await t.post('/introspect', { token }, { authorization: basic(b) })).body.active, true);
     await new Promise((r) => setTimeout(r, 2100));
     assert.deepEqual((await t.post('/introspect', { token }, { authorization: basic(b) })).body, { active: false });
+    const entries = async () => (await t.idp.storage.listFeedEvents('revocations', 0, 100_000, Math.floor(Date.now() / 1000))).length;
+    const before = await entries();
     assert.equal((await t.post('/revoke', { token }, { authorization: basic(c as never) })).status, 200);
     assert.equal(await t.idp.storage.isTokenRevoked(t.issuer, jose.decodeJwt(token).jti as string), false);
+    assert.equal(await entries(), before, 'no revocation entry was written');
   });
 
   test('a deleted client\'s tokens introspect inactive', async () => {
