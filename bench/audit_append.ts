@@ -5,10 +5,17 @@ import { join } from 'node:path';
 import { PostgresStorage, SqliteStorage, type Storage } from '@latchkey/server';
 import type { AuditEvent } from '@latchkey/protocol';
 
-const batch = (): AuditEvent[] => Array.from({ length: 200 }, (_, i) => ({
-  time: new Date().toISOString(), type: 'authz.decision', outcome: i % 10 === 0 ? 'failure' : 'success', actor: `Service::"checkout-${i % 7}"`,
-  client_id: 'bench', reason: 'policy0', request_id: `req-${i}`, detail: { action: 'Action::"read"', service: 'bench', target: `Order::"${i}"` },
-}));
+const batch = (): AuditEvent[] =>
+  Array.from({ length: 200 }, (_, i) => ({
+    time: new Date().toISOString(),
+    type: 'authz.decision',
+    outcome: i % 10 === 0 ? 'failure' : 'success',
+    actor: `Service::"checkout-${i % 7}"`,
+    client_id: 'bench',
+    reason: 'policy0',
+    request_id: `req-${i}`,
+    detail: { action: 'Action::"read"', service: 'bench', target: `Order::"${i}"` },
+  }));
 
 async function rate(storage: Storage, ms: number): Promise<number> {
   const end = performance.now() + ms;
@@ -22,7 +29,10 @@ async function rate(storage: Storage, ms: number): Promise<number> {
 }
 
 /** Events per second that `appendAuditEvents` sustains with 200-event batches, one writer. */
-export async function benchStorageAppend(options: { databaseUrl: string | undefined; ms: number }): Promise<Record<string, number>> {
+export async function benchStorageAppend(options: {
+  databaseUrl: string | undefined;
+  ms: number;
+}): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-append-'));
   const sqlite = new SqliteStorage(join(dir, 'latchkey.db'));

@@ -17,7 +17,13 @@ const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-cert-'));
 const tls = await loadTlsMaterial({ dataDir, hosts: [], master: MasterKey.load({ dataDir }) });
 const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
 const caKeys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
-const ca = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '01', name: 'CN=peer CA', keys: caKeys, signingAlgorithm: alg, extensions: [new x509.BasicConstraintsExtension(true, 0, true)] });
+const ca = await x509.X509CertificateGenerator.createSelfSigned({
+  serialNumber: '01',
+  name: 'CN=peer CA',
+  keys: caKeys,
+  signingAlgorithm: alg,
+  extensions: [new x509.BasicConstraintsExtension(true, 0, true)],
+});
 const app = Fastify({ https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' } });
 let serial = 1;
 app.post('/workload/certificate', async (request, reply) => {
@@ -25,15 +31,33 @@ app.post('/workload/certificate', async (request, reply) => {
   if (!(await csr.verify())) return reply.code(400).send({ error: 'invalid_request' });
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: (serial++).toString(16).padStart(2, '0'), subject: 'CN=svc', issuer: ca.subject, notBefore: new Date(now - 30_000), notAfter: new Date(now + 3_600_000),
-    signingAlgorithm: alg, publicKey: await csr.publicKey.export(), signingKey: caKeys.privateKey,
-    extensions: [new x509.BasicConstraintsExtension(false, undefined, true), new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'spiffe://bench/svc/x' }])],
+    serialNumber: (serial++).toString(16).padStart(2, '0'),
+    subject: 'CN=svc',
+    issuer: ca.subject,
+    notBefore: new Date(now - 30_000),
+    notAfter: new Date(now + 3_600_000),
+    signingAlgorithm: alg,
+    publicKey: await csr.publicKey.export(),
+    signingKey: caKeys.privateKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'spiffe://bench/svc/x' }]),
+    ],
   });
   return reply.header('cache-control', 'no-store').send({ certificate: cert.toString('pem') });
 });
 await app.listen({ port: 0, host: '127.0.0.1' });
 const port = (app.server.address() as { port: number }).port;
-reportCpuOnRequest({ url: `https://127.0.0.1:${port}/workload/certificate`, authorization: '', body: JSON.stringify({ csr: (await workloadCsr()).csrPem }), contentType: 'application/json', tokenBytes: 0 }, async () => {
-  await app.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+reportCpuOnRequest(
+  {
+    url: `https://127.0.0.1:${port}/workload/certificate`,
+    authorization: '',
+    body: JSON.stringify({ csr: (await workloadCsr()).csrPem }),
+    contentType: 'application/json',
+    tokenBytes: 0,
+  },
+  async () => {
+    await app.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  },
+);

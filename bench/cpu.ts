@@ -18,4 +18,3 @@ export function reportCpuOnRequest(target: Target, stop: () => Promise<void>): v
     if (msg.kind === 'stop') void stop().then(() => process.exit(0));
   });
 }
-

@@ -11,25 +11,43 @@ import { reportCpuOnRequest } from './cpu.ts';
 const mode = process.argv[2] ?? 'token';
 const databaseUrl = process.argv[3];
 const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
-const t = await startTestIdp({ dataDir, databaseUrl, config: { feedMaxStreamsPerClient: 1000 }, benchmarkWithoutAudit: mode === 'token-audit-off' });
+const t = await startTestIdp({
+  dataDir,
+  databaseUrl,
+  config: { feedMaxStreamsPerClient: 1000 },
+  benchmarkWithoutAudit: mode === 'token-audit-off',
+});
 const c = await t.register({ audiences: ['https://inventory.internal'], scope: 'stock:read' });
 const authorization = `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
 const sample = await t.post('/token', { grant_type: 'client_credentials', scope: 'stock:read' }, { authorization });
 const events = Array.from({ length: 200 }, (_, i) => ({
-  type: 'authz.decision', outcome: i % 10 === 0 ? 'failure' : 'success', actor: `Service::"checkout-${i % 7}"`,
-  target: `Order::"${i}"`, reason: i % 10 === 0 ? 'no permit' : 'policy0', request_id: `req-${i}`, detail: { action: 'Action::"read"' },
+  type: 'authz.decision',
+  outcome: i % 10 === 0 ? 'failure' : 'success',
+  actor: `Service::"checkout-${i % 7}"`,
+  target: `Order::"${i}"`,
+  reason: i % 10 === 0 ? 'no permit' : 'policy0',
+  request_id: `req-${i}`,
+  detail: { action: 'Action::"read"' },
 }));
 const csr = mode === 'certificate' ? (await workloadCsr()).csrPem : '';
 const path = mode === 'ingest' ? '/audit/events' : mode === 'certificate' ? '/workload/certificate' : '/token';
-reportCpuOnRequest({
-  url: `${t.issuer}${path}`,
-  authorization,
-  body: mode === 'ingest' ? JSON.stringify({ events }) : mode === 'certificate' ? JSON.stringify({ csr }) : 'grant_type=client_credentials&scope=stock%3Aread',
-  ...(mode === 'ingest' || mode === 'certificate' ? { contentType: 'application/json' } : {}),
-  tokenBytes: (sample.body.access_token as string).length,
-  issuer: t.issuer,
-  ...(t.caPem ? { ca: t.caPem } : {}),
-}, async () => {
-  await t.idp.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+reportCpuOnRequest(
+  {
+    url: `${t.issuer}${path}`,
+    authorization,
+    body:
+      mode === 'ingest'
+        ? JSON.stringify({ events })
+        : mode === 'certificate'
+          ? JSON.stringify({ csr })
+          : 'grant_type=client_credentials&scope=stock%3Aread',
+    ...(mode === 'ingest' || mode === 'certificate' ? { contentType: 'application/json' } : {}),
+    tokenBytes: (sample.body.access_token as string).length,
+    issuer: t.issuer,
+    ...(t.caPem ? { ca: t.caPem } : {}),
+  },
+  async () => {
+    await t.idp.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  },
+);

@@ -17,23 +17,31 @@ const only = process.env.BENCH_ONLY?.split(',').map((x) => x.trim());
 const runs = (section: string): boolean => !only || only.includes(section);
 let failed = false;
 
-console.log(`# Latchkey benchmarks — ${new Date().toISOString()} — node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}`);
+console.log(
+  `# Latchkey benchmarks — ${new Date().toISOString()} — node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}`,
+);
 console.log(`# ${rounds} interleaved rounds of ${duration}s, ${connections} keep-alive HTTPS connections, medians\n`);
 
 if (runs('issuance')) {
   console.log('## Token issuance over loopback HTTPS');
   const results = await benchTokenIssuance({ duration, rounds, connections });
   const ceiling = Object.values(results)[0]!;
-  console.log('| subject | tokens/s | p50 ms | p99 ms | server cores | tokens per CPU-second | vs ceiling (per CPU-s) | errors |');
+  console.log(
+    '| subject | tokens/s | p50 ms | p99 ms | server cores | tokens per CPU-second | vs ceiling (per CPU-s) | errors |',
+  );
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const [name, r] of Object.entries(results)) {
-    console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.perCore.toFixed(0)} | ${((r.perCore / ceiling.perCore) * 100).toFixed(0)}% | ${r.non2xx} |`);
+    console.log(
+      `| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.perCore.toFixed(0)} | ${((r.perCore / ceiling.perCore) * 100).toFixed(0)}% | ${r.non2xx} |`,
+    );
   }
   const idp = Object.entries(results).find(([n]) => n.startsWith('Latchkey'))![1];
   const auditOff = Object.entries(results).find(([n]) => n.includes('audit off'))![1];
   console.log(`\nLatchkey access token size: ${idp.tokenBytes} bytes (ES256, one audience, one scope)`);
-  console.log(`Audit cost on the token path: ${((1 - idp.perCore / auditOff.perCore) * 100).toFixed(1)}% of tokens per CPU-second, ${((1 - idp.rps / auditOff.rps) * 100).toFixed(1)}% of tokens/s (target: under 10%)`);
-    if (idp.non2xx > 0) failed = true;
+  console.log(
+    `Audit cost on the token path: ${((1 - idp.perCore / auditOff.perCore) * 100).toFixed(1)}% of tokens per CPU-second, ${((1 - idp.rps / auditOff.rps) * 100).toFixed(1)}% of tokens/s (target: under 10%)`,
+  );
+  if (idp.non2xx > 0) failed = true;
 }
 
 if (runs('ingestion')) {
@@ -44,8 +52,12 @@ if (runs('ingestion')) {
   const peer = await benchStorageAppend({ databaseUrl: await startPostgresIfConfigured(), ms: duration * 1000 });
   console.log('| subject | events/s | batches/s | p50 ms | p99 ms | server cores | errors |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const [name, r] of Object.entries(ingest)) console.log(`| ${name} | ${(r.rps * 200).toFixed(0)} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.non2xx} |`);
-  for (const [name, eps] of Object.entries(peer)) console.log(`| peer: ${name} | ${eps.toFixed(0)} | ${(eps / 200).toFixed(0)} | | | 1 (in-process) | 0 |`);
+  for (const [name, r] of Object.entries(ingest))
+    console.log(
+      `| ${name} | ${(r.rps * 200).toFixed(0)} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.non2xx} |`,
+    );
+  for (const [name, eps] of Object.entries(peer))
+    console.log(`| peer: ${name} | ${eps.toFixed(0)} | ${(eps / 200).toFixed(0)} | | | 1 (in-process) | 0 |`);
   if (!databaseUrl) console.log('\n(PostgreSQL rows need LATCHKEY_TEST_DATABASE_URL; `. .ci/postgres.sh` sets it.)');
   if (Object.values(ingest).some((r) => r.non2xx > 0)) failed = true;
 }
@@ -55,7 +67,9 @@ if (runs('propagation')) {
   const subscribers = Number(process.env.BENCH_SUBSCRIBERS ?? 100);
   const revocations = Number(process.env.BENCH_REVOCATIONS ?? 50);
   const prop = await benchRevocationPropagation({ subscribers, revocations });
-  console.log(`${revocations} revocations × ${subscribers} concurrent stream subscribers: ${prop.samples} arrivals, ${prop.missing} missing`);
+  console.log(
+    `${revocations} revocations × ${subscribers} concurrent stream subscribers: ${prop.samples} arrivals, ${prop.missing} missing`,
+  );
   console.log('| from sending /revoke to arrival | p50 ms | p99 ms | max ms |');
   console.log('| --- | ---: | ---: | ---: |');
   console.log(`| Latchkey /feeds/stream | ${prop.p50.toFixed(2)} | ${prop.p99.toFixed(2)} | ${prop.max.toFixed(2)} |`);
@@ -68,8 +82,13 @@ if (runs('verification')) {
   const rateOf = (prefix: string) => [...ver.rates].find(([k]) => k.startsWith(prefix))![1];
   console.log('| subject | verifications/s | vs (a) | vs (b) |');
   console.log('| --- | ---: | ---: | ---: |');
-  for (const [name, r] of ver.rates) console.log(`| ${name} | ${r.toFixed(0)} | ${((r / rateOf('(a)')) * 100).toFixed(0)}% | ${(r / rateOf('(b)')).toFixed(1)}x |`);
-  console.log(`\nRevocation set with ${ver.entries} token entries: ${(ver.revocationSetBytes / 1024 / 1024).toFixed(1)} MB of heap${ver.measuredWithGc ? '' : ' (without --expose-gc: approximate)'}`);
+  for (const [name, r] of ver.rates)
+    console.log(
+      `| ${name} | ${r.toFixed(0)} | ${((r / rateOf('(a)')) * 100).toFixed(0)}% | ${(r / rateOf('(b)')).toFixed(1)}x |`,
+    );
+  console.log(
+    `\nRevocation set with ${ver.entries} token entries: ${(ver.revocationSetBytes / 1024 / 1024).toFixed(1)} MB of heap${ver.measuredWithGc ? '' : ' (without --expose-gc: approximate)'}`,
+  );
 }
 
 if (runs('authorization')) {
@@ -78,8 +97,13 @@ if (runs('authorization')) {
   const { checkedAgainstA, ...rows } = az;
   console.log('| subject | decisions/s | p50 µs | p99 µs | calls | decisions different from (a) |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
-  for (const [name, r] of Object.entries(rows)) console.log(`| ${name} | ${r.perSecond.toFixed(0)} | ${r.p50us.toFixed(0)} | ${r.p99us.toFixed(0)} | ${r.calls} | ${r.mismatches} |`);
-  console.log(`\n(The first ${checkedAgainstA!.calls} requests are compared with (a)'s answers; targets for (c) cold: 20,000/s and p99 under 100 µs.)`);
+  for (const [name, r] of Object.entries(rows))
+    console.log(
+      `| ${name} | ${r.perSecond.toFixed(0)} | ${r.p50us.toFixed(0)} | ${r.p99us.toFixed(0)} | ${r.calls} | ${r.mismatches} |`,
+    );
+  console.log(
+    `\n(The first ${checkedAgainstA!.calls} requests are compared with (a)'s answers; targets for (c) cold: 20,000/s and p99 under 100 µs.)`,
+  );
   if (Object.values(rows).some((r) => r.mismatches > 0)) failed = true;
 }
 
@@ -87,15 +111,25 @@ if (runs('workload')) {
   console.log('\n## Workload certificates and mutual TLS (issue 7)');
   const certs = await benchCertificateIssuance({ duration, rounds, connections: 8 });
   const peer = Object.values(certs)[0]!;
-  console.log('| subject | certificates/s | p50 ms | p99 ms | server cores | per CPU-second | vs peer (per CPU-s) | errors |');
+  console.log(
+    '| subject | certificates/s | p50 ms | p99 ms | server cores | per CPU-second | vs peer (per CPU-s) | errors |',
+  );
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const [name, r] of Object.entries(certs)) console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.perCore.toFixed(0)} | ${((r.perCore / peer.perCore) * 100).toFixed(0)}% | ${r.non2xx} |`);
+  for (const [name, r] of Object.entries(certs))
+    console.log(
+      `| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.perCore.toFixed(0)} | ${((r.perCore / peer.perCore) * 100).toFixed(0)}% | ${r.non2xx} |`,
+    );
   if (Object.values(certs).some((r) => r.non2xx > 0)) failed = true;
   const hs = await benchHandshakes({ ms: Number(process.env.BENCH_HANDSHAKE_MS ?? 3000), rounds });
   const base = Object.values(hs)[0]!.perSecond;
-  console.log('\n| full handshakes, client and server in one process, 4 at a time | handshakes/s | vs server-only | failures |');
+  console.log(
+    '\n| full handshakes, client and server in one process, 4 at a time | handshakes/s | vs server-only | failures |',
+  );
   console.log('| --- | ---: | ---: | ---: |');
-  for (const [name, r] of Object.entries(hs)) console.log(`| ${name} | ${r.perSecond.toFixed(0)} | ${((r.perSecond / base) * 100).toFixed(0)}% | ${r.failures} |`);
+  for (const [name, r] of Object.entries(hs))
+    console.log(
+      `| ${name} | ${r.perSecond.toFixed(0)} | ${((r.perSecond / base) * 100).toFixed(0)}% | ${r.failures} |`,
+    );
   if (Object.values(hs).some((r) => r.failures > 0)) failed = true;
 }
 

@@ -11,9 +11,14 @@ interface Child {
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 
 async function start(script: string, args: string[] = []): Promise<Child> {
-  const proc = fork(here(script), args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const proc = fork(here(script), args, {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
   const target = await new Promise<Target>((resolve, reject) => {
-    proc.once('message', (m: { kind: string; target: Target }) => (m.kind === 'ready' ? resolve(m.target) : reject(new Error('unexpected'))));
+    proc.once('message', (m: { kind: string; target: Target }) =>
+      m.kind === 'ready' ? resolve(m.target) : reject(new Error('unexpected')),
+    );
     proc.once('exit', (code) => reject(new Error(`${script} exited ${code}`)));
   });
   return { proc, target };
@@ -54,7 +59,10 @@ async function measure(c: Child, duration: number, connections: number): Promise
     method: 'POST' as const,
     connections,
     duration,
-    headers: { 'content-type': c.target.contentType ?? 'application/x-www-form-urlencoded', ...(c.target.authorization ? { authorization: c.target.authorization } : {}) },
+    headers: {
+      'content-type': c.target.contentType ?? 'application/x-www-form-urlencoded',
+      ...(c.target.authorization ? { authorization: c.target.authorization } : {}),
+    },
     body: c.target.body,
   };
   await autocannon({ ...opts, duration: 1 }); // warm-up
@@ -65,7 +73,14 @@ async function measure(c: Child, duration: number, connections: number): Promise
   const after = await cpu(c);
   const cpuSec = (after.user - before.user + after.system - before.system) / 1e6;
   const total = r.requests.total;
-  return { rps: total / wall, p50: r.latency.p50, p99: r.latency.p99, cores: cpuSec / wall, perCore: total / cpuSec, non2xx: r.non2xx + r.errors };
+  return {
+    rps: total / wall,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    cores: cpuSec / wall,
+    perCore: total / cpuSec,
+    non2xx: r.non2xx + r.errors,
+  };
 }
 
 const median = (xs: number[]): number => {
@@ -73,40 +88,74 @@ const median = (xs: number[]): number => {
   return s[Math.floor(s.length / 2)] as number;
 };
 
-export async function benchTokenIssuance(options: { duration: number; rounds: number; connections: number }): Promise<Record<string, Sample & { tokenBytes: number }>> {
-  return benchSubjects([
-    ['ceiling: bare Fastify + node:crypto sign', 'ceiling_child.ts', ['node-crypto']],
-    ['reference: bare Fastify + jose SignJWT', 'ceiling_child.ts', ['jose']],
-    ['Latchkey /token (client_secret_basic, ES256, SQLite, audit on)', 'idp_child.ts', ['token']],
-    ['Latchkey /token, audit off (benchmark-only switch)', 'idp_child.ts', ['token-audit-off']],
-  ], options);
+export async function benchTokenIssuance(options: {
+  duration: number;
+  rounds: number;
+  connections: number;
+}): Promise<Record<string, Sample & { tokenBytes: number }>> {
+  return benchSubjects(
+    [
+      ['ceiling: bare Fastify + node:crypto sign', 'ceiling_child.ts', ['node-crypto']],
+      ['reference: bare Fastify + jose SignJWT', 'ceiling_child.ts', ['jose']],
+      ['Latchkey /token (client_secret_basic, ES256, SQLite, audit on)', 'idp_child.ts', ['token']],
+      ['Latchkey /token, audit off (benchmark-only switch)', 'idp_child.ts', ['token-audit-off']],
+    ],
+    options,
+  );
 }
 
 /** POST /audit/events with batches of 200 decision events, on SQLite and (given a URL) PostgreSQL. */
-export async function benchAuditIngestion(options: { duration: number; rounds: number; connections: number; databaseUrl: string | undefined }): Promise<Record<string, Sample & { tokenBytes: number }>> {
-  return benchSubjects([
-    ['POST /audit/events, 200 per batch, SQLite', 'idp_child.ts', ['ingest']],
-    ...(options.databaseUrl ? [['POST /audit/events, 200 per batch, PostgreSQL', 'idp_child.ts', ['ingest', options.databaseUrl]] as [string, string, string[]]] : []),
-  ], options);
+export async function benchAuditIngestion(options: {
+  duration: number;
+  rounds: number;
+  connections: number;
+  databaseUrl: string | undefined;
+}): Promise<Record<string, Sample & { tokenBytes: number }>> {
+  return benchSubjects(
+    [
+      ['POST /audit/events, 200 per batch, SQLite', 'idp_child.ts', ['ingest']],
+      ...(options.databaseUrl
+        ? [
+            ['POST /audit/events, 200 per batch, PostgreSQL', 'idp_child.ts', ['ingest', options.databaseUrl]] as [
+              string,
+              string,
+              string[],
+            ],
+          ]
+        : []),
+    ],
+    options,
+  );
 }
 
 /** POST /workload/certificate (a P-256 CSR, client_secret_basic) beside a bare Fastify route signing the same CSR with @peculiar/x509. */
-export async function benchCertificateIssuance(options: { duration: number; rounds: number; connections: number }): Promise<Record<string, Sample & { tokenBytes: number }>> {
-  return benchSubjects([
-    ['peer: bare Fastify + @peculiar/x509 (no auth, no storage, no audit)', 'cert_ceiling_child.ts', []],
-    ['Latchkey POST /workload/certificate (Basic, SQLite, audited)', 'idp_child.ts', ['certificate']],
-  ], options);
+export async function benchCertificateIssuance(options: {
+  duration: number;
+  rounds: number;
+  connections: number;
+}): Promise<Record<string, Sample & { tokenBytes: number }>> {
+  return benchSubjects(
+    [
+      ['peer: bare Fastify + @peculiar/x509 (no auth, no storage, no audit)', 'cert_ceiling_child.ts', []],
+      ['Latchkey POST /workload/certificate (Basic, SQLite, audited)', 'idp_child.ts', ['certificate']],
+    ],
+    options,
+  );
 }
 
 /** Each subject in its own child process; interleaved rounds; medians. */
-async function benchSubjects(subjects: [string, string, string[]][], options: { duration: number; rounds: number; connections: number }): Promise<Record<string, Sample & { tokenBytes: number }>> {
+async function benchSubjects(
+  subjects: [string, string, string[]][],
+  options: { duration: number; rounds: number; connections: number },
+): Promise<Record<string, Sample & { tokenBytes: number }>> {
   const children = new Map<string, Child>();
   for (const [name, script, args] of subjects) children.set(name, await start(script, args));
   const samples = new Map<string, Sample[]>(subjects.map(([n]) => [n, []]));
   try {
     // Interleave rounds so drift on a shared machine hits every subject alike; report medians.
     for (let round = 0; round < options.rounds; round++) {
-      for (const [name] of subjects) samples.get(name)!.push(await measure(children.get(name)!, options.duration, options.connections));
+      for (const [name] of subjects)
+        samples.get(name)!.push(await measure(children.get(name)!, options.duration, options.connections));
     }
   } finally {
     for (const c of children.values()) await stop(c);

@@ -17,7 +17,9 @@ export interface OrdersServiceOptions {
   fetch?: typeof fetch;
 }
 
-export async function startOrdersService(options: OrdersServiceOptions): Promise<{ server: Server; verifier: Verifier }> {
+export async function startOrdersService(
+  options: OrdersServiceOptions,
+): Promise<{ server: Server; verifier: Verifier }> {
   const verifier = await createVerifier({
     issuer: options.issuer,
     audience: options.audience,
@@ -31,7 +33,9 @@ export async function startOrdersService(options: OrdersServiceOptions): Promise
     }
     const claims = await authenticate(req, res, { verifier, scope: 'orders:read', realm: 'orders' });
     if (!claims) return;
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ orders: [], caller: claims.client_id }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ orders: [], caller: claims.client_id }));
   });
   server.on('close', () => verifier.close());
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
@@ -50,5 +54,7 @@ if (process.argv[1] !== undefined && realpathSync(fileURLToPath(import.meta.url)
     ...(id && secret ? { credentials: { clientId: id, clientSecret: secret } } : {}),
   });
   const a = server.address();
-  console.log(`orders service on http://127.0.0.1:${typeof a === 'object' && a ? a.port : ''}, trusting tokens from ${issuer}`);
+  console.log(
+    `orders service on http://127.0.0.1:${typeof a === 'object' && a ? a.port : ''}, trusting tokens from ${issuer}`,
+  );
 }

@@ -4,23 +4,43 @@ import { adminHeaders, connection, show } from './command_helpers.ts';
 
 /** `latchkey alerts [-f] [--json]` (admin). */
 export function registerAlertCommands(program: Command): void {
-  connection(program.command('alerts').description('alerts raised by the detectors, oldest first; with -f, keep printing new ones (admin)')
-    .option('--detector <name>', 'only this detector')
-    .option('--json', 'one JSON object per line')
-    .option('-f, --follow', 'keep following')
-    .option('--interval <seconds>', 'poll interval while following', '2')
-    .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (opts) => {
+  connection(
+    program
+      .command('alerts')
+      .description('alerts raised by the detectors, oldest first; with -f, keep printing new ones (admin)')
+      .option('--detector <name>', 'only this detector')
+      .option('--json', 'one JSON object per line')
+      .option('-f, --follow', 'keep following')
+      .option('--interval <seconds>', 'poll interval while following', '2')
+      .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)'),
+  ).action(async (opts) => {
     const ep = endpoint(opts);
     let after = '0';
     for (;;) {
       const q = new URLSearchParams({ after, limit: '1000' });
       if (opts.detector) q.set('detector', opts.detector);
       const page = (await show(await ep.fetch(`/admin/alerts?${q}`, { headers: adminHeaders(opts) }))) as
-        | { alerts: { id: number; time: string; detector: string; severity: string; key: string; summary: string; response: string | null }[]; cursor: string; has_more: boolean }
+        | {
+            alerts: {
+              id: number;
+              time: string;
+              detector: string;
+              severity: string;
+              key: string;
+              summary: string;
+              response: string | null;
+            }[];
+            cursor: string;
+            has_more: boolean;
+          }
         | undefined;
       if (!page) return;
       for (const a of page.alerts) {
-        process.stdout.write(opts.json ? JSON.stringify(a) + '\n' : `#${a.id}\t${a.time}\t${a.severity}\t${a.detector}\t${a.key}\t${a.summary}${a.response ? `\t[${a.response}]` : ''}\n`);
+        process.stdout.write(
+          opts.json
+            ? JSON.stringify(a) + '\n'
+            : `#${a.id}\t${a.time}\t${a.severity}\t${a.detector}\t${a.key}\t${a.summary}${a.response ? `\t[${a.response}]` : ''}\n`,
+        );
       }
       after = page.cursor;
       if (page.has_more) continue;

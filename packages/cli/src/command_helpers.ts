@@ -11,7 +11,9 @@ export async function show(res: Response | import('undici').Response): Promise<u
   }
   if (!res.ok) {
     const err = body as { error?: string; error_description?: string } | undefined;
-    process.stderr.write(`error: HTTP ${res.status} ${err?.error ?? ''}${err?.error_description ? `: ${err.error_description}` : ''}\n`);
+    process.stderr.write(
+      `error: HTTP ${res.status} ${err?.error ?? ''}${err?.error_description ? `: ${err.error_description}` : ''}\n`,
+    );
     process.exitCode = 1;
     return undefined;
   }
@@ -24,7 +26,10 @@ export const print = (v: unknown): void => {
 
 export const connection = (cmd: Command): Command =>
   cmd
-    .option('--url <url>', 'IdP base URL (LATCHKEY_URL; default LATCHKEY_ISSUER, or https://localhost:$LATCHKEY_PORT, or https://localhost:8443)')
+    .option(
+      '--url <url>',
+      'IdP base URL (LATCHKEY_URL; default LATCHKEY_ISSUER, or https://localhost:$LATCHKEY_PORT, or https://localhost:8443)',
+    )
     .option('--ca <file>', 'CA certificate to trust (LATCHKEY_CA_FILE; default <data dir>/ca.pem)')
     .option('--data-dir <dir>', 'data folder, to find ca.pem (LATCHKEY_DATA_DIR)');
 

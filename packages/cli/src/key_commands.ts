@@ -11,12 +11,19 @@ export function registerKeyCommands(program: Command): void {
     const when = (v: unknown) => (typeof v === 'number' ? new Date(v * 1000).toISOString() : '-');
     process.stdout.write('kid\talg\tstate\tcreated\tactivated\tretired\tremove_after\n');
     for (const k of body.keys) {
-      process.stdout.write(`${k.kid}\t${k.alg}\t${k.state}\t${when(k.created_at)}\t${when(k.activated_at)}\t${when(k.retired_at)}\t${when(k.remove_after)}\n`);
+      process.stdout.write(
+        `${k.kid}\t${k.alg}\t${k.state}\t${when(k.created_at)}\t${when(k.activated_at)}\t${when(k.retired_at)}\t${when(k.remove_after)}\n`,
+      );
     }
     if (body.next_rotation_at !== null) process.stdout.write(`next rotation: ${when(body.next_rotation_at)}\n`);
   };
 
-  connection(keys.command('list').description('list signing keys and their states').option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (opts) => {
+  connection(
+    keys
+      .command('list')
+      .description('list signing keys and their states')
+      .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)'),
+  ).action(async (opts) => {
     printKeys((await show(await endpoint(opts).fetch('/admin/keys', { headers: adminHeaders(opts) }))) as never);
   });
 
@@ -35,8 +42,17 @@ export function registerKeyCommands(program: Command): void {
     printKeys((await show(res)) as never);
   });
 
-  connection(keys.command('revoke <kid>').description('revoke a compromised key: removed from the JWKS at once').option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)')).action(async (kid: string, opts) => {
-    const res = await endpoint(opts).fetch(`/admin/keys/${encodeURIComponent(kid)}/revoke`, { method: 'POST', headers: { ...adminHeaders(opts), 'content-type': 'application/json' }, body: '{}' });
+  connection(
+    keys
+      .command('revoke <kid>')
+      .description('revoke a compromised key: removed from the JWKS at once')
+      .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)'),
+  ).action(async (kid: string, opts) => {
+    const res = await endpoint(opts).fetch(`/admin/keys/${encodeURIComponent(kid)}/revoke`, {
+      method: 'POST',
+      headers: { ...adminHeaders(opts), 'content-type': 'application/json' },
+      body: '{}',
+    });
     printKeys((await show(res)) as never);
   });
 }

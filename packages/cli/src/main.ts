@@ -13,7 +13,10 @@ import { registerTokenCommand } from './token_command.ts';
 
 // The package's own version: package.json sits one level above both src/ and dist/.
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
-const program = new Command('latchkey').description('Latchkey: identity and access management for microservices').version(version).showHelpAfterError();
+const program = new Command('latchkey')
+  .description('Latchkey: identity and access management for microservices')
+  .version(version)
+  .showHelpAfterError();
 
 registerServeCommand(program);
 registerClientCommands(program);

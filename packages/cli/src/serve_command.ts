@@ -21,8 +21,16 @@ export function registerServeCommand(program: Command): void {
       const { configFromEnv, insecureWarnings, loadConfig, startIdp } = await import('@latchkey/server');
       const { input, unknown } = configFromEnv(process.env);
       const flags: ConfigInput = {
-        port: opts.port, host: opts.host, issuer: opts.issuer, dataDir: opts.dataDir, databaseUrl: opts.databaseUrl,
-        tls: opts.tls, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, signingAlg: opts.signingAlg, logLevel: opts.logLevel,
+        port: opts.port,
+        host: opts.host,
+        issuer: opts.issuer,
+        dataDir: opts.dataDir,
+        databaseUrl: opts.databaseUrl,
+        tls: opts.tls,
+        tlsCert: opts.tlsCert,
+        tlsKey: opts.tlsKey,
+        signingAlg: opts.signingAlg,
+        logLevel: opts.logLevel,
       };
       for (const [k, v] of Object.entries(flags)) if (v !== undefined) input[k as keyof ConfigInput] = v;
       let config;
@@ -39,13 +47,17 @@ export function registerServeCommand(program: Command): void {
           `\nLatchkey generated the bootstrap admin token. It is shown this once and stored only hashed:\n\n  LATCHKEY_ADMIN_TOKEN=${idp.generatedAdminToken}\n\n`,
         );
       }
-      process.stdout.write(`Latchkey IdP listening on ${idp.url} (issuer ${idp.issuer}, ${idp.storage.kind} storage)\n`);
+      process.stdout.write(
+        `Latchkey IdP listening on ${idp.url} (issuer ${idp.issuer}, ${idp.storage.kind} storage)\n`,
+      );
       if (idp.caPem) process.stdout.write(`Local CA certificate: ${config.dataDir}/ca.pem\n`);
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
         stopping = true;
-        process.stdout.write(`${signal}: draining for ${config.shutdownGrace}s (readyz says draining), then finishing in-flight requests and flushing audit\n`);
+        process.stdout.write(
+          `${signal}: draining for ${config.shutdownGrace}s (readyz says draining), then finishing in-flight requests and flushing audit\n`,
+        );
         (signal === 'SIGTERM' ? idp.shutdown() : idp.close()).then(
           () => process.exit(0),
           (err: Error) => {

@@ -25,7 +25,10 @@ export function registerTokenCommand(program: Command): void {
     if (opts.scope) form.set('scope', opts.scope);
     const res = await endpoint(opts).fetch('/token', {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuthorization(opts.clientId, secret) },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: basicAuthorization(opts.clientId, secret),
+      },
       body: form.toString(),
     });
     const body = (await show(res)) as { access_token: string } | undefined;
@@ -35,6 +38,10 @@ export function registerTokenCommand(program: Command): void {
       return;
     }
     const [h, p] = body.access_token.split('.');
-    print({ header: JSON.parse(Buffer.from(h as string, 'base64url').toString()), claims: JSON.parse(Buffer.from(p as string, 'base64url').toString()), bytes: body.access_token.length });
+    print({
+      header: JSON.parse(Buffer.from(h as string, 'base64url').toString()),
+      claims: JSON.parse(Buffer.from(p as string, 'base64url').toString()),
+      bytes: body.access_token.length,
+    });
   });
 }

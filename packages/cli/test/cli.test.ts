@@ -18,7 +18,9 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
   let server: Served;
   let adminToken: string;
   const cli = (args: string[], env: Record<string, string> = {}) =>
-    run(TSX, [MAIN, ...args], { env: { ...process.env, LATCHKEY_URL: url, LATCHKEY_DATA_DIR: dir, LATCHKEY_ADMIN_TOKEN: adminToken, ...env } });
+    run(TSX, [MAIN, ...args], {
+      env: { ...process.env, LATCHKEY_URL: url, LATCHKEY_DATA_DIR: dir, LATCHKEY_ADMIN_TOKEN: adminToken, ...env },
+    });
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'latchkey-cli-'));
@@ -35,34 +37,96 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
   });
 
   test('--help works for every command', async () => {
-    for (const args of [['--help'], ['serve', '--help'], ['client', '--help'], ['client', 'create', '--help'], ['token', '--help'], ['audit', 'tail', '--help'], ['alerts', '--help'], ['cert', 'issue', '--help'], ['ca', 'show', '--help'], ['policy', 'push', '--help']]) {
+    for (const args of [
+      ['--help'],
+      ['serve', '--help'],
+      ['client', '--help'],
+      ['client', 'create', '--help'],
+      ['token', '--help'],
+      ['audit', 'tail', '--help'],
+      ['alerts', '--help'],
+      ['cert', 'issue', '--help'],
+      ['ca', 'show', '--help'],
+      ['policy', 'push', '--help'],
+    ]) {
       const { stdout } = await cli(args);
       assert.match(stdout, /Usage: latchkey/);
     }
   });
 
   test('curl trusts the local CA written to <data>/ca.pem; openssl verifies the chain and refuses TLS 1.1', async () => {
-    const { stdout } = await run('curl', ['-sS', '--fail', '--cacert', join(dir, 'ca.pem'), `${url}/.well-known/oauth-authorization-server`]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '--fail',
+      '--cacert',
+      join(dir, 'ca.pem'),
+      `${url}/.well-known/oauth-authorization-server`,
+    ]);
     assert.equal(JSON.parse(stdout).issuer, url);
     // curl exit 60: the peer's certificate cannot be authenticated with the known CAs.
-    await assert.rejects(run('curl', ['-sS', '--fail', `${url}/healthz`]), (err: { code?: number }) => err.code === 60, 'without the CA, curl refuses the certificate');
-    const s = await run('sh', ['-c', `openssl s_client -connect 127.0.0.1:${port} -servername localhost -CAfile ${join(dir, 'ca.pem')} -verify_return_error </dev/null 2>&1`]);
+    await assert.rejects(
+      run('curl', ['-sS', '--fail', `${url}/healthz`]),
+      (err: { code?: number }) => err.code === 60,
+      'without the CA, curl refuses the certificate',
+    );
+    const s = await run('sh', [
+      '-c',
+      `openssl s_client -connect 127.0.0.1:${port} -servername localhost -CAfile ${join(dir, 'ca.pem')} -verify_return_error </dev/null 2>&1`,
+    ]);
     assert.match(s.stdout, /Verify return code: 0 \(ok\)/);
-    const old = await run('sh', ['-c', `openssl s_client -connect 127.0.0.1:${port} -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' </dev/null 2>&1; echo "exit=$?"`]);
+    const old = await run('sh', [
+      '-c',
+      `openssl s_client -connect 127.0.0.1:${port} -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' </dev/null 2>&1; echo "exit=$?"`,
+    ]);
     assert.match(old.stdout, /exit=1/);
   });
 
   test('client create, token (curl and latchkey token), list, show, delete', async () => {
-    const created = JSON.parse((await cli(['client', 'create', 'orders', '--name', 'Orders', '--audience', 'https://inventory.internal', '--scope', 'stock:read', '--role', 'reader'])).stdout);
+    const created = JSON.parse(
+      (
+        await cli([
+          'client',
+          'create',
+          'orders',
+          '--name',
+          'Orders',
+          '--audience',
+          'https://inventory.internal',
+          '--scope',
+          'stock:read',
+          '--role',
+          'reader',
+        ])
+      ).stdout,
+    );
     assert.equal(created.client_id, 'orders');
     assert.equal(typeof created.client_secret, 'string');
 
-    const { stdout: tokenJson } = await run('curl', ['-sS', '--fail', '--cacert', join(dir, 'ca.pem'), '-u', `orders:${created.client_secret}`, '-d', 'grant_type=client_credentials', '-d', 'scope=stock:read', `${url}/token`]);
+    const { stdout: tokenJson } = await run('curl', [
+      '-sS',
+      '--fail',
+      '--cacert',
+      join(dir, 'ca.pem'),
+      '-u',
+      `orders:${created.client_secret}`,
+      '-d',
+      'grant_type=client_credentials',
+      '-d',
+      'scope=stock:read',
+      `${url}/token`,
+    ]);
     const body = JSON.parse(tokenJson);
     assert.equal(body.token_type, 'Bearer');
     assert.equal(body.expires_in, 300);
 
-    const { stdout: decoded } = await cli(['token', '--client-id', 'orders', '--client-secret', created.client_secret, '--decode']);
+    const { stdout: decoded } = await cli([
+      'token',
+      '--client-id',
+      'orders',
+      '--client-secret',
+      created.client_secret,
+      '--decode',
+    ]);
     const d = JSON.parse(decoded);
     assert.equal(d.header.typ, 'at+jwt');
     assert.equal(d.claims.aud, 'https://inventory.internal');
@@ -71,24 +135,41 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
     const { stdout: raw } = await cli(['token', '--client-id', 'orders', '--client-secret', created.client_secret]);
     assert.equal(raw.trim().split('.').length, 3);
 
-    const bad = await cli(['token', '--client-id', 'orders', '--client-secret', 'wrong']).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    const bad = await cli(['token', '--client-id', 'orders', '--client-secret', 'wrong']).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
     assert.ok(bad);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /HTTP 401 invalid_client/);
     assert.ok(!bad.stderr.includes('wrong'), 'the secret is not echoed');
 
-    assert.match((await cli(['client', 'list'])).stdout, /^orders\tOrders\thttps:\/\/inventory\.internal\tclient_secret_basic$/m);
+    assert.match(
+      (await cli(['client', 'list'])).stdout,
+      /^orders\tOrders\thttps:\/\/inventory\.internal\tclient_secret_basic$/m,
+    );
     assert.equal(JSON.parse((await cli(['client', 'show', 'orders'])).stdout).client_name, 'Orders');
     assert.match((await cli(['client', 'delete', 'orders'])).stdout, /deleted orders/);
-    const gone = await cli(['client', 'show', 'orders']).then(() => undefined, (e: { code: number }) => e);
+    const gone = await cli(['client', 'show', 'orders']).then(
+      () => undefined,
+      (e: { code: number }) => e,
+    );
     assert.equal(gone?.code, 1);
-    const noAdmin = await cli(['client', 'list'], { LATCHKEY_ADMIN_TOKEN: '' }).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    const noAdmin = await cli(['client', 'list'], { LATCHKEY_ADMIN_TOKEN: '' }).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
     assert.equal(noAdmin?.code, 2);
   });
 
   test('keys list, rotate --now, revoke', async () => {
     const list = (await cli(['keys', 'list'])).stdout;
-    const rows = list.trim().split('\n').slice(1).filter((l) => !l.startsWith('next rotation')).map((l) => l.split('\t'));
+    const rows = list
+      .trim()
+      .split('\n')
+      .slice(1)
+      .filter((l) => !l.startsWith('next rotation'))
+      .map((l) => l.split('\t'));
     assert.deepEqual(rows.map((r) => r[2]).sort(), ['current', 'next']);
     assert.match(list, /^next rotation: \d{4}-/m);
     const oldCurrent = rows.find((r) => r[2] === 'current')![0]!;
@@ -96,30 +177,49 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
     assert.match(rotated, new RegExp(`^${oldCurrent}\tES256\tretired\t`, 'm'));
     const revoked = (await cli(['keys', 'revoke', oldCurrent])).stdout;
     assert.match(revoked, new RegExp(`^${oldCurrent}\tES256\trevoked\t`, 'm'));
-    const jwks = JSON.parse((await run('curl', ['-sS', '--fail', '--cacert', join(dir, 'ca.pem'), `${url}/jwks`])).stdout);
+    const jwks = JSON.parse(
+      (await run('curl', ['-sS', '--fail', '--cacert', join(dir, 'ca.pem'), `${url}/jwks`])).stdout,
+    );
     assert.ok(!jwks.keys.some((k: { kid: string }) => k.kid === oldCurrent));
   });
 
   test('audit checkpoint, verify, search, export', async () => {
     assert.match((await cli(['audit', 'checkpoint'])).stdout, /^checkpoint at seq \d+$/m);
-    const cps = (await cli(['audit', 'checkpoints'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
-    assert.ok(cps.length >= 1 && cps.every((c) => typeof c.signature === 'string' && c.signature.split('.').length === 3));
-    assert.match((await cli(['audit', 'verify'])).stdout, /^ok: \d+ events chained up to seq \d+; 1\/1 checkpoints verified$/m);
+    const cps = (await cli(['audit', 'checkpoints'])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.ok(
+      cps.length >= 1 && cps.every((c) => typeof c.signature === 'string' && c.signature.split('.').length === 3),
+    );
+    assert.match(
+      (await cli(['audit', 'verify'])).stdout,
+      /^ok: \d+ events chained up to seq \d+; 1\/1 checkpoints verified$/m,
+    );
     const lines = (await cli(['audit', 'search', '--type', 'token.issued', '--limit', '2'])).stdout.trim().split('\n');
     assert.equal(lines.length, 2);
     assert.ok(lines.every((l) => JSON.parse(l).type === 'token.issued'));
     const out = join(dir, 'audit.jsonl');
     await cli(['audit', 'export', '--out', out]);
     const { readFileSync } = await import('node:fs');
-    const all = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const all = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.ok(all.length > 5);
-    assert.deepEqual(all.map((e) => e.seq), [...all.map((e) => e.seq)].sort((x, y) => x - y));
+    assert.deepEqual(
+      all.map((e) => e.seq),
+      [...all.map((e) => e.seq)].sort((x, y) => x - y),
+    );
     // Tamper with the file-backed database: verify names the position and exits 1.
     const Database = (await import('better-sqlite3')).default;
     const db = new Database(join(dir, 'latchkey.db'));
     db.prepare('UPDATE audit_events SET actor = ? WHERE seq = ?').run('mallory', all[2].seq);
     db.close();
-    const broken = await cli(['audit', 'verify']).then(() => undefined, (e: { code: number; stdout: string }) => e);
+    const broken = await cli(['audit', 'verify']).then(
+      () => undefined,
+      (e: { code: number; stdout: string }) => e,
+    );
     assert.equal(broken?.code, 1);
     assert.match(broken!.stdout, new RegExp(`^BROKEN at seq ${all[2].seq}: content_changed`, 'm'));
     const db2 = new Database(join(dir, 'latchkey.db'));
@@ -129,23 +229,45 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
   });
 
   test('audit tail -f follows new events; alerts lists what the detectors raised; client unlock', async () => {
-    const created = JSON.parse((await cli(['client', 'create', 'tailed', '--audience', 'https://inventory.internal'])).stdout);
-    const last3 = (await cli(['audit', 'tail', '-n', '3'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const created = JSON.parse(
+      (await cli(['client', 'create', 'tailed', '--audience', 'https://inventory.internal'])).stdout,
+    );
+    const last3 = (await cli(['audit', 'tail', '-n', '3'])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(last3.length, 3);
     assert.equal(last3[2].type, 'client.registered');
     assert.ok(last3[0].seq < last3[1].seq && last3[1].seq < last3[2].seq);
 
-    const follower = spawn(process.execPath, ['--import', 'tsx', MAIN, 'audit', 'tail', '-f', '-n', '0', '--type', 'client.auth_failed', '--interval', '0.2'], {
-      env: { ...process.env, LATCHKEY_URL: url, LATCHKEY_DATA_DIR: dir, LATCHKEY_ADMIN_TOKEN: adminToken }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const follower = spawn(
+      process.execPath,
+      ['--import', 'tsx', MAIN, 'audit', 'tail', '-f', '-n', '0', '--type', 'client.auth_failed', '--interval', '0.2'],
+      {
+        env: { ...process.env, LATCHKEY_URL: url, LATCHKEY_DATA_DIR: dir, LATCHKEY_ADMIN_TOKEN: adminToken },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let followed = '';
     let status = '';
     follower.stdout!.on('data', (d) => (followed += d));
     follower.stderr!.on('data', (d) => (status += d));
     try {
-      for (let i = 0; i < 300 && !status.includes('following after seq'); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 300 && !status.includes('following after seq'); i++)
+        await new Promise((r) => setTimeout(r, 100));
       // Authenticated as "tailed" while claiming to be "orders": a failed authentication and an identity_mismatch alert.
-      await run('curl', ['-sS', '--cacert', join(dir, 'ca.pem'), '-u', `tailed:${created.client_secret}`, '-d', 'grant_type=client_credentials', '-d', 'client_id=orders', `${url}/token`]);
+      await run('curl', [
+        '-sS',
+        '--cacert',
+        join(dir, 'ca.pem'),
+        '-u',
+        `tailed:${created.client_secret}`,
+        '-d',
+        'grant_type=client_credentials',
+        '-d',
+        'client_id=orders',
+        `${url}/token`,
+      ]);
       for (let i = 0; i < 50 && !followed.includes('\n'); i++) await new Promise((r) => setTimeout(r, 100));
       const ev = JSON.parse(followed.trim().split('\n')[0]!);
       assert.equal(ev.type, 'client.auth_failed');
@@ -158,31 +280,61 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
       listed = (await cli(['alerts'])).stdout;
       if (!listed.includes('identity_mismatch')) await new Promise((r) => setTimeout(r, 200));
     }
-    assert.match(listed, /^#\d+\t\S+\thigh\tidentity_mismatch\tclient:tailed\tclient "tailed" asked to act as "orders"$/m);
-    const json = (await cli(['alerts', '--json', '--detector', 'identity_mismatch'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.match(
+      listed,
+      /^#\d+\t\S+\thigh\tidentity_mismatch\tclient:tailed\tclient "tailed" asked to act as "orders"$/m,
+    );
+    const json = (await cli(['alerts', '--json', '--detector', 'identity_mismatch'])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(json.at(-1).key, 'client:tailed');
     assert.equal((await cli(['client', 'unlock', 'tailed'])).stdout, 'unlocked tailed\n');
-    await assert.rejects(cli(['client', 'unlock', 'nobody']), (err: { code?: number; stderr?: string }) => err.code === 1 && /HTTP 404/.test(err.stderr ?? ''));
+    await assert.rejects(
+      cli(['client', 'unlock', 'nobody']),
+      (err: { code?: number; stderr?: string }) => err.code === 1 && /HTTP 404/.test(err.stderr ?? ''),
+    );
   });
 
   test('policy validate|push|list|diff|rollback, role create|assign|revoke, entity set — with a policy folder as it lives in Git', async () => {
     const pol = join(dir, 'policies');
     mkdirSync(pol);
-    writeFileSync(join(pol, 'schema.cedarschema'), 'entity Role in [Role];\nentity Service in [Role] { tenant: String };\nnamespace Orders {\n  entity Order { tenant: String };\n  action read appliesTo { principal: Service, resource: Order };\n}\n');
-    const good = '// Orders\n@id("readers-read")\npermit(principal in Role::"reader", action == Orders::Action::"read", resource)\nwhen { principal.tenant == resource.tenant };\n\n@id("no-cross-tenant")\nforbid(principal, action, resource) unless { principal.tenant == resource.tenant };\n';
+    writeFileSync(
+      join(pol, 'schema.cedarschema'),
+      'entity Role in [Role];\nentity Service in [Role] { tenant: String };\nnamespace Orders {\n  entity Order { tenant: String };\n  action read appliesTo { principal: Service, resource: Order };\n}\n',
+    );
+    const good =
+      '// Orders\n@id("readers-read")\npermit(principal in Role::"reader", action == Orders::Action::"read", resource)\nwhen { principal.tenant == resource.tenant };\n\n@id("no-cross-tenant")\nforbid(principal, action, resource) unless { principal.tenant == resource.tenant };\n';
     writeFileSync(join(pol, 'orders.cedar'), good.replace('Orders::Action::"read"', 'Orders::Action::"raed"'));
-    const bad = await cli(['policy', 'validate', pol]).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    const bad = await cli(['policy', 'validate', pol]).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
     assert.equal(bad?.code, 1);
-    assert.match(bad!.stderr, new RegExp(`error: ${join(pol, 'orders.cedar').replace(/[/.]/g, '\\$&')}:3:47: \\[readers-read\\] for policy \`readers-read\`, unrecognized action`));
+    assert.match(
+      bad!.stderr,
+      new RegExp(
+        `error: ${join(pol, 'orders.cedar').replace(/[/.]/g, '\\$&')}:3:47: \\[readers-read\\] for policy \`readers-read\`, unrecognized action`,
+      ),
+    );
     writeFileSync(join(pol, 'orders.cedar'), good);
     assert.match((await cli(['policy', 'validate', pol])).stdout, /^ok: 2 policies valid against 1 schema fragment/);
     assert.equal((await cli(['policy', 'push', pol, '--note', 'first'])).stdout, 'published version 1\n');
     assert.equal((await cli(['policy', 'push', pol])).stdout, 'unchanged: version 1 is already active\n');
     assert.equal((await cli(['role', 'create', 'reader'])).stdout, 'published version 2\n');
-    assert.equal((await cli(['entity', 'set', 'Service::"orders"', '--attrs', '{"tenant":"acme"}'])).stdout, 'published version 3\n');
+    assert.equal(
+      (await cli(['entity', 'set', 'Service::"orders"', '--attrs', '{"tenant":"acme"}'])).stdout,
+      'published version 3\n',
+    );
     assert.equal((await cli(['role', 'assign', 'reader', 'Service::"orders"'])).stdout, 'published version 4\n');
-    assert.match((await cli(['policy', 'list'])).stdout, /^4\t\S+\tadmin\t\S+\tassign Service::"orders" to Role::"reader"\t\(active\)$/m);
-    assert.equal((await cli(['policy', 'diff', '1'])).stdout, 'version 1 -> 4\n+ entities: Role::"reader"\n+ entities: Service::"orders"\n');
+    assert.match(
+      (await cli(['policy', 'list'])).stdout,
+      /^4\t\S+\tadmin\t\S+\tassign Service::"orders" to Role::"reader"\t\(active\)$/m,
+    );
+    assert.equal(
+      (await cli(['policy', 'diff', '1'])).stdout,
+      'version 1 -> 4\n+ entities: Role::"reader"\n+ entities: Service::"orders"\n',
+    );
     assert.equal((await cli(['role', 'revoke', 'reader', 'Service::"orders"'])).stdout, 'published version 5\n');
     assert.equal((await cli(['policy', 'rollback', '4'])).stdout, 'published version 6\n');
     const active = JSON.parse((await cli(['policy', 'show'])).stdout);
@@ -190,45 +342,102 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
   });
 
   test('latchkey cert issue writes a key and a SPIFFE certificate that curl presents to an mTLS service; without one curl is refused', async () => {
-    const created = JSON.parse((await cli(['client', 'create', 'legacy-svc', '--audience', 'https://inventory.internal'])).stdout);
+    const created = JSON.parse(
+      (await cli(['client', 'create', 'legacy-svc', '--audience', 'https://inventory.internal'])).stdout,
+    );
     const out = join(dir, 'svid');
-    const issued = await cli(['cert', 'issue', '--client-id', 'legacy-svc', '--client-secret', created.client_secret, '--out', out]);
+    const issued = await cli([
+      'cert',
+      'issue',
+      '--client-id',
+      'legacy-svc',
+      '--client-secret',
+      created.client_secret,
+      '--out',
+      out,
+    ]);
     assert.match(issued.stdout, /^spiffe:\/\/localhost\/svc\/legacy-svc until \S+: /);
     assert.equal((statSync(join(out, 'key.pem')).mode & 0o777).toString(8), '600');
     assert.equal((await cli(['ca', 'show'])).stdout, readFileSync(join(out, 'bundle.pem'), 'utf8'));
     // A service in another language would do this with its TLS library: require a client certificate from the bundle.
-    const svc = createHttpsServer({ key: readFileSync(join(out, 'key.pem')), cert: readFileSync(join(out, 'cert.pem')), ca: readFileSync(join(out, 'bundle.pem')), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (req, res) => {
-      const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
-      res.end(peer.subjectaltname ?? '');
-    });
+    const svc = createHttpsServer(
+      {
+        key: readFileSync(join(out, 'key.pem')),
+        cert: readFileSync(join(out, 'cert.pem')),
+        ca: readFileSync(join(out, 'bundle.pem')),
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.2',
+      },
+      (req, res) => {
+        const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
+        res.end(peer.subjectaltname ?? '');
+      },
+    );
     await new Promise<void>((r) => svc.listen(0, '127.0.0.1', r));
     try {
       const port = (svc.address() as import('node:net').AddressInfo).port;
       const args = ['-sS', '--cacert', join(out, 'bundle.pem'), '--resolve', `legacy-svc:${port}:127.0.0.1`];
       // curl checks the server's name: the SVID has only a URI SAN, so pin the peer by the bundle and skip the host name check.
-      const ok = await run('curl', [...args, '--cert', join(out, 'cert.pem'), '--key', join(out, 'key.pem'), '-k', `https://127.0.0.1:${port}/`]);
+      const ok = await run('curl', [
+        ...args,
+        '--cert',
+        join(out, 'cert.pem'),
+        '--key',
+        join(out, 'key.pem'),
+        '-k',
+        `https://127.0.0.1:${port}/`,
+      ]);
       assert.equal(ok.stdout, 'URI:spiffe://localhost/svc/legacy-svc');
-      await assert.rejects(run('curl', [...args, '-k', `https://127.0.0.1:${port}/`]), (err: { code?: number }) => err.code === 35 || err.code === 56, 'no client certificate: the handshake is refused');
+      await assert.rejects(
+        run('curl', [...args, '-k', `https://127.0.0.1:${port}/`]),
+        (err: { code?: number }) => err.code === 35 || err.code === 56,
+        'no client certificate: the handshake is refused',
+      );
     } finally {
       svc.close();
     }
   });
 
   test('a tls_client_auth service: the administrator issues its first certificate, it renews with it (cert issue --renew); ca status and ca rotate', async () => {
-    const created = JSON.parse((await cli(['client', 'create', 'cert-only', '--auth-method', 'tls_client_auth', '--bound-tokens', '--audience', 'https://inventory.internal'])).stdout);
+    const created = JSON.parse(
+      (
+        await cli([
+          'client',
+          'create',
+          'cert-only',
+          '--auth-method',
+          'tls_client_auth',
+          '--bound-tokens',
+          '--audience',
+          'https://inventory.internal',
+        ])
+      ).stdout,
+    );
     assert.equal(created.tls_client_auth_san_uri, 'spiffe://localhost/svc/cert-only');
     assert.equal(created.client_secret, undefined);
     const out = join(dir, 'cert-only');
     const first = await cli(['cert', 'issue', '--client-id', 'cert-only', '--out', out]);
     assert.match(first.stdout, /^spiffe:\/\/localhost\/svc\/cert-only until /);
     const firstCert = readFileSync(join(out, 'cert.pem'), 'utf8');
-    const renewed = await cli(['cert', 'issue', '--client-id', 'cert-only', '--renew', '--out', out], { LATCHKEY_ADMIN_TOKEN: '' });
+    const renewed = await cli(['cert', 'issue', '--client-id', 'cert-only', '--renew', '--out', out], {
+      LATCHKEY_ADMIN_TOKEN: '',
+    });
     assert.match(renewed.stdout, /cert-only until /);
     assert.notEqual(readFileSync(join(out, 'cert.pem'), 'utf8'), firstCert);
-    const events = (await cli(['audit', 'search', '--type', 'certificate.issued'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { actor: string; subject: string });
-    assert.deepEqual(events.filter((e) => e.subject.endsWith('/cert-only')).map((e) => e.actor), ['admin', 'cert-only']);
+    const events = (await cli(['audit', 'search', '--type', 'certificate.issued'])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { actor: string; subject: string });
+    assert.deepEqual(
+      events.filter((e) => e.subject.endsWith('/cert-only')).map((e) => e.actor),
+      ['admin', 'cert-only'],
+    );
     const status = JSON.parse((await cli(['ca', 'status'])).stdout);
-    assert.deepEqual(status.roots.map((r: { state: string }) => r.state), ['active']);
+    assert.deepEqual(
+      status.roots.map((r: { state: string }) => r.state),
+      ['active'],
+    );
     const rotated = await cli(['ca', 'rotate', '--announce', '600']);
     assert.match(rotated.stdout, /active\n\S+ announced \(signs from /);
     assert.equal((await cli(['ca', 'show'])).stdout.match(/BEGIN CERTIFICATE/g)!.length, 2);
@@ -261,7 +470,15 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
   });
 
   test('bad configuration: exit 2 with one line per problem', async () => {
-    const res = await run(TSX, [MAIN, 'serve'], { env: { ...process.env, LATCHKEY_PORT: 'x', LATCHKEY_TLS: 'off', LATCHKEY_HOST: '0.0.0.0', LATCHKEY_DATA_DIR: dir } }).then(
+    const res = await run(TSX, [MAIN, 'serve'], {
+      env: {
+        ...process.env,
+        LATCHKEY_PORT: 'x',
+        LATCHKEY_TLS: 'off',
+        LATCHKEY_HOST: '0.0.0.0',
+        LATCHKEY_DATA_DIR: dir,
+      },
+    }).then(
       () => undefined,
       (e: { code: number; stderr: string }) => e,
     );

@@ -18,10 +18,17 @@ export function shellBlocks(markdown: string, section: string): string[] {
   assert.ok(start >= 0, `no section ${section}`);
   const next = markdown.indexOf('\n## ', start + 3);
   const text = markdown.slice(start, next < 0 ? undefined : next);
-  return [...text.matchAll(/^( *)```sh\n([\s\S]*?)^\1```/gm)].map((m) => m[2]!.split('\n').map((l) => l.slice(m[1]!.length)).join('\n'));
+  return [...text.matchAll(/^( *)```sh\n([\s\S]*?)^\1```/gm)].map((m) =>
+    m[2]!
+      .split('\n')
+      .map((l) => l.slice(m[1]!.length))
+      .join('\n'),
+  );
 }
 
-test('the README walk-through runs verbatim: start, register (CLI and HTTP), token (curl and CLI), verify in a service, introspect, revoke — and raises no alert', { timeout: 180_000 }, async () => {
+test('the README walk-through runs verbatim: start, register (CLI and HTTP), token (curl and CLI), verify in a service, introspect, revoke — and raises no alert', {
+  timeout: 180_000,
+}, async () => {
   const env: Record<string, string> = { ...process.env } as Record<string, string>;
   for (const k of Object.keys(env)) if (k.startsWith('LATCHKEY_') && !k.startsWith('LATCHKEY_TEST_')) delete env[k];
   delete env.NODE_OPTIONS; // as a user runs it: the built packages, no source condition
@@ -30,13 +37,27 @@ test('the README walk-through runs verbatim: start, register (CLI and HTTP), tok
   assert.ok(blocks.length >= 6, `only ${blocks.length} blocks`);
   const idpPort = await freePort();
   const svcPort = await freePort();
-  const script = blocks.join('\n').replace(/\b8443\b/g, String(idpPort)).replace(/\b9000\b/g, String(svcPort));
+  const script = blocks
+    .join('\n')
+    .replace(/\b8443\b/g, String(idpPort))
+    .replace(/\b9000\b/g, String(svcPort));
   // A fresh root: the repository's files by link, its own .latchkey, logs and JSON files.
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-readme-'));
-  for (const f of ['package.json', 'node_modules', 'packages', 'examples', 'tsconfig.json', 'tsconfig.base.json']) symlinkSync(join(ROOT, f), join(dir, f));
-  const child = spawn('bash', ['-c', `set -euo pipefail\n${script}\necho WALKTHROUGH-DONE\nsleep 1\necho ALERTS-BEGIN\nnpx latchkey alerts --json\necho ALERTS-END\nkill %1 %2 2>/dev/null || true\nwait || true`], {
-    cwd: dir, env: { ...env, LATCHKEY_PORT: String(idpPort), LATCHKEY_LOG_LEVEL: 'warn', LATCHKEY_SHUTDOWN_GRACE: '0' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
-  });
+  for (const f of ['package.json', 'node_modules', 'packages', 'examples', 'tsconfig.json', 'tsconfig.base.json'])
+    symlinkSync(join(ROOT, f), join(dir, f));
+  const child = spawn(
+    'bash',
+    [
+      '-c',
+      `set -euo pipefail\n${script}\necho WALKTHROUGH-DONE\nsleep 1\necho ALERTS-BEGIN\nnpx latchkey alerts --json\necho ALERTS-END\nkill %1 %2 2>/dev/null || true\nwait || true`,
+    ],
+    {
+      cwd: dir,
+      env: { ...env, LATCHKEY_PORT: String(idpPort), LATCHKEY_LOG_LEVEL: 'warn', LATCHKEY_SHUTDOWN_GRACE: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));

@@ -60,4 +60,7 @@ export function withCedar<T>(fn: (cedar: Cedar) => T): T {
 export const cedarGeneration = (): number => generation;
 
 /** How often cedar-wasm trapped in this process, and the last time. */
-export const cedarEngineHealth = (): { traps: number; lastTrap: { at: string; message: string } | null } => ({ traps, lastTrap });
+export const cedarEngineHealth = (): { traps: number; lastTrap: { at: string; message: string } | null } => ({
+  traps,
+  lastTrap,
+});

@@ -263,7 +263,13 @@ export function compile(e: Expr): Compiled {
       return () => v;
     }
     case 'Var':
-      return x === 'principal' ? (req) => req.principal : x === 'action' ? (req) => req.action : x === 'resource' ? (req) => req.resource : (req) => req.context;
+      return x === 'principal'
+        ? (req) => req.principal
+        : x === 'action'
+          ? (req) => req.action
+          : x === 'resource'
+            ? (req) => req.resource
+            : (req) => req.context;
     case '!': {
       const a = compile(x.arg);
       return (req) => !bool(a(req));
@@ -282,17 +288,23 @@ export function compile(e: Expr): Compiled {
       const r = compile(x.right);
       return (req) => (bool(l(req)) ? true : bool(r(req)));
     }
-    case '==': case '!=': {
+    case '==':
+    case '!=': {
       const l = compile(x.left);
       const r = compile(x.right);
       return k === '==' ? (req) => equal(l(req), r(req)) : (req) => !equal(l(req), r(req));
     }
-    case '<': case '<=': case '>': case '>=': {
+    case '<':
+    case '<=':
+    case '>':
+    case '>=': {
       const l = compile(x.left);
       const r = compile(x.right);
       return (req) => cmp(k, l(req), r(req));
     }
-    case '+': case '-': case '*': {
+    case '+':
+    case '-':
+    case '*': {
       const l = compile(x.left);
       const r = compile(x.right);
       if (k === '+') return (req) => checked(long(l(req)) + long(r(req)));
@@ -313,19 +325,20 @@ export function compile(e: Expr): Compiled {
         return member(a, b);
       };
     }
-    case 'containsAll': case 'containsAny': {
+    case 'containsAll':
+    case 'containsAny': {
       const l = compile(x.left);
       const r = compile(x.right);
       return k === 'containsAll'
         ? (req) => {
-          const a = set(l(req));
-          return covers(a, set(r(req)));
-        }
+            const a = set(l(req));
+            return covers(a, set(r(req)));
+          }
         : (req) => {
-          const a = set(l(req));
-          for (const v of set(r(req))) if (member(a, v)) return true;
-          return false;
-        };
+            const a = set(l(req));
+            for (const v of set(r(req))) if (member(a, v)) return true;
+            return false;
+          };
     }
     case 'isEmpty': {
       const a = compile(x.arg);
@@ -352,7 +365,8 @@ export function compile(e: Expr): Compiled {
           const v = attrs.get(path[i]!);
           if (v === undefined) return false;
           if (i < path.length - 1) {
-            if (!(v instanceof RecordVal) && !(v instanceof EntityVal)) throw new EvalError('expected an entity or a record');
+            if (!(v instanceof RecordVal) && !(v instanceof EntityVal))
+              throw new EvalError('expected an entity or a record');
             attrs = attrsOf(req, v);
           }
         }
@@ -475,7 +489,12 @@ function conditionsOf(p: PolicyJson): { when: boolean; test: Compiled }[] {
 
 /** Whether the policy is satisfied; throws EvalError (policy skipped) or Unsupported. */
 export function satisfied(p: PolicyJson, req: EvalRequest): boolean {
-  if (!scope(p.principal, req.principal, req) || !scope(p.action, req.action, req) || !scope(p.resource, req.resource, req)) return false;
+  if (
+    !scope(p.principal, req.principal, req) ||
+    !scope(p.action, req.action, req) ||
+    !scope(p.resource, req.resource, req)
+  )
+    return false;
   for (const c of conditionsOf(p)) {
     const v = bool(c.test(req));
     if (c.when ? !v : v) return false;
@@ -488,7 +507,10 @@ export function satisfied(p: PolicyJson, req: EvalRequest): boolean {
  * any permit is (their ids), else deny with no reasons. Returns undefined when any policy needed
  * cedar-wasm (unsupported construct or evaluation error).
  */
-export function decide(policies: readonly [string, PolicyJson][], req: EvalRequest): { decision: 'allow' | 'deny'; reasons: string[] } | undefined {
+export function decide(
+  policies: readonly [string, PolicyJson][],
+  req: EvalRequest,
+): { decision: 'allow' | 'deny'; reasons: string[] } | undefined {
   const permits: string[] = [];
   const forbids: string[] = [];
   try {
@@ -503,10 +525,28 @@ export function decide(policies: readonly [string, PolicyJson][], req: EvalReque
 }
 
 /** The request's principal/action/resource/context as evaluator values. */
-export function evalRequest(store: EntityStore, principal: PolicyEntity, action: Uid, resource: PolicyEntity, context: Record<string, unknown>): EvalRequest {
+export function evalRequest(
+  store: EntityStore,
+  principal: PolicyEntity,
+  action: Uid,
+  resource: PolicyEntity,
+  context: Record<string, unknown>,
+): EvalRequest {
   const ctx = fromJson(context);
   if (!(ctx instanceof RecordVal)) throw new EvalError('context must be a record');
   const p = new EntityVal(principal.uid.type, principal.uid.id);
   const r = new EntityVal(resource.uid.type, resource.uid.id);
-  return { principal: p, action: new EntityVal(action.type, action.id), resource: r, context: ctx, store, local: new Map([[p.key, principal], [r.key, resource]]), localAttrs: new Map(), localAncestors: new Map() };
+  return {
+    principal: p,
+    action: new EntityVal(action.type, action.id),
+    resource: r,
+    context: ctx,
+    store,
+    local: new Map([
+      [p.key, principal],
+      [r.key, resource],
+    ]),
+    localAttrs: new Map(),
+    localAncestors: new Map(),
+  };
 }

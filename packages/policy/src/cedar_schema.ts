@@ -48,23 +48,40 @@ const qualify = (ns: string, name: string): string => (ns === '' || name.include
  * Cedar cannot read it — a published bundle's schema always parses.
  */
 export function schemaFacts(schema: Record<string, string>): SchemaFacts | undefined {
-  const text = Object.keys(schema).sort().map((k) => schema[k]).join('\n');
+  const text = Object.keys(schema)
+    .sort()
+    .map((k) => schema[k])
+    .join('\n');
   if (text.trim() === '') return undefined;
   const answer = withCedar((c) => c.schemaToJsonWithResolvedTypes(text));
   if (answer.type !== 'success') throw new Error(`the schema does not parse: ${answer.errors[0]?.message ?? ''}`);
   const facts: SchemaFacts = { actions: [], appliesTo: new Map(), entityTypes: new Map(), commonTypes: new Map() };
   for (const [ns, frag] of Object.entries(answer.json as unknown as Record<string, Record<string, unknown>>)) {
     const actionType = qualify(ns, 'Action');
-    for (const [name, t] of Object.entries((frag.commonTypes ?? {}) as Record<string, SchemaType>)) facts.commonTypes.set(qualify(ns, name), t);
-    for (const [name, e] of Object.entries((frag.entityTypes ?? {}) as Record<string, { memberOfTypes?: string[]; shape?: SchemaType; enum?: string[] }>)) {
+    for (const [name, t] of Object.entries((frag.commonTypes ?? {}) as Record<string, SchemaType>))
+      facts.commonTypes.set(qualify(ns, name), t);
+    for (const [name, e] of Object.entries(
+      (frag.entityTypes ?? {}) as Record<string, { memberOfTypes?: string[]; shape?: SchemaType; enum?: string[] }>,
+    )) {
       // Resolved names (memberOfTypes, principal and resource types, memberOf, Entity names) are
       // already fully qualified; only the declarations' own keys are relative to the namespace.
-      facts.entityTypes.set(qualify(ns, name), { memberOf: new Set(e.memberOfTypes ?? []), shape: e.shape, enumerated: e.enum !== undefined });
+      facts.entityTypes.set(qualify(ns, name), {
+        memberOf: new Set(e.memberOfTypes ?? []),
+        shape: e.shape,
+        enumerated: e.enum !== undefined,
+      });
     }
-    type ActionJson = { memberOf?: { id: string; type?: string }[]; appliesTo?: { principalTypes?: string[]; resourceTypes?: string[]; context?: SchemaType } };
+    type ActionJson = {
+      memberOf?: { id: string; type?: string }[];
+      appliesTo?: { principalTypes?: string[]; resourceTypes?: string[]; context?: SchemaType };
+    };
     for (const [id, a] of Object.entries((frag.actions ?? {}) as Record<string, ActionJson>)) {
       const uid = { type: actionType, id };
-      facts.actions.push({ uid, attrs: {}, parents: (a.memberOf ?? []).map((m) => ({ type: m.type ?? actionType, id: m.id })) });
+      facts.actions.push({
+        uid,
+        attrs: {},
+        parents: (a.memberOf ?? []).map((m) => ({ type: m.type ?? actionType, id: m.id })),
+      });
       facts.appliesTo.set(uidKey(uid), {
         principals: new Set(a.appliesTo?.principalTypes ?? []),
         resources: new Set(a.appliesTo?.resourceTypes ?? []),
@@ -79,7 +96,8 @@ export function schemaFacts(schema: Record<string, string>): SchemaFacts | undef
 export const isActionType = (type: string): boolean => type === 'Action' || type.endsWith('::Action');
 
 type Verdict = boolean | 'unknown';
-const and = (a: Verdict, b: Verdict): Verdict => (a === false || b === false ? false : a === 'unknown' || b === 'unknown' ? 'unknown' : true);
+const and = (a: Verdict, b: Verdict): Verdict =>
+  a === false || b === false ? false : a === 'unknown' || b === 'unknown' ? 'unknown' : true;
 
 /**
  * Whether a JSON value conforms to a schema type, in the strict JSON forms the TypeScript evaluator
@@ -108,7 +126,11 @@ export function conforms(facts: SchemaFacts, value: unknown, t: SchemaType, dept
       if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
       const ref = (value as { __entity?: Uid }).__entity;
       if (!ref) return 'unknown'; // the implicit {type, id} form: Cedar reads it by the schema
-      return ref.type === t.name && !(facts.entityTypes.get(ref.type)?.enumerated ?? false) ? true : ref.type === t.name ? 'unknown' : false;
+      return ref.type === t.name && !(facts.entityTypes.get(ref.type)?.enumerated ?? false)
+        ? true
+        : ref.type === t.name
+          ? 'unknown'
+          : false;
     }
     default: {
       const common = facts.commonTypes.get(t.type);
@@ -118,7 +140,8 @@ export function conforms(facts: SchemaFacts, value: unknown, t: SchemaType, dept
 }
 
 function recordConforms(facts: SchemaFacts, value: unknown, t: SchemaType, depth: number): Verdict {
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || '__entity' in value || '__extn' in value) return false;
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || '__entity' in value || '__extn' in value)
+    return false;
   const o = value as Record<string, unknown>;
   const attrs = t.attributes ?? {};
   let v: Verdict = true;
@@ -147,7 +170,13 @@ export function entityConforms(facts: SchemaFacts, e: PolicyEntity): Verdict {
  * types are ones it applies to, the context has its declared type, and the request's own entities
  * conform. false means Cedar refuses the request; 'unknown' means only Cedar can say.
  */
-export function requestConforms(facts: SchemaFacts, principal: PolicyEntity, action: Uid, resource: PolicyEntity, context: Record<string, unknown>): Verdict {
+export function requestConforms(
+  facts: SchemaFacts,
+  principal: PolicyEntity,
+  action: Uid,
+  resource: PolicyEntity,
+  context: Record<string, unknown>,
+): Verdict {
   const a = facts.appliesTo.get(uidKey(action));
   if (!a || !a.principals.has(principal.uid.type) || !a.resources.has(resource.uid.type)) return false;
   let v = conforms(facts, context, a.context ?? { type: 'Record', attributes: {} });

@@ -80,7 +80,11 @@ export class CompiledBundle {
   }
 
   /** Prepares a bundle. Throws {@link CedarTrap} when cedar-wasm trapped on it. */
-  static compile(bundle: { schema: Record<string, string>; policies: Record<string, string>; entities: readonly PolicyEntity[] }): CompiledBundle {
+  static compile(bundle: {
+    schema: Record<string, string>;
+    policies: Record<string, string>;
+    entities: readonly PolicyEntity[];
+  }): CompiledBundle {
     const facts = schemaFacts(bundle.schema);
     const json: [string, PolicyJson][] = [];
     for (const [id, text] of Object.entries(bundle.policies)) {
@@ -89,9 +93,17 @@ export class CompiledBundle {
       json.push([id, r.json as unknown as PolicyJson]);
     }
     // With a schema, action entities come from it alone (Cedar refuses others that differ).
-    const entities = facts ? [...bundle.entities.filter((e) => !isActionType(e.uid.type)), ...facts.actions] : [...bundle.entities];
-    const fast = json.length === Object.keys(bundle.policies).length && (!facts || evaluatorReadsAsCedar(facts, bundle.entities));
-    const text = facts ? Object.keys(bundle.schema).sort().map((k) => bundle.schema[k]).join('\n') : undefined;
+    const entities = facts
+      ? [...bundle.entities.filter((e) => !isActionType(e.uid.type)), ...facts.actions]
+      : [...bundle.entities];
+    const fast =
+      json.length === Object.keys(bundle.policies).length && (!facts || evaluatorReadsAsCedar(facts, bundle.entities));
+    const text = facts
+      ? Object.keys(bundle.schema)
+          .sort()
+          .map((k) => bundle.schema[k])
+          .join('\n')
+      : undefined;
     return new CompiledBundle(bundle.policies, text, facts, fast ? json : undefined, entities);
   }
 
@@ -106,11 +118,25 @@ export class CompiledBundle {
 
   /** Cedar's decision for `req`. Never throws for a request: a refusal is a deny with errors. */
   isAuthorized(req: DecisionRequest): Decision {
-    if (this.broken) return { decision: 'deny', reasons: [], errors: ['the policy engine failed on this bundle; every decision denies until a new version arrives'], refused: true };
+    if (this.broken)
+      return {
+        decision: 'deny',
+        reasons: [],
+        errors: ['the policy engine failed on this bundle; every decision denies until a new version arrives'],
+        refused: true,
+      };
     if (jsonDepth(req.context) > POLICY_LIMITS.nesting || jsonDepth(req.resource.attrs) > POLICY_LIMITS.nesting) {
-      return { decision: 'deny', reasons: [], errors: [`the request nests deeper than ${POLICY_LIMITS.nesting} levels`], refused: true };
+      return {
+        decision: 'deny',
+        reasons: [],
+        errors: [`the request nests deeper than ${POLICY_LIMITS.nesting} levels`],
+        refused: true,
+      };
     }
-    if (this.json && (!this.facts || requestConforms(this.facts, req.principal, req.action, req.resource, req.context) === true)) {
+    if (
+      this.json &&
+      (!this.facts || requestConforms(this.facts, req.principal, req.action, req.resource, req.context) === true)
+    ) {
       try {
         const fast = decide(this.json, evalRequest(this.store, req.principal, req.action, req.resource, req.context));
         if (fast) {
@@ -129,16 +155,31 @@ export class CompiledBundle {
     try {
       const answer = withCedar((cedar) => {
         if (this.preparedIn !== cedarGeneration()) this.prepare(cedar);
-        const entities = req.entities ? req.entities() : [...this.entities.filter((e) => !sameUid(e.uid, req.principal.uid) && !sameUid(e.uid, req.resource.uid)), req.principal, req.resource];
+        const entities = req.entities
+          ? req.entities()
+          : [
+              ...this.entities.filter((e) => !sameUid(e.uid, req.principal.uid) && !sameUid(e.uid, req.resource.uid)),
+              req.principal,
+              req.resource,
+            ];
         return cedar.statefulIsAuthorized({
-          principal: req.principal.uid, action: req.action, resource: req.resource.uid, context: req.context as CedarWasm.Context,
+          principal: req.principal.uid,
+          action: req.action,
+          resource: req.resource.uid,
+          context: req.context as CedarWasm.Context,
           preparsedPolicySetId: this.setId,
           ...(this.schemaText !== undefined ? { preparsedSchemaName: this.setId, validateRequest: true } : {}),
-          entities: (this.facts ? entities.filter((e) => !isActionType(e.uid.type)) : entities) as CedarWasm.EntityJson[],
+          entities: (this.facts
+            ? entities.filter((e) => !isActionType(e.uid.type))
+            : entities) as CedarWasm.EntityJson[],
         });
       });
       return answer.type === 'success'
-        ? { decision: answer.response.decision, reasons: answer.response.diagnostics.reason, errors: answer.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`) }
+        ? {
+            decision: answer.response.decision,
+            reasons: answer.response.diagnostics.reason,
+            errors: answer.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
+          }
         : { decision: 'deny', reasons: [], errors: answer.errors.map((e) => e.message), refused: true };
     } catch (err) {
       if (!(err instanceof CedarTrap)) throw err;
@@ -149,7 +190,8 @@ export class CompiledBundle {
 
   private prepare(cedar: typeof CedarWasm): void {
     const parsed = cedar.preparsePolicySet(this.setId, { staticPolicies: this.policies });
-    if (parsed.type === 'failure') throw new Error(`the policy bundle does not parse: ${parsed.errors[0]?.message ?? ''}`);
+    if (parsed.type === 'failure')
+      throw new Error(`the policy bundle does not parse: ${parsed.errors[0]?.message ?? ''}`);
     if (this.schemaText !== undefined) {
       const s = cedar.preparseSchema(this.setId, this.schemaText);
       if (s.type === 'failure') throw new Error(`the schema does not parse: ${s.errors[0]?.message ?? ''}`);
@@ -167,7 +209,11 @@ const sameUid = (a: Uid, b: Uid): boolean => a.type === b.type && a.id === b.id;
  */
 function evaluatorReadsAsCedar(facts: SchemaFacts, entities: readonly PolicyEntity[]): boolean {
   const known = new Set(['Long', 'String', 'Boolean', 'Bool', 'Set', 'Record', 'Entity', ...facts.commonTypes.keys()]);
-  const stack: unknown[] = [...facts.commonTypes.values(), ...[...facts.entityTypes.values()].map((t) => t.shape), ...[...facts.appliesTo.values()].map((a) => a.context)];
+  const stack: unknown[] = [
+    ...facts.commonTypes.values(),
+    ...[...facts.entityTypes.values()].map((t) => t.shape),
+    ...[...facts.appliesTo.values()].map((a) => a.context),
+  ];
   while (stack.length > 0) {
     const t = stack.pop() as { type?: string; element?: unknown; attributes?: Record<string, unknown> } | undefined;
     if (!t) continue;
@@ -194,6 +240,7 @@ function entityAttrsExplicit(v: unknown, depth: number): boolean {
   if ('__entity' in o) return true;
   // An object shaped exactly like {type, id} may be an implicit entity reference under the schema.
   const keys = Object.keys(o);
-  if (keys.length === 2 && 'type' in o && 'id' in o && typeof o.type === 'string' && typeof o.id === 'string') return false;
+  if (keys.length === 2 && 'type' in o && 'id' in o && typeof o.type === 'string' && typeof o.id === 'string')
+    return false;
   return keys.every((k) => entityAttrsExplicit(o[k], depth + 1));
 }

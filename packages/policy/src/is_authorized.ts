@@ -19,9 +19,21 @@ import { CompiledBundle, type Decision } from './compiled_bundle.ts';
  * ```
  */
 export function isAuthorized(
-  request: { principal: PolicyEntity; action: { type: string; id: string }; resource: PolicyEntity; context?: Record<string, unknown> },
-  policies: CompiledBundle | { schema: Record<string, string>; policies: Record<string, string>; entities: readonly PolicyEntity[] },
+  request: {
+    principal: PolicyEntity;
+    action: { type: string; id: string };
+    resource: PolicyEntity;
+    context?: Record<string, unknown>;
+  },
+  policies:
+    | CompiledBundle
+    | { schema: Record<string, string>; policies: Record<string, string>; entities: readonly PolicyEntity[] },
 ): Decision {
   const bundle = policies instanceof CompiledBundle ? policies : CompiledBundle.compile(policies);
-  return bundle.isAuthorized({ principal: request.principal, action: request.action, resource: request.resource, context: request.context ?? {} });
+  return bundle.isAuthorized({
+    principal: request.principal,
+    action: request.action,
+    resource: request.resource,
+    context: request.context ?? {},
+  });
 }

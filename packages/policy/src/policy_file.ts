@@ -21,7 +21,13 @@ function lineColumn(text: string, byteOffset: number): { line: number; column: n
 }
 
 /** A Cedar error as a located {@link PolicyProblem} (`offsetBase`: where `text` starts in what Cedar parsed). */
-export function cedarProblem(kind: PolicyProblem['kind'], source: string, text: string | undefined, e: cedar.DetailedError, offsetBase = 0): PolicyProblem {
+export function cedarProblem(
+  kind: PolicyProblem['kind'],
+  source: string,
+  text: string | undefined,
+  e: cedar.DetailedError,
+  offsetBase = 0,
+): PolicyProblem {
   const p: PolicyProblem = { source, kind, message: e.message, help: e.help ?? null };
   const loc = e.sourceLocations?.[0];
   if (loc && text !== undefined) Object.assign(p, lineColumn(text, loc.start - offsetBase));
@@ -32,20 +38,35 @@ export function cedarProblem(kind: PolicyProblem['kind'], source: string, text: 
  * Splits a `.cedar` file into policies by id: the `@id("...")` annotation when a policy has one,
  * otherwise `<file>#<n>` (n counting from 1). Throws Cedar's parse errors with their location.
  */
-export function splitPolicyFile(file: string, text: string): { policies: Record<string, string>; errors: PolicyProblem[] } {
+export function splitPolicyFile(
+  file: string,
+  text: string,
+): { policies: Record<string, string>; errors: PolicyProblem[] } {
   let parts: ReturnType<typeof cedar.policySetTextToParts>;
   try {
     parts = withCedar((c) => c.policySetTextToParts(text));
   } catch (err) {
     if (!(err instanceof CedarTrap)) throw err;
-    return { policies: {}, errors: [{ source: file, kind: 'policy', message: err.message, help: 'reduce the size or nesting of the policies' }] };
+    return {
+      policies: {},
+      errors: [
+        { source: file, kind: 'policy', message: err.message, help: 'reduce the size or nesting of the policies' },
+      ],
+    };
   }
-  if (parts.type === 'failure') return { policies: {}, errors: parts.errors.map((e) => cedarProblem('policy', file, text, e)) };
+  if (parts.type === 'failure')
+    return { policies: {}, errors: parts.errors.map((e) => cedarProblem('policy', file, text, e)) };
   const policies: Record<string, string> = {};
   const errors: PolicyProblem[] = [];
   parts.policies.forEach((p, i) => {
     const id = /@id\(\s*"((?:[^"\\]|\\.)*)"\s*\)/.exec(p)?.[1] ?? `${file}#${i + 1}`;
-    if (policies[id] !== undefined) errors.push({ source: file, kind: 'policy', message: `policy id ${JSON.stringify(id)} is used twice`, help: null });
+    if (policies[id] !== undefined)
+      errors.push({
+        source: file,
+        kind: 'policy',
+        message: `policy id ${JSON.stringify(id)} is used twice`,
+        help: null,
+      });
     policies[id] = p;
   });
   return { policies, errors };

@@ -29,7 +29,10 @@ const OPERATOR_WORDS = new Set(['has', 'like', 'in', 'is', 'if']);
  * Scans Cedar text (policy or schema) for nesting and operator count, skipping string literals
  * and comments. Linear in the text, no recursion: safe on any input.
  */
-export function scanCedarText(text: string, kind: 'policy' | 'schema' = 'policy'): { nesting: number; operators: number } {
+export function scanCedarText(
+  text: string,
+  kind: 'policy' | 'schema' = 'policy',
+): { nesting: number; operators: number } {
   // In a schema `<` and `>` enclose type arguments (Set<Long>); in a policy they compare.
   const open = kind === 'schema' ? '([{<' : '([{';
   const close = kind === 'schema' ? ')]}>' : ')]}';
@@ -66,22 +69,40 @@ export function scanCedarText(text: string, kind: 'policy' | 'schema' = 'policy'
 export function policyTextProblems(text: string): LimitProblem[] {
   const out: LimitProblem[] = [];
   if (Buffer.byteLength(text, 'utf8') > POLICY_LIMITS.policyBytes) {
-    out.push({ message: `the policy is longer than ${POLICY_LIMITS.policyBytes} bytes`, help: 'split it into several policies' });
+    out.push({
+      message: `the policy is longer than ${POLICY_LIMITS.policyBytes} bytes`,
+      help: 'split it into several policies',
+    });
     return out;
   }
   const s = scanCedarText(text);
-  if (s.nesting > POLICY_LIMITS.nesting) out.push({ message: `the policy nests ${s.nesting} levels deep; at most ${POLICY_LIMITS.nesting} are allowed`, help: 'flatten the expression' });
+  if (s.nesting > POLICY_LIMITS.nesting)
+    out.push({
+      message: `the policy nests ${s.nesting} levels deep; at most ${POLICY_LIMITS.nesting} are allowed`,
+      help: 'flatten the expression',
+    });
   if (s.operators > POLICY_LIMITS.operators) {
-    out.push({ message: `the policy has ${s.operators} operators; at most ${POLICY_LIMITS.operators} are allowed`, help: 'use a set with `in` or `.contains()` instead of long chains, or split the policy' });
+    out.push({
+      message: `the policy has ${s.operators} operators; at most ${POLICY_LIMITS.operators} are allowed`,
+      help: 'use a set with `in` or `.contains()` instead of long chains, or split the policy',
+    });
   }
   return out;
 }
 
 /** Problems of the schema text (all fragments joined) against {@link POLICY_LIMITS}. */
 export function schemaTextProblems(text: string): LimitProblem[] {
-  if (Buffer.byteLength(text, 'utf8') > POLICY_LIMITS.schemaBytes) return [{ message: `the schema is longer than ${POLICY_LIMITS.schemaBytes} bytes`, help: 'split the bundle' }];
+  if (Buffer.byteLength(text, 'utf8') > POLICY_LIMITS.schemaBytes)
+    return [{ message: `the schema is longer than ${POLICY_LIMITS.schemaBytes} bytes`, help: 'split the bundle' }];
   const s = scanCedarText(text, 'schema');
-  return s.nesting > POLICY_LIMITS.nesting ? [{ message: `the schema nests ${s.nesting} levels deep; at most ${POLICY_LIMITS.nesting} are allowed`, help: 'flatten record types' }] : [];
+  return s.nesting > POLICY_LIMITS.nesting
+    ? [
+        {
+          message: `the schema nests ${s.nesting} levels deep; at most ${POLICY_LIMITS.nesting} are allowed`,
+          help: 'flatten record types',
+        },
+      ]
+    : [];
 }
 
 /** Depth of a JSON value (a scalar is 0); stops counting past `limit`. Iterative: safe on any input. */
@@ -103,7 +124,9 @@ export function jsonDepth(value: unknown, limit: number = POLICY_LIMITS.nesting)
  * The depth of the longest parent chain among `entities` (an entity without parents is 1), or
  * Infinity when a cycle is found. Iterative, linear in entities and edges.
  */
-export function hierarchyDepth(entities: readonly { uid: { type: string; id: string }; parents: readonly { type: string; id: string }[] }[]): number {
+export function hierarchyDepth(
+  entities: readonly { uid: { type: string; id: string }; parents: readonly { type: string; id: string }[] }[],
+): number {
   const key = (u: { type: string; id: string }) => `${u.type}::${JSON.stringify(u.id)}`;
   const parents = new Map<string, string[]>();
   for (const e of entities) parents.set(key(e.uid), e.parents.map(key));

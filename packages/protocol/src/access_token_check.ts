@@ -1,7 +1,14 @@
 import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from './claims.ts';
 
 /** Why an access token's header or claims are refused (the names the SDK's VerifyError codes use). */
-export type AccessTokenProblem = 'wrong_type' | 'wrong_issuer' | 'wrong_audience' | 'claims_invalid' | 'token_expired' | 'token_not_yet_valid' | 'binding_mismatch';
+export type AccessTokenProblem =
+  | 'wrong_type'
+  | 'wrong_issuer'
+  | 'wrong_audience'
+  | 'claims_invalid'
+  | 'token_expired'
+  | 'token_not_yet_valid'
+  | 'binding_mismatch';
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
@@ -30,17 +37,30 @@ export function checkAccessTokenClaims(
   if (payload.iss !== o.issuer) return { ok: false, problem: 'wrong_issuer' };
   const aud = payload.aud;
   const audOk = isStr(aud) || (Array.isArray(aud) && aud.length > 0 && aud.every(isStr));
-  if (!audOk || !isNum(payload.exp) || !isNum(payload.iat) || (payload.nbf !== undefined && !isNum(payload.nbf)) || !isStr(payload.jti) || !isStr(payload.sub) || !isStr(payload.client_id)) {
+  if (
+    !audOk ||
+    !isNum(payload.exp) ||
+    !isNum(payload.iat) ||
+    (payload.nbf !== undefined && !isNum(payload.nbf)) ||
+    !isStr(payload.jti) ||
+    !isStr(payload.sub) ||
+    !isStr(payload.client_id)
+  ) {
     return { ok: false, problem: 'claims_invalid' };
   }
   const claims = payload as unknown as AccessTokenClaims;
-  if (o.audience !== undefined && !(aud === o.audience || (Array.isArray(aud) && aud.includes(o.audience)))) return { ok: false, problem: 'wrong_audience', claims };
+  if (o.audience !== undefined && !(aud === o.audience || (Array.isArray(aud) && aud.includes(o.audience))))
+    return { ok: false, problem: 'wrong_audience', claims };
   const problem = checkAccessTokenTime(claims, o.now, o.skew);
   return problem ? { ok: false, problem, claims } : { ok: true, claims };
 }
 
 /** `exp`, `nbf`, `iat` against `now` with `skew` (a cached token is re-checked with this alone). */
-export function checkAccessTokenTime(claims: AccessTokenClaims, now: number, skew: number): 'token_expired' | 'token_not_yet_valid' | undefined {
+export function checkAccessTokenTime(
+  claims: AccessTokenClaims,
+  now: number,
+  skew: number,
+): 'token_expired' | 'token_not_yet_valid' | undefined {
   if (now > claims.exp + skew) return 'token_expired';
   const nbf = (claims as unknown as { nbf?: unknown }).nbf;
   if ((isNum(nbf) && nbf > now + skew) || claims.iat > now + skew) return 'token_not_yet_valid';
@@ -51,7 +71,10 @@ export function checkAccessTokenTime(claims: AccessTokenClaims, now: number, ske
  * RFC 8705 §3: a token with `cnf.x5t#S256` is good only with the certificate of that SHA-256
  * thumbprint; `thumbprint` is the presented certificate's (undefined: none presented).
  */
-export function checkCertificateBinding(claims: AccessTokenClaims, thumbprint: string | undefined): 'binding_mismatch' | undefined {
+export function checkCertificateBinding(
+  claims: AccessTokenClaims,
+  thumbprint: string | undefined,
+): 'binding_mismatch' | undefined {
   const cnf = (claims as unknown as { cnf?: Record<string, unknown> }).cnf;
   if (cnf === undefined) return undefined;
   const bound = cnf['x5t#S256'];

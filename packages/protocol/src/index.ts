@@ -1,17 +1,57 @@
 // The wire contract, named export by export: what a service, the IdP and the CLI agree on.
 export {
-  ACCESS_TOKEN_TYP, SIGNING_ALGORITHMS, CLIENT_ASSERTION_ALGORITHMS, CLIENT_ASSERTION_TYPE_JWT_BEARER, TOKEN_ENDPOINT_AUTH_METHODS, GRANT_TYPES, basicAuthorization,
-  type AccessTokenClaims, type SigningAlgorithm, type ClientAssertionAlgorithm, type TokenEndpointAuthMethod, type GrantType,
+  ACCESS_TOKEN_TYP,
+  SIGNING_ALGORITHMS,
+  CLIENT_ASSERTION_ALGORITHMS,
+  CLIENT_ASSERTION_TYPE_JWT_BEARER,
+  TOKEN_ENDPOINT_AUTH_METHODS,
+  GRANT_TYPES,
+  basicAuthorization,
+  type AccessTokenClaims,
+  type SigningAlgorithm,
+  type ClientAssertionAlgorithm,
+  type TokenEndpointAuthMethod,
+  type GrantType,
 } from './claims.ts';
-export { accessTokenTypeOk, checkAccessTokenClaims, checkAccessTokenTime, checkCertificateBinding, type AccessTokenProblem } from './access_token_check.ts';
+export {
+  accessTokenTypeOk,
+  checkAccessTokenClaims,
+  checkAccessTokenTime,
+  checkCertificateBinding,
+  type AccessTokenProblem,
+} from './access_token_check.ts';
 export { OAUTH_ERROR_CODES, type OAuthErrorCode, type OAuthErrorBody } from './oauth_errors.ts';
 export { ERROR_CODES, type ErrorCode } from './error_codes.ts';
 export {
-  AUDIT_EVENT_TYPES, AUTH_FAILURE_REASONS, REPORTABLE_EVENT_TYPES,
-  type AuthFailureReason, type ReportableEventType, type ReportedEvent, type AuditEventType, type AuditOutcome, type AuditEvent,
+  AUDIT_EVENT_TYPES,
+  AUTH_FAILURE_REASONS,
+  REPORTABLE_EVENT_TYPES,
+  type AuthFailureReason,
+  type ReportableEventType,
+  type ReportedEvent,
+  type AuditEventType,
+  type AuditOutcome,
+  type AuditEvent,
 } from './audit_event.ts';
 export { signJws, verifyJws, parseCompactJws, type ParsedJws } from './jws.ts';
-export { FEED_STREAM_EVENTS, type RevocationKind, type RevocationEntry, type KeyEventType, type KeyEvent, type FeedPage, type PolicyEvent } from './feed.ts';
+export {
+  FEED_STREAM_EVENTS,
+  type RevocationKind,
+  type RevocationEntry,
+  type KeyEventType,
+  type KeyEvent,
+  type FeedPage,
+  type PolicyEvent,
+} from './feed.ts';
 export type { PolicyEntity, PolicyBundle, PolicyBundleContent } from './policy_bundle.ts';
 export { TLS_MIN_VERSION, TLS_CIPHERS, TLS_OPTIONS } from './tls_settings.ts';
-export { SPIFFE_ID, isSpiffeId, serviceSpiffeId, serviceClientId, spiffeIdOfCertificate, spiffeIdOfSan, certificateThumbprint, WORKLOAD_SCOPE } from './spiffe.ts';
+export {
+  SPIFFE_ID,
+  isSpiffeId,
+  serviceSpiffeId,
+  serviceClientId,
+  spiffeIdOfCertificate,
+  spiffeIdOfSan,
+  certificateThumbprint,
+  WORKLOAD_SCOPE,
+} from './spiffe.ts';

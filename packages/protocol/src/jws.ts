@@ -10,7 +10,11 @@ import type { SigningAlgorithm } from './claims.ts';
 const DIGEST: Record<SigningAlgorithm, string | null> = { ES256: 'sha256', RS256: 'sha256', EdDSA: null };
 
 export function signJws(alg: SigningAlgorithm, key: KeyObject, signingInput: string): string {
-  const sig = cryptoSign(DIGEST[alg], Buffer.from(signingInput), alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key);
+  const sig = cryptoSign(
+    DIGEST[alg],
+    Buffer.from(signingInput),
+    alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key,
+  );
   return sig.toString('base64url');
 }
 
@@ -19,7 +23,12 @@ export function verifyJws(alg: SigningAlgorithm, key: KeyObject, signingInput: s
   if (alg === 'ES256' && signature.length !== 64) return false;
   if (alg === 'EdDSA' && signature.length !== 64) return false;
   try {
-    return cryptoVerify(DIGEST[alg], Buffer.from(signingInput), alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key, signature);
+    return cryptoVerify(
+      DIGEST[alg],
+      Buffer.from(signingInput),
+      alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key,
+      signature,
+    );
   } catch {
     return false;
   }

@@ -6,10 +6,12 @@ import { createHash, type X509Certificate } from 'node:crypto';
  */
 export const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]{1,255}(\/[A-Za-z0-9._-]+)+$/;
 
-export const isSpiffeId = (s: string): boolean => SPIFFE_ID.test(s) && s.length <= 2048 && !/\/\.\.?(\/|$)/.test(s.slice(9));
+export const isSpiffeId = (s: string): boolean =>
+  SPIFFE_ID.test(s) && s.length <= 2048 && !/\/\.\.?(\/|$)/.test(s.slice(9));
 
 /** `spiffe://<trust-domain>/svc/<client_id>`: the identity Latchkey gives a registered client. */
-export const serviceSpiffeId = (trustDomain: string, clientId: string): string => `spiffe://${trustDomain}/svc/${encodeURIComponent(clientId)}`;
+export const serviceSpiffeId = (trustDomain: string, clientId: string): string =>
+  `spiffe://${trustDomain}/svc/${encodeURIComponent(clientId)}`;
 
 /** The client id a service SPIFFE ID names (the inverse of {@link serviceSpiffeId}), in `trustDomain` when given. */
 export function serviceClientId(spiffeId: string, trustDomain?: string): string | undefined {
@@ -35,13 +37,17 @@ export function spiffeIdOfCertificate(cert: X509Certificate): string | undefined
 /** The same from a SAN as node:crypto and node:tls render it (`X509Certificate.subjectAltName`, `PeerCertificate.subjectaltname`). */
 export function spiffeIdOfSan(san: string | undefined): string | undefined {
   if (!san) return undefined;
-  const uris = san.split(', ').filter((e) => e.startsWith('URI:')).map((e) => e.slice(4));
+  const uris = san
+    .split(', ')
+    .filter((e) => e.startsWith('URI:'))
+    .map((e) => e.slice(4));
   if (uris.length !== 1 || !isSpiffeId(uris[0]!)) return undefined;
   return uris[0];
 }
 
 /** RFC 8705 §3.1: the `x5t#S256` confirmation of a certificate, base64url SHA-256 of its DER. */
-export const certificateThumbprint = (der: Buffer | Uint8Array): string => createHash('sha256').update(der).digest('base64url');
+export const certificateThumbprint = (der: Buffer | Uint8Array): string =>
+  createHash('sha256').update(der).digest('base64url');
 
 /**
  * The scope a Bearer caller's token must carry, with the IdP itself as its audience, to obtain a

@@ -3,13 +3,28 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { accessTokenTypeOk, checkAccessTokenClaims, checkCertificateBinding } from '@latchkey/protocol';
 
-const base = { iss: 'https://idp', sub: 's', aud: ['https://a', 'https://b'], exp: 1000, iat: 900, jti: 'j', client_id: 's' };
+const base = {
+  iss: 'https://idp',
+  sub: 's',
+  aud: ['https://a', 'https://b'],
+  exp: 1000,
+  iat: 900,
+  jti: 'j',
+  client_id: 's',
+};
 const check = (p: Record<string, unknown>, o: Partial<{ audience: string; now: number }> = {}) =>
-  checkAccessTokenClaims(p, { issuer: 'https://idp', now: o.now ?? 950, skew: 30, ...(o.audience !== undefined ? { audience: o.audience } : {}) });
+  checkAccessTokenClaims(p, {
+    issuer: 'https://idp',
+    now: o.now ?? 950,
+    skew: 30,
+    ...(o.audience !== undefined ? { audience: o.audience } : {}),
+  });
 
 test('typ: at+jwt or application/at+jwt in any case (RFC 9068 §4, RFC 7515 §4.1.9); nothing else', () => {
-  for (const typ of ['at+jwt', 'AT+JWT', 'application/at+jwt', 'Application/AT+JWT']) assert.equal(accessTokenTypeOk({ typ }), true, typ);
-  for (const typ of [undefined, 'JWT', 'jwt', 'at+jwt ', 'application/jwt', 42]) assert.equal(accessTokenTypeOk({ typ }), false, String(typ));
+  for (const typ of ['at+jwt', 'AT+JWT', 'application/at+jwt', 'Application/AT+JWT'])
+    assert.equal(accessTokenTypeOk({ typ }), true, typ);
+  for (const typ of [undefined, 'JWT', 'jwt', 'at+jwt ', 'application/jwt', 42])
+    assert.equal(accessTokenTypeOk({ typ }), false, String(typ));
 });
 
 test('issuer exact, audience contained, required claims typed, times with skew', () => {

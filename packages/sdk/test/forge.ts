@@ -13,7 +13,9 @@ export async function startForgeIssuer() {
   const server: Server = createServer((req, res) => {
     if (req.url === '/jwks') {
       jwksRequests++;
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' }).end(JSON.stringify({ keys: [jwk] }));
+      res
+        .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' })
+        .end(JSON.stringify({ keys: [jwk] }));
     } else res.writeHead(404).end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -29,11 +31,30 @@ export async function startForgeIssuer() {
     get jwksRequests() {
       return jwksRequests;
     },
-    claims: (over: Record<string, unknown> = {}) => ({ iss: issuer, sub: 'svc', aud: 'https://orders.internal', iat: now(), exp: now() + 300, jti: `j-${Math.random()}`, client_id: 'svc', ...over }),
+    claims: (over: Record<string, unknown> = {}) => ({
+      iss: issuer,
+      sub: 'svc',
+      aud: 'https://orders.internal',
+      iat: now(),
+      exp: now() + 300,
+      jti: `j-${Math.random()}`,
+      client_id: 'svc',
+      ...over,
+    }),
     /** Signs with the trusted key (or another key) and any header. */
-    sign: (claims: Record<string, unknown>, header: Record<string, unknown> = {}, key: jose.CryptoKey | Uint8Array = privateKey) =>
-      new jose.CompactSign(new TextEncoder().encode(JSON.stringify(claims))).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid, ...header } as jose.CompactJWSHeaderParameters)
-        .sign(key, Array.isArray(header.crit) ? { crit: Object.fromEntries((header.crit as string[]).map((c) => [c, true])) } : undefined),
+    sign: (
+      claims: Record<string, unknown>,
+      header: Record<string, unknown> = {},
+      key: jose.CryptoKey | Uint8Array = privateKey,
+    ) =>
+      new jose.CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
+        .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid, ...header } as jose.CompactJWSHeaderParameters)
+        .sign(
+          key,
+          Array.isArray(header.crit)
+            ? { crit: Object.fromEntries((header.crit as string[]).map((c) => [c, true])) }
+            : undefined,
+        ),
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }

@@ -22,16 +22,29 @@ describe('middleware: Fastify, Express and node:http answer RFC 6750', () => {
   before(async () => {
     t = await startTestIdp();
     const svc = await t.register({ audiences: ['https://x.internal'] });
-    v = await createVerifier({ issuer: t.issuer, audience: AUD, fetch: t.fetch, credentials: { clientId: svc.client_id, clientSecret: svc.client_secret } });
+    v = await createVerifier({
+      issuer: t.issuer,
+      audience: AUD,
+      fetch: t.fetch,
+      credentials: { clientId: svc.client_id, clientSecret: svc.client_secret },
+    });
     const a = await t.register({ audiences: [AUD], scope: 'orders:read orders:write' });
-    good = (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(a as never) })).body.access_token;
+    good = (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(a as never) })).body
+      .access_token;
     const b = await t.register({ audiences: [AUD], scope: 'orders:write' });
-    narrow = (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(b as never) })).body.access_token;
+    narrow = (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(b as never) })).body
+      .access_token;
 
     const f = Fastify();
-    f.get('/orders', { onRequest: fastifyAuth({ verifier: v, scope: 'orders:read' }) }, async (req) => ({ caller: (req as unknown as { latchkey: { client_id: string } }).latchkey.client_id }));
+    f.get('/orders', { onRequest: fastifyAuth({ verifier: v, scope: 'orders:read' }) }, async (req) => ({
+      caller: (req as unknown as { latchkey: { client_id: string } }).latchkey.client_id,
+    }));
     await f.listen({ port: 0, host: '127.0.0.1' });
-    servers.push({ name: 'fastify', url: `http://127.0.0.1:${(f.server.address() as AddressInfo).port}/orders`, close: () => f.close() });
+    servers.push({
+      name: 'fastify',
+      url: `http://127.0.0.1:${(f.server.address() as AddressInfo).port}/orders`,
+      close: () => f.close(),
+    });
 
     const e = express();
     e.get('/orders', expressAuth({ verifier: v, scope: 'orders:read' }), (req, res) => {
@@ -40,7 +53,11 @@ describe('middleware: Fastify, Express and node:http answer RFC 6750', () => {
     const es: Server = await new Promise((r) => {
       const s = e.listen(0, '127.0.0.1', () => r(s));
     });
-    servers.push({ name: 'express', url: `http://127.0.0.1:${(es.address() as AddressInfo).port}/orders`, close: () => es.close() });
+    servers.push({
+      name: 'express',
+      url: `http://127.0.0.1:${(es.address() as AddressInfo).port}/orders`,
+      close: () => es.close(),
+    });
 
     const n = createServer(async (req, res) => {
       const claims = await authenticate(req, res, { verifier: v, scope: 'orders:read' });
@@ -48,7 +65,11 @@ describe('middleware: Fastify, Express and node:http answer RFC 6750', () => {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ caller: claims.client_id }));
     });
     await new Promise<void>((r) => n.listen(0, '127.0.0.1', r));
-    servers.push({ name: 'node', url: `http://127.0.0.1:${(n.address() as AddressInfo).port}/orders`, close: () => n.close() });
+    servers.push({
+      name: 'node',
+      url: `http://127.0.0.1:${(n.address() as AddressInfo).port}/orders`,
+      close: () => n.close(),
+    });
     (globalThis as { callerId?: string }).callerId = a.client_id;
   });
   after(async () => {
@@ -82,7 +103,10 @@ describe('middleware: Fastify, Express and node:http answer RFC 6750', () => {
 
       const scope = await fetch(s.url, { headers: { authorization: `Bearer ${narrow}` } });
       assert.equal(scope.status, 403, s.name);
-      assert.equal(scope.headers.get('www-authenticate'), 'Bearer realm="latchkey", error="insufficient_scope", scope="orders:read"');
+      assert.equal(
+        scope.headers.get('www-authenticate'),
+        'Bearer realm="latchkey", error="insufficient_scope", scope="orders:read"',
+      );
       assert.equal((await scope.json()).error, 'insufficient_scope');
 
       const basicAuth = await fetch(s.url, { headers: { authorization: 'Basic abc' } });

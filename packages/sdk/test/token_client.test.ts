@@ -23,9 +23,16 @@ describe('token client against a real IdP', () => {
 
   test('client_secret_basic: tokens cached per (audience, scope); concurrent callers share one request', async () => {
     const c = await t.register({ audiences: [ORDERS, BILLING], scope: 'a b' });
-    const tokens = createTokenClient({ issuer: t.issuer, clientId: c.client_id, clientSecret: c.client_secret, fetch: countingFetch });
+    const tokens = createTokenClient({
+      issuer: t.issuer,
+      clientId: c.client_id,
+      clientSecret: c.client_secret,
+      fetch: countingFetch,
+    });
     const start = issued;
-    const burst = await Promise.all(Array.from({ length: 10 }, () => tokens.getToken({ audience: ORDERS, scope: 'a' })));
+    const burst = await Promise.all(
+      Array.from({ length: 10 }, () => tokens.getToken({ audience: ORDERS, scope: 'a' })),
+    );
     assert.equal(new Set(burst).size, 1);
     assert.equal(issued - start, 1);
     assert.equal(await tokens.getToken({ audience: ORDERS, scope: 'a' }), burst[0]);
@@ -37,7 +44,12 @@ describe('token client against a real IdP', () => {
 
   test('renewed at about 80% of the lifetime', async () => {
     const c = await t.register({ audiences: [ORDERS], access_token_ttl: 2 });
-    const tokens = createTokenClient({ issuer: t.issuer, clientId: c.client_id, clientSecret: c.client_secret, fetch: t.fetch });
+    const tokens = createTokenClient({
+      issuer: t.issuer,
+      clientId: c.client_id,
+      clientSecret: c.client_secret,
+      fetch: t.fetch,
+    });
     const first = await tokens.getToken();
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(await tokens.getToken(), first, 'at 50% the cached token is used');
@@ -47,24 +59,52 @@ describe('token client against a real IdP', () => {
 
   test('private_key_jwt', async () => {
     const kp = await jose.generateKeyPair('ES256');
-    const c = await t.register({ audiences: [ORDERS], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ ...(await jose.exportJWK(kp.publicKey)), kid: 'k1' }] } });
-    const tokens = createTokenClient({ issuer: t.issuer, clientId: c.client_id, privateKey: { key: kp.privateKey, kid: 'k1' }, fetch: t.fetch });
+    const c = await t.register({
+      audiences: [ORDERS],
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks: { keys: [{ ...(await jose.exportJWK(kp.publicKey)), kid: 'k1' }] },
+    });
+    const tokens = createTokenClient({
+      issuer: t.issuer,
+      clientId: c.client_id,
+      privateKey: { key: kp.privateKey, kid: 'k1' },
+      fetch: t.fetch,
+    });
     assert.equal(jose.decodeJwt(await tokens.getToken()).client_id, c.client_id);
   });
 
   test('IdP errors surface with their RFC code', async () => {
     const c = await t.register({ audiences: [ORDERS], scope: 'a' });
     const wrong = createTokenClient({ issuer: t.issuer, clientId: c.client_id, clientSecret: 'wrong', fetch: t.fetch });
-    await assert.rejects(wrong.getToken(), (e: unknown) => e instanceof TokenClientError && e.code === 'invalid_client' && e.status === 401);
-    const right = createTokenClient({ issuer: t.issuer, clientId: c.client_id, clientSecret: c.client_secret, fetch: t.fetch });
-    await assert.rejects(right.getToken({ scope: 'admin' }), (e: unknown) => e instanceof TokenClientError && e.code === 'invalid_scope');
-    await assert.rejects(right.getToken({ audience: BILLING }), (e: unknown) => e instanceof TokenClientError && e.code === 'invalid_target');
+    await assert.rejects(
+      wrong.getToken(),
+      (e: unknown) => e instanceof TokenClientError && e.code === 'invalid_client' && e.status === 401,
+    );
+    const right = createTokenClient({
+      issuer: t.issuer,
+      clientId: c.client_id,
+      clientSecret: c.client_secret,
+      fetch: t.fetch,
+    });
+    await assert.rejects(
+      right.getToken({ scope: 'admin' }),
+      (e: unknown) => e instanceof TokenClientError && e.code === 'invalid_scope',
+    );
+    await assert.rejects(
+      right.getToken({ audience: BILLING }),
+      (e: unknown) => e instanceof TokenClientError && e.code === 'invalid_target',
+    );
     assert.throws(() => createTokenClient({ issuer: t.issuer, clientId: 'x' }), TypeError);
   });
 
   test('fetchFor attaches the token for the audience and retries once after a 401', async () => {
     const c = await t.register({ audiences: [ORDERS] });
-    const tokens = createTokenClient({ issuer: t.issuer, clientId: c.client_id, clientSecret: c.client_secret, fetch: t.fetch });
+    const tokens = createTokenClient({
+      issuer: t.issuer,
+      clientId: c.client_id,
+      clientSecret: c.client_secret,
+      fetch: t.fetch,
+    });
     const seen: string[] = [];
     const service = createServer((req, res) => {
       seen.push(req.headers.authorization ?? '');

@@ -37,7 +37,11 @@ describe('SDK verifier: every rule of the security bar with forged and altered t
   test('alg none in several spellings', async () => {
     for (const alg of ['none', 'None', 'NONE', 'nOnE']) {
       await rejects(v, `${b64({ alg, typ: 'at+jwt', kid: 'forge-1' })}.${b64(forge.claims())}.`, 'token_malformed');
-      await rejects(v, `${b64({ alg, typ: 'at+jwt', kid: 'forge-1' })}.${b64(forge.claims())}.${b64('sig')}`, 'algorithm_not_allowed');
+      await rejects(
+        v,
+        `${b64({ alg, typ: 'at+jwt', kid: 'forge-1' })}.${b64(forge.claims())}.${b64('sig')}`,
+        'algorithm_not_allowed',
+      );
     }
   });
 
@@ -48,7 +52,7 @@ describe('SDK verifier: every rule of the security bar with forged and altered t
     await rejects(v, await forge.sign(forge.claims(), { alg: 'HS256' }, pem), 'algorithm_not_allowed');
   });
 
-  test('header alg different from the key\'s alg', async () => {
+  test("header alg different from the key's alg", async () => {
     const rsa = await jose.generateKeyPair('RS256');
     await rejects(v, await forge.sign(forge.claims(), { alg: 'RS256' }, rsa.privateKey), 'algorithm_not_allowed');
   });
@@ -77,13 +81,25 @@ describe('SDK verifier: every rule of the security bar with forged and altered t
   });
 
   test('claims must be present and of the right type', async () => {
-    for (const over of [{ exp: '9999999999' }, { exp: undefined }, { iat: undefined }, { jti: undefined }, { sub: 5 }, { client_id: '' }, { nbf: 'soon' }]) {
+    for (const over of [
+      { exp: '9999999999' },
+      { exp: undefined },
+      { iat: undefined },
+      { jti: undefined },
+      { sub: 5 },
+      { client_id: '' },
+      { nbf: 'soon' },
+    ]) {
       await rejects(v, await forge.sign(forge.claims(over)), 'claims_invalid');
     }
   });
 
   test('unknown crit is refused', async () => {
-    await rejects(v, await forge.sign(forge.claims(), { crit: ['exp-ext'], 'exp-ext': true }), 'critical_header_unsupported');
+    await rejects(
+      v,
+      await forge.sign(forge.claims(), { crit: ['exp-ext'], 'exp-ext': true }),
+      'critical_header_unsupported',
+    );
   });
 
   test('tampered payload or signature', async () => {
@@ -96,10 +112,26 @@ describe('SDK verifier: every rule of the security bar with forged and altered t
 
   test('malformed shapes are token_malformed, quickly', async () => {
     const header = b64({ alg: 'ES256', typ: 'at+jwt', kid: 'forge-1' });
-    for (const bad of ['', 'a', 'a.b', 'a.b.c.d', '..', `${header}..sig`, `${header}.${b64('[1,2]')}.c2ln`, `${header}.${b64('not json')}.c2ln`, `${b64('null')}.${b64({})}.c2ln`, `${header}.e30.c2ln!`, 'x'.repeat(10_000), `${header}.${'A'.repeat(9000)}.c2ln`]) {
+    for (const bad of [
+      '',
+      'a',
+      'a.b',
+      'a.b.c.d',
+      '..',
+      `${header}..sig`,
+      `${header}.${b64('[1,2]')}.c2ln`,
+      `${header}.${b64('not json')}.c2ln`,
+      `${b64('null')}.${b64({})}.c2ln`,
+      `${header}.e30.c2ln!`,
+      'x'.repeat(10_000),
+      `${header}.${'A'.repeat(9000)}.c2ln`,
+    ]) {
       await rejects(v, bad, 'token_malformed');
     }
-    await assert.rejects(v.verify(undefined as unknown as string), (e: unknown) => e instanceof VerifyError && e.code === 'token_malformed');
+    await assert.rejects(
+      v.verify(undefined as unknown as string),
+      (e: unknown) => e instanceof VerifyError && e.code === 'token_malformed',
+    );
   });
 
   test('jku, x5u, jwk and x5c headers are ignored: no outbound request, the attacker key is not used', async () => {
@@ -113,18 +145,33 @@ describe('SDK verifier: every rule of the security bar with forged and altered t
     const attacker = await jose.generateKeyPair('ES256', { extractable: true });
     const attackerJwk = await jose.exportJWK(attacker.publicKey);
     const before = forge.jwksRequests;
-    await rejects(v, await forge.sign(forge.claims(), { jku: url, x5u: url, jwk: attackerJwk, x5c: ['MIIB'] }, attacker.privateKey), 'signature_invalid');
-    await rejects(v, await forge.sign(forge.claims(), { kid: 'attacker', jku: url, jwk: attackerJwk }, attacker.privateKey), 'key_unknown');
+    await rejects(
+      v,
+      await forge.sign(forge.claims(), { jku: url, x5u: url, jwk: attackerJwk, x5c: ['MIIB'] }, attacker.privateKey),
+      'signature_invalid',
+    );
+    await rejects(
+      v,
+      await forge.sign(forge.claims(), { kid: 'attacker', jku: url, jwk: attackerJwk }, attacker.privateKey),
+      'key_unknown',
+    );
     evil.close();
     assert.equal(outbound, 0);
     assert.ok(forge.jwksRequests - before <= 1, 'at most one refetch of the issuer JWKS for the unknown kid');
   });
 
   test('unknown kids: one shared JWKS refetch, then none within the cooldown', async () => {
-    const fresh = await createVerifier({ issuer: forge.issuer, audience: AUD, jwksUri: forge.jwksUri, jwksCooldown: 30 });
+    const fresh = await createVerifier({
+      issuer: forge.issuer,
+      audience: AUD,
+      jwksUri: forge.jwksUri,
+      jwksCooldown: 30,
+    });
     try {
       const start = forge.jwksRequests;
-      const tokens = await Promise.all(Array.from({ length: 10 }, (_, i) => forge.sign(forge.claims(), { kid: `unknown-${i}` })));
+      const tokens = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => forge.sign(forge.claims(), { kid: `unknown-${i}` })),
+      );
       await new Promise((r) => setTimeout(r, 50));
       const results = await Promise.allSettled(tokens.map((t) => fresh.verify(t)));
       assert.ok(results.every((r) => r.status === 'rejected' && (r.reason as VerifyError).code === 'key_unknown'));
@@ -133,11 +180,18 @@ describe('SDK verifier: every rule of the security bar with forged and altered t
     } finally {
       fresh.close();
     }
-    const cold = await createVerifier({ issuer: forge.issuer, audience: AUD, jwksUri: forge.jwksUri, jwksCooldown: 0.2 });
+    const cold = await createVerifier({
+      issuer: forge.issuer,
+      audience: AUD,
+      jwksUri: forge.jwksUri,
+      jwksCooldown: 0.2,
+    });
     try {
       await new Promise((r) => setTimeout(r, 250));
       const start = forge.jwksRequests;
-      const tokens = await Promise.all(Array.from({ length: 10 }, () => forge.sign(forge.claims(), { kid: 'still-unknown' })));
+      const tokens = await Promise.all(
+        Array.from({ length: 10 }, () => forge.sign(forge.claims(), { kid: 'still-unknown' })),
+      );
       await Promise.allSettled(tokens.map((t) => cold.verify(t)));
       assert.equal(forge.jwksRequests - start, 1, 'ten concurrent callers share one refetch');
       await Promise.allSettled(tokens.map((t) => cold.verify(t)));

@@ -8,8 +8,14 @@ import { freePort, startTestIdp, type TestIdp, basicAuth } from '@latchkey/testk
 
 const AUD = 'https://orders.internal';
 const basic = basicAuth;
-const token = async (t: TestIdp, c: Record<string, string>) => (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c) })).body.access_token as string;
-const codeOf = async (p: Promise<unknown>): Promise<string> => p.then(() => 'ok', (e: unknown) => (e instanceof VerifyError ? e.code : `unexpected: ${String(e)}`));
+const token = async (t: TestIdp, c: Record<string, string>) =>
+  (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c) })).body
+    .access_token as string;
+const codeOf = async (p: Promise<unknown>): Promise<string> =>
+  p.then(
+    () => 'ok',
+    (e: unknown) => (e instanceof VerifyError ? e.code : `unexpected: ${String(e)}`),
+  );
 const waitFor = async (cond: () => Promise<boolean>, ms: number): Promise<number> => {
   const t0 = Date.now();
   while (!(await cond())) {
@@ -19,14 +25,25 @@ const waitFor = async (cond: () => Promise<boolean>, ms: number): Promise<number
   return Date.now() - t0;
 };
 
-test('against a real IdP: verify, revocations pushed within a second, revoked keys, fail-static, resume', { timeout: 60_000 }, async () => {
+test('against a real IdP: verify, revocations pushed within a second, revoked keys, fail-static, resume', {
+  timeout: 60_000,
+}, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-sdk-'));
   const port = await freePort();
   let t = await startTestIdp({ dataDir, port });
-  const service = (await t.register({ client_id: 'orders', audiences: ['https://inventory.internal'] })) as Record<string, string>;
-  const caller = (await t.register({ client_id: 'checkout', audiences: [AUD], scope: 'orders:read' })) as Record<string, string>;
+  const service = (await t.register({ client_id: 'orders', audiences: ['https://inventory.internal'] })) as Record<
+    string,
+    string
+  >;
+  const caller = (await t.register({ client_id: 'checkout', audiences: [AUD], scope: 'orders:read' })) as Record<
+    string,
+    string
+  >;
   const v = await createVerifier({
-    issuer: t.issuer, audience: AUD, fetch: t.fetch, maxStaleness: 3,
+    issuer: t.issuer,
+    audience: AUD,
+    fetch: t.fetch,
+    maxStaleness: 3,
     credentials: { clientId: service.client_id!, clientSecret: service.client_secret! },
   });
   try {
@@ -45,14 +62,22 @@ test('against a real IdP: verify, revocations pushed within a second, revoked ke
     const other = (await t.register({ audiences: [AUD] })) as Record<string, string>;
     const otherTok = await token(t, other);
     assert.equal(await codeOf(v.verify(otherTok)), 'ok');
-    await t.fetch(`${t.issuer}/admin/clients/${other.client_id}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    await t.fetch(`${t.issuer}/admin/clients/${other.client_id}/revoke`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     await waitFor(async () => (await codeOf(v.verify(otherTok))) === 'token_revoked', 1000);
 
     // A revoked key's tokens; tokens of the key that replaces it verify (pre-loaded from the key feed).
     const before = await token(t, caller);
     assert.equal(await codeOf(v.verify(before)), 'ok');
     const kid = (await t.idp.storage.getCurrentKey())!.kid;
-    await t.fetch(`${t.issuer}/admin/keys/${kid}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    await t.fetch(`${t.issuer}/admin/keys/${kid}/revoke`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     await waitFor(async () => (await codeOf(v.verify(before))) === 'token_revoked', 1000);
     assert.equal(await codeOf(v.verify(await token(t, caller))), 'ok');
 

@@ -19,15 +19,21 @@ const run = promisify(execFile);
 /** GET over an identity's https.Agent (the node:https path; `identity.fetch` is the undici one). */
 function getWithAgent(identity: WorkloadIdentity, url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    https.get(url, { agent: identity.agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode!, body }));
-    }).on('error', reject);
+    https
+      .get(url, { agent: identity.agent }, (res) => {
+        let body = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => (body += d))
+          .on('end', () => resolve({ status: res.statusCode!, body }));
+      })
+      .on('error', reject);
   });
 }
 
 /** fetch rejects only when no HTTP answer came: the TLS connection itself was refused or cut. */
-const refusedOnTheWire = (err: Error): boolean => err.message === 'fetch failed' && (err as { cause?: unknown }).cause !== undefined;
+const refusedOnTheWire = (err: Error): boolean =>
+  err.message === 'fetch failed' && (err as { cause?: unknown }).cause !== undefined;
 /** curl's exit codes for a TLS handshake the server refused (35) or cut right after it (56). */
 const curlHandshakeRefused = (err: { code?: number }): boolean => err.code === 35 || err.code === 56;
 
@@ -41,7 +47,10 @@ describe('workload identity: two services over mTLS while their certificates rot
     // Six-second certificates: each service renews about every three seconds.
     t = await startTestIdp({ config: { trustDomain: TD, workloadCertTtl: 6 } });
     for (const name of ['orders', 'checkout', 'intruder']) {
-      const r = (await t.register({ client_id: name, audiences: ['https://orders.internal'] })) as Record<string, string>;
+      const r = (await t.register({ client_id: name, audiences: ['https://orders.internal'] })) as Record<
+        string,
+        string
+      >;
       creds[name] = { clientId: r.client_id!, clientSecret: r.client_secret! };
     }
   });
@@ -51,12 +60,19 @@ describe('workload identity: two services over mTLS while their certificates rot
   });
 
   const identity = async (name: string, peers: string[]): Promise<WorkloadIdentity> => {
-    const id = await createWorkloadIdentity({ issuer: t.issuer, credentials: creds[name]!, idpCa: t.caPem!, authorizePeer: peers.map((p) => `spiffe://${TD}/svc/${p}`) });
+    const id = await createWorkloadIdentity({
+      issuer: t.issuer,
+      credentials: creds[name]!,
+      idpCa: t.caPem!,
+      authorizePeer: peers.map((p) => `spiffe://${TD}/svc/${p}`),
+    });
     ids.push(id);
     return id;
   };
 
-  test('requests flow without a single failure through certificate rotations on each side and a CA root rotation; each side sees the other\'s verified SPIFFE ID', { timeout: 90_000 }, async () => {
+  test("requests flow without a single failure through certificate rotations on each side and a CA root rotation; each side sees the other's verified SPIFFE ID", {
+    timeout: 90_000,
+  }, async () => {
     const orders = await identity('orders', ['checkout']);
     const checkout = await identity('checkout', ['orders']);
     assert.equal(orders.spiffeId, `spiffe://${TD}/svc/orders`);
@@ -75,7 +91,9 @@ describe('workload identity: two services over mTLS while their certificates rot
       while (!stop) {
         try {
           clientSerials.add(checkout.certificate.serial);
-          const r = useAgent ? await getWithAgent(checkout, url) : await checkout.fetch(url).then(async (res) => ({ status: res.status, body: await res.text() }));
+          const r = useAgent
+            ? await getWithAgent(checkout, url)
+            : await checkout.fetch(url).then(async (res) => ({ status: res.status, body: await res.text() }));
           if (r.status !== 200) failures.push(`HTTP ${r.status}`);
           else {
             const body = JSON.parse(r.body) as { caller: string; serial: string };
@@ -96,10 +114,17 @@ describe('workload identity: two services over mTLS while their certificates rot
     await until(() => orders.health().rotations >= 1 && checkout.health().rotations >= 1);
     // The CA's root rotates too: announced for 4 s (longer than a renewal interval), then it signs.
     const firstIssuer = new X509Certificate(orders.certificate.pem).issuer;
-    const rot = await t.fetch(`${t.issuer}/admin/ca/rotate`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ announce_seconds: 4 }) });
+    const rot = await t.fetch(`${t.issuer}/admin/ca/rotate`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ announce_seconds: 4 }),
+    });
     assert.equal(rot.status, 200);
     const newIssuer = (id: WorkloadIdentity) => new X509Certificate(id.certificate.pem).issuer !== firstIssuer;
-    await until(() => orders.health().rotations >= 4 && checkout.health().rotations >= 4 && newIssuer(orders) && newIssuer(checkout));
+    await until(
+      () =>
+        orders.health().rotations >= 4 && checkout.health().rotations >= 4 && newIssuer(orders) && newIssuer(checkout),
+    );
     assert.ok(newIssuer(orders) && newIssuer(checkout), 'both sides hold certificates from the new root');
     // Keep going a little past the last rotation.
     await new Promise((r) => setTimeout(r, 500));
@@ -107,15 +132,24 @@ describe('workload identity: two services over mTLS while their certificates rot
     await Promise.all(workers);
     server.close();
     assert.deepEqual(failures, []);
-    assert.ok(orders.health().rotations >= 4 && checkout.health().rotations >= 4, JSON.stringify([orders.health(), checkout.health()]));
+    assert.ok(
+      orders.health().rotations >= 4 && checkout.health().rotations >= 4,
+      JSON.stringify([orders.health(), checkout.health()]),
+    );
     assert.ok(serialsSeen.size >= 4, `the server answered with ${serialsSeen.size} different certificates`);
     assert.ok(clientSerials.size >= 4);
     assert.ok(ok > 100, `${ok} requests`);
     // Renewals are routine: no detector takes them for an identity mismatch.
     await t.idp.detection.pass();
-    const alerts = ((await (await t.fetch(`${t.issuer}/admin/alerts`, { headers: { authorization: `Bearer ${t.adminToken}` } })).json()) as { alerts: unknown[] }).alerts;
+    const alerts = (
+      (await (
+        await t.fetch(`${t.issuer}/admin/alerts`, { headers: { authorization: `Bearer ${t.adminToken}` } })
+      ).json()) as { alerts: unknown[] }
+    ).alerts;
     assert.deepEqual(alerts, []);
-    console.log(`# ${ok} requests, 0 failures; server certificates ${serialsSeen.size}, client certificates ${clientSerials.size}`);
+    console.log(
+      `# ${ok} requests, 0 failures; server certificates ${serialsSeen.size}, client certificates ${clientSerials.size}`,
+    );
   });
 
   test('a peer outside the allowlist is refused on both sides, and a client without a certificate too', async () => {
@@ -127,9 +161,16 @@ describe('workload identity: two services over mTLS while their certificates rot
     // The intruder's certificate is valid (same CA), but it is not an allowed caller.
     await assert.rejects(intruder.fetch(url), refusedOnTheWire);
     // A client that only trusts checkout refuses to talk to orders.
-    const picky = await createWorkloadIdentity({ issuer: t.issuer, credentials: creds.intruder!, idpCa: t.caPem!, authorizePeer: [`spiffe://${TD}/svc/checkout`] });
+    const picky = await createWorkloadIdentity({
+      issuer: t.issuer,
+      credentials: creds.intruder!,
+      idpCa: t.caPem!,
+      authorizePeer: [`spiffe://${TD}/svc/checkout`],
+    });
     ids.push(picky);
-    await assert.rejects(picky.fetch(url), (err: Error) => /not an allowed peer/.test(String((err as { cause?: Error }).cause?.message ?? err.message)));
+    await assert.rejects(picky.fetch(url), (err: Error) =>
+      /not an allowed peer/.test(String((err as { cause?: Error }).cause?.message ?? err.message)),
+    );
     // No certificate at all.
     const dir = mkdtempSync(join(tmpdir(), 'latchkey-wl-'));
     try {
@@ -138,11 +179,24 @@ describe('workload identity: two services over mTLS while their certificates rot
       // curl with a certificate the CA issued to an allowed identity gets through.
       const checkout = await identity('checkout', ['orders']);
       writeFileSync(join(dir, 'cert.pem'), checkout.certificate.pem);
-      writeFileSync(join(dir, 'key.pem'), (checkout.clientOptions().key as string));
-      const r = await run('curl', ['-sS', '-k', '--max-time', '5', '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem'), url]);
+      writeFileSync(join(dir, 'key.pem'), checkout.clientOptions().key as string);
+      const r = await run('curl', [
+        '-sS',
+        '-k',
+        '--max-time',
+        '5',
+        '--cert',
+        join(dir, 'cert.pem'),
+        '--key',
+        join(dir, 'key.pem'),
+        url,
+      ]);
       assert.equal(r.stdout, 'hi');
       // openssl checks the server's chain against the bundle (the SVID has no DNS name for curl to check).
-      const s = await run('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${(server.address() as AddressInfo).port} -CAfile ${join(dir, 'bundle.pem')} -cert ${join(dir, 'cert.pem')} -key ${join(dir, 'key.pem')} -verify_return_error 2>&1`]);
+      const s = await run('sh', [
+        '-c',
+        `echo | openssl s_client -connect 127.0.0.1:${(server.address() as AddressInfo).port} -CAfile ${join(dir, 'bundle.pem')} -cert ${join(dir, 'cert.pem')} -key ${join(dir, 'key.pem')} -verify_return_error 2>&1`,
+      ]);
       assert.match(s.stdout, /Verify return code: 0 \(ok\)/);
     } finally {
       server.close();
@@ -167,16 +221,28 @@ describe('workload identity: two services over mTLS while their certificates rot
     }
   });
 
-  test('certificate-bound tokens from the token client over the workload identity: a service verifies each over its certificate, across rotations', { timeout: 60_000 }, async () => {
+  test('certificate-bound tokens from the token client over the workload identity: a service verifies each over its certificate, across rotations', {
+    timeout: 60_000,
+  }, async () => {
     const idp = await startTestIdp({ config: { trustDomain: TD, workloadCertTtl: 16 } });
     const held: WorkloadIdentity[] = [];
     try {
       const AUD = 'https://orders.internal';
-      const reg = async (name: string) => (await idp.register({ client_id: name, audiences: [AUD] })) as Record<string, string>;
+      const reg = async (name: string) =>
+        (await idp.register({ client_id: name, audiences: [AUD] })) as Record<string, string>;
       const o = await reg('orders');
       const c = await reg('checkout');
-      const orders = await createWorkloadIdentity({ issuer: idp.issuer, credentials: { clientId: 'orders', clientSecret: o.client_secret! }, idpCa: idp.caPem! });
-      const checkout = await createWorkloadIdentity({ issuer: idp.issuer, credentials: { clientId: 'checkout', clientSecret: c.client_secret! }, idpCa: idp.caPem!, authorizePeer: [`spiffe://${TD}/svc/orders`] });
+      const orders = await createWorkloadIdentity({
+        issuer: idp.issuer,
+        credentials: { clientId: 'orders', clientSecret: o.client_secret! },
+        idpCa: idp.caPem!,
+      });
+      const checkout = await createWorkloadIdentity({
+        issuer: idp.issuer,
+        credentials: { clientId: 'checkout', clientSecret: c.client_secret! },
+        idpCa: idp.caPem!,
+        authorizePeer: [`spiffe://${TD}/svc/orders`],
+      });
       held.push(orders, checkout);
       const verifier = await createVerifier({ issuer: idp.issuer, audience: AUD, fetch: tlsFetch(idp.caPem) });
       const seen = new Set<string>();
@@ -188,7 +254,12 @@ describe('workload identity: two services over mTLS while their certificates rot
       });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/orders`;
-      const tokens = createTokenClient({ issuer: idp.issuer, clientId: 'checkout', clientSecret: c.client_secret!, workload: checkout });
+      const tokens = createTokenClient({
+        issuer: idp.issuer,
+        clientId: 'checkout',
+        clientSecret: c.client_secret!,
+        workload: checkout,
+      });
       const call = tokens.fetchFor({ audience: AUD });
       let ok = 0;
       const failures: string[] = [];
@@ -213,16 +284,38 @@ describe('workload identity: two services over mTLS while their certificates rot
     }
   });
 
-  test('a revoked client: its open mTLS connection is closed within a second and it cannot reconnect, although its certificate has not expired', { timeout: 30_000 }, async () => {
+  test('a revoked client: its open mTLS connection is closed within a second and it cannot reconnect, although its certificate has not expired', {
+    timeout: 30_000,
+  }, async () => {
     const idp = await startTestIdp({ config: { trustDomain: TD, workloadCertTtl: 600 } });
     const held: WorkloadIdentity[] = [];
     try {
-      const o = (await idp.register({ client_id: 'orders', audiences: ['https://x.internal'] })) as Record<string, string>;
-      const c = (await idp.register({ client_id: 'checkout', audiences: ['https://x.internal'] })) as Record<string, string>;
+      const o = (await idp.register({ client_id: 'orders', audiences: ['https://x.internal'] })) as Record<
+        string,
+        string
+      >;
+      const c = (await idp.register({ client_id: 'checkout', audiences: ['https://x.internal'] })) as Record<
+        string,
+        string
+      >;
       // The orders service follows the revocation feed with its verifier, and gives it to its identity.
-      const verifier = await createVerifier({ issuer: idp.issuer, audience: 'https://x.internal', fetch: tlsFetch(idp.caPem), credentials: { clientId: 'orders', clientSecret: o.client_secret! } });
-      const orders = await createWorkloadIdentity({ issuer: idp.issuer, credentials: { clientId: 'orders', clientSecret: o.client_secret! }, idpCa: idp.caPem!, revocations: verifier });
-      const checkout = await createWorkloadIdentity({ issuer: idp.issuer, credentials: { clientId: 'checkout', clientSecret: c.client_secret! }, idpCa: idp.caPem! });
+      const verifier = await createVerifier({
+        issuer: idp.issuer,
+        audience: 'https://x.internal',
+        fetch: tlsFetch(idp.caPem),
+        credentials: { clientId: 'orders', clientSecret: o.client_secret! },
+      });
+      const orders = await createWorkloadIdentity({
+        issuer: idp.issuer,
+        credentials: { clientId: 'orders', clientSecret: o.client_secret! },
+        idpCa: idp.caPem!,
+        revocations: verifier,
+      });
+      const checkout = await createWorkloadIdentity({
+        issuer: idp.issuer,
+        credentials: { clientId: 'checkout', clientSecret: c.client_secret! },
+        idpCa: idp.caPem!,
+      });
       held.push(orders, checkout);
       const server = orders.createServer((_req, res) => res.end('hi'));
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -234,7 +327,10 @@ describe('workload identity: two services over mTLS while their certificates rot
       const closed = new Promise<number>((r) => socket.once('close', () => r(Date.now())));
       assert.equal(await (await checkout.fetch(`https://127.0.0.1:${port}/`)).text(), 'hi');
       const revokedAt = Date.now();
-      const res = await idp.fetch(`${idp.issuer}/admin/clients/checkout/revoke`, { method: 'POST', headers: { authorization: `Bearer ${idp.adminToken}` } });
+      const res = await idp.fetch(`${idp.issuer}/admin/clients/checkout/revoke`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${idp.adminToken}` },
+      });
       assert.equal(res.status, 200);
       const closedAt = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 3000))]);
       assert.ok(closedAt > 0 && closedAt - revokedAt < 1000, `closed ${closedAt - revokedAt} ms after the revocation`);
@@ -250,10 +346,29 @@ describe('workload identity: two services over mTLS while their certificates rot
   });
 
   test('credentials as a token client (Bearer with the workload scope); Ed25519 and RSA keys work for mutual TLS', async () => {
-    const reg = (await t.register({ client_id: 'inventory', audiences: ['https://orders.internal'], scope: 'workload' })) as Record<string, string>;
-    const tokenClient = createTokenClient({ issuer: t.issuer, clientId: 'inventory', clientSecret: reg.client_secret!, fetch: tlsFetch(t.caPem) });
-    const ed = await createWorkloadIdentity({ issuer: t.issuer, credentials: { tokenClient }, idpCa: t.caPem!, keyType: 'Ed25519' });
-    const rsa = await createWorkloadIdentity({ issuer: t.issuer, credentials: creds.checkout!, idpCa: t.caPem!, keyType: 'RSA' });
+    const reg = (await t.register({
+      client_id: 'inventory',
+      audiences: ['https://orders.internal'],
+      scope: 'workload',
+    })) as Record<string, string>;
+    const tokenClient = createTokenClient({
+      issuer: t.issuer,
+      clientId: 'inventory',
+      clientSecret: reg.client_secret!,
+      fetch: tlsFetch(t.caPem),
+    });
+    const ed = await createWorkloadIdentity({
+      issuer: t.issuer,
+      credentials: { tokenClient },
+      idpCa: t.caPem!,
+      keyType: 'Ed25519',
+    });
+    const rsa = await createWorkloadIdentity({
+      issuer: t.issuer,
+      credentials: creds.checkout!,
+      idpCa: t.caPem!,
+      keyType: 'RSA',
+    });
     ids.push(ed, rsa);
     assert.equal(ed.spiffeId, `spiffe://${TD}/svc/inventory`);
     assert.equal(new X509Certificate(ed.certificate.pem).publicKey.asymmetricKeyType, 'ed25519');
@@ -270,15 +385,26 @@ describe('workload identity: two services over mTLS while their certificates rot
     }
   });
 
-  test('the IdP down: renewals back off and the current certificate stays in use; they succeed once it is back', { timeout: 60_000 }, async () => {
+  test('the IdP down: renewals back off and the current certificate stays in use; they succeed once it is back', {
+    timeout: 60_000,
+  }, async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-wl-idp-'));
     const { freePort } = await import('@latchkey/testkit');
     const port = await freePort();
     let idp = await startTestIdp({ dataDir, port, config: { trustDomain: TD, workloadCertTtl: 8 } });
     try {
-      const r = (await idp.register({ client_id: 'ledger', audiences: ['https://x.internal'] })) as Record<string, string>;
+      const r = (await idp.register({ client_id: 'ledger', audiences: ['https://x.internal'] })) as Record<
+        string,
+        string
+      >;
       const errors: string[] = [];
-      const id = await createWorkloadIdentity({ issuer: idp.issuer, credentials: { clientId: 'ledger', clientSecret: r.client_secret! }, idpCa: idp.caPem!, retry: { min: 200, max: 1000 }, onError: (e) => errors.push(e.message) });
+      const id = await createWorkloadIdentity({
+        issuer: idp.issuer,
+        credentials: { clientId: 'ledger', clientSecret: r.client_secret! },
+        idpCa: idp.caPem!,
+        retry: { min: 200, max: 1000 },
+        onError: (e) => errors.push(e.message),
+      });
       ids.push(id);
       const first = id.certificate.serial;
       await idp.close();

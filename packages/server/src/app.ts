@@ -93,13 +93,26 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // one is worth is decided per request by the client's authentication method and token binding.
     // Deadlines are enforced by node on this interval (its default, 30 s, would let a request run long past its deadline).
     ...(deps.https
-      ? { https: { cert: deps.https.cert, key: deps.https.key, ...TLS_OPTIONS, requestCert: true, rejectUnauthorized: false, connectionsCheckingInterval: 1000 } }
+      ? {
+          https: {
+            cert: deps.https.cert,
+            key: deps.https.key,
+            ...TLS_OPTIONS,
+            requestCert: true,
+            rejectUnauthorized: false,
+            connectionsCheckingInterval: 1000,
+          },
+        }
       : { http: { connectionsCheckingInterval: 1000 } }),
   }) as unknown as FastifyInstance;
 
-  app.addContentTypeParser(FORM_CONTENT_TYPE, { parseAs: 'string', bodyLimit: config.formBodyLimit }, (_req, body, done) => {
-    done(null, parseForm(body as string));
-  });
+  app.addContentTypeParser(
+    FORM_CONTENT_TYPE,
+    { parseAs: 'string', bodyLimit: config.formBodyLimit },
+    (_req, body, done) => {
+      done(null, parseForm(body as string));
+    },
+  );
   const securityHeaders: Record<string, string> = deps.https
     ? { 'x-content-type-options': 'nosniff', 'strict-transport-security': 'max-age=31536000' }
     : { 'x-content-type-options': 'nosniff' };
@@ -110,7 +123,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   installErrorHandler(app);
   app.addHook('onResponse', (request, reply, done) => {
     const q = request.url.indexOf('?');
-    request.log.info({ method: request.method, path: q < 0 ? request.url : request.url.slice(0, q), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, ip: request.ip }, 'request');
+    request.log.info(
+      {
+        method: request.method,
+        path: q < 0 ? request.url : request.url.slice(0, q),
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ip: request.ip,
+      },
+      'request',
+    );
     done();
   });
   // A connection cap (finding 18): past it node:net refuses new connections until some close.
@@ -124,9 +146,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   const issuer = config.issuer;
   const clients = deps.clients;
-  const certificate = clientCertificateReader({ trustedProxies: config.trustedProxies, header: config.clientCertHeader });
+  const certificate = clientCertificateReader({
+    trustedProxies: config.trustedProxies,
+    header: config.clientCertHeader,
+  });
   // Everything a client can make the IdP fetch goes through one guard (docs/security.md).
-  const jwks = new ClientJwks({ outbound: new OutboundFetch({ allowHttp: !config.tls, allowSpecialAddresses: false, allow: config.outboundAllow, timeoutMs: 5000, maxBytes: 64 * 1024 }) });
+  const jwks = new ClientJwks({
+    outbound: new OutboundFetch({
+      allowHttp: !config.tls,
+      allowSpecialAddresses: false,
+      allow: config.outboundAllow,
+      timeoutMs: 5000,
+      maxBytes: 64 * 1024,
+    }),
+  });
   const { trustDomain } = deps.workload;
   const spiffeIdOf = (clientId: string) => serviceSpiffeId(trustDomain, clientId);
   const authenticate = clientAuthenticator({
@@ -145,34 +178,64 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // before Fastify reads the body: an anonymous 16 MiB policy push costs a header check, not a parse.
   app.addHook('onRequest', async (request) => {
     const route = request.routeOptions.url ?? '';
-    if (route.startsWith('/admin/') || route === '/metrics' || (route === '/register' && request.method === 'POST')) await requireAdmin(request);
+    if (route.startsWith('/admin/') || route === '/metrics' || (route === '/register' && request.method === 'POST'))
+      await requireAdmin(request);
   });
 
   registerHealth(app, { storage, keys, tokenPolicy: deps.tokenPolicy, draining: () => deps.draining?.() ?? false });
-  registerDiscovery(app, { issuer, signingAlg: () => keys.currentAlg ?? config.signingAlg, mtls: deps.https !== undefined || config.trustedProxies.length > 0 });
+  registerDiscovery(app, {
+    issuer,
+    signingAlg: () => keys.currentAlg ?? config.signingAlg,
+    mtls: deps.https !== undefined || config.trustedProxies.length > 0,
+  });
   registerJwksEndpoint(app, { keys, maxAge: config.jwksMaxAge });
   registerTokenEndpoint(app, {
-    grants: [clientCredentialsGrant({ issuer, accessTokenTtl: config.accessTokenTtl, keys, events, tokenPolicy: deps.tokenPolicy, certificate })],
+    grants: [
+      clientCredentialsGrant({
+        issuer,
+        accessTokenTtl: config.accessTokenTtl,
+        keys,
+        events,
+        tokenPolicy: deps.tokenPolicy,
+        certificate,
+      }),
+    ],
     authenticate,
     events,
   });
   registerIntrospectionEndpoint(app, { issuer, keys, revocations: deps.revocations, clients, authenticate, events });
   registerRevocationEndpoint(app, { issuer, keys, revocations: deps.revocations, authenticate, events });
   registerRegistrationEndpoints(app, {
-    issuer, clients, hashKey: master.secretHashKey, events, requireAdmin,
+    issuer,
+    clients,
+    hashKey: master.secretHashKey,
+    events,
+    requireAdmin,
     maxAccessTokenTtl: config.maxAccessTokenTtl,
     accessTokenTtl: config.accessTokenTtl,
     revocations: deps.revocations,
     allowHttpJwksUri: !config.tls,
     spiffeIdOf,
   });
-  registerClientAdmin(app, { issuer, clients, events, requireAdmin, revocations: deps.revocations, limits: { maxAccessTokenTtl: config.maxAccessTokenTtl, allowHttpJwksUri: !config.tls }, spiffeIdOf });
+  registerClientAdmin(app, {
+    issuer,
+    clients,
+    events,
+    requireAdmin,
+    revocations: deps.revocations,
+    limits: { maxAccessTokenTtl: config.maxAccessTokenTtl, allowHttpJwksUri: !config.tls },
+    spiffeIdOf,
+  });
   const hub = new FeedHub(storage, {
     heartbeatSeconds: config.feedHeartbeat,
     maxStreamsPerClient: config.feedMaxStreamsPerClient,
     maxStreams: config.feedMaxStreams,
     stallSeconds: config.feedStallTimeout,
-    onError: (err) => deps.logger.error({ err: { message: (err as Error).message } }, 'feed delivery failed; will retry on the next append'),
+    onError: (err) =>
+      deps.logger.error(
+        { err: { message: (err as Error).message } },
+        'feed delivery failed; will retry on the next append',
+      ),
   });
   // Open streams would keep the server from closing: end them first (clients resume by cursor).
   app.addHook('preClose', (done) => {
@@ -183,23 +246,60 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.decorate('feedHubSize', () => hub.size);
   const caller = serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate, certificate });
   registerFeedEndpoints(app, { issuer, store: storage, hub, caller, maxPage: config.feedMaxPage });
-  registerAuditIngest(app, { caller, events, bodyLimit: 4 * config.jsonBodyLimit, onDropped: (clientId, n) => deps.metrics.reportedDropped.inc({ client_id: clientId }, n) });
-  registerAuditAdmin(app, { store: storage, keys, writer: deps.audit, checkpointer: deps.checkpointer, retention: deps.retention, requireAdmin });
+  registerAuditIngest(app, {
+    caller,
+    events,
+    bodyLimit: 4 * config.jsonBodyLimit,
+    onDropped: (clientId, n) => deps.metrics.reportedDropped.inc({ client_id: clientId }, n),
+  });
+  registerAuditAdmin(app, {
+    store: storage,
+    keys,
+    writer: deps.audit,
+    checkpointer: deps.checkpointer,
+    retention: deps.retention,
+    requireAdmin,
+  });
   registerAlertAdmin(app, { alerts: storage, requireAdmin });
   const validator = new BundleValidator({ timeoutMs: config.policyValidationTimeout * 1000 });
   app.addHook('onClose', async () => validator.close());
-  const publisher = new PolicyPublisher({ store: storage, events, issuer, feedTtl: config.maxAccessTokenTtl + config.clockSkew, validator });
+  const publisher = new PolicyPublisher({
+    store: storage,
+    events,
+    issuer,
+    feedTtl: config.maxAccessTokenTtl + config.clockSkew,
+    validator,
+  });
   registerPolicyAdmin(app, { publisher, store: storage, requireAdmin, bodyLimit: config.policyBodyLimit, validator });
-  registerWorkloadEndpoints(app, { ca: deps.workload.ca, trustDomain, ttlSeconds: config.workloadCertTtl, events, caller, requireAdmin, clients });
-  registerCaAdmin(app, { ca: deps.workload.ca, events, requireAdmin, defaultAnnounce: config.caRotateAnnounce ?? config.workloadCertTtl });
+  registerWorkloadEndpoints(app, {
+    ca: deps.workload.ca,
+    trustDomain,
+    ttlSeconds: config.workloadCertTtl,
+    events,
+    caller,
+    requireAdmin,
+    clients,
+  });
+  registerCaAdmin(app, {
+    ca: deps.workload.ca,
+    events,
+    requireAdmin,
+    defaultAnnounce: config.caRotateAnnounce ?? config.workloadCertTtl,
+  });
   registerPolicyFeed(app, { store: storage, clients, caller });
   registerMetricsEndpoint(app, {
-    metrics: deps.metrics, requireAdmin,
+    metrics: deps.metrics,
+    requireAdmin,
     sample: () => {
       deps.metrics.auditPending.set(deps.audit.pending);
       deps.metrics.feedStreams.set(hub.size);
     },
   });
-  registerKeyAdmin(app, { store: storage, rotator: deps.rotator, requireAdmin, policy: { rotateEvery: config.keyRotationInterval, announce: config.keyAnnounceWindow, alg: config.signingAlg } });
+  registerKeyAdmin(app, {
+    store: storage,
+    rotator: deps.rotator,
+    requireAdmin,
+    policy: { rotateEvery: config.keyRotationInterval, announce: config.keyAnnounceWindow, alg: config.signingAlg },
+  });
   return app;
 }

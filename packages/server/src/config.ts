@@ -265,7 +265,13 @@ const ENV: Record<string, keyof Config> = {
 export type ConfigInput = Partial<Record<keyof Config, string | number | boolean | string[] | undefined>>;
 
 /** Detectors whose alert names a client that a response may lock. */
-export const LOCKABLE_DETECTORS = ['failed_auth_burst', 'issuance_spike', 'denied_decisions_burst', 'assertion_replay', 'identity_mismatch'] as const;
+export const LOCKABLE_DETECTORS = [
+  'failed_auth_burst',
+  'issuance_spike',
+  'denied_decisions_burst',
+  'assertion_replay',
+  'identity_mismatch',
+] as const;
 
 export const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -317,7 +323,9 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     const v = String(raw).toLowerCase();
     if (truthy.includes(v)) return true;
     if (falsy.includes(v)) return false;
-    problems.push(`${envName(key)}: must be one of ${[...truthy, ...falsy].join(', ')} (got ${JSON.stringify(String(raw))})`);
+    problems.push(
+      `${envName(key)}: must be one of ${[...truthy, ...falsy].join(', ')} (got ${JSON.stringify(String(raw))})`,
+    );
     return fallback;
   };
 
@@ -329,26 +337,32 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
 
   const port = int('port', 0, 65535);
   const host = str('host') ?? defaults.host;
-  if (!/^[A-Za-z0-9.:-]+$/.test(host)) problems.push(`LATCHKEY_HOST: not a host name or address (got ${JSON.stringify(host)})`);
+  if (!/^[A-Za-z0-9.:-]+$/.test(host))
+    problems.push(`LATCHKEY_HOST: not a host name or address (got ${JSON.stringify(host)})`);
   const tls = bool('tls', ['on', 'true', '1', 'yes'], ['off', 'false', '0', 'no'], true);
   const allowInsecure = bool('allowInsecure', ['1', 'true', 'yes', 'on'], ['0', 'false', 'no', 'off'], false);
   if (!tls && !allowInsecure && !LOOPBACK_HOSTS.has(host)) {
-    problems.push(`LATCHKEY_TLS: off is refused on non-loopback host ${host}; set LATCHKEY_ALLOW_INSECURE=1 to force it`);
+    problems.push(
+      `LATCHKEY_TLS: off is refused on non-loopback host ${host}; set LATCHKEY_ALLOW_INSECURE=1 to force it`,
+    );
   }
   const tlsCert = str('tlsCert');
   const tlsKey = str('tlsKey');
-  if ((tlsCert === undefined) !== (tlsKey === undefined)) problems.push('LATCHKEY_TLS_CERT and LATCHKEY_TLS_KEY: give both or neither');
+  if ((tlsCert === undefined) !== (tlsKey === undefined))
+    problems.push('LATCHKEY_TLS_CERT and LATCHKEY_TLS_KEY: give both or neither');
 
   const issuerDefault = `${tls ? 'https' : 'http'}://localhost${port === 443 && tls ? '' : `:${port}`}`;
   const issuer = str('issuer') ?? issuerDefault;
   try {
     // RFC 8414 §2: the issuer is an https URL with no query or fragment.
     const u = new URL(issuer);
-    if (u.search || u.hash || issuer.includes('?') || issuer.includes('#')) problems.push('LATCHKEY_ISSUER: must have no query or fragment');
+    if (u.search || u.hash || issuer.includes('?') || issuer.includes('#'))
+      problems.push('LATCHKEY_ISSUER: must have no query or fragment');
     if (u.protocol !== 'https:' && !(u.protocol === 'http:' && (!tls || allowInsecure))) {
       problems.push('LATCHKEY_ISSUER: must be an https URL (http only when TLS is off)');
     }
-    if (u.pathname !== '/' || issuer.endsWith('/')) problems.push('LATCHKEY_ISSUER: must be an origin without a path or trailing slash');
+    if (u.pathname !== '/' || issuer.endsWith('/'))
+      problems.push('LATCHKEY_ISSUER: must be an origin without a path or trailing slash');
   } catch {
     problems.push(`LATCHKEY_ISSUER: not a URL (got ${JSON.stringify(issuer)})`);
   }
@@ -358,11 +372,14 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     problems.push('LATCHKEY_DATABASE_URL: must start with postgres:// or postgresql://');
   }
   const signingAlg = (str('signingAlg') ?? defaults.signingAlg) as SigningAlgorithm;
-  if (!SIGNING_ALGORITHMS.includes(signingAlg)) problems.push(`LATCHKEY_SIGNING_ALG: must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
+  if (!SIGNING_ALGORITHMS.includes(signingAlg))
+    problems.push(`LATCHKEY_SIGNING_ALG: must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
   const adminToken = str('adminToken');
-  if (adminToken !== undefined && adminToken.length < 32) problems.push('LATCHKEY_ADMIN_TOKEN: must be at least 32 characters');
+  if (adminToken !== undefined && adminToken.length < 32)
+    problems.push('LATCHKEY_ADMIN_TOKEN: must be at least 32 characters');
   const logLevel = str('logLevel') ?? defaults.logLevel;
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) problems.push('LATCHKEY_LOG_LEVEL: not a log level');
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel))
+    problems.push('LATCHKEY_LOG_LEVEL: not a log level');
 
   const config: Config = {
     port,
@@ -422,32 +439,48 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     caCert: str('caCert'),
     caKey: str('caKey'),
     caBundle: str('caBundle'),
-    caRotateAnnounce: input.caRotateAnnounce === undefined || input.caRotateAnnounce === '' ? undefined : int('caRotateAnnounce', 0, 366 * 86400),
+    caRotateAnnounce:
+      input.caRotateAnnounce === undefined || input.caRotateAnnounce === ''
+        ? undefined
+        : int('caRotateAnnounce', 0, 366 * 86400),
     trustedProxies: list('trustedProxies'),
     outboundAllow: list('outboundAllow'),
     clientCertHeader: (str('clientCertHeader') ?? defaults.clientCertHeader).toLowerCase(),
     logLevel,
   };
-  if ((config.caCert === undefined) !== (config.caKey === undefined)) problems.push('LATCHKEY_CA_CERT and LATCHKEY_CA_KEY: give both or neither');
-  if (config.caBundle !== undefined && config.caCert === undefined) problems.push('LATCHKEY_CA_BUNDLE: only with LATCHKEY_CA_CERT and LATCHKEY_CA_KEY');
+  if ((config.caCert === undefined) !== (config.caKey === undefined))
+    problems.push('LATCHKEY_CA_CERT and LATCHKEY_CA_KEY: give both or neither');
+  if (config.caBundle !== undefined && config.caCert === undefined)
+    problems.push('LATCHKEY_CA_BUNDLE: only with LATCHKEY_CA_CERT and LATCHKEY_CA_KEY');
   if (!/^[a-z0-9-]{1,64}$/.test(config.clientCertHeader)) problems.push('LATCHKEY_CLIENT_CERT_HEADER: a header name');
   for (const p of config.trustedProxies) {
-    if (!/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(p)) problems.push(`LATCHKEY_TRUSTED_PROXIES: ${JSON.stringify(p)} is not an IP address or CIDR`);
+    if (!/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(p))
+      problems.push(`LATCHKEY_TRUSTED_PROXIES: ${JSON.stringify(p)} is not an IP address or CIDR`);
   }
   // The point of the file is to be out of reach of whoever can rewrite the database.
-  if (config.auditCheckpointFile !== undefined && !relative(config.dataDir, config.auditCheckpointFile).startsWith('..')) {
+  if (
+    config.auditCheckpointFile !== undefined &&
+    !relative(config.dataDir, config.auditCheckpointFile).startsWith('..')
+  ) {
     problems.push('LATCHKEY_AUDIT_CHECKPOINT_FILE: must be outside the data folder (LATCHKEY_DATA_DIR)');
   }
   for (const a of config.outboundAllow) {
-    if (!/^([0-9a-fA-F.:]+(\/\d{1,3})?|[A-Za-z0-9.-]{1,253})$/.test(a)) problems.push(`LATCHKEY_OUTBOUND_ALLOW: ${JSON.stringify(a)} is not a host name, IP address or CIDR`);
+    if (!/^([0-9a-fA-F.:]+(\/\d{1,3})?|[A-Za-z0-9.-]{1,253})$/.test(a))
+      problems.push(`LATCHKEY_OUTBOUND_ALLOW: ${JSON.stringify(a)} is not a host name, IP address or CIDR`);
   }
   // SPIFFE ID §2.1: a trust domain is lowercase letters, digits, dots, dashes and underscores.
-  if (config.trustDomain !== undefined && !/^[a-z0-9._-]{1,255}$/.test(config.trustDomain)) problems.push('LATCHKEY_TRUST_DOMAIN: lowercase letters, digits, ".", "-" and "_" only');
+  if (config.trustDomain !== undefined && !/^[a-z0-9._-]{1,255}$/.test(config.trustDomain))
+    problems.push('LATCHKEY_TRUST_DOMAIN: lowercase letters, digits, ".", "-" and "_" only');
   for (const u of config.alertWebhooks) {
     try {
       const url = new URL(u);
-      if (url.protocol !== 'https:' && !(url.protocol === 'http:' && (LOOPBACK_HOSTS.has(url.hostname) || url.hostname === '[::1]' || allowInsecure))) {
-        problems.push(`LATCHKEY_ALERT_WEBHOOKS: ${JSON.stringify(u)} must be https (http only to loopback or with LATCHKEY_ALLOW_INSECURE=1)`);
+      if (
+        url.protocol !== 'https:' &&
+        !(url.protocol === 'http:' && (LOOPBACK_HOSTS.has(url.hostname) || url.hostname === '[::1]' || allowInsecure))
+      ) {
+        problems.push(
+          `LATCHKEY_ALERT_WEBHOOKS: ${JSON.stringify(u)} must be https (http only to loopback or with LATCHKEY_ALLOW_INSECURE=1)`,
+        );
       }
     } catch {
       problems.push(`LATCHKEY_ALERT_WEBHOOKS: ${JSON.stringify(u)} is not a URL`);
@@ -457,20 +490,27 @@ export function loadConfig(input: ConfigInput, unknownKeys: string[] = []): Read
     problems.push('LATCHKEY_ALERT_WEBHOOK_SECRET: webhooks need a signing secret of at least 32 characters');
   }
   for (const d of config.alertLock) {
-    if (!(LOCKABLE_DETECTORS as readonly string[]).includes(d)) problems.push(`LATCHKEY_ALERT_LOCK: ${JSON.stringify(d)} is not one of ${LOCKABLE_DETECTORS.join(', ')}`);
+    if (!(LOCKABLE_DETECTORS as readonly string[]).includes(d))
+      problems.push(`LATCHKEY_ALERT_LOCK: ${JSON.stringify(d)} is not one of ${LOCKABLE_DETECTORS.join(', ')}`);
   }
   // Issue 3: a next key is published for at least the JWKS cache lifetime before it signs; each
   // replica sees it within one check interval, hence the floor.
   const announceFloor = config.jwksMaxAge + 2 * config.keyCheckInterval;
   if (input.keyAnnounceWindow === undefined || input.keyAnnounceWindow === '') config.keyAnnounceWindow = announceFloor;
   else if (config.keyAnnounceWindow < announceFloor) {
-    problems.push(`LATCHKEY_KEY_ANNOUNCE_WINDOW: must be at least the JWKS max-age plus two check intervals (${announceFloor})`);
+    problems.push(
+      `LATCHKEY_KEY_ANNOUNCE_WINDOW: must be at least the JWKS max-age plus two check intervals (${announceFloor})`,
+    );
   }
   if (config.keyRotationInterval <= config.keyAnnounceWindow) {
-    problems.push(`LATCHKEY_KEY_ROTATION_INTERVAL: must be longer than the announce window (${config.keyAnnounceWindow})`);
+    problems.push(
+      `LATCHKEY_KEY_ROTATION_INTERVAL: must be longer than the announce window (${config.keyAnnounceWindow})`,
+    );
   }
-  if (config.accessTokenTtl > config.maxAccessTokenTtl) problems.push('LATCHKEY_ACCESS_TOKEN_TTL: must not exceed LATCHKEY_MAX_ACCESS_TOKEN_TTL');
-  if (problems.length > 0) throw new LatchkeyError('config_invalid', `invalid configuration:\n  ${problems.join('\n  ')}`);
+  if (config.accessTokenTtl > config.maxAccessTokenTtl)
+    problems.push('LATCHKEY_ACCESS_TOKEN_TTL: must not exceed LATCHKEY_MAX_ACCESS_TOKEN_TTL');
+  if (problems.length > 0)
+    throw new LatchkeyError('config_invalid', `invalid configuration:\n  ${problems.join('\n  ')}`);
   return Object.freeze(config);
 }
 
@@ -480,8 +520,11 @@ export function insecureWarnings(config: Config): string[] {
   if (!config.tls) w.push('TLS is off: tokens and secrets travel in clear text');
   if (config.allowInsecure) w.push('LATCHKEY_ALLOW_INSECURE=1 is set');
   // Failures naming a client come from anyone: locking on them hands an attacker a lockout switch.
-  if (config.alertLock.includes('failed_auth_burst')) w.push('LATCHKEY_ALERT_LOCK=failed_auth_burst lets anyone who knows a client id lock that client out');
-  if (config.outboundAllow.length > 0) w.push(`LATCHKEY_OUTBOUND_ALLOW lets client-registered URLs reach ${config.outboundAllow.join(', ')}`);
-  if (config.databaseUrl && !config.masterKey) w.push('PostgreSQL without LATCHKEY_MASTER_KEY: each replica needs the same master key file');
+  if (config.alertLock.includes('failed_auth_burst'))
+    w.push('LATCHKEY_ALERT_LOCK=failed_auth_burst lets anyone who knows a client id lock that client out');
+  if (config.outboundAllow.length > 0)
+    w.push(`LATCHKEY_OUTBOUND_ALLOW lets client-registered URLs reach ${config.outboundAllow.join(', ')}`);
+  if (config.databaseUrl && !config.masterKey)
+    w.push('PostgreSQL without LATCHKEY_MASTER_KEY: each replica needs the same master key file');
   return w;
 }

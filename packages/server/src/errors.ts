@@ -38,7 +38,9 @@ export const invalidRequest = (description: string): OAuthError => new OAuthErro
 
 /** RFC 6749 §5.2: invalid_client is 401, with WWW-Authenticate when the client used (or may use) Basic. */
 export const invalidClient = (description: string, reason?: AuthFailureReason): OAuthError => {
-  const e = new OAuthError('invalid_client', description, 401, { 'www-authenticate': 'Basic realm="latchkey", charset="UTF-8"' });
+  const e = new OAuthError('invalid_client', description, 401, {
+    'www-authenticate': 'Basic realm="latchkey", charset="UTF-8"',
+  });
   e.reason = reason;
   return e;
 };

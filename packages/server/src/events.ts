@@ -34,7 +34,10 @@ export class ServerEvents {
    */
   aggregateFailures(options: { windowMs?: number; maxKeys?: number } = {}): void {
     this.aggregator = new FailureAggregator((e) => {
-      this.sink?.(e).then(() => this.committed(e), () => undefined);
+      this.sink?.(e).then(
+        () => this.committed(e),
+        () => undefined,
+      );
     }, options);
   }
 
@@ -50,7 +53,12 @@ export class ServerEvents {
 
   /** The stored form of an event — time now, input escaped — to be written with a change. */
   stage(type: AuditEventType, payload: ServerEventPayload): AuditEvent {
-    const e: AuditEvent = { time: new Date().toISOString(), type, outcome: payload.outcome, actor: escapeControl(payload.actor) };
+    const e: AuditEvent = {
+      time: new Date().toISOString(),
+      type,
+      outcome: payload.outcome,
+      actor: escapeControl(payload.actor),
+    };
     if (payload.subject !== undefined) e.subject = escapeControl(payload.subject);
     if (payload.client_id !== undefined) e.client_id = escapeControl(payload.client_id);
     if (payload.reason !== undefined) e.reason = escapeControl(payload.reason);

@@ -22,13 +22,18 @@ export function registerHealth(app: FastifyInstance, deps: HealthDeps): void {
   let last: { at: number; result: Promise<void> } | undefined;
   const writeProbe = (): Promise<void> => {
     const now = Date.now();
-    if (!last || now - last.at > 2000) last = { at: now, result: deps.storage.setSetting('readiness_probe', new Date(now).toISOString()) };
+    if (!last || now - last.at > 2000)
+      last = { at: now, result: deps.storage.setSetting('readiness_probe', new Date(now).toISOString()) };
     return last.result;
   };
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     if (deps.draining()) return reply.code(503).send({ status: 'draining', checks: {} });
-    const checks: Record<string, 'ok' | 'failed'> = { storage: 'ok', keys: deps.keys.ready ? 'ok' : 'failed', policy: 'ok' };
+    const checks: Record<string, 'ok' | 'failed'> = {
+      storage: 'ok',
+      keys: deps.keys.ready ? 'ok' : 'failed',
+      policy: 'ok',
+    };
     try {
       await deps.storage.ping();
       // Reachable is not enough: a full disk answers reads and refuses every write.

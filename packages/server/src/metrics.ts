@@ -6,16 +6,33 @@ import type { AuditEventType, AuditOutcome } from '@latchkey/protocol';
 export class Metrics {
   readonly registry = new Registry();
   /** Every audit event by type and outcome: tokens issued, failed authentications, alerts, decisions... */
-  readonly events = new Counter({ name: 'latchkey_events_total', help: 'Audited events by type and outcome', labelNames: ['type', 'outcome'] as const, registers: [this.registry] });
-  readonly auditWriteFailures = new Counter({ name: 'latchkey_audit_write_failures_total', help: 'Audit batches that could not be committed (their requests failed with 503)', registers: [this.registry] });
+  readonly events = new Counter({
+    name: 'latchkey_events_total',
+    help: 'Audited events by type and outcome',
+    labelNames: ['type', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly auditWriteFailures = new Counter({
+    name: 'latchkey_audit_write_failures_total',
+    help: 'Audit batches that could not be committed (their requests failed with 503)',
+    registers: [this.registry],
+  });
   readonly reportedDropped = new Counter({
     name: 'latchkey_audit_reported_dropped_total',
-    help: 'Events that services\' SDK audit queues dropped because the queue was full, as the services reported them',
+    help: "Events that services' SDK audit queues dropped because the queue was full, as the services reported them",
     labelNames: ['client_id'] as const,
     registers: [this.registry],
   });
-  readonly auditPending = new Gauge({ name: 'latchkey_audit_pending_events', help: 'Audit events waiting for their transaction', registers: [this.registry] });
-  readonly feedStreams = new Gauge({ name: 'latchkey_feed_streams', help: 'Open feed streams on this replica', registers: [this.registry] });
+  readonly auditPending = new Gauge({
+    name: 'latchkey_audit_pending_events',
+    help: 'Audit events waiting for their transaction',
+    registers: [this.registry],
+  });
+  readonly feedStreams = new Gauge({
+    name: 'latchkey_feed_streams',
+    help: 'Open feed streams on this replica',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
@@ -27,7 +44,10 @@ export class Metrics {
 }
 
 /** GET /metrics in the Prometheus text format, for the admin bearer (client ids are in the labels). */
-export function registerMetricsEndpoint(app: FastifyInstance, deps: { metrics: Metrics; requireAdmin: (request: FastifyRequest) => Promise<void>; sample: () => void }): void {
+export function registerMetricsEndpoint(
+  app: FastifyInstance,
+  deps: { metrics: Metrics; requireAdmin: (request: FastifyRequest) => Promise<void>; sample: () => void },
+): void {
   app.get('/metrics', async (request, reply) => {
     await deps.requireAdmin(request);
     deps.sample();

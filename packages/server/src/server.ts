@@ -66,7 +66,10 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     const audit = new AuditWriter(storage, {
       onError: (err) => {
         metrics.auditWriteFailures.inc();
-        logger.error({ err: { message: (err as Error).message } }, 'audit write failed; the requests it recorded failed with 503');
+        logger.error(
+          { err: { message: (err as Error).message } },
+          'audit write failed; the requests it recorded failed with 503',
+        );
       },
     });
     if (!options.benchmarkWithoutAudit) events.setSink((e) => audit.commit(e));
@@ -77,7 +80,11 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     });
     const keys = new KeyRing(storage, master);
     // A client or key revocation must outlive every token and every workload certificate it covers.
-    const revocations = new RevocationLog(storage, config.issuer, Math.max(config.maxAccessTokenTtl, config.workloadCertTtl) + config.clockSkew);
+    const revocations = new RevocationLog(
+      storage,
+      config.issuer,
+      Math.max(config.maxAccessTokenTtl, config.workloadCertTtl) + config.clockSkew,
+    );
     const rotator = new KeyRotator({
       feed: revocations,
       store: storage,
@@ -90,71 +97,159 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     });
     await rotator.start();
     const tls = config.tls
-      ? await loadTlsMaterial({ dataDir: config.dataDir, certFile: config.tlsCert, keyFile: config.tlsKey, hosts: [config.host, new URL(config.issuer).hostname.replace(/^\[|\]$/g, '')], master })
+      ? await loadTlsMaterial({
+          dataDir: config.dataDir,
+          certFile: config.tlsCert,
+          keyFile: config.tlsKey,
+          hosts: [config.host, new URL(config.issuer).hostname.replace(/^\[|\]$/g, '')],
+          master,
+        })
       : undefined;
     // Every client lookup and change in this process goes through one cache, so local writes invalidate it.
     const clients = new ClientCache(storage, config.clientCacheTtl);
     // A feed entry from any replica (PostgreSQL LISTEN/NOTIFY) may be a revoked key or client:
     // reload the keys and forget cached clients at once instead of at the next check or TTL.
-    const reloadKeys = coalesce(() => keys.reload(), (err) => logger.warn({ err: { message: (err as Error).message } }, 'key reload failed'));
+    const reloadKeys = coalesce(
+      () => keys.reload(),
+      (err) => logger.warn({ err: { message: (err as Error).message } }, 'key reload failed'),
+    );
     // The IdP's own Cedar policies (which client may have which audience) follow the active bundle.
     const tokenPolicy = new TokenPolicy(storage);
     await tokenPolicy.reload();
-    const reloadTokenPolicy = coalesce(() => tokenPolicy.reload(), (err) => logger.warn({ err: { message: (err as Error).message } }, 'token policy reload failed'));
+    const reloadTokenPolicy = coalesce(
+      () => tokenPolicy.reload(),
+      (err) => logger.warn({ err: { message: (err as Error).message } }, 'token policy reload failed'),
+    );
     const unlisten = storage.onFeedAppended(() => {
       clients.clear();
       reloadKeys();
       reloadTokenPolicy();
     });
-    const trustDomain = config.trustDomain ?? new URL(config.issuer).hostname.replace(/^\[|\]$/g, '').toLowerCase().replace(/[^a-z0-9._-]/g, '-');
+    const trustDomain =
+      config.trustDomain ??
+      new URL(config.issuer).hostname
+        .replace(/^\[|\]$/g, '')
+        .toLowerCase()
+        .replace(/[^a-z0-9._-]/g, '-');
     const workloadCa = await WorkloadCa.open({
-      store: storage, master, trustDomain,
+      store: storage,
+      master,
+      trustDomain,
       retireAfter: config.workloadCertTtl + config.clockSkew,
-      operator: config.caCert && config.caKey ? { certFile: config.caCert, keyFile: config.caKey, bundleFile: config.caBundle } : undefined,
+      operator:
+        config.caCert && config.caKey
+          ? { certFile: config.caCert, keyFile: config.caKey, bundleFile: config.caBundle }
+          : undefined,
     });
-    const checkpointer = new AuditCheckpointer(storage, keys, config.issuer, config.auditCheckpointFile ? fileCheckpointSink(config.auditCheckpointFile) : undefined);
-    const webhooks = config.alertWebhooks.length > 0
-      ? new WebhookSender({
-        urls: config.alertWebhooks, secret: config.alertWebhookSecret!, attempts: config.alertWebhookAttempts,
-        // The operator named these URLs: any address, but still capped in time and size.
-        outbound: new OutboundFetch({ allowHttp: true, allowSpecialAddresses: true, timeoutMs: 5000, maxBytes: 64 * 1024 }),
-        onGiveUp: (alert, url, lastError) => {
-          logger.warn({ alert: alert.id, url }, `alert webhook gave up: ${lastError}`);
-          events.emit('alert.delivery_failed', { actor: 'system', subject: `alert:${alert.id}`, outcome: 'failure', reason: lastError, detail: { alert_id: alert.id, url } }).catch(() => undefined);
-        },
-      })
-      : undefined;
+    const checkpointer = new AuditCheckpointer(
+      storage,
+      keys,
+      config.issuer,
+      config.auditCheckpointFile ? fileCheckpointSink(config.auditCheckpointFile) : undefined,
+    );
+    const webhooks =
+      config.alertWebhooks.length > 0
+        ? new WebhookSender({
+            urls: config.alertWebhooks,
+            secret: config.alertWebhookSecret!,
+            attempts: config.alertWebhookAttempts,
+            // The operator named these URLs: any address, but still capped in time and size.
+            outbound: new OutboundFetch({
+              allowHttp: true,
+              allowSpecialAddresses: true,
+              timeoutMs: 5000,
+              maxBytes: 64 * 1024,
+            }),
+            onGiveUp: (alert, url, lastError) => {
+              logger.warn({ alert: alert.id, url }, `alert webhook gave up: ${lastError}`);
+              events
+                .emit('alert.delivery_failed', {
+                  actor: 'system',
+                  subject: `alert:${alert.id}`,
+                  outcome: 'failure',
+                  reason: lastError,
+                  detail: { alert_id: alert.id, url },
+                })
+                .catch(() => undefined);
+            },
+          })
+        : undefined;
     const raiser = new AlertRaiser({
-      store: storage, clients, revocations, events, cooldown: config.alertCooldown,
+      store: storage,
+      clients,
+      revocations,
+      events,
+      cooldown: config.alertCooldown,
       lock: { detectors: config.alertLock, seconds: config.alertLockSeconds },
       ...(webhooks ? { deliver: (a: Parameters<WebhookSender['send']>[0]) => webhooks.send(a) } : {}),
     });
     detection = new DetectionRunner({
-      store: storage, detectors: buildDetectors(config), raiser, interval: config.detectInterval,
+      store: storage,
+      detectors: buildDetectors(config),
+      raiser,
+      interval: config.detectInterval,
       onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'detection pass failed; will retry'),
     });
     const retention = new AuditRetention({ store: storage, checkpointer, events, retention: config.auditRetention });
     let draining = false;
-    const app = buildApp({ config, storage, keys, rotator, revocations, clients, master, events, logger, https: tls, audit, checkpointer, retention, metrics, tokenPolicy, workload: { ca: workloadCa, trustDomain }, draining: () => draining });
-    checkpointer.start(config.auditCheckpointInterval, (err) => logger.warn({ err: { message: (err as Error).message } }, 'audit checkpoint failed; will retry'));
+    const app = buildApp({
+      config,
+      storage,
+      keys,
+      rotator,
+      revocations,
+      clients,
+      master,
+      events,
+      logger,
+      https: tls,
+      audit,
+      checkpointer,
+      retention,
+      metrics,
+      tokenPolicy,
+      workload: { ca: workloadCa, trustDomain },
+      draining: () => draining,
+    });
+    checkpointer.start(config.auditCheckpointInterval, (err) =>
+      logger.warn({ err: { message: (err as Error).message } }, 'audit checkpoint failed; will retry'),
+    );
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
     const url = `${config.tls ? 'https' : 'http'}://${hostForUrl}:${port}`;
     const purge = setInterval(() => {
-      storage.purgeExpired(Math.floor(Date.now() / 1000)).catch((err: Error) => logger.warn({ err: { message: err.message } }, 'purge failed'));
+      storage
+        .purgeExpired(Math.floor(Date.now() / 1000))
+        .catch((err: Error) => logger.warn({ err: { message: err.message } }, 'purge failed'));
     }, 60_000);
     purge.unref();
     detection.start();
-    const prune = (): void => void retention.prune().catch((err: Error) => logger.warn({ err: { message: err.message } }, 'audit pruning failed; will retry'));
-    const pruneTimer = config.auditRetention > 0 ? setInterval(prune, Math.min(3600, Math.max(60, config.auditRetention / 10)) * 1000) : undefined;
+    const prune = (): void =>
+      void retention
+        .prune()
+        .catch((err: Error) => logger.warn({ err: { message: err.message } }, 'audit pruning failed; will retry'));
+    const pruneTimer =
+      config.auditRetention > 0
+        ? setInterval(prune, Math.min(3600, Math.max(60, config.auditRetention / 10)) * 1000)
+        : undefined;
     pruneTimer?.unref();
     if (config.auditRetention > 0) prune();
     const detectionRunner = detection;
     let closing: Promise<void> | undefined;
     const running: RunningIdp = {
-      app, config, storage, url, issuer: config.issuer, caPem: tls?.caPem, generatedAdminToken, audit, rotator, detection: detectionRunner, retention,
+      app,
+      config,
+      storage,
+      url,
+      issuer: config.issuer,
+      caPem: tls?.caPem,
+      generatedAdminToken,
+      audit,
+      rotator,
+      detection: detectionRunner,
+      retention,
       async shutdown() {
         // Drain: not ready at once (load balancers stop sending), still serving for the grace period, then close.
         draining = true;

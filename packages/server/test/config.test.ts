@@ -9,7 +9,10 @@ const problems = (input: Parameters<typeof loadConfig>[0], unknown: string[] = [
   } catch (err) {
     assert.ok(err instanceof LatchkeyError);
     assert.equal(err.code, 'config_invalid');
-    return err.message.split('\n').slice(1).map((l) => l.trim());
+    return err.message
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim());
   }
 };
 
@@ -27,7 +30,12 @@ describe('configuration', () => {
   });
 
   test('environment variables map to keys; unknown LATCHKEY_* names are rejected', () => {
-    const { input, unknown } = configFromEnv({ LATCHKEY_PORT: '9000', LATCHKEY_TLS: 'off', LATCHKEY_PROT: '1', PATH: '/bin' });
+    const { input, unknown } = configFromEnv({
+      LATCHKEY_PORT: '9000',
+      LATCHKEY_TLS: 'off',
+      LATCHKEY_PROT: '1',
+      PATH: '/bin',
+    });
     assert.deepEqual(input, { port: '9000', tls: 'off' });
     assert.deepEqual(unknown, ['LATCHKEY_PROT']);
     assert.deepEqual(problems(input, unknown), ['LATCHKEY_PROT: unknown setting']);
@@ -35,7 +43,14 @@ describe('configuration', () => {
   });
 
   test('one clear line per bad value', () => {
-    const lines = problems({ port: 'eighty', signingAlg: 'HS256', databaseUrl: 'mysql://x', adminToken: 'short', issuer: 'https://x/?q=1', accessTokenTtl: '0' });
+    const lines = problems({
+      port: 'eighty',
+      signingAlg: 'HS256',
+      databaseUrl: 'mysql://x',
+      adminToken: 'short',
+      issuer: 'https://x/?q=1',
+      accessTokenTtl: '0',
+    });
     assert.deepEqual(lines, [
       'LATCHKEY_PORT: must be an integer from 0 to 65535 (got "eighty")',
       'LATCHKEY_ISSUER: must have no query or fragment',
@@ -47,14 +62,20 @@ describe('configuration', () => {
   });
 
   test('TLS off is refused on a non-loopback host unless LATCHKEY_ALLOW_INSECURE=1', () => {
-    assert.deepEqual(problems({ tls: 'off', host: '0.0.0.0' }), ['LATCHKEY_TLS: off is refused on non-loopback host 0.0.0.0; set LATCHKEY_ALLOW_INSECURE=1 to force it']);
+    assert.deepEqual(problems({ tls: 'off', host: '0.0.0.0' }), [
+      'LATCHKEY_TLS: off is refused on non-loopback host 0.0.0.0; set LATCHKEY_ALLOW_INSECURE=1 to force it',
+    ]);
     assert.equal(loadConfig({ tls: 'off', host: '0.0.0.0', allowInsecure: '1' }).tls, false);
     assert.equal(loadConfig({ tls: 'off', host: '::1' }).tls, false);
-    assert.deepEqual(problems({ tls: 'maybe' }), ['LATCHKEY_TLS: must be one of on, true, 1, yes, off, false, 0, no (got "maybe")']);
+    assert.deepEqual(problems({ tls: 'maybe' }), [
+      'LATCHKEY_TLS: must be one of on, true, 1, yes, off, false, 0, no (got "maybe")',
+    ]);
   });
 
   test('an http issuer needs TLS off; cert and key come together', () => {
-    assert.deepEqual(problems({ issuer: 'http://idp.example' }), ['LATCHKEY_ISSUER: must be an https URL (http only when TLS is off)']);
+    assert.deepEqual(problems({ issuer: 'http://idp.example' }), [
+      'LATCHKEY_ISSUER: must be an https URL (http only when TLS is off)',
+    ]);
     assert.deepEqual(problems({ tlsCert: '/x.pem' }), ['LATCHKEY_TLS_CERT and LATCHKEY_TLS_KEY: give both or neither']);
   });
 });

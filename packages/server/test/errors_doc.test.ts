@@ -23,6 +23,9 @@ test('docs/errors.md lists exactly the OAuth wire error codes Latchkey answers w
   assert.deepEqual(codesIn('Wire errors'), [...OAUTH_ERROR_CODES].sort());
 });
 
-test('docs/errors.md lists exactly the SDK\'s error codes (verifier, authorizer, token client)', () => {
-  assert.deepEqual(codesIn('SDK error codes'), [...VERIFY_ERROR_CODES, ...AUTHORIZER_ERROR_CODES, ...TOKEN_CLIENT_ERROR_CODES].sort());
+test("docs/errors.md lists exactly the SDK's error codes (verifier, authorizer, token client)", () => {
+  assert.deepEqual(
+    codesIn('SDK error codes'),
+    [...VERIFY_ERROR_CODES, ...AUTHORIZER_ERROR_CODES, ...TOKEN_CLIENT_ERROR_CODES].sort(),
+  );
 });

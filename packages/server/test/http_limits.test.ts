@@ -22,17 +22,33 @@ describe('HTTP limits', () => {
     });
 
   test('admin routes authenticate before the body is read: an anonymous malformed or huge body is 401, not parsed (finding 13)', async () => {
-    const anon = await t.fetch(`${t.issuer}/admin/policy`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"schema": not json' });
+    const anon = await t.fetch(`${t.issuer}/admin/policy`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"schema": not json',
+    });
     assert.equal(anon.status, 401, 'authentication comes first (a parse error would be 400)');
     const huge = `{"schema":{"a":"${'x'.repeat(12 * 1024 * 1024)}"},"policies":{}}`;
     const started = Date.now();
-    const big = await t.fetch(`${t.issuer}/admin/policy`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: huge });
+    const big = await t.fetch(`${t.issuer}/admin/policy`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: huge,
+    });
     assert.equal(big.status, 401);
     assert.ok(Date.now() - started < 5000);
-    const reg = await t.fetch(`${t.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{broken' });
+    const reg = await t.fetch(`${t.issuer}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{broken',
+    });
     assert.equal(reg.status, 401);
     // With the admin token the same malformed body is a 400 (parsed, refused).
-    const authed = await t.fetch(`${t.issuer}/admin/policy`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: '{"schema": not json' });
+    const authed = await t.fetch(`${t.issuer}/admin/policy`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+      body: '{"schema": not json',
+    });
     assert.equal(authed.status, 400);
   });
 
@@ -44,7 +60,9 @@ describe('HTTP limits', () => {
       s.on('data', (d) => (got += d.toString()));
       s.on('close', () => resolve(got));
     });
-    s.write(`POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n`);
+    s.write(
+      `POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n`,
+    );
     const drip = setInterval(() => s.writable && s.write('a'), 200);
     const answer = await closed;
     clearInterval(drip);
@@ -78,7 +96,9 @@ describe('HTTP limits', () => {
   test('readiness fails when storage refuses writes though it still answers reads (finding 19)', async () => {
     const db = new Database(join(t.dataDir, 'latchkey.db'));
     try {
-      db.exec("CREATE TRIGGER no_writes BEFORE UPDATE ON settings BEGIN SELECT RAISE(ABORT, 'disk full'); END; CREATE TRIGGER no_inserts BEFORE INSERT ON settings BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+      db.exec(
+        "CREATE TRIGGER no_writes BEFORE UPDATE ON settings BEGIN SELECT RAISE(ABORT, 'disk full'); END; CREATE TRIGGER no_inserts BEFORE INSERT ON settings BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+      );
       await new Promise((r) => setTimeout(r, 2100)); // past the probe's two-second memory
       const res = await t.fetch(`${t.issuer}/readyz`);
       assert.equal(res.status, 503);

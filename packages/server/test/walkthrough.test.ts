@@ -8,15 +8,28 @@ test('README walk-through: register two services, get a token, the SDK verifies 
   const t = await startTestIdp();
   const ordersClient = await t.register({ client_id: 'orders', audiences: ['https://inventory.internal'] });
   const { server, verifier } = await startOrdersService({
-    issuer: t.issuer, audience: 'https://orders.internal', fetch: t.fetch,
+    issuer: t.issuer,
+    audience: 'https://orders.internal',
+    fetch: t.fetch,
     credentials: { clientId: ordersClient.client_id, clientSecret: ordersClient.client_secret },
   });
   try {
-    const caller = await t.register({ client_id: 'checkout', audiences: ['https://orders.internal'], scope: 'orders:read' });
+    const caller = await t.register({
+      client_id: 'checkout',
+      audiences: ['https://orders.internal'],
+      scope: 'orders:read',
+    });
     const weak = await t.register({ client_id: 'reporting', audiences: ['https://orders.internal'] });
-    const auth = (c: Record<string, string>) => `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
+    const auth = (c: Record<string, string>) =>
+      `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
     const token = async (c: Record<string, string>) =>
-      (await t.post('/token', { grant_type: 'client_credentials', resource: 'https://orders.internal' }, { authorization: auth(c) })).body.access_token as string;
+      (
+        await t.post(
+          '/token',
+          { grant_type: 'client_credentials', resource: 'https://orders.internal' },
+          { authorization: auth(c) },
+        )
+      ).body.access_token as string;
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/orders`;
     const tok = await token(caller as never);
     const ok = await fetch(url, { headers: { authorization: `Bearer ${tok}` } });

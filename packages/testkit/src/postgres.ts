@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
  */
 export function testDatabaseUrl(): string | undefined {
   const url = process.env.LATCHKEY_TEST_DATABASE_URL;
-  if (!url && process.env.CI) throw new Error('LATCHKEY_TEST_DATABASE_URL must be set in CI: the PostgreSQL suite may not be skipped');
+  if (!url && process.env.CI)
+    throw new Error('LATCHKEY_TEST_DATABASE_URL must be set in CI: the PostgreSQL suite may not be skipped');
   return url;
 }
 

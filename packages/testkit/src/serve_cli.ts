@@ -18,7 +18,10 @@ export interface ServedCli {
  * server's own node process (not a tsx wrapper), so a signal sent to it reaches the server.
  */
 export async function serveCli(env: Record<string, string>): Promise<ServedCli> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI_MAIN, 'serve'], { env: { ...process.env, LATCHKEY_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI_MAIN, 'serve'], {
+    env: { ...process.env, LATCHKEY_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

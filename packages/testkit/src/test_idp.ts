@@ -34,7 +34,11 @@ export interface TestIdp {
   /** POST /register with the admin token; returns the RFC 7591 response body. */
   register(metadata: Record<string, unknown>): Promise<Record<string, any>>;
   /** Form POST helper returning status, headers and parsed JSON body. */
-  post(path: string, form: Record<string, string | string[]> | string, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: any }>;
+  post(
+    path: string,
+    form: Record<string, string | string[]> | string,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; headers: Headers; body: any }>;
   close(): Promise<void>;
 }
 
@@ -68,7 +72,10 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     logLevel: 'silent',
     ...options.config,
   });
-  const idp = await startIdp(config, { logger: options.logger ?? pino({ level: 'silent' }), ...(options.benchmarkWithoutAudit ? { benchmarkWithoutAudit: true } : {}) });
+  const idp = await startIdp(config, {
+    logger: options.logger ?? pino({ level: 'silent' }),
+    ...(options.benchmarkWithoutAudit ? { benchmarkWithoutAudit: true } : {}),
+  });
   const f = tlsFetch(idp.caPem);
   const issuer = config.issuer;
   const post: TestIdp['post'] = async (path, form, headers = {}) => {
@@ -79,7 +86,11 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
       for (const [k, v] of Object.entries(form)) for (const one of Array.isArray(v) ? v : [v]) p.append(k, one);
       body = p.toString();
     }
-    const res = await f(`${issuer}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
+    const res = await f(`${issuer}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body,
+    });
     const text = await res.text();
     let parsed: unknown = text;
     try {

@@ -13,12 +13,17 @@ const run = promisify(execFile);
  * server's.)
  */
 export async function assertTlsProfile(port: number, clientArgs = ''): Promise<void> {
-  const sClient = async (args: string) => (await run('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${port} ${clientArgs} ${args} 2>&1; true`])).stdout;
+  const sClient = async (args: string) =>
+    (await run('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${port} ${clientArgs} ${args} 2>&1; true`]))
+      .stdout;
   const old = await sClient('-tls1_1 -cipher "DEFAULT:@SECLEVEL=0"');
   assert.match(old, /alert protocol version/i, 'TLS 1.1 is refused');
   assert.match(old, /Cipher is \(NONE\)/);
   const cbc = await sClient('-tls1_2 -cipher "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:@SECLEVEL=0"');
   assert.match(cbc, /alert handshake failure/i, 'CBC suites are refused');
   assert.match(cbc, /Cipher is \(NONE\)/);
-  assert.match(await sClient('-tls1_2'), /Cipher is ECDHE-ECDSA-(AES128-GCM-SHA256|AES256-GCM-SHA384|CHACHA20-POLY1305)/);
+  assert.match(
+    await sClient('-tls1_2'),
+    /Cipher is ECDHE-ECDSA-(AES128-GCM-SHA256|AES256-GCM-SHA384|CHACHA20-POLY1305)/,
+  );
 }

@@ -47,7 +47,8 @@ export interface AuditQueue {
  * ```
  */
 export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
-  if (!options.connection && !options.credentials === !options.token) throw new TypeError('give a connection, or exactly one of credentials and token');
+  if (!options.connection && !options.credentials === !options.token)
+    throw new TypeError('give a connection, or exactly one of credentials and token');
   const conn = connectionOf(options);
   const f = conn.fetch;
   const maxQueue = options.maxQueue ?? 10_000;

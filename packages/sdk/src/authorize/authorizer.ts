@@ -121,7 +121,8 @@ const parseRef = (r: EntityRef): Uid => {
   return uid;
 };
 
-const isClaims = (p: AuthorizeRequest['principal']): p is AccessTokenClaims => typeof p === 'object' && 'sub' in p && 'client_id' in p;
+const isClaims = (p: AuthorizeRequest['principal']): p is AccessTokenClaims =>
+  typeof p === 'object' && 'sub' in p && 'client_id' in p;
 
 interface Loaded {
   bundle: PolicyBundle;
@@ -167,7 +168,8 @@ function namedUids(v: unknown, into: Map<string, Uid>): void {
  * ```
  */
 export async function createAuthorizer(options: AuthorizerOptions): Promise<Authorizer> {
-  if (!options.connection && !options.credentials === !options.token) throw new TypeError('give a connection, or exactly one of credentials and token');
+  if (!options.connection && !options.credentials === !options.token)
+    throw new TypeError('give a connection, or exactly one of credentials and token');
   const conn = connectionOf(options);
   const serviceType = options.servicePrincipalType ?? 'Service';
   const userType = options.userPrincipalType ?? 'User';
@@ -193,14 +195,18 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
     const named = new Map<string, Uid>();
     namedUids(compiled.json ?? [], named);
     loaded = {
-      bundle, compiled, error: null, index,
+      bundle,
+      compiled,
+      error: null,
+      index,
       named: [...named.values()].map((u) => index.get(u)).filter((e): e is PolicyEntity => e !== undefined),
     };
     cache.clear();
   };
 
   const source = new PolicySource({
-    connection: conn, pollInterval: options.pollInterval ?? 30,
+    connection: conn,
+    pollInterval: options.pollInterval ?? 30,
     onBundle: install,
     onError: () => undefined, // fail-static: keep deciding with the last good bundle; health() shows the age
   });
@@ -216,7 +222,9 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
     let roles: Uid[] = [];
     if (isClaims(p)) {
       uid = { type: p.sub === p.client_id ? serviceType : userType, id: p.sub };
-      roles = (Array.isArray(p.roles) ? p.roles : []).filter((r): r is string => typeof r === 'string').map((r) => ({ type: roleType, id: r }));
+      roles = (Array.isArray(p.roles) ? p.roles : [])
+        .filter((r): r is string => typeof r === 'string')
+        .map((r) => ({ type: roleType, id: r }));
     } else uid = parseRef(p);
     const known = index?.get(uid);
     const parents = [...(known?.parents ?? [])];
@@ -228,8 +236,15 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
     const given = typeof r === 'string' ? { ...parseRef(r) } : r;
     const uid = { type: given.type, id: given.id };
     const known = index?.get(uid);
-    const extra = 'attrs' in given || 'parents' in given ? (given as { attrs?: Record<string, unknown>; parents?: EntityRef[] }) : {};
-    return { uid, attrs: { ...(known?.attrs ?? {}), ...(extra.attrs ?? {}) }, parents: extra.parents ? extra.parents.map(parseRef) : (known?.parents ?? []) };
+    const extra =
+      'attrs' in given || 'parents' in given
+        ? (given as { attrs?: Record<string, unknown>; parents?: EntityRef[] })
+        : {};
+    return {
+      uid,
+      attrs: { ...(known?.attrs ?? {}), ...(extra.attrs ?? {}) },
+      parents: extra.parents ? extra.parents.map(parseRef) : (known?.parents ?? []),
+    };
   };
 
   return {
@@ -239,13 +254,26 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
       const resource = resourceEntity(request.resource, l.index);
       const action = parseRef(request.action);
       const context = request.context ?? {};
-      const key = cacheSize > 0 ? JSON.stringify([uidKey(principal.uid), principal.parents, uidKey(action), resource, context]) : '';
+      const key =
+        cacheSize > 0
+          ? JSON.stringify([uidKey(principal.uid), principal.parents, uidKey(action), resource, context])
+          : '';
       let result = cacheSize > 0 ? cache.get(key) : undefined;
       if (!result) {
         const c = l.compiled;
         const d = c
-          ? c.isAuthorized({ principal, action, resource, context, entities: () => l.index!.slice([principal, resource, ...l.named]) })
-          : { decision: 'deny' as const, reasons: [], errors: [`policy version ${l.bundle.version} cannot be evaluated: ${l.error}`] };
+          ? c.isAuthorized({
+              principal,
+              action,
+              resource,
+              context,
+              entities: () => l.index!.slice([principal, resource, ...l.named]),
+            })
+          : {
+              decision: 'deny' as const,
+              reasons: [],
+              errors: [`policy version ${l.bundle.version} cannot be evaluated: ${l.error}`],
+            };
         result = { decision: d.decision, reasons: d.reasons, errors: d.errors, version: l.bundle.version };
       }
       if (cacheSize > 0 && !cache.has(key)) {
@@ -253,18 +281,32 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
         cache.set(key, result);
       }
       options.audit?.record({
-        type: 'authz.decision', outcome: result.decision === 'allow' ? 'success' : 'failure',
-        actor: `${principal.uid.type}::${JSON.stringify(principal.uid.id)}`, target: `${resource.uid.type}::${JSON.stringify(resource.uid.id)}`,
+        type: 'authz.decision',
+        outcome: result.decision === 'allow' ? 'success' : 'failure',
+        actor: `${principal.uid.type}::${JSON.stringify(principal.uid.id)}`,
+        target: `${resource.uid.type}::${JSON.stringify(resource.uid.id)}`,
         ...(isClaims(request.principal) ? { subject: request.principal.sub } : {}),
-        reason: result.reasons.length > 0 ? result.reasons.join(',') : result.decision === 'deny' ? 'no permit' : 'permit',
-        detail: { action: `${action.type}::${JSON.stringify(action.id)}`, policy_version: result.version, ...(result.errors.length > 0 ? { errors: result.errors.slice(0, 5) } : {}) },
+        reason:
+          result.reasons.length > 0 ? result.reasons.join(',') : result.decision === 'deny' ? 'no permit' : 'permit',
+        detail: {
+          action: `${action.type}::${JSON.stringify(action.id)}`,
+          policy_version: result.version,
+          ...(result.errors.length > 0 ? { errors: result.errors.slice(0, 5) } : {}),
+        },
       });
       return result;
     },
     health() {
       const l = loaded!;
       const engine = { broken: !l.compiled || l.compiled.broken, traps: l.compiled?.trapCount ?? 0, error: l.error };
-      return { version: l.bundle.version, digest: l.bundle.digest, entities: l.index?.size ?? 0, ageSeconds: Math.round((Date.now() - source.lastContact) / 1000), cachedDecisions: cache.size, engine };
+      return {
+        version: l.bundle.version,
+        digest: l.bundle.digest,
+        entities: l.index?.size ?? 0,
+        ageSeconds: Math.round((Date.now() - source.lastContact) / 1000),
+        cachedDecisions: cache.size,
+        engine,
+      };
     },
     close() {
       source.close();

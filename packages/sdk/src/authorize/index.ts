@@ -1,1 +1,11 @@
-export { createAuthorizer, AuthorizerError, AUTHORIZER_ERROR_CODES, type Authorizer, type AuthorizerOptions, type AuthorizeRequest, type AuthorizeResult, type AuthorizerHealth, type EntityRef } from './authorizer.ts';
+export {
+  createAuthorizer,
+  AuthorizerError,
+  AUTHORIZER_ERROR_CODES,
+  type Authorizer,
+  type AuthorizerOptions,
+  type AuthorizeRequest,
+  type AuthorizeResult,
+  type AuthorizerHealth,
+  type EntityRef,
+} from './authorizer.ts';

@@ -57,7 +57,9 @@ export class PolicySource {
 
   private async fetchBundle(): Promise<void> {
     const c = this.o.connection;
-    const res = await c.fetch(`${c.issuer}/feeds/policy`, { headers: { authorization: await c.authorization(), ...(this.etag ? { 'if-none-match': this.etag } : {}) } });
+    const res = await c.fetch(`${c.issuer}/feeds/policy`, {
+      headers: { authorization: await c.authorization(), ...(this.etag ? { 'if-none-match': this.etag } : {}) },
+    });
     if (res.status === 304) {
       this.lastContact = Date.now();
       return;

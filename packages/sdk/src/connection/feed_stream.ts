@@ -66,10 +66,17 @@ export class SharedFeedStream {
   private open(streams: string): void {
     this.stop();
     // Start from the lowest cursor a consumer holds (events before it are known to everyone).
-    const cursors = [...this.listeners].map((l) => l.since?.()).filter((c): c is string => c !== undefined).map(Number);
+    const cursors = [...this.listeners]
+      .map((l) => l.since?.())
+      .filter((c): c is string => c !== undefined)
+      .map(Number);
     const since = cursors.length > 0 ? `&since=${Math.min(...cursors)}` : '';
     const es = new EventSource(`${this.o.issuer}/feeds/stream?streams=${streams}${since}`, {
-      fetch: async (input, init) => this.o.fetch(input as string, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: await this.o.authorization() } }),
+      fetch: async (input, init) =>
+        this.o.fetch(input as string, {
+          ...init,
+          headers: { ...(init?.headers as Record<string, string>), authorization: await this.o.authorization() },
+        }),
     });
     this.es = es;
     this.carried = streams;

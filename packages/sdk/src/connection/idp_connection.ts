@@ -89,11 +89,18 @@ export function createIdpConnection(options: IdpConnectionOptions): IdpConnectio
     fetch: f,
     authenticated: c !== undefined,
     get feed() {
-      feed ??= new SharedFeedStream({ issuer: options.issuer, fetch: f, authorization: () => connection.authorization() });
+      feed ??= new SharedFeedStream({
+        issuer: options.issuer,
+        fetch: f,
+        authorization: () => connection.authorization(),
+      });
       return feed;
     },
     async authorization(scope) {
-      if (!c) throw new TypeError('this connection has no credentials: give clientId and clientSecret, a token function or a token source');
+      if (!c)
+        throw new TypeError(
+          'this connection has no credentials: give clientId and clientSecret, a token function or a token source',
+        );
       if ('clientSecret' in c) return basicAuthorization(c.clientId, c.clientSecret);
       if ('token' in c) return `Bearer ${await c.token(scope)}`;
       // The IdP accepts only tokens audienced to itself at its own endpoints.
@@ -134,10 +141,20 @@ export function createIdpConnection(options: IdpConnectionOptions): IdpConnectio
  * await fetch(`${conn.issuer}/feeds/keys`, { headers: { authorization: await conn.authorization() } });
  * ```
  */
-export function connectionOf(o: { connection?: IdpConnection; issuer?: string; credentials?: { clientId: string; clientSecret: string }; token?: () => Promise<string>; fetch?: typeof fetch }): IdpConnection {
+export function connectionOf(o: {
+  connection?: IdpConnection;
+  issuer?: string;
+  credentials?: { clientId: string; clientSecret: string };
+  token?: () => Promise<string>;
+  fetch?: typeof fetch;
+}): IdpConnection {
   if (o.connection) return o.connection;
   if (!o.issuer) throw new TypeError('give a connection or an issuer');
   if (o.credentials && o.token) throw new TypeError('give one of credentials and token');
   const credentials: IdpCredentials | undefined = o.credentials ?? (o.token ? { token: o.token } : undefined);
-  return createIdpConnection({ issuer: o.issuer, ...(credentials ? { credentials } : {}), ...(o.fetch ? { fetch: o.fetch } : {}) });
+  return createIdpConnection({
+    issuer: o.issuer,
+    ...(credentials ? { credentials } : {}),
+    ...(o.fetch ? { fetch: o.fetch } : {}),
+  });
 }

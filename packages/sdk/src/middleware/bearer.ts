@@ -72,13 +72,26 @@ const peerCertificates = new WeakMap<object, X509Certificate | null>();
  * if (!outcome.claims) return respond(outcome.status, outcome.headers, outcome.body);
  * ```
  */
-export async function authenticateBearer(authorization: string | undefined, options: AuthOptions, peerCertificate?: X509Certificate | Buffer): Promise<AuthOutcome> {
+export async function authenticateBearer(
+  authorization: string | undefined,
+  options: AuthOptions,
+  peerCertificate?: X509Certificate | Buffer,
+): Promise<AuthOutcome> {
   const realm = quote(options.realm ?? 'latchkey');
   const m = /^bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(authorization ?? '');
   if (!m) {
     // §3.1: no credentials → 401 without an error code; malformed → invalid_request.
-    if (!authorization) return { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm}"` }, body: { error: 'invalid_token', error_description: 'a bearer token is required' } };
-    return { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm}", error="invalid_request"` }, body: { error: 'invalid_request', error_description: 'malformed Authorization header' } };
+    if (!authorization)
+      return {
+        status: 401,
+        headers: { 'www-authenticate': `Bearer realm="${realm}"` },
+        body: { error: 'invalid_token', error_description: 'a bearer token is required' },
+      };
+    return {
+      status: 401,
+      headers: { 'www-authenticate': `Bearer realm="${realm}", error="invalid_request"` },
+      body: { error: 'invalid_request', error_description: 'malformed Authorization header' },
+    };
   }
   let claims: AccessTokenClaims;
   try {
@@ -91,13 +104,16 @@ export async function authenticateBearer(authorization: string | undefined, opti
       body: { error: 'invalid_token', error_description: code },
     };
   }
-  const needed = options.scope === undefined ? [] : Array.isArray(options.scope) ? options.scope : options.scope.split(' ');
+  const needed =
+    options.scope === undefined ? [] : Array.isArray(options.scope) ? options.scope : options.scope.split(' ');
   const granted = new Set(typeof claims.scope === 'string' ? claims.scope.split(' ') : []);
   const missing = needed.filter((s) => !granted.has(s));
   if (missing.length > 0) {
     return {
       status: 403,
-      headers: { 'www-authenticate': `Bearer realm="${realm}", error="insufficient_scope", scope="${quote(needed.join(' '))}"` },
+      headers: {
+        'www-authenticate': `Bearer realm="${realm}", error="insufficient_scope", scope="${quote(needed.join(' '))}"`,
+      },
       body: { error: 'insufficient_scope', error_description: `requires scope ${needed.join(' ')}` },
     };
   }

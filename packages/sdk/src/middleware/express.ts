@@ -34,7 +34,10 @@ export function requireToken(options: AuthOptions) {
         next();
         return;
       }
-      res.status(outcome.status!).set({ ...outcome.headers!, 'cache-control': 'no-store' }).json(outcome.body);
+      res
+        .status(outcome.status!)
+        .set({ ...outcome.headers!, 'cache-control': 'no-store' })
+        .json(outcome.body);
     }, next);
   };
 }

@@ -29,12 +29,19 @@ interface FastifyReplyLike {
 export function requireToken(options: AuthOptions) {
   return async (request: FastifyRequestLike, reply: FastifyReplyLike): Promise<void> => {
     const h = request.headers.authorization;
-    const outcome = await authenticateBearer(Array.isArray(h) ? undefined : h, options, peerCertificateOf(request.raw?.socket));
+    const outcome = await authenticateBearer(
+      Array.isArray(h) ? undefined : h,
+      options,
+      peerCertificateOf(request.raw?.socket),
+    );
     if (outcome.claims) {
       request.latchkey = outcome.claims;
       return;
     }
-    await reply.code(outcome.status!).headers({ ...outcome.headers!, 'cache-control': 'no-store' }).send(outcome.body);
+    await reply
+      .code(outcome.status!)
+      .headers({ ...outcome.headers!, 'cache-control': 'no-store' })
+      .send(outcome.body);
   };
 }
 

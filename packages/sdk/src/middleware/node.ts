@@ -18,10 +18,16 @@ import { decidePermission, type PermissionOptions } from './permission.ts';
  * });
  * ```
  */
-export async function authenticate(req: IncomingMessage, res: ServerResponse, options: AuthOptions): Promise<AccessTokenClaims | undefined> {
+export async function authenticate(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: AuthOptions,
+): Promise<AccessTokenClaims | undefined> {
   const outcome = await authenticateBearer(req.headers.authorization, options, peerCertificateOf(req.socket));
   if (outcome.claims) return outcome.claims;
-  res.writeHead(outcome.status!, { ...outcome.headers, 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(outcome.body));
+  res
+    .writeHead(outcome.status!, { ...outcome.headers, 'content-type': 'application/json', 'cache-control': 'no-store' })
+    .end(JSON.stringify(outcome.body));
   return undefined;
 }
 
@@ -38,9 +44,16 @@ export async function authenticate(req: IncomingMessage, res: ServerResponse, op
  * if (!decision) return;
  * ```
  */
-export async function requirePermission(req: IncomingMessage, res: ServerResponse, claims: AccessTokenClaims, options: PermissionOptions<IncomingMessage>): Promise<AuthorizeResult | undefined> {
+export async function requirePermission(
+  req: IncomingMessage,
+  res: ServerResponse,
+  claims: AccessTokenClaims,
+  options: PermissionOptions<IncomingMessage>,
+): Promise<AuthorizeResult | undefined> {
   const outcome = await decidePermission(req, claims, options);
   if (outcome.allowed) return outcome.result;
-  res.writeHead(outcome.status!, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(outcome.body));
+  res
+    .writeHead(outcome.status!, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+    .end(JSON.stringify(outcome.body));
   return undefined;
 }

@@ -28,17 +28,48 @@ export interface PermissionOptions<Req> {
  * if (!outcome.allowed) return respond(outcome.status, outcome.body);
  * ```
  */
-export async function decidePermission<Req>(request: Req, claims: AccessTokenClaims | undefined, options: PermissionOptions<Req>): Promise<{ allowed: boolean; result?: AuthorizeResult; status?: 401 | 403 | 500; body?: { error: string; error_description: string } }> {
-  if (!claims) return { allowed: false, status: 401, body: { error: 'invalid_token', error_description: 'a verified bearer token is required before a permission check' } };
+export async function decidePermission<Req>(
+  request: Req,
+  claims: AccessTokenClaims | undefined,
+  options: PermissionOptions<Req>,
+): Promise<{
+  allowed: boolean;
+  result?: AuthorizeResult;
+  status?: 401 | 403 | 500;
+  body?: { error: string; error_description: string };
+}> {
+  if (!claims)
+    return {
+      allowed: false,
+      status: 401,
+      body: {
+        error: 'invalid_token',
+        error_description: 'a verified bearer token is required before a permission check',
+      },
+    };
   let resource: AuthorizeRequest['resource'];
   let context: Record<string, unknown> | undefined;
   try {
     resource = await options.resource(request);
     context = options.context ? await options.context(request) : undefined;
   } catch {
-    return { allowed: false, status: 500, body: { error: 'server_error', error_description: 'the resource for the permission check could not be resolved' } };
+    return {
+      allowed: false,
+      status: 500,
+      body: { error: 'server_error', error_description: 'the resource for the permission check could not be resolved' },
+    };
   }
-  const result = options.authorizer.authorize({ principal: claims, action: options.action, resource, ...(context ? { context } : {}) });
+  const result = options.authorizer.authorize({
+    principal: claims,
+    action: options.action,
+    resource,
+    ...(context ? { context } : {}),
+  });
   if (result.decision === 'allow') return { allowed: true, result };
-  return { allowed: false, result, status: 403, body: { error: 'access_denied', error_description: 'the request is not permitted' } };
+  return {
+    allowed: false,
+    result,
+    status: 403,
+    body: { error: 'access_denied', error_description: 'the request is not permitted' },
+  };
 }

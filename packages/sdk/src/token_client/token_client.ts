@@ -98,8 +98,10 @@ interface Cached {
  * ```
  */
 export function createTokenClient(options: TokenClientOptions): TokenClient {
-  if (options.clientSecret !== undefined && options.privateKey !== undefined) throw new TypeError('give at most one of clientSecret and privateKey');
-  if (options.clientSecret === undefined && options.privateKey === undefined && !options.workload) throw new TypeError('give clientSecret, privateKey, or a workload identity to authenticate with');
+  if (options.clientSecret !== undefined && options.privateKey !== undefined)
+    throw new TypeError('give at most one of clientSecret and privateKey');
+  if (options.clientSecret === undefined && options.privateKey === undefined && !options.workload)
+    throw new TypeError('give clientSecret, privateKey, or a workload identity to authenticate with');
   const f = options.fetch ?? options.workload?.idpFetch ?? globalThis.fetch;
   const renewAfter = options.renewAfter ?? 0.8;
   const cache = new Map<string, Cached>();
@@ -108,9 +110,12 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   // Discovery through the IdP connection (one place that reads and checks RFC 8414 metadata).
   const idp = createIdpConnection({ issuer: options.issuer, fetch: f });
   const endpoint = (): Promise<string> =>
-    idp.metadata().then((m) => m.token_endpoint, (err: unknown) => {
-      throw err instanceof IdpMetadataError ? new TokenClientError('invalid_issuer', 0, err.message) : err;
-    });
+    idp.metadata().then(
+      (m) => m.token_endpoint,
+      (err: unknown) => {
+        throw err instanceof IdpMetadataError ? new TokenClientError('invalid_issuer', 0, err.message) : err;
+      },
+    );
 
   const request = async (req: TokenRequest): Promise<Cached> => {
     const url = await endpoint();
@@ -128,23 +133,37 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       const pk = options.privateKey;
       const assertion = await new SignJWT({ jti: randomBytes(16).toString('base64url') })
         .setProtectedHeader({ alg: pk.alg ?? 'ES256', ...(pk.kid ? { kid: pk.kid } : {}) })
-        .setIssuer(options.clientId).setSubject(options.clientId).setAudience(options.issuer).setIssuedAt().setExpirationTime('60s')
+        .setIssuer(options.clientId)
+        .setSubject(options.clientId)
+        .setAudience(options.issuer)
+        .setIssuedAt()
+        .setExpirationTime('60s')
         .sign(pk.key);
       form.set('client_assertion_type', CLIENT_ASSERTION_TYPE_JWT_BEARER);
       form.set('client_assertion', assertion);
     }
     const sent = Date.now();
     const res = await f(url, { method: 'POST', headers, body: form.toString() });
-    const body = (await res.json().catch(() => ({}))) as { access_token?: string; expires_in?: number; error?: string; error_description?: string };
+    const body = (await res.json().catch(() => ({}))) as {
+      access_token?: string;
+      expires_in?: number;
+      error?: string;
+      error_description?: string;
+    };
     if (!res.ok || typeof body.access_token !== 'string') {
-      throw new TokenClientError(body.error ?? 'invalid_response', res.status, body.error_description ?? `token endpoint answered HTTP ${res.status}`);
+      throw new TokenClientError(
+        body.error ?? 'invalid_response',
+        res.status,
+        body.error_description ?? `token endpoint answered HTTP ${res.status}`,
+      );
     }
     const lifetime = (typeof body.expires_in === 'number' ? body.expires_in : 300) * 1000;
     return { token: body.access_token, renewAt: sent + lifetime * renewAfter, expiresAt: sent + lifetime };
   };
 
   // A bound token is good only over its certificate: after a rotation, new tokens.
-  const cacheKey = (req: TokenRequest): string => `${req.audience ?? ''}\u0000${req.scope ?? ''}\u0000${options.workload?.certificate.thumbprint ?? ''}`;
+  const cacheKey = (req: TokenRequest): string =>
+    `${req.audience ?? ''}\u0000${req.scope ?? ''}\u0000${options.workload?.certificate.thumbprint ?? ''}`;
 
   const getToken = async (req: TokenRequest = {}): Promise<string> => {
     const key = cacheKey(req);
@@ -162,7 +181,11 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       inflight.set(key, p);
     }
     // Past the renewal point but still valid: use it if the renewal fails.
-    if (hit && now < hit.expiresAt) return p.then((c) => c.token, () => hit.token);
+    if (hit && now < hit.expiresAt)
+      return p.then(
+        (c) => c.token,
+        () => hit.token,
+      );
     return (await p).token;
   };
 

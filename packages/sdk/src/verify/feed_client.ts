@@ -44,7 +44,10 @@ export class FeedClient {
   /** Pages through `/feeds/revocations` from the current cursor. */
   private async catchUp(): Promise<void> {
     for (;;) {
-      const res = await this.o.connection.fetch(`${this.o.connection.issuer}/feeds/revocations?since=${this.o.revocations.cursor}`, { headers: await this.headers(this.etag ? { 'if-none-match': this.etag } : {}) });
+      const res = await this.o.connection.fetch(
+        `${this.o.connection.issuer}/feeds/revocations?since=${this.o.revocations.cursor}`,
+        { headers: await this.headers(this.etag ? { 'if-none-match': this.etag } : {}) },
+      );
       if (res.status === 304) {
         this.lastContact = Date.now();
         return;

@@ -90,7 +90,9 @@ export class JwksCache {
   private async load(): Promise<void> {
     this.lastAttempt = Date.now();
     try {
-      const res = await this.options.fetch(this.options.jwksUri, { headers: this.etag ? { 'if-none-match': this.etag } : {} });
+      const res = await this.options.fetch(this.options.jwksUri, {
+        headers: this.etag ? { 'if-none-match': this.etag } : {},
+      });
       const maxAge = maxAgeOf(res.headers.get('cache-control'));
       this.expiresAt = Date.now() + (maxAge !== undefined ? maxAge * 1000 : this.options.defaultMaxAgeMs);
       if (res.status === 304) {

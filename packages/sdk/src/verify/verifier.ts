@@ -1,5 +1,15 @@
 import { X509Certificate } from 'node:crypto';
-import { accessTokenTypeOk, checkAccessTokenClaims, checkAccessTokenTime, checkCertificateBinding, parseCompactJws, verifyJws, type AccessTokenClaims, type AccessTokenProblem, certificateThumbprint } from '@latchkey/protocol';
+import {
+  accessTokenTypeOk,
+  checkAccessTokenClaims,
+  checkAccessTokenTime,
+  checkCertificateBinding,
+  parseCompactJws,
+  verifyJws,
+  type AccessTokenClaims,
+  type AccessTokenProblem,
+  certificateThumbprint,
+} from '@latchkey/protocol';
 import { FeedClient, type FeedState } from './feed_client.ts';
 import { JwksCache } from './jwks_cache.ts';
 import { RevocationSet } from './revocation_set.ts';
@@ -107,11 +117,17 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     try {
       jwksUri = (await conn.metadata()).jwks_uri;
     } catch (err) {
-      if (err instanceof IdpMetadataError) throw new VerifyError(err.reason === 'mismatch' ? 'wrong_issuer' : 'issuer_unreachable', err.message);
+      if (err instanceof IdpMetadataError)
+        throw new VerifyError(err.reason === 'mismatch' ? 'wrong_issuer' : 'issuer_unreachable', err.message);
       throw err;
     }
   }
-  const jwks = new JwksCache({ jwksUri, fetch: f, cooldownMs: (options.jwksCooldown ?? 30) * 1000, defaultMaxAgeMs: 300_000 });
+  const jwks = new JwksCache({
+    jwksUri,
+    fetch: f,
+    cooldownMs: (options.jwksCooldown ?? 30) * 1000,
+    defaultMaxAgeMs: 300_000,
+  });
   await jwks.refresh().catch((err: Error) => {
     throw new VerifyError('issuer_unreachable', `JWKS could not be fetched: ${err.message}`);
   });
@@ -131,7 +147,8 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
   const pruner = setInterval(() => revocations.prune(Math.floor(Date.now() / 1000)), 60_000);
   pruner.unref();
 
-  const lastContact = (): number => Math.max(jwks.lastSuccess, feed?.lastContact ?? 0, feed?.state === 'connected' ? Date.now() : 0);
+  const lastContact = (): number =>
+    Math.max(jwks.lastSuccess, feed?.lastContact ?? 0, feed?.state === 'connected' ? Date.now() : 0);
 
   const checkTime = (claims: AccessTokenClaims, now: number): void => {
     const problem = checkAccessTokenTime(claims, now, skew);
@@ -142,7 +159,8 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
   const thumbprints = new WeakMap<X509Certificate, string>();
   const checkBinding = (claims: AccessTokenClaims, cert: X509Certificate | Buffer | undefined): void => {
     if (claims.cnf === undefined) return;
-    if (!cert) throw new VerifyError('binding_mismatch', 'the token is bound to a client certificate and none was presented');
+    if (!cert)
+      throw new VerifyError('binding_mismatch', 'the token is bound to a client certificate and none was presented');
     // RFC 8705 §3.1: base64url SHA-256 of the DER certificate — once per X509Certificate object
     // (immutable; the middleware hands over one per connection), every time for a Buffer.
     let thumbprint = cert instanceof X509Certificate ? thumbprints.get(cert) : undefined;
@@ -150,7 +168,8 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
       thumbprint = certificateThumbprint(cert instanceof X509Certificate ? cert.raw : cert);
       if (cert instanceof X509Certificate) thumbprints.set(cert, thumbprint);
     }
-    if (checkCertificateBinding(claims, thumbprint)) throw new VerifyError('binding_mismatch', 'the token is bound to another certificate');
+    if (checkCertificateBinding(claims, thumbprint))
+      throw new VerifyError('binding_mismatch', 'the token is bound to another certificate');
   };
 
   const report = (token: unknown, err: VerifyError): void => {
@@ -158,11 +177,25 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     // What the token claims, unverified: enough to find it in the IdP's log, never the token itself.
     const jws = typeof token === 'string' && token.length <= 8192 ? parseCompactJws(token) : undefined;
     const p = jws?.payload ?? {};
-    const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 && v.length <= 256 ? v : undefined);
+    const str = (v: unknown): string | undefined =>
+      typeof v === 'string' && v.length > 0 && v.length <= 256 ? v : undefined;
     const clientId = str(p.client_id);
     const detail: Record<string, unknown> = { why: err.message };
-    for (const [k, v] of [['jti', str(p.jti)], ['kid', str(jws?.header.kid)], ['token_client_id', clientId], ['iss', str(p.iss)]] as const) if (v !== undefined) detail[k] = v;
-    options.audit.record({ type: 'token.rejected', outcome: 'failure', actor: clientId ?? 'unknown', ...(str(p.sub) ? { subject: str(p.sub)! } : {}), reason: err.code, detail });
+    for (const [k, v] of [
+      ['jti', str(p.jti)],
+      ['kid', str(jws?.header.kid)],
+      ['token_client_id', clientId],
+      ['iss', str(p.iss)],
+    ] as const)
+      if (v !== undefined) detail[k] = v;
+    options.audit.record({
+      type: 'token.rejected',
+      outcome: 'failure',
+      actor: clientId ?? 'unknown',
+      ...(str(p.sub) ? { subject: str(p.sub)! } : {}),
+      reason: err.code,
+      detail,
+    });
   };
 
   const verifier: Verifier = {
@@ -175,15 +208,21 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
       }
     },
     clientRevoked: (clientId, issuedAt) => revocations.clientRevoked(clientId, issuedAt),
-    onClientRevoked: (listener) => revocations.onApply((e) => {
-      if (e.kind === 'client') listener(e.ref);
-    }),
+    onClientRevoked: (listener) =>
+      revocations.onApply((e) => {
+        if (e.kind === 'client') listener(e.ref);
+      }),
     health() {
       const age = (t: number) => (t > 0 ? Math.round((Date.now() - t) / 1000) : null);
       return {
         ok: Date.now() - lastContact() <= maxStalenessMs,
         jwks: { keys: jwks.size, ageSeconds: age(jwks.lastSuccess), lastError: jwks.lastError ?? null },
-        revocations: { entries: revocations.size, cursor: revocations.cursor, ageSeconds: age(feed?.lastContact ?? 0), feed: feed?.state ?? 'off' },
+        revocations: {
+          entries: revocations.size,
+          cursor: revocations.cursor,
+          ageSeconds: age(feed?.lastContact ?? 0),
+          feed: feed?.state ?? 'off',
+        },
         cachedTokens: cache.size,
         ...(options.audit ? { audit: { pending: options.audit.pending, dropped: options.audit.dropped } } : {}),
       };
@@ -195,10 +234,15 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
   };
   return verifier;
 
-  async function verifyToken(token: string, opts: { mtlsCertificate?: X509Certificate | Buffer }): Promise<AccessTokenClaims> {
+  async function verifyToken(
+    token: string,
+    opts: { mtlsCertificate?: X509Certificate | Buffer },
+  ): Promise<AccessTokenClaims> {
     const now = Math.floor(Date.now() / 1000);
-    if (Date.now() - lastContact() > maxStalenessMs) throw new VerifyError('issuer_unreachable', 'the IdP has been unreachable for longer than the allowed staleness');
-    if (typeof token !== 'string' || token.length === 0 || token.length > 8192) throw new VerifyError('token_malformed', 'not a compact JWS');
+    if (Date.now() - lastContact() > maxStalenessMs)
+      throw new VerifyError('issuer_unreachable', 'the IdP has been unreachable for longer than the allowed staleness');
+    if (typeof token !== 'string' || token.length === 0 || token.length > 8192)
+      throw new VerifyError('token_malformed', 'not a compact JWS');
     const hit = cache.get(token);
     if (hit) {
       checkTime(hit.claims, now);
@@ -213,7 +257,8 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     if (!jws) throw new VerifyError('token_malformed', 'not a compact JWS');
     const { header, payload } = jws;
     // RFC 8725 §3.1 / §2.1: only the allowlisted asymmetric algorithms; never none or HMAC.
-    if (typeof header.alg !== 'string' || !ALLOWED.has(header.alg)) throw new VerifyError('algorithm_not_allowed', 'algorithm not allowed');
+    if (typeof header.alg !== 'string' || !ALLOWED.has(header.alg))
+      throw new VerifyError('algorithm_not_allowed', 'algorithm not allowed');
     // RFC 7515 §4.1.11: a critical extension we do not understand must be refused.
     if (header.crit !== undefined) throw new VerifyError('critical_header_unsupported', 'unsupported critical header');
     // RFC 9068 §4: the typ of an access token.
@@ -224,7 +269,8 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     const key = await jwks.resolve(header.kid);
     if (!key) throw new VerifyError('key_unknown', 'the signing key is not in the issuer JWKS');
     if (key.alg !== header.alg) throw new VerifyError('algorithm_not_allowed', 'the algorithm does not match the key');
-    if (!verifyJws(key.alg, key.key, jws.signingInput, jws.signature)) throw new VerifyError('signature_invalid', 'signature verification failed');
+    if (!verifyJws(key.alg, key.key, jws.signingInput, jws.signature))
+      throw new VerifyError('signature_invalid', 'signature verification failed');
     // The same claims check the IdP makes of its own tokens (protocol's checkAccessTokenClaims).
     const checked = checkAccessTokenClaims(payload, { issuer, audience: options.audience, now, skew });
     if (!checked.ok) throw new VerifyError(checked.problem, CLAIM_MESSAGES[checked.problem]);

@@ -53,7 +53,9 @@ export function spiffeIdOfPeer(cert: PeerCertificate | undefined): string | unde
  */
 export function peerSpiffeId(source: IncomingMessage | TLSSocket | { raw: IncomingMessage }): string | undefined {
   const s = source as Partial<TLSSocket> & { raw?: IncomingMessage; socket?: unknown };
-  const socket = (typeof s.getPeerCertificate === 'function' ? s : (s.raw?.socket ?? s.socket)) as Partial<TLSSocket> | undefined;
+  const socket = (typeof s.getPeerCertificate === 'function' ? s : (s.raw?.socket ?? s.socket)) as
+    | Partial<TLSSocket>
+    | undefined;
   if (!socket || socket.authorized !== true || typeof socket.getPeerCertificate !== 'function') return undefined;
   return spiffeIdOfPeer(socket.getPeerCertificate());
 }

@@ -3,7 +3,13 @@ import type { RequestListener } from 'node:http';
 import https from 'node:https';
 import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
 import type { AgentOptions } from 'node:https';
-import type { ConnectionOptions, PeerCertificate, SecureContextOptions, Server as TlsServer, TLSSocket } from 'node:tls';
+import type {
+  ConnectionOptions,
+  PeerCertificate,
+  SecureContextOptions,
+  Server as TlsServer,
+  TLSSocket,
+} from 'node:tls';
 import { Agent as UndiciAgent, Dispatcher, fetch as undiciFetch } from 'undici';
 import { TLS_OPTIONS, certificateThumbprint, serviceClientId, WORKLOAD_SCOPE } from '@latchkey/protocol';
 import { createIdpConnection, type IdpCredentials } from '../connection/idp_connection.ts';
@@ -22,7 +28,9 @@ export interface WorkloadIdentityOptions {
    * or a token client (any token source) asked for tokens with the `workload` scope and the IdP
    * as their audience (Bearer) — the forms of {@link IdpCredentials}.
    */
-  credentials: IdpCredentials | { tokenClient: { getToken(request: { audience?: string; scope?: string }): Promise<string> } };
+  credentials:
+    | IdpCredentials
+    | { tokenClient: { getToken(request: { audience?: string; scope?: string }): Promise<string> } };
   /** Key type generated in-process for each certificate (default P-256). */
   keyType?: WorkloadKeyType;
   /**
@@ -179,7 +187,11 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
   // The first certificate is requested without one; every renewal presents the current one.
   const bootstrap = new UndiciAgent({ connect: { ...idpTrust, ...TLS_OPTIONS } as never });
   let idpDispatcher: RotatingDispatcher | undefined;
-  const f = ((input: string, init?: RequestInit) => undiciFetch(input, { ...(init as object), dispatcher: idpDispatcher ?? bootstrap } as never)) as unknown as typeof fetch;
+  const f = ((input: string, init?: RequestInit) =>
+    undiciFetch(input, {
+      ...(init as object),
+      dispatcher: idpDispatcher ?? bootstrap,
+    } as never)) as unknown as typeof fetch;
   const keyType = options.keyType ?? 'P-256';
   const renewShare = options.renewAt ?? 0.5;
   const jitterShare = options.jitter ?? 0.1;
@@ -203,7 +215,11 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
   // The IdP connection's one way of building the Authorization header, over this workload's own
   // fetch (which presents the current certificate to the IdP).
   const c = options.credentials;
-  const idp = createIdpConnection({ issuer: options.issuer, credentials: 'tokenClient' in c ? { tokenSource: c.tokenClient } : c, fetch: f });
+  const idp = createIdpConnection({
+    issuer: options.issuer,
+    credentials: 'tokenClient' in c ? { tokenSource: c.tokenClient } : c,
+    fetch: f,
+  });
   const authorization = (): Promise<string> => idp.authorization(WORKLOAD_SCOPE);
 
   const obtain = async (generation: number): Promise<Current> => {
@@ -213,15 +229,31 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
       headers: { authorization: await authorization(), 'content-type': 'application/json' },
       body: JSON.stringify({ csr: csrPem }),
     });
-    const body = (await res.json().catch(() => ({}))) as { certificate?: string; trust_bundle?: string; spiffe_id?: string; error?: string; error_description?: string };
-    if (!res.ok || typeof body.certificate !== 'string' || typeof body.trust_bundle !== 'string' || typeof body.spiffe_id !== 'string') {
-      throw new Error(`the IdP refused a workload certificate: HTTP ${res.status} ${body.error ?? ''} ${body.error_description ?? ''}`.trim());
+    const body = (await res.json().catch(() => ({}))) as {
+      certificate?: string;
+      trust_bundle?: string;
+      spiffe_id?: string;
+      error?: string;
+      error_description?: string;
+    };
+    if (
+      !res.ok ||
+      typeof body.certificate !== 'string' ||
+      typeof body.trust_bundle !== 'string' ||
+      typeof body.spiffe_id !== 'string'
+    ) {
+      throw new Error(
+        `the IdP refused a workload certificate: HTTP ${res.status} ${body.error ?? ''} ${body.error_description ?? ''}`.trim(),
+      );
     }
     const leaf = new X509Certificate(body.certificate);
     return {
       keyPem: privateKeyPem,
       certificate: {
-        pem: body.certificate, serial: leaf.serialNumber, notBefore: new Date(leaf.validFrom), notAfter: new Date(leaf.validTo),
+        pem: body.certificate,
+        serial: leaf.serialNumber,
+        notBefore: new Date(leaf.validFrom),
+        notAfter: new Date(leaf.validTo),
         thumbprint: certificateThumbprint(leaf.raw),
       },
       bundlePem: body.trust_bundle,
@@ -245,16 +277,29 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
     schedule(Math.max(0, life * renewShare + jitter));
   };
 
-  const serverSecureContext = (): SecureContextOptions => ({ key: current.keyPem, cert: current.certificate.pem, ca: current.bundlePem, ...TLS_OPTIONS });
+  const serverSecureContext = (): SecureContextOptions => ({
+    key: current.keyPem,
+    cert: current.certificate.pem,
+    ca: current.bundlePem,
+    ...TLS_OPTIONS,
+  });
 
   /** The client id a peer's SPIFFE ID names in this trust domain (`spiffe://<td>/svc/<id>`). */
-  const peerClientId = (spiffeId: string | undefined): string | undefined => (spiffeId === undefined ? undefined : serviceClientId(spiffeId, current.spiffeId.slice('spiffe://'.length).split('/')[0]));
+  const peerClientId = (spiffeId: string | undefined): string | undefined =>
+    spiffeId === undefined
+      ? undefined
+      : serviceClientId(spiffeId, current.spiffeId.slice('spiffe://'.length).split('/')[0]);
   /** Why a verified peer certificate is not acceptable, or undefined. */
   const refusal = (cert: PeerCertificate): string | undefined => {
     const id = spiffeIdOfPeer(cert);
     if (!peerAllowed(options.authorizePeer, id)) return `${id ?? '(no SPIFFE ID)'} is not an allowed peer`;
     const clientId = peerClientId(id);
-    if (options.revocations && clientId !== undefined && options.revocations.clientRevoked(clientId, Date.parse(cert.valid_from) / 1000)) return `${id} was revoked`;
+    if (
+      options.revocations &&
+      clientId !== undefined &&
+      options.revocations.clientRevoked(clientId, Date.parse(cert.valid_from) / 1000)
+    )
+      return `${id} was revoked`;
     return undefined;
   };
 
@@ -264,7 +309,11 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
     return why ? new Error(`server ${why}`) : undefined;
   };
 
-  const clientOptions = (): ConnectionOptions => ({ ...serverSecureContext(), rejectUnauthorized: true, checkServerIdentity: checkServer });
+  const clientOptions = (): ConnectionOptions => ({
+    ...serverSecureContext(),
+    rejectUnauthorized: true,
+    checkServerIdentity: checkServer,
+  });
 
   class RotatingHttpsAgent extends https.Agent {
     constructor(opts: AgentOptions) {
@@ -278,12 +327,15 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
     override createConnection(...args: unknown[]): never {
       const opts = args[0] as Record<string, unknown>;
       Object.assign(opts, clientOptions());
-      return (https.Agent.prototype as unknown as { createConnection: (...a: unknown[]) => never }).createConnection.apply(this, args);
+      return (
+        https.Agent.prototype as unknown as { createConnection: (...a: unknown[]) => never }
+      ).createConnection.apply(this, args);
     }
     /** Closes idle pooled sockets of older certificate generations (or all of them). */
     dropIdle(all = false): void {
       const free = (this as unknown as { freeSockets: Record<string, TLSSocket[]> }).freeSockets;
-      for (const [name, sockets] of Object.entries(free)) if (all || !name.endsWith(`:latchkey-gen-${current.generation}`)) for (const s of sockets) s.destroy();
+      for (const [name, sockets] of Object.entries(free))
+        if (all || !name.endsWith(`:latchkey-gen-${current.generation}`)) for (const s of sockets) s.destroy();
     }
   }
 
@@ -292,11 +344,17 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
   } finally {
     void bootstrap.close().catch(() => undefined);
   }
-  idpDispatcher = new RotatingDispatcher(() => new UndiciAgent({ connect: { key: current.keyPem, cert: current.certificate.pem, ...idpTrust, ...TLS_OPTIONS } as never }));
+  idpDispatcher = new RotatingDispatcher(
+    () =>
+      new UndiciAgent({
+        connect: { key: current.keyPem, cert: current.certificate.pem, ...idpTrust, ...TLS_OPTIONS } as never,
+      }),
+  );
   const idpFetch = f;
   const agent = new RotatingHttpsAgent({ keepAlive: true });
   const dispatcher = new RotatingDispatcher(() => new UndiciAgent({ connect: clientOptions() as never }));
-  const boundFetch = ((input: string | URL | Request, init?: RequestInit) => undiciFetch(input as string, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch;
+  const boundFetch = ((input: string | URL | Request, init?: RequestInit) =>
+    undiciFetch(input as string, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch;
 
   const identity: WorkloadIdentity = {
     get spiffeId() {
@@ -329,7 +387,9 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
       return server;
     },
     createServer(handler) {
-      const server = handler ? https.createServer(identity.serverOptions(), handler) : https.createServer(identity.serverOptions());
+      const server = handler
+        ? https.createServer(identity.serverOptions(), handler)
+        : https.createServer(identity.serverOptions());
       return identity.attachServer(server);
     },
     clientOptions,

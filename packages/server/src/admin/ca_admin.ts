@@ -24,14 +24,25 @@ export function registerCaAdmin(app: FastifyInstance, deps: CaAdminDeps): void {
     await deps.requireAdmin(request);
     const body = (request.body ?? {}) as { announce_seconds?: unknown };
     const announce = body.announce_seconds ?? deps.defaultAnnounce;
-    if (typeof body !== 'object' || Array.isArray(body) || typeof announce !== 'number' || !Number.isInteger(announce) || announce < 0 || announce > 366 * 86400) {
+    if (
+      typeof body !== 'object' ||
+      Array.isArray(body) ||
+      typeof announce !== 'number' ||
+      !Number.isInteger(announce) ||
+      announce < 0 ||
+      announce > 366 * 86400
+    ) {
       throw new OAuthError('invalid_request', 'announce_seconds must be an integer from 0 to 31622400');
     }
     let staged: ReturnType<ServerEvents['stage']> | undefined;
     try {
       const state = await deps.ca.rotate(announce, (root) => {
         staged = deps.events.stage('ca.rotated', {
-          actor: 'admin', subject: `ca-root:${root.serial}`, outcome: 'success', request_id: request.id, source_ip: request.ip,
+          actor: 'admin',
+          subject: `ca-root:${root.serial}`,
+          outcome: 'success',
+          request_id: request.id,
+          source_ip: request.ip,
           detail: { serial: root.serial, activate_at: root.activateAt },
         });
         return [staged];
@@ -39,7 +50,8 @@ export function registerCaAdmin(app: FastifyInstance, deps: CaAdminDeps): void {
       deps.events.committed(staged!);
       return view(state);
     } catch (err) {
-      if (err instanceof LatchkeyError && (err.code === 'ca_rotation_pending' || err.code === 'ca_operator_managed')) throw new OAuthError('invalid_request', err.message, 409);
+      if (err instanceof LatchkeyError && (err.code === 'ca_rotation_pending' || err.code === 'ca_operator_managed'))
+        throw new OAuthError('invalid_request', err.message, 409);
       throw err;
     }
   });

@@ -30,7 +30,11 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     await deps.requireAdmin(request);
     const client = await deps.clients.getClient((request.params as { clientId: string }).clientId);
     if (!client) throw notFound();
-    return { ...clientInformation(deps.issuer, client), disabled: client.disabled, locked_until: lockedUntil(client.lockedUntil) };
+    return {
+      ...clientInformation(deps.issuer, client),
+      disabled: client.disabled,
+      locked_until: lockedUntil(client.lockedUntil),
+    };
   });
 
   /**
@@ -43,7 +47,14 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     const client = await deps.clients.getClient(clientId);
     if (!client) throw notFound();
     const disabled = { ...client, disabled: true, updatedAt: Math.floor(Date.now() / 1000) };
-    const event = deps.events.stage('client.revoked', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    const event = deps.events.stage('client.revoked', {
+      actor: 'admin',
+      subject: clientId,
+      client_id: clientId,
+      outcome: 'success',
+      request_id: request.id,
+      source_ip: request.ip,
+    });
     // The revocation (with its event) first: a crash before the client is disabled leaves its
     // tokens revoked everywhere, and repeating the request (idempotent) disables it.
     await deps.revocations.revokeNotBefore('client', clientId, [event]);
@@ -60,15 +71,26 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
   app.put('/admin/clients/:clientId', async (request) => {
     await deps.requireAdmin(request);
     const { clientId } = request.params as { clientId: string };
-    if (!/^application\/json\s*(;|$)/i.test(String(request.headers['content-type'] ?? ''))) throw new OAuthError('invalid_request', 'the request body must be application/json', 415);
+    if (!/^application\/json\s*(;|$)/i.test(String(request.headers['content-type'] ?? '')))
+      throw new OAuthError('invalid_request', 'the request body must be application/json', 415);
     const client = await deps.clients.getClient(clientId);
     if (!client) throw notFound();
     const metadata = withTlsSubject(validateClientMetadata(request.body, deps.limits), deps.spiffeIdOf(clientId));
     if (metadata.token_endpoint_auth_method !== client.metadata.token_endpoint_auth_method) {
-      throw new OAuthError('invalid_client_metadata', 'token_endpoint_auth_method cannot change here; the client changes it through RFC 7592');
+      throw new OAuthError(
+        'invalid_client_metadata',
+        'token_endpoint_auth_method cannot change here; the client changes it through RFC 7592',
+      );
     }
     const updated = { ...client, metadata, updatedAt: Math.floor(Date.now() / 1000) };
-    const event = deps.events.stage('client.updated', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    const event = deps.events.stage('client.updated', {
+      actor: 'admin',
+      subject: clientId,
+      client_id: clientId,
+      outcome: 'success',
+      request_id: request.id,
+      source_ip: request.ip,
+    });
     if (!(await deps.clients.updateClient(updated, [event]))) throw notFound();
     deps.events.committed(event);
     return { ...clientInformation(deps.issuer, updated), disabled: updated.disabled };
@@ -78,7 +100,14 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
   app.post('/admin/clients/:clientId/unlock', async (request) => {
     await deps.requireAdmin(request);
     const { clientId } = request.params as { clientId: string };
-    const event = deps.events.stage('client.unlocked', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    const event = deps.events.stage('client.unlocked', {
+      actor: 'admin',
+      subject: clientId,
+      client_id: clientId,
+      outcome: 'success',
+      request_id: request.id,
+      source_ip: request.ip,
+    });
     if (!(await deps.clients.lockClient(clientId, null, [event]))) throw notFound();
     deps.events.committed(event);
     return { client_id: clientId, locked_until: null };
@@ -88,8 +117,15 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
   app.post('/admin/subjects/:sub/revoke', async (request) => {
     await deps.requireAdmin(request);
     const { sub } = request.params as { sub: string };
-    if (sub.length === 0 || sub.length > 255) throw new OAuthError('invalid_request', 'subject must be 1 to 255 characters');
-    const event = deps.events.stage('subject.revoked', { actor: 'admin', subject: sub, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    if (sub.length === 0 || sub.length > 255)
+      throw new OAuthError('invalid_request', 'subject must be 1 to 255 characters');
+    const event = deps.events.stage('subject.revoked', {
+      actor: 'admin',
+      subject: sub,
+      outcome: 'success',
+      request_id: request.id,
+      source_ip: request.ip,
+    });
     const cursor = await deps.revocations.revokeNotBefore('subject', sub, [event]);
     deps.events.committed(event);
     return { sub, revoked: true, cursor: String(cursor) };
@@ -99,7 +135,14 @@ export function registerClientAdmin(app: FastifyInstance, deps: ClientAdminDeps)
     await deps.requireAdmin(request);
     const { clientId } = request.params as { clientId: string };
     if (!(await deps.clients.getClient(clientId))) throw notFound();
-    const event = deps.events.stage('client.deleted', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    const event = deps.events.stage('client.deleted', {
+      actor: 'admin',
+      subject: clientId,
+      client_id: clientId,
+      outcome: 'success',
+      request_id: request.id,
+      source_ip: request.ip,
+    });
     // Its tokens must stop working at every service too, not only at introspection: the
     // revocation (with the event) first, then the row, as for RFC 7592 DELETE.
     await deps.revocations.revokeNotBefore('client', clientId, [event]);

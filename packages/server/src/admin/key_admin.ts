@@ -12,7 +12,13 @@ export interface KeyAdminDeps {
 }
 
 const view = (k: SigningKeyRecord) => ({
-  kid: k.kid, alg: k.alg, state: k.state, created_at: k.createdAt, activated_at: k.activatedAt, retired_at: k.retiredAt, remove_after: k.removeAfter,
+  kid: k.kid,
+  alg: k.alg,
+  state: k.state,
+  created_at: k.createdAt,
+  activated_at: k.activatedAt,
+  retired_at: k.retiredAt,
+  remove_after: k.removeAfter,
 });
 
 /** Admin API over signing keys: list, rotate (scheduled or `now`), revoke. */
@@ -46,7 +52,8 @@ export function registerKeyAdmin(app: FastifyInstance, deps: KeyAdminDeps): void
     await deps.requireAdmin(request);
     const { kid } = request.params as { kid: string };
     try {
-      if (!(await deps.rotator.revoke(kid, 'admin'))) throw new OAuthError('invalid_request', 'no such published key', 404);
+      if (!(await deps.rotator.revoke(kid, 'admin')))
+        throw new OAuthError('invalid_request', 'no such published key', 404);
     } catch (err) {
       if (err instanceof KeyConflictError) throw new OAuthError('invalid_request', err.message, 409);
       throw err;

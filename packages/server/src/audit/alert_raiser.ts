@@ -48,21 +48,53 @@ export class AlertRaiser {
     // Automated responses act on what the IdP observed — or on a service's reports about its own
     // identity only: one client's reports never lock another (docs/security.md).
     const evidenceOk = f.reportedBy === undefined || (f.reportedBy.length === 1 && f.reportedBy[0] === f.clientId);
-    const lockUntil = f.clientId !== undefined && evidenceOk && this.deps.lock.detectors.includes(f.detector) ? Math.floor(now / 1000) + this.deps.lock.seconds : undefined;
+    const lockUntil =
+      f.clientId !== undefined && evidenceOk && this.deps.lock.detectors.includes(f.detector)
+        ? Math.floor(now / 1000) + this.deps.lock.seconds
+        : undefined;
     let raised: AuditEvent | undefined;
-    const alert = await this.deps.store.insertAlert({
-      time: new Date(now).toISOString(), detector: f.detector, severity: f.severity, key: f.key, summary: f.summary,
-      firstSeq: f.firstSeq, lastSeq: f.lastSeq, count: f.count, detail: f.detail,
-      response: lockUntil !== undefined ? `locked client ${f.clientId} until ${new Date(lockUntil * 1000).toISOString()}` : null,
-    }, (a) => [(raised = this.deps.events.stage('alert.raised', {
-      actor: 'system', subject: f.key, outcome: 'success', reason: f.detector,
-      ...(f.clientId !== undefined ? { client_id: f.clientId } : {}),
-      detail: { alert_id: a.id, severity: f.severity, summary: f.summary, first_seq: f.firstSeq, last_seq: f.lastSeq, count: f.count },
-    }))]);
+    const alert = await this.deps.store.insertAlert(
+      {
+        time: new Date(now).toISOString(),
+        detector: f.detector,
+        severity: f.severity,
+        key: f.key,
+        summary: f.summary,
+        firstSeq: f.firstSeq,
+        lastSeq: f.lastSeq,
+        count: f.count,
+        detail: f.detail,
+        response:
+          lockUntil !== undefined
+            ? `locked client ${f.clientId} until ${new Date(lockUntil * 1000).toISOString()}`
+            : null,
+      },
+      (a) => [
+        (raised = this.deps.events.stage('alert.raised', {
+          actor: 'system',
+          subject: f.key,
+          outcome: 'success',
+          reason: f.detector,
+          ...(f.clientId !== undefined ? { client_id: f.clientId } : {}),
+          detail: {
+            alert_id: a.id,
+            severity: f.severity,
+            summary: f.summary,
+            first_seq: f.firstSeq,
+            last_seq: f.lastSeq,
+            count: f.count,
+          },
+        })),
+      ],
+    );
     this.deps.events.committed(raised!);
     if (lockUntil !== undefined) {
       const locked = this.deps.events.stage('client.locked', {
-        actor: 'system', subject: f.clientId!, client_id: f.clientId!, outcome: 'success', reason: f.detector,
+        actor: 'system',
+        subject: f.clientId!,
+        client_id: f.clientId!,
+        outcome: 'success',
+        reason: f.detector,
         detail: { alert_id: alert.id, until: new Date(lockUntil * 1000).toISOString() },
       });
       // A lock also takes back what the client holds: every token issued before it is revoked (a

@@ -40,17 +40,34 @@ export type ChainSource = Pick<AuditStore, 'queryAuditEvents' | 'listAuditCheckp
  * inserted or deleted event each break it. Signed checkpoints catch a chain that was rewritten
  * consistently by someone without the signing key.
  */
-export async function verifyAuditChain(store: ChainSource, keys: Pick<KeyRing, 'publishedKey'>, externalCheckpoints: AuditCheckpoint[] = []): Promise<ChainReport> {
+export async function verifyAuditChain(
+  store: ChainSource,
+  keys: Pick<KeyRing, 'publishedKey'>,
+  externalCheckpoints: AuditCheckpoint[] = [],
+): Promise<ChainReport> {
   const checkpoints = await store.listAuditCheckpoints();
   const pinned = new Map(checkpoints.map((c) => [c.seq, c]));
   // Checkpoints kept outside the database: a chain rewritten together with the checkpoint table
   // (or with that table deleted) still disagrees with them.
   const outside = new Map(externalCheckpoints.map((c) => [c.seq, c]));
-  const report: ChainReport = { ok: true, checked: 0, head: null, checkpoints: { total: checkpoints.length, verified: 0, unverifiable: 0 } };
-  if (externalCheckpoints.length > 0) report.external = { total: externalCheckpoints.length, verified: 0, unverifiable: 0 };
-  const fail = (seq: number, problem: ChainProblem): ChainReport => ({ ...report, ok: false, firstBad: { seq, problem } });
+  const report: ChainReport = {
+    ok: true,
+    checked: 0,
+    head: null,
+    checkpoints: { total: checkpoints.length, verified: 0, unverifiable: 0 },
+  };
+  if (externalCheckpoints.length > 0)
+    report.external = { total: externalCheckpoints.length, verified: 0, unverifiable: 0 };
+  const fail = (seq: number, problem: ChainProblem): ChainReport => ({
+    ...report,
+    ok: false,
+    firstBad: { seq, problem },
+  });
 
-  for (const [list, counts] of [[checkpoints, report.checkpoints], [externalCheckpoints, report.external]] as const) {
+  for (const [list, counts] of [
+    [checkpoints, report.checkpoints],
+    [externalCheckpoints, report.external],
+  ] as const) {
     for (const c of list) {
       const jws = parseCompactJws(c.signature);
       const key = keys.publishedKey(c.kid);
@@ -60,7 +77,13 @@ export async function verifyAuditChain(store: ChainSource, keys: Pick<KeyRing, '
         continue;
       }
       const p = jws.payload as { seq?: unknown; hash?: unknown };
-      if (jws.header.typ !== CHECKPOINT_TYP || jws.header.alg !== key.alg || !verifyJws(key.alg, key.publicKey, jws.signingInput, jws.signature) || p.seq !== c.seq || p.hash !== c.hash) {
+      if (
+        jws.header.typ !== CHECKPOINT_TYP ||
+        jws.header.alg !== key.alg ||
+        !verifyJws(key.alg, key.publicKey, jws.signingInput, jws.signature) ||
+        p.seq !== c.seq ||
+        p.hash !== c.hash
+      ) {
         return fail(c.seq, 'checkpoint_signature_invalid');
       }
       counts!.verified++;
@@ -89,13 +112,15 @@ export async function verifyAuditChain(store: ChainSource, keys: Pick<KeyRing, '
         }
       } else if (r.seq !== expected) return fail(expected, 'missing');
       else if (r.prevHash !== prev) return fail(r.seq, 'chain_broken');
-      if (r.hash === null || chainHash(r.prevHash as string, r.seq, auditParams(r)) !== r.hash) return fail(r.seq, 'content_changed');
+      if (r.hash === null || chainHash(r.prevHash as string, r.seq, auditParams(r)) !== r.hash)
+        return fail(r.seq, 'content_changed');
       const cp = pinned.get(r.seq);
       if (cp && cp.hash !== r.hash) return fail(r.seq, 'checkpoint_mismatch');
       const ext = outside.get(r.seq);
       if (ext && ext.hash !== r.hash) return fail(r.seq, 'checkpoint_mismatch');
       first ??= r.seq;
-      if (anchor && r.type === 'audit.pruned' && r.detail?.through_seq === anchor.seq && r.detail?.hash === anchor.hash) anchor.confirmed = true;
+      if (anchor && r.type === 'audit.pruned' && r.detail?.through_seq === anchor.seq && r.detail?.hash === anchor.hash)
+        anchor.confirmed = true;
       prev = r.hash;
       expected = r.seq + 1;
       report.checked++;
@@ -108,7 +133,9 @@ export async function verifyAuditChain(store: ChainSource, keys: Pick<KeyRing, '
   const beyond = [...checkpoints, ...externalCheckpoints].find((c) => report.head === null || c.seq > report.head.seq);
   if (beyond) return fail(report.head ? report.head.seq + 1 : beyond.seq, 'missing');
   // An outside checkpoint before the chain's start that no signed prune anchor accounts for.
-  const before = externalCheckpoints.find((c) => first !== undefined && c.seq < first && c.seq > (report.prunedThrough ?? 0));
+  const before = externalCheckpoints.find(
+    (c) => first !== undefined && c.seq < first && c.seq > (report.prunedThrough ?? 0),
+  );
   if (before) return fail(before.seq, 'missing');
   return report;
 }

@@ -26,7 +26,11 @@ export class AuditRetention {
 
   /** Prunes what is older than the retention (or than `before`, RFC 3339); returns the events deleted. */
   async prune(options: { before?: string; now?: number } = {}): Promise<{ pruned: number; throughSeq: number | null }> {
-    const cutoff = options.before ?? (this.deps.retention > 0 ? new Date((options.now ?? Date.now()) - this.deps.retention * 1000).toISOString() : undefined);
+    const cutoff =
+      options.before ??
+      (this.deps.retention > 0
+        ? new Date((options.now ?? Date.now()) - this.deps.retention * 1000).toISOString()
+        : undefined);
     if (cutoff === undefined) return { pruned: 0, throughSeq: null };
     const through = await this.deps.store.lastAuditSeqBefore(cutoff);
     if (through === undefined) return { pruned: 0, throughSeq: null };
@@ -34,7 +38,8 @@ export class AuditRetention {
     if (!last || last.seq !== through) return { pruned: 0, throughSeq: null };
     if (last.hash !== null) await this.deps.checkpointer.checkpointAt(last.seq, last.hash);
     await this.deps.events.emit('audit.pruned', {
-      actor: 'system', outcome: 'success',
+      actor: 'system',
+      outcome: 'success',
       detail: { through_seq: through, hash: last.hash, before: cutoff },
     });
     return { pruned: await this.deps.store.pruneAuditEvents(through), throughSeq: through };

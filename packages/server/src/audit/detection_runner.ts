@@ -9,7 +9,9 @@ const CURSOR = 'audit.detection_cursor';
 const NUDGE_DELAY_MS = 100;
 
 export interface DetectionRunnerDeps {
-  store: Pick<AuditStore, 'queryAuditEvents' | 'auditHead'> & Pick<LeaseStore, 'tryLease'> & Pick<SettingsStore, 'getSetting' | 'setSetting'>;
+  store: Pick<AuditStore, 'queryAuditEvents' | 'auditHead'> &
+    Pick<LeaseStore, 'tryLease'> &
+    Pick<SettingsStore, 'getSetting' | 'setSetting'>;
   detectors: Detector[];
   raiser: Pick<AlertRaiser, 'raise'>;
   /** Seconds between passes (each local commit also triggers one). */
@@ -68,7 +70,11 @@ export class DetectionRunner {
   private async passOnce(): Promise<void> {
     if (this.stopped) return;
     if (Date.now() - this.leaseAt >= 1000) {
-      const leader = await this.deps.store.tryLease(LEASE, this.holder, Date.now() + Math.max(this.deps.interval * 3, 10) * 1000);
+      const leader = await this.deps.store.tryLease(
+        LEASE,
+        this.holder,
+        Date.now() + Math.max(this.deps.interval * 3, 10) * 1000,
+      );
       if (!leader) {
         this.leaseAt = 0;
         this.cursor = undefined; // another replica runs detection; re-read the cursor if this one takes over

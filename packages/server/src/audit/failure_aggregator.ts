@@ -16,10 +16,7 @@ export class FailureAggregator {
   private readonly write: (event: AuditEvent) => void;
   private readonly options: { windowMs?: number; maxKeys?: number };
 
-  constructor(
-    write: (event: AuditEvent) => void,
-    options: { windowMs?: number; maxKeys?: number } = {},
-  ) {
+  constructor(write: (event: AuditEvent) => void, options: { windowMs?: number; maxKeys?: number } = {}) {
     this.write = write;
     this.options = options;
     this.timer = setInterval(() => this.flush(), options.windowMs ?? 10_000);
@@ -54,7 +51,11 @@ export class FailureAggregator {
     for (const { first, count, lastTime } of entries) {
       if (count === 0) continue;
       const { request_id: _r, ...rest } = first;
-      this.write({ ...rest, time: lastTime, detail: { ...(first.detail ?? {}), aggregated: true, count, first_time: first.time, last_time: lastTime } });
+      this.write({
+        ...rest,
+        time: lastTime,
+        detail: { ...(first.detail ?? {}), aggregated: true, count, first_time: first.time, last_time: lastTime },
+      });
     }
   }
 
@@ -64,8 +65,17 @@ export class FailureAggregator {
   }
 }
 
-const ANONYMOUS_REASONS = new Set(['rate_limited', 'no_credentials', 'malformed_credentials', 'unknown_client', 'multiple_methods']);
+const ANONYMOUS_REASONS = new Set([
+  'rate_limited',
+  'no_credentials',
+  'malformed_credentials',
+  'unknown_client',
+  'multiple_methods',
+]);
 
 function aggregated(type: AuditEventType, reason: string | undefined): boolean {
-  return type === 'admin.auth_failed' || (type === 'client.auth_failed' && reason !== undefined && ANONYMOUS_REASONS.has(reason));
+  return (
+    type === 'admin.auth_failed' ||
+    (type === 'client.auth_failed' && reason !== undefined && ANONYMOUS_REASONS.has(reason))
+  );
 }

@@ -57,22 +57,32 @@ export function registerAuditIngest(app: FastifyInstance, deps: IngestDeps): voi
       throw new OAuthError('invalid_request', `${first?.instancePath || 'body'}: ${first?.message ?? 'invalid'}`);
     }
     for (const e of body.events) {
-      if (e.detail !== undefined && JSON.stringify(e.detail).length > 4096) throw new OAuthError('invalid_request', 'detail must serialize to at most 4096 bytes');
+      if (e.detail !== undefined && JSON.stringify(e.detail).length > 4096)
+        throw new OAuthError('invalid_request', 'detail must serialize to at most 4096 bytes');
     }
-    if (body.events.length === 0 && !body.dropped) throw new OAuthError('invalid_request', 'events: must have at least 1 event (or a dropped count)');
+    if (body.events.length === 0 && !body.dropped)
+      throw new OAuthError('invalid_request', 'events: must have at least 1 event (or a dropped count)');
     if (body.dropped) deps.onDropped(service, body.dropped);
     // 202 only once the batch is committed: the SDK drops what the IdP accepted.
-    await Promise.all(body.events.map((e) =>
-      deps.events.emit(e.type, {
-        actor: e.actor,
-        outcome: e.outcome,
-        client_id: service,
-        ...(e.subject !== undefined ? { subject: e.subject } : {}),
-        ...(e.reason !== undefined ? { reason: e.reason } : {}),
-        ...(e.request_id !== undefined ? { request_id: e.request_id } : {}),
-        ...(e.source_ip !== undefined ? { source_ip: e.source_ip } : {}),
-        detail: { ...(e.detail ?? {}), service, ...(e.target !== undefined ? { target: e.target } : {}), ...(e.time !== undefined ? { reported_time: e.time } : {}) },
-      })));
+    await Promise.all(
+      body.events.map((e) =>
+        deps.events.emit(e.type, {
+          actor: e.actor,
+          outcome: e.outcome,
+          client_id: service,
+          ...(e.subject !== undefined ? { subject: e.subject } : {}),
+          ...(e.reason !== undefined ? { reason: e.reason } : {}),
+          ...(e.request_id !== undefined ? { request_id: e.request_id } : {}),
+          ...(e.source_ip !== undefined ? { source_ip: e.source_ip } : {}),
+          detail: {
+            ...(e.detail ?? {}),
+            service,
+            ...(e.target !== undefined ? { target: e.target } : {}),
+            ...(e.time !== undefined ? { reported_time: e.time } : {}),
+          },
+        }),
+      ),
+    );
     return reply.code(202).send({ accepted: body.events.length });
   });
 }

@@ -21,12 +21,24 @@ export interface OfflineVerifyOptions {
 export function readCheckpoints(text: string): AuditCheckpoint[] {
   const t = text.trim();
   if (t === '') return [];
-  const parsed: unknown = t.startsWith('[') || t.startsWith('{"checkpoints"') ? JSON.parse(t) : t.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as unknown);
+  const parsed: unknown =
+    t.startsWith('[') || t.startsWith('{"checkpoints"')
+      ? JSON.parse(t)
+      : t
+          .split('\n')
+          .filter((l) => l.trim())
+          .map((l) => JSON.parse(l) as unknown);
   const list = Array.isArray(parsed) ? parsed : (parsed as { checkpoints?: unknown }).checkpoints;
   if (!Array.isArray(list)) throw new Error('not a list of checkpoints');
   return list.map((c, i) => {
     const o = c as Record<string, unknown>;
-    if (!Number.isSafeInteger(o.seq) || typeof o.hash !== 'string' || typeof o.time !== 'string' || typeof o.kid !== 'string' || typeof o.signature !== 'string') {
+    if (
+      !Number.isSafeInteger(o.seq) ||
+      typeof o.hash !== 'string' ||
+      typeof o.time !== 'string' ||
+      typeof o.kid !== 'string' ||
+      typeof o.signature !== 'string'
+    ) {
       throw new Error(`checkpoint ${i + 1} is malformed`);
     }
     return { seq: o.seq as number, hash: o.hash, time: o.time, kid: o.kid, signature: o.signature };
@@ -38,14 +50,22 @@ function keysFromJwks(jwks: { keys?: unknown[] }): { publishedKey(kid: string): 
   for (const k of jwks.keys ?? []) {
     const j = k as JsonWebKey & { kid?: string; alg?: string };
     if (typeof j.kid !== 'string' || typeof j.alg !== 'string') continue;
-    m.set(j.kid, { kid: j.kid, alg: j.alg as PublishedKey['alg'], publicKey: createPublicKey({ key: j, format: 'jwk' }) });
+    m.set(j.kid, {
+      kid: j.kid,
+      alg: j.alg as PublishedKey['alg'],
+      publicKey: createPublicKey({ key: j, format: 'jwk' }),
+    });
   }
   return { publishedKey: (kid) => m.get(kid) };
 }
 
 /** An export read back as a chain source. */
 function exportSource(path: string): ChainSource {
-  const rows = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as AuditRecord).sort((a, b) => a.seq - b.seq);
+  const rows = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as AuditRecord)
+    .sort((a, b) => a.seq - b.seq);
   return {
     queryAuditEvents: async (f) => rows.filter((r) => r.seq > (f.after ?? 0)).slice(0, f.limit),
     listAuditCheckpoints: async () => [],
@@ -58,11 +78,19 @@ function exportSource(path: string): ChainSource {
  * verify checkpoint signatures come from a saved JWKS when given — the database's own copy of them
  * is only as trustworthy as the database.
  */
-export async function verifyAuditOffline(o: OfflineVerifyOptions): Promise<ChainReport & { keysFrom: 'jwks' | 'database' | 'none' }> {
+export async function verifyAuditOffline(
+  o: OfflineVerifyOptions,
+): Promise<ChainReport & { keysFrom: 'jwks' | 'database' | 'none' }> {
   const external = o.checkpointsFile ? readCheckpoints(readFileSync(o.checkpointsFile, 'utf8')) : [];
-  const jwksKeys = o.jwksFile ? keysFromJwks(JSON.parse(readFileSync(o.jwksFile, 'utf8')) as { keys?: unknown[] }) : undefined;
+  const jwksKeys = o.jwksFile
+    ? keysFromJwks(JSON.parse(readFileSync(o.jwksFile, 'utf8')) as { keys?: unknown[] })
+    : undefined;
   if (o.exportFile) {
-    const report = await verifyAuditChain(exportSource(o.exportFile), jwksKeys ?? { publishedKey: () => undefined }, external);
+    const report = await verifyAuditChain(
+      exportSource(o.exportFile),
+      jwksKeys ?? { publishedKey: () => undefined },
+      external,
+    );
     return { ...report, keysFrom: jwksKeys ? 'jwks' : 'none' };
   }
   if (!o.database) throw new Error('give a database (file or PostgreSQL URL) or an export file');
@@ -73,7 +101,10 @@ export async function verifyAuditOffline(o: OfflineVerifyOptions): Promise<Chain
     // Prepares the statements; on a database of this version it changes nothing.
     await storage.migrate();
     let keys = jwksKeys;
-    if (!keys) keys = keysFromJwks({ keys: (await storage.listKeys()).map((k) => ({ ...k.publicJwk, kid: k.kid, alg: k.alg })) });
+    if (!keys)
+      keys = keysFromJwks({
+        keys: (await storage.listKeys()).map((k) => ({ ...k.publicJwk, kid: k.kid, alg: k.alg })),
+      });
     const report = await verifyAuditChain(storage, keys, external);
     return { ...report, keysFrom: jwksKeys ? 'jwks' : 'database' };
   } finally {

@@ -50,7 +50,11 @@ export class WebhookSender {
       try {
         const res = await this.o.outbound.fetch(url, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'latchkey-signature': signWebhook(this.o.secret, body, Math.floor(Date.now() / 1000)), 'latchkey-alert-id': String(alert.id) },
+          headers: {
+            'content-type': 'application/json',
+            'latchkey-signature': signWebhook(this.o.secret, body, Math.floor(Date.now() / 1000)),
+            'latchkey-alert-id': String(alert.id),
+          },
           body,
           acceptStatus: () => true,
         });
@@ -58,13 +62,21 @@ export class WebhookSender {
         error = `HTTP ${res.status}`;
         if (res.status < 500 && res.status !== 429 && res.status !== 408) return this.o.onGiveUp(alert, url, error);
       } catch (err) {
-        error = err instanceof OutboundError && err.kind === 'timeout' ? 'timed out' : err instanceof OutboundError && err.kind === 'redirect' ? 'redirected' : 'unreachable';
+        error =
+          err instanceof OutboundError && err.kind === 'timeout'
+            ? 'timed out'
+            : err instanceof OutboundError && err.kind === 'redirect'
+              ? 'redirected'
+              : 'unreachable';
       }
       if (n >= this.o.attempts || this.closed) return this.o.onGiveUp(alert, url, error);
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        this.attempt(alert, url, body, n + 1);
-      }, (this.o.baseDelayMs ?? 1000) * 2 ** (n - 1));
+      const timer = setTimeout(
+        () => {
+          this.timers.delete(timer);
+          this.attempt(alert, url, body, n + 1);
+        },
+        (this.o.baseDelayMs ?? 1000) * 2 ** (n - 1),
+      );
       timer.unref();
       this.timers.add(timer);
     })();

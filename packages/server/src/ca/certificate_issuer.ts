@@ -14,7 +14,6 @@ export interface IssuedCertificate {
   requestedOther: string[];
 }
 
-
 function keyTypeOf(alg: { name?: string; namedCurve?: string; modulusLength?: number }): IssuedCertificate['keyType'] {
   if (alg.name === 'ECDSA' && alg.namedCurve === 'P-256') return 'P-256';
   if (alg.name === 'Ed25519') return 'Ed25519';
@@ -27,7 +26,12 @@ function keyTypeOf(alg: { name?: string; namedCurve?: string; modulusLength?: nu
  * (proof of possession of the key), every name it asks for is ignored, and the certificate's only
  * SAN is the caller's SPIFFE ID, with serverAuth + clientAuth and a short lifetime.
  */
-export async function issueWorkloadCertificate(ca: CaSigner, csrPem: string, clientId: string, options: { trustDomain: string; ttlSeconds: number }): Promise<IssuedCertificate> {
+export async function issueWorkloadCertificate(
+  ca: CaSigner,
+  csrPem: string,
+  clientId: string,
+  options: { trustDomain: string; ttlSeconds: number },
+): Promise<IssuedCertificate> {
   let csr: x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(csrPem);
@@ -54,8 +58,14 @@ export async function issueWorkloadCertificate(ca: CaSigner, csrPem: string, cli
   // The CSR carries its SAN in an extensionRequest attribute (RFC 2986 §5.4.1, RFC 2985 §5.4.2).
   const sanRaw = csr.getExtension('2.5.29.17');
   const san = sanRaw ? new x509.SubjectAlternativeNameExtension(sanRaw.rawData) : undefined;
-  const requested = [...(san?.names.items ?? []).map((n: { value: unknown }) => String(n.value)), ...csr.subjectName.getField('CN')];
-  const requestedOther = requested.filter((n) => n !== spiffeId && n !== clientId).map((n) => n.slice(0, 256)).slice(0, 10);
+  const requested = [
+    ...(san?.names.items ?? []).map((n: { value: unknown }) => String(n.value)),
+    ...csr.subjectName.getField('CN'),
+  ];
+  const requestedOther = requested
+    .filter((n) => n !== spiffeId && n !== clientId)
+    .map((n) => n.slice(0, 256))
+    .slice(0, 10);
   const now = Date.now();
   // Never beyond the issuing CA's own validity (an operator's intermediate may end sooner).
   const notAfter = new Date(Math.min(now + options.ttlSeconds * 1000, ca.cert.notAfter.getTime()));
@@ -71,7 +81,10 @@ export async function issueWorkloadCertificate(ca: CaSigner, csrPem: string, cli
     signingKey: ca.key,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | (keyType === 'RSA' ? x509.KeyUsageFlags.keyEncipherment : 0), true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | (keyType === 'RSA' ? x509.KeyUsageFlags.keyEncipherment : 0),
+        true,
+      ),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
       new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }]),
       await x509.AuthorityKeyIdentifierExtension.create(ca.cert),

@@ -8,10 +8,14 @@ export const CA_ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as
 export const DAY_MS = 86_400_000;
 
 /** PKCS#8 PEM of a WebCrypto private key. */
-export const pkcs8Pem = (key: CryptoKey): string => KeyObject.from(key).export({ type: 'pkcs8', format: 'pem' }) as string;
+export const pkcs8Pem = (key: CryptoKey): string =>
+  KeyObject.from(key).export({ type: 'pkcs8', format: 'pem' }) as string;
 
 /** A positive 128-bit serial (RFC 5280 §4.1.2.2: at most 20 octets, positive). */
-export const randomSerial = (): string => Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '7');
+export const randomSerial = (): string =>
+  Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+    .toString('hex')
+    .replace(/^[89a-f]/, '7');
 
 /** A P-256 signing key from PKCS#8 PEM. */
 export async function importCaKey(pem: string): Promise<CryptoKey> {
@@ -20,7 +24,9 @@ export async function importCaKey(pem: string): Promise<CryptoKey> {
 }
 
 /** A new self-signed root (CA:TRUE, path length 0, keyCertSign + cRLSign), valid ten years. */
-export async function createRootCa(name: string): Promise<{ cert: x509.X509Certificate; key: CryptoKey; certPem: string; keyPem: string }> {
+export async function createRootCa(
+  name: string,
+): Promise<{ cert: x509.X509Certificate; key: CryptoKey; certPem: string; keyPem: string }> {
   const keys = (await webcrypto.subtle.generateKey(CA_ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({

@@ -58,7 +58,8 @@ function parseStored(text: string): StoredRoot[] {
   return [{ cert: v.cert!, key: v.key!, activate_at: 0 }];
 }
 
-const pemBlocks = (text: string): string[] => text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+const pemBlocks = (text: string): string[] =>
+  text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 
 export interface WorkloadCaOptions {
   store: Pick<SettingsStore, 'getSetting' | 'setSettingIfAbsent' | 'replaceSetting'>;
@@ -95,7 +96,14 @@ export class WorkloadCa {
     if (options.operator) ca.operatorState = await loadOperatorCa(options.operator);
     else if (!(await options.store.getSetting(SETTING))) {
       const root = await createRootCa(ca.rootName());
-      await options.store.setSettingIfAbsent(SETTING, JSON.stringify({ roots: [{ cert: root.certPem, key: options.master.seal(Buffer.from(root.keyPem), SEAL_LABEL), activate_at: 0 }] }));
+      await options.store.setSettingIfAbsent(
+        SETTING,
+        JSON.stringify({
+          roots: [
+            { cert: root.certPem, key: options.master.seal(Buffer.from(root.keyPem), SEAL_LABEL), activate_at: 0 },
+          ],
+        }),
+      );
     }
     await ca.state();
     return ca;
@@ -123,18 +131,40 @@ export class WorkloadCa {
    * Starts a root rotation: a new root, announced now, signing after `announceSeconds`. Refused
    * while another rotation has not finished announcing, and for an operator-provided CA.
    */
-  async rotate(announceSeconds: number, audit: (root: { serial: string; activateAt: number }) => WithAudit, now = Date.now()): Promise<CaState> {
-    if (this.operatorState) throw new LatchkeyError('ca_operator_managed', 'the workload CA is the operator\'s: rotate it by replacing LATCHKEY_CA_CERT/LATCHKEY_CA_KEY with both roots in LATCHKEY_CA_BUNDLE');
+  async rotate(
+    announceSeconds: number,
+    audit: (root: { serial: string; activateAt: number }) => WithAudit,
+    now = Date.now(),
+  ): Promise<CaState> {
+    if (this.operatorState)
+      throw new LatchkeyError(
+        'ca_operator_managed',
+        "the workload CA is the operator's: rotate it by replacing LATCHKEY_CA_CERT/LATCHKEY_CA_KEY with both roots in LATCHKEY_CA_BUNDLE",
+      );
     const text = (await this.options.store.getSetting(SETTING))!;
     const roots = parseStored(text);
     const nowS = Math.floor(now / 1000);
-    if (roots.some((r) => r.activate_at > nowS)) throw new LatchkeyError('ca_rotation_pending', 'a new root is already announced and not signing yet');
+    if (roots.some((r) => r.activate_at > nowS))
+      throw new LatchkeyError('ca_rotation_pending', 'a new root is already announced and not signing yet');
     const root = await createRootCa(this.rootName(nowS));
-    roots.push({ cert: root.certPem, key: this.options.master.seal(Buffer.from(root.keyPem), SEAL_LABEL), activate_at: nowS + announceSeconds });
+    roots.push({
+      cert: root.certPem,
+      key: this.options.master.seal(Buffer.from(root.keyPem), SEAL_LABEL),
+      activate_at: nowS + announceSeconds,
+    });
     // Roots no longer in the bundle are forgotten.
-    const kept = roots.filter((r, i) => i === roots.length - 1 || this.retireAt(roots, i) === null || this.retireAt(roots, i)! > nowS);
+    const kept = roots.filter(
+      (r, i) => i === roots.length - 1 || this.retireAt(roots, i) === null || this.retireAt(roots, i)! > nowS,
+    );
     // Compare-and-set, with the audit event in the same transaction: two rotations at once cannot both win.
-    if (!(await this.options.store.replaceSetting(SETTING, text, JSON.stringify({ roots: kept }), audit({ serial: root.cert.serialNumber, activateAt: nowS + announceSeconds })))) {
+    if (
+      !(await this.options.store.replaceSetting(
+        SETTING,
+        text,
+        JSON.stringify({ roots: kept }),
+        audit({ serial: root.cert.serialNumber, activateAt: nowS + announceSeconds }),
+      ))
+    ) {
       throw new LatchkeyError('ca_rotation_pending', 'another rotation changed the CA at the same time');
     }
     this.cached = undefined;
@@ -143,7 +173,9 @@ export class WorkloadCa {
 
   private rootName(at?: number): string {
     const o = this.options.trustDomain.replace(/[,=+<>#;"\\]/g, '');
-    return at === undefined ? `CN=Latchkey workload CA, O=${o}` : `CN=Latchkey workload CA ${new Date(at * 1000).toISOString().slice(0, 19)}Z, O=${o}`;
+    return at === undefined
+      ? `CN=Latchkey workload CA, O=${o}`
+      : `CN=Latchkey workload CA ${new Date(at * 1000).toISOString().slice(0, 19)}Z, O=${o}`;
   }
 
   /** When root `i` leaves the bundle: the next root's activation plus the longest certificate lifetime. */
@@ -155,7 +187,9 @@ export class WorkloadCa {
   /** Whether a root's activation or retirement time has passed since the state was built. */
   private transitionDue(now: number): boolean {
     const nowS = now / 1000;
-    return (this.cached?.state.roots ?? []).some((r) => (r.state === 'announced' && r.activate_at <= nowS) || (r.retire_at !== null && r.retire_at <= nowS));
+    return (this.cached?.state.roots ?? []).some(
+      (r) => (r.state === 'announced' && r.activate_at <= nowS) || (r.retire_at !== null && r.retire_at <= nowS),
+    );
   }
 
   private async build(roots: StoredRoot[], now: number): Promise<CaState> {
@@ -172,16 +206,24 @@ export class WorkloadCa {
       const c = new x509.X509Certificate(r.cert);
       inBundle.push(r);
       status.push({
-        subject: c.subject, serial: c.serialNumber, not_after: c.notAfter.toISOString(),
+        subject: c.subject,
+        serial: c.serialNumber,
+        not_after: c.notAfter.toISOString(),
         state: i === signerIndex ? 'active' : i > signerIndex ? 'announced' : 'retiring',
-        activate_at: r.activate_at, retire_at: i < signerIndex ? retire : null,
+        activate_at: r.activate_at,
+        retire_at: i < signerIndex ? retire : null,
       });
     });
     const s = roots[signerIndex]!;
     const key = await importCaKey(this.options.master.open(s.key, SEAL_LABEL).toString('utf8'));
     const bundlePem = inBundle.map((r) => r.cert.trim() + '\n').join('');
     return {
-      signer: { cert: new x509.X509Certificate(s.cert), key, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, chainPem: '' },
+      signer: {
+        cert: new x509.X509Certificate(s.cert),
+        key,
+        signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+        chainPem: '',
+      },
       bundlePem,
       anchors: inBundle.map((r) => new NodeX509(r.cert)),
       roots: status,
@@ -191,18 +233,37 @@ export class WorkloadCa {
 }
 
 /** Signature parameters for a CA key of the operator's. */
-function algorithmsFor(key: ReturnType<typeof createPrivateKey>): { importAlg: EcKeyImportParams | RsaHashedImportParams | Algorithm; signAlg: EcdsaParams | Algorithm } {
+function algorithmsFor(key: ReturnType<typeof createPrivateKey>): {
+  importAlg: EcKeyImportParams | RsaHashedImportParams | Algorithm;
+  signAlg: EcdsaParams | Algorithm;
+} {
   const type = key.asymmetricKeyType;
   const curve = key.asymmetricKeyDetails?.namedCurve;
-  if (type === 'ec' && (curve === 'prime256v1' || curve === 'P-256')) return { importAlg: CA_ALG, signAlg: { name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams };
-  if (type === 'ec' && (curve === 'secp384r1' || curve === 'P-384')) return { importAlg: { name: 'ECDSA', namedCurve: 'P-384' } as EcKeyImportParams, signAlg: { name: 'ECDSA', hash: 'SHA-384' } as EcdsaParams };
-  if (type === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048) return { importAlg: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as RsaHashedImportParams, signAlg: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as EcdsaParams };
+  if (type === 'ec' && (curve === 'prime256v1' || curve === 'P-256'))
+    return { importAlg: CA_ALG, signAlg: { name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams };
+  if (type === 'ec' && (curve === 'secp384r1' || curve === 'P-384'))
+    return {
+      importAlg: { name: 'ECDSA', namedCurve: 'P-384' } as EcKeyImportParams,
+      signAlg: { name: 'ECDSA', hash: 'SHA-384' } as EcdsaParams,
+    };
+  if (type === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048)
+    return {
+      importAlg: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as RsaHashedImportParams,
+      signAlg: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as EcdsaParams,
+    };
   if (type === 'ed25519') return { importAlg: { name: 'Ed25519' }, signAlg: { name: 'Ed25519' } };
-  throw new LatchkeyError('ca_material_invalid', 'LATCHKEY_CA_KEY: the key must be EC P-256 or P-384, RSA of at least 2048 bits, or Ed25519');
+  throw new LatchkeyError(
+    'ca_material_invalid',
+    'LATCHKEY_CA_KEY: the key must be EC P-256 or P-384, RSA of at least 2048 bits, or Ed25519',
+  );
 }
 
 /** Loads and checks an operator-provided intermediate, its key and the bundle of roots. */
-async function loadOperatorCa(files: { certFile: string; keyFile: string; bundleFile?: string | undefined }): Promise<CaState> {
+async function loadOperatorCa(files: {
+  certFile: string;
+  keyFile: string;
+  bundleFile?: string | undefined;
+}): Promise<CaState> {
   let certText: string;
   let keyText: string;
   let bundleText: string | undefined;
@@ -211,7 +272,9 @@ async function loadOperatorCa(files: { certFile: string; keyFile: string; bundle
     keyText = readFileSync(files.keyFile, 'utf8');
     bundleText = files.bundleFile ? readFileSync(files.bundleFile, 'utf8') : undefined;
   } catch (err) {
-    throw new LatchkeyError('ca_material_invalid', `cannot read the operator CA files: ${(err as Error).message}`, { cause: err });
+    throw new LatchkeyError('ca_material_invalid', `cannot read the operator CA files: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const bad = (m: string) => new LatchkeyError('ca_material_invalid', m);
   // Malformed files are the operator's mistake to fix: a typed error naming the file, not a raw parser error.
@@ -224,18 +287,28 @@ async function loadOperatorCa(files: { certFile: string; keyFile: string; bundle
   };
   const blocks = pemBlocks(certText);
   if (blocks.length === 0) throw bad('LATCHKEY_CA_CERT: no PEM certificate');
-  const chain = parse('LATCHKEY_CA_CERT is not a valid PEM certificate chain', () => blocks.map((b) => new NodeX509(b)));
+  const chain = parse('LATCHKEY_CA_CERT is not a valid PEM certificate chain', () =>
+    blocks.map((b) => new NodeX509(b)),
+  );
   const issuing = chain[0]!;
-  if (!issuing.ca) throw bad('LATCHKEY_CA_CERT: the first certificate is not a CA certificate (basicConstraints CA:TRUE)');
+  if (!issuing.ca)
+    throw bad('LATCHKEY_CA_CERT: the first certificate is not a CA certificate (basicConstraints CA:TRUE)');
   const nodeKey = parse('LATCHKEY_CA_KEY is not a valid PEM private key', () => createPrivateKey(keyText));
   const pubOfKey = createPublicKey(nodeKey).export({ type: 'spki', format: 'der' });
-  if (!Buffer.from(issuing.publicKey.export({ type: 'spki', format: 'der' })).equals(pubOfKey)) throw bad('LATCHKEY_CA_KEY does not belong to the certificate in LATCHKEY_CA_CERT');
+  if (!Buffer.from(issuing.publicKey.export({ type: 'spki', format: 'der' })).equals(pubOfKey))
+    throw bad('LATCHKEY_CA_KEY does not belong to the certificate in LATCHKEY_CA_CERT');
   const { importAlg, signAlg } = algorithmsFor(nodeKey);
   const pkcs8 = nodeKey.export({ type: 'pkcs8', format: 'der' });
   const key = (await webcrypto.subtle.importKey('pkcs8', pkcs8, importAlg, false, ['sign'])) as CryptoKey;
   const selfSigned = (c: NodeX509) => c.checkIssued(c) && c.verify(c.publicKey);
-  const roots = bundleText !== undefined ? parse('LATCHKEY_CA_BUNDLE is not a valid PEM certificate bundle', () => pemBlocks(bundleText!).map((b) => new NodeX509(b))) : chain.filter(selfSigned);
-  if (roots.length === 0) throw bad('LATCHKEY_CA_BUNDLE is required: LATCHKEY_CA_CERT holds no root to serve as the trust bundle');
+  const roots =
+    bundleText !== undefined
+      ? parse('LATCHKEY_CA_BUNDLE is not a valid PEM certificate bundle', () =>
+          pemBlocks(bundleText!).map((b) => new NodeX509(b)),
+        )
+      : chain.filter(selfSigned);
+  if (roots.length === 0)
+    throw bad('LATCHKEY_CA_BUNDLE is required: LATCHKEY_CA_CERT holds no root to serve as the trust bundle');
   const intermediates = chain.filter((c) => !selfSigned(c));
   // The issuing CA must chain to one of the roots through the intermediates given.
   // Each intermediate is used at most once, so the walk ends; running out is an error, not a pass.
@@ -248,10 +321,22 @@ async function loadOperatorCa(files: { certFile: string; keyFile: string; bundle
     cur = next;
   }
   return {
-    signer: { cert: new x509.X509Certificate(issuing.raw), key, signingAlgorithm: signAlg, chainPem: intermediates.map((c) => c.toString().trim() + '\n').join('') },
+    signer: {
+      cert: new x509.X509Certificate(issuing.raw),
+      key,
+      signingAlgorithm: signAlg,
+      chainPem: intermediates.map((c) => c.toString().trim() + '\n').join(''),
+    },
     bundlePem: roots.map((r) => r.toString().trim() + '\n').join(''),
     anchors: [...roots, ...intermediates],
-    roots: roots.map((r) => ({ subject: r.subject.replace(/\n/g, ', '), serial: r.serialNumber, not_after: new Date(r.validTo).toISOString(), state: 'active' as const, activate_at: 0, retire_at: null })),
+    roots: roots.map((r) => ({
+      subject: r.subject.replace(/\n/g, ', '),
+      serial: r.serialNumber,
+      not_after: new Date(r.validTo).toISOString(),
+      state: 'active' as const,
+      activate_at: 0,
+      retire_at: null,
+    })),
     operatorManaged: true,
   };
 }

@@ -6,7 +6,6 @@ import type { ClientStore } from '../storage/ports.ts';
 import type { WorkloadCa } from './workload_ca.ts';
 import { WORKLOAD_SCOPE } from '@latchkey/protocol';
 
-
 export interface WorkloadEndpointsDeps {
   ca: WorkloadCa;
   trustDomain: string;
@@ -44,7 +43,8 @@ export function registerWorkloadEndpoints(app: FastifyInstance, deps: WorkloadEn
     let actor: string;
     if (forClient !== undefined) {
       await deps.requireAdmin(request);
-      if (typeof forClient !== 'string' || forClient.length === 0 || forClient.length > 256) throw invalidRequest('client_id must be a string');
+      if (typeof forClient !== 'string' || forClient.length === 0 || forClient.length > 256)
+        throw invalidRequest('client_id must be a string');
       const client = await deps.clients.getClient(forClient);
       if (!client || client.disabled) throw new OAuthError('invalid_request', 'no such enabled client', 404);
       clientId = client.clientId;
@@ -53,18 +53,43 @@ export function registerWorkloadEndpoints(app: FastifyInstance, deps: WorkloadEn
       clientId = await deps.caller(request, { requiredScope: WORKLOAD_SCOPE });
       actor = clientId;
     }
-    if (!/^application\/json\s*(;|$)/i.test(String(request.headers['content-type'] ?? ''))) throw new OAuthError('invalid_request', 'the request body must be application/json', 415);
-    if (!body || typeof body !== 'object' || Array.isArray(body) || Object.keys(body).some((k) => k !== 'csr' && k !== 'client_id')) throw invalidRequest('the body must be {"csr": "<PEM>"}');
-    if (typeof body.csr !== 'string' || body.csr.length > 16 * 1024) throw invalidRequest('csr must be a PEM string of at most 16 KiB');
+    if (!/^application\/json\s*(;|$)/i.test(String(request.headers['content-type'] ?? '')))
+      throw new OAuthError('invalid_request', 'the request body must be application/json', 415);
+    if (
+      !body ||
+      typeof body !== 'object' ||
+      Array.isArray(body) ||
+      Object.keys(body).some((k) => k !== 'csr' && k !== 'client_id')
+    )
+      throw invalidRequest('the body must be {"csr": "<PEM>"}');
+    if (typeof body.csr !== 'string' || body.csr.length > 16 * 1024)
+      throw invalidRequest('csr must be a PEM string of at most 16 KiB');
     const state = await deps.ca.state();
-    const issued = await issueWorkloadCertificate(state.signer, body.csr, clientId, { trustDomain: deps.trustDomain, ttlSeconds: deps.ttlSeconds });
+    const issued = await issueWorkloadCertificate(state.signer, body.csr, clientId, {
+      trustDomain: deps.trustDomain,
+      ttlSeconds: deps.ttlSeconds,
+    });
     await deps.events.emit('certificate.issued', {
-      actor, subject: issued.spiffeId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip,
+      actor,
+      subject: issued.spiffeId,
+      client_id: clientId,
+      outcome: 'success',
+      request_id: request.id,
+      source_ip: request.ip,
       ...(issued.requestedOther.length > 0 ? { reason: 'identity_not_owned' } : {}),
-      detail: { serial: issued.serial, spiffe_id: issued.spiffeId, not_after: issued.notAfter.toISOString(), key_type: issued.keyType, ...(issued.requestedOther.length > 0 ? { requested_other: issued.requestedOther } : {}) },
+      detail: {
+        serial: issued.serial,
+        spiffe_id: issued.spiffeId,
+        not_after: issued.notAfter.toISOString(),
+        key_type: issued.keyType,
+        ...(issued.requestedOther.length > 0 ? { requested_other: issued.requestedOther } : {}),
+      },
     });
     return reply.header('cache-control', 'no-store').send({
-      certificate: issued.pem, trust_bundle: state.bundlePem, spiffe_id: issued.spiffeId, expires_at: Math.floor(issued.notAfter.getTime() / 1000),
+      certificate: issued.pem,
+      trust_bundle: state.bundlePem,
+      spiffe_id: issued.spiffeId,
+      expires_at: Math.floor(issued.notAfter.getTime() / 1000),
     });
   });
 }

@@ -29,7 +29,8 @@ export function readForm(request: FastifyRequest, multi: readonly string[] = [])
   }
   const form = request.body as FormBody;
   for (const [name, values] of form) {
-    if (values.length > 1 && !multi.includes(name)) throw invalidRequest(`parameter ${JSON.stringify(name.slice(0, 64))} is repeated`);
+    if (values.length > 1 && !multi.includes(name))
+      throw invalidRequest(`parameter ${JSON.stringify(name.slice(0, 64))} is repeated`);
   }
   return form;
 }

@@ -39,14 +39,38 @@ export class OutboundError extends LatchkeyError {
 /** Special-purpose ranges (RFC 6890 and its IPv6 counterparts) a client's URL must not reach. */
 const SPECIAL = new BlockList();
 for (const [net, prefix] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.88.99.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24],
-  ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) SPECIAL.addSubnet(net, prefix, 'ipv4');
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
+  ['192.88.99.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const)
+  SPECIAL.addSubnet(net, prefix, 'ipv4');
 for (const [net, prefix] of [
-  ['::', 128], ['::1', 128], ['::ffff:0:0', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64], ['2001::', 23],
-  ['2001:db8::', 32], ['2002::', 16], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
-] as const) SPECIAL.addSubnet(net, prefix, 'ipv6');
+  ['::', 128],
+  ['::1', 128],
+  ['::ffff:0:0', 96],
+  ['64:ff9b::', 96],
+  ['64:ff9b:1::', 48],
+  ['100::', 64],
+  ['2001::', 23],
+  ['2001:db8::', 32],
+  ['2002::', 16],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+] as const)
+  SPECIAL.addSubnet(net, prefix, 'ipv6');
 
 const MAX_REDIRECTS = 3;
 
@@ -72,12 +96,19 @@ export class OutboundFetch {
       dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
         if (err) return callback(err, '', 0);
         const bad = addresses.find((a) => !this.addressAllowed(a.address, hostname));
-        if (bad || addresses.length === 0) return callback(new OutboundError('refused', 'destination address not allowed'), '', 0);
-        if ((options as { all?: boolean }).all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+        if (bad || addresses.length === 0)
+          return callback(new OutboundError('refused', 'destination address not allowed'), '', 0);
+        if ((options as { all?: boolean }).all)
+          return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
         callback(null, addresses[0]!.address, addresses[0]!.family);
       });
     };
-    this.agent = new Agent({ connect: { lookup }, connections: 16, headersTimeout: policy.timeoutMs ?? 5000, bodyTimeout: policy.timeoutMs ?? 5000 });
+    this.agent = new Agent({
+      connect: { lookup },
+      connections: 16,
+      headersTimeout: policy.timeoutMs ?? 5000,
+      bodyTimeout: policy.timeoutMs ?? 5000,
+    });
   }
 
   private addressAllowed(address: string, hostname: string): boolean {
@@ -95,11 +126,13 @@ export class OutboundFetch {
     } catch {
       throw new OutboundError('refused', 'not a URL');
     }
-    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.policy.allowHttp)) throw new OutboundError('refused', `${url.protocol} is not allowed`);
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.policy.allowHttp))
+      throw new OutboundError('refused', `${url.protocol} is not allowed`);
     if (url.username || url.password) throw new OutboundError('refused', 'credentials in URLs are not allowed');
     const host = url.hostname.replace(/^\[|\]$/g, '');
     // An IP literal is connected to without a lookup: check it here.
-    if (isIP(host) !== 0 && !this.addressAllowed(host, host)) throw new OutboundError('refused', 'destination address not allowed');
+    if (isIP(host) !== 0 && !this.addressAllowed(host, host))
+      throw new OutboundError('refused', 'destination address not allowed');
     return url;
   }
 
@@ -108,13 +141,28 @@ export class OutboundFetch {
    * within the same origin (scheme, host and port), at most three. Non-2xx answers are errors
    * unless `acceptStatus` says otherwise.
    */
-  async fetch(raw: string | URL, init: { method?: string; headers?: Record<string, string>; body?: string; acceptStatus?: (status: number) => boolean } = {}): Promise<{ status: number; headers: Headers; body: Buffer }> {
+  async fetch(
+    raw: string | URL,
+    init: {
+      method?: string;
+      headers?: Record<string, string>;
+      body?: string;
+      acceptStatus?: (status: number) => boolean;
+    } = {},
+  ): Promise<{ status: number; headers: Headers; body: Buffer }> {
     let url = this.checkUrl(raw);
     const signal = AbortSignal.timeout(this.policy.timeoutMs ?? 5000);
     for (let hop = 0; ; hop++) {
       let res: Awaited<ReturnType<typeof undiciFetch>>;
       try {
-        res = await undiciFetch(url, { method: init.method ?? 'GET', headers: init.headers, body: init.body, redirect: 'manual', signal, dispatcher: this.agent });
+        res = await undiciFetch(url, {
+          method: init.method ?? 'GET',
+          headers: init.headers,
+          body: init.body,
+          redirect: 'manual',
+          signal,
+          dispatcher: this.agent,
+        });
       } catch (err) {
         throw classify(err);
       }
@@ -126,7 +174,8 @@ export class OutboundFetch {
         } catch {
           throw new OutboundError('redirect', 'redirect to an invalid URL');
         }
-        if (next.origin !== url.origin || hop >= MAX_REDIRECTS) throw new OutboundError('redirect', 'redirect to another origin, or too many');
+        if (next.origin !== url.origin || hop >= MAX_REDIRECTS)
+          throw new OutboundError('redirect', 'redirect to another origin, or too many');
         url = this.checkUrl(next);
         continue;
       }
@@ -134,7 +183,8 @@ export class OutboundFetch {
         throw err instanceof OutboundError ? err : classify(err);
       });
       const ok = init.acceptStatus ?? ((s: number) => s >= 200 && s < 300);
-      if (!ok(res.status)) throw Object.assign(new OutboundError('http_status', `HTTP ${res.status}`), { status: res.status });
+      if (!ok(res.status))
+        throw Object.assign(new OutboundError('http_status', `HTTP ${res.status}`), { status: res.status });
       return { status: res.status, headers: res.headers as unknown as Headers, body };
     }
   }
@@ -162,6 +212,11 @@ function classify(err: unknown): OutboundError {
   const cause = (err as { cause?: unknown }).cause;
   if (cause instanceof OutboundError) return cause;
   const name = (err as Error).name;
-  if (name === 'TimeoutError' || name === 'AbortError' || /timeout/i.test(String((cause as Error | undefined)?.name ?? ''))) return new OutboundError('timeout', 'timed out');
+  if (
+    name === 'TimeoutError' ||
+    name === 'AbortError' ||
+    /timeout/i.test(String((cause as Error | undefined)?.name ?? ''))
+  )
+    return new OutboundError('timeout', 'timed out');
   return new OutboundError('unreachable', 'unreachable');
 }

@@ -2,7 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import type { KeyRing } from './key_ring.ts';
 
 /** GET /jwks: public keys only, with Cache-Control and a strong ETag (RFC 9110 §13.1.2). */
-export function registerJwksEndpoint(app: FastifyInstance, deps: { keys: Pick<KeyRing, 'jwks'>; maxAge: number }): void {
+export function registerJwksEndpoint(
+  app: FastifyInstance,
+  deps: { keys: Pick<KeyRing, 'jwks'>; maxAge: number },
+): void {
   app.get('/jwks', async (request, reply) => {
     const { body, etag } = deps.keys.jwks();
     reply.header('cache-control', `public, max-age=${deps.maxAge}`).header('etag', etag);

@@ -27,7 +27,11 @@ function generate(alg: SigningAlgorithm): { publicKey: KeyObject; privateKey: Ke
 }
 
 /** The JWK members of a public key only (RFC 7517 §4, RFC 7518 §6): never a private member. */
-const PUBLIC_MEMBERS: Record<string, string[]> = { EC: ['kty', 'crv', 'x', 'y'], OKP: ['kty', 'crv', 'x'], RSA: ['kty', 'n', 'e'] };
+const PUBLIC_MEMBERS: Record<string, string[]> = {
+  EC: ['kty', 'crv', 'x', 'y'],
+  OKP: ['kty', 'crv', 'x'],
+  RSA: ['kty', 'n', 'e'],
+};
 
 function publicJwkOf(key: KeyObject): Record<string, string> {
   const full = key.export({ format: 'jwk' }) as Record<string, string>;
@@ -49,16 +53,17 @@ export class KeyRing {
   private readonly store: Pick<KeyStore, 'insertKey' | 'listPublishedKeys'>;
   private readonly masterKey: MasterKey;
 
-  constructor(
-    store: Pick<KeyStore, 'insertKey' | 'listPublishedKeys'>,
-    masterKey: MasterKey,
-  ) {
+  constructor(store: Pick<KeyStore, 'insertKey' | 'listPublishedKeys'>, masterKey: MasterKey) {
     this.store = store;
     this.masterKey = masterKey;
   }
 
   /** Creates and stores a new key in the given state. */
-  async createKey(alg: SigningAlgorithm, state: 'next' | 'current', audit?: (record: SigningKeyRecord) => AuditEvent[]): Promise<SigningKeyRecord> {
+  async createKey(
+    alg: SigningAlgorithm,
+    state: 'next' | 'current',
+    audit?: (record: SigningKeyRecord) => AuditEvent[],
+  ): Promise<SigningKeyRecord> {
     const { publicKey, privateKey } = generate(alg);
     const jwk = publicJwkOf(publicKey);
     // A short kid from the RFC 7638 thumbprint: unique in practice, small in every token header.
@@ -88,10 +93,18 @@ export class KeyRing {
     const jwks: Record<string, unknown>[] = [];
     let signer: Signer | undefined;
     for (const r of records) {
-      published.set(r.kid, { kid: r.kid, alg: r.alg, publicKey: createPublicKey({ key: r.publicJwk as import('node:crypto').JsonWebKey, format: 'jwk' }) });
+      published.set(r.kid, {
+        kid: r.kid,
+        alg: r.alg,
+        publicKey: createPublicKey({ key: r.publicJwk as import('node:crypto').JsonWebKey, format: 'jwk' }),
+      });
       jwks.push(r.publicJwk);
       if (r.state === 'current') {
-        const privateKey = createPrivateKey({ key: this.masterKey.open(r.privateKeyEnc, `signing-key:${r.kid}`), format: 'der', type: 'pkcs8' });
+        const privateKey = createPrivateKey({
+          key: this.masterKey.open(r.privateKeyEnc, `signing-key:${r.kid}`),
+          format: 'der',
+          type: 'pkcs8',
+        });
         const headerB64 = Buffer.from(JSON.stringify({ alg: r.alg, typ: 'at+jwt', kid: r.kid })).toString('base64url');
         signer = { kid: r.kid, alg: r.alg, privateKey, headerB64 };
       }

@@ -11,7 +11,9 @@ const LEASE = 'key-rotation';
 const REQUESTED = 'key_rotation_requested';
 
 export interface KeyRotatorDeps {
-  store: Pick<KeyStore, 'listKeys' | 'transitionKeys' | 'removeExpiredKeys'> & LeaseStore & Pick<SettingsStore, 'getSetting' | 'setSetting'>;
+  store: Pick<KeyStore, 'listKeys' | 'transitionKeys' | 'removeExpiredKeys'> &
+    LeaseStore &
+    Pick<SettingsStore, 'getSetting' | 'setSetting'>;
   ring: Pick<KeyRing, 'createKey' | 'reload'>;
   events: ServerEvents;
   policy: RotationPolicy;
@@ -65,13 +67,19 @@ export class KeyRotator {
     const keys = await this.deps.store.listKeys();
     const noSigner = !keys.some((k) => k.state === 'current');
     // Without any signing key, any replica may act: the unique indexes keep it to one key.
-    const leader = (await this.deps.store.tryLease(LEASE, this.holder, Date.now() + this.deps.checkInterval * 3000)) || noSigner;
+    const leader =
+      (await this.deps.store.tryLease(LEASE, this.holder, Date.now() + this.deps.checkInterval * 3000)) || noSigner;
     if (leader) {
       await this.apply(keys);
       const gone = new Map(keys.map((k) => [k.kid, k.alg]));
       const staged: AuditEvent[] = [];
       const removed = await this.deps.store.removeExpiredKeys(this.now(), (kid) => {
-        const e = this.deps.events.stage('key.removed', { actor: 'system', subject: kid, outcome: 'success', detail: { kid } });
+        const e = this.deps.events.stage('key.removed', {
+          actor: 'system',
+          subject: kid,
+          outcome: 'success',
+          detail: { kid },
+        });
         staged.push(e);
         return [e];
       });
@@ -99,7 +107,12 @@ export class KeyRotator {
       try {
         let event: AuditEvent | undefined;
         const k = await this.deps.ring.createKey(action.alg, state, (r) => {
-          event = this.deps.events.stage('key.created', { actor: 'system', subject: r.kid, outcome: 'success', detail: { kid: r.kid, alg: r.alg, state } });
+          event = this.deps.events.stage('key.created', {
+            actor: 'system',
+            subject: r.kid,
+            outcome: 'success',
+            detail: { kid: r.kid, alg: r.alg, state },
+          });
           return [event];
         });
         this.deps.events.committed(event!);
@@ -112,15 +125,42 @@ export class KeyRotator {
     }
     const now = this.now();
     const transitions: KeyTransition[] = [{ kid: action.next, from: 'next', to: 'current', at: now }];
-    if (action.current) transitions.unshift({ kid: action.current, from: 'current', to: 'retired', at: now, removeAfter: now + this.deps.retireGrace });
+    if (action.current)
+      transitions.unshift({
+        kid: action.current,
+        from: 'current',
+        to: 'retired',
+        at: now,
+        removeAfter: now + this.deps.retireGrace,
+      });
     const alg = keys.find((k) => k.kid === action.next)?.alg ?? '';
-    const staged = [this.deps.events.stage('key.activated', { actor: 'system', subject: action.next, outcome: 'success', detail: { kid: action.next, alg, replaces: action.current ?? null } })];
-    if (action.current) staged.push(this.deps.events.stage('key.retired', { actor: 'system', subject: action.current, outcome: 'success', detail: { kid: action.current, remove_after: now + this.deps.retireGrace } }));
+    const staged = [
+      this.deps.events.stage('key.activated', {
+        actor: 'system',
+        subject: action.next,
+        outcome: 'success',
+        detail: { kid: action.next, alg, replaces: action.current ?? null },
+      }),
+    ];
+    if (action.current)
+      staged.push(
+        this.deps.events.stage('key.retired', {
+          actor: 'system',
+          subject: action.current,
+          outcome: 'success',
+          detail: { kid: action.current, remove_after: now + this.deps.retireGrace },
+        }),
+      );
     if (await this.deps.store.transitionKeys(transitions, staged)) {
       this.deps.events.committed(...staged);
       await this.deps.store.setSetting(REQUESTED, '0');
       await this.deps.feed.keyEvent('key.activated', action.next, alg);
-      if (action.current) await this.deps.feed.keyEvent('key.retired', action.current, keys.find((k) => k.kid === action.current)?.alg ?? '');
+      if (action.current)
+        await this.deps.feed.keyEvent(
+          'key.retired',
+          action.current,
+          keys.find((k) => k.kid === action.current)?.alg ?? '',
+        );
     }
   }
 
@@ -136,7 +176,11 @@ export class KeyRotator {
       await this.run({ kind: 'create_next', alg: this.deps.policy.alg }, keys);
       keys = await this.deps.store.listKeys();
     }
-    await this.deps.events.emit('key.rotation_requested', { actor: options.actor, outcome: 'success', detail: { immediate: options.now } });
+    await this.deps.events.emit('key.rotation_requested', {
+      actor: options.actor,
+      outcome: 'success',
+      detail: { immediate: options.now },
+    });
     if (options.now) {
       const next = keys.find((k) => k.state === 'next');
       const current = keys.find((k) => k.state === 'current');
@@ -155,8 +199,16 @@ export class KeyRotator {
     const key = (await this.deps.store.listKeys()).find((k) => k.kid === kid);
     if (!key || key.state === 'revoked') return false;
     const now = this.now();
-    const event = this.deps.events.stage('key.revoked', { actor, subject: kid, outcome: 'success', detail: { kid, was: key.state } });
-    const ok = await this.deps.store.transitionKeys([{ kid, from: key.state, to: 'revoked', at: now, removeAfter: now + this.deps.retireGrace }], [event]);
+    const event = this.deps.events.stage('key.revoked', {
+      actor,
+      subject: kid,
+      outcome: 'success',
+      detail: { kid, was: key.state },
+    });
+    const ok = await this.deps.store.transitionKeys(
+      [{ kid, from: key.state, to: 'revoked', at: now, removeAfter: now + this.deps.retireGrace }],
+      [event],
+    );
     if (!ok) throw new KeyConflictError('the key changed state meanwhile; try again');
     this.deps.events.committed(event);
     await this.deps.feed.revokeKey(kid);

@@ -7,7 +7,8 @@ import { LatchkeyError } from '../errors.ts';
 function decodeKey(text: string): Buffer {
   const t = text.trim();
   const buf = /^[0-9a-fA-F]{64}$/.test(t) ? Buffer.from(t, 'hex') : Buffer.from(t, 'base64');
-  if (buf.length !== 32) throw new LatchkeyError('master_key_invalid', 'master key must be 32 bytes, as 64 hex characters or base64');
+  if (buf.length !== 32)
+    throw new LatchkeyError('master_key_invalid', 'master key must be 32 bytes, as 64 hex characters or base64');
   return buf;
 }
 
@@ -51,7 +52,8 @@ export class MasterKey {
 
   open(sealed: string, aad: string): Buffer {
     const [v, ivText, ctText] = sealed.split('.');
-    if (v !== 'v1' || !ivText || !ctText) throw new LatchkeyError('key_decrypt_failed', 'sealed key has an unknown format');
+    if (v !== 'v1' || !ivText || !ctText)
+      throw new LatchkeyError('key_decrypt_failed', 'sealed key has an unknown format');
     try {
       const ct = Buffer.from(ctText, 'base64url');
       const decipher = createDecipheriv('aes-256-gcm', this.sealKey, Buffer.from(ivText, 'base64url'));
@@ -59,7 +61,9 @@ export class MasterKey {
       decipher.setAuthTag(ct.subarray(ct.length - 16));
       return Buffer.concat([decipher.update(ct.subarray(0, ct.length - 16)), decipher.final()]);
     } catch (err) {
-      throw new LatchkeyError('key_decrypt_failed', 'a sealed private key could not be decrypted: wrong master key?', { cause: err });
+      throw new LatchkeyError('key_decrypt_failed', 'a sealed private key could not be decrypted: wrong master key?', {
+        cause: err,
+      });
     }
   }
 }

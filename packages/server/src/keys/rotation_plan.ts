@@ -27,7 +27,12 @@ export type RotationAction =
  * for at least the announce window and the current key is due (by age, by request, or because the
  * configured algorithm changed).
  */
-export function planRotation(keys: readonly SigningKeyRecord[], now: number, policy: RotationPolicy, requested: boolean): RotationAction[] {
+export function planRotation(
+  keys: readonly SigningKeyRecord[],
+  now: number,
+  policy: RotationPolicy,
+  requested: boolean,
+): RotationAction[] {
   const current = keys.find((k) => k.state === 'current');
   const next = keys.find((k) => k.state === 'next');
   if (!current) {
@@ -36,7 +41,8 @@ export function planRotation(keys: readonly SigningKeyRecord[], now: number, pol
   }
   if (!next) return [{ kind: 'create_next', alg: policy.alg }];
   const announced = now >= next.createdAt + policy.announce;
-  const due = requested || now >= (current.activatedAt ?? current.createdAt) + policy.rotateEvery || current.alg !== policy.alg;
+  const due =
+    requested || now >= (current.activatedAt ?? current.createdAt) + policy.rotateEvery || current.alg !== policy.alg;
   return announced && due ? [{ kind: 'promote', next: next.kid, current: current.kid }] : [];
 }
 

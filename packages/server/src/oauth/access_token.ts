@@ -20,7 +20,12 @@ export interface AccessTokenInput {
  * roles when present (RFC 9068 §2.2), and `cnf` for a certificate-bound token (RFC 8705 §3.1),
  * so service tokens stay small.
  */
-export function mintAccessToken(keys: Pick<KeyRing, 'signAccessToken'>, issuer: string, input: AccessTokenInput, now = Math.floor(Date.now() / 1000)): { token: string; claims: AccessTokenClaims } {
+export function mintAccessToken(
+  keys: Pick<KeyRing, 'signAccessToken'>,
+  issuer: string,
+  input: AccessTokenInput,
+  now = Math.floor(Date.now() / 1000),
+): { token: string; claims: AccessTokenClaims } {
   const claims: AccessTokenClaims = {
     iss: issuer,
     sub: input.subject,

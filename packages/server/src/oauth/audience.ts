@@ -16,14 +16,21 @@ export function isAbsoluteUri(value: string): boolean {
  * allowed to request (its registration, and the IdP's Cedar policies), or the client's default
  * audience when none was given.
  */
-export function chooseAudience(resources: string[] | undefined, allowed: (audience: string) => boolean, defaultAudience: string | undefined): string | string[] {
+export function chooseAudience(
+  resources: string[] | undefined,
+  allowed: (audience: string) => boolean,
+  defaultAudience: string | undefined,
+): string | string[] {
   if (!resources || resources.length === 0) {
-    if (!defaultAudience) throw new OAuthError('invalid_target', 'no resource given and the client has no default audience');
-    if (!allowed(defaultAudience)) throw new OAuthError('invalid_target', 'the default audience is not one this client may request');
+    if (!defaultAudience)
+      throw new OAuthError('invalid_target', 'no resource given and the client has no default audience');
+    if (!allowed(defaultAudience))
+      throw new OAuthError('invalid_target', 'the default audience is not one this client may request');
     return defaultAudience;
   }
   for (const r of resources) {
-    if (!isAbsoluteUri(r)) throw new OAuthError('invalid_target', 'resource must be an absolute URI without a fragment');
+    if (!isAbsoluteUri(r))
+      throw new OAuthError('invalid_target', 'resource must be an absolute URI without a fragment');
     if (!allowed(r)) throw new OAuthError('invalid_target', 'resource is not an audience this client may request');
   }
   const unique = [...new Set(resources)];

@@ -13,15 +13,24 @@ export const MIN_BOUND_LIFETIME = 5;
  * `cnf.x5t#S256` and never outlives the certificate: its lifetime is cut to what the certificate
  * has left, so a stolen key stops working when its certificate does.
  */
-export function bindToCertificate(client: ClientRecord, certificate: PresentedCertificate | undefined, ttl: number, now = Date.now()): { ttl: number; cnf?: { 'x5t#S256': string } } {
+export function bindToCertificate(
+  client: ClientRecord,
+  certificate: PresentedCertificate | undefined,
+  ttl: number,
+  now = Date.now(),
+): { ttl: number; cnf?: { 'x5t#S256': string } } {
   if (!certificate) {
     if (client.metadata.tls_client_certificate_bound_access_tokens) {
-      throw new OAuthError('invalid_request', 'this client\'s tokens are bound to its certificate (RFC 8705 §3): connect with its client certificate');
+      throw new OAuthError(
+        'invalid_request',
+        "this client's tokens are bound to its certificate (RFC 8705 §3): connect with its client certificate",
+      );
     }
     return { ttl };
   }
   const notBefore = Date.parse(certificate.cert.validFrom);
   const left = Math.floor((Date.parse(certificate.cert.validTo) - now) / 1000);
-  if (notBefore > now || left < MIN_BOUND_LIFETIME) throw new OAuthError('invalid_request', 'the client certificate is not valid long enough to bind a token to it');
+  if (notBefore > now || left < MIN_BOUND_LIFETIME)
+    throw new OAuthError('invalid_request', 'the client certificate is not valid long enough to bind a token to it');
   return { ttl: Math.min(ttl, left), cnf: { 'x5t#S256': certificate.thumbprint } };
 }

@@ -1,5 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { CLIENT_ASSERTION_ALGORITHMS, GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS, type SigningAlgorithm } from '@latchkey/protocol';
+import {
+  CLIENT_ASSERTION_ALGORITHMS,
+  GRANT_TYPES,
+  TOKEN_ENDPOINT_AUTH_METHODS,
+  type SigningAlgorithm,
+} from '@latchkey/protocol';
 
 const MTLS_METHODS: readonly string[] = ['tls_client_auth', 'self_signed_tls_client_auth'];
 
@@ -39,7 +44,10 @@ export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm, mtl
  * GET /.well-known/oauth-authorization-server (RFC 8414 §3) and the OpenID Connect discovery
  * path, which OpenID clients ask first; both serve the same document.
  */
-export function registerDiscovery(app: FastifyInstance, deps: { issuer: string; signingAlg: () => SigningAlgorithm; mtls: boolean }): void {
+export function registerDiscovery(
+  app: FastifyInstance,
+  deps: { issuer: string; signingAlg: () => SigningAlgorithm; mtls: boolean },
+): void {
   const handler = async (_req: unknown, reply: { header(k: string, v: string): unknown }) => {
     reply.header('cache-control', 'public, max-age=300');
     return serverMetadata(deps.issuer, deps.signingAlg(), deps.mtls);

@@ -33,7 +33,11 @@ export function registerIntrospectionEndpoint(app: FastifyInstance, deps: Intros
       }
     }
     await deps.events.emit('token.introspected', {
-      actor: caller.clientId, client_id: caller.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip,
+      actor: caller.clientId,
+      client_id: caller.clientId,
+      outcome: 'success',
+      request_id: request.id,
+      source_ip: request.ip,
       ...(result.claims ? { subject: result.claims.sub } : {}),
       detail: { auth_method: method, active, reason, ...(result.claims ? { jti: result.claims.jti } : {}) },
     });

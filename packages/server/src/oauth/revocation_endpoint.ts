@@ -15,18 +15,39 @@ export interface RevocationDeps extends PresentedTokenDeps {
 export function registerRevocationEndpoint(app: FastifyInstance, deps: RevocationDeps): void {
   app.post('/revoke', async (request, reply) => {
     const { caller, authMethod: method, result } = await readPresentedToken(request, deps);
-    const base = { actor: caller.clientId, client_id: caller.clientId, request_id: request.id, source_ip: request.ip } as const;
+    const base = {
+      actor: caller.clientId,
+      client_id: caller.clientId,
+      request_id: request.id,
+      source_ip: request.ip,
+    } as const;
     const claims = result.valid || result.reason === 'expired' ? result.claims : undefined;
     if (claims && claims.client_id !== caller.clientId) {
-      await deps.events.emit('token.revoked', { ...base, subject: claims.sub, outcome: 'failure', reason: 'unauthorized_client', detail: { auth_method: method, jti: claims.jti } });
+      await deps.events.emit('token.revoked', {
+        ...base,
+        subject: claims.sub,
+        outcome: 'failure',
+        reason: 'unauthorized_client',
+        detail: { auth_method: method, jti: claims.jti },
+      });
       throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
     }
     if (result.valid) {
-      const event = deps.events.stage('token.revoked', { ...base, subject: result.claims.sub, outcome: 'success', detail: { auth_method: method, jti: result.claims.jti, exp: result.claims.exp } });
+      const event = deps.events.stage('token.revoked', {
+        ...base,
+        subject: result.claims.sub,
+        outcome: 'success',
+        detail: { auth_method: method, jti: result.claims.jti, exp: result.claims.exp },
+      });
       await deps.revocations.revokeToken(result.claims, [event]);
       deps.events.committed(event);
     } else {
-      await deps.events.emit('token.revoked', { ...base, outcome: 'success', reason: `nothing_to_revoke:${result.reason}`, detail: { auth_method: method } });
+      await deps.events.emit('token.revoked', {
+        ...base,
+        outcome: 'success',
+        reason: `nothing_to_revoke:${result.reason}`,
+        detail: { auth_method: method },
+      });
     }
     return reply.header('cache-control', 'no-store').send();
   });

@@ -30,21 +30,33 @@ export interface ServiceCallerOptions {
  * own valid, unrevoked access tokens whose audience is this IdP, as a Bearer — presented over its
  * certificate when bound to one.
  */
-export function serviceCaller(deps: ServiceCallerDeps): (request: FastifyRequest, options?: ServiceCallerOptions) => Promise<string> {
+export function serviceCaller(
+  deps: ServiceCallerDeps,
+): (request: FastifyRequest, options?: ServiceCallerOptions) => Promise<string> {
   return async (request, options = {}) => {
     const bearer = bearerToken(request);
     if (!bearer) return (await deps.authenticate(request, new Map())).client.clientId;
     // RFC 9068 §4 / RFC 8707: the IdP's own endpoints are a resource server like any other — a
     // token audienced to some service must not work here (that service could replay it).
     const r = verifyOwnToken(deps.keys, deps.issuer, bearer, Math.floor(Date.now() / 1000), 0, deps.issuer);
-    if (!r.valid) throw invalidToken(r.reason === 'wrong_audience' ? 'the access token is not audienced to this IdP' : 'the access token is not valid');
+    if (!r.valid)
+      throw invalidToken(
+        r.reason === 'wrong_audience'
+          ? 'the access token is not audienced to this IdP'
+          : 'the access token is not valid',
+      );
     const client = await deps.clients.getClient(r.claims.client_id);
-    if (!client || client.disabled || (await deps.revocations.check(r.claims))) throw invalidToken('the access token is not valid');
-    if (client.lockedUntil !== null && client.lockedUntil > Date.now() / 1000) throw invalidToken('the client is locked');
-    if (checkCertificateBinding(r.claims, deps.certificate(request)?.thumbprint)) throw invalidToken('the access token is bound to another client certificate');
+    if (!client || client.disabled || (await deps.revocations.check(r.claims)))
+      throw invalidToken('the access token is not valid');
+    if (client.lockedUntil !== null && client.lockedUntil > Date.now() / 1000)
+      throw invalidToken('the client is locked');
+    if (checkCertificateBinding(r.claims, deps.certificate(request)?.thumbprint))
+      throw invalidToken('the access token is bound to another client certificate');
     if (options.requiredScope && !(r.claims.scope ?? '').split(' ').includes(options.requiredScope)) {
       // RFC 6750 §3.1.
-      throw new OAuthError('insufficient_scope', `the access token needs the ${options.requiredScope} scope`, 403, { 'www-authenticate': `Bearer realm="latchkey", error="insufficient_scope", scope="${options.requiredScope}"` });
+      throw new OAuthError('insufficient_scope', `the access token needs the ${options.requiredScope} scope`, 403, {
+        'www-authenticate': `Bearer realm="latchkey", error="insufficient_scope", scope="${options.requiredScope}"`,
+      });
     }
     return client.clientId;
   };

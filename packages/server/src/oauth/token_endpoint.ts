@@ -31,8 +31,13 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
     } catch (err) {
       if (err instanceof OAuthError) {
         await deps.events.emit('token.request_failed', {
-          actor: client.clientId, client_id: client.clientId, outcome: 'failure', reason: err.error,
-          request_id: request.id, source_ip: request.ip, detail: { grant_type: grantType, auth_method: method, description: err.message },
+          actor: client.clientId,
+          client_id: client.clientId,
+          outcome: 'failure',
+          reason: err.error,
+          request_id: request.id,
+          source_ip: request.ip,
+          detail: { grant_type: grantType, auth_method: method, description: err.message },
         });
       }
       throw err;

@@ -49,9 +49,13 @@ export class BundleValidator {
     const entry = new URL(`./validation_worker${ext}`, import.meta.url);
     // Under tsx (tests, development) the worker registers the TypeScript loader before loading
     // its entry (Node 20 does not pass --import hooks to workers in time).
-    const w = ext === '.ts'
-      ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); });`, { eval: true })
-      : new Worker(entry);
+    const w =
+      ext === '.ts'
+        ? new Worker(
+            `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); });`,
+            { eval: true },
+          )
+        : new Worker(entry);
     w.unref();
     w.on('error', () => undefined);
     const ready = new Promise<void>((resolve, reject) => {
@@ -88,7 +92,18 @@ export class BundleValidator {
         discard();
         this.stopped++;
         const s = Math.round(this.o.timeoutMs / 100) / 10;
-        resolve({ ok: false, warnings: [], errors: [{ source: 'bundle', kind: 'entities', message: `validation took longer than ${s} s and was stopped`, help: 'reduce the size of the bundle or the depth of its entity hierarchy' }] });
+        resolve({
+          ok: false,
+          warnings: [],
+          errors: [
+            {
+              source: 'bundle',
+              kind: 'entities',
+              message: `validation took longer than ${s} s and was stopped`,
+              help: 'reduce the size of the bundle or the depth of its entity hierarchy',
+            },
+          ],
+        });
       }, this.o.timeoutMs);
       const onMessage = (m: { id?: number; report?: ValidationReport; error?: string }) => {
         if (m.id !== id) return;

@@ -44,7 +44,14 @@ export function registerPolicyFeed(app: FastifyInstance, deps: PolicyFeedDeps): 
     reply.header('etag', etag).header('cache-control', 'no-cache');
     const inm = request.headers['if-none-match'];
     if (inm !== undefined && inm.split(',').some((t) => t.trim() === etag)) return reply.code(304).send();
-    const bundle: PolicyBundle = { version: active.version, digest: active.digest, publishedAt: active.publishedAt, schema: active.schema, policies: active.policies, entities: active.entities };
+    const bundle: PolicyBundle = {
+      version: active.version,
+      digest: active.digest,
+      publishedAt: active.publishedAt,
+      schema: active.schema,
+      policies: active.policies,
+      entities: active.entities,
+    };
     return bundle;
   });
 }

@@ -14,12 +14,23 @@ export class PolicyValidationError extends OAuthError {
 
   constructor(report: ValidationReport) {
     const first = report.errors[0];
-    super('invalid_request', `the policy bundle is not valid: ${first ? `${first.source}${first.line ? `:${first.line}:${first.column}` : ''}: ${first.message}` : 'unknown problem'}`);
+    super(
+      'invalid_request',
+      `the policy bundle is not valid: ${first ? `${first.source}${first.line ? `:${first.line}:${first.column}` : ''}: ${first.message}` : 'unknown problem'}`,
+    );
     this.report = report;
   }
 
-  override toJSON(): { error: 'invalid_request'; error_description: string } & { errors: PolicyProblem[]; warnings: PolicyProblem[] } {
-    return { error: 'invalid_request', error_description: this.message, errors: this.report.errors, warnings: this.report.warnings };
+  override toJSON(): { error: 'invalid_request'; error_description: string } & {
+    errors: PolicyProblem[];
+    warnings: PolicyProblem[];
+  } {
+    return {
+      error: 'invalid_request',
+      error_description: this.message,
+      errors: this.report.errors,
+      warnings: this.report.warnings,
+    };
   }
 }
 
@@ -56,25 +67,52 @@ export class PolicyPublisher {
    * Validates and publishes `content` as the next version. `expectedVersion` (the version the
    * caller edited) turns a concurrent publish into 409 instead of a silent overwrite.
    */
-  async publish(pushed: PolicyBundleContent, options: { actor: string; note?: string | null; expectedVersion?: number; reason?: string }): Promise<{ record: PolicyVersionRecord; warnings: PolicyProblem[]; unchanged: boolean }> {
+  async publish(
+    pushed: PolicyBundleContent,
+    options: { actor: string; note?: string | null; expectedVersion?: number; reason?: string },
+  ): Promise<{ record: PolicyVersionRecord; warnings: PolicyProblem[]; unchanged: boolean }> {
     const content = withReservedSchema(pushed);
     const report = await this.deps.validator.validate(content, { reserved: RESERVED });
     if (!report.ok) throw new PolicyValidationError(report);
     const head = await this.deps.store.getPolicyVersion();
     const headVersion = head?.version ?? 0;
     if (options.expectedVersion !== undefined && options.expectedVersion !== headVersion) {
-      throw new OAuthError('invalid_request', `the active policy version is ${headVersion}, not ${options.expectedVersion}: fetch it and apply the change again`, 409);
+      throw new OAuthError(
+        'invalid_request',
+        `the active policy version is ${headVersion}, not ${options.expectedVersion}: fetch it and apply the change again`,
+        409,
+      );
     }
     const digest = bundleDigest(content);
     if (head && head.digest === digest) return { record: head, warnings: report.warnings, unchanged: true };
     const record: PolicyVersionRecord = {
-      version: headVersion + 1, digest, publishedAt: new Date().toISOString(), actor: options.actor, note: options.note ?? null,
-      schema: content.schema, policies: content.policies, entities: content.entities,
+      version: headVersion + 1,
+      digest,
+      publishedAt: new Date().toISOString(),
+      actor: options.actor,
+      note: options.note ?? null,
+      schema: content.schema,
+      policies: content.policies,
+      entities: content.entities,
     };
     const diff = diffBundles(head ?? EMPTY, content);
     const event = this.deps.events.stage('policy.published', {
-      actor: options.actor, subject: `policy:${record.version}`, outcome: 'success', ...(options.reason ? { reason: options.reason } : {}),
-      detail: { version: record.version, previous: head?.version ?? null, digest, policies: diff.policies, schema: diff.schema, entities: { added: diff.entities.added.length, removed: diff.entities.removed.length, changed: diff.entities.changed.length } },
+      actor: options.actor,
+      subject: `policy:${record.version}`,
+      outcome: 'success',
+      ...(options.reason ? { reason: options.reason } : {}),
+      detail: {
+        version: record.version,
+        previous: head?.version ?? null,
+        digest,
+        policies: diff.policies,
+        schema: diff.schema,
+        entities: {
+          added: diff.entities.added.length,
+          removed: diff.entities.removed.length,
+          changed: diff.entities.changed.length,
+        },
+      },
     });
     if (!(await this.deps.store.insertPolicyVersion(record, [event]))) {
       throw new OAuthError('invalid_request', 'another policy version was published at the same time; try again', 409);
@@ -82,20 +120,41 @@ export class PolicyPublisher {
     this.deps.events.committed(event);
     const now = Math.floor(Date.now() / 1000);
     // Services learn of it at once on the feed stream (and by ETag polling if they miss it).
-    await this.deps.store.appendFeedEvent({ stream: 'policy', kind: 'policy.published', iss: this.deps.issuer, ref: String(record.version), notBefore: null, expiresAt: now + this.deps.feedTtl, createdAt: now, data: { digest } });
+    await this.deps.store.appendFeedEvent({
+      stream: 'policy',
+      kind: 'policy.published',
+      iss: this.deps.issuer,
+      ref: String(record.version),
+      notBefore: null,
+      expiresAt: now + this.deps.feedTtl,
+      createdAt: now,
+      data: { digest },
+    });
     return { record, warnings: report.warnings, unchanged: false };
   }
 
   /** Applies `change` to the active entities and publishes the result (validated like any push). */
-  async changeEntities(change: (entities: PolicyEntity[]) => PolicyEntity[], options: { actor: string; note: string }): Promise<{ record: PolicyVersionRecord; warnings: PolicyProblem[]; unchanged: boolean }> {
+  async changeEntities(
+    change: (entities: PolicyEntity[]) => PolicyEntity[],
+    options: { actor: string; note: string },
+  ): Promise<{ record: PolicyVersionRecord; warnings: PolicyProblem[]; unchanged: boolean }> {
     const head = (await this.deps.store.getPolicyVersion()) ?? { ...EMPTY, version: 0 };
-    return this.publish({ schema: head.schema, policies: head.policies, entities: change(structuredClone(head.entities)) }, { ...options, expectedVersion: head.version });
+    return this.publish(
+      { schema: head.schema, policies: head.policies, entities: change(structuredClone(head.entities)) },
+      { ...options, expectedVersion: head.version },
+    );
   }
 
   /** Publishes an earlier version's content again as the newest version. */
-  async rollback(version: number, actor: string): Promise<{ record: PolicyVersionRecord; warnings: PolicyProblem[]; unchanged: boolean }> {
+  async rollback(
+    version: number,
+    actor: string,
+  ): Promise<{ record: PolicyVersionRecord; warnings: PolicyProblem[]; unchanged: boolean }> {
     const old = await this.deps.store.getPolicyVersion(version);
     if (!old) throw new OAuthError('invalid_request', `there is no policy version ${version}`, 404);
-    return this.publish({ schema: old.schema, policies: old.policies, entities: old.entities }, { actor, note: `rollback to version ${version}`, reason: 'rollback' });
+    return this.publish(
+      { schema: old.schema, policies: old.policies, entities: old.entities },
+      { actor, note: `rollback to version ${version}`, reason: 'rollback' },
+    );
   }
 }

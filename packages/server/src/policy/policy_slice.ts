@@ -1,4 +1,4 @@
-import { type PolicyBundle } from '@latchkey/protocol';
+import type { PolicyBundle } from '@latchkey/protocol';
 import { withCedar } from '@latchkey/policy';
 import { bundleDigest } from './policy_digest.ts';
 
@@ -30,7 +30,10 @@ export function sliceBundle(bundle: PolicyBundle, namespaces: readonly string[])
     if (!actions || actions.some((a) => keep(namespaceOf(a.type)))) policies[id] = text;
   }
   let schema = bundle.schema;
-  const full = Object.keys(bundle.schema).sort().map((k) => bundle.schema[k]).join('\n');
+  const full = Object.keys(bundle.schema)
+    .sort()
+    .map((k) => bundle.schema[k])
+    .join('\n');
   const json = withCedar((cedar) => cedar.schemaToJson(full));
   if (json.type === 'success') {
     const kept = Object.fromEntries(Object.entries(json.json).filter(([ns]) => keep(ns)));

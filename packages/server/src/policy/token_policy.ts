@@ -1,4 +1,4 @@
-import { type PolicyEntity } from '@latchkey/protocol';
+import type { PolicyEntity } from '@latchkey/protocol';
 import { CedarTrap, CompiledBundle, withCedar } from '@latchkey/policy';
 import type { ClientRecord, PolicyStore } from '../storage/ports.ts';
 
@@ -57,7 +57,9 @@ export class TokenPolicy {
    * fail open — and readiness says so.
    */
   get health(): { ok: true; version: number } | { ok: false; version: number; error: string } {
-    return this.failure === null ? { ok: true, version: this.version } : { ok: false, version: this.version, error: this.failure };
+    return this.failure === null
+      ? { ok: true, version: this.version }
+      : { ok: false, version: this.version, error: this.failure };
   }
 
   /** Takes the active bundle's Latchkey policies (at start and after every feed append). */
@@ -77,7 +79,12 @@ export class TokenPolicy {
     }
   }
 
-  private take(b: { version: number; schema: Record<string, string>; policies: Record<string, string>; entities: PolicyEntity[] }): void {
+  private take(b: {
+    version: number;
+    schema: Record<string, string>;
+    policies: Record<string, string>;
+    entities: PolicyEntity[];
+  }): void {
     const policies: Record<string, string> = {};
     for (const [id, text] of Object.entries(b.policies)) {
       const j = withCedar((c) => c.policyToJson(text));
@@ -87,9 +94,14 @@ export class TokenPolicy {
       if (named.some((u) => u.type === ACTION.type)) policies[id] = text;
     }
     // The same engine as the SDK's: action groups and request types come from the schema.
-    this.compiled = Object.keys(policies).length === 0
-      ? undefined
-      : CompiledBundle.compile({ schema: b.schema, policies, entities: b.entities.filter((e) => e.uid.type.startsWith(`${RESERVED_NAMESPACE}::`)) });
+    this.compiled =
+      Object.keys(policies).length === 0
+        ? undefined
+        : CompiledBundle.compile({
+            schema: b.schema,
+            policies,
+            entities: b.entities.filter((e) => e.uid.type.startsWith(`${RESERVED_NAMESPACE}::`)),
+          });
     this.version = b.version;
   }
 
@@ -100,9 +112,17 @@ export class TokenPolicy {
     const c = this.compiled;
     if (!c) return registered;
     const stored = c.store.get(`${RESERVED_NAMESPACE}::Client::${q(client.clientId)}`);
-    const principal: PolicyEntity = { uid: { type: `${RESERVED_NAMESPACE}::Client`, id: client.clientId }, attrs: { roles: client.metadata.roles ?? [] }, parents: stored?.parents ?? [] };
+    const principal: PolicyEntity = {
+      uid: { type: `${RESERVED_NAMESPACE}::Client`, id: client.clientId },
+      attrs: { roles: client.metadata.roles ?? [] },
+      parents: stored?.parents ?? [],
+    };
     const storedAud = c.store.get(`${RESERVED_NAMESPACE}::Audience::${q(audience)}`);
-    const resource: PolicyEntity = { uid: { type: `${RESERVED_NAMESPACE}::Audience`, id: audience }, attrs: {}, parents: storedAud?.parents ?? [] };
+    const resource: PolicyEntity = {
+      uid: { type: `${RESERVED_NAMESPACE}::Audience`, id: audience },
+      attrs: {},
+      parents: storedAud?.parents ?? [],
+    };
     const r = c.isAuthorized({ principal, action: ACTION, resource, context: {} });
     // The registration is a permit of its own: a forbid that applies overrides it, a permit grants
     // beyond it. A request Cedar refused as a whole (schema, limits, an engine failure) is refused:

@@ -29,7 +29,8 @@ export function registerFeedEndpoints(app: FastifyInstance, deps: FeedEndpointsD
 
   const cursorParam = (value: unknown, name: string): number | undefined => {
     if (value === undefined) return undefined;
-    if (typeof value !== 'string' || !CURSOR.test(value)) throw invalidRequest(`${name} must be a cursor from this feed`);
+    if (typeof value !== 'string' || !CURSOR.test(value))
+      throw invalidRequest(`${name} must be a cursor from this feed`);
     return Number(value);
   };
 
@@ -39,7 +40,12 @@ export function registerFeedEndpoints(app: FastifyInstance, deps: FeedEndpointsD
       const q = request.query as Record<string, unknown>;
       const since = cursorParam(q.since, 'since') ?? 0;
       const limitRaw = q.limit === undefined ? String(deps.maxPage) : q.limit;
-      if (typeof limitRaw !== 'string' || !/^\d{1,5}$/.test(limitRaw) || Number(limitRaw) < 1 || Number(limitRaw) > deps.maxPage) {
+      if (
+        typeof limitRaw !== 'string' ||
+        !/^\d{1,5}$/.test(limitRaw) ||
+        Number(limitRaw) < 1 ||
+        Number(limitRaw) > deps.maxPage
+      ) {
         throw invalidRequest(`limit must be from 1 to ${deps.maxPage}`);
       }
       const limit = Number(limitRaw);
@@ -50,7 +56,11 @@ export function registerFeedEndpoints(app: FastifyInstance, deps: FeedEndpointsD
       const hasMore = rows.length > limit;
       const entries = rows.slice(0, limit);
       const last = entries.length > 0 ? entries[entries.length - 1]!.seq : since;
-      const body: FeedPage<unknown> = { entries: entries.map(map), cursor: String(hasMore ? last : Math.max(last, head)), has_more: hasMore };
+      const body: FeedPage<unknown> = {
+        entries: entries.map(map),
+        cursor: String(hasMore ? last : Math.max(last, head)),
+        has_more: hasMore,
+      };
       const text = JSON.stringify(body);
       const etag = `"${createHash('sha256').update(text).digest('base64url').slice(0, 27)}"`;
       reply.header('etag', etag).header('cache-control', 'no-cache');
@@ -67,7 +77,9 @@ export function registerFeedEndpoints(app: FastifyInstance, deps: FeedEndpointsD
     const streamsRaw = q.streams === undefined ? 'revocations,keys' : q.streams;
     if (typeof streamsRaw !== 'string') throw invalidRequest('streams must be given once');
     const streams = new Set(streamsRaw.split(','));
-    for (const s of streams) if (s !== 'revocations' && s !== 'keys' && s !== 'policy') throw invalidRequest('streams is a comma-separated list of revocations, keys and policy');
+    for (const s of streams)
+      if (s !== 'revocations' && s !== 'keys' && s !== 'policy')
+        throw invalidRequest('streams is a comma-separated list of revocations, keys and policy');
     const lastEventId = request.headers['last-event-id'];
     const resume = cursorParam(lastEventId ?? q.since, lastEventId !== undefined ? 'Last-Event-ID' : 'since');
     // Without a cursor the stream starts at the head: take a snapshot first, then stream from its cursor.
@@ -76,8 +88,14 @@ export function registerFeedEndpoints(app: FastifyInstance, deps: FeedEndpointsD
     const res = reply.raw;
     const result = deps.hub.subscribe(clientId, streams as Set<FeedStream>, cursor, res);
     if (!result.ok) {
-      const err = new OAuthError('invalid_request', result.reason === 'client_limit' ? 'too many open streams for this client' : 'too many open streams', 429);
-      res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '5', 'cache-control': 'no-store' }).end(JSON.stringify(err.toJSON()));
+      const err = new OAuthError(
+        'invalid_request',
+        result.reason === 'client_limit' ? 'too many open streams for this client' : 'too many open streams',
+        429,
+      );
+      res
+        .writeHead(429, { 'content-type': 'application/json', 'retry-after': '5', 'cache-control': 'no-store' })
+        .end(JSON.stringify(err.toJSON()));
       return;
     }
     res.writeHead(200, {

@@ -28,7 +28,9 @@ interface Subscriber {
   stalledTicks: number;
 }
 
-export type SubscribeResult = { ok: true; unsubscribe: () => void } | { ok: false; reason: 'client_limit' | 'total_limit' };
+export type SubscribeResult =
+  | { ok: true; unsubscribe: () => void }
+  | { ok: false; reason: 'client_limit' | 'total_limit' };
 
 const PAGE = 500;
 
@@ -53,7 +55,10 @@ export class FeedHub {
   constructor(store: Pick<FeedStore, 'listFeedEvents' | 'onFeedAppended'>, options: FeedHubOptions) {
     this.store = store;
     this.options = options;
-    this.poke = coalesce(() => this.pump(), (err) => this.options.onError?.(err));
+    this.poke = coalesce(
+      () => this.pump(),
+      (err) => this.options.onError?.(err),
+    );
     this.unlisten = store.onFeedAppended(() => this.poke());
     const tick = Math.min(options.heartbeatSeconds, options.stallSeconds);
     const ticksToStall = Math.ceil(options.stallSeconds / tick);

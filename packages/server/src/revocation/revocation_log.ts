@@ -26,11 +26,23 @@ export class RevocationLog {
   private now = (): number => Math.floor(Date.now() / 1000);
 
   /** RFC 7009: the token's jti, until the token's own expiry. */
-  async revokeToken(claims: Pick<AccessTokenClaims, 'jti' | 'exp' | 'client_id' | 'sub'>, audit?: WithAudit): Promise<number> {
-    const e = await this.store.appendFeedEvent({
-      stream: 'revocations', kind: 'token', iss: this.issuer, ref: claims.jti, notBefore: null,
-      expiresAt: claims.exp, createdAt: this.now(), data: { client_id: claims.client_id, sub: claims.sub },
-    }, audit);
+  async revokeToken(
+    claims: Pick<AccessTokenClaims, 'jti' | 'exp' | 'client_id' | 'sub'>,
+    audit?: WithAudit,
+  ): Promise<number> {
+    const e = await this.store.appendFeedEvent(
+      {
+        stream: 'revocations',
+        kind: 'token',
+        iss: this.issuer,
+        ref: claims.jti,
+        notBefore: null,
+        expiresAt: claims.exp,
+        createdAt: this.now(),
+        data: { client_id: claims.client_id, sub: claims.sub },
+      },
+      audit,
+    );
     return e.seq;
   }
 
@@ -40,18 +52,38 @@ export class RevocationLog {
    */
   async revokeNotBefore(kind: 'client' | 'subject', ref: string, audit?: WithAudit): Promise<number> {
     const now = this.now();
-    const e = await this.store.appendFeedEvent({
-      stream: 'revocations', kind, iss: this.issuer, ref, notBefore: now, expiresAt: now + this.coverSeconds, createdAt: now, data: null,
-    }, audit);
+    const e = await this.store.appendFeedEvent(
+      {
+        stream: 'revocations',
+        kind,
+        iss: this.issuer,
+        ref,
+        notBefore: now,
+        expiresAt: now + this.coverSeconds,
+        createdAt: now,
+        data: null,
+      },
+      audit,
+    );
     return e.seq;
   }
 
   /** A compromised signing key: every token it signed is invalid wherever it is checked. */
   async revokeKey(kid: string, audit?: WithAudit): Promise<number> {
     const now = this.now();
-    const e = await this.store.appendFeedEvent({
-      stream: 'revocations', kind: 'key', iss: this.issuer, ref: kid, notBefore: null, expiresAt: now + this.coverSeconds, createdAt: now, data: null,
-    }, audit);
+    const e = await this.store.appendFeedEvent(
+      {
+        stream: 'revocations',
+        kind: 'key',
+        iss: this.issuer,
+        ref: kid,
+        notBefore: null,
+        expiresAt: now + this.coverSeconds,
+        createdAt: now,
+        data: null,
+      },
+      audit,
+    );
     return e.seq;
   }
 
@@ -59,14 +91,22 @@ export class RevocationLog {
   async keyEvent(type: KeyEventType, kid: string, alg: string, jwk?: Record<string, unknown>): Promise<number> {
     const now = this.now();
     const e = await this.store.appendFeedEvent({
-      stream: 'keys', kind: type, iss: this.issuer, ref: kid, notBefore: null, expiresAt: now + this.coverSeconds, createdAt: now,
+      stream: 'keys',
+      kind: type,
+      iss: this.issuer,
+      ref: kid,
+      notBefore: null,
+      expiresAt: now + this.coverSeconds,
+      createdAt: now,
       data: jwk ? { alg, jwk } : { alg },
     });
     return e.seq;
   }
 
   /** Why a token of ours is revoked, or undefined when it is not. */
-  async check(claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'client_id' | 'sub'>): Promise<'token_revoked' | 'client_revoked' | 'subject_revoked' | undefined> {
+  async check(
+    claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'client_id' | 'sub'>,
+  ): Promise<'token_revoked' | 'client_revoked' | 'subject_revoked' | undefined> {
     if (await this.store.isTokenRevoked(this.issuer, claims.jti)) return 'token_revoked';
     const clientNb = await this.store.revocationNotBefore(this.issuer, 'client', claims.client_id);
     if (clientNb !== undefined && claims.iat <= clientNb) return 'client_revoked';

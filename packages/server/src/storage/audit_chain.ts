@@ -9,5 +9,9 @@ export const GENESIS = 'genesis';
  * breaks every hash after it. `values` are the stored columns in AUDIT_COLUMNS order.
  */
 export function chainHash(prevHash: string, seq: number, values: readonly unknown[]): string {
-  return createHash('sha256').update(prevHash).update('\n').update(JSON.stringify([seq, ...values])).digest('base64url');
+  return createHash('sha256')
+    .update(prevHash)
+    .update('\n')
+    .update(JSON.stringify([seq, ...values]))
+    .digest('base64url');
 }

@@ -1,4 +1,10 @@
-import type { AuditEvent, PolicyBundle, SigningAlgorithm, TokenEndpointAuthMethod, GrantType } from '@latchkey/protocol';
+import type {
+  AuditEvent,
+  PolicyBundle,
+  SigningAlgorithm,
+  TokenEndpointAuthMethod,
+  GrantType,
+} from '@latchkey/protocol';
 
 /** Registered client metadata (RFC 7591 §2 plus Latchkey's `audiences`, `default_audience`, `roles`, `access_token_ttl`). */
 export interface ClientMetadata {
@@ -269,7 +275,17 @@ export interface SettingsStore {
 }
 
 /** Everything the IdP keeps. One implementation per database; both pass the same contract tests. */
-export interface Storage extends ClientStore, KeyStore, LeaseStore, ReplayStore, RevocationStore, FeedStore, AuditStore, AlertStore, PolicyStore, SettingsStore {
+export interface Storage
+  extends ClientStore,
+    KeyStore,
+    LeaseStore,
+    ReplayStore,
+    RevocationStore,
+    FeedStore,
+    AuditStore,
+    AlertStore,
+    PolicyStore,
+    SettingsStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Applies pending migrations; safe to run concurrently from several replicas. */
   migrate(): Promise<void>;

@@ -1,6 +1,18 @@
 import type { AuditEvent, AuditEventType, AuditOutcome, SigningAlgorithm } from '@latchkey/protocol';
 import { chainHash } from './audit_chain.ts';
-import type { AlertRecord, AuditFilter, AuditRecord, ClientRecord, NewAlert, PolicyVersionRecord, PolicyVersionSummary, FeedEventRecord, FeedStream, KeyState, SigningKeyRecord } from './ports.ts';
+import type {
+  AlertRecord,
+  AuditFilter,
+  AuditRecord,
+  ClientRecord,
+  NewAlert,
+  PolicyVersionRecord,
+  PolicyVersionSummary,
+  FeedEventRecord,
+  FeedStream,
+  KeyState,
+  SigningKeyRecord,
+} from './ports.ts';
 
 /** Row shapes shared by the SQL adapters, and their mapping to records. */
 export interface ClientRow {
@@ -102,12 +114,33 @@ export const auditParams = (e: AuditEvent): unknown[] => [
 ];
 
 /** The stored values of an audit row, in AUDIT_COLUMNS order: what the chain hash covers. */
-export const auditRowValues = (r: AuditRow): unknown[] => [r.time, r.type, r.outcome, r.actor, r.subject, r.client_id, r.reason, r.request_id, r.source_ip, r.detail];
+export const auditRowValues = (r: AuditRow): unknown[] => [
+  r.time,
+  r.type,
+  r.outcome,
+  r.actor,
+  r.subject,
+  r.client_id,
+  r.reason,
+  r.request_id,
+  r.source_ip,
+  r.detail,
+];
 
-export const auditRecordFromRow = (r: AuditRow): AuditRecord => ({ ...auditFromRow(r), seq: Number(r.seq), prevHash: r.prev_hash ?? null, hash: r.hash ?? null });
+export const auditRecordFromRow = (r: AuditRow): AuditRecord => ({
+  ...auditFromRow(r),
+  seq: Number(r.seq),
+  prevHash: r.prev_hash ?? null,
+  hash: r.hash ?? null,
+});
 
 export const auditFromRow = (r: AuditRow): AuditEvent => {
-  const e: AuditEvent = { time: r.time, type: r.type as AuditEventType, outcome: r.outcome as AuditOutcome, actor: r.actor };
+  const e: AuditEvent = {
+    time: r.time,
+    type: r.type as AuditEventType,
+    outcome: r.outcome as AuditOutcome,
+    actor: r.actor,
+  };
   if (r.subject !== null) e.subject = r.subject;
   if (r.client_id !== null) e.client_id = r.client_id;
   if (r.reason !== null) e.reason = r.reason;
@@ -142,7 +175,14 @@ export const feedFromRow = (r: FeedRow): FeedEventRecord => ({
 });
 
 export const feedParams = (e: Omit<FeedEventRecord, 'seq'>): unknown[] => [
-  e.stream, e.kind, e.iss, e.ref, e.notBefore, e.expiresAt, e.createdAt, e.data === null ? null : JSON.stringify(e.data),
+  e.stream,
+  e.kind,
+  e.iss,
+  e.ref,
+  e.notBefore,
+  e.expiresAt,
+  e.createdAt,
+  e.data === null ? null : JSON.stringify(e.data),
 ];
 
 export const FEED_COLUMNS = 'stream, kind, iss, ref, not_before, expires_at, created_at, data';
@@ -179,11 +219,14 @@ export function auditWhere(f: AuditFilter, p: (i: number) => string): { sql: str
 }
 
 export const AUDIT_COLUMNS = 'time, type, outcome, actor, subject, client_id, reason, request_id, source_ip, detail';
-export const KEY_COLUMNS = 'kid, alg, state, public_jwk, private_key_enc, created_at, activated_at, retired_at, remove_after';
-export const CLIENT_COLUMNS = 'client_id, metadata, secret_hash, registration_token_hash, created_at, updated_at, disabled';
+export const KEY_COLUMNS =
+  'kid, alg, state, public_jwk, private_key_enc, created_at, activated_at, retired_at, remove_after';
+export const CLIENT_COLUMNS =
+  'client_id, metadata, secret_hash, registration_token_hash, created_at, updated_at, disabled';
 /** What a client read selects: the inserted columns and the lock set apart from them. */
 export const CLIENT_SELECT = `${CLIENT_COLUMNS}, locked_until`;
-export const ALERT_COLUMNS = 'time, detector, severity, subject_key, summary, first_seq, last_seq, count, detail, response';
+export const ALERT_COLUMNS =
+  'time, detector, severity, subject_key, summary, first_seq, last_seq, count, detail, response';
 
 export interface AlertRow {
   id: number | string;
@@ -213,7 +256,18 @@ export const alertFromRow = (r: AlertRow): AlertRecord => ({
   response: r.response,
 });
 
-export const alertParams = (a: NewAlert): unknown[] => [a.time, a.detector, a.severity, a.key, a.summary, a.firstSeq, a.lastSeq, a.count, JSON.stringify(a.detail), a.response];
+export const alertParams = (a: NewAlert): unknown[] => [
+  a.time,
+  a.detector,
+  a.severity,
+  a.key,
+  a.summary,
+  a.firstSeq,
+  a.lastSeq,
+  a.count,
+  JSON.stringify(a.detail),
+  a.response,
+];
 
 export const POLICY_COLUMNS = 'version, digest, published_at, actor, note, schema_json, policies_json, entities_json';
 export const POLICY_SUMMARY_COLUMNS = 'version, digest, published_at, actor, note';
@@ -230,7 +284,11 @@ export interface PolicyRow {
 }
 
 export const policySummaryFromRow = (r: PolicyRow): PolicyVersionSummary => ({
-  version: Number(r.version), digest: r.digest, publishedAt: r.published_at, actor: r.actor, note: r.note,
+  version: Number(r.version),
+  digest: r.digest,
+  publishedAt: r.published_at,
+  actor: r.actor,
+  note: r.note,
 });
 
 export const policyFromRow = (r: PolicyRow): PolicyVersionRecord => ({
@@ -241,5 +299,12 @@ export const policyFromRow = (r: PolicyRow): PolicyVersionRecord => ({
 });
 
 export const policyParams = (p: PolicyVersionRecord): unknown[] => [
-  p.version, p.digest, p.publishedAt, p.actor, p.note, JSON.stringify(p.schema), JSON.stringify(p.policies), JSON.stringify(p.entities),
+  p.version,
+  p.digest,
+  p.publishedAt,
+  p.actor,
+  p.note,
+  JSON.stringify(p.schema),
+  JSON.stringify(p.policies),
+  JSON.stringify(p.entities),
 ];

@@ -23,7 +23,6 @@ export interface ClientCertificateOptions {
 
 export type ClientCertificateReader = (request: FastifyRequest) => PresentedCertificate | undefined;
 
-
 /**
  * A header value as a certificate: RFC 9440 §2.1's byte sequence (`:<base64 DER>:`), or the
  * URL-encoded PEM nginx (`$ssl_client_escaped_cert`) and some load balancers send.
@@ -60,9 +59,14 @@ export function clientCertificateReader(options: ClientCertificateOptions): Clie
     const cert = parseHeaderCertificate(raw);
     if (!cert) return null;
     const chainRaw = request.headers[chainHeader];
-    const chain = typeof chainRaw === 'string' && chainRaw.length <= 64 * 1024
-      ? chainRaw.split(',').slice(0, 5).map(parseHeaderCertificate).filter((c): c is X509Certificate => c !== undefined)
-      : [];
+    const chain =
+      typeof chainRaw === 'string' && chainRaw.length <= 64 * 1024
+        ? chainRaw
+            .split(',')
+            .slice(0, 5)
+            .map(parseHeaderCertificate)
+            .filter((c): c is X509Certificate => c !== undefined)
+        : [];
     return { cert, chain, thumbprint: certificateThumbprint(cert.raw), via: 'proxy' };
   };
 
@@ -74,7 +78,12 @@ export function clientCertificateReader(options: ClientCertificateOptions): Clie
     try {
       const cert = new X509Certificate(peer.raw);
       const chain: X509Certificate[] = [];
-      for (let p = peer.issuerCertificate; p && p.raw && p !== p.issuerCertificate && chain.length < 5; p = p.issuerCertificate) chain.push(new X509Certificate(p.raw));
+      for (
+        let p = peer.issuerCertificate;
+        p && p.raw && p !== p.issuerCertificate && chain.length < 5;
+        p = p.issuerCertificate
+      )
+        chain.push(new X509Certificate(p.raw));
       return { cert, chain, thumbprint: certificateThumbprint(peer.raw), via: 'tls' };
     } catch {
       return null;

@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { LatchkeyError } from '../errors.ts';
 import type { MasterKey } from '../keys/master_key.ts';
-import { CA_ALG as ALG, DAY_MS as DAY, createRootCa, importCaKey, randomSerial as serial, pkcs8Pem } from '../ca/root_ca.ts';
+import {
+  CA_ALG as ALG,
+  DAY_MS as DAY,
+  createRootCa,
+  importCaKey,
+  randomSerial as serial,
+  pkcs8Pem,
+} from '../ca/root_ca.ts';
 
 export interface TlsMaterial {
   cert: string;
@@ -15,7 +22,10 @@ export interface TlsMaterial {
 }
 
 /** Creates the local CA once; its key is sealed with the master key. */
-async function loadOrCreateCa(dataDir: string, master: MasterKey): Promise<{ cert: x509.X509Certificate; key: CryptoKey; pem: string }> {
+async function loadOrCreateCa(
+  dataDir: string,
+  master: MasterKey,
+): Promise<{ cert: x509.X509Certificate; key: CryptoKey; pem: string }> {
   const certFile = join(dataDir, 'ca.pem');
   const keyFile = join(dataDir, 'ca.key.sealed');
   if (existsSync(certFile) && existsSync(keyFile)) {
@@ -46,12 +56,22 @@ function serverCertUsable(pem: string, hosts: string[]): boolean {
  * certificate for `hosts` issued by a local CA kept in the data folder (re-issued when it
  * nears expiry or the hosts change).
  */
-export async function loadTlsMaterial(options: { dataDir: string; certFile?: string | undefined; keyFile?: string | undefined; hosts: string[]; master: MasterKey }): Promise<TlsMaterial> {
+export async function loadTlsMaterial(options: {
+  dataDir: string;
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+  hosts: string[];
+  master: MasterKey;
+}): Promise<TlsMaterial> {
   if (options.certFile && options.keyFile) {
     try {
       return { cert: readFileSync(options.certFile, 'utf8'), key: readFileSync(options.keyFile, 'utf8') };
     } catch (err) {
-      throw new LatchkeyError('tls_material_invalid', `cannot read LATCHKEY_TLS_CERT/LATCHKEY_TLS_KEY: ${(err as Error).message}`, { cause: err });
+      throw new LatchkeyError(
+        'tls_material_invalid',
+        `cannot read LATCHKEY_TLS_CERT/LATCHKEY_TLS_KEY: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
   const ca = await loadOrCreateCa(options.dataDir, options.master);
@@ -61,7 +81,11 @@ export async function loadTlsMaterial(options: { dataDir: string; certFile?: str
   if (existsSync(certFile) && existsSync(keyFile)) {
     const cert = readFileSync(certFile, 'utf8');
     if (serverCertUsable(cert, hosts)) {
-      return { cert, key: options.master.open(readFileSync(keyFile, 'utf8').trim(), 'local-tls').toString('utf8'), caPem: ca.pem };
+      return {
+        cert,
+        key: options.master.open(readFileSync(keyFile, 'utf8').trim(), 'local-tls').toString('utf8'),
+        caPem: ca.pem,
+      };
     }
   }
   const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
@@ -79,7 +103,9 @@ export async function loadTlsMaterial(options: { dataDir: string; certFile?: str
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(hosts.map((h) => (isIP(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h }))),
+      new x509.SubjectAlternativeNameExtension(
+        hosts.map((h) => (isIP(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h })),
+      ),
       await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],

@@ -10,7 +10,10 @@ const AUD = 'https://orders.internal';
 type Sql = (text: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;
 
 /** An IdP with some real audit history, and raw SQL access to its database (the attacker's view). */
-async function withHistory(backend: 'sqlite' | 'postgres', run: (t: TestIdp, sql: Sql) => Promise<void>): Promise<void> {
+async function withHistory(
+  backend: 'sqlite' | 'postgres',
+  run: (t: TestIdp, sql: Sql) => Promise<void>,
+): Promise<void> {
   const databaseUrl = backend === 'postgres' ? await startPostgresIfConfigured() : undefined;
   const t = await startTestIdp({ databaseUrl, tls: backend === 'sqlite' });
   let sql: Sql;
@@ -26,12 +29,25 @@ async function withHistory(backend: 'sqlite' | 'postgres', run: (t: TestIdp, sql
     const client = new pg.Client({ connectionString: databaseUrl });
     await client.connect();
     let n = 0;
-    sql = async (text, params = []) => (await client.query(text.replace(/\?/g, () => `$${++n}`), params).finally(() => (n = 0))).rows;
+    sql = async (text, params = []) =>
+      (
+        await client
+          .query(
+            text.replace(/\?/g, () => `$${++n}`),
+            params,
+          )
+          .finally(() => (n = 0))
+      ).rows;
     end = () => client.end();
   }
   try {
     const c = await t.register({ audiences: [AUD] });
-    for (let i = 0; i < 5; i++) await t.post('/token', { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
+    for (let i = 0; i < 5; i++)
+      await t.post(
+        '/token',
+        { grant_type: 'client_credentials' },
+        { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` },
+      );
     await run(t, sql);
   } finally {
     await end();
@@ -61,7 +77,9 @@ for (const backend of backends) {
     test('an edited event is named', async () => {
       await withHistory(backend, async (t, sql) => {
         await t.idp.audit.flush();
-        const [row] = await sql("SELECT seq FROM audit_events WHERE type = 'token.issued' ORDER BY seq LIMIT 1 OFFSET 2");
+        const [row] = await sql(
+          "SELECT seq FROM audit_events WHERE type = 'token.issued' ORDER BY seq LIMIT 1 OFFSET 2",
+        );
         await sql('UPDATE audit_events SET actor = ? WHERE seq = ?', ['mallory', row!.seq]);
         assert.deepEqual((await verify(t)).firstBad, { seq: Number(row!.seq), problem: 'content_changed' });
       });
@@ -70,7 +88,9 @@ for (const backend of backends) {
     test('a deleted event is named', async () => {
       await withHistory(backend, async (t, sql) => {
         await t.idp.audit.flush();
-        const [row] = await sql("SELECT seq FROM audit_events WHERE type = 'token.issued' ORDER BY seq LIMIT 1 OFFSET 1");
+        const [row] = await sql(
+          "SELECT seq FROM audit_events WHERE type = 'token.issued' ORDER BY seq LIMIT 1 OFFSET 1",
+        );
         await sql('DELETE FROM audit_events WHERE seq = ?', [row!.seq]);
         assert.deepEqual((await verify(t)).firstBad, { seq: Number(row!.seq), problem: 'missing' });
       });
@@ -88,10 +108,20 @@ for (const backend of backends) {
     test('two events swapped (reordered) are named', async () => {
       await withHistory(backend, async (t, sql) => {
         await t.idp.audit.flush();
-        const rows = await sql("SELECT seq, actor, type, detail, request_id FROM audit_events WHERE type = 'token.issued' ORDER BY seq LIMIT 2");
+        const rows = await sql(
+          "SELECT seq, actor, type, detail, request_id FROM audit_events WHERE type = 'token.issued' ORDER BY seq LIMIT 2",
+        );
         const [a, b] = rows as { seq: number; detail: string; request_id: string }[];
-        await sql('UPDATE audit_events SET detail = ?, request_id = ? WHERE seq = ?', [b!.detail, b!.request_id, a!.seq]);
-        await sql('UPDATE audit_events SET detail = ?, request_id = ? WHERE seq = ?', [a!.detail, a!.request_id, b!.seq]);
+        await sql('UPDATE audit_events SET detail = ?, request_id = ? WHERE seq = ?', [
+          b!.detail,
+          b!.request_id,
+          a!.seq,
+        ]);
+        await sql('UPDATE audit_events SET detail = ?, request_id = ? WHERE seq = ?', [
+          a!.detail,
+          a!.request_id,
+          b!.seq,
+        ]);
         assert.deepEqual((await verify(t)).firstBad, { seq: Number(a!.seq), problem: 'content_changed' });
       });
     });
@@ -102,17 +132,50 @@ for (const backend of backends) {
         const [head] = await sql('SELECT MAX(seq) AS seq FROM audit_events');
         const n = Number(head!.seq) - 2;
         // Make room after n (highest first), then forge an event at n+1 with a correct-looking hash.
-        for (let s = Number(head!.seq); s > n; s--) await sql('UPDATE audit_events SET seq = ? WHERE seq = ?', [s + 1, s]);
+        for (let s = Number(head!.seq); s > n; s--)
+          await sql('UPDATE audit_events SET seq = ? WHERE seq = ?', [s + 1, s]);
         const [prev] = await sql('SELECT hash FROM audit_events WHERE seq = ?', [n]);
-        const values = ['2026-11-28T00:00:00.000Z', 'token.issued', 'success', 'mallory', null, null, null, null, null, null];
+        const values = [
+          '2026-11-28T00:00:00.000Z',
+          'token.issued',
+          'success',
+          'mallory',
+          null,
+          null,
+          null,
+          null,
+          null,
+          null,
+        ];
         const forged = chainHash(prev!.hash as string, n + 1, values);
-        await sql('INSERT INTO audit_events (seq, prev_hash, hash, time, type, outcome, actor, subject, client_id, reason, request_id, source_ip, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [n + 1, prev!.hash, forged, ...values]);
-        assert.deepEqual((await verify(t)).firstBad, { seq: n + 2, problem: 'chain_broken' }, 'the event after the forged one no longer links to it');
+        await sql(
+          'INSERT INTO audit_events (seq, prev_hash, hash, time, type, outcome, actor, subject, client_id, reason, request_id, source_ip, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          [n + 1, prev!.hash, forged, ...values],
+        );
+        assert.deepEqual(
+          (await verify(t)).firstBad,
+          { seq: n + 2, problem: 'chain_broken' },
+          'the event after the forged one no longer links to it',
+        );
         // The attacker recomputes every hash after the insertion: the chain is consistent again…
-        const rows = (await sql('SELECT * FROM audit_events WHERE seq > ? ORDER BY seq', [n + 1])) as Record<string, unknown>[];
+        const rows = (await sql('SELECT * FROM audit_events WHERE seq > ? ORDER BY seq', [n + 1])) as Record<
+          string,
+          unknown
+        >[];
         let p = forged;
         for (const r of rows) {
-          const h = chainHash(p, Number(r.seq), [r.time, r.type, r.outcome, r.actor, r.subject, r.client_id, r.reason, r.request_id, r.source_ip, r.detail]);
+          const h = chainHash(p, Number(r.seq), [
+            r.time,
+            r.type,
+            r.outcome,
+            r.actor,
+            r.subject,
+            r.client_id,
+            r.reason,
+            r.request_id,
+            r.source_ip,
+            r.detail,
+          ]);
           await sql('UPDATE audit_events SET prev_hash = ?, hash = ? WHERE seq = ?', [p, h, r.seq]);
           p = h;
         }
@@ -127,7 +190,12 @@ for (const backend of backends) {
         const cutoff = new Date().toISOString();
         await new Promise((r) => setTimeout(r, 30));
         const c = await t.register({ audiences: [AUD] });
-        for (let i = 0; i < 3; i++) await t.post('/token', { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
+        for (let i = 0; i < 3; i++)
+          await t.post(
+            '/token',
+            { grant_type: 'client_credentials' },
+            { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` },
+          );
         const [old] = await sql('SELECT COUNT(*) AS n, MAX(seq) AS seq FROM audit_events WHERE time < ?', [cutoff]);
         const res = await admin(t, `/admin/audit/prune?before=${cutoff}`, 'POST');
         assert.equal(res.status, 200);
@@ -150,7 +218,8 @@ for (const backend of backends) {
       await withHistory(backend, async (t, sql) => {
         await sql('DELETE FROM audit_events WHERE seq <= 3');
         assert.deepEqual((await verify(t)).firstBad, { seq: 3, problem: 'missing' });
-        for (const q of ['', '?before=yesterday', '?before=2999-01-01T00:00:00Z']) assert.equal((await admin(t, `/admin/audit/prune${q}`, 'POST')).status, 400, q);
+        for (const q of ['', '?before=yesterday', '?before=2999-01-01T00:00:00Z'])
+          assert.equal((await admin(t, `/admin/audit/prune${q}`, 'POST')).status, 400, q);
       });
     });
   });
@@ -160,12 +229,19 @@ test('scheduled retention (LATCHKEY_AUDIT_RETENTION) prunes what is older than t
   const t = await startTestIdp({ config: { auditRetention: 60 } });
   try {
     const c = await t.register({ audiences: [AUD] });
-    await t.post('/token', { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
+    await t.post(
+      '/token',
+      { grant_type: 'client_credentials' },
+      { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` },
+    );
     const before = (await t.idp.storage.queryAuditEvents({ limit: 1000 })).length;
     const r = await t.idp.retention.prune({ now: Date.now() + 61_000 });
     assert.equal(r.pruned, before);
     const rest = await t.idp.storage.queryAuditEvents({ limit: 1000 });
-    assert.deepEqual(rest.map((e) => e.type), ['audit.pruned']);
+    assert.deepEqual(
+      rest.map((e) => e.type),
+      ['audit.pruned'],
+    );
     const v = (await admin(t, '/admin/audit/verify')).body;
     assert.equal(v.ok, true, JSON.stringify(v));
   } finally {
@@ -179,7 +255,11 @@ test('admin audit query: filters, cursor pages, bad input', async () => {
     const c = await t.register({ client_id: 'queried', audiences: [AUD] });
     const auth = `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
     for (let i = 0; i < 5; i++) await t.post('/token', { grant_type: 'client_credentials' }, { authorization: auth });
-    await t.post('/token', { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from('queried:wrong').toString('base64')}` });
+    await t.post(
+      '/token',
+      { grant_type: 'client_credentials' },
+      { authorization: `Basic ${Buffer.from('queried:wrong').toString('base64')}` },
+    );
     const issued = (await admin(t, '/admin/audit?type=token.issued&client_id=queried')).body;
     assert.equal(issued.events.length, 5);
     assert.ok(issued.events.every((e: any) => e.type === 'token.issued' && typeof e.hash === 'string'));
@@ -195,7 +275,10 @@ test('admin audit query: filters, cursor pages, bad input', async () => {
       if (!page.has_more) break;
     }
     assert.equal(seen.length, 5);
-    assert.deepEqual(seen, [...seen].sort((a, b) => a - b));
+    assert.deepEqual(
+      seen,
+      [...seen].sort((a, b) => a - b),
+    );
     const future = (await admin(t, '/admin/audit?from=2999-01-01T00:00:00Z')).body;
     assert.equal(future.events.length, 0);
     for (const q of ['limit=0', 'limit=5000', 'after=-1', 'from=yesterday', 'type=a&type=b']) {

@@ -20,7 +20,13 @@ describe('checkpoints leave the database and verify checks against them', () => 
   let cpFile: string;
   let jwksFile: string;
   let exportFile: string;
-  const admin = async (path: string, init: RequestInit = {}) => (await t.fetch(`${t.issuer}${path}`, { ...init, headers: { authorization: `Bearer ${t.adminToken}`, ...(init.headers as Record<string, string> | undefined) } })).json() as Promise<any>;
+  const admin = async (path: string, init: RequestInit = {}) =>
+    (
+      await t.fetch(`${t.issuer}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${t.adminToken}`, ...(init.headers as Record<string, string> | undefined) },
+      })
+    ).json() as Promise<any>;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'latchkey-cp-'));
@@ -29,16 +35,33 @@ describe('checkpoints leave the database and verify checks against them', () => 
     exportFile = join(dir, 'export.jsonl');
     t = await startTestIdp({ config: { auditCheckpointFile: cpFile } });
     const c = await t.register({ audiences: ['https://orders.internal'] });
-    for (let i = 0; i < 5; i++) await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basicAuth(c.client_id, c.client_secret) });
+    for (let i = 0; i < 5; i++)
+      await t.post(
+        '/token',
+        { grant_type: 'client_credentials' },
+        { authorization: basicAuth(c.client_id, c.client_secret) },
+      );
   });
   after(() => t.close());
 
   test('a checkpoint is in the file as soon as it is made; the file must be outside the data folder', async () => {
     const { seq } = await admin('/admin/audit/checkpoints', { method: 'POST' });
-    const lines = readFileSync(cpFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(cpFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(lines.at(-1).seq, seq);
     assert.match(lines.at(-1).signature, /^[\w-]+\.[\w-]+\.[\w-]+$/);
-    assert.throws(() => loadConfig({ dataDir: dir, auditCheckpointFile: join(dir, 'inside', 'cp.jsonl'), tls: 'off', issuer: 'http://127.0.0.1:1' }), /LATCHKEY_AUDIT_CHECKPOINT_FILE: must be outside the data folder/);
+    assert.throws(
+      () =>
+        loadConfig({
+          dataDir: dir,
+          auditCheckpointFile: join(dir, 'inside', 'cp.jsonl'),
+          tls: 'off',
+          issuer: 'http://127.0.0.1:1',
+        }),
+      /LATCHKEY_AUDIT_CHECKPOINT_FILE: must be outside the data folder/,
+    );
   });
 
   test('an insider who rewrites the chain and deletes the checkpoint table fools the database alone, not the exported checkpoints — online, offline and from the CLI', async () => {
@@ -55,8 +78,22 @@ describe('checkpoints leave the database and verify checks against them', () => 
       const first = db.prepare('SELECT MIN(seq) AS s FROM audit_events WHERE hash IS NOT NULL').get() as { s: number };
       db.prepare('UPDATE audit_events SET actor = ? WHERE seq = ?').run('mallory', first.s + 1);
       let p = (db.prepare('SELECT hash FROM audit_events WHERE seq = ?').get(first.s) as { hash: string }).hash;
-      for (const r of db.prepare('SELECT * FROM audit_events WHERE seq > ? ORDER BY seq').all(first.s) as Record<string, unknown>[]) {
-        const h = chainHash(p, Number(r.seq), [r.time, r.type, r.outcome, r.actor, r.subject, r.client_id, r.reason, r.request_id, r.source_ip, r.detail]);
+      for (const r of db.prepare('SELECT * FROM audit_events WHERE seq > ? ORDER BY seq').all(first.s) as Record<
+        string,
+        unknown
+      >[]) {
+        const h = chainHash(p, Number(r.seq), [
+          r.time,
+          r.type,
+          r.outcome,
+          r.actor,
+          r.subject,
+          r.client_id,
+          r.reason,
+          r.request_id,
+          r.source_ip,
+          r.detail,
+        ]);
         db.prepare('UPDATE audit_events SET prev_hash = ?, hash = ? WHERE seq = ?').run(p, h, r.seq);
         p = h;
       }
@@ -67,11 +104,37 @@ describe('checkpoints leave the database and verify checks against them', () => 
     // The database alone now says intact: that is the gap the exported file closes.
     assert.equal((await admin('/admin/audit/verify')).ok, true);
     const checkpointed = JSON.parse(readFileSync(cpFile, 'utf8').trim().split('\n').at(-1)!).seq as number;
-    const online = await admin('/admin/audit/verify', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ checkpoints: readFileSync(cpFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l)) }) });
+    const online = await admin('/admin/audit/verify', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        checkpoints: readFileSync(cpFile, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l)),
+      }),
+    });
     assert.deepEqual([online.ok, online.firstBad], [false, { seq: checkpointed, problem: 'checkpoint_mismatch' }]);
-    const offline = await verifyAuditOffline({ database: join(t.dataDir, 'latchkey.db'), checkpointsFile: cpFile, jwksFile });
-    assert.deepEqual([offline.ok, offline.firstBad, offline.keysFrom], [false, { seq: checkpointed, problem: 'checkpoint_mismatch' }, 'jwks']);
-    const cli = await run(TSX, [CLI_MAIN, 'audit', 'verify', '--database', join(t.dataDir, 'latchkey.db'), '--checkpoints', cpFile, '--jwks', jwksFile]).then(
+    const offline = await verifyAuditOffline({
+      database: join(t.dataDir, 'latchkey.db'),
+      checkpointsFile: cpFile,
+      jwksFile,
+    });
+    assert.deepEqual(
+      [offline.ok, offline.firstBad, offline.keysFrom],
+      [false, { seq: checkpointed, problem: 'checkpoint_mismatch' }, 'jwks'],
+    );
+    const cli = await run(TSX, [
+      CLI_MAIN,
+      'audit',
+      'verify',
+      '--database',
+      join(t.dataDir, 'latchkey.db'),
+      '--checkpoints',
+      cpFile,
+      '--jwks',
+      jwksFile,
+    ]).then(
       () => ({ code: 0, stdout: '' }),
       (err: { code: number; stdout: string }) => err,
     );

@@ -7,7 +7,15 @@ import { decodeJwt } from 'jose';
 import { SqliteStorage } from '@latchkey/server';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { basicAuth, freePort, serveCli, startPostgresIfConfigured, startTestIdp, testDatabaseUrl, tlsFetch } from '@latchkey/testkit';
+import {
+  basicAuth,
+  freePort,
+  serveCli,
+  startPostgresIfConfigured,
+  startTestIdp,
+  testDatabaseUrl,
+  tlsFetch,
+} from '@latchkey/testkit';
 
 const AUD = 'https://orders.internal';
 
@@ -21,11 +29,18 @@ describe('an event exists for everything that was answered', () => {
     const t = await startTestIdp();
     try {
       const c = await t.register({ audiences: [AUD] });
-      const res = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basicAuth(c.client_id, c.client_secret) });
+      const res = await t.post(
+        '/token',
+        { grant_type: 'client_credentials' },
+        { authorization: basicAuth(c.client_id, c.client_secret) },
+      );
       const { jti } = decodeJwt(res.body.access_token);
       // Read storage directly, without flushing the writer first.
       const rows = await t.idp.storage.listAuditEvents({ type: 'token.issued' });
-      assert.deepEqual(rows.map((e) => e.detail!.jti), [jti]);
+      assert.deepEqual(
+        rows.map((e) => e.detail!.jti),
+        [jti],
+      );
       assert.equal(t.idp.audit.pending, 0);
     } finally {
       await t.close();
@@ -43,7 +58,11 @@ describe('an event exists for everything that was answered', () => {
     const reg = await f(`${url}/register`, {
       method: 'POST',
       headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic', audiences: [AUD] }),
+      body: JSON.stringify({
+        grant_types: ['client_credentials'],
+        token_endpoint_auth_method: 'client_secret_basic',
+        audiences: [AUD],
+      }),
     });
     const c = (await reg.json()) as { client_id: string; client_secret: string };
     const returned: string[] = [];
@@ -51,7 +70,14 @@ describe('an event exists for everything that was answered', () => {
     const issue = async (): Promise<void> => {
       while (!killed) {
         try {
-          const res = await f(`${url}/token`, { method: 'POST', headers: { authorization: basicAuth(c.client_id, c.client_secret), 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials' });
+          const res = await f(`${url}/token`, {
+            method: 'POST',
+            headers: {
+              authorization: basicAuth(c.client_id, c.client_secret),
+              'content-type': 'application/x-www-form-urlencoded',
+            },
+            body: 'grant_type=client_credentials',
+          });
           if (res.status !== 200) throw new Error(`status ${res.status}`);
           returned.push(decodeJwt(((await res.json()) as { access_token: string }).access_token).jti!);
         } catch {
@@ -68,7 +94,9 @@ describe('an event exists for everything that was answered', () => {
     await server.exited;
     const storage = new SqliteStorage(join(dir, 'latchkey.db'));
     try {
-      const logged = new Set((await storage.listAuditEvents({ type: 'token.issued', limit: 100_000 })).map((e) => e.detail!.jti as string));
+      const logged = new Set(
+        (await storage.listAuditEvents({ type: 'token.issued', limit: 100_000 })).map((e) => e.detail!.jti as string),
+      );
       const lost = returned.filter((jti) => !logged.has(jti));
       assert.ok(returned.length >= 300);
       assert.deepEqual(lost, [], `${lost.length} of ${returned.length} returned tokens have no event`);
@@ -98,24 +126,50 @@ describe('a change and its event commit together or not at all', () => {
       }
       try {
         const c = await t.register({ audiences: [AUD] });
-        const token = (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basicAuth(c.client_id, c.client_secret) })).body.access_token as string;
+        const token = (
+          await t.post(
+            '/token',
+            { grant_type: 'client_credentials' },
+            { authorization: basicAuth(c.client_id, c.client_secret) },
+          )
+        ).body.access_token as string;
         const admin = { authorization: `Bearer ${t.adminToken}` };
         // The attacker's (or a full disk's) view: every audit insert now fails.
-        await sql(backend === 'sqlite'
-          ? "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit refused'); END"
-          : "CREATE FUNCTION no_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql; CREATE TRIGGER no_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION no_audit()");
-        const reg = await t.fetch(`${t.issuer}/register`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ client_id: 'never-registered', audiences: [AUD] }) });
+        await sql(
+          backend === 'sqlite'
+            ? "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit refused'); END"
+            : "CREATE FUNCTION no_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql; CREATE TRIGGER no_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION no_audit()",
+        );
+        const reg = await t.fetch(`${t.issuer}/register`, {
+          method: 'POST',
+          headers: { ...admin, 'content-type': 'application/json' },
+          body: JSON.stringify({ client_id: 'never-registered', audiences: [AUD] }),
+        });
         assert.equal(reg.status, 503);
         const revoke = await t.post('/revoke', { token }, { authorization: basicAuth(c.client_id, c.client_secret) });
         assert.equal(revoke.status, 503);
-        const issued = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basicAuth(c.client_id, c.client_secret) });
+        const issued = await t.post(
+          '/token',
+          { grant_type: 'client_credentials' },
+          { authorization: basicAuth(c.client_id, c.client_secret) },
+        );
         assert.equal(issued.status, 503, 'no token without its event');
-        await sql(backend === 'sqlite' ? 'DROP TRIGGER no_audit' : 'DROP TRIGGER no_audit ON audit_events; DROP FUNCTION no_audit()');
+        await sql(
+          backend === 'sqlite'
+            ? 'DROP TRIGGER no_audit'
+            : 'DROP TRIGGER no_audit ON audit_events; DROP FUNCTION no_audit()',
+        );
         assert.equal(await t.idp.storage.getClient('never-registered'), undefined, 'the registration did not happen');
-        const active = await t.post('/introspect', { token }, { authorization: basicAuth(c.client_id, c.client_secret) });
+        const active = await t.post(
+          '/introspect',
+          { token },
+          { authorization: basicAuth(c.client_id, c.client_secret) },
+        );
         assert.equal(active.body.active, true, 'the revocation did not happen');
         assert.equal((await t.idp.storage.listFeedEvents('revocations', 0, 100, 0)).length, 0);
-        const verified = await (await t.fetch(`${t.issuer}/admin/audit/verify`, { headers: admin })).json() as { ok: boolean };
+        const verified = (await (await t.fetch(`${t.issuer}/admin/audit/verify`, { headers: admin })).json()) as {
+          ok: boolean;
+        };
         assert.equal(verified.ok, true);
       } finally {
         await end();

@@ -43,13 +43,18 @@ describe('audit events from day one, and no secret in any log or audit row', () 
     const issued = await t.post('/token', { grant_type: 'client_credentials', scope: 's' }, { authorization: auth });
     const token = issued.body.access_token as string;
     const { jti } = jose.decodeJwt(token);
-    await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c.client_id, 'wrong-secret-value') });
+    await t.post(
+      '/token',
+      { grant_type: 'client_credentials' },
+      { authorization: basic(c.client_id, 'wrong-secret-value') },
+    );
     await t.post('/token', { grant_type: 'client_credentials', scope: 'admin' }, { authorization: auth });
     await t.post('/introspect', { token }, { authorization: auth });
     await t.post('/revoke', { token }, { authorization: auth });
 
     const all = await events();
-    const of = (type: string) => all.filter((e) => e.type === type && (e.client_id === 'audited' || e.subject === 'audited'));
+    const of = (type: string) =>
+      all.filter((e) => e.type === type && (e.client_id === 'audited' || e.subject === 'audited'));
     assert.equal(of('client.registered').length, 1);
     // Each successful authentication is part of the one event of the action it authenticated.
     for (const type of ['token.issued', 'token.request_failed', 'token.introspected', 'token.revoked']) {
@@ -72,7 +77,14 @@ describe('audit events from day one, and no secret in any log or audit row', () 
     assert.equal(revoked[0]!.detail!.jti, jti);
 
     const everything = JSON.stringify(all) + logs;
-    for (const secret of [c.client_secret, c.registration_access_token, token, t.adminToken, 'wrong-secret-value', token.split('.')[2]!]) {
+    for (const secret of [
+      c.client_secret,
+      c.registration_access_token,
+      token,
+      t.adminToken,
+      'wrong-secret-value',
+      token.split('.')[2]!,
+    ]) {
       assert.ok(!everything.includes(secret), 'a secret or token reached the audit log or the logs');
     }
   });

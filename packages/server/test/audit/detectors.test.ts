@@ -13,12 +13,22 @@ const AUD = 'https://orders.internal';
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const SECRET = 'w'.repeat(40);
 
-interface Alert { id: number; detector: string; key: string; summary: string; count: number; response: string | null; detail: Record<string, unknown> }
+interface Alert {
+  id: number;
+  detector: string;
+  key: string;
+  summary: string;
+  count: number;
+  response: string | null;
+  detail: Record<string, unknown>;
+}
 
 /** Runs a detection pass over everything committed so far, then lists the alerts. */
 async function alerts(t: TestIdp): Promise<Alert[]> {
   await t.idp.detection.pass();
-  const res = await t.fetch(`${t.issuer}/admin/alerts?limit=1000`, { headers: { authorization: `Bearer ${t.adminToken}` } });
+  const res = await t.fetch(`${t.issuer}/admin/alerts?limit=1000`, {
+    headers: { authorization: `Bearer ${t.adminToken}` },
+  });
   assert.equal(res.status, 200);
   return ((await res.json()) as { alerts: Alert[] }).alerts;
 }
@@ -28,7 +38,16 @@ const token = (t: TestIdp, id: string, secret: string, extra: Record<string, str
 
 /** An IdP with small thresholds; each test gets its own, so loopback failures do not add up across tests. */
 const idp = (config: Record<string, unknown> = {}) =>
-  startTestIdp({ config: { detectAuthFailures: 6, detectAuthWindow: 60, detectDenials: 6, detectDenialWindow: 60, authFailureLimit: 1000, ...config } });
+  startTestIdp({
+    config: {
+      detectAuthFailures: 6,
+      detectAuthWindow: 60,
+      detectDenials: 6,
+      detectDenialWindow: 60,
+      authFailureLimit: 1000,
+      ...config,
+    },
+  });
 
 describe('detectors: each fires on an attack and stays quiet on benign load', () => {
   test('failed_auth_burst: quiet for a client that mistypes now and then; fires for brute force and locks the client when configured', async () => {
@@ -36,7 +55,11 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
     try {
       const c = await t.register({ audiences: [AUD] });
       // Benign: 40 good requests, with a wrong secret now and then (a rotation in progress).
-      for (let i = 0; i < 40; i++) assert.equal((await token(t, c.client_id, i % 10 === 9 ? 'old-secret' : c.client_secret)).status, i % 10 === 9 ? 401 : 200);
+      for (let i = 0; i < 40; i++)
+        assert.equal(
+          (await token(t, c.client_id, i % 10 === 9 ? 'old-secret' : c.client_secret)).status,
+          i % 10 === 9 ? 401 : 200,
+        );
       assert.deepEqual(await alerts(t), []);
 
       // Attack: a burst of wrong secrets.
@@ -50,9 +73,16 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
       const locked = await token(t, c.client_id, c.client_secret);
       assert.equal(locked.status, 401);
       assert.equal(locked.body.error, 'invalid_client');
-      const shown = await (await t.fetch(`${t.issuer}/admin/clients/${c.client_id}`, { headers: { authorization: `Bearer ${t.adminToken}` } })).json() as { locked_until: string | null };
+      const shown = (await (
+        await t.fetch(`${t.issuer}/admin/clients/${c.client_id}`, {
+          headers: { authorization: `Bearer ${t.adminToken}` },
+        })
+      ).json()) as { locked_until: string | null };
       assert.ok(shown.locked_until && Date.parse(shown.locked_until) > Date.now() + 500_000);
-      const unlock = await t.fetch(`${t.issuer}/admin/clients/${c.client_id}/unlock`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}` } });
+      const unlock = await t.fetch(`${t.issuer}/admin/clients/${c.client_id}/unlock`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.adminToken}` },
+      });
       assert.equal(unlock.status, 200);
       assert.equal((await token(t, c.client_id, c.client_secret)).status, 200);
       const log = await t.idp.storage.listAuditEvents({ limit: 10_000 });
@@ -92,9 +122,11 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
       }
       assert.deepEqual(await alerts(t), []);
       // Attack: 200 tokens at once, 16 at a time.
-      await Promise.all(Array.from({ length: 16 }, async () => {
-        for (let i = 0; i < 200 / 16; i++) await token(t, c.client_id, c.client_secret);
-      }));
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          for (let i = 0; i < 200 / 16; i++) await token(t, c.client_id, c.client_secret);
+        }),
+      );
       const found = await alerts(t);
       assert.equal(found.length, 1, JSON.stringify(found));
       assert.equal(found[0]!.detector, 'issuance_spike');
@@ -108,9 +140,20 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
     const t = await idp();
     try {
       const svc = await t.register({ audiences: [AUD] });
-      const queue = createAuditQueue({ issuer: t.issuer, credentials: { clientId: svc.client_id, clientSecret: svc.client_secret }, fetch: t.fetch, flushInterval: 3600 });
+      const queue = createAuditQueue({
+        issuer: t.issuer,
+        credentials: { clientId: svc.client_id, clientSecret: svc.client_secret },
+        fetch: t.fetch,
+        flushInterval: 3600,
+      });
       const decide = (actor: string, allowed: boolean, n: number) =>
-        queue.record({ type: 'authz.decision', outcome: allowed ? 'success' : 'failure', actor, target: `Order::"${n}"`, reason: allowed ? 'policy0' : 'no permit' });
+        queue.record({
+          type: 'authz.decision',
+          outcome: allowed ? 'success' : 'failure',
+          actor,
+          target: `Order::"${n}"`,
+          reason: allowed ? 'policy0' : 'no permit',
+        });
       for (let i = 0; i < 50; i++) decide('Service::"checkout"', i % 20 !== 0, i); // 3 denials among 50
       await queue.flush();
       assert.deepEqual(await alerts(t), []);
@@ -134,13 +177,24 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
       const report = (reporter: Record<string, string>, n: number) =>
         t.fetch(`${t.issuer}/audit/events`, {
           method: 'POST',
-          headers: { authorization: basicAuth(reporter.client_id!, reporter.client_secret!), 'content-type': 'application/json' },
-          body: JSON.stringify({ events: Array.from({ length: n }, (_, i) => ({ type: 'authz.decision', outcome: 'failure', actor: 'Service::"victim"', target: `Order::"${i}"`, reason: 'no permit' })) }),
+          headers: {
+            authorization: basicAuth(reporter.client_id!, reporter.client_secret!),
+            'content-type': 'application/json',
+          },
+          body: JSON.stringify({
+            events: Array.from({ length: n }, (_, i) => ({
+              type: 'authz.decision',
+              outcome: 'failure',
+              actor: 'Service::"victim"',
+              target: `Order::"${i}"`,
+              reason: 'no permit',
+            })),
+          }),
         });
       assert.equal((await report(attacker, 25)).status, 202);
       const found = await alerts(t);
       assert.equal(found.length, 1, 'the burst is still an alert');
-      assert.equal(found[0]!.response, null, 'but no response: the evidence is another client\'s report');
+      assert.equal(found[0]!.response, null, "but no response: the evidence is another client's report");
       assert.deepEqual(found[0]!.detail.reported_by, ['attacker']);
       assert.equal((await token(t, 'victim', victim.client_secret)).status, 200, 'the victim is not locked');
       // The recorded events name the reporter as their source.
@@ -153,7 +207,14 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
         const r = await self.fetch(`${self.issuer}/audit/events`, {
           method: 'POST',
           headers: { authorization: basicAuth('victim', svc.client_secret), 'content-type': 'application/json' },
-          body: JSON.stringify({ events: Array.from({ length: 6 }, () => ({ type: 'authz.decision', outcome: 'failure', actor: 'Service::"victim"', reason: 'no permit' })) }),
+          body: JSON.stringify({
+            events: Array.from({ length: 6 }, () => ({
+              type: 'authz.decision',
+              outcome: 'failure',
+              actor: 'Service::"victim"',
+              reason: 'no permit',
+            })),
+          }),
         });
         assert.equal(r.status, 202);
         const own = await alerts(self);
@@ -172,22 +233,42 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
     try {
       const svc = await t.register({ audiences: [AUD] });
       const caller = await t.register({ audiences: [AUD] });
-      const queue = createAuditQueue({ issuer: t.issuer, credentials: { clientId: svc.client_id, clientSecret: svc.client_secret }, fetch: t.fetch, flushInterval: 3600 });
-      const verifier = await createVerifier({ issuer: t.issuer, audience: AUD, credentials: { clientId: svc.client_id, clientSecret: svc.client_secret }, fetch: t.fetch, audit: queue });
+      const queue = createAuditQueue({
+        issuer: t.issuer,
+        credentials: { clientId: svc.client_id, clientSecret: svc.client_secret },
+        fetch: t.fetch,
+        flushInterval: 3600,
+      });
+      const verifier = await createVerifier({
+        issuer: t.issuer,
+        audience: AUD,
+        credentials: { clientId: svc.client_id, clientSecret: svc.client_secret },
+        fetch: t.fetch,
+        audit: queue,
+      });
       try {
         // Benign: valid tokens verified and introspected.
         for (let i = 0; i < 10; i++) {
           const at = (await token(t, caller.client_id, caller.client_secret)).body.access_token as string;
           await verifier.verify(at);
-          assert.equal((await t.post('/introspect', { token: at }, { authorization: basicAuth(svc.client_id, svc.client_secret) })).body.active, true);
+          assert.equal(
+            (await t.post('/introspect', { token: at }, { authorization: basicAuth(svc.client_id, svc.client_secret) }))
+              .body.active,
+            true,
+          );
         }
         await queue.flush();
         assert.deepEqual(await alerts(t), []);
 
         const stolen = (await token(t, caller.client_id, caller.client_secret)).body.access_token as string;
         const { jti } = jose.decodeJwt(stolen);
-        await t.post('/revoke', { token: stolen }, { authorization: basicAuth(caller.client_id, caller.client_secret) });
-        for (let i = 0; i < 100 && verifier.health().revocations.entries === 0; i++) await new Promise((r) => setTimeout(r, 20));
+        await t.post(
+          '/revoke',
+          { token: stolen },
+          { authorization: basicAuth(caller.client_id, caller.client_secret) },
+        );
+        for (let i = 0; i < 100 && verifier.health().revocations.entries === 0; i++)
+          await new Promise((r) => setTimeout(r, 20));
         await assert.rejects(verifier.verify(stolen), { code: 'token_revoked' });
         await queue.flush();
         let found = await alerts(t);
@@ -200,13 +281,25 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
         // At introspection: the same token is already in cooldown; a second revoked token is not.
         const other = (await token(t, caller.client_id, caller.client_secret)).body.access_token as string;
         await t.post('/revoke', { token: other }, { authorization: basicAuth(caller.client_id, caller.client_secret) });
-        assert.equal((await t.post('/introspect', { token: other }, { authorization: basicAuth(svc.client_id, svc.client_secret) })).body.active, false);
+        assert.equal(
+          (
+            await t.post(
+              '/introspect',
+              { token: other },
+              { authorization: basicAuth(svc.client_id, svc.client_secret) },
+            )
+          ).body.active,
+          false,
+        );
         found = await alerts(t);
         assert.equal(found.length, 2);
         assert.equal(found[1]!.key, `token:${jose.decodeJwt(other).jti}`);
 
         // A revoked client that still has its secret.
-        await t.fetch(`${t.issuer}/admin/clients/${caller.client_id}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}` } });
+        await t.fetch(`${t.issuer}/admin/clients/${caller.client_id}/revoke`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${t.adminToken}` },
+        });
         assert.equal((await token(t, caller.client_id, caller.client_secret)).status, 401);
         found = await alerts(t);
         assert.equal(found.at(-1)!.key, `client:${caller.client_id}`);
@@ -225,10 +318,25 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
     try {
       const { publicKey, privateKey } = await jose.generateKeyPair('ES256');
       const jwk = { ...(await jose.exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
-      const c = await t.register({ audiences: [AUD], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } });
-      const assertion = () => new jose.SignJWT({ jti: randomBytes(16).toString('base64url') })
-        .setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(c.client_id).setSubject(c.client_id).setAudience(t.issuer).setIssuedAt().setExpirationTime('60s').sign(privateKey);
-      const form = (a: string) => ({ grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: a });
+      const c = await t.register({
+        audiences: [AUD],
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [jwk] },
+      });
+      const assertion = () =>
+        new jose.SignJWT({ jti: randomBytes(16).toString('base64url') })
+          .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+          .setIssuer(c.client_id)
+          .setSubject(c.client_id)
+          .setAudience(t.issuer)
+          .setIssuedAt()
+          .setExpirationTime('60s')
+          .sign(privateKey);
+      const form = (a: string) => ({
+        grant_type: 'client_credentials',
+        client_assertion_type: ASSERTION_TYPE,
+        client_assertion: a,
+      });
       for (let i = 0; i < 10; i++) assert.equal((await t.post('/token', form(await assertion()))).status, 200);
       assert.deepEqual(await alerts(t), []);
       const captured = await assertion();
@@ -249,11 +357,18 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
     try {
       const a = await t.register({ audiences: [AUD], scope: 'workload' });
       const b = await t.register({ audiences: [AUD] });
-      const idpToken = (await token(t, a.client_id, a.client_secret, { resource: t.issuer, scope: 'workload' })).body.access_token as string;
+      const idpToken = (await token(t, a.client_id, a.client_secret, { resource: t.issuer, scope: 'workload' })).body
+        .access_token as string;
       const feed = (auth: string) => t.fetch(`${t.issuer}/feeds/revocations`, { headers: { authorization: auth } });
       assert.equal((await feed(`Bearer ${idpToken}`)).status, 200);
-      const stream = await openSse(`${t.issuer}/feeds/stream?streams=revocations`, { ca: t.caPem, headers: { authorization: `Bearer ${idpToken}` } });
-      const other = await openSse(`${t.issuer}/feeds/stream?streams=revocations`, { ca: t.caPem, headers: { authorization: basicAuth(b.client_id, b.client_secret) } });
+      const stream = await openSse(`${t.issuer}/feeds/stream?streams=revocations`, {
+        ca: t.caPem,
+        headers: { authorization: `Bearer ${idpToken}` },
+      });
+      const other = await openSse(`${t.issuer}/feeds/stream?streams=revocations`, {
+        ca: t.caPem,
+        headers: { authorization: basicAuth(b.client_id, b.client_secret) },
+      });
       assert.equal(stream.status, 200);
       // a asks for a token as b: identity_mismatch, and the configured response locks a.
       assert.equal((await token(t, a.client_id, a.client_secret, { client_id: b.client_id })).status, 401);
@@ -266,7 +381,12 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
       // The token it held is refused at every IdP endpoint; a renewal with its secret is refused too.
       assert.equal((await feed(`Bearer ${idpToken}`)).status, 401);
       const { csrPem } = await workloadCsr();
-      const renew = (auth: string) => t.fetch(`${t.issuer}/workload/certificate`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ csr: csrPem }) });
+      const renew = (auth: string) =>
+        t.fetch(`${t.issuer}/workload/certificate`, {
+          method: 'POST',
+          headers: { authorization: auth, 'content-type': 'application/json' },
+          body: JSON.stringify({ csr: csrPem }),
+        });
       assert.equal((await renew(`Bearer ${idpToken}`)).status, 401);
       assert.equal((await renew(basicAuth(a.client_id, a.client_secret))).status, 401);
       await other.close();
@@ -280,7 +400,8 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
     try {
       const a = await t.register({ audiences: [AUD] });
       const b = await t.register({ audiences: [AUD] });
-      for (let i = 0; i < 5; i++) assert.equal((await token(t, a.client_id, a.client_secret, { client_id: a.client_id })).status, 200);
+      for (let i = 0; i < 5; i++)
+        assert.equal((await token(t, a.client_id, a.client_secret, { client_id: a.client_id })).status, 200);
       assert.deepEqual(await alerts(t), []);
       assert.equal((await token(t, a.client_id, a.client_secret, { client_id: b.client_id })).status, 401);
       const found = await alerts(t);
@@ -298,14 +419,20 @@ describe('alert delivery', () => {
   test('webhooks get a signed body; 5xx are retried with backoff; a 4xx gives up and is audited', async () => {
     const received: { at: number; body: string; signature: string; alertId: string }[] = [];
     let failFirst = 2;
-    const read = (req: IncomingMessage) => new Promise<string>((resolve) => {
-      let b = '';
-      req.on('data', (d) => (b += d));
-      req.on('end', () => resolve(b));
-    });
+    const read = (req: IncomingMessage) =>
+      new Promise<string>((resolve) => {
+        let b = '';
+        req.on('data', (d) => (b += d));
+        req.on('end', () => resolve(b));
+      });
     const good = createServer(async (req, res) => {
       const body = await read(req);
-      received.push({ at: Date.now(), body, signature: String(req.headers['latchkey-signature']), alertId: String(req.headers['latchkey-alert-id']) });
+      received.push({
+        at: Date.now(),
+        body,
+        signature: String(req.headers['latchkey-signature']),
+        alertId: String(req.headers['latchkey-alert-id']),
+      });
       res.statusCode = failFirst-- > 0 ? 503 : 204;
       res.end();
     });
@@ -325,7 +452,10 @@ describe('alert delivery', () => {
       assert.ok(alert);
       for (let i = 0; i < 100 && received.length < 3; i++) await new Promise((r) => setTimeout(r, 100));
       assert.equal(received.length, 3, 'two 503s, then accepted');
-      assert.ok(received[1]!.at - received[0]!.at >= 900 && received[2]!.at - received[1]!.at >= 1900, 'backoff of 1 s, then 2 s');
+      assert.ok(
+        received[1]!.at - received[0]!.at >= 900 && received[2]!.at - received[1]!.at >= 1900,
+        'backoff of 1 s, then 2 s',
+      );
       for (const r of received) {
         const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(r.signature);
         assert.ok(m, r.signature);
@@ -352,7 +482,8 @@ describe('alert delivery', () => {
       for (let i = 0; i < 6; i++) await token(t, c.client_id, 'nope');
       const all = await alerts(t);
       assert.ok(all.length >= 2);
-      const get = (q: string, auth = `Bearer ${t.adminToken}`) => t.fetch(`${t.issuer}/admin/alerts${q}`, { headers: { authorization: auth } });
+      const get = (q: string, auth = `Bearer ${t.adminToken}`) =>
+        t.fetch(`${t.issuer}/admin/alerts${q}`, { headers: { authorization: auth } });
       const page = (await (await get('?limit=1')).json()) as { alerts: Alert[]; cursor: string; has_more: boolean };
       assert.equal(page.alerts.length, 1);
       assert.equal(page.has_more, true);
@@ -360,7 +491,8 @@ describe('alert delivery', () => {
       assert.deepEqual(next.alerts, all.slice(1));
       const only = (await (await get('?detector=identity_mismatch')).json()) as { alerts: Alert[] };
       assert.ok(only.alerts.length >= 1 && only.alerts.every((a) => a.detector === 'identity_mismatch'));
-      for (const q of ['?limit=0', '?limit=abc', '?after=-1', '?limit=1&limit=2', '?detector=DROP%20TABLE']) assert.equal((await get(q)).status, 400, q);
+      for (const q of ['?limit=0', '?limit=abc', '?after=-1', '?limit=1&limit=2', '?detector=DROP%20TABLE'])
+        assert.equal((await get(q)).status, 400, q);
       assert.equal((await get('', 'Bearer wrong')).status, 401);
     } finally {
       await t.close();

@@ -12,11 +12,16 @@ import { startTestIdp, tlsFetch, workloadCsr, type TestIdp } from '@latchkey/tes
 const run = promisify(execFile);
 const TD = 'rot.test';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const pemBlocks = (text: string) => text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
+const pemBlocks = (text: string) =>
+  text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
 
 async function issueAsAdmin(t: TestIdp, clientId: string): Promise<{ key: string; cert: string }> {
   const { keyPem, csrPem } = await workloadCsr();
-  const res = await t.fetch(`${t.issuer}/workload/certificate`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ csr: csrPem, client_id: clientId }) });
+  const res = await t.fetch(`${t.issuer}/workload/certificate`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ csr: csrPem, client_id: clientId }),
+  });
   assert.equal(res.status, 200, await res.clone().text());
   return { key: keyPem, cert: ((await res.json()) as { certificate: string }).certificate };
 }
@@ -27,7 +32,13 @@ async function opensslVerifies(dir: string, certPem: string, caPem: string, untr
   writeFileSync(join(dir, 'v-ca.pem'), caPem);
   if (untrusted) writeFileSync(join(dir, 'v-int.pem'), untrusted);
   try {
-    const r = await run('openssl', ['verify', '-CAfile', join(dir, 'v-ca.pem'), ...(untrusted ? ['-untrusted', join(dir, 'v-int.pem')] : []), join(dir, 'v-leaf.pem')]);
+    const r = await run('openssl', [
+      'verify',
+      '-CAfile',
+      join(dir, 'v-ca.pem'),
+      ...(untrusted ? ['-untrusted', join(dir, 'v-int.pem')] : []),
+      join(dir, 'v-leaf.pem'),
+    ]);
     return /: OK/.test(r.stdout);
   } catch {
     return false;
@@ -50,15 +61,25 @@ describe('workload CA rotation: announce, sign, retire', () => {
 
   const bundle = async () => (await t.fetch(`${t.issuer}/ca/bundle`)).text();
 
-  test('the new root is in the bundle before it signs; the old one stays until its last certificate expired', { timeout: 30_000 }, async () => {
+  test('the new root is in the bundle before it signs; the old one stays until its last certificate expired', {
+    timeout: 30_000,
+  }, async () => {
     const oldRoot = await bundle();
     assert.equal(pemBlocks(oldRoot).length, 1);
     const before = await issueAsAdmin(t, 'orders');
-    const rotate = (body: unknown) => t.fetch(`${t.issuer}/admin/ca/rotate`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const rotate = (body: unknown) =>
+      t.fetch(`${t.issuer}/admin/ca/rotate`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     const res = await rotate({ announce_seconds: 2 });
     assert.equal(res.status, 200);
     const state = (await res.json()) as { roots: { state: string }[] };
-    assert.deepEqual(state.roots.map((r) => r.state), ['active', 'announced']);
+    assert.deepEqual(
+      state.roots.map((r) => r.state),
+      ['active', 'announced'],
+    );
     const both = await bundle();
     assert.equal(pemBlocks(both).length, 2);
     const newRoot = pemBlocks(both).find((b) => b.trim() !== oldRoot.trim())!;
@@ -73,8 +94,13 @@ describe('workload CA rotation: announce, sign, retire', () => {
     // Both generations verify against the bundle served during the overlap.
     assert.equal(await opensslVerifies(dir, before.cert, await bundle()), true);
     assert.equal(await opensslVerifies(dir, afterActivation.cert, await bundle()), true);
-    const status = (await (await t.fetch(`${t.issuer}/admin/ca`, { headers: { authorization: `Bearer ${t.adminToken}` } })).json()) as { roots: { state: string; retire_at: number | null }[] };
-    assert.deepEqual(status.roots.map((r) => r.state), ['retiring', 'active']);
+    const status = (await (
+      await t.fetch(`${t.issuer}/admin/ca`, { headers: { authorization: `Bearer ${t.adminToken}` } })
+    ).json()) as { roots: { state: string; retire_at: number | null }[] };
+    assert.deepEqual(
+      status.roots.map((r) => r.state),
+      ['retiring', 'active'],
+    );
     // Every certificate of the old root has expired 5 s (+1 s skew) after the switch: it leaves.
     await sleep(Math.max(0, status.roots[0]!.retire_at! * 1000 - Date.now()) + 300);
     const last = await bundle();
@@ -84,12 +110,24 @@ describe('workload CA rotation: announce, sign, retire', () => {
     assert.equal(events.length, 1);
     assert.equal(events[0]!.actor, 'admin');
     // A tls_client_auth client whose certificate came from the new root authenticates with it (renewing).
-    await t.register({ client_id: 'fresh', token_endpoint_auth_method: 'tls_client_auth', audiences: ['https://x.internal'] });
+    await t.register({
+      client_id: 'fresh',
+      token_endpoint_auth_method: 'tls_client_auth',
+      audiences: ['https://x.internal'],
+    });
     const fresh = await issueAsAdmin(t, 'fresh');
-    const renew = await tlsFetch(t.caPem, fresh)(`${t.issuer}/workload/certificate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ csr: (await workloadCsr()).csrPem }) });
+    const renew = await tlsFetch(t.caPem, fresh)(`${t.issuer}/workload/certificate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ csr: (await workloadCsr()).csrPem }),
+    });
     assert.equal(renew.status, 200, await renew.clone().text());
     // A token is not bound to a certificate with less than five seconds left (these live five).
-    const tok = await tlsFetch(t.caPem, fresh)(`${t.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&client_id=fresh' });
+    const tok = await tlsFetch(t.caPem, fresh)(`${t.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials&client_id=fresh',
+    });
     assert.equal(tok.status, 400);
     assert.match(((await tok.json()) as { error_description: string }).error_description, /not valid long enough/);
   });
@@ -100,20 +138,42 @@ describe('an operator-provided intermediate CA (made with openssl)', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'latchkey-opca-'));
     const sh = (cmd: string) => run('sh', ['-c', cmd], { cwd: dir });
-    await sh('openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout root.key -out root.pem -days 30 -subj "/CN=Corp Root" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null');
-    await sh('openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout int.key -out int.csr -subj "/CN=Corp Mesh Intermediate" 2>/dev/null');
-    writeFileSync(join(dir, 'int.ext'), 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n');
-    await sh('openssl x509 -req -in int.csr -CA root.pem -CAkey root.key -CAcreateserial -out int.pem -days 10 -extfile int.ext 2>/dev/null');
-    await sh('openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key -out other.csr -subj "/CN=x" 2>/dev/null');
+    await sh(
+      'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout root.key -out root.pem -days 30 -subj "/CN=Corp Root" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null',
+    );
+    await sh(
+      'openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout int.key -out int.csr -subj "/CN=Corp Mesh Intermediate" 2>/dev/null',
+    );
+    writeFileSync(
+      join(dir, 'int.ext'),
+      'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n',
+    );
+    await sh(
+      'openssl x509 -req -in int.csr -CA root.pem -CAkey root.key -CAcreateserial -out int.pem -days 10 -extfile int.ext 2>/dev/null',
+    );
+    await sh(
+      'openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key -out other.csr -subj "/CN=x" 2>/dev/null',
+    );
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('certificates chain leaf → intermediate → the operator\'s root (openssl verify); the bundle is that root; tls_client_auth works; rotate is refused', async () => {
-    const t = await startTestIdp({ config: { trustDomain: TD, caCert: join(dir, 'int.pem'), caKey: join(dir, 'int.key'), caBundle: join(dir, 'root.pem') } });
+  test("certificates chain leaf → intermediate → the operator's root (openssl verify); the bundle is that root; tls_client_auth works; rotate is refused", async () => {
+    const t = await startTestIdp({
+      config: {
+        trustDomain: TD,
+        caCert: join(dir, 'int.pem'),
+        caKey: join(dir, 'int.key'),
+        caBundle: join(dir, 'root.pem'),
+      },
+    });
     try {
       const root = readFileSync(join(dir, 'root.pem'), 'utf8');
       assert.equal((await (await t.fetch(`${t.issuer}/ca/bundle`)).text()).trim(), root.trim());
-      await t.register({ client_id: 'orders', token_endpoint_auth_method: 'tls_client_auth', audiences: ['https://x.internal'] });
+      await t.register({
+        client_id: 'orders',
+        token_endpoint_auth_method: 'tls_client_auth',
+        audiences: ['https://x.internal'],
+      });
       const held = await issueAsAdmin(t, 'orders');
       const blocks = pemBlocks(held.cert);
       assert.equal(blocks.length, 2, 'the leaf and the intermediate');
@@ -121,38 +181,86 @@ describe('an operator-provided intermediate CA (made with openssl)', () => {
       assert.equal(await opensslVerifies(dir, blocks[0]!, root, blocks[1]!), true);
       assert.equal(await opensslVerifies(dir, blocks[0]!, root), false);
       // The client sends its chain; the IdP follows it to the operator's root.
-      const res = await tlsFetch(t.caPem, held)(`${t.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&client_id=orders' });
+      const res = await tlsFetch(t.caPem, held)(`${t.issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials&client_id=orders',
+      });
       assert.equal(res.status, 200, await res.clone().text());
       assert.ok(jose.decodeJwt(((await res.json()) as { access_token: string }).access_token).cnf);
-      const rot = await t.fetch(`${t.issuer}/admin/ca/rotate`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+      const rot = await t.fetch(`${t.issuer}/admin/ca/rotate`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
       assert.equal(rot.status, 409);
     } finally {
       await t.close();
     }
   });
 
-  test('a key that is not the certificate\'s, or a certificate that does not chain to the bundle, stops the start with ca_material_invalid', async () => {
-    await assert.rejects(startTestIdp({ config: { caCert: join(dir, 'int.pem'), caKey: join(dir, 'other.key'), caBundle: join(dir, 'root.pem') } }), (err: Error & { code?: string }) => err.code === 'ca_material_invalid');
+  test("a key that is not the certificate's, or a certificate that does not chain to the bundle, stops the start with ca_material_invalid", async () => {
+    await assert.rejects(
+      startTestIdp({
+        config: { caCert: join(dir, 'int.pem'), caKey: join(dir, 'other.key'), caBundle: join(dir, 'root.pem') },
+      }),
+      (err: Error & { code?: string }) => err.code === 'ca_material_invalid',
+    );
     writeFileSync(join(dir, 'unrelated.pem'), readFileSync(join(dir, 'int.pem')));
-    await assert.rejects(startTestIdp({ config: { caCert: join(dir, 'int.pem'), caKey: join(dir, 'int.key'), caBundle: join(dir, 'unrelated.pem') } }), (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /chain/.test(err.message));
+    await assert.rejects(
+      startTestIdp({
+        config: { caCert: join(dir, 'int.pem'), caKey: join(dir, 'int.key'), caBundle: join(dir, 'unrelated.pem') },
+      }),
+      (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /chain/.test(err.message),
+    );
   });
 
   test('issue 11, finding 20: a chain longer than five intermediates that never reaches the bundle is refused; malformed files are ca_material_invalid', async () => {
     const sh = (cmd: string) => run('sh', ['-c', cmd], { cwd: dir });
     writeFileSync(join(dir, 'ca.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
-    await sh('openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout stray.key -out stray.pem -days 30 -subj "/CN=Stray Root" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null');
+    await sh(
+      'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout stray.key -out stray.pem -days 30 -subj "/CN=Stray Root" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null',
+    );
     let parent = 'stray';
     for (let i = 1; i <= 7; i++) {
-      await sh(`openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout h${i}.key -out h${i}.csr -subj "/CN=Hop ${i}" 2>/dev/null && openssl x509 -req -in h${i}.csr -CA ${parent}.pem -CAkey ${parent}.key -CAcreateserial -out h${i}.pem -days 10 -extfile ca.ext 2>/dev/null`);
+      await sh(
+        `openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout h${i}.key -out h${i}.csr -subj "/CN=Hop ${i}" 2>/dev/null && openssl x509 -req -in h${i}.csr -CA ${parent}.pem -CAkey ${parent}.key -CAcreateserial -out h${i}.pem -days 10 -extfile ca.ext 2>/dev/null`,
+      );
       parent = `h${i}`;
     }
     // The issuing CA first, then its six issuers; the bundle is the unrelated Corp Root.
-    writeFileSync(join(dir, 'long.pem'), [7, 6, 5, 4, 3, 2, 1].map((i) => readFileSync(join(dir, `h${i}.pem`), 'utf8')).join(''));
-    await assert.rejects(startTestIdp({ config: { caCert: join(dir, 'long.pem'), caKey: join(dir, 'h7.key'), caBundle: join(dir, 'root.pem') } }), (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /chain/.test(err.message));
-    writeFileSync(join(dir, 'garbage.pem'), '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n');
+    writeFileSync(
+      join(dir, 'long.pem'),
+      [7, 6, 5, 4, 3, 2, 1].map((i) => readFileSync(join(dir, `h${i}.pem`), 'utf8')).join(''),
+    );
+    await assert.rejects(
+      startTestIdp({
+        config: { caCert: join(dir, 'long.pem'), caKey: join(dir, 'h7.key'), caBundle: join(dir, 'root.pem') },
+      }),
+      (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /chain/.test(err.message),
+    );
+    writeFileSync(
+      join(dir, 'garbage.pem'),
+      '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n',
+    );
     writeFileSync(join(dir, 'garbage.key'), '-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n');
-    await assert.rejects(startTestIdp({ config: { caCert: join(dir, 'garbage.pem'), caKey: join(dir, 'int.key'), caBundle: join(dir, 'root.pem') } }), (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /LATCHKEY_CA_CERT/.test(err.message));
-    await assert.rejects(startTestIdp({ config: { caCert: join(dir, 'int.pem'), caKey: join(dir, 'garbage.key'), caBundle: join(dir, 'root.pem') } }), (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /LATCHKEY_CA_KEY/.test(err.message));
-    await assert.rejects(startTestIdp({ config: { caCert: join(dir, 'int.pem'), caKey: join(dir, 'int.key'), caBundle: join(dir, 'garbage.pem') } }), (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /LATCHKEY_CA_BUNDLE/.test(err.message));
+    await assert.rejects(
+      startTestIdp({
+        config: { caCert: join(dir, 'garbage.pem'), caKey: join(dir, 'int.key'), caBundle: join(dir, 'root.pem') },
+      }),
+      (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /LATCHKEY_CA_CERT/.test(err.message),
+    );
+    await assert.rejects(
+      startTestIdp({
+        config: { caCert: join(dir, 'int.pem'), caKey: join(dir, 'garbage.key'), caBundle: join(dir, 'root.pem') },
+      }),
+      (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /LATCHKEY_CA_KEY/.test(err.message),
+    );
+    await assert.rejects(
+      startTestIdp({
+        config: { caCert: join(dir, 'int.pem'), caKey: join(dir, 'int.key'), caBundle: join(dir, 'garbage.pem') },
+      }),
+      (err: Error & { code?: string }) => err.code === 'ca_material_invalid' && /LATCHKEY_CA_BUNDLE/.test(err.message),
+    );
   });
 });

@@ -13,7 +13,11 @@ export interface SseEvent {
  */
 export async function openSse(url: string, options: { ca?: string | undefined; headers: Record<string, string> }) {
   const controller = new AbortController();
-  const res = await fetch(url, { headers: { accept: 'text/event-stream', ...options.headers }, signal: controller.signal, dispatcher: new Agent({ connect: options.ca ? { ca: options.ca } : {} }) });
+  const res = await fetch(url, {
+    headers: { accept: 'text/event-stream', ...options.headers },
+    signal: controller.signal,
+    dispatcher: new Agent({ connect: options.ca ? { ca: options.ca } : {} }),
+  });
   const events: SseEvent[] = [];
   const comments: string[] = [];
   const waiters: (() => void)[] = [];

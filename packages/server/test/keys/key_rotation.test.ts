@@ -9,24 +9,45 @@ import { startTestIdp, type TestIdp, basicAuth } from '@latchkey/testkit';
 const AUD = 'https://orders.internal';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const basic = basicAuth;
-const kidsOf = async (t: TestIdp): Promise<string[]> => ((await (await t.fetch(`${t.issuer}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid).sort();
+const kidsOf = async (t: TestIdp): Promise<string[]> =>
+  ((await (await t.fetch(`${t.issuer}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid).sort();
 const admin = (t: TestIdp, path: string, body?: unknown) =>
   t.fetch(`${t.issuer}${path}`, {
     method: body === undefined ? 'GET' : 'POST',
-    headers: { authorization: `Bearer ${t.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      authorization: `Bearer ${t.adminToken}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-const keyList = async (t: TestIdp) => ((await (await admin(t, '/admin/keys')).json()) as { keys: { kid: string; state: string; activated_at: number | null }[] }).keys;
+const keyList = async (t: TestIdp) =>
+  (
+    (await (await admin(t, '/admin/keys')).json()) as {
+      keys: { kid: string; state: string; activated_at: number | null }[];
+    }
+  ).keys;
 const stateOf = async (t: TestIdp, state: string) => (await keyList(t)).find((k) => k.state === state);
 
 describe('key lifecycle over the admin API', () => {
   let t: TestIdp;
   let c: Record<string, string>;
-  const token = async () => (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c) })).body.access_token as string;
-  const active = async (tok: string) => (await t.post('/introspect', { token: tok }, { authorization: basic(c) })).body.active as boolean;
+  const token = async () =>
+    (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c) })).body
+      .access_token as string;
+  const active = async (tok: string) =>
+    (await t.post('/introspect', { token: tok }, { authorization: basic(c) })).body.active as boolean;
   before(async () => {
     // Tokens live 2 s at most, so a retired key may go 2 s after it stops signing.
-    t = await startTestIdp({ config: { accessTokenTtl: 2, maxAccessTokenTtl: 2, clockSkew: 0, jwksMaxAge: 1, keyCheckInterval: 1, keyRotationInterval: 3600 } });
+    t = await startTestIdp({
+      config: {
+        accessTokenTtl: 2,
+        maxAccessTokenTtl: 2,
+        clockSkew: 0,
+        jwksMaxAge: 1,
+        keyCheckInterval: 1,
+        keyRotationInterval: 3600,
+      },
+    });
     c = (await t.register({ audiences: [AUD], access_token_ttl: 2 })) as Record<string, string>;
   });
   after(() => t.close());
@@ -76,7 +97,7 @@ describe('key lifecycle over the admin API', () => {
     assert.equal(await active(fresh), true);
     assert.equal((await admin(t, `/admin/keys/${current.kid}/revoke`, {})).status, 404);
     assert.equal((await admin(t, '/admin/keys/nope/revoke', {})).status, 404);
-    const events = (await (t.idp.audit.flush(), t.idp.storage.listAuditEvents({ type: 'key.revoked' })));
+    const events = await (t.idp.audit.flush(), t.idp.storage.listAuditEvents({ type: 'key.revoked' }));
     assert.equal(events.length, 1);
     assert.equal(events[0]!.actor, 'admin');
   });
@@ -107,7 +128,10 @@ test('the schedule survives a restart: a key rotates on its original timetable',
       }
       assert.notEqual(current.kid, k1.kid);
       const age = current.activated_at! - k1.activated_at!;
-      assert.ok(age >= 6 && age <= 8, `rotated ${age}s after the first key activated (schedule: 6 s, not reset by the restart)`);
+      assert.ok(
+        age >= 6 && age <= 8,
+        `rotated ${age}s after the first key activated (schedule: 6 s, not reset by the restart)`,
+      );
     } finally {
       await second.close();
     }

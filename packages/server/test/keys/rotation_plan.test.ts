@@ -4,8 +4,22 @@ import { planRotation, nextRotationAt, type RotationPolicy } from '../../src/key
 import type { SigningKeyRecord } from '@latchkey/server';
 
 const policy: RotationPolicy = { rotateEvery: 1000, announce: 100, alg: 'ES256' };
-const key = (kid: string, state: SigningKeyRecord['state'], createdAt: number, activatedAt: number | null = null, alg: SigningKeyRecord['alg'] = 'ES256'): SigningKeyRecord => ({
-  kid, alg, state, publicJwk: {}, privateKeyEnc: '', createdAt, activatedAt, retiredAt: null, removeAfter: null,
+const key = (
+  kid: string,
+  state: SigningKeyRecord['state'],
+  createdAt: number,
+  activatedAt: number | null = null,
+  alg: SigningKeyRecord['alg'] = 'ES256',
+): SigningKeyRecord => ({
+  kid,
+  alg,
+  state,
+  publicJwk: {},
+  privateKeyEnc: '',
+  createdAt,
+  activatedAt,
+  retiredAt: null,
+  removeAfter: null,
 });
 
 test('first start: create a current key', () => {
@@ -13,7 +27,9 @@ test('first start: create a current key', () => {
 });
 
 test('a next key is always kept, published a whole rotation ahead', () => {
-  assert.deepEqual(planRotation([key('a', 'current', 0, 0)], 1, policy, false), [{ kind: 'create_next', alg: 'ES256' }]);
+  assert.deepEqual(planRotation([key('a', 'current', 0, 0)], 1, policy, false), [
+    { kind: 'create_next', alg: 'ES256' },
+  ]);
 });
 
 test('the next key takes over only when the current one is due AND the next has been announced long enough', () => {
@@ -38,8 +54,12 @@ test('an algorithm change goes through the same lifecycle', () => {
 });
 
 test('no current key (revoked): the next key signs at once, or a new one is made', () => {
-  assert.deepEqual(planRotation([key('a', 'revoked', 0, 0), key('b', 'next', 5)], 6, policy, false), [{ kind: 'promote', next: 'b' }]);
-  assert.deepEqual(planRotation([key('a', 'revoked', 0, 0)], 6, policy, false), [{ kind: 'create_current', alg: 'ES256' }]);
+  assert.deepEqual(planRotation([key('a', 'revoked', 0, 0), key('b', 'next', 5)], 6, policy, false), [
+    { kind: 'promote', next: 'b' },
+  ]);
+  assert.deepEqual(planRotation([key('a', 'revoked', 0, 0)], 6, policy, false), [
+    { kind: 'create_current', alg: 'ES256' },
+  ]);
 });
 
 test('retired keys do not block anything', () => {

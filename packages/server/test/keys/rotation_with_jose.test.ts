@@ -9,12 +9,16 @@ const AUD = 'https://orders.internal';
 // once per 30 s. Because Latchkey publishes the next key a whole rotation ahead, a verifier that
 // refetches at one rotation already holds the key of the following one: with 17 s rotations it
 // needs a refetch every 34 s, never inside jose's cooldown.
-test('three rotations while jose (default options) verifies fresh tokens continuously: zero failures', { timeout: 120_000 }, async () => {
+test('three rotations while jose (default options) verifies fresh tokens continuously: zero failures', {
+  timeout: 120_000,
+}, async () => {
   const t = await startTestIdp({ config: { keyRotationInterval: 17, keyCheckInterval: 1, jwksMaxAge: 1 } });
   try {
     const c = await t.register({ audiences: [AUD] });
     const auth = `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
-    const jwks = jose.createRemoteJWKSet(new URL(`${t.issuer}/jwks`), { [jose.customFetch]: t.fetch as jose.FetchImplementation });
+    const jwks = jose.createRemoteJWKSet(new URL(`${t.issuer}/jwks`), {
+      [jose.customFetch]: t.fetch as jose.FetchImplementation,
+    });
     const kids = new Set<string>();
     const failures: string[] = [];
     let verified = 0;
@@ -23,7 +27,11 @@ test('three rotations while jose (default options) verifies fresh tokens continu
       const res = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: auth });
       assert.equal(res.status, 200);
       try {
-        const { protectedHeader } = await jose.jwtVerify(res.body.access_token, jwks, { issuer: t.issuer, audience: AUD, typ: 'at+jwt' });
+        const { protectedHeader } = await jose.jwtVerify(res.body.access_token, jwks, {
+          issuer: t.issuer,
+          audience: AUD,
+          typ: 'at+jwt',
+        });
         kids.add(protectedHeader.kid as string);
         verified++;
       } catch (err) {

@@ -14,14 +14,23 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
   });
   after(() => t.close());
 
-  async function configFor(clientId: string, auth: oidc.ClientAuth, algorithm: 'oidc' | 'oauth2' = 'oauth2'): Promise<oidc.Configuration> {
-    const config = await oidc.discovery(new URL(t.issuer), clientId, undefined, auth, { algorithm, [oidc.customFetch]: t.fetch as oidc.CustomFetch });
+  async function configFor(
+    clientId: string,
+    auth: oidc.ClientAuth,
+    algorithm: 'oidc' | 'oauth2' = 'oauth2',
+  ): Promise<oidc.Configuration> {
+    const config = await oidc.discovery(new URL(t.issuer), clientId, undefined, auth, {
+      algorithm,
+      [oidc.customFetch]: t.fetch as oidc.CustomFetch,
+    });
     config[oidc.customFetch] = t.fetch as oidc.CustomFetch;
     return config;
   }
 
   async function verifyWithJose(token: string, audience: string) {
-    const jwks = jose.createRemoteJWKSet(new URL(`${t.issuer}/jwks`), { [jose.customFetch]: t.fetch as jose.FetchImplementation });
+    const jwks = jose.createRemoteJWKSet(new URL(`${t.issuer}/jwks`), {
+      [jose.customFetch]: t.fetch as jose.FetchImplementation,
+    });
     return jose.jwtVerify(token, jwks, { issuer: t.issuer, audience, typ: 'at+jwt', algorithms: ['ES256'] });
   }
 
@@ -36,13 +45,24 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
       assert.equal(m.revocation_endpoint, `${t.issuer}/revoke`);
       assert.equal(m.registration_endpoint, `${t.issuer}/register`);
       assert.deepEqual(m.grant_types_supported, ['client_credentials']);
-      assert.deepEqual(m.token_endpoint_auth_methods_supported, ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth']);
+      assert.deepEqual(m.token_endpoint_auth_methods_supported, [
+        'client_secret_basic',
+        'client_secret_post',
+        'private_key_jwt',
+        'tls_client_auth',
+        'self_signed_tls_client_auth',
+      ]);
       assert.equal(m.tls_client_certificate_bound_access_tokens, true);
     }
   });
 
   test('client_secret_basic: token verifies with jose as an RFC 9068 access token', async () => {
-    const reg = await t.register({ client_name: 'orders-caller', audiences: [ORDERS, BILLING], scope: 'orders:read orders:write', roles: ['reader'] });
+    const reg = await t.register({
+      client_name: 'orders-caller',
+      audiences: [ORDERS, BILLING],
+      scope: 'orders:read orders:write',
+      roles: ['reader'],
+    });
     const config = await configFor(reg.client_id, oidc.ClientSecretBasic(reg.client_secret));
     const res = await oidc.clientCredentialsGrant(config, { scope: 'orders:read', resource: ORDERS });
     assert.equal(res.token_type, 'bearer');
@@ -51,7 +71,17 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
     const { payload, protectedHeader } = await verifyWithJose(res.access_token, ORDERS);
     assert.equal(protectedHeader.typ, 'at+jwt');
     assert.equal(protectedHeader.alg, 'ES256');
-    assert.deepEqual(Object.keys(payload).sort(), ['aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'roles', 'scope', 'sub']);
+    assert.deepEqual(Object.keys(payload).sort(), [
+      'aud',
+      'client_id',
+      'exp',
+      'iat',
+      'iss',
+      'jti',
+      'roles',
+      'scope',
+      'sub',
+    ]);
     assert.equal(payload.sub, reg.client_id);
     assert.equal(payload.client_id, reg.client_id);
     assert.equal(payload.aud, ORDERS);
@@ -70,7 +100,11 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
   });
 
   test('a service token with one audience and one short scope is at most 512 bytes (ES256)', async () => {
-    const reg = await t.register({ client_id: 'orders-service', audiences: ['https://inventory.internal'], scope: 'stock:read' });
+    const reg = await t.register({
+      client_id: 'orders-service',
+      audiences: ['https://inventory.internal'],
+      scope: 'stock:read',
+    });
     const config = await configFor(reg.client_id, oidc.ClientSecretBasic(reg.client_secret));
     const res = await oidc.clientCredentialsGrant(config, { scope: 'stock:read' });
     assert.ok(res.access_token.length <= 512, `token is ${res.access_token.length} bytes`);
@@ -81,7 +115,11 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
       const { publicKey, privateKey } = await jose.generateKeyPair(alg, { extractable: true });
       // Registered with alg EdDSA, while openid-client signs Ed25519 keys as RFC 9864's `Ed25519`.
       const jwk = { ...(await jose.exportJWK(publicKey)), kid: `k-${alg}`, alg };
-      const reg = await t.register({ audiences: [ORDERS], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } });
+      const reg = await t.register({
+        audiences: [ORDERS],
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [jwk] },
+      });
       assert.equal(reg.client_secret, undefined);
       const config = await configFor(reg.client_id, oidc.PrivateKeyJwt({ key: privateKey, kid: jwk.kid }));
       const res = await oidc.clientCredentialsGrant(config, { resource: ORDERS });
@@ -93,7 +131,9 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
   test('private_key_jwt with a jwks_uri served over loopback', async () => {
     const { createServer } = await import('node:http');
     const { publicKey, privateKey } = await jose.generateKeyPair('ES256');
-    const body = JSON.stringify({ keys: [{ ...(await jose.exportJWK(publicKey)), kid: 'remote-1', alg: 'ES256', use: 'sig' }] });
+    const body = JSON.stringify({
+      keys: [{ ...(await jose.exportJWK(publicKey)), kid: 'remote-1', alg: 'ES256', use: 'sig' }],
+    });
     let fetched = 0;
     const server = createServer((_req, res) => {
       fetched++;
@@ -105,8 +145,18 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
     const plain = await startTestIdp({ tls: false, config: { outboundAllow: ['127.0.0.1'] } });
     try {
       const jwksUri = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
-      const reg = await plain.register({ audiences: [ORDERS], token_endpoint_auth_method: 'private_key_jwt', jwks_uri: jwksUri });
-      const config = await oidc.discovery(new URL(plain.issuer), reg.client_id, undefined, oidc.PrivateKeyJwt({ key: privateKey, kid: 'remote-1' }), { algorithm: 'oauth2', execute: [oidc.allowInsecureRequests] });
+      const reg = await plain.register({
+        audiences: [ORDERS],
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks_uri: jwksUri,
+      });
+      const config = await oidc.discovery(
+        new URL(plain.issuer),
+        reg.client_id,
+        undefined,
+        oidc.PrivateKeyJwt({ key: privateKey, kid: 'remote-1' }),
+        { algorithm: 'oauth2', execute: [oidc.allowInsecureRequests] },
+      );
       for (let i = 0; i < 3; i++) assert.ok((await oidc.clientCredentialsGrant(config)).access_token);
       assert.equal(fetched, 1, 'the JWKS is fetched once and cached');
     } finally {
@@ -117,9 +167,18 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
 
   test('several resource parameters give a token for several audiences (RFC 8707 §2)', async () => {
     const reg = await t.register({ audiences: [ORDERS, BILLING] });
-    const res = await t.post('/token', { grant_type: 'client_credentials', resource: [ORDERS, BILLING], client_id: reg.client_id, client_secret: 'x' });
+    const res = await t.post('/token', {
+      grant_type: 'client_credentials',
+      resource: [ORDERS, BILLING],
+      client_id: reg.client_id,
+      client_secret: 'x',
+    });
     assert.equal(res.status, 401, 'wrong method for a basic client');
-    const ok = await t.post('/token', { grant_type: 'client_credentials', resource: [ORDERS, BILLING] }, { authorization: `Basic ${Buffer.from(`${reg.client_id}:${reg.client_secret}`).toString('base64')}` });
+    const ok = await t.post(
+      '/token',
+      { grant_type: 'client_credentials', resource: [ORDERS, BILLING] },
+      { authorization: `Basic ${Buffer.from(`${reg.client_id}:${reg.client_secret}`).toString('base64')}` },
+    );
     assert.equal(ok.status, 200);
     const claims = jose.decodeJwt(ok.body.access_token);
     assert.deepEqual(claims.aud, [ORDERS, BILLING]);
@@ -154,12 +213,27 @@ describe('signing algorithms', () => {
       const t = await startTestIdp({ config: { signingAlg: alg } });
       try {
         const reg = await t.register({ audiences: [ORDERS] });
-        const res = await t.post('/token', { grant_type: 'client_credentials', client_id: reg.client_id, client_secret: reg.client_secret }, {});
+        const res = await t.post(
+          '/token',
+          { grant_type: 'client_credentials', client_id: reg.client_id, client_secret: reg.client_secret },
+          {},
+        );
         assert.equal(res.status, 401, 'basic client must not use post');
-        const ok = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(`${reg.client_id}:${reg.client_secret}`).toString('base64')}` });
+        const ok = await t.post(
+          '/token',
+          { grant_type: 'client_credentials' },
+          { authorization: `Basic ${Buffer.from(`${reg.client_id}:${reg.client_secret}`).toString('base64')}` },
+        );
         assert.equal(ok.status, 200);
-        const jwks = jose.createRemoteJWKSet(new URL(`${t.issuer}/jwks`), { [jose.customFetch]: t.fetch as jose.FetchImplementation });
-        const { protectedHeader } = await jose.jwtVerify(ok.body.access_token, jwks, { issuer: t.issuer, audience: ORDERS, typ: 'at+jwt', algorithms: [alg] });
+        const jwks = jose.createRemoteJWKSet(new URL(`${t.issuer}/jwks`), {
+          [jose.customFetch]: t.fetch as jose.FetchImplementation,
+        });
+        const { protectedHeader } = await jose.jwtVerify(ok.body.access_token, jwks, {
+          issuer: t.issuer,
+          audience: ORDERS,
+          typ: 'at+jwt',
+          algorithms: [alg],
+        });
         assert.equal(protectedHeader.alg, alg);
       } finally {
         await t.close();

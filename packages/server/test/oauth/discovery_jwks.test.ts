@@ -52,7 +52,10 @@ describe('discovery, JWKS and health', () => {
     try {
       const res = await other.fetch(`${other.issuer}/readyz`);
       assert.equal(res.status, 503);
-      assert.deepEqual(await res.json(), { status: 'not_ready', checks: { storage: 'failed', keys: 'ok', policy: 'ok' } });
+      assert.deepEqual(await res.json(), {
+        status: 'not_ready',
+        checks: { storage: 'failed', keys: 'ok', policy: 'ok' },
+      });
     } finally {
       other.idp.storage.ping = ping;
       await other.close();
@@ -87,7 +90,11 @@ test('SQLite gone (file closed under the IdP): requests answer 503 temporarily_u
     const c = await t.register({ audiences: ['https://a.internal'] });
     // Close the database under the running server, as a failed disk or a deleted file would.
     (t.idp.storage as unknown as { db: { close(): void } }).db.close();
-    const res = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
+    const res = await t.post(
+      '/token',
+      { grant_type: 'client_credentials' },
+      { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` },
+    );
     assert.equal(res.status, 503);
     assert.equal(res.body.error, 'temporarily_unavailable');
     assert.equal((await t.fetch(`${t.issuer}/readyz`)).status, 503);

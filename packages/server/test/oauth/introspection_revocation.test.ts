@@ -11,7 +11,8 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
   let t: TestIdp;
   let a: { client_id: string; client_secret: string };
   let b: { client_id: string; client_secret: string };
-  const tokenFor = async (c: typeof a): Promise<string> => (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c) })).body.access_token;
+  const tokenFor = async (c: typeof a): Promise<string> =>
+    (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c) })).body.access_token;
   before(async () => {
     t = await startTestIdp();
     a = (await t.register({ audiences: [AUD], scope: 'x' })) as typeof a;
@@ -34,7 +35,9 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
     const payload = JSON.parse(Buffer.from(p, 'base64url').toString());
     const tampered = `${h}.${Buffer.from(JSON.stringify({ ...payload, scope: 'admin' })).toString('base64url')}.${s}`;
     const foreignKey = await jose.generateKeyPair('ES256');
-    const foreign = await new jose.SignJWT(payload).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: JSON.parse(Buffer.from(h, 'base64url').toString()).kid }).sign(foreignKey.privateKey);
+    const foreign = await new jose.SignJWT(payload)
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: JSON.parse(Buffer.from(h, 'base64url').toString()).kid })
+      .sign(foreignKey.privateKey);
     const noneAlg = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')}.${p}.`;
     for (const bad of ['garbage', 'a.b.c', tampered, foreign, noneAlg, `${token}x`, 'x'.repeat(10000)]) {
       const res = await t.post('/introspect', { token: bad }, { authorization: basic(b) });
@@ -66,7 +69,7 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
     assert.equal((await t.post('/revoke', { token }, { authorization: basic(a) })).status, 200);
   });
 
-  test('a client cannot revoke another client\'s token', async () => {
+  test("a client cannot revoke another client's token", async () => {
     const token = await tokenFor(a);
     const res = await t.post('/revoke', { token }, { authorization: basic(b) });
     assert.equal(res.status, 400);
@@ -75,7 +78,8 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
   });
 
   test('unknown or invalid tokens answer 200 (RFC 7009 §2.2) and store nothing', async () => {
-    const entries = async () => (await t.idp.storage.listFeedEvents('revocations', 0, 100_000, Math.floor(Date.now() / 1000))).length;
+    const entries = async () =>
+      (await t.idp.storage.listFeedEvents('revocations', 0, 100_000, Math.floor(Date.now() / 1000))).length;
     const before = await entries();
     for (const token of ['garbage', 'a.b.c']) {
       const res = await t.post('/revoke', { token }, { authorization: basic(a) });
@@ -108,17 +112,21 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
     assert.equal((await t.post('/introspect', { token }, { authorization: basic(b) })).body.active, true);
     await new Promise((r) => setTimeout(r, 2100));
     assert.deepEqual((await t.post('/introspect', { token }, { authorization: basic(b) })).body, { active: false });
-    const entries = async () => (await t.idp.storage.listFeedEvents('revocations', 0, 100_000, Math.floor(Date.now() / 1000))).length;
+    const entries = async () =>
+      (await t.idp.storage.listFeedEvents('revocations', 0, 100_000, Math.floor(Date.now() / 1000))).length;
     const before = await entries();
     assert.equal((await t.post('/revoke', { token }, { authorization: basic(c as never) })).status, 200);
     assert.equal(await t.idp.storage.isTokenRevoked(t.issuer, jose.decodeJwt(token).jti as string), false);
     assert.equal(await entries(), before, 'no revocation entry was written');
   });
 
-  test('a deleted client\'s tokens introspect inactive', async () => {
+  test("a deleted client's tokens introspect inactive", async () => {
     const c = await t.register({ audiences: [AUD] });
     const token = await tokenFor(c as never);
-    const del = await t.fetch(`${t.issuer}/admin/clients/${c.client_id}`, { method: 'DELETE', headers: { authorization: `Bearer ${t.adminToken}` } });
+    const del = await t.fetch(`${t.issuer}/admin/clients/${c.client_id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${t.adminToken}` },
+    });
     assert.equal(del.status, 204);
     assert.deepEqual((await t.post('/introspect', { token }, { authorization: basic(b) })).body, { active: false });
   });

@@ -23,10 +23,17 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
   // client's first token; this follows it to the newest (a rotated-out token is tested on its own).
   const rotated = new Map<string, string>();
   const newest = (token: string): string => (rotated.has(token) ? newest(rotated.get(token)!) : token);
-  const config = async (clientId: string, token: string, init: { method?: string; body?: unknown; exact?: boolean } = {}) => {
+  const config = async (
+    clientId: string,
+    token: string,
+    init: { method?: string; body?: unknown; exact?: boolean } = {},
+  ) => {
     const res = await t.fetch(`${t.issuer}/register/${clientId}`, {
       method: init.method ?? 'GET',
-      headers: { authorization: `Bearer ${init.exact ? token : newest(token)}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${init.exact ? token : newest(token)}`,
+        ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
     });
     if (init.method === 'PUT' && res.status === 200) {
@@ -37,7 +44,14 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
   };
 
   test('201 with client_id, a 256-bit secret shown once, and RFC 7592 credentials', async () => {
-    const res = await register({ client_name: 'orders', audiences: [AUD], scope: 'orders:read', roles: ['reader'], access_token_ttl: 120, unknown_member: 'ignored' });
+    const res = await register({
+      client_name: 'orders',
+      audiences: [AUD],
+      scope: 'orders:read',
+      roles: ['reader'],
+      access_token_ttl: 120,
+      unknown_member: 'ignored',
+    });
     assert.equal(res.status, 201);
     assert.equal(res.headers.get('cache-control'), 'no-store');
     const body = (await res.json()) as Record<string, any>;
@@ -62,7 +76,10 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
     assert.equal(info.client_secret, undefined);
     assert.equal(info.client_name, 'orders');
 
-    const put = await config(body.client_id, body.registration_access_token, { method: 'PUT', body: { client_id: body.client_id, client_name: 'orders v2', audiences: [AUD] } });
+    const put = await config(body.client_id, body.registration_access_token, {
+      method: 'PUT',
+      body: { client_id: body.client_id, client_name: 'orders v2', audiences: [AUD] },
+    });
     // Rotated on update (issue 11, finding 20): the old token no longer works, the new one does.
     const renewed = ((await put.clone().json()) as { registration_access_token: string }).registration_access_token;
     assert.notEqual(renewed, body.registration_access_token);
@@ -85,7 +102,10 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
     const dup = await register({ client_id: 'payments', audiences: [AUD] });
     assert.equal(dup.status, 400);
     assert.equal(((await dup.json()) as any).error, 'invalid_client_metadata');
-    assert.equal(((await (await register({ client_id: 'Not Valid!' })).json()) as any).error, 'invalid_client_metadata');
+    assert.equal(
+      ((await (await register({ client_id: 'Not Valid!' })).json()) as any).error,
+      'invalid_client_metadata',
+    );
   });
 
   test('without the admin token (initial access token) → 401 invalid_token', async () => {
@@ -103,10 +123,21 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
       { token_endpoint_auth_method: 'none' },
       { token_endpoint_auth_method: 'private_key_jwt' },
       { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ kty: 'oct', k: 'abc' }] } },
-      { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b', d: 'secret' }] } },
-      { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ kty: 'EC' }] }, jwks_uri: 'https://x.example/jwks' },
+      {
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b', d: 'secret' }] },
+      },
+      {
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [{ kty: 'EC' }] },
+        jwks_uri: 'https://x.example/jwks',
+      },
       { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'http://x.example/jwks' },
-      { token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'HS256', jwks_uri: 'https://x.example/jwks' },
+      {
+        token_endpoint_auth_method: 'private_key_jwt',
+        token_endpoint_auth_signing_alg: 'HS256',
+        jwks_uri: 'https://x.example/jwks',
+      },
       { audiences: ['orders'] },
       { audiences: ['https://a.example/#frag'] },
       { audiences: [AUD], default_audience: 'https://other.example' },
@@ -140,7 +171,10 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
 
   test('PUT must carry the matching client_id; a wrong registration token cannot touch the client', async () => {
     const res = (await (await register({ audiences: [AUD] })).json()) as Record<string, any>;
-    const mismatch = await config(res.client_id, res.registration_access_token, { method: 'PUT', body: { client_id: 'other', audiences: [AUD] } });
+    const mismatch = await config(res.client_id, res.registration_access_token, {
+      method: 'PUT',
+      body: { client_id: 'other', audiences: [AUD] },
+    });
     assert.equal(mismatch.status, 400);
     const other = (await (await register({ audiences: [AUD] })).json()) as Record<string, any>;
     assert.equal((await config(res.client_id, other.registration_access_token)).status, 401);
@@ -150,21 +184,53 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
 
   test('switching to private_key_jwt drops the secret; switching back issues a new one', async () => {
     const res = (await (await register({ audiences: [AUD] })).json()) as Record<string, any>;
-    const jwk = { kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0' };
-    const toJwt = await config(res.client_id, res.registration_access_token, { method: 'PUT', body: { client_id: res.client_id, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] }, audiences: [AUD] } });
+    const jwk = {
+      kty: 'EC',
+      crv: 'P-256',
+      x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU',
+      y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0',
+    };
+    const toJwt = await config(res.client_id, res.registration_access_token, {
+      method: 'PUT',
+      body: {
+        client_id: res.client_id,
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [jwk] },
+        audiences: [AUD],
+      },
+    });
     assert.equal(toJwt.status, 200);
-    const basicNow = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(`${res.client_id}:${res.client_secret}`).toString('base64')}` });
+    const basicNow = await t.post(
+      '/token',
+      { grant_type: 'client_credentials' },
+      { authorization: `Basic ${Buffer.from(`${res.client_id}:${res.client_secret}`).toString('base64')}` },
+    );
     assert.equal(basicNow.status, 401);
-    const back = (await (await config(res.client_id, res.registration_access_token, { method: 'PUT', body: { client_id: res.client_id, audiences: [AUD] } })).json()) as Record<string, any>;
+    const back = (await (
+      await config(res.client_id, res.registration_access_token, {
+        method: 'PUT',
+        body: { client_id: res.client_id, audiences: [AUD] },
+      })
+    ).json()) as Record<string, any>;
     assert.equal(typeof back.client_secret, 'string');
     assert.notEqual(back.client_secret, res.client_secret);
-    const ok = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(`${res.client_id}:${back.client_secret}`).toString('base64')}` });
+    const ok = await t.post(
+      '/token',
+      { grant_type: 'client_credentials' },
+      { authorization: `Basic ${Buffer.from(`${res.client_id}:${back.client_secret}`).toString('base64')}` },
+    );
     assert.equal(ok.status, 200);
   });
 
   test('through RFC 7592 a client may narrow what its tokens allow, never widen it; the administrator may (PUT /admin/clients/{id})', async () => {
-    const res = (await (await register({ audiences: [AUD], scope: 'orders:read', roles: ['reader'], access_token_ttl: 120 })).json()) as Record<string, any>;
-    const put = (body: Record<string, unknown>) => config(res.client_id, res.registration_access_token, { method: 'PUT', body: { client_id: res.client_id, ...body } });
+    const res = (await (
+      await register({ audiences: [AUD], scope: 'orders:read', roles: ['reader'], access_token_ttl: 120 })
+    ).json()) as Record<string, any>;
+    const put = (body: Record<string, unknown>) =>
+      config(res.client_id, res.registration_access_token, {
+        method: 'PUT',
+        body: { client_id: res.client_id, ...body },
+      });
     for (const [name, body] of [
       ['audiences', { audiences: [AUD, 'urn:latchkey:svc:billing'] }],
       ['scope', { audiences: [AUD], scope: 'orders:read orders:admin' }],
@@ -177,29 +243,61 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
       assert.equal(e.error, 'invalid_client_metadata');
       assert.match(e.error_description!, new RegExp(`^${name}`));
     }
-    const narrowed = (await (await put({ audiences: [AUD], scope: 'orders:read', access_token_ttl: 60 })).json()) as Record<string, any>;
-    assert.deepEqual([narrowed.audiences, narrowed.scope, narrowed.roles, narrowed.access_token_ttl], [[AUD], 'orders:read', ['reader'], 60], 'omitted roles are kept: only an administrator changes them');
+    const narrowed = (await (
+      await put({ audiences: [AUD], scope: 'orders:read', access_token_ttl: 60 })
+    ).json()) as Record<string, any>;
+    assert.deepEqual(
+      [narrowed.audiences, narrowed.scope, narrowed.roles, narrowed.access_token_ttl],
+      [[AUD], 'orders:read', ['reader'], 60],
+      'omitted roles are kept: only an administrator changes them',
+    );
     const omitted = (await (await put({ audiences: [AUD] })).json()) as Record<string, any>;
-    assert.equal(omitted.access_token_ttl, 60, 'an omitted lifetime keeps the current one instead of falling back to a longer default');
-    const admin = await t.fetch(`${t.issuer}/admin/clients/${res.client_id}`, { method: 'PUT', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ audiences: [AUD, 'urn:latchkey:svc:billing'], roles: ['admin'] }) });
+    assert.equal(
+      omitted.access_token_ttl,
+      60,
+      'an omitted lifetime keeps the current one instead of falling back to a longer default',
+    );
+    const admin = await t.fetch(`${t.issuer}/admin/clients/${res.client_id}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ audiences: [AUD, 'urn:latchkey:svc:billing'], roles: ['admin'] }),
+    });
     assert.equal(admin.status, 200);
     assert.deepEqual(((await admin.json()) as Record<string, any>).audiences, [AUD, 'urn:latchkey:svc:billing']);
-    const tok = await t.post('/token', { grant_type: 'client_credentials', resource: 'urn:latchkey:svc:billing' }, { authorization: `Basic ${Buffer.from(`${res.client_id}:${res.client_secret}`).toString('base64')}` });
+    const tok = await t.post(
+      '/token',
+      { grant_type: 'client_credentials', resource: 'urn:latchkey:svc:billing' },
+      { authorization: `Basic ${Buffer.from(`${res.client_id}:${res.client_secret}`).toString('base64')}` },
+    );
     assert.equal(tok.status, 200);
-    const noAdmin = await t.fetch(`${t.issuer}/admin/clients/${res.client_id}`, { method: 'PUT', headers: { authorization: `Bearer ${res.registration_access_token}`, 'content-type': 'application/json' }, body: JSON.stringify({ audiences: [AUD] }) });
+    const noAdmin = await t.fetch(`${t.issuer}/admin/clients/${res.client_id}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${res.registration_access_token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ audiences: [AUD] }),
+    });
     assert.equal(noAdmin.status, 401);
     const events = await t.idp.storage.listAuditEvents({ type: 'client.updated', limit: 100 });
     assert.equal(events.at(-1)!.actor, 'admin');
   });
 
   test('narrowing never removes a restriction: policy_namespaces and roles survive omission, [] and widening (issue 11, findings 1 and 7)', async () => {
-    const res = (await (await register({ audiences: [AUD], policy_namespaces: ['Orders'], roles: ['quarantined'] })).json()) as Record<string, any>;
-    const put = (body: Record<string, unknown>) => config(res.client_id, res.registration_access_token, { method: 'PUT', body: { client_id: res.client_id, audiences: [AUD], ...body } });
+    const res = (await (
+      await register({ audiences: [AUD], policy_namespaces: ['Orders'], roles: ['quarantined'] })
+    ).json()) as Record<string, any>;
+    const put = (body: Record<string, unknown>) =>
+      config(res.client_id, res.registration_access_token, {
+        method: 'PUT',
+        body: { client_id: res.client_id, audiences: [AUD], ...body },
+      });
     const stored = async () => (await t.idp.storage.getClient(res.client_id))!.metadata;
 
     const omitted = await put({});
     assert.equal(omitted.status, 200);
-    assert.deepEqual((await stored()).policy_namespaces, ['Orders'], 'omitting policy_namespaces must not lift the restriction');
+    assert.deepEqual(
+      (await stored()).policy_namespaces,
+      ['Orders'],
+      'omitting policy_namespaces must not lift the restriction',
+    );
     assert.deepEqual((await stored()).roles, ['quarantined'], 'omitting roles must not escape role-keyed forbids');
     for (const [body, member] of [
       [{ policy_namespaces: [] }, 'policy_namespaces'],
@@ -219,7 +317,11 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
 
     // A client that sees every namespace may restrict itself, and cannot undo it.
     const all = (await (await register({ audiences: [AUD] })).json()) as Record<string, any>;
-    const putAll = (body: Record<string, unknown>) => config(all.client_id, all.registration_access_token, { method: 'PUT', body: { client_id: all.client_id, audiences: [AUD], ...body } });
+    const putAll = (body: Record<string, unknown>) =>
+      config(all.client_id, all.registration_access_token, {
+        method: 'PUT',
+        body: { client_id: all.client_id, audiences: [AUD], ...body },
+      });
     assert.equal((await putAll({ policy_namespaces: ['Billing'] })).status, 200);
     assert.deepEqual((await t.idp.storage.getClient(all.client_id))!.metadata.policy_namespaces, ['Billing']);
     assert.equal((await putAll({})).status, 200);
@@ -232,7 +334,18 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
     const ids = ((await list.json()) as { clients: { client_id: string }[] }).clients.map((c) => c.client_id);
     assert.ok(ids.includes('listed'));
     assert.equal((await t.fetch(`${t.issuer}/admin/clients`)).status, 401);
-    assert.equal((await t.fetch(`${t.issuer}/admin/clients/listed`, { headers: { authorization: `Bearer ${created.registration_access_token}` } })).status, 401);
-    assert.equal((await t.fetch(`${t.issuer}/admin/clients/nope`, { headers: { authorization: `Bearer ${t.adminToken}` } })).status, 404);
+    assert.equal(
+      (
+        await t.fetch(`${t.issuer}/admin/clients/listed`, {
+          headers: { authorization: `Bearer ${created.registration_access_token}` },
+        })
+      ).status,
+      401,
+    );
+    assert.equal(
+      (await t.fetch(`${t.issuer}/admin/clients/nope`, { headers: { authorization: `Bearer ${t.adminToken}` } }))
+        .status,
+      404,
+    );
   });
 });

@@ -32,33 +32,71 @@ describe('token endpoint: every error is RFC 6749 §5.2 shaped', () => {
     expectError(await t.post('/token', {}, { authorization: auth }), 400, 'invalid_request');
   });
   test('unknown grant_type → unsupported_grant_type', async () => {
-    expectError(await t.post('/token', { grant_type: 'password' }, { authorization: auth }), 400, 'unsupported_grant_type');
+    expectError(
+      await t.post('/token', { grant_type: 'password' }, { authorization: auth }),
+      400,
+      'unsupported_grant_type',
+    );
   });
   test('repeated grant_type → invalid_request (RFC 6749 §3.2)', async () => {
-    expectError(await t.post('/token', 'grant_type=client_credentials&grant_type=client_credentials', { authorization: auth }), 400, 'invalid_request');
+    expectError(
+      await t.post('/token', 'grant_type=client_credentials&grant_type=client_credentials', { authorization: auth }),
+      400,
+      'invalid_request',
+    );
   });
   test('repeated scope → invalid_request', async () => {
-    expectError(await t.post('/token', 'grant_type=client_credentials&scope=a&scope=b', { authorization: auth }), 400, 'invalid_request');
+    expectError(
+      await t.post('/token', 'grant_type=client_credentials&scope=a&scope=b', { authorization: auth }),
+      400,
+      'invalid_request',
+    );
   });
   test('two client authentication methods in one request → invalid_request', async () => {
-    const res = await t.post('/token', { grant_type: 'client_credentials', client_id: c.client_id, client_secret: c.client_secret }, { authorization: auth });
+    const res = await t.post(
+      '/token',
+      { grant_type: 'client_credentials', client_id: c.client_id, client_secret: c.client_secret },
+      { authorization: auth },
+    );
     expectError(res, 400, 'invalid_request');
-    const res2 = await t.post('/token', { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: 'a.b.c' }, { authorization: auth });
+    const res2 = await t.post(
+      '/token',
+      { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: 'a.b.c' },
+      { authorization: auth },
+    );
     expectError(res2, 400, 'invalid_request');
   });
   test('JSON body → invalid_request; an unknown content type → 415', async () => {
-    const json = await t.fetch(`${t.issuer}/token`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: '{"grant_type":"client_credentials"}' });
+    const json = await t.fetch(`${t.issuer}/token`, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/json' },
+      body: '{"grant_type":"client_credentials"}',
+    });
     expectError({ status: json.status, body: await json.json(), headers: json.headers }, 400, 'invalid_request');
-    const xml = await t.fetch(`${t.issuer}/token`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/xml' }, body: '<x/>' });
+    const xml = await t.fetch(`${t.issuer}/token`, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/xml' },
+      body: '<x/>',
+    });
     expectError({ status: xml.status, body: await xml.json(), headers: xml.headers }, 415, 'invalid_request');
     const none = await t.fetch(`${t.issuer}/token`, { method: 'POST', headers: { authorization: auth } });
     expectError({ status: none.status, body: await none.json(), headers: none.headers }, 400, 'invalid_request');
   });
   test('body over the cap → 413 invalid_request', async () => {
-    expectError(await t.post('/token', `grant_type=client_credentials&scope=${'a'.repeat(17 * 1024)}`, { authorization: auth }), 413, 'invalid_request');
+    expectError(
+      await t.post('/token', `grant_type=client_credentials&scope=${'a'.repeat(17 * 1024)}`, { authorization: auth }),
+      413,
+      'invalid_request',
+    );
   });
   test('malformed form bodies and garbage never give a 500', async () => {
-    for (const body of ['%%%%', '&&&=&=', 'grant_type=%E0%A4%A', '\u0000\u0001\u0002', 'grant_type=client_credentials&resource=%00']) {
+    for (const body of [
+      '%%%%',
+      '&&&=&=',
+      'grant_type=%E0%A4%A',
+      '\u0000\u0001\u0002',
+      'grant_type=client_credentials&resource=%00',
+    ]) {
       const res = await t.post('/token', body, { authorization: auth });
       assert.ok(res.status >= 400 && res.status < 500, `${JSON.stringify(body)} → ${res.status}`);
       assert.equal(typeof res.body.error, 'string');
@@ -66,36 +104,100 @@ describe('token endpoint: every error is RFC 6749 §5.2 shaped', () => {
   });
   test('wrong secret → 401 invalid_client with WWW-Authenticate Basic, secret not echoed', async () => {
     const wrong = randomBytes(32).toString('base64url');
-    const res = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c.client_id, wrong) });
+    const res = await t.post(
+      '/token',
+      { grant_type: 'client_credentials' },
+      { authorization: basic(c.client_id, wrong) },
+    );
     expectError(res, 401, 'invalid_client');
     assert.match(res.headers.get('www-authenticate') ?? '', /^Basic /);
     assert.ok(!JSON.stringify(res.body).includes(wrong));
   });
   test('unknown client, malformed Basic, and no credentials → 401 invalid_client', async () => {
-    expectError(await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic('nobody', 'x') }), 401, 'invalid_client');
-    expectError(await t.post('/token', { grant_type: 'client_credentials' }, { authorization: 'Basic !!!' }), 401, 'invalid_client');
-    expectError(await t.post('/token', { grant_type: 'client_credentials' }, { authorization: 'Basic ' + Buffer.from('nocolon').toString('base64') }), 401, 'invalid_client');
+    expectError(
+      await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic('nobody', 'x') }),
+      401,
+      'invalid_client',
+    );
+    expectError(
+      await t.post('/token', { grant_type: 'client_credentials' }, { authorization: 'Basic !!!' }),
+      401,
+      'invalid_client',
+    );
+    expectError(
+      await t.post(
+        '/token',
+        { grant_type: 'client_credentials' },
+        { authorization: 'Basic ' + Buffer.from('nocolon').toString('base64') },
+      ),
+      401,
+      'invalid_client',
+    );
     const none = await t.post('/token', { grant_type: 'client_credentials' });
     expectError(none, 401, 'invalid_client');
   });
   test('a method other than the registered one → 401 invalid_client', async () => {
-    expectError(await t.post('/token', { grant_type: 'client_credentials', client_id: c.client_id, client_secret: c.client_secret }), 401, 'invalid_client');
+    expectError(
+      await t.post('/token', {
+        grant_type: 'client_credentials',
+        client_id: c.client_id,
+        client_secret: c.client_secret,
+      }),
+      401,
+      'invalid_client',
+    );
   });
   test('client_id in the body that differs from Basic → 401 invalid_client', async () => {
-    expectError(await t.post('/token', { grant_type: 'client_credentials', client_id: 'someone-else' }, { authorization: auth }), 401, 'invalid_client');
+    expectError(
+      await t.post('/token', { grant_type: 'client_credentials', client_id: 'someone-else' }, { authorization: auth }),
+      401,
+      'invalid_client',
+    );
   });
   test('scope outside the registration → invalid_scope; malformed scope → invalid_scope', async () => {
-    expectError(await t.post('/token', { grant_type: 'client_credentials', scope: 'a admin' }, { authorization: auth }), 400, 'invalid_scope');
-    expectError(await t.post('/token', { grant_type: 'client_credentials', scope: 'a "b' }, { authorization: auth }), 400, 'invalid_scope');
+    expectError(
+      await t.post('/token', { grant_type: 'client_credentials', scope: 'a admin' }, { authorization: auth }),
+      400,
+      'invalid_scope',
+    );
+    expectError(
+      await t.post('/token', { grant_type: 'client_credentials', scope: 'a "b' }, { authorization: auth }),
+      400,
+      'invalid_scope',
+    );
   });
   test('resource outside the registration or not an absolute URI → invalid_target (RFC 8707)', async () => {
-    expectError(await t.post('/token', { grant_type: 'client_credentials', resource: 'https://billing.internal' }, { authorization: auth }), 400, 'invalid_target');
-    expectError(await t.post('/token', { grant_type: 'client_credentials', resource: 'orders' }, { authorization: auth }), 400, 'invalid_target');
-    expectError(await t.post('/token', { grant_type: 'client_credentials', resource: `${AUD}#frag` }, { authorization: auth }), 400, 'invalid_target');
+    expectError(
+      await t.post(
+        '/token',
+        { grant_type: 'client_credentials', resource: 'https://billing.internal' },
+        { authorization: auth },
+      ),
+      400,
+      'invalid_target',
+    );
+    expectError(
+      await t.post('/token', { grant_type: 'client_credentials', resource: 'orders' }, { authorization: auth }),
+      400,
+      'invalid_target',
+    );
+    expectError(
+      await t.post('/token', { grant_type: 'client_credentials', resource: `${AUD}#frag` }, { authorization: auth }),
+      400,
+      'invalid_target',
+    );
   });
   test('no resource and no default audience → invalid_target', async () => {
     const bare = await t.register({});
-    expectError(await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(bare.client_id, bare.client_secret) }), 400, 'invalid_target');
+    expectError(
+      await t.post(
+        '/token',
+        { grant_type: 'client_credentials' },
+        { authorization: basic(bare.client_id, bare.client_secret) },
+      ),
+      400,
+      'invalid_target',
+    );
   });
   test('GET /token is not an endpoint', async () => {
     const res = await t.fetch(`${t.issuer}/token`);
@@ -112,12 +214,22 @@ describe('private_key_jwt (RFC 7523 §3) rules', () => {
     t = await startTestIdp();
     const kp = await jose.generateKeyPair('ES256');
     key = kp.privateKey;
-    const reg = await t.register({ audiences: [AUD], token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: { keys: [{ ...(await jose.exportJWK(kp.publicKey)), kid: 'k1' }] } });
+    const reg = await t.register({
+      audiences: [AUD],
+      token_endpoint_auth_method: 'private_key_jwt',
+      token_endpoint_auth_signing_alg: 'ES256',
+      jwks: { keys: [{ ...(await jose.exportJWK(kp.publicKey)), kid: 'k1' }] },
+    });
     clientId = reg.client_id;
   });
   after(() => t.close());
 
-  const assertion = (claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}, signWith: CryptoKey | Uint8Array = key, alg = 'ES256') => {
+  const assertion = (
+    claims: Record<string, unknown> = {},
+    header: Record<string, unknown> = {},
+    signWith: CryptoKey | Uint8Array = key,
+    alg = 'ES256',
+  ) => {
     const now = Math.floor(Date.now() / 1000);
     return new jose.SignJWT({ jti: randomBytes(16).toString('base64url'), ...claims })
       .setProtectedHeader({ alg, kid: 'k1', ...header })
@@ -129,7 +241,12 @@ describe('private_key_jwt (RFC 7523 §3) rules', () => {
       .sign(signWith);
   };
   const tokenWith = (a: string, extra: Record<string, string> = {}) =>
-    t.post('/token', { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: a, ...extra });
+    t.post('/token', {
+      grant_type: 'client_credentials',
+      client_assertion_type: ASSERTION_TYPE,
+      client_assertion: a,
+      ...extra,
+    });
 
   test('a valid assertion works once; its replay is refused', async () => {
     const a = await assertion();
@@ -163,7 +280,11 @@ describe('private_key_jwt (RFC 7523 §3) rules', () => {
   });
   test('wrong assertion type → invalid_request; client_id mismatch → invalid_client; not a JWT → invalid_client', async () => {
     const a = await assertion();
-    const wrongType = await t.post('/token', { grant_type: 'client_credentials', client_assertion_type: 'urn:x', client_assertion: a });
+    const wrongType = await t.post('/token', {
+      grant_type: 'client_credentials',
+      client_assertion_type: 'urn:x',
+      client_assertion: a,
+    });
     assert.equal(wrongType.status, 400);
     assert.equal(wrongType.body.error, 'invalid_request');
     assert.equal((await tokenWith(await assertion(), { client_id: 'other' })).body.error, 'invalid_client');
@@ -176,8 +297,17 @@ describe('failed authentication is rate limited', () => {
     const t = await startTestIdp({ config: { authFailureLimit: 3 } });
     try {
       const c = await t.register({ audiences: [AUD] });
-      for (let i = 0; i < 3; i++) assert.equal((await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c.client_id, 'wrong') })).status, 401);
-      const res = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c.client_id, c.client_secret) });
+      for (let i = 0; i < 3; i++)
+        assert.equal(
+          (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c.client_id, 'wrong') }))
+            .status,
+          401,
+        );
+      const res = await t.post(
+        '/token',
+        { grant_type: 'client_credentials' },
+        { authorization: basic(c.client_id, c.client_secret) },
+      );
       assert.equal(res.status, 429);
       assert.equal(res.body.error, 'invalid_client');
       assert.ok(Number(res.headers.get('retry-after')) > 0);
@@ -186,22 +316,34 @@ describe('failed authentication is rate limited', () => {
     }
   });
 
-  test('failures from other sources never lock a client out: the victim\'s right secret still gets a token (issue 11, finding 4)', async () => {
+  test("failures from other sources never lock a client out: the victim's right secret still gets a token (issue 11, finding 4)", async () => {
     const t = await startTestIdp({ config: { authFailureLimit: 3 } });
     try {
       const victim = await t.register({ audiences: [AUD] });
       const from = (address: string) => tlsFetch(t.caPem, undefined, { localAddress: address });
       const token = (f: typeof fetch, secret: string) =>
-        f(`${t.issuer}/token`, { method: 'POST', headers: { authorization: basic(victim.client_id, secret), 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials' });
+        f(`${t.issuer}/token`, {
+          method: 'POST',
+          headers: {
+            authorization: basic(victim.client_id, secret),
+            'content-type': 'application/x-www-form-urlencoded',
+          },
+          body: 'grant_type=client_credentials',
+        });
       // One attacker source: throttled after the limit, itself only.
       const attacker = from('127.0.0.2');
       const statuses: number[] = [];
       for (let i = 0; i < 6; i++) statuses.push((await token(attacker, 'wrong')).status);
       assert.deepEqual(statuses, [401, 401, 401, 429, 429, 429]);
-      assert.equal((await token(from('127.0.0.1'), victim.client_secret)).status, 200, 'the victim, from its own address, is not refused');
+      assert.equal(
+        (await token(from('127.0.0.1'), victim.client_secret)).status,
+        200,
+        'the victim, from its own address, is not refused',
+      );
       // Many attacker sources, each under the limit: the client's own count passes the limit —
       // further failures are slowed (429), the right credential still works.
-      for (const a of ['127.0.0.3', '127.0.0.4', '127.0.0.5']) for (let i = 0; i < 2; i++) await token(from(a), 'wrong');
+      for (const a of ['127.0.0.3', '127.0.0.4', '127.0.0.5'])
+        for (let i = 0; i < 2; i++) await token(from(a), 'wrong');
       const late = await token(from('127.0.0.6'), 'wrong');
       assert.equal(late.status, 429);
       assert.ok(Number(late.headers.get('retry-after')) > 0);
@@ -220,7 +362,11 @@ describe('failed authentication is rate limited', () => {
     try {
       const known = await t.register({ audiences: [AUD] });
       // Warm: the known client is cached, as an attacker would make sure it is.
-      await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(known.client_id, known.client_secret) });
+      await t.post(
+        '/token',
+        { grant_type: 'client_credentials' },
+        { authorization: basic(known.client_id, known.client_secret) },
+      );
       const time = async (id: string) => {
         const started = performance.now();
         const res = await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(id, 'wrong') });

@@ -11,15 +11,24 @@ namespace Orders {
 }
 `;
 const POLICIES = {
-  'readers-read': 'permit(principal in Role::"reader", action == Orders::Action::"read", resource) when { principal.tenant == resource.tenant };',
-  'owners-cancel': 'permit(principal, action == Orders::Action::"cancel", resource) when { resource.owner == principal };',
+  'readers-read':
+    'permit(principal in Role::"reader", action == Orders::Action::"read", resource) when { principal.tenant == resource.tenant };',
+  'owners-cancel':
+    'permit(principal, action == Orders::Action::"cancel", resource) when { resource.owner == principal };',
 };
 
 describe('policy store: validated, versioned bundles', () => {
   let t: TestIdp;
   let svc: Record<string, any>;
   const admin = (path: string, method = 'GET', body?: unknown) =>
-    t.fetch(`${t.issuer}${path}`, { method, headers: { authorization: `Bearer ${t.adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    t.fetch(`${t.issuer}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${t.adminToken}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
   const bodyOf = async (res: Response) => ({ status: res.status, body: (await res.json()) as any });
 
   before(async () => {
@@ -29,27 +38,44 @@ describe('policy store: validated, versioned bundles', () => {
   after(() => t.close());
 
   test('push publishes version 1; the active bundle is served to services with an ETag', async () => {
-    const r = await bodyOf(await admin('/admin/policy', 'POST', { schema: { 'base.cedarschema': SCHEMA }, policies: POLICIES, note: 'first' }));
+    const r = await bodyOf(
+      await admin('/admin/policy', 'POST', {
+        schema: { 'base.cedarschema': SCHEMA },
+        policies: POLICIES,
+        note: 'first',
+      }),
+    );
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.equal(r.body.version, 1);
     assert.deepEqual(r.body.warnings, []);
-    const feed = await t.fetch(`${t.issuer}/feeds/policy`, { headers: { authorization: basicAuth(svc.client_id, svc.client_secret) } });
+    const feed = await t.fetch(`${t.issuer}/feeds/policy`, {
+      headers: { authorization: basicAuth(svc.client_id, svc.client_secret) },
+    });
     assert.equal(feed.status, 200);
     const bundle = (await feed.json()) as any;
     assert.equal(bundle.version, 1);
     assert.deepEqual(bundle.policies, POLICIES);
     assert.equal(feed.headers.get('etag'), `"${bundle.digest}"`);
-    const again = await t.fetch(`${t.issuer}/feeds/policy`, { headers: { authorization: basicAuth(svc.client_id, svc.client_secret), 'if-none-match': feed.headers.get('etag')! } });
+    const again = await t.fetch(`${t.issuer}/feeds/policy`, {
+      headers: {
+        authorization: basicAuth(svc.client_id, svc.client_secret),
+        'if-none-match': feed.headers.get('etag')!,
+      },
+    });
     assert.equal(again.status, 304);
     assert.equal((await t.fetch(`${t.issuer}/feeds/policy`)).status, 401);
     // The same content again is not a new version.
-    const same = await bodyOf(await admin('/admin/policy', 'POST', { schema: { 'base.cedarschema': SCHEMA }, policies: POLICIES }));
+    const same = await bodyOf(
+      await admin('/admin/policy', 'POST', { schema: { 'base.cedarschema': SCHEMA }, policies: POLICIES }),
+    );
     assert.deepEqual([same.status, same.body.version, same.body.unchanged], [200, 1, true]);
   });
 
-  test('a policy that fails schema validation is refused with Cedar\'s message and location; nothing changes', async () => {
-    const bad = { ...POLICIES, 'typo': 'permit(principal, action == Orders::Action::"raed", resource);' };
-    const r = await bodyOf(await admin('/admin/policy', 'POST', { schema: { 'base.cedarschema': SCHEMA }, policies: bad }));
+  test("a policy that fails schema validation is refused with Cedar's message and location; nothing changes", async () => {
+    const bad = { ...POLICIES, typo: 'permit(principal, action == Orders::Action::"raed", resource);' };
+    const r = await bodyOf(
+      await admin('/admin/policy', 'POST', { schema: { 'base.cedarschema': SCHEMA }, policies: bad }),
+    );
     assert.equal(r.status, 400);
     assert.equal(r.body.error, 'invalid_request');
     const e = r.body.errors.find((x: any) => x.source === 'typo');
@@ -58,43 +84,85 @@ describe('policy store: validated, versioned bundles', () => {
     assert.match(e.help, /did you mean `Orders::Action::"read"`/);
     assert.deepEqual([e.line, e.column], [1, 29]);
     assert.match(r.body.error_description, /^the policy bundle is not valid: typo:1:29: /);
-    const parse = await bodyOf(await admin('/admin/policy', 'POST', { schema: { 'base.cedarschema': SCHEMA }, policies: { broken: 'permit(principal,\n  action resource);' } }));
+    const parse = await bodyOf(
+      await admin('/admin/policy', 'POST', {
+        schema: { 'base.cedarschema': SCHEMA },
+        policies: { broken: 'permit(principal,\n  action resource);' },
+      }),
+    );
     assert.equal(parse.status, 400);
     assert.equal(parse.body.errors[0].source, 'broken');
     assert.equal(parse.body.errors[0].line, 2);
-    const schemaErr = await bodyOf(await admin('/admin/policy', 'POST', { schema: { 'a.cedarschema': 'entity Role;', 'b.cedarschema': 'entity Service in [Nope];' }, policies: {} }));
+    const schemaErr = await bodyOf(
+      await admin('/admin/policy', 'POST', {
+        schema: { 'a.cedarschema': 'entity Role;', 'b.cedarschema': 'entity Service in [Nope];' },
+        policies: {},
+      }),
+    );
     assert.equal(schemaErr.status, 400);
     assert.equal(schemaErr.body.errors[0].kind, 'schema');
     assert.equal((await bodyOf(await admin('/admin/policy'))).body.version, 1, 'the active version is unchanged');
-    const dry = await bodyOf(await admin('/admin/policy/validate', 'POST', { schema: { 'base.cedarschema': SCHEMA }, policies: bad }));
+    const dry = await bodyOf(
+      await admin('/admin/policy/validate', 'POST', { schema: { 'base.cedarschema': SCHEMA }, policies: bad }),
+    );
     assert.deepEqual([dry.status, dry.body.ok], [200, false]);
   });
 
   test('roles and entities: create, assign, revoke — each a validated version; a bad attribute is refused', async () => {
     assert.equal((await admin('/admin/policy/entities/Role/reader', 'PUT', {})).status, 201);
-    const assign = await bodyOf(await admin(`/admin/policy/entities/Service/orders/parents`, 'POST', { parent: { type: 'Role', id: 'reader' } }));
+    const assign = await bodyOf(
+      await admin(`/admin/policy/entities/Service/orders/parents`, 'POST', { parent: { type: 'Role', id: 'reader' } }),
+    );
     assert.equal(assign.status, 400, 'Service needs its tenant attribute');
     assert.equal(assign.body.errors[0].kind, 'entities');
-    assert.equal((await admin('/admin/policy/entities/Service/orders', 'PUT', { attrs: { tenant: 'acme' } })).status, 201);
-    const ok = await bodyOf(await admin(`/admin/policy/entities/Service/orders/parents`, 'POST', { parent: { type: 'Role', id: 'reader' } }));
+    assert.equal(
+      (await admin('/admin/policy/entities/Service/orders', 'PUT', { attrs: { tenant: 'acme' } })).status,
+      201,
+    );
+    const ok = await bodyOf(
+      await admin(`/admin/policy/entities/Service/orders/parents`, 'POST', { parent: { type: 'Role', id: 'reader' } }),
+    );
     assert.equal(ok.status, 201);
     const active = (await bodyOf(await admin('/admin/policy'))).body;
-    assert.deepEqual(active.entities.find((e: any) => e.uid.id === 'orders'), { uid: { type: 'Service', id: 'orders' }, attrs: { tenant: 'acme' }, parents: [{ type: 'Role', id: 'reader' }] });
+    assert.deepEqual(
+      active.entities.find((e: any) => e.uid.id === 'orders'),
+      { uid: { type: 'Service', id: 'orders' }, attrs: { tenant: 'acme' }, parents: [{ type: 'Role', id: 'reader' }] },
+    );
     const diff = (await bodyOf(await admin(`/admin/policy/diff?from=1&to=${ok.body.version}`))).body;
     assert.deepEqual(diff.entities.added, ['Role::"reader"', 'Service::"orders"']);
     assert.deepEqual(diff.policies, { added: [], removed: [], changed: [] });
     assert.equal((await admin('/admin/policy/entities/Service/orders/parents/Role/reader', 'DELETE')).status, 201);
-    assert.deepEqual((await bodyOf(await admin('/admin/policy'))).body.entities.find((e: any) => e.uid.id === 'orders').parents, []);
-    assert.equal((await admin('/admin/policy/entities/Service/orders/parents', 'POST', { parent: { type: 'Role', id: 'nobody' } })).status, 404);
+    assert.deepEqual(
+      (await bodyOf(await admin('/admin/policy'))).body.entities.find((e: any) => e.uid.id === 'orders').parents,
+      [],
+    );
+    assert.equal(
+      (await admin('/admin/policy/entities/Service/orders/parents', 'POST', { parent: { type: 'Role', id: 'nobody' } }))
+        .status,
+      404,
+    );
   });
 
   test('history, diff and rollback; a stale expected_version is 409; the stream announces each version', async () => {
-    const stream = await openSse(`${t.issuer}/feeds/stream?streams=policy`, { ca: t.caPem, headers: { authorization: basicAuth(svc.client_id, svc.client_secret) } });
+    const stream = await openSse(`${t.issuer}/feeds/stream?streams=policy`, {
+      ca: t.caPem,
+      headers: { authorization: basicAuth(svc.client_id, svc.client_secret) },
+    });
     try {
       const head = (await bodyOf(await admin('/admin/policy'))).body;
-      const stale = await admin('/admin/policy', 'POST', { schema: head.schema, policies: {}, expected_version: head.version - 1 });
+      const stale = await admin('/admin/policy', 'POST', {
+        schema: head.schema,
+        policies: {},
+        expected_version: head.version - 1,
+      });
       assert.equal(stale.status, 409);
-      const dropped = await bodyOf(await admin('/admin/policy', 'POST', { schema: head.schema, policies: { 'readers-read': POLICIES['readers-read'] }, expected_version: head.version }));
+      const dropped = await bodyOf(
+        await admin('/admin/policy', 'POST', {
+          schema: head.schema,
+          policies: { 'readers-read': POLICIES['readers-read'] },
+          expected_version: head.version,
+        }),
+      );
       assert.equal(dropped.status, 201);
       const [event] = await stream.waitFor(1);
       assert.ok(event);
@@ -109,7 +177,10 @@ describe('policy store: validated, versioned bundles', () => {
       assert.equal(active.digest, v1.digest, 'the content of version 1 is active again');
       assert.equal(active.note, 'rollback to version 1');
       const versions = (await bodyOf(await admin('/admin/policy/versions'))).body.versions;
-      assert.deepEqual(versions.map((v: any) => v.version), [back.body.version, ...Array.from({ length: back.body.version - 1 }, (_, i) => back.body.version - 1 - i)]);
+      assert.deepEqual(
+        versions.map((v: any) => v.version),
+        [back.body.version, ...Array.from({ length: back.body.version - 1 }, (_, i) => back.body.version - 1 - i)],
+      );
       const log = await t.idp.storage.listAuditEvents({ type: 'policy.published', limit: 100 });
       assert.equal(log.length, back.body.version);
       assert.equal(log.at(-1)!.reason, 'rollback');
@@ -119,7 +190,11 @@ describe('policy store: validated, versioned bundles', () => {
   });
 
   test('bad input: wrong content type, unknown fields, bad versions', async () => {
-    const form = await t.fetch(`${t.issuer}/admin/policy`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=b' });
+    const form = await t.fetch(`${t.issuer}/admin/policy`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'a=b',
+    });
     assert.equal(form.status, 415);
     assert.equal((await admin('/admin/policy', 'POST', { schema: { a: SCHEMA }, policies: {}, extra: 1 })).status, 400);
     assert.equal((await admin('/admin/policy/versions/0')).status, 400);
@@ -136,8 +211,10 @@ describe('per-service bundles (policy_namespaces)', () => {
     try {
       const schema = {
         'base.cedarschema': 'entity Role in [Role];\nentity Service in [Role];\n',
-        'orders.cedarschema': 'namespace Orders { entity Order; action read appliesTo { principal: Service, resource: Order }; }\n',
-        'billing.cedarschema': 'namespace Billing { entity Invoice; action pay appliesTo { principal: Service, resource: Invoice }; }\n',
+        'orders.cedarschema':
+          'namespace Orders { entity Order; action read appliesTo { principal: Service, resource: Order }; }\n',
+        'billing.cedarschema':
+          'namespace Billing { entity Invoice; action pay appliesTo { principal: Service, resource: Invoice }; }\n',
       };
       const policies = {
         'orders-read': 'permit(principal in Role::"reader", action == Orders::Action::"read", resource);',
@@ -150,15 +227,29 @@ describe('per-service bundles (policy_namespaces)', () => {
         { uid: { type: 'Orders::Order', id: '1' }, attrs: {}, parents: [] },
         { uid: { type: 'Billing::Invoice', id: '9' }, attrs: {}, parents: [] },
       ];
-      const pushed = await t.fetch(`${t.issuer}/admin/policy`, { method: 'POST', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ schema, policies, entities }) });
+      const pushed = await t.fetch(`${t.issuer}/admin/policy`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ schema, policies, entities }),
+      });
       assert.equal(pushed.status, 201);
       const orders = await t.register({ audiences: ['https://orders.internal'], policy_namespaces: ['Orders'] });
       const everything = await t.register({ audiences: ['https://ops.internal'] });
-      const get = async (c: Record<string, any>, etag?: string) => t.fetch(`${t.issuer}/feeds/policy`, { headers: { authorization: basicAuth(c.client_id, c.client_secret), ...(etag ? { 'if-none-match': etag } : {}) } });
+      const get = async (c: Record<string, any>, etag?: string) =>
+        t.fetch(`${t.issuer}/feeds/policy`, {
+          headers: {
+            authorization: basicAuth(c.client_id, c.client_secret),
+            ...(etag ? { 'if-none-match': etag } : {}),
+          },
+        });
       const o = await get(orders);
       const ob = (await o.json()) as any;
       assert.deepEqual(Object.keys(ob.policies).sort(), ['no-one-on-sunday', 'orders-read']);
-      assert.deepEqual(ob.entities.map((e: any) => `${e.uid.type}::${e.uid.id}`).sort(), ['Orders::Order::1', 'Role::reader', 'Service::checkout']);
+      assert.deepEqual(ob.entities.map((e: any) => `${e.uid.type}::${e.uid.id}`).sort(), [
+        'Orders::Order::1',
+        'Role::reader',
+        'Service::checkout',
+      ]);
       const text = Object.values(ob.schema).join('\n');
       assert.match(text, /namespace Orders/);
       assert.doesNotMatch(text, /Billing/);

@@ -3,12 +3,24 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { LatchkeyError, PostgresStorage, SqliteStorage, type ClientRecord, type SigningKeyRecord, type Storage } from '@latchkey/server';
+import {
+  LatchkeyError,
+  PostgresStorage,
+  SqliteStorage,
+  type ClientRecord,
+  type SigningKeyRecord,
+  type Storage,
+} from '@latchkey/server';
 import { startPostgresIfConfigured, testDatabaseUrl } from '@latchkey/testkit';
 
 const client = (id: string, over: Partial<ClientRecord> = {}): ClientRecord => ({
   clientId: id,
-  metadata: { grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic', audiences: ['https://a.example'], scope: 'x y' },
+  metadata: {
+    grant_types: ['client_credentials'],
+    token_endpoint_auth_method: 'client_secret_basic',
+    audiences: ['https://a.example'],
+    scope: 'x y',
+  },
   secretHash: 'hash-of-secret',
   registrationTokenHash: 'hash-of-rat',
   createdAt: 1_700_000_000,
@@ -19,11 +31,22 @@ const client = (id: string, over: Partial<ClientRecord> = {}): ClientRecord => (
 });
 
 const key = (kid: string, state: SigningKeyRecord['state'], createdAt = 1_700_000_000): SigningKeyRecord => ({
-  kid, alg: 'ES256', state, publicJwk: { kty: 'EC', kid }, privateKeyEnc: 'v1.x.y', createdAt, activatedAt: state === 'current' ? createdAt : null, retiredAt: null, removeAfter: null,
+  kid,
+  alg: 'ES256',
+  state,
+  publicJwk: { kty: 'EC', kid },
+  privateKeyEnc: 'v1.x.y',
+  createdAt,
+  activatedAt: state === 'current' ? createdAt : null,
+  retiredAt: null,
+  removeAfter: null,
 });
 
 /** The one storage contract; every adapter must pass all of it. */
-function contract(name: string, open: () => Promise<{ storage: Storage; reopen: () => Promise<Storage>; cleanup: () => Promise<void> }>): void {
+function contract(
+  name: string,
+  open: () => Promise<{ storage: Storage; reopen: () => Promise<Storage>; cleanup: () => Promise<void> }>,
+): void {
   describe(`storage contract: ${name}`, () => {
     let s: Storage;
     let env: Awaited<ReturnType<typeof open>>;
@@ -45,15 +68,26 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
 
     test('clients: create, get, update, list, delete; duplicate id → storage_conflict', async () => {
       await s.createClient(client('c1'));
-      await assert.rejects(s.createClient(client('c1')), (e: unknown) => e instanceof LatchkeyError && e.code === 'storage_conflict');
+      await assert.rejects(
+        s.createClient(client('c1')),
+        (e: unknown) => e instanceof LatchkeyError && e.code === 'storage_conflict',
+      );
       assert.deepEqual(await s.getClient('c1'), client('c1'));
       assert.equal(await s.getClient('nope'), undefined);
-      const changed = client('c1', { metadata: { ...client('c1').metadata, client_name: 'renamed' }, secretHash: null, disabled: true, updatedAt: 1_700_000_100 });
+      const changed = client('c1', {
+        metadata: { ...client('c1').metadata, client_name: 'renamed' },
+        secretHash: null,
+        disabled: true,
+        updatedAt: 1_700_000_100,
+      });
       assert.equal(await s.updateClient(changed), true);
       assert.deepEqual(await s.getClient('c1'), changed);
       assert.equal(await s.updateClient(client('ghost')), false);
       await s.createClient(client('c2', { createdAt: 1_700_000_001 }));
-      assert.deepEqual((await s.listClients()).map((c) => c.clientId), ['c1', 'c2']);
+      assert.deepEqual(
+        (await s.listClients()).map((c) => c.clientId),
+        ['c1', 'c2'],
+      );
       assert.equal(await s.deleteClient('c1'), true);
       assert.equal(await s.deleteClient('c1'), false);
       assert.equal(await s.getClient('c1'), undefined);
@@ -61,21 +95,33 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
 
     test('keys: one current at most; revoked keys are not published; newest first', async () => {
       await s.insertKey(key('k1', 'current', 1));
-      await assert.rejects(s.insertKey(key('k2', 'current', 2)), (e: unknown) => e instanceof LatchkeyError && e.code === 'storage_conflict');
+      await assert.rejects(
+        s.insertKey(key('k2', 'current', 2)),
+        (e: unknown) => e instanceof LatchkeyError && e.code === 'storage_conflict',
+      );
       await s.insertKey(key('k3', 'next', 3));
       await s.insertKey(key('k4', 'revoked', 4));
       await s.insertKey(key('k5', 'retired', 0));
-      assert.deepEqual((await s.listPublishedKeys()).map((k) => k.kid), ['k3', 'k1', 'k5']);
+      assert.deepEqual(
+        (await s.listPublishedKeys()).map((k) => k.kid),
+        ['k3', 'k1', 'k5'],
+      );
       assert.deepEqual(await s.getCurrentKey(), key('k1', 'current', 1));
     });
 
     test('keys: transitions are atomic and conditional; one next at most; expired keys are removed', async () => {
-      await assert.rejects(s.insertKey(key('k6', 'next', 6)), (e: unknown) => e instanceof LatchkeyError && e.code === 'storage_conflict');
+      await assert.rejects(
+        s.insertKey(key('k6', 'next', 6)),
+        (e: unknown) => e instanceof LatchkeyError && e.code === 'storage_conflict',
+      );
       // Promote k3 (next) and retire k1 (current) together.
-      assert.equal(await s.transitionKeys([
-        { kid: 'k1', from: 'current', to: 'retired', at: 10, removeAfter: 100 },
-        { kid: 'k3', from: 'next', to: 'current', at: 10 },
-      ]), true);
+      assert.equal(
+        await s.transitionKeys([
+          { kid: 'k1', from: 'current', to: 'retired', at: 10, removeAfter: 100 },
+          { kid: 'k3', from: 'next', to: 'current', at: 10 },
+        ]),
+        true,
+      );
       const byKid = new Map((await s.listKeys()).map((k) => [k.kid, k]));
       assert.equal(byKid.get('k1')!.state, 'retired');
       assert.equal(byKid.get('k1')!.retiredAt, 10);
@@ -83,19 +129,31 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
       assert.equal(byKid.get('k3')!.state, 'current');
       assert.equal(byKid.get('k3')!.activatedAt, 10);
       // A stale transition (k1 is no longer current) changes nothing, not even its valid half.
-      assert.equal(await s.transitionKeys([
-        { kid: 'k5', from: 'retired', to: 'revoked', at: 11, removeAfter: 50 },
-        { kid: 'k1', from: 'current', to: 'retired', at: 11 },
-      ]), false);
+      assert.equal(
+        await s.transitionKeys([
+          { kid: 'k5', from: 'retired', to: 'revoked', at: 11, removeAfter: 50 },
+          { kid: 'k1', from: 'current', to: 'retired', at: 11 },
+        ]),
+        false,
+      );
       assert.equal((await s.listKeys()).find((k) => k.kid === 'k5')!.state, 'retired');
       // A second current is refused atomically.
       assert.equal(await s.transitionKeys([{ kid: 'k5', from: 'retired', to: 'current', at: 12 }]), false);
       assert.equal((await s.getCurrentKey())!.kid, 'k3');
-      assert.deepEqual((await s.listKeys()).map((k) => k.kid), ['k4', 'k3', 'k1', 'k5']);
-      assert.equal(await s.transitionKeys([{ kid: 'k5', from: 'retired', to: 'revoked', at: 13, removeAfter: 60 }]), true);
+      assert.deepEqual(
+        (await s.listKeys()).map((k) => k.kid),
+        ['k4', 'k3', 'k1', 'k5'],
+      );
+      assert.equal(
+        await s.transitionKeys([{ kid: 'k5', from: 'retired', to: 'revoked', at: 13, removeAfter: 60 }]),
+        true,
+      );
       assert.deepEqual((await s.removeExpiredKeys(99)).sort(), ['k5']);
       assert.deepEqual((await s.removeExpiredKeys(100)).sort(), ['k1']);
-      assert.deepEqual((await s.listKeys()).map((k) => k.kid), ['k4', 'k3']);
+      assert.deepEqual(
+        (await s.listKeys()).map((k) => k.kid),
+        ['k4', 'k3'],
+      );
     });
 
     test('leases: one holder at a time, renewable, taken over after expiry', async () => {
@@ -130,17 +188,60 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
       const heardBefore = heard;
       const base = { iss: 'https://i', notBefore: null, createdAt: now, data: null };
       const start = await s.latestFeedSeq();
-      const a = await s.appendFeedEvent({ ...base, stream: 'revocations', kind: 'token', ref: 'a', expiresAt: now + 60, data: { client_id: 'c' } });
-      const k = await s.appendFeedEvent({ ...base, stream: 'keys', kind: 'key.added', ref: 'kid1', expiresAt: now + 60 });
-      const gone = await s.appendFeedEvent({ ...base, stream: 'revocations', kind: 'token', ref: 'gone', expiresAt: now - 1 });
-      const c1 = await s.appendFeedEvent({ ...base, stream: 'revocations', kind: 'client', ref: 'c', notBefore: now - 10, expiresAt: now + 60 });
-      const c2 = await s.appendFeedEvent({ ...base, stream: 'revocations', kind: 'client', ref: 'c', notBefore: now, expiresAt: now + 60 });
+      const a = await s.appendFeedEvent({
+        ...base,
+        stream: 'revocations',
+        kind: 'token',
+        ref: 'a',
+        expiresAt: now + 60,
+        data: { client_id: 'c' },
+      });
+      const k = await s.appendFeedEvent({
+        ...base,
+        stream: 'keys',
+        kind: 'key.added',
+        ref: 'kid1',
+        expiresAt: now + 60,
+      });
+      const gone = await s.appendFeedEvent({
+        ...base,
+        stream: 'revocations',
+        kind: 'token',
+        ref: 'gone',
+        expiresAt: now - 1,
+      });
+      const c1 = await s.appendFeedEvent({
+        ...base,
+        stream: 'revocations',
+        kind: 'client',
+        ref: 'c',
+        notBefore: now - 10,
+        expiresAt: now + 60,
+      });
+      const c2 = await s.appendFeedEvent({
+        ...base,
+        stream: 'revocations',
+        kind: 'client',
+        ref: 'c',
+        notBefore: now,
+        expiresAt: now + 60,
+      });
       assert.ok(start < a.seq && a.seq < k.seq && k.seq < gone.seq && gone.seq < c1.seq && c1.seq < c2.seq);
       assert.equal(await s.latestFeedSeq(), c2.seq);
-      assert.deepEqual((await s.listFeedEvents('revocations', start, 100, now)).map((e) => e.ref), ['a', 'c', 'c'], 'expired entries are not served');
-      assert.deepEqual((await s.listFeedEvents('all', start, 2, now)).map((e) => e.seq), [a.seq, k.seq]);
+      assert.deepEqual(
+        (await s.listFeedEvents('revocations', start, 100, now)).map((e) => e.ref),
+        ['a', 'c', 'c'],
+        'expired entries are not served',
+      );
+      assert.deepEqual(
+        (await s.listFeedEvents('all', start, 2, now)).map((e) => e.seq),
+        [a.seq, k.seq],
+      );
       assert.deepEqual((await s.listFeedEvents('keys', start, 100, now))[0], k);
-      assert.deepEqual((await s.listFeedEvents('revocations', a.seq, 100, now)).map((e) => e.seq), [c1.seq, c2.seq]);
+      assert.deepEqual(
+        (await s.listFeedEvents('revocations', a.seq, 100, now)).map((e) => e.seq),
+        [c1.seq, c2.seq],
+      );
       assert.deepEqual((await s.listFeedEvents('revocations', start, 100, now))[0]!.data, { client_id: 'c' });
       assert.equal(await s.isTokenRevoked('https://i', 'a'), true);
       assert.equal(await s.isTokenRevoked('https://other', 'a'), false);
@@ -157,8 +258,20 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
 
     test('audit: batches append in order and round-trip', async () => {
       const events = Array.from({ length: 300 }, (_, i) => ({
-        time: new Date(1_700_000_000_000 + i).toISOString(), type: 'token.issued' as const, outcome: 'success' as const, actor: `c${i}`,
-        ...(i % 2 ? { subject: 's', client_id: 'c', reason: 'r', request_id: 'q', source_ip: '127.0.0.1', detail: { jti: `j${i}`, n: i } } : {}),
+        time: new Date(1_700_000_000_000 + i).toISOString(),
+        type: 'token.issued' as const,
+        outcome: 'success' as const,
+        actor: `c${i}`,
+        ...(i % 2
+          ? {
+              subject: 's',
+              client_id: 'c',
+              reason: 'r',
+              request_id: 'q',
+              source_ip: '127.0.0.1',
+              detail: { jti: `j${i}`, n: i },
+            }
+          : {}),
       }));
       await s.appendAuditEvents(events.slice(0, 150));
       await s.appendAuditEvents(events.slice(150));
@@ -175,16 +288,30 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
       await s.addAuditCheckpoint({ seq: 100, hash: 'h100', time: t0, kid: 'k', signature: 's' });
       await s.addAuditCheckpoint({ seq: 200, hash: 'h200', time: t0, kid: 'k', signature: 's' });
       assert.equal(await s.pruneAuditEvents(200), 200);
-      assert.deepEqual((await s.listAuditCheckpoints()).map((c) => c.seq), [200]);
+      assert.deepEqual(
+        (await s.listAuditCheckpoints()).map((c) => c.seq),
+        [200],
+      );
       const rest = await s.queryAuditEvents({ limit: 1000 });
       assert.equal(rest[0]!.seq, 201);
-      await s.appendAuditEvents([{ time: new Date().toISOString(), type: 'token.issued', outcome: 'success', actor: 'after-prune' }]);
+      await s.appendAuditEvents([
+        { time: new Date().toISOString(), type: 'token.issued', outcome: 'success', actor: 'after-prune' },
+      ]);
       const head = await s.auditHead();
       assert.equal(head!.seq, before!.seq + 1, 'the chain continues from its head');
     });
 
     test('alerts: insert and list by cursor and detector; client locks', async () => {
-      const base = { time: new Date().toISOString(), severity: 'high' as const, summary: 's', firstSeq: 1, lastSeq: 2, count: 2, detail: { n: 1 }, response: null };
+      const base = {
+        time: new Date().toISOString(),
+        severity: 'high' as const,
+        summary: 's',
+        firstSeq: 1,
+        lastSeq: 2,
+        count: 2,
+        detail: { n: 1 },
+        response: null,
+      };
       const a = await s.insertAlert({ ...base, detector: 'failed_auth_burst', key: 'client:x' });
       const b = await s.insertAlert({ ...base, detector: 'issuance_spike', key: 'client:y', response: 'locked' });
       assert.ok(b.id > a.id);
@@ -200,18 +327,42 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
     });
 
     test('policy versions: the next version once only; newest is active; the policy feed stream continues the cursor', async () => {
-      const v = (version: number) => ({ version, digest: `d${version}`, publishedAt: `2026-11-28T00:00:0${version}.000Z`, actor: 'admin', note: null, schema: { s: 'entity A;' }, policies: { p: 'permit(principal, action, resource);' }, entities: [{ uid: { type: 'A', id: 'x' }, attrs: {}, parents: [] }] });
+      const v = (version: number) => ({
+        version,
+        digest: `d${version}`,
+        publishedAt: `2026-11-28T00:00:0${version}.000Z`,
+        actor: 'admin',
+        note: null,
+        schema: { s: 'entity A;' },
+        policies: { p: 'permit(principal, action, resource);' },
+        entities: [{ uid: { type: 'A', id: 'x' }, attrs: {}, parents: [] }],
+      });
       assert.equal(await s.getPolicyVersion(), undefined);
       assert.equal(await s.insertPolicyVersion(v(1)), true);
       assert.equal(await s.insertPolicyVersion(v(1)), false, 'a concurrent publish of the same version loses');
       assert.equal(await s.insertPolicyVersion(v(2)), true);
       assert.deepEqual(await s.getPolicyVersion(), v(2));
       assert.deepEqual(await s.getPolicyVersion(1), v(1));
-      assert.deepEqual((await s.listPolicyVersions(10)).map((x) => x.version), [2, 1]);
+      assert.deepEqual(
+        (await s.listPolicyVersions(10)).map((x) => x.version),
+        [2, 1],
+      );
       const before = await s.latestFeedSeq();
-      const e = await s.appendFeedEvent({ stream: 'policy', kind: 'policy.published', iss: 'https://i', ref: '2', notBefore: null, expiresAt: 4_000_000_000, createdAt: 1, data: { digest: 'd2' } });
+      const e = await s.appendFeedEvent({
+        stream: 'policy',
+        kind: 'policy.published',
+        iss: 'https://i',
+        ref: '2',
+        notBefore: null,
+        expiresAt: 4_000_000_000,
+        createdAt: 1,
+        data: { digest: 'd2' },
+      });
       assert.ok(e.seq > before);
-      assert.deepEqual((await s.listFeedEvents('policy', before, 10, 0)).map((x) => x.ref), ['2']);
+      assert.deepEqual(
+        (await s.listFeedEvents('policy', before, 10, 0)).map((x) => x.ref),
+        ['2'],
+      );
     });
 
     test('settings: set-if-absent keeps the first value', async () => {
@@ -224,13 +375,26 @@ function contract(name: string, open: () => Promise<{ storage: Storage; reopen: 
 
     test('settings: compare-and-set replaces only the expected value, with its audit event only when it does', async () => {
       await s.setSettingIfAbsent('cas', 'a');
-      const event = (n: string) => ({ time: new Date().toISOString(), type: 'ca.rotated' as const, outcome: 'success' as const, actor: 'admin', subject: n });
+      const event = (n: string) => ({
+        time: new Date().toISOString(),
+        type: 'ca.rotated' as const,
+        outcome: 'success' as const,
+        actor: 'admin',
+        subject: n,
+      });
       assert.equal(await s.replaceSetting('cas', 'a', 'b', [event('first')]), true);
-      assert.equal(await s.replaceSetting('cas', 'a', 'c', [event('second')]), false, 'a writer that read an older value loses');
+      assert.equal(
+        await s.replaceSetting('cas', 'a', 'c', [event('second')]),
+        false,
+        'a writer that read an older value loses',
+      );
       assert.equal(await s.getSetting('cas'), 'b');
       assert.equal(await s.replaceSetting('missing', 'a', 'b'), false);
       const rotated = await s.listAuditEvents({ type: 'ca.rotated', limit: 10 });
-      assert.deepEqual(rotated.map((e) => e.subject), ['first']);
+      assert.deepEqual(
+        rotated.map((e) => e.subject),
+        ['first'],
+      );
     });
 
     test('data survives closing and reopening', async () => {
@@ -265,7 +429,9 @@ if (pgConfigured) {
     return { storage: await mk(), reopen: mk, cleanup: async () => {} };
   });
 } else {
-  test('storage contract: PostgreSQL', { skip: 'LATCHKEY_TEST_DATABASE_URL is not set (CI sets it and fails without it)' }, () => {});
+  test('storage contract: PostgreSQL', {
+    skip: 'LATCHKEY_TEST_DATABASE_URL is not set (CI sets it and fails without it)',
+  }, () => {});
 }
 
 test('SQLite migration 6 rebuilds the feed table without reusing a cursor that was handed out and purged', async () => {
@@ -275,20 +441,36 @@ test('SQLite migration 6 rebuilds the feed table without reusing a cursor that w
   try {
     const file = join(dir, 'latchkey.db');
     const db = new Database(file);
-    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+    db.exec(
+      'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+    );
     for (const m of migrations.filter((x) => x.version <= 5)) {
       db.exec(m.sqlite);
       db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, 'then');
     }
-    const insert = db.prepare("INSERT INTO feed_events (stream, kind, iss, ref, not_before, expires_at, created_at, data) VALUES ('revocations', 'token', 'i', ?, NULL, 1, 1, NULL)");
+    const insert = db.prepare(
+      "INSERT INTO feed_events (stream, kind, iss, ref, not_before, expires_at, created_at, data) VALUES ('revocations', 'token', 'i', ?, NULL, 1, 1, NULL)",
+    );
     for (const ref of ['a', 'b', 'c']) insert.run(ref);
     db.exec('DELETE FROM feed_events WHERE seq = 3'); // purged after a consumer saw cursor 3
     db.close();
     const s = new SqliteStorage(file);
     await s.migrate();
-    const e = await s.appendFeedEvent({ stream: 'policy', kind: 'policy.published', iss: 'i', ref: '1', notBefore: null, expiresAt: 4_000_000_000, createdAt: 1, data: null });
+    const e = await s.appendFeedEvent({
+      stream: 'policy',
+      kind: 'policy.published',
+      iss: 'i',
+      ref: '1',
+      notBefore: null,
+      expiresAt: 4_000_000_000,
+      createdAt: 1,
+      data: null,
+    });
     assert.equal(e.seq, 4);
-    assert.deepEqual((await s.listFeedEvents('all', 0, 10, 0)).map((x) => x.seq), [1, 2, 4]);
+    assert.deepEqual(
+      (await s.listFeedEvents('all', 0, 10, 0)).map((x) => x.seq),
+      [1, 2, 4],
+    );
     await s.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -12,8 +12,25 @@ const run = promisify(execFile);
 test('an operator certificate made by openssl (LATCHKEY_TLS_CERT/KEY) is served instead of the local CA', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-tls-'));
   try {
-    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-days', '1']);
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-days',
+      '1',
+    ]);
     const t = await startTestIdp({ config: { tlsCert: join(dir, 'cert.pem'), tlsKey: join(dir, 'key.pem') } });
     try {
       assert.equal(t.caPem, undefined, 'no local CA when the operator gives a certificate');
@@ -23,7 +40,10 @@ test('an operator certificate made by openssl (LATCHKEY_TLS_CERT/KEY) is served 
       assert.match(res.headers.get('strict-transport-security') ?? '', /max-age=/);
       const { stdout } = await run('curl', ['-sS', '--fail', '--cacert', join(dir, 'cert.pem'), `${t.issuer}/jwks`]);
       assert.equal(JSON.parse(stdout).keys.length, 2);
-      await assert.rejects(run('curl', ['-sS', '--fail', `${t.issuer.replace('https:', 'http:')}/healthz`]), 'plain HTTP to the HTTPS port fails');
+      await assert.rejects(
+        run('curl', ['-sS', '--fail', `${t.issuer.replace('https:', 'http:')}/healthz`]),
+        'plain HTTP to the HTTPS port fails',
+      );
     } finally {
       await t.close();
     }
@@ -33,7 +53,10 @@ test('an operator certificate made by openssl (LATCHKEY_TLS_CERT/KEY) is served 
 });
 
 test('an unreadable LATCHKEY_TLS_CERT stops the start with tls_material_invalid', async () => {
-  await assert.rejects(startTestIdp({ config: { tlsCert: '/nonexistent/cert.pem', tlsKey: '/nonexistent/key.pem' } }), (e: { code?: string }) => e.code === 'tls_material_invalid');
+  await assert.rejects(
+    startTestIdp({ config: { tlsCert: '/nonexistent/cert.pem', tlsKey: '/nonexistent/key.pem' } }),
+    (e: { code?: string }) => e.code === 'tls_material_invalid',
+  );
 });
 
 test('the IdP refuses TLS 1.1 and CBC-only TLS 1.2 clients (openssl), and negotiates ECDHE with an AEAD cipher', async () => {
@@ -41,7 +64,8 @@ test('the IdP refuses TLS 1.1 and CBC-only TLS 1.2 clients (openssl), and negoti
   try {
     const port = new URL(t.issuer).port;
     await assertTlsProfile(Number(port));
-    const sClient = async (args: string) => (await run('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${port} ${args} 2>&1; true`])).stdout;
+    const sClient = async (args: string) =>
+      (await run('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${port} ${args} 2>&1; true`])).stdout;
     assert.match(await sClient('-tls1_3'), /TLSv1\.3, Cipher is TLS_/);
   } finally {
     await t.close();

@@ -10,11 +10,19 @@ export function assertionReplay(): Detector {
     name: 'assertion_replay',
     observe(e: AuditRecord): Finding[] {
       if (e.type !== 'client.auth_failed' || e.reason !== 'assertion_replayed' || e.client_id === undefined) return [];
-      return [{
-        detector: 'assertion_replay', severity: 'high', key: `client:${e.client_id}`,
-        summary: `a client assertion of "${e.client_id}" was replayed from ${e.source_ip ?? 'an unknown address'}`,
-        clientId: e.client_id, firstSeq: e.seq, lastSeq: e.seq, count: 1, detail: { source_ip: e.source_ip ?? null },
-      }];
+      return [
+        {
+          detector: 'assertion_replay',
+          severity: 'high',
+          key: `client:${e.client_id}`,
+          summary: `a client assertion of "${e.client_id}" was replayed from ${e.source_ip ?? 'an unknown address'}`,
+          clientId: e.client_id,
+          firstSeq: e.seq,
+          lastSeq: e.seq,
+          count: 1,
+          detail: { source_ip: e.source_ip ?? null },
+        },
+      ];
     },
   };
 }

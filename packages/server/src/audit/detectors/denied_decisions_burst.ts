@@ -21,13 +21,20 @@ export function deniedDecisionsBurst(options: { threshold: number; windowSeconds
       const b = perActor.add(e.actor, eventMs(e), e.seq, reporter);
       if (!b) return [];
       const service = SERVICE_PRINCIPAL.exec(e.actor)?.[1];
-      return [{
-        detector: 'denied_decisions_burst', severity: 'medium', key: `actor:${e.actor}`,
-        summary: `${b.count} denied permission decisions for ${e.actor} within ${options.windowSeconds}s, reported by ${b.tags.join(', ')}`,
-        ...(service ? { clientId: service } : {}),
-        reportedBy: b.tags,
-        firstSeq: b.firstSeq, lastSeq: e.seq, count: b.count, detail: { reported_by: b.tags, target: e.detail?.target ?? null },
-      }];
+      return [
+        {
+          detector: 'denied_decisions_burst',
+          severity: 'medium',
+          key: `actor:${e.actor}`,
+          summary: `${b.count} denied permission decisions for ${e.actor} within ${options.windowSeconds}s, reported by ${b.tags.join(', ')}`,
+          ...(service ? { clientId: service } : {}),
+          reportedBy: b.tags,
+          firstSeq: b.firstSeq,
+          lastSeq: e.seq,
+          count: b.count,
+          detail: { reported_by: b.tags, target: e.detail?.target ?? null },
+        },
+      ];
     },
   };
 }

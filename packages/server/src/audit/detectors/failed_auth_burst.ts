@@ -24,10 +24,15 @@ export function failedAuthBurst(options: { threshold: number; windowSeconds: num
         const b = perClient.add(target, at, e.seq, e.source_ip, weight);
         if (b) {
           out.push({
-            detector: 'failed_auth_burst', severity: 'high', key: `client:${target}`,
+            detector: 'failed_auth_burst',
+            severity: 'high',
+            key: `client:${target}`,
             summary: `${b.count} failed authentications for ${target === 'admin' ? 'the admin API' : `client "${target}"`} within ${options.windowSeconds}s`,
             ...(target !== 'admin' ? { clientId: target } : {}),
-            firstSeq: b.firstSeq, lastSeq: e.seq, count: b.count, detail: { source_ips: b.tags, last_reason: e.reason ?? null },
+            firstSeq: b.firstSeq,
+            lastSeq: e.seq,
+            count: b.count,
+            detail: { source_ips: b.tags, last_reason: e.reason ?? null },
           });
         }
       }
@@ -35,9 +40,14 @@ export function failedAuthBurst(options: { threshold: number; windowSeconds: num
         const b = perAddress.add(e.source_ip, at, e.seq, target ?? '(none)', weight);
         if (b) {
           out.push({
-            detector: 'failed_auth_burst', severity: 'high', key: `ip:${e.source_ip}`,
+            detector: 'failed_auth_burst',
+            severity: 'high',
+            key: `ip:${e.source_ip}`,
             summary: `${b.count} failed authentications from ${e.source_ip} within ${options.windowSeconds}s, for ${b.tags.length} distinct client id(s)`,
-            firstSeq: b.firstSeq, lastSeq: e.seq, count: b.count, detail: { client_ids: b.tags, last_reason: e.reason ?? null },
+            firstSeq: b.firstSeq,
+            lastSeq: e.seq,
+            count: b.count,
+            detail: { client_ids: b.tags, last_reason: e.reason ?? null },
           });
         }
       }

@@ -15,32 +15,62 @@ export function identityMismatch(): Detector {
     observe(e: AuditRecord): Finding[] {
       if (e.type === 'certificate.issued' && e.reason === 'identity_not_owned' && e.client_id !== undefined) {
         const asked = (e.detail?.requested_other as string[] | undefined) ?? [];
-        return [{
-          detector: 'identity_mismatch', severity: 'high', key: `client:${e.client_id}`,
-          summary: `client "${e.client_id}" asked for a certificate naming ${JSON.stringify(asked[0] ?? 'another identity')}`,
-          clientId: e.client_id, firstSeq: e.seq, lastSeq: e.seq, count: 1, detail: { requested_other: asked, source_ip: e.source_ip ?? null },
-        }];
+        return [
+          {
+            detector: 'identity_mismatch',
+            severity: 'high',
+            key: `client:${e.client_id}`,
+            summary: `client "${e.client_id}" asked for a certificate naming ${JSON.stringify(asked[0] ?? 'another identity')}`,
+            clientId: e.client_id,
+            firstSeq: e.seq,
+            lastSeq: e.seq,
+            count: 1,
+            detail: { requested_other: asked, source_ip: e.source_ip ?? null },
+          },
+        ];
       }
-      if (e.type === 'client.auth_failed' && e.reason === 'certificate_mismatch' && e.detail?.presented_spiffe_id !== undefined && e.client_id !== undefined) {
+      if (
+        e.type === 'client.auth_failed' &&
+        e.reason === 'certificate_mismatch' &&
+        e.detail?.presented_spiffe_id !== undefined &&
+        e.client_id !== undefined
+      ) {
         // The workload that presented its certificate is the one acting out of turn (and the one a lock should hold).
         const presented = String(e.detail.presented_spiffe_id);
         const presenter = serviceClientId(presented);
-        return [{
-          detector: 'identity_mismatch', severity: 'high', key: presenter !== undefined ? `client:${presenter}` : `spiffe:${presented}`,
-          summary: `the certificate of ${presented} was presented to authenticate as client "${e.client_id}"`,
-          ...(presenter !== undefined ? { clientId: presenter } : {}),
-          firstSeq: e.seq, lastSeq: e.seq, count: 1, detail: { presented_spiffe_id: presented, target_client_id: e.client_id, source_ip: e.source_ip ?? null },
-        }];
+        return [
+          {
+            detector: 'identity_mismatch',
+            severity: 'high',
+            key: presenter !== undefined ? `client:${presenter}` : `spiffe:${presented}`,
+            summary: `the certificate of ${presented} was presented to authenticate as client "${e.client_id}"`,
+            ...(presenter !== undefined ? { clientId: presenter } : {}),
+            firstSeq: e.seq,
+            lastSeq: e.seq,
+            count: 1,
+            detail: { presented_spiffe_id: presented, target_client_id: e.client_id, source_ip: e.source_ip ?? null },
+          },
+        ];
       }
       if (e.type !== 'client.auth_failed' || e.reason !== 'client_id_mismatch') return [];
       const claimed = String(e.detail?.presented_client_id ?? 'another client');
       const who = e.client_id;
-      return [{
-        detector: 'identity_mismatch', severity: 'high', key: who !== undefined ? `client:${who}` : `ip:${e.source_ip ?? '?'}`,
-        summary: who !== undefined ? `client "${who}" asked to act as "${claimed}"` : `a client assertion's issuer did not match the client_id sent with it (from ${e.source_ip ?? '?'})`,
-        ...(who !== undefined ? { clientId: who } : {}),
-        firstSeq: e.seq, lastSeq: e.seq, count: 1, detail: { presented_client_id: claimed, source_ip: e.source_ip ?? null },
-      }];
+      return [
+        {
+          detector: 'identity_mismatch',
+          severity: 'high',
+          key: who !== undefined ? `client:${who}` : `ip:${e.source_ip ?? '?'}`,
+          summary:
+            who !== undefined
+              ? `client "${who}" asked to act as "${claimed}"`
+              : `a client assertion's issuer did not match the client_id sent with it (from ${e.source_ip ?? '?'})`,
+          ...(who !== undefined ? { clientId: who } : {}),
+          firstSeq: e.seq,
+          lastSeq: e.seq,
+          count: 1,
+          detail: { presented_client_id: claimed, source_ip: e.source_ip ?? null },
+        },
+      ];
     },
   };
 }

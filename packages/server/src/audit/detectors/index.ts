@@ -10,10 +10,25 @@ import type { Detector } from './types.ts';
 export type { Detector, DetectorName, Finding } from './types.ts';
 
 /** Every detector, with its thresholds from configuration. */
-export function buildDetectors(config: Pick<Config, 'detectAuthFailures' | 'detectAuthWindow' | 'detectDenials' | 'detectDenialWindow' | 'detectIssuanceFactor' | 'detectIssuanceWindow' | 'detectIssuanceMin'>): Detector[] {
+export function buildDetectors(
+  config: Pick<
+    Config,
+    | 'detectAuthFailures'
+    | 'detectAuthWindow'
+    | 'detectDenials'
+    | 'detectDenialWindow'
+    | 'detectIssuanceFactor'
+    | 'detectIssuanceWindow'
+    | 'detectIssuanceMin'
+  >,
+): Detector[] {
   return [
     failedAuthBurst({ threshold: config.detectAuthFailures, windowSeconds: config.detectAuthWindow }),
-    issuanceSpike({ factor: config.detectIssuanceFactor, windowSeconds: config.detectIssuanceWindow, min: config.detectIssuanceMin }),
+    issuanceSpike({
+      factor: config.detectIssuanceFactor,
+      windowSeconds: config.detectIssuanceWindow,
+      min: config.detectIssuanceMin,
+    }),
     deniedDecisionsBurst({ threshold: config.detectDenials, windowSeconds: config.detectDenialWindow }),
     revokedCredentialUse(),
     assertionReplay(),

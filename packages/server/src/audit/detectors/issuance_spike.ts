@@ -19,7 +19,12 @@ interface ClientState {
  * is a moving average of past windows, empty ones included. A window alerts once, when its count
  * passes both `factor` × baseline and `min` (so a quiet client doing a little more does not).
  */
-export function issuanceSpike(options: { factor: number; windowSeconds: number; min: number; maxClients?: number }): Detector {
+export function issuanceSpike(options: {
+  factor: number;
+  windowSeconds: number;
+  min: number;
+  maxClients?: number;
+}): Detector {
   const clients = new Map<string, ClientState>();
   const maxClients = options.maxClients ?? 50_000;
   return {
@@ -46,12 +51,19 @@ export function issuanceSpike(options: { factor: number; windowSeconds: number; 
       const limit = s.baseline === undefined ? 0 : options.factor * s.baseline;
       if (s.count <= limit) return [];
       s.alerted = true;
-      return [{
-        detector: 'issuance_spike', severity: 'medium', key: `client:${e.client_id}`,
-        summary: `client "${e.client_id}" got ${s.count} tokens within ${options.windowSeconds}s; its baseline is ${s.baseline === undefined ? 'not yet known' : s.baseline.toFixed(1)}`,
-        clientId: e.client_id, firstSeq: s.firstSeq, lastSeq: e.seq, count: s.count,
-        detail: { window_seconds: options.windowSeconds, baseline: s.baseline ?? null, factor: options.factor },
-      }];
+      return [
+        {
+          detector: 'issuance_spike',
+          severity: 'medium',
+          key: `client:${e.client_id}`,
+          summary: `client "${e.client_id}" got ${s.count} tokens within ${options.windowSeconds}s; its baseline is ${s.baseline === undefined ? 'not yet known' : s.baseline.toFixed(1)}`,
+          clientId: e.client_id,
+          firstSeq: s.firstSeq,
+          lastSeq: e.seq,
+          count: s.count,
+          detail: { window_seconds: options.windowSeconds, baseline: s.baseline ?? null, factor: options.factor },
+        },
+      ];
     },
   };
 }

@@ -14,20 +14,48 @@ export function revokedCredentialUse(): Detector {
     name: 'revoked_credential_use',
     observe(e: AuditRecord): Finding[] {
       const one = (key: string, summary: string, detail: Record<string, unknown>): Finding[] => [
-        { detector: 'revoked_credential_use', severity: 'high', key, summary, firstSeq: e.seq, lastSeq: e.seq, count: 1, detail },
+        {
+          detector: 'revoked_credential_use',
+          severity: 'high',
+          key,
+          summary,
+          firstSeq: e.seq,
+          lastSeq: e.seq,
+          count: 1,
+          detail,
+        },
       ];
       if (e.type === 'token.rejected' && e.reason === 'token_revoked') {
         const jti = String(e.detail?.jti ?? e.subject ?? '?');
-        return reported(e.client_id, one(`token:${jti}`, `a revoked token (${String(e.detail?.why ?? 'revoked')}) was presented to service "${e.client_id ?? '?'}"`, {
-          jti, why: e.detail?.why ?? null, service: e.client_id ?? null, token_client_id: e.detail?.token_client_id ?? null, kid: e.detail?.kid ?? null,
-        }));
+        return reported(
+          e.client_id,
+          one(
+            `token:${jti}`,
+            `a revoked token (${String(e.detail?.why ?? 'revoked')}) was presented to service "${e.client_id ?? '?'}"`,
+            {
+              jti,
+              why: e.detail?.why ?? null,
+              service: e.client_id ?? null,
+              token_client_id: e.detail?.token_client_id ?? null,
+              kid: e.detail?.kid ?? null,
+            },
+          ),
+        );
       }
       if (e.type === 'token.introspected' && REVOKED.has(String(e.detail?.reason))) {
         const jti = String(e.detail?.jti ?? '?');
-        return one(`token:${jti}`, `a revoked token (${String(e.detail?.reason)}) was introspected by "${e.client_id ?? '?'}"`, { jti, reason: e.detail?.reason, caller: e.client_id ?? null });
+        return one(
+          `token:${jti}`,
+          `a revoked token (${String(e.detail?.reason)}) was introspected by "${e.client_id ?? '?'}"`,
+          { jti, reason: e.detail?.reason, caller: e.client_id ?? null },
+        );
       }
       if (e.type === 'client.auth_failed' && e.reason === 'client_disabled' && e.client_id !== undefined) {
-        return one(`client:${e.client_id}`, `revoked client "${e.client_id}" authenticated with its valid credentials`, { source_ip: e.source_ip ?? null });
+        return one(
+          `client:${e.client_id}`,
+          `revoked client "${e.client_id}" authenticated with its valid credentials`,
+          { source_ip: e.source_ip ?? null },
+        );
       }
       return [];
     },
@@ -35,4 +63,5 @@ export function revokedCredentialUse(): Detector {
 }
 
 /** A finding resting on a service's report names the reporter (see Finding.reportedBy). */
-const reported = (reporter: string | undefined, findings: Finding[]): Finding[] => findings.map((f) => ({ ...f, reportedBy: [reporter ?? '?'] }));
+const reported = (reporter: string | undefined, findings: Finding[]): Finding[] =>
+  findings.map((f) => ({ ...f, reportedBy: [reporter ?? '?'] }));

@@ -19,7 +19,13 @@ export class WindowCounter {
    * Adds a hit; returns the burst when this hit makes `threshold` within the window. `tag` values
    * (such as the client ids tried from one address) are collected for the finding.
    */
-  add(key: string, timeMs: number, seq: number, tag?: string, weight = 1): { count: number; firstSeq: number; tags: string[] } | undefined {
+  add(
+    key: string,
+    timeMs: number,
+    seq: number,
+    tag?: string,
+    weight = 1,
+  ): { count: number; firstSeq: number; tags: string[] } | undefined {
     let h = this.hits.get(key);
     if (!h) {
       if (this.hits.size >= this.maxKeys) this.hits.delete(this.hits.keys().next().value as string);

@@ -46,11 +46,17 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
     let clientId: string | undefined;
     // Keys an attacker throttles only themselves with: the source, and this client from this source.
     // Checked before the credentials, so a flood costs no verification work.
-    const sourceKeys = (): string[] => [`ip:${request.ip}`, ...(clientId ? [`client-ip:${clientId}\u0000${request.ip}`] : [])];
+    const sourceKeys = (): string[] => [
+      `ip:${request.ip}`,
+      ...(clientId ? [`client-ip:${clientId}\u0000${request.ip}`] : []),
+    ];
     // Failures against one client from everywhere: counted, but a block on this key only slows
     // further *failures* — a correct credential is never refused because someone else failed.
     const clientKey = (): string[] => (clientId ? [`client:${clientId}`] : []);
-    const throttled = (wait: number) => new OAuthError('invalid_client', 'too many failed authentication attempts; try again later', 429, { 'retry-after': String(wait) });
+    const throttled = (wait: number) =>
+      new OAuthError('invalid_client', 'too many failed authentication attempts; try again later', 429, {
+        'retry-after': String(wait),
+      });
     try {
       const creds = method.read(form, authorization, request);
       clientId = creds.clientId;
@@ -59,15 +65,29 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
       const client = clientId ? await deps.clients.getClient(clientId) : undefined;
       if (!client) {
         // Same work as a known client, so timing does not reveal which ids exist.
-        await creds.verify({ clientId: '', metadata: { grant_types: [], token_endpoint_auth_method: method.method, audiences: [] }, secretHash: null, registrationTokenHash: '', createdAt: 0, updatedAt: 0, disabled: true, lockedUntil: null }).catch(() => {});
+        await creds
+          .verify({
+            clientId: '',
+            metadata: { grant_types: [], token_endpoint_auth_method: method.method, audiences: [] },
+            secretHash: null,
+            registrationTokenHash: '',
+            createdAt: 0,
+            updatedAt: 0,
+            disabled: true,
+            lockedUntil: null,
+          })
+          .catch(() => {});
         throw invalidClient('client authentication failed', 'unknown_client');
       }
-      if (!(method.accepts ?? [method.method]).includes(client.metadata.token_endpoint_auth_method)) throw invalidClient(`client is registered for ${client.metadata.token_endpoint_auth_method}`, 'wrong_method');
+      if (!(method.accepts ?? [method.method]).includes(client.metadata.token_endpoint_auth_method))
+        throw invalidClient(`client is registered for ${client.metadata.token_endpoint_auth_method}`, 'wrong_method');
       await creds.verify(client);
       if (client.disabled) throw invalidClient('client is disabled', 'client_disabled');
-      if (client.lockedUntil !== null && client.lockedUntil > Date.now() / 1000) throw invalidClient('client is locked after suspicious activity', 'client_locked');
+      if (client.lockedUntil !== null && client.lockedUntil > Date.now() / 1000)
+        throw invalidClient('client is locked after suspicious activity', 'client_locked');
       const formClientId = form.get('client_id')?.[0];
-      if (formClientId !== undefined && formClientId !== client.clientId) throw invalidClient('client_id does not match the authenticated client', 'client_id_mismatch');
+      if (formClientId !== undefined && formClientId !== client.clientId)
+        throw invalidClient('client_id does not match the authenticated client', 'client_id_mismatch');
       return { client, method: client.metadata.token_endpoint_auth_method };
     } catch (caught) {
       if (caught instanceof OAuthError) {
@@ -83,7 +103,14 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
           ...(clientId ? { client_id: clientId.slice(0, 128) } : {}),
           outcome: 'failure',
           reason,
-          detail: { method: method.method, description: err.message, ...caught.auditDetail, ...(caught.reason === 'client_id_mismatch' ? { presented_client_id: String(form.get('client_id')?.[0]).slice(0, 128) } : {}) },
+          detail: {
+            method: method.method,
+            description: err.message,
+            ...caught.auditDetail,
+            ...(caught.reason === 'client_id_mismatch'
+              ? { presented_client_id: String(form.get('client_id')?.[0]).slice(0, 128) }
+              : {}),
+          },
         });
         // Every refused authentication is answered no sooner than FAILURE_FLOOR_MS after it began,
         // so whether the client id exists (a cached known client vs a database miss, a secret

@@ -80,9 +80,12 @@ export class ClientJwks {
 
   private async load(e: Entry): Promise<JSONWebKeySet> {
     try {
-      const res = await this.o.outbound.fetch(e.uri, { headers: { accept: 'application/jwk-set+json, application/json' } });
+      const res = await this.o.outbound.fetch(e.uri, {
+        headers: { accept: 'application/jwk-set+json, application/json' },
+      });
       const set = JSON.parse(res.body.toString('utf8')) as unknown;
-      if (set === null || typeof set !== 'object' || !Array.isArray((set as JSONWebKeySet).keys)) throw new Error('not a JWK set');
+      if (set === null || typeof set !== 'object' || !Array.isArray((set as JSONWebKeySet).keys))
+        throw new Error('not a JWK set');
       const keys = (set as JSONWebKeySet).keys.filter((k) => k !== null && typeof k === 'object');
       if (keys.length > this.o.maxKeys) throw new Error('too many keys');
       e.keys = { keys };

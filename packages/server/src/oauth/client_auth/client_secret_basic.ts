@@ -13,7 +13,8 @@ export function clientSecretBasic(secretHashKey: Buffer): ClientAuthMethod {
     present: (_form, authorization) => authorization !== undefined && /^basic\s/i.test(authorization),
     read(_form, authorization) {
       const encoded = (authorization ?? '').replace(/^basic\s+/i, '').trim();
-      if (!/^[A-Za-z0-9+/]+=*$/.test(encoded)) throw invalidClient('malformed Basic credentials', 'malformed_credentials');
+      if (!/^[A-Za-z0-9+/]+=*$/.test(encoded))
+        throw invalidClient('malformed Basic credentials', 'malformed_credentials');
       const decoded = Buffer.from(encoded, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       if (colon < 1) throw invalidClient('malformed Basic credentials', 'malformed_credentials');
@@ -29,7 +30,8 @@ export function clientSecretBasic(secretHashKey: Buffer): ClientAuthMethod {
         method: 'client_secret_basic',
         clientId,
         async verify(client) {
-          if (!verifySecret(secretHashKey, secret, client.secretHash)) throw invalidClient('client authentication failed', 'bad_secret');
+          if (!verifySecret(secretHashKey, secret, client.secretHash))
+            throw invalidClient('client authentication failed', 'bad_secret');
         },
       };
     },

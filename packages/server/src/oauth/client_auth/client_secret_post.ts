@@ -16,7 +16,8 @@ export function clientSecretPost(secretHashKey: Buffer): ClientAuthMethod {
         method: 'client_secret_post',
         clientId,
         async verify(client) {
-          if (!verifySecret(secretHashKey, secret, client.secretHash)) throw invalidClient('client authentication failed', 'bad_secret');
+          if (!verifySecret(secretHashKey, secret, client.secretHash))
+            throw invalidClient('client authentication failed', 'bad_secret');
         },
       };
     },

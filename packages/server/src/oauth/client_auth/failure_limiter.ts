@@ -17,7 +17,8 @@ export class FailureLimiter {
     let wait = 0;
     for (const k of keys) {
       const w = this.windows.get(k);
-      if (w && now - w.start < this.windowMs && w.count >= this.limit) wait = Math.max(wait, Math.ceil((w.start + this.windowMs - now) / 1000));
+      if (w && now - w.start < this.windowMs && w.count >= this.limit)
+        wait = Math.max(wait, Math.ceil((w.start + this.windowMs - now) / 1000));
     }
     return wait;
   }

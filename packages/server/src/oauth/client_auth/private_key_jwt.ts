@@ -1,4 +1,11 @@
-import { createLocalJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import {
+  createLocalJWKSet,
+  decodeJwt,
+  errors as joseErrors,
+  jwtVerify,
+  type JSONWebKeySet,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { CLIENT_ASSERTION_ALGORITHMS, CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@latchkey/protocol';
 import { invalidClient, invalidRequest } from '../../errors.ts';
 import { param } from '../../http/form.ts';
@@ -22,7 +29,11 @@ export interface PrivateKeyJwtDeps {
  * the allowlist of algorithms still applies.
  */
 function withEd25519Aliases(set: JSONWebKeySet): JSONWebKeySet {
-  return { keys: set.keys.map((k) => (k.kty === 'OKP' && (k.alg === 'EdDSA' || k.alg === 'Ed25519') ? { ...k, alg: undefined } : k)) };
+  return {
+    keys: set.keys.map((k) =>
+      k.kty === 'OKP' && (k.alg === 'EdDSA' || k.alg === 'Ed25519') ? { ...k, alg: undefined } : k,
+    ),
+  };
 }
 
 /** RFC 7523 §2.2 / §3: a JWT signed with one of the client's registered keys authenticates it. */
@@ -45,18 +56,22 @@ export function privateKeyJwt(deps: PrivateKeyJwtDeps): ClientAuthMethod {
       } catch {
         throw invalidClient('client_assertion is not a JWT', 'malformed_credentials');
       }
-      if (typeof iss !== 'string' || iss.length === 0) throw invalidClient('client_assertion has no iss', 'malformed_credentials');
+      if (typeof iss !== 'string' || iss.length === 0)
+        throw invalidClient('client_assertion has no iss', 'malformed_credentials');
       const formClientId = param(form, 'client_id');
-      if (formClientId !== undefined && formClientId !== iss) throw invalidClient('client_id does not match the assertion issuer', 'client_id_mismatch');
+      if (formClientId !== undefined && formClientId !== iss)
+        throw invalidClient('client_id does not match the assertion issuer', 'client_id_mismatch');
 
       return {
         method: 'private_key_jwt',
         clientId: iss,
         async verify(client) {
-          if (!client.metadata.jwks && !client.metadata.jwks_uri) throw invalidClient('client has no registered keys', 'assertion_invalid');
+          if (!client.metadata.jwks && !client.metadata.jwks_uri)
+            throw invalidClient('client has no registered keys', 'assertion_invalid');
           const alg = client.metadata.token_endpoint_auth_signing_alg;
           let payload;
-          const verifyWith = (keys: JWTVerifyGetKey) => jwtVerify(assertion, keys, {
+          const verifyWith = (keys: JWTVerifyGetKey) =>
+            jwtVerify(assertion, keys, {
               // RFC 7523 §3: iss and sub are the client_id; aud identifies this authorization server.
               issuer: client.clientId,
               subject: client.clientId,
@@ -74,13 +89,19 @@ export function privateKeyJwt(deps: PrivateKeyJwtDeps): ClientAuthMethod {
               ({ payload } = await verifyWith(await keySetOf(client, true)));
             }
           } catch (err) {
-            if (err instanceof joseErrors.JOSEError) throw invalidClient(`client_assertion rejected (${err.code})`, 'assertion_invalid');
+            if (err instanceof joseErrors.JOSEError)
+              throw invalidClient(`client_assertion rejected (${err.code})`, 'assertion_invalid');
             throw err;
           }
           const now = Math.floor(Date.now() / 1000);
           const exp = payload.exp as number;
-          if (exp > now + MAX_ASSERTION_LIFETIME + deps.clockSkew) throw invalidClient(`client_assertion exp is more than ${MAX_ASSERTION_LIFETIME}s ahead`, 'assertion_invalid');
-          if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) throw invalidClient('client_assertion jti is invalid', 'assertion_invalid');
+          if (exp > now + MAX_ASSERTION_LIFETIME + deps.clockSkew)
+            throw invalidClient(
+              `client_assertion exp is more than ${MAX_ASSERTION_LIFETIME}s ahead`,
+              'assertion_invalid',
+            );
+          if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256)
+            throw invalidClient('client_assertion jti is invalid', 'assertion_invalid');
           // RFC 7523 §3 item 7: a jti is single-use until the assertion can no longer be valid.
           const fresh = await deps.replay.useOnce(`assertion:${client.clientId}:${payload.jti}`, exp + deps.clockSkew);
           if (!fresh) throw invalidClient('client_assertion was already used', 'assertion_replayed');

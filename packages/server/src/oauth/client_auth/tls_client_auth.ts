@@ -31,13 +31,19 @@ export function tlsClientAuth(deps: TlsClientAuthDeps): ClientAuthMethod {
     const id = spiffeIdOfCertificate(cert);
     return id === undefined ? undefined : serviceClientId(id, deps.trustDomain);
   };
-  const certOf = (request: Parameters<ClientAuthMethod['present']>[2]): PresentedCertificate | undefined => deps.certificate(request);
+  const certOf = (request: Parameters<ClientAuthMethod['present']>[2]): PresentedCertificate | undefined =>
+    deps.certificate(request);
 
-  const selfSigned = async (presented: PresentedCertificate, client: Parameters<Awaited<ReturnType<ClientAuthMethod['read']>>['verify']>[0]): Promise<void> => {
+  const selfSigned = async (
+    presented: PresentedCertificate,
+    client: Parameters<Awaited<ReturnType<ClientAuthMethod['read']>>['verify']>[0],
+  ): Promise<void> => {
     const now = Date.now();
-    if (Date.parse(presented.cert.validFrom) > now || Date.parse(presented.cert.validTo) < now) throw invalidClient('the client certificate is expired or not yet valid', 'certificate_untrusted');
+    if (Date.parse(presented.cert.validFrom) > now || Date.parse(presented.cert.validTo) < now)
+      throw invalidClient('the client certificate is expired or not yet valid', 'certificate_untrusted');
     const der = presented.cert.raw.toString('base64');
-    const registered = (set: { keys: Record<string, unknown>[] }) => set.keys.some((k) => Array.isArray(k.x5c) && k.x5c[0] === der);
+    const registered = (set: { keys: Record<string, unknown>[] }) =>
+      set.keys.some((k) => Array.isArray(k.x5c) && k.x5c[0] === der);
     if (registered(await deps.jwks.keySet(client))) return;
     // A certificate registered a moment ago at the jwks_uri: look once more (the cooldown applies).
     if (client.metadata.jwks_uri && registered(await deps.jwks.keySet(client, { refresh: true }))) return;
@@ -48,19 +54,26 @@ export function tlsClientAuth(deps: TlsClientAuthDeps): ClientAuthMethod {
     method: 'tls_client_auth',
     accepts: ['tls_client_auth', 'self_signed_tls_client_auth'],
     present: (form, authorization, request) =>
-      authorization === undefined && !form.has('client_secret') && !form.has('client_assertion') && !form.has('client_assertion_type') && certOf(request) !== undefined,
+      authorization === undefined &&
+      !form.has('client_secret') &&
+      !form.has('client_assertion') &&
+      !form.has('client_assertion_type') &&
+      certOf(request) !== undefined,
     read(form, _authorization, request) {
       const presented = certOf(request)!;
       const clientId = param(form, 'client_id') ?? serviceClientIdOf(presented.cert);
-      if (!clientId) throw invalidClient('client_id is required with a client certificate (RFC 8705 §2)', 'malformed_credentials');
+      if (!clientId)
+        throw invalidClient('client_id is required with a client certificate (RFC 8705 §2)', 'malformed_credentials');
       return {
         method: 'tls_client_auth',
         clientId,
         async verify(client) {
-          if (client.metadata.token_endpoint_auth_method === 'self_signed_tls_client_auth') return selfSigned(presented, client);
+          if (client.metadata.token_endpoint_auth_method === 'self_signed_tls_client_auth')
+            return selfSigned(presented, client);
           const chain = verifyClientChain(presented.cert, presented.chain, await deps.anchors());
           if (!chain.ok) throw invalidClient(`client certificate rejected: ${chain.reason}`, 'certificate_untrusted');
-          const expected = client.metadata.tls_client_auth_san_uri ?? serviceSpiffeId(deps.trustDomain, client.clientId);
+          const expected =
+            client.metadata.tls_client_auth_san_uri ?? serviceSpiffeId(deps.trustDomain, client.clientId);
           const presentedId = spiffeIdOfCertificate(presented.cert);
           if (presentedId !== expected) {
             const err = invalidClient('the client certificate names another identity', 'certificate_mismatch');

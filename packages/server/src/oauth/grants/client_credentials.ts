@@ -34,13 +34,32 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
       const scope = grantScope(param(form, 'scope'), m.scope);
       // Every client may have a token for the IdP itself (its feeds, audit ingestion, workload
       // certificates), the endpoints it may already reach with its client authentication.
-      const audience = chooseAudience(form.get('resource'), (a) => a === deps.issuer || deps.tokenPolicy.allows(client, a), m.default_audience);
+      const audience = chooseAudience(
+        form.get('resource'),
+        (a) => a === deps.issuer || deps.tokenPolicy.allows(client, a),
+        m.default_audience,
+      );
       // A privileged scope opens IdP endpoints only: a token carrying one is for the IdP alone.
       if (scope && scope.split(' ').some((s) => PRIVILEGED_SCOPES.has(s)) && audience !== deps.issuer) {
-        throw new OAuthError('invalid_scope', `scope ${[...PRIVILEGED_SCOPES].join(', ')} is granted only with resource=${deps.issuer}`);
+        throw new OAuthError(
+          'invalid_scope',
+          `scope ${[...PRIVILEGED_SCOPES].join(', ')} is granted only with resource=${deps.issuer}`,
+        );
       }
-      const { ttl, cnf } = bindToCertificate(client, deps.certificate(request), m.access_token_ttl ?? deps.accessTokenTtl);
-      const { token, claims } = mintAccessToken(deps.keys, deps.issuer, { subject: client.clientId, clientId: client.clientId, audience, ttl, scope, roles: m.roles, cnf });
+      const { ttl, cnf } = bindToCertificate(
+        client,
+        deps.certificate(request),
+        m.access_token_ttl ?? deps.accessTokenTtl,
+      );
+      const { token, claims } = mintAccessToken(deps.keys, deps.issuer, {
+        subject: client.clientId,
+        clientId: client.clientId,
+        audience,
+        ttl,
+        scope,
+        roles: m.roles,
+        cnf,
+      });
       await deps.events.emit('token.issued', {
         actor: client.clientId,
         subject: client.clientId,
@@ -48,9 +67,19 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
         outcome: 'success',
         request_id: request.id,
         source_ip: request.ip,
-        detail: { grant_type: 'client_credentials', auth_method: authMethod, jti: claims.jti, aud: audience, scope: scope ?? null, exp: claims.exp, ...(cnf ? { cnf_x5t_s256: cnf['x5t#S256'] } : {}) },
+        detail: {
+          grant_type: 'client_credentials',
+          auth_method: authMethod,
+          jti: claims.jti,
+          aud: audience,
+          scope: scope ?? null,
+          exp: claims.exp,
+          ...(cnf ? { cnf_x5t_s256: cnf['x5t#S256'] } : {}),
+        },
       });
-      return scope ? { access_token: token, token_type: 'Bearer', expires_in: ttl, scope } : { access_token: token, token_type: 'Bearer', expires_in: ttl };
+      return scope
+        ? { access_token: token, token_type: 'Bearer', expires_in: ttl, scope }
+        : { access_token: token, token_type: 'Bearer', expires_in: ttl };
     },
   };
 }

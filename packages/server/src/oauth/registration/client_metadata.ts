@@ -15,7 +15,9 @@ const MetadataSchema = Type.Object({
   grant_types: Type.Optional(Type.Array(Type.String({ maxLength: 100 }), { minItems: 1, maxItems: 10 })),
   token_endpoint_auth_method: Type.Optional(Type.String({ maxLength: 100 })),
   token_endpoint_auth_signing_alg: Type.Optional(Type.String({ maxLength: 20 })),
-  jwks: Type.Optional(Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown()), { minItems: 1, maxItems: 10 }) })),
+  jwks: Type.Optional(
+    Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown()), { minItems: 1, maxItems: 10 }) }),
+  ),
   jwks_uri: Type.Optional(Uri),
   scope: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
   audiences: Type.Optional(Type.Array(Uri, { maxItems: 100 })),
@@ -23,12 +25,22 @@ const MetadataSchema = Type.Object({
   roles: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' }), { maxItems: 100 })),
   access_token_ttl: Type.Optional(Type.Integer({ minimum: 1 })),
   // Absent means every namespace (METADATA_RULES); an empty list would read as both, so it is refused.
-  policy_namespaces: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$', maxLength: 256 }), { minItems: 1, maxItems: 50 })),
+  policy_namespaces: Type.Optional(
+    Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$', maxLength: 256 }), {
+      minItems: 1,
+      maxItems: 50,
+    }),
+  ),
   tls_client_auth_san_uri: Type.Optional(Uri),
   tls_client_certificate_bound_access_tokens: Type.Optional(Type.Boolean()),
 });
 /** RFC 8705 §2.1.2 subject members Latchkey does not use: a workload is named by its SPIFFE ID (a URI SAN) only. */
-const OTHER_TLS_SUBJECTS = ['tls_client_auth_subject_dn', 'tls_client_auth_san_dns', 'tls_client_auth_san_ip', 'tls_client_auth_san_email'];
+const OTHER_TLS_SUBJECTS = [
+  'tls_client_auth_subject_dn',
+  'tls_client_auth_san_dns',
+  'tls_client_auth_san_ip',
+  'tls_client_auth_san_email',
+];
 const checkMetadata = Compile(MetadataSchema);
 
 /** A client id chosen by the administrator (Latchkey extension), readable in logs and policies. */
@@ -41,10 +53,17 @@ const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
  * Validates registration metadata (RFC 7591 §2) and returns what is stored. Members Latchkey does
  * not understand are ignored (§2: "MUST ignore"); invalid ones are `invalid_client_metadata`.
  */
-export function validateClientMetadata(body: unknown, limits: { maxAccessTokenTtl: number; allowHttpJwksUri: boolean }): ClientMetadata {
+export function validateClientMetadata(
+  body: unknown,
+  limits: { maxAccessTokenTtl: number; allowHttpJwksUri: boolean },
+): ClientMetadata {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw bad('the body must be a JSON object');
   const input = body as Record<string, unknown>;
-  const known = Object.fromEntries(Object.keys(MetadataSchema.properties).filter((k) => input[k] !== undefined && input[k] !== null).map((k) => [k, input[k]]));
+  const known = Object.fromEntries(
+    Object.keys(MetadataSchema.properties)
+      .filter((k) => input[k] !== undefined && input[k] !== null)
+      .map((k) => [k, input[k]]),
+  );
   if (!checkMetadata.Check(known)) {
     const first = [...checkMetadata.Errors(known)][0];
     throw bad(`${first?.instancePath.slice(1).replace(/\//g, '.') || 'metadata'}: ${first?.message ?? 'invalid'}`);
@@ -52,23 +71,33 @@ export function validateClientMetadata(body: unknown, limits: { maxAccessTokenTt
   const m = known as Partial<ClientMetadata> & { grant_types?: string[]; token_endpoint_auth_method?: string };
 
   const grantTypes = m.grant_types ?? ['client_credentials'];
-  for (const g of grantTypes) if (!(GRANT_TYPES as readonly string[]).includes(g)) throw bad(`grant_types: ${JSON.stringify(g.slice(0, 64))} is not supported`);
+  for (const g of grantTypes)
+    if (!(GRANT_TYPES as readonly string[]).includes(g))
+      throw bad(`grant_types: ${JSON.stringify(g.slice(0, 64))} is not supported`);
   const method = m.token_endpoint_auth_method ?? 'client_secret_basic';
-  if (!(TOKEN_ENDPOINT_AUTH_METHODS as readonly string[]).includes(method)) throw bad('token_endpoint_auth_method is not supported');
+  if (!(TOKEN_ENDPOINT_AUTH_METHODS as readonly string[]).includes(method))
+    throw bad('token_endpoint_auth_method is not supported');
 
   if (m.jwks && m.jwks_uri) throw bad('jwks and jwks_uri must not both be present (RFC 7591 §2)');
   if (method === 'private_key_jwt' && !m.jwks && !m.jwks_uri) throw bad('private_key_jwt needs jwks or jwks_uri');
   // RFC 8705 §2.2.2: the self-signed certificates are registered as x5c of the client's JWKS.
   if (method === 'self_signed_tls_client_auth') {
-    if (!m.jwks && !m.jwks_uri) throw bad('self_signed_tls_client_auth needs jwks or jwks_uri holding the certificates (x5c)');
-    if (m.jwks && !m.jwks.keys.some((k) => Array.isArray(k.x5c) && typeof k.x5c[0] === 'string')) throw bad('jwks: self_signed_tls_client_auth needs keys with an x5c certificate');
+    if (!m.jwks && !m.jwks_uri)
+      throw bad('self_signed_tls_client_auth needs jwks or jwks_uri holding the certificates (x5c)');
+    if (m.jwks && !m.jwks.keys.some((k) => Array.isArray(k.x5c) && typeof k.x5c[0] === 'string'))
+      throw bad('jwks: self_signed_tls_client_auth needs keys with an x5c certificate');
   }
   const otherSubject = OTHER_TLS_SUBJECTS.find((k) => input[k] !== undefined && input[k] !== null);
-  if (otherSubject) throw bad(`${otherSubject} is not supported: tls_client_auth clients are identified by their SPIFFE ID (tls_client_auth_san_uri)`);
-  if (m.tls_client_auth_san_uri !== undefined && method !== 'tls_client_auth') throw bad('tls_client_auth_san_uri applies to tls_client_auth only');
+  if (otherSubject)
+    throw bad(
+      `${otherSubject} is not supported: tls_client_auth clients are identified by their SPIFFE ID (tls_client_auth_san_uri)`,
+    );
+  if (m.tls_client_auth_san_uri !== undefined && method !== 'tls_client_auth')
+    throw bad('tls_client_auth_san_uri applies to tls_client_auth only');
   if (m.token_endpoint_auth_signing_alg !== undefined) {
     if (method !== 'private_key_jwt') throw bad('token_endpoint_auth_signing_alg applies to private_key_jwt only');
-    if (!(CLIENT_ASSERTION_ALGORITHMS as readonly string[]).includes(m.token_endpoint_auth_signing_alg)) throw bad('token_endpoint_auth_signing_alg must be an asymmetric algorithm');
+    if (!(CLIENT_ASSERTION_ALGORITHMS as readonly string[]).includes(m.token_endpoint_auth_signing_alg))
+      throw bad('token_endpoint_auth_signing_alg must be an asymmetric algorithm');
   }
   if (m.jwks) {
     for (const k of m.jwks.keys) {
@@ -83,19 +112,28 @@ export function validateClientMetadata(body: unknown, limits: { maxAccessTokenTt
     } catch {
       throw bad('jwks_uri is not a URL');
     }
-    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && limits.allowHttpJwksUri)) throw bad('jwks_uri must be https');
+    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && limits.allowHttpJwksUri))
+      throw bad('jwks_uri must be https');
   }
   if (m.scope !== undefined && !isValidScope(m.scope)) throw bad('scope is malformed (RFC 6749 §3.3)');
   const audiences = [...new Set(m.audiences ?? [])];
-  for (const a of audiences) if (!isAbsoluteUri(a)) throw bad('audiences: each must be an absolute URI without a fragment (RFC 8707 §2)');
+  for (const a of audiences)
+    if (!isAbsoluteUri(a)) throw bad('audiences: each must be an absolute URI without a fragment (RFC 8707 §2)');
   let defaultAudience = m.default_audience;
-  if (defaultAudience !== undefined && !audiences.includes(defaultAudience)) throw bad('default_audience must be one of audiences');
+  if (defaultAudience !== undefined && !audiences.includes(defaultAudience))
+    throw bad('default_audience must be one of audiences');
   if (defaultAudience === undefined && audiences.length > 0) defaultAudience = audiences[0];
-  if (m.access_token_ttl !== undefined && m.access_token_ttl > limits.maxAccessTokenTtl) throw bad(`access_token_ttl must be at most ${limits.maxAccessTokenTtl}`);
+  if (m.access_token_ttl !== undefined && m.access_token_ttl > limits.maxAccessTokenTtl)
+    throw bad(`access_token_ttl must be at most ${limits.maxAccessTokenTtl}`);
 
-  const out: ClientMetadata = { grant_types: grantTypes as ClientMetadata['grant_types'], token_endpoint_auth_method: method as ClientMetadata['token_endpoint_auth_method'], audiences };
+  const out: ClientMetadata = {
+    grant_types: grantTypes as ClientMetadata['grant_types'],
+    token_endpoint_auth_method: method as ClientMetadata['token_endpoint_auth_method'],
+    audiences,
+  };
   if (m.client_name !== undefined) out.client_name = m.client_name;
-  if (m.token_endpoint_auth_signing_alg !== undefined) out.token_endpoint_auth_signing_alg = m.token_endpoint_auth_signing_alg;
+  if (m.token_endpoint_auth_signing_alg !== undefined)
+    out.token_endpoint_auth_signing_alg = m.token_endpoint_auth_signing_alg;
   if (m.jwks) out.jwks = m.jwks;
   if (m.jwks_uri !== undefined) out.jwks_uri = m.jwks_uri;
   if (m.scope !== undefined) out.scope = [...new Set(m.scope.split(' '))].join(' ');
@@ -121,4 +159,5 @@ export function withTlsSubject(m: ClientMetadata, ownSpiffeId: string): ClientMe
   return { ...m, tls_client_auth_san_uri: ownSpiffeId };
 }
 
-export const usesSecret = (m: ClientMetadata): boolean => m.token_endpoint_auth_method === 'client_secret_basic' || m.token_endpoint_auth_method === 'client_secret_post';
+export const usesSecret = (m: ClientMetadata): boolean =>
+  m.token_endpoint_auth_method === 'client_secret_basic' || m.token_endpoint_auth_method === 'client_secret_post';

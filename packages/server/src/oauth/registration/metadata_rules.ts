@@ -42,7 +42,8 @@ export interface MemberRule {
   absent: string;
 }
 
-const refuse = (member: string, why: string): OAuthError => new OAuthError('invalid_client_metadata', `${member}: ${why}`);
+const refuse = (member: string, why: string): OAuthError =>
+  new OAuthError('invalid_client_metadata', `${member}: ${why}`);
 
 const asList = (v: unknown): string[] | undefined =>
   v === undefined ? undefined : Array.isArray(v) ? (v as string[]) : typeof v === 'string' ? v.split(' ') : [String(v)];
@@ -55,7 +56,12 @@ const asList = (v: unknown): string[] | undefined =>
  *
  * @param serverTtl the default lifetime, the ceiling of a client without its own
  */
-export function selfUpdate(current: ClientMetadata, next: ClientMetadata, sent: ReadonlySet<string>, serverTtl: number): ClientMetadata {
+export function selfUpdate(
+  current: ClientMetadata,
+  next: ClientMetadata,
+  sent: ReadonlySet<string>,
+  serverTtl: number,
+): ClientMetadata {
   const out: Record<string, unknown> = { ...next };
   const cur = current as unknown as Record<string, unknown>;
   for (const [member, rule] of Object.entries(METADATA_RULES) as [keyof ClientMetadata, MemberRule][]) {
@@ -65,7 +71,8 @@ export function selfUpdate(current: ClientMetadata, next: ClientMetadata, sent: 
       case 'grant': {
         const allowed = new Set(asList(now) ?? []);
         const extra = (asList(then) ?? []).find((x) => !allowed.has(x));
-        if (extra !== undefined) throw refuse(member, `${JSON.stringify(extra.slice(0, 100))} can only be added by an administrator`);
+        if (extra !== undefined)
+          throw refuse(member, `${JSON.stringify(extra.slice(0, 100))} can only be added by an administrator`);
         break;
       }
       case 'constraint-set': {
@@ -78,7 +85,10 @@ export function selfUpdate(current: ClientMetadata, next: ClientMetadata, sent: 
         const allowed = new Set(now as string[]);
         const extra = ((then as string[] | undefined) ?? []).find((x) => !allowed.has(x));
         if (then === undefined || extra !== undefined) {
-          throw refuse(member, `${extra !== undefined ? JSON.stringify(extra.slice(0, 100)) : 'removing the restriction'} can only be done by an administrator`);
+          throw refuse(
+            member,
+            `${extra !== undefined ? JSON.stringify(extra.slice(0, 100)) : 'removing the restriction'} can only be done by an administrator`,
+          );
         }
         break;
       }

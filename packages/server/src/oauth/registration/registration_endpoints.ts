@@ -56,7 +56,10 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
     let clientId = newClientId();
     if (body.client_id !== undefined) {
       if (typeof body.client_id !== 'string' || !CLIENT_ID_PATTERN.test(body.client_id)) {
-        throw new OAuthError('invalid_client_metadata', 'client_id must be 3-64 characters of a-z, 0-9, ".", "_" or "-"');
+        throw new OAuthError(
+          'invalid_client_metadata',
+          'client_id must be 3-64 characters of a-z, 0-9, ".", "_" or "-"',
+        );
       }
       clientId = body.client_id;
     }
@@ -74,20 +77,32 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
       disabled: false,
       lockedUntil: null,
     };
-    const event = deps.events.stage('client.registered', { actor: 'admin', subject: clientId, client_id: clientId, outcome: 'success', request_id: request.id, source_ip: request.ip, detail: { method: metadata.token_endpoint_auth_method } });
+    const event = deps.events.stage('client.registered', {
+      actor: 'admin',
+      subject: clientId,
+      client_id: clientId,
+      outcome: 'success',
+      request_id: request.id,
+      source_ip: request.ip,
+      detail: { method: metadata.token_endpoint_auth_method },
+    });
     try {
       await deps.clients.createClient(record, [event]);
     } catch (err) {
-      if (err instanceof LatchkeyError && err.code === 'storage_conflict') throw new OAuthError('invalid_client_metadata', 'client_id is already in use');
+      if (err instanceof LatchkeyError && err.code === 'storage_conflict')
+        throw new OAuthError('invalid_client_metadata', 'client_id is already in use');
       throw err;
     }
     deps.events.committed(event);
     // RFC 7591 §3.2.1: 201 with the metadata, the secret (shown this once) and the RFC 7592 credentials.
-    return reply.code(201).headers({ 'cache-control': 'no-store', pragma: 'no-cache' }).send({
-      ...clientInformation(deps.issuer, record),
-      ...(secret ? { client_secret: secret, client_secret_expires_at: 0 } : {}),
-      registration_access_token: registrationToken,
-    });
+    return reply
+      .code(201)
+      .headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
+      .send({
+        ...clientInformation(deps.issuer, record),
+        ...(secret ? { client_secret: secret, client_secret_expires_at: 0 } : {}),
+        registration_access_token: registrationToken,
+      });
   });
 
   /** RFC 7592 §3: the registration access token authorizes access to exactly one client. */
@@ -113,13 +128,22 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
     const client = await authorize(request);
     const body = jsonOnly(request);
     // RFC 7592 §2.2: the body carries the client_id, which must match; a secret, if sent, must match too.
-    if (body.client_id !== client.clientId) throw new OAuthError('invalid_request', 'client_id in the body must match the client');
-    if (body.client_secret !== undefined && (typeof body.client_secret !== 'string' || !verifySecret(deps.hashKey, body.client_secret, client.secretHash))) {
+    if (body.client_id !== client.clientId)
+      throw new OAuthError('invalid_request', 'client_id in the body must match the client');
+    if (
+      body.client_secret !== undefined &&
+      (typeof body.client_secret !== 'string' || !verifySecret(deps.hashKey, body.client_secret, client.secretHash))
+    ) {
       throw new OAuthError('invalid_request', 'client_secret does not match');
     }
     // What the client may change about itself is decided member by member (METADATA_RULES).
     const validated = withTlsSubject(validateClientMetadata(body, limits), deps.spiffeIdOf(client.clientId));
-    const metadata = selfUpdate(client.metadata, validated, new Set(Object.keys(body).filter((k) => body[k] !== undefined && body[k] !== null)), deps.accessTokenTtl);
+    const metadata = selfUpdate(
+      client.metadata,
+      validated,
+      new Set(Object.keys(body).filter((k) => body[k] !== undefined && body[k] !== null)),
+      deps.accessTokenTtl,
+    );
     // A client moving to a secret-based method without one gets a new secret, shown once.
     const secret = usesSecret(metadata) && client.secretHash === null ? newSecret() : undefined;
     // RFC 7592 §3: the registration access token rotates on every update; the old one stops working.
@@ -131,7 +155,14 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
       registrationTokenHash: hashSecret(deps.hashKey, registrationToken),
       updatedAt: Math.floor(Date.now() / 1000),
     };
-    const event = deps.events.stage('client.updated', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    const event = deps.events.stage('client.updated', {
+      actor: client.clientId,
+      subject: client.clientId,
+      client_id: client.clientId,
+      outcome: 'success',
+      request_id: request.id,
+      source_ip: request.ip,
+    });
     if (!(await deps.clients.updateClient(updated, [event]))) throw invalidToken('the client no longer exists');
     deps.events.committed(event);
     return reply.header('cache-control', 'no-store').send({
@@ -143,7 +174,14 @@ export function registerRegistrationEndpoints(app: FastifyInstance, deps: Regist
 
   app.delete('/register/:clientId', async (request, reply) => {
     const client = await authorize(request);
-    const event = deps.events.stage('client.deleted', { actor: client.clientId, subject: client.clientId, client_id: client.clientId, outcome: 'success', request_id: request.id, source_ip: request.ip });
+    const event = deps.events.stage('client.deleted', {
+      actor: client.clientId,
+      subject: client.clientId,
+      client_id: client.clientId,
+      outcome: 'success',
+      request_id: request.id,
+      source_ip: request.ip,
+    });
     // The revocation first (with the event), then the row: a crash between them leaves a client
     // whose tokens are already revoked everywhere, and a retried DELETE finishes the job.
     await deps.revocations.revokeNotBefore('client', client.clientId, [event]);

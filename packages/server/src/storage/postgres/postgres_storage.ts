@@ -3,10 +3,52 @@ import type { AuditEvent } from '@latchkey/protocol';
 import { LatchkeyError } from '../../errors.ts';
 import { GENESIS } from '../audit_chain.ts';
 import { migrations } from '../migrations/index.ts';
-import type { AlertRecord, NewAlert, WithAudit, PolicyVersionRecord, PolicyVersionSummary, AuditCheckpoint, AuditFilter, AuditRecord, ClientRecord, FeedEventRecord, FeedStream, KeyTransition, SigningKeyRecord, Storage } from '../ports.ts';
+import type {
+  AlertRecord,
+  NewAlert,
+  WithAudit,
+  PolicyVersionRecord,
+  PolicyVersionSummary,
+  AuditCheckpoint,
+  AuditFilter,
+  AuditRecord,
+  ClientRecord,
+  FeedEventRecord,
+  FeedStream,
+  KeyTransition,
+  SigningKeyRecord,
+  Storage,
+} from '../ports.ts';
 import {
-  POLICY_COLUMNS, POLICY_SUMMARY_COLUMNS, policyFromRow, policyParams, policySummaryFromRow, type PolicyRow, ALERT_COLUMNS, alertFromRow, alertParams, type AlertRow, CLIENT_SELECT, AUDIT_COLUMNS, CLIENT_COLUMNS, FEED_COLUMNS, auditRecordFromRow, auditWhere, chainRows, KEY_COLUMNS, auditFromRow, clientFromRow, clientParams, feedFromRow, feedParams, keyFromRow, keyParams,
-  type AuditRow, type ClientRow, type FeedRow, type KeyRow,
+  POLICY_COLUMNS,
+  POLICY_SUMMARY_COLUMNS,
+  policyFromRow,
+  policyParams,
+  policySummaryFromRow,
+  type PolicyRow,
+  ALERT_COLUMNS,
+  alertFromRow,
+  alertParams,
+  type AlertRow,
+  CLIENT_SELECT,
+  AUDIT_COLUMNS,
+  CLIENT_COLUMNS,
+  FEED_COLUMNS,
+  auditRecordFromRow,
+  auditWhere,
+  chainRows,
+  KEY_COLUMNS,
+  auditFromRow,
+  clientFromRow,
+  clientParams,
+  feedFromRow,
+  feedParams,
+  keyFromRow,
+  keyParams,
+  type AuditRow,
+  type ClientRow,
+  type FeedRow,
+  type KeyRow,
 } from '../rows.ts';
 
 /** Advisory lock id that serializes audit appends (one hash chain). */
@@ -49,17 +91,27 @@ export class PostgresStorage implements Storage {
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-      await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
-      const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+      await client.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+      );
+      const done = new Set(
+        (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version),
+      );
       for (const m of migrations) {
         if (done.has(m.version)) continue;
         await client.query(m.postgres);
-        await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, new Date().toISOString()]);
+        await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+          m.version,
+          m.name,
+          new Date().toISOString(),
+        ]);
       }
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
-      throw new LatchkeyError('migration_failed', `PostgreSQL migration failed: ${(err as Error).message}`, { cause: err });
+      throw new LatchkeyError('migration_failed', `PostgreSQL migration failed: ${(err as Error).message}`, {
+        cause: err,
+      });
     } finally {
       client.release();
     }
@@ -74,7 +126,11 @@ export class PostgresStorage implements Storage {
    * under the audit lock. A unique violation is `storage_conflict`; other failures
    * `storage_unavailable`. `work` may return `rollback: true` to undo and return its result.
    */
-  private async tx<T>(work: (c: pg.PoolClient) => Promise<{ result: T; changed: boolean; rollback?: boolean }>, audit: WithAudit | ((r: T) => AuditEvent[]), what: string): Promise<T> {
+  private async tx<T>(
+    work: (c: pg.PoolClient) => Promise<{ result: T; changed: boolean; rollback?: boolean }>,
+    audit: WithAudit | ((r: T) => AuditEvent[]),
+    what: string,
+  ): Promise<T> {
     const client = await this.pool.connect().catch((err: unknown) => {
       throw new LatchkeyError('storage_unavailable', 'PostgreSQL is unreachable', { cause: err });
     });
@@ -92,7 +148,8 @@ export class PostgresStorage implements Storage {
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
       if (err instanceof LatchkeyError) throw err;
-      if ((err as { code?: string }).code === '23505') throw new LatchkeyError('storage_conflict', 'unique constraint violated', { cause: err });
+      if ((err as { code?: string }).code === '23505')
+        throw new LatchkeyError('storage_conflict', 'unique constraint violated', { cause: err });
       throw new LatchkeyError('storage_unavailable', `could not ${what}`, { cause: err });
     } finally {
       client.release();
@@ -105,7 +162,11 @@ export class PostgresStorage implements Storage {
       await this.q(sql, [...clientParams(c), c.disabled]);
       return;
     }
-    await this.tx(async (cl) => (await cl.query(sql, [...clientParams(c), c.disabled]), { result: undefined, changed: true }), audit, 'create the client');
+    await this.tx(
+      async (cl) => (await cl.query(sql, [...clientParams(c), c.disabled]), { result: undefined, changed: true }),
+      audit,
+      'create the client',
+    );
   }
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
@@ -116,17 +177,22 @@ export class PostgresStorage implements Storage {
   /** One statement that changed a row when its rowCount is 1, with its audit events. */
   private async changeOne(sql: string, values: unknown[], audit: WithAudit, what: string): Promise<boolean> {
     if (!audit?.length) return (await this.q(sql, values)).rowCount === 1;
-    return this.tx(async (cl) => {
-      const ok = (await cl.query(sql, values)).rowCount === 1;
-      return { result: ok, changed: ok };
-    }, audit, what);
+    return this.tx(
+      async (cl) => {
+        const ok = (await cl.query(sql, values)).rowCount === 1;
+        return { result: ok, changed: ok };
+      },
+      audit,
+      what,
+    );
   }
 
   async updateClient(c: ClientRecord, audit?: WithAudit): Promise<boolean> {
     return this.changeOne(
       'UPDATE clients SET metadata = $1, secret_hash = $2, registration_token_hash = $3, updated_at = $4, disabled = $5 WHERE client_id = $6',
       [JSON.stringify(c.metadata), c.secretHash, c.registrationTokenHash, c.updatedAt, c.disabled, c.clientId],
-      audit, 'update the client',
+      audit,
+      'update the client',
     );
   }
 
@@ -135,7 +201,9 @@ export class PostgresStorage implements Storage {
   }
 
   async listClients(): Promise<ClientRecord[]> {
-    return (await this.q<ClientRow>(`SELECT ${CLIENT_SELECT} FROM clients ORDER BY created_at, client_id`)).rows.map(clientFromRow);
+    return (await this.q<ClientRow>(`SELECT ${CLIENT_SELECT} FROM clients ORDER BY created_at, client_id`)).rows.map(
+      clientFromRow,
+    );
   }
 
   async insertKey(k: SigningKeyRecord, audit?: WithAudit): Promise<void> {
@@ -144,32 +212,44 @@ export class PostgresStorage implements Storage {
       await this.q(sql, keyParams(k));
       return;
     }
-    await this.tx(async (cl) => (await cl.query(sql, keyParams(k)), { result: undefined, changed: true }), audit, 'insert the key');
+    await this.tx(
+      async (cl) => (await cl.query(sql, keyParams(k)), { result: undefined, changed: true }),
+      audit,
+      'insert the key',
+    );
   }
 
   async listPublishedKeys(): Promise<SigningKeyRecord[]> {
-    const r = await this.q<KeyRow>(`SELECT ${KEY_COLUMNS} FROM signing_keys WHERE state <> 'revoked' ORDER BY created_at DESC, kid`);
+    const r = await this.q<KeyRow>(
+      `SELECT ${KEY_COLUMNS} FROM signing_keys WHERE state <> 'revoked' ORDER BY created_at DESC, kid`,
+    );
     return r.rows.map(keyFromRow);
   }
 
   async listKeys(): Promise<SigningKeyRecord[]> {
-    return (await this.q<KeyRow>(`SELECT ${KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid`)).rows.map(keyFromRow);
+    return (await this.q<KeyRow>(`SELECT ${KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid`)).rows.map(
+      keyFromRow,
+    );
   }
 
   async transitionKeys(transitions: KeyTransition[], audit?: WithAudit): Promise<boolean> {
     try {
-      return await this.tx(async (cl) => {
-        for (const t of transitions) {
-          const r = await cl.query(
-            `UPDATE signing_keys SET state = $1, activated_at = CASE WHEN $1 = 'current' THEN $2 ELSE activated_at END,
+      return await this.tx(
+        async (cl) => {
+          for (const t of transitions) {
+            const r = await cl.query(
+              `UPDATE signing_keys SET state = $1, activated_at = CASE WHEN $1 = 'current' THEN $2 ELSE activated_at END,
                retired_at = CASE WHEN $1 IN ('retired', 'revoked') THEN $2 ELSE retired_at END, remove_after = COALESCE($3, remove_after)
              WHERE kid = $4 AND state = $5`,
-            [t.to, t.at, t.removeAfter ?? null, t.kid, t.from],
-          );
-          if (r.rowCount !== 1) return { result: false, changed: false, rollback: true };
-        }
-        return { result: true, changed: true };
-      }, audit, 'change key states');
+              [t.to, t.at, t.removeAfter ?? null, t.kid, t.from],
+            );
+            if (r.rowCount !== 1) return { result: false, changed: false, rollback: true };
+          }
+          return { result: true, changed: true };
+        },
+        audit,
+        'change key states',
+      );
     } catch (err) {
       // Another replica made a second current or next key first.
       if (err instanceof LatchkeyError && err.code === 'storage_conflict') return false;
@@ -178,14 +258,18 @@ export class PostgresStorage implements Storage {
   }
 
   async removeExpiredKeys(now: number, audit?: (kid: string) => AuditEvent[]): Promise<string[]> {
-    return this.tx(async (cl) => {
-      const r = await cl.query<{ kid: string }>(
-        `DELETE FROM signing_keys WHERE state IN ('retired', 'revoked') AND remove_after IS NOT NULL AND remove_after <= $1 RETURNING kid`,
-        [now],
-      );
-      const kids = r.rows.map((x) => x.kid);
-      return { result: kids, changed: kids.length > 0 };
-    }, (kids) => (audit ? kids.flatMap(audit) : []), 'remove expired keys');
+    return this.tx(
+      async (cl) => {
+        const r = await cl.query<{ kid: string }>(
+          `DELETE FROM signing_keys WHERE state IN ('retired', 'revoked') AND remove_after IS NOT NULL AND remove_after <= $1 RETURNING kid`,
+          [now],
+        );
+        const kids = r.rows.map((x) => x.kid);
+        return { result: kids, changed: kids.length > 0 };
+      },
+      (kids) => (audit ? kids.flatMap(audit) : []),
+      'remove expired keys',
+    );
   }
 
   async tryLease(name: string, holder: string, expiresAtMs: number): Promise<boolean> {
@@ -212,20 +296,39 @@ export class PostgresStorage implements Storage {
   }
 
   async appendFeedEvent(e: Omit<FeedEventRecord, 'seq'>, audit?: WithAudit): Promise<FeedEventRecord> {
-    return this.tx(async (cl) => {
-      // Appends are serialized so commit order equals seq order: a reader that has seen seq N
-      // can never later find a smaller seq committed behind it. (Feed lock first, then audit lock.)
-      await cl.query('SELECT pg_advisory_xact_lock($1)', [FEED_LOCK]);
-      const r = await cl.query<{ seq: string }>(`INSERT INTO feed_events (${FEED_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq`, feedParams(e));
-      await cl.query(`NOTIFY ${FEED_CHANNEL}`);
-      return { result: { ...e, seq: Number(r.rows[0]!.seq) }, changed: true };
-    }, audit, 'append to the feed');
+    return this.tx(
+      async (cl) => {
+        // Appends are serialized so commit order equals seq order: a reader that has seen seq N
+        // can never later find a smaller seq committed behind it. (Feed lock first, then audit lock.)
+        await cl.query('SELECT pg_advisory_xact_lock($1)', [FEED_LOCK]);
+        const r = await cl.query<{ seq: string }>(
+          `INSERT INTO feed_events (${FEED_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq`,
+          feedParams(e),
+        );
+        await cl.query(`NOTIFY ${FEED_CHANNEL}`);
+        return { result: { ...e, seq: Number(r.rows[0]!.seq) }, changed: true };
+      },
+      audit,
+      'append to the feed',
+    );
   }
 
-  async listFeedEvents(stream: FeedStream | 'all', after: number, limit: number, now: number): Promise<FeedEventRecord[]> {
-    const r = stream === 'all'
-      ? await this.q<FeedRow>(`SELECT seq, ${FEED_COLUMNS} FROM feed_events WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT $3`, [after, now, limit])
-      : await this.q<FeedRow>(`SELECT seq, ${FEED_COLUMNS} FROM feed_events WHERE stream = $1 AND seq > $2 AND expires_at > $3 ORDER BY seq LIMIT $4`, [stream, after, now, limit]);
+  async listFeedEvents(
+    stream: FeedStream | 'all',
+    after: number,
+    limit: number,
+    now: number,
+  ): Promise<FeedEventRecord[]> {
+    const r =
+      stream === 'all'
+        ? await this.q<FeedRow>(
+            `SELECT seq, ${FEED_COLUMNS} FROM feed_events WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT $3`,
+            [after, now, limit],
+          )
+        : await this.q<FeedRow>(
+            `SELECT seq, ${FEED_COLUMNS} FROM feed_events WHERE stream = $1 AND seq > $2 AND expires_at > $3 ORDER BY seq LIMIT $4`,
+            [stream, after, now, limit],
+          );
     return r.rows.map(feedFromRow);
   }
 
@@ -280,7 +383,10 @@ export class PostgresStorage implements Storage {
   }
 
   async isTokenRevoked(issuer: string, jti: string): Promise<boolean> {
-    const r = await this.q(`SELECT 1 FROM feed_events WHERE stream = 'revocations' AND kind = 'token' AND iss = $1 AND ref = $2 LIMIT 1`, [issuer, jti]);
+    const r = await this.q(
+      `SELECT 1 FROM feed_events WHERE stream = 'revocations' AND kind = 'token' AND iss = $1 AND ref = $2 LIMIT 1`,
+      [issuer, jti],
+    );
     return (r.rowCount ?? 0) > 0;
   }
 
@@ -302,42 +408,64 @@ export class PostgresStorage implements Storage {
   private async appendAuditIn(client: pg.PoolClient, events: readonly AuditEvent[]): Promise<void> {
     // One chain across replicas: appends are serialized, each batch continues from the head.
     await client.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
-    const head = (await client.query<{ seq: string; hash: string | null }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1')).rows[0];
+    const head = (
+      await client.query<{ seq: string; hash: string | null }>(
+        'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
+      )
+    ).rows[0];
     const rows = chainRows(events, head ? Number(head.seq) : 0, head?.hash ?? GENESIS);
     // Multi-row INSERTs of up to 500 rows: atomic with the rest of the transaction.
     for (let i = 0; i < rows.length; i += 500) {
       const chunk = rows.slice(i, i + 500);
       const values = chunk.flat();
-      const placeholders = chunk.map((_, r) => `(${Array.from({ length: 13 }, (_, j) => `$${r * 13 + j + 1}`).join(', ')})`);
-      await client.query(`INSERT INTO audit_events (seq, prev_hash, hash, ${AUDIT_COLUMNS}) VALUES ${placeholders.join(', ')}`, values);
+      const placeholders = chunk.map(
+        (_, r) => `(${Array.from({ length: 13 }, (_, j) => `$${r * 13 + j + 1}`).join(', ')})`,
+      );
+      await client.query(
+        `INSERT INTO audit_events (seq, prev_hash, hash, ${AUDIT_COLUMNS}) VALUES ${placeholders.join(', ')}`,
+        values,
+      );
     }
   }
 
   async queryAuditEvents(filter: AuditFilter): Promise<AuditRecord[]> {
     const w = auditWhere(filter, (i) => `$${i}`);
-    const r = await this.q<AuditRow>(`SELECT seq, prev_hash, hash, ${AUDIT_COLUMNS} FROM audit_events WHERE ${w.sql} ORDER BY seq ${filter.newest ? 'DESC' : ''} LIMIT $${w.values.length + 1}`, [...w.values, filter.limit]);
+    const r = await this.q<AuditRow>(
+      `SELECT seq, prev_hash, hash, ${AUDIT_COLUMNS} FROM audit_events WHERE ${w.sql} ORDER BY seq ${filter.newest ? 'DESC' : ''} LIMIT $${w.values.length + 1}`,
+      [...w.values, filter.limit],
+    );
     if (filter.newest) r.rows.reverse();
     return r.rows.map(auditRecordFromRow);
   }
 
   async auditHead(): Promise<{ seq: number; hash: string } | undefined> {
-    const h = (await this.q<{ seq: string; hash: string | null }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1')).rows[0];
+    const h = (
+      await this.q<{ seq: string; hash: string | null }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1')
+    ).rows[0];
     return h && h.hash !== null ? { seq: Number(h.seq), hash: h.hash } : undefined;
   }
 
   async addAuditCheckpoint(c: AuditCheckpoint): Promise<void> {
-    await this.q('INSERT INTO audit_checkpoints (seq, hash, time, kid, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING', [c.seq, c.hash, c.time, c.kid, c.signature]);
+    await this.q(
+      'INSERT INTO audit_checkpoints (seq, hash, time, kid, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING',
+      [c.seq, c.hash, c.time, c.kid, c.signature],
+    );
   }
 
   async listAuditCheckpoints(): Promise<AuditCheckpoint[]> {
-    const r = await this.q<{ seq: string; hash: string; time: string; kid: string; signature: string }>('SELECT seq, hash, time, kid, signature FROM audit_checkpoints ORDER BY seq');
+    const r = await this.q<{ seq: string; hash: string; time: string; kid: string; signature: string }>(
+      'SELECT seq, hash, time, kid, signature FROM audit_checkpoints ORDER BY seq',
+    );
     return r.rows.map((c) => ({ ...c, seq: Number(c.seq) }));
   }
 
   async listAuditEvents(options: { type?: string; limit?: number } = {}): Promise<AuditEvent[]> {
     const limit = options.limit ?? 1000;
     const r = options.type
-      ? await this.q<AuditRow>(`SELECT seq, ${AUDIT_COLUMNS} FROM audit_events WHERE type = $1 ORDER BY seq DESC LIMIT $2`, [options.type, limit])
+      ? await this.q<AuditRow>(
+          `SELECT seq, ${AUDIT_COLUMNS} FROM audit_events WHERE type = $1 ORDER BY seq DESC LIMIT $2`,
+          [options.type, limit],
+        )
       : await this.q<AuditRow>(`SELECT seq, ${AUDIT_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT $1`, [limit]);
     return r.rows.reverse().map(auditFromRow);
   }
@@ -352,19 +480,33 @@ export class PostgresStorage implements Storage {
   }
 
   async setSetting(name: string, value: string): Promise<void> {
-    await this.q('INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [name, value]);
+    await this.q(
+      'INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+      [name, value],
+    );
   }
 
   async replaceSetting(name: string, expected: string, value: string, audit?: WithAudit): Promise<boolean> {
-    return this.changeOne('UPDATE settings SET value = $1 WHERE name = $2 AND value = $3', [value, name, expected], audit, 'replace a setting');
+    return this.changeOne(
+      'UPDATE settings SET value = $1 WHERE name = $2 AND value = $3',
+      [value, name, expected],
+      audit,
+      'replace a setting',
+    );
   }
 
   async lockClient(clientId: string, until: number | null, audit?: WithAudit): Promise<boolean> {
-    return this.changeOne('UPDATE clients SET locked_until = $1 WHERE client_id = $2', [until, clientId], audit, 'lock the client');
+    return this.changeOne(
+      'UPDATE clients SET locked_until = $1 WHERE client_id = $2',
+      [until, clientId],
+      audit,
+      'lock the client',
+    );
   }
 
   async lastAuditSeqBefore(time: string): Promise<number | undefined> {
-    const r = (await this.q<{ seq: string | null }>('SELECT MAX(seq) AS seq FROM audit_events WHERE time < $1', [time])).rows[0];
+    const r = (await this.q<{ seq: string | null }>('SELECT MAX(seq) AS seq FROM audit_events WHERE time < $1', [time]))
+      .rows[0];
     return r?.seq == null ? undefined : Number(r.seq);
   }
 
@@ -387,22 +529,45 @@ export class PostgresStorage implements Storage {
   }
 
   async insertAlert(a: NewAlert, audit?: (alert: AlertRecord) => AuditEvent[]): Promise<AlertRecord> {
-    return this.tx(async (cl) => {
-      const r = await cl.query<{ id: string }>(`INSERT INTO alerts (${ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`, alertParams(a));
-      return { result: { ...a, id: Number(r.rows[0]!.id) }, changed: true };
-    }, audit ?? [], 'store the alert');
+    return this.tx(
+      async (cl) => {
+        const r = await cl.query<{ id: string }>(
+          `INSERT INTO alerts (${ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+          alertParams(a),
+        );
+        return { result: { ...a, id: Number(r.rows[0]!.id) }, changed: true };
+      },
+      audit ?? [],
+      'store the alert',
+    );
   }
 
   async listAlerts(f: { after?: number; detector?: string; limit: number }): Promise<AlertRecord[]> {
     const r = f.detector
-      ? await this.q<AlertRow>(`SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > $1 AND detector = $2 ORDER BY id LIMIT $3`, [f.after ?? 0, f.detector, f.limit])
-      : await this.q<AlertRow>(`SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > $1 ORDER BY id LIMIT $2`, [f.after ?? 0, f.limit]);
+      ? await this.q<AlertRow>(
+          `SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > $1 AND detector = $2 ORDER BY id LIMIT $3`,
+          [f.after ?? 0, f.detector, f.limit],
+        )
+      : await this.q<AlertRow>(`SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > $1 ORDER BY id LIMIT $2`, [
+          f.after ?? 0,
+          f.limit,
+        ]);
     return r.rows.map(alertFromRow);
   }
 
   async insertPolicyVersion(p: PolicyVersionRecord, audit?: WithAudit): Promise<boolean> {
     try {
-      await this.tx(async (cl) => (await cl.query(`INSERT INTO policy_versions (${POLICY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, policyParams(p)), { result: undefined, changed: true }), audit, 'publish the policy version');
+      await this.tx(
+        async (cl) => (
+          await cl.query(
+            `INSERT INTO policy_versions (${POLICY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+            policyParams(p),
+          ),
+          { result: undefined, changed: true }
+        ),
+        audit,
+        'publish the policy version',
+      );
       return true;
     } catch (err) {
       if (err instanceof LatchkeyError && err.code === 'storage_conflict') return false;
@@ -411,14 +576,19 @@ export class PostgresStorage implements Storage {
   }
 
   async getPolicyVersion(version?: number): Promise<PolicyVersionRecord | undefined> {
-    const r = version === undefined
-      ? await this.q<PolicyRow>(`SELECT ${POLICY_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT 1`)
-      : await this.q<PolicyRow>(`SELECT ${POLICY_COLUMNS} FROM policy_versions WHERE version = $1`, [version]);
+    const r =
+      version === undefined
+        ? await this.q<PolicyRow>(`SELECT ${POLICY_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT 1`)
+        : await this.q<PolicyRow>(`SELECT ${POLICY_COLUMNS} FROM policy_versions WHERE version = $1`, [version]);
     return r.rows[0] && policyFromRow(r.rows[0]);
   }
 
   async listPolicyVersions(limit: number): Promise<PolicyVersionSummary[]> {
-    return (await this.q<PolicyRow>(`SELECT ${POLICY_SUMMARY_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT $1`, [limit])).rows.map(policySummaryFromRow);
+    return (
+      await this.q<PolicyRow>(`SELECT ${POLICY_SUMMARY_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT $1`, [
+        limit,
+      ])
+    ).rows.map(policySummaryFromRow);
   }
 
   async purgeExpired(now: number): Promise<number> {

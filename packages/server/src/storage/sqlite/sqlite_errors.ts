@@ -10,8 +10,10 @@ const UNAVAILABLE = /^SQLITE_/;
 /** Maps a SQLite failure to `storage_unavailable` (answered as 503); anything else passes. */
 export function mapSqliteError(err: unknown): unknown {
   const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && UNAVAILABLE.test(code)) return new LatchkeyError('storage_unavailable', `SQLite: ${code}`, { cause: err });
-  if (err instanceof TypeError && /database connection is not open/.test(err.message)) return new LatchkeyError('storage_unavailable', 'SQLite: the database is closed', { cause: err });
+  if (typeof code === 'string' && UNAVAILABLE.test(code))
+    return new LatchkeyError('storage_unavailable', `SQLite: ${code}`, { cause: err });
+  if (err instanceof TypeError && /database connection is not open/.test(err.message))
+    return new LatchkeyError('storage_unavailable', 'SQLite: the database is closed', { cause: err });
   return err;
 }
 
@@ -25,7 +27,8 @@ export function guardSqlite<T extends object>(target: T, proto: object): void {
     if (name === 'constructor' || typeof fn !== 'function' || fn.constructor.name !== 'AsyncFunction') continue;
     const original = fn as (...args: unknown[]) => Promise<unknown>;
     Object.defineProperty(target, name, {
-      value: (...args: unknown[]) => original.apply(target, args).catch((err: unknown) => Promise.reject(mapSqliteError(err))),
+      value: (...args: unknown[]) =>
+        original.apply(target, args).catch((err: unknown) => Promise.reject(mapSqliteError(err))),
       writable: true,
       configurable: true,
     });
