@@ -46,6 +46,17 @@ export function validateBundle(
   // The limits first, in TypeScript: input past them could trap cedar-wasm (docs/security.md).
   const limits = limitProblems(bundle);
   if (limits.length > 0) return { ok: false, errors: limits, warnings: [] };
+  return validateWithinLimits(bundle, options);
+}
+
+/**
+ * The Cedar part of {@link validateBundle}, for a bundle already checked with
+ * {@link limitProblems} (the validation worker's caller checks them before sending it).
+ */
+export function validateWithinLimits(
+  bundle: PolicyBundleContent,
+  options: { reserved?: { fragment: string; namespace: string } } = {},
+): ValidationReport {
   try {
     return withCedar((c) => validateWithCedar(c, bundle, options));
   } catch (err) {

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { startPostgresIfConfigured, startTestIdp, testDatabaseUrl, type TestIdp } from '@latchkey/testkit';
 import { chainHash } from '../../src/storage/audit_chain.ts';
+import { type AuditRow, auditRowValues } from '../../src/storage/rows.ts';
 
 const AUD = 'https://orders.internal';
 type Sql = (text: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;
@@ -164,18 +165,7 @@ for (const backend of backends) {
         >[];
         let p = forged;
         for (const r of rows) {
-          const h = chainHash(p, Number(r.seq), [
-            r.time,
-            r.type,
-            r.outcome,
-            r.actor,
-            r.subject,
-            r.client_id,
-            r.reason,
-            r.request_id,
-            r.source_ip,
-            r.detail,
-          ]);
+          const h = chainHash(p, Number(r.seq), auditRowValues(r as unknown as AuditRow));
           await sql('UPDATE audit_events SET prev_hash = ?, hash = ? WHERE seq = ?', [p, h, r.seq]);
           p = h;
         }

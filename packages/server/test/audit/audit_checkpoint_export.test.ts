@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { basicAuth, CLI_MAIN, startTestIdp, TSX, type TestIdp } from '@latchkey/testkit';
 import { loadConfig, verifyAuditOffline } from '@latchkey/server';
 import { chainHash } from '../../src/storage/audit_chain.ts';
+import { type AuditRow, auditRowValues } from '../../src/storage/rows.ts';
 
 const run = promisify(execFile);
 
@@ -82,18 +83,7 @@ describe('checkpoints leave the database and verify checks against them', () => 
         string,
         unknown
       >[]) {
-        const h = chainHash(p, Number(r.seq), [
-          r.time,
-          r.type,
-          r.outcome,
-          r.actor,
-          r.subject,
-          r.client_id,
-          r.reason,
-          r.request_id,
-          r.source_ip,
-          r.detail,
-        ]);
+        const h = chainHash(p, Number(r.seq), auditRowValues(r as unknown as AuditRow));
         db.prepare('UPDATE audit_events SET prev_hash = ?, hash = ? WHERE seq = ?').run(p, h, r.seq);
         p = h;
       }
