@@ -7,7 +7,14 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { SqliteStorage } from '@latchkey/server';
-import { CLI_MAIN as MAIN, TSX, freePort, serveCli as serve, type ServedCli as Served } from '@latchkey/testkit';
+import {
+  CLI_MAIN as MAIN,
+  TSX,
+  freePort,
+  serveCli as serve,
+  type ServedCli as Served,
+  auditEvents,
+} from '@latchkey/testkit';
 
 const run = promisify(execFile);
 
@@ -458,7 +465,7 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
     assert.ok(Date.now() - killed >= 1000, 'the grace period was kept');
     const storage = new SqliteStorage(join(dir, 'latchkey.db'));
     await storage.migrate();
-    const issued = (await storage.listAuditEvents({ type: 'token.issued' })).filter((e) => e.client_id === 'flushme');
+    const issued = (await auditEvents(storage, { type: 'token.issued' })).filter((e) => e.client_id === 'flushme');
     await storage.close();
     assert.equal(issued.length, 1);
 

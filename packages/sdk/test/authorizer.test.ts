@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { createAuditQueue } from '@latchkey/sdk/audit';
 import { createAuthorizer, type Authorizer, type AuthorizeRequest } from '@latchkey/sdk/authorize';
-import { startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { startTestIdp, type TestIdp, auditEvents } from '@latchkey/testkit';
 
 const SCHEMA = `entity Role in [Role];
 entity Group in [Group, Role];
@@ -221,11 +221,11 @@ describe('SDK authorizer: Cedar bundle from the IdP, decided in-process', () => 
 
   test('every decision goes to the audit log through the SDK queue', async () => {
     await queue.flush();
-    const before = (await t.idp.storage.listAuditEvents({ type: 'authz.decision', limit: 1000 })).length;
+    const before = (await auditEvents(t.idp.storage, { type: 'authz.decision', limit: 1000 })).length;
     authz.authorize(CASES[0]![1]);
     authz.authorize(CASES[2]![1]);
     await queue.flush();
-    const events = (await t.idp.storage.listAuditEvents({ type: 'authz.decision', limit: 1000 })).slice(before);
+    const events = (await auditEvents(t.idp.storage, { type: 'authz.decision', limit: 1000 })).slice(before);
     assert.deepEqual(
       events.map((e) => [e.outcome, e.actor, e.reason, e.detail!.target, e.detail!.action]),
       [

@@ -7,7 +7,7 @@ import { createAuthorizer } from '@latchkey/sdk/authorize';
 import { createIdpConnection, IdpMetadataError } from '@latchkey/sdk/connection';
 import { createTokenClient } from '@latchkey/sdk/token-client';
 import { createVerifier } from '@latchkey/sdk/verify';
-import { basicAuth, startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { basicAuth, startTestIdp, type TestIdp, auditEvents } from '@latchkey/testkit';
 
 describe('createIdpConnection: one connection for the verifier, the audit queue and the token client', () => {
   let t: TestIdp;
@@ -54,7 +54,7 @@ describe('createIdpConnection: one connection for the verifier, the audit queue 
       assert.equal((await verifier.verify(token)).client_id, caller.client_id);
       audit.record({ type: 'authz.decision', outcome: 'success', actor: 'Service::"x"', reason: 'permit' });
       await audit.flush();
-      const events = await t.idp.storage.listAuditEvents({ type: 'authz.decision', limit: 10 });
+      const events = await auditEvents(t.idp.storage, { type: 'authz.decision', limit: 10 });
       assert.equal(events.at(-1)!.client_id, 'shared-conn', "reported under the connection's identity");
     } finally {
       verifier.close();

@@ -10,7 +10,7 @@ import { requirePermission as expressPermission, requireToken as expressAuth } f
 import { requirePermission as fastifyPermission, requireToken as fastifyAuth } from '@latchkey/sdk/fastify';
 import { authenticate, requirePermission as nodePermission } from '@latchkey/sdk/node';
 import { createVerifier, type Verifier } from '@latchkey/sdk/verify';
-import { basicAuth, startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { basicAuth, startTestIdp, type TestIdp, auditEvents } from '@latchkey/testkit';
 
 const AUD = 'https://orders.internal';
 const SCHEMA =
@@ -134,7 +134,7 @@ describe('requirePermission in Fastify, Express and node:http', () => {
       assert.equal((await fetch(`${s.url}/orders/1`)).status, 401, s.name);
     }
     await queue.flush();
-    const events = await t.idp.storage.listAuditEvents({ type: 'authz.decision', limit: 100 });
+    const events = await auditEvents(t.idp.storage, { type: 'authz.decision', limit: 100 });
     assert.deepEqual(
       events.map((e) => e.outcome),
       ['success', 'failure', 'success', 'failure', 'success', 'failure'],

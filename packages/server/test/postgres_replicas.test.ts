@@ -9,6 +9,7 @@ import {
   workloadCsr,
   type TestIdp,
   basicAuth,
+  auditEvents,
 } from '@latchkey/testkit';
 import { openSse } from './feeds/sse_reader.ts';
 
@@ -185,7 +186,7 @@ if (testDatabaseUrl() !== undefined) {
         await new Promise((r) => setTimeout(r, 8000));
         await a.idp.audit.flush();
         await b.idp.audit.flush();
-        const activated = (await a.idp.storage.listAuditEvents({ type: 'key.activated' })).map(
+        const activated = (await auditEvents(a.idp.storage, { type: 'key.activated' })).map(
           (e) => e.detail!.kid as string,
         );
         assert.ok(activated.length >= 2, `${activated.length} rotations in 8 s`);

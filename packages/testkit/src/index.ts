@@ -5,3 +5,4 @@ export { basicAuth } from './basic_auth.ts';
 export { serveCli, TSX, CLI_MAIN, type ServedCli } from './serve_cli.ts';
 export { workloadCsr } from './workload_csr.ts';
 export { assertTlsProfile } from './tls_profile.ts';
+export { auditEvents } from './audit_events.ts';

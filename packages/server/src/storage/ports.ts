@@ -198,8 +198,6 @@ export interface AuditStore {
    * (`chainHash`); appends are serialized across replicas.
    */
   appendAuditEvents(events: AuditEvent[]): Promise<void>;
-  /** Newest last; for tests and the admin API. */
-  listAuditEvents(options?: { type?: string; limit?: number }): Promise<AuditEvent[]>;
   /** Events matching the filter, oldest first, from the cursor on. */
   queryAuditEvents(filter: AuditFilter): Promise<AuditRecord[]>;
   /** The last chained event's seq and hash. */

@@ -199,13 +199,13 @@ export function chainRows(events: readonly AuditEvent[], headSeq: number, headHa
   });
 }
 
-/** Builds the WHERE clause of an audit query; `p(i)` renders the i-th placeholder. */
-export function auditWhere(f: AuditFilter, p: (i: number) => string): { sql: string; values: unknown[] } {
+/** Builds the WHERE clause of an audit query (`?` placeholders, as in the SQL catalogue). */
+export function auditWhere(f: AuditFilter): { sql: string; values: unknown[] } {
   const parts: string[] = [];
   const values: unknown[] = [];
   const add = (column: string, op: string, value: unknown) => {
     values.push(value);
-    parts.push(`${column} ${op} ${p(values.length)}`);
+    parts.push(`${column} ${op} ?`);
   };
   if (f.type !== undefined) add('type', '=', f.type);
   if (f.actor !== undefined) add('actor', '=', f.actor);

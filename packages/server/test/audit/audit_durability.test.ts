@@ -15,6 +15,7 @@ import {
   startTestIdp,
   testDatabaseUrl,
   tlsFetch,
+  auditEvents,
 } from '@latchkey/testkit';
 
 const AUD = 'https://orders.internal';
@@ -36,7 +37,7 @@ describe('an event exists for everything that was answered', () => {
       );
       const { jti } = decodeJwt(res.body.access_token);
       // Read storage directly, without flushing the writer first.
-      const rows = await t.idp.storage.listAuditEvents({ type: 'token.issued' });
+      const rows = await auditEvents(t.idp.storage, { type: 'token.issued' });
       assert.deepEqual(
         rows.map((e) => e.detail!.jti),
         [jti],
@@ -95,7 +96,7 @@ describe('an event exists for everything that was answered', () => {
     const storage = new SqliteStorage(join(dir, 'latchkey.db'));
     try {
       const logged = new Set(
-        (await storage.listAuditEvents({ type: 'token.issued', limit: 100_000 })).map((e) => e.detail!.jti as string),
+        (await auditEvents(storage, { type: 'token.issued', limit: 100_000 })).map((e) => e.detail!.jti as string),
       );
       const lost = returned.filter((jti) => !logged.has(jti));
       assert.ok(returned.length >= 300);

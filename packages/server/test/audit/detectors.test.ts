@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import * as jose from 'jose';
 import { createAuditQueue } from '@latchkey/sdk/audit';
 import { createVerifier } from '@latchkey/sdk/verify';
-import { basicAuth, startTestIdp, workloadCsr, type TestIdp } from '@latchkey/testkit';
+import { basicAuth, startTestIdp, workloadCsr, type TestIdp, auditEvents } from '@latchkey/testkit';
 import { openSse } from '../feeds/sse_reader.ts';
 
 const AUD = 'https://orders.internal';
@@ -85,7 +85,7 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
       });
       assert.equal(unlock.status, 200);
       assert.equal((await token(t, c.client_id, c.client_secret)).status, 200);
-      const log = await t.idp.storage.listAuditEvents({ limit: 10_000 });
+      const log = await auditEvents(t.idp.storage, { limit: 10_000 });
       assert.equal(log.filter((e) => e.type === 'client.locked' && e.subject === c.client_id).length, 1);
       assert.equal(log.filter((e) => e.type === 'client.unlocked' && e.subject === c.client_id).length, 1);
       assert.ok(log.some((e) => e.type === 'client.auth_failed' && e.reason === 'client_locked'));
@@ -198,7 +198,7 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
       assert.deepEqual(found[0]!.detail.reported_by, ['attacker']);
       assert.equal((await token(t, 'victim', victim.client_secret)).status, 200, 'the victim is not locked');
       // The recorded events name the reporter as their source.
-      const events = await t.idp.storage.listAuditEvents({ type: 'authz.decision', limit: 100 });
+      const events = await auditEvents(t.idp.storage, { type: 'authz.decision', limit: 100 });
       assert.ok(events.length >= 25 && events.every((e) => e.client_id === 'attacker'));
       // A service's reports about its own identity may still lock it (cooldown key differs by nothing else: new IdP state).
       const self = await idp({ alertLock: 'denied_decisions_burst', alertLockSeconds: 900 });
@@ -463,7 +463,7 @@ describe('alert delivery', () => {
         assert.equal(r.alertId, String(alert.id));
         assert.deepEqual(JSON.parse(r.body), { type: 'latchkey.alert', alert });
       }
-      const failed = await t.idp.storage.listAuditEvents({ type: 'alert.delivery_failed' });
+      const failed = await auditEvents(t.idp.storage, { type: 'alert.delivery_failed' });
       assert.equal(failed.length, 1);
       assert.equal(failed[0]!.reason, 'HTTP 410');
       assert.equal(failed[0]!.detail!.url, url(refusing));

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import * as jose from 'jose';
-import { startTestIdp, tlsFetch, workloadCsr, type TestIdp } from '@latchkey/testkit';
+import { startTestIdp, tlsFetch, workloadCsr, type TestIdp, auditEvents } from '@latchkey/testkit';
 
 const run = promisify(execFile);
 const TD = 'rot.test';
@@ -106,7 +106,7 @@ describe('workload CA rotation: announce, sign, retire', () => {
     const last = await bundle();
     assert.equal(pemBlocks(last).length, 1);
     assert.equal(last.trim(), newRoot.trim());
-    const events = await t.idp.storage.listAuditEvents({ type: 'ca.rotated', limit: 5 });
+    const events = await auditEvents(t.idp.storage, { type: 'ca.rotated', limit: 5 });
     assert.equal(events.length, 1);
     assert.equal(events[0]!.actor, 'admin');
     // A tls_client_auth client whose certificate came from the new root authenticates with it (renewing).

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import * as jose from 'jose';
 import * as oidc from 'openid-client';
-import { basicAuth, startTestIdp, tlsFetch, workloadCsr, type TestIdp } from '@latchkey/testkit';
+import { basicAuth, startTestIdp, tlsFetch, workloadCsr, type TestIdp, auditEvents } from '@latchkey/testkit';
 import { createVerifier } from '@latchkey/sdk/verify';
 import { authenticate } from '@latchkey/sdk/node';
 
@@ -115,7 +115,7 @@ describe('RFC 8705: mutual-TLS client authentication and certificate-bound token
     assert.deepEqual(intro.cnf, { 'x5t#S256': first.thumbprint });
     const renewed = await certify('ledger', { fetch: mtls });
     assert.notEqual(renewed.thumbprint, first.thumbprint);
-    const events = await t.idp.storage.listAuditEvents({ type: 'certificate.issued', limit: 10 });
+    const events = await auditEvents(t.idp.storage, { type: 'certificate.issued', limit: 10 });
     assert.deepEqual(
       events.slice(-2).map((e) => e.actor),
       ['admin', 'ledger'],
@@ -158,7 +158,7 @@ describe('RFC 8705: mutual-TLS client authentication and certificate-bound token
     };
     assert.equal((await tokenRequest(over(forged), asLedger)).status, 401);
     assert.equal((await tokenRequest(over(undefined), asLedger)).status, 401);
-    const failures = await t.idp.storage.listAuditEvents({ type: 'client.auth_failed', limit: 10 });
+    const failures = await auditEvents(t.idp.storage, { type: 'client.auth_failed', limit: 10 });
     const reasons = failures.slice(-3).map((e) => e.reason);
     assert.deepEqual(reasons, ['certificate_mismatch', 'certificate_untrusted', 'no_credentials']);
     assert.equal(failures.at(-3)!.detail!.presented_spiffe_id, `spiffe://${TD}/svc/payroll`);
@@ -442,7 +442,7 @@ describe('RFC 8705: mutual-TLS client authentication and certificate-bound token
         body: 'grant_type=client_credentials&client_id=ledger',
       });
       assert.equal(nginx.status, 200);
-      const issuedEvents = await proxied.idp.storage.listAuditEvents({ type: 'token.issued', limit: 5 });
+      const issuedEvents = await auditEvents(proxied.idp.storage, { type: 'token.issued', limit: 5 });
       assert.equal(issuedEvents[0]!.source_ip, '203.0.113.7');
     } finally {
       await proxied.close();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import * as x509 from '@peculiar/x509';
-import { basicAuth, startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { basicAuth, startTestIdp, type TestIdp, auditEvents } from '@latchkey/testkit';
 
 const run = promisify(execFile);
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -106,7 +106,7 @@ describe('workload CA: SPIFFE X.509-SVIDs for registered clients, checked by ope
     const cert = new x509.X509Certificate(body.certificate);
     const san = cert.getExtension(x509.SubjectAlternativeNameExtension)!;
     assert.deepEqual(san.names.toJSON(), [{ type: 'url', value: 'spiffe://prod.example/svc/orders' }]);
-    const issued = await t.idp.storage.listAuditEvents({ type: 'certificate.issued', limit: 10 });
+    const issued = await auditEvents(t.idp.storage, { type: 'certificate.issued', limit: 10 });
     assert.deepEqual(issued.at(-1)!.detail!.requested_other, [
       'spiffe://prod.example/svc/payments',
       'payments.internal',

@@ -3,7 +3,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
-import { startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { startTestIdp, type TestIdp, auditEvents } from '@latchkey/testkit';
 import { ClientJwks } from '../../src/oauth/client_auth/client_jwks.ts';
 import { OutboundFetch } from '../../src/http/outbound_fetch.ts';
 
@@ -82,7 +82,7 @@ describe('everything the IdP fetches goes through one outbound guard (issue 11, 
     }
     assert.equal(l.hits(), 0, 'no request reached the loopback listener');
     assert.deepEqual([...descriptions], ["the client's registered keys could not be obtained"]);
-    const failed = await t.idp.storage.listAuditEvents({ type: 'client.auth_failed', limit: 100 });
+    const failed = await auditEvents(t.idp.storage, { type: 'client.auth_failed', limit: 100 });
     assert.ok(failed.filter((e) => e.reason === 'jwks_unavailable').length >= 6);
   });
 

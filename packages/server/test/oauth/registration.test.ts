@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { startTestIdp, type TestIdp, auditEvents } from '@latchkey/testkit';
 
 const AUD = 'https://orders.internal';
 
@@ -276,7 +276,7 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
       body: JSON.stringify({ audiences: [AUD] }),
     });
     assert.equal(noAdmin.status, 401);
-    const events = await t.idp.storage.listAuditEvents({ type: 'client.updated', limit: 100 });
+    const events = await auditEvents(t.idp.storage, { type: 'client.updated', limit: 100 });
     assert.equal(events.at(-1)!.actor, 'admin');
   });
 

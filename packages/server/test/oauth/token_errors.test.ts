@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
-import { startTestIdp, type TestIdp, basicAuth, tlsFetch } from '@latchkey/testkit';
+import { startTestIdp, type TestIdp, basicAuth, tlsFetch, auditEvents } from '@latchkey/testkit';
 
 const AUD = 'https://orders.internal';
 const basic = basicAuth;
@@ -350,7 +350,7 @@ describe('failed authentication is rate limited', () => {
       assert.equal((await token(from('127.0.0.6'), victim.client_secret)).status, 200);
       assert.equal((await token(from('127.0.0.1'), victim.client_secret)).status, 200);
       // The audit still names each failure's cause.
-      const failed = await t.idp.storage.listAuditEvents({ type: 'client.auth_failed', limit: 100 });
+      const failed = await auditEvents(t.idp.storage, { type: 'client.auth_failed', limit: 100 });
       assert.ok(failed.some((e) => e.reason === 'bad_secret' && e.source_ip === '127.0.0.6'));
     } finally {
       await t.close();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { basicAuth, startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { basicAuth, startTestIdp, type TestIdp, auditEvents } from '@latchkey/testkit';
 import { openSse } from '../feeds/sse_reader.ts';
 
 const SCHEMA = `entity Role in [Role];
@@ -181,7 +181,7 @@ describe('policy store: validated, versioned bundles', () => {
         versions.map((v: any) => v.version),
         [back.body.version, ...Array.from({ length: back.body.version - 1 }, (_, i) => back.body.version - 1 - i)],
       );
-      const log = await t.idp.storage.listAuditEvents({ type: 'policy.published', limit: 100 });
+      const log = await auditEvents(t.idp.storage, { type: 'policy.published', limit: 100 });
       assert.equal(log.length, back.body.version);
       assert.equal(log.at(-1)!.reason, 'rollback');
     } finally {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { basicAuth, startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { basicAuth, startTestIdp, type TestIdp, auditEvents } from '@latchkey/testkit';
 
 const A = 'https://orders.internal';
 const B = 'https://billing.internal';
@@ -80,7 +80,7 @@ describe('the IdP decides "may this client have a token for this audience" with 
     await expectStatus(A, 400);
     assert.equal((await token(C)).status, 200, 'role reader reaches the public audience group');
     assert.equal((await token(B)).status, 400, 'the billing permit is gone');
-    const failed = await t.idp.storage.listAuditEvents({ type: 'token.request_failed', limit: 100 });
+    const failed = await auditEvents(t.idp.storage, { type: 'token.request_failed', limit: 100 });
     assert.equal(failed.at(-1)!.reason, 'invalid_target');
 
     const rollback = await t.fetch(`${t.issuer}/admin/policy/rollback`, {

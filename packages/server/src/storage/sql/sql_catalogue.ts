@@ -1,0 +1,117 @@
+import {
+  ALERT_COLUMNS,
+  AUDIT_COLUMNS,
+  CLIENT_COLUMNS,
+  CLIENT_SELECT,
+  FEED_COLUMNS,
+  KEY_COLUMNS,
+  POLICY_COLUMNS,
+  POLICY_SUMMARY_COLUMNS,
+} from '../rows.ts';
+
+/** `?, ?, ...` for `n` parameters. */
+const marks = (n: number): string => Array(n).fill('?').join(', ');
+
+/** Columns of a chained audit row: its place in the chain, then the event (rows.ts `chainRows`). */
+const AUDIT_ROW = `seq, prev_hash, hash, ${AUDIT_COLUMNS}`;
+const AUDIT_ROW_WIDTH = AUDIT_ROW.split(',').length;
+
+/**
+ * Every SQL statement the IdP runs, written once with `?` placeholders; the drivers render them
+ * (PostgreSQL numbers them `$1…`). Both databases accept this SQL as is: `ON CONFLICT … DO UPDATE
+ * … WHERE`, `RETURNING`, partial indexes. Statements that vary with their input are functions.
+ */
+export const SQL = {
+  createMigrationsTable:
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+  appliedMigrations: 'SELECT version FROM schema_migrations',
+  recordMigration: 'INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)',
+  ping: 'SELECT 1 AS ok',
+
+  insertClient: `INSERT INTO clients (${CLIENT_COLUMNS}) VALUES (${marks(7)})`,
+  getClient: `SELECT ${CLIENT_SELECT} FROM clients WHERE client_id = ?`,
+  listClients: `SELECT ${CLIENT_SELECT} FROM clients ORDER BY created_at, client_id`,
+  updateClient:
+    'UPDATE clients SET metadata = ?, secret_hash = ?, registration_token_hash = ?, updated_at = ?, disabled = ? WHERE client_id = ?',
+  lockClient: 'UPDATE clients SET locked_until = ? WHERE client_id = ?',
+  deleteClient: 'DELETE FROM clients WHERE client_id = ?',
+
+  insertKey: `INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES (${marks(9)})`,
+  listKeys: `SELECT ${KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid`,
+  listPublishedKeys: `SELECT ${KEY_COLUMNS} FROM signing_keys WHERE state <> 'revoked' ORDER BY created_at DESC, kid`,
+  currentKey: `SELECT ${KEY_COLUMNS} FROM signing_keys WHERE state = 'current'`,
+  /** Parameters: to, to, at, to, at, removeAfter, kid, from. */
+  transitionKey: `UPDATE signing_keys SET state = ?,
+      activated_at = CASE WHEN ? = 'current' THEN ? ELSE activated_at END,
+      retired_at = CASE WHEN ? IN ('retired', 'revoked') THEN ? ELSE retired_at END,
+      remove_after = COALESCE(?, remove_after)
+    WHERE kid = ? AND state = ?`,
+  removeExpiredKeys: `DELETE FROM signing_keys
+    WHERE state IN ('retired', 'revoked') AND remove_after IS NOT NULL AND remove_after <= ? RETURNING kid`,
+
+  /** Parameters: name, holder, expiresAtMs, nowMs. Taken when free, expired, or already ours. */
+  tryLease: `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+    WHERE leases.holder = excluded.holder OR leases.expires_at < ?`,
+  /** Parameters: id, expiresAt, now. An expired entry is taken over; a live one makes this a no-op. */
+  useOnce: `INSERT INTO used_jtis (id, expires_at) VALUES (?, ?)
+    ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE used_jtis.expires_at < ?`,
+  purgeUsedIds: 'DELETE FROM used_jtis WHERE expires_at < ?',
+
+  appendFeed: `INSERT INTO feed_events (${FEED_COLUMNS}) VALUES (${marks(8)}) RETURNING seq`,
+  feedAll: `SELECT seq, ${FEED_COLUMNS} FROM feed_events WHERE seq > ? AND expires_at > ? ORDER BY seq LIMIT ?`,
+  feedStream: `SELECT seq, ${FEED_COLUMNS} FROM feed_events
+    WHERE stream = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT ?`,
+  latestFeedSeq: 'SELECT COALESCE(MAX(seq), 0) AS seq FROM feed_events',
+  purgeFeed: 'DELETE FROM feed_events WHERE expires_at < ?',
+  isTokenRevoked: `SELECT 1 AS revoked FROM feed_events
+    WHERE stream = 'revocations' AND kind = 'token' AND iss = ? AND ref = ? LIMIT 1`,
+  revocationNotBefore: `SELECT MAX(not_before) AS nb FROM feed_events
+    WHERE stream = 'revocations' AND kind = ? AND iss = ? AND ref = ? AND expires_at > ?`,
+
+  auditHead: 'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
+  /** A multi-row insert of `rows` chained audit rows (`chainRows`). */
+  insertAuditRows: (rows: number): string =>
+    `INSERT INTO audit_events (${AUDIT_ROW}) VALUES ${Array(rows)
+      .fill(`(${marks(AUDIT_ROW_WIDTH)})`)
+      .join(', ')}`,
+  /** `where` from rows.ts `auditWhere`; the last parameter is the limit. */
+  queryAudit: (where: string, newest: boolean): string =>
+    `SELECT ${AUDIT_ROW} FROM audit_events WHERE ${where} ORDER BY seq ${newest ? 'DESC' : 'ASC'} LIMIT ?`,
+  lastAuditSeqBefore: 'SELECT MAX(seq) AS seq FROM audit_events WHERE time < ?',
+  pruneAudit: 'DELETE FROM audit_events WHERE seq <= ?',
+  addCheckpoint:
+    'INSERT INTO audit_checkpoints (seq, hash, time, kid, signature) VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING',
+  listCheckpoints: 'SELECT seq, hash, time, kid, signature FROM audit_checkpoints ORDER BY seq',
+  pruneCheckpoints: 'DELETE FROM audit_checkpoints WHERE seq < ?',
+
+  insertAlert: `INSERT INTO alerts (${ALERT_COLUMNS}) VALUES (${marks(10)}) RETURNING id`,
+  listAlerts: (byDetector: boolean): string =>
+    `SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > ?${byDetector ? ' AND detector = ?' : ''} ORDER BY id LIMIT ?`,
+
+  insertPolicyVersion: `INSERT INTO policy_versions (${POLICY_COLUMNS}) VALUES (${marks(8)})`,
+  newestPolicyVersion: `SELECT ${POLICY_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT 1`,
+  policyVersion: `SELECT ${POLICY_COLUMNS} FROM policy_versions WHERE version = ?`,
+  listPolicyVersions: `SELECT ${POLICY_SUMMARY_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT ?`,
+
+  getSetting: 'SELECT value FROM settings WHERE name = ?',
+  insertSettingIfAbsent: 'INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING',
+  upsertSetting:
+    'INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+  replaceSetting: 'UPDATE settings SET value = ? WHERE name = ? AND value = ?',
+} as const;
+
+/**
+ * Audit rows per insert statement: the largest power of two not above what is left, at most
+ * 256 (3,328 parameters: under both databases' limits). A batch of any size takes at most
+ * log2(256) + 1 statements, and only nine distinct statement texts ever exist (SQLite caches each).
+ */
+export function auditChunks(rows: number): number[] {
+  const sizes: number[] = [];
+  for (let left = rows; left > 0; ) {
+    const n = Math.min(256, 2 ** Math.floor(Math.log2(left)));
+    sizes.push(n);
+    left -= n;
+  }
+  return sizes;
+}

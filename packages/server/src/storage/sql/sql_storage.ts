@@ -1,0 +1,400 @@
+import type { AuditEvent } from '@latchkey/protocol';
+import { LatchkeyError } from '../../errors.ts';
+import { GENESIS } from '../audit_chain.ts';
+import { migrations } from '../migrations/index.ts';
+import type {
+  AlertRecord,
+  AuditCheckpoint,
+  AuditFilter,
+  AuditRecord,
+  ClientRecord,
+  FeedEventRecord,
+  FeedStream,
+  KeyTransition,
+  NewAlert,
+  PolicyVersionRecord,
+  PolicyVersionSummary,
+  SigningKeyRecord,
+  Storage,
+  WithAudit,
+} from '../ports.ts';
+import {
+  type AlertRow,
+  type AuditRow,
+  alertFromRow,
+  alertParams,
+  auditRecordFromRow,
+  auditWhere,
+  type ClientRow,
+  chainRows,
+  clientFromRow,
+  clientParams,
+  type FeedRow,
+  feedFromRow,
+  feedParams,
+  type KeyRow,
+  keyFromRow,
+  keyParams,
+  type PolicyRow,
+  policyFromRow,
+  policyParams,
+  policySummaryFromRow,
+} from '../rows.ts';
+import { auditChunks, SQL } from './sql_catalogue.ts';
+import type { SqlDriver, SqlTransaction } from './sql_driver.ts';
+
+/** Thrown inside a transaction to roll it back and return `result` instead. */
+class Rollback<T> extends Error {
+  readonly result: T;
+  constructor(result: T) {
+    super('rolled back');
+    this.result = result;
+  }
+}
+
+const isConflict = (err: unknown): boolean => err instanceof LatchkeyError && err.code === 'storage_conflict';
+
+export interface SqlStorageOptions {
+  /** Epoch milliseconds; leases, replay entries and revocations expire by it. Defaults to the system clock. */
+  now?: () => number;
+}
+
+/**
+ * Every port of `Storage`, written once over a `SqlDriver`. What differs between the databases
+ * lives in the drivers; what the statements say lives in the catalogue; the audit chain is
+ * appended in one place (`appendAuditIn`), inside the transaction of the change it records.
+ */
+export class SqlStorage implements Storage {
+  readonly kind: 'sqlite' | 'postgres';
+  private readonly db: SqlDriver;
+  private readonly now: () => number;
+
+  constructor(db: SqlDriver, options: SqlStorageOptions = {}) {
+    this.db = db;
+    this.kind = db.kind;
+    this.now = options.now ?? Date.now;
+  }
+
+  private nowSeconds(): number {
+    return Math.floor(this.now() / 1000);
+  }
+
+  async migrate(): Promise<void> {
+    try {
+      await this.db.transaction(async (tx) => {
+        await tx.lock('migration');
+        await tx.exec(SQL.createMigrationsTable);
+        const done = new Set((await tx.all<{ version: number }>(SQL.appliedMigrations)).map((r) => Number(r.version)));
+        for (const m of migrations) {
+          if (done.has(m.version)) continue;
+          await tx.exec(m[this.db.dialect]);
+          await tx.run(SQL.recordMigration, [m.version, m.name, new Date(this.now()).toISOString()]);
+        }
+      });
+    } catch (err) {
+      const message = err instanceof LatchkeyError && err.cause instanceof Error ? err.cause.message : String(err);
+      throw new LatchkeyError('migration_failed', `${this.db.kind} migration failed: ${message}`, { cause: err });
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.db.get(SQL.ping);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  /**
+   * One transaction: `work`, then the audit events it asks for (none when it changed nothing),
+   * chained after the head. Throwing `Rollback` undoes everything and returns its result.
+   */
+  private async change<T>(
+    work: (tx: SqlTransaction) => Promise<T>,
+    audit: WithAudit | ((result: T) => readonly AuditEvent[]),
+    changed: (result: T) => boolean = () => true,
+  ): Promise<T> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const result = await work(tx);
+        if (changed(result)) {
+          const events = typeof audit === 'function' ? audit(result) : (audit ?? []);
+          if (events.length > 0) await this.appendAuditIn(tx, events);
+        }
+        return result;
+      });
+    } catch (err) {
+      if (err instanceof Rollback) return err.result as T;
+      throw err;
+    }
+  }
+
+  /** One statement that changes at most one row, with its audit events when it did. */
+  private changeOne(sql: string, params: readonly unknown[], audit: WithAudit): Promise<boolean> {
+    if (!audit?.length) return this.db.run(sql, params).then((n) => n === 1);
+    return this.change(
+      async (tx) => (await tx.run(sql, params)) === 1,
+      audit,
+      (ok) => ok,
+    );
+  }
+
+  /** The one place the audit chain grows: serialized across replicas, continuing from the head. */
+  private async appendAuditIn(tx: SqlTransaction, events: readonly AuditEvent[]): Promise<void> {
+    await tx.lock('audit');
+    const head = await tx.get<{ seq: number | string; hash: string | null }>(SQL.auditHead);
+    const rows = chainRows(events, head ? Number(head.seq) : 0, head?.hash ?? GENESIS);
+    let at = 0;
+    for (const size of auditChunks(rows.length)) {
+      await tx.run(SQL.insertAuditRows(size), rows.slice(at, at + size).flat());
+      at += size;
+    }
+  }
+
+  // Clients
+
+  async createClient(c: ClientRecord, audit?: WithAudit): Promise<void> {
+    try {
+      await this.change((tx) => tx.run(SQL.insertClient, [...clientParams(c), c.disabled]), audit);
+    } catch (err) {
+      if (isConflict(err)) throw new LatchkeyError('storage_conflict', 'client id already exists', { cause: err });
+      throw err;
+    }
+  }
+
+  async getClient(clientId: string): Promise<ClientRecord | undefined> {
+    const row = await this.db.get<ClientRow>(SQL.getClient, [clientId]);
+    return row && clientFromRow(row);
+  }
+
+  async listClients(): Promise<ClientRecord[]> {
+    return (await this.db.all<ClientRow>(SQL.listClients)).map(clientFromRow);
+  }
+
+  updateClient(c: ClientRecord, audit?: WithAudit): Promise<boolean> {
+    const params = [JSON.stringify(c.metadata), c.secretHash, c.registrationTokenHash, c.updatedAt, c.disabled];
+    return this.changeOne(SQL.updateClient, [...params, c.clientId], audit);
+  }
+
+  deleteClient(clientId: string, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne(SQL.deleteClient, [clientId], audit);
+  }
+
+  lockClient(clientId: string, until: number | null, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne(SQL.lockClient, [until, clientId], audit);
+  }
+
+  // Signing keys
+
+  async insertKey(k: SigningKeyRecord, audit?: WithAudit): Promise<void> {
+    try {
+      await this.change((tx) => tx.run(SQL.insertKey, keyParams(k)), audit);
+    } catch (err) {
+      if (isConflict(err))
+        throw new LatchkeyError('storage_conflict', `a ${k.state} key already exists`, { cause: err });
+      throw err;
+    }
+  }
+
+  async listPublishedKeys(): Promise<SigningKeyRecord[]> {
+    return (await this.db.all<KeyRow>(SQL.listPublishedKeys)).map(keyFromRow);
+  }
+
+  async listKeys(): Promise<SigningKeyRecord[]> {
+    return (await this.db.all<KeyRow>(SQL.listKeys)).map(keyFromRow);
+  }
+
+  async getCurrentKey(): Promise<SigningKeyRecord | undefined> {
+    const row = await this.db.get<KeyRow>(SQL.currentKey);
+    return row && keyFromRow(row);
+  }
+
+  async transitionKeys(transitions: KeyTransition[], audit?: WithAudit): Promise<boolean> {
+    try {
+      return await this.change(async (tx) => {
+        for (const t of transitions) {
+          const params = [t.to, t.to, t.at, t.to, t.at, t.removeAfter ?? null, t.kid, t.from];
+          // Another replica moved this key first: none of the transitions apply.
+          if ((await tx.run(SQL.transitionKey, params)) !== 1) throw new Rollback(false);
+        }
+        return true;
+      }, audit);
+    } catch (err) {
+      // Another replica made a second current or next key first.
+      if (isConflict(err)) return false;
+      throw err;
+    }
+  }
+
+  removeExpiredKeys(now: number, audit?: (kid: string) => AuditEvent[]): Promise<string[]> {
+    return this.change(
+      async (tx) => (await tx.all<{ kid: string }>(SQL.removeExpiredKeys, [now])).map((r) => r.kid),
+      (kids) => (audit ? kids.flatMap(audit) : []),
+      (kids) => kids.length > 0,
+    );
+  }
+
+  // Leases and single use
+
+  async tryLease(name: string, holder: string, expiresAtMs: number): Promise<boolean> {
+    return (await this.db.run(SQL.tryLease, [name, holder, expiresAtMs, this.now()])) === 1;
+  }
+
+  async useOnce(id: string, expiresAt: number): Promise<boolean> {
+    return (await this.db.run(SQL.useOnce, [id, expiresAt, this.nowSeconds()])) === 1;
+  }
+
+  async purgeExpired(now: number): Promise<number> {
+    return (await this.db.run(SQL.purgeUsedIds, [now])) + (await this.db.run(SQL.purgeFeed, [now]));
+  }
+
+  // Feed
+
+  appendFeedEvent(e: Omit<FeedEventRecord, 'seq'>, audit?: WithAudit): Promise<FeedEventRecord> {
+    return this.change(async (tx) => {
+      // Appends are serialized so commit order equals seq order: a reader that has seen seq N can
+      // never later find a smaller seq committed behind it. (Feed lock first, then the audit lock.)
+      await tx.lock('feed');
+      const row = await tx.get<{ seq: number | string }>(SQL.appendFeed, feedParams(e));
+      await tx.notify('feed');
+      return { ...e, seq: Number(row?.seq) };
+    }, audit);
+  }
+
+  async listFeedEvents(
+    stream: FeedStream | 'all',
+    after: number,
+    limit: number,
+    now: number,
+  ): Promise<FeedEventRecord[]> {
+    const rows =
+      stream === 'all'
+        ? await this.db.all<FeedRow>(SQL.feedAll, [after, now, limit])
+        : await this.db.all<FeedRow>(SQL.feedStream, [stream, after, now, limit]);
+    return rows.map(feedFromRow);
+  }
+
+  async latestFeedSeq(): Promise<number> {
+    return Number((await this.db.get<{ seq: number | string }>(SQL.latestFeedSeq))?.seq ?? 0);
+  }
+
+  onFeedAppended(listener: () => void): () => void {
+    return this.db.listen('feed', listener);
+  }
+
+  async isTokenRevoked(issuer: string, jti: string): Promise<boolean> {
+    return (await this.db.get(SQL.isTokenRevoked, [issuer, jti])) !== undefined;
+  }
+
+  async revocationNotBefore(issuer: string, kind: 'client' | 'subject', ref: string): Promise<number | undefined> {
+    const row = await this.db.get<{ nb: number | string | null }>(SQL.revocationNotBefore, [
+      kind,
+      issuer,
+      ref,
+      this.nowSeconds(),
+    ]);
+    return row?.nb === null || row?.nb === undefined ? undefined : Number(row.nb);
+  }
+
+  // Audit
+
+  async appendAuditEvents(events: AuditEvent[]): Promise<void> {
+    if (events.length > 0) await this.db.transaction((tx) => this.appendAuditIn(tx, events));
+  }
+
+  async queryAuditEvents(filter: AuditFilter): Promise<AuditRecord[]> {
+    const where = auditWhere(filter);
+    const rows = await this.db.all<AuditRow>(SQL.queryAudit(where.sql, filter.newest === true), [
+      ...where.values,
+      filter.limit,
+    ]);
+    if (filter.newest) rows.reverse();
+    return rows.map(auditRecordFromRow);
+  }
+
+  async auditHead(): Promise<{ seq: number; hash: string } | undefined> {
+    const h = await this.db.get<{ seq: number | string; hash: string | null }>(SQL.auditHead);
+    return h && h.hash !== null ? { seq: Number(h.seq), hash: h.hash } : undefined;
+  }
+
+  async lastAuditSeqBefore(time: string): Promise<number | undefined> {
+    const r = await this.db.get<{ seq: number | string | null }>(SQL.lastAuditSeqBefore, [time]);
+    return r?.seq === null || r?.seq === undefined ? undefined : Number(r.seq);
+  }
+
+  async addAuditCheckpoint(c: AuditCheckpoint): Promise<void> {
+    await this.db.run(SQL.addCheckpoint, [c.seq, c.hash, c.time, c.kid, c.signature]);
+  }
+
+  async listAuditCheckpoints(): Promise<AuditCheckpoint[]> {
+    return (await this.db.all<AuditCheckpoint>(SQL.listCheckpoints)).map((c) => ({ ...c, seq: Number(c.seq) }));
+  }
+
+  pruneAuditEvents(throughSeq: number): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      await tx.run(SQL.pruneCheckpoints, [throughSeq]);
+      return tx.run(SQL.pruneAudit, [throughSeq]);
+    });
+  }
+
+  // Alerts
+
+  insertAlert(a: NewAlert, audit?: (alert: AlertRecord) => AuditEvent[]): Promise<AlertRecord> {
+    return this.change(
+      async (tx) => ({
+        ...a,
+        id: Number((await tx.get<{ id: number | string }>(SQL.insertAlert, alertParams(a)))?.id),
+      }),
+      (alert) => audit?.(alert) ?? [],
+    );
+  }
+
+  async listAlerts(f: { after?: number; detector?: string; limit: number }): Promise<AlertRecord[]> {
+    const params = f.detector ? [f.after ?? 0, f.detector, f.limit] : [f.after ?? 0, f.limit];
+    return (await this.db.all<AlertRow>(SQL.listAlerts(f.detector !== undefined), params)).map(alertFromRow);
+  }
+
+  // Policy versions
+
+  async insertPolicyVersion(p: PolicyVersionRecord, audit?: WithAudit): Promise<boolean> {
+    try {
+      await this.change((tx) => tx.run(SQL.insertPolicyVersion, policyParams(p)), audit);
+      return true;
+    } catch (err) {
+      // Another publish took this version first.
+      if (isConflict(err)) return false;
+      throw err;
+    }
+  }
+
+  async getPolicyVersion(version?: number): Promise<PolicyVersionRecord | undefined> {
+    const row =
+      version === undefined
+        ? await this.db.get<PolicyRow>(SQL.newestPolicyVersion)
+        : await this.db.get<PolicyRow>(SQL.policyVersion, [version]);
+    return row && policyFromRow(row);
+  }
+
+  async listPolicyVersions(limit: number): Promise<PolicyVersionSummary[]> {
+    return (await this.db.all<PolicyRow>(SQL.listPolicyVersions, [limit])).map(policySummaryFromRow);
+  }
+
+  // Settings
+
+  async getSetting(name: string): Promise<string | undefined> {
+    return (await this.db.get<{ value: string }>(SQL.getSetting, [name]))?.value;
+  }
+
+  async setSettingIfAbsent(name: string, value: string): Promise<string> {
+    await this.db.run(SQL.insertSettingIfAbsent, [name, value]);
+    return (await this.getSetting(name)) as string;
+  }
+
+  async setSetting(name: string, value: string): Promise<void> {
+    await this.db.run(SQL.upsertSetting, [name, value]);
+  }
+
+  replaceSetting(name: string, expected: string, value: string, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne(SQL.replaceSetting, [value, name, expected], audit);
+  }
+}

@@ -1,0 +1,161 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { LatchkeyError } from '../../errors.ts';
+import type { SqlChannel, SqlDriver, SqlExecutor, SqlTransaction } from '../sql/sql_driver.ts';
+
+/**
+ * Maps a SQLite failure: a duplicate key is `storage_conflict`; any other refusal or outage
+ * (BUSY, IOERR, FULL, READONLY, a closed database, a constraint nobody expected) is
+ * `storage_unavailable`. Anything else (a programming error) passes unchanged.
+ */
+function mapSqliteError(err: unknown): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE')
+    return new LatchkeyError('storage_conflict', 'unique constraint violated', { cause: err });
+  if (typeof code === 'string' && code.startsWith('SQLITE_'))
+    return new LatchkeyError('storage_unavailable', `SQLite: ${code}`, { cause: err });
+  if (err instanceof TypeError && /database connection is not open/.test(err.message))
+    return new LatchkeyError('storage_unavailable', 'SQLite: the database is closed', { cause: err });
+  return err;
+}
+
+/** How long a write waits for another connection's write transaction before `storage_unavailable`. */
+const BUSY_TIMEOUT_MS = 5000;
+
+/** SQLite binds no booleans: they are stored as 0 and 1. */
+const bind = (params: readonly unknown[]): unknown[] => params.map((p) => (p === true ? 1 : p === false ? 0 : p));
+
+/**
+ * Embedded storage: one SQLite file in WAL mode, one connection, statements prepared once. A
+ * write transaction is `BEGIN IMMEDIATE`; while one is open every other statement waits for it
+ * (on the shared connection it would otherwise run inside it, and be undone by its rollback).
+ */
+export class SqliteDriver implements SqlDriver {
+  readonly kind = 'sqlite' as const;
+  readonly dialect = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+  private readonly listeners = new Map<SqlChannel, Set<() => void>>();
+  /** Settles when the open transaction ends. */
+  private open: Promise<void> | undefined;
+
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    this.db.pragma('foreign_keys = ON');
+  }
+
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw mapSqliteError(err);
+    }
+  }
+
+  private statement(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  /** Runs a statement at once: inside the open transaction, or outside after `idle()`. */
+  private readonly direct: SqlExecutor = {
+    run: async (sql, params = []) => this.guard(() => this.statement(sql).run(...bind(params)).changes),
+    get: async <R>(sql: string, params: readonly unknown[] = []) =>
+      this.guard(() => this.statement(sql).get(...bind(params)) as R | undefined),
+    all: async <R>(sql: string, params: readonly unknown[] = []) =>
+      this.guard(() => this.statement(sql).all(...bind(params)) as R[]),
+    exec: async (script) => this.guard(() => void this.db.exec(script)),
+  };
+
+  private async idle(): Promise<void> {
+    while (this.open) await this.open;
+  }
+
+  async run(sql: string, params?: readonly unknown[]): Promise<number> {
+    if (this.open) await this.idle();
+    return this.direct.run(sql, params);
+  }
+
+  async get<R>(sql: string, params?: readonly unknown[]): Promise<R | undefined> {
+    if (this.open) await this.idle();
+    return this.direct.get<R>(sql, params);
+  }
+
+  async all<R>(sql: string, params?: readonly unknown[]): Promise<R[]> {
+    if (this.open) await this.idle();
+    return this.direct.all<R>(sql, params);
+  }
+
+  async exec(script: string): Promise<void> {
+    if (this.open) await this.idle();
+    return this.direct.exec(script);
+  }
+
+  async transaction<T>(body: (tx: SqlTransaction) => Promise<T>): Promise<T> {
+    await this.idle();
+    let end!: () => void;
+    this.open = new Promise((resolve) => (end = resolve));
+    const notified = new Set<SqlChannel>();
+    // BEGIN IMMEDIATE takes the database's write lock: appends are serialized already.
+    const tx: SqlTransaction = { ...this.direct, lock: async () => {}, notify: async (c) => void notified.add(c) };
+    try {
+      await this.begin();
+      try {
+        const result = await body(tx);
+        this.guard(() => this.db.exec('COMMIT'));
+        for (const c of notified) for (const l of this.listeners.get(c) ?? []) l();
+        return result;
+      } finally {
+        if (this.db.open && this.db.inTransaction) this.db.exec('ROLLBACK');
+      }
+    } finally {
+      this.open = undefined;
+      end();
+    }
+  }
+
+  /**
+   * `BEGIN IMMEDIATE`, waiting for another connection's write transaction without blocking the
+   * event loop: busy_timeout would spin synchronously, and a transaction of this process that
+   * holds the lock across an await could then never finish.
+   */
+  private async begin(): Promise<void> {
+    const giveUp = Date.now() + BUSY_TIMEOUT_MS;
+    this.db.pragma('busy_timeout = 0');
+    try {
+      for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+        try {
+          this.db.exec('BEGIN IMMEDIATE');
+          return;
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= giveUp) throw mapSqliteError(err);
+        }
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    } finally {
+      if (this.db.open) this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
+  }
+
+  listen(channel: SqlChannel, listener: () => void): () => void {
+    // One process owns a SQLite file, so its own commits are all there is to hear.
+    let set = this.listeners.get(channel);
+    if (!set) this.listeners.set(channel, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    await this.idle();
+    if (this.db.open) this.db.close();
+  }
+}
