@@ -1,5 +1,16 @@
 export { startIdp, type RunningIdp, type StartOptions } from './server.ts';
-export { loadConfig, configFromEnv, defaults, insecureWarnings, type Config, type ConfigInput } from './config.ts';
+export {
+  loadConfig,
+  configFromEnv,
+  defaults,
+  insecureWarnings,
+  envName,
+  flagName,
+  SETTINGS,
+  type Config,
+  type ConfigInput,
+} from './config.ts';
+export { settingsMarkdown } from './config_docs.ts';
 export { openStorage } from './storage/open_storage.ts';
 export { SqliteStorage } from './storage/sqlite/sqlite_storage.ts';
 export { PostgresStorage } from './storage/postgres/postgres_storage.ts';
