@@ -23,6 +23,12 @@ export {
 export { OAUTH_ERROR_CODES, type OAuthErrorCode, type OAuthErrorBody } from './oauth_errors.ts';
 export { ERROR_CODES, type ErrorCode } from './error_codes.ts';
 export {
+  ADMIN_ERROR_CODES,
+  type AdminErrorBody,
+  type AdminErrorCode,
+  type ValidationProblem,
+} from './admin_errors.ts';
+export {
   AUDIT_EVENT_TYPES,
   AUTH_FAILURE_REASONS,
   REPORTABLE_EVENT_TYPES,
@@ -55,3 +61,4 @@ export {
   certificateThumbprint,
   WORKLOAD_SCOPE,
 } from './spiffe.ts';
+export { type Clock, systemClock, epochSeconds } from './clock.ts';

@@ -8,6 +8,10 @@ import type { Config } from './config.ts';
 import type { ServerEvents } from './events.ts';
 import { registerHealth } from './health.ts';
 import { installErrorHandler } from './http/error_handler.ts';
+import { registerOpenApi } from './http/openapi.ts';
+import { adminScope, enforceContentTypes, publicScope, routeTable, serviceScope } from './http/route_rules.ts';
+import { addSharedSchemas } from './http/schemas.ts';
+import { SERVER_VERSION } from './version.ts';
 import { FORM_CONTENT_TYPE, parseForm } from './http/form.ts';
 import { registerJwksEndpoint } from './keys/jwks_endpoint.ts';
 import type { KeyRing } from './keys/key_ring.ts';
@@ -25,7 +29,10 @@ import { privateKeyJwt } from './oauth/client_auth/private_key_jwt.ts';
 import { registerDiscovery } from './oauth/discovery.ts';
 import { clientCredentialsGrant } from './oauth/grants/client_credentials.ts';
 import { registerIntrospectionEndpoint } from './oauth/introspection_endpoint.ts';
-import { registerRegistrationEndpoints } from './oauth/registration/registration_endpoints.ts';
+import {
+  registerClientConfiguration,
+  registerClientRegistration,
+} from './oauth/registration/registration_endpoints.ts';
 import { registerRevocationEndpoint } from './oauth/revocation_endpoint.ts';
 import { registerTokenEndpoint } from './oauth/token_endpoint.ts';
 import type { ClientCache } from './storage/client_cache.ts';
@@ -87,6 +94,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     requestTimeout: config.requestTimeout * 1000,
     keepAliveTimeout: 5000,
     requestIdHeader: false,
+    // Schemas validate strictly: no type coercion, and unknown members refused rather than dropped.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     // Forwarded headers (the client address, a client certificate) only from the proxies the operator names.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     // RFC 8705: the listener asks every client for a certificate and accepts any (or none); what
@@ -121,6 +130,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     done();
   });
   installErrorHandler(app);
+  // Every route states its credential (checked at ready) and its schemas; one content-type rule.
+  const routes = routeTable(app);
+  app.decorate('routeTable', routes);
+  addSharedSchemas(app);
+  enforceContentTypes(app);
+  registerOpenApi(app, SERVER_VERSION);
   app.addHook('onResponse', (request, reply, done) => {
     const q = request.url.indexOf('?');
     request.log.info(
@@ -174,58 +189,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     limiter: new FailureLimiter(config.authFailureLimit),
   });
   const requireAdmin = adminGuard({ settings: storage, hashKey: master.secretHashKey, events });
-  // Admin routes (and registration, whose initial access token is the admin bearer) authenticate
-  // before Fastify reads the body: an anonymous 16 MiB policy push costs a header check, not a parse.
-  app.addHook('onRequest', async (request) => {
-    const route = request.routeOptions.url ?? '';
-    if (route.startsWith('/admin/') || route === '/metrics' || (route === '/register' && request.method === 'POST'))
-      await requireAdmin(request);
-  });
 
-  registerHealth(app, { storage, keys, tokenPolicy: deps.tokenPolicy, draining: () => deps.draining?.() ?? false });
-  registerDiscovery(app, {
-    issuer,
-    signingAlg: () => keys.currentAlg ?? config.signingAlg,
-    mtls: deps.https !== undefined || config.trustedProxies.length > 0,
-  });
-  registerJwksEndpoint(app, { keys, maxAge: config.jwksMaxAge });
-  registerTokenEndpoint(app, {
-    grants: [
-      clientCredentialsGrant({
-        issuer,
-        accessTokenTtl: config.accessTokenTtl,
-        keys,
-        events,
-        tokenPolicy: deps.tokenPolicy,
-        certificate,
-      }),
-    ],
-    authenticate,
-    events,
-  });
-  registerIntrospectionEndpoint(app, { issuer, keys, revocations: deps.revocations, clients, authenticate, events });
-  registerRevocationEndpoint(app, { issuer, keys, revocations: deps.revocations, authenticate, events });
-  registerRegistrationEndpoints(app, {
+  const registration = {
     issuer,
     clients,
     hashKey: master.secretHashKey,
     events,
-    requireAdmin,
     maxAccessTokenTtl: config.maxAccessTokenTtl,
     accessTokenTtl: config.accessTokenTtl,
     revocations: deps.revocations,
     allowHttpJwksUri: !config.tls,
     spiffeIdOf,
-  });
-  registerClientAdmin(app, {
-    issuer,
-    clients,
-    events,
-    requireAdmin,
-    revocations: deps.revocations,
-    limits: { maxAccessTokenTtl: config.maxAccessTokenTtl, allowHttpJwksUri: !config.tls },
-    spiffeIdOf,
-  });
+  };
   const hub = new FeedHub(storage, {
     heartbeatSeconds: config.feedHeartbeat,
     maxStreamsPerClient: config.feedMaxStreamsPerClient,
@@ -245,22 +220,51 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // How many streams this replica serves (health output and tests).
   app.decorate('feedHubSize', () => hub.size);
   const caller = serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate, certificate });
-  registerFeedEndpoints(app, { issuer, store: storage, hub, caller, maxPage: config.feedMaxPage });
-  registerAuditIngest(app, {
-    caller,
-    events,
-    bodyLimit: 4 * config.jsonBodyLimit,
-    onDropped: (clientId, n) => deps.metrics.reportedDropped.inc({ client_id: clientId }, n),
+  // Routes that state their own credential: none, client authentication, the registration token.
+  publicScope(app, (open) => {
+    registerHealth(open, { storage, keys, tokenPolicy: deps.tokenPolicy, draining: () => deps.draining?.() ?? false });
+    registerDiscovery(open, {
+      issuer,
+      signingAlg: () => keys.currentAlg ?? config.signingAlg,
+      mtls: deps.https !== undefined || config.trustedProxies.length > 0,
+    });
+    registerJwksEndpoint(open, { keys, maxAge: config.jwksMaxAge });
+    registerTokenEndpoint(open, {
+      grants: [
+        clientCredentialsGrant({
+          issuer,
+          accessTokenTtl: config.accessTokenTtl,
+          keys,
+          events,
+          tokenPolicy: deps.tokenPolicy,
+          certificate,
+        }),
+      ],
+      authenticate,
+      events,
+    });
+    registerIntrospectionEndpoint(open, { issuer, keys, revocations: deps.revocations, clients, authenticate, events });
+    registerRevocationEndpoint(open, { issuer, keys, revocations: deps.revocations, authenticate, events });
+    registerClientConfiguration(open, registration);
+    registerWorkloadEndpoints(open, {
+      ca: deps.workload.ca,
+      trustDomain,
+      ttlSeconds: config.workloadCertTtl,
+      events,
+      caller,
+      requireAdmin,
+      clients,
+    });
   });
-  registerAuditAdmin(app, {
-    store: storage,
-    keys,
-    writer: deps.audit,
-    checkpointer: deps.checkpointer,
-    retention: deps.retention,
-    requireAdmin,
+  serviceScope(app, caller, (service) => {
+    registerFeedEndpoints(service, { issuer, store: storage, hub, maxPage: config.feedMaxPage });
+    registerPolicyFeed(service, { store: storage, clients });
+    registerAuditIngest(service, {
+      events,
+      bodyLimit: 4 * config.jsonBodyLimit,
+      onDropped: (clientId, n) => deps.metrics.reportedDropped.inc({ client_id: clientId }, n),
+    });
   });
-  registerAlertAdmin(app, { alerts: storage, requireAdmin });
   const validator = new BundleValidator({ timeoutMs: config.policyValidationTimeout * 1000 });
   app.addHook('onClose', async () => validator.close());
   const publisher = new PolicyPublisher({
@@ -270,36 +274,44 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     feedTtl: config.maxAccessTokenTtl + config.clockSkew,
     validator,
   });
-  registerPolicyAdmin(app, { publisher, store: storage, requireAdmin, bodyLimit: config.policyBodyLimit, validator });
-  registerWorkloadEndpoints(app, {
-    ca: deps.workload.ca,
-    trustDomain,
-    ttlSeconds: config.workloadCertTtl,
-    events,
-    caller,
-    requireAdmin,
-    clients,
-  });
-  registerCaAdmin(app, {
-    ca: deps.workload.ca,
-    events,
-    requireAdmin,
-    defaultAnnounce: config.caRotateAnnounce ?? config.workloadCertTtl,
-  });
-  registerPolicyFeed(app, { store: storage, clients, caller });
-  registerMetricsEndpoint(app, {
-    metrics: deps.metrics,
-    requireAdmin,
-    sample: () => {
-      deps.metrics.auditPending.set(deps.audit.pending);
-      deps.metrics.feedStreams.set(hub.size);
-    },
-  });
-  registerKeyAdmin(app, {
-    store: storage,
-    rotator: deps.rotator,
-    requireAdmin,
-    policy: { rotateEvery: config.keyRotationInterval, announce: config.keyAnnounceWindow, alg: config.signingAlg },
+  // Everything behind the admin bearer, checked before the body is read. Registration is here
+  // too: its initial access token is the admin bearer (RFC 7591 §3).
+  adminScope(app, requireAdmin, (admin) => {
+    registerClientRegistration(admin, registration);
+    registerMetricsEndpoint(admin, {
+      metrics: deps.metrics,
+      sample: () => {
+        deps.metrics.auditPending.set(deps.audit.pending);
+        deps.metrics.feedStreams.set(hub.size);
+      },
+    });
+    registerClientAdmin(admin, {
+      issuer,
+      clients,
+      events,
+      revocations: deps.revocations,
+      limits: { maxAccessTokenTtl: config.maxAccessTokenTtl, allowHttpJwksUri: !config.tls },
+      spiffeIdOf,
+    });
+    registerAuditAdmin(admin, {
+      store: storage,
+      keys,
+      writer: deps.audit,
+      checkpointer: deps.checkpointer,
+      retention: deps.retention,
+    });
+    registerAlertAdmin(admin, { alerts: storage });
+    registerPolicyAdmin(admin, { publisher, store: storage, bodyLimit: config.policyBodyLimit, validator });
+    registerCaAdmin(admin, {
+      ca: deps.workload.ca,
+      events,
+      defaultAnnounce: config.caRotateAnnounce ?? config.workloadCertTtl,
+    });
+    registerKeyAdmin(admin, {
+      store: storage,
+      rotator: deps.rotator,
+      policy: { rotateEvery: config.keyRotationInterval, announce: config.keyAnnounceWindow, alg: config.signingAlg },
+    });
   });
   return app;
 }

@@ -1,4 +1,11 @@
-import type { AuthFailureReason, ErrorCode, OAuthErrorCode } from '@latchkey/protocol';
+import type {
+  AdminErrorBody,
+  AdminErrorCode,
+  AuthFailureReason,
+  ErrorCode,
+  OAuthErrorCode,
+  ValidationProblem,
+} from '@latchkey/protocol';
 
 /** An error that goes on the wire as an RFC 6749 §5.2 error body. */
 export class OAuthError extends Error {
@@ -44,3 +51,38 @@ export const invalidClient = (description: string, reason?: AuthFailureReason): 
   e.reason = reason;
   return e;
 };
+
+const ADMIN_STATUS: Record<AdminErrorCode, number> = {
+  validation_failed: 400,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+};
+
+/** An error of the admin API (`/admin/...`), with a distinct code per kind (docs/errors.md). */
+export class AdminError extends Error {
+  readonly code: AdminErrorCode;
+  readonly status: number;
+  readonly problems: ValidationProblem[] | undefined;
+
+  constructor(code: AdminErrorCode, description: string, problems?: ValidationProblem[]) {
+    super(description);
+    this.name = 'AdminError';
+    this.code = code;
+    this.status = ADMIN_STATUS[code];
+    this.problems = problems;
+  }
+
+  toJSON(): AdminErrorBody {
+    return {
+      error: this.code,
+      error_description: this.message,
+      ...(this.problems ? { errors: this.problems } : {}),
+    };
+  }
+}
+
+export const notFound = (description: string): AdminError => new AdminError('not_found', description);
+export const conflict = (description: string): AdminError => new AdminError('conflict', description);
+export const validationFailed = (description: string): AdminError => new AdminError('validation_failed', description);

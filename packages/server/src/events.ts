@@ -1,9 +1,19 @@
 import type { AuditEvent, AuditEventType } from '@latchkey/protocol';
+import type { AuditEventDetails } from '@latchkey/protocol/audit-details';
 import { escapeControl, escapeDeep } from './audit/sanitize.ts';
 import { FailureAggregator } from './audit/failure_aggregator.ts';
 
-/** What a server event carries: an audit event without its time and type. */
-export type ServerEventPayload = Omit<AuditEvent, 'time' | 'type'>;
+/**
+ * What a server event of type `T` carries: an audit event without its time and type, its
+ * `detail` as the event map says (`AUDIT_EVENT_DETAILS`) — required when that has required members.
+ */
+export type ServerEventPayload<T extends AuditEventType = AuditEventType> = Omit<
+  AuditEvent,
+  'time' | 'type' | 'detail'
+> &
+  (Record<string, never> extends AuditEventDetails[T]
+    ? { detail?: AuditEventDetails[T] }
+    : { detail: AuditEventDetails[T] });
 
 type Observer = (event: AuditEvent) => void;
 
@@ -52,7 +62,7 @@ export class ServerEvents {
   }
 
   /** The stored form of an event — time now, input escaped — to be written with a change. */
-  stage(type: AuditEventType, payload: ServerEventPayload): AuditEvent {
+  stage<T extends AuditEventType>(type: T, payload: ServerEventPayload<T>): AuditEvent {
     const e: AuditEvent = {
       time: new Date().toISOString(),
       type,
@@ -64,12 +74,13 @@ export class ServerEvents {
     if (payload.reason !== undefined) e.reason = escapeControl(payload.reason);
     if (payload.request_id !== undefined) e.request_id = escapeControl(payload.request_id);
     if (payload.source_ip !== undefined) e.source_ip = escapeControl(payload.source_ip);
-    if (payload.detail !== undefined) e.detail = escapeDeep(payload.detail) as Record<string, unknown>;
+    const detail = (payload as { detail?: object }).detail;
+    if (detail !== undefined) e.detail = escapeDeep(detail) as Record<string, unknown>;
     return e;
   }
 
   /** Writes an event that records no stored change; resolves once it is committed. */
-  async emit(type: AuditEventType, payload: ServerEventPayload): Promise<void> {
+  async emit<T extends AuditEventType>(type: T, payload: ServerEventPayload<T>): Promise<void> {
     const e = this.stage(type, payload);
     if (this.aggregator?.absorbs(e)) return;
     await this.sink?.(e);

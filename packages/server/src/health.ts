@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
 import type { KeyRing } from './keys/key_ring.ts';
 import type { TokenPolicy } from './policy/token_policy.ts';
 import type { Storage } from './storage/ports.ts';
@@ -26,25 +27,49 @@ export function registerHealth(app: FastifyInstance, deps: HealthDeps): void {
       last = { at: now, result: deps.storage.setSetting('readiness_probe', new Date(now).toISOString()) };
     return last.result;
   };
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
-    if (deps.draining()) return reply.code(503).send({ status: 'draining', checks: {} });
-    const checks: Record<string, 'ok' | 'failed'> = {
-      storage: 'ok',
-      keys: deps.keys.ready ? 'ok' : 'failed',
-      policy: 'ok',
-    };
-    try {
-      await deps.storage.ping();
-      // Reachable is not enough: a full disk answers reads and refuses every write.
-      await writeProbe();
-    } catch {
-      checks.storage = 'failed';
-    }
-    // A broken policy is retried here too (the engine was replaced after the trap).
-    if (!deps.tokenPolicy.health.ok) await deps.tokenPolicy.reload().catch(() => undefined);
-    if (!deps.tokenPolicy.health.ok) checks.policy = 'failed';
-    const ready = Object.values(checks).every((c) => c === 'ok');
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
+  const tags = ['health'];
+  app.get(
+    '/healthz',
+    {
+      config: { credential: 'none' },
+      schema: { tags, summary: 'the process is up', response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
+  const Readiness = Type.Object({
+    status: Type.Enum(['ready', 'not_ready', 'draining']),
+    checks: Type.Record(Type.String(), Type.Enum(['ok', 'failed'])),
   });
+  app.get(
+    '/readyz',
+    {
+      config: { credential: 'none' },
+      schema: {
+        tags,
+        summary:
+          'whether a load balancer should send requests here (storage writable, keys loaded, policy usable, not draining)',
+        response: { 200: Readiness, 503: Readiness },
+      },
+    },
+    async (_request, reply) => {
+      if (deps.draining()) return reply.code(503).send({ status: 'draining', checks: {} });
+      const checks: Record<string, 'ok' | 'failed'> = {
+        storage: 'ok',
+        keys: deps.keys.ready ? 'ok' : 'failed',
+        policy: 'ok',
+      };
+      try {
+        await deps.storage.ping();
+        // Reachable is not enough: a full disk answers reads and refuses every write.
+        await writeProbe();
+      } catch {
+        checks.storage = 'failed';
+      }
+      // A broken policy is retried here too (the engine was replaced after the trap).
+      if (!deps.tokenPolicy.health.ok) await deps.tokenPolicy.reload().catch(() => undefined);
+      if (!deps.tokenPolicy.health.ok) checks.policy = 'failed';
+      const ready = Object.values(checks).every((c) => c === 'ok');
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
+    },
+  );
 }

@@ -1,4 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import Type from 'typebox';
+import { adminErrors } from './http/schemas.ts';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditEventType, AuditOutcome } from '@latchkey/protocol';
 
@@ -44,13 +46,19 @@ export class Metrics {
 }
 
 /** GET /metrics in the Prometheus text format, for the admin bearer (client ids are in the labels). */
-export function registerMetricsEndpoint(
-  app: FastifyInstance,
-  deps: { metrics: Metrics; requireAdmin: (request: FastifyRequest) => Promise<void>; sample: () => void },
-): void {
-  app.get('/metrics', async (request, reply) => {
-    await deps.requireAdmin(request);
-    deps.sample();
-    return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
-  });
+export function registerMetricsEndpoint(app: FastifyInstance, deps: { metrics: Metrics; sample: () => void }): void {
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Prometheus metrics (admin bearer)',
+        response: { 200: { content: { 'text/plain': { schema: Type.String() } } }, ...adminErrors() },
+      },
+    },
+    async (_request, reply) => {
+      deps.sample();
+      return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+    },
+  );
 }

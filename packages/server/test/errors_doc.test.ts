@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { ERROR_CODES, OAUTH_ERROR_CODES } from '@latchkey/protocol';
+import { ADMIN_ERROR_CODES, ERROR_CODES, OAUTH_ERROR_CODES } from '@latchkey/protocol';
 import { VERIFY_ERROR_CODES } from '@latchkey/sdk/verify';
 import { AUTHORIZER_ERROR_CODES } from '@latchkey/sdk/authorize';
 import { TOKEN_CLIENT_ERROR_CODES } from '@latchkey/sdk/token-client';
@@ -17,6 +17,10 @@ const codesIn = (heading: string): string[] => {
 
 test('docs/errors.md lists exactly the internal error codes', () => {
   assert.deepEqual(codesIn('Internal error codes'), [...ERROR_CODES].sort());
+});
+
+test('docs/errors.md lists exactly the admin API error codes', () => {
+  assert.deepEqual(codesIn('Admin API errors'), [...ADMIN_ERROR_CODES].sort());
 });
 
 test('docs/errors.md lists exactly the OAuth wire error codes Latchkey answers with', () => {

@@ -6,3 +6,4 @@ export { serveCli, TSX, CLI_MAIN, type ServedCli } from './serve_cli.ts';
 export { workloadCsr } from './workload_csr.ts';
 export { assertTlsProfile } from './tls_profile.ts';
 export { auditEvents } from './audit_events.ts';
+export { FakeClock } from './fake_clock.ts';

@@ -1,4 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import Type from 'typebox';
+import { oauthErrors, typed } from '../http/schemas.ts';
 import { OAuthError, invalidRequest } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
 import { issueWorkloadCertificate } from './certificate_issuer.ts';
@@ -30,66 +32,103 @@ export interface WorkloadEndpointsDeps {
  * Every issue is audited.
  */
 export function registerWorkloadEndpoints(app: FastifyInstance, deps: WorkloadEndpointsDeps): void {
-  app.get('/ca/bundle', async (_request, reply) => {
-    const { bundlePem } = await deps.ca.state();
-    // Short-lived in caches: during a rotation a new root must reach every workload quickly.
-    return reply.type('application/x-pem-file').header('cache-control', 'public, max-age=60').send(bundlePem);
-  });
-
-  app.post('/workload/certificate', async (request, reply) => {
-    const body = request.body as { csr?: unknown; client_id?: unknown } | null;
-    const forClient = body && typeof body === 'object' && !Array.isArray(body) ? body.client_id : undefined;
-    let clientId: string;
-    let actor: string;
-    if (forClient !== undefined) {
-      await deps.requireAdmin(request);
-      if (typeof forClient !== 'string' || forClient.length === 0 || forClient.length > 256)
-        throw invalidRequest('client_id must be a string');
-      const client = await deps.clients.getClient(forClient);
-      if (!client || client.disabled) throw new OAuthError('invalid_request', 'no such enabled client', 404);
-      clientId = client.clientId;
-      actor = 'admin';
-    } else {
-      clientId = await deps.caller(request, { requiredScope: WORKLOAD_SCOPE });
-      actor = clientId;
-    }
-    if (!/^application\/json\s*(;|$)/i.test(String(request.headers['content-type'] ?? '')))
-      throw new OAuthError('invalid_request', 'the request body must be application/json', 415);
-    if (
-      !body ||
-      typeof body !== 'object' ||
-      Array.isArray(body) ||
-      Object.keys(body).some((k) => k !== 'csr' && k !== 'client_id')
-    )
-      throw invalidRequest('the body must be {"csr": "<PEM>"}');
-    if (typeof body.csr !== 'string' || body.csr.length > 16 * 1024)
-      throw invalidRequest('csr must be a PEM string of at most 16 KiB');
-    const state = await deps.ca.state();
-    const issued = await issueWorkloadCertificate(state.signer, body.csr, clientId, {
-      trustDomain: deps.trustDomain,
-      ttlSeconds: deps.ttlSeconds,
-    });
-    await deps.events.emit('certificate.issued', {
-      actor,
-      subject: issued.spiffeId,
-      client_id: clientId,
-      outcome: 'success',
-      request_id: request.id,
-      source_ip: request.ip,
-      ...(issued.requestedOther.length > 0 ? { reason: 'identity_not_owned' } : {}),
-      detail: {
-        serial: issued.serial,
-        spiffe_id: issued.spiffeId,
-        not_after: issued.notAfter.toISOString(),
-        key_type: issued.keyType,
-        ...(issued.requestedOther.length > 0 ? { requested_other: issued.requestedOther } : {}),
+  const tags = ['workload CA'];
+  app.get(
+    '/ca/bundle',
+    {
+      config: { credential: 'none' },
+      schema: {
+        tags,
+        summary: 'the trust bundle of workload certificates (PEM)',
+        response: { 200: { content: { 'application/x-pem-file': { schema: Type.String() } } } },
       },
-    });
-    return reply.header('cache-control', 'no-store').send({
-      certificate: issued.pem,
-      trust_bundle: state.bundlePem,
-      spiffe_id: issued.spiffeId,
-      expires_at: Math.floor(issued.notAfter.getTime() / 1000),
-    });
-  });
+    },
+    async (_request, reply) => {
+      const { bundlePem } = await deps.ca.state();
+      // Short-lived in caches: during a rotation a new root must reach every workload quickly.
+      return reply.type('application/x-pem-file').header('cache-control', 'public, max-age=60').send(bundlePem);
+    },
+  );
+
+  // Who may call depends on the body (the administrator names a client_id; a service asks for
+  // itself), so the caller is authenticated once the body is parsed, before it is validated:
+  // an anonymous caller learns nothing about the schema.
+  const callers = new WeakMap<FastifyRequest, { clientId: string; actor: string }>();
+  const authenticate = async (request: FastifyRequest): Promise<void> => {
+    const named = (request.body as { client_id?: unknown } | null)?.client_id;
+    if (named !== undefined) {
+      await deps.requireAdmin(request);
+      if (typeof named !== 'string') return; // the schema refuses it next
+      const client = await deps.clients.getClient(named);
+      if (!client || client.disabled) throw new OAuthError('invalid_request', 'no such enabled client', 404);
+      callers.set(request, { clientId: client.clientId, actor: 'admin' });
+    } else {
+      const clientId = await deps.caller(request, { requiredScope: WORKLOAD_SCOPE });
+      callers.set(request, { clientId, actor: clientId });
+    }
+  };
+  typed(app).post(
+    '/workload/certificate',
+    {
+      config: { credential: 'service' },
+      preValidation: authenticate,
+      schema: {
+        tags,
+        summary: 'an X.509-SVID for the calling client (or, with the admin bearer, for client_id)',
+        body: Type.Object(
+          {
+            csr: Type.String({ minLength: 1, maxLength: 16 * 1024, description: 'PEM PKCS#10; only its key is used' }),
+            client_id: Type.Optional(
+              Type.String({
+                minLength: 1,
+                maxLength: 256,
+                description: 'with the admin bearer: the client to issue for',
+              }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            certificate: Type.String(),
+            trust_bundle: Type.String(),
+            spiffe_id: Type.String(),
+            expires_at: Type.Integer(),
+          }),
+          ...oauthErrors(400, 401, 403, 404, 413, 415, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const { clientId, actor } = callers.get(request)!;
+      const state = await deps.ca.state();
+      const issued = await issueWorkloadCertificate(state.signer, body.csr, clientId, {
+        trustDomain: deps.trustDomain,
+        ttlSeconds: deps.ttlSeconds,
+      });
+      await deps.events.emit('certificate.issued', {
+        actor,
+        subject: issued.spiffeId,
+        client_id: clientId,
+        outcome: 'success',
+        request_id: request.id,
+        source_ip: request.ip,
+        ...(issued.requestedOther.length > 0 ? { reason: 'identity_not_owned' } : {}),
+        detail: {
+          serial: issued.serial,
+          spiffe_id: issued.spiffeId,
+          not_after: issued.notAfter.toISOString(),
+          key_type: issued.keyType,
+          ...(issued.requestedOther.length > 0 ? { requested_other: issued.requestedOther } : {}),
+        },
+      });
+      return reply.header('cache-control', 'no-store').send({
+        certificate: issued.pem,
+        trust_bundle: state.bundlePem,
+        spiffe_id: issued.spiffeId,
+        expires_at: Math.floor(issued.notAfter.getTime() / 1000),
+      });
+    },
+  );
 }

@@ -1,4 +1,6 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyRequest, FastifySchemaCompiler } from 'fastify';
+import Type, { type TSchema } from 'typebox';
+import { Compile } from 'typebox/compile';
 import { invalidRequest } from '../errors.ts';
 
 /** A parsed application/x-www-form-urlencoded body: every name with all its values, in order. */
@@ -37,3 +39,28 @@ export function readForm(request: FastifyRequest, multi: readonly string[] = [])
 
 /** The single value of a parameter, if present. */
 export const param = (form: FormBody, name: string): string | undefined => form.get(name)?.[0];
+
+/**
+ * Fastify validator for a form route's body schema: the form is checked as an object whose
+ * single-valued parameters are strings and repeated ones arrays, so that a schema saying
+ * `string` refuses a repeated parameter (RFC 6749 §3.1) and one saying `string | string[]`
+ * allows it (RFC 8707 `resource`). The handler still receives the Map.
+ */
+export const formValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
+  if (httpPart !== 'body') throw new Error(`form routes validate their body only, not ${httpPart}`);
+  const check = Compile(schema);
+  return (data: unknown) => {
+    const view =
+      data instanceof Map
+        ? Object.fromEntries([...(data as FormBody)].map(([k, v]) => [k, v.length === 1 ? v[0] : v]))
+        : data;
+    if (check.Check(view)) return { value: data };
+    const first = [...check.Errors(view)][0];
+    return {
+      error: [{ instancePath: first?.instancePath ?? '', message: first?.message ?? 'is invalid', params: {} }],
+    } as unknown as { error: Error };
+  };
+};
+
+/** One form parameter, given once (its size is bounded by LATCHKEY_FORM_BODY_LIMIT). */
+export const FormParam = (description: string) => Type.Optional(Type.String({ description }));

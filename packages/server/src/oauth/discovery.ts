@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { Open } from '../http/schemas.ts';
 import {
   CLIENT_ASSERTION_ALGORITHMS,
   GRANT_TYPES,
@@ -52,6 +54,24 @@ export function registerDiscovery(
     reply.header('cache-control', 'public, max-age=300');
     return serverMetadata(deps.issuer, deps.signingAlg(), deps.mtls);
   };
-  app.get('/.well-known/oauth-authorization-server', handler);
-  app.get('/.well-known/openid-configuration', handler);
+  const options = {
+    config: { credential: 'none' as const },
+    schema: {
+      tags: ['discovery'],
+      response: {
+        200: Open(
+          {
+            issuer: Type.String(),
+            token_endpoint: Type.String(),
+            jwks_uri: Type.String(),
+            grant_types_supported: Type.Array(Type.String()),
+            token_endpoint_auth_methods_supported: Type.Array(Type.String()),
+          },
+          'RFC 8414 §2 authorization server metadata',
+        ),
+      },
+    },
+  };
+  app.get('/.well-known/oauth-authorization-server', options, handler);
+  app.get('/.well-known/openid-configuration', options, handler);
 }

@@ -2,6 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { OAuthError } from '../errors.ts';
 import type { RevocationLog } from '../revocation/revocation_log.ts';
 import { readPresentedToken, type PresentedTokenDeps } from './presented_token.ts';
+import Type from 'typebox';
+import { formValidatorCompiler } from '../http/form.ts';
+import { oauthErrors } from '../http/schemas.ts';
+import { FORM_ROUTE, TokenIntrospectionRequest } from './oauth_schemas.ts';
 
 export interface RevocationDeps extends PresentedTokenDeps {
   revocations: Pick<RevocationLog, 'revokeToken'>;
@@ -13,42 +17,59 @@ export interface RevocationDeps extends PresentedTokenDeps {
  * 200 is sent only after the entry is stored — a storage failure surfaces as 503.
  */
 export function registerRevocationEndpoint(app: FastifyInstance, deps: RevocationDeps): void {
-  app.post('/revoke', async (request, reply) => {
-    const { caller, authMethod: method, result } = await readPresentedToken(request, deps);
-    const base = {
-      actor: caller.clientId,
-      client_id: caller.clientId,
-      request_id: request.id,
-      source_ip: request.ip,
-    } as const;
-    const claims = result.valid || result.reason === 'expired' ? result.claims : undefined;
-    if (claims && claims.client_id !== caller.clientId) {
-      await deps.events.emit('token.revoked', {
-        ...base,
-        subject: claims.sub,
-        outcome: 'failure',
-        reason: 'unauthorized_client',
-        detail: { auth_method: method, jti: claims.jti },
-      });
-      throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
-    }
-    if (result.valid) {
-      const event = deps.events.stage('token.revoked', {
-        ...base,
-        subject: result.claims.sub,
-        outcome: 'success',
-        detail: { auth_method: method, jti: result.claims.jti, exp: result.claims.exp },
-      });
-      await deps.revocations.revokeToken(result.claims, [event]);
-      deps.events.committed(event);
-    } else {
-      await deps.events.emit('token.revoked', {
-        ...base,
-        outcome: 'success',
-        reason: `nothing_to_revoke:${result.reason}`,
-        detail: { auth_method: method },
-      });
-    }
-    return reply.header('cache-control', 'no-store').send();
-  });
+  app.post(
+    '/revoke',
+    {
+      config: { credential: 'client' },
+      validatorCompiler: formValidatorCompiler,
+      schema: {
+        tags: ['OAuth'],
+        summary: 'RFC 7009 token revocation',
+        ...FORM_ROUTE,
+        body: TokenIntrospectionRequest,
+        response: {
+          200: Type.Null({ description: 'revoked, or nothing to revoke (RFC 7009 §2.2)' }),
+          ...oauthErrors(400, 401, 413, 415, 429, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { caller, authMethod: method, result } = await readPresentedToken(request, deps);
+      const base = {
+        actor: caller.clientId,
+        client_id: caller.clientId,
+        request_id: request.id,
+        source_ip: request.ip,
+      } as const;
+      const claims = result.valid || result.reason === 'expired' ? result.claims : undefined;
+      if (claims && claims.client_id !== caller.clientId) {
+        await deps.events.emit('token.revoked', {
+          ...base,
+          subject: claims.sub,
+          outcome: 'failure',
+          reason: 'unauthorized_client',
+          detail: { auth_method: method, jti: claims.jti },
+        });
+        throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
+      }
+      if (result.valid) {
+        const event = deps.events.stage('token.revoked', {
+          ...base,
+          subject: result.claims.sub,
+          outcome: 'success',
+          detail: { auth_method: method, jti: result.claims.jti, exp: result.claims.exp },
+        });
+        await deps.revocations.revokeToken(result.claims, [event]);
+        deps.events.committed(event);
+      } else {
+        await deps.events.emit('token.revoked', {
+          ...base,
+          outcome: 'success',
+          reason: `nothing_to_revoke:${result.reason}`,
+          detail: { auth_method: method },
+        });
+      }
+      return reply.header('cache-control', 'no-store').send();
+    },
+  );
 }

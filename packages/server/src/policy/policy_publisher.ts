@@ -1,5 +1,5 @@
-import type { PolicyBundleContent, PolicyEntity } from '@latchkey/protocol';
-import { OAuthError } from '../errors.ts';
+import type { AdminErrorBody, PolicyBundleContent, PolicyEntity } from '@latchkey/protocol';
+import { AdminError, conflict, notFound } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
 import type { FeedStore, PolicyStore, PolicyVersionRecord } from '../storage/ports.ts';
 import { bundleDigest } from './policy_digest.ts';
@@ -8,25 +8,22 @@ import type { PolicyProblem, ValidationReport } from './policy_validator.ts';
 import type { BundleValidator } from './bundle_validator.ts';
 import { RESERVED, withReservedSchema } from './token_policy.ts';
 
-/** A bundle Cedar refused: 400 with every problem, located. Nothing was changed. */
-export class PolicyValidationError extends OAuthError {
+/** A bundle Cedar refused: 400 `validation_failed` with every problem, located. Nothing was changed. */
+export class PolicyValidationError extends AdminError {
   readonly report: ValidationReport;
 
   constructor(report: ValidationReport) {
     const first = report.errors[0];
     super(
-      'invalid_request',
+      'validation_failed',
       `the policy bundle is not valid: ${first ? `${first.source}${first.line ? `:${first.line}:${first.column}` : ''}: ${first.message}` : 'unknown problem'}`,
     );
     this.report = report;
   }
 
-  override toJSON(): { error: 'invalid_request'; error_description: string } & {
-    errors: PolicyProblem[];
-    warnings: PolicyProblem[];
-  } {
+  override toJSON(): AdminErrorBody {
     return {
-      error: 'invalid_request',
+      error: 'validation_failed',
       error_description: this.message,
       errors: this.report.errors,
       warnings: this.report.warnings,
@@ -77,10 +74,8 @@ export class PolicyPublisher {
     const head = await this.deps.store.getPolicyVersion();
     const headVersion = head?.version ?? 0;
     if (options.expectedVersion !== undefined && options.expectedVersion !== headVersion) {
-      throw new OAuthError(
-        'invalid_request',
+      throw conflict(
         `the active policy version is ${headVersion}, not ${options.expectedVersion}: fetch it and apply the change again`,
-        409,
       );
     }
     const digest = bundleDigest(content);
@@ -115,7 +110,7 @@ export class PolicyPublisher {
       },
     });
     if (!(await this.deps.store.insertPolicyVersion(record, [event]))) {
-      throw new OAuthError('invalid_request', 'another policy version was published at the same time; try again', 409);
+      throw conflict('another policy version was published at the same time; try again');
     }
     this.deps.events.committed(event);
     const now = Math.floor(Date.now() / 1000);
@@ -151,7 +146,7 @@ export class PolicyPublisher {
     actor: string,
   ): Promise<{ record: PolicyVersionRecord; warnings: PolicyProblem[]; unchanged: boolean }> {
     const old = await this.deps.store.getPolicyVersion(version);
-    if (!old) throw new OAuthError('invalid_request', `there is no policy version ${version}`, 404);
+    if (!old) throw notFound(`there is no policy version ${version}`);
     return this.publish(
       { schema: old.schema, policies: old.policies, entities: old.entities },
       { actor, note: `rollback to version ${version}`, reason: 'rollback' },

@@ -274,7 +274,7 @@ test('admin audit query: filters, cursor pages, bad input', async () => {
     for (const q of ['limit=0', 'limit=5000', 'after=-1', 'from=yesterday', 'type=a&type=b']) {
       const r = await admin(t, `/admin/audit?${q}`);
       assert.equal(r.status, 400, q);
-      assert.equal(r.body.error, 'invalid_request');
+      assert.equal(r.body.error, 'validation_failed', q);
     }
     assert.equal((await t.fetch(`${t.issuer}/admin/audit`)).status, 401);
   } finally {

@@ -66,13 +66,13 @@ describe('token endpoint: every error is RFC 6749 §5.2 shaped', () => {
     );
     expectError(res2, 400, 'invalid_request');
   });
-  test('JSON body → invalid_request; an unknown content type → 415', async () => {
+  test('a JSON or any other non-form body → 415 invalid_request, before it is parsed; no body → 400', async () => {
     const json = await t.fetch(`${t.issuer}/token`, {
       method: 'POST',
       headers: { authorization: auth, 'content-type': 'application/json' },
       body: '{"grant_type":"client_credentials"}',
     });
-    expectError({ status: json.status, body: await json.json(), headers: json.headers }, 400, 'invalid_request');
+    expectError({ status: json.status, body: await json.json(), headers: json.headers }, 415, 'invalid_request');
     const xml = await t.fetch(`${t.issuer}/token`, {
       method: 'POST',
       headers: { authorization: auth, 'content-type': 'application/xml' },

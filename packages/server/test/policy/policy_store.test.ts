@@ -77,7 +77,7 @@ describe('policy store: validated, versioned bundles', () => {
       await admin('/admin/policy', 'POST', { schema: { 'base.cedarschema': SCHEMA }, policies: bad }),
     );
     assert.equal(r.status, 400);
-    assert.equal(r.body.error, 'invalid_request');
+    assert.equal(r.body.error, 'validation_failed');
     const e = r.body.errors.find((x: any) => x.source === 'typo');
     assert.ok(e, JSON.stringify(r.body));
     assert.match(e.message, /unrecognized action `Orders::Action::"raed"`/);

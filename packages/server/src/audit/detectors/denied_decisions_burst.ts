@@ -1,3 +1,4 @@
+import { isAuditEvent } from '@latchkey/protocol/audit-details';
 import type { AuditRecord } from '../../storage/ports.ts';
 import { eventMs, type Detector, type Finding } from './types.ts';
 import { WindowCounter } from './window_counter.ts';
@@ -15,9 +16,9 @@ export function deniedDecisionsBurst(options: { threshold: number; windowSeconds
   return {
     name: 'denied_decisions_burst',
     observe(e: AuditRecord): Finding[] {
-      if (e.type !== 'authz.decision' || e.outcome !== 'failure') return [];
+      if (!isAuditEvent(e, 'authz.decision') || e.outcome !== 'failure') return [];
       // Decisions are reported by services: the reporter is the client that authenticated the batch.
-      const reporter = String(e.client_id ?? e.detail?.service ?? '?');
+      const reporter = e.client_id ?? e.detail?.service ?? '?';
       const b = perActor.add(e.actor, eventMs(e), e.seq, reporter);
       if (!b) return [];
       const service = SERVICE_PRINCIPAL.exec(e.actor)?.[1];

@@ -1,4 +1,5 @@
 import { serviceClientId } from '@latchkey/protocol';
+import { isAuditEvent } from '@latchkey/protocol/audit-details';
 import type { AuditRecord } from '../../storage/ports.ts';
 import type { Detector, Finding } from './types.ts';
 
@@ -13,8 +14,8 @@ export function identityMismatch(): Detector {
   return {
     name: 'identity_mismatch',
     observe(e: AuditRecord): Finding[] {
-      if (e.type === 'certificate.issued' && e.reason === 'identity_not_owned' && e.client_id !== undefined) {
-        const asked = (e.detail?.requested_other as string[] | undefined) ?? [];
+      if (isAuditEvent(e, 'certificate.issued') && e.reason === 'identity_not_owned' && e.client_id !== undefined) {
+        const asked = e.detail?.requested_other ?? [];
         return [
           {
             detector: 'identity_mismatch',
@@ -30,13 +31,13 @@ export function identityMismatch(): Detector {
         ];
       }
       if (
-        e.type === 'client.auth_failed' &&
+        isAuditEvent(e, 'client.auth_failed') &&
         e.reason === 'certificate_mismatch' &&
         e.detail?.presented_spiffe_id !== undefined &&
         e.client_id !== undefined
       ) {
         // The workload that presented its certificate is the one acting out of turn (and the one a lock should hold).
-        const presented = String(e.detail.presented_spiffe_id);
+        const presented = e.detail.presented_spiffe_id;
         const presenter = serviceClientId(presented);
         return [
           {
@@ -52,8 +53,8 @@ export function identityMismatch(): Detector {
           },
         ];
       }
-      if (e.type !== 'client.auth_failed' || e.reason !== 'client_id_mismatch') return [];
-      const claimed = String(e.detail?.presented_client_id ?? 'another client');
+      if (!isAuditEvent(e, 'client.auth_failed') || e.reason !== 'client_id_mismatch') return [];
+      const claimed = e.detail?.presented_client_id ?? 'another client';
       const who = e.client_id;
       return [
         {

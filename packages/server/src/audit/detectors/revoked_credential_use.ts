@@ -1,3 +1,4 @@
+import { isAuditEvent } from '@latchkey/protocol/audit-details';
 import type { AuditRecord } from '../../storage/ports.ts';
 import type { Detector, Finding } from './types.ts';
 
@@ -25,13 +26,13 @@ export function revokedCredentialUse(): Detector {
           detail,
         },
       ];
-      if (e.type === 'token.rejected' && e.reason === 'token_revoked') {
-        const jti = String(e.detail?.jti ?? e.subject ?? '?');
+      if (isAuditEvent(e, 'token.rejected') && e.reason === 'token_revoked') {
+        const jti = e.detail?.jti ?? e.subject ?? '?';
         return reported(
           e.client_id,
           one(
             `token:${jti}`,
-            `a revoked token (${String(e.detail?.why ?? 'revoked')}) was presented to service "${e.client_id ?? '?'}"`,
+            `a revoked token (${e.detail?.why ?? 'revoked'}) was presented to service "${e.client_id ?? '?'}"`,
             {
               jti,
               why: e.detail?.why ?? null,
@@ -42,11 +43,11 @@ export function revokedCredentialUse(): Detector {
           ),
         );
       }
-      if (e.type === 'token.introspected' && REVOKED.has(String(e.detail?.reason))) {
-        const jti = String(e.detail?.jti ?? '?');
+      if (isAuditEvent(e, 'token.introspected') && REVOKED.has(e.detail?.reason ?? '')) {
+        const jti = e.detail?.jti ?? '?';
         return one(
           `token:${jti}`,
-          `a revoked token (${String(e.detail?.reason)}) was introspected by "${e.client_id ?? '?'}"`,
+          `a revoked token (${e.detail?.reason}) was introspected by "${e.client_id ?? '?'}"`,
           { jti, reason: e.detail?.reason, caller: e.client_id ?? null },
         );
       }

@@ -3,13 +3,9 @@ import type { GrantType } from '@latchkey/protocol';
 import type { FormBody } from '../../http/form.ts';
 import type { ClientRecord } from '../../storage/ports.ts';
 
-/** The RFC 6749 §5.1 success body. */
-export interface TokenResponse {
-  access_token: string;
-  token_type: 'Bearer';
-  expires_in: number;
-  scope?: string;
-}
+import type { TokenResponse } from '../oauth_schemas.ts';
+
+export type { TokenResponse } from '../oauth_schemas.ts';
 
 export interface GrantContext {
   request: FastifyRequest;

@@ -1,4 +1,4 @@
-import Type from 'typebox';
+import Type, { type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { CLIENT_ASSERTION_ALGORITHMS, GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS } from '@latchkey/protocol';
 import { OAuthError } from '../../errors.ts';
@@ -9,31 +9,41 @@ import { isValidScope } from '../scope.ts';
 const Name = Type.String({ minLength: 1, maxLength: 200 });
 const Uri = Type.String({ minLength: 1, maxLength: 2048 });
 
+/** An optional member that may also be null (RFC 7592 updates send null for "absent"). */
+const member = <T extends TSchema>(schema: T) => Type.Optional(Type.Union([schema, Type.Null()]));
+
 /** Structure of the metadata Latchkey understands (RFC 7591 §2 and Latchkey's own members). */
-const MetadataSchema = Type.Object({
-  client_name: Type.Optional(Name),
-  grant_types: Type.Optional(Type.Array(Type.String({ maxLength: 100 }), { minItems: 1, maxItems: 10 })),
-  token_endpoint_auth_method: Type.Optional(Type.String({ maxLength: 100 })),
-  token_endpoint_auth_signing_alg: Type.Optional(Type.String({ maxLength: 20 })),
-  jwks: Type.Optional(
-    Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown()), { minItems: 1, maxItems: 10 }) }),
-  ),
-  jwks_uri: Type.Optional(Uri),
-  scope: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
-  audiences: Type.Optional(Type.Array(Uri, { maxItems: 100 })),
-  default_audience: Type.Optional(Uri),
-  roles: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' }), { maxItems: 100 })),
-  access_token_ttl: Type.Optional(Type.Integer({ minimum: 1 })),
-  // Absent means every namespace (METADATA_RULES); an empty list would read as both, so it is refused.
-  policy_namespaces: Type.Optional(
-    Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$', maxLength: 256 }), {
-      minItems: 1,
-      maxItems: 50,
-    }),
-  ),
-  tls_client_auth_san_uri: Type.Optional(Uri),
-  tls_client_certificate_bound_access_tokens: Type.Optional(Type.Boolean()),
-});
+export const ClientMetadataSchema = Type.Object(
+  {
+    client_name: member(Name),
+    grant_types: member(Type.Array(Type.String({ maxLength: 100 }), { minItems: 1, maxItems: 10 })),
+    token_endpoint_auth_method: member(Type.String({ maxLength: 100 })),
+    token_endpoint_auth_signing_alg: member(Type.String({ maxLength: 20 })),
+    jwks: member(
+      Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown()), { minItems: 1, maxItems: 10 }) }),
+    ),
+    jwks_uri: member(Uri),
+    scope: member(Type.String({ minLength: 1, maxLength: 2000 })),
+    audiences: member(Type.Array(Uri, { maxItems: 100 })),
+    default_audience: member(Uri),
+    roles: member(Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' }), { maxItems: 100 })),
+    access_token_ttl: member(Type.Integer({ minimum: 1 })),
+    // Absent means every namespace (METADATA_RULES); an empty list would read as both, so it is refused.
+    policy_namespaces: member(
+      Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$', maxLength: 256 }), {
+        minItems: 1,
+        maxItems: 50,
+      }),
+    ),
+    tls_client_auth_san_uri: member(Uri),
+    tls_client_certificate_bound_access_tokens: member(Type.Boolean()),
+  },
+  {
+    $id: 'ClientMetadata',
+    description:
+      "RFC 7591 §2 client metadata, with Latchkey's members; a null member counts as absent, members Latchkey does not know are ignored",
+  },
+);
 /** RFC 8705 §2.1.2 subject members Latchkey does not use: a workload is named by its SPIFFE ID (a URI SAN) only. */
 const OTHER_TLS_SUBJECTS = [
   'tls_client_auth_subject_dn',
@@ -41,7 +51,7 @@ const OTHER_TLS_SUBJECTS = [
   'tls_client_auth_san_ip',
   'tls_client_auth_san_email',
 ];
-const checkMetadata = Compile(MetadataSchema);
+const checkMetadata = Compile(ClientMetadataSchema);
 
 /** A client id chosen by the administrator (Latchkey extension), readable in logs and policies. */
 export const CLIENT_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{2,63}$/;
@@ -60,7 +70,7 @@ export function validateClientMetadata(
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw bad('the body must be a JSON object');
   const input = body as Record<string, unknown>;
   const known = Object.fromEntries(
-    Object.keys(MetadataSchema.properties)
+    Object.keys(ClientMetadataSchema.properties)
       .filter((k) => input[k] !== undefined && input[k] !== null)
       .map((k) => [k, input[k]]),
   );

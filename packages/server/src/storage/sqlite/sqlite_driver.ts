@@ -43,10 +43,13 @@ export class SqliteDriver implements SqlDriver {
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    this.db.pragma('foreign_keys = ON');
+    for (const pragma of [
+      'journal_mode = WAL',
+      'synchronous = NORMAL',
+      `busy_timeout = ${BUSY_TIMEOUT_MS}`,
+      'foreign_keys = ON',
+    ])
+      this.statement(`PRAGMA ${pragma}`).run();
   }
 
   private guard<T>(fn: () => T): T {
@@ -130,7 +133,9 @@ export class SqliteDriver implements SqlDriver {
    */
   private async begin(): Promise<void> {
     const giveUp = Date.now() + BUSY_TIMEOUT_MS;
-    this.db.pragma('busy_timeout = 0');
+    // Cached statements, not db.pragma(): every statement better-sqlite3 12 lets the GC finalize
+    // can abort Node 24 (Statement::~Statement after the environment is gone), so none is thrown away.
+    this.statement('PRAGMA busy_timeout = 0').run();
     try {
       for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
         try {
@@ -142,7 +147,7 @@ export class SqliteDriver implements SqlDriver {
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     } finally {
-      if (this.db.open) this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      if (this.db.open) this.statement(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).run();
     }
   }
 

@@ -1,0 +1,201 @@
+import Type, { type Static, type TSchema } from 'typebox';
+import type { AUDIT_EVENT_TYPES, AuditEvent } from './audit_event.ts';
+
+/**
+ * What each audit event type carries in `detail`, declared once: the IdP's writers are typed by
+ * it, the detectors read it typed, `POST /audit/events` validates reported events against it,
+ * and the event table of docs/audit.md is made from it. Optional members are there only in
+ * some cases (the description says which). Every event may also carry the failure-aggregation
+ * members (`aggregated`, `count`, `first_time`, `last_time`) when it stands for repeats.
+ *
+ * A separate entry point (`@latchkey/protocol/audit-details`): it loads TypeBox, which the
+ * SDK's verification path does not need.
+ */
+
+const Str = (description: string) => Type.String({ description });
+const Int = (description: string) => Type.Integer({ description });
+const Opt = <T extends TSchema>(schema: T) => Type.Optional(schema);
+const Obj = <P extends Record<string, TSchema>>(properties: P, description: string) =>
+  Type.Object(properties, { description });
+const ClientChange = Obj(
+  { method: Opt(Str('token_endpoint_auth_method, when registered')) },
+  'who changed it is the actor; the client is client_id and subject',
+);
+const KeyRef = { kid: Str('the signing key') };
+const Changes = Type.Object({
+  added: Type.Array(Type.String()),
+  removed: Type.Array(Type.String()),
+  changed: Type.Array(Type.String()),
+});
+
+export const AUDIT_EVENT_DETAILS = {
+  'client.auth_failed': Obj(
+    {
+      method: Opt(Str('the authentication method tried')),
+      description: Opt(Str('what the check said (never a secret)')),
+      presented_client_id: Opt(Str('client_id_mismatch: the client_id sent beside credentials of another client')),
+      presented_spiffe_id: Opt(Str('certificate_mismatch: the SPIFFE ID of the certificate presented')),
+    },
+    'a client failed to authenticate at /token, /introspect, /revoke, a feed or /audit/events; `reason` says which check refused it',
+  ),
+  'token.issued': Obj(
+    {
+      grant_type: Str('client_credentials'),
+      auth_method: Str('how the client authenticated'),
+      jti: Str('the token id'),
+      aud: Type.Union([Type.String(), Type.Array(Type.String())], { description: 'its audience(s)' }),
+      scope: Type.Union([Type.String(), Type.Null()], { description: 'its scope' }),
+      exp: Int('when it expires (epoch seconds)'),
+      cnf_x5t_s256: Opt(Str('certificate-bound token: the certificate thumbprint (RFC 8705)')),
+    },
+    'an access token was issued',
+  ),
+  'token.request_failed': Obj(
+    {
+      grant_type: Opt(Str('the grant asked for')),
+      auth_method: Str('how the client authenticated'),
+      description: Str('the RFC 6749 error description'),
+    },
+    "an authenticated client's token request was refused; `reason` is the RFC error",
+  ),
+  'token.introspected': Obj(
+    {
+      auth_method: Str('how the caller authenticated'),
+      active: Type.Boolean({ description: 'the answer' }),
+      reason: Str('why: active, expired, bad_signature, token, client, subject, key, client_gone, ...'),
+      jti: Opt(Str('the token id, when it was one of ours')),
+    },
+    'RFC 7662 introspection',
+  ),
+  'token.revoked': Obj(
+    {
+      auth_method: Str('how the caller authenticated'),
+      jti: Opt(Str('the token id, when there was one to revoke')),
+      exp: Opt(Int('when it would have expired')),
+    },
+    "RFC 7009 revocation (also refusals of another client's token, and nothing to revoke)",
+  ),
+  'client.registered': ClientChange,
+  'client.updated': ClientChange,
+  'client.deleted': ClientChange,
+  'client.revoked': ClientChange,
+  'subject.revoked': Obj({}, 'every token of a subject, issued until now, was revoked'),
+  'admin.auth_failed': Obj({}, 'a wrong admin bearer'),
+  'key.created': Obj({ ...KeyRef, alg: Str('its algorithm'), state: Str('next or current') }, 'a signing key was made'),
+  'key.activated': Obj(
+    { ...KeyRef, alg: Str('its algorithm'), replaces: Type.Union([Type.String(), Type.Null()]) },
+    'a next key started signing',
+  ),
+  'key.retired': Obj({ ...KeyRef, remove_after: Int('when it leaves the JWKS') }, 'a key stopped signing'),
+  'key.removed': Obj(KeyRef, 'a retired or revoked key left the database after its last token expired'),
+  'key.revoked': Obj(
+    { ...KeyRef, was: Str('its state before') },
+    'a key was revoked: its tokens stop working everywhere',
+  ),
+  'key.rotation_requested': Obj(
+    { immediate: Type.Boolean({ description: 'activate at once rather than after the announce window' }) },
+    'an administrator asked for a rotation',
+  ),
+  'authz.decision': Obj(
+    {
+      service: Str('the reporting client, from its authentication'),
+      action: Opt(Str('the Cedar action')),
+      policy_version: Opt(Type.Union([Type.Integer(), Type.Null()], { description: 'the bundle that decided' })),
+      errors: Opt(Type.Array(Type.String(), { description: "Cedar's evaluation errors, if any" })),
+      target: Opt(Str('the resource asked about')),
+      reported_time: Opt(Str("the service's own time")),
+    },
+    'a service reported a permission decision (POST /audit/events, the SDK audit queue)',
+  ),
+  'token.rejected': Obj(
+    {
+      service: Str('the reporting client'),
+      why: Opt(Str("the verifier's message")),
+      jti: Opt(Str('the token id the token claims (never the token)')),
+      kid: Opt(Str('the key id it names')),
+      token_client_id: Opt(Str('the client_id it claims')),
+      iss: Opt(Str('the issuer it claims')),
+      target: Opt(Str('the resource asked about')),
+      reported_time: Opt(Str("the service's own time")),
+    },
+    "a service's SDK verifier refused a token; `reason` is the SDK's VerifyError code",
+  ),
+  'client.locked': Obj(
+    { alert_id: Int('the alert that locked it'), until: Str('RFC 3339') },
+    'a configured response locked a client',
+  ),
+  'client.unlocked': Obj({}, 'an administrator lifted a lock'),
+  'alert.raised': Obj(
+    {
+      alert_id: Int('the alert'),
+      severity: Str('low, medium or high'),
+      summary: Str('what happened'),
+      first_seq: Int('the first audit event it is based on'),
+      last_seq: Int('the last one'),
+      count: Int('how many'),
+    },
+    'a detector raised an alert; `reason` is the detector',
+  ),
+  'alert.delivery_failed': Obj(
+    { alert_id: Int('the alert'), url: Str('the webhook') },
+    'a webhook never accepted an alert; `reason` is the last error',
+  ),
+  'audit.pruned': Obj(
+    {
+      through_seq: Int('the last event deleted'),
+      hash: Type.Union([Type.String(), Type.Null()], { description: 'its hash: the anchor of what remains' }),
+      before: Str('the cutoff (RFC 3339)'),
+    },
+    'retention pruned old events (written before the delete)',
+  ),
+  'policy.published': Obj(
+    {
+      version: Int('the new version'),
+      previous: Type.Union([Type.Integer(), Type.Null()], { description: 'the version it replaces' }),
+      digest: Str('its digest (the ETag)'),
+      policies: Changes,
+      schema: Changes,
+      entities: Type.Object({ added: Type.Integer(), removed: Type.Integer(), changed: Type.Integer() }),
+    },
+    'a policy bundle version was published (push, entity or role change, rollback)',
+  ),
+  'certificate.issued': Obj(
+    {
+      serial: Str('the certificate serial'),
+      spiffe_id: Str('the identity it names'),
+      not_after: Str('RFC 3339'),
+      key_type: Str('EC P-256, Ed25519, RSA ...'),
+      requested_other: Opt(
+        Type.Array(Type.String(), { description: "identities the CSR asked for that are not the caller's" }),
+      ),
+    },
+    'the workload CA issued a certificate (actor `admin` when the administrator asked)',
+  ),
+  'ca.rotated': Obj(
+    { serial: Str('the new root'), activate_at: Int('when it starts signing') },
+    'a new workload CA root was announced',
+  ),
+} satisfies Record<(typeof AUDIT_EVENT_TYPES)[number], TSchema>;
+
+/** Members any event has when it stands for repeated failures (the failure aggregator). */
+export interface AggregatedDetail {
+  aggregated?: true;
+  count?: number;
+  first_time?: string;
+  last_time?: string;
+}
+
+type Types = (typeof AUDIT_EVENT_TYPES)[number];
+
+/** The `detail` of each event type. */
+export type AuditEventDetails = { [T in Types]: Static<(typeof AUDIT_EVENT_DETAILS)[T]> & AggregatedDetail };
+
+/** An audit event of one type, its detail typed. */
+export type AuditEventOf<T extends Types> = Omit<AuditEvent, 'type' | 'detail'> & {
+  type: T;
+  detail?: AuditEventDetails[T];
+};
+
+/** Narrows an event to its type, so its `detail` reads typed. */
+export const isAuditEvent = <T extends Types, E extends AuditEvent>(e: E, type: T): e is E & AuditEventOf<T> =>
+  e.type === type;

@@ -1,0 +1,64 @@
+import Type, { type Static } from 'typebox';
+import { FormParam } from '../http/form.ts';
+import { Open } from '../http/schemas.ts';
+
+/** RFC 6749 §2.3 / RFC 7523 §2.2 client authentication parameters in a form body. */
+const ClientAuthParams = {
+  client_id: FormParam('the client (client_secret_post, private_key_jwt, mTLS)'),
+  client_secret: FormParam('client_secret_post'),
+  client_assertion_type: FormParam('urn:ietf:params:oauth:client-assertion-type:jwt-bearer (RFC 7523)'),
+  client_assertion: FormParam('a JWT signed with a key of the client (private_key_jwt)'),
+};
+
+/**
+ * The form parameters of each OAuth endpoint. Unknown parameters are ignored (RFC 6749 §3.1); a
+ * known one given twice is refused, except `resource` (RFC 8707 §2).
+ */
+export const TokenRequest = Type.Object(
+  {
+    grant_type: FormParam('client_credentials'),
+    scope: FormParam('space-separated scopes, a subset of the registered scope'),
+    resource: Type.Optional(
+      Type.Union([Type.String({ maxLength: 2048 }), Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 20 })], {
+        description: "RFC 8707 audience(s); default: the client's default audience",
+      }),
+    ),
+    ...ClientAuthParams,
+  },
+  { additionalProperties: true },
+);
+
+export const TokenIntrospectionRequest = Type.Object(
+  {
+    token: FormParam('the token to look at'),
+    token_type_hint: FormParam('access_token'),
+    ...ClientAuthParams,
+  },
+  { additionalProperties: true },
+);
+
+/** RFC 6749 §5.1 success body. */
+export const TokenResponseSchema = Type.Object({
+  access_token: Type.String(),
+  token_type: Type.Literal('Bearer'),
+  expires_in: Type.Integer(),
+  scope: Type.Optional(Type.String()),
+});
+export type TokenResponse = Static<typeof TokenResponseSchema>;
+
+/** RFC 7662 §2.2: `{"active": false}` alone, or the token's claims. */
+export const IntrospectionResponse = Open(
+  {
+    active: Type.Boolean(),
+    token_type: Type.Optional(Type.String()),
+    client_id: Type.Optional(Type.String()),
+    sub: Type.Optional(Type.String()),
+    scope: Type.Optional(Type.String()),
+    exp: Type.Optional(Type.Integer()),
+    iat: Type.Optional(Type.Integer()),
+    jti: Type.Optional(Type.String()),
+  },
+  'RFC 7662 §2.2 introspection response',
+);
+
+export const FORM_ROUTE = { consumes: ['application/x-www-form-urlencoded'] } as const;
