@@ -61,4 +61,4 @@ export {
   certificateThumbprint,
   WORKLOAD_SCOPE,
 } from './spiffe.ts';
-export { type Clock, systemClock, epochSeconds } from './clock.ts';
+export { type Clock, systemClock, epochSeconds, startTimer } from './clock.ts';

@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
 import { createTokenClient, TokenClientError } from '@latchkey/sdk/token-client';
-import { startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { FakeClock, startTestIdp, type TestIdp } from '@latchkey/testkit';
 
 const ORDERS = 'https://orders.internal';
 const BILLING = 'urn:latchkey:svc:billing';
@@ -44,17 +44,21 @@ describe('token client against a real IdP', () => {
 
   test('renewed at about 80% of the lifetime', async () => {
     const c = await t.register({ audiences: [ORDERS], access_token_ttl: 2 });
+    const clock = new FakeClock();
     const tokens = createTokenClient({
       issuer: t.issuer,
       clientId: c.client_id,
       clientSecret: c.client_secret,
       fetch: t.fetch,
+      clock,
     });
     const first = await tokens.getToken();
-    await new Promise((r) => setTimeout(r, 1000));
+    clock.advance(1000);
     assert.equal(await tokens.getToken(), first, 'at 50% the cached token is used');
-    await new Promise((r) => setTimeout(r, 800));
-    assert.notEqual(await tokens.getToken(), first, 'past 80% a new one is fetched');
+    clock.advance(599);
+    assert.equal(await tokens.getToken(), first, 'just before 80% still');
+    clock.advance(1);
+    assert.notEqual(await tokens.getToken(), first, 'at 80% a new one is fetched');
   });
 
   test('private_key_jwt', async () => {

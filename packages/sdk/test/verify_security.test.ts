@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
 import { createVerifier, VerifyError, type Verifier } from '@latchkey/sdk/verify';
 import { startForgeIssuer } from './forge.ts';
+import { FakeClock } from '@latchkey/testkit';
 
 const AUD = 'https://orders.internal';
 const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
@@ -207,13 +208,19 @@ describe('SDK verifier: every rule of the security bar with forged and altered t
   });
 
   test('a token seen before costs a lookup: the cached result still honours expiry', async () => {
-    const now = Math.floor(Date.now() / 1000);
-    const token = await forge.sign(forge.claims({ exp: now - 29 }));
-    assert.ok(await v.verify(token));
-    const cached = v.health().cachedTokens;
-    assert.ok(await v.verify(token));
-    assert.equal(v.health().cachedTokens, cached);
-    await new Promise((r) => setTimeout(r, 2100));
-    await rejects(v, token, 'token_expired');
+    const clock = new FakeClock();
+    const timed = await createVerifier({ issuer: forge.issuer, audience: AUD, jwksUri: forge.jwksUri, clock });
+    try {
+      // Expired 29 s ago: valid only thanks to the 30 s skew, for one more second.
+      const token = await forge.sign(forge.claims({ exp: Math.floor(clock.now() / 1000) - 29 }));
+      assert.ok(await timed.verify(token));
+      const cached = timed.health().cachedTokens;
+      assert.ok(await timed.verify(token));
+      assert.equal(timed.health().cachedTokens, cached);
+      clock.advanceSeconds(2);
+      await rejects(timed, token, 'token_expired');
+    } finally {
+      timed.close();
+    }
   });
 });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { assertTlsProfile, startTestIdp, tlsFetch, type TestIdp } from '@latchkey/testkit';
+import { FakeClock } from '@latchkey/testkit';
 import { createWorkloadIdentity, peerSpiffeId, type WorkloadIdentity } from '@latchkey/sdk/workload';
 import { createTokenClient } from '@latchkey/sdk/token-client';
 import { createVerifier } from '@latchkey/sdk/verify';
@@ -398,25 +399,39 @@ describe('workload identity: two services over mTLS while their certificates rot
         string
       >;
       const errors: string[] = [];
+      // The identity's time (renewal point, backoff, expiry) is a fake clock; its I/O is real.
+      const clock = new FakeClock();
       const id = await createWorkloadIdentity({
         issuer: idp.issuer,
         credentials: { clientId: 'ledger', clientSecret: r.client_secret! },
         idpCa: idp.caPem!,
         retry: { min: 200, max: 1000 },
         onError: (e) => errors.push(e.message),
+        clock,
       });
       ids.push(id);
       const first = id.certificate.serial;
+      const expiresAt = id.certificate.notAfter.getTime();
       await idp.close();
-      // Past the renewal point (about 4 s), with the IdP gone.
-      await new Promise((res) => setTimeout(res, 5500));
-      assert.ok(id.health().failedRenewals >= 2, JSON.stringify(id.health()));
-      assert.equal(id.certificate.serial, first);
-      assert.equal(id.health().ok, true);
+      /** Waits for the renewal the clock just started (a network round trip), never for time to pass. */
+      const settled = async (done: () => boolean) => {
+        const deadline = Date.now() + 10_000;
+        while (!done() && Date.now() < deadline) await new Promise((res) => setImmediate(res));
+        assert.ok(done(), JSON.stringify(id.health()));
+      };
+      // Past the renewal point (about half of 8 s), with the IdP gone: the renewal fails...
+      clock.advance(Date.parse(id.health().nextRenewalAt) + 1 - clock.now());
+      await settled(() => id.health().failedRenewals >= 1);
+      // ...and is retried after its backoff (at most 1 s here), failing again.
+      clock.advance(1000);
+      await settled(() => id.health().failedRenewals >= 2);
+      assert.equal(id.certificate.serial, first, 'the current certificate stays in use');
+      assert.equal(id.health().ok, true, 'and is still valid');
       assert.ok(errors.length >= 2);
+      assert.ok(Date.parse(id.health().nextRenewalAt) < expiresAt, 'a retry is due before the certificate expires');
       idp = await startTestIdp({ dataDir, port, config: { trustDomain: TD, workloadCertTtl: 8 } });
-      const deadline = Date.now() + 5000;
-      while (id.certificate.serial === first && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+      clock.advance(Date.parse(id.health().nextRenewalAt) + 1 - clock.now());
+      await settled(() => id.certificate.serial !== first);
       assert.notEqual(id.certificate.serial, first);
       assert.equal(id.health().lastError, null);
     } finally {

@@ -52,7 +52,7 @@ import { ClientJwks } from './oauth/client_auth/client_jwks.ts';
 import { OutboundFetch } from './http/outbound_fetch.ts';
 import { tlsClientAuth } from './oauth/client_auth/tls_client_auth.ts';
 import { clientCertificateReader } from './tls/client_certificate.ts';
-import { TLS_OPTIONS, serviceSpiffeId } from '@latchkey/protocol';
+import { type Clock, TLS_OPTIONS, serviceSpiffeId } from '@latchkey/protocol';
 import { registerWorkloadEndpoints } from './ca/workload_endpoints.ts';
 import { registerAuditAdmin } from './admin/audit_admin.ts';
 import { registerAuditIngest } from './audit/ingest_endpoint.ts';
@@ -60,6 +60,8 @@ import { serviceCaller } from './oauth/service_caller.ts';
 import type { Storage } from './storage/ports.ts';
 
 export interface AppDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   config: Readonly<Config>;
   storage: Storage;
   keys: KeyRing;
@@ -82,7 +84,7 @@ export interface AppDeps {
 
 /** Composes every concern into one Fastify app; the only module that knows them all. */
 export function buildApp(deps: AppDeps): FastifyInstance {
-  const { config, storage, keys, master, events } = deps;
+  const { config, storage, keys, master, events, clock } = deps;
   const app = Fastify({
     loggerInstance: deps.logger,
     bodyLimit: config.jsonBodyLimit,
@@ -181,16 +183,24 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     methods: [
       clientSecretBasic(master.secretHashKey),
       clientSecretPost(master.secretHashKey),
-      privateKeyJwt({ issuer, clockSkew: config.clockSkew, replay: storage, jwks }),
-      tlsClientAuth({ certificate, anchors: async () => (await deps.workload.ca.state()).anchors, trustDomain, jwks }),
+      privateKeyJwt({ clock, issuer, clockSkew: config.clockSkew, replay: storage, jwks }),
+      tlsClientAuth({
+        clock,
+        certificate,
+        anchors: async () => (await deps.workload.ca.state()).anchors,
+        trustDomain,
+        jwks,
+      }),
     ],
     clients,
     events,
-    limiter: new FailureLimiter(config.authFailureLimit),
+    clock,
+    limiter: new FailureLimiter(config.authFailureLimit, clock),
   });
   const requireAdmin = adminGuard({ settings: storage, hashKey: master.secretHashKey, events });
 
   const registration = {
+    clock,
     issuer,
     clients,
     hashKey: master.secretHashKey,
@@ -206,6 +216,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     maxStreamsPerClient: config.feedMaxStreamsPerClient,
     maxStreams: config.feedMaxStreams,
     stallSeconds: config.feedStallTimeout,
+    clock,
     onError: (err) =>
       deps.logger.error(
         { err: { message: (err as Error).message } },
@@ -219,10 +230,24 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   // How many streams this replica serves (health output and tests).
   app.decorate('feedHubSize', () => hub.size);
-  const caller = serviceCaller({ issuer, keys, clients, revocations: deps.revocations, authenticate, certificate });
+  const caller = serviceCaller({
+    clock,
+    issuer,
+    keys,
+    clients,
+    revocations: deps.revocations,
+    authenticate,
+    certificate,
+  });
   // Routes that state their own credential: none, client authentication, the registration token.
   publicScope(app, (open) => {
-    registerHealth(open, { storage, keys, tokenPolicy: deps.tokenPolicy, draining: () => deps.draining?.() ?? false });
+    registerHealth(open, {
+      clock,
+      storage,
+      keys,
+      tokenPolicy: deps.tokenPolicy,
+      draining: () => deps.draining?.() ?? false,
+    });
     registerDiscovery(open, {
       issuer,
       signingAlg: () => keys.currentAlg ?? config.signingAlg,
@@ -232,6 +257,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     registerTokenEndpoint(open, {
       grants: [
         clientCredentialsGrant({
+          clock,
           issuer,
           accessTokenTtl: config.accessTokenTtl,
           keys,
@@ -243,10 +269,19 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       authenticate,
       events,
     });
-    registerIntrospectionEndpoint(open, { issuer, keys, revocations: deps.revocations, clients, authenticate, events });
-    registerRevocationEndpoint(open, { issuer, keys, revocations: deps.revocations, authenticate, events });
+    registerIntrospectionEndpoint(open, {
+      clock,
+      issuer,
+      keys,
+      revocations: deps.revocations,
+      clients,
+      authenticate,
+      events,
+    });
+    registerRevocationEndpoint(open, { clock, issuer, keys, revocations: deps.revocations, authenticate, events });
     registerClientConfiguration(open, registration);
     registerWorkloadEndpoints(open, {
+      clock,
       ca: deps.workload.ca,
       trustDomain,
       ttlSeconds: config.workloadCertTtl,
@@ -257,7 +292,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     });
   });
   serviceScope(app, caller, (service) => {
-    registerFeedEndpoints(service, { issuer, store: storage, hub, maxPage: config.feedMaxPage });
+    registerFeedEndpoints(service, { clock, issuer, store: storage, hub, maxPage: config.feedMaxPage });
     registerPolicyFeed(service, { store: storage, clients });
     registerAuditIngest(service, {
       events,
@@ -268,6 +303,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const validator = new BundleValidator({ timeoutMs: config.policyValidationTimeout * 1000 });
   app.addHook('onClose', async () => validator.close());
   const publisher = new PolicyPublisher({
+    clock,
     store: storage,
     events,
     issuer,
@@ -286,6 +322,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       },
     });
     registerClientAdmin(admin, {
+      clock,
       issuer,
       clients,
       events,
@@ -294,6 +331,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       spiffeIdOf,
     });
     registerAuditAdmin(admin, {
+      clock,
       store: storage,
       keys,
       writer: deps.audit,

@@ -1,4 +1,4 @@
-import type { AuditEvent, AuditEventType } from '@latchkey/protocol';
+import type { AuditEvent, AuditEventType, Clock } from '@latchkey/protocol';
 import type { AuditEventDetails } from '@latchkey/protocol/audit-details';
 import { escapeControl, escapeDeep } from './audit/sanitize.ts';
 import { FailureAggregator } from './audit/failure_aggregator.ts';
@@ -29,9 +29,14 @@ type Observer = (event: AuditEvent) => void;
  *   it is written (group commit) before `emit` resolves, and handlers await it before answering.
  */
 export class ServerEvents {
+  private readonly clock: Clock;
   private sink: ((event: AuditEvent) => Promise<void>) | undefined;
   private readonly observers: Observer[] = [];
   private aggregator: FailureAggregator | undefined;
+
+  constructor(clock: Clock) {
+    this.clock = clock;
+  }
 
   /** Where emitted events are written (the audit writer). */
   setSink(sink: (event: AuditEvent) => Promise<void>): void {
@@ -64,7 +69,7 @@ export class ServerEvents {
   /** The stored form of an event — time now, input escaped — to be written with a change. */
   stage<T extends AuditEventType>(type: T, payload: ServerEventPayload<T>): AuditEvent {
     const e: AuditEvent = {
-      time: new Date().toISOString(),
+      time: new Date(this.clock.now()).toISOString(),
       type,
       outcome: payload.outcome,
       actor: escapeControl(payload.actor),

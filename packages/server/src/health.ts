@@ -1,3 +1,4 @@
+import type { Clock } from '@latchkey/protocol';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import type { KeyRing } from './keys/key_ring.ts';
@@ -5,6 +6,8 @@ import type { TokenPolicy } from './policy/token_policy.ts';
 import type { Storage } from './storage/ports.ts';
 
 export interface HealthDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   storage: Pick<Storage, 'ping' | 'setSetting'>;
   keys: Pick<KeyRing, 'ready'>;
   /** The IdP's own policy decisions: not ready while the newest bundle could not be taken (they fail closed). */
@@ -22,7 +25,7 @@ export function registerHealth(app: FastifyInstance, deps: HealthDeps): void {
   // One write at most every two seconds, however often probes come.
   let last: { at: number; result: Promise<void> } | undefined;
   const writeProbe = (): Promise<void> => {
-    const now = Date.now();
+    const now = deps.clock.now();
     if (!last || now - last.at > 2000)
       last = { at: now, result: deps.storage.setSetting('readiness_probe', new Date(now).toISOString()) };
     return last.result;

@@ -1,5 +1,6 @@
 import { OutboundFetch } from './http/outbound_fetch.ts';
 import type { FastifyInstance } from 'fastify';
+import { type Clock, epochSeconds, systemClock } from '@latchkey/protocol';
 import { pino, type Logger } from 'pino';
 import { bootstrapAdminToken } from './admin/admin_token.ts';
 import { buildApp } from './app.ts';
@@ -49,6 +50,11 @@ export interface RunningIdp {
 export interface StartOptions {
   /** Logger to use instead of one built from the configured level. */
   logger?: Logger;
+  /**
+   * Where "now" comes from: token lifetimes, key and CA schedules, leases, revocation expiry,
+   * audit times, windows. The system clock by default; tests pass a fake one and advance it.
+   */
+  clock?: Clock;
   /** Benchmarks only (`npm run bench`: issuance with audit on vs off): events are counted, never written. */
   benchmarkWithoutAudit?: boolean;
 }
@@ -57,10 +63,11 @@ export interface StartOptions {
 export async function startIdp(config: Readonly<Config>, options: StartOptions = {}): Promise<RunningIdp> {
   const logger = options.logger ?? pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
   const master = MasterKey.load({ masterKey: config.masterKey, dataDir: config.dataDir });
-  const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const clock = options.clock ?? systemClock;
+  const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, clock });
   try {
     const generatedAdminToken = await bootstrapAdminToken(storage, master.secretHashKey, config.adminToken);
-    const events = new ServerEvents();
+    const events = new ServerEvents(clock);
     let detection: DetectionRunner | undefined;
     const metrics = new Metrics();
     const audit = new AuditWriter(storage, {
@@ -78,14 +85,16 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       metrics.countEvent(e.type, e.outcome);
       detection?.nudge();
     });
-    const keys = new KeyRing(storage, master);
+    const keys = new KeyRing(storage, master, clock);
     // A client or key revocation must outlive every token and every workload certificate it covers.
     const revocations = new RevocationLog(
       storage,
       config.issuer,
       Math.max(config.maxAccessTokenTtl, config.workloadCertTtl) + config.clockSkew,
+      clock,
     );
     const rotator = new KeyRotator({
+      clock,
       feed: revocations,
       store: storage,
       ring: keys,
@@ -106,7 +115,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
         })
       : undefined;
     // Every client lookup and change in this process goes through one cache, so local writes invalidate it.
-    const clients = new ClientCache(storage, config.clientCacheTtl);
+    const clients = new ClientCache(storage, config.clientCacheTtl, clock);
     // A feed entry from any replica (PostgreSQL LISTEN/NOTIFY) may be a revoked key or client:
     // reload the keys and forget cached clients at once instead of at the next check or TTL.
     const reloadKeys = coalesce(
@@ -132,6 +141,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
         .toLowerCase()
         .replace(/[^a-z0-9._-]/g, '-');
     const workloadCa = await WorkloadCa.open({
+      clock,
       store: storage,
       master,
       trustDomain,
@@ -145,11 +155,13 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       storage,
       keys,
       config.issuer,
+      clock,
       config.auditCheckpointFile ? fileCheckpointSink(config.auditCheckpointFile) : undefined,
     );
     const webhooks =
       config.alertWebhooks.length > 0
         ? new WebhookSender({
+            clock,
             urls: config.alertWebhooks,
             secret: config.alertWebhookSecret!,
             attempts: config.alertWebhookAttempts,
@@ -175,6 +187,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
           })
         : undefined;
     const raiser = new AlertRaiser({
+      clock,
       store: storage,
       clients,
       revocations,
@@ -184,15 +197,23 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       ...(webhooks ? { deliver: (a: Parameters<WebhookSender['send']>[0]) => webhooks.send(a) } : {}),
     });
     detection = new DetectionRunner({
+      clock,
       store: storage,
       detectors: buildDetectors(config),
       raiser,
       interval: config.detectInterval,
       onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'detection pass failed; will retry'),
     });
-    const retention = new AuditRetention({ store: storage, checkpointer, events, retention: config.auditRetention });
+    const retention = new AuditRetention({
+      clock,
+      store: storage,
+      checkpointer,
+      events,
+      retention: config.auditRetention,
+    });
     let draining = false;
     const app = buildApp({
+      clock,
       config,
       storage,
       keys,
@@ -221,7 +242,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     const url = `${config.tls ? 'https' : 'http'}://${hostForUrl}:${port}`;
     const purge = setInterval(() => {
       storage
-        .purgeExpired(Math.floor(Date.now() / 1000))
+        .purgeExpired(epochSeconds(clock))
         .catch((err: Error) => logger.warn({ err: { message: err.message } }, 'purge failed'));
     }, 60_000);
     purge.unref();

@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { FakeClock, startTestIdp, type TestIdp } from '@latchkey/testkit';
 
 describe('HTTP limits', () => {
+  const clock = new FakeClock();
   let t: TestIdp;
   before(async () => {
-    t = await startTestIdp({ config: { requestTimeout: 2, maxConnections: 20 } });
+    t = await startTestIdp({ config: { requestTimeout: 2, maxConnections: 20 }, clock });
   });
   after(() => t.close());
 
@@ -99,12 +100,12 @@ describe('HTTP limits', () => {
       db.exec(
         "CREATE TRIGGER no_writes BEFORE UPDATE ON settings BEGIN SELECT RAISE(ABORT, 'disk full'); END; CREATE TRIGGER no_inserts BEFORE INSERT ON settings BEGIN SELECT RAISE(ABORT, 'disk full'); END",
       );
-      await new Promise((r) => setTimeout(r, 2100)); // past the probe's two-second memory
+      clock.advance(2001); // past the probe's two-second memory
       const res = await t.fetch(`${t.issuer}/readyz`);
       assert.equal(res.status, 503);
       assert.deepEqual(((await res.json()) as { checks: Record<string, string> }).checks.storage, 'failed');
       db.exec('DROP TRIGGER no_writes; DROP TRIGGER no_inserts');
-      await new Promise((r) => setTimeout(r, 2100));
+      clock.advance(2001);
       assert.equal((await t.fetch(`${t.issuer}/readyz`)).status, 200);
     } finally {
       db.close();

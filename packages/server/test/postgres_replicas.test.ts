@@ -10,6 +10,7 @@ import {
   type TestIdp,
   basicAuth,
   auditEvents,
+  FakeClock,
 } from '@latchkey/testkit';
 import { openSse } from './feeds/sse_reader.ts';
 
@@ -178,12 +179,17 @@ if (testDatabaseUrl() !== undefined) {
       const masterKey = randomBytes(32).toString('base64');
       const adminToken = randomBytes(32).toString('base64url');
       const config = { masterKey, keyRotationInterval: 3, keyCheckInterval: 1, jwksMaxAge: 0 };
+      // One clock for both replicas; each second both run their schedule at once (the lease decides who acts).
+      const clock = new FakeClock();
       const [a, b] = await Promise.all([
-        startTestIdp({ databaseUrl, tls: false, adminToken, config }),
-        startTestIdp({ databaseUrl, tls: false, adminToken, config }),
+        startTestIdp({ databaseUrl, tls: false, adminToken, config, clock }),
+        startTestIdp({ databaseUrl, tls: false, adminToken, config, clock }),
       ]);
       try {
-        await new Promise((r) => setTimeout(r, 8000));
+        for (let s = 0; s < 8; s++) {
+          clock.advanceSeconds(1);
+          await Promise.all([a.idp.rotator.tick(), b.idp.rotator.tick()]);
+        }
         await a.idp.audit.flush();
         await b.idp.audit.flush();
         const activated = (await auditEvents(a.idp.storage, { type: 'key.activated' })).map(

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
+import type { Clock } from '@latchkey/protocol';
 import { loadConfig, startIdp, type ConfigInput, type RunningIdp } from '@latchkey/server';
 import { tlsFetch } from './tls_fetch.ts';
 
@@ -18,6 +19,8 @@ export interface TestIdpOptions {
   adminToken?: string;
   /** A fixed port, to restart an IdP where its clients expect it. */
   port?: number;
+  /** Where the IdP reads "now" (a `FakeClock` to advance instead of sleeping); the system clock by default. */
+  clock?: Clock;
   /** For the audit-on-vs-off benchmark only. */
   benchmarkWithoutAudit?: boolean;
 }
@@ -74,6 +77,7 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
   });
   const idp = await startIdp(config, {
     logger: options.logger ?? pino({ level: 'silent' }),
+    ...(options.clock ? { clock: options.clock } : {}),
     ...(options.benchmarkWithoutAudit ? { benchmarkWithoutAudit: true } : {}),
   });
   const f = tlsFetch(idp.caPem);

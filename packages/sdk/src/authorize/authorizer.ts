@@ -1,4 +1,10 @@
-import type { AccessTokenClaims, PolicyBundle, PolicyEntity } from '@latchkey/protocol';
+import {
+  type AccessTokenClaims,
+  type Clock,
+  type PolicyBundle,
+  type PolicyEntity,
+  systemClock,
+} from '@latchkey/protocol';
 import type { AuditQueue } from '../audit/audit_queue.ts';
 import { connectionOf, type IdpConnection } from '../connection/idp_connection.ts';
 import { CedarTrap, CompiledBundle } from '@latchkey/policy';
@@ -7,6 +13,8 @@ import { PolicySource } from './policy_source.ts';
 
 /** Options of {@link createAuthorizer}. Durations in seconds. */
 export interface AuthorizerOptions {
+  /** Where "now" comes from (epoch milliseconds); the system clock by default. Tests pass a fake one. */
+  clock?: Clock;
   /** The IdP (or give `connection`). */
   issuer?: string;
   /** The connection to the IdP this service's components share ({@link createIdpConnection}). */
@@ -171,6 +179,7 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
   if (!options.connection && !options.credentials === !options.token)
     throw new TypeError('give a connection, or exactly one of credentials and token');
   const conn = connectionOf(options);
+  const clock = options.clock ?? systemClock;
   const serviceType = options.servicePrincipalType ?? 'Service';
   const userType = options.userPrincipalType ?? 'User';
   const roleType = options.roleType ?? 'Role';
@@ -208,6 +217,7 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
     connection: conn,
     pollInterval: options.pollInterval ?? 30,
     onBundle: install,
+    clock,
     onError: () => undefined, // fail-static: keep deciding with the last good bundle; health() shows the age
   });
   try {
@@ -303,7 +313,7 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
         version: l.bundle.version,
         digest: l.bundle.digest,
         entities: l.index?.size ?? 0,
-        ageSeconds: Math.round((Date.now() - source.lastContact) / 1000),
+        ageSeconds: Math.round((clock.now() - source.lastContact) / 1000),
         cachedDecisions: cache.size,
         engine,
       };

@@ -1,3 +1,4 @@
+import type { Clock } from '@latchkey/protocol';
 import type { PolicyBundle } from '@latchkey/protocol';
 import type { IdpConnection } from '../connection/idp_connection.ts';
 
@@ -8,6 +9,7 @@ export interface PolicySourceOptions {
   pollInterval: number;
   onBundle: (bundle: PolicyBundle) => void;
   onError: (err: unknown) => void;
+  clock: Clock;
 }
 
 /**
@@ -61,7 +63,7 @@ export class PolicySource {
       headers: { authorization: await c.authorization(), ...(this.etag ? { 'if-none-match': this.etag } : {}) },
     });
     if (res.status === 304) {
-      this.lastContact = Date.now();
+      this.lastContact = this.o.clock.now();
       return;
     }
     if (!res.ok) {
@@ -69,7 +71,7 @@ export class PolicySource {
       throw new Error(`policy feed answered HTTP ${res.status}`);
     }
     const bundle = (await res.json()) as PolicyBundle;
-    this.lastContact = Date.now();
+    this.lastContact = this.o.clock.now();
     this.etag = res.headers.get('etag') ?? undefined;
     this.o.onBundle(bundle);
   }
@@ -79,7 +81,7 @@ export class PolicySource {
     this.unsubscribe = this.o.connection.feed.subscribe({
       streams: ['policy'],
       onOpen: () => {
-        this.lastContact = Date.now();
+        this.lastContact = this.o.clock.now();
         this.refresh(); // a version may have been published while the stream was down
       },
       on: { policy: () => this.refresh() },

@@ -1,10 +1,12 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { CLIENT_ASSERTION_TYPE_JWT_BEARER, basicAuthorization } from '@latchkey/protocol';
+import { CLIENT_ASSERTION_TYPE_JWT_BEARER, type Clock, basicAuthorization, systemClock } from '@latchkey/protocol';
 import { createIdpConnection, IdpMetadataError } from '../connection/idp_connection.ts';
 
 /** Options of {@link createTokenClient}. */
 export interface TokenClientOptions {
+  /** Where "now" comes from (epoch milliseconds); the system clock by default. Tests pass a fake one. */
+  clock?: Clock;
   issuer: string;
   clientId: string;
   /** For client_secret_basic. */
@@ -104,6 +106,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     throw new TypeError('give clientSecret, privateKey, or a workload identity to authenticate with');
   const f = options.fetch ?? options.workload?.idpFetch ?? globalThis.fetch;
   const renewAfter = options.renewAfter ?? 0.8;
+  const clock = options.clock ?? systemClock;
   const cache = new Map<string, Cached>();
   const inflight = new Map<string, Promise<Cached>>();
 
@@ -142,7 +145,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       form.set('client_assertion_type', CLIENT_ASSERTION_TYPE_JWT_BEARER);
       form.set('client_assertion', assertion);
     }
-    const sent = Date.now();
+    const sent = clock.now();
     const res = await f(url, { method: 'POST', headers, body: form.toString() });
     const body = (await res.json().catch(() => ({}))) as {
       access_token?: string;
@@ -168,7 +171,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   const getToken = async (req: TokenRequest = {}): Promise<string> => {
     const key = cacheKey(req);
     const hit = cache.get(key);
-    const now = Date.now();
+    const now = clock.now();
     if (hit && now < hit.renewAt) return hit.token;
     let p = inflight.get(key);
     if (!p) {

@@ -1,3 +1,4 @@
+import type { Clock } from '@latchkey/protocol';
 import type { FeedPage, KeyEvent, RevocationEntry } from '@latchkey/protocol';
 import type { IdpConnection } from '../connection/idp_connection.ts';
 import type { JwksCache } from './jwks_cache.ts';
@@ -11,6 +12,7 @@ export interface FeedClientOptions {
   pollIntervalMs: number;
   revocations: RevocationSet;
   jwks: JwksCache;
+  clock: Clock;
 }
 
 /**
@@ -49,14 +51,14 @@ export class FeedClient {
         { headers: await this.headers(this.etag ? { 'if-none-match': this.etag } : {}) },
       );
       if (res.status === 304) {
-        this.lastContact = Date.now();
+        this.lastContact = this.o.clock.now();
         return;
       }
       if (!res.ok) throw new Error(`revocation feed answered HTTP ${res.status}`);
       const page = (await res.json()) as FeedPage<RevocationEntry>;
       for (const e of page.entries) this.o.revocations.apply(e);
       this.o.revocations.cursor = page.cursor;
-      this.lastContact = Date.now();
+      this.lastContact = this.o.clock.now();
       if (!page.has_more) {
         this.etag = res.headers.get('etag') ?? undefined;
         return;
@@ -71,7 +73,7 @@ export class FeedClient {
       since: () => this.o.revocations.cursor,
       onOpen: () => {
         this.state = 'connected';
-        this.lastContact = Date.now();
+        this.lastContact = this.o.clock.now();
         this.stopPolling();
       },
       onError: () => {
@@ -81,13 +83,13 @@ export class FeedClient {
       },
       on: {
         revocations: (data) => {
-          this.lastContact = Date.now();
+          this.lastContact = this.o.clock.now();
           const e = JSON.parse(data) as RevocationEntry;
           this.o.revocations.apply(e);
           if (Number(e.cursor) > Number(this.o.revocations.cursor)) this.o.revocations.cursor = e.cursor;
         },
         keys: (data) => {
-          this.lastContact = Date.now();
+          this.lastContact = this.o.clock.now();
           const k = JSON.parse(data) as KeyEvent;
           if (k.type === 'key.added' && k.jwk) this.o.jwks.add({ ...k.jwk });
           if (k.type === 'key.revoked' || k.type === 'key.removed') this.o.jwks.remove(k.kid);

@@ -1,3 +1,4 @@
+import type { Clock } from '@latchkey/protocol';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { SigningAlgorithm } from '@latchkey/protocol';
 
@@ -40,6 +41,7 @@ export interface JwksCacheOptions {
   cooldownMs: number;
   /** Refresh interval when the response names no max-age (ms). */
   defaultMaxAgeMs: number;
+  clock: Clock;
 }
 
 /**
@@ -68,7 +70,7 @@ export class JwksCache {
   }
 
   get(kid: string): CachedKey | undefined {
-    if (Date.now() > this.expiresAt) void this.refresh().catch(() => {});
+    if (this.options.clock.now() > this.expiresAt) void this.refresh().catch(() => {});
     return this.keys.get(kid);
   }
 
@@ -77,7 +79,8 @@ export class JwksCache {
     const known = this.get(kid);
     if (known) return known;
     if (this.inflight) await this.inflight.catch(() => {});
-    else if (Date.now() - this.lastAttempt >= this.options.cooldownMs) await this.refresh().catch(() => {});
+    else if (this.options.clock.now() - this.lastAttempt >= this.options.cooldownMs)
+      await this.refresh().catch(() => {});
     return this.keys.get(kid);
   }
 
@@ -88,15 +91,15 @@ export class JwksCache {
   }
 
   private async load(): Promise<void> {
-    this.lastAttempt = Date.now();
+    this.lastAttempt = this.options.clock.now();
     try {
       const res = await this.options.fetch(this.options.jwksUri, {
         headers: this.etag ? { 'if-none-match': this.etag } : {},
       });
       const maxAge = maxAgeOf(res.headers.get('cache-control'));
-      this.expiresAt = Date.now() + (maxAge !== undefined ? maxAge * 1000 : this.options.defaultMaxAgeMs);
+      this.expiresAt = this.options.clock.now() + (maxAge !== undefined ? maxAge * 1000 : this.options.defaultMaxAgeMs);
       if (res.status === 304) {
-        this.lastSuccess = Date.now();
+        this.lastSuccess = this.options.clock.now();
         return;
       }
       if (!res.ok) throw new Error(`JWKS answered HTTP ${res.status}`);
@@ -111,11 +114,11 @@ export class JwksCache {
       for (const [kid, k] of this.keys) if (this.preloaded.has(kid) && !keys.has(kid)) keys.set(kid, k);
       this.keys = keys;
       this.etag = res.headers.get('etag') ?? undefined;
-      this.lastSuccess = Date.now();
+      this.lastSuccess = this.options.clock.now();
       this.lastError = undefined;
     } catch (err) {
       this.lastError = (err as Error).message;
-      this.expiresAt = Date.now() + Math.min(this.options.cooldownMs, 30_000);
+      this.expiresAt = this.options.clock.now() + Math.min(this.options.cooldownMs, 30_000);
       throw err;
     }
   }

@@ -1,5 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import {
+  type Clock,
+  epochSeconds,
+  systemClock,
   accessTokenTypeOk,
   checkAccessTokenClaims,
   checkAccessTokenTime,
@@ -19,6 +22,8 @@ import { connectionOf, IdpMetadataError, type IdpConnection } from '../connectio
 
 /** Options of {@link createVerifier}. Durations are in seconds. */
 export interface VerifierOptions {
+  /** Where "now" comes from (epoch milliseconds); the system clock by default. Tests pass a fake one. */
+  clock?: Clock;
   /** The IdP's issuer identifier, compared exactly with `iss` (or give `connection`). */
   issuer?: string;
   /** This service's audience: `aud` must contain it. */
@@ -109,6 +114,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
   const conn = connectionOf(options);
   const f = conn.fetch;
   const issuer = conn.issuer;
+  const clock = options.clock ?? systemClock;
   const skew = options.clockSkew ?? 30;
   const maxStalenessMs = (options.maxStaleness ?? 3600) * 1000;
   const cacheSize = options.cacheSize ?? 10_000;
@@ -127,6 +133,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     fetch: f,
     cooldownMs: (options.jwksCooldown ?? 30) * 1000,
     defaultMaxAgeMs: 300_000,
+    clock,
   });
   await jwks.refresh().catch((err: Error) => {
     throw new VerifyError('issuer_unreachable', `JWKS could not be fetched: ${err.message}`);
@@ -141,14 +148,15 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
       pollIntervalMs: (options.pollInterval ?? 10) * 1000,
       revocations,
       jwks,
+      clock,
     });
     await feed.start();
   }
-  const pruner = setInterval(() => revocations.prune(Math.floor(Date.now() / 1000)), 60_000);
+  const pruner = setInterval(() => revocations.prune(epochSeconds(clock)), 60_000);
   pruner.unref();
 
   const lastContact = (): number =>
-    Math.max(jwks.lastSuccess, feed?.lastContact ?? 0, feed?.state === 'connected' ? Date.now() : 0);
+    Math.max(jwks.lastSuccess, feed?.lastContact ?? 0, feed?.state === 'connected' ? clock.now() : 0);
 
   const checkTime = (claims: AccessTokenClaims, now: number): void => {
     const problem = checkAccessTokenTime(claims, now, skew);
@@ -213,9 +221,9 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
         if (e.kind === 'client') listener(e.ref);
       }),
     health() {
-      const age = (t: number) => (t > 0 ? Math.round((Date.now() - t) / 1000) : null);
+      const age = (t: number) => (t > 0 ? Math.round((clock.now() - t) / 1000) : null);
       return {
-        ok: Date.now() - lastContact() <= maxStalenessMs,
+        ok: clock.now() - lastContact() <= maxStalenessMs,
         jwks: { keys: jwks.size, ageSeconds: age(jwks.lastSuccess), lastError: jwks.lastError ?? null },
         revocations: {
           entries: revocations.size,
@@ -238,8 +246,8 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     token: string,
     opts: { mtlsCertificate?: X509Certificate | Buffer },
   ): Promise<AccessTokenClaims> {
-    const now = Math.floor(Date.now() / 1000);
-    if (Date.now() - lastContact() > maxStalenessMs)
+    const now = epochSeconds(clock);
+    if (clock.now() - lastContact() > maxStalenessMs)
       throw new VerifyError('issuer_unreachable', 'the IdP has been unreachable for longer than the allowed staleness');
     if (typeof token !== 'string' || token.length === 0 || token.length > 8192)
       throw new VerifyError('token_malformed', 'not a compact JWS');

@@ -11,7 +11,15 @@ import type {
   TLSSocket,
 } from 'node:tls';
 import { Agent as UndiciAgent, Dispatcher, fetch as undiciFetch } from 'undici';
-import { TLS_OPTIONS, certificateThumbprint, serviceClientId, WORKLOAD_SCOPE } from '@latchkey/protocol';
+import {
+  type Clock,
+  TLS_OPTIONS,
+  certificateThumbprint,
+  serviceClientId,
+  startTimer,
+  systemClock,
+  WORKLOAD_SCOPE,
+} from '@latchkey/protocol';
 import { createIdpConnection, type IdpCredentials } from '../connection/idp_connection.ts';
 import type { Verifier } from '../verify/verifier.ts';
 import { peerAllowed, spiffeIdOfPeer, type PeerPolicy } from './peer_identity.ts';
@@ -21,6 +29,8 @@ export type { WorkloadKeyType } from './workload_csr.ts';
 
 /** Options of {@link createWorkloadIdentity}. */
 export interface WorkloadIdentityOptions {
+  /** Where "now" comes from (epoch milliseconds); the system clock by default. Tests pass a fake one. */
+  clock?: Clock;
   /** The IdP's issuer URL. */
   issuer: string;
   /**
@@ -193,6 +203,7 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
       dispatcher: idpDispatcher ?? bootstrap,
     } as never)) as unknown as typeof fetch;
   const keyType = options.keyType ?? 'P-256';
+  const clock = options.clock ?? systemClock;
   const renewShare = options.renewAt ?? 0.5;
   const jitterShare = options.jitter ?? 0.1;
   const minDelay = options.retry?.min ?? 1000;
@@ -203,7 +214,7 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
   /** Open server-side connections by peer client id, to close when that client is revoked. */
   const connections = new Map<TLSSocket, string>();
   let current: Current;
-  let timer: NodeJS.Timeout | undefined;
+  let cancelTimer: (() => void) | undefined;
   let closed = false;
   let rotations = 0;
   let failedRenewals = 0;
@@ -264,14 +275,14 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
 
   const schedule = (ms: number): void => {
     if (closed) return;
-    clearTimeout(timer);
-    nextRenewalAt = Date.now() + ms;
-    timer = setTimeout(() => void identity.renew().catch(() => undefined), Math.max(0, ms));
-    timer.unref();
+    cancelTimer?.();
+    nextRenewalAt = clock.now() + ms;
+    // On the clock's timers: a test advances a fake clock past the renewal point instead of waiting.
+    cancelTimer = startTimer(clock, () => void identity.renew().catch(() => undefined), ms);
   };
 
   const scheduleRenewal = (): void => {
-    const issuedAt = Date.now();
+    const issuedAt = clock.now();
     const life = current.certificate.notAfter.getTime() - issuedAt;
     const jitter = (Math.random() * 2 - 1) * jitterShare * life;
     schedule(Math.max(0, life * renewShare + jitter));
@@ -427,7 +438,7 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
           lastError = (err as Error).message;
           options.onError?.(err as Error);
           // Back off while the current certificate is still good; never wait past its expiry by much.
-          const left = current.certificate.notAfter.getTime() - Date.now();
+          const left = current.certificate.notAfter.getTime() - clock.now();
           const backoff = Math.min(maxDelay, minDelay * 2 ** (consecutiveFailures - 1)) * (0.75 + Math.random() * 0.5);
           schedule(left > 0 ? Math.min(backoff, Math.max(minDelay, left / 2)) : backoff);
           throw err;
@@ -439,7 +450,7 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
     },
     health() {
       return {
-        ok: current.certificate.notAfter.getTime() > Date.now(),
+        ok: current.certificate.notAfter.getTime() > clock.now(),
         spiffeId: current.spiffeId,
         expiresAt: current.certificate.notAfter.toISOString(),
         nextRenewalAt: new Date(nextRenewalAt).toISOString(),
@@ -451,7 +462,7 @@ export async function createWorkloadIdentity(options: WorkloadIdentityOptions): 
     async close() {
       closed = true;
       unsubscribe?.();
-      clearTimeout(timer);
+      cancelTimer?.();
       agent.destroy();
       await Promise.all([dispatcher.close(), idpDispatcher!.close()]);
     },

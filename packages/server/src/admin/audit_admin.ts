@@ -1,3 +1,4 @@
+import type { Clock } from '@latchkey/protocol';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { validationFailed } from '../errors.ts';
@@ -11,6 +12,8 @@ import type { KeyRing } from '../keys/key_ring.ts';
 import type { AuditFilter, AuditStore } from '../storage/ports.ts';
 
 export interface AuditAdminDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   store: AuditStore;
   keys: Pick<KeyRing, 'publishedKey'>;
   writer: Pick<AuditWriter, 'flush'>;
@@ -166,7 +169,7 @@ export function registerAuditAdmin(scope: FastifyInstance, deps: AuditAdminDeps)
     },
     async (request) => {
       const { before } = request.query;
-      if (Date.parse(before) > Date.now()) throw validationFailed('before must not be in the future');
+      if (Date.parse(before) > deps.clock.now()) throw validationFailed('before must not be in the future');
       const r = await deps.retention.prune({ before });
       return { pruned: r.pruned, through_seq: r.throughSeq };
     },

@@ -1,3 +1,4 @@
+import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { notFound, OAuthError } from '../errors.ts';
@@ -9,6 +10,8 @@ import type { RevocationLog } from '../revocation/revocation_log.ts';
 import type { ClientStore } from '../storage/ports.ts';
 
 export interface ClientAdminDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   issuer: string;
   clients: ClientStore;
   events: ServerEvents;
@@ -53,7 +56,7 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
       return {
         ...clientInformation(deps.issuer, client),
         disabled: client.disabled,
-        locked_until: lockedUntil(client.lockedUntil),
+        locked_until: lockedUntil(client.lockedUntil, deps.clock.now()),
       };
     },
   );
@@ -69,7 +72,7 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
       const { clientId } = request.params;
       const client = await deps.clients.getClient(clientId);
       if (!client) throw noSuchClient();
-      const disabled = { ...client, disabled: true, updatedAt: Math.floor(Date.now() / 1000) };
+      const disabled = { ...client, disabled: true, updatedAt: epochSeconds(deps.clock) };
       const event = deps.events.stage('client.revoked', {
         actor: 'admin',
         subject: clientId,
@@ -113,7 +116,7 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
           'token_endpoint_auth_method cannot change here; the client changes it through RFC 7592',
         );
       }
-      const updated = { ...client, metadata, updatedAt: Math.floor(Date.now() / 1000) };
+      const updated = { ...client, metadata, updatedAt: epochSeconds(deps.clock) };
       const event = deps.events.stage('client.updated', {
         actor: 'admin',
         subject: clientId,
@@ -207,6 +210,6 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
 }
 
 /** A lock still in force, as RFC 3339; null when there is none or it has passed. */
-function lockedUntil(until: number | null): string | null {
-  return until !== null && until > Date.now() / 1000 ? new Date(until * 1000).toISOString() : null;
+function lockedUntil(until: number | null, now: number): string | null {
+  return until !== null && until > now / 1000 ? new Date(until * 1000).toISOString() : null;
 }

@@ -1,3 +1,4 @@
+import type { Clock } from '@latchkey/protocol';
 import type { RevocationLog } from '../revocation/revocation_log.ts';
 import type { AuditEvent } from '@latchkey/protocol';
 import type { ServerEvents } from '../events.ts';
@@ -5,6 +6,8 @@ import type { AlertRecord, AlertStore, ClientStore } from '../storage/ports.ts';
 import type { Finding } from './detectors/index.ts';
 
 export interface AlertRaiserDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   store: Pick<AlertStore, 'insertAlert'>;
   clients: Pick<ClientStore, 'lockClient'>;
   revocations: Pick<RevocationLog, 'revokeNotBefore'>;
@@ -15,7 +18,6 @@ export interface AlertRaiserDeps {
   lock: { detectors: readonly string[]; seconds: number };
   /** Where stored alerts go next (webhooks). */
   deliver?: (alert: AlertRecord) => void;
-  now?: () => number;
 }
 
 /**
@@ -34,7 +36,7 @@ export class AlertRaiser {
   }
 
   async raise(f: Finding): Promise<AlertRecord | undefined> {
-    const now = this.deps.now?.() ?? Date.now();
+    const now = this.deps.clock.now();
     const id = `${f.detector}|${f.key}`;
     const last = this.recent.get(id);
     if (last !== undefined && now - last < this.deps.cooldown * 1000) {

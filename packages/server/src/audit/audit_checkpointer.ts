@@ -1,3 +1,4 @@
+import type { Clock } from '@latchkey/protocol';
 import type { KeyRing } from '../keys/key_ring.ts';
 import type { AuditCheckpoint, AuditStore } from '../storage/ports.ts';
 import { CHECKPOINT_TYP } from './audit_chain_verify.ts';
@@ -12,18 +13,21 @@ export class AuditCheckpointer {
   private readonly store: Pick<AuditStore, 'auditHead' | 'addAuditCheckpoint' | 'listAuditCheckpoints'>;
   private readonly keys: Pick<KeyRing, 'signDocument'>;
   private readonly issuer: string;
+  private readonly clock: Clock;
   private readonly sink?: (checkpoint: AuditCheckpoint) => Promise<void>;
 
   constructor(
     store: Pick<AuditStore, 'auditHead' | 'addAuditCheckpoint' | 'listAuditCheckpoints'>,
     keys: Pick<KeyRing, 'signDocument'>,
     issuer: string,
+    clock: Clock,
     /** Where each checkpoint also goes as it is made, out of the database's reach (LATCHKEY_AUDIT_CHECKPOINT_FILE). */
     sink?: (checkpoint: AuditCheckpoint) => Promise<void>,
   ) {
     this.store = store;
     this.keys = keys;
     this.issuer = issuer;
+    this.clock = clock;
     this.sink = sink;
   }
 
@@ -37,7 +41,7 @@ export class AuditCheckpointer {
 
   /** Signs the chain at one position (the anchor a prune leaves behind). */
   async checkpointAt(seq: number, hash: string): Promise<void> {
-    const time = new Date().toISOString();
+    const time = new Date(this.clock.now()).toISOString();
     const { jws, kid } = this.keys.signDocument({ iss: this.issuer, seq, hash, time }, CHECKPOINT_TYP);
     const checkpoint = { seq, hash, time, kid, signature: jws };
     await this.store.addAuditCheckpoint(checkpoint);

@@ -1,8 +1,11 @@
+import type { Clock } from '@latchkey/protocol';
 import type { ServerEvents } from '../events.ts';
 import type { AuditStore } from '../storage/ports.ts';
 import type { AuditCheckpointer } from './audit_checkpointer.ts';
 
 export interface AuditRetentionDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   store: Pick<AuditStore, 'lastAuditSeqBefore' | 'queryAuditEvents' | 'pruneAuditEvents'>;
   checkpointer: Pick<AuditCheckpointer, 'checkpointAt'>;
   events: ServerEvents;
@@ -25,11 +28,11 @@ export class AuditRetention {
   }
 
   /** Prunes what is older than the retention (or than `before`, RFC 3339); returns the events deleted. */
-  async prune(options: { before?: string; now?: number } = {}): Promise<{ pruned: number; throughSeq: number | null }> {
+  async prune(options: { before?: string } = {}): Promise<{ pruned: number; throughSeq: number | null }> {
     const cutoff =
       options.before ??
       (this.deps.retention > 0
-        ? new Date((options.now ?? Date.now()) - this.deps.retention * 1000).toISOString()
+        ? new Date(this.deps.clock.now() - this.deps.retention * 1000).toISOString()
         : undefined);
     if (cutoff === undefined) return { pruned: 0, throughSeq: null };
     const through = await this.deps.store.lastAuditSeqBefore(cutoff);

@@ -1,3 +1,4 @@
+import type { Clock } from '@latchkey/protocol';
 import { randomUUID } from 'node:crypto';
 import { coalesce } from '../coalesce.ts';
 import type { AuditStore, LeaseStore, SettingsStore } from '../storage/ports.ts';
@@ -9,6 +10,8 @@ const CURSOR = 'audit.detection_cursor';
 const NUDGE_DELAY_MS = 100;
 
 export interface DetectionRunnerDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   store: Pick<AuditStore, 'queryAuditEvents' | 'auditHead'> &
     Pick<LeaseStore, 'tryLease'> &
     Pick<SettingsStore, 'getSetting' | 'setSetting'>;
@@ -69,18 +72,18 @@ export class DetectionRunner {
 
   private async passOnce(): Promise<void> {
     if (this.stopped) return;
-    if (Date.now() - this.leaseAt >= 1000) {
+    if (this.deps.clock.now() - this.leaseAt >= 1000) {
       const leader = await this.deps.store.tryLease(
         LEASE,
         this.holder,
-        Date.now() + Math.max(this.deps.interval * 3, 10) * 1000,
+        this.deps.clock.now() + Math.max(this.deps.interval * 3, 10) * 1000,
       );
       if (!leader) {
         this.leaseAt = 0;
         this.cursor = undefined; // another replica runs detection; re-read the cursor if this one takes over
         return;
       }
-      this.leaseAt = Date.now();
+      this.leaseAt = this.deps.clock.now();
     }
     if (this.cursor === undefined) {
       const stored = await this.deps.store.getSetting(CURSOR);

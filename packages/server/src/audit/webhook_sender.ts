@@ -1,8 +1,11 @@
+import { type Clock, epochSeconds, startTimer } from '@latchkey/protocol';
 import { createHmac } from 'node:crypto';
 import type { AlertRecord } from '../storage/ports.ts';
 import { OutboundError, type OutboundFetch } from '../http/outbound_fetch.ts';
 
 export interface WebhookSenderOptions {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   urls: readonly string[];
   secret: string;
   /** Attempts per URL; waits 1 s, 2 s, 4 s ... between them (times `baseDelayMs / 1000`). */
@@ -29,7 +32,7 @@ export function signWebhook(secret: string, body: string, t: number): string {
  * itself is stored and in the audit log).
  */
 export class WebhookSender {
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly timers = new Set<() => void>();
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
   private readonly o: WebhookSenderOptions;
@@ -52,7 +55,7 @@ export class WebhookSender {
           method: 'POST',
           headers: {
             'content-type': 'application/json',
-            'latchkey-signature': signWebhook(this.o.secret, body, Math.floor(Date.now() / 1000)),
+            'latchkey-signature': signWebhook(this.o.secret, body, epochSeconds(this.o.clock)),
             'latchkey-alert-id': String(alert.id),
           },
           body,
@@ -70,15 +73,16 @@ export class WebhookSender {
               : 'unreachable';
       }
       if (n >= this.o.attempts || this.closed) return this.o.onGiveUp(alert, url, error);
-      const timer = setTimeout(
+      // On the clock's timers: a test advances a fake clock through the backoff instead of waiting.
+      const cancel = startTimer(
+        this.o.clock,
         () => {
-          this.timers.delete(timer);
+          this.timers.delete(cancel);
           this.attempt(alert, url, body, n + 1);
         },
         (this.o.baseDelayMs ?? 1000) * 2 ** (n - 1),
       );
-      timer.unref();
-      this.timers.add(timer);
+      this.timers.add(cancel);
     })();
     this.inFlight.add(run);
     void run.finally(() => this.inFlight.delete(run));
@@ -87,7 +91,7 @@ export class WebhookSender {
   /** Stops retrying; waits for requests already sent. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
+    for (const cancel of this.timers) cancel();
     this.timers.clear();
     await Promise.allSettled([...this.inFlight]);
   }

@@ -30,7 +30,7 @@ export async function issueWorkloadCertificate(
   ca: CaSigner,
   csrPem: string,
   clientId: string,
-  options: { trustDomain: string; ttlSeconds: number },
+  options: { trustDomain: string; ttlSeconds: number; now: number },
 ): Promise<IssuedCertificate> {
   let csr: x509.Pkcs10CertificateRequest;
   try {
@@ -66,7 +66,7 @@ export async function issueWorkloadCertificate(
     .filter((n) => n !== spiffeId && n !== clientId)
     .map((n) => n.slice(0, 256))
     .slice(0, 10);
-  const now = Date.now();
+  const { now } = options;
   // Never beyond the issuing CA's own validity (an operator's intermediate may end sooner).
   const notAfter = new Date(Math.min(now + options.ttlSeconds * 1000, ca.cert.notAfter.getTime()));
   const serial = randomSerial();

@@ -28,7 +28,7 @@ export function verifyClientChain(
   leaf: X509Certificate,
   presented: readonly X509Certificate[],
   anchors: readonly X509Certificate[],
-  now = Date.now(),
+  now: number,
 ): ChainResult {
   if (leaf.ca) return { ok: false, reason: 'the certificate is a CA certificate' };
   const eku = leaf.keyUsage;

@@ -26,9 +26,10 @@ export async function importCaKey(pem: string): Promise<CryptoKey> {
 /** A new self-signed root (CA:TRUE, path length 0, keyCertSign + cRLSign), valid ten years. */
 export async function createRootCa(
   name: string,
+  /** Epoch milliseconds it is made at. */
+  now: number,
 ): Promise<{ cert: x509.X509Certificate; key: CryptoKey; certPem: string; keyPem: string }> {
   const keys = (await webcrypto.subtle.generateKey(CA_ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
     name,

@@ -1,3 +1,4 @@
+import type { Clock } from '@latchkey/protocol';
 import { createPrivateKey, createPublicKey, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as x509 from '@peculiar/x509';
@@ -67,6 +68,8 @@ export interface WorkloadCaOptions {
   trustDomain: string;
   /** Longest lifetime of a workload certificate plus clock skew: how long a replaced root stays trusted. */
   retireAfter: number;
+  /** Where "now" comes from (a fake clock in tests): rotation phases and certificate dates. */
+  clock: Clock;
   /** Operator-provided CA (files): an intermediate and its key, and the root(s) to serve. */
   operator?: { certFile: string; keyFile: string; bundleFile?: string | undefined } | undefined;
 }
@@ -95,7 +98,7 @@ export class WorkloadCa {
     const ca = new WorkloadCa(options);
     if (options.operator) ca.operatorState = await loadOperatorCa(options.operator);
     else if (!(await options.store.getSetting(SETTING))) {
-      const root = await createRootCa(ca.rootName());
+      const root = await createRootCa(ca.rootName(), options.clock.now());
       await options.store.setSettingIfAbsent(
         SETTING,
         JSON.stringify({
@@ -114,7 +117,7 @@ export class WorkloadCa {
   }
 
   /** The current signer, bundle and anchors (re-read from storage at most every 5 s). */
-  async state(now = Date.now()): Promise<CaState> {
+  async state(now = this.options.clock.now()): Promise<CaState> {
     if (this.operatorState) return this.operatorState;
     if (this.cached && now - this.cached.at < REFRESH_MS && !this.transitionDue(now)) return this.cached.state;
     const text = (await this.options.store.getSetting(SETTING))!;
@@ -134,7 +137,7 @@ export class WorkloadCa {
   async rotate(
     announceSeconds: number,
     audit: (root: { serial: string; activateAt: number }) => WithAudit,
-    now = Date.now(),
+    now = this.options.clock.now(),
   ): Promise<CaState> {
     if (this.operatorState)
       throw new LatchkeyError(
@@ -146,7 +149,7 @@ export class WorkloadCa {
     const nowS = Math.floor(now / 1000);
     if (roots.some((r) => r.activate_at > nowS))
       throw new LatchkeyError('ca_rotation_pending', 'a new root is already announced and not signing yet');
-    const root = await createRootCa(this.rootName(nowS));
+    const root = await createRootCa(this.rootName(nowS), now);
     roots.push({
       cert: root.certPem,
       key: this.options.master.seal(Buffer.from(root.keyPem), SEAL_LABEL),

@@ -1,3 +1,4 @@
+import type { Clock } from '@latchkey/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { oauthErrors, typed } from '../http/schemas.ts';
@@ -9,6 +10,8 @@ import type { WorkloadCa } from './workload_ca.ts';
 import { WORKLOAD_SCOPE } from '@latchkey/protocol';
 
 export interface WorkloadEndpointsDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   ca: WorkloadCa;
   trustDomain: string;
   ttlSeconds: number;
@@ -106,6 +109,7 @@ export function registerWorkloadEndpoints(app: FastifyInstance, deps: WorkloadEn
       const issued = await issueWorkloadCertificate(state.signer, body.csr, clientId, {
         trustDomain: deps.trustDomain,
         ttlSeconds: deps.ttlSeconds,
+        now: deps.clock.now(),
       });
       await deps.events.emit('certificate.issued', {
         actor,

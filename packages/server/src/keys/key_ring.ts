@@ -1,3 +1,4 @@
+import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { AuditEvent } from '@latchkey/protocol';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
@@ -45,6 +46,7 @@ function publicJwkOf(key: KeyObject): Record<string, string> {
  * and keep `retired` keys.
  */
 export class KeyRing {
+  private readonly clock: Clock;
   private signer: Signer | undefined;
   private published = new Map<string, PublishedKey>();
   private jwksBody = '{"keys":[]}';
@@ -53,7 +55,8 @@ export class KeyRing {
   private readonly store: Pick<KeyStore, 'insertKey' | 'listPublishedKeys'>;
   private readonly masterKey: MasterKey;
 
-  constructor(store: Pick<KeyStore, 'insertKey' | 'listPublishedKeys'>, masterKey: MasterKey) {
+  constructor(store: Pick<KeyStore, 'insertKey' | 'listPublishedKeys'>, masterKey: MasterKey, clock: Clock) {
+    this.clock = clock;
     this.store = store;
     this.masterKey = masterKey;
   }
@@ -68,7 +71,7 @@ export class KeyRing {
     const jwk = publicJwkOf(publicKey);
     // A short kid from the RFC 7638 thumbprint: unique in practice, small in every token header.
     const kid = (await calculateJwkThumbprint(jwk as JWK, 'sha256')).slice(0, 16);
-    const now = Math.floor(Date.now() / 1000);
+    const now = epochSeconds(this.clock);
     const record: SigningKeyRecord = {
       kid,
       alg,

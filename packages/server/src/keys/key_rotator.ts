@@ -1,3 +1,4 @@
+import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { AuditEvent } from '@latchkey/protocol';
 import { randomBytes } from 'node:crypto';
 import { LatchkeyError } from '../errors.ts';
@@ -11,6 +12,8 @@ const LEASE = 'key-rotation';
 const REQUESTED = 'key_rotation_requested';
 
 export interface KeyRotatorDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   store: Pick<KeyStore, 'listKeys' | 'transitionKeys' | 'removeExpiredKeys'> &
     LeaseStore &
     Pick<SettingsStore, 'getSetting' | 'setSetting'>;
@@ -60,7 +63,7 @@ export class KeyRotator {
     await this.running;
   }
 
-  private now = (): number => Math.floor(Date.now() / 1000);
+  private now = (): number => epochSeconds(this.deps.clock);
 
   /** Runs the schedule if this replica holds the lease, then reloads the key ring. */
   async tick(): Promise<void> {
@@ -68,7 +71,8 @@ export class KeyRotator {
     const noSigner = !keys.some((k) => k.state === 'current');
     // Without any signing key, any replica may act: the unique indexes keep it to one key.
     const leader =
-      (await this.deps.store.tryLease(LEASE, this.holder, Date.now() + this.deps.checkInterval * 3000)) || noSigner;
+      (await this.deps.store.tryLease(LEASE, this.holder, this.deps.clock.now() + this.deps.checkInterval * 3000)) ||
+      noSigner;
     if (leader) {
       await this.apply(keys);
       const gone = new Map(keys.map((k) => [k.kid, k.alg]));

@@ -24,7 +24,7 @@ export function mintAccessToken(
   keys: Pick<KeyRing, 'signAccessToken'>,
   issuer: string,
   input: AccessTokenInput,
-  now = Math.floor(Date.now() / 1000),
+  now: number,
 ): { token: string; claims: AccessTokenClaims } {
   const claims: AccessTokenClaims = {
     iss: issuer,

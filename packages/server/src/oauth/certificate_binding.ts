@@ -17,7 +17,7 @@ export function bindToCertificate(
   client: ClientRecord,
   certificate: PresentedCertificate | undefined,
   ttl: number,
-  now = Date.now(),
+  now: number,
 ): { ttl: number; cnf?: { 'x5t#S256': string } } {
   if (!certificate) {
     if (client.metadata.tls_client_certificate_bound_access_tokens) {

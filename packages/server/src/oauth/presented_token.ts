@@ -1,3 +1,4 @@
+import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyRequest } from 'fastify';
 import { invalidRequest } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
@@ -9,6 +10,8 @@ import type { ClientAuthenticator } from './client_auth/authenticate_client.ts';
 
 /** What the introspection and revocation endpoints both need. */
 export interface PresentedTokenDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   issuer: string;
   keys: Pick<KeyRing, 'publishedKey'>;
   authenticate: ClientAuthenticator;
@@ -32,6 +35,6 @@ export async function readPresentedToken(request: FastifyRequest, deps: Presente
   const { client: caller, method } = await deps.authenticate(request, form);
   const token = param(form, 'token');
   if (!token) throw invalidRequest('token is missing');
-  const now = Math.floor(Date.now() / 1000);
+  const now = epochSeconds(deps.clock);
   return { caller, authMethod: method, result: verifyOwnToken(deps.keys, deps.issuer, token, now, 0), now };
 }

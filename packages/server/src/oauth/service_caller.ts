@@ -1,3 +1,4 @@
+import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyRequest } from 'fastify';
 import { bearerToken, invalidToken } from '../http/bearer.ts';
 import type { KeyRing } from '../keys/key_ring.ts';
@@ -10,6 +11,8 @@ import { OAuthError } from '../errors.ts';
 import { checkCertificateBinding } from '@latchkey/protocol';
 
 export interface ServiceCallerDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   issuer: string;
   keys: Pick<KeyRing, 'publishedKey'>;
   clients: Pick<ClientStore, 'getClient'>;
@@ -38,7 +41,7 @@ export function serviceCaller(
     if (!bearer) return (await deps.authenticate(request, new Map())).client.clientId;
     // RFC 9068 §4 / RFC 8707: the IdP's own endpoints are a resource server like any other — a
     // token audienced to some service must not work here (that service could replay it).
-    const r = verifyOwnToken(deps.keys, deps.issuer, bearer, Math.floor(Date.now() / 1000), 0, deps.issuer);
+    const r = verifyOwnToken(deps.keys, deps.issuer, bearer, epochSeconds(deps.clock), 0, deps.issuer);
     if (!r.valid)
       throw invalidToken(
         r.reason === 'wrong_audience'
@@ -48,7 +51,7 @@ export function serviceCaller(
     const client = await deps.clients.getClient(r.claims.client_id);
     if (!client || client.disabled || (await deps.revocations.check(r.claims)))
       throw invalidToken('the access token is not valid');
-    if (client.lockedUntil !== null && client.lockedUntil > Date.now() / 1000)
+    if (client.lockedUntil !== null && client.lockedUntil > deps.clock.now() / 1000)
       throw invalidToken('the client is locked');
     if (checkCertificateBinding(r.claims, deps.certificate(request)?.thumbprint))
       throw invalidToken('the access token is bound to another client certificate');

@@ -1,3 +1,4 @@
+import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { AdminErrorBody, PolicyBundleContent, PolicyEntity } from '@latchkey/protocol';
 import { AdminError, conflict, notFound } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
@@ -34,6 +35,8 @@ export class PolicyValidationError extends AdminError {
 const EMPTY: PolicyBundleContent = { schema: {}, policies: {}, entities: [] };
 
 export interface PolicyPublisherDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   store: PolicyStore & Pick<FeedStore, 'appendFeedEvent'>;
   events: ServerEvents;
   issuer: string;
@@ -83,7 +86,7 @@ export class PolicyPublisher {
     const record: PolicyVersionRecord = {
       version: headVersion + 1,
       digest,
-      publishedAt: new Date().toISOString(),
+      publishedAt: new Date(this.deps.clock.now()).toISOString(),
       actor: options.actor,
       note: options.note ?? null,
       schema: content.schema,
@@ -113,7 +116,7 @@ export class PolicyPublisher {
       throw conflict('another policy version was published at the same time; try again');
     }
     this.deps.events.committed(event);
-    const now = Math.floor(Date.now() / 1000);
+    const now = epochSeconds(this.deps.clock);
     // Services learn of it at once on the feed stream (and by ETag polling if they miss it).
     await this.deps.store.appendFeedEvent({
       stream: 'policy',

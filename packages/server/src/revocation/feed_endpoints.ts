@@ -1,3 +1,4 @@
+import { type Clock, epochSeconds } from '@latchkey/protocol';
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { FeedPage } from '@latchkey/protocol';
@@ -9,6 +10,8 @@ import type { FeedHub } from './feed_hub.ts';
 import { keyEvent, revocationEntry } from './feed_messages.ts';
 
 export interface FeedEndpointsDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   issuer: string;
   store: Pick<FeedStore, 'listFeedEvents' | 'latestFeedSeq'>;
   hub: FeedHub;
@@ -64,7 +67,7 @@ export function registerFeedEndpoints(scope: FastifyInstance, deps: FeedEndpoint
         // Read the head first: every entry up to it is committed (appends are serialized), so a
         // short page may hand it out as the cursor without skipping anything.
         const head = await deps.store.latestFeedSeq();
-        const rows = await deps.store.listFeedEvents(stream, since, limit + 1, Math.floor(Date.now() / 1000));
+        const rows = await deps.store.listFeedEvents(stream, since, limit + 1, epochSeconds(deps.clock));
         const hasMore = rows.length > limit;
         const entries = rows.slice(0, limit);
         const last = entries.length > 0 ? entries[entries.length - 1]!.seq : since;

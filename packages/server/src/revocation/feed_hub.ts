@@ -1,3 +1,4 @@
+import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { ServerResponse } from 'node:http';
 import type { FeedStore, FeedStream } from '../storage/ports.ts';
 import { coalesce } from '../coalesce.ts';
@@ -13,6 +14,7 @@ export interface FeedHubOptions {
    * was busy (a GC pause, a burst of appends) never blames its subscribers for it.
    */
   stallSeconds: number;
+  clock: Clock;
   onError?: (err: unknown) => void;
 }
 
@@ -63,7 +65,7 @@ export class FeedHub {
     const tick = Math.min(options.heartbeatSeconds, options.stallSeconds);
     const ticksToStall = Math.ceil(options.stallSeconds / tick);
     this.heartbeat = setInterval(() => {
-      const now = Date.now();
+      const now = this.options.clock.now();
       for (const s of this.subscribers) {
         if (s.pausedAt === undefined) {
           this.write(s, ': keep-alive\n\n');
@@ -103,7 +105,7 @@ export class FeedHub {
       const active = [...this.subscribers].filter((s) => s.pausedAt === undefined);
       if (active.length === 0) return;
       const from = Math.min(...active.map((s) => s.cursor));
-      const page = await this.store.listFeedEvents('all', from, PAGE, Math.floor(Date.now() / 1000));
+      const page = await this.store.listFeedEvents('all', from, PAGE, epochSeconds(this.options.clock));
       if (page.length === 0) return;
       const last = page[page.length - 1]!.seq;
       for (const s of active) {
@@ -130,7 +132,7 @@ export class FeedHub {
     }
     if (!s.res.write(text)) {
       // The socket is full: stop here and pick up from the cursor when it drains.
-      s.pausedAt = Date.now();
+      s.pausedAt = this.options.clock.now();
       s.queued = s.res.socket?.writableLength ?? 0;
       s.stalledTicks = 0;
       s.res.once('drain', () => {

@@ -1,3 +1,4 @@
+import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { AccessTokenClaims, KeyEventType } from '@latchkey/protocol';
 import type { FeedStore, RevocationStore, WithAudit } from '../storage/ports.ts';
 
@@ -17,13 +18,15 @@ export class RevocationLog {
     issuer: string,
     /** Longest lifetime of any token + clock skew: how long a not-before or key entry must live. */
     coverSeconds: number,
+    clock: Clock,
   ) {
     this.store = store;
     this.issuer = issuer;
     this.coverSeconds = coverSeconds;
+    this.now = () => epochSeconds(clock);
   }
 
-  private now = (): number => Math.floor(Date.now() / 1000);
+  private readonly now: () => number;
 
   /** RFC 7009: the token's jti, until the token's own expiry. */
   async revokeToken(

@@ -1,3 +1,4 @@
+import type { Clock } from '@latchkey/protocol';
 import type { ClientRecord, ClientStore, WithAudit } from './ports.ts';
 
 /**
@@ -7,19 +8,21 @@ import type { ClientRecord, ClientStore, WithAudit } from './ports.ts';
  * invalidation). Only found clients are cached, and at most `maxEntries` of them.
  */
 export class ClientCache implements ClientStore {
+  private readonly clock: Clock;
   private readonly entries = new Map<string, { record: ClientRecord; expires: number }>();
   private readonly store: ClientStore;
   private readonly ttlSeconds: number;
   private readonly maxEntries: number;
 
-  constructor(store: ClientStore, ttlSeconds: number, maxEntries = 10_000) {
+  constructor(store: ClientStore, ttlSeconds: number, clock: Clock, maxEntries = 10_000) {
+    this.clock = clock;
     this.store = store;
     this.ttlSeconds = ttlSeconds;
     this.maxEntries = maxEntries;
   }
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
-    const now = Date.now();
+    const now = this.clock.now();
     const hit = this.entries.get(clientId);
     if (hit && hit.expires > now) return hit.record;
     const record = await this.store.getClient(clientId);

@@ -33,7 +33,8 @@ async function loadOrCreateCa(
     const keyPem = master.open(readFileSync(keyFile, 'utf8').trim(), 'local-ca').toString('utf8');
     return { cert: new x509.X509Certificate(pem), key: await importCaKey(keyPem), pem };
   }
-  const root = await createRootCa('CN=Latchkey local CA, O=Latchkey');
+  // The IdP's own HTTPS certificates are judged by TLS peers on their clocks: system time, not an injected clock.
+  const root = await createRootCa('CN=Latchkey local CA, O=Latchkey', Date.now());
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   writeFileSync(keyFile, master.seal(Buffer.from(root.keyPem), 'local-ca') + '\n', { mode: 0o600 });
   writeFileSync(certFile, root.certPem, { mode: 0o644 });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { startPostgresIfConfigured, startTestIdp, testDatabaseUrl, type TestIdp } from '@latchkey/testkit';
+import { FakeClock, startPostgresIfConfigured, startTestIdp, testDatabaseUrl, type TestIdp } from '@latchkey/testkit';
 import { chainHash } from '../../src/storage/audit_chain.ts';
 import { type AuditRow, auditRowValues } from '../../src/storage/rows.ts';
 
@@ -216,7 +216,8 @@ for (const backend of backends) {
 }
 
 test('scheduled retention (LATCHKEY_AUDIT_RETENTION) prunes what is older than the retention', async () => {
-  const t = await startTestIdp({ config: { auditRetention: 60 } });
+  const clock = new FakeClock();
+  const t = await startTestIdp({ config: { auditRetention: 60 }, clock });
   try {
     const c = await t.register({ audiences: [AUD] });
     await t.post(
@@ -225,7 +226,8 @@ test('scheduled retention (LATCHKEY_AUDIT_RETENTION) prunes what is older than t
       { authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` },
     );
     const before = (await t.idp.storage.queryAuditEvents({ limit: 1000 })).length;
-    const r = await t.idp.retention.prune({ now: Date.now() + 61_000 });
+    clock.advanceSeconds(61);
+    const r = await t.idp.retention.prune();
     assert.equal(r.pruned, before);
     const rest = await t.idp.storage.queryAuditEvents({ limit: 1000 });
     assert.deepEqual(

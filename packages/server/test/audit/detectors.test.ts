@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import * as jose from 'jose';
 import { createAuditQueue } from '@latchkey/sdk/audit';
 import { createVerifier } from '@latchkey/sdk/verify';
-import { basicAuth, startTestIdp, workloadCsr, type TestIdp, auditEvents } from '@latchkey/testkit';
+import { auditEvents, basicAuth, FakeClock, startTestIdp, type TestIdp, workloadCsr } from '@latchkey/testkit';
 import { openSse } from '../feeds/sse_reader.ts';
 
 const AUD = 'https://orders.internal';
@@ -37,8 +37,9 @@ const token = (t: TestIdp, id: string, secret: string, extra: Record<string, str
   t.post('/token', { grant_type: 'client_credentials', ...extra }, { authorization: basicAuth(id, secret) });
 
 /** An IdP with small thresholds; each test gets its own, so loopback failures do not add up across tests. */
-const idp = (config: Record<string, unknown> = {}) =>
+const idp = (config: Record<string, unknown> = {}, clock?: FakeClock) =>
   startTestIdp({
+    ...(clock ? { clock } : {}),
     config: {
       detectAuthFailures: 6,
       detectAuthWindow: 60,
@@ -111,14 +112,14 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
   });
 
   test('issuance_spike: quiet for a steady client, fires when one client suddenly takes far more tokens than its baseline', async () => {
-    const t = await idp({ detectIssuanceWindow: 1, detectIssuanceFactor: 5, detectIssuanceMin: 20 });
+    const clock = new FakeClock();
+    const t = await idp({ detectIssuanceWindow: 1, detectIssuanceFactor: 5, detectIssuanceMin: 20 }, clock);
     try {
       const c = await t.register({ audiences: [AUD] });
-      // Benign: about 8 tokens a second for 3 seconds.
+      // Benign: 8 tokens a second for 3 seconds (of the IdP's clock, which events are timed by).
       for (let s = 0; s < 3; s++) {
-        const until = Date.now() + 1000;
         for (let i = 0; i < 8; i++) assert.equal((await token(t, c.client_id, c.client_secret)).status, 200);
-        await new Promise((r) => setTimeout(r, Math.max(0, until - Date.now())));
+        clock.advance(1000);
       }
       assert.deepEqual(await alerts(t), []);
       // Attack: 200 tokens at once, 16 at a time.
@@ -417,6 +418,7 @@ describe('detectors: each fires on an attack and stays quiet on benign load', ()
 
 describe('alert delivery', () => {
   test('webhooks get a signed body; 5xx are retried with backoff; a 4xx gives up and is audited', async () => {
+    const clock = new FakeClock();
     const received: { at: number; body: string; signature: string; alertId: string }[] = [];
     let failFirst = 2;
     const read = (req: IncomingMessage) =>
@@ -428,7 +430,7 @@ describe('alert delivery', () => {
     const good = createServer(async (req, res) => {
       const body = await read(req);
       received.push({
-        at: Date.now(),
+        at: clock.now(),
         body,
         signature: String(req.headers['latchkey-signature']),
         alertId: String(req.headers['latchkey-alert-id']),
@@ -444,16 +446,30 @@ describe('alert delivery', () => {
     await new Promise<void>((r) => good.listen(0, '127.0.0.1', r));
     await new Promise<void>((r) => refusing.listen(0, '127.0.0.1', r));
     const url = (s: typeof good) => `http://127.0.0.1:${(s.address() as AddressInfo).port}/hook`;
-    const t = await idp({ alertWebhooks: `${url(good)},${url(refusing)}`, alertWebhookSecret: SECRET });
+    const t = await idp({ alertWebhooks: `${url(good)},${url(refusing)}`, alertWebhookSecret: SECRET }, clock);
     try {
       const c = await t.register({ audiences: [AUD] });
       await token(t, c.client_id, c.client_secret, { client_id: 'someone-else' });
       const [alert] = await alerts(t);
       assert.ok(alert);
-      for (let i = 0; i < 100 && received.length < 3; i++) await new Promise((r) => setTimeout(r, 100));
+      // The retries wait on the IdP's clock: advance it through the backoff, waiting only for each delivery.
+      const delivered = async (n: number) => {
+        const deadline = Date.now() + 10_000;
+        while (received.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        assert.equal(received.length, n);
+      };
+      await delivered(1);
+      clock.advance(999);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(received.length, 1, 'no retry before the backoff');
+      clock.advance(1);
+      await delivered(2);
+      clock.advance(2000);
+      await delivered(3);
       assert.equal(received.length, 3, 'two 503s, then accepted');
-      assert.ok(
-        received[1]!.at - received[0]!.at >= 900 && received[2]!.at - received[1]!.at >= 1900,
+      assert.deepEqual(
+        [received[1]!.at - received[0]!.at, received[2]!.at - received[1]!.at],
+        [1000, 2000],
         'backoff of 1 s, then 2 s',
       );
       for (const r of received) {

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { EventSource } from 'eventsource';
 import * as jose from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { freePort, startTestIdp, type TestIdp, basicAuth } from '@latchkey/testkit';
+import { basicAuth, FakeClock, freePort, startTestIdp, type TestIdp } from '@latchkey/testkit';
 import type { FeedPage, KeyEvent, RevocationEntry } from '@latchkey/protocol';
 import { openSse } from './sse_reader.ts';
 
@@ -25,6 +25,7 @@ async function issueAndRevoke(t: TestIdp, c: Record<string, string>, n: number):
 }
 
 describe('revocation and key feeds', () => {
+  const clock = new FakeClock();
   let t: TestIdp;
   let c: Record<string, string>;
   const get = async (path: string, headers: Record<string, string> = { authorization: basic(c) }) => {
@@ -33,7 +34,7 @@ describe('revocation and key feeds', () => {
     return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
   };
   before(async () => {
-    t = await startTestIdp({ config: { feedMaxStreamsPerClient: 2, feedHeartbeat: 1 } });
+    t = await startTestIdp({ config: { feedMaxStreamsPerClient: 2, feedHeartbeat: 1 }, clock });
     c = (await t.register({ audiences: [AUD] })) as Record<string, string>;
   });
   after(() => t.close());
@@ -192,7 +193,7 @@ describe('revocation and key feeds', () => {
     });
     assert.equal(res.status, 200);
     assert.equal((await t.post('/introspect', { token: before }, { authorization: basic(c) })).body.active, false);
-    await new Promise((r) => setTimeout(r, 1100)); // iat has one-second resolution
+    clock.advanceSeconds(1); // iat has one-second resolution
     const later = (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(svc) })).body
       .access_token as string;
     assert.equal((await t.post('/introspect', { token: later }, { authorization: basic(c) })).body.active, true);

@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
-import { startTestIdp, type TestIdp, basicAuth, auditEvents } from '@latchkey/testkit';
+import { auditEvents, basicAuth, FakeClock, startTestIdp, type TestIdp } from '@latchkey/testkit';
 
 const AUD = 'https://orders.internal';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const basic = basicAuth;
 const kidsOf = async (t: TestIdp): Promise<string[]> =>
   ((await (await t.fetch(`${t.issuer}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid).sort();
@@ -23,12 +22,14 @@ const admin = (t: TestIdp, path: string, body?: unknown) =>
 const keyList = async (t: TestIdp) =>
   (
     (await (await admin(t, '/admin/keys')).json()) as {
-      keys: { kid: string; state: string; activated_at: number | null }[];
+      keys: { kid: string; state: string; created_at: number; activated_at: number | null }[];
     }
   ).keys;
 const stateOf = async (t: TestIdp, state: string) => (await keyList(t)).find((k) => k.state === state);
 
 describe('key lifecycle over the admin API', () => {
+  // Time moves when the test says so: the rotator's schedule is checked with tick() after advancing.
+  const clock = new FakeClock();
   let t: TestIdp;
   let c: Record<string, string>;
   const token = async () =>
@@ -47,6 +48,7 @@ describe('key lifecycle over the admin API', () => {
         keyCheckInterval: 1,
         keyRotationInterval: 3600,
       },
+      clock,
     });
     c = (await t.register({ audiences: [AUD], access_token_ttl: 2 })) as Record<string, string>;
   });
@@ -68,8 +70,12 @@ describe('key lifecycle over the admin API', () => {
     const newToken = await token();
     assert.equal(jose.decodeProtectedHeader(newToken).kid, oldNext.kid);
     assert.equal(await active(oldToken), true, 'a token of the retired key is still good');
-    // Removal: at most grace (2 s) + one check interval later.
-    await sleep(3500);
+    // Removal: once the grace (the longest token lifetime, 2 s) has passed, not before.
+    clock.advanceSeconds(1);
+    await t.idp.rotator.tick();
+    assert.ok((await kidsOf(t)).includes(oldCurrent.kid), 'still published while its tokens may be valid');
+    clock.advanceSeconds(1);
+    await t.idp.rotator.tick();
     assert.ok(!(await kidsOf(t)).includes(oldCurrent.kid), 'the retired key left the JWKS after its tokens expired');
   });
 
@@ -78,9 +84,14 @@ describe('key lifecycle over the admin API', () => {
     const next = (await stateOf(t, 'next'))!;
     const res = await admin(t, '/admin/keys/rotate', {});
     assert.equal(res.status, 200);
-    assert.equal((await stateOf(t, 'current'))!.kid, current.kid, 'the next key was published only just now');
-    const deadline = Date.now() + 8000;
-    while ((await stateOf(t, 'current'))!.kid === current.kid && Date.now() < deadline) await sleep(250);
+    assert.equal((await stateOf(t, 'current'))!.kid, current.kid, 'a requested rotation does not happen at once');
+    // The announce window: JWKS max-age (1 s) + two check intervals (2 s) = 3 s after the next key appeared.
+    const due = ((await keyList(t)).find((k) => k.kid === next.kid)!.created_at + 3) * 1000;
+    assert.ok(clock.now() < due, 'the window has not passed yet');
+    await t.idp.rotator.tick();
+    assert.equal((await stateOf(t, 'current'))!.kid, current.kid, 'not within the announce window');
+    clock.advance(due - clock.now());
+    await t.idp.rotator.tick();
     assert.equal((await stateOf(t, 'current'))!.kid, next.kid);
   });
 
@@ -111,27 +122,24 @@ describe('key lifecycle over the admin API', () => {
 test('the schedule survives a restart: a key rotates on its original timetable', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-restart-rot-'));
   const config = { jwksMaxAge: 1, keyCheckInterval: 1, keyRotationInterval: 6 };
+  const clock = new FakeClock();
   try {
-    const first = await startTestIdp({ dataDir, config });
+    const first = await startTestIdp({ dataDir, config, clock });
     const k1 = (await stateOf(first, 'current'))!;
-    await sleep(2000);
+    clock.advanceSeconds(2);
     await first.close();
-    await sleep(1000);
-    const second = await startTestIdp({ dataDir, config });
+    clock.advanceSeconds(1);
+    const second = await startTestIdp({ dataDir, config, clock });
     try {
       assert.equal((await stateOf(second, 'current'))!.kid, k1.kid, 'a restart does not rotate');
-      const deadline = Date.now() + 10_000;
-      let current = (await stateOf(second, 'current'))!;
-      while (current.kid === k1.kid && Date.now() < deadline) {
-        await sleep(200);
-        current = (await stateOf(second, 'current'))!;
-      }
-      assert.notEqual(current.kid, k1.kid);
-      const age = current.activated_at! - k1.activated_at!;
-      assert.ok(
-        age >= 6 && age <= 8,
-        `rotated ${age}s after the first key activated (schedule: 6 s, not reset by the restart)`,
-      );
+      clock.advanceSeconds(2);
+      await second.idp.rotator.tick();
+      assert.equal((await stateOf(second, 'current'))!.kid, k1.kid, '5 s after activation: not yet');
+      clock.advanceSeconds(1);
+      await second.idp.rotator.tick();
+      const current = (await stateOf(second, 'current'))!;
+      assert.notEqual(current.kid, k1.kid, 'rotated on its original timetable');
+      assert.equal(current.activated_at! - k1.activated_at!, 6, 'the schedule (6 s) was not reset by the restart');
     } finally {
       await second.close();
     }

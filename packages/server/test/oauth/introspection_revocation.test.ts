@@ -1,20 +1,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
-import { startTestIdp, type TestIdp, basicAuth } from '@latchkey/testkit';
+import { basicAuth, FakeClock, startTestIdp, type TestIdp } from '@latchkey/testkit';
 import { LatchkeyError } from '@latchkey/server';
 
 const AUD = 'https://orders.internal';
 const basic = basicAuth;
 
 describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
+  const clock = new FakeClock();
   let t: TestIdp;
   let a: { client_id: string; client_secret: string };
   let b: { client_id: string; client_secret: string };
   const tokenFor = async (c: typeof a): Promise<string> =>
     (await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic(c) })).body.access_token;
   before(async () => {
-    t = await startTestIdp();
+    t = await startTestIdp({ clock });
     a = (await t.register({ audiences: [AUD], scope: 'x' })) as typeof a;
     b = (await t.register({ audiences: [AUD] })) as typeof b;
   });
@@ -110,10 +111,10 @@ describe('introspection (RFC 7662) and revocation (RFC 7009)', () => {
     const c = await t.register({ audiences: [AUD], access_token_ttl: 1 });
     const token = await tokenFor(c as never);
     assert.equal((await t.post('/introspect', { token }, { authorization: basic(b) })).body.active, true);
-    await new Promise((r) => setTimeout(r, 2100));
+    clock.advanceSeconds(2);
     assert.deepEqual((await t.post('/introspect', { token }, { authorization: basic(b) })).body, { active: false });
     const entries = async () =>
-      (await t.idp.storage.listFeedEvents('revocations', 0, 100_000, Math.floor(Date.now() / 1000))).length;
+      (await t.idp.storage.listFeedEvents('revocations', 0, 100_000, Math.floor(clock.now() / 1000))).length;
     const before = await entries();
     assert.equal((await t.post('/revoke', { token }, { authorization: basic(c as never) })).status, 200);
     assert.equal(await t.idp.storage.isTokenRevoked(t.issuer, jose.decodeJwt(token).jti as string), false);

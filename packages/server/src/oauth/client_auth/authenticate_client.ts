@@ -1,3 +1,4 @@
+import type { Clock } from '@latchkey/protocol';
 import type { FastifyRequest } from 'fastify';
 import { OAuthError, invalidClient, invalidRequest } from '../../errors.ts';
 import type { ServerEvents } from '../../events.ts';
@@ -12,6 +13,8 @@ export interface AuthenticatedClient {
 }
 
 export interface ClientAuthenticatorDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   methods: ClientAuthMethod[];
   clients: Pick<ClientStore, 'getClient'>;
   events: ServerEvents;
@@ -83,7 +86,7 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
         throw invalidClient(`client is registered for ${client.metadata.token_endpoint_auth_method}`, 'wrong_method');
       await creds.verify(client);
       if (client.disabled) throw invalidClient('client is disabled', 'client_disabled');
-      if (client.lockedUntil !== null && client.lockedUntil > Date.now() / 1000)
+      if (client.lockedUntil !== null && client.lockedUntil > deps.clock.now() / 1000)
         throw invalidClient('client is locked after suspicious activity', 'client_locked');
       const formClientId = form.get('client_id')?.[0];
       if (formClientId !== undefined && formClientId !== client.clientId)

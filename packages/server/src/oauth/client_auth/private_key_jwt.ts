@@ -1,3 +1,4 @@
+import { type Clock, epochSeconds } from '@latchkey/protocol';
 import {
   createLocalJWKSet,
   decodeJwt,
@@ -17,6 +18,8 @@ import type { ClientAuthMethod } from './types.ts';
 export const MAX_ASSERTION_LIFETIME = 300;
 
 export interface PrivateKeyJwtDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   issuer: string;
   clockSkew: number;
   replay: Pick<ReplayStore, 'useOnce'>;
@@ -93,7 +96,7 @@ export function privateKeyJwt(deps: PrivateKeyJwtDeps): ClientAuthMethod {
               throw invalidClient(`client_assertion rejected (${err.code})`, 'assertion_invalid');
             throw err;
           }
-          const now = Math.floor(Date.now() / 1000);
+          const now = epochSeconds(deps.clock);
           const exp = payload.exp as number;
           if (exp > now + MAX_ASSERTION_LIFETIME + deps.clockSkew)
             throw invalidClient(

@@ -1,3 +1,4 @@
+import type { Clock } from '@latchkey/protocol';
 import type { X509Certificate } from 'node:crypto';
 import { serviceClientId, serviceSpiffeId, spiffeIdOfCertificate } from '@latchkey/protocol';
 import { invalidClient } from '../../errors.ts';
@@ -8,6 +9,8 @@ import type { ClientJwks } from './client_jwks.ts';
 import type { ClientAuthMethod } from './types.ts';
 
 export interface TlsClientAuthDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   certificate: ClientCertificateReader;
   /** The workload CA's trust anchors now (roots, and an operator's intermediate). */
   anchors: () => Promise<readonly X509Certificate[]>;
@@ -38,7 +41,7 @@ export function tlsClientAuth(deps: TlsClientAuthDeps): ClientAuthMethod {
     presented: PresentedCertificate,
     client: Parameters<Awaited<ReturnType<ClientAuthMethod['read']>>['verify']>[0],
   ): Promise<void> => {
-    const now = Date.now();
+    const now = deps.clock.now();
     if (Date.parse(presented.cert.validFrom) > now || Date.parse(presented.cert.validTo) < now)
       throw invalidClient('the client certificate is expired or not yet valid', 'certificate_untrusted');
     const der = presented.cert.raw.toString('base64');
@@ -70,7 +73,7 @@ export function tlsClientAuth(deps: TlsClientAuthDeps): ClientAuthMethod {
         async verify(client) {
           if (client.metadata.token_endpoint_auth_method === 'self_signed_tls_client_auth')
             return selfSigned(presented, client);
-          const chain = verifyClientChain(presented.cert, presented.chain, await deps.anchors());
+          const chain = verifyClientChain(presented.cert, presented.chain, await deps.anchors(), deps.clock.now());
           if (!chain.ok) throw invalidClient(`client certificate rejected: ${chain.reason}`, 'certificate_untrusted');
           const expected =
             client.metadata.tls_client_auth_san_uri ?? serviceSpiffeId(deps.trustDomain, client.clientId);

@@ -1,3 +1,4 @@
+import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { ServerEvents } from '../../events.ts';
 import { OAuthError } from '../../errors.ts';
 import { param } from '../../http/form.ts';
@@ -11,6 +12,8 @@ import { bindToCertificate } from '../certificate_binding.ts';
 import type { GrantHandler } from './types.ts';
 
 export interface ClientCredentialsDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   issuer: string;
   accessTokenTtl: number;
   keys: Pick<KeyRing, 'signAccessToken'>;
@@ -50,16 +53,22 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
         client,
         deps.certificate(request),
         m.access_token_ttl ?? deps.accessTokenTtl,
+        deps.clock.now(),
       );
-      const { token, claims } = mintAccessToken(deps.keys, deps.issuer, {
-        subject: client.clientId,
-        clientId: client.clientId,
-        audience,
-        ttl,
-        scope,
-        roles: m.roles,
-        cnf,
-      });
+      const { token, claims } = mintAccessToken(
+        deps.keys,
+        deps.issuer,
+        {
+          subject: client.clientId,
+          clientId: client.clientId,
+          audience,
+          ttl,
+          scope,
+          roles: m.roles,
+          cnf,
+        },
+        epochSeconds(deps.clock),
+      );
       await deps.events.emit('token.issued', {
         actor: client.clientId,
         subject: client.clientId,

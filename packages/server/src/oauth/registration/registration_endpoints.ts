@@ -1,3 +1,4 @@
+import { type Clock, epochSeconds } from '@latchkey/protocol';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
@@ -12,6 +13,8 @@ import { CLIENT_ID_PATTERN, usesSecret, validateClientMetadata, withTlsSubject }
 import { selfUpdate } from './metadata_rules.ts';
 
 export interface RegistrationDeps {
+  /** Where "now" comes from (a fake clock in tests). */
+  clock: Clock;
   issuer: string;
   clients: ClientStore;
   hashKey: Buffer;
@@ -84,7 +87,7 @@ export function registerClientRegistration(scope: FastifyInstance, deps: Registr
       const metadata = withTlsSubject(validateClientMetadata(body, limits), deps.spiffeIdOf(clientId));
       const secret = usesSecret(metadata) ? newSecret() : undefined;
       const registrationToken = newSecret();
-      const now = Math.floor(Date.now() / 1000);
+      const now = epochSeconds(deps.clock);
       const record: ClientRecord = {
         clientId,
         metadata,
@@ -195,7 +198,7 @@ export function registerClientConfiguration(scope: FastifyInstance, deps: Regist
         metadata,
         secretHash: usesSecret(metadata) ? (secret ? hashSecret(deps.hashKey, secret) : client.secretHash) : null,
         registrationTokenHash: hashSecret(deps.hashKey, registrationToken),
-        updatedAt: Math.floor(Date.now() / 1000),
+        updatedAt: epochSeconds(deps.clock),
       };
       const event = deps.events.stage('client.updated', {
         actor: client.clientId,

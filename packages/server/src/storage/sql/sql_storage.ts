@@ -1,4 +1,4 @@
-import type { AuditEvent } from '@latchkey/protocol';
+import { type AuditEvent, type Clock, epochSeconds, systemClock } from '@latchkey/protocol';
 import { LatchkeyError } from '../../errors.ts';
 import { GENESIS } from '../audit_chain.ts';
 import { migrations } from '../migrations/index.ts';
@@ -54,11 +54,6 @@ class Rollback<T> extends Error {
 
 const isConflict = (err: unknown): boolean => err instanceof LatchkeyError && err.code === 'storage_conflict';
 
-export interface SqlStorageOptions {
-  /** Epoch milliseconds; leases, replay entries and revocations expire by it. Defaults to the system clock. */
-  now?: () => number;
-}
-
 /**
  * Every port of `Storage`, written once over a `SqlDriver`. What differs between the databases
  * lives in the drivers; what the statements say lives in the catalogue; the audit chain is
@@ -67,16 +62,17 @@ export interface SqlStorageOptions {
 export class SqlStorage implements Storage {
   readonly kind: 'sqlite' | 'postgres';
   private readonly db: SqlDriver;
-  private readonly now: () => number;
+  private readonly clock: Clock;
 
-  constructor(db: SqlDriver, options: SqlStorageOptions = {}) {
+  /** `clock`: leases, single-use entries and revocations expire by it (the system clock by default). */
+  constructor(db: SqlDriver, clock: Clock = systemClock) {
     this.db = db;
     this.kind = db.kind;
-    this.now = options.now ?? Date.now;
+    this.clock = clock;
   }
 
   private nowSeconds(): number {
-    return Math.floor(this.now() / 1000);
+    return epochSeconds(this.clock);
   }
 
   async migrate(): Promise<void> {
@@ -88,7 +84,7 @@ export class SqlStorage implements Storage {
         for (const m of migrations) {
           if (done.has(m.version)) continue;
           await tx.exec(m[this.db.dialect]);
-          await tx.run(SQL.recordMigration, [m.version, m.name, new Date(this.now()).toISOString()]);
+          await tx.run(SQL.recordMigration, [m.version, m.name, new Date(this.clock.now()).toISOString()]);
         }
       });
     } catch (err) {
@@ -237,7 +233,7 @@ export class SqlStorage implements Storage {
   // Leases and single use
 
   async tryLease(name: string, holder: string, expiresAtMs: number): Promise<boolean> {
-    return (await this.db.run(SQL.tryLease, [name, holder, expiresAtMs, this.now()])) === 1;
+    return (await this.db.run(SQL.tryLease, [name, holder, expiresAtMs, this.clock.now()])) === 1;
   }
 
   async useOnce(id: string, expiresAt: number): Promise<boolean> {
