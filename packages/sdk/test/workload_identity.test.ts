@@ -39,6 +39,10 @@ const refusedOnTheWire = (err: Error): boolean =>
 const curlHandshakeRefused = (err: { code?: number }): boolean => err.code === 35 || err.code === 56;
 
 describe('workload identity: two services over mTLS while their certificates rotate', () => {
+  // One clock for the IdP and the workloads: renewals and the CA's phases happen as the test
+  // advances it, while the TLS traffic between them is real (and judged on the real time, which
+  // the clock never leaves by more than the certificates' 30 s of backdating).
+  const clock = new FakeClock();
   let t: TestIdp;
   const TD = 'mesh.test';
   const creds: Record<string, { clientId: string; clientSecret: string }> = {};
@@ -46,7 +50,7 @@ describe('workload identity: two services over mTLS while their certificates rot
 
   before(async () => {
     // Six-second certificates: each service renews about every three seconds.
-    t = await startTestIdp({ config: { trustDomain: TD, workloadCertTtl: 6 } });
+    t = await startTestIdp({ config: { trustDomain: TD, workloadCertTtl: 6 }, clock });
     for (const name of ['orders', 'checkout', 'intruder']) {
       const r = (await t.register({ client_id: name, audiences: ['https://orders.internal'] })) as Record<
         string,
@@ -66,6 +70,7 @@ describe('workload identity: two services over mTLS while their certificates rot
       credentials: creds[name]!,
       idpCa: t.caPem!,
       authorizePeer: peers.map((p) => `spiffe://${TD}/svc/${p}`),
+      clock,
     });
     ids.push(id);
     return id;
@@ -109,8 +114,15 @@ describe('workload identity: two services over mTLS while their certificates rot
     };
     const workers = [worker(false), worker(false), worker(true), worker(true)];
     const deadline = Date.now() + 60_000;
+    /** A renewal the clock started has finished: the next one is scheduled in the future. */
+    const settled = () => [orders, checkout].every((id) => Date.parse(id.health().nextRenewalAt) > clock.now());
+    /** Moves the clock a second at a time, letting renewals (real I/O) and traffic run between steps. */
     const until = async (done: () => boolean) => {
-      while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      while (!done() && Date.now() < deadline) {
+        clock.advance(1000);
+        const served = ok;
+        while ((!settled() || ok < served + 10) && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+      }
     };
     await until(() => orders.health().rotations >= 1 && checkout.health().rotations >= 1);
     // The CA's root rotates too: announced for 4 s (longer than a renewal interval), then it signs.
@@ -128,7 +140,8 @@ describe('workload identity: two services over mTLS while their certificates rot
     );
     assert.ok(newIssuer(orders) && newIssuer(checkout), 'both sides hold certificates from the new root');
     // Keep going a little past the last rotation.
-    await new Promise((r) => setTimeout(r, 500));
+    const after = ok;
+    while (ok < after + 20 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
     stop = true;
     await Promise.all(workers);
     server.close();
@@ -225,7 +238,9 @@ describe('workload identity: two services over mTLS while their certificates rot
   test('certificate-bound tokens from the token client over the workload identity: a service verifies each over its certificate, across rotations', {
     timeout: 60_000,
   }, async () => {
-    const idp = await startTestIdp({ config: { trustDomain: TD, workloadCertTtl: 16 } });
+    // Everyone's time is one fake clock, advanced a second per call: two renewals take a moment.
+    const clock = new FakeClock();
+    const idp = await startTestIdp({ config: { trustDomain: TD, workloadCertTtl: 16 }, clock });
     const held: WorkloadIdentity[] = [];
     try {
       const AUD = 'https://orders.internal';
@@ -237,15 +252,17 @@ describe('workload identity: two services over mTLS while their certificates rot
         issuer: idp.issuer,
         credentials: { clientId: 'orders', clientSecret: o.client_secret! },
         idpCa: idp.caPem!,
+        clock,
       });
       const checkout = await createWorkloadIdentity({
         issuer: idp.issuer,
         credentials: { clientId: 'checkout', clientSecret: c.client_secret! },
         idpCa: idp.caPem!,
         authorizePeer: [`spiffe://${TD}/svc/orders`],
+        clock,
       });
       held.push(orders, checkout);
-      const verifier = await createVerifier({ issuer: idp.issuer, audience: AUD, fetch: tlsFetch(idp.caPem) });
+      const verifier = await createVerifier({ issuer: idp.issuer, audience: AUD, fetch: tlsFetch(idp.caPem), clock });
       const seen = new Set<string>();
       const server = orders.createServer(async (req, res) => {
         const claims = await authenticate(req, res, { verifier });
@@ -260,6 +277,7 @@ describe('workload identity: two services over mTLS while their certificates rot
         clientId: 'checkout',
         clientSecret: c.client_secret!,
         workload: checkout,
+        clock,
       });
       const call = tokens.fetchFor({ audience: AUD });
       let ok = 0;
@@ -270,7 +288,13 @@ describe('workload identity: two services over mTLS while their certificates rot
         if (r.status === 200) ok++;
         else failures.push(`${r.status} ${await r.text()}`);
       };
-      while (checkout.health().rotations < 2 && Date.now() < deadline) await once();
+      const settled = () =>
+        [orders, checkout].every((id) => Date.parse(id.health().nextRenewalAt) > clock.now());
+      while (checkout.health().rotations < 2 && Date.now() < deadline) {
+        await once();
+        clock.advance(1000);
+        while (!settled() && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+      }
       for (let i = 0; i < 10; i++) await once();
       server.close();
       verifier.close();

@@ -28,44 +28,192 @@ describe('token endpoint: every error is RFC 6749 §5.2 shaped', () => {
     assert.equal(res.headers.get('cache-control'), 'no-store');
   };
 
-  test('missing grant_type → invalid_request', async () => {
-    expectError(await t.post('/token', {}, { authorization: auth }), 400, 'invalid_request');
-  });
-  test('unknown grant_type → unsupported_grant_type', async () => {
-    expectError(
-      await t.post('/token', { grant_type: 'password' }, { authorization: auth }),
-      400,
-      'unsupported_grant_type',
-    );
-  });
-  test('repeated grant_type → invalid_request (RFC 6749 §3.2)', async () => {
-    expectError(
-      await t.post('/token', 'grant_type=client_credentials&grant_type=client_credentials', { authorization: auth }),
-      400,
-      'invalid_request',
-    );
-  });
-  test('repeated scope → invalid_request', async () => {
-    expectError(
-      await t.post('/token', 'grant_type=client_credentials&scope=a&scope=b', { authorization: auth }),
-      400,
-      'invalid_request',
-    );
-  });
-  test('two client authentication methods in one request → invalid_request', async () => {
-    const res = await t.post(
-      '/token',
-      { grant_type: 'client_credentials', client_id: c.client_id, client_secret: c.client_secret },
-      { authorization: auth },
-    );
-    expectError(res, 400, 'invalid_request');
-    const res2 = await t.post(
-      '/token',
-      { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: 'a.b.c' },
-      { authorization: auth },
-    );
-    expectError(res2, 400, 'invalid_request');
-  });
+  /** One request, the error it must get, and what the audit trail must say about it. */
+  interface Row {
+    name: string;
+    body: Record<string, string | string[]> | string;
+    /** Request headers; `auth` is the registered client's Basic credentials. */
+    headers?: (auth: string) => Record<string, string>;
+    status: number;
+    error: string;
+    /**
+     * The audit events it writes, as [type, reason]. A refusal before the client is known writes
+     * nothing; a second failure anyone can cause without credentials, from the same source within
+     * the aggregation window, is counted into the first one's event rather than written again.
+     */
+    audit: [string, string][];
+    check?: (res: { headers: Headers; body: any }) => void;
+  }
+  const withAuth = (a: string) => ({ authorization: a });
+  const ROWS: Row[] = [
+    { name: 'missing grant_type', body: {}, headers: withAuth, status: 400, error: 'invalid_request', audit: [] },
+    {
+      name: 'unknown grant_type',
+      body: { grant_type: 'password' },
+      headers: withAuth,
+      status: 400,
+      error: 'unsupported_grant_type',
+      audit: [],
+    },
+    {
+      name: 'repeated grant_type (RFC 6749 §3.2)',
+      body: 'grant_type=client_credentials&grant_type=client_credentials',
+      headers: withAuth,
+      status: 400,
+      error: 'invalid_request',
+      audit: [],
+    },
+    {
+      name: 'repeated scope',
+      body: 'grant_type=client_credentials&scope=a&scope=b',
+      headers: withAuth,
+      status: 400,
+      error: 'invalid_request',
+      audit: [],
+    },
+    {
+      name: 'two client authentication methods in one request',
+      body: { grant_type: 'client_credentials', client_id: 'CLIENT', client_secret: 'SECRET' },
+      headers: withAuth,
+      status: 400,
+      error: 'invalid_request',
+      audit: [['client.auth_failed', 'multiple_methods']],
+    },
+    {
+      name: 'wrong secret: WWW-Authenticate Basic, the secret not echoed',
+      body: { grant_type: 'client_credentials' },
+      headers: () => ({ authorization: basic('CLIENT', 'a-wrong-secret-that-must-not-be-echoed') }),
+      status: 401,
+      error: 'invalid_client',
+      audit: [['client.auth_failed', 'bad_secret']],
+      check: (res) => {
+        assert.match(res.headers.get('www-authenticate') ?? '', /^Basic /);
+        assert.ok(!JSON.stringify(res.body).includes('a-wrong-secret'));
+      },
+    },
+    {
+      name: 'unknown client',
+      body: { grant_type: 'client_credentials' },
+      headers: () => ({ authorization: basic('nobody', 'x') }),
+      status: 401,
+      error: 'invalid_client',
+      audit: [['client.auth_failed', 'unknown_client']],
+    },
+    {
+      name: 'malformed Basic',
+      body: { grant_type: 'client_credentials' },
+      headers: () => ({ authorization: 'Basic !!!' }),
+      status: 401,
+      error: 'invalid_client',
+      audit: [['client.auth_failed', 'malformed_credentials']],
+    },
+    {
+      name: 'Basic without a colon (the same failure again from this source: counted, not written)',
+      body: { grant_type: 'client_credentials' },
+      headers: () => ({ authorization: `Basic ${Buffer.from('nocolon').toString('base64')}` }),
+      status: 401,
+      error: 'invalid_client',
+      audit: [],
+    },
+    {
+      name: 'no credentials',
+      body: { grant_type: 'client_credentials' },
+      status: 401,
+      error: 'invalid_client',
+      audit: [['client.auth_failed', 'no_credentials']],
+    },
+    {
+      name: 'a method other than the registered one',
+      body: { grant_type: 'client_credentials', client_id: 'CLIENT', client_secret: 'SECRET' },
+      status: 401,
+      error: 'invalid_client',
+      audit: [['client.auth_failed', 'wrong_method']],
+    },
+    {
+      name: 'client_id in the body that differs from Basic',
+      body: { grant_type: 'client_credentials', client_id: 'someone-else' },
+      headers: withAuth,
+      status: 401,
+      error: 'invalid_client',
+      audit: [['client.auth_failed', 'client_id_mismatch']],
+    },
+    {
+      name: 'scope outside the registration',
+      body: { grant_type: 'client_credentials', scope: 'a admin' },
+      headers: withAuth,
+      status: 400,
+      error: 'invalid_scope',
+      audit: [['token.request_failed', 'invalid_scope']],
+    },
+    {
+      name: 'malformed scope',
+      body: { grant_type: 'client_credentials', scope: 'a "b' },
+      headers: withAuth,
+      status: 400,
+      error: 'invalid_scope',
+      audit: [['token.request_failed', 'invalid_scope']],
+    },
+    {
+      name: 'resource outside the registration (RFC 8707)',
+      body: { grant_type: 'client_credentials', resource: 'https://billing.internal' },
+      headers: withAuth,
+      status: 400,
+      error: 'invalid_target',
+      audit: [['token.request_failed', 'invalid_target']],
+    },
+    {
+      name: 'resource not an absolute URI',
+      body: { grant_type: 'client_credentials', resource: 'orders' },
+      headers: withAuth,
+      status: 400,
+      error: 'invalid_target',
+      audit: [['token.request_failed', 'invalid_target']],
+    },
+    {
+      name: 'resource with a fragment',
+      body: { grant_type: 'client_credentials', resource: `${AUD}#frag` },
+      headers: withAuth,
+      status: 400,
+      error: 'invalid_target',
+      audit: [['token.request_failed', 'invalid_target']],
+    },
+    {
+      name: 'body over the cap',
+      body: `grant_type=client_credentials&scope=${'a'.repeat(17 * 1024)}`,
+      headers: withAuth,
+      status: 413,
+      error: 'invalid_request',
+      audit: [],
+    },
+  ];
+
+  for (const row of ROWS) {
+    test(`${row.name} → ${row.status} ${row.error}, audited as ${JSON.stringify(row.audit)}`, async () => {
+      const fill = (v: string) => v.replace('CLIENT', c.client_id).replace('SECRET', c.client_secret);
+      const body =
+        typeof row.body === 'string'
+          ? row.body
+          : Object.fromEntries(Object.entries(row.body).map(([k, v]) => [k, Array.isArray(v) ? v.map(fill) : fill(v)]));
+      const headers: Record<string, string> = { ...row.headers?.(auth) };
+      // The registered client's id and secret stand in for CLIENT and SECRET in a Basic header too.
+      if (headers.authorization?.startsWith('Basic ')) {
+        const decoded = Buffer.from(headers.authorization.slice(6), 'base64').toString();
+        if (decoded.startsWith('CLIENT:')) headers.authorization = basic(c.client_id, decoded.slice(7));
+      }
+      await t.idp.audit.flush();
+      const head = (await t.idp.storage.auditHead())?.seq ?? 0;
+      const res = await t.post('/token', body, headers);
+      expectError(res, row.status, row.error);
+      row.check?.(res);
+      await t.idp.audit.flush();
+      const written = (await t.idp.storage.queryAuditEvents({ after: head, limit: 100 })).map((e) => [
+        e.type,
+        e.reason,
+      ]);
+      assert.deepEqual(written, row.audit);
+    });
+  }
+
   test('a JSON or any other non-form body → 415 invalid_request, before it is parsed; no body → 400', async () => {
     const json = await t.fetch(`${t.issuer}/token`, {
       method: 'POST',
@@ -82,13 +230,6 @@ describe('token endpoint: every error is RFC 6749 §5.2 shaped', () => {
     const none = await t.fetch(`${t.issuer}/token`, { method: 'POST', headers: { authorization: auth } });
     expectError({ status: none.status, body: await none.json(), headers: none.headers }, 400, 'invalid_request');
   });
-  test('body over the cap → 413 invalid_request', async () => {
-    expectError(
-      await t.post('/token', `grant_type=client_credentials&scope=${'a'.repeat(17 * 1024)}`, { authorization: auth }),
-      413,
-      'invalid_request',
-    );
-  });
   test('malformed form bodies and garbage never give a 500', async () => {
     for (const body of [
       '%%%%',
@@ -101,91 +242,6 @@ describe('token endpoint: every error is RFC 6749 §5.2 shaped', () => {
       assert.ok(res.status >= 400 && res.status < 500, `${JSON.stringify(body)} → ${res.status}`);
       assert.equal(typeof res.body.error, 'string');
     }
-  });
-  test('wrong secret → 401 invalid_client with WWW-Authenticate Basic, secret not echoed', async () => {
-    const wrong = randomBytes(32).toString('base64url');
-    const res = await t.post(
-      '/token',
-      { grant_type: 'client_credentials' },
-      { authorization: basic(c.client_id, wrong) },
-    );
-    expectError(res, 401, 'invalid_client');
-    assert.match(res.headers.get('www-authenticate') ?? '', /^Basic /);
-    assert.ok(!JSON.stringify(res.body).includes(wrong));
-  });
-  test('unknown client, malformed Basic, and no credentials → 401 invalid_client', async () => {
-    expectError(
-      await t.post('/token', { grant_type: 'client_credentials' }, { authorization: basic('nobody', 'x') }),
-      401,
-      'invalid_client',
-    );
-    expectError(
-      await t.post('/token', { grant_type: 'client_credentials' }, { authorization: 'Basic !!!' }),
-      401,
-      'invalid_client',
-    );
-    expectError(
-      await t.post(
-        '/token',
-        { grant_type: 'client_credentials' },
-        { authorization: 'Basic ' + Buffer.from('nocolon').toString('base64') },
-      ),
-      401,
-      'invalid_client',
-    );
-    const none = await t.post('/token', { grant_type: 'client_credentials' });
-    expectError(none, 401, 'invalid_client');
-  });
-  test('a method other than the registered one → 401 invalid_client', async () => {
-    expectError(
-      await t.post('/token', {
-        grant_type: 'client_credentials',
-        client_id: c.client_id,
-        client_secret: c.client_secret,
-      }),
-      401,
-      'invalid_client',
-    );
-  });
-  test('client_id in the body that differs from Basic → 401 invalid_client', async () => {
-    expectError(
-      await t.post('/token', { grant_type: 'client_credentials', client_id: 'someone-else' }, { authorization: auth }),
-      401,
-      'invalid_client',
-    );
-  });
-  test('scope outside the registration → invalid_scope; malformed scope → invalid_scope', async () => {
-    expectError(
-      await t.post('/token', { grant_type: 'client_credentials', scope: 'a admin' }, { authorization: auth }),
-      400,
-      'invalid_scope',
-    );
-    expectError(
-      await t.post('/token', { grant_type: 'client_credentials', scope: 'a "b' }, { authorization: auth }),
-      400,
-      'invalid_scope',
-    );
-  });
-  test('resource outside the registration or not an absolute URI → invalid_target (RFC 8707)', async () => {
-    expectError(
-      await t.post(
-        '/token',
-        { grant_type: 'client_credentials', resource: 'https://billing.internal' },
-        { authorization: auth },
-      ),
-      400,
-      'invalid_target',
-    );
-    expectError(
-      await t.post('/token', { grant_type: 'client_credentials', resource: 'orders' }, { authorization: auth }),
-      400,
-      'invalid_target',
-    );
-    expectError(
-      await t.post('/token', { grant_type: 'client_credentials', resource: `${AUD}#frag` }, { authorization: auth }),
-      400,
-      'invalid_target',
-    );
   });
   test('no resource and no default audience → invalid_target', async () => {
     const bare = await t.register({});
