@@ -38,7 +38,7 @@ export function registerAlertCommands(program: Command): void {
       for (const a of page.alerts) {
         process.stdout.write(
           opts.json
-            ? JSON.stringify(a) + '\n'
+            ? `${JSON.stringify(a)}\n`
             : `#${a.id}\t${a.time}\t${a.severity}\t${a.detector}\t${a.key}\t${a.summary}${a.response ? `\t[${a.response}]` : ''}\n`,
         );
       }

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { endpoint } from './http_client.ts';
-import { adminHeaders, connection, print, show } from './command_helpers.ts';
+import { adminHeaders, connection, show } from './command_helpers.ts';
 
 /** `latchkey audit verify|search|export|tail|prune|checkpoints|checkpoint` (admin). */
 export function registerAuditCommands(program: Command): void {
@@ -130,7 +130,7 @@ export function registerAuditCommands(program: Command): void {
         .option('--limit <n>', 'at most this many', '100'),
     ),
   ).action(async (opts) => {
-    await pageAudit(opts, (l) => process.stdout.write(l + '\n'), Number(opts.limit));
+    await pageAudit(opts, (l) => process.stdout.write(`${l}\n`), Number(opts.limit));
   });
 
   connection(
@@ -143,7 +143,7 @@ export function registerAuditCommands(program: Command): void {
   ).action(async (opts) => {
     const { createWriteStream } = await import('node:fs');
     const out = opts.out ? createWriteStream(opts.out, { flags: 'w', mode: 0o600 }) : process.stdout;
-    await pageAudit(opts, (l) => out.write(l + '\n'));
+    await pageAudit(opts, (l) => out.write(`${l}\n`));
     if (opts.out) await new Promise<void>((r) => (out as import('node:fs').WriteStream).end(() => r()));
   });
 
@@ -178,7 +178,7 @@ export function registerAuditCommands(program: Command): void {
       | { events: unknown[]; cursor: string; has_more: boolean }
       | undefined;
     if (!page) return;
-    for (const e of page.events.slice(page.events.length - lines)) process.stdout.write(JSON.stringify(e) + '\n');
+    for (const e of page.events.slice(page.events.length - lines)) process.stdout.write(`${JSON.stringify(e)}\n`);
     let after = page.cursor;
     if (opts.follow) process.stderr.write(`following after seq ${after}\n`);
     while (opts.follow) {
@@ -187,7 +187,7 @@ export function registerAuditCommands(program: Command): void {
       q.set('limit', '1000');
       page = (await show(await ep.fetch(`/admin/audit?${q}`, { headers: adminHeaders(opts) }))) as typeof page;
       if (!page) return;
-      for (const e of page.events) process.stdout.write(JSON.stringify(e) + '\n');
+      for (const e of page.events) process.stdout.write(`${JSON.stringify(e)}\n`);
       after = page.cursor;
       if (!page.has_more) await new Promise((r) => setTimeout(r, Math.max(Number(opts.interval) || 1, 0.1) * 1000));
     }
@@ -223,7 +223,7 @@ export function registerAuditCommands(program: Command): void {
       | { checkpoints: unknown[] }
       | undefined;
     if (!r) return;
-    const text = r.checkpoints.map((c) => JSON.stringify(c) + '\n').join('');
+    const text = r.checkpoints.map((c) => `${JSON.stringify(c)}\n`).join('');
     if (opts.out) {
       const { writeFileSync } = await import('node:fs');
       writeFileSync(opts.out, text, { mode: 0o600 });

@@ -21,7 +21,7 @@ export async function show(res: Response | import('undici').Response): Promise<u
 }
 
 export const print = (v: unknown): void => {
-  if (v !== undefined) process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+  if (v !== undefined) process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 };
 
 export const connection = (cmd: Command): Command =>

@@ -34,7 +34,7 @@ export function registerTokenCommand(program: Command): void {
     const body = (await show(res)) as { access_token: string } | undefined;
     if (!body) return;
     if (!opts.decode) {
-      process.stdout.write(body.access_token + '\n');
+      process.stdout.write(`${body.access_token}\n`);
       return;
     }
     const [h, p] = body.access_token.split('.');

@@ -232,6 +232,7 @@ function like(s: string, pattern: (string | { Literal: string })[]): boolean {
   return match(0, 0);
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: Cedar's JSON expression AST (cedar-wasm policyToJson), walked by shape at compile time
 type Expr = Record<string, any>;
 /** An expression compiled to a closure (once per bundle version). */
 type Compiled = (req: EvalRequest) => Value;

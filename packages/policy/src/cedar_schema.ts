@@ -178,7 +178,7 @@ export function requestConforms(
   context: Record<string, unknown>,
 ): Verdict {
   const a = facts.appliesTo.get(uidKey(action));
-  if (!a || !a.principals.has(principal.uid.type) || !a.resources.has(resource.uid.type)) return false;
+  if (!a?.principals.has(principal.uid.type) || !a.resources.has(resource.uid.type)) return false;
   let v = conforms(facts, context, a.context ?? { type: 'Record', attributes: {} });
   if (v === false) return false;
   v = and(v, entityConforms(facts, principal));

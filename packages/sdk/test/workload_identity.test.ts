@@ -288,8 +288,7 @@ describe('workload identity: two services over mTLS while their certificates rot
         if (r.status === 200) ok++;
         else failures.push(`${r.status} ${await r.text()}`);
       };
-      const settled = () =>
-        [orders, checkout].every((id) => Date.parse(id.health().nextRenewalAt) > clock.now());
+      const settled = () => [orders, checkout].every((id) => Date.parse(id.health().nextRenewalAt) > clock.now());
       while (checkout.health().rotations < 2 && Date.now() < deadline) {
         await once();
         clock.advance(1000);

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { adminErrors } from './http/schemas.ts';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';

@@ -56,6 +56,6 @@ export function peerSpiffeId(source: IncomingMessage | TLSSocket | { raw: Incomi
   const socket = (typeof s.getPeerCertificate === 'function' ? s : (s.raw?.socket ?? s.socket)) as
     | Partial<TLSSocket>
     | undefined;
-  if (!socket || socket.authorized !== true || typeof socket.getPeerCertificate !== 'function') return undefined;
+  if (socket?.authorized !== true || typeof socket.getPeerCertificate !== 'function') return undefined;
   return spiffeIdOfPeer(socket.getPeerCertificate());
 }

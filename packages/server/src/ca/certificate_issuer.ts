@@ -92,5 +92,5 @@ export async function issueWorkloadCertificate(
     ],
   });
   // The leaf, then the intermediates a peer needs to reach a root of the bundle.
-  return { pem: cert.toString('pem') + '\n' + ca.chainPem, spiffeId, serial, notAfter, keyType, requestedOther };
+  return { pem: `${cert.toString('pem')}\n${ca.chainPem}`, spiffeId, serial, notAfter, keyType, requestedOther };
 }

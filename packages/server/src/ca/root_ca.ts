@@ -43,5 +43,5 @@ export async function createRootCa(
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { cert, key: keys.privateKey, certPem: cert.toString('pem') + '\n', keyPem: pkcs8Pem(keys.privateKey) };
+  return { cert, key: keys.privateKey, certPem: `${cert.toString('pem')}\n`, keyPem: pkcs8Pem(keys.privateKey) };
 }

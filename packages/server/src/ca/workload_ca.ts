@@ -157,7 +157,7 @@ export class WorkloadCa {
     });
     // Roots no longer in the bundle are forgotten.
     const kept = roots.filter(
-      (r, i) => i === roots.length - 1 || this.retireAt(roots, i) === null || this.retireAt(roots, i)! > nowS,
+      (_r, i) => i === roots.length - 1 || this.retireAt(roots, i) === null || this.retireAt(roots, i)! > nowS,
     );
     // Compare-and-set, with the audit event in the same transaction: two rotations at once cannot both win.
     if (
@@ -219,7 +219,7 @@ export class WorkloadCa {
     });
     const s = roots[signerIndex]!;
     const key = await importCaKey(this.options.master.open(s.key, SEAL_LABEL).toString('utf8'));
-    const bundlePem = inBundle.map((r) => r.cert.trim() + '\n').join('');
+    const bundlePem = inBundle.map((r) => `${r.cert.trim()}\n`).join('');
     return {
       signer: {
         cert: new x509.X509Certificate(s.cert),
@@ -328,9 +328,9 @@ async function loadOperatorCa(files: {
       cert: new x509.X509Certificate(issuing.raw),
       key,
       signingAlgorithm: signAlg,
-      chainPem: intermediates.map((c) => c.toString().trim() + '\n').join(''),
+      chainPem: intermediates.map((c) => `${c.toString().trim()}\n`).join(''),
     },
-    bundlePem: roots.map((r) => r.toString().trim() + '\n').join(''),
+    bundlePem: roots.map((r) => `${r.toString().trim()}\n`).join(''),
     anchors: [...roots, ...intermediates],
     roots: roots.map((r) => ({
       subject: r.subject.replace(/\n/g, ', '),

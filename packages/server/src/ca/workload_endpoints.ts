@@ -2,7 +2,7 @@ import type { Clock } from '@latchkey/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { oauthErrors, typed } from '../http/schemas.ts';
-import { OAuthError, invalidRequest } from '../errors.ts';
+import { OAuthError } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
 import { issueWorkloadCertificate } from './certificate_issuer.ts';
 import type { ClientStore } from '../storage/ports.ts';

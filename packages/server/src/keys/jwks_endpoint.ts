@@ -31,7 +31,7 @@ export function registerJwksEndpoint(
       const { body, etag } = deps.keys.jwks();
       reply.header('cache-control', `public, max-age=${deps.maxAge}`).header('etag', etag);
       const inm = request.headers['if-none-match'];
-      if (inm !== undefined && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
+      if (inm?.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
         return reply.code(304).send();
       }
       return reply.type('application/jwk-set+json').send(body);

@@ -33,7 +33,7 @@ export class MasterKey {
       mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
       // 'wx' fails if another process created it first; then we read theirs.
       try {
-        writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+        writeFileSync(file, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
       } catch (err) {
         if ((err as { code?: string }).code !== 'EEXIST') throw err;
       }

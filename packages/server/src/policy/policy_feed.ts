@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { AnyObject, oauthErrors } from '../http/schemas.ts';
 import type { PolicyBundle } from '@latchkey/protocol';
@@ -66,7 +66,7 @@ export function registerPolicyFeed(app: FastifyInstance, deps: PolicyFeedDeps): 
       const etag = `"${active.digest}"`;
       reply.header('etag', etag).header('cache-control', 'no-cache');
       const inm = request.headers['if-none-match'];
-      if (inm !== undefined && inm.split(',').some((t) => t.trim() === etag)) return reply.code(304).send();
+      if (inm?.split(',').some((t) => t.trim() === etag)) return reply.code(304).send();
       const bundle: PolicyBundle = {
         version: active.version,
         digest: active.digest,

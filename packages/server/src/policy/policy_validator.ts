@@ -29,7 +29,7 @@ function joinSchema(schema: Record<string, string>): {
   let text = '';
   for (const name of Object.keys(schema).sort()) {
     parts.push({ name, start: Buffer.byteLength(text, 'utf8'), text: schema[name]! });
-    text += schema[name]! + '\n';
+    text += `${schema[name]!}\n`;
   }
   return { text, parts };
 }

@@ -80,7 +80,7 @@ export function registerFeedEndpoints(scope: FastifyInstance, deps: FeedEndpoint
         const etag = `"${createHash('sha256').update(text).digest('base64url').slice(0, 27)}"`;
         reply.header('etag', etag).header('cache-control', 'no-cache');
         const inm = request.headers['if-none-match'];
-        if (inm !== undefined && inm.split(',').some((t) => t.trim() === etag)) return reply.code(304).send(null);
+        if (inm?.split(',').some((t) => t.trim() === etag)) return reply.code(304).send(null);
         // The text the ETag was computed over is what is sent.
         return reply
           .type('application/json')

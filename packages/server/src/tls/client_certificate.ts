@@ -74,13 +74,13 @@ export function clientCertificateReader(options: ClientCertificateOptions): Clie
     const socket = request.raw.socket as Partial<TLSSocket>;
     if (typeof socket.getPeerCertificate !== 'function') return null;
     const peer = socket.getPeerCertificate(true);
-    if (!peer || !peer.raw) return null;
+    if (!peer?.raw) return null;
     try {
       const cert = new X509Certificate(peer.raw);
       const chain: X509Certificate[] = [];
       for (
         let p = peer.issuerCertificate;
-        p && p.raw && p !== p.issuerCertificate && chain.length < 5;
+        p?.raw && p !== p.issuerCertificate && chain.length < 5;
         p = p.issuerCertificate
       )
         chain.push(new X509Certificate(p.raw));
@@ -92,7 +92,7 @@ export function clientCertificateReader(options: ClientCertificateOptions): Clie
 
   return (request) => {
     const socket = request.raw.socket;
-    const viaProxy = trusted !== undefined && trusted(socket.remoteAddress ?? '', 0);
+    const viaProxy = trusted?.(socket.remoteAddress ?? '', 0);
     // A proxy's header belongs to one request; a connection's own certificate to all its requests.
     const key: object = viaProxy ? request.raw : socket;
     const cached = seen.get(key);

@@ -36,7 +36,7 @@ async function loadOrCreateCa(
   // The IdP's own HTTPS certificates are judged by TLS peers on their clocks: system time, not an injected clock.
   const root = await createRootCa('CN=Latchkey local CA, O=Latchkey', Date.now());
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  writeFileSync(keyFile, master.seal(Buffer.from(root.keyPem), 'local-ca') + '\n', { mode: 0o600 });
+  writeFileSync(keyFile, `${master.seal(Buffer.from(root.keyPem), 'local-ca')}\n`, { mode: 0o600 });
   writeFileSync(certFile, root.certPem, { mode: 0o644 });
   return { cert: root.cert, key: root.key, pem: root.certPem };
 }
@@ -111,9 +111,9 @@ export async function loadTlsMaterial(options: {
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  const certPem = cert.toString('pem') + '\n' + ca.pem;
+  const certPem = `${cert.toString('pem')}\n${ca.pem}`;
   const keyPem = pkcs8Pem(keys.privateKey);
   writeFileSync(certFile, certPem, { mode: 0o644 });
-  writeFileSync(keyFile, options.master.seal(Buffer.from(keyPem), 'local-tls') + '\n', { mode: 0o600 });
+  writeFileSync(keyFile, `${options.master.seal(Buffer.from(keyPem), 'local-tls')}\n`, { mode: 0o600 });
   return { cert: certPem, key: keyPem, caPem: ca.pem };
 }

@@ -69,7 +69,7 @@ describe('checkpoints leave the database and verify checks against them', () => 
     writeFileSync(jwksFile, await (await t.fetch(`${t.issuer}/jwks`)).text());
     // A clean export taken before the tampering verifies offline against the file.
     const events = (await admin('/admin/audit?limit=1000')).events as unknown[];
-    writeFileSync(exportFile, events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    writeFileSync(exportFile, `${events.map((e) => JSON.stringify(e)).join('\n')}\n`);
     const fromExport = await verifyAuditOffline({ exportFile, checkpointsFile: cpFile, jwksFile });
     assert.equal(fromExport.ok, true, JSON.stringify(fromExport));
     assert.equal(fromExport.external!.verified, fromExport.external!.total);

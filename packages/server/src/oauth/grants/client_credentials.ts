@@ -43,7 +43,7 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
         m.default_audience,
       );
       // A privileged scope opens IdP endpoints only: a token carrying one is for the IdP alone.
-      if (scope && scope.split(' ').some((s) => PRIVILEGED_SCOPES.has(s)) && audience !== deps.issuer) {
+      if (scope?.split(' ').some((s) => PRIVILEGED_SCOPES.has(s)) && audience !== deps.issuer) {
         throw new OAuthError(
           'invalid_scope',
           `scope ${[...PRIVILEGED_SCOPES].join(', ')} is granted only with resource=${deps.issuer}`,
