@@ -1,17 +1,19 @@
-// Child process for the benchmark: the ceiling. A bare Fastify HTTPS route that signs a token of
-// the same shape with node:crypto (or with jose, for reference) and returns it: no client
-// authentication, no storage, no audit.
+// Child process for the benchmark: the ceilings. A token of the same shape signed with node:crypto
+// and returned — over plain node:https (`plain`: the physical ceiling), or from a bare Fastify
+// HTTPS route (with node:crypto, or with jose for reference): no client authentication, no
+// storage, no audit.
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:https';
 import Fastify from 'fastify';
 import { SignJWT } from 'jose';
 import { MasterKey } from '@latchkey/server';
 import { loadTlsMaterial } from '../packages/server/src/tls/local_tls.ts';
 import { reportCpuOnRequest } from './cpu.ts';
 
-const mode = process.argv[2] === 'jose' ? 'jose' : 'node-crypto';
+const mode = process.argv[2] === 'jose' ? 'jose' : process.argv[2] === 'plain' ? 'plain' : 'node-crypto';
 const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-ceiling-'));
 const tls = await loadTlsMaterial({ dataDir, hosts: [], master: MasterKey.load({ dataDir }) });
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -36,6 +38,28 @@ const claims = () => {
     scope: 'stock:read',
   };
 };
+const signNodeCrypto = (): string => {
+  const input = `${header}.${Buffer.from(JSON.stringify(claims())).toString('base64url')}`;
+  return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+};
+// The physical ceiling: node:https reads the form, node:crypto signs, JSON.stringify answers.
+const plain = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) => {
+  req.resume();
+  req.on('end', () => {
+    const body = JSON.stringify({
+      access_token: signNodeCrypto(),
+      token_type: 'Bearer',
+      expires_in: 300,
+      scope: 'stock:read',
+    });
+    res.writeHead(200, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+    });
+    res.end(body);
+  });
+});
 app.post('/token', async (_req, reply) => {
   let token: string;
   if (mode === 'jose') {
@@ -43,15 +67,20 @@ app.post('/token', async (_req, reply) => {
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'UjQxxpLmCuBP_AbB' })
       .sign(privateKey);
   } else {
-    const input = `${header}.${Buffer.from(JSON.stringify(claims())).toString('base64url')}`;
-    token = `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+    token = signNodeCrypto();
   }
   return reply
     .header('cache-control', 'no-store')
     .send({ access_token: token, token_type: 'Bearer', expires_in: 300, scope: 'stock:read' });
 });
-await app.listen({ port: 0, host: '127.0.0.1' });
-const port = (app.server.address() as { port: number }).port;
+let port: number;
+if (mode === 'plain') {
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+  port = (plain.address() as { port: number }).port;
+} else {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  port = (app.server.address() as { port: number }).port;
+}
 reportCpuOnRequest(
   {
     url: `https://127.0.0.1:${port}/token`,
@@ -60,7 +89,8 @@ reportCpuOnRequest(
     tokenBytes: 0,
   },
   async () => {
-    await app.close();
+    if (mode === 'plain') await new Promise((r) => plain.close(r));
+    else await app.close();
     rmSync(dataDir, { recursive: true, force: true });
   },
 );

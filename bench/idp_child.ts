@@ -1,11 +1,13 @@
 // Child process for the benchmarks: a real IdP (HTTPS, SQLite unless a database URL is given) plus
 // one registered client. argv[2]: 'token' (audit on), 'token-audit-off', 'ingest' (POST /audit/events,
 // batches of 200 decision events) or 'certificate' (POST /workload/certificate with one P-256 CSR);
-// argv[3]: optional PostgreSQL URL.
+// argv[3]: optional PostgreSQL URL. 'token-logged' is 'token' with the production log level (info:
+// one access line per request, written to /dev/null) instead of the tests' silent logger.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestIdp, workloadCsr } from '@latchkey/testkit';
+import { pino } from 'pino';
 import { reportCpuOnRequest } from './cpu.ts';
 
 const mode = process.argv[2] ?? 'token';
@@ -14,6 +16,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
 const t = await startTestIdp({
   dataDir,
   databaseUrl,
+  ...(mode === 'token-logged' ? { logger: pino({ level: 'info' }, pino.destination('/dev/null')) } : {}),
   config: { feedMaxStreamsPerClient: 1000 },
   benchmarkWithoutAudit: mode === 'token-audit-off',
 });

@@ -95,9 +95,11 @@ export async function benchTokenIssuance(options: {
 }): Promise<Record<string, Sample & { tokenBytes: number }>> {
   return benchSubjects(
     [
-      ['ceiling: bare Fastify + node:crypto sign', 'ceiling_child.ts', ['node-crypto']],
+      ['ceiling: plain node:https + node:crypto sign', 'ceiling_child.ts', ['plain']],
+      ['peer: bare Fastify + node:crypto sign', 'ceiling_child.ts', ['node-crypto']],
       ['reference: bare Fastify + jose SignJWT', 'ceiling_child.ts', ['jose']],
       ['Latchkey /token (client_secret_basic, ES256, SQLite, audit on)', 'idp_child.ts', ['token']],
+      ['Latchkey /token, audit on, access log on (info, to /dev/null)', 'idp_child.ts', ['token-logged']],
       ['Latchkey /token, audit off (benchmark-only switch)', 'idp_child.ts', ['token-audit-off']],
     ],
     options,

@@ -138,20 +138,23 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   addSharedSchemas(app);
   enforceContentTypes(app);
   registerOpenApi(app, SERVER_VERSION);
-  app.addHook('onResponse', (request, reply, done) => {
-    const q = request.url.indexOf('?');
-    request.log.info(
-      {
-        method: request.method,
-        path: q < 0 ? request.url : request.url.slice(0, q),
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime * 10) / 10,
-        ip: request.ip,
-      },
-      'request',
-    );
-    done();
-  });
+  // The access log (LATCHKEY_ACCESS_LOG): one line per request, without the query string.
+  if (config.accessLog) {
+    app.addHook('onResponse', (request, reply, done) => {
+      const q = request.url.indexOf('?');
+      request.log.info(
+        {
+          method: request.method,
+          path: q < 0 ? request.url : request.url.slice(0, q),
+          status: reply.statusCode,
+          ms: Math.round(reply.elapsedTime * 10) / 10,
+          ip: request.ip,
+        },
+        'request',
+      );
+      done();
+    });
+  }
   // A connection cap (finding 18): past it node:net refuses new connections until some close.
   app.server.maxConnections = config.maxConnections;
   // Headers must arrive within 10 s (or the whole request deadline, when shorter).

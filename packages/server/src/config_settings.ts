@@ -268,6 +268,10 @@ export const SETTINGS = {
     description:
       "seconds a bundle's validation (run in a worker thread, off the event loop) may take before it is refused and the worker replaced",
   }),
+  accessLog: bool(false, {
+    description:
+      'one `request` line per request at info level (method, path without query, status, ms, ip). Off by default: the audit trail already records every token, failure and change with its request id and source address, and the line costs about a tenth of issuance throughput (docs/benchmarks.md)',
+  }),
   logLevel: Type.Enum(LOG_LEVELS, {
     default: 'info',
     description: 'pino level; logs never contain tokens, secrets or assertions',

@@ -37,6 +37,11 @@ describe('configuration', () => {
     assert.equal(c.accessTokenTtl, 300);
     assert.ok(c.dataDir.endsWith('.latchkey'));
     assert.ok(Object.isFrozen(c));
+    assert.equal(
+      c.accessLog,
+      false,
+      'the access log is off unless asked for (docs/benchmarks.md: it costs ~10% of issuance)',
+    );
   });
 
   test('environment variables map to keys; unknown LATCHKEY_* names are rejected', () => {

@@ -19,7 +19,7 @@ describe('audit events from day one, and no secret in any log or audit row', () 
         cb();
       },
     });
-    t = await startTestIdp({ logger: pino({ level: 'trace' }, sink) });
+    t = await startTestIdp({ logger: pino({ level: 'trace' }, sink), config: { accessLog: 'on' } });
   });
   after(() => t.close());
 

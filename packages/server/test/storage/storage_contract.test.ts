@@ -476,3 +476,28 @@ test('SQLite migration 6 rebuilds the feed table without reusing a cursor that w
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('SQLite: a write waits for another process’s writer without blocking the event loop, then succeeds', async () => {
+  const { default: Database } = await import('better-sqlite3');
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-busy-'));
+  try {
+    const file = join(dir, 'latchkey.db');
+    const s = new SqliteStorage(file);
+    await s.migrate();
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE'); // another process's writer holds the lock
+    let ticked = 0;
+    const ticker = setInterval(() => ticked++, 5);
+    const write = s.setSetting('busy', '1');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(ticked >= 5, `the event loop kept running (${ticked} ticks) while the write waited`);
+    other.exec('COMMIT');
+    await write;
+    clearInterval(ticker);
+    assert.equal(await s.getSetting('busy'), '1');
+    other.close();
+    await s.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -43,12 +43,10 @@ export class SqliteDriver implements SqlDriver {
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     this.db = new Database(file);
-    for (const pragma of [
-      'journal_mode = WAL',
-      'synchronous = NORMAL',
-      `busy_timeout = ${BUSY_TIMEOUT_MS}`,
-      'foreign_keys = ON',
-    ])
+    // busy_timeout 0: SQLite's own wait would spin synchronously, blocking the event loop (and
+    // deadlocking when the lock's holder is a transaction of this process awaiting its turn).
+    // A busy database is waited for asynchronously instead (`whenFree`).
+    for (const pragma of ['journal_mode = WAL', 'synchronous = NORMAL', 'busy_timeout = 0', 'foreign_keys = ON'])
       this.statement(`PRAGMA ${pragma}`).run();
   }
 
@@ -57,6 +55,24 @@ export class SqliteDriver implements SqlDriver {
       return fn();
     } catch (err) {
       throw mapSqliteError(err);
+    }
+  }
+
+  /**
+   * Runs `fn`; while another connection (another process) holds the write lock, tries again with
+   * a growing pause, for up to BUSY_TIMEOUT_MS, without blocking the event loop.
+   */
+  private async whenFree<T>(fn: () => T, outside = false): Promise<T> {
+    const giveUp = Date.now() + BUSY_TIMEOUT_MS;
+    for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+      // Outside a transaction, wait for this process's own to end first, on every try.
+      if (outside && this.open) await this.idle();
+      try {
+        return fn();
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= giveUp) throw mapSqliteError(err);
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
 
@@ -69,38 +85,41 @@ export class SqliteDriver implements SqlDriver {
     return s;
   }
 
-  /** Runs a statement at once: inside the open transaction, or outside after `idle()`. */
-  private readonly direct: SqlExecutor = {
-    run: async (sql, params = []) => this.guard(() => this.statement(sql).run(...bind(params)).changes),
-    get: async <R>(sql: string, params: readonly unknown[] = []) =>
-      this.guard(() => this.statement(sql).get(...bind(params)) as R | undefined),
-    all: async <R>(sql: string, params: readonly unknown[] = []) =>
-      this.guard(() => this.statement(sql).all(...bind(params)) as R[]),
-    exec: async (script) => this.guard(() => void this.db.exec(script)),
-  };
+  /** Statement runners: `outside` ones first wait for this process's open transaction to end. */
+  private executor(outside: boolean): SqlExecutor {
+    return {
+      run: (sql, params = []) => this.whenFree(() => this.statement(sql).run(...bind(params)).changes, outside),
+      get: <R>(sql: string, params: readonly unknown[] = []) =>
+        this.whenFree(() => this.statement(sql).get(...bind(params)) as R | undefined, outside),
+      all: <R>(sql: string, params: readonly unknown[] = []) =>
+        this.whenFree(() => this.statement(sql).all(...bind(params)) as R[], outside),
+      exec: (script) => this.whenFree(() => void this.db.exec(script), outside),
+    };
+  }
+
+  /** Inside the open transaction. */
+  private readonly direct = this.executor(false);
+  /** Outside any transaction (they would otherwise join one on the shared connection). */
+  private readonly gated = this.executor(true);
 
   private async idle(): Promise<void> {
     while (this.open) await this.open;
   }
 
-  async run(sql: string, params?: readonly unknown[]): Promise<number> {
-    if (this.open) await this.idle();
-    return this.direct.run(sql, params);
+  run(sql: string, params?: readonly unknown[]): Promise<number> {
+    return this.gated.run(sql, params);
   }
 
-  async get<R>(sql: string, params?: readonly unknown[]): Promise<R | undefined> {
-    if (this.open) await this.idle();
-    return this.direct.get<R>(sql, params);
+  get<R>(sql: string, params?: readonly unknown[]): Promise<R | undefined> {
+    return this.gated.get<R>(sql, params);
   }
 
-  async all<R>(sql: string, params?: readonly unknown[]): Promise<R[]> {
-    if (this.open) await this.idle();
-    return this.direct.all<R>(sql, params);
+  all<R>(sql: string, params?: readonly unknown[]): Promise<R[]> {
+    return this.gated.all<R>(sql, params);
   }
 
-  async exec(script: string): Promise<void> {
-    if (this.open) await this.idle();
-    return this.direct.exec(script);
+  exec(script: string): Promise<void> {
+    return this.gated.exec(script);
   }
 
   async transaction<T>(body: (tx: SqlTransaction) => Promise<T>): Promise<T> {
@@ -111,7 +130,8 @@ export class SqliteDriver implements SqlDriver {
     // BEGIN IMMEDIATE takes the database's write lock: appends are serialized already.
     const tx: SqlTransaction = { ...this.direct, lock: async () => {}, notify: async (c) => void notified.add(c) };
     try {
-      await this.begin();
+      // BEGIN IMMEDIATE takes the write lock now, waiting (asynchronously) for another process's writer.
+      await this.whenFree(() => this.db.exec('BEGIN IMMEDIATE'));
       try {
         const result = await body(tx);
         this.guard(() => this.db.exec('COMMIT'));
@@ -123,31 +143,6 @@ export class SqliteDriver implements SqlDriver {
     } finally {
       this.open = undefined;
       end();
-    }
-  }
-
-  /**
-   * `BEGIN IMMEDIATE`, waiting for another connection's write transaction without blocking the
-   * event loop: busy_timeout would spin synchronously, and a transaction of this process that
-   * holds the lock across an await could then never finish.
-   */
-  private async begin(): Promise<void> {
-    const giveUp = Date.now() + BUSY_TIMEOUT_MS;
-    // Cached statements, not db.pragma(): every statement better-sqlite3 12 lets the GC finalize
-    // can abort Node 24 (Statement::~Statement after the environment is gone), so none is thrown away.
-    this.statement('PRAGMA busy_timeout = 0').run();
-    try {
-      for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
-        try {
-          this.db.exec('BEGIN IMMEDIATE');
-          return;
-        } catch (err) {
-          if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= giveUp) throw mapSqliteError(err);
-        }
-        await new Promise((resolve) => setTimeout(resolve, wait));
-      }
-    } finally {
-      if (this.db.open) this.statement(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).run();
     }
   }
 
