@@ -17,6 +17,16 @@ export type ServerEventPayload<T extends AuditEventType = AuditEventType> = Omit
 
 type Observer = (event: AuditEvent) => void;
 
+/** The members every successful event about a client shares: who acted on which client, from which request. */
+export const aboutClient = (actor: string, clientId: string, request: { id: string; ip: string }) => ({
+  actor,
+  subject: clientId,
+  client_id: clientId,
+  outcome: 'success' as const,
+  request_id: request.id,
+  source_ip: request.ip,
+});
+
 /**
  * Typed server events (`token.issued`, `client.auth_failed`, ...). Handlers emit; audit
  * subscribes. Grants and endpoints never write logs or audit rows themselves.

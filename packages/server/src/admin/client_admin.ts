@@ -1,9 +1,10 @@
+import { revokeClientThen } from '../oauth/registration/client_removal.ts';
 import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { notFound, OAuthError } from '../errors.ts';
 import { adminErrors, ClientIdParams, Open, ref, typed } from '../http/schemas.ts';
-import type { ServerEvents } from '../events.ts';
+import { aboutClient, type ServerEvents } from '../events.ts';
 import { validateClientMetadata, withTlsSubject } from '../oauth/registration/client_metadata.ts';
 import { clientInformation } from '../oauth/registration/registration_endpoints.ts';
 import type { RevocationLog } from '../revocation/revocation_log.ts';
@@ -74,18 +75,9 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
       if (!client) throw noSuchClient();
       const disabled = { ...client, disabled: true, updatedAt: epochSeconds(deps.clock) };
       const event = deps.events.stage('client.revoked', {
-        actor: 'admin',
-        subject: clientId,
-        client_id: clientId,
-        outcome: 'success',
-        request_id: request.id,
-        source_ip: request.ip,
+        ...aboutClient('admin', clientId, request),
       });
-      // The revocation (with its event) first: a crash before the client is disabled leaves its
-      // tokens revoked everywhere, and repeating the request (idempotent) disables it.
-      await deps.revocations.revokeNotBefore('client', clientId, [event]);
-      deps.events.committed(event);
-      await deps.clients.updateClient(disabled);
+      await revokeClientThen(deps, clientId, event, () => deps.clients.updateClient(disabled));
       return { ...clientInformation(deps.issuer, disabled), disabled: true };
     },
   );
@@ -118,12 +110,7 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
       }
       const updated = { ...client, metadata, updatedAt: epochSeconds(deps.clock) };
       const event = deps.events.stage('client.updated', {
-        actor: 'admin',
-        subject: clientId,
-        client_id: clientId,
-        outcome: 'success',
-        request_id: request.id,
-        source_ip: request.ip,
+        ...aboutClient('admin', clientId, request),
       });
       if (!(await deps.clients.updateClient(updated, [event]))) throw noSuchClient();
       deps.events.committed(event);
@@ -144,12 +131,7 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
     async (request) => {
       const { clientId } = request.params;
       const event = deps.events.stage('client.unlocked', {
-        actor: 'admin',
-        subject: clientId,
-        client_id: clientId,
-        outcome: 'success',
-        request_id: request.id,
-        source_ip: request.ip,
+        ...aboutClient('admin', clientId, request),
       });
       if (!(await deps.clients.lockClient(clientId, null, [event]))) throw noSuchClient();
       deps.events.committed(event);
@@ -192,18 +174,10 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
       const { clientId } = request.params;
       if (!(await deps.clients.getClient(clientId))) throw noSuchClient();
       const event = deps.events.stage('client.deleted', {
-        actor: 'admin',
-        subject: clientId,
-        client_id: clientId,
-        outcome: 'success',
-        request_id: request.id,
-        source_ip: request.ip,
+        ...aboutClient('admin', clientId, request),
       });
-      // Its tokens must stop working at every service too, not only at introspection: the
-      // revocation (with the event) first, then the row, as for RFC 7592 DELETE.
-      await deps.revocations.revokeNotBefore('client', clientId, [event]);
-      deps.events.committed(event);
-      await deps.clients.deleteClient(clientId);
+      // Its tokens must stop working at every service too, not only at introspection.
+      await revokeClientThen(deps, clientId, event, () => deps.clients.deleteClient(clientId));
       return reply.code(204).send(null);
     },
   );

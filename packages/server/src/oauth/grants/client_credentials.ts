@@ -1,5 +1,5 @@
 import { type Clock, epochSeconds } from '@latchkey/protocol';
-import type { ServerEvents } from '../../events.ts';
+import { aboutClient, type ServerEvents } from '../../events.ts';
 import { OAuthError } from '../../errors.ts';
 import { param } from '../../http/form.ts';
 import type { KeyRing } from '../../keys/key_ring.ts';
@@ -70,12 +70,7 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
         epochSeconds(deps.clock),
       );
       await deps.events.emit('token.issued', {
-        actor: client.clientId,
-        subject: client.clientId,
-        client_id: client.clientId,
-        outcome: 'success',
-        request_id: request.id,
-        source_ip: request.ip,
+        ...aboutClient(client.clientId, client.clientId, request),
         detail: {
           grant_type: 'client_credentials',
           auth_method: authMethod,

@@ -1,10 +1,11 @@
+import { revokeClientThen } from './client_removal.ts';
 import { type Clock, epochSeconds } from '@latchkey/protocol';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { ClientIdParams, Open, oauthErrors, ref, typed } from '../../http/schemas.ts';
 import { LatchkeyError, OAuthError } from '../../errors.ts';
-import type { ServerEvents } from '../../events.ts';
+import { aboutClient, type ServerEvents } from '../../events.ts';
 import { invalidToken, requireBearer } from '../../http/bearer.ts';
 import { hashSecret, newSecret, verifySecret } from '../../secrets.ts';
 import type { RevocationLog } from '../../revocation/revocation_log.ts';
@@ -99,12 +100,7 @@ export function registerClientRegistration(scope: FastifyInstance, deps: Registr
         lockedUntil: null,
       };
       const event = deps.events.stage('client.registered', {
-        actor: 'admin',
-        subject: clientId,
-        client_id: clientId,
-        outcome: 'success',
-        request_id: request.id,
-        source_ip: request.ip,
+        ...aboutClient('admin', clientId, request),
         detail: { method: metadata.token_endpoint_auth_method },
       });
       try {
@@ -201,12 +197,7 @@ export function registerClientConfiguration(scope: FastifyInstance, deps: Regist
         updatedAt: epochSeconds(deps.clock),
       };
       const event = deps.events.stage('client.updated', {
-        actor: client.clientId,
-        subject: client.clientId,
-        client_id: client.clientId,
-        outcome: 'success',
-        request_id: request.id,
-        source_ip: request.ip,
+        ...aboutClient(client.clientId, client.clientId, request),
       });
       if (!(await deps.clients.updateClient(updated, [event]))) throw invalidToken('the client no longer exists');
       deps.events.committed(event);
@@ -224,18 +215,9 @@ export function registerClientConfiguration(scope: FastifyInstance, deps: Regist
     async (request, reply) => {
       const client = await authorize(request, request.params.clientId);
       const event = deps.events.stage('client.deleted', {
-        actor: client.clientId,
-        subject: client.clientId,
-        client_id: client.clientId,
-        outcome: 'success',
-        request_id: request.id,
-        source_ip: request.ip,
+        ...aboutClient(client.clientId, client.clientId, request),
       });
-      // The revocation first (with the event), then the row: a crash between them leaves a client
-      // whose tokens are already revoked everywhere, and a retried DELETE finishes the job.
-      await deps.revocations.revokeNotBefore('client', client.clientId, [event]);
-      deps.events.committed(event);
-      await deps.clients.deleteClient(client.clientId);
+      await revokeClientThen(deps, client.clientId, event, () => deps.clients.deleteClient(client.clientId));
       return reply.code(204).send(null);
     },
   );
