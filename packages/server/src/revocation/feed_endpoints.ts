@@ -110,6 +110,9 @@ export function registerFeedEndpoints(scope: FastifyInstance, deps: FeedEndpoint
           },
           { additionalProperties: false },
         ),
+        headers: Type.Object({
+          'last-event-id': Cursor('the id of the last event received (EventSource resumes with it)'),
+        }),
         response: {
           200: { content: { 'text/event-stream': { schema: Type.String() } } },
           ...oauthErrors(400, 401, 403, 429, 503),
@@ -123,7 +126,7 @@ export function registerFeedEndpoints(scope: FastifyInstance, deps: FeedEndpoint
       for (const s of streams)
         if (s !== 'revocations' && s !== 'keys' && s !== 'policy')
           throw invalidRequest('streams is a comma-separated list of revocations, keys and policy');
-      const lastEventId = request.headers['last-event-id'] as string | undefined;
+      const lastEventId = request.headers['last-event-id'];
       const resume = cursorParam(lastEventId ?? q.since, lastEventId !== undefined ? 'Last-Event-ID' : 'since');
       // Without a cursor the stream starts at the head: take a snapshot first, then stream from its cursor.
       const cursor = resume ?? (await deps.store.latestFeedSeq());

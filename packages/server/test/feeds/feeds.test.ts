@@ -120,6 +120,16 @@ describe('revocation and key feeds', () => {
     }
   });
 
+  test('a Last-Event-ID that is not a cursor of this feed is refused (400 invalid_request), named in the error', async () => {
+    const res = await t.fetch(`${t.issuer}/feeds/stream`, {
+      headers: { authorization: basic(c), 'last-event-id': 'not-a-cursor' },
+    });
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as { error: string; error_description: string };
+    assert.equal(body.error, 'invalid_request');
+    assert.match(body.error_description, /^headers\/last-event-id /);
+  });
+
   test('stream: live entries, exactly once and in order across a dropped connection (Last-Event-ID)', async () => {
     const head = ((await get('/feeds/revocations')).body as FeedPage<RevocationEntry>).cursor;
     const url = `${t.issuer}/feeds/stream?streams=revocations&since=${head}`;
