@@ -28,11 +28,6 @@ export class FakeClock implements Clock {
     };
   }
 
-  /** Timers waiting to fire. */
-  get pendingTimers(): number {
-    return this.timers.length;
-  }
-
   /** Moves time forward by `ms` milliseconds, firing every timer it passes, earliest first. */
   advance(ms: number): void {
     if (ms < 0) throw new RangeError('a clock only moves forward');

@@ -7,3 +7,4 @@ export { workloadCsr } from './workload_csr.ts';
 export { assertTlsProfile } from './tls_profile.ts';
 export { auditEvents } from './audit_events.ts';
 export { FakeClock } from './fake_clock.ts';
+export { opensslSelfSigned } from './openssl_cert.ts';

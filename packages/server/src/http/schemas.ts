@@ -79,15 +79,11 @@ export const AnyObject = Type.Object({}, { additionalProperties: true });
 
 export const ClientIdParams = Type.Object({ clientId: Type.String({ minLength: 1, maxLength: 255 }) });
 
-/** Media types (the `consumes` of a route schema; the content-type rule reads it). */
-export const FORM = ['application/x-www-form-urlencoded'];
-export const JSON_BODY = ['application/json'];
-
 /** The app with request and reply types inferred from the route schemas. */
 export const typed = (app: FastifyInstance) => app.withTypeProvider<TypeBoxTypeProvider>();
 
-/** A JSON body that may be left out (Fastify validates a missing body as null). */
-export const OptionalBody = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
-
 /** A value or null. */
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+/** A JSON body that may be left out: Fastify validates a missing body as null. */
+export const OptionalBody = Nullable;

@@ -10,7 +10,15 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import * as jose from 'jose';
 import * as oidc from 'openid-client';
-import { basicAuth, startTestIdp, tlsFetch, workloadCsr, type TestIdp, auditEvents } from '@latchkey/testkit';
+import {
+  auditEvents,
+  basicAuth,
+  opensslSelfSigned,
+  startTestIdp,
+  type TestIdp,
+  tlsFetch,
+  workloadCsr,
+} from '@latchkey/testkit';
 import { createVerifier } from '@latchkey/sdk/verify';
 import { authenticate } from '@latchkey/sdk/node';
 
@@ -130,32 +138,11 @@ describe('RFC 8705: mutual-TLS client authentication and certificate-bound token
     assert.equal(wrong.status, 401);
     assert.equal(((await wrong.json()) as { error: string }).error, 'invalid_client');
     // A self-signed certificate claiming ledger's SPIFFE ID (openssl, not the IdP's CA).
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      join(dir, 'forged.key'),
-      '-out',
-      join(dir, 'forged.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=ledger',
-      '-addext',
+    const self = await opensslSelfSigned(dir, 'forged', '/CN=ledger', [
       `subjectAltName=URI:spiffe://${TD}/svc/ledger`,
-      '-addext',
       'extendedKeyUsage=clientAuth',
     ]);
-    const forged = {
-      key: readFileSync(join(dir, 'forged.key'), 'utf8'),
-      cert: readFileSync(join(dir, 'forged.pem'), 'utf8'),
-      thumbprint: '',
-    };
+    const forged = { key: self.key, cert: self.cert, thumbprint: '' };
     assert.equal((await tokenRequest(over(forged), asLedger)).status, 401);
     assert.equal((await tokenRequest(over(undefined), asLedger)).status, 401);
     const failures = await auditEvents(t.idp.storage, { type: 'client.auth_failed', limit: 10 });
@@ -178,23 +165,7 @@ describe('RFC 8705: mutual-TLS client authentication and certificate-bound token
   });
 
   test('self_signed_tls_client_auth: the registered certificate (openssl, curl) authenticates and binds; another does not', async () => {
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      join(dir, 'ss.key'),
-      '-out',
-      join(dir, 'ss.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=legacy-batch',
-    ]);
+    await opensslSelfSigned(dir, 'ss', '/CN=legacy-batch');
     const pem = readFileSync(join(dir, 'ss.pem'), 'utf8');
     const x = new X509Certificate(pem);
     const jwk = { ...(await jose.exportJWK(x.publicKey)), x5c: [x.raw.toString('base64')] };

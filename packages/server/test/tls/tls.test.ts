@@ -1,44 +1,28 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { assertTlsProfile, startTestIdp, tlsFetch } from '@latchkey/testkit';
+import { assertTlsProfile, opensslSelfSigned, startTestIdp, tlsFetch } from '@latchkey/testkit';
 
 const run = promisify(execFile);
 
 test('an operator certificate made by openssl (LATCHKEY_TLS_CERT/KEY) is served instead of the local CA', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-tls-'));
   try {
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-      '-subj',
-      '/CN=localhost',
-      '-addext',
+    const own = await opensslSelfSigned(dir, 'operator', '/CN=localhost', [
       'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-days',
-      '1',
     ]);
-    const t = await startTestIdp({ config: { tlsCert: join(dir, 'cert.pem'), tlsKey: join(dir, 'key.pem') } });
+    const t = await startTestIdp({ config: { tlsCert: own.certFile, tlsKey: own.keyFile } });
     try {
       assert.equal(t.caPem, undefined, 'no local CA when the operator gives a certificate');
-      const f = tlsFetch(readFileSync(join(dir, 'cert.pem'), 'utf8'));
+      const f = tlsFetch(own.cert);
       const res = await f(`${t.issuer}/healthz`);
       assert.equal(res.status, 200);
       assert.match(res.headers.get('strict-transport-security') ?? '', /max-age=/);
-      const { stdout } = await run('curl', ['-sS', '--fail', '--cacert', join(dir, 'cert.pem'), `${t.issuer}/jwks`]);
+      const { stdout } = await run('curl', ['-sS', '--fail', '--cacert', own.certFile, `${t.issuer}/jwks`]);
       assert.equal(JSON.parse(stdout).keys.length, 2);
       await assert.rejects(
         run('curl', ['-sS', '--fail', `${t.issuer.replace('https:', 'http:')}/healthz`]),
