@@ -62,7 +62,8 @@ function mismatch(s: SettingSchema, value: string): string | undefined {
 function parseValue(key: SettingKey, raw: unknown, problems: string[]): unknown {
   const s = settingSchema(key);
   const env = envName(key);
-  const got = s.secret ? '' : ` (got ${JSON.stringify(String(raw))})`;
+  // Secrets are never echoed, nor the password of a URL (a database URL carries one).
+  const got = s.secret ? '' : ` (got ${JSON.stringify(String(raw).replace(/(\/\/[^/:@]*:)[^/@]*@/, '$1***@'))})`;
   if (raw === undefined || raw === '') return Array.isArray(s.default) ? [...s.default] : s.default;
   if (s.type === 'integer') {
     const n = typeof raw === 'number' ? raw : /^\d+$/.test(String(raw)) ? Number(raw) : Number.NaN;

@@ -77,6 +77,10 @@ describe('configuration', () => {
     ]);
     // A secret is never echoed.
     assert.ok(!lines.join('\n').includes('short'));
+    // Nor the password in a URL.
+    assert.deepEqual(problems({ databaseUrl: 'mysql://app:hunter2@db:3306/x' }), [
+      'LATCHKEY_DATABASE_URL: must be a URL starting with postgres:// or postgresql:// (got "mysql://app:***@db:3306/x")',
+    ]);
   });
 
   test('TLS off is refused on a non-loopback host unless LATCHKEY_ALLOW_INSECURE=1', () => {
