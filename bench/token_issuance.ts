@@ -14,6 +14,7 @@ async function start(script: string, args: string[] = []): Promise<Child> {
   const proc = fork(here(script), args, {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    env: { ...process.env, NODE_OPTIONS: process.env.BENCH_SOURCE ? process.env.NODE_OPTIONS : '' },
   });
   const target = await new Promise<Target>((resolve, reject) => {
     proc.once('message', (m: { kind: string; target: Target }) =>

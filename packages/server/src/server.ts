@@ -68,7 +68,6 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
   try {
     const generatedAdminToken = await bootstrapAdminToken(storage, master.secretHashKey, config.adminToken);
     const events = new ServerEvents(clock);
-    let detection: DetectionRunner | undefined;
     const metrics = new Metrics();
     const audit = new AuditWriter(storage, {
       onError: (err) => {
@@ -83,7 +82,6 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     events.aggregateFailures({ windowMs: config.auditAggregateWindow * 1000 });
     events.observe((e) => {
       metrics.countEvent(e.type, e.outcome);
-      detection?.nudge();
     });
     const keys = new KeyRing(storage, master, clock);
     // A client or key revocation must outlive every token and every workload certificate it covers.
@@ -196,7 +194,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       lock: { detectors: config.alertLock, seconds: config.alertLockSeconds },
       ...(webhooks ? { deliver: (a: Parameters<WebhookSender['send']>[0]) => webhooks.send(a) } : {}),
     });
-    detection = new DetectionRunner({
+    const detection = new DetectionRunner({
       clock,
       store: storage,
       detectors: buildDetectors(config),
@@ -204,6 +202,8 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       interval: config.detectInterval,
       onError: (err) => logger.error({ err: { message: (err as Error).message } }, 'detection pass failed; will retry'),
     });
+    // What this replica appends reaches detection in memory; other replicas' rows are read from the log.
+    storage.onAuditAppended(detection.appended);
     const retention = new AuditRetention({
       clock,
       store: storage,

@@ -1,13 +1,16 @@
 import type { Clock } from '@latchkey/protocol';
 import { randomUUID } from 'node:crypto';
 import { coalesce } from '../coalesce.ts';
-import type { AuditStore, LeaseStore, SettingsStore } from '../storage/ports.ts';
+import type { AuditRecord, AuditStore, LeaseStore, SettingsStore } from '../storage/ports.ts';
 import type { AlertRaiser } from './alert_raiser.ts';
 import type { Detector } from './detectors/index.ts';
 
 const LEASE = 'audit-detection';
 const CURSOR = 'audit.detection_cursor';
 const NUDGE_DELAY_MS = 100;
+const PAGE = 1000;
+/** Most rows appended here that wait in memory for the next pass; past it they are read from the log. */
+const MAX_LOCAL = 50_000;
 
 export interface DetectionRunnerDeps {
   /** Where "now" comes from (a fake clock in tests). */
@@ -26,6 +29,11 @@ export interface DetectionRunnerDeps {
  * Feeds committed audit events to the detectors, in log order, from a cursor kept in storage. One
  * replica at a time holds the lease, so it sees every replica's events (they share one log) and
  * each alert is raised once. A new deployment starts at the log's head, not its history.
+ *
+ * The rows this replica appends reach the runner in memory (`appended`, wired to the storage's
+ * `onAuditAppended`), so the leader does not read back what it has just written; rows between
+ * them (other replicas', or any dropped from memory) are read from the log by seq, so the
+ * detectors still see one gapless sequence in log order.
  */
 export class DetectionRunner {
   private readonly holder = randomUUID();
@@ -38,6 +46,8 @@ export class DetectionRunner {
   /** When this replica last took or renewed the lease (it is renewed at most once a second). */
   private leaseAt = 0;
   private readonly deps: DetectionRunnerDeps;
+  /** Rows this replica appended since the last pass (only while it holds the lease). */
+  private local: AuditRecord[] = [];
 
   constructor(deps: DetectionRunnerDeps) {
     this.deps = deps;
@@ -55,6 +65,16 @@ export class DetectionRunner {
       this.run();
     }, NUDGE_DELAY_MS);
     this.soon.unref();
+  };
+
+  /** Rows this process appended, once committed: kept for the next pass while this replica leads, and a pass soon. */
+  readonly appended = (records: readonly AuditRecord[]): void => {
+    if (this.stopped) return;
+    if (this.leaseAt !== 0) {
+      if (this.local.length + records.length > MAX_LOCAL) this.local = [];
+      else for (const r of records) this.local.push(r);
+    }
+    this.nudge();
   };
 
   start(): void {
@@ -80,6 +100,7 @@ export class DetectionRunner {
       );
       if (!leader) {
         this.leaseAt = 0;
+        this.local = [];
         this.cursor = undefined; // another replica runs detection; re-read the cursor if this one takes over
         return;
       }
@@ -89,17 +110,41 @@ export class DetectionRunner {
       const stored = await this.deps.store.getSetting(CURSOR);
       this.cursor = stored !== undefined ? Number(stored) : ((await this.deps.store.auditHead())?.seq ?? 0);
     }
+    const start = this.cursor;
+    const local = this.local;
+    this.local = [];
+    for (const r of local) {
+      if (this.stopped) return;
+      const cursor = this.cursor ?? 0;
+      if (r.seq <= cursor) continue; // read from the log already
+      if (r.seq > cursor + 1) await this.readLog(r.seq - 1);
+      if (r.seq > (this.cursor ?? 0)) await this.observe(r);
+    }
+    await this.readLog(Number.POSITIVE_INFINITY);
+    if (this.cursor !== start && !this.stopped) await this.deps.store.setSetting(CURSOR, String(this.cursor));
+  }
+
+  /** Feeds the log's rows after the cursor, through seq `through`, to the detectors. */
+  private async readLog(through: number): Promise<void> {
     for (;;) {
-      const page = await this.deps.store.queryAuditEvents({ after: this.cursor, limit: 1000 });
-      if (page.length === 0 || this.stopped) return;
+      const cursor = this.cursor ?? 0;
+      const limit = Math.min(PAGE, through - cursor);
+      if (limit <= 0 || this.stopped) return;
+      const page = await this.deps.store.queryAuditEvents({ after: cursor, limit });
       for (const e of page) {
-        for (const d of this.deps.detectors) {
-          for (const f of d.observe(e)) await this.deps.raiser.raise(f);
-        }
-        this.cursor = e.seq;
+        if (this.stopped) return;
+        await this.observe(e);
       }
+      if (page.length < limit) return;
       await this.deps.store.setSetting(CURSOR, String(this.cursor));
     }
+  }
+
+  private async observe(e: AuditRecord): Promise<void> {
+    for (const d of this.deps.detectors) {
+      for (const f of d.observe(e)) await this.deps.raiser.raise(f);
+    }
+    this.cursor = e.seq;
   }
 
   async stop(): Promise<void> {

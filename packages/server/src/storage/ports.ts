@@ -211,6 +211,12 @@ export interface AuditStore {
    * `throughSeq` stays as the anchor of what remains); returns how many events went.
    */
   pruneAuditEvents(throughSeq: number): Promise<number>;
+  /**
+   * Calls `listener` with the rows this process appended (their seq and hashes as stored), after
+   * their transaction has committed. Rows other replicas append are not announced; read them with
+   * `queryAuditEvents`. Announcements may arrive out of seq order across transactions.
+   */
+  onAuditAppended(listener: (records: readonly AuditRecord[]) => void): void;
 }
 
 export type AlertSeverity = 'low' | 'medium' | 'high';

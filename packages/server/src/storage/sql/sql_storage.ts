@@ -63,6 +63,7 @@ export class SqlStorage implements Storage {
   readonly kind: 'sqlite' | 'postgres';
   private readonly db: SqlDriver;
   private readonly clock: Clock;
+  private readonly appendedListeners: ((records: readonly AuditRecord[]) => void)[] = [];
 
   /** `clock`: leases, single-use entries and revocations expire by it (the system clock by default). */
   constructor(db: SqlDriver, clock: Clock = systemClock) {
@@ -110,15 +111,19 @@ export class SqlStorage implements Storage {
     audit: WithAudit | ((result: T) => readonly AuditEvent[]),
     changed: (result: T) => boolean = () => true,
   ): Promise<T> {
+    let appended: readonly AuditRecord[] = [];
     try {
-      return await this.db.transaction(async (tx) => {
+      const outcome = await this.db.transaction(async (tx) => {
+        appended = [];
         const result = await work(tx);
         if (changed(result)) {
           const events = typeof audit === 'function' ? audit(result) : (audit ?? []);
-          if (events.length > 0) await this.appendAuditIn(tx, events);
+          if (events.length > 0) appended = await this.appendAuditIn(tx, events);
         }
         return result;
       });
+      this.announceAppended(appended);
+      return outcome;
     } catch (err) {
       if (err instanceof Rollback) return err.result as T;
       throw err;
@@ -135,8 +140,11 @@ export class SqlStorage implements Storage {
     );
   }
 
-  /** The one place the audit chain grows: serialized across replicas, continuing from the head. */
-  private async appendAuditIn(tx: SqlTransaction, events: readonly AuditEvent[]): Promise<void> {
+  /**
+   * The one place the audit chain grows: serialized across replicas, continuing from the head.
+   * Returns the rows as stored, for `onAuditAppended` once the transaction has committed.
+   */
+  private async appendAuditIn(tx: SqlTransaction, events: readonly AuditEvent[]): Promise<AuditRecord[]> {
     await tx.lock('audit');
     const head = await tx.get<{ seq: number | string; hash: string | null }>(SQL.auditHead);
     const rows = chainRows(events, head ? Number(head.seq) : 0, head?.hash ?? GENESIS);
@@ -145,6 +153,20 @@ export class SqlStorage implements Storage {
       await tx.run(SQL.insertAuditRows(size), rows.slice(at, at + size).flat());
       at += size;
     }
+    return events.map((e, i) => ({
+      ...e,
+      seq: rows[i]?.[0] as number,
+      prevHash: rows[i]?.[1] as string,
+      hash: rows[i]?.[2] as string,
+    }));
+  }
+
+  onAuditAppended(listener: (records: readonly AuditRecord[]) => void): void {
+    this.appendedListeners.push(listener);
+  }
+
+  private announceAppended(records: readonly AuditRecord[]): void {
+    if (records.length > 0) for (const listener of this.appendedListeners) listener(records);
   }
 
   // Clients
@@ -295,7 +317,7 @@ export class SqlStorage implements Storage {
   // Audit
 
   async appendAuditEvents(events: AuditEvent[]): Promise<void> {
-    if (events.length > 0) await this.db.transaction((tx) => this.appendAuditIn(tx, events));
+    if (events.length > 0) this.announceAppended(await this.db.transaction((tx) => this.appendAuditIn(tx, events)));
   }
 
   async queryAuditEvents(filter: AuditFilter): Promise<AuditRecord[]> {
