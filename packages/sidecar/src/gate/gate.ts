@@ -1,0 +1,172 @@
+import type { X509Certificate } from 'node:crypto';
+import type { AccessTokenClaims } from '@latchkey/protocol';
+import { type AuditQueue, type Authorizer, authenticateBearer, type Verifier } from '@latchkey/sdk';
+import type { SidecarConfig } from '../config/sidecar_config_schema.ts';
+import type { RequestFacts } from '../routes/request_facts.ts';
+import { headerValue } from '../routes/request_facts.ts';
+import { resolve, type RouteTable, UnresolvableRequest } from '../routes/route_table.ts';
+import type { SidecarMetrics } from '../ops/sidecar_metrics.ts';
+import { identityHeaders } from './identity_headers.ts';
+
+/** Why a request was let through or not (metrics label and audit reason). */
+export type GateReason =
+  | 'allowed'
+  | 'public'
+  | 'ambiguous_path'
+  | 'no_route'
+  | 'no_credentials'
+  | 'invalid_token'
+  | 'insufficient_scope'
+  | 'peer_not_allowed'
+  | 'unresolvable'
+  | 'denied';
+
+export type GateOutcome =
+  | { allow: true; reason: GateReason; route: string; identity: Record<string, string> }
+  | {
+      allow: false;
+      reason: GateReason;
+      route: string;
+      status: 400 | 401 | 403;
+      headers: Record<string, string>;
+      body: { error: string; error_description: string };
+    };
+
+/** The service identity in a Latchkey workload SVID: spiffe://<trust domain>/svc/<client id>. */
+const SVC = /^spiffe:\/\/[^/]+\/svc\/([^/]+)$/;
+
+export interface GateDeps {
+  config: Pick<SidecarConfig, 'unmatched'>;
+  routes: RouteTable;
+  verifier: Pick<Verifier, 'verify' | 'clientRevoked'>;
+  authorizer: Pick<Authorizer, 'authorize'>;
+  audit: Pick<AuditQueue, 'record'>;
+  metrics: SidecarMetrics;
+  realm: string;
+}
+
+const deny = (
+  reason: GateReason,
+  route: string,
+  status: 400 | 401 | 403,
+  error: string,
+  description: string,
+  headers: Record<string, string> = {},
+): GateOutcome => ({ allow: false, reason, route, status, headers, body: { error, error_description: description } });
+
+/**
+ * The one decision every mode asks for: who is calling (a verified bearer token — bound to the
+ * peer certificate when it says so — or the mTLS peer's workload identity), which route this is,
+ * and whether Cedar permits the route's action on its resource. Verification and decisions are
+ * local (the SDK's verifier and authorizer, kept fresh by the IdP's feeds); decisions are audited
+ * by the authorizer, refusals before a decision here.
+ */
+export class Gate {
+  private readonly deps: GateDeps;
+
+  constructor(deps: GateDeps) {
+    this.deps = deps;
+  }
+
+  async check(
+    facts: RequestFacts,
+    peerCertificate?: X509Certificate,
+    peerCertIssuedAt?: number,
+    mode = 'proxy',
+  ): Promise<GateOutcome> {
+    const outcome = await this.decide(facts, peerCertificate, peerCertIssuedAt);
+    this.deps.metrics.requests.inc({ mode, route: outcome.route, outcome: outcome.reason });
+    return outcome;
+  }
+
+  private async decide(
+    facts: RequestFacts,
+    peerCertificate: X509Certificate | undefined,
+    peerCertIssuedAt: number | undefined,
+  ): Promise<GateOutcome> {
+    const { routes, config, realm } = this.deps;
+    const matched = routes.match(facts.method, facts.path);
+    const routeName = matched?.route.name ?? 'unmatched';
+    if (!matched && config.unmatched === 'deny') {
+      this.report(facts, 'no matching route', undefined);
+      return deny('no_route', routeName, 403, 'access_denied', 'no route allows this request');
+    }
+    const route = matched?.route;
+    const auth = route?.auth ?? 'token';
+    if (auth === 'none') return { allow: true, reason: 'public', route: routeName, identity: {} };
+
+    let claims: AccessTokenClaims | undefined;
+    let principal: string | undefined;
+    const authorization = headerValue(facts.headers, 'authorization');
+    const useToken = auth === 'token' || (auth === 'token_or_mtls' && authorization !== undefined);
+    if (useToken) {
+      const started = performance.now();
+      const outcome = await authenticateBearer(
+        authorization,
+        { verifier: this.deps.verifier, realm, ...(route?.scope ? { scope: route.scope } : {}) },
+        peerCertificate,
+      );
+      this.deps.metrics.verifySeconds.observe((performance.now() - started) / 1000);
+      if (!outcome.claims) {
+        const reason: GateReason =
+          outcome.status === 403 ? 'insufficient_scope' : authorization ? 'invalid_token' : 'no_credentials';
+        return {
+          allow: false,
+          reason,
+          route: routeName,
+          status: outcome.status ?? 401,
+          headers: outcome.headers ?? {},
+          body: outcome.body ?? { error: 'invalid_token', error_description: 'invalid token' },
+        };
+      }
+      claims = outcome.claims;
+    } else {
+      const id = facts.peer ? SVC.exec(facts.peer)?.[1] : undefined;
+      if (!id || this.deps.verifier.clientRevoked(id, peerCertIssuedAt ?? 0)) {
+        this.report(facts, facts.peer ? 'peer is not a known workload' : 'no client certificate', undefined);
+        return deny(
+          'peer_not_allowed',
+          routeName,
+          401,
+          'invalid_client',
+          facts.peer ? 'the peer certificate names no usable workload' : 'a client certificate is required',
+        );
+      }
+      principal = `Service::${JSON.stringify(id)}`;
+    }
+
+    if (route?.action) {
+      let resolved: ReturnType<typeof resolve>;
+      try {
+        resolved = resolve(route, facts, matched?.params ?? {});
+      } catch (err) {
+        if (!(err instanceof UnresolvableRequest)) throw err;
+        this.report(facts, err.message, claims);
+        return deny('unresolvable', routeName, 403, 'access_denied', err.message);
+      }
+      const started = performance.now();
+      const result = this.deps.authorizer.authorize({
+        principal: claims ?? (principal as string),
+        action: route.action,
+        resource: resolved.resource as NonNullable<typeof resolved.resource>,
+        context: resolved.context,
+      });
+      this.deps.metrics.decideSeconds.observe((performance.now() - started) / 1000);
+      if (result.decision !== 'allow')
+        return deny('denied', routeName, 403, 'access_denied', 'the policy denies this request');
+    }
+    return { allow: true, reason: 'allowed', route: routeName, identity: identityHeaders(claims, facts.peer) };
+  }
+
+  /** A refusal that no decision of the authorizer records (no route, nothing to decide on). */
+  private report(facts: RequestFacts, reason: string, claims: AccessTokenClaims | undefined): void {
+    this.deps.audit.record({
+      type: 'authz.decision',
+      outcome: 'failure',
+      actor: claims ? `Service::${JSON.stringify(claims.client_id)}` : facts.peer ? facts.peer : 'anonymous',
+      target: `${facts.method.toUpperCase()} ${facts.path}`.slice(0, 256),
+      reason,
+      source_ip: facts.sourceIp,
+    });
+  }
+}
