@@ -108,12 +108,10 @@ export async function reverseProxy(
             .send({ error: 'invalid_request', error_description: 'request body is too large' });
         metrics.upstreamErrors.inc();
         const timedOut = /timeout/i.test(String((error as { code?: string }).code ?? error.message));
-        reply
-          .code(timedOut ? 504 : 502)
-          .send({
-            error: 'upstream_unavailable',
-            error_description: timedOut ? 'the upstream timed out' : 'the upstream did not answer',
-          });
+        reply.code(timedOut ? 504 : 502).send({
+          error: 'upstream_unavailable',
+          error_description: timedOut ? 'the upstream timed out' : 'the upstream did not answer',
+        });
       },
     },
     wsClientOptions: {
