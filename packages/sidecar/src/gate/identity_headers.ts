@@ -3,6 +3,16 @@ import type { AccessTokenClaims } from '@latchkey/protocol';
 /** The prefix of every header the sidecar sets for the upstream; any that arrive from outside are removed. */
 export const IDENTITY_PREFIX = 'x-latchkey-';
 
+/** Every header the sidecar sets: the token's subject, client, scope, roles and delegation chain, and the mTLS peer. */
+export const IDENTITY_HEADERS = [
+  'x-latchkey-sub',
+  'x-latchkey-client-id',
+  'x-latchkey-scope',
+  'x-latchkey-roles',
+  'x-latchkey-act',
+  'x-latchkey-peer',
+] as const;
+
 /** The identity headers of an allowed request (lowercase names). */
 export function identityHeaders(
   claims: AccessTokenClaims | undefined,

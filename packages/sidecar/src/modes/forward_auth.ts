@@ -1,5 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Gate } from '../gate/gate.ts';
+import { IDENTITY_HEADERS } from '../gate/identity_headers.ts';
+
+const EMPTY_IDENTITY = Object.fromEntries(IDENTITY_HEADERS.map((h) => [h, '']));
 import { headerValue, type RequestFacts, splitTarget } from '../routes/request_facts.ts';
 
 /**
@@ -53,7 +56,12 @@ export function forwardAuth(app: FastifyInstance, deps: { path: string; gate: Ga
           .code(outcome.status === 400 ? 403 : outcome.status)
           .headers(outcome.headers)
           .send(outcome.body);
-      return reply.code(200).headers(outcome.identity).send();
+      // Every identity header, empty when absent: a proxy that copies them (Caddy's copy_headers)
+      // then replaces whatever the client sent instead of keeping it or an unfilled placeholder.
+      return reply
+        .code(200)
+        .headers({ ...EMPTY_IDENTITY, ...outcome.identity })
+        .send();
     },
   });
 }
