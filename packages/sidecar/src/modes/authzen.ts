@@ -106,6 +106,12 @@ export function authzen(
     if (typeof id === 'string' && id.length <= 128) reply.header('x-request-id', id);
     return reply.header('cache-control', 'no-store').send(body);
   };
+  // The HTTPS binding carries JSON only; anything else is refused.
+  const jsonOnly = async (request: FastifyRequest, reply: FastifyReply) => {
+    const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+    if (type !== 'application/json')
+      return reply.code(415).send({ error: 'invalid_request', error_description: 'the body must be application/json' });
+  };
   const invalid = (reply: FastifyReply, message: string) =>
     reply.code(400).send({ error: 'invalid_request', error_description: message });
 
@@ -118,7 +124,7 @@ export function authzen(
     };
   });
 
-  app.post('/access/v1/evaluation', async (request, reply) => {
+  app.post('/access/v1/evaluation', { preValidation: jsonOnly }, async (request, reply) => {
     if (!(await authenticated(request, reply))) return reply;
     if (!checkOne.Check(request.body)) return invalid(reply, firstError(checkOne, request.body));
     const d = decide(request.body);
@@ -126,7 +132,7 @@ export function authzen(
     return answer(request, reply, d);
   });
 
-  app.post('/access/v1/evaluations', async (request, reply) => {
+  app.post('/access/v1/evaluations', { preValidation: jsonOnly }, async (request, reply) => {
     if (!(await authenticated(request, reply))) return reply;
     if (!checkMany.Check(request.body)) return invalid(reply, firstError(checkMany, request.body));
     const body = request.body;
