@@ -16,7 +16,9 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import type { SidecarConfig } from './config/sidecar_config_schema.ts';
 import { SidecarError } from './errors.ts';
 import { Gate } from './gate/gate.ts';
+import * as grpc from '@grpc/grpc-js';
 import { authzen } from './modes/authzen.ts';
+import { extAuthzHttp, startExtAuthzGrpc } from './modes/ext_authz.ts';
 import { forwardAuth } from './modes/forward_auth.ts';
 import { reverseProxy } from './modes/reverse_proxy.ts';
 import { opsRoutes, type Readiness } from './ops/ops_routes.ts';
@@ -38,8 +40,10 @@ export interface SidecarOptions {
 export interface RunningSidecar {
   /** Base URL of the reverse proxy, when configured. */
   proxyUrl?: string;
-  /** Base URL of the sidecar's own API (forward auth, AuthZEN, health, metrics), when configured. */
+  /** Base URL of the sidecar's own API (forward auth, AuthZEN, HTTP ext_authz, health, metrics), when configured. */
   url?: string;
+  /** host:port of the gRPC ext_authz service, when configured. */
+  grpcAddress?: string;
   verifier: Verifier;
   authorizer: Authorizer;
   audit: AuditQueue;
@@ -171,13 +175,14 @@ export async function startSidecar(config: SidecarConfig, options: SidecarOption
   const gate = new Gate({ config, routes, verifier: v, authorizer: a, audit, metrics, realm: config.audience });
   const now = () => clock.now();
   const apps: FastifyInstance[] = [];
+  const closers: (() => Promise<void>)[] = [];
   const running: RunningSidecar = {
     verifier: v,
     authorizer: a,
     audit,
     readiness,
     close: async () => {
-      await Promise.all(apps.map((app) => app.close()));
+      await Promise.all([...apps.map((app) => app.close()), ...closers.map((c) => c())]);
       v.close();
       a.close();
       await audit.close();
@@ -201,8 +206,35 @@ export async function startSidecar(config: SidecarConfig, options: SidecarOption
       apps.push(app);
       opsRoutes(app, { readiness, metrics });
       forwardAuth(app, { path: config.forward_auth.path, gate, now });
+      extAuthzHttp(app, {
+        prefix: config.ext_authz.http_path_prefix,
+        gate,
+        passAuthorization: config.pass_authorization,
+        now,
+      });
       if (config.authzen.enabled) authzen(app, { authorizer: a, verifier: v, config, now });
       running.url = await listenOn(app, config.listen);
+    }
+    const grpcListen = config.ext_authz.grpc?.listen;
+    if (grpcListen) {
+      const tls = grpcListen.tls;
+      const grpcServer = await startExtAuthzGrpc({
+        gate,
+        host: grpcListen.host,
+        port: grpcListen.port,
+        credentials: tls
+          ? grpc.ServerCredentials.createSsl(
+              tls.client_ca_file ? readFileSync(tls.client_ca_file) : null,
+              [{ private_key: readFileSync(tls.key_file), cert_chain: readFileSync(tls.cert_file) }],
+              tls.client_ca_file !== undefined,
+            )
+          : grpc.ServerCredentials.createInsecure(),
+        passAuthorization: config.pass_authorization,
+        now,
+        onError: () => metrics.checkErrors.inc(),
+      });
+      closers.push(grpcServer.close);
+      running.grpcAddress = `${grpcListen.host}:${grpcServer.port}`;
     }
   } catch (err) {
     await running.close();

@@ -64,6 +64,19 @@ export const ROUTES = [
   },
   {
     methods: 'GET',
+    path: '/ext/orders/:id',
+    action: 'Orders::Action::"read"',
+    resource: { type: 'Orders::Order', id: { param: 'id' }, attrs: { tenant: { extension: 'tenant' } } },
+  },
+  {
+    methods: 'GET',
+    path: '/peer/tenants/:tenant',
+    auth: 'mtls',
+    action: 'Orders::Action::"read"',
+    resource: { type: 'Orders::Order', id: { value: 'peer' }, attrs: { tenant: { param: 'tenant' } } },
+  },
+  {
+    methods: 'GET',
     path: '/ws',
     action: 'Orders::Action::"read"',
     resource: { type: 'Orders::Order', id: { value: 'ws' }, attrs: { tenant: { value: 'acme' } } },
@@ -159,6 +172,7 @@ export async function startEstate(extra: Record<string, unknown> = {}): Promise<
       routes: ROUTES,
       proxy: { listen: { host: '127.0.0.1', port: 0 }, upstream: upstream.url, body_limit: 1024 * 1024 * 64 },
       listen: { host: '127.0.0.1', port: 0 },
+      ext_authz: { grpc: { listen: { host: '127.0.0.1', port: 0 } } },
       ...extra,
     }),
   );

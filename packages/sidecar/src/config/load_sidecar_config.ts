@@ -80,9 +80,9 @@ export function loadSidecarConfig(file: string, env: NodeJS.ProcessEnv = process
     const shown = SECRET_PATHS.has(e.instancePath) ? '' : valueOf(config, e.instancePath);
     problems.push(`${where}${line}: ${path}: ${e.message}${shown}`);
   }
-  if (!config.proxy && !config.listen)
+  if (!config.proxy && !config.listen && !config.ext_authz.grpc)
     problems.push(
-      `${where}: nothing to serve: give proxy (reverse proxy) or listen (forward auth, AuthZEN, ext_authz)`,
+      `${where}: nothing to serve: give proxy, listen (forward auth, AuthZEN, HTTP ext_authz) or ext_authz.grpc`,
     );
   if (problems.length > 0)
     throw new SidecarError('config_invalid', `configuration is invalid:\n${[...new Set(problems)].join('\n')}`);

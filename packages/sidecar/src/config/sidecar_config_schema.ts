@@ -41,6 +41,10 @@ export const ValueSource = Type.Union([
   Type.Object({ query: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
   Type.Object({ header: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
   Type.Object(
+    { extension: doc(Type.String({ minLength: 1 }), 'an Envoy ext_authz context extension (set per route in Envoy)') },
+    { additionalProperties: false },
+  ),
+  Type.Object(
     {
       request: Type.Union([
         Type.Literal('source_ip'),
@@ -143,6 +147,22 @@ export const SidecarConfigSchema = Type.Object(
         },
         { additionalProperties: false },
       ),
+    ),
+    ext_authz: Type.Object(
+      {
+        grpc: Type.Optional(
+          doc(
+            Type.Object({ listen: Listen }, { additionalProperties: false }),
+            'Envoy / Istio external authorization over gRPC (envoy.service.auth.v3.Authorization/Check)',
+          ),
+        ),
+        http_path_prefix: Type.String({
+          pattern: '^/[^?#]*[^/?#]$',
+          default: '/ext_authz',
+          description: 'Envoy’s HTTP ext_authz: the path_prefix its http_service adds, on the sidecar’s own listener',
+        }),
+      },
+      { additionalProperties: false, default: {} },
     ),
     forward_auth: Type.Object(
       { path: Type.String({ pattern: '^/', default: '/auth' }) },

@@ -24,6 +24,11 @@ export class SidecarMetrics {
     buckets: FAST,
     registers: [this.registry],
   });
+  readonly checkErrors = new Counter({
+    name: 'latchkey_sidecar_check_errors_total',
+    help: 'Checks that failed inside the sidecar and were denied (fail closed)',
+    registers: [this.registry],
+  });
   readonly upstreamErrors = new Counter({
     name: 'latchkey_sidecar_upstream_errors_total',
     help: 'Proxied requests the upstream did not answer (refused, reset, timed out)',

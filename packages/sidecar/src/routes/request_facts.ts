@@ -11,6 +11,8 @@ export interface RequestFacts {
   peer?: string;
   /** Epoch milliseconds. */
   now: number;
+  /** Envoy ext_authz context extensions, when the request came that way. */
+  extensions?: Record<string, string>;
 }
 
 const AMBIGUOUS = /(^|\/)\.\.?(\/|$)|\/\/|\\|%2f|%5c|%2e|%00/i;

@@ -75,6 +75,7 @@ function read(source: ValueSource, facts: RequestFacts, params: Record<string, s
   }
   if ('header' in source) return headerValue(facts.headers, source.header);
   if ('value' in source) return source.value;
+  if ('extension' in source) return facts.extensions?.[source.extension];
   switch (source.request) {
     case 'source_ip':
       return facts.sourceIp;
