@@ -9,6 +9,33 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AUDIT_EVENT_DETAILS } from '@latchkey/protocol/audit-details';
 import { loadConfig, settingsMarkdown, startIdp } from '@latchkey/server';
+import { SidecarConfigSchema } from '@latchkey/sidecar';
+
+/** A schema as a file is written: members with a default are not required of it (the loader fills them in). */
+function asWritten(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(asWritten);
+  if (schema === null || typeof schema !== 'object') return schema;
+  const s = Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, asWritten(v)])) as Record<string, unknown>;
+  const props = s.properties as Record<string, { default?: unknown }> | undefined;
+  if (props && Array.isArray(s.required)) {
+    const required = (s.required as string[]).filter((k) => props[k]?.default === undefined);
+    if (required.length > 0) s.required = required;
+    else delete s.required;
+  }
+  return s;
+}
+
+/** packages/sidecar/sidecar.schema.json: the sidecar's configuration file as a JSON Schema, for editors and validators. */
+export const sidecarSchemaText = (): string =>
+  `${JSON.stringify(
+    {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      title: 'Latchkey sidecar configuration',
+      ...(asWritten(SidecarConfigSchema) as object),
+    },
+    null,
+    2,
+  )}\n`;
 
 /** The OpenAPI document of the IdP as it serves it, from a throwaway instance on loopback. */
 export async function openApiDocument(): Promise<unknown> {
@@ -58,6 +85,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const audit = new URL('../docs/audit.md', import.meta.url);
   writeFileSync(audit, replaceBetween(readFileSync(audit, 'utf8'), EVENTS_BEGIN, SETTINGS_END, auditEventsMarkdown()));
   process.stdout.write('docs/audit.md: event table written\n');
+  writeFileSync(new URL('../packages/sidecar/sidecar.schema.json', import.meta.url), sidecarSchemaText());
+  process.stdout.write('packages/sidecar/sidecar.schema.json written\n');
   writeFileSync(new URL('../docs/openapi.json', import.meta.url), openApiText(await openApiDocument()));
   process.stdout.write('docs/openapi.json: written\n');
 }

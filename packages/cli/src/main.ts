@@ -8,6 +8,7 @@ import { registerCaCommands } from './ca_commands.ts';
 import { registerClientCommands } from './client_commands.ts';
 import { registerKeyCommands } from './key_commands.ts';
 import { registerPolicyCommands } from './policy_commands.ts';
+import { registerSidecarCommand } from './sidecar_command.ts';
 import { registerServeCommand } from './serve_command.ts';
 import { registerTokenCommand } from './token_command.ts';
 
@@ -26,6 +27,7 @@ registerAlertCommands(program);
 registerTokenCommand(program);
 registerPolicyCommands(program);
 registerCaCommands(program);
+registerSidecarCommand(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`latchkey: ${err.message}\n`);

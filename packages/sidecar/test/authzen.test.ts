@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { type Authorizer, createAuthorizer } from '@latchkey/sdk';
 import { type Estate, startEstate } from './sidecar_fixture.ts';
@@ -154,5 +157,19 @@ describe('AuthZEN 1.0 evaluation API on the sidecar, answered by the local Cedar
     assert.equal(text.status, 415);
     const echoed = await post('/access/v1/evaluation', q, { ...auth, 'x-request-id': 'req-42' });
     assert.equal(echoed.headers.get('x-request-id'), 'req-42');
+  });
+
+  test('the Python recipe of docs/sidecar.md, run as written (standard library only)', async () => {
+    const docs = readFileSync(new URL('../../../docs/sidecar.md', import.meta.url), 'utf8');
+    const code = /<!-- test: authzen-python[^>]*-->\n```python\n([\s\S]*?)```/.exec(docs)?.[1];
+    assert.ok(code, 'docs/sidecar.md has the recipe');
+    // Asynchronously: the sidecar answering it runs in this process.
+    const r = await promisify(execFile)('python3', ['-c', code], {
+      encoding: 'utf8',
+      timeout: 20_000,
+      env: { ...process.env, LATCHKEY_PDP: api, TOKEN: auth.authorization?.slice('Bearer '.length) },
+    });
+    assert.equal(r.stderr, '');
+    assert.equal(r.stdout, 'True\nFalse\n');
   });
 });

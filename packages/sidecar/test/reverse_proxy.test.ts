@@ -225,6 +225,30 @@ describe('sidecar reverse proxy in front of a Python service', () => {
     assert.match(metrics, /latchkey_sidecar_ready 1/);
   });
 
+  test('every decision reaches the IdP’s audit trail, reported by the protected service', async () => {
+    await e.sidecar.audit.flush();
+    const r = await e.t.fetch(`${e.t.issuer}/admin/audit?type=authz.decision&limit=500`, {
+      headers: { authorization: `Bearer ${e.t.adminToken}` },
+    });
+    const events = (
+      (await r.json()) as {
+        events: { outcome: string; actor: string; reason?: string; detail?: Record<string, unknown> }[];
+      }
+    ).events;
+    const allowed = events.find((ev) => ev.outcome === 'success' && ev.actor === 'Service::"checkout"');
+    assert.ok(allowed, 'an allowed read is audited');
+    assert.equal(allowed.detail?.service, 'orders');
+    assert.equal(allowed.detail?.action, 'Orders::Action::"read"');
+    assert.ok(
+      events.some((ev) => ev.outcome === 'failure' && ev.actor === 'Service::"evil"'),
+      'a denial is audited',
+    );
+    assert.ok(
+      events.some((ev) => ev.reason === 'no matching route'),
+      'a request no route allows is audited',
+    );
+  });
+
   test('with the IdP stopped, decisions continue from cache (fail-static)', async () => {
     const token = await e.token('checkout');
     await e.t.idp.close();

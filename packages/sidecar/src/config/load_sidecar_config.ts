@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Compile } from 'typebox/compile';
+import { Settings } from 'typebox/system';
 import Value from 'typebox/value';
 import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import { SidecarError } from '../errors.ts';
+import { RouteTable } from '../routes/route_table.ts';
 import { type SidecarConfig, SidecarConfigSchema } from './sidecar_config_schema.ts';
 
 const check = Compile(SidecarConfigSchema);
@@ -73,12 +75,19 @@ export function loadSidecarConfig(file: string, env: NodeJS.ProcessEnv = process
     target[path.at(-1) as string] = integer ? Number(value) : value;
   }
   const config = Value.Default(SidecarConfigSchema, input) as SidecarConfig;
-  for (const e of check.Errors(config)) {
+  for (const e of allErrors(config)) {
     const node = doc.getIn(segments(e.instancePath), true) as { range?: [number, number, number] } | undefined;
     const line = node && !isMap(node) && !isSeq(node) && node.range ? `:${lines.linePos(node.range[0]).line}` : '';
     const path = e.instancePath.slice(1) || '(top level)';
     const shown = SECRET_PATHS.has(e.instancePath) ? '' : valueOf(config, e.instancePath);
     problems.push(`${where}${line}: ${path}: ${e.message}${shown}`);
+  }
+  if (problems.length === 0) {
+    try {
+      new RouteTable(config.routes);
+    } catch (err) {
+      problems.push(`${where}: ${(err as Error).message}`);
+    }
   }
   if (!config.proxy && !config.listen && !config.ext_authz.grpc)
     problems.push(
@@ -87,6 +96,29 @@ export function loadSidecarConfig(file: string, env: NodeJS.ProcessEnv = process
   if (problems.length > 0)
     throw new SidecarError('config_invalid', `configuration is invalid:\n${[...new Set(problems)].join('\n')}`);
   return config;
+}
+
+/** Every schema problem (TypeBox stops at 8 by default; the setting is restored before returning). */
+function allErrors(config: unknown): { instancePath: string; message: string }[] {
+  const saved = Settings.Get().maxErrors;
+  Settings.Set({ maxErrors: 200 });
+  try {
+    const errors = [...check.Errors(config)];
+    const unknown = errors.some((e) => e.message === 'schema is false');
+    return errors
+      .filter((e) => !(unknown && e.message === 'must not have additional properties'))
+      .map((e) => ({
+        instancePath: e.instancePath,
+        message:
+          e.message === 'schema is false'
+            ? 'is not a known member'
+            : e.message === 'must be equal to constant'
+              ? 'is not one of the allowed values'
+              : e.message,
+      }));
+  } finally {
+    Settings.Set({ maxErrors: saved });
+  }
 }
 
 function valueOf(config: unknown, pointer: string): string {

@@ -6,7 +6,15 @@ import Type, { type Static, type TSchema } from 'typebox';
  * describes it. Durations in seconds, sizes in bytes. Keys are snake_case, as in YAML files.
  */
 
-const doc = <T extends TSchema>(schema: T, description: string): T => ({ ...schema, description }) as T;
+/** The schema with a description (TypeBox keeps its kind in non-enumerable members, which a spread would drop). */
+const doc = <T extends TSchema>(schema: T, description: string): T =>
+  Object.defineProperties(
+    {},
+    {
+      ...Object.getOwnPropertyDescriptors(schema),
+      description: { value: description, enumerable: true, writable: true, configurable: true },
+    },
+  ) as T;
 const port = Type.Integer({ minimum: 0, maximum: 65535 });
 
 const Listen = Type.Object(
