@@ -12,7 +12,7 @@ import { freePort } from '@latchkey/testkit';
 
 const exec = promisify(execFile);
 const ROOT = new URL('../../../', import.meta.url).pathname;
-const PACKAGES = ['protocol', 'policy', 'server', 'sdk', 'cli'];
+const PACKAGES = ['protocol', 'policy', 'server', 'sdk', 'sidecar', 'cli'];
 // A clean environment for the consumer: none of this repository's loaders or conditions.
 const env = (extra: Record<string, string> = {}) => {
   const e: Record<string, string> = { ...process.env, ...extra } as Record<string, string>;
@@ -70,7 +70,15 @@ async function installConsumer(
 async function serveAndRegister(
   app: string,
   runEnv: Record<string, string>,
-): Promise<{ server: ReturnType<typeof spawn>; issuer: string; secret: string; caPem: string; cliMs: number }> {
+): Promise<{
+  server: ReturnType<typeof spawn>;
+  issuer: string;
+  secret: string;
+  caPem: string;
+  cliMs: number;
+  adminToken: string;
+  data: string;
+}> {
   const bin = join(app, 'node_modules', '.bin', 'latchkey');
   const port = await freePort();
   const data = join(app, 'data');
@@ -106,6 +114,8 @@ async function serveAndRegister(
     secret: (JSON.parse(created.stdout) as { client_secret: string }).client_secret,
     caPem: join(data, 'ca.pem'),
     cliMs,
+    adminToken,
+    data,
   };
 }
 
@@ -196,6 +206,8 @@ describe('installable packages: npm pack, install outside the repository, use wi
   let issuer: string;
   let secret: string;
   let caPem: string;
+  let adminToken: string;
+  let data: string;
   test('the installed `latchkey` binary: --version, serve, client create', async () => {
     const version = (
       await exec(join(app, 'node_modules', '.bin', 'latchkey'), ['--version'], { env: env() })
@@ -203,7 +215,7 @@ describe('installable packages: npm pack, install outside the repository, use wi
     assert.equal(version, JSON.parse(readFileSync(join(ROOT, 'packages/cli/package.json'), 'utf8')).version);
     const r = await serveAndRegister(app, {});
     server = r.server;
-    ({ issuer, secret, caPem } = r);
+    ({ issuer, secret, caPem, adminToken, data } = r);
     assert.ok(secret.length >= 43);
     assert.ok(r.cliMs < 5000, `the compiled CLI took ${r.cliMs} ms`);
   });
@@ -249,6 +261,7 @@ import { requireToken as fastifyHook } from '@latchkey/sdk/fastify';
 import { requireToken as expressMiddleware } from '@latchkey/sdk/express';
 import { authenticate } from '@latchkey/sdk/node';
 import * as everything from '@latchkey/sdk';
+import { loadSidecarConfig, startSidecar, type SidecarConfig } from '@latchkey/sidecar';
 import { CompiledBundle, isAuthorized } from '@latchkey/policy';
 import type { AccessTokenClaims } from '@latchkey/protocol';
 export const all = [createIdpConnection, createAuditQueue, createWorkloadIdentity, fastifyHook, expressMiddleware, authenticate, everything.createVerifier, CompiledBundle, isAuthorized];
@@ -257,7 +270,9 @@ export async function run(issuer: string, secret: string): Promise<string> {
   const tokens = createTokenClient({ issuer, clientId: 'svc', clientSecret: secret });
   const claims: AccessTokenClaims = await verifier.verify(await tokens.getToken({ audience: 'https://orders.internal' }));
   void createAuthorizer;
-  return claims.client_id;
+  const config: SidecarConfig = loadSidecarConfig('sidecar.yaml');
+  void startSidecar;
+  return claims.client_id + config.audience;
 }
 `,
       );
@@ -279,6 +294,71 @@ export const v = createVerifier({ issuer: 'https://idp', audiance: 'https://orde
       assert.doesNotMatch(bad.stdout, /good\.ts|node_modules/, 'and nothing else is');
     });
   }
+
+  test('the installed `latchkey-sidecar` (and `latchkey sidecar`) guards an upstream with a policy pushed by the installed CLI', async () => {
+    const bin = join(app, 'node_modules', '.bin');
+    const cli = { env: env({ LATCHKEY_URL: issuer, LATCHKEY_DATA_DIR: data, LATCHKEY_ADMIN_TOKEN: adminToken }) };
+    const policyDir = join(app, 'policy');
+    mkdirSync(policyDir, { recursive: true });
+    writeFileSync(
+      join(policyDir, 'schema.cedarschema'),
+      'entity Service;\nnamespace Orders { entity Order; action read appliesTo { principal: [Service], resource: Order, context: {} }; }\n',
+    );
+    writeFileSync(
+      join(policyDir, 'orders.cedar'),
+      '@id("consumer-reads")\npermit(principal == Service::"consumer-svc", action == Orders::Action::"read", resource);\n',
+    );
+    await exec(join(bin, 'latchkey'), ['policy', 'push', policyDir], cli);
+    const upstream = (await import('node:http')).createServer((req, res) =>
+      res.end(JSON.stringify({ sub: req.headers['x-latchkey-sub'] ?? null })),
+    );
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const config = join(app, 'sidecar.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        idp: { issuer, client_id: 'consumer-svc', ca_file: caPem },
+        audience: 'https://orders.internal',
+        routes: [
+          {
+            methods: 'GET',
+            path: '/orders/:id',
+            action: 'Orders::Action::"read"',
+            resource: { type: 'Orders::Order', id: { param: 'id' } },
+          },
+        ],
+        proxy: { listen: { port: 0 }, upstream: `http://127.0.0.1:${(upstream.address() as { port: number }).port}` },
+        ext_authz: { grpc: { listen: { port: 0 } } },
+      }),
+    );
+    for (const command of [[join(bin, 'latchkey-sidecar')], [join(bin, 'latchkey'), 'sidecar']]) {
+      const child = spawn(command[0]!, [...command.slice(1), '--config', config], {
+        env: env({ LATCHKEY_SIDECAR_CLIENT_SECRET: secret }),
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      for (let i = 0; i < 300 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 100));
+      const ready = JSON.parse(out.split('\n').find((l) => l.includes('ready')) ?? '{}') as {
+        proxy: string;
+        grpc: string;
+      };
+      assert.ok(ready.proxy && ready.grpc, out);
+      const tokenRes = await exec(
+        join(bin, 'latchkey'),
+        ['token', '--client-id', 'consumer-svc', '--audience', 'https://orders.internal'],
+        { env: env({ LATCHKEY_URL: issuer, LATCHKEY_DATA_DIR: data, LATCHKEY_CLIENT_SECRET: secret }) },
+      );
+      const token = tokenRes.stdout.trim();
+      const r = await fetch(`${ready.proxy}/orders/1`, { headers: { authorization: `Bearer ${token}` } });
+      assert.deepEqual(await r.json(), { sub: 'consumer-svc' });
+      assert.equal((await fetch(`${ready.proxy}/orders/1`)).status, 401);
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    }
+    upstream.close();
+  });
 
   test("@latchkey/sdk/verify and /token-client load neither cedar-wasm nor @peculiar/x509; every subpath's import time is measured", async () => {
     // A resolve hook that records every module the import loads.
