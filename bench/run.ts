@@ -1,6 +1,6 @@
 // npm run bench — each hot path beside a peer in the same run; medians of interleaved rounds.
 // BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
-// BENCH_ONLY (comma-separated: issuance, ingestion, propagation, verification, authorization, workload; default all).
+// BENCH_ONLY (comma-separated: issuance, ingestion, propagation, verification, authorization, workload, sidecar; default all).
 import { cpus } from 'node:os';
 import { benchRevocationPropagation } from './revocation_propagation.ts';
 import { benchAuditIngestion, benchCertificateIssuance, benchTokenIssuance } from './token_issuance.ts';
@@ -9,6 +9,7 @@ import { benchStorageAppend } from './audit_append.ts';
 import { startPostgresIfConfigured } from '@latchkey/testkit';
 import { benchVerification } from './verification.ts';
 import { benchAuthorization } from './authorization.ts';
+import { benchSidecar } from './sidecar.ts';
 
 const duration = Number(process.env.BENCH_DURATION ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -131,6 +132,32 @@ if (runs('workload')) {
       `| ${name} | ${r.perSecond.toFixed(0)} | ${((r.perSecond / base) * 100).toFixed(0)}% | ${r.failures} |`,
     );
   if (Object.values(hs).some((r) => r.failures > 0)) failed = true;
+}
+
+if (runs('sidecar')) {
+  console.log('\n## The sidecar: reverse proxy, forward auth behind nginx, Envoy ext_authz over gRPC (issue 14)');
+  const sc = await benchSidecar({ duration, rounds, connections });
+  const direct = Object.values(sc.http)[0]!;
+  const nginxDirect = sc.http['nginx → upstream']!;
+  console.log(
+    '| path | requests/s | p50 ms | p99 ms | cores on the path | requests per CPU-second | vs upstream straight (per CPU-s) | sequential p50 µs | p99 µs | added p50 µs | added p99 µs | errors |',
+  );
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const [name, r] of Object.entries(sc.http)) {
+    const base = name.startsWith('nginx') ? nginxDirect : direct;
+    console.log(
+      `| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.perCore.toFixed(0)} | ${((r.perCore / direct.perCore) * 100).toFixed(0)}% | ${r.probeP50.toFixed(0)} | ${r.probeP99.toFixed(0)} | ${(r.probeP50 - base.probeP50).toFixed(0)} | ${(r.probeP99 - base.probeP99).toFixed(0)} | ${r.errors} |`,
+    );
+  }
+  const g = sc.grpc;
+  console.log(
+    `\ngRPC Check (${connections} in flight): ${g.rps.toFixed(0)} calls/s, ${g.cores.toFixed(2)} sidecar cores, ${g.perCore.toFixed(0)} per CPU-second, p50 ${g.p50.toFixed(2)} ms, p99 ${g.p99.toFixed(2)} ms; one at a time: p50 ${g.probeP50.toFixed(0)} µs, p99 ${g.probeP99.toFixed(0)} µs`,
+  );
+  const proxy = sc.http['sidecar reverse proxy → upstream']!;
+  console.log(
+    `Reverse proxy vs straight, per CPU-second of the path: ${((proxy.perCore / direct.perCore) * 100).toFixed(0)}% (target ≥ 50%); added latency (sequential, seen token): proxy p50 ${(proxy.probeP50 - direct.probeP50).toFixed(0)} µs, forward auth p50 ${(sc.http['nginx + sidecar forward auth → upstream']!.probeP50 - nginxDirect.probeP50).toFixed(0)} µs (target p50 < 1 ms, p99 < 3 ms)`,
+  );
+  if (Object.values(sc.http).some((r) => r.errors > 0)) failed = true;
 }
 
 if (failed) {
