@@ -9,7 +9,9 @@ import {
   createAuthorizer,
   createIdpConnection,
   createVerifier,
+  createWorkloadIdentity,
   type Verifier,
+  type WorkloadIdentity,
 } from '@latchkey/sdk';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Agent, fetch as undiciFetch } from 'undici';
@@ -44,6 +46,8 @@ export interface RunningSidecar {
   url?: string;
   /** host:port of the gRPC ext_authz service, when configured. */
   grpcAddress?: string;
+  /** The sidecar's own workload identity, when a listener terminates mTLS with it (`workload_tls`). */
+  workload?: WorkloadIdentity;
   verifier: Verifier;
   authorizer: Authorizer;
   audit: AuditQueue;
@@ -68,7 +72,12 @@ function idpFetch(caFile: string | undefined): typeof fetch {
     undiciFetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch;
 }
 
-function server(listen: Listen, logger: SidecarOptions['logger'], level: string): FastifyInstance {
+function server(
+  listen: Listen,
+  logger: SidecarOptions['logger'],
+  level: string,
+  workload: WorkloadIdentity | undefined,
+): FastifyInstance {
   const https = listen.tls
     ? {
         cert: readFileSync(listen.tls.cert_file),
@@ -81,6 +90,11 @@ function server(listen: Listen, logger: SidecarOptions['logger'], level: string)
     : null;
   return Fastify({
     ...(https ? { https } : {}),
+    // Mutual TLS with the workload identity: its certificate, peers verified against the trust
+    // bundle, both following renewals and CA rotation.
+    ...(listen.workload_tls && workload
+      ? { serverFactory: (handler: Parameters<WorkloadIdentity['createServer']>[0]) => workload.createServer(handler) }
+      : {}),
     logger:
       logger === undefined
         ? { level, redact: ['req.headers.authorization', 'req.headers.cookie'] }
@@ -96,7 +110,7 @@ async function listenOn(app: FastifyInstance, listen: Listen): Promise<string> {
   await app.listen({ host: listen.host, port: listen.port });
   const { port } = app.server.address() as AddressInfo;
   const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
-  return `${listen.tls ? 'https' : 'http'}://${host}:${port}`;
+  return `${listen.tls || listen.workload_tls ? 'https' : 'http'}://${host}:${port}`;
 }
 
 /**
@@ -139,6 +153,25 @@ export async function startSidecar(config: SidecarConfig, options: SidecarOption
   }
   const v = verifier;
   const a = authorizer;
+  let workload: WorkloadIdentity | undefined;
+  if (config.proxy?.listen.workload_tls || config.listen?.workload_tls) {
+    try {
+      workload = await createWorkloadIdentity({
+        issuer: config.idp.issuer,
+        credentials,
+        revocations: v,
+        ...(config.idp.ca_file ? { idpCa: readFileSync(config.idp.ca_file, 'utf8') } : {}),
+        clock,
+      });
+    } catch (err) {
+      v.close();
+      a.close();
+      await audit.close();
+      throw new SidecarError('start_failed', `no workload certificate from the IdP: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
   const metrics = new SidecarMetrics();
   const readiness = (): Readiness => {
     const vh = v.health();
@@ -177,6 +210,7 @@ export async function startSidecar(config: SidecarConfig, options: SidecarOption
   const apps: FastifyInstance[] = [];
   const closers: (() => Promise<void>)[] = [];
   const running: RunningSidecar = {
+    ...(workload ? { workload } : {}),
     verifier: v,
     authorizer: a,
     audit,
@@ -185,12 +219,13 @@ export async function startSidecar(config: SidecarConfig, options: SidecarOption
       await Promise.all([...apps.map((app) => app.close()), ...closers.map((c) => c())]);
       v.close();
       a.close();
+      await workload?.close();
       await audit.close();
     },
   };
   try {
     if (config.proxy) {
-      const app = server(config.proxy.listen, options.logger, config.log_level);
+      const app = server(config.proxy.listen, options.logger, config.log_level, workload);
       apps.push(app);
       await reverseProxy(app, {
         config: config.proxy,
@@ -202,7 +237,7 @@ export async function startSidecar(config: SidecarConfig, options: SidecarOption
       running.proxyUrl = await listenOn(app, config.proxy.listen);
     }
     if (config.listen) {
-      const app = server(config.listen, options.logger, config.log_level);
+      const app = server(config.listen, options.logger, config.log_level, workload);
       apps.push(app);
       opsRoutes(app, { readiness, metrics });
       forwardAuth(app, { path: config.forward_auth.path, gate, now });

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CLI_MAIN, TSX } from '@latchkey/testkit';
 import { stringify } from 'yaml';
-import { loadSidecarConfig, SidecarError } from '../src/index.ts';
+import { loadSidecarConfig, SIDECAR_ERROR_CODES, SidecarError } from '../src/index.ts';
 import { sidecarSchemaText } from '../../../scripts/docs.ts';
 import { type Estate, startEstate } from './sidecar_fixture.ts';
 
@@ -124,6 +124,15 @@ surprise: true
     const schema = JSON.parse(committed) as { required: string[] };
     assert.deepEqual(schema.required, ['idp', 'audience'], 'members with defaults are optional in a file');
   });
+});
+
+test('docs/errors.md lists exactly the sidecar error codes', () => {
+  const doc = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('## Sidecar error codes'));
+  const end = section.indexOf('\n## ', 3);
+  const table = end < 0 ? section : section.slice(0, end);
+  const codes = [...table.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]);
+  assert.deepEqual(codes.sort(), [...SIDECAR_ERROR_CODES].sort());
 });
 
 describe('latchkey-sidecar and latchkey sidecar, the commands', () => {

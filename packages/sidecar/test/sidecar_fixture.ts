@@ -142,7 +142,10 @@ export interface Estate {
 }
 
 /** An IdP with the policy, the protected service and its callers, the Python upstream, and a sidecar in front of it. */
-export async function startEstate(extra: Record<string, unknown> = {}): Promise<Estate> {
+export async function startEstate(
+  extra: Record<string, unknown> = {},
+  proxyListen: Record<string, unknown> = {},
+): Promise<Estate> {
   const t = await startTestIdp();
   const admin = (path: string, body: unknown) =>
     t.fetch(`${t.issuer}${path}`, {
@@ -170,7 +173,11 @@ export async function startEstate(extra: Record<string, unknown> = {}): Promise<
       idp: { issuer: t.issuer, client_id: service.client_id, ...(t.caPem ? { ca_file: join(dir, 'idp-ca.pem') } : {}) },
       audience: AUDIENCE,
       routes: ROUTES,
-      proxy: { listen: { host: '127.0.0.1', port: 0 }, upstream: upstream.url, body_limit: 1024 * 1024 * 64 },
+      proxy: {
+        listen: { host: '127.0.0.1', port: 0, ...proxyListen },
+        upstream: upstream.url,
+        body_limit: 1024 * 1024 * 64,
+      },
       listen: { host: '127.0.0.1', port: 0 },
       ext_authz: { grpc: { listen: { host: '127.0.0.1', port: 0 } } },
       ...extra,

@@ -82,6 +82,15 @@ export function loadSidecarConfig(file: string, env: NodeJS.ProcessEnv = process
     const shown = SECRET_PATHS.has(e.instancePath) ? '' : valueOf(config, e.instancePath);
     problems.push(`${where}${line}: ${path}: ${e.message}${shown}`);
   }
+  for (const [name, listen] of [
+    ['proxy/listen', config.proxy?.listen],
+    ['listen', config.listen],
+    ['ext_authz/grpc/listen', config.ext_authz.grpc?.listen],
+  ] as const) {
+    if (listen?.tls && listen.workload_tls) problems.push(`${where}: ${name}: give tls or workload_tls, not both`);
+    if (name === 'ext_authz/grpc/listen' && listen?.workload_tls)
+      problems.push(`${where}: ${name}: workload_tls is not available for gRPC; use tls with files`);
+  }
   if (problems.length === 0) {
     try {
       new RouteTable(config.routes);
