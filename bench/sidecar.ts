@@ -100,13 +100,7 @@ async function probe(url: string, headers: Record<string, string>, n: number): P
 
 export async function benchSidecar(options: { duration: number; rounds: number; connections: number }) {
   const t = await startTestIdp();
-  const admin = (path: string, body: unknown) =>
-    t.fetch(`${t.issuer}${path}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-  await admin('/admin/policy', {
+  await t.admin('/admin/policy', {
     schema: {
       'schema.cedarschema':
         'entity Service;\nnamespace Orders { entity Order { tenant: String }; action read appliesTo { principal: [Service], resource: Order, context: {} }; }\n',

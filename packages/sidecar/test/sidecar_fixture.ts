@@ -147,13 +147,7 @@ export async function startEstate(
   proxyListen: Record<string, unknown> = {},
 ): Promise<Estate> {
   const t = await startTestIdp();
-  const admin = (path: string, body: unknown) =>
-    t.fetch(`${t.issuer}${path}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-  const published = await admin('/admin/policy', {
+  const published = await t.admin('/admin/policy', {
     schema: { 'schema.cedarschema': SCHEMA },
     policies: POLICIES,
     entities: ENTITIES,

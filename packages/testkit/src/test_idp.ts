@@ -36,6 +36,8 @@ export interface TestIdp {
   fetch: typeof fetch;
   /** POST /register with the admin token; returns the RFC 7591 response body. */
   register(metadata: Record<string, unknown>): Promise<Record<string, any>>;
+  /** A JSON request to the admin API with the admin token (POST unless `method` says otherwise). */
+  admin(path: string, body?: unknown, method?: string): Promise<Response>;
   /** Form POST helper returning status, headers and parsed JSON body. */
   post(
     path: string,
@@ -104,6 +106,15 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     }
     return { status: res.status, headers: res.headers, body: parsed };
   };
+  const admin = (path: string, body?: unknown, method = 'POST') =>
+    f(`${issuer}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${adminToken}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
   return {
     idp,
     issuer,
@@ -112,12 +123,9 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     dataDir,
     fetch: f,
     post,
+    admin,
     async register(metadata) {
-      const res = await f(`${issuer}/register`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify(metadata),
-      });
+      const res = await admin('/register', metadata);
       const body = (await res.json()) as Record<string, any>;
       if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${JSON.stringify(body)}`);
       return body;
