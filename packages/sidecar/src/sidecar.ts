@@ -203,6 +203,7 @@ export async function startSidecar(config: SidecarConfig, options: SidecarOption
       audit_pending: audit.pending,
       audit_dropped: audit.dropped,
       ready: readiness().ready ? 1 : 0,
+      feed_pushed: vh.revocations.feed === 'connected' ? 1 : 0,
     };
   });
   const gate = new Gate({ config, routes, verifier: v, authorizer: a, audit, metrics, realm: config.audience });

@@ -192,9 +192,33 @@ describe('sidecar reverse proxy in front of a Python service', () => {
     assert.equal(refused, 401);
   });
 
-  test('a token revoked at the IdP is refused by the sidecar within a second', async () => {
+  test('a token revoked at the IdP is refused within a second in every HTTP mode: proxy, forward auth, HTTP ext_authz, AuthZEN', async () => {
     const token = await e.token('checkout');
-    assert.equal((await get('/tenants/acme/orders/2', bearer(token))).status, 200);
+    const api = e.sidecar.url as string;
+    const modes: Record<string, () => Promise<number>> = {
+      proxy: async () => (await get('/tenants/acme/orders/2', bearer(token))).status,
+      forward_auth: async () =>
+        (
+          await fetch(`${api}/auth`, {
+            headers: { ...bearer(token), 'x-original-method': 'GET', 'x-original-uri': '/tenants/acme/orders/2' },
+          })
+        ).status,
+      ext_authz_http: async () =>
+        (await fetch(`${api}/ext_authz/tenants/acme/orders/2`, { headers: bearer(token) })).status,
+      authzen: async () =>
+        (
+          await fetch(`${api}/access/v1/evaluation`, {
+            method: 'POST',
+            headers: { ...bearer(token), 'content-type': 'application/json' },
+            body: JSON.stringify({
+              subject: { type: 'Service', id: 'checkout' },
+              action: { name: 'read' },
+              resource: { type: 'Orders::Order', id: '2', properties: { tenant: 'acme' } },
+            }),
+          })
+        ).status,
+    };
+    for (const [mode, call] of Object.entries(modes)) assert.equal(await call(), 200, mode);
     const c = e.clients.checkout as Record<string, string>;
     const revoked = await e.t.post(
       '/revoke',
@@ -206,9 +230,9 @@ describe('sidecar reverse proxy in front of a Python service', () => {
     assert.equal(revoked.status, 200);
     const started = Date.now();
     let status = 200;
-    while (Date.now() - started < 1000 && status === 200)
-      status = (await get('/tenants/acme/orders/2', bearer(token))).status;
+    while (Date.now() - started < 1000 && status === 200) status = await (modes.proxy as () => Promise<number>)();
     assert.equal(status, 401, `still accepted ${Date.now() - started} ms after the revocation`);
+    for (const [mode, call] of Object.entries(modes)) assert.equal(await call(), 401, mode);
   });
 
   test('health, readiness and metrics on the sidecar’s own listener', async () => {
@@ -223,6 +247,7 @@ describe('sidecar reverse proxy in front of a Python service', () => {
     assert.match(metrics, /latchkey_sidecar_requests_total\{mode="proxy",route="routes\/1",outcome="allowed"\} [1-9]/);
     assert.match(metrics, /latchkey_sidecar_requests_total\{mode="proxy",route="unmatched",outcome="no_route"\} [1-9]/);
     assert.match(metrics, /latchkey_sidecar_ready 1/);
+    assert.match(metrics, /latchkey_sidecar_feed_pushed 1/);
   });
 
   test('every decision reaches the IdP’s audit trail, reported by the protected service', async () => {

@@ -46,6 +46,7 @@ export class SidecarMetrics {
       audit_pending: 'Audit events waiting to be sent',
       audit_dropped: 'Audit events dropped because the queue was full',
       ready: '1 when keys, revocations and policies are fresh enough to decide',
+      feed_pushed: '1 while revocations arrive by push (the SSE stream is open), 0 while polling or starting',
     };
     for (const [key, help] of Object.entries(names)) {
       new Gauge({
