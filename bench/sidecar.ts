@@ -139,6 +139,7 @@ export async function benchSidecar(options: { duration: number; rounds: number; 
       },
       audience: 'https://orders.internal',
       routes: [
+        { methods: 'GET', path: '/public/*', auth: 'none' },
         {
           methods: 'GET',
           path: '/tenants/:tenant/orders/:id',
@@ -178,6 +179,12 @@ http { access_log off; client_body_temp_path ${nginxDir}/b; proxy_temp_path ${ng
   const subjects: [string, string, Record<string, string>, number[]][] = [
     ['upstream straight (node:http)', `${upstreamUrl}${path}`, {}, [pids.upstream]],
     ['sidecar reverse proxy → upstream', `${sidecar.ready.proxy}${path}`, auth, [pids.sidecar, pids.upstream]],
+    [
+      'sidecar reverse proxy, public route (no token, no decision) → upstream',
+      `${sidecar.ready.proxy}/public${path}`,
+      {},
+      [pids.sidecar, pids.upstream],
+    ],
     ['nginx → upstream', `http://127.0.0.1:${nginxPort}/direct${path}`, {}, [pids.nginx, pids.upstream]],
     [
       'nginx + sidecar forward auth → upstream',
