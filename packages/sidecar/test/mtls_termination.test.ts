@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createWorkloadIdentity, type WorkloadIdentity } from '@latchkey/sdk';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { type Estate, startEstate } from './sidecar_fixture.ts';
 
 describe('the reverse proxy terminating mutual TLS with its own workload identity', () => {
@@ -56,9 +57,18 @@ describe('the reverse proxy terminating mutual TLS with its own workload identit
   });
 
   test('a client without a workload certificate does not get through the handshake', async () => {
+    // It trusts the sidecar's certificate, so only the missing client certificate can refuse it.
+    const trusting = new Agent({
+      connect: { ca: checkout.trustBundlePem, checkServerIdentity: () => undefined },
+    });
     await assert.rejects(
-      fetch(`${e.sidecar.proxyUrl}/health`),
+      undiciFetch(`${e.sidecar.proxyUrl}/health`, { dispatcher: trusting }),
       (err: Error & { cause?: { code?: string } }) => err instanceof TypeError && err.cause !== undefined,
     );
+    await trusting.close();
+    // The same request with the workload certificate gets through: the handshake refused only its absence.
+    const presenting = new Agent({ connect: checkout.clientOptions() });
+    assert.equal((await undiciFetch(`${e.sidecar.proxyUrl}/health`, { dispatcher: presenting })).status, 200);
+    await presenting.close();
   });
 });

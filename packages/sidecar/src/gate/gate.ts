@@ -12,7 +12,6 @@ import { identityHeaders } from './identity_headers.ts';
 export type GateReason =
   | 'allowed'
   | 'public'
-  | 'ambiguous_path'
   | 'no_route'
   | 'no_credentials'
   | 'invalid_token'
@@ -51,8 +50,14 @@ const deny = (
   status: 400 | 401 | 403,
   error: string,
   description: string,
-  headers: Record<string, string> = {},
-): GateOutcome => ({ allow: false, reason, route, status, headers, body: { error, error_description: description } });
+): GateOutcome => ({
+  allow: false,
+  reason,
+  route,
+  status,
+  headers: {},
+  body: { error, error_description: description },
+});
 
 /**
  * The one decision every mode asks for: who is calling (a verified bearer token — bound to the
@@ -68,22 +73,14 @@ export class Gate {
     this.deps = deps;
   }
 
-  async check(
-    facts: RequestFacts,
-    peerCertificate?: X509Certificate,
-    peerCertIssuedAt?: number,
-    mode = 'proxy',
-  ): Promise<GateOutcome> {
-    const outcome = await this.decide(facts, peerCertificate, peerCertIssuedAt);
+  /** `peerCertificate`: the client certificate of the connection (this one's, or the one Envoy reports). */
+  async check(facts: RequestFacts, peerCertificate?: X509Certificate, mode = 'proxy'): Promise<GateOutcome> {
+    const outcome = await this.decide(facts, peerCertificate);
     this.deps.metrics.requests.inc({ mode, route: outcome.route, outcome: outcome.reason });
     return outcome;
   }
 
-  private async decide(
-    facts: RequestFacts,
-    peerCertificate: X509Certificate | undefined,
-    peerCertIssuedAt: number | undefined,
-  ): Promise<GateOutcome> {
+  private async decide(facts: RequestFacts, peerCertificate: X509Certificate | undefined): Promise<GateOutcome> {
     const { routes, config, realm } = this.deps;
     const matched = routes.match(facts.method, facts.path);
     const routeName = matched?.route.name ?? 'unmatched';
@@ -122,7 +119,9 @@ export class Gate {
       claims = outcome.claims;
     } else {
       const id = facts.peer ? SVC.exec(facts.peer)?.[1] : undefined;
-      if (!id || this.deps.verifier.clientRevoked(id, peerCertIssuedAt ?? 0)) {
+      // A client revoked after its certificate was issued: the certificate is no longer worth anything.
+      const issuedAt = peerCertificate ? Math.floor(Date.parse(peerCertificate.validFrom) / 1000) : 0;
+      if (!id || this.deps.verifier.clientRevoked(id, issuedAt)) {
         this.report(facts, facts.peer ? 'peer is not a known workload' : 'no client certificate', undefined);
         return deny(
           'peer_not_allowed',

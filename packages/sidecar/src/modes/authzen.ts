@@ -1,4 +1,3 @@
-import type { AccessTokenClaims } from '@latchkey/protocol';
 import { type Authorizer, authenticateBearer, type AuthorizeRequest, peerSpiffeId, type Verifier } from '@latchkey/sdk';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import Type, { type Static } from 'typebox';
@@ -94,7 +93,7 @@ export function authzen(
       verifier: deps.verifier,
       realm: deps.config.audience,
     });
-    if ((outcome.claims as AccessTokenClaims | undefined) !== undefined) return true;
+    if (outcome.claims) return true;
     await reply
       .code(outcome.status ?? 401)
       .headers(outcome.headers ?? {})

@@ -5,7 +5,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { FastifyInstance } from 'fastify';
 import type { Gate, GateOutcome } from '../gate/gate.ts';
 import { isIdentityHeader } from '../gate/identity_headers.ts';
-import { headerValue, type RequestFacts, splitTarget } from '../routes/request_facts.ts';
+import { lastForwardedFor, type RequestFacts, splitTarget } from '../routes/request_facts.ts';
 
 /** google.rpc.Code values Envoy reads in CheckResponse.status. */
 const RPC = { OK: 0, PERMISSION_DENIED: 7, UNAUTHENTICATED: 16 } as const;
@@ -125,15 +125,13 @@ export async function startExtAuthzGrpc(deps: {
       const incoming = call.request.attributes?.request?.http?.headers ?? {};
       if (!facts) return callback(null, checkResponse(undefined, incoming, deps.passAuthorization));
       const cert = certificateOf(call.request.attributes?.source?.certificate);
-      deps.gate
-        .check(facts, cert, cert ? Math.floor(Date.parse(cert.validFrom) / 1000) : undefined, 'ext_authz_grpc')
-        .then(
-          (outcome) => callback(null, checkResponse(outcome, incoming, deps.passAuthorization)),
-          (err: unknown) => {
-            deps.onError(err);
-            callback(null, checkResponse(undefined, incoming, deps.passAuthorization));
-          },
-        );
+      deps.gate.check(facts, cert, 'ext_authz_grpc').then(
+        (outcome) => callback(null, checkResponse(outcome, incoming, deps.passAuthorization)),
+        (err: unknown) => {
+          deps.onError(err);
+          callback(null, checkResponse(undefined, incoming, deps.passAuthorization));
+        },
+      );
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
@@ -170,7 +168,7 @@ export function extAuthzHttp(
     url: `${deps.prefix}/*`,
     handler: async (request, reply) => {
       const target = splitTarget((request.raw.url ?? '').slice(deps.prefix.length) || '/');
-      const xff = headerValue(request.headers, 'x-forwarded-for')?.split(',').at(-1)?.trim();
+      const xff = lastForwardedFor(request.headers);
       const facts: RequestFacts | undefined = target && {
         method: request.method,
         path: target.path,
@@ -179,7 +177,7 @@ export function extAuthzHttp(
         sourceIp: xff || request.ip,
         now: deps.now(),
       };
-      const outcome = facts ? await deps.gate.check(facts, undefined, undefined, 'ext_authz_http') : undefined;
+      const outcome = facts ? await deps.gate.check(facts, undefined, 'ext_authz_http') : undefined;
       reply.header('cache-control', 'no-store');
       if (!outcome?.allow)
         return reply

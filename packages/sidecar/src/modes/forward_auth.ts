@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Gate } from '../gate/gate.ts';
 import { IDENTITY_HEADERS } from '../gate/identity_headers.ts';
+import { headerValue, lastForwardedFor, type RequestFacts, splitTarget } from '../routes/request_facts.ts';
 
 const EMPTY_IDENTITY = Object.fromEntries(IDENTITY_HEADERS.map((h) => [h, '']));
-import { headerValue, type RequestFacts, splitTarget } from '../routes/request_facts.ts';
 
 /**
  * The original request as the proxy in front describes it: nginx `auth_request` (X-Original-URI,
@@ -21,7 +21,7 @@ export function forwardedFacts(
   if (!uri || !method || !/^[A-Z]{1,16}$/i.test(method)) return undefined;
   const target = splitTarget(uri);
   if (!target) return undefined;
-  const xff = headerValue(headers, 'x-real-ip') ?? headerValue(headers, 'x-forwarded-for')?.split(',').at(-1)?.trim();
+  const xff = headerValue(headers, 'x-real-ip') ?? lastForwardedFor(headers);
   return {
     method: method.toUpperCase(),
     path: target.path,
@@ -50,7 +50,7 @@ export function forwardAuth(app: FastifyInstance, deps: { path: string; gate: Ga
           error: 'invalid_request',
           error_description: 'the original method and URI are missing or ambiguous (X-Original-URI/X-Forwarded-Uri)',
         });
-      const outcome = await deps.gate.check(facts, undefined, undefined, 'forward_auth');
+      const outcome = await deps.gate.check(facts, undefined, 'forward_auth');
       if (!outcome.allow)
         return reply
           .code(outcome.status === 400 ? 403 : outcome.status)

@@ -8,7 +8,7 @@ import { type RequestFacts, splitTarget } from '../routes/request_facts.ts';
 export function factsOf(
   raw: IncomingMessage,
   now: number,
-): { facts: RequestFacts; peerCertificate?: X509Certificate; peerIssuedAt?: number } | undefined {
+): { facts: RequestFacts; peerCertificate?: X509Certificate } | undefined {
   const target = splitTarget(raw.url ?? '/');
   if (!target) return undefined;
   const peer = peerSpiffeId(raw);
@@ -24,6 +24,6 @@ export function factsOf(
       ...(peer ? { peer } : {}),
       now,
     },
-    ...(cert ? { peerCertificate: cert, peerIssuedAt: Math.floor(Date.parse(cert.validFrom) / 1000) } : {}),
+    ...(cert ? { peerCertificate: cert } : {}),
   };
 }

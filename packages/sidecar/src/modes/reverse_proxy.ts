@@ -81,7 +81,7 @@ export async function reverseProxy(
       return reply.code(413).send({ error: 'invalid_request', error_description: 'request body is too large' });
     const facts = factsOf(request.raw, deps.now());
     if (!facts) return reply.code(400).send({ error: 'invalid_request', error_description: 'ambiguous request path' });
-    const outcome = await gate.check(facts.facts, facts.peerCertificate, facts.peerIssuedAt, 'proxy');
+    const outcome = await gate.check(facts.facts, facts.peerCertificate, 'proxy');
     if (!outcome.allow) return refuse(reply, outcome);
     request.latchkeyIdentity = outcome.identity;
   });

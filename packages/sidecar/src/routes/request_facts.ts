@@ -35,6 +35,14 @@ export function splitTarget(target: string): { path: string; query: URLSearchPar
   return { path, query: new URLSearchParams(q === -1 ? '' : target.slice(q + 1)) };
 }
 
+/**
+ * The client address a proxy in front added: the last X-Forwarded-For entry (earlier entries come
+ * from the client and are not trusted).
+ */
+export function lastForwardedFor(headers: RequestFacts['headers']): string | undefined {
+  return headerValue(headers, 'x-forwarded-for')?.split(',').at(-1)?.trim() || undefined;
+}
+
 /** A header's single value (the first of repeated ones is not trusted: repeated is absent). */
 export function headerValue(headers: RequestFacts['headers'], name: string): string | undefined {
   const v = headers[name.toLowerCase()];
