@@ -97,7 +97,17 @@ function server(
       : {}),
     logger:
       logger === undefined
-        ? { level, redact: ['req.headers.authorization', 'req.headers.cookie'] }
+        ? {
+            level,
+            // A token put in a URL by mistake (RFC 6750 §2.3) stays out of the log: paths only, as the IdP logs them.
+            serializers: {
+              req: (req: { method: string; url: string; socket?: { remoteAddress?: string } }) => ({
+                method: req.method,
+                path: req.url.split('?', 1)[0],
+                remoteAddress: req.socket?.remoteAddress,
+              }),
+            },
+          }
         : (logger as boolean),
     trustProxy: false,
     return503OnClosing: true,

@@ -134,6 +134,7 @@ function valueOf(config: unknown, pointer: string): string {
   let v: unknown = config;
   for (const s of segments(pointer)) v = (v as Record<string, unknown> | undefined)?.[s];
   if (v === undefined || typeof v === 'object') return '';
-  const text = JSON.stringify(v);
+  // A URL's password (https://user:pass@host) is not echoed either.
+  const text = JSON.stringify(v).replace(/\/\/[^/@"]*@/, '//***@');
   return ` (got ${text.length > 60 ? `${text.slice(0, 57)}...` : text})`;
 }
