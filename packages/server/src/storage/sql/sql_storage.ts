@@ -153,6 +153,7 @@ export class SqlStorage implements Storage {
       await tx.run(SQL.insertAuditRows(size), rows.slice(at, at + size).flat());
       at += size;
     }
+    if (this.appendedListeners.length === 0) return []; // nobody to tell: no copies on the issuance path
     return events.map((e, i) => ({
       ...e,
       seq: rows[i]?.[0] as number,
