@@ -34,6 +34,23 @@ export type GateOutcome =
 /** The service identity in a Latchkey workload SVID: spiffe://<trust domain>/svc/<client id>. */
 const SVC = /^spiffe:\/\/[^/]+\/svc\/([^/]+)$/;
 
+/**
+ * The client id of an mTLS peer whose certificate is still worth something: a Latchkey workload
+ * SVID (`…/svc/<client id>`) of a client not revoked since the certificate was issued. Undefined
+ * for any other peer. `peer` is the SPIFFE ID of a verified certificate; `certificate` that
+ * certificate (its issue time decides against a client revocation).
+ */
+export function usableWorkload(
+  peer: string | undefined,
+  certificate: X509Certificate | undefined,
+  verifier: Pick<Verifier, 'clientRevoked'>,
+): string | undefined {
+  const id = peer ? SVC.exec(peer)?.[1] : undefined;
+  // A client revoked after its certificate was issued: the certificate is no longer worth anything.
+  const issuedAt = certificate ? Math.floor(Date.parse(certificate.validFrom) / 1000) : 0;
+  return id && !verifier.clientRevoked(id, issuedAt) ? id : undefined;
+}
+
 export interface GateDeps {
   config: Pick<SidecarConfig, 'unmatched'>;
   routes: RouteTable;
@@ -118,10 +135,8 @@ export class Gate {
       }
       claims = outcome.claims;
     } else {
-      const id = facts.peer ? SVC.exec(facts.peer)?.[1] : undefined;
-      // A client revoked after its certificate was issued: the certificate is no longer worth anything.
-      const issuedAt = peerCertificate ? Math.floor(Date.parse(peerCertificate.validFrom) / 1000) : 0;
-      if (!id || this.deps.verifier.clientRevoked(id, issuedAt)) {
+      const id = usableWorkload(facts.peer, peerCertificate, this.deps.verifier);
+      if (!id) {
         this.report(facts, facts.peer ? 'peer is not a known workload' : 'no client certificate', undefined);
         return deny(
           'peer_not_allowed',

@@ -1,8 +1,10 @@
-import { type Authorizer, authenticateBearer, type AuthorizeRequest, peerSpiffeId, type Verifier } from '@latchkey/sdk';
+import { type Authorizer, authenticateBearer, type AuthorizeRequest, type Verifier } from '@latchkey/sdk';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import type { SidecarConfig } from '../config/sidecar_config_schema.ts';
+import { usableWorkload } from '../gate/gate.ts';
+import { factsOf } from './request_of.ts';
 
 const Props = Type.Record(Type.String(), Type.Unknown());
 const Entity = Type.Object({
@@ -59,7 +61,8 @@ export function cedarAction(name: string, resourceType: string): string {
  * The AuthZEN 1.0 Access Evaluation API, answered by the local Cedar authorizer:
  * `POST /access/v1/evaluation`, `POST /access/v1/evaluations` (batch, §7, with the three
  * evaluation semantics) and the PDP metadata at `/.well-known/authzen-configuration` (§9). Callers
- * authenticate with a bearer token for this service's audience or an mTLS workload certificate.
+ * authenticate with a bearer token for this service's audience or an mTLS workload certificate of a
+ * client not revoked since it was issued.
  * The subject maps to a Cedar principal (`subject_types` renames types; its attributes come from
  * the policy bundle, as for every principal), the resource's properties become its attributes.
  */
@@ -67,7 +70,7 @@ export function authzen(
   app: FastifyInstance,
   deps: {
     authorizer: Pick<Authorizer, 'authorize'>;
-    verifier: Pick<Verifier, 'verify'>;
+    verifier: Pick<Verifier, 'verify' | 'clientRevoked'>;
     config: Pick<SidecarConfig, 'authzen' | 'audience'>;
     now: () => number;
   },
@@ -88,7 +91,11 @@ export function authzen(
   };
 
   const authenticated = async (request: FastifyRequest, reply: FastifyReply): Promise<boolean> => {
-    if (request.headers.authorization === undefined && peerSpiffeId(request.raw)) return true;
+    if (request.headers.authorization === undefined) {
+      // An mTLS caller: a workload certificate of a client that is not revoked (as the gate checks it).
+      const peer = factsOf(request.raw, deps.now());
+      if (peer?.facts.peer && usableWorkload(peer.facts.peer, peer.peerCertificate, deps.verifier)) return true;
+    }
     const outcome = await authenticateBearer(request.headers.authorization, {
       verifier: deps.verifier,
       realm: deps.config.audience,
