@@ -1,5 +1,5 @@
-// Issue 14: what the sidecar adds. One run: the upstream straight, through the sidecar's reverse
-// proxy, nginx straight to the upstream, nginx with the sidecar's forward auth, and Check calls
+// Issue 14: what the sidecar adds. One run: the upstream straight, through a plain node:http proxy
+// (the ceiling of any proxy written for Node), through the sidecar's reverse proxy, nginx straight to the upstream, nginx with the sidecar's forward auth, and Check calls
 // over gRPC. Throughput at saturation (autocannon, keep-alive) with the CPU of every process on
 // the path, and added latency from a sequential probe (one request at a time, a seen token).
 import { type ChildProcess, fork, spawn } from 'node:child_process';
@@ -125,6 +125,8 @@ export async function benchSidecar(options: { duration: number; rounds: number; 
   const auth = { authorization: `Bearer ${token}` };
   const upstream = await child('sidecar_upstream_child.ts', []);
   const upstreamUrl = `http://127.0.0.1:${upstream.ready.port}`;
+  // The physical ceiling of a proxy in Node: node:http in and out, nothing checked.
+  const ceiling = await child('proxy_ceiling_child.ts', [upstreamUrl]);
   const dir = join(t.dataDir, 'sidecar-bench');
   mkdirSync(dir, { recursive: true });
   if (t.caPem) writeFileSync(join(dir, 'ca.pem'), t.caPem);
@@ -175,9 +177,20 @@ http { access_log off; client_body_temp_path ${nginxDir}/b; proxy_temp_path ${ng
   const nginx = spawn('nginx', ['-p', nginxDir, '-c', join(nginxDir, 'nginx.conf')], { stdio: 'inherit' });
   await until(nginxPort);
   const path = '/tenants/acme/orders/1';
-  const pids = { upstream: upstream.proc.pid!, sidecar: sidecar.proc.pid!, nginx: nginx.pid! };
+  const pids = {
+    upstream: upstream.proc.pid!,
+    sidecar: sidecar.proc.pid!,
+    nginx: nginx.pid!,
+    ceiling: ceiling.proc.pid!,
+  };
   const subjects: [string, string, Record<string, string>, number[]][] = [
     ['upstream straight (node:http)', `${upstreamUrl}${path}`, {}, [pids.upstream]],
+    [
+      'ceiling: plain node:http proxy (no checks) → upstream',
+      `http://127.0.0.1:${ceiling.ready.port}${path}`,
+      {},
+      [pids.ceiling, pids.upstream],
+    ],
     ['sidecar reverse proxy → upstream', `${sidecar.ready.proxy}${path}`, auth, [pids.sidecar, pids.upstream]],
     [
       'sidecar reverse proxy, public route (no token, no decision) → upstream',
@@ -276,7 +289,7 @@ http { access_log off; client_body_temp_path ${nginxDir}/b; proxy_temp_path ${ng
     probeP99: pct(single, 0.99),
   };
   nginx.kill();
-  for (const c of [sidecar, upstream]) {
+  for (const c of [sidecar, ceiling, upstream]) {
     const exited = new Promise((r) => c.proc.once('exit', r));
     c.proc.send({ kind: 'stop' });
     await exited;

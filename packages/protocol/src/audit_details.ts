@@ -22,6 +22,9 @@ const ClientChange = Obj(
   'who changed it is the actor; the client is client_id and subject',
 );
 const KeyRef = { kid: Str('the signing key') };
+const UserChange = (description: string) =>
+  Obj({ username: Str('the username (the user is `subject`)') }, `${description}; who did it is the actor`);
+const Members = Type.Object({ added: Type.Array(Type.String()), removed: Type.Array(Type.String()) });
 const Changes = Type.Object({
   added: Type.Array(Type.String()),
   removed: Type.Array(Type.String()),
@@ -175,6 +178,30 @@ export const AUDIT_EVENT_DETAILS = {
     { serial: Str('the new root'), activate_at: Int('when it starts signing') },
     'a new workload CA root was announced',
   ),
+  'user.created': UserChange('a user was created'),
+  'user.updated': Obj(
+    {
+      username: Str('the username (the user is `subject`)'),
+      roles: Opt(Members),
+      groups: Opt(Members),
+      changed: Opt(Type.Array(Type.String(), { description: 'other members changed (email, name, attributes)' })),
+      tokens_revoked: Type.Boolean({
+        description: 'a role or group was taken away: the tokens issued until now were revoked',
+      }),
+    },
+    "a user's roles, groups or profile changed; who did it is the actor",
+  ),
+  'user.password_set': Obj(
+    {
+      username: Str('the username (the user is `subject`)'),
+      generated: Type.Boolean({ description: 'the IdP generated it (shown once to the administrator)' }),
+      must_change: Type.Boolean({ description: 'the next login must choose a new one' }),
+    },
+    "a user's password was set or reset (never the password); the user's tokens were revoked",
+  ),
+  'user.disabled': UserChange("a user was disabled; the user's tokens were revoked"),
+  'user.enabled': UserChange('a disabled user was enabled'),
+  'user.deleted': UserChange("a user was deleted; the user's tokens were revoked"),
 } satisfies Record<(typeof AUDIT_EVENT_TYPES)[number], TSchema>;
 
 /** Members any event has when it stands for repeated failures (the failure aggregator). */

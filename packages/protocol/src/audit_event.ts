@@ -27,6 +27,12 @@ export const AUDIT_EVENT_TYPES = [
   'policy.published',
   'certificate.issued',
   'ca.rotated',
+  'user.created',
+  'user.updated',
+  'user.password_set',
+  'user.disabled',
+  'user.enabled',
+  'user.deleted',
 ] as const;
 
 /**

@@ -48,6 +48,9 @@ import { BundleValidator } from './policy/bundle_validator.ts';
 import type { TokenPolicy } from './policy/token_policy.ts';
 import type { WorkloadCa } from './ca/workload_ca.ts';
 import { registerCaAdmin } from './admin/ca_admin.ts';
+import { registerUserAdmin } from './admin/user_admin.ts';
+import type { PasswordHasher } from './users/password_hash.ts';
+import type { PasswordPolicy } from './users/password_policy.ts';
 import { ClientJwks } from './oauth/client_auth/client_jwks.ts';
 import { OutboundFetch } from './http/outbound_fetch.ts';
 import { tlsClientAuth } from './oauth/client_auth/tls_client_auth.ts';
@@ -74,6 +77,8 @@ export interface AppDeps {
   metrics: Metrics;
   tokenPolicy: TokenPolicy;
   workload: { ca: WorkloadCa; trustDomain: string };
+  /** How users' passwords are hashed and which are refused. */
+  passwords: { hasher: PasswordHasher; policy: PasswordPolicy };
   master: MasterKey;
   events: ServerEvents;
   logger: Logger;
@@ -340,6 +345,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       writer: deps.audit,
       checkpointer: deps.checkpointer,
       retention: deps.retention,
+    });
+    registerUserAdmin(admin, {
+      clock,
+      users: storage,
+      events,
+      revocations: deps.revocations,
+      hasher: deps.passwords.hasher,
+      policy: deps.passwords.policy,
     });
     registerAlertAdmin(admin, { alerts: storage });
     registerPolicyAdmin(admin, { publisher, store: storage, bodyLimit: config.policyBodyLimit, validator });

@@ -141,6 +141,21 @@ export const SETTINGS = {
     description:
       'failed client authentications per minute, per source address and per client id from one source, before that source gets 429; past it per client id from all sources together, further *failures* get 429 while a correct credential still succeeds',
   }),
+  passwordMinLength: int(8, 64, 12, {
+    description:
+      "fewest characters of a user's password (NIST SP 800-63B: at least 8, 15 where the password is the only factor); no composition rules",
+  }),
+  passwordHashCost: int(14, 20, 17, {
+    description:
+      "scrypt cost of users' passwords as log2(N), with r = 8 and p = 1 (OWASP: 17, 128 MiB and about 0.2 s of one core per hash); hashes of another cost still verify and are redone at the next login",
+  }),
+  passwordBlocklistFile: optional(
+    str(undefined, {
+      path: true,
+      description:
+        'a file of further refused passwords, one per line, beside the bundled list of 30,000 common passwords from breaches',
+    }),
+  ),
   clientCacheTtl: int(0, 300, 5, {
     description:
       'how long a replica serves a client registration from memory; changes made through the same replica apply at once; a client revoked or deleted at another replica as soon as its feed event arrives; other changes made at another replica within this bound; `0` disables',

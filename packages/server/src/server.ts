@@ -1,3 +1,6 @@
+import { LatchkeyError } from './errors.ts';
+import { PasswordHasher } from './users/password_hash.ts';
+import { PasswordPolicy } from './users/password_policy.ts';
 import { OutboundFetch } from './http/outbound_fetch.ts';
 import type { FastifyInstance } from 'fastify';
 import { type Clock, epochSeconds, systemClock } from '@latchkey/protocol';
@@ -211,6 +214,19 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       events,
       retention: config.auditRetention,
     });
+    const passwordPolicy = new PasswordPolicy({
+      minLength: config.passwordMinLength,
+      ...(config.passwordBlocklistFile ? { blocklistFile: config.passwordBlocklistFile } : {}),
+    });
+    try {
+      passwordPolicy.load();
+    } catch (err) {
+      throw new LatchkeyError(
+        'config_invalid',
+        `passwordBlocklistFile ${config.passwordBlocklistFile}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        { cause: err },
+      );
+    }
     let draining = false;
     const app = buildApp({
       clock,
@@ -230,6 +246,10 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       metrics,
       tokenPolicy,
       workload: { ca: workloadCa, trustDomain },
+      passwords: {
+        hasher: new PasswordHasher({ ln: config.passwordHashCost, r: 8, p: 1 }),
+        policy: passwordPolicy,
+      },
       draining: () => draining,
     });
     checkpointer.start(config.auditCheckpointInterval, (err) =>

@@ -1,4 +1,4 @@
-import { revokeClientThen } from '../oauth/registration/client_removal.ts';
+import { revokeThen } from '../revocation/revoke_then.ts';
 import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
@@ -77,7 +77,7 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
       const event = deps.events.stage('client.revoked', {
         ...aboutClient('admin', clientId, request),
       });
-      await revokeClientThen(deps, clientId, event, () => deps.clients.updateClient(disabled));
+      await revokeThen(deps, 'client', clientId, event, () => deps.clients.updateClient(disabled));
       return { ...clientInformation(deps.issuer, disabled), disabled: true };
     },
   );
@@ -161,8 +161,7 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
         request_id: request.id,
         source_ip: request.ip,
       });
-      const cursor = await deps.revocations.revokeNotBefore('subject', sub, [event]);
-      deps.events.committed(event);
+      const cursor = await revokeThen(deps, 'subject', sub, event);
       return { sub, revoked: true, cursor: String(cursor) };
     },
   );
@@ -177,7 +176,7 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
         ...aboutClient('admin', clientId, request),
       });
       // Its tokens must stop working at every service too, not only at introspection.
-      await revokeClientThen(deps, clientId, event, () => deps.clients.deleteClient(clientId));
+      await revokeThen(deps, 'client', clientId, event, () => deps.clients.deleteClient(clientId));
       return reply.code(204).send(null);
     },
   );

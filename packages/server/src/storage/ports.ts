@@ -58,6 +58,67 @@ export interface ClientStore {
   lockClient(clientId: string, until: number | null, audit?: WithAudit): Promise<boolean>;
 }
 
+/** A person who signs in at the edge (issue 15). */
+export interface UserRecord {
+  /** The subject identifier: stable, never reused, never reassigned (OpenID Connect Core §2 `sub`). */
+  sub: string;
+  /** As given at creation; `usernameKey` (NFKC, lower case) is what must be unique. */
+  username: string;
+  usernameKey: string;
+  email: string | null;
+  name: string | null;
+  /** PHC string of a memory-hard hash (users/password_hash.ts); null when none is set. */
+  passwordHash: string | null;
+  passwordChangedAt: number | null;
+  /** The next login must set a new password (set by an administrator's reset). */
+  mustChangePassword: boolean;
+  /** Cedar parents: `Role::"…"` and `Group::"…"`. */
+  roles: string[];
+  groups: string[];
+  /** Cedar attributes of `User::"<sub>"`. */
+  attributes: Record<string, unknown>;
+  disabled: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One page of users, in username order; `next` is the cursor of the following page. */
+export interface UserPage {
+  users: UserRecord[];
+  next: string | null;
+}
+
+export interface UserStore {
+  /** Throws `storage_conflict` when the username (compared by its key) is taken. */
+  createUser(user: UserRecord, audit?: WithAudit): Promise<void>;
+  getUser(sub: string): Promise<UserRecord | undefined>;
+  getUserByUsername(usernameKey: string): Promise<UserRecord | undefined>;
+  /** Users whose username key is after `after`, at most `limit`. */
+  listUsers(options: { after?: string; limit: number }): Promise<UserPage>;
+  /** Replaces everything but `sub`, `usernameKey` and `createdAt`; false when the user does not exist. */
+  updateUser(user: UserRecord, audit?: WithAudit): Promise<boolean>;
+  deleteUser(sub: string, audit?: WithAudit): Promise<boolean>;
+}
+
+/**
+ * Failed logins counted per key (a user, a user from one source), shared by every replica: each
+ * count is one atomic upsert, so concurrent failures at several replicas are all counted.
+ */
+export interface LoginFailureStore {
+  /**
+   * Counts one failure against each key at `now` (epoch ms) and returns the counts, in order (keys are
+   * text without NUL, which PostgreSQL does not store). A key
+   * whose last failure is older than `windowMs` starts again at 1.
+   */
+  recordLoginFailure(keys: readonly string[], now: number, windowMs: number): Promise<number[]>;
+  /** The current counts and last failure times (epoch ms) of these keys; absent keys are left out. */
+  loginFailures(keys: readonly string[]): Promise<Map<string, { failures: number; lastFailureAt: number }>>;
+  /** Forgets these keys (a successful login, an administrator's unlock). */
+  clearLoginFailures(keys: readonly string[]): Promise<void>;
+  /** Drops counts whose last failure is before `before` (epoch ms); returns how many. */
+  purgeLoginFailures(before: number): Promise<number>;
+}
+
 export type KeyState = 'next' | 'current' | 'retired' | 'revoked';
 
 export interface SigningKeyRecord {
@@ -281,6 +342,8 @@ export interface SettingsStore {
 /** Everything the IdP keeps. One implementation per database; both pass the same contract tests. */
 export interface Storage
   extends ClientStore,
+    UserStore,
+    LoginFailureStore,
     KeyStore,
     LeaseStore,
     ReplayStore,

@@ -12,6 +12,7 @@ import type {
   FeedStream,
   KeyState,
   SigningKeyRecord,
+  UserRecord,
 } from './ports.ts';
 
 /** Row shapes shared by the SQL adapters, and their mapping to records. */
@@ -45,6 +46,65 @@ export const clientParams = (c: ClientRecord): unknown[] => [
   c.createdAt,
   c.updatedAt,
 ];
+
+export const USER_COLUMNS =
+  'sub, username, username_key, email, name, password_hash, password_changed_at, must_change_password, roles, user_groups, attributes, disabled, created_at, updated_at';
+
+export interface UserRow {
+  sub: string;
+  username: string;
+  username_key: string;
+  email: string | null;
+  name: string | null;
+  password_hash: string | null;
+  password_changed_at: number | string | null;
+  must_change_password: number | boolean;
+  roles: string;
+  user_groups: string;
+  attributes: string;
+  disabled: number | boolean;
+  created_at: number | string;
+  updated_at: number | string;
+}
+
+export const userFromRow = (r: UserRow): UserRecord => ({
+  sub: r.sub,
+  username: r.username,
+  usernameKey: r.username_key,
+  email: r.email,
+  name: r.name,
+  passwordHash: r.password_hash,
+  passwordChangedAt: r.password_changed_at === null ? null : Number(r.password_changed_at),
+  mustChangePassword: Boolean(r.must_change_password),
+  roles: JSON.parse(r.roles) as string[],
+  groups: JSON.parse(r.user_groups) as string[],
+  attributes: JSON.parse(r.attributes) as Record<string, unknown>,
+  disabled: Boolean(r.disabled),
+  createdAt: Number(r.created_at),
+  updatedAt: Number(r.updated_at),
+});
+
+/** Everything after `sub`, `username_key`, `created_at`: what an update sets. */
+export const userChangeParams = (u: UserRecord): unknown[] => [
+  u.username,
+  u.email,
+  u.name,
+  u.passwordHash,
+  u.passwordChangedAt,
+  u.mustChangePassword,
+  JSON.stringify(u.roles),
+  JSON.stringify(u.groups),
+  JSON.stringify(u.attributes),
+  u.disabled,
+  u.updatedAt,
+];
+
+/** In USER_COLUMNS order. */
+export const userParams = (u: UserRecord): unknown[] => {
+  const [username, ...rest] = userChangeParams(u);
+  const updatedAt = rest.pop();
+  return [u.sub, username, u.usernameKey, ...rest, u.createdAt, updatedAt];
+};
 
 export interface KeyRow {
   kid: string;

@@ -10,6 +10,7 @@ import {
   type ClientRecord,
   type SigningKeyRecord,
   type Storage,
+  type UserRecord,
 } from '@latchkey/server';
 import { startPostgresIfConfigured, testDatabaseUrl, auditEvents } from '@latchkey/testkit';
 
@@ -27,6 +28,24 @@ const client = (id: string, over: Partial<ClientRecord> = {}): ClientRecord => (
   updatedAt: 1_700_000_000,
   disabled: false,
   lockedUntil: null,
+  ...over,
+});
+
+const user = (sub: string, username: string, over: Partial<UserRecord> = {}): UserRecord => ({
+  sub,
+  username,
+  usernameKey: username.toLowerCase(),
+  email: `${username.toLowerCase()}@example.com`,
+  name: null,
+  passwordHash: '$scrypt$ln=17,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g',
+  passwordChangedAt: 1_700_000_000,
+  mustChangePassword: false,
+  roles: ['reader'],
+  groups: ['eu'],
+  attributes: { tenant: 'acme', level: 3, tags: ['a'] },
+  disabled: false,
+  createdAt: 1_700_000_000,
+  updatedAt: 1_700_000_000,
   ...over,
 });
 
@@ -395,6 +414,80 @@ function contract(
         rotated.map((e) => e.subject),
         ['first'],
       );
+    });
+
+    test('users: create, get by sub and by username key, page through, update, delete; a taken username → storage_conflict', async () => {
+      await s.createUser(user('u-1', 'Alice'));
+      await assert.rejects(
+        s.createUser(user('u-2', 'ALICE')),
+        (e: unknown) => e instanceof LatchkeyError && e.code === 'storage_conflict',
+      );
+      assert.deepEqual(await s.getUser('u-1'), user('u-1', 'Alice'));
+      assert.deepEqual(await s.getUserByUsername('alice'), user('u-1', 'Alice'));
+      assert.equal(await s.getUser('nobody'), undefined);
+      assert.equal(await s.getUserByUsername('nobody'), undefined);
+      for (const [sub, name] of [
+        ['u-3', 'carol'],
+        ['u-2', 'bob'],
+        ['u-4', 'dave'],
+      ] as const)
+        await s.createUser(user(sub, name));
+      const first = await s.listUsers({ limit: 2 });
+      assert.deepEqual(
+        first.users.map((u) => u.username),
+        ['Alice', 'bob'],
+      );
+      assert.equal(first.next, 'bob');
+      const second = await s.listUsers({ after: first.next as string, limit: 2 });
+      assert.deepEqual(
+        second.users.map((u) => u.username),
+        ['carol', 'dave'],
+      );
+      assert.equal(second.next, null, 'no third page');
+      const changed = user('u-1', 'Alice', {
+        passwordHash: null,
+        passwordChangedAt: null,
+        mustChangePassword: true,
+        roles: [],
+        groups: ['eu', 'admins'],
+        attributes: {},
+        disabled: true,
+        email: null,
+        name: 'Alice A.',
+        updatedAt: 1_700_000_500,
+      });
+      assert.equal(await s.updateUser(changed), true);
+      assert.deepEqual(await s.getUser('u-1'), changed);
+      assert.equal(await s.updateUser(user('ghost', 'ghost')), false);
+      assert.equal(await s.deleteUser('u-1'), true);
+      assert.equal(await s.deleteUser('u-1'), false);
+      assert.equal(await s.getUserByUsername('alice'), undefined);
+      await s.createUser(user('u-5', 'alice'));
+      assert.equal((await s.getUserByUsername('alice'))?.sub, 'u-5', 'a deleted username may be taken again');
+    });
+
+    test('login failures: counted atomically under concurrency, per window, cleared and purged', async () => {
+      const now = 1_700_000_000_000;
+      const keys = ['user:u-9', 'user-source:u-9 127.0.0.1'];
+      const counts = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => s.recordLoginFailure(keys, now + i, 60_000)),
+      );
+      // Every failure counted once: the counts handed out are exactly 1..20 for each key.
+      for (const k of [0, 1])
+        assert.deepEqual(
+          counts.map((c) => c[k]).sort((a, b) => (a as number) - (b as number)),
+          Array.from({ length: 20 }, (_, i) => i + 1),
+        );
+      const seen = await s.loginFailures([...keys, 'user:nobody']);
+      assert.equal(seen.size, 2);
+      assert.equal(seen.get(keys[0] as string)?.failures, 20);
+      assert.ok((seen.get(keys[0] as string)?.lastFailureAt as number) >= now);
+      // A failure after a quiet window starts again at 1.
+      assert.deepEqual(await s.recordLoginFailure([keys[0] as string], now + 120_000, 60_000), [1]);
+      await s.clearLoginFailures([keys[0] as string]);
+      assert.equal((await s.loginFailures(keys)).has(keys[0] as string), false);
+      assert.equal(await s.purgeLoginFailures(now + 60_000), 1, 'the other key is older than the cutoff');
+      assert.equal((await s.loginFailures(keys)).size, 0);
     });
 
     test('data survives closing and reopening', async () => {

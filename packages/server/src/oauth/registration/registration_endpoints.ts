@@ -1,4 +1,4 @@
-import { revokeClientThen } from './client_removal.ts';
+import { revokeThen } from '../../revocation/revoke_then.ts';
 import { type Clock, epochSeconds } from '@latchkey/protocol';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -217,7 +217,7 @@ export function registerClientConfiguration(scope: FastifyInstance, deps: Regist
       const event = deps.events.stage('client.deleted', {
         ...aboutClient(client.clientId, client.clientId, request),
       });
-      await revokeClientThen(deps, client.clientId, event, () => deps.clients.deleteClient(client.clientId));
+      await revokeThen(deps, 'client', client.clientId, event, () => deps.clients.deleteClient(client.clientId));
       return reply.code(204).send(null);
     },
   );

@@ -166,6 +166,31 @@ ALTER TABLE feed_events DROP CONSTRAINT feed_events_stream_check;
 ALTER TABLE feed_events ADD CONSTRAINT feed_events_stream_check CHECK (stream IN ('revocations', 'keys', 'policy'));
 `;
 
+const users = (bool: string) => `
+CREATE TABLE users (
+  sub TEXT PRIMARY KEY,
+  username TEXT NOT NULL,
+  username_key TEXT NOT NULL UNIQUE,
+  email TEXT,
+  name TEXT,
+  password_hash TEXT,
+  password_changed_at BIGINT,
+  must_change_password ${bool} NOT NULL,
+  roles TEXT NOT NULL,
+  user_groups TEXT NOT NULL,
+  attributes TEXT NOT NULL,
+  disabled ${bool} NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE TABLE login_failures (
+  key TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL,
+  last_failure_at BIGINT NOT NULL
+);
+CREATE INDEX login_failures_age ON login_failures (last_failure_at);
+`;
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -202,5 +227,11 @@ export const migrations: readonly Migration[] = [
     name: 'policy versions and the policy feed stream',
     sqlite: POLICY_VERSIONS + FEED_POLICY_STREAM_SQLITE,
     postgres: POLICY_VERSIONS + FEED_POLICY_STREAM_POSTGRES,
+  },
+  {
+    version: 7,
+    name: 'users and login failure counts',
+    sqlite: users('INTEGER'),
+    postgres: users('BOOLEAN'),
   },
 ];

@@ -7,6 +7,7 @@ import {
   KEY_COLUMNS,
   POLICY_COLUMNS,
   POLICY_SUMMARY_COLUMNS,
+  USER_COLUMNS,
 } from '../rows.ts';
 
 /** `?, ?, ...` for `n` parameters. */
@@ -35,6 +36,25 @@ export const SQL = {
     'UPDATE clients SET metadata = ?, secret_hash = ?, registration_token_hash = ?, updated_at = ?, disabled = ? WHERE client_id = ?',
   lockClient: 'UPDATE clients SET locked_until = ? WHERE client_id = ?',
   deleteClient: 'DELETE FROM clients WHERE client_id = ?',
+
+  insertUser: `INSERT INTO users (${USER_COLUMNS}) VALUES (${marks(14)})`,
+  getUser: `SELECT ${USER_COLUMNS} FROM users WHERE sub = ?`,
+  getUserByUsername: `SELECT ${USER_COLUMNS} FROM users WHERE username_key = ?`,
+  listUsers: `SELECT ${USER_COLUMNS} FROM users WHERE username_key > ? ORDER BY username_key LIMIT ?`,
+  updateUser: `UPDATE users SET username = ?, email = ?, name = ?, password_hash = ?, password_changed_at = ?,
+      must_change_password = ?, roles = ?, user_groups = ?, attributes = ?, disabled = ?, updated_at = ?
+    WHERE sub = ?`,
+  deleteUser: 'DELETE FROM users WHERE sub = ?',
+  /** Parameters: key, now, now - window. One failure more, or the first of a new window. */
+  recordLoginFailure: `INSERT INTO login_failures (key, failures, last_failure_at) VALUES (?, 1, ?)
+    ON CONFLICT (key) DO UPDATE SET
+      failures = CASE WHEN login_failures.last_failure_at < ? THEN 1 ELSE login_failures.failures + 1 END,
+      last_failure_at = excluded.last_failure_at
+    RETURNING failures`,
+  loginFailures: (keys: number): string =>
+    `SELECT key, failures, last_failure_at FROM login_failures WHERE key IN (${marks(keys)})`,
+  clearLoginFailures: (keys: number): string => `DELETE FROM login_failures WHERE key IN (${marks(keys)})`,
+  purgeLoginFailures: 'DELETE FROM login_failures WHERE last_failure_at < ?',
 
   insertKey: `INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES (${marks(9)})`,
   listKeys: `SELECT ${KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid`,

@@ -15,6 +15,8 @@ import type {
   PolicyVersionRecord,
   PolicyVersionSummary,
   SigningKeyRecord,
+  UserPage,
+  UserRecord,
   Storage,
   WithAudit,
 } from '../ports.ts';
@@ -39,6 +41,10 @@ import {
   policyFromRow,
   policyParams,
   policySummaryFromRow,
+  type UserRow,
+  userChangeParams,
+  userFromRow,
+  userParams,
 } from '../rows.ts';
 import { auditChunks, SQL } from './sql_catalogue.ts';
 import type { SqlDriver, SqlTransaction } from './sql_driver.ts';
@@ -201,6 +207,71 @@ export class SqlStorage implements Storage {
 
   lockClient(clientId: string, until: number | null, audit?: WithAudit): Promise<boolean> {
     return this.changeOne(SQL.lockClient, [until, clientId], audit);
+  }
+
+  // Users
+
+  async createUser(u: UserRecord, audit?: WithAudit): Promise<void> {
+    try {
+      await this.change((tx) => tx.run(SQL.insertUser, userParams(u)), audit);
+    } catch (err) {
+      if (isConflict(err)) throw new LatchkeyError('storage_conflict', 'the username is taken', { cause: err });
+      throw err;
+    }
+  }
+
+  async getUser(sub: string): Promise<UserRecord | undefined> {
+    const row = await this.db.get<UserRow>(SQL.getUser, [sub]);
+    return row && userFromRow(row);
+  }
+
+  async getUserByUsername(usernameKey: string): Promise<UserRecord | undefined> {
+    const row = await this.db.get<UserRow>(SQL.getUserByUsername, [usernameKey]);
+    return row && userFromRow(row);
+  }
+
+  async listUsers(options: { after?: string; limit: number }): Promise<UserPage> {
+    const rows = await this.db.all<UserRow>(SQL.listUsers, [options.after ?? '', options.limit + 1]);
+    const users = rows.slice(0, options.limit).map(userFromRow);
+    return { users, next: rows.length > options.limit ? (users.at(-1)?.usernameKey ?? null) : null };
+  }
+
+  updateUser(u: UserRecord, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne(SQL.updateUser, [...userChangeParams(u), u.sub], audit);
+  }
+
+  deleteUser(sub: string, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne(SQL.deleteUser, [sub], audit);
+  }
+
+  // Login failures
+
+  async recordLoginFailure(keys: readonly string[], now: number, windowMs: number): Promise<number[]> {
+    const counts: number[] = [];
+    for (const key of keys) {
+      const row = await this.db.get<{ failures: number | string }>(SQL.recordLoginFailure, [key, now, now - windowMs]);
+      counts.push(Number(row?.failures ?? 1));
+    }
+    return counts;
+  }
+
+  async loginFailures(keys: readonly string[]): Promise<Map<string, { failures: number; lastFailureAt: number }>> {
+    const found = new Map<string, { failures: number; lastFailureAt: number }>();
+    if (keys.length === 0) return found;
+    const rows = await this.db.all<{ key: string; failures: number | string; last_failure_at: number | string }>(
+      SQL.loginFailures(keys.length),
+      keys,
+    );
+    for (const r of rows) found.set(r.key, { failures: Number(r.failures), lastFailureAt: Number(r.last_failure_at) });
+    return found;
+  }
+
+  async clearLoginFailures(keys: readonly string[]): Promise<void> {
+    if (keys.length > 0) await this.db.run(SQL.clearLoginFailures(keys.length), keys);
+  }
+
+  purgeLoginFailures(before: number): Promise<number> {
+    return this.db.run(SQL.purgeLoginFailures, [before]);
   }
 
   // Signing keys
