@@ -11,6 +11,7 @@ import { registerPolicyCommands } from './policy_commands.ts';
 import { registerSidecarCommand } from './sidecar_command.ts';
 import { registerServeCommand } from './serve_command.ts';
 import { registerTokenCommand } from './token_command.ts';
+import { registerUserCommands } from './user_commands.ts';
 
 // The package's own version: package.json sits one level above both src/ and dist/.
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -21,6 +22,7 @@ const program = new Command('latchkey')
 
 registerServeCommand(program);
 registerClientCommands(program);
+registerUserCommands(program);
 registerKeyCommands(program);
 registerAuditCommands(program);
 registerAlertCommands(program);

@@ -55,6 +55,9 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
       ['cert', 'issue', '--help'],
       ['ca', 'show', '--help'],
       ['policy', 'push', '--help'],
+      ['user', '--help'],
+      ['user', 'create', '--help'],
+      ['user', 'reset-password', '--help'],
     ]) {
       const { stdout } = await cli(args);
       assert.match(stdout, /Usage: latchkey/);
@@ -167,6 +170,102 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
       (e: { code: number; stderr: string }) => e,
     );
     assert.equal(noAdmin?.code, 2);
+  });
+
+  test('user create (password from stdin, never a flag), list, show, roles, groups, disable, enable, reset-password, delete', async () => {
+    /** The CLI with `input` on its standard input. */
+    const withStdin = (args: string[], input: string) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(TSX, [MAIN, ...args], {
+          env: { ...process.env, LATCHKEY_URL: url, LATCHKEY_DATA_DIR: dir, LATCHKEY_ADMIN_TOKEN: adminToken },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+        child.stdin.end(input);
+      });
+    const password = 'seven ravens over the quay';
+    const created = await withStdin(
+      [
+        'user',
+        'create',
+        'Grace',
+        '--email',
+        'grace@example.com',
+        '--role',
+        'reader',
+        '--group',
+        'eu',
+        '--attr',
+        'tenant=acme',
+        '--attr-json',
+        'level=3',
+        '--password-stdin',
+      ],
+      `${password}\n`,
+    );
+    assert.equal(created.code, 0, created.stderr);
+    const grace = JSON.parse(created.stdout);
+    assert.deepEqual(
+      [grace.username, grace.roles, grace.groups, grace.attributes, grace.password_set, grace.password],
+      ['Grace', ['reader'], ['eu'], { tenant: 'acme', level: 3 }, true, undefined],
+    );
+    const weak = await withStdin(['user', 'create', 'heidi', '--password-stdin'], 'qwerty123456\n');
+    assert.equal(weak.code, 1);
+    assert.match(weak.stderr, /HTTP 400 validation_failed: the password is in a list of passwords exposed in breaches/);
+    assert.ok(!weak.stderr.includes('qwerty123456'), 'the refused password is not echoed');
+
+    const generated = JSON.parse((await cli(['user', 'create', 'ivan', '--generate-password'])).stdout);
+    assert.match(generated.password, /^[A-Za-z0-9_-]{22}$/);
+    assert.equal(generated.must_change_password, true);
+
+    const listed = (await cli(['user', 'list', '--limit', '1'])).stdout;
+    assert.deepEqual(
+      listed
+        .replace(/\n$/, '')
+        .split('\n')
+        .map((l) => l.split('\t').slice(1, 5)),
+      [
+        ['Grace', 'grace@example.com', 'reader', 'eu'],
+        ['ivan', '', '', ''],
+      ],
+      'every page, one request per user here',
+    );
+    assert.equal(JSON.parse((await cli(['user', 'show', 'grace'])).stdout).sub, grace.sub);
+    assert.equal((await cli(['user', 'roles', 'grace', '--add', 'writer'])).stdout, 'reader\nwriter\n');
+    assert.equal((await cli(['user', 'roles', 'grace', '--remove', 'reader'])).stdout, 'writer\n');
+    assert.equal((await cli(['user', 'groups', 'grace', '--set', 'eu,us'])).stdout, 'eu\nus\n');
+    assert.equal((await cli(['user', 'groups', grace.sub])).stdout, 'eu\nus\n');
+    assert.match((await cli(['user', 'disable', 'grace'])).stdout, /disabled Grace; their tokens are revoked/);
+    assert.match((await cli(['user', 'list'])).stdout, /\tGrace\t.*\tdisabled$/m);
+    assert.match((await cli(['user', 'enable', 'grace'])).stdout, /enabled Grace/);
+    const reset = (await cli(['user', 'reset-password', 'grace'])).stdout.trim();
+    assert.match(reset, /^[A-Za-z0-9_-]{22}$/, 'a generated password, printed once');
+    const chosen = await withStdin(['user', 'reset-password', 'grace', '--password-stdin'], 'a brand new passphrase\n');
+    assert.match(chosen.stdout, /password set for Grace/);
+    assert.match((await cli(['user', 'delete', 'grace'])).stdout, /deleted grace/);
+    const gone = await cli(['user', 'show', 'grace']).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(gone?.code, 1);
+    assert.match(gone?.stderr ?? '', /HTTP 404 not_found/);
+    const types = (await auditEvents(new SqliteStorage(join(dir, 'latchkey.db')), { limit: 10_000 }))
+      .filter((e) => e.subject === grace.sub)
+      .map((e) => e.type);
+    assert.deepEqual(types, [
+      'user.created',
+      'user.updated',
+      'user.updated',
+      'user.updated',
+      'user.disabled',
+      'user.enabled',
+      'user.password_set',
+      'user.password_set',
+      'user.deleted',
+    ]);
   });
 
   test('keys list, rotate --now, revoke', async () => {
