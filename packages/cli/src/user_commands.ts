@@ -3,17 +3,28 @@ import { readFileSync } from 'node:fs';
 import { adminHeaders, collect, connection, print, show } from './command_helpers.ts';
 import { endpoint } from './http_client.ts';
 
-type Opts = Record<string, any>;
+type Opts = Record<string, unknown>;
+
+/** A user as the admin API shows one (the members this command reads). */
+interface UserView {
+  sub: string;
+  username: string;
+  email: string | null;
+  roles: string[];
+  groups: string[];
+  disabled: boolean;
+  password?: string;
+}
 
 /** One admin API call: the parsed body on success; on failure the error is printed and the exit code set. */
-async function call(opts: Opts, path: string, method = 'GET', body?: unknown): Promise<any> {
+async function call<T = UserView>(opts: Opts, path: string, method = 'GET', body?: unknown): Promise<T | undefined> {
   return show(
     await endpoint(opts).fetch(path, {
       method,
       headers: { ...adminHeaders(opts), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     }),
-  );
+  ) as Promise<T | undefined>;
 }
 
 const userPath = (user: string, rest = '') => `/admin/users/${encodeURIComponent(user)}${rest}`;
@@ -52,8 +63,8 @@ function attributes(opts: Opts): Record<string, unknown> | undefined {
   return pairs.length > 0 ? Object.fromEntries(pairs) : undefined;
 }
 
-const line = (u: Opts) =>
-  `${u.sub}\t${u.username}\t${u.email ?? ''}\t${(u.roles as string[]).join(',')}\t${(u.groups as string[]).join(',')}${u.disabled ? '\tdisabled' : ''}\n`;
+const line = (u: UserView) =>
+  `${u.sub}\t${u.username}\t${u.email ?? ''}\t${u.roles.join(',')}\t${u.groups.join(',')}${u.disabled ? '\tdisabled' : ''}\n`;
 
 const admin = (cmd: Command) => connection(cmd.option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)'));
 
@@ -93,8 +104,8 @@ export function registerUserCommands(program: Command): void {
     async (opts: Opts) => {
       let after: string | null = '';
       while (after !== null) {
-        const query = `?limit=${encodeURIComponent(opts.limit)}${after ? `&after=${encodeURIComponent(after)}` : ''}`;
-        const page = (await call(opts, `/admin/users${query}`)) as { users: Opts[]; next: string | null } | undefined;
+        const query: string = `?limit=${encodeURIComponent(String(opts.limit))}${after ? `&after=${encodeURIComponent(after)}` : ''}`;
+        const page: { users: UserView[]; next: string | null } | undefined = await call(opts, `/admin/users${query}`);
         if (!page) return;
         for (const u of page.users) process.stdout.write(line(u));
         after = page.next;
@@ -153,15 +164,14 @@ export function registerUserCommands(program: Command): void {
       const current = await call(opts, userPath(ref));
       if (!current) return;
       if (opts.set === undefined && !opts.add && !opts.remove) {
-        for (const n of current[member] as string[]) process.stdout.write(`${n}\n`);
+        for (const n of current[member]) process.stdout.write(`${n}\n`);
         return;
       }
-      let names: string[] =
-        opts.set !== undefined ? (opts.set as string).split(',').filter(Boolean) : [...current[member]];
+      let names: string[] = opts.set !== undefined ? String(opts.set).split(',').filter(Boolean) : [...current[member]];
       names = [...names, ...((opts.add as string[]) ?? [])].filter(
         (n) => !((opts.remove as string[]) ?? []).includes(n),
       );
       const body = await call(opts, userPath(current.sub, `/${member}`), 'PUT', { [member]: [...new Set(names)] });
-      if (body) for (const n of body[member] as string[]) process.stdout.write(`${n}\n`);
+      if (body) for (const n of body[member]) process.stdout.write(`${n}\n`);
     });
 }

@@ -70,7 +70,7 @@ export function checkResponse(
   incoming: Record<string, unknown>,
   passAuthorization: boolean,
 ) {
-  if (!outcome || !outcome.allow) {
+  if (!outcome?.allow) {
     const status = outcome?.status === 401 ? 401 : outcome?.status === 400 || !outcome ? 400 : 403;
     const body = outcome?.body ?? { error: 'invalid_request', error_description: 'the request could not be read' };
     const headers = { ...(outcome?.headers ?? {}), 'content-type': 'application/json', 'cache-control': 'no-store' };
