@@ -108,13 +108,15 @@ export interface LoginFailureStore {
   /**
    * Counts one failure against each key at `now` (epoch ms) and returns the counts, in order (keys are
    * text without NUL, which PostgreSQL does not store). A key
-   * whose last failure is older than `windowMs` starts again at 1.
+   * whose last failure is `windowMs` or more ago starts again at 1.
    */
   recordLoginFailure(keys: readonly string[], now: number, windowMs: number): Promise<number[]>;
   /** The current counts and last failure times (epoch ms) of these keys; absent keys are left out. */
   loginFailures(keys: readonly string[]): Promise<Map<string, { failures: number; lastFailureAt: number }>>;
-  /** Forgets these keys (a successful login, an administrator's unlock). */
+  /** Forgets these keys (a successful login). */
   clearLoginFailures(keys: readonly string[]): Promise<void>;
+  /** Forgets `key` and every key that starts with `key` and a space (an administrator's unlock of a user, from every source). */
+  clearLoginFailuresOf(key: string): Promise<void>;
   /** Drops counts whose last failure is before `before` (epoch ms); returns how many. */
   purgeLoginFailures(before: number): Promise<number>;
 }

@@ -487,6 +487,22 @@ function contract(
       await s.clearLoginFailures([keys[0] as string]);
       assert.equal((await s.loginFailures(keys)).has(keys[0] as string), false);
       assert.equal(await s.purgeLoginFailures(now + 60_000), 1, 'the other key is older than the cutoff');
+      // An unlock forgets a user's counts from every source, and nobody else's.
+      await s.recordLoginFailure(
+        ['user:u-9', 'user:u-9 127.0.0.2', 'user:u-9 ::1', 'user:u-99 ::1', 'user:u-9x'],
+        now,
+        60_000,
+      );
+      await s.clearLoginFailuresOf('user:u-9');
+      assert.deepEqual(
+        [
+          ...(
+            await s.loginFailures(['user:u-9', 'user:u-9 127.0.0.2', 'user:u-9 ::1', 'user:u-99 ::1', 'user:u-9x'])
+          ).keys(),
+        ].sort(),
+        ['user:u-99 ::1', 'user:u-9x'],
+      );
+      await s.clearLoginFailures(['user:u-99 ::1', 'user:u-9x']);
       assert.equal((await s.loginFailures(keys)).size, 0);
     });
 

@@ -48,12 +48,14 @@ export const SQL = {
   /** Parameters: key, now, now - window. One failure more, or the first of a new window. */
   recordLoginFailure: `INSERT INTO login_failures (key, failures, last_failure_at) VALUES (?, 1, ?)
     ON CONFLICT (key) DO UPDATE SET
-      failures = CASE WHEN login_failures.last_failure_at < ? THEN 1 ELSE login_failures.failures + 1 END,
+      failures = CASE WHEN login_failures.last_failure_at <= ? THEN 1 ELSE login_failures.failures + 1 END,
       last_failure_at = excluded.last_failure_at
     RETURNING failures`,
   loginFailures: (keys: number): string =>
     `SELECT key, failures, last_failure_at FROM login_failures WHERE key IN (${marks(keys)})`,
   clearLoginFailures: (keys: number): string => `DELETE FROM login_failures WHERE key IN (${marks(keys)})`,
+  /** Parameters: key, length of key + 1, key + ' '. */
+  clearLoginFailuresOf: 'DELETE FROM login_failures WHERE key = ? OR substr(key, 1, ?) = ?',
   purgeLoginFailures: 'DELETE FROM login_failures WHERE last_failure_at < ?',
 
   insertKey: `INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES (${marks(9)})`,

@@ -270,6 +270,10 @@ export class SqlStorage implements Storage {
     if (keys.length > 0) await this.db.run(SQL.clearLoginFailures(keys.length), keys);
   }
 
+  async clearLoginFailuresOf(key: string): Promise<void> {
+    await this.db.run(SQL.clearLoginFailuresOf, [key, key.length + 1, `${key} `]);
+  }
+
   purgeLoginFailures(before: number): Promise<number> {
     return this.db.run(SQL.purgeLoginFailures, [before]);
   }
