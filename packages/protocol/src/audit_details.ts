@@ -202,6 +202,25 @@ export const AUDIT_EVENT_DETAILS = {
   'user.disabled': UserChange("a user was disabled; the user's tokens were revoked"),
   'user.enabled': UserChange('a disabled user was enabled'),
   'user.deleted': UserChange("a user was deleted; the user's tokens were revoked"),
+  'user.login': Obj(
+    {
+      username: Str('the username (the user is `subject`)'),
+      method: Str('how they authenticated: password'),
+      known_device: Type.Boolean({ description: 'the browser had logged in as this user before' }),
+      password_changed: Opt(Type.Boolean({ description: 'they set a new password, as they had to' })),
+    },
+    'a user logged in at /authorize for the client `client_id`',
+  ),
+  'user.login_failed': Obj(
+    {
+      username: Str('the name that was tried'),
+      method: Str('password'),
+      known_device: Type.Boolean({ description: 'the browser had logged in as this user before' }),
+      lock: Opt(Str('locked: which count held the attempt back (user_source, account, source)')),
+      retry_after: Opt(Int('locked: seconds until the next attempt')),
+    },
+    'a login failed; `reason` says why (bad_password, unknown_user, user_disabled, no_password, locked, weak_new_password)',
+  ),
 } satisfies Record<(typeof AUDIT_EVENT_TYPES)[number], TSchema>;
 
 /** Members any event has when it stands for repeated failures (the failure aggregator). */

@@ -33,7 +33,20 @@ export const AUDIT_EVENT_TYPES = [
   'user.disabled',
   'user.enabled',
   'user.deleted',
+  'user.login',
+  'user.login_failed',
 ] as const;
+
+/** Why a user's login failed: the `reason` of a `user.login_failed` event (the user is told less). */
+export const LOGIN_FAILURE_REASONS = [
+  'bad_password',
+  'unknown_user',
+  'user_disabled',
+  'no_password',
+  'locked',
+  'weak_new_password',
+] as const;
+export type LoginFailureReason = (typeof LOGIN_FAILURE_REASONS)[number];
 
 /**
  * Why a client authentication failed: the `reason` of a `client.auth_failed` event. The wire

@@ -12,8 +12,10 @@ export interface AccessTokenClaims {
   client_id: string;
   /** Space-separated scope (RFC 9068 §2.2.3), present only when granted. */
   scope?: string;
-  /** Role names (RFC 9068 §2.2.3.1 `roles`), present only when the client has roles. */
+  /** Role names (RFC 9068 §2.2.3.1 `roles`), present only when the client (or the user) has roles. */
   roles?: string[];
+  /** A user's groups (RFC 9068 §2.2.3.1 `groups`), present only in a user's token, when they have groups. */
+  groups?: string[];
   /** RFC 8705 §3.1: the token is bound to the client certificate with this SHA-256 thumbprint. */
   cnf?: { 'x5t#S256': string };
 }
@@ -51,10 +53,12 @@ export const TOKEN_ENDPOINT_AUTH_METHODS = [
   'private_key_jwt',
   'tls_client_auth',
   'self_signed_tls_client_auth',
+  /** RFC 7591 §2: a public client (a browser or mobile app) that holds no secret; PKCE protects its codes. */
+  'none',
 ] as const;
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
-export const GRANT_TYPES = ['client_credentials'] as const;
+export const GRANT_TYPES = ['client_credentials', 'authorization_code'] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
 /**

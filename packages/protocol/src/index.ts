@@ -31,6 +31,8 @@ export {
 export {
   AUDIT_EVENT_TYPES,
   AUTH_FAILURE_REASONS,
+  LOGIN_FAILURE_REASONS,
+  type LoginFailureReason,
   REPORTABLE_EVENT_TYPES,
   type AuthFailureReason,
   type ReportableEventType,

@@ -2,7 +2,9 @@
  * The OAuth wire error codes Latchkey answers with: RFC 6749 §5.2, RFC 6750 §3.1 (`invalid_token`,
  * `insufficient_scope`), RFC 7591 §3.2.2 (`invalid_client_metadata`), RFC 8707 §2
  * (`invalid_target`), `access_denied` (a permission refused by the SDK's requirePermission), and
- * `temporarily_unavailable` / `server_error` (RFC 6749 §4.1.2.1). docs/errors.md lists exactly
+ * `temporarily_unavailable` / `server_error` (RFC 6749 §4.1.2.1), and the authorization endpoint's
+ * (`unsupported_response_type`, RFC 6749 §4.1.2.1; `request_not_supported`,
+ * `request_uri_not_supported`, OpenID Connect Core §3.1.2.6), sent to the redirect URI. docs/errors.md lists exactly
  * these; a test keeps the two in step.
  */
 export const OAUTH_ERROR_CODES = [
@@ -12,6 +14,10 @@ export const OAUTH_ERROR_CODES = [
   'unsupported_grant_type',
   'invalid_scope',
   'invalid_target',
+  'invalid_grant',
+  'unsupported_response_type',
+  'request_not_supported',
+  'request_uri_not_supported',
   'invalid_token',
   'insufficient_scope',
   'invalid_client_metadata',

@@ -51,6 +51,14 @@ import { registerCaAdmin } from './admin/ca_admin.ts';
 import { registerUserAdmin } from './admin/user_admin.ts';
 import type { PasswordHasher } from './users/password_hash.ts';
 import type { PasswordPolicy } from './users/password_policy.ts';
+import { type LockoutPolicy, LoginLockout } from './users/login_lockout.ts';
+import { PasswordLogin } from './users/password_login.ts';
+import { KnownDevices } from './users/known_device.ts';
+import { registerAuthorizeEndpoints } from './oauth/authorize/authorize_endpoints.ts';
+import { LoginTransactions } from './oauth/authorize/login_transaction.ts';
+import { authorizationCodeGrant } from './oauth/grants/authorization_code.ts';
+import { registerUserinfoEndpoint } from './oauth/userinfo_endpoint.ts';
+import { publicClient } from './oauth/client_auth/none.ts';
 import { ClientJwks } from './oauth/client_auth/client_jwks.ts';
 import { OutboundFetch } from './http/outbound_fetch.ts';
 import { tlsClientAuth } from './oauth/client_auth/tls_client_auth.ts';
@@ -77,8 +85,8 @@ export interface AppDeps {
   metrics: Metrics;
   tokenPolicy: TokenPolicy;
   workload: { ca: WorkloadCa; trustDomain: string };
-  /** How users' passwords are hashed and which are refused. */
-  passwords: { hasher: PasswordHasher; policy: PasswordPolicy };
+  /** How users' passwords are hashed, which are refused, and how failed logins slow further ones. */
+  passwords: { hasher: PasswordHasher; policy: PasswordPolicy; lockout?: LockoutPolicy };
   master: MasterKey;
   events: ServerEvents;
   logger: Logger;
@@ -187,25 +195,43 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   const { trustDomain } = deps.workload;
   const spiffeIdOf = (clientId: string) => serviceSpiffeId(trustDomain, clientId);
+  const authenticatorMethods = [
+    clientSecretBasic(master.secretHashKey),
+    clientSecretPost(master.secretHashKey),
+    privateKeyJwt({ clock, issuer, clockSkew: config.clockSkew, replay: storage, jwks }),
+    tlsClientAuth({
+      clock,
+      certificate,
+      anchors: async () => (await deps.workload.ca.state()).anchors,
+      trustDomain,
+      jwks,
+    }),
+  ];
+  const authLimiter = new FailureLimiter(config.authFailureLimit, clock);
   const authenticate = clientAuthenticator({
-    methods: [
-      clientSecretBasic(master.secretHashKey),
-      clientSecretPost(master.secretHashKey),
-      privateKeyJwt({ clock, issuer, clockSkew: config.clockSkew, replay: storage, jwks }),
-      tlsClientAuth({
-        clock,
-        certificate,
-        anchors: async () => (await deps.workload.ca.state()).anchors,
-        trustDomain,
-        jwks,
-      }),
-    ],
+    methods: authenticatorMethods,
     clients,
     events,
     clock,
-    limiter: new FailureLimiter(config.authFailureLimit, clock),
+    limiter: authLimiter,
+  });
+  // At /token a public client (none) may also redeem its codes; introspection and revocation stay for clients with credentials.
+  const authenticateAtToken = clientAuthenticator({
+    methods: [...authenticatorMethods, publicClient(certificate)],
+    clients,
+    events,
+    clock,
+    limiter: authLimiter,
   });
   const requireAdmin = adminGuard({ settings: storage, hashKey: master.secretHashKey, events });
+  const { hasher, policy: passwordPolicy } = deps.passwords;
+  const passwordLogin = new PasswordLogin({
+    users: storage,
+    hasher,
+    lockout: new LoginLockout(storage, clock, deps.passwords.lockout),
+    events,
+    clock,
+  });
 
   const registration = {
     clock,
@@ -273,9 +299,43 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           tokenPolicy: deps.tokenPolicy,
           certificate,
         }),
+        authorizationCodeGrant({
+          clock,
+          issuer,
+          accessTokenTtl: config.accessTokenTtl,
+          keys,
+          codes: storage,
+          users: storage,
+          events,
+          revocations: deps.revocations,
+          tokenPolicy: deps.tokenPolicy,
+        }),
       ],
-      authenticate,
+      authenticate: authenticateAtToken,
       events,
+    });
+    registerAuthorizeEndpoints(open, {
+      issuer,
+      clock,
+      clients,
+      users: storage,
+      codes: storage,
+      login: passwordLogin,
+      transactions: new LoginTransactions(master),
+      devices: new KnownDevices(master),
+      policy: passwordPolicy,
+      hasher,
+      events,
+      secureCookies: issuer.startsWith('https:'),
+      codeTtl: 60,
+    });
+    registerUserinfoEndpoint(open, {
+      issuer,
+      clock,
+      clockSkew: config.clockSkew,
+      keys,
+      revocations: deps.revocations,
+      users: storage,
     });
     registerIntrospectionEndpoint(open, {
       clock,

@@ -27,6 +27,15 @@ export const aboutClient = (actor: string, clientId: string, request: { id: stri
   source_ip: request.ip,
 });
 
+/** The members every successful event about a user shares: who acted on which user, from which request. */
+export const aboutUser = (actor: string, sub: string, request: { id: string; ip: string }) => ({
+  actor,
+  subject: sub,
+  outcome: 'success' as const,
+  request_id: request.id,
+  source_ip: request.ip,
+});
+
 /**
  * Typed server events (`token.issued`, `client.auth_failed`, ...). Handlers emit; audit
  * subscribes. Grants and endpoints never write logs or audit rows themselves.

@@ -1,5 +1,6 @@
 import { LatchkeyError } from './errors.ts';
 import { PasswordHasher } from './users/password_hash.ts';
+import { DEFAULT_LOCKOUT } from './users/login_lockout.ts';
 import { PasswordPolicy } from './users/password_policy.ts';
 import { OutboundFetch } from './http/outbound_fetch.ts';
 import type { FastifyInstance } from 'fastify';
@@ -263,6 +264,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     const purge = setInterval(() => {
       storage
         .purgeExpired(epochSeconds(clock))
+        .then(() => storage.purgeLoginFailures(clock.now() - DEFAULT_LOCKOUT.windowSeconds * 1000))
         .catch((err: Error) => logger.warn({ err: { message: err.message } }, 'purge failed'));
     }, 60_000);
     purge.unref();

@@ -32,6 +32,8 @@ export interface AuthorizerOptions {
   userPrincipalType?: string;
   /** Entity type of the token's `roles` (default `Role`). */
   roleType?: string;
+  /** Entity type of a user token's `groups` (RFC 9068 §2.2.3.1; default `Group`). */
+  groupType?: string;
   /** Decisions remembered per bundle version for repeated identical requests (default 10,000; 0 turns it off). */
   cacheSize?: number;
 }
@@ -41,7 +43,7 @@ export type EntityRef = Uid | string;
 
 /** What {@link Authorizer.authorize} is asked. */
 export interface AuthorizeRequest {
-  /** The verified token's claims (principal from `sub`/`client_id`, roles from `roles`), or an entity. */
+  /** The verified token's claims (principal from `sub`/`client_id`, parents from `roles` and a user's `groups`), or an entity. */
   principal: AccessTokenClaims | EntityRef;
   /** e.g. `Orders::Action::"read"`. */
   action: EntityRef;
@@ -183,6 +185,7 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
   const serviceType = options.servicePrincipalType ?? 'Service';
   const userType = options.userPrincipalType ?? 'User';
   const roleType = options.roleType ?? 'Role';
+  const groupType = options.groupType ?? 'Group';
   const cacheSize = options.cacheSize ?? 10_000;
   let loaded: Loaded | undefined;
   const cache = new Map<string, AuthorizeResult>();
@@ -232,9 +235,12 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
     let roles: Uid[] = [];
     if (isClaims(p)) {
       uid = { type: p.sub === p.client_id ? serviceType : userType, id: p.sub };
-      roles = (Array.isArray(p.roles) ? p.roles : [])
-        .filter((r): r is string => typeof r === 'string')
-        .map((r) => ({ type: roleType, id: r }));
+      const names = (v: unknown) => (Array.isArray(v) ? v : []).filter((r): r is string => typeof r === 'string');
+      // RFC 9068 §2.2.3.1: a user's roles and groups are parents, as a service's roles are.
+      roles = [
+        ...names(p.roles).map((r) => ({ type: roleType, id: r })),
+        ...names(p.groups).map((g) => ({ type: groupType, id: g })),
+      ];
     } else uid = parseRef(p);
     const known = index?.get(uid);
     const parents = [...(known?.parents ?? [])];

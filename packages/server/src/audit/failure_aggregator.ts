@@ -76,6 +76,8 @@ const ANONYMOUS_REASONS = new Set([
 function aggregated(type: AuditEventType, reason: string | undefined): boolean {
   return (
     type === 'admin.auth_failed' ||
-    (type === 'client.auth_failed' && reason !== undefined && ANONYMOUS_REASONS.has(reason))
+    (type === 'client.auth_failed' && reason !== undefined && ANONYMOUS_REASONS.has(reason)) ||
+    // Once the lockout holds a source back, its further attempts are counted, not written one by one.
+    (type === 'user.login_failed' && reason === 'locked')
   );
 }

@@ -11,6 +11,7 @@ const SECURITY: Record<Credential, Record<string, string[]>[]> = {
   client: [{ clientBasic: [] }, { mutualTls: [] }, {}],
   service: [{ clientBasic: [] }, { serviceBearer: [] }, { mutualTls: [] }],
   registration: [{ registrationBearer: [] }],
+  user: [{ userBearer: [] }],
 };
 
 /**
@@ -26,12 +27,17 @@ export function registerOpenApi(app: FastifyInstance, version: string): void {
         title: 'Latchkey identity provider',
         version,
         description:
-          'OAuth 2.0 token service (client_credentials, RFC 9068 access tokens), introspection, revocation, dynamic client registration, feeds of revocations, keys and policy, the workload CA, the audit trail and the admin API. Errors: docs/errors.md.',
+          'OAuth 2.0 token service (client_credentials; authorization code with PKCE and OpenID Connect for users; RFC 9068 access tokens), introspection, revocation, dynamic client registration, feeds of revocations, keys and policy, the workload CA, the audit trail and the admin API. Errors: docs/errors.md.',
         license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
       },
       components: {
         securitySchemes: {
           adminBearer: { type: 'http', scheme: 'bearer', description: 'the admin bearer (LATCHKEY_ADMIN_TOKEN)' },
+          userBearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: "a user's access token for the IdP, with the openid scope (authorization code flow)",
+          },
           clientBasic: { type: 'http', scheme: 'basic', description: 'client_secret_basic (RFC 6749 §2.3.1)' },
           // OpenAPI 3.1's mutualTLS scheme (openapi-types describes 3.0, which lacks it).
           mutualTls: {

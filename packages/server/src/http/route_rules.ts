@@ -10,9 +10,10 @@ import { AdminError, OAuthError } from '../errors.ts';
  * - `client`: client authentication (RFC 6749 §2.3: Basic, post, private_key_jwt, mTLS);
  * - `service`: a registered client as a service: client authentication or one of its own access
  *   tokens audienced to the IdP (feeds, audit ingestion, workload certificates);
- * - `registration`: the client's RFC 7592 registration access token.
+ * - `registration`: the client's RFC 7592 registration access token;
+ * - `user`: a user's access token issued for the IdP (OpenID Connect UserInfo), checked by the route.
  */
-export const CREDENTIALS = ['none', 'admin', 'client', 'service', 'registration'] as const;
+export const CREDENTIALS = ['none', 'admin', 'client', 'service', 'registration', 'user'] as const;
 export type Credential = (typeof CREDENTIALS)[number];
 
 declare module 'fastify' {

@@ -11,6 +11,8 @@ export interface AccessTokenInput {
   ttl: number;
   scope?: string | undefined;
   roles?: string[] | undefined;
+  /** A user's groups (RFC 9068 §2.2.3.1). */
+  groups?: string[] | undefined;
   /** RFC 8705 §3.1 confirmation: the client certificate the token is bound to. */
   cnf?: { 'x5t#S256': string } | undefined;
 }
@@ -37,6 +39,7 @@ export function mintAccessToken(
   };
   if (input.scope) claims.scope = input.scope;
   if (input.roles && input.roles.length > 0) claims.roles = input.roles;
+  if (input.groups && input.groups.length > 0) claims.groups = input.groups;
   if (input.cnf) claims.cnf = input.cnf;
   return { token: keys.signAccessToken(claims), claims };
 }

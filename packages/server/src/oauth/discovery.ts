@@ -24,8 +24,31 @@ export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm, mtl
     registration_endpoint: `${issuer}/register`,
     introspection_endpoint: `${issuer}/introspect`,
     revocation_endpoint: `${issuer}/revoke`,
-    // REQUIRED by RFC 8414 §2; Latchkey has no authorization endpoint yet, so no response type.
-    response_types_supported: [],
+    authorization_endpoint: `${issuer}/authorize`,
+    userinfo_endpoint: `${issuer}/userinfo`,
+    response_types_supported: ['code'],
+    response_modes_supported: ['query'],
+    // RFC 9700 §2.1.1: PKCE for every client, S256 only.
+    code_challenge_methods_supported: ['S256'],
+    scopes_supported: ['openid', 'profile', 'email'],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: [signingAlg],
+    claims_supported: [
+      'sub',
+      'iss',
+      'aud',
+      'exp',
+      'iat',
+      'auth_time',
+      'nonce',
+      'preferred_username',
+      'name',
+      'updated_at',
+      'email',
+      'email_verified',
+    ],
+    request_parameter_supported: false,
+    request_uri_parameter_supported: false,
     grant_types_supported: [...GRANT_TYPES],
     token_endpoint_auth_methods_supported: methods,
     token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGORITHMS],
@@ -35,7 +58,8 @@ export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm, mtl
     revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGORITHMS],
     // RFC 9068 access tokens are signed with this algorithm.
     access_token_signing_alg_values_supported: [signingAlg],
-    authorization_response_iss_parameter_supported: false,
+    // RFC 9207: every authorization response carries iss.
+    authorization_response_iss_parameter_supported: true,
     // RFC 8705 §3.3: access tokens can be bound to the client certificate (on the same endpoints;
     // no mtls_endpoint_aliases are needed, §5).
     tls_client_certificate_bound_access_tokens: mtls,

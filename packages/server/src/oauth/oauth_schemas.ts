@@ -16,7 +16,10 @@ const ClientAuthParams = {
  */
 export const TokenRequest = Type.Object(
   {
-    grant_type: FormParam('client_credentials'),
+    grant_type: FormParam('client_credentials or authorization_code'),
+    code: FormParam('authorization_code: the code from the redirect'),
+    redirect_uri: FormParam('authorization_code: the redirect_uri of the authorization request'),
+    code_verifier: FormParam('authorization_code: the PKCE verifier (RFC 7636 §4.5)'),
     scope: FormParam('space-separated scopes, a subset of the registered scope'),
     resource: Type.Optional(
       Type.Union([Type.String({ maxLength: 2048 }), Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 20 })], {
@@ -43,6 +46,8 @@ export const TokenResponseSchema = Type.Object({
   token_type: Type.Literal('Bearer'),
   expires_in: Type.Integer(),
   scope: Type.Optional(Type.String()),
+  /** OpenID Connect Core §3.1.3.3, when the scope has `openid`. */
+  id_token: Type.Optional(Type.String()),
 });
 export type TokenResponse = Static<typeof TokenResponseSchema>;
 

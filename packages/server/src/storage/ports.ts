@@ -25,6 +25,8 @@ export interface ClientMetadata {
   tls_client_auth_san_uri?: string;
   /** RFC 8705 §3.4: every access token of this client is bound to its client certificate. */
   tls_client_certificate_bound_access_tokens?: boolean;
+  /** RFC 7591 §2: where /authorize may send the browser back, compared exactly (RFC 9700 §2.1). */
+  redirect_uris?: string[];
 }
 
 export interface ClientRecord {
@@ -119,6 +121,39 @@ export interface LoginFailureStore {
   clearLoginFailuresOf(key: string): Promise<void>;
   /** Drops counts whose last failure is before `before` (epoch ms); returns how many. */
   purgeLoginFailures(before: number): Promise<number>;
+}
+
+/** An authorization code (RFC 6749 §4.1.2), stored by the hash of its value only. */
+export interface AuthorizationCodeRecord {
+  codeHash: string;
+  clientId: string;
+  /** The user who logged in. */
+  sub: string;
+  redirectUri: string;
+  /** RFC 7636 S256 challenge. */
+  codeChallenge: string;
+  scope: string | null;
+  nonce: string | null;
+  /** RFC 8707 resources asked for at /authorize. */
+  resource: string[] | null;
+  /** When the user authenticated (epoch seconds, OpenID Connect `auth_time`). */
+  authTime: number;
+  expiresAt: number;
+}
+
+export interface AuthorizationCodeStore {
+  saveAuthorizationCode(code: AuthorizationCodeRecord, audit?: WithAudit): Promise<void>;
+  /**
+   * Uses a code once (atomically, across replicas). `first`: it had not been used, and now is.
+   * Otherwise it was used before: `jti` is the token issued for it then, if any (RFC 6749 §4.1.2:
+   * revoke what a replayed code gave). Undefined when there is no such code.
+   */
+  useAuthorizationCode(
+    codeHash: string,
+    now: number,
+  ): Promise<{ code: AuthorizationCodeRecord; first: boolean; jti: string | null } | undefined>;
+  /** Remembers the access token issued for a code, to revoke it if the code is replayed. */
+  setAuthorizationCodeJti(codeHash: string, jti: string): Promise<void>;
 }
 
 export type KeyState = 'next' | 'current' | 'retired' | 'revoked';
@@ -346,6 +381,7 @@ export interface Storage
   extends ClientStore,
     UserStore,
     LoginFailureStore,
+    AuthorizationCodeStore,
     KeyStore,
     LeaseStore,
     ReplayStore,

@@ -13,6 +13,7 @@ import type {
   KeyState,
   SigningKeyRecord,
   UserRecord,
+  AuthorizationCodeRecord,
 } from './ports.ts';
 
 /** Row shapes shared by the SQL adapters, and their mapping to records. */
@@ -105,6 +106,50 @@ export const userParams = (u: UserRecord): unknown[] => {
   const updatedAt = rest.pop();
   return [u.sub, username, u.usernameKey, ...rest, u.createdAt, updatedAt];
 };
+
+export const CODE_COLUMNS =
+  'code_hash, client_id, sub, redirect_uri, code_challenge, scope, nonce, resource, auth_time, expires_at';
+
+export interface CodeRow {
+  code_hash: string;
+  client_id: string;
+  sub: string;
+  redirect_uri: string;
+  code_challenge: string;
+  scope: string | null;
+  nonce: string | null;
+  resource: string | null;
+  auth_time: number | string;
+  expires_at: number | string;
+  used_at?: number | string | null;
+  jti?: string | null;
+}
+
+export const codeFromRow = (r: CodeRow): AuthorizationCodeRecord => ({
+  codeHash: r.code_hash,
+  clientId: r.client_id,
+  sub: r.sub,
+  redirectUri: r.redirect_uri,
+  codeChallenge: r.code_challenge,
+  scope: r.scope,
+  nonce: r.nonce,
+  resource: r.resource === null ? null : (JSON.parse(r.resource) as string[]),
+  authTime: Number(r.auth_time),
+  expiresAt: Number(r.expires_at),
+});
+
+export const codeParams = (c: AuthorizationCodeRecord): unknown[] => [
+  c.codeHash,
+  c.clientId,
+  c.sub,
+  c.redirectUri,
+  c.codeChallenge,
+  c.scope,
+  c.nonce,
+  c.resource === null ? null : JSON.stringify(c.resource),
+  c.authTime,
+  c.expiresAt,
+];
 
 export interface KeyRow {
   kid: string;

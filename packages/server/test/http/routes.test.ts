@@ -16,6 +16,12 @@ const EXPECTED: Record<string, string> = {
   'GET /openapi.json': 'none',
   'GET /ca/bundle': 'none',
   'POST /token': 'client',
+  'GET /authorize': 'none',
+  'POST /authorize': 'none',
+  'POST /authorize/login': 'none',
+  'POST /authorize/password': 'none',
+  'GET /userinfo': 'user',
+  'POST /userinfo': 'user',
   'POST /introspect': 'client',
   'POST /revoke': 'client',
   'GET /register/:clientId': 'registration',
@@ -76,6 +82,7 @@ const FORM_BODIES: Record<string, string> = {
   '/token': 'grant_type=client_credentials',
   '/introspect': 'token=x',
   '/revoke': 'token=x',
+  '/userinfo': 'x=1',
 };
 
 describe('every route states its credential, and enforces it', () => {
@@ -97,7 +104,7 @@ describe('every route states its credential, and enforces it', () => {
   test('asked without credentials, every protected route refuses with 401 before reading the request, and only those', async () => {
     for (const r of table) {
       const path = r.url.replace(/:[a-zA-Z]+/g, 'x1');
-      const form = FORM_BODIES[r.url];
+      const form = r.method === 'POST' ? FORM_BODIES[r.url] : undefined;
       const res = await t.fetch(`${t.issuer}${path}`, {
         method: r.method,
         ...(form
@@ -119,7 +126,7 @@ describe('every route states its credential, and enforces it', () => {
       if (r.credential === 'client') {
         assert.equal(body?.error, 'invalid_client', where);
         assert.match(challenge, /^Basic /, where);
-      } else if (r.credential === 'admin' || r.credential === 'registration') {
+      } else if (r.credential === 'admin' || r.credential === 'registration' || r.credential === 'user') {
         assert.match(challenge, /^Bearer /, where);
       } else {
         // A service may authenticate as a client (Basic) or with its own access token.

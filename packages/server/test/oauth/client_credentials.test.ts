@@ -44,13 +44,14 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
       assert.equal(m.introspection_endpoint, `${t.issuer}/introspect`);
       assert.equal(m.revocation_endpoint, `${t.issuer}/revoke`);
       assert.equal(m.registration_endpoint, `${t.issuer}/register`);
-      assert.deepEqual(m.grant_types_supported, ['client_credentials']);
+      assert.deepEqual(m.grant_types_supported, ['client_credentials', 'authorization_code']);
       assert.deepEqual(m.token_endpoint_auth_methods_supported, [
         'client_secret_basic',
         'client_secret_post',
         'private_key_jwt',
         'tls_client_auth',
         'self_signed_tls_client_auth',
+        'none',
       ]);
       assert.equal(m.tls_client_certificate_bound_access_tokens, true);
     }

@@ -37,6 +37,7 @@ export const ClientMetadataSchema = Type.Object(
     ),
     tls_client_auth_san_uri: member(Uri),
     tls_client_certificate_bound_access_tokens: member(Type.Boolean()),
+    redirect_uris: member(Type.Array(Uri, { minItems: 1, maxItems: 20 })),
   },
   {
     $id: 'ClientMetadata',
@@ -88,6 +89,16 @@ export function validateClientMetadata(
   if (!(TOKEN_ENDPOINT_AUTH_METHODS as readonly string[]).includes(method))
     throw bad('token_endpoint_auth_method is not supported');
 
+  const codeFlow = grantTypes.includes('authorization_code');
+  if (codeFlow && !m.redirect_uris) throw bad('authorization_code needs redirect_uris');
+  if (!codeFlow && m.redirect_uris) throw bad('redirect_uris apply to the authorization_code grant only');
+  for (const uri of m.redirect_uris ?? []) {
+    const problem = redirectUriProblem(uri);
+    if (problem) throw bad(`redirect_uris: ${JSON.stringify(uri.slice(0, 100))} ${problem}`);
+  }
+  // A public client has no credential to prove who it is: it may only be sent codes (with PKCE).
+  if (method === 'none' && grantTypes.some((g) => g !== 'authorization_code'))
+    throw bad('a client without authentication (none) may use the authorization_code grant only');
   if (m.jwks && m.jwks_uri) throw bad('jwks and jwks_uri must not both be present (RFC 7591 §2)');
   if (method === 'private_key_jwt' && !m.jwks && !m.jwks_uri) throw bad('private_key_jwt needs jwks or jwks_uri');
   // RFC 8705 §2.2.2: the self-signed certificates are registered as x5c of the client's JWKS.
@@ -153,7 +164,30 @@ export function validateClientMetadata(
   if (m.policy_namespaces !== undefined) out.policy_namespaces = [...new Set(m.policy_namespaces)];
   if (m.tls_client_auth_san_uri !== undefined) out.tls_client_auth_san_uri = m.tls_client_auth_san_uri;
   if (m.tls_client_certificate_bound_access_tokens === true) out.tls_client_certificate_bound_access_tokens = true;
+  if (m.redirect_uris !== undefined) out.redirect_uris = [...new Set(m.redirect_uris)];
   return out;
+}
+
+/**
+ * Why a redirect URI cannot be registered, or undefined. RFC 9700 §2.1 and §4.1: absolute, no
+ * fragment (RFC 6749 §3.1.2), https — or, for native apps (RFC 8252), http on a loopback address
+ * (§7.3) or a private-use scheme named after a domain the app owns (§7.1, `com.example.app:/cb`).
+ */
+export function redirectUriProblem(uri: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(uri);
+  } catch {
+    return 'is not an absolute URI';
+  }
+  if (u.hash || uri.includes('#')) return 'must not have a fragment';
+  if (u.protocol === 'https:') return undefined;
+  if (u.protocol === 'http:')
+    return ['127.0.0.1', '[::1]', 'localhost'].includes(u.hostname)
+      ? undefined
+      : 'must be https (http only on a loopback address, RFC 8252 §7.3)';
+  if (/^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+:$/.test(u.protocol)) return undefined;
+  return 'must be https, loopback http, or a private-use scheme in reverse domain form (RFC 8252 §7.1)';
 }
 
 /**

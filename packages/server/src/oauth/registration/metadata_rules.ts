@@ -34,6 +34,7 @@ export const METADATA_RULES: { readonly [K in keyof Required<ClientMetadata>]: M
   token_endpoint_auth_signing_alg: { kind: 'own', absent: 'any allowed algorithm' },
   default_audience: { kind: 'derived', absent: 'the first audience' },
   tls_client_auth_san_uri: { kind: 'derived', absent: "the client's own SPIFFE ID" },
+  redirect_uris: { kind: 'grant', absent: 'nothing' },
 };
 
 export interface MemberRule {

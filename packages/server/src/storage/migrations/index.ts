@@ -189,6 +189,21 @@ CREATE TABLE login_failures (
   last_failure_at BIGINT NOT NULL
 );
 CREATE INDEX login_failures_age ON login_failures (last_failure_at);
+CREATE TABLE authorization_codes (
+  code_hash TEXT PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  sub TEXT NOT NULL,
+  redirect_uri TEXT NOT NULL,
+  code_challenge TEXT NOT NULL,
+  scope TEXT,
+  nonce TEXT,
+  resource TEXT,
+  auth_time BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  used_at BIGINT,
+  jti TEXT
+);
+CREATE INDEX authorization_codes_expiry ON authorization_codes (expires_at);
 `;
 
 export const migrations: readonly Migration[] = [
@@ -230,7 +245,7 @@ export const migrations: readonly Migration[] = [
   },
   {
     version: 7,
-    name: 'users and login failure counts',
+    name: 'users, login failure counts, authorization codes',
     sqlite: users('INTEGER'),
     postgres: users('BOOLEAN'),
   },

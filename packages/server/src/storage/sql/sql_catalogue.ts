@@ -8,6 +8,7 @@ import {
   POLICY_COLUMNS,
   POLICY_SUMMARY_COLUMNS,
   USER_COLUMNS,
+  CODE_COLUMNS,
 } from '../rows.ts';
 
 /** `?, ?, ...` for `n` parameters. */
@@ -57,6 +58,13 @@ export const SQL = {
   /** Parameters: key, length of key + 1, key + ' '. */
   clearLoginFailuresOf: 'DELETE FROM login_failures WHERE key = ? OR substr(key, 1, ?) = ?',
   purgeLoginFailures: 'DELETE FROM login_failures WHERE last_failure_at < ?',
+
+  insertCode: `INSERT INTO authorization_codes (${CODE_COLUMNS}) VALUES (${marks(10)})`,
+  /** Parameters: now, code hash. Only a code not used before. */
+  useCode: `UPDATE authorization_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL RETURNING ${CODE_COLUMNS}`,
+  usedCode: `SELECT ${CODE_COLUMNS}, used_at, jti FROM authorization_codes WHERE code_hash = ?`,
+  setCodeJti: 'UPDATE authorization_codes SET jti = ? WHERE code_hash = ?',
+  purgeCodes: 'DELETE FROM authorization_codes WHERE expires_at < ?',
 
   insertKey: `INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES (${marks(9)})`,
   listKeys: `SELECT ${KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid`,

@@ -16,6 +16,7 @@ import type {
   PolicyVersionSummary,
   SigningKeyRecord,
   UserPage,
+  AuthorizationCodeRecord,
   UserRecord,
   Storage,
   WithAudit,
@@ -42,6 +43,9 @@ import {
   policyParams,
   policySummaryFromRow,
   type UserRow,
+  type CodeRow,
+  codeFromRow,
+  codeParams,
   userChangeParams,
   userFromRow,
   userParams,
@@ -278,6 +282,26 @@ export class SqlStorage implements Storage {
     return this.db.run(SQL.purgeLoginFailures, [before]);
   }
 
+  // Authorization codes
+
+  async saveAuthorizationCode(c: AuthorizationCodeRecord, audit?: WithAudit): Promise<void> {
+    await this.change((tx) => tx.run(SQL.insertCode, codeParams(c)), audit);
+  }
+
+  async useAuthorizationCode(
+    codeHash: string,
+    now: number,
+  ): Promise<{ code: AuthorizationCodeRecord; first: boolean; jti: string | null } | undefined> {
+    const fresh = await this.db.get<CodeRow>(SQL.useCode, [now, codeHash]);
+    if (fresh) return { code: codeFromRow(fresh), first: true, jti: null };
+    const used = await this.db.get<CodeRow>(SQL.usedCode, [codeHash]);
+    return used && { code: codeFromRow(used), first: false, jti: used.jti ?? null };
+  }
+
+  async setAuthorizationCodeJti(codeHash: string, jti: string): Promise<void> {
+    await this.db.run(SQL.setCodeJti, [jti, codeHash]);
+  }
+
   // Signing keys
 
   async insertKey(k: SigningKeyRecord, audit?: WithAudit): Promise<void> {
@@ -339,7 +363,12 @@ export class SqlStorage implements Storage {
   }
 
   async purgeExpired(now: number): Promise<number> {
-    return (await this.db.run(SQL.purgeUsedIds, [now])) + (await this.db.run(SQL.purgeFeed, [now]));
+    // Used codes stay an hour past their expiry, so a late replay still revokes what the code gave.
+    return (
+      (await this.db.run(SQL.purgeUsedIds, [now])) +
+      (await this.db.run(SQL.purgeFeed, [now])) +
+      (await this.db.run(SQL.purgeCodes, [now - 3600]))
+    );
   }
 
   // Feed

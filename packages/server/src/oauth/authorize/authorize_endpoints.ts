@@ -1,0 +1,244 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { type Clock, epochSeconds } from '@latchkey/protocol';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { aboutUser, type ServerEvents } from '../../events.ts';
+import { FORM_CONTENT_TYPE, type FormBody } from '../../http/form.ts';
+import type { AuthorizationCodeStore, ClientStore, UserRecord, UserStore } from '../../storage/ports.ts';
+import type { KnownDevices } from '../../users/known_device.ts';
+import type { PasswordHasher } from '../../users/password_hash.ts';
+import type { LoginContext, PasswordLogin } from '../../users/password_login.ts';
+import type { PasswordPolicy } from '../../users/password_policy.ts';
+import {
+  type AuthorizationRequest,
+  AuthorizeError,
+  checkAuthorizationRequest,
+  type RawParams,
+  responseUri,
+} from './authorization_request.ts';
+import { errorPage, loginPage, PAGE_HEADERS, passwordChangePage } from './login_page.ts';
+import { LoginTransactions } from './login_transaction.ts';
+
+export interface AuthorizeDeps {
+  issuer: string;
+  clock: Clock;
+  clients: Pick<ClientStore, 'getClient'>;
+  users: Pick<UserStore, 'getUser' | 'updateUser'>;
+  codes: Pick<AuthorizationCodeStore, 'saveAuthorizationCode'>;
+  login: Pick<PasswordLogin, 'login' | 'succeeded'>;
+  transactions: LoginTransactions;
+  devices: KnownDevices;
+  policy: Pick<PasswordPolicy, 'check'>;
+  hasher: Pick<PasswordHasher, 'hash'>;
+  events: ServerEvents;
+  /** Cookies marked Secure with the `__Host-` prefix: whenever the IdP is on HTTPS. */
+  secureCookies: boolean;
+  /** Seconds an authorization code lives (RFC 6749 §4.1.2: short, at most 10 minutes). */
+  codeTtl: number;
+}
+
+/** SHA-256 of a code or token, base64url: what is stored instead of the value. */
+export const sha256 = (value: string): string => createHash('sha256').update(value).digest('base64url');
+
+function cookiesOf(request: FastifyRequest): Map<string, string> {
+  const out = new Map<string, string>();
+  const header = request.headers.cookie;
+  if (typeof header !== 'string' || header.length > 8192) return out;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) out.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
+  }
+  return out;
+}
+
+const single = (form: FormBody, name: string): string | undefined => {
+  const v = form.get(name);
+  return v && v.length === 1 ? v[0] : undefined;
+};
+
+/**
+ * The authorization endpoint (RFC 6749 §3.1, §4.1; OpenID Connect Core §3.1.2) with its sign-in
+ * form: `GET|POST /authorize` checks the request and shows the form; `POST /authorize/login`
+ * checks the password (lockout first), and either asks for a new password (when an administrator
+ * set the old one) at `POST /authorize/password` or sends the browser back with a single-use code
+ * and `iss` (RFC 9207). Consent is not asked: every client is registered by the administrator,
+ * so every client is first-party.
+ */
+export function registerAuthorizeEndpoints(app: FastifyInstance, deps: AuthorizeDeps): void {
+  const cookie = (name: string) => (deps.secureCookies ? `__Host-lk-${name}` : `lk-${name}`);
+  const setCookie = (reply: FastifyReply, name: string, value: string, maxAge: number) =>
+    reply.header(
+      'set-cookie',
+      `${cookie(name)}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${deps.secureCookies ? '; Secure' : ''}`,
+    );
+  const html = (reply: FastifyReply, status: number, body: string) =>
+    reply.code(status).headers(PAGE_HEADERS).send(body);
+  const clientName = async (clientId: string) => {
+    const c = await deps.clients.getClient(clientId);
+    return c?.metadata.client_name ?? clientId;
+  };
+  const context = (request: FastifyRequest, clientId: string): LoginContext => {
+    const device = cookiesOf(request).get(cookie('device'));
+    return {
+      clientId,
+      requestId: request.id,
+      sourceIp: request.ip,
+      knownDevice: (sub) => deps.devices.knows(device, sub),
+    };
+  };
+
+  const authorize = async (reply: FastifyReply, params: RawParams) => {
+    const clientId = params.get('client_id')?.[0];
+    const client = clientId && clientId.length <= 255 ? await deps.clients.getClient(clientId) : undefined;
+    let checked: AuthorizationRequest;
+    try {
+      checked = checkAuthorizationRequest(params, client, client?.metadata.scope);
+    } catch (err) {
+      if (!(err instanceof AuthorizeError)) throw err;
+      if (!err.redirect) return html(reply, 400, errorPage('This sign-in link is not valid', err.message));
+      return reply
+        .code(303)
+        .header('cache-control', 'no-store')
+        .header(
+          'location',
+          responseUri(err.redirect.uri, {
+            error: err.error,
+            error_description: err.message,
+            state: err.redirect.state,
+            iss: deps.issuer,
+          }),
+        )
+        .send();
+    }
+    const csrf = LoginTransactions.csrfValue();
+    setCookie(reply, 'csrf', csrf, 600);
+    const tx = deps.transactions.seal(checked, csrf, deps.clock.now());
+    return html(reply, 200, loginPage({ tx, clientName: await clientName(checked.clientId) }));
+  };
+
+  app.get('/authorize', { config: { credential: 'none' }, schema: { hide: true } }, (request, reply) => {
+    const params: RawParams = new Map();
+    for (const [k, v] of new URL(request.url, deps.issuer).searchParams) {
+      if (v === '') continue;
+      params.set(k, [...(params.get(k) ?? []), v]);
+    }
+    return authorize(reply, params);
+  });
+  app.post(
+    '/authorize',
+    { config: { credential: 'none' }, schema: { hide: true, consumes: [FORM_CONTENT_TYPE] } },
+    (request, reply) => authorize(reply, request.body as FormBody),
+  );
+
+  /** A code for the user, the browser sent back with it (RFC 6749 §4.1.2), the device remembered. */
+  const finish = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    req: AuthorizationRequest,
+    user: UserRecord,
+    authTime: number,
+    passwordChanged: boolean,
+  ) => {
+    const code = randomBytes(32).toString('base64url');
+    await deps.codes.saveAuthorizationCode({
+      codeHash: sha256(code),
+      clientId: req.clientId,
+      sub: user.sub,
+      redirectUri: req.redirectUri,
+      codeChallenge: req.codeChallenge,
+      scope: req.scope,
+      nonce: req.nonce,
+      resource: req.resource.length > 0 ? req.resource : null,
+      authTime,
+      expiresAt: epochSeconds(deps.clock) + deps.codeTtl,
+    });
+    await deps.login.succeeded(user, context(request, req.clientId), { passwordChanged });
+    setCookie(reply, 'device', deps.devices.issue(user.sub, deps.clock.now()), 400 * 86400);
+    return reply
+      .code(303)
+      .header('cache-control', 'no-store')
+      .header('location', responseUri(req.redirectUri, { code, state: req.state, iss: deps.issuer }))
+      .send();
+  };
+
+  const staleForm = (reply: FastifyReply) =>
+    html(
+      reply,
+      403,
+      errorPage(
+        'This sign-in form is no longer valid',
+        'It has expired or was not opened in this browser. Go back to the application and sign in again.',
+      ),
+    );
+
+  app.post(
+    '/authorize/login',
+    { config: { credential: 'none' }, schema: { hide: true, consumes: [FORM_CONTENT_TYPE] } },
+    async (request, reply) => {
+      const form = request.body as FormBody;
+      const tx = deps.transactions.open(single(form, 'tx'), cookiesOf(request).get(cookie('csrf')), deps.clock.now());
+      if (!tx || tx === 'expired') return staleForm(reply);
+      const username = single(form, 'username') ?? '';
+      const password = single(form, 'password') ?? '';
+      const name = await clientName(tx.request.clientId);
+      const again = (status: number, error: string) =>
+        html(
+          reply,
+          status,
+          loginPage({ tx: single(form, 'tx') as string, clientName: name, error, username: username.slice(0, 256) }),
+        );
+      if (!username || !password || password.length > 1024) return again(400, 'Enter your username and password.');
+      const outcome = await deps.login.login(username, password, context(request, tx.request.clientId));
+      if (!outcome.ok) {
+        if (outcome.reason === 'locked') {
+          reply.header('retry-after', String(outcome.retryAfter));
+          return again(429, `Too many attempts. Try again in ${outcome.retryAfter} seconds.`);
+        }
+        return again(401, 'The username or password is wrong.');
+      }
+      const authTime = epochSeconds(deps.clock);
+      if (outcome.mustChangePassword) {
+        const next = deps.transactions.seal(tx.request, tx.csrf, deps.clock.now(), {
+          sub: outcome.user.sub,
+          authTime,
+        });
+        return html(reply, 200, passwordChangePage({ tx: next }));
+      }
+      return finish(request, reply, tx.request, outcome.user, authTime, false);
+    },
+  );
+
+  app.post(
+    '/authorize/password',
+    { config: { credential: 'none' }, schema: { hide: true, consumes: [FORM_CONTENT_TYPE] } },
+    async (request, reply) => {
+      const form = request.body as FormBody;
+      const sealed = single(form, 'tx');
+      const tx = deps.transactions.open(sealed, cookiesOf(request).get(cookie('csrf')), deps.clock.now());
+      if (!tx || tx === 'expired' || !tx.authenticated) return staleForm(reply);
+      const user = await deps.users.getUser(tx.authenticated.sub);
+      if (!user || user.disabled) return staleForm(reply);
+      const password = single(form, 'new_password') ?? '';
+      const confirm = single(form, 'confirm_password') ?? '';
+      const again = (error: string) => html(reply, 400, passwordChangePage({ tx: sealed as string, error }));
+      if (password !== confirm) return again('The two passwords are not the same.');
+      const refused = deps.policy.check(password, user.username);
+      if (refused) return again(`${refused.message.charAt(0).toUpperCase()}${refused.message.slice(1)}.`);
+      const at = epochSeconds(deps.clock);
+      const changed: UserRecord = {
+        ...user,
+        passwordHash: await deps.hasher.hash(password),
+        passwordChangedAt: at,
+        mustChangePassword: false,
+        updatedAt: at,
+      };
+      const event = deps.events.stage('user.password_set', {
+        ...aboutUser(`User::${JSON.stringify(user.sub)}`, user.sub, request),
+        detail: { username: user.username, generated: false, must_change: false },
+      });
+      // No revocation here: the administrator's reset that required this change revoked the user's tokens.
+      await deps.users.updateUser(changed, [event]);
+      deps.events.committed(event);
+      return finish(request, reply, tx.request, changed, tx.authenticated.authTime, true);
+    },
+  );
+}

@@ -1,0 +1,141 @@
+import { type Clock, epochSeconds } from '@latchkey/protocol';
+import { OAuthError, invalidRequest } from '../../errors.ts';
+import type { ServerEvents } from '../../events.ts';
+import { param } from '../../http/form.ts';
+import type { KeyRing } from '../../keys/key_ring.ts';
+import type { RevocationLog } from '../../revocation/revocation_log.ts';
+import type { AuthorizationCodeStore, UserStore } from '../../storage/ports.ts';
+import { mintAccessToken } from '../access_token.ts';
+import { chooseAudience } from '../audience.ts';
+import { sha256 } from '../authorize/authorize_endpoints.ts';
+import { pkceMatches } from '../authorize/pkce.ts';
+import { mintIdToken } from '../id_token.ts';
+import { userClaims } from '../user_claims.ts';
+import type { TokenPolicy } from '../../policy/token_policy.ts';
+import type { GrantHandler } from './types.ts';
+
+export interface AuthorizationCodeDeps {
+  clock: Clock;
+  issuer: string;
+  accessTokenTtl: number;
+  keys: Pick<KeyRing, 'signAccessToken' | 'signDocument'>;
+  codes: Pick<AuthorizationCodeStore, 'useAuthorizationCode' | 'setAuthorizationCodeJti'>;
+  users: Pick<UserStore, 'getUser'>;
+  events: ServerEvents;
+  revocations: Pick<RevocationLog, 'revokeToken'>;
+  tokenPolicy: Pick<TokenPolicy, 'allows'>;
+}
+
+const invalidGrant = (description: string) => new OAuthError('invalid_grant', description);
+
+/**
+ * RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6) and OpenID Connect Core §3.1.3: a code is good once,
+ * for the client it was issued to, with the same redirect URI and the verifier of its challenge.
+ * A code used twice revokes the token the first use gave (RFC 6749 §4.1.2; RFC 9700 §4.5). The
+ * access token is the user's (`sub`), carrying their roles and groups (RFC 9068 §2.2.3.1); with
+ * `openid` in the scope an ID token comes with it, and the IdP is among the audiences so the
+ * token also opens /userinfo.
+ */
+export function authorizationCodeGrant(deps: AuthorizationCodeDeps): GrantHandler {
+  return {
+    grantType: 'authorization_code',
+    multiValued: [],
+    async handle({ request, form, client, authMethod }) {
+      if (!client.metadata.grant_types.includes('authorization_code'))
+        throw new OAuthError('unauthorized_client', 'client is not registered for authorization_code');
+      const code = param(form, 'code');
+      const verifier = param(form, 'code_verifier');
+      if (!code) throw invalidRequest('code is missing');
+      if (!verifier) throw invalidRequest('code_verifier is missing (PKCE, RFC 7636 §4.5)');
+      if (form.has('resource')) throw new OAuthError('invalid_target', 'ask for resources at /authorize');
+      const now = epochSeconds(deps.clock);
+      const used = await deps.codes.useAuthorizationCode(sha256(code.slice(0, 512)), now);
+      if (!used) throw invalidGrant('the code is not valid');
+      const c = used.code;
+      if (!used.first) {
+        if (used.jti && c.clientId === client.clientId)
+          await deps.revocations.revokeToken({
+            jti: used.jti,
+            exp: now + deps.accessTokenTtl,
+            client_id: c.clientId,
+            sub: c.sub,
+          });
+        throw invalidGrant('the code was already used; the token it gave is revoked');
+      }
+      if (c.clientId !== client.clientId) throw invalidGrant('the code was issued to another client');
+      if (c.expiresAt < now) throw invalidGrant('the code has expired');
+      const redirectUri = param(form, 'redirect_uri');
+      if (redirectUri !== c.redirectUri) throw invalidGrant('redirect_uri is not the one of the authorization request');
+      if (!pkceMatches(verifier, c.codeChallenge))
+        throw invalidGrant('code_verifier does not match the code_challenge');
+      const user = await deps.users.getUser(c.sub);
+      if (!user || user.disabled) throw invalidGrant('the user can no longer sign in');
+
+      const scopes = (c.scope ?? '').split(' ').filter(Boolean);
+      const openid = scopes.includes('openid');
+      const allowed = (a: string) => a === deps.issuer || deps.tokenPolicy.allows(client, a);
+      const asked = c.resource ?? undefined;
+      const main = chooseAudience(
+        asked,
+        allowed,
+        asked ? undefined : (client.metadata.default_audience ?? deps.issuer),
+      );
+      // The IdP among the audiences when the user's scope asks for /userinfo.
+      const audience = [...new Set([...(Array.isArray(main) ? main : [main]), ...(openid ? [deps.issuer] : [])])];
+      const ttl = client.metadata.access_token_ttl ?? deps.accessTokenTtl;
+      const { token, claims } = mintAccessToken(
+        deps.keys,
+        deps.issuer,
+        {
+          subject: user.sub,
+          clientId: client.clientId,
+          audience: audience.length === 1 ? (audience[0] as string) : audience,
+          ttl,
+          scope: c.scope ?? undefined,
+          roles: user.roles,
+          groups: user.groups,
+        },
+        now,
+      );
+      await deps.codes.setAuthorizationCodeJti(c.codeHash, claims.jti);
+      await deps.events.emit('token.issued', {
+        actor: client.clientId,
+        subject: user.sub,
+        client_id: client.clientId,
+        outcome: 'success',
+        request_id: request.id,
+        source_ip: request.ip,
+        detail: {
+          grant_type: 'authorization_code',
+          auth_method: authMethod,
+          jti: claims.jti,
+          aud: claims.aud,
+          scope: c.scope,
+          exp: claims.exp,
+        },
+      });
+      const idToken = openid
+        ? mintIdToken(
+            deps.keys,
+            {
+              issuer: deps.issuer,
+              sub: user.sub,
+              clientId: client.clientId,
+              ttl,
+              authTime: c.authTime,
+              nonce: c.nonce,
+              claims: userClaims(user, c.scope),
+            },
+            now,
+          )
+        : undefined;
+      return {
+        access_token: token,
+        token_type: 'Bearer',
+        expires_in: ttl,
+        ...(c.scope ? { scope: c.scope } : {}),
+        ...(idToken ? { id_token: idToken } : {}),
+      };
+    },
+  };
+}

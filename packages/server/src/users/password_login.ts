@@ -1,0 +1,99 @@
+import type { Clock, LoginFailureReason } from '@latchkey/protocol';
+import type { ServerEvents } from '../events.ts';
+import type { UserRecord, UserStore } from '../storage/ports.ts';
+import type { LoginLockout } from './login_lockout.ts';
+import type { PasswordHasher } from './password_hash.ts';
+import { usernameKey } from './username.ts';
+
+/** Where a login comes from: the request it arrived in and the client it is for. */
+export interface LoginContext {
+  clientId: string;
+  requestId: string;
+  sourceIp: string;
+  /** The browser's known-device cookie matched the user (checked by the caller). */
+  knownDevice: (sub: string | undefined) => boolean;
+}
+
+export type LoginOutcome =
+  | { ok: true; user: UserRecord; mustChangePassword: boolean }
+  | { ok: false; reason: LoginFailureReason; retryAfter?: number };
+
+/**
+ * A password login, in this order: the lockout (before any hashing, so a locked attempt costs
+ * nothing), the user, the password (an unknown user costs the same hash), then the outcome —
+ * counted against the lockout and written as one audit event. The caller tells the person only
+ * "wrong username or password" (or how long to wait), whatever the reason.
+ */
+export class PasswordLogin {
+  private readonly deps: {
+    users: Pick<UserStore, 'getUserByUsername' | 'updateUser'>;
+    hasher: Pick<PasswordHasher, 'verify' | 'needsRehash' | 'hash'>;
+    lockout: Pick<LoginLockout, 'check' | 'failed' | 'succeeded'>;
+    events: ServerEvents;
+    clock: Clock;
+  };
+
+  constructor(deps: PasswordLogin['deps']) {
+    this.deps = deps;
+  }
+
+  async login(username: string, password: string, ctx: LoginContext): Promise<LoginOutcome> {
+    const key = usernameKey(username).slice(0, 256);
+    const user = await this.deps.users.getUserByUsername(key);
+    const knownDevice = ctx.knownDevice(user?.sub);
+    const attempt = { sub: user?.sub, usernameKey: key, sourceIp: ctx.sourceIp, knownDevice };
+    const fail = async (reason: LoginFailureReason, lock?: { scope: string; retryAfter: number }) => {
+      if (!lock) await this.deps.lockout.failed(attempt);
+      await this.deps.events.emit('user.login_failed', {
+        actor: user ? `User::${JSON.stringify(user.sub)}` : 'anonymous',
+        ...(user ? { subject: user.sub } : {}),
+        client_id: ctx.clientId,
+        outcome: 'failure',
+        reason,
+        request_id: ctx.requestId,
+        source_ip: ctx.sourceIp,
+        detail: {
+          username: key.slice(0, 128),
+          method: 'password',
+          known_device: knownDevice,
+          ...(lock ? { lock: lock.scope, retry_after: lock.retryAfter } : {}),
+        },
+      });
+      return { ok: false as const, reason, ...(lock ? { retryAfter: lock.retryAfter } : {}) };
+    };
+    const verdict = await this.deps.lockout.check(attempt);
+    if (verdict.locked) return fail('locked', verdict);
+    const matches = await this.deps.hasher.verify(password, user?.passwordHash ?? null);
+    if (!user) return fail('unknown_user');
+    if (user.passwordHash === null) return fail('no_password');
+    if (!matches) return fail('bad_password');
+    // A disabled user's correct password is still refused, and counted: the account is not to be used.
+    if (user.disabled) return fail('user_disabled');
+    await this.deps.lockout.succeeded(attempt);
+    let current = user;
+    if (this.deps.hasher.needsRehash(user.passwordHash)) {
+      // The cost rose since this hash was made: store one at today's cost, now that the password is known.
+      current = { ...user, passwordHash: await this.deps.hasher.hash(password) };
+      await this.deps.users.updateUser(current);
+    }
+    return { ok: true, user: current, mustChangePassword: user.mustChangePassword };
+  }
+
+  /** Writes the success event, once the login has led somewhere (a code issued). */
+  async succeeded(user: UserRecord, ctx: LoginContext, extra: { passwordChanged?: boolean } = {}): Promise<void> {
+    await this.deps.events.emit('user.login', {
+      actor: `User::${JSON.stringify(user.sub)}`,
+      subject: user.sub,
+      client_id: ctx.clientId,
+      outcome: 'success',
+      request_id: ctx.requestId,
+      source_ip: ctx.sourceIp,
+      detail: {
+        username: user.username,
+        method: 'password',
+        known_device: ctx.knownDevice(user.sub),
+        ...(extra.passwordChanged ? { password_changed: true } : {}),
+      },
+    });
+  }
+}
