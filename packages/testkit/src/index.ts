@@ -8,3 +8,4 @@ export { assertTlsProfile } from './tls_profile.ts';
 export { auditEvents } from './audit_events.ts';
 export { FakeClock } from './fake_clock.ts';
 export { opensslSelfSigned } from './openssl_cert.ts';
+export { Browser, userTokens } from './browser.ts';

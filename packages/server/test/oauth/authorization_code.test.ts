@@ -2,49 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
 import * as oidc from 'openid-client';
-import { auditEvents, startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { auditEvents, Browser, startTestIdp, type TestIdp } from '@latchkey/testkit';
 
 const APP = 'http://127.0.0.1/callback';
 const PASSWORD = 'lantern by the north gate';
-
-/** A browser as far as the sign-in needs one: cookies kept per site, redirects not followed. */
-class Browser {
-  readonly cookies = new Map<string, string>();
-  private readonly t: TestIdp;
-  constructor(t: TestIdp) {
-    this.t = t;
-  }
-
-  async fetch(url: string, init: RequestInit = {}): Promise<Response> {
-    const headers = new Headers(init.headers);
-    if (this.cookies.size > 0) headers.set('cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '));
-    const res = await this.t.fetch(url, { ...init, headers, redirect: 'manual' });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const i = (pair as string).indexOf('=');
-      this.cookies.set((pair as string).slice(0, i), (pair as string).slice(i + 1));
-    }
-    return res;
-  }
-
-  /** Posts a form the page showed (its hidden `tx` with the given fields). */
-  async submit(page: string, action: string, fields: Record<string, string>): Promise<Response> {
-    const tx = /name="tx" value="([^"]+)"/.exec(page)?.[1];
-    assert.ok(tx, 'the page has a form');
-    return this.fetch(`${this.t.issuer}${action}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ tx, ...fields }).toString(),
-    });
-  }
-
-  /** Opens the authorization URL and signs in; the response is the redirect back (or the page again). */
-  async signIn(url: URL | string, username: string, password: string): Promise<Response> {
-    const page = await this.fetch(String(url));
-    assert.equal(page.status, 200, await page.clone().text());
-    return this.submit(await page.text(), '/authorize/login', { username, password });
-  }
-}
 
 describe('authorization code + PKCE and OpenID Connect, driven by openid-client', () => {
   let t: TestIdp;
