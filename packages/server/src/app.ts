@@ -86,7 +86,7 @@ export interface AppDeps {
   tokenPolicy: TokenPolicy;
   workload: { ca: WorkloadCa; trustDomain: string };
   /** How users' passwords are hashed, which are refused, and how failed logins slow further ones. */
-  passwords: { hasher: PasswordHasher; policy: PasswordPolicy; lockout?: LockoutPolicy };
+  passwords: { hasher: PasswordHasher; policy: PasswordPolicy; lockout: LockoutPolicy };
   master: MasterKey;
   events: ServerEvents;
   logger: Logger;

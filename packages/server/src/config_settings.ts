@@ -156,6 +156,23 @@ export const SETTINGS = {
         'a file of further refused passwords, one per line, beside the bundled list of 30,000 common passwords from breaches',
     }),
   ),
+  loginFreeFailures: int(1, 100, 5, {
+    description:
+      'failed sign-ins of one user from one address before that pair waits; each further failure doubles the wait (1 s, 2 s, 4 s …)',
+  }),
+  loginAccountFailures: int(1, 100_000, 20, {
+    description:
+      'failed sign-ins of one user from all addresses before browsers that never signed in as that user wait too (a browser that did is never held back)',
+  }),
+  loginSourceFailures: int(1, 1_000_000, 100, {
+    description: 'failed sign-ins from one address across all users (password spraying) before that address waits',
+  }),
+  loginMaxDelay: int(1, 86_400, 900, {
+    description: 'the longest wait a failed sign-in can cause, however many failures',
+  }),
+  loginFailureWindow: int(60, 7 * 86_400, 3600, {
+    description: 'failures older than this are forgotten and counting starts again',
+  }),
   clientCacheTtl: int(0, 300, 5, {
     description:
       'how long a replica serves a client registration from memory; changes made through the same replica apply at once; a client revoked or deleted at another replica as soon as its feed event arrives; other changes made at another replica within this bound; `0` disables',

@@ -1,6 +1,6 @@
 import { LatchkeyError } from './errors.ts';
 import { PasswordHasher } from './users/password_hash.ts';
-import { DEFAULT_LOCKOUT } from './users/login_lockout.ts';
+import type { LockoutPolicy } from './users/login_lockout.ts';
 import { PasswordPolicy } from './users/password_policy.ts';
 import { OutboundFetch } from './http/outbound_fetch.ts';
 import type { FastifyInstance } from 'fastify';
@@ -228,6 +228,14 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
         { cause: err },
       );
     }
+    const lockout: LockoutPolicy = {
+      freeFailures: config.loginFreeFailures,
+      accountFailures: config.loginAccountFailures,
+      sourceFailures: config.loginSourceFailures,
+      baseDelaySeconds: 1,
+      maxDelaySeconds: config.loginMaxDelay,
+      windowSeconds: config.loginFailureWindow,
+    };
     let draining = false;
     const app = buildApp({
       clock,
@@ -250,6 +258,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       passwords: {
         hasher: new PasswordHasher({ ln: config.passwordHashCost, r: 8, p: 1 }),
         policy: passwordPolicy,
+        lockout,
       },
       draining: () => draining,
     });
@@ -264,7 +273,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
     const purge = setInterval(() => {
       storage
         .purgeExpired(epochSeconds(clock))
-        .then(() => storage.purgeLoginFailures(clock.now() - DEFAULT_LOCKOUT.windowSeconds * 1000))
+        .then(() => storage.purgeLoginFailures(clock.now() - config.loginFailureWindow * 1000))
         .catch((err: Error) => logger.warn({ err: { message: err.message } }, 'purge failed'));
     }, 60_000);
     purge.unref();
