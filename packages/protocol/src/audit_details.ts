@@ -43,7 +43,8 @@ export const AUDIT_EVENT_DETAILS = {
   ),
   'token.issued': Obj(
     {
-      grant_type: Str('client_credentials'),
+      grant_type: Str('client_credentials, authorization_code or refresh_token'),
+      family: Opt(Str('authorization_code and refresh_token with a refresh token: its family')),
       auth_method: Str('how the client authenticated'),
       jti: Str('the token id'),
       aud: Type.Union([Type.String(), Type.Array(Type.String())], { description: 'its audience(s)' }),
@@ -75,6 +76,7 @@ export const AUDIT_EVENT_DETAILS = {
       auth_method: Str('how the caller authenticated'),
       jti: Opt(Str('the token id, when there was one to revoke')),
       exp: Opt(Int('when it would have expired')),
+      refresh_family: Opt(Str('a refresh token: the family (sign-in) that was revoked with it')),
     },
     "RFC 7009 revocation (also refusals of another client's token, and nothing to revoke)",
   ),
@@ -220,6 +222,14 @@ export const AUDIT_EVENT_DETAILS = {
       retry_after: Opt(Int('locked: seconds until the next attempt')),
     },
     'a login failed; `reason` says why (bad_password, unknown_user, user_disabled, no_password, locked, weak_new_password)',
+  ),
+  'token.refresh_reused': Obj(
+    {
+      family: Str('the refresh token family (one sign-in and its rotations)'),
+      revoked_tokens: Int('access tokens of the family revoked with it'),
+      rotated_seconds_ago: Int('how long ago the reused token had been rotated'),
+    },
+    'a rotated refresh token was presented again: someone else holds a copy, so the family and its access tokens were revoked (RFC 9700 §4.14.2); `subject` is the user',
   ),
 } satisfies Record<(typeof AUDIT_EVENT_TYPES)[number], TSchema>;
 

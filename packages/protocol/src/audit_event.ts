@@ -35,6 +35,7 @@ export const AUDIT_EVENT_TYPES = [
   'user.deleted',
   'user.login',
   'user.login_failed',
+  'token.refresh_reused',
 ] as const;
 
 /** Why a user's login failed: the `reason` of a `user.login_failed` event (the user is told less). */

@@ -58,7 +58,7 @@ export const TOKEN_ENDPOINT_AUTH_METHODS = [
 ] as const;
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
-export const GRANT_TYPES = ['client_credentials', 'authorization_code'] as const;
+export const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
 /**

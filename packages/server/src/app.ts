@@ -59,6 +59,8 @@ import { LoginTransactions } from './oauth/authorize/login_transaction.ts';
 import { authorizationCodeGrant } from './oauth/grants/authorization_code.ts';
 import { registerUserinfoEndpoint } from './oauth/userinfo_endpoint.ts';
 import { publicClient } from './oauth/client_auth/none.ts';
+import { refreshTokenGrant } from './oauth/grants/refresh_token.ts';
+import { RefreshTokens } from './oauth/refresh_tokens.ts';
 import { ClientJwks } from './oauth/client_auth/client_jwks.ts';
 import { OutboundFetch } from './http/outbound_fetch.ts';
 import { tlsClientAuth } from './oauth/client_auth/tls_client_auth.ts';
@@ -224,6 +226,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     limiter: authLimiter,
   });
   const requireAdmin = adminGuard({ settings: storage, hashKey: master.secretHashKey, events });
+  const refresh = new RefreshTokens({
+    store: storage,
+    revocations: deps.revocations,
+    events,
+    policy: {
+      lifetime: config.refreshTokenLifetime,
+      idleTtl: config.refreshTokenIdleTtl,
+      reuseGrace: config.refreshReuseGrace,
+    },
+  });
   const { hasher, policy: passwordPolicy } = deps.passwords;
   const passwordLogin = new PasswordLogin({
     users: storage,
@@ -309,6 +321,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           events,
           revocations: deps.revocations,
           tokenPolicy: deps.tokenPolicy,
+          refresh,
+        }),
+        refreshTokenGrant({
+          clock,
+          issuer,
+          accessTokenTtl: config.accessTokenTtl,
+          keys,
+          users: storage,
+          events,
+          revocations: deps.revocations,
+          tokenPolicy: deps.tokenPolicy,
+          refresh,
         }),
       ],
       authenticate: authenticateAtToken,
@@ -346,7 +370,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       authenticate,
       events,
     });
-    registerRevocationEndpoint(open, { clock, issuer, keys, revocations: deps.revocations, authenticate, events });
+    // RFC 7009 §2.1: a public client may revoke its own tokens too.
+    registerRevocationEndpoint(open, {
+      clock,
+      issuer,
+      keys,
+      revocations: deps.revocations,
+      authenticate: authenticateAtToken,
+      events,
+      refresh,
+    });
     registerClientConfiguration(open, registration);
     registerWorkloadEndpoints(open, {
       clock,

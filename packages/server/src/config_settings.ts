@@ -173,6 +173,17 @@ export const SETTINGS = {
   loginFailureWindow: int(60, 7 * 86_400, 3600, {
     description: 'failures older than this are forgotten and counting starts again',
   }),
+  refreshTokenLifetime: int(60, 365 * 86_400, 30 * 86_400, {
+    description:
+      'how long a sign-in can be kept alive by refresh tokens; rotation never extends it (the user signs in again after it)',
+  }),
+  refreshTokenIdleTtl: int(60, 365 * 86_400, 7 * 86_400, {
+    description: 'a refresh token not used for this long expires (never later than the sign-in lifetime)',
+  }),
+  refreshReuseGrace: int(0, 60, 10, {
+    description:
+      "seconds after a rotation in which presenting the old refresh token again (a client's own retry) is refused without revoking the family; after them a reuse revokes every token of the sign-in and raises an alert",
+  }),
   clientCacheTtl: int(0, 300, 5, {
     description:
       'how long a replica serves a client registration from memory; changes made through the same replica apply at once; a client revoked or deleted at another replica as soon as its feed event arrives; other changes made at another replica within this bound; `0` disables',

@@ -16,10 +16,11 @@ const ClientAuthParams = {
  */
 export const TokenRequest = Type.Object(
   {
-    grant_type: FormParam('client_credentials or authorization_code'),
+    grant_type: FormParam('client_credentials, authorization_code or refresh_token'),
     code: FormParam('authorization_code: the code from the redirect'),
     redirect_uri: FormParam('authorization_code: the redirect_uri of the authorization request'),
     code_verifier: FormParam('authorization_code: the PKCE verifier (RFC 7636 §4.5)'),
+    refresh_token: FormParam('refresh_token: the refresh token (RFC 6749 §6)'),
     scope: FormParam('space-separated scopes, a subset of the registered scope'),
     resource: Type.Optional(
       Type.Union([Type.String({ maxLength: 2048 }), Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 20 })], {
@@ -48,6 +49,8 @@ export const TokenResponseSchema = Type.Object({
   scope: Type.Optional(Type.String()),
   /** OpenID Connect Core §3.1.3.3, when the scope has `openid`. */
   id_token: Type.Optional(Type.String()),
+  /** RFC 6749 §6, for a client registered for refresh_token: a new one at every use (RFC 9700 §4.14.2). */
+  refresh_token: Type.Optional(Type.String()),
 });
 export type TokenResponse = Static<typeof TokenResponseSchema>;
 

@@ -151,9 +151,66 @@ export interface AuthorizationCodeStore {
   useAuthorizationCode(
     codeHash: string,
     now: number,
-  ): Promise<{ code: AuthorizationCodeRecord; first: boolean; jti: string | null } | undefined>;
-  /** Remembers the access token issued for a code, to revoke it if the code is replayed. */
-  setAuthorizationCodeJti(codeHash: string, jti: string): Promise<void>;
+  ): Promise<
+    { code: AuthorizationCodeRecord; first: boolean; jti: string | null; familyId: string | null } | undefined
+  >;
+  /** Remembers what a code gave (its access token, its refresh token family), to revoke them if the code is replayed. */
+  setAuthorizationCodeJti(codeHash: string, jti: string, familyId: string | null): Promise<void>;
+}
+
+/**
+ * A refresh token family: every refresh token descended, by rotation, from one sign-in. Its
+ * lifetime is fixed when it starts (rotation never extends it); reuse of a rotated token revokes it.
+ */
+export interface RefreshFamilyRecord {
+  familyId: string;
+  clientId: string;
+  sub: string;
+  scope: string | null;
+  resource: string[] | null;
+  authTime: number;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+  revokedReason: string | null;
+}
+
+/** One refresh token of a family, stored by its hash, with the access token issued beside it. */
+export interface RefreshTokenRecord {
+  tokenHash: string;
+  familyId: string;
+  issuedAt: number;
+  /** Idle expiry of this token (never past the family's). */
+  expiresAt: number;
+  /** When it was rotated (used); null while it is the family's current token. */
+  usedAt: number | null;
+  /** The access token issued with it, revoked with the family. */
+  jti: string;
+  jtiExpiresAt: number;
+}
+
+export interface RefreshTokenStore {
+  /** Starts a family with its first token. */
+  createRefreshFamily(family: RefreshFamilyRecord, first: RefreshTokenRecord, audit?: WithAudit): Promise<void>;
+  /**
+   * Uses a refresh token once (atomically, across replicas): `first` when it had not been used and
+   * now is. Undefined when there is no such token.
+   */
+  useRefreshToken(
+    tokenHash: string,
+    now: number,
+  ): Promise<{ token: RefreshTokenRecord; family: RefreshFamilyRecord; first: boolean } | undefined>;
+  /** Adds the next token of a family (after a rotation). */
+  addRefreshToken(token: RefreshTokenRecord): Promise<void>;
+  /** The unexpired access tokens a family gave (to revoke with it). */
+  liveRefreshFamilyTokens(familyId: string, now: number): Promise<{ jti: string; expiresAt: number }[]>;
+  /** Revokes a family, with its audit events; false (and no events) when it was revoked already. */
+  revokeRefreshFamily(familyId: string, now: number, reason: string, audit?: WithAudit): Promise<boolean>;
+  getRefreshFamily(familyId: string): Promise<RefreshFamilyRecord | undefined>;
+  /** A refresh token and its family, without using it (RFC 7009 revocation). */
+  getRefreshToken(tokenHash: string): Promise<{ token: RefreshTokenRecord; family: RefreshFamilyRecord } | undefined>;
+  /** Families of a subject (to revoke every one, e.g. at logout everywhere). */
+  listRefreshFamilies(sub: string): Promise<RefreshFamilyRecord[]>;
 }
 
 export type KeyState = 'next' | 'current' | 'retired' | 'revoked';
@@ -382,6 +439,7 @@ export interface Storage
     UserStore,
     LoginFailureStore,
     AuthorizationCodeStore,
+    RefreshTokenStore,
     KeyStore,
     LeaseStore,
     ReplayStore,

@@ -14,6 +14,8 @@ import type {
   SigningKeyRecord,
   UserRecord,
   AuthorizationCodeRecord,
+  RefreshFamilyRecord,
+  RefreshTokenRecord,
 } from './ports.ts';
 
 /** Row shapes shared by the SQL adapters, and their mapping to records. */
@@ -123,6 +125,7 @@ export interface CodeRow {
   expires_at: number | string;
   used_at?: number | string | null;
   jti?: string | null;
+  family_id?: string | null;
 }
 
 export const codeFromRow = (r: CodeRow): AuthorizationCodeRecord => ({
@@ -149,6 +152,79 @@ export const codeParams = (c: AuthorizationCodeRecord): unknown[] => [
   c.resource === null ? null : JSON.stringify(c.resource),
   c.authTime,
   c.expiresAt,
+];
+
+export const FAMILY_COLUMNS =
+  'family_id, client_id, sub, scope, resource, auth_time, created_at, expires_at, revoked_at, revoked_reason';
+export const REFRESH_COLUMNS = 'token_hash, family_id, issued_at, expires_at, used_at, jti, jti_expires_at';
+
+export interface FamilyRow {
+  family_id: string;
+  client_id: string;
+  sub: string;
+  scope: string | null;
+  resource: string | null;
+  auth_time: number | string;
+  created_at: number | string;
+  expires_at: number | string;
+  revoked_at: number | string | null;
+  revoked_reason: string | null;
+}
+
+export interface RefreshRow {
+  token_hash: string;
+  family_id: string;
+  issued_at: number | string;
+  expires_at: number | string;
+  used_at: number | string | null;
+  jti: string;
+  jti_expires_at: number | string;
+}
+
+export const familyFromRow = (r: FamilyRow): RefreshFamilyRecord => ({
+  familyId: r.family_id,
+  clientId: r.client_id,
+  sub: r.sub,
+  scope: r.scope,
+  resource: r.resource === null ? null : (JSON.parse(r.resource) as string[]),
+  authTime: Number(r.auth_time),
+  createdAt: Number(r.created_at),
+  expiresAt: Number(r.expires_at),
+  revokedAt: numOrNull(r.revoked_at),
+  revokedReason: r.revoked_reason,
+});
+
+export const familyParams = (f: RefreshFamilyRecord): unknown[] => [
+  f.familyId,
+  f.clientId,
+  f.sub,
+  f.scope,
+  f.resource === null ? null : JSON.stringify(f.resource),
+  f.authTime,
+  f.createdAt,
+  f.expiresAt,
+  f.revokedAt,
+  f.revokedReason,
+];
+
+export const refreshFromRow = (r: RefreshRow): RefreshTokenRecord => ({
+  tokenHash: r.token_hash,
+  familyId: r.family_id,
+  issuedAt: Number(r.issued_at),
+  expiresAt: Number(r.expires_at),
+  usedAt: numOrNull(r.used_at),
+  jti: r.jti,
+  jtiExpiresAt: Number(r.jti_expires_at),
+});
+
+export const refreshParams = (t: RefreshTokenRecord): unknown[] => [
+  t.tokenHash,
+  t.familyId,
+  t.issuedAt,
+  t.expiresAt,
+  t.usedAt,
+  t.jti,
+  t.jtiExpiresAt,
 ];
 
 export interface KeyRow {

@@ -506,6 +506,63 @@ function contract(
       assert.equal((await s.loginFailures(keys)).size, 0);
     });
 
+    test('refresh tokens: a family with its tokens; a token used once under concurrency; revoked once; codes once', async () => {
+      const family = {
+        familyId: 'fam-1',
+        clientId: 'app',
+        sub: 'u-1',
+        scope: 'openid',
+        resource: ['https://a.example'],
+        authTime: 1_700_000_000,
+        createdAt: 1_700_000_000,
+        expiresAt: 1_700_003_600,
+        revokedAt: null,
+        revokedReason: null,
+      };
+      const token = (hash: string, jti: string) => ({
+        tokenHash: hash,
+        familyId: 'fam-1',
+        issuedAt: 1_700_000_000,
+        expiresAt: 1_700_003_600,
+        usedAt: null,
+        jti,
+        jtiExpiresAt: 1_700_000_300,
+      });
+      await s.createRefreshFamily(family, token('h-1', 'j-1'));
+      const uses = await Promise.all(Array.from({ length: 5 }, () => s.useRefreshToken('h-1', 1_700_000_010)));
+      assert.equal(uses.filter((u) => u?.first).length, 1, 'exactly one use is the first');
+      assert.deepEqual(uses[0]?.family, family);
+      assert.equal(uses.find((u) => !u?.first)?.token.usedAt, 1_700_000_010);
+      await s.addRefreshToken(token('h-2', 'j-2'));
+      assert.deepEqual((await s.getRefreshToken('h-2'))?.token, token('h-2', 'j-2'));
+      assert.equal(await s.useRefreshToken('nope', 1), undefined);
+      assert.deepEqual((await s.liveRefreshFamilyTokens('fam-1', 1_700_000_100)).map((t) => t.jti).sort(), [
+        'j-1',
+        'j-2',
+      ]);
+      assert.equal(await s.revokeRefreshFamily('fam-1', 1_700_000_100, 'reuse'), true);
+      assert.equal(await s.revokeRefreshFamily('fam-1', 1_700_000_200, 'again'), false, 'once');
+      assert.deepEqual((await s.getRefreshFamily('fam-1'))?.revokedReason, 'reuse');
+      assert.equal((await s.listRefreshFamilies('u-1')).length, 1);
+      const code = {
+        codeHash: 'c-1',
+        clientId: 'app',
+        sub: 'u-1',
+        redirectUri: 'https://a.example/cb',
+        codeChallenge: 'x'.repeat(43),
+        scope: null,
+        nonce: 'n',
+        resource: null,
+        authTime: 1,
+        expiresAt: 2,
+      };
+      await s.saveAuthorizationCode(code);
+      const codeUses = await Promise.all(Array.from({ length: 4 }, () => s.useAuthorizationCode('c-1', 1)));
+      assert.equal(codeUses.filter((u) => u?.first).length, 1);
+      await s.setAuthorizationCodeJti('c-1', 'j-9', 'fam-1');
+      assert.deepEqual(await s.useAuthorizationCode('c-1', 1), { code, first: false, jti: 'j-9', familyId: 'fam-1' });
+    });
+
     test('data survives closing and reopening', async () => {
       await s.createClient(client('durable'));
       const again = await env.reopen();

@@ -4,6 +4,7 @@ import { deniedDecisionsBurst } from './denied_decisions_burst.ts';
 import { failedAuthBurst } from './failed_auth_burst.ts';
 import { identityMismatch } from './identity_mismatch.ts';
 import { issuanceSpike } from './issuance_spike.ts';
+import { refreshTokenReuse } from './refresh_token_reuse.ts';
 import { revokedCredentialUse } from './revoked_credential_use.ts';
 import type { Detector } from './types.ts';
 
@@ -33,5 +34,6 @@ export function buildDetectors(
     revokedCredentialUse(),
     assertionReplay(),
     identityMismatch(),
+    refreshTokenReuse(),
   ];
 }

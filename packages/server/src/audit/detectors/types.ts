@@ -6,7 +6,8 @@ export type DetectorName =
   | 'denied_decisions_burst'
   | 'revoked_credential_use'
   | 'assertion_replay'
-  | 'identity_mismatch';
+  | 'identity_mismatch'
+  | 'refresh_token_reuse';
 
 /** What a detector saw; the alert raiser turns it into a stored alert (or drops it in cooldown). */
 export interface Finding {

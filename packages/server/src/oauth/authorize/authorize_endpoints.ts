@@ -63,6 +63,24 @@ const single = (form: FormBody, name: string): string | undefined => {
  * and `iss` (RFC 9207). Consent is not asked: every client is registered by the administrator,
  * so every client is first-party.
  */
+/** OpenAPI description of the pages: HTML on 200 and 4xx, a redirect back on 303. */
+const pageSchema = (summary: string, form: boolean) => ({
+  tags: ['OpenID Connect'],
+  summary,
+  ...(form ? { consumes: [FORM_CONTENT_TYPE] } : {}),
+  response: {
+    200: { description: 'a page (text/html)', content: { 'text/html': { schema: { type: 'string' } } } },
+    303: {
+      description: 'the browser sent back to the redirect URI with code, state and iss (or an error)',
+      type: 'null',
+    },
+    400: {
+      description: 'a page saying what is wrong (text/html)',
+      content: { 'text/html': { schema: { type: 'string' } } },
+    },
+  },
+});
+
 export function registerAuthorizeEndpoints(app: FastifyInstance, deps: AuthorizeDeps): void {
   const cookie = (name: string) => (deps.secureCookies ? `__Host-lk-${name}` : `lk-${name}`);
   const setCookie = (reply: FastifyReply, name: string, value: string, maxAge: number) =>
@@ -115,17 +133,27 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     return html(reply, 200, loginPage({ tx, clientName: await clientName(checked.clientId) }));
   };
 
-  app.get('/authorize', { config: { credential: 'none' }, schema: { hide: true } }, (request, reply) => {
-    const params: RawParams = new Map();
-    for (const [k, v] of new URL(request.url, deps.issuer).searchParams) {
-      if (v === '') continue;
-      params.set(k, [...(params.get(k) ?? []), v]);
-    }
-    return authorize(reply, params);
-  });
+  app.get(
+    '/authorize',
+    {
+      config: { credential: 'none' },
+      schema: pageSchema('RFC 6749 §4.1.1 authorization request: the sign-in page', false),
+    },
+    (request, reply) => {
+      const params: RawParams = new Map();
+      for (const [k, v] of new URL(request.url, deps.issuer).searchParams) {
+        if (v === '') continue;
+        params.set(k, [...(params.get(k) ?? []), v]);
+      }
+      return authorize(reply, params);
+    },
+  );
   app.post(
     '/authorize',
-    { config: { credential: 'none' }, schema: { hide: true, consumes: [FORM_CONTENT_TYPE] } },
+    {
+      config: { credential: 'none' },
+      schema: pageSchema('the authorization request as a form post (OpenID Connect Core §3.1.2.1)', true),
+    },
     (request, reply) => authorize(reply, request.body as FormBody),
   );
 
@@ -172,7 +200,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
 
   app.post(
     '/authorize/login',
-    { config: { credential: 'none' }, schema: { hide: true, consumes: [FORM_CONTENT_TYPE] } },
+    { config: { credential: 'none' }, schema: pageSchema('the sign-in form: username and password', true) },
     async (request, reply) => {
       const form = request.body as FormBody;
       const tx = deps.transactions.open(single(form, 'tx'), cookiesOf(request).get(cookie('csrf')), deps.clock.now());
@@ -209,7 +237,10 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
 
   app.post(
     '/authorize/password',
-    { config: { credential: 'none' }, schema: { hide: true, consumes: [FORM_CONTENT_TYPE] } },
+    {
+      config: { credential: 'none' },
+      schema: pageSchema('a new password, when an administrator set the old one', true),
+    },
     async (request, reply) => {
       const form = request.body as FormBody;
       const sealed = single(form, 'tx');

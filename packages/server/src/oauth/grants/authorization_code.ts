@@ -5,25 +5,22 @@ import { param } from '../../http/form.ts';
 import type { KeyRing } from '../../keys/key_ring.ts';
 import type { RevocationLog } from '../../revocation/revocation_log.ts';
 import type { AuthorizationCodeStore, UserStore } from '../../storage/ports.ts';
-import { mintAccessToken } from '../access_token.ts';
-import { chooseAudience } from '../audience.ts';
 import { sha256 } from '../authorize/authorize_endpoints.ts';
 import { pkceMatches } from '../authorize/pkce.ts';
 import { mintIdToken } from '../id_token.ts';
 import { userClaims } from '../user_claims.ts';
-import type { TokenPolicy } from '../../policy/token_policy.ts';
+import type { RefreshTokens } from '../refresh_tokens.ts';
+import { mintUserAccessToken, type UserTokenDeps } from '../user_access_token.ts';
 import type { GrantHandler } from './types.ts';
 
-export interface AuthorizationCodeDeps {
+export interface AuthorizationCodeDeps extends UserTokenDeps {
   clock: Clock;
-  issuer: string;
-  accessTokenTtl: number;
   keys: Pick<KeyRing, 'signAccessToken' | 'signDocument'>;
+  refresh: Pick<RefreshTokens, 'start' | 'revokeFamilyById'>;
   codes: Pick<AuthorizationCodeStore, 'useAuthorizationCode' | 'setAuthorizationCodeJti'>;
   users: Pick<UserStore, 'getUser'>;
   events: ServerEvents;
   revocations: Pick<RevocationLog, 'revokeToken'>;
-  tokenPolicy: Pick<TokenPolicy, 'allows'>;
 }
 
 const invalidGrant = (description: string) => new OAuthError('invalid_grant', description);
@@ -53,14 +50,18 @@ export function authorizationCodeGrant(deps: AuthorizationCodeDeps): GrantHandle
       if (!used) throw invalidGrant('the code is not valid');
       const c = used.code;
       if (!used.first) {
-        if (used.jti && c.clientId === client.clientId)
-          await deps.revocations.revokeToken({
-            jti: used.jti,
-            exp: now + deps.accessTokenTtl,
-            client_id: c.clientId,
-            sub: c.sub,
-          });
-        throw invalidGrant('the code was already used; the token it gave is revoked');
+        // RFC 6749 §4.1.2: what the first use gave is revoked — its access token and its refresh token family.
+        if (c.clientId === client.clientId) {
+          if (used.jti)
+            await deps.revocations.revokeToken({
+              jti: used.jti,
+              exp: now + deps.accessTokenTtl,
+              client_id: c.clientId,
+              sub: c.sub,
+            });
+          if (used.familyId) await deps.refresh.revokeFamilyById(used.familyId, now, 'code_replay');
+        }
+        throw invalidGrant('the code was already used; what it gave is revoked');
       }
       if (c.clientId !== client.clientId) throw invalidGrant('the code was issued to another client');
       if (c.expiresAt < now) throw invalidGrant('the code has expired');
@@ -71,33 +72,17 @@ export function authorizationCodeGrant(deps: AuthorizationCodeDeps): GrantHandle
       const user = await deps.users.getUser(c.sub);
       if (!user || user.disabled) throw invalidGrant('the user can no longer sign in');
 
-      const scopes = (c.scope ?? '').split(' ').filter(Boolean);
-      const openid = scopes.includes('openid');
-      const allowed = (a: string) => a === deps.issuer || deps.tokenPolicy.allows(client, a);
-      const asked = c.resource ?? undefined;
-      const main = chooseAudience(
-        asked,
-        allowed,
-        asked ? undefined : (client.metadata.default_audience ?? deps.issuer),
-      );
-      // The IdP among the audiences when the user's scope asks for /userinfo.
-      const audience = [...new Set([...(Array.isArray(main) ? main : [main]), ...(openid ? [deps.issuer] : [])])];
-      const ttl = client.metadata.access_token_ttl ?? deps.accessTokenTtl;
-      const { token, claims } = mintAccessToken(
-        deps.keys,
-        deps.issuer,
-        {
-          subject: user.sub,
-          clientId: client.clientId,
-          audience: audience.length === 1 ? (audience[0] as string) : audience,
-          ttl,
-          scope: c.scope ?? undefined,
-          roles: user.roles,
-          groups: user.groups,
-        },
-        now,
-      );
-      await deps.codes.setAuthorizationCodeJti(c.codeHash, claims.jti);
+      const openid = (c.scope ?? '').split(' ').includes('openid');
+      const { token, claims, ttl } = mintUserAccessToken(deps, client, user, c, now);
+      // RFC 6749 §6: a refresh token for a client registered for the refresh_token grant.
+      const refresh = client.metadata.grant_types.includes('refresh_token')
+        ? await deps.refresh.start(
+            { clientId: client.clientId, sub: user.sub, scope: c.scope, resource: c.resource, authTime: c.authTime },
+            claims,
+            now,
+          )
+        : undefined;
+      await deps.codes.setAuthorizationCodeJti(c.codeHash, claims.jti, refresh?.familyId ?? null);
       await deps.events.emit('token.issued', {
         actor: client.clientId,
         subject: user.sub,
@@ -112,6 +97,7 @@ export function authorizationCodeGrant(deps: AuthorizationCodeDeps): GrantHandle
           aud: claims.aud,
           scope: c.scope,
           exp: claims.exp,
+          ...(refresh ? { family: refresh.familyId } : {}),
         },
       });
       const idToken = openid
@@ -135,6 +121,7 @@ export function authorizationCodeGrant(deps: AuthorizationCodeDeps): GrantHandle
         expires_in: ttl,
         ...(c.scope ? { scope: c.scope } : {}),
         ...(idToken ? { id_token: idToken } : {}),
+        ...(refresh ? { refresh_token: refresh.value } : {}),
       };
     },
   };

@@ -96,9 +96,11 @@ export function validateClientMetadata(
     const problem = redirectUriProblem(uri);
     if (problem) throw bad(`redirect_uris: ${JSON.stringify(uri.slice(0, 100))} ${problem}`);
   }
-  // A public client has no credential to prove who it is: it may only be sent codes (with PKCE).
-  if (method === 'none' && grantTypes.some((g) => g !== 'authorization_code'))
-    throw bad('a client without authentication (none) may use the authorization_code grant only');
+  // Refresh tokens come from a user's sign-in only (RFC 6749 §1.5).
+  if (grantTypes.includes('refresh_token') && !codeFlow) throw bad('refresh_token needs authorization_code');
+  // A public client has no credential to prove who it is: it may only be sent codes (with PKCE) and rotate refresh tokens.
+  if (method === 'none' && grantTypes.some((g) => g !== 'authorization_code' && g !== 'refresh_token'))
+    throw bad('a client without authentication (none) may use authorization_code and refresh_token only');
   if (m.jwks && m.jwks_uri) throw bad('jwks and jwks_uri must not both be present (RFC 7591 §2)');
   if (method === 'private_key_jwt' && !m.jwks && !m.jwks_uri) throw bad('private_key_jwt needs jwks or jwks_uri');
   // RFC 8705 §2.2.2: the self-signed certificates are registered as x5c of the client's JWKS.

@@ -201,9 +201,34 @@ CREATE TABLE authorization_codes (
   auth_time BIGINT NOT NULL,
   expires_at BIGINT NOT NULL,
   used_at BIGINT,
-  jti TEXT
+  jti TEXT,
+  family_id TEXT
 );
 CREATE INDEX authorization_codes_expiry ON authorization_codes (expires_at);
+CREATE TABLE refresh_families (
+  family_id TEXT PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  sub TEXT NOT NULL,
+  scope TEXT,
+  resource TEXT,
+  auth_time BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  revoked_at BIGINT,
+  revoked_reason TEXT
+);
+CREATE INDEX refresh_families_subject ON refresh_families (sub);
+CREATE INDEX refresh_families_expiry ON refresh_families (expires_at);
+CREATE TABLE refresh_tokens (
+  token_hash TEXT PRIMARY KEY,
+  family_id TEXT NOT NULL REFERENCES refresh_families (family_id) ON DELETE CASCADE,
+  issued_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  used_at BIGINT,
+  jti TEXT NOT NULL,
+  jti_expires_at BIGINT NOT NULL
+);
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
 `;
 
 export const migrations: readonly Migration[] = [
@@ -245,7 +270,7 @@ export const migrations: readonly Migration[] = [
   },
   {
     version: 7,
-    name: 'users, login failure counts, authorization codes',
+    name: 'users, login failure counts, authorization codes, refresh token families',
     sqlite: users('INTEGER'),
     postgres: users('BOOLEAN'),
   },

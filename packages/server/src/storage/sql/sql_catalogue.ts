@@ -9,6 +9,8 @@ import {
   POLICY_SUMMARY_COLUMNS,
   USER_COLUMNS,
   CODE_COLUMNS,
+  FAMILY_COLUMNS,
+  REFRESH_COLUMNS,
 } from '../rows.ts';
 
 /** `?, ?, ...` for `n` parameters. */
@@ -62,9 +64,23 @@ export const SQL = {
   insertCode: `INSERT INTO authorization_codes (${CODE_COLUMNS}) VALUES (${marks(10)})`,
   /** Parameters: now, code hash. Only a code not used before. */
   useCode: `UPDATE authorization_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL RETURNING ${CODE_COLUMNS}`,
-  usedCode: `SELECT ${CODE_COLUMNS}, used_at, jti FROM authorization_codes WHERE code_hash = ?`,
-  setCodeJti: 'UPDATE authorization_codes SET jti = ? WHERE code_hash = ?',
+  usedCode: `SELECT ${CODE_COLUMNS}, used_at, jti, family_id FROM authorization_codes WHERE code_hash = ?`,
+  setCodeJti: 'UPDATE authorization_codes SET jti = ?, family_id = ? WHERE code_hash = ?',
   purgeCodes: 'DELETE FROM authorization_codes WHERE expires_at < ?',
+
+  insertFamily: `INSERT INTO refresh_families (${FAMILY_COLUMNS}) VALUES (${marks(10)})`,
+  insertRefresh: `INSERT INTO refresh_tokens (${REFRESH_COLUMNS}) VALUES (${marks(7)})`,
+  /** Parameters: now, hash. Only a token not used before. */
+  useRefresh: `UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL RETURNING ${REFRESH_COLUMNS}`,
+  getRefresh: `SELECT ${REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = ?`,
+  getFamily: `SELECT ${FAMILY_COLUMNS} FROM refresh_families WHERE family_id = ?`,
+  /** Parameters: now, reason, family. Only a family not revoked before. */
+  revokeFamily:
+    'UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? WHERE family_id = ? AND revoked_at IS NULL',
+  /** Parameters: family, now. */
+  familyJtis: 'SELECT jti, jti_expires_at FROM refresh_tokens WHERE family_id = ? AND jti_expires_at > ?',
+  familiesOf: `SELECT ${FAMILY_COLUMNS} FROM refresh_families WHERE sub = ? ORDER BY created_at`,
+  purgeFamilies: 'DELETE FROM refresh_families WHERE expires_at < ?',
 
   insertKey: `INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES (${marks(9)})`,
   listKeys: `SELECT ${KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid`,

@@ -17,6 +17,8 @@ import type {
   SigningKeyRecord,
   UserPage,
   AuthorizationCodeRecord,
+  RefreshFamilyRecord,
+  RefreshTokenRecord,
   UserRecord,
   Storage,
   WithAudit,
@@ -44,6 +46,12 @@ import {
   policySummaryFromRow,
   type UserRow,
   type CodeRow,
+  type FamilyRow,
+  type RefreshRow,
+  familyFromRow,
+  familyParams,
+  refreshFromRow,
+  refreshParams,
   codeFromRow,
   codeParams,
   userChangeParams,
@@ -291,15 +299,68 @@ export class SqlStorage implements Storage {
   async useAuthorizationCode(
     codeHash: string,
     now: number,
-  ): Promise<{ code: AuthorizationCodeRecord; first: boolean; jti: string | null } | undefined> {
+  ): Promise<
+    { code: AuthorizationCodeRecord; first: boolean; jti: string | null; familyId: string | null } | undefined
+  > {
     const fresh = await this.db.get<CodeRow>(SQL.useCode, [now, codeHash]);
-    if (fresh) return { code: codeFromRow(fresh), first: true, jti: null };
+    if (fresh) return { code: codeFromRow(fresh), first: true, jti: null, familyId: null };
     const used = await this.db.get<CodeRow>(SQL.usedCode, [codeHash]);
-    return used && { code: codeFromRow(used), first: false, jti: used.jti ?? null };
+    return used && { code: codeFromRow(used), first: false, jti: used.jti ?? null, familyId: used.family_id ?? null };
   }
 
-  async setAuthorizationCodeJti(codeHash: string, jti: string): Promise<void> {
-    await this.db.run(SQL.setCodeJti, [jti, codeHash]);
+  async setAuthorizationCodeJti(codeHash: string, jti: string, familyId: string | null): Promise<void> {
+    await this.db.run(SQL.setCodeJti, [jti, familyId, codeHash]);
+  }
+
+  // Refresh tokens
+
+  async createRefreshFamily(f: RefreshFamilyRecord, first: RefreshTokenRecord, audit?: WithAudit): Promise<void> {
+    await this.change(async (tx) => {
+      await tx.run(SQL.insertFamily, familyParams(f));
+      await tx.run(SQL.insertRefresh, refreshParams(first));
+    }, audit);
+  }
+
+  async useRefreshToken(
+    tokenHash: string,
+    now: number,
+  ): Promise<{ token: RefreshTokenRecord; family: RefreshFamilyRecord; first: boolean } | undefined> {
+    const fresh = await this.db.get<RefreshRow>(SQL.useRefresh, [now, tokenHash]);
+    const row = fresh ?? (await this.db.get<RefreshRow>(SQL.getRefresh, [tokenHash]));
+    if (!row) return undefined;
+    const family = await this.db.get<FamilyRow>(SQL.getFamily, [row.family_id]);
+    if (!family) return undefined;
+    return { token: refreshFromRow(row), family: familyFromRow(family), first: fresh !== undefined };
+  }
+
+  async addRefreshToken(t: RefreshTokenRecord): Promise<void> {
+    await this.db.run(SQL.insertRefresh, refreshParams(t));
+  }
+
+  async liveRefreshFamilyTokens(familyId: string, now: number): Promise<{ jti: string; expiresAt: number }[]> {
+    const rows = await this.db.all<{ jti: string; jti_expires_at: number | string }>(SQL.familyJtis, [familyId, now]);
+    return rows.map((r) => ({ jti: r.jti, expiresAt: Number(r.jti_expires_at) }));
+  }
+
+  revokeRefreshFamily(familyId: string, now: number, reason: string, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne(SQL.revokeFamily, [now, reason, familyId], audit);
+  }
+
+  async getRefreshToken(
+    tokenHash: string,
+  ): Promise<{ token: RefreshTokenRecord; family: RefreshFamilyRecord } | undefined> {
+    const row = await this.db.get<RefreshRow>(SQL.getRefresh, [tokenHash]);
+    const family = row && (await this.getRefreshFamily(row.family_id));
+    return row && family ? { token: refreshFromRow(row), family } : undefined;
+  }
+
+  async getRefreshFamily(familyId: string): Promise<RefreshFamilyRecord | undefined> {
+    const row = await this.db.get<FamilyRow>(SQL.getFamily, [familyId]);
+    return row && familyFromRow(row);
+  }
+
+  async listRefreshFamilies(sub: string): Promise<RefreshFamilyRecord[]> {
+    return (await this.db.all<FamilyRow>(SQL.familiesOf, [sub])).map(familyFromRow);
   }
 
   // Signing keys
@@ -367,7 +428,8 @@ export class SqlStorage implements Storage {
     return (
       (await this.db.run(SQL.purgeUsedIds, [now])) +
       (await this.db.run(SQL.purgeFeed, [now])) +
-      (await this.db.run(SQL.purgeCodes, [now - 3600]))
+      (await this.db.run(SQL.purgeCodes, [now - 3600])) +
+      (await this.db.run(SQL.purgeFamilies, [now]))
     );
   }
 
