@@ -60,6 +60,7 @@ import { authorizationCodeGrant } from './oauth/grants/authorization_code.ts';
 import { registerUserinfoEndpoint } from './oauth/userinfo_endpoint.ts';
 import { publicClient } from './oauth/client_auth/none.ts';
 import { refreshTokenGrant } from './oauth/grants/refresh_token.ts';
+import { registerParEndpoint } from './oauth/authorize/par_endpoint.ts';
 import { RefreshTokens } from './oauth/refresh_tokens.ts';
 import { ClientJwks } from './oauth/client_auth/client_jwks.ts';
 import { OutboundFetch } from './http/outbound_fetch.ts';
@@ -344,6 +345,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       clients,
       users: storage,
       codes: storage,
+      pushed: storage,
       login: passwordLogin,
       transactions: new LoginTransactions(master),
       devices: new KnownDevices(master),
@@ -353,6 +355,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       secureCookies: issuer.startsWith('https:'),
       codeTtl: 60,
     });
+    registerParEndpoint(open, { clock, authenticate: authenticateAtToken, pushed: storage, events, ttl: 60 });
     registerUserinfoEndpoint(open, {
       issuer,
       clock,

@@ -25,6 +25,9 @@ export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm, mtl
     introspection_endpoint: `${issuer}/introspect`,
     revocation_endpoint: `${issuer}/revoke`,
     authorization_endpoint: `${issuer}/authorize`,
+    // RFC 9126 §5: pushed requests are supported, and required per client (require_pushed_authorization_requests).
+    pushed_authorization_request_endpoint: `${issuer}/par`,
+    require_pushed_authorization_requests: false,
     userinfo_endpoint: `${issuer}/userinfo`,
     response_types_supported: ['code'],
     response_modes_supported: ['query'],

@@ -27,6 +27,8 @@ export interface ClientMetadata {
   tls_client_certificate_bound_access_tokens?: boolean;
   /** RFC 7591 §2: where /authorize may send the browser back, compared exactly (RFC 9700 §2.1). */
   redirect_uris?: string[];
+  /** RFC 9126 §6: this client's authorization requests must be pushed first. */
+  require_pushed_authorization_requests?: boolean;
 }
 
 export interface ClientRecord {
@@ -211,6 +213,13 @@ export interface RefreshTokenStore {
   getRefreshToken(tokenHash: string): Promise<{ token: RefreshTokenRecord; family: RefreshFamilyRecord } | undefined>;
   /** Families of a subject (to revoke every one, e.g. at logout everywhere). */
   listRefreshFamilies(sub: string): Promise<RefreshFamilyRecord[]>;
+}
+
+/** A pushed authorization request (RFC 9126): the checked request, stored by the hash of its reference. */
+export interface PushedRequestStore {
+  savePushedRequest(refHash: string, clientId: string, request: unknown, expiresAt: number): Promise<void>;
+  /** The request, once (atomically), while unexpired; undefined when unknown, used or expired. */
+  usePushedRequest(refHash: string, now: number): Promise<{ clientId: string; request: unknown } | undefined>;
 }
 
 export type KeyState = 'next' | 'current' | 'retired' | 'revoked';
@@ -440,6 +449,7 @@ export interface Storage
     LoginFailureStore,
     AuthorizationCodeStore,
     RefreshTokenStore,
+    PushedRequestStore,
     KeyStore,
     LeaseStore,
     ReplayStore,

@@ -20,6 +20,7 @@ const EXPECTED: Record<string, string> = {
   'POST /authorize': 'none',
   'POST /authorize/login': 'none',
   'POST /authorize/password': 'none',
+  'POST /par': 'client',
   'GET /userinfo': 'user',
   'POST /userinfo': 'user',
   'POST /introspect': 'client',
@@ -83,6 +84,7 @@ const FORM_BODIES: Record<string, string> = {
   '/introspect': 'token=x',
   '/revoke': 'token=x',
   '/userinfo': 'x=1',
+  '/par': 'response_type=code',
 };
 
 describe('every route states its credential, and enforces it', () => {

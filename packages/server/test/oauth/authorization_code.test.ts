@@ -331,6 +331,73 @@ describe('authorization code + PKCE and OpenID Connect, driven by openid-client'
     assert.equal(again.status, 303, 'the new password signs in');
   });
 
+  test('pushed authorization requests (RFC 9126) through openid-client, requirable per client; a request_uri works once', async () => {
+    const reg = await t.register({
+      client_id: 'pushy',
+      grant_types: ['authorization_code'],
+      redirect_uris: [APP],
+      audiences: ['https://orders.internal'],
+      require_pushed_authorization_requests: true,
+    });
+    const config = await oidc.discovery(
+      new URL(t.issuer),
+      'pushy',
+      undefined,
+      oidc.ClientSecretBasic(reg.client_secret),
+      {
+        [oidc.customFetch]: t.fetch as oidc.CustomFetch,
+      },
+    );
+    config[oidc.customFetch] = t.fetch as oidc.CustomFetch;
+    assert.equal(config.serverMetadata().pushed_authorization_request_endpoint, `${t.issuer}/par`);
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const params = {
+      redirect_uri: APP,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    };
+    const url = await oidc.buildAuthorizationUrlWithPAR(config, params);
+    assert.match(url.searchParams.get('request_uri') ?? '', /^urn:ietf:params:oauth:request_uri:[A-Za-z0-9_-]{43}$/);
+    assert.equal(url.searchParams.get('code_challenge'), null, 'the request itself stays at the IdP');
+    const browser = new Browser(t);
+    const back = await browser.signIn(url, 'alice', PASSWORD);
+    assert.equal(back.status, 303);
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(back.headers.get('location') as string), {
+      pkceCodeVerifier: verifier,
+      expectedState: state,
+    });
+    assert.equal(tokens.claims()?.sub, alice.sub);
+    const again = await browser.fetch(String(url));
+    assert.equal(again.status, 400, 'a request_uri works once');
+    const otherClient = new URL(url);
+    const pushed = await oidc.buildAuthorizationUrlWithPAR(config, params);
+    otherClient.searchParams.set('request_uri', pushed.searchParams.get('request_uri') as string);
+    otherClient.searchParams.set('client_id', 'spa');
+    assert.equal((await browser.fetch(String(otherClient))).status, 400, 'only for the client that pushed it');
+    // Required for this client: a plain authorization request goes back with an error.
+    const plain = oidc.buildAuthorizationUrl(config, params);
+    const refused = await browser.fetch(String(plain));
+    assert.equal(refused.status, 303);
+    assert.equal(new URL(refused.headers.get('location') as string).searchParams.get('error'), 'invalid_request');
+    // The push is checked like /authorize, and answered in JSON (RFC 9126 §2.3).
+    const bad = await t.post(
+      '/par',
+      {
+        response_type: 'code',
+        redirect_uri: 'https://127.0.0.1/not-registered',
+        code_challenge: params.code_challenge,
+        code_challenge_method: 'S256',
+      },
+      { authorization: `Basic ${Buffer.from(`pushy:${reg.client_secret}`).toString('base64')}` },
+    );
+    assert.deepEqual([bad.status, bad.body.error], [400, 'invalid_request']);
+    const anonymous = await t.post('/par', { response_type: 'code', client_id: 'pushy' });
+    assert.equal(anonymous.status, 401, 'a confidential client authenticates its push');
+  });
+
   test('a disabled user cannot sign in, with the same words as a wrong password', async () => {
     await t.admin('/admin/users', { username: 'dave', password: PASSWORD });
     await t.admin('/admin/users/dave/disable', {});

@@ -3,7 +3,14 @@ import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { aboutUser, type ServerEvents } from '../../events.ts';
 import { FORM_CONTENT_TYPE, type FormBody } from '../../http/form.ts';
-import type { AuthorizationCodeStore, ClientStore, UserRecord, UserStore } from '../../storage/ports.ts';
+import type {
+  AuthorizationCodeStore,
+  ClientStore,
+  PushedRequestStore,
+  UserRecord,
+  UserStore,
+} from '../../storage/ports.ts';
+import { REQUEST_URI_PREFIX } from './par_endpoint.ts';
 import type { KnownDevices } from '../../users/known_device.ts';
 import type { PasswordHasher } from '../../users/password_hash.ts';
 import type { LoginContext, PasswordLogin } from '../../users/password_login.ts';
@@ -24,6 +31,7 @@ export interface AuthorizeDeps {
   clients: Pick<ClientStore, 'getClient'>;
   users: Pick<UserStore, 'getUser' | 'updateUser'>;
   codes: Pick<AuthorizationCodeStore, 'saveAuthorizationCode'>;
+  pushed: Pick<PushedRequestStore, 'usePushedRequest'>;
   login: Pick<PasswordLogin, 'login' | 'succeeded'>;
   transactions: LoginTransactions;
   devices: KnownDevices;
@@ -109,7 +117,24 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     const client = clientId && clientId.length <= 255 ? await deps.clients.getClient(clientId) : undefined;
     let checked: AuthorizationRequest;
     try {
-      checked = checkAuthorizationRequest(params, client, client?.metadata.scope);
+      const requestUri = params.get('request_uri');
+      if (requestUri) {
+        // RFC 9126 §4: the pushed request, once, for the client that pushed it; nothing else of this URL counts.
+        const ref = requestUri.length === 1 ? (requestUri[0] as string) : '';
+        const pushed = ref.startsWith(REQUEST_URI_PREFIX)
+          ? await deps.pushed.usePushedRequest(sha256(ref.slice(REQUEST_URI_PREFIX.length)), epochSeconds(deps.clock))
+          : undefined;
+        if (!pushed || !client || pushed.clientId !== client.clientId || client.disabled)
+          throw new AuthorizeError('invalid_request', 'request_uri is unknown, used, expired, or not this client’s');
+        checked = pushed.request as AuthorizationRequest;
+      } else {
+        checked = checkAuthorizationRequest(params, client, client?.metadata.scope);
+        if (client?.metadata.require_pushed_authorization_requests)
+          throw new AuthorizeError('invalid_request', 'this client must push its authorization requests (RFC 9126)', {
+            uri: checked.redirectUri,
+            state: checked.state,
+          });
+      }
     } catch (err) {
       if (!(err instanceof AuthorizeError)) throw err;
       if (!err.redirect) return html(reply, 400, errorPage('This sign-in link is not valid', err.message));

@@ -38,6 +38,7 @@ export const ClientMetadataSchema = Type.Object(
     tls_client_auth_san_uri: member(Uri),
     tls_client_certificate_bound_access_tokens: member(Type.Boolean()),
     redirect_uris: member(Type.Array(Uri, { minItems: 1, maxItems: 20 })),
+    require_pushed_authorization_requests: member(Type.Boolean()),
   },
   {
     $id: 'ClientMetadata',
@@ -167,6 +168,10 @@ export function validateClientMetadata(
   if (m.tls_client_auth_san_uri !== undefined) out.tls_client_auth_san_uri = m.tls_client_auth_san_uri;
   if (m.tls_client_certificate_bound_access_tokens === true) out.tls_client_certificate_bound_access_tokens = true;
   if (m.redirect_uris !== undefined) out.redirect_uris = [...new Set(m.redirect_uris)];
+  if (m.require_pushed_authorization_requests === true) {
+    if (!codeFlow) throw bad('require_pushed_authorization_requests applies to the authorization_code grant only');
+    out.require_pushed_authorization_requests = true;
+  }
   return out;
 }
 

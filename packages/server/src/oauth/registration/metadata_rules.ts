@@ -35,6 +35,7 @@ export const METADATA_RULES: { readonly [K in keyof Required<ClientMetadata>]: M
   default_audience: { kind: 'derived', absent: 'the first audience' },
   tls_client_auth_san_uri: { kind: 'derived', absent: "the client's own SPIFFE ID" },
   redirect_uris: { kind: 'grant', absent: 'nothing' },
+  require_pushed_authorization_requests: { kind: 'constraint-flag', absent: 'false' },
 };
 
 export interface MemberRule {

@@ -229,6 +229,14 @@ CREATE TABLE refresh_tokens (
   jti_expires_at BIGINT NOT NULL
 );
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+CREATE TABLE pushed_requests (
+  ref_hash TEXT PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  request TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  used_at BIGINT
+);
+CREATE INDEX pushed_requests_expiry ON pushed_requests (expires_at);
 `;
 
 export const migrations: readonly Migration[] = [
@@ -270,7 +278,7 @@ export const migrations: readonly Migration[] = [
   },
   {
     version: 7,
-    name: 'users, login failure counts, authorization codes, refresh token families',
+    name: 'users, login failure counts, authorization codes, refresh token families, pushed authorization requests',
     sqlite: users('INTEGER'),
     postgres: users('BOOLEAN'),
   },

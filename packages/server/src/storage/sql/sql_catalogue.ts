@@ -82,6 +82,12 @@ export const SQL = {
   familiesOf: `SELECT ${FAMILY_COLUMNS} FROM refresh_families WHERE sub = ? ORDER BY created_at`,
   purgeFamilies: 'DELETE FROM refresh_families WHERE expires_at < ?',
 
+  insertPushed: 'INSERT INTO pushed_requests (ref_hash, client_id, request, expires_at) VALUES (?, ?, ?, ?)',
+  /** Parameters: now, hash, now. Only a request not used before and not expired. */
+  usePushed:
+    'UPDATE pushed_requests SET used_at = ? WHERE ref_hash = ? AND used_at IS NULL AND expires_at >= ? RETURNING client_id, request',
+  purgePushed: 'DELETE FROM pushed_requests WHERE expires_at < ?',
+
   insertKey: `INSERT INTO signing_keys (${KEY_COLUMNS}) VALUES (${marks(9)})`,
   listKeys: `SELECT ${KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid`,
   listPublishedKeys: `SELECT ${KEY_COLUMNS} FROM signing_keys WHERE state <> 'revoked' ORDER BY created_at DESC, kid`,

@@ -363,6 +363,17 @@ export class SqlStorage implements Storage {
     return (await this.db.all<FamilyRow>(SQL.familiesOf, [sub])).map(familyFromRow);
   }
 
+  // Pushed authorization requests
+
+  async savePushedRequest(refHash: string, clientId: string, request: unknown, expiresAt: number): Promise<void> {
+    await this.db.run(SQL.insertPushed, [refHash, clientId, JSON.stringify(request), expiresAt]);
+  }
+
+  async usePushedRequest(refHash: string, now: number): Promise<{ clientId: string; request: unknown } | undefined> {
+    const row = await this.db.get<{ client_id: string; request: string }>(SQL.usePushed, [now, refHash, now]);
+    return row && { clientId: row.client_id, request: JSON.parse(row.request) as unknown };
+  }
+
   // Signing keys
 
   async insertKey(k: SigningKeyRecord, audit?: WithAudit): Promise<void> {
@@ -429,7 +440,8 @@ export class SqlStorage implements Storage {
       (await this.db.run(SQL.purgeUsedIds, [now])) +
       (await this.db.run(SQL.purgeFeed, [now])) +
       (await this.db.run(SQL.purgeCodes, [now - 3600])) +
-      (await this.db.run(SQL.purgeFamilies, [now]))
+      (await this.db.run(SQL.purgeFamilies, [now])) +
+      (await this.db.run(SQL.purgePushed, [now]))
     );
   }
 
