@@ -233,6 +233,19 @@ export const SETTINGS = {
   detectIssuanceMin: int(1, 100_000_000, 100, {
     description: 'tokens in one window below which issuance never alerts, whatever the baseline',
   }),
+  detectSprayUsers: int(2, 10_000, 10, {
+    description: 'password_spraying: failed sign-ins for this many different users from one address within the window',
+  }),
+  detectSprayWindow: int(10, 86_400, 600, { description: 'password_spraying: the window' }),
+  detectStuffingFailures: int(8, 1_000_000, 100, {
+    description:
+      'credential_stuffing: this many failed sign-ins within the window, over at least a quarter as many users and addresses, fewer than one in ten succeeding',
+  }),
+  detectStuffingWindow: int(10, 86_400, 600, { description: 'credential_stuffing: the window' }),
+  detectNewSourceLogins: bool(true, {
+    description:
+      'new_source_login: alert when a user signs in from an address not among their last ten, in a browser new to them',
+  }),
   alertCooldown: int(0, 86400, 300, {
     description: 'seconds before the same detector alerts about the same thing again',
   }),

@@ -8,13 +8,17 @@ import type { TestIdp } from './test_idp.ts';
 export class Browser {
   readonly cookies = new Map<string, string>();
   private readonly t: TestIdp;
+  private readonly defaults: Record<string, string>;
 
-  constructor(t: TestIdp) {
+  /** `headers`: sent with every request (an `x-forwarded-for` behind a trusted proxy, say). */
+  constructor(t: TestIdp, headers: Record<string, string> = {}) {
     this.t = t;
+    this.defaults = headers;
   }
 
   async fetch(url: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
+    for (const [k, v] of Object.entries(this.defaults)) if (!headers.has(k)) headers.set(k, v);
     if (this.cookies.size > 0) headers.set('cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '));
     const res = await this.t.fetch(url, { ...init, headers, redirect: 'manual' });
     for (const c of res.headers.getSetCookie()) {

@@ -5,6 +5,9 @@ import { failedAuthBurst } from './failed_auth_burst.ts';
 import { identityMismatch } from './identity_mismatch.ts';
 import { issuanceSpike } from './issuance_spike.ts';
 import { refreshTokenReuse } from './refresh_token_reuse.ts';
+import { passwordSpraying } from './password_spraying.ts';
+import { credentialStuffing } from './credential_stuffing.ts';
+import { newSourceLogin } from './new_source_login.ts';
 import { revokedCredentialUse } from './revoked_credential_use.ts';
 import type { Detector } from './types.ts';
 
@@ -21,6 +24,11 @@ export function buildDetectors(
     | 'detectIssuanceFactor'
     | 'detectIssuanceWindow'
     | 'detectIssuanceMin'
+    | 'detectSprayUsers'
+    | 'detectSprayWindow'
+    | 'detectStuffingFailures'
+    | 'detectStuffingWindow'
+    | 'detectNewSourceLogins'
   >,
 ): Detector[] {
   return [
@@ -35,5 +43,8 @@ export function buildDetectors(
     assertionReplay(),
     identityMismatch(),
     refreshTokenReuse(),
+    passwordSpraying({ users: config.detectSprayUsers, windowSeconds: config.detectSprayWindow }),
+    credentialStuffing({ failures: config.detectStuffingFailures, windowSeconds: config.detectStuffingWindow }),
+    ...(config.detectNewSourceLogins ? [newSourceLogin()] : []),
   ];
 }

@@ -7,7 +7,10 @@ export type DetectorName =
   | 'revoked_credential_use'
   | 'assertion_replay'
   | 'identity_mismatch'
-  | 'refresh_token_reuse';
+  | 'refresh_token_reuse'
+  | 'password_spraying'
+  | 'credential_stuffing'
+  | 'new_source_login';
 
 /** What a detector saw; the alert raiser turns it into a stored alert (or drops it in cooldown). */
 export interface Finding {
