@@ -1,6 +1,6 @@
 // npm run bench — each hot path beside a peer in the same run; medians of interleaved rounds.
 // BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
-// BENCH_ONLY (comma-separated: issuance, ingestion, propagation, verification, authorization, workload, sidecar; default all).
+// BENCH_ONLY (comma-separated: issuance, ingestion, propagation, verification, authorization, workload, sidecar, login; default all).
 import { cpus } from 'node:os';
 import { benchRevocationPropagation } from './revocation_propagation.ts';
 import { benchAuditIngestion, benchCertificateIssuance, benchTokenIssuance } from './token_issuance.ts';
@@ -10,6 +10,7 @@ import { startPostgresIfConfigured } from '@latchkey/testkit';
 import { benchVerification } from './verification.ts';
 import { benchAuthorization } from './authorization.ts';
 import { benchSidecar } from './sidecar.ts';
+import { benchLogin } from './login.ts';
 
 const duration = Number(process.env.BENCH_DURATION ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -159,6 +160,20 @@ if (runs('sidecar')) {
     `Reverse proxy vs straight, per CPU-second of the path: ${((proxy.perCore / direct.perCore) * 100).toFixed(0)}% (target ≥ 50%; a plain node:http proxy: ${((nodeProxy.perCore / direct.perCore) * 100).toFixed(0)}%, the sidecar ${((proxy.perCore / nodeProxy.perCore) * 100).toFixed(0)}% of it); added latency (sequential, seen token): proxy p50 ${(proxy.probeP50 - direct.probeP50).toFixed(0)} µs, forward auth p50 ${(sc.http['nginx + sidecar forward auth → upstream']!.probeP50 - nginxDirect.probeP50).toFixed(0)} µs (target p50 < 1 ms, p99 < 3 ms)`,
   );
   if (Object.values(sc.http).some((r) => r.errors > 0)) failed = true;
+}
+
+if (runs('login')) {
+  console.log('\n## Users: sign-ins and refresh-token rotations (issue 15)');
+  const r = await benchLogin({ duration, databaseUrl: await startPostgresIfConfigured() });
+  console.log('| subject | per second | per server CPU-second | server cores | p50 ms |');
+  console.log('| --- | ---: | ---: | ---: | ---: |');
+  for (const [name, x] of Object.entries(r))
+    console.log(
+      `| ${name} | ${x.perSecond.toFixed(1)} | ${x.perCpuSecond.toFixed(1)} | ${x.cores?.toFixed(2) ?? '—'} | ${x.p50?.toFixed(1) ?? '—'} |`,
+    );
+  console.log(
+    '\nKeycloak sizes 15 password sign-ins per second per vCPU (its sizing guide); compare the per CPU-second column.',
+  );
 }
 
 if (failed) {
