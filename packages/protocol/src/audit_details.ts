@@ -207,7 +207,7 @@ export const AUDIT_EVENT_DETAILS = {
   'user.login': Obj(
     {
       username: Str('the username (the user is `subject`)'),
-      method: Str('how they authenticated: password'),
+      method: Str('how they authenticated: password, or session (single sign-on, no password asked)'),
       known_device: Type.Boolean({ description: 'the browser had logged in as this user before' }),
       password_changed: Opt(Type.Boolean({ description: 'they set a new password, as they had to' })),
     },
@@ -230,6 +230,14 @@ export const AUDIT_EVENT_DETAILS = {
       rotated_seconds_ago: Int('how long ago the reused token had been rotated'),
     },
     'a rotated refresh token was presented again: someone else holds a copy, so the family and its access tokens were revoked (RFC 9700 §4.14.2); `subject` is the user',
+  ),
+  'user.logout': Obj(
+    {
+      sid: Str('the sign-in session that ended'),
+      families: Int('refresh token families (sign-ins at clients) revoked with it'),
+      tokens: Int('access tokens revoked with it'),
+    },
+    'a user signed out (RP-initiated logout at /end_session); `client_id` is the client that asked',
   ),
 } satisfies Record<(typeof AUDIT_EVENT_TYPES)[number], TSchema>;
 

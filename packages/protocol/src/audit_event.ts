@@ -36,6 +36,7 @@ export const AUDIT_EVENT_TYPES = [
   'user.login',
   'user.login_failed',
   'token.refresh_reused',
+  'user.logout',
 ] as const;
 
 /** Why a user's login failed: the `reason` of a `user.login_failed` event (the user is told less). */

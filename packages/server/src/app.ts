@@ -62,6 +62,9 @@ import { publicClient } from './oauth/client_auth/none.ts';
 import { refreshTokenGrant } from './oauth/grants/refresh_token.ts';
 import { registerParEndpoint } from './oauth/authorize/par_endpoint.ts';
 import { RefreshTokens } from './oauth/refresh_tokens.ts';
+import { PageCookies } from './oauth/authorize/cookies.ts';
+import { registerEndSessionEndpoint } from './oauth/authorize/end_session_endpoint.ts';
+import { Sessions } from './users/sessions.ts';
 import { ClientJwks } from './oauth/client_auth/client_jwks.ts';
 import { OutboundFetch } from './http/outbound_fetch.ts';
 import { tlsClientAuth } from './oauth/client_auth/tls_client_auth.ts';
@@ -227,6 +230,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     limiter: authLimiter,
   });
   const requireAdmin = adminGuard({ settings: storage, hashKey: master.secretHashKey, events });
+  const cookies = new PageCookies(issuer.startsWith('https:'));
+  const sessions = new Sessions(storage, clock, config.sessionLifetime);
   const refresh = new RefreshTokens({
     store: storage,
     revocations: deps.revocations,
@@ -352,8 +357,24 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       policy: passwordPolicy,
       hasher,
       events,
-      secureCookies: issuer.startsWith('https:'),
+      cookies,
       codeTtl: 60,
+      sessions,
+    });
+    registerEndSessionEndpoint(open, {
+      issuer,
+      clock,
+      keys,
+      clients,
+      sessions,
+      sessionStore: storage,
+      codes: storage,
+      families: storage,
+      refresh,
+      revocations: deps.revocations,
+      events,
+      cookies,
+      maxAccessTokenTtl: config.maxAccessTokenTtl,
     });
     registerParEndpoint(open, { clock, authenticate: authenticateAtToken, pushed: storage, events, ttl: 60 });
     registerUserinfoEndpoint(open, {

@@ -184,6 +184,10 @@ export const SETTINGS = {
     description:
       "seconds after a rotation in which presenting the old refresh token again (a client's own retry) is refused without revoking the family; after them a reuse revokes every token of the sign-in and raises an alert",
   }),
+  sessionLifetime: int(60, 30 * 86_400, 36_000, {
+    description:
+      'how long a sign-in session at the IdP lasts (single sign-on: later authorization requests from the same browser skip the password); the user signs in again after it',
+  }),
   clientCacheTtl: int(0, 300, 5, {
     description:
       'how long a replica serves a client registration from memory; changes made through the same replica apply at once; a client revoked or deleted at another replica as soon as its feed event arrives; other changes made at another replica within this bound; `0` disables',

@@ -29,6 +29,7 @@ export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm, mtl
     pushed_authorization_request_endpoint: `${issuer}/par`,
     require_pushed_authorization_requests: false,
     userinfo_endpoint: `${issuer}/userinfo`,
+    end_session_endpoint: `${issuer}/end_session`,
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
     // RFC 9700 §2.1.1: PKCE for every client, S256 only.
@@ -50,6 +51,7 @@ export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm, mtl
       'email',
       'email_verified',
     ],
+    prompt_values_supported: ['none', 'login'],
     request_parameter_supported: false,
     request_uri_parameter_supported: false,
     grant_types_supported: [...GRANT_TYPES],

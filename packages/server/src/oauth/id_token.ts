@@ -1,3 +1,4 @@
+import { parseCompactJws, verifyJws } from '@latchkey/protocol';
 import type { KeyRing } from '../keys/key_ring.ts';
 
 export interface IdTokenInput {
@@ -28,4 +29,24 @@ export function mintIdToken(keys: Pick<KeyRing, 'signDocument'>, input: IdTokenI
     ...input.claims,
   };
   return keys.signDocument(payload, 'JWT').jws;
+}
+
+/**
+ * An `id_token_hint` (OpenID Connect RP-Initiated Logout §2): an ID token this IdP signed, with a
+ * published key and that key's algorithm, `typ` JWT, our issuer. Its expiry does not matter (a
+ * logout often comes after it); undefined for anything else.
+ */
+export function readIdTokenHint(
+  keys: Pick<KeyRing, 'publishedKey'>,
+  issuer: string,
+  token: string,
+): { sub: string; aud: string; sid: string | undefined } | undefined {
+  const jws = parseCompactJws(token);
+  if (!jws) return undefined;
+  const key = typeof jws.header.kid === 'string' ? keys.publishedKey(jws.header.kid) : undefined;
+  if (!key || jws.header.alg !== key.alg || jws.header.typ !== 'JWT' || jws.header.crit !== undefined) return undefined;
+  if (!verifyJws(key.alg, key.publicKey, jws.signingInput, jws.signature)) return undefined;
+  const p = jws.payload;
+  if (p.iss !== issuer || typeof p.sub !== 'string' || typeof p.aud !== 'string') return undefined;
+  return { sub: p.sub, aud: p.aud, sid: typeof p.sid === 'string' ? p.sid : undefined };
 }

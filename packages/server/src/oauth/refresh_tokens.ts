@@ -59,7 +59,14 @@ export class RefreshTokens {
 
   /** The first refresh token of a sign-in, beside the access token `jti`. */
   async start(
-    grant: { clientId: string; sub: string; scope: string | null; resource: string[] | null; authTime: number },
+    grant: {
+      clientId: string;
+      sub: string;
+      scope: string | null;
+      resource: string[] | null;
+      authTime: number;
+      sid: string | null;
+    },
     accessToken: { jti: string; exp: number },
     now: number,
   ): Promise<{ value: string; familyId: string }> {

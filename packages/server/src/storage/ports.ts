@@ -27,6 +27,8 @@ export interface ClientMetadata {
   tls_client_certificate_bound_access_tokens?: boolean;
   /** RFC 7591 §2: where /authorize may send the browser back, compared exactly (RFC 9700 §2.1). */
   redirect_uris?: string[];
+  /** OpenID Connect RP-Initiated Logout §3.1: where /end_session may send the browser afterwards. */
+  post_logout_redirect_uris?: string[];
   /** RFC 9126 §6: this client's authorization requests must be pushed first. */
   require_pushed_authorization_requests?: boolean;
 }
@@ -141,6 +143,8 @@ export interface AuthorizationCodeRecord {
   /** When the user authenticated (epoch seconds, OpenID Connect `auth_time`). */
   authTime: number;
   expiresAt: number;
+  /** The sign-in session it came from (OpenID Connect `sid`). */
+  sid: string | null;
 }
 
 export interface AuthorizationCodeStore {
@@ -158,6 +162,8 @@ export interface AuthorizationCodeStore {
   >;
   /** Remembers what a code gave (its access token, its refresh token family), to revoke them if the code is replayed. */
   setAuthorizationCodeJti(codeHash: string, jti: string, familyId: string | null): Promise<void>;
+  /** The access tokens that codes of a sign-in session gave (to revoke at logout). */
+  sessionCodeTokens(sid: string): Promise<string[]>;
 }
 
 /**
@@ -175,6 +181,8 @@ export interface RefreshFamilyRecord {
   expiresAt: number;
   revokedAt: number | null;
   revokedReason: string | null;
+  /** The sign-in session it belongs to: ending the session (logout) revokes it. */
+  sid: string | null;
 }
 
 /** One refresh token of a family, stored by its hash, with the access token issued beside it. */
@@ -213,6 +221,27 @@ export interface RefreshTokenStore {
   getRefreshToken(tokenHash: string): Promise<{ token: RefreshTokenRecord; family: RefreshFamilyRecord } | undefined>;
   /** Families of a subject (to revoke every one, e.g. at logout everywhere). */
   listRefreshFamilies(sub: string): Promise<RefreshFamilyRecord[]>;
+  /** Families of a sign-in session (ended with it). */
+  listSessionRefreshFamilies(sid: string): Promise<RefreshFamilyRecord[]>;
+}
+
+/** A user's sign-in session at the IdP (single sign-on; OpenID Connect `sid`). */
+export interface SessionRecord {
+  /** Public: in ID tokens and logout requests. The browser holds another value, stored hashed. */
+  sid: string;
+  sub: string;
+  authTime: number;
+  expiresAt: number;
+  endedAt: number | null;
+}
+
+export interface SessionStore {
+  /** `cookieHash`: the hash of the secret the browser's session cookie holds. */
+  createSession(cookieHash: string, session: SessionRecord): Promise<void>;
+  getSessionByCookie(cookieHash: string): Promise<SessionRecord | undefined>;
+  getSession(sid: string): Promise<SessionRecord | undefined>;
+  /** Ends a session, with its audit events; false (and no events) when it had ended already. */
+  endSession(sid: string, now: number, audit?: WithAudit): Promise<boolean>;
 }
 
 /** A pushed authorization request (RFC 9126): the checked request, stored by the hash of its reference. */
@@ -450,6 +479,7 @@ export interface Storage
     AuthorizationCodeStore,
     RefreshTokenStore,
     PushedRequestStore,
+    SessionStore,
     KeyStore,
     LeaseStore,
     ReplayStore,

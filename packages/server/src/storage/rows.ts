@@ -16,6 +16,7 @@ import type {
   AuthorizationCodeRecord,
   RefreshFamilyRecord,
   RefreshTokenRecord,
+  SessionRecord,
 } from './ports.ts';
 
 /** Row shapes shared by the SQL adapters, and their mapping to records. */
@@ -110,7 +111,7 @@ export const userParams = (u: UserRecord): unknown[] => {
 };
 
 export const CODE_COLUMNS =
-  'code_hash, client_id, sub, redirect_uri, code_challenge, scope, nonce, resource, auth_time, expires_at';
+  'code_hash, client_id, sub, redirect_uri, code_challenge, scope, nonce, resource, auth_time, expires_at, sid';
 
 export interface CodeRow {
   code_hash: string;
@@ -123,6 +124,7 @@ export interface CodeRow {
   resource: string | null;
   auth_time: number | string;
   expires_at: number | string;
+  sid: string | null;
   used_at?: number | string | null;
   jti?: string | null;
   family_id?: string | null;
@@ -139,6 +141,7 @@ export const codeFromRow = (r: CodeRow): AuthorizationCodeRecord => ({
   resource: r.resource === null ? null : (JSON.parse(r.resource) as string[]),
   authTime: Number(r.auth_time),
   expiresAt: Number(r.expires_at),
+  sid: r.sid,
 });
 
 export const codeParams = (c: AuthorizationCodeRecord): unknown[] => [
@@ -152,10 +155,11 @@ export const codeParams = (c: AuthorizationCodeRecord): unknown[] => [
   c.resource === null ? null : JSON.stringify(c.resource),
   c.authTime,
   c.expiresAt,
+  c.sid,
 ];
 
 export const FAMILY_COLUMNS =
-  'family_id, client_id, sub, scope, resource, auth_time, created_at, expires_at, revoked_at, revoked_reason';
+  'family_id, client_id, sub, scope, resource, auth_time, created_at, expires_at, revoked_at, revoked_reason, sid';
 export const REFRESH_COLUMNS = 'token_hash, family_id, issued_at, expires_at, used_at, jti, jti_expires_at';
 
 export interface FamilyRow {
@@ -169,6 +173,7 @@ export interface FamilyRow {
   expires_at: number | string;
   revoked_at: number | string | null;
   revoked_reason: string | null;
+  sid: string | null;
 }
 
 export interface RefreshRow {
@@ -192,6 +197,7 @@ export const familyFromRow = (r: FamilyRow): RefreshFamilyRecord => ({
   expiresAt: Number(r.expires_at),
   revokedAt: numOrNull(r.revoked_at),
   revokedReason: r.revoked_reason,
+  sid: r.sid,
 });
 
 export const familyParams = (f: RefreshFamilyRecord): unknown[] => [
@@ -205,6 +211,7 @@ export const familyParams = (f: RefreshFamilyRecord): unknown[] => [
   f.expiresAt,
   f.revokedAt,
   f.revokedReason,
+  f.sid,
 ];
 
 export const refreshFromRow = (r: RefreshRow): RefreshTokenRecord => ({
@@ -226,6 +233,22 @@ export const refreshParams = (t: RefreshTokenRecord): unknown[] => [
   t.jti,
   t.jtiExpiresAt,
 ];
+
+export interface SessionRow {
+  sid: string;
+  sub: string;
+  auth_time: number | string;
+  expires_at: number | string;
+  ended_at: number | string | null;
+}
+
+export const sessionFromRow = (r: SessionRow): SessionRecord => ({
+  sid: r.sid,
+  sub: r.sub,
+  authTime: Number(r.auth_time),
+  expiresAt: Number(r.expires_at),
+  endedAt: numOrNull(r.ended_at),
+});
 
 export interface KeyRow {
   kid: string;

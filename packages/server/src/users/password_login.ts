@@ -79,8 +79,12 @@ export class PasswordLogin {
     return { ok: true, user: current, mustChangePassword: user.mustChangePassword };
   }
 
-  /** Writes the success event, once the login has led somewhere (a code issued). */
-  async succeeded(user: UserRecord, ctx: LoginContext, extra: { passwordChanged?: boolean } = {}): Promise<void> {
+  /** Writes the success event, once the sign-in has led somewhere (a code issued): by password, or by a live session. */
+  async succeeded(
+    user: UserRecord,
+    ctx: LoginContext,
+    extra: { passwordChanged?: boolean; method?: 'password' | 'session' } = {},
+  ): Promise<void> {
     await this.deps.events.emit('user.login', {
       actor: `User::${JSON.stringify(user.sub)}`,
       subject: user.sub,
@@ -90,7 +94,7 @@ export class PasswordLogin {
       source_ip: ctx.sourceIp,
       detail: {
         username: user.username,
-        method: 'password',
+        method: extra.method ?? 'password',
         known_device: ctx.knownDevice(user.sub),
         ...(extra.passwordChanged ? { password_changed: true } : {}),
       },

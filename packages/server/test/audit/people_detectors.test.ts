@@ -35,6 +35,8 @@ async function signIn(t: TestIdp, username: string, password: string, ip: string
     response_type: 'code',
     code_challenge: createHash('sha256').update(verifier).digest('base64url'),
     code_challenge_method: 'S256',
+    // Each attempt a password sign-in, even in a browser with a session.
+    prompt: 'login',
   }))
     url.searchParams.set(k, v);
   const res = await b.signIn(url, username, password);

@@ -21,6 +21,8 @@ const EXPECTED: Record<string, string> = {
   'POST /authorize/login': 'none',
   'POST /authorize/password': 'none',
   'POST /par': 'client',
+  'GET /end_session': 'none',
+  'POST /end_session': 'none',
   'GET /userinfo': 'user',
   'POST /userinfo': 'user',
   'POST /introspect': 'client',

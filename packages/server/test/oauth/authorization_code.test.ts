@@ -167,10 +167,9 @@ describe('authorization code + PKCE and OpenID Connect, driven by openid-client'
   });
 
   test('refused at /token: a code for another client, a wrong verifier, another redirect_uri → invalid_grant', async () => {
-    const browser = new Browser(t);
     const codeFor = async () => {
       const { url, checks } = await authorizationUrl(spa);
-      const back = await browser.signIn(url, 'alice', PASSWORD);
+      const back = await new Browser(t).signIn(url, 'alice', PASSWORD);
       return { code: new URL(back.headers.get('location') as string).searchParams.get('code') as string, checks };
     };
     const token = (form: Record<string, string>, headers: Record<string, string> = {}) =>
@@ -396,6 +395,86 @@ describe('authorization code + PKCE and OpenID Connect, driven by openid-client'
     assert.deepEqual([bad.status, bad.body.error], [400, 'invalid_request']);
     const anonymous = await t.post('/par', { response_type: 'code', client_id: 'pushy' });
     assert.equal(anonymous.status, 401, 'a confidential client authenticates its push');
+  });
+
+  test('single sign-on: the same browser is answered without a password; prompt=login asks again; prompt=none without a session → login_required', async () => {
+    const browser = new Browser(t);
+    const first = await authorizationUrl(spa);
+    const back = await browser.signIn(first.url, 'alice', PASSWORD);
+    const tokens = await oidc.authorizationCodeGrant(
+      spa,
+      new URL(back.headers.get('location') as string),
+      first.checks,
+    );
+    const sid = tokens.claims()?.sid;
+    assert.match(String(sid), /^[0-9a-f-]{36}$/, 'the ID token names the session');
+    const second = await authorizationUrl(spa);
+    const sso = await browser.fetch(String(second.url));
+    assert.equal(sso.status, 303, 'no page: the session answers');
+    const again = await oidc.authorizationCodeGrant(spa, new URL(sso.headers.get('location') as string), second.checks);
+    assert.equal(again.claims()?.sid, sid);
+    assert.equal(again.claims()?.auth_time, tokens.claims()?.auth_time, 'auth_time is the sign-in’s, not now');
+    const login = (await auditEvents(t.idp.storage, { type: 'user.login' })).at(-1);
+    assert.equal(login?.detail?.method, 'session');
+    const forced = await browser.fetch(String((await authorizationUrl(spa, { prompt: 'login' })).url));
+    assert.equal(forced.status, 200, 'prompt=login shows the page');
+    const silent = await new Browser(t).fetch(String((await authorizationUrl(spa, { prompt: 'none' })).url));
+    assert.equal(silent.status, 303);
+    assert.equal(new URL(silent.headers.get('location') as string).searchParams.get('error'), 'login_required');
+  });
+
+  test('RP-initiated logout through openid-client: the session ends with its refresh and access tokens, back to the registered URI with state', async () => {
+    const BYE = 'http://127.0.0.1/signed-out';
+    await t.register({
+      client_id: 'relying-party',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      redirect_uris: [APP],
+      post_logout_redirect_uris: [BYE],
+      audiences: ['https://orders.internal'],
+    });
+    const rp = await oidc.discovery(new URL(t.issuer), 'relying-party', undefined, oidc.None(), {
+      [oidc.customFetch]: t.fetch as oidc.CustomFetch,
+    });
+    rp[oidc.customFetch] = t.fetch as oidc.CustomFetch;
+    assert.equal(rp.serverMetadata().end_session_endpoint, `${t.issuer}/end_session`);
+    const browser = new Browser(t);
+    const { url, checks } = await authorizationUrl(rp);
+    const back = await browser.signIn(url, 'alice', PASSWORD);
+    const tokens = await oidc.authorizationCodeGrant(rp, new URL(back.headers.get('location') as string), checks);
+    assert.ok(tokens.refresh_token);
+    const elsewhere = oidc.buildEndSessionUrl(rp, {
+      id_token_hint: tokens.id_token as string,
+      post_logout_redirect_uri: 'http://127.0.0.1/not-registered',
+    });
+    assert.equal((await browser.fetch(String(elsewhere))).status, 400, 'only a registered address');
+    const noHint = await new Browser(t).fetch(`${t.issuer}/end_session`);
+    assert.equal(noHint.status, 200);
+    assert.match(await noHint.text(), /Sign out\?/, 'without a hint the person confirms');
+
+    const end = oidc.buildEndSessionUrl(rp, {
+      id_token_hint: tokens.id_token as string,
+      post_logout_redirect_uri: BYE,
+      state: 'bye-1',
+    });
+    const out = await browser.fetch(String(end));
+    assert.equal(out.status, 303);
+    assert.equal(out.headers.get('location'), `${BYE}?state=bye-1`);
+    const refreshed = await t.post('/token', {
+      grant_type: 'refresh_token',
+      client_id: 'relying-party',
+      refresh_token: tokens.refresh_token as string,
+    });
+    assert.deepEqual([refreshed.status, refreshed.body.error], [400, 'invalid_grant']);
+    await assert.rejects(
+      oidc.fetchUserInfo(rp, tokens.access_token, alice.sub),
+      (e: oidc.WWWAuthenticateChallengeError) => e.status === 401,
+      'the access token is revoked too',
+    );
+    const next = await browser.fetch(String((await authorizationUrl(rp)).url));
+    assert.equal(next.status, 200, 'no more single sign-on: the page again');
+    const logout = (await auditEvents(t.idp.storage, { type: 'user.logout' })).at(-1);
+    assert.deepEqual([logout?.subject, logout?.client_id, logout?.detail?.families], [alice.sub, 'relying-party', 1]);
   });
 
   test('a disabled user cannot sign in, with the same words as a wrong password', async () => {

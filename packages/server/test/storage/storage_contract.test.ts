@@ -518,6 +518,7 @@ function contract(
         expiresAt: 1_700_003_600,
         revokedAt: null,
         revokedReason: null,
+        sid: 'sess-1',
       };
       const token = (hash: string, jti: string) => ({
         tokenHash: hash,
@@ -544,6 +545,10 @@ function contract(
       assert.equal(await s.revokeRefreshFamily('fam-1', 1_700_000_200, 'again'), false, 'once');
       assert.deepEqual((await s.getRefreshFamily('fam-1'))?.revokedReason, 'reuse');
       assert.equal((await s.listRefreshFamilies('u-1')).length, 1);
+      assert.deepEqual(
+        (await s.listSessionRefreshFamilies('sess-1')).map((f) => f.familyId),
+        ['fam-1'],
+      );
       const code = {
         codeHash: 'c-1',
         clientId: 'app',
@@ -555,6 +560,7 @@ function contract(
         resource: null,
         authTime: 1,
         expiresAt: 2,
+        sid: 'sess-1',
       };
       await s.saveAuthorizationCode(code);
       const codeUses = await Promise.all(Array.from({ length: 4 }, () => s.useAuthorizationCode('c-1', 1)));

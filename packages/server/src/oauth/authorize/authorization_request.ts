@@ -15,6 +15,10 @@ export interface AuthorizationRequest {
   scope: string | null;
   codeChallenge: string;
   resource: string[];
+  /** OpenID Connect Core §3.1.2.1: `none` (answer without a page, or login_required) or `login` (ask again). */
+  prompt: 'none' | 'login' | null;
+  /** Seconds since the user last authenticated beyond which they must do it again. */
+  maxAge: number | null;
 }
 
 /**
@@ -115,7 +119,22 @@ export function checkAuthorizationRequest(
   }
   const resource = params.get('resource') ?? [];
   if (resource.length > 20) throw back('invalid_target', 'too many resources');
-  return { clientId, redirectUri, state, nonce: get('nonce') ?? null, scope, codeChallenge, resource };
+  const prompts = (get('prompt') ?? '').split(' ').filter(Boolean);
+  if (prompts.includes('none') && prompts.length > 1) throw back('invalid_request', 'prompt=none stands alone');
+  const maxAgeParam = get('max_age');
+  if (maxAgeParam !== undefined && !/^\d{1,9}$/.test(maxAgeParam))
+    throw back('invalid_request', 'max_age must be a number of seconds');
+  return {
+    clientId,
+    redirectUri,
+    state,
+    nonce: get('nonce') ?? null,
+    scope,
+    codeChallenge,
+    resource,
+    prompt: prompts.includes('none') ? 'none' : prompts.includes('login') ? 'login' : null,
+    maxAge: maxAgeParam === undefined ? null : Number(maxAgeParam),
+  };
 }
 
 /** The redirect URI with the response parameters (RFC 6749 §4.1.2, RFC 9207 `iss`). */

@@ -12,6 +12,7 @@ import type {
 } from '../../storage/ports.ts';
 import { REQUEST_URI_PREFIX } from './par_endpoint.ts';
 import type { KnownDevices } from '../../users/known_device.ts';
+import type { Sessions } from '../../users/sessions.ts';
 import type { PasswordHasher } from '../../users/password_hash.ts';
 import type { LoginContext, PasswordLogin } from '../../users/password_login.ts';
 import type { PasswordPolicy } from '../../users/password_policy.ts';
@@ -24,6 +25,7 @@ import {
 } from './authorization_request.ts';
 import { errorPage, loginPage, PAGE_HEADERS, passwordChangePage } from './login_page.ts';
 import { LoginTransactions } from './login_transaction.ts';
+import type { PageCookies } from './cookies.ts';
 
 export interface AuthorizeDeps {
   issuer: string;
@@ -38,25 +40,14 @@ export interface AuthorizeDeps {
   policy: Pick<PasswordPolicy, 'check'>;
   hasher: Pick<PasswordHasher, 'hash'>;
   events: ServerEvents;
-  /** Cookies marked Secure with the `__Host-` prefix: whenever the IdP is on HTTPS. */
-  secureCookies: boolean;
+  cookies: PageCookies;
   /** Seconds an authorization code lives (RFC 6749 §4.1.2: short, at most 10 minutes). */
   codeTtl: number;
+  sessions: Pick<Sessions, 'start' | 'current' | 'lifetime'>;
 }
 
 /** SHA-256 of a code or token, base64url: what is stored instead of the value. */
 export const sha256 = (value: string): string => createHash('sha256').update(value).digest('base64url');
-
-function cookiesOf(request: FastifyRequest): Map<string, string> {
-  const out = new Map<string, string>();
-  const header = request.headers.cookie;
-  if (typeof header !== 'string' || header.length > 8192) return out;
-  for (const part of header.split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0) out.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
-  }
-  return out;
-}
 
 const single = (form: FormBody, name: string): string | undefined => {
   const v = form.get(name);
@@ -90,12 +81,6 @@ const pageSchema = (summary: string, form: boolean) => ({
 });
 
 export function registerAuthorizeEndpoints(app: FastifyInstance, deps: AuthorizeDeps): void {
-  const cookie = (name: string) => (deps.secureCookies ? `__Host-lk-${name}` : `lk-${name}`);
-  const setCookie = (reply: FastifyReply, name: string, value: string, maxAge: number) =>
-    reply.header(
-      'set-cookie',
-      `${cookie(name)}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${deps.secureCookies ? '; Secure' : ''}`,
-    );
   const html = (reply: FastifyReply, status: number, body: string) =>
     reply.code(status).headers(PAGE_HEADERS).send(body);
   const clientName = async (clientId: string) => {
@@ -103,7 +88,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     return c?.metadata.client_name ?? clientId;
   };
   const context = (request: FastifyRequest, clientId: string): LoginContext => {
-    const device = cookiesOf(request).get(cookie('device'));
+    const device = deps.cookies.read(request, 'device');
     return {
       clientId,
       requestId: request.id,
@@ -112,7 +97,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     };
   };
 
-  const authorize = async (reply: FastifyReply, params: RawParams) => {
+  const authorize = async (request: FastifyRequest, reply: FastifyReply, params: RawParams) => {
     const clientId = params.get('client_id')?.[0];
     const client = clientId && clientId.length <= 255 ? await deps.clients.getClient(clientId) : undefined;
     let checked: AuthorizationRequest;
@@ -152,8 +137,30 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
         )
         .send();
     }
+    // Single sign-on: a live session answers at once, unless the client asks for a new sign-in
+    // (prompt=login) or the last one is older than it accepts (max_age, OpenID Connect Core §3.1.2.1).
+    const session = await deps.sessions.current(deps.cookies.read(request, 'session'));
+    const fresh = session && (checked.maxAge === null || epochSeconds(deps.clock) - session.authTime <= checked.maxAge);
+    if (session && fresh && checked.prompt !== 'login') {
+      const user = await deps.users.getUser(session.sub);
+      if (user && !user.disabled) return finish(request, reply, checked, user, session.authTime, { sid: session.sid });
+    }
+    if (checked.prompt === 'none')
+      return reply
+        .code(303)
+        .header('cache-control', 'no-store')
+        .header(
+          'location',
+          responseUri(checked.redirectUri, {
+            error: 'login_required',
+            error_description: 'the user must sign in',
+            state: checked.state,
+            iss: deps.issuer,
+          }),
+        )
+        .send();
     const csrf = LoginTransactions.csrfValue();
-    setCookie(reply, 'csrf', csrf, 600);
+    deps.cookies.set(reply, 'csrf', csrf, 600);
     const tx = deps.transactions.seal(checked, csrf, deps.clock.now());
     return html(reply, 200, loginPage({ tx, clientName: await clientName(checked.clientId) }));
   };
@@ -170,7 +177,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
         if (v === '') continue;
         params.set(k, [...(params.get(k) ?? []), v]);
       }
-      return authorize(reply, params);
+      return authorize(request, reply, params);
     },
   );
   app.post(
@@ -179,18 +186,28 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       config: { credential: 'none' },
       schema: pageSchema('the authorization request as a form post (OpenID Connect Core §3.1.2.1)', true),
     },
-    (request, reply) => authorize(reply, request.body as FormBody),
+    (request, reply) => authorize(request, reply, request.body as FormBody),
   );
 
-  /** A code for the user, the browser sent back with it (RFC 6749 §4.1.2), the device remembered. */
+  /**
+   * A code for the user, the browser sent back with it (RFC 6749 §4.1.2). After a password (no
+   * `sid` given) a session starts and the device is remembered; with a session, it is reused.
+   */
   const finish = async (
     request: FastifyRequest,
     reply: FastifyReply,
     req: AuthorizationRequest,
     user: UserRecord,
     authTime: number,
-    passwordChanged: boolean,
+    how: { sid?: string; passwordChanged?: boolean },
   ) => {
+    let sid = how.sid;
+    if (!sid) {
+      const started = await deps.sessions.start(user.sub, authTime);
+      sid = started.session.sid;
+      deps.cookies.set(reply, 'session', started.cookie, deps.sessions.lifetime);
+      deps.cookies.set(reply, 'device', deps.devices.issue(user.sub, deps.clock.now()), 400 * 86400);
+    }
     const code = randomBytes(32).toString('base64url');
     await deps.codes.saveAuthorizationCode({
       codeHash: sha256(code),
@@ -203,9 +220,12 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       resource: req.resource.length > 0 ? req.resource : null,
       authTime,
       expiresAt: epochSeconds(deps.clock) + deps.codeTtl,
+      sid,
     });
-    await deps.login.succeeded(user, context(request, req.clientId), { passwordChanged });
-    setCookie(reply, 'device', deps.devices.issue(user.sub, deps.clock.now()), 400 * 86400);
+    await deps.login.succeeded(user, context(request, req.clientId), {
+      passwordChanged: how.passwordChanged ?? false,
+      method: how.sid ? 'session' : 'password',
+    });
     return reply
       .code(303)
       .header('cache-control', 'no-store')
@@ -228,7 +248,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     { config: { credential: 'none' }, schema: pageSchema('the sign-in form: username and password', true) },
     async (request, reply) => {
       const form = request.body as FormBody;
-      const tx = deps.transactions.open(single(form, 'tx'), cookiesOf(request).get(cookie('csrf')), deps.clock.now());
+      const tx = deps.transactions.open(single(form, 'tx'), deps.cookies.read(request, 'csrf'), deps.clock.now());
       if (!tx || tx === 'expired') return staleForm(reply);
       const username = single(form, 'username') ?? '';
       const password = single(form, 'password') ?? '';
@@ -256,7 +276,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
         });
         return html(reply, 200, passwordChangePage({ tx: next }));
       }
-      return finish(request, reply, tx.request, outcome.user, authTime, false);
+      return finish(request, reply, tx.request, outcome.user, authTime, {});
     },
   );
 
@@ -269,7 +289,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     async (request, reply) => {
       const form = request.body as FormBody;
       const sealed = single(form, 'tx');
-      const tx = deps.transactions.open(sealed, cookiesOf(request).get(cookie('csrf')), deps.clock.now());
+      const tx = deps.transactions.open(sealed, deps.cookies.read(request, 'csrf'), deps.clock.now());
       if (!tx || tx === 'expired' || !tx.authenticated) return staleForm(reply);
       const user = await deps.users.getUser(tx.authenticated.sub);
       if (!user || user.disabled) return staleForm(reply);
@@ -294,7 +314,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       // No revocation here: the administrator's reset that required this change revoked the user's tokens.
       await deps.users.updateUser(changed, [event]);
       deps.events.committed(event);
-      return finish(request, reply, tx.request, changed, tx.authenticated.authTime, true);
+      return finish(request, reply, tx.request, changed, tx.authenticated.authTime, { passwordChanged: true });
     },
   );
 }

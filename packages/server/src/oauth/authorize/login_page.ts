@@ -80,3 +80,20 @@ ${error}<form method="post" action="/authorize/password">
 </form>`,
   );
 }
+
+/** Asks the person to confirm a sign-out that came without proof of which application asked. */
+export function logoutConfirmPage(options: { confirm: string }): string {
+  return page(
+    'Sign out',
+    `<h1>Sign out?</h1>
+<p class="client">You are about to sign out of all applications that use this sign-in.</p>
+<form method="post" action="/end_session">
+<input type="hidden" name="confirm" value="${escape(options.confirm)}">
+<button type="submit">Sign out</button>
+</form>`,
+  );
+}
+
+export function signedOutPage(): string {
+  return page('Signed out', '<h1>You are signed out</h1><p class="client">You can close this window.</p>');
+}

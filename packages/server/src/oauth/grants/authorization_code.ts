@@ -77,7 +77,14 @@ export function authorizationCodeGrant(deps: AuthorizationCodeDeps): GrantHandle
       // RFC 6749 §6: a refresh token for a client registered for the refresh_token grant.
       const refresh = client.metadata.grant_types.includes('refresh_token')
         ? await deps.refresh.start(
-            { clientId: client.clientId, sub: user.sub, scope: c.scope, resource: c.resource, authTime: c.authTime },
+            {
+              clientId: client.clientId,
+              sub: user.sub,
+              scope: c.scope,
+              resource: c.resource,
+              authTime: c.authTime,
+              sid: c.sid,
+            },
             claims,
             now,
           )
@@ -110,7 +117,7 @@ export function authorizationCodeGrant(deps: AuthorizationCodeDeps): GrantHandle
               ttl,
               authTime: c.authTime,
               nonce: c.nonce,
-              claims: userClaims(user, c.scope),
+              claims: { ...userClaims(user, c.scope), ...(c.sid ? { sid: c.sid } : {}) },
             },
             now,
           )

@@ -39,6 +39,7 @@ export const ClientMetadataSchema = Type.Object(
     tls_client_certificate_bound_access_tokens: member(Type.Boolean()),
     redirect_uris: member(Type.Array(Uri, { minItems: 1, maxItems: 20 })),
     require_pushed_authorization_requests: member(Type.Boolean()),
+    post_logout_redirect_uris: member(Type.Array(Uri, { minItems: 1, maxItems: 20 })),
   },
   {
     $id: 'ClientMetadata',
@@ -93,10 +94,16 @@ export function validateClientMetadata(
   const codeFlow = grantTypes.includes('authorization_code');
   if (codeFlow && !m.redirect_uris) throw bad('authorization_code needs redirect_uris');
   if (!codeFlow && m.redirect_uris) throw bad('redirect_uris apply to the authorization_code grant only');
-  for (const uri of m.redirect_uris ?? []) {
-    const problem = redirectUriProblem(uri);
-    if (problem) throw bad(`redirect_uris: ${JSON.stringify(uri.slice(0, 100))} ${problem}`);
-  }
+  for (const [member, uris] of [
+    ['redirect_uris', m.redirect_uris],
+    ['post_logout_redirect_uris', m.post_logout_redirect_uris],
+  ] as const)
+    for (const uri of uris ?? []) {
+      const problem = redirectUriProblem(uri);
+      if (problem) throw bad(`${member}: ${JSON.stringify(uri.slice(0, 100))} ${problem}`);
+    }
+  if (m.post_logout_redirect_uris && !codeFlow)
+    throw bad('post_logout_redirect_uris apply to the authorization_code grant only');
   // Refresh tokens come from a user's sign-in only (RFC 6749 §1.5).
   if (grantTypes.includes('refresh_token') && !codeFlow) throw bad('refresh_token needs authorization_code');
   // A public client has no credential to prove who it is: it may only be sent codes (with PKCE) and rotate refresh tokens.
@@ -168,6 +175,8 @@ export function validateClientMetadata(
   if (m.tls_client_auth_san_uri !== undefined) out.tls_client_auth_san_uri = m.tls_client_auth_san_uri;
   if (m.tls_client_certificate_bound_access_tokens === true) out.tls_client_certificate_bound_access_tokens = true;
   if (m.redirect_uris !== undefined) out.redirect_uris = [...new Set(m.redirect_uris)];
+  if (m.post_logout_redirect_uris !== undefined)
+    out.post_logout_redirect_uris = [...new Set(m.post_logout_redirect_uris)];
   if (m.require_pushed_authorization_requests === true) {
     if (!codeFlow) throw bad('require_pushed_authorization_requests applies to the authorization_code grant only');
     out.require_pushed_authorization_requests = true;

@@ -36,6 +36,7 @@ export const METADATA_RULES: { readonly [K in keyof Required<ClientMetadata>]: M
   tls_client_auth_san_uri: { kind: 'derived', absent: "the client's own SPIFFE ID" },
   redirect_uris: { kind: 'grant', absent: 'nothing' },
   require_pushed_authorization_requests: { kind: 'constraint-flag', absent: 'false' },
+  post_logout_redirect_uris: { kind: 'grant', absent: 'nothing' },
 };
 
 export interface MemberRule {

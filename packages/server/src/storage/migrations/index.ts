@@ -202,7 +202,8 @@ CREATE TABLE authorization_codes (
   expires_at BIGINT NOT NULL,
   used_at BIGINT,
   jti TEXT,
-  family_id TEXT
+  family_id TEXT,
+  sid TEXT
 );
 CREATE INDEX authorization_codes_expiry ON authorization_codes (expires_at);
 CREATE TABLE refresh_families (
@@ -215,8 +216,10 @@ CREATE TABLE refresh_families (
   created_at BIGINT NOT NULL,
   expires_at BIGINT NOT NULL,
   revoked_at BIGINT,
-  revoked_reason TEXT
+  revoked_reason TEXT,
+  sid TEXT
 );
+CREATE INDEX refresh_families_session ON refresh_families (sid);
 CREATE INDEX refresh_families_subject ON refresh_families (sub);
 CREATE INDEX refresh_families_expiry ON refresh_families (expires_at);
 CREATE TABLE refresh_tokens (
@@ -237,6 +240,16 @@ CREATE TABLE pushed_requests (
   used_at BIGINT
 );
 CREATE INDEX pushed_requests_expiry ON pushed_requests (expires_at);
+CREATE TABLE user_sessions (
+  sid_hash TEXT PRIMARY KEY,
+  sid TEXT NOT NULL UNIQUE,
+  sub TEXT NOT NULL,
+  auth_time BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  ended_at BIGINT
+);
+CREATE INDEX user_sessions_subject ON user_sessions (sub);
+CREATE INDEX user_sessions_expiry ON user_sessions (expires_at);
 `;
 
 export const migrations: readonly Migration[] = [
@@ -278,7 +291,7 @@ export const migrations: readonly Migration[] = [
   },
   {
     version: 7,
-    name: 'users, login failure counts, authorization codes, refresh token families, pushed authorization requests',
+    name: 'users, login failure counts, authorization codes, refresh token families, pushed authorization requests, sessions',
     sqlite: users('INTEGER'),
     postgres: users('BOOLEAN'),
   },

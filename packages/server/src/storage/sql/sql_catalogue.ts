@@ -61,14 +61,15 @@ export const SQL = {
   clearLoginFailuresOf: 'DELETE FROM login_failures WHERE key = ? OR substr(key, 1, ?) = ?',
   purgeLoginFailures: 'DELETE FROM login_failures WHERE last_failure_at < ?',
 
-  insertCode: `INSERT INTO authorization_codes (${CODE_COLUMNS}) VALUES (${marks(10)})`,
+  insertCode: `INSERT INTO authorization_codes (${CODE_COLUMNS}) VALUES (${marks(11)})`,
   /** Parameters: now, code hash. Only a code not used before. */
   useCode: `UPDATE authorization_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL RETURNING ${CODE_COLUMNS}`,
   usedCode: `SELECT ${CODE_COLUMNS}, used_at, jti, family_id FROM authorization_codes WHERE code_hash = ?`,
   setCodeJti: 'UPDATE authorization_codes SET jti = ?, family_id = ? WHERE code_hash = ?',
   purgeCodes: 'DELETE FROM authorization_codes WHERE expires_at < ?',
+  sessionCodeJtis: 'SELECT jti FROM authorization_codes WHERE sid = ? AND jti IS NOT NULL',
 
-  insertFamily: `INSERT INTO refresh_families (${FAMILY_COLUMNS}) VALUES (${marks(10)})`,
+  insertFamily: `INSERT INTO refresh_families (${FAMILY_COLUMNS}) VALUES (${marks(11)})`,
   insertRefresh: `INSERT INTO refresh_tokens (${REFRESH_COLUMNS}) VALUES (${marks(7)})`,
   /** Parameters: now, hash. Only a token not used before. */
   useRefresh: `UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL RETURNING ${REFRESH_COLUMNS}`,
@@ -80,6 +81,13 @@ export const SQL = {
   /** Parameters: family, now. */
   familyJtis: 'SELECT jti, jti_expires_at FROM refresh_tokens WHERE family_id = ? AND jti_expires_at > ?',
   familiesOf: `SELECT ${FAMILY_COLUMNS} FROM refresh_families WHERE sub = ? ORDER BY created_at`,
+  sessionFamilies: `SELECT ${FAMILY_COLUMNS} FROM refresh_families WHERE sid = ? ORDER BY created_at`,
+  insertSession: 'INSERT INTO user_sessions (sid_hash, sid, sub, auth_time, expires_at) VALUES (?, ?, ?, ?, ?)',
+  sessionByCookie: 'SELECT sid, sub, auth_time, expires_at, ended_at FROM user_sessions WHERE sid_hash = ?',
+  sessionById: 'SELECT sid, sub, auth_time, expires_at, ended_at FROM user_sessions WHERE sid = ?',
+  /** Parameters: now, sid. Only a session not ended before. */
+  endSession: 'UPDATE user_sessions SET ended_at = ? WHERE sid = ? AND ended_at IS NULL',
+  purgeSessions: 'DELETE FROM user_sessions WHERE expires_at < ?',
   purgeFamilies: 'DELETE FROM refresh_families WHERE expires_at < ?',
 
   insertPushed: 'INSERT INTO pushed_requests (ref_hash, client_id, request, expires_at) VALUES (?, ?, ?, ?)',

@@ -19,6 +19,7 @@ import type {
   AuthorizationCodeRecord,
   RefreshFamilyRecord,
   RefreshTokenRecord,
+  SessionRecord,
   UserRecord,
   Storage,
   WithAudit,
@@ -48,6 +49,8 @@ import {
   type CodeRow,
   type FamilyRow,
   type RefreshRow,
+  type SessionRow,
+  sessionFromRow,
   familyFromRow,
   familyParams,
   refreshFromRow,
@@ -312,6 +315,10 @@ export class SqlStorage implements Storage {
     await this.db.run(SQL.setCodeJti, [jti, familyId, codeHash]);
   }
 
+  async sessionCodeTokens(sid: string): Promise<string[]> {
+    return (await this.db.all<{ jti: string }>(SQL.sessionCodeJtis, [sid])).map((r) => r.jti);
+  }
+
   // Refresh tokens
 
   async createRefreshFamily(f: RefreshFamilyRecord, first: RefreshTokenRecord, audit?: WithAudit): Promise<void> {
@@ -361,6 +368,30 @@ export class SqlStorage implements Storage {
 
   async listRefreshFamilies(sub: string): Promise<RefreshFamilyRecord[]> {
     return (await this.db.all<FamilyRow>(SQL.familiesOf, [sub])).map(familyFromRow);
+  }
+
+  // Sessions
+
+  async createSession(cookieHash: string, x: SessionRecord): Promise<void> {
+    await this.db.run(SQL.insertSession, [cookieHash, x.sid, x.sub, x.authTime, x.expiresAt]);
+  }
+
+  async getSessionByCookie(cookieHash: string): Promise<SessionRecord | undefined> {
+    const row = await this.db.get<SessionRow>(SQL.sessionByCookie, [cookieHash]);
+    return row && sessionFromRow(row);
+  }
+
+  async getSession(sid: string): Promise<SessionRecord | undefined> {
+    const row = await this.db.get<SessionRow>(SQL.sessionById, [sid]);
+    return row && sessionFromRow(row);
+  }
+
+  endSession(sid: string, now: number, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne(SQL.endSession, [now, sid], audit);
+  }
+
+  async listSessionRefreshFamilies(sid: string): Promise<RefreshFamilyRecord[]> {
+    return (await this.db.all<FamilyRow>(SQL.sessionFamilies, [sid])).map(familyFromRow);
   }
 
   // Pushed authorization requests
@@ -441,7 +472,8 @@ export class SqlStorage implements Storage {
       (await this.db.run(SQL.purgeFeed, [now])) +
       (await this.db.run(SQL.purgeCodes, [now - 3600])) +
       (await this.db.run(SQL.purgeFamilies, [now])) +
-      (await this.db.run(SQL.purgePushed, [now]))
+      (await this.db.run(SQL.purgePushed, [now])) +
+      (await this.db.run(SQL.purgeSessions, [now]))
     );
   }
 
