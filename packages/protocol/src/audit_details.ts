@@ -207,7 +207,9 @@ export const AUDIT_EVENT_DETAILS = {
   'user.login': Obj(
     {
       username: Str('the username (the user is `subject`)'),
-      method: Str('how they authenticated: password, or session (single sign-on, no password asked)'),
+      method: Str(
+        'how they authenticated: password, password+totp, password+recovery_code, or session (single sign-on)',
+      ),
       known_device: Type.Boolean({ description: 'the browser had logged in as this user before' }),
       password_changed: Opt(Type.Boolean({ description: 'they set a new password, as they had to' })),
     },
@@ -216,12 +218,12 @@ export const AUDIT_EVENT_DETAILS = {
   'user.login_failed': Obj(
     {
       username: Str('the name that was tried'),
-      method: Str('password'),
+      method: Str('password, or password+totp at the second step'),
       known_device: Type.Boolean({ description: 'the browser had logged in as this user before' }),
       lock: Opt(Str('locked: which count held the attempt back (user_source, account, source)')),
       retry_after: Opt(Int('locked: seconds until the next attempt')),
     },
-    'a login failed; `reason` says why (bad_password, unknown_user, user_disabled, no_password, locked, weak_new_password)',
+    'a login failed; `reason` says why (bad_password, unknown_user, user_disabled, no_password, locked, weak_new_password, second_factor_failed)',
   ),
   'token.refresh_reused': Obj(
     {
@@ -238,6 +240,17 @@ export const AUDIT_EVENT_DETAILS = {
       tokens: Int('access tokens revoked with it'),
     },
     'a user signed out (RP-initiated logout at /end_session); `client_id` is the client that asked',
+  ),
+  'user.second_factor_enrolled': Obj(
+    {
+      username: Str('the username (the user is `subject`)'),
+      factor: Str('totp'),
+      recovery_codes: Int('recovery codes issued (shown once)'),
+    },
+    'a user enrolled a second factor at sign-in',
+  ),
+  'user.second_factor_reset': UserChange(
+    "an administrator removed a user's second factor and recovery codes; the user's tokens were revoked",
   ),
 } satisfies Record<(typeof AUDIT_EVENT_TYPES)[number], TSchema>;
 

@@ -37,6 +37,8 @@ export const AUDIT_EVENT_TYPES = [
   'user.login_failed',
   'token.refresh_reused',
   'user.logout',
+  'user.second_factor_enrolled',
+  'user.second_factor_reset',
 ] as const;
 
 /** Why a user's login failed: the `reason` of a `user.login_failed` event (the user is told less). */
@@ -47,6 +49,7 @@ export const LOGIN_FAILURE_REASONS = [
   'no_password',
   'locked',
   'weak_new_password',
+  'second_factor_failed',
 ] as const;
 export type LoginFailureReason = (typeof LOGIN_FAILURE_REASONS)[number];
 

@@ -65,6 +65,7 @@ import { RefreshTokens } from './oauth/refresh_tokens.ts';
 import { PageCookies } from './oauth/authorize/cookies.ts';
 import { registerEndSessionEndpoint } from './oauth/authorize/end_session_endpoint.ts';
 import { Sessions } from './users/sessions.ts';
+import { SecondFactors } from './users/second_factor.ts';
 import { ClientJwks } from './oauth/client_auth/client_jwks.ts';
 import { OutboundFetch } from './http/outbound_fetch.ts';
 import { tlsClientAuth } from './oauth/client_auth/tls_client_auth.ts';
@@ -360,6 +361,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       cookies,
       codeTtl: 60,
       sessions,
+      secondFactors: new SecondFactors({ users: storage, master, clock, issuerName: 'Latchkey' }),
     });
     registerEndSessionEndpoint(open, {
       issuer,

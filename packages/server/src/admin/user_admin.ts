@@ -49,6 +49,8 @@ const UserView = Type.Object(
     password_set: Type.Boolean(),
     password_changed_at: Nullable(Rfc3339('when the password was last set')),
     must_change_password: Type.Boolean(),
+    mfa_required: Type.Boolean({ description: 'signs in with a second factor' }),
+    second_factor: Nullable(Type.Literal('totp', { description: 'the second factor enrolled' })),
     created_at: Rfc3339('when the user was created'),
     updated_at: Rfc3339('when the user last changed'),
     password: Type.Optional(
@@ -72,6 +74,8 @@ const view = (u: UserRecord, password?: string): UserViewT => ({
   password_set: u.passwordHash !== null,
   password_changed_at: u.passwordChangedAt === null ? null : rfc3339(u.passwordChangedAt),
   must_change_password: u.mustChangePassword,
+  mfa_required: u.mfaRequired,
+  second_factor: u.totpSecret !== null ? 'totp' : null,
   created_at: rfc3339(u.createdAt),
   updated_at: rfc3339(u.updatedAt),
   ...(password ? { password } : {}),
@@ -148,6 +152,9 @@ export function registerUserAdmin(scope: FastifyInstance, deps: UserAdminDeps): 
             password: Type.Optional(Password),
             generate_password: Type.Optional(Type.Boolean({ description: 'make one and show it once' })),
             must_change_password: Type.Optional(Type.Boolean()),
+            mfa_required: Type.Optional(
+              Type.Boolean({ description: 'sign in with a second factor (enrolled at the next sign-in)' }),
+            ),
             email: Type.Optional(Email),
             name: Type.Optional(DisplayName),
             roles: Type.Optional(Names),
@@ -190,6 +197,9 @@ export function registerUserAdmin(scope: FastifyInstance, deps: UserAdminDeps): 
         disabled: false,
         createdAt: at,
         updatedAt: at,
+        mfaRequired: body.mfa_required ?? false,
+        totpSecret: null,
+        totpLastStep: null,
       };
       const e = event('user.created', request, user, { username });
       try {
@@ -252,6 +262,7 @@ export function registerUserAdmin(scope: FastifyInstance, deps: UserAdminDeps): 
             email: Type.Optional(Nullable(Email)),
             name: Type.Optional(Nullable(DisplayName)),
             attributes: Type.Optional(Attributes),
+            mfa_required: Type.Optional(Type.Boolean({ description: 'sign in with a second factor' })),
           },
           { additionalProperties: false, minProperties: 1 },
         ),
@@ -266,6 +277,7 @@ export function registerUserAdmin(scope: FastifyInstance, deps: UserAdminDeps): 
         ...(body.email !== undefined ? { email: body.email } : {}),
         ...(body.name !== undefined ? { name: body.name } : {}),
         ...(body.attributes !== undefined ? { attributes: body.attributes } : {}),
+        ...(body.mfa_required !== undefined ? { mfaRequired: body.mfa_required } : {}),
         updatedAt: now(),
       };
       const changed = Object.keys(body);
@@ -361,6 +373,20 @@ export function registerUserAdmin(scope: FastifyInstance, deps: UserAdminDeps): 
       // Whoever held the old password holds no token beyond this moment.
       await save(next, e, true);
       return view(next, generated);
+    },
+  );
+
+  app.post(
+    '/admin/users/:user/second-factor/reset',
+    { schema: { tags, params: UserParams, response: { 200: UserView, ...adminErrors(404) } } },
+    async (request) => {
+      const user = await find(request.params.user);
+      const next: UserRecord = { ...user, totpSecret: null, totpLastStep: null, updatedAt: now() };
+      const e = event('user.second_factor_reset', request, user, { username: user.username });
+      // A lost or stolen authenticator: whatever it opened is closed too.
+      await save(next, e, true);
+      await deps.users.setRecoveryCodes(user.sub, []);
+      return view(next);
     },
   );
 

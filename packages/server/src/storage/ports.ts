@@ -29,6 +29,8 @@ export interface ClientMetadata {
   redirect_uris?: string[];
   /** OpenID Connect RP-Initiated Logout §3.1: where /end_session may send the browser afterwards. */
   post_logout_redirect_uris?: string[];
+  /** Every user signing in to this client uses a second factor (Latchkey extension). */
+  require_second_factor?: boolean;
   /** RFC 9126 §6: this client's authorization requests must be pushed first. */
   require_pushed_authorization_requests?: boolean;
 }
@@ -86,6 +88,12 @@ export interface UserRecord {
   disabled: boolean;
   createdAt: number;
   updatedAt: number;
+  /** The user must sign in with a second factor (enrolling one at the next sign-in if they have none). */
+  mfaRequired: boolean;
+  /** The TOTP secret, sealed under the master key; null when none is enrolled. */
+  totpSecret: string | null;
+  /** The last TOTP time step accepted (a code works once). */
+  totpLastStep: number | null;
 }
 
 /** One page of users, in username order; `next` is the cursor of the following page. */
@@ -104,6 +112,14 @@ export interface UserStore {
   /** Replaces everything but `sub`, `usernameKey` and `createdAt`; false when the user does not exist. */
   updateUser(user: UserRecord, audit?: WithAudit): Promise<boolean>;
   deleteUser(sub: string, audit?: WithAudit): Promise<boolean>;
+  /** Records a TOTP step as used, atomically: false when it (or a later one) was used already. */
+  useTotpStep(sub: string, step: number): Promise<boolean>;
+  /** Replaces a user's recovery codes (their hashes). */
+  setRecoveryCodes(sub: string, hashes: readonly string[]): Promise<void>;
+  /** Uses a recovery code once (atomically); false when it is not one of theirs or was used. */
+  useRecoveryCode(sub: string, hash: string, now: number): Promise<boolean>;
+  /** Recovery codes not used yet. */
+  recoveryCodesLeft(sub: string): Promise<number>;
 }
 
 /**

@@ -52,7 +52,7 @@ export const clientParams = (c: ClientRecord): unknown[] => [
 ];
 
 export const USER_COLUMNS =
-  'sub, username, username_key, email, name, password_hash, password_changed_at, must_change_password, roles, user_groups, attributes, disabled, created_at, updated_at';
+  'sub, username, username_key, email, name, password_hash, password_changed_at, must_change_password, roles, user_groups, attributes, disabled, created_at, updated_at, mfa_required, totp_secret, totp_last_step';
 
 export interface UserRow {
   sub: string;
@@ -69,6 +69,9 @@ export interface UserRow {
   disabled: number | boolean;
   created_at: number | string;
   updated_at: number | string;
+  mfa_required: number | boolean;
+  totp_secret: string | null;
+  totp_last_step: number | string | null;
 }
 
 export const userFromRow = (r: UserRow): UserRecord => ({
@@ -86,6 +89,9 @@ export const userFromRow = (r: UserRow): UserRecord => ({
   disabled: Boolean(r.disabled),
   createdAt: Number(r.created_at),
   updatedAt: Number(r.updated_at),
+  mfaRequired: Boolean(r.mfa_required),
+  totpSecret: r.totp_secret,
+  totpLastStep: r.totp_last_step === null ? null : Number(r.totp_last_step),
 });
 
 /** Everything after `sub`, `username_key`, `created_at`: what an update sets. */
@@ -101,13 +107,16 @@ export const userChangeParams = (u: UserRecord): unknown[] => [
   JSON.stringify(u.attributes),
   u.disabled,
   u.updatedAt,
+  u.mfaRequired,
+  u.totpSecret,
+  u.totpLastStep,
 ];
 
 /** In USER_COLUMNS order. */
 export const userParams = (u: UserRecord): unknown[] => {
   const [username, ...rest] = userChangeParams(u);
-  const updatedAt = rest.pop();
-  return [u.sub, username, u.usernameKey, ...rest, u.createdAt, updatedAt];
+  const [updatedAt, mfa, totp, step] = rest.splice(-4);
+  return [u.sub, username, u.usernameKey, ...rest, u.createdAt, updatedAt, mfa, totp, step];
 };
 
 export const CODE_COLUMNS =

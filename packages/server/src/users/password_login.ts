@@ -79,11 +79,41 @@ export class PasswordLogin {
     return { ok: true, user: current, mustChangePassword: user.mustChangePassword };
   }
 
+  private attempt(user: UserRecord, ctx: LoginContext) {
+    return {
+      sub: user.sub,
+      usernameKey: user.usernameKey,
+      sourceIp: ctx.sourceIp,
+      knownDevice: ctx.knownDevice(user.sub),
+    };
+  }
+
+  /** Seconds the second step must wait (the same lockout as the password), or 0. */
+  async locked(user: UserRecord, ctx: LoginContext): Promise<number> {
+    const v = await this.deps.lockout.check(this.attempt(user, ctx));
+    return v.locked ? v.retryAfter : 0;
+  }
+
+  /** A wrong second factor: counted by the lockout like a wrong password, and audited. */
+  async secondFactorFailed(user: UserRecord, ctx: LoginContext): Promise<void> {
+    await this.deps.lockout.failed(this.attempt(user, ctx));
+    await this.deps.events.emit('user.login_failed', {
+      actor: `User::${JSON.stringify(user.sub)}`,
+      subject: user.sub,
+      client_id: ctx.clientId,
+      outcome: 'failure',
+      reason: 'second_factor_failed',
+      request_id: ctx.requestId,
+      source_ip: ctx.sourceIp,
+      detail: { username: user.usernameKey, method: 'password+totp', known_device: ctx.knownDevice(user.sub) },
+    });
+  }
+
   /** Writes the success event, once the sign-in has led somewhere (a code issued): by password, or by a live session. */
   async succeeded(
     user: UserRecord,
     ctx: LoginContext,
-    extra: { passwordChanged?: boolean; method?: 'password' | 'session' } = {},
+    extra: { passwordChanged?: boolean; method?: string } = {},
   ): Promise<void> {
     await this.deps.events.emit('user.login', {
       actor: `User::${JSON.stringify(user.sub)}`,

@@ -59,6 +59,8 @@ describe('admin API: users', () => {
         password_set: true,
         password_changed_at: undefined,
         must_change_password: false,
+        mfa_required: false,
+        second_factor: null,
         created_at: undefined,
         updated_at: undefined,
       },

@@ -46,6 +46,9 @@ const user = (sub: string, username: string, over: Partial<UserRecord> = {}): Us
   disabled: false,
   createdAt: 1_700_000_000,
   updatedAt: 1_700_000_000,
+  mfaRequired: false,
+  totpSecret: null,
+  totpLastStep: null,
   ...over,
 });
 
@@ -455,10 +458,22 @@ function contract(
         email: null,
         name: 'Alice A.',
         updatedAt: 1_700_000_500,
+        mfaRequired: true,
+        totpSecret: 'v1.sealed.secret',
+        totpLastStep: 60_000_000,
       });
       assert.equal(await s.updateUser(changed), true);
       assert.deepEqual(await s.getUser('u-1'), changed);
       assert.equal(await s.updateUser(user('ghost', 'ghost')), false);
+      assert.equal(await s.useTotpStep('u-1', 60_000_000), false, 'the same step again');
+      const steps = await Promise.all([s.useTotpStep('u-1', 60_000_001), s.useTotpStep('u-1', 60_000_001)]);
+      assert.deepEqual(steps.sort(), [false, true], 'a new step once, under concurrency');
+      await s.setRecoveryCodes('u-1', ['r1', 'r2']);
+      assert.equal(await s.recoveryCodesLeft('u-1'), 2);
+      const codes = await Promise.all([s.useRecoveryCode('u-1', 'r1', 5), s.useRecoveryCode('u-1', 'r1', 5)]);
+      assert.deepEqual(codes.sort(), [false, true], 'a recovery code once, under concurrency');
+      assert.equal(await s.useRecoveryCode('u-1', 'nope', 5), false);
+      assert.equal(await s.recoveryCodesLeft('u-1'), 1);
       assert.equal(await s.deleteUser('u-1'), true);
       assert.equal(await s.deleteUser('u-1'), false);
       assert.equal(await s.getUserByUsername('alice'), undefined);

@@ -13,6 +13,7 @@ import type {
 import { REQUEST_URI_PREFIX } from './par_endpoint.ts';
 import type { KnownDevices } from '../../users/known_device.ts';
 import type { Sessions } from '../../users/sessions.ts';
+import { RECOVERY_CODE_COUNT, type SecondFactors } from '../../users/second_factor.ts';
 import type { PasswordHasher } from '../../users/password_hash.ts';
 import type { LoginContext, PasswordLogin } from '../../users/password_login.ts';
 import type { PasswordPolicy } from '../../users/password_policy.ts';
@@ -23,8 +24,16 @@ import {
   type RawParams,
   responseUri,
 } from './authorization_request.ts';
-import { errorPage, loginPage, PAGE_HEADERS, passwordChangePage } from './login_page.ts';
-import { LoginTransactions } from './login_transaction.ts';
+import {
+  enrolPage,
+  errorPage,
+  loginPage,
+  PAGE_HEADERS,
+  passwordChangePage,
+  recoveryCodesPage,
+  secondFactorPage,
+} from './login_page.ts';
+import { type LoginTransaction, LoginTransactions } from './login_transaction.ts';
 import type { PageCookies } from './cookies.ts';
 
 export interface AuthorizeDeps {
@@ -34,7 +43,7 @@ export interface AuthorizeDeps {
   users: Pick<UserStore, 'getUser' | 'updateUser'>;
   codes: Pick<AuthorizationCodeStore, 'saveAuthorizationCode'>;
   pushed: Pick<PushedRequestStore, 'usePushedRequest'>;
-  login: Pick<PasswordLogin, 'login' | 'succeeded'>;
+  login: Pick<PasswordLogin, 'login' | 'succeeded' | 'locked' | 'secondFactorFailed'>;
   transactions: LoginTransactions;
   devices: KnownDevices;
   policy: Pick<PasswordPolicy, 'check'>;
@@ -44,6 +53,7 @@ export interface AuthorizeDeps {
   /** Seconds an authorization code lives (RFC 6749 §4.1.2: short, at most 10 minutes). */
   codeTtl: number;
   sessions: Pick<Sessions, 'start' | 'current' | 'lifetime'>;
+  secondFactors: Pick<SecondFactors, 'required' | 'offer' | 'show' | 'enrol' | 'verify'>;
 }
 
 /** SHA-256 of a code or token, base64url: what is stored instead of the value. */
@@ -199,7 +209,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     req: AuthorizationRequest,
     user: UserRecord,
     authTime: number,
-    how: { sid?: string; passwordChanged?: boolean },
+    how: { sid?: string; passwordChanged?: boolean; method?: string },
   ) => {
     let sid = how.sid;
     if (!sid) {
@@ -224,7 +234,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     });
     await deps.login.succeeded(user, context(request, req.clientId), {
       passwordChanged: how.passwordChanged ?? false,
-      method: how.sid ? 'session' : 'password',
+      method: how.sid ? 'session' : (how.method ?? 'password'),
     });
     return reply
       .code(303)
@@ -243,13 +253,59 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       ),
     );
 
+  /**
+   * After the password: a new one when an administrator set it, then the second factor (or its
+   * enrolment, when one is required and none is set up), then the code.
+   */
+  const afterPassword = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    tx: LoginTransaction,
+    user: UserRecord,
+    authTime: number,
+    passwordChanged: boolean,
+  ) => {
+    const seal = (next: NonNullable<LoginTransaction['authenticated']>) =>
+      deps.transactions.seal(tx.request, tx.csrf, deps.clock.now(), next);
+    const base = { sub: user.sub, authTime, passwordChanged };
+    if (user.mustChangePassword && !passwordChanged)
+      return html(reply, 200, passwordChangePage({ tx: seal({ ...base, next: 'password_change' }) }));
+    const client = await deps.clients.getClient(tx.request.clientId);
+    if (!deps.secondFactors.required(user, client))
+      return finish(request, reply, tx.request, user, authTime, { passwordChanged });
+    if (user.totpSecret !== null)
+      return html(reply, 200, secondFactorPage({ tx: seal({ ...base, next: 'second_factor' }) }));
+    const offer = await deps.secondFactors.offer(user);
+    return html(
+      reply,
+      200,
+      enrolPage({ tx: seal({ ...base, next: 'enrol', offered: offer.secret }), qr: offer.qr, text: offer.text }),
+    );
+  };
+
+  /** The transaction of a later step's form, at the step it expects, with its user still able to sign in. */
+  const step = async (
+    request: FastifyRequest,
+    next: NonNullable<LoginTransaction['authenticated']>['next'],
+  ): Promise<
+    | { tx: LoginTransaction; auth: NonNullable<LoginTransaction['authenticated']>; user: UserRecord; sealed: string }
+    | undefined
+  > => {
+    const sealed = single(request.body as FormBody, 'tx');
+    const tx = deps.transactions.open(sealed, deps.cookies.read(request, 'csrf'), deps.clock.now());
+    if (!tx || tx === 'expired' || tx.authenticated?.next !== next) return undefined;
+    const user = await deps.users.getUser(tx.authenticated.sub);
+    if (!user || user.disabled) return undefined;
+    return { tx, auth: tx.authenticated, user, sealed: sealed as string };
+  };
+
   app.post(
     '/authorize/login',
     { config: { credential: 'none' }, schema: pageSchema('the sign-in form: username and password', true) },
     async (request, reply) => {
       const form = request.body as FormBody;
       const tx = deps.transactions.open(single(form, 'tx'), deps.cookies.read(request, 'csrf'), deps.clock.now());
-      if (!tx || tx === 'expired') return staleForm(reply);
+      if (!tx || tx === 'expired' || tx.authenticated) return staleForm(reply);
       const username = single(form, 'username') ?? '';
       const password = single(form, 'password') ?? '';
       const name = await clientName(tx.request.clientId);
@@ -268,15 +324,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
         }
         return again(401, 'The username or password is wrong.');
       }
-      const authTime = epochSeconds(deps.clock);
-      if (outcome.mustChangePassword) {
-        const next = deps.transactions.seal(tx.request, tx.csrf, deps.clock.now(), {
-          sub: outcome.user.sub,
-          authTime,
-        });
-        return html(reply, 200, passwordChangePage({ tx: next }));
-      }
-      return finish(request, reply, tx.request, outcome.user, authTime, {});
+      return afterPassword(request, reply, tx, outcome.user, epochSeconds(deps.clock), false);
     },
   );
 
@@ -287,25 +335,23 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       schema: pageSchema('a new password, when an administrator set the old one', true),
     },
     async (request, reply) => {
+      const at = await step(request, 'password_change');
+      if (!at) return staleForm(reply);
+      const { user } = at;
       const form = request.body as FormBody;
-      const sealed = single(form, 'tx');
-      const tx = deps.transactions.open(sealed, deps.cookies.read(request, 'csrf'), deps.clock.now());
-      if (!tx || tx === 'expired' || !tx.authenticated) return staleForm(reply);
-      const user = await deps.users.getUser(tx.authenticated.sub);
-      if (!user || user.disabled) return staleForm(reply);
       const password = single(form, 'new_password') ?? '';
       const confirm = single(form, 'confirm_password') ?? '';
-      const again = (error: string) => html(reply, 400, passwordChangePage({ tx: sealed as string, error }));
+      const again = (error: string) => html(reply, 400, passwordChangePage({ tx: at.sealed, error }));
       if (password !== confirm) return again('The two passwords are not the same.');
       const refused = deps.policy.check(password, user.username);
       if (refused) return again(`${refused.message.charAt(0).toUpperCase()}${refused.message.slice(1)}.`);
-      const at = epochSeconds(deps.clock);
+      const now = epochSeconds(deps.clock);
       const changed: UserRecord = {
         ...user,
         passwordHash: await deps.hasher.hash(password),
-        passwordChangedAt: at,
+        passwordChangedAt: now,
         mustChangePassword: false,
-        updatedAt: at,
+        updatedAt: now,
       };
       const event = deps.events.stage('user.password_set', {
         ...aboutUser(`User::${JSON.stringify(user.sub)}`, user.sub, request),
@@ -314,7 +360,89 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       // No revocation here: the administrator's reset that required this change revoked the user's tokens.
       await deps.users.updateUser(changed, [event]);
       deps.events.committed(event);
-      return finish(request, reply, tx.request, changed, tx.authenticated.authTime, { passwordChanged: true });
+      return afterPassword(request, reply, at.tx, changed, at.auth.authTime, true);
+    },
+  );
+
+  app.post(
+    '/authorize/second-factor',
+    { config: { credential: 'none' }, schema: pageSchema('the second step: a TOTP code or a recovery code', true) },
+    async (request, reply) => {
+      const at = await step(request, 'second_factor');
+      if (!at) return staleForm(reply);
+      const ctx = context(request, at.tx.request.clientId);
+      const locked = await deps.login.locked(at.user, ctx);
+      if (locked) {
+        reply.header('retry-after', String(locked));
+        return html(
+          reply,
+          429,
+          secondFactorPage({ tx: at.sealed, error: `Too many attempts. Try again in ${locked} seconds.` }),
+        );
+      }
+      const used = await deps.secondFactors.verify(at.user, single(request.body as FormBody, 'code') ?? '');
+      if (!used) {
+        await deps.login.secondFactorFailed(at.user, ctx);
+        return html(
+          reply,
+          401,
+          secondFactorPage({ tx: at.sealed, error: 'That code is not right, or was used already.' }),
+        );
+      }
+      return finish(request, reply, at.tx.request, at.user, at.auth.authTime, {
+        passwordChanged: at.auth.passwordChanged ?? false,
+        method: `password+${used}`,
+      });
+    },
+  );
+
+  app.post(
+    '/authorize/enrol',
+    { config: { credential: 'none' }, schema: pageSchema('enrolling a TOTP authenticator at sign-in', true) },
+    async (request, reply) => {
+      const at = await step(request, 'enrol');
+      if (!at || !at.auth.offered) return staleForm(reply);
+      const event = deps.events.stage('user.second_factor_enrolled', {
+        ...aboutUser(`User::${JSON.stringify(at.user.sub)}`, at.user.sub, request),
+        client_id: at.tx.request.clientId,
+        detail: { username: at.user.username, factor: 'totp', recovery_codes: RECOVERY_CODE_COUNT },
+      });
+      const code = single(request.body as FormBody, 'code') ?? '';
+      const enrolled = await deps.secondFactors.enrol(at.user, at.auth.offered, code, [event]);
+      if (!enrolled) {
+        const shown = await deps.secondFactors.show(at.user, at.auth.offered);
+        return html(
+          reply,
+          400,
+          enrolPage({
+            tx: at.sealed,
+            qr: shown.qr,
+            text: shown.text,
+            error: 'That code is not right. Try the next one the app shows.',
+          }),
+        );
+      }
+      deps.events.committed(event);
+      const done = deps.transactions.seal(at.tx.request, at.tx.csrf, deps.clock.now(), {
+        ...at.auth,
+        next: 'done',
+        offered: undefined,
+        method: 'password+totp',
+      });
+      return html(reply, 200, recoveryCodesPage({ tx: done, codes: enrolled.recovery }));
+    },
+  );
+
+  app.post(
+    '/authorize/continue',
+    { config: { credential: 'none' }, schema: pageSchema('on to the application, after the recovery codes', true) },
+    async (request, reply) => {
+      const at = await step(request, 'done');
+      if (!at) return staleForm(reply);
+      return finish(request, reply, at.tx.request, at.user, at.auth.authTime, {
+        passwordChanged: at.auth.passwordChanged ?? false,
+        method: at.auth.method ?? 'password',
+      });
     },
   );
 }

@@ -9,13 +9,15 @@ h1{font-size:1.4rem;margin:0 0 1rem}label{display:block;margin:.8rem 0 .3rem;fon
 input{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem;border:1px solid #767676;border-radius:.3rem}
 input:focus{outline:3px solid #1a5fb4;outline-offset:1px}button{margin-top:1.2rem;width:100%;padding:.7rem;font-size:1rem;
 background:#1a5fb4;color:#fff;border:0;border-radius:.3rem;cursor:pointer}button:focus{outline:3px solid #1b1d21}
-.error{background:#fbe9e9;color:#8a1c1c;padding:.6rem;border-radius:.3rem}.client{color:#4a4f57;margin:0 0 1rem}`;
+.error{background:#fbe9e9;color:#8a1c1c;padding:.6rem;border-radius:.3rem}.client{color:#4a4f57;margin:0 0 1rem}
+.codes{font-family:ui-monospace,monospace;font-size:1.1rem;columns:2}img{display:block;margin:0 auto}`;
 
 /**
  * Content Security Policy of Latchkey's pages: nothing loads from anywhere (no scripts at all),
- * the one stylesheet is allowed by its hash, forms post only here, no page may frame them.
+ * the one stylesheet is allowed by its hash, images only inline (the enrolment QR code), forms
+ * post only here, no page may frame them.
  */
-export const PAGE_CSP = `default-src 'none'; style-src 'sha256-${createHash('sha256').update(STYLE).digest('base64')}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`;
+export const PAGE_CSP = `default-src 'none'; style-src 'sha256-${createHash('sha256').update(STYLE).digest('base64')}'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`;
 
 /** Headers of every page: the CSP, no framing, no caching, no referrer (the URL carries the request). */
 export const PAGE_HEADERS = {
@@ -96,4 +98,55 @@ export function logoutConfirmPage(options: { confirm: string }): string {
 
 export function signedOutPage(): string {
   return page('Signed out', '<h1>You are signed out</h1><p class="client">You can close this window.</p>');
+}
+
+const alert = (error: string | undefined) =>
+  error ? `<p class="error" role="alert" id="error">${escape(error)}</p>` : '';
+
+/** The second step: a code from the authenticator app, or a recovery code. */
+export function secondFactorPage(options: { tx: string; error?: string }): string {
+  const described = options.error ? ' aria-describedby="error"' : '';
+  return page(
+    'Second step',
+    `<h1>Enter your code</h1>
+<p class="client">Open your authenticator app and enter the six-digit code, or one of your recovery codes.</p>
+${alert(options.error)}<form method="post" action="/authorize/second-factor">
+<input type="hidden" name="tx" value="${escape(options.tx)}">
+<label for="code">Code</label>
+<input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus${described}>
+<button type="submit">Continue</button>
+</form>`,
+  );
+}
+
+/** Enrolment: the QR code an authenticator app scans, the secret as text for typing, the first code. */
+export function enrolPage(options: { tx: string; qr: string; text: string; error?: string }): string {
+  const described = options.error ? ' aria-describedby="error"' : '';
+  return page(
+    'Set up a second step',
+    `<h1>Set up your authenticator</h1>
+<p class="client">Scan this code with an authenticator app, or type the key below, then enter the code it shows.</p>
+<img src="${escape(options.qr)}" alt="QR code of your authenticator key" width="246" height="246">
+<p>Key: <code>${escape(options.text)}</code></p>
+${alert(options.error)}<form method="post" action="/authorize/enrol">
+<input type="hidden" name="tx" value="${escape(options.tx)}">
+<label for="code">Code from the app</label>
+<input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus${described}>
+<button type="submit">Turn on</button>
+</form>`,
+  );
+}
+
+/** The recovery codes, shown once, and the way on. */
+export function recoveryCodesPage(options: { tx: string; codes: string[] }): string {
+  return page(
+    'Your recovery codes',
+    `<h1>Save your recovery codes</h1>
+<p class="client">Each works once if you lose your authenticator. They are not shown again.</p>
+<ul class="codes">${options.codes.map((c) => `<li>${escape(c)}</li>`).join('')}</ul>
+<form method="post" action="/authorize/continue">
+<input type="hidden" name="tx" value="${escape(options.tx)}">
+<button type="submit">I have saved them — continue</button>
+</form>`,
+  );
 }

@@ -9,8 +9,18 @@ export interface LoginTransaction {
   csrf: string;
   /** Epoch ms after which the form is stale. */
   expiresAt: number;
-  /** Set once the password was right and a new one must be chosen before the code is issued. */
-  authenticated?: { sub: string; authTime: number };
+  /**
+   * Set once the password was right: what is still to do before the code is issued — a new
+   * password, the second factor, enrolling one (with the offered secret), or nothing (`done`).
+   */
+  authenticated?: {
+    sub: string;
+    authTime: number;
+    next: 'password_change' | 'second_factor' | 'enrol' | 'done';
+    offered?: string;
+    method?: string;
+    passwordChanged?: boolean;
+  };
 }
 
 const AAD = 'latchkey/login-transaction/v1';

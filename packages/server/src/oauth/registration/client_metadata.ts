@@ -40,6 +40,7 @@ export const ClientMetadataSchema = Type.Object(
     redirect_uris: member(Type.Array(Uri, { minItems: 1, maxItems: 20 })),
     require_pushed_authorization_requests: member(Type.Boolean()),
     post_logout_redirect_uris: member(Type.Array(Uri, { minItems: 1, maxItems: 20 })),
+    require_second_factor: member(Type.Boolean()),
   },
   {
     $id: 'ClientMetadata',
@@ -177,6 +178,10 @@ export function validateClientMetadata(
   if (m.redirect_uris !== undefined) out.redirect_uris = [...new Set(m.redirect_uris)];
   if (m.post_logout_redirect_uris !== undefined)
     out.post_logout_redirect_uris = [...new Set(m.post_logout_redirect_uris)];
+  if (m.require_second_factor === true) {
+    if (!codeFlow) throw bad('require_second_factor applies to the authorization_code grant only');
+    out.require_second_factor = true;
+  }
   if (m.require_pushed_authorization_requests === true) {
     if (!codeFlow) throw bad('require_pushed_authorization_requests applies to the authorization_code grant only');
     out.require_pushed_authorization_requests = true;

@@ -37,6 +37,7 @@ export const METADATA_RULES: { readonly [K in keyof Required<ClientMetadata>]: M
   redirect_uris: { kind: 'grant', absent: 'nothing' },
   require_pushed_authorization_requests: { kind: 'constraint-flag', absent: 'false' },
   post_logout_redirect_uris: { kind: 'grant', absent: 'nothing' },
+  require_second_factor: { kind: 'constraint-flag', absent: 'false' },
 };
 
 export interface MemberRule {

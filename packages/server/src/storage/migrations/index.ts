@@ -181,7 +181,16 @@ CREATE TABLE users (
   attributes TEXT NOT NULL,
   disabled ${bool} NOT NULL,
   created_at BIGINT NOT NULL,
-  updated_at BIGINT NOT NULL
+  updated_at BIGINT NOT NULL,
+  mfa_required ${bool} NOT NULL,
+  totp_secret TEXT,
+  totp_last_step BIGINT
+);
+CREATE TABLE recovery_codes (
+  sub TEXT NOT NULL REFERENCES users (sub) ON DELETE CASCADE,
+  code_hash TEXT NOT NULL,
+  used_at BIGINT,
+  PRIMARY KEY (sub, code_hash)
 );
 CREATE TABLE login_failures (
   key TEXT PRIMARY KEY,
@@ -291,7 +300,7 @@ export const migrations: readonly Migration[] = [
   },
   {
     version: 7,
-    name: 'users, login failure counts, authorization codes, refresh token families, pushed authorization requests, sessions',
+    name: 'users, login failure counts, authorization codes, refresh token families, pushed authorization requests, sessions, second factors',
     sqlite: users('INTEGER'),
     postgres: users('BOOLEAN'),
   },

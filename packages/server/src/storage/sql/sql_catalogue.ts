@@ -40,13 +40,21 @@ export const SQL = {
   lockClient: 'UPDATE clients SET locked_until = ? WHERE client_id = ?',
   deleteClient: 'DELETE FROM clients WHERE client_id = ?',
 
-  insertUser: `INSERT INTO users (${USER_COLUMNS}) VALUES (${marks(14)})`,
+  insertUser: `INSERT INTO users (${USER_COLUMNS}) VALUES (${marks(17)})`,
   getUser: `SELECT ${USER_COLUMNS} FROM users WHERE sub = ?`,
   getUserByUsername: `SELECT ${USER_COLUMNS} FROM users WHERE username_key = ?`,
   listUsers: `SELECT ${USER_COLUMNS} FROM users WHERE username_key > ? ORDER BY username_key LIMIT ?`,
   updateUser: `UPDATE users SET username = ?, email = ?, name = ?, password_hash = ?, password_changed_at = ?,
-      must_change_password = ?, roles = ?, user_groups = ?, attributes = ?, disabled = ?, updated_at = ?
+      must_change_password = ?, roles = ?, user_groups = ?, attributes = ?, disabled = ?, updated_at = ?,
+      mfa_required = ?, totp_secret = ?, totp_last_step = ?
     WHERE sub = ?`,
+  /** Parameters: step, sub, step. */
+  useTotpStep: 'UPDATE users SET totp_last_step = ? WHERE sub = ? AND (totp_last_step IS NULL OR totp_last_step < ?)',
+  clearRecoveryCodes: 'DELETE FROM recovery_codes WHERE sub = ?',
+  insertRecoveryCode: 'INSERT INTO recovery_codes (sub, code_hash) VALUES (?, ?)',
+  /** Parameters: now, sub, hash. */
+  useRecoveryCode: 'UPDATE recovery_codes SET used_at = ? WHERE sub = ? AND code_hash = ? AND used_at IS NULL',
+  recoveryCodesLeft: 'SELECT COUNT(*) AS n FROM recovery_codes WHERE sub = ? AND used_at IS NULL',
   deleteUser: 'DELETE FROM users WHERE sub = ?',
   /** Parameters: key, now, now - window. One failure more, or the first of a new window. */
   recordLoginFailure: `INSERT INTO login_failures (key, failures, last_failure_at) VALUES (?, 1, ?)

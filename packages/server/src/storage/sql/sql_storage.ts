@@ -259,6 +259,25 @@ export class SqlStorage implements Storage {
     return this.changeOne(SQL.deleteUser, [sub], audit);
   }
 
+  async useTotpStep(sub: string, step: number): Promise<boolean> {
+    return (await this.db.run(SQL.useTotpStep, [step, sub, step])) === 1;
+  }
+
+  async setRecoveryCodes(sub: string, hashes: readonly string[]): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.run(SQL.clearRecoveryCodes, [sub]);
+      for (const h of hashes) await tx.run(SQL.insertRecoveryCode, [sub, h]);
+    });
+  }
+
+  async useRecoveryCode(sub: string, hash: string, now: number): Promise<boolean> {
+    return (await this.db.run(SQL.useRecoveryCode, [now, sub, hash])) === 1;
+  }
+
+  async recoveryCodesLeft(sub: string): Promise<number> {
+    return Number((await this.db.get<{ n: number | string }>(SQL.recoveryCodesLeft, [sub]))?.n ?? 0);
+  }
+
   // Login failures
 
   async recordLoginFailure(keys: readonly string[], now: number, windowMs: number): Promise<number[]> {
