@@ -28,7 +28,7 @@ import {
   enrolPage,
   errorPage,
   loginPage,
-  PAGE_HEADERS,
+  pageHeaders,
   passwordChangePage,
   recoveryCodesPage,
   secondFactorPage,
@@ -91,8 +91,9 @@ const pageSchema = (summary: string, form: boolean) => ({
 });
 
 export function registerAuthorizeEndpoints(app: FastifyInstance, deps: AuthorizeDeps): void {
-  const html = (reply: FastifyReply, status: number, body: string) =>
-    reply.code(status).headers(PAGE_HEADERS).send(body);
+  /** A page; `returnTo`, the redirect URI its form may end at (see pageHeaders). */
+  const html = (reply: FastifyReply, status: number, body: string, returnTo?: string) =>
+    reply.code(status).headers(pageHeaders(returnTo)).send(body);
   const clientName = async (clientId: string) => {
     const c = await deps.clients.getClient(clientId);
     return c?.metadata.client_name ?? clientId;
@@ -172,7 +173,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     const csrf = LoginTransactions.csrfValue();
     deps.cookies.set(reply, 'csrf', csrf, 600);
     const tx = deps.transactions.seal(checked, csrf, deps.clock.now());
-    return html(reply, 200, loginPage({ tx, clientName: await clientName(checked.clientId) }));
+    return html(reply, 200, loginPage({ tx, clientName: await clientName(checked.clientId) }), checked.redirectUri);
   };
 
   app.get(
@@ -269,12 +270,22 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       deps.transactions.seal(tx.request, tx.csrf, deps.clock.now(), next);
     const base = { sub: user.sub, authTime, passwordChanged };
     if (user.mustChangePassword && !passwordChanged)
-      return html(reply, 200, passwordChangePage({ tx: seal({ ...base, next: 'password_change' }) }));
+      return html(
+        reply,
+        200,
+        passwordChangePage({ tx: seal({ ...base, next: 'password_change' }) }),
+        tx.request.redirectUri,
+      );
     const client = await deps.clients.getClient(tx.request.clientId);
     if (!deps.secondFactors.required(user, client))
       return finish(request, reply, tx.request, user, authTime, { passwordChanged });
     if (user.totpSecret !== null)
-      return html(reply, 200, secondFactorPage({ tx: seal({ ...base, next: 'second_factor' }) }));
+      return html(
+        reply,
+        200,
+        secondFactorPage({ tx: seal({ ...base, next: 'second_factor' }) }),
+        tx.request.redirectUri,
+      );
     const offer = await deps.secondFactors.offer(user);
     return html(
       reply,
@@ -314,6 +325,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
           reply,
           status,
           loginPage({ tx: single(form, 'tx') as string, clientName: name, error, username: username.slice(0, 256) }),
+          tx.request.redirectUri,
         );
       if (!username || !password || password.length > 1024) return again(400, 'Enter your username and password.');
       const outcome = await deps.login.login(username, password, context(request, tx.request.clientId));
@@ -341,7 +353,8 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       const form = request.body as FormBody;
       const password = single(form, 'new_password') ?? '';
       const confirm = single(form, 'confirm_password') ?? '';
-      const again = (error: string) => html(reply, 400, passwordChangePage({ tx: at.sealed, error }));
+      const again = (error: string) =>
+        html(reply, 400, passwordChangePage({ tx: at.sealed, error }), at.tx.request.redirectUri);
       if (password !== confirm) return again('The two passwords are not the same.');
       const refused = deps.policy.check(password, user.username);
       if (refused) return again(`${refused.message.charAt(0).toUpperCase()}${refused.message.slice(1)}.`);
@@ -429,7 +442,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
         offered: undefined,
         method: 'password+totp',
       });
-      return html(reply, 200, recoveryCodesPage({ tx: done, codes: enrolled.recovery }));
+      return html(reply, 200, recoveryCodesPage({ tx: done, codes: enrolled.recovery }), at.tx.request.redirectUri);
     },
   );
 

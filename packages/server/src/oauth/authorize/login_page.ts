@@ -29,6 +29,21 @@ export const PAGE_HEADERS = {
   'x-content-type-options': 'nosniff',
 } as const;
 
+/**
+ * The headers of a page whose form ends in a redirect back to the application: CSP's
+ * `form-action` governs the redirects after a submission too (CSP 3 §6.3.1), so the redirect
+ * URI's origin (or private-use scheme) joins `'self'` — that one destination and no other.
+ */
+export function pageHeaders(returnTo: string | undefined): Record<string, string> {
+  if (!returnTo) return PAGE_HEADERS;
+  const u = new URL(returnTo);
+  const source = u.protocol === 'https:' || u.protocol === 'http:' ? u.origin : u.protocol;
+  return {
+    ...PAGE_HEADERS,
+    'content-security-policy': PAGE_CSP.replace("form-action 'self'", `form-action 'self' ${source}`),
+  };
+}
+
 function page(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
