@@ -361,7 +361,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       cookies,
       codeTtl: 60,
       sessions,
-      secondFactors: new SecondFactors({ users: storage, master, clock, issuerName: 'Latchkey' }),
+      secondFactors: new SecondFactors({ users: storage, master, clock, issuerName: 'Latchkey', issuer }),
     });
     registerEndSessionEndpoint(open, {
       issuer,

@@ -50,7 +50,7 @@ const UserView = Type.Object(
     password_changed_at: Nullable(Rfc3339('when the password was last set')),
     must_change_password: Type.Boolean(),
     mfa_required: Type.Boolean({ description: 'signs in with a second factor' }),
-    second_factor: Nullable(Type.Literal('totp', { description: 'the second factor enrolled' })),
+    second_factor: Nullable(Type.Literal('totp', { description: 'an authenticator app (TOTP) is enrolled' })),
     created_at: Rfc3339('when the user was created'),
     updated_at: Rfc3339('when the user last changed'),
     password: Type.Optional(
@@ -386,6 +386,7 @@ export function registerUserAdmin(scope: FastifyInstance, deps: UserAdminDeps): 
       // A lost or stolen authenticator: whatever it opened is closed too.
       await save(next, e, true);
       await deps.users.setRecoveryCodes(user.sub, []);
+      await deps.users.removePasskeys(user.sub);
       return view(next);
     },
   );

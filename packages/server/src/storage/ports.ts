@@ -120,6 +120,26 @@ export interface UserStore {
   useRecoveryCode(sub: string, hash: string, now: number): Promise<boolean>;
   /** Recovery codes not used yet. */
   recoveryCodesLeft(sub: string): Promise<number>;
+  /** A WebAuthn credential (passkey) the user registered. */
+  addPasskey(passkey: PasskeyRecord): Promise<void>;
+  listPasskeys(sub: string): Promise<PasskeyRecord[]>;
+  /** Records a use: the authenticator's new signature counter. */
+  usePasskey(credentialId: string, counter: number, now: number): Promise<void>;
+  /** Removes every passkey of a user (an administrator's reset). */
+  removePasskeys(sub: string): Promise<void>;
+}
+
+/** A WebAuthn credential (W3C Web Authentication Level 3). */
+export interface PasskeyRecord {
+  /** base64url, as the authenticator made it. */
+  credentialId: string;
+  sub: string;
+  /** COSE public key, base64url. */
+  publicKey: string;
+  counter: number;
+  transports: string[];
+  createdAt: number;
+  lastUsedAt: number | null;
 }
 
 /**

@@ -1,9 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { AuditEvent, Clock } from '@latchkey/protocol';
+import {
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+} from '@simplewebauthn/server';
 import QRCode from 'qrcode';
 import type { MasterKey } from '../keys/master_key.ts';
 import { sha256 } from '../oauth/authorize/authorize_endpoints.ts';
-import type { ClientRecord, UserRecord, UserStore } from '../storage/ports.ts';
+import type { ClientRecord, PasskeyRecord, UserRecord, UserStore } from '../storage/ports.ts';
 import { base32, matchTotp, newTotpSecret, otpauthUri } from './totp.ts';
 
 const RECOVERY_CODES = 10;
@@ -21,26 +27,154 @@ const normalRecovery = (code: string) => code.toUpperCase().replace(/[\s-]/g, ''
  * has one.
  */
 export class SecondFactors {
-  private readonly users: Pick<UserStore, 'updateUser' | 'useTotpStep' | 'setRecoveryCodes' | 'useRecoveryCode'>;
+  private readonly users: Pick<
+    UserStore,
+    'updateUser' | 'useTotpStep' | 'setRecoveryCodes' | 'useRecoveryCode' | 'addPasskey' | 'listPasskeys' | 'usePasskey'
+  >;
   private readonly master: Pick<MasterKey, 'seal' | 'open'>;
   private readonly clock: Clock;
   private readonly issuerName: string;
+  /** WebAuthn: the relying party is the IdP's host, the origin its issuer's (W3C WebAuthn §5.1.3, §7.1). */
+  private readonly rpId: string;
+  private readonly origin: string;
 
   constructor(deps: {
     users: SecondFactors['users'];
     master: Pick<MasterKey, 'seal' | 'open'>;
     clock: Clock;
     issuerName: string;
+    issuer: string;
   }) {
     this.users = deps.users;
     this.master = deps.master;
     this.clock = deps.clock;
     this.issuerName = deps.issuerName;
+    const u = new URL(deps.issuer);
+    this.rpId = u.hostname;
+    this.origin = u.origin;
   }
 
   /** Whether this sign-in needs a second factor: the user's, the client's, or one already enrolled. */
-  required(user: UserRecord, client: ClientRecord | undefined): boolean {
-    return user.mfaRequired || user.totpSecret !== null || client?.metadata.require_second_factor === true;
+  async required(user: UserRecord, client: ClientRecord | undefined): Promise<boolean> {
+    if (user.mfaRequired || user.totpSecret !== null || client?.metadata.require_second_factor === true) return true;
+    return (await this.users.listPasskeys(user.sub)).length > 0;
+  }
+
+  /** The passkeys a user has (to offer them at the second step). */
+  passkeys(user: UserRecord): Promise<PasskeyRecord[]> {
+    return this.users.listPasskeys(user.sub);
+  }
+
+  /** WebAuthn registration options for a new passkey (the challenge goes into the sealed form). */
+  async passkeyCreation(user: UserRecord): Promise<{ options: object; challenge: string }> {
+    const existing = await this.users.listPasskeys(user.sub);
+    const options = await generateRegistrationOptions({
+      rpName: this.issuerName,
+      rpID: this.rpId,
+      userName: user.username,
+      userID: new TextEncoder().encode(user.sub),
+      attestationType: 'none',
+      excludeCredentials: existing.map((k) => ({ id: k.credentialId, transports: k.transports as never })),
+      authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' },
+    });
+    return { options, challenge: options.challenge };
+  }
+
+  /** WebAuthn authentication options for a user's passkeys. */
+  async passkeyRequest(user: UserRecord): Promise<{ options: object; challenge: string } | undefined> {
+    const keys = await this.users.listPasskeys(user.sub);
+    if (keys.length === 0) return undefined;
+    const options = await generateAuthenticationOptions({
+      rpID: this.rpId,
+      allowCredentials: keys.map((k) => ({ id: k.credentialId, transports: k.transports as never })),
+      userVerification: 'preferred',
+    });
+    return { options, challenge: options.challenge };
+  }
+
+  /** Registers the passkey the browser created for `challenge`; recovery codes come with a first factor. */
+  async enrolPasskey(
+    user: UserRecord,
+    response: string,
+    challenge: string,
+    audit: readonly AuditEvent[],
+  ): Promise<{ recovery: string[] } | undefined> {
+    let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
+    try {
+      verified = await verifyRegistrationResponse({
+        response: JSON.parse(response),
+        expectedChallenge: challenge,
+        expectedOrigin: this.origin,
+        expectedRPID: this.rpId,
+        requireUserVerification: false,
+      });
+    } catch {
+      return undefined;
+    }
+    const info = verified.verified ? verified.registrationInfo : undefined;
+    if (!info) return undefined;
+    const now = Math.floor(this.clock.now() / 1000);
+    await this.users.addPasskey({
+      credentialId: info.credential.id,
+      sub: user.sub,
+      publicKey: Buffer.from(info.credential.publicKey).toString('base64url'),
+      counter: info.credential.counter,
+      transports: info.credential.transports ?? [],
+      createdAt: now,
+      lastUsedAt: null,
+    });
+    const recovery = await this.issueRecoveryCodes(user);
+    await this.users.updateUser({ ...user, updatedAt: now }, audit);
+    return { recovery };
+  }
+
+  /** Checks a passkey assertion against the user's passkeys and `challenge`; true when it signs in. */
+  async verifyPasskey(user: UserRecord, response: string, challenge: string): Promise<boolean> {
+    let parsed: { id?: unknown };
+    try {
+      parsed = JSON.parse(response) as { id?: unknown };
+    } catch {
+      return false;
+    }
+    const key = (await this.users.listPasskeys(user.sub)).find((k) => k.credentialId === parsed.id);
+    if (!key) return false;
+    try {
+      const result = await verifyAuthenticationResponse({
+        response: parsed as never,
+        expectedChallenge: challenge,
+        expectedOrigin: this.origin,
+        expectedRPID: this.rpId,
+        credential: {
+          id: key.credentialId,
+          publicKey: new Uint8Array(Buffer.from(key.publicKey, 'base64url')),
+          counter: key.counter,
+          transports: key.transports as never,
+        },
+        requireUserVerification: false,
+      });
+      if (!result.verified) return false;
+      await this.users.usePasskey(
+        key.credentialId,
+        result.authenticationInfo.newCounter,
+        Math.floor(this.clock.now() / 1000),
+      );
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Ten new single-use recovery codes (their hashes stored; the codes shown once). */
+  private async issueRecoveryCodes(user: UserRecord): Promise<string[]> {
+    const recovery = Array.from({ length: RECOVERY_CODES }, () => {
+      const raw = base32(randomBytes(8)).slice(0, 12);
+      return `${raw.slice(0, 4)}-${raw.slice(4, 8)}-${raw.slice(8, 12)}`;
+    });
+    await this.users.setRecoveryCodes(
+      user.sub,
+      recovery.map((r) => sha256(normalRecovery(r))),
+    );
+    return recovery;
   }
 
   /** A new secret to enrol, with what the page shows: the QR code (PNG data URL) and the secret as text. */
@@ -75,20 +209,13 @@ export class SecondFactors {
     const secret = Buffer.from(offered, 'base64url');
     const step = matchTotp(secret, code.trim(), this.clock.now() / 1000, null);
     if (step === undefined) return undefined;
-    const recovery = Array.from({ length: RECOVERY_CODES }, () => {
-      const raw = base32(randomBytes(8)).slice(0, 12);
-      return `${raw.slice(0, 4)}-${raw.slice(4, 8)}-${raw.slice(8, 12)}`;
-    });
     const next: UserRecord = {
       ...user,
       totpSecret: this.master.seal(secret, `totp:${user.sub}`),
       totpLastStep: step,
       updatedAt: Math.floor(this.clock.now() / 1000),
     };
-    await this.users.setRecoveryCodes(
-      user.sub,
-      recovery.map((r) => sha256(normalRecovery(r))),
-    );
+    const recovery = await this.issueRecoveryCodes(user);
     // The secret last, with its event: a crash before it leaves no half-enrolled user.
     await this.users.updateUser(next, audit);
     return { user: next, recovery };

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { auditEvents, startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { auditEvents, freePort, startTestIdp, type TestIdp } from '@latchkey/testkit';
 
 const exec = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
@@ -80,20 +80,7 @@ describe('the sign-in pages in Chromium: usable with and without JavaScript, acc
     }).toString();
     return u.toString();
   };
-  /** axe-core in the page (evaluated through the DevTools protocol, so the page's CSP stays as it is). */
-  async function accessibility(page: Page, name: string): Promise<void> {
-    await page.evaluate(axeSource);
-    const result = (await page.evaluate(() =>
-      (globalThis as unknown as { axe: { run: () => Promise<unknown> } }).axe.run(),
-    )) as { violations: { id: string; impact: string; help: string }[] };
-    const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-    assert.deepEqual(
-      serious.map((v) => `${v.id}: ${v.help}`),
-      [],
-      `${name}: no serious accessibility violation`,
-    );
-    await page.screenshot({ path: join(ARTEFACTS, `${name}.png`), fullPage: true });
-  }
+  const accessibility = accessibilityOf;
   const codeOf = (page: Page) => new URL(page.url()).searchParams.get('code');
 
   test('sign in by keyboard and labels; a wrong password is announced; an injected script does not run (CSP)', async () => {
@@ -221,3 +208,150 @@ describe('the sign-in pages in Chromium: usable with and without JavaScript, acc
     await ctx.close();
   });
 });
+
+describe('passkeys in Chromium with its virtual authenticator (WebAuthn through the DevTools protocol)', {
+  skip: available ? false : `${CHROMIUM} is not installed (CI installs it)`,
+}, () => {
+  let t: TestIdp;
+  let browser: Browser;
+  let app: Server;
+  let APP = '';
+
+  before(async () => {
+    app = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('back at the app'));
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    APP = `http://127.0.0.1:${(app.address() as AddressInfo).port}/callback`;
+    // WebAuthn needs a secure context whose host is a domain: http://localhost is one (an IP address is not a valid RP ID).
+    const port = await freePort();
+    t = await startTestIdp({ tls: false, port, config: { issuer: `http://localhost:${port}` } });
+    await t.register({
+      client_id: 'web-app',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code'],
+      redirect_uris: [APP],
+      audiences: ['https://orders.internal'],
+      require_second_factor: true,
+    });
+    await t.admin('/admin/users', { username: 'mona', password: PASSWORD });
+    mkdirSync(ARTEFACTS, { recursive: true });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.close();
+    app?.close();
+  });
+
+  const authorizeUrl = (extra: Record<string, string> = {}) => {
+    const u = new URL(`${t.issuer}/authorize`);
+    u.search = new URLSearchParams({
+      client_id: 'web-app',
+      redirect_uri: APP,
+      response_type: 'code',
+      code_challenge: createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url'),
+      code_challenge_method: 'S256',
+      ...extra,
+    }).toString();
+    return u.toString();
+  };
+
+  test('enrol a passkey at sign-in, then sign in with it; a wrong one is refused', async () => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    const cdp = await ctx.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    const { authenticatorId } = (await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    })) as { authenticatorId: string };
+    await page.goto(authorizeUrl());
+    await page.getByLabel('Username').fill('mona');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Set up your authenticator' }).waitFor();
+    await page.getByRole('button', { name: 'Use a passkey instead' }).click();
+    await page.getByRole('heading', { name: 'Save your recovery codes' }).waitFor();
+    const { credentials } = (await cdp.send('WebAuthn.getCredentials', { authenticatorId })) as {
+      credentials: unknown[];
+    };
+    assert.equal(credentials.length, 1, 'the authenticator holds the new passkey');
+    await page.getByRole('button', { name: /continue/ }).click();
+    await page.waitForURL(`${APP}**`);
+    const enrolled = (await auditEvents(t.idp.storage, { type: 'user.second_factor_enrolled' })).at(-1);
+    assert.equal(enrolled?.detail?.factor, 'passkey');
+
+    // Next time (prompt=login: the password again, not the session), the passkey is the second step.
+    await page.goto(authorizeUrl({ prompt: 'login' }));
+    await page.getByLabel('Username').fill('mona');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Use your passkey' }).waitFor();
+    await accessibilityOf(page, 'passkey-second-step');
+    await page.getByRole('button', { name: 'Use your passkey' }).click();
+    await page.waitForURL(`${APP}**`);
+    assert.ok(new URL(page.url()).searchParams.get('code'));
+    assert.equal((await auditEvents(t.idp.storage, { type: 'user.login' })).at(-1)?.detail?.method, 'password+passkey');
+
+    // A browser whose authenticator holds no passkey of Mona's cannot pass the step.
+    const other = await browser.newContext();
+    const stranger = await other.newPage();
+    const cdp2 = await other.newCDPSession(stranger);
+    await cdp2.send('WebAuthn.enable');
+    await cdp2.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    });
+    await stranger.goto(authorizeUrl());
+    await stranger.getByLabel('Username').fill('mona');
+    await stranger.getByLabel('Password').fill(PASSWORD);
+    await stranger.getByRole('button', { name: 'Sign in' }).click();
+    await stranger.getByRole('button', { name: 'Use your passkey' }).click();
+    await stranger.locator('#passkey-error').filter({ hasText: 'The passkey was not used' }).waitFor();
+    assert.equal(new URL(stranger.url()).origin, new URL(t.issuer).origin, 'still at the IdP');
+    // A forged answer posted anyway is refused by the IdP, and counted.
+    await stranger.evaluate(() => {
+      const form = document.querySelector('form[action="/authorize/passkey"]') as HTMLFormElement;
+      (form.elements.namedItem('credential') as HTMLInputElement).value = JSON.stringify({
+        id: 'AAAA',
+        rawId: 'AAAA',
+        type: 'public-key',
+        response: { clientDataJSON: 'e30', authenticatorData: 'AAAA', signature: 'AAAA' },
+      });
+      form.submit();
+    });
+    await stranger.getByRole('alert').filter({ hasText: 'The passkey was not accepted.' }).waitFor();
+    assert.equal(
+      (await auditEvents(t.idp.storage, { type: 'user.login_failed' })).at(-1)?.reason,
+      'second_factor_failed',
+    );
+    await other.close();
+    await ctx.close();
+  });
+});
+
+/** axe-core on a page (the CSP left as it is), with a screenshot. */
+async function accessibilityOf(page: Page, name: string): Promise<void> {
+  await page.evaluate(axeSource);
+  const result = (await page.evaluate(() =>
+    (globalThis as unknown as { axe: { run: () => Promise<unknown> } }).axe.run(),
+  )) as { violations: { id: string; impact: string; help: string }[] };
+  const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(
+    serious.map((v) => `${v.id}: ${v.help}`),
+    [],
+    `${name}: no serious accessibility violation`,
+  );
+  await page.screenshot({ path: join(ARTEFACTS, `${name}.png`), fullPage: true });
+}

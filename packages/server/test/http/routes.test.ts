@@ -23,6 +23,8 @@ const EXPECTED: Record<string, string> = {
   'POST /authorize/second-factor': 'none',
   'POST /authorize/enrol': 'none',
   'POST /authorize/continue': 'none',
+  'POST /authorize/passkey': 'none',
+  'POST /authorize/enrol-passkey': 'none',
   'POST /par': 'client',
   'GET /end_session': 'none',
   'POST /end_session': 'none',

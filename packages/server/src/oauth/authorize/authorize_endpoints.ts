@@ -53,7 +53,18 @@ export interface AuthorizeDeps {
   /** Seconds an authorization code lives (RFC 6749 §4.1.2: short, at most 10 minutes). */
   codeTtl: number;
   sessions: Pick<Sessions, 'start' | 'current' | 'lifetime'>;
-  secondFactors: Pick<SecondFactors, 'required' | 'offer' | 'show' | 'enrol' | 'verify'>;
+  secondFactors: Pick<
+    SecondFactors,
+    | 'required'
+    | 'offer'
+    | 'show'
+    | 'enrol'
+    | 'verify'
+    | 'passkeyCreation'
+    | 'passkeyRequest'
+    | 'enrolPasskey'
+    | 'verifyPasskey'
+  >;
 }
 
 /** SHA-256 of a code or token, base64url: what is stored instead of the value. */
@@ -277,20 +288,47 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
         tx.request.redirectUri,
       );
     const client = await deps.clients.getClient(tx.request.clientId);
-    if (!deps.secondFactors.required(user, client))
+    if (!(await deps.secondFactors.required(user, client)))
       return finish(request, reply, tx.request, user, authTime, { passwordChanged });
-    if (user.totpSecret !== null)
+    return secondStep(reply, tx, user, base);
+  };
+
+  /** The second step's page: the factors the user has — or, with none, enrolling one. */
+  const secondStep = async (
+    reply: FastifyReply,
+    tx: LoginTransaction,
+    user: UserRecord,
+    base: { sub: string; authTime: number; passwordChanged?: boolean },
+    error?: { status: number; text: string },
+  ) => {
+    const seal = (next: NonNullable<LoginTransaction['authenticated']>) =>
+      deps.transactions.seal(tx.request, tx.csrf, deps.clock.now(), next);
+    const passkey = await deps.secondFactors.passkeyRequest(user);
+    if (user.totpSecret !== null || passkey)
       return html(
         reply,
-        200,
-        secondFactorPage({ tx: seal({ ...base, next: 'second_factor' }) }),
+        error?.status ?? 200,
+        secondFactorPage({
+          tx: seal({ ...base, next: 'second_factor', ...(passkey ? { passkeyChallenge: passkey.challenge } : {}) }),
+          totp: user.totpSecret !== null,
+          ...(passkey ? { passkey: passkey.options } : {}),
+          ...(error ? { error: error.text } : {}),
+        }),
         tx.request.redirectUri,
       );
     const offer = await deps.secondFactors.offer(user);
+    const creation = await deps.secondFactors.passkeyCreation(user);
     return html(
       reply,
-      200,
-      enrolPage({ tx: seal({ ...base, next: 'enrol', offered: offer.secret }), qr: offer.qr, text: offer.text }),
+      error?.status ?? 200,
+      enrolPage({
+        tx: seal({ ...base, next: 'enrol', offered: offer.secret, passkeyChallenge: creation.challenge }),
+        qr: offer.qr,
+        text: offer.text,
+        passkey: creation.options,
+        ...(error ? { error: error.text } : {}),
+      }),
+      tx.request.redirectUri,
     );
   };
 
@@ -387,20 +425,18 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       const locked = await deps.login.locked(at.user, ctx);
       if (locked) {
         reply.header('retry-after', String(locked));
-        return html(
-          reply,
-          429,
-          secondFactorPage({ tx: at.sealed, error: `Too many attempts. Try again in ${locked} seconds.` }),
-        );
+        return secondStep(reply, at.tx, at.user, at.auth, {
+          status: 429,
+          text: `Too many attempts. Try again in ${locked} seconds.`,
+        });
       }
       const used = await deps.secondFactors.verify(at.user, single(request.body as FormBody, 'code') ?? '');
       if (!used) {
         await deps.login.secondFactorFailed(at.user, ctx);
-        return html(
-          reply,
-          401,
-          secondFactorPage({ tx: at.sealed, error: 'That code is not right, or was used already.' }),
-        );
+        return secondStep(reply, at.tx, at.user, at.auth, {
+          status: 401,
+          text: 'That code is not right, or was used already.',
+        });
       }
       return finish(request, reply, at.tx.request, at.user, at.auth.authTime, {
         passwordChanged: at.auth.passwordChanged ?? false,
@@ -441,6 +477,72 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
         next: 'done',
         offered: undefined,
         method: 'password+totp',
+      });
+      return html(reply, 200, recoveryCodesPage({ tx: done, codes: enrolled.recovery }), at.tx.request.redirectUri);
+    },
+  );
+
+  app.post(
+    '/authorize/passkey',
+    { config: { credential: 'none' }, schema: pageSchema('the second step with a passkey (WebAuthn assertion)', true) },
+    async (request, reply) => {
+      const at = await step(request, 'second_factor');
+      if (!at || !at.auth.passkeyChallenge) return staleForm(reply);
+      const ctx = context(request, at.tx.request.clientId);
+      const locked = await deps.login.locked(at.user, ctx);
+      if (locked) {
+        reply.header('retry-after', String(locked));
+        return secondStep(reply, at.tx, at.user, at.auth, {
+          status: 429,
+          text: `Too many attempts. Try again in ${locked} seconds.`,
+        });
+      }
+      const credential = single(request.body as FormBody, 'credential') ?? '';
+      if (
+        credential.length > 16_384 ||
+        !(await deps.secondFactors.verifyPasskey(at.user, credential, at.auth.passkeyChallenge))
+      ) {
+        await deps.login.secondFactorFailed(at.user, ctx);
+        return secondStep(reply, at.tx, at.user, at.auth, { status: 401, text: 'The passkey was not accepted.' });
+      }
+      return finish(request, reply, at.tx.request, at.user, at.auth.authTime, {
+        passwordChanged: at.auth.passwordChanged ?? false,
+        method: 'password+passkey',
+      });
+    },
+  );
+
+  app.post(
+    '/authorize/enrol-passkey',
+    {
+      config: { credential: 'none' },
+      schema: pageSchema('enrolling a passkey at sign-in (WebAuthn registration)', true),
+    },
+    async (request, reply) => {
+      const at = await step(request, 'enrol');
+      if (!at || !at.auth.passkeyChallenge) return staleForm(reply);
+      const event = deps.events.stage('user.second_factor_enrolled', {
+        ...aboutUser(`User::${JSON.stringify(at.user.sub)}`, at.user.sub, request),
+        client_id: at.tx.request.clientId,
+        detail: { username: at.user.username, factor: 'passkey', recovery_codes: RECOVERY_CODE_COUNT },
+      });
+      const credential = single(request.body as FormBody, 'credential') ?? '';
+      const enrolled =
+        credential.length <= 16_384
+          ? await deps.secondFactors.enrolPasskey(at.user, credential, at.auth.passkeyChallenge, [event])
+          : undefined;
+      if (!enrolled)
+        return secondStep(reply, at.tx, at.user, at.auth, {
+          status: 400,
+          text: 'The passkey could not be set up. Try again.',
+        });
+      deps.events.committed(event);
+      const done = deps.transactions.seal(at.tx.request, at.tx.csrf, deps.clock.now(), {
+        ...at.auth,
+        next: 'done',
+        offered: undefined,
+        passkeyChallenge: undefined,
+        method: 'password+passkey',
       });
       return html(reply, 200, recoveryCodesPage({ tx: done, codes: enrolled.recovery }), at.tx.request.redirectUri);
     },

@@ -13,11 +13,35 @@ background:#1a5fb4;color:#fff;border:0;border-radius:.3rem;cursor:pointer}button
 .codes{font-family:ui-monospace,monospace;font-size:1.1rem;columns:2}img{display:block;margin:0 auto}`;
 
 /**
- * Content Security Policy of Latchkey's pages: nothing loads from anywhere (no scripts at all),
- * the one stylesheet is allowed by its hash, images only inline (the enrolment QR code), forms
- * post only here, no page may frame them.
+ * The one script of the pages: it hands a passkey challenge to the browser's WebAuthn API and posts
+ * the answer (W3C WebAuthn Level 3 JSON forms). Everything else works without it; its buttons stay
+ * hidden when it does not run.
  */
-export const PAGE_CSP = `default-src 'none'; style-src 'sha256-${createHash('sha256').update(STYLE).digest('base64')}'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`;
+const WEBAUTHN_SCRIPT = `for (const b of document.querySelectorAll('[data-webauthn]')) {
+  b.hidden = false;
+  b.addEventListener('click', async () => {
+    const form = b.closest('form');
+    const say = document.getElementById(b.dataset.webauthn + '-error');
+    try {
+      const options = JSON.parse(document.getElementById(b.dataset.webauthn).textContent);
+      const credential = b.dataset.mode === 'create'
+        ? await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options) })
+        : await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options) });
+      form.elements.credential.value = JSON.stringify(credential.toJSON());
+      form.submit();
+    } catch (e) {
+      say.textContent = 'The passkey was not used (' + e.name + ').';
+    }
+  });
+}`;
+const scriptHash = createHash('sha256').update(WEBAUTHN_SCRIPT).digest('base64');
+
+/**
+ * Content Security Policy of Latchkey's pages: nothing loads from anywhere; the one script (passkeys)
+ * and the one stylesheet are allowed by their hashes, images only inline (the enrolment QR code),
+ * forms post only here, no page may frame them.
+ */
+export const PAGE_CSP = `default-src 'none'; script-src 'sha256-${scriptHash}'; style-src 'sha256-${createHash('sha256').update(STYLE).digest('base64')}'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`;
 
 /** Headers of every page: the CSP, no framing, no caching, no referrer (the URL carries the request). */
 export const PAGE_HEADERS = {
@@ -118,14 +142,43 @@ export function signedOutPage(): string {
 const alert = (error: string | undefined) =>
   error ? `<p class="error" role="alert" id="error">${escape(error)}</p>` : '';
 
-/** The second step: a code from the authenticator app, or a recovery code. */
-export function secondFactorPage(options: { tx: string; error?: string }): string {
+/** A passkey form: the options as inert JSON, a button the script shows, where its error goes. */
+function passkeyForm(options: {
+  tx: string;
+  action: string;
+  mode: 'create' | 'get';
+  json: object;
+  label: string;
+}): string {
+  // JSON inside <script type="application/json">: never executed; `<` escaped so it cannot close the element.
+  const data = JSON.stringify(options.json).replace(/</g, '\\u003c');
+  return `<form method="post" action="${options.action}">
+<input type="hidden" name="tx" value="${escape(options.tx)}">
+<input type="hidden" name="credential" value="">
+<script type="application/json" id="passkey">${data}</script>
+<button type="button" data-webauthn="passkey" data-mode="${options.mode}" hidden>${escape(options.label)}</button>
+<p class="client" role="status" id="passkey-error"></p>
+</form>
+<script>${WEBAUTHN_SCRIPT}</script>`;
+}
+
+/** The second step: a passkey, a code from the authenticator app, or a recovery code. */
+export function secondFactorPage(options: { tx: string; error?: string; totp: boolean; passkey?: object }): string {
   const described = options.error ? ' aria-describedby="error"' : '';
+  const passkey = options.passkey
+    ? passkeyForm({
+        tx: options.tx,
+        action: '/authorize/passkey',
+        mode: 'get',
+        json: options.passkey,
+        label: 'Use your passkey',
+      })
+    : '';
   return page(
     'Second step',
-    `<h1>Enter your code</h1>
-<p class="client">Open your authenticator app and enter the six-digit code, or one of your recovery codes.</p>
-${alert(options.error)}<form method="post" action="/authorize/second-factor">
+    `<h1>${options.totp ? 'Enter your code' : 'Use your passkey'}</h1>
+<p class="client">${options.totp ? 'Open your authenticator app and enter the six-digit code, or one of your recovery codes.' : 'Or enter one of your recovery codes.'}</p>
+${alert(options.error)}${passkey}<form method="post" action="/authorize/second-factor">
 <input type="hidden" name="tx" value="${escape(options.tx)}">
 <label for="code">Code</label>
 <input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus${described}>
@@ -134,8 +187,8 @@ ${alert(options.error)}<form method="post" action="/authorize/second-factor">
   );
 }
 
-/** Enrolment: the QR code an authenticator app scans, the secret as text for typing, the first code. */
-export function enrolPage(options: { tx: string; qr: string; text: string; error?: string }): string {
+/** Enrolment: a passkey, or the QR code an authenticator app scans (the secret as text for typing) and its first code. */
+export function enrolPage(options: { tx: string; qr: string; text: string; error?: string; passkey?: object }): string {
   const described = options.error ? ' aria-describedby="error"' : '';
   return page(
     'Set up a second step',
@@ -148,7 +201,17 @@ ${alert(options.error)}<form method="post" action="/authorize/enrol">
 <label for="code">Code from the app</label>
 <input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus${described}>
 <button type="submit">Turn on</button>
-</form>`,
+</form>${
+      options.passkey
+        ? passkeyForm({
+            tx: options.tx,
+            action: '/authorize/enrol-passkey',
+            mode: 'create',
+            json: options.passkey,
+            label: 'Use a passkey instead',
+          })
+        : ''
+    }`,
   );
 }
 

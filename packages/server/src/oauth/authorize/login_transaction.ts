@@ -18,6 +18,8 @@ export interface LoginTransaction {
     authTime: number;
     next: 'password_change' | 'second_factor' | 'enrol' | 'done';
     offered?: string;
+    /** The WebAuthn challenge of the passkey options the page carries. */
+    passkeyChallenge?: string;
     method?: string;
     passwordChanged?: boolean;
   };

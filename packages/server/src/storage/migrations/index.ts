@@ -192,6 +192,16 @@ CREATE TABLE recovery_codes (
   used_at BIGINT,
   PRIMARY KEY (sub, code_hash)
 );
+CREATE TABLE passkeys (
+  credential_id TEXT PRIMARY KEY,
+  sub TEXT NOT NULL REFERENCES users (sub) ON DELETE CASCADE,
+  public_key TEXT NOT NULL,
+  counter BIGINT NOT NULL,
+  transports TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_used_at BIGINT
+);
+CREATE INDEX passkeys_subject ON passkeys (sub);
 CREATE TABLE login_failures (
   key TEXT PRIMARY KEY,
   failures INTEGER NOT NULL,

@@ -55,6 +55,12 @@ export const SQL = {
   /** Parameters: now, sub, hash. */
   useRecoveryCode: 'UPDATE recovery_codes SET used_at = ? WHERE sub = ? AND code_hash = ? AND used_at IS NULL',
   recoveryCodesLeft: 'SELECT COUNT(*) AS n FROM recovery_codes WHERE sub = ? AND used_at IS NULL',
+  insertPasskey:
+    'INSERT INTO passkeys (credential_id, sub, public_key, counter, transports, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  listPasskeys:
+    'SELECT credential_id, sub, public_key, counter, transports, created_at, last_used_at FROM passkeys WHERE sub = ? ORDER BY created_at',
+  usePasskey: 'UPDATE passkeys SET counter = ?, last_used_at = ? WHERE credential_id = ?',
+  removePasskeys: 'DELETE FROM passkeys WHERE sub = ?',
   deleteUser: 'DELETE FROM users WHERE sub = ?',
   /** Parameters: key, now, now - window. One failure more, or the first of a new window. */
   recordLoginFailure: `INSERT INTO login_failures (key, failures, last_failure_at) VALUES (?, 1, ?)

@@ -20,6 +20,7 @@ import type {
   RefreshFamilyRecord,
   RefreshTokenRecord,
   SessionRecord,
+  PasskeyRecord,
   UserRecord,
   Storage,
   WithAudit,
@@ -276,6 +277,53 @@ export class SqlStorage implements Storage {
 
   async recoveryCodesLeft(sub: string): Promise<number> {
     return Number((await this.db.get<{ n: number | string }>(SQL.recoveryCodesLeft, [sub]))?.n ?? 0);
+  }
+
+  async addPasskey(k: PasskeyRecord): Promise<void> {
+    try {
+      await this.db.run(SQL.insertPasskey, [
+        k.credentialId,
+        k.sub,
+        k.publicKey,
+        k.counter,
+        JSON.stringify(k.transports),
+        k.createdAt,
+        k.lastUsedAt,
+      ]);
+    } catch (err) {
+      if (isConflict(err))
+        throw new LatchkeyError('storage_conflict', 'the passkey is registered already', { cause: err });
+      throw err;
+    }
+  }
+
+  async listPasskeys(sub: string): Promise<PasskeyRecord[]> {
+    const rows = await this.db.all<{
+      credential_id: string;
+      sub: string;
+      public_key: string;
+      counter: number | string;
+      transports: string;
+      created_at: number | string;
+      last_used_at: number | string | null;
+    }>(SQL.listPasskeys, [sub]);
+    return rows.map((r) => ({
+      credentialId: r.credential_id,
+      sub: r.sub,
+      publicKey: r.public_key,
+      counter: Number(r.counter),
+      transports: JSON.parse(r.transports) as string[],
+      createdAt: Number(r.created_at),
+      lastUsedAt: r.last_used_at === null ? null : Number(r.last_used_at),
+    }));
+  }
+
+  async usePasskey(credentialId: string, counter: number, now: number): Promise<void> {
+    await this.db.run(SQL.usePasskey, [counter, now, credentialId]);
+  }
+
+  async removePasskeys(sub: string): Promise<void> {
+    await this.db.run(SQL.removePasskeys, [sub]);
   }
 
   // Login failures
