@@ -147,7 +147,9 @@ describe('RFC 8705: mutual-TLS client authentication and certificate-bound token
     assert.equal((await tokenRequest(over(undefined), asLedger)).status, 401);
     const failures = await auditEvents(t.idp.storage, { type: 'client.auth_failed', limit: 10 });
     const reasons = failures.slice(-3).map((e) => e.reason);
-    assert.deepEqual(reasons, ['certificate_mismatch', 'certificate_untrusted', 'no_credentials']);
+    // Without a certificate, a client_id alone reads as a public client's (none) at /token: refused
+    // because ledger is registered for tls_client_auth.
+    assert.deepEqual(reasons, ['certificate_mismatch', 'certificate_untrusted', 'wrong_method']);
     assert.equal(failures.at(-3)!.detail!.presented_spiffe_id, `spiffe://${TD}/svc/payroll`);
     // Presenting another workload's certificate is an identity mismatch, charged to the presenter.
     await t.idp.detection.pass();
