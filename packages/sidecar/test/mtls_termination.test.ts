@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { createWorkloadIdentity, type WorkloadIdentity } from '@latchkey/sdk';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { parse, stringify } from 'yaml';
 import { loadSidecarConfig, startSidecar } from '../src/index.ts';
+import { opensslSelfSigned } from '@latchkey/testkit';
 import { type Estate, startEstate } from './sidecar_fixture.ts';
-
-const exec = promisify(execFile);
 
 describe('the reverse proxy and the sidecar API terminating mutual TLS with its own workload identity', () => {
   let e: Estate;
@@ -85,25 +82,7 @@ describe('the reverse proxy and the sidecar API terminating mutual TLS with its 
     // by openssl, client certificates checked against the workload CA's trust bundle.
     const dir = join(e.dir, 'static-tls');
     mkdirSync(dir, { recursive: true });
-    await exec('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ]);
+    const server = await opensslSelfSigned(dir, 'server', '/CN=127.0.0.1', ['subjectAltName=IP:127.0.0.1']);
     writeFileSync(join(dir, 'clients.pem'), checkout.trustBundlePem);
     const config = parse(readFileSync(e.configFile, 'utf8'));
     delete config.proxy;
@@ -112,8 +91,8 @@ describe('the reverse proxy and the sidecar API terminating mutual TLS with its 
       host: '127.0.0.1',
       port: 0,
       tls: {
-        cert_file: join(dir, 'cert.pem'),
-        key_file: join(dir, 'key.pem'),
+        cert_file: server.certFile,
+        key_file: server.keyFile,
         client_ca_file: join(dir, 'clients.pem'),
       },
     };
@@ -124,7 +103,7 @@ describe('the reverse proxy and the sidecar API terminating mutual TLS with its 
       }),
       { logger: false },
     );
-    const serverCa = readFileSync(join(dir, 'cert.pem'), 'utf8');
+    const serverCa = readFileSync(server.certFile, 'utf8');
     const agents = new Map<WorkloadIdentity, Agent>();
     const evaluate = (who: WorkloadIdentity, base: string) => {
       const body = JSON.stringify({

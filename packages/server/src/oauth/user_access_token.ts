@@ -1,4 +1,6 @@
 import type { AccessTokenClaims } from '@latchkey/protocol';
+import type { FastifyRequest } from 'fastify';
+import type { ServerEvents } from '../events.ts';
 import type { KeyRing } from '../keys/key_ring.ts';
 import type { TokenPolicy } from '../policy/token_policy.ts';
 import type { ClientRecord, UserRecord } from '../storage/ports.ts';
@@ -46,4 +48,37 @@ export function mintUserAccessToken(
     now,
   );
   return { token, claims, ttl };
+}
+
+/** The one event of a user's token (`token.issued`), written before the token is answered. */
+export function userTokenIssued(
+  events: ServerEvents,
+  request: FastifyRequest,
+  issued: {
+    clientId: string;
+    claims: AccessTokenClaims;
+    authMethod: string;
+    grantType: 'authorization_code' | 'refresh_token';
+    scope: string | null;
+    family: string | undefined;
+  },
+): Promise<void> {
+  const { claims } = issued;
+  return events.emit('token.issued', {
+    actor: issued.clientId,
+    subject: claims.sub,
+    client_id: issued.clientId,
+    outcome: 'success',
+    request_id: request.id,
+    source_ip: request.ip,
+    detail: {
+      grant_type: issued.grantType,
+      auth_method: issued.authMethod,
+      jti: claims.jti,
+      aud: claims.aud,
+      scope: issued.scope,
+      exp: claims.exp,
+      ...(issued.family ? { family: issued.family } : {}),
+    },
+  });
 }

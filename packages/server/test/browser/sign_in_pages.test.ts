@@ -21,6 +21,13 @@ const PASSWORD = 'a garden of forking paths';
 const ARTEFACTS = fileURLToPath(new URL('../../../../test-artifacts/screenshots/', import.meta.url));
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
+/** The application the browser returns to: a plain page on a loopback port. */
+async function startApp(): Promise<{ app: Server; APP: string }> {
+  const app = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('back at the app'));
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  return { app, APP: `http://127.0.0.1:${(app.address() as AddressInfo).port}/callback` };
+}
+
 const available = existsSync(CHROMIUM);
 if (!available && process.env.CI) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
 
@@ -33,10 +40,7 @@ describe('the sign-in pages in Chromium: usable with and without JavaScript, acc
   let APP = '';
 
   before(async () => {
-    // The application the browser returns to: a plain page on a loopback port.
-    app = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('back at the app'));
-    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-    APP = `http://127.0.0.1:${(app.address() as AddressInfo).port}/callback`;
+    ({ app, APP } = await startApp());
     t = await startTestIdp();
     await t.register({
       client_id: 'web-app',
@@ -218,9 +222,7 @@ describe('passkeys in Chromium with its virtual authenticator (WebAuthn through 
   let APP = '';
 
   before(async () => {
-    app = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('back at the app'));
-    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-    APP = `http://127.0.0.1:${(app.address() as AddressInfo).port}/callback`;
+    ({ app, APP } = await startApp());
     // WebAuthn needs a secure context whose host is a domain: http://localhost is one (an IP address is not a valid RP ID).
     const port = await freePort();
     t = await startTestIdp({ tls: false, port, config: { issuer: `http://localhost:${port}` } });

@@ -28,7 +28,7 @@ import {
   enrolPage,
   errorPage,
   loginPage,
-  pageHeaders,
+  sendPage,
   passwordChangePage,
   recoveryCodesPage,
   secondFactorPage,
@@ -101,10 +101,16 @@ const pageSchema = (summary: string, form: boolean) => ({
   },
 });
 
+/** A later step of a sign-in: its transaction, what is done so far, the user, the sealed form. */
+interface Step {
+  tx: LoginTransaction;
+  auth: NonNullable<LoginTransaction['authenticated']>;
+  user: UserRecord;
+  sealed: string;
+}
+
 export function registerAuthorizeEndpoints(app: FastifyInstance, deps: AuthorizeDeps): void {
-  /** A page; `returnTo`, the redirect URI its form may end at (see pageHeaders). */
-  const html = (reply: FastifyReply, status: number, body: string, returnTo?: string) =>
-    reply.code(status).headers(pageHeaders(returnTo)).send(body);
+  const html = sendPage;
   const clientName = async (clientId: string) => {
     const c = await deps.clients.getClient(clientId);
     return c?.metadata.client_name ?? clientId;
@@ -316,15 +322,38 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
         }),
         tx.request.redirectUri,
       );
-    const offer = await deps.secondFactors.offer(user);
+    return enrolmentPage(reply, tx, user, { ...base, next: 'enrol' }, undefined, error);
+  };
+
+  /**
+   * The enrolment page: TOTP (a new secret, or the one already offered when its first code was
+   * wrong) and a passkey, each with what its form needs sealed into the transaction.
+   */
+  const enrolmentPage = async (
+    reply: FastifyReply,
+    tx: LoginTransaction,
+    user: UserRecord,
+    auth: NonNullable<LoginTransaction['authenticated']>,
+    offered: string | undefined,
+    error?: { status: number; text: string },
+  ) => {
+    const totp = offered
+      ? { secret: offered, ...(await deps.secondFactors.show(user, offered)) }
+      : await deps.secondFactors.offer(user);
     const creation = await deps.secondFactors.passkeyCreation(user);
+    const sealed = deps.transactions.seal(tx.request, tx.csrf, deps.clock.now(), {
+      ...auth,
+      next: 'enrol',
+      offered: totp.secret,
+      passkeyChallenge: creation.challenge,
+    });
     return html(
       reply,
       error?.status ?? 200,
       enrolPage({
-        tx: seal({ ...base, next: 'enrol', offered: offer.secret, passkeyChallenge: creation.challenge }),
-        qr: offer.qr,
-        text: offer.text,
+        tx: sealed,
+        qr: totp.qr,
+        text: totp.text,
         passkey: creation.options,
         ...(error ? { error: error.text } : {}),
       }),
@@ -332,14 +361,40 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     );
   };
 
+  /** The lockout's answer before a second factor is checked: the page again with the wait, or undefined. */
+  const lockedOut = async (reply: FastifyReply, at: Step, ctx: LoginContext) => {
+    const locked = await deps.login.locked(at.user, ctx);
+    if (!locked) return undefined;
+    reply.header('retry-after', String(locked));
+    return secondStep(reply, at.tx, at.user, at.auth, {
+      status: 429,
+      text: `Too many attempts. Try again in ${locked} seconds.`,
+    });
+  };
+
+  /** A factor enrolled: its event, then the recovery codes, shown once, and the way on. */
+  const enrolmentEvent = (request: FastifyRequest, at: Step, factor: 'totp' | 'passkey') =>
+    deps.events.stage('user.second_factor_enrolled', {
+      ...aboutUser(`User::${JSON.stringify(at.user.sub)}`, at.user.sub, request),
+      client_id: at.tx.request.clientId,
+      detail: { username: at.user.username, factor, recovery_codes: RECOVERY_CODE_COUNT },
+    });
+  const showRecoveryCodes = (reply: FastifyReply, at: Step, factor: 'totp' | 'passkey', recovery: string[]) => {
+    const done = deps.transactions.seal(at.tx.request, at.tx.csrf, deps.clock.now(), {
+      ...at.auth,
+      next: 'done',
+      offered: undefined,
+      passkeyChallenge: undefined,
+      method: `password+${factor}`,
+    });
+    return html(reply, 200, recoveryCodesPage({ tx: done, codes: recovery }), at.tx.request.redirectUri);
+  };
+
   /** The transaction of a later step's form, at the step it expects, with its user still able to sign in. */
   const step = async (
     request: FastifyRequest,
     next: NonNullable<LoginTransaction['authenticated']>['next'],
-  ): Promise<
-    | { tx: LoginTransaction; auth: NonNullable<LoginTransaction['authenticated']>; user: UserRecord; sealed: string }
-    | undefined
-  > => {
+  ): Promise<Step | undefined> => {
     const sealed = single(request.body as FormBody, 'tx');
     const tx = deps.transactions.open(sealed, deps.cookies.read(request, 'csrf'), deps.clock.now());
     if (!tx || tx === 'expired' || tx.authenticated?.next !== next) return undefined;
@@ -422,14 +477,8 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       const at = await step(request, 'second_factor');
       if (!at) return staleForm(reply);
       const ctx = context(request, at.tx.request.clientId);
-      const locked = await deps.login.locked(at.user, ctx);
-      if (locked) {
-        reply.header('retry-after', String(locked));
-        return secondStep(reply, at.tx, at.user, at.auth, {
-          status: 429,
-          text: `Too many attempts. Try again in ${locked} seconds.`,
-        });
-      }
+      const held = await lockedOut(reply, at, ctx);
+      if (held) return held;
       const used = await deps.secondFactors.verify(at.user, single(request.body as FormBody, 'code') ?? '');
       if (!used) {
         await deps.login.secondFactorFailed(at.user, ctx);
@@ -451,34 +500,16 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     async (request, reply) => {
       const at = await step(request, 'enrol');
       if (!at || !at.auth.offered) return staleForm(reply);
-      const event = deps.events.stage('user.second_factor_enrolled', {
-        ...aboutUser(`User::${JSON.stringify(at.user.sub)}`, at.user.sub, request),
-        client_id: at.tx.request.clientId,
-        detail: { username: at.user.username, factor: 'totp', recovery_codes: RECOVERY_CODE_COUNT },
-      });
+      const event = enrolmentEvent(request, at, 'totp');
       const code = single(request.body as FormBody, 'code') ?? '';
       const enrolled = await deps.secondFactors.enrol(at.user, at.auth.offered, code, [event]);
-      if (!enrolled) {
-        const shown = await deps.secondFactors.show(at.user, at.auth.offered);
-        return html(
-          reply,
-          400,
-          enrolPage({
-            tx: at.sealed,
-            qr: shown.qr,
-            text: shown.text,
-            error: 'That code is not right. Try the next one the app shows.',
-          }),
-        );
-      }
+      if (!enrolled)
+        return enrolmentPage(reply, at.tx, at.user, at.auth, at.auth.offered, {
+          status: 400,
+          text: 'That code is not right. Try the next one the app shows.',
+        });
       deps.events.committed(event);
-      const done = deps.transactions.seal(at.tx.request, at.tx.csrf, deps.clock.now(), {
-        ...at.auth,
-        next: 'done',
-        offered: undefined,
-        method: 'password+totp',
-      });
-      return html(reply, 200, recoveryCodesPage({ tx: done, codes: enrolled.recovery }), at.tx.request.redirectUri);
+      return showRecoveryCodes(reply, at, 'totp', enrolled.recovery);
     },
   );
 
@@ -489,14 +520,8 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       const at = await step(request, 'second_factor');
       if (!at || !at.auth.passkeyChallenge) return staleForm(reply);
       const ctx = context(request, at.tx.request.clientId);
-      const locked = await deps.login.locked(at.user, ctx);
-      if (locked) {
-        reply.header('retry-after', String(locked));
-        return secondStep(reply, at.tx, at.user, at.auth, {
-          status: 429,
-          text: `Too many attempts. Try again in ${locked} seconds.`,
-        });
-      }
+      const held = await lockedOut(reply, at, ctx);
+      if (held) return held;
       const credential = single(request.body as FormBody, 'credential') ?? '';
       if (
         credential.length > 16_384 ||
@@ -521,30 +546,19 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     async (request, reply) => {
       const at = await step(request, 'enrol');
       if (!at || !at.auth.passkeyChallenge) return staleForm(reply);
-      const event = deps.events.stage('user.second_factor_enrolled', {
-        ...aboutUser(`User::${JSON.stringify(at.user.sub)}`, at.user.sub, request),
-        client_id: at.tx.request.clientId,
-        detail: { username: at.user.username, factor: 'passkey', recovery_codes: RECOVERY_CODE_COUNT },
-      });
+      const event = enrolmentEvent(request, at, 'passkey');
       const credential = single(request.body as FormBody, 'credential') ?? '';
       const enrolled =
         credential.length <= 16_384
           ? await deps.secondFactors.enrolPasskey(at.user, credential, at.auth.passkeyChallenge, [event])
           : undefined;
       if (!enrolled)
-        return secondStep(reply, at.tx, at.user, at.auth, {
+        return enrolmentPage(reply, at.tx, at.user, at.auth, at.auth.offered, {
           status: 400,
           text: 'The passkey could not be set up. Try again.',
         });
       deps.events.committed(event);
-      const done = deps.transactions.seal(at.tx.request, at.tx.csrf, deps.clock.now(), {
-        ...at.auth,
-        next: 'done',
-        offered: undefined,
-        passkeyChallenge: undefined,
-        method: 'password+passkey',
-      });
-      return html(reply, 200, recoveryCodesPage({ tx: done, codes: enrolled.recovery }), at.tx.request.redirectUri);
+      return showRecoveryCodes(reply, at, 'passkey', enrolled.recovery);
     },
   );
 

@@ -15,7 +15,7 @@ import type { Sessions } from '../../users/sessions.ts';
 import { readIdTokenHint } from '../id_token.ts';
 import type { RefreshTokens } from '../refresh_tokens.ts';
 import { responseUri } from './authorization_request.ts';
-import { errorPage, logoutConfirmPage, PAGE_HEADERS, signedOutPage } from './login_page.ts';
+import { errorPage, logoutConfirmPage, sendPage, signedOutPage } from './login_page.ts';
 import { LoginTransactions } from './login_transaction.ts';
 import type { PageCookies } from './cookies.ts';
 
@@ -45,8 +45,7 @@ export interface EndSessionDeps {
  * another site cannot sign anyone out).
  */
 export function registerEndSessionEndpoint(app: FastifyInstance, deps: EndSessionDeps): void {
-  const html = (reply: FastifyReply, status: number, body: string) =>
-    reply.code(status).headers(PAGE_HEADERS).send(body);
+  const html = sendPage;
   const clearSession = (reply: FastifyReply) => deps.cookies.set(reply, 'session', '', 0);
 
   /** Ends a session and everything it gave; false when it had ended already. */

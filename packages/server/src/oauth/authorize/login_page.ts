@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { FastifyReply } from 'fastify';
 
 const escape = (s: string): string =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
@@ -52,6 +53,10 @@ export const PAGE_HEADERS = {
   'referrer-policy': 'no-referrer',
   'x-content-type-options': 'nosniff',
 } as const;
+
+/** Sends a page with its headers; `returnTo`, the redirect URI its form may end at (see pageHeaders). */
+export const sendPage = (reply: FastifyReply, status: number, body: string, returnTo?: string): FastifyReply =>
+  reply.code(status).headers(pageHeaders(returnTo)).send(body);
 
 /**
  * The headers of a page whose form ends in a redirect back to the application: CSP's

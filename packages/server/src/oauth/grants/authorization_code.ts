@@ -10,7 +10,7 @@ import { pkceMatches } from '../authorize/pkce.ts';
 import { mintIdToken } from '../id_token.ts';
 import { userClaims } from '../user_claims.ts';
 import type { RefreshTokens } from '../refresh_tokens.ts';
-import { mintUserAccessToken, type UserTokenDeps } from '../user_access_token.ts';
+import { mintUserAccessToken, type UserTokenDeps, userTokenIssued } from '../user_access_token.ts';
 import type { GrantHandler } from './types.ts';
 
 export interface AuthorizationCodeDeps extends UserTokenDeps {
@@ -90,22 +90,13 @@ export function authorizationCodeGrant(deps: AuthorizationCodeDeps): GrantHandle
           )
         : undefined;
       await deps.codes.setAuthorizationCodeJti(c.codeHash, claims.jti, refresh?.familyId ?? null);
-      await deps.events.emit('token.issued', {
-        actor: client.clientId,
-        subject: user.sub,
-        client_id: client.clientId,
-        outcome: 'success',
-        request_id: request.id,
-        source_ip: request.ip,
-        detail: {
-          grant_type: 'authorization_code',
-          auth_method: authMethod,
-          jti: claims.jti,
-          aud: claims.aud,
-          scope: c.scope,
-          exp: claims.exp,
-          ...(refresh ? { family: refresh.familyId } : {}),
-        },
+      await userTokenIssued(deps.events, request, {
+        clientId: client.clientId,
+        claims,
+        authMethod,
+        grantType: 'authorization_code',
+        scope: c.scope,
+        family: refresh?.familyId,
       });
       const idToken = openid
         ? mintIdToken(

@@ -6,7 +6,7 @@ import type { RevocationLog } from '../../revocation/revocation_log.ts';
 import type { UserStore } from '../../storage/ports.ts';
 import type { RefreshTokens } from '../refresh_tokens.ts';
 import { isValidScope } from '../scope.ts';
-import { mintUserAccessToken, type UserTokenDeps } from '../user_access_token.ts';
+import { mintUserAccessToken, type UserTokenDeps, userTokenIssued } from '../user_access_token.ts';
 import type { GrantHandler } from './types.ts';
 
 export interface RefreshTokenDeps extends UserTokenDeps {
@@ -68,22 +68,13 @@ export function refreshTokenGrant(deps: RefreshTokenDeps): GrantHandler {
       }
       const { token, claims, ttl } = mintUserAccessToken(deps, client, user, { scope, resource: family.resource }, now);
       const next = await deps.refresh.rotate(family, claims, now);
-      await deps.events.emit('token.issued', {
-        actor: client.clientId,
-        subject: user.sub,
-        client_id: client.clientId,
-        outcome: 'success',
-        request_id: request.id,
-        source_ip: request.ip,
-        detail: {
-          grant_type: 'refresh_token',
-          auth_method: authMethod,
-          jti: claims.jti,
-          aud: claims.aud,
-          scope,
-          exp: claims.exp,
-          family: family.familyId,
-        },
+      await userTokenIssued(deps.events, request, {
+        clientId: client.clientId,
+        claims,
+        authMethod,
+        grantType: 'refresh_token',
+        scope: scope,
+        family: family.familyId,
       });
       return {
         access_token: token,
