@@ -4,7 +4,11 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { type Estate, startEstate } from './sidecar_fixture.ts';
 
-/** A raw HTTP/1.1 request (no client-side normalisation of the path), streaming `body` chunks. */
+/**
+ * A raw HTTP/1.1 request (no client-side normalisation of the path), streaming `body` chunks, on a
+ * connection of its own (no agent: one test's half-sent upload never holds a socket another reuses),
+ * closed once the answer is in, even if the body is still being sent.
+ */
 function raw(
   url: string,
   method: string,
@@ -14,7 +18,7 @@ function raw(
 ): Promise<{ status: number; headers: Record<string, unknown>; body: any }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: u.hostname, port: u.port, method, path, headers }, (res) => {
+    const req = httpRequest({ host: u.hostname, port: u.port, method, path, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -24,6 +28,7 @@ function raw(
           parsed = JSON.parse(text);
         } catch {}
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed });
+        if (!req.writableFinished) req.destroy();
       });
     });
     req.on('error', reject);
