@@ -86,6 +86,7 @@ export function registerUserCommands(program: Command): void {
       .option('--generate-password', 'generate a password, print it once; the user must change it')
       .option('--must-change-password', 'the next login must set a new password'),
   ).action(async (username: string, opts: Opts) => {
+    const attrs = attributes(opts);
     const body = await call(opts, '/admin/users', 'POST', {
       username,
       ...(opts.passwordStdin ? { password: passwordFromStdin() } : {}),
@@ -95,7 +96,7 @@ export function registerUserCommands(program: Command): void {
       ...(opts.name ? { name: opts.name } : {}),
       ...(opts.role ? { roles: opts.role } : {}),
       ...(opts.group ? { groups: opts.group } : {}),
-      ...(attributes(opts) ? { attributes: attributes(opts) } : {}),
+      ...(attrs ? { attributes: attrs } : {}),
     });
     print(body);
   });

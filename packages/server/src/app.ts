@@ -378,7 +378,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       cookies,
       maxAccessTokenTtl: config.maxAccessTokenTtl,
     });
-    registerParEndpoint(open, { clock, authenticate: authenticateAtToken, pushed: storage, events, ttl: 60 });
+    registerParEndpoint(open, { clock, authenticate: authenticateAtToken, pushed: storage, ttl: 60 });
     registerUserinfoEndpoint(open, {
       issuer,
       clock,

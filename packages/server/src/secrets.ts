@@ -1,4 +1,10 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/**
+ * SHA-256, base64url: what is stored of a random one-time value (a code, a refresh token, a
+ * session cookie, a recovery code) instead of the value; 256 random bits need no slow or keyed hash.
+ */
+export const sha256 = (value: string): string => createHash('sha256').update(value).digest('base64url');
 
 /** A new random credential: 256 bits, base64url (43 characters). */
 export const newSecret = (): string => randomBytes(32).toString('base64url');

@@ -3,7 +3,7 @@ import { type AuditEvent, type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { AdminError, conflict, LatchkeyError, notFound } from '../errors.ts';
-import type { ServerEvents, ServerEventPayload } from '../events.ts';
+import { aboutUser, type ServerEventPayload, type ServerEvents } from '../events.ts';
 import { adminErrors, DecimalString, Nullable, Rfc3339, typed } from '../http/schemas.ts';
 import type { RevocationLog } from '../revocation/revocation_log.ts';
 import { revokeThen } from '../revocation/revoke_then.ts';
@@ -112,14 +112,7 @@ export function registerUserAdmin(scope: FastifyInstance, deps: UserAdminDeps): 
     user: UserRecord,
     detail: ServerEventPayload<T>['detail'],
   ): AuditEvent =>
-    deps.events.stage(type, {
-      actor: 'admin',
-      subject: user.sub,
-      outcome: 'success',
-      request_id: request.id,
-      source_ip: request.ip,
-      detail,
-    } as ServerEventPayload<T>);
+    deps.events.stage(type, { ...aboutUser('admin', user.sub, request), detail } as ServerEventPayload<T>);
   /** Stores a change with its event, revoking the user's tokens first when it takes something away. */
   const save = async (next: UserRecord, e: AuditEvent, revoke: boolean): Promise<void> => {
     const store = async () => {

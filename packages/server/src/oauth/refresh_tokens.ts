@@ -3,7 +3,7 @@ import type { AuditEvent } from '@latchkey/protocol';
 import type { ServerEvents } from '../events.ts';
 import type { RevocationLog } from '../revocation/revocation_log.ts';
 import type { RefreshFamilyRecord, RefreshTokenRecord, RefreshTokenStore } from '../storage/ports.ts';
-import { sha256 } from './authorize/authorize_endpoints.ts';
+import { sha256 } from '../secrets.ts';
 
 export interface RefreshPolicy {
   /** Seconds a sign-in may be kept alive; rotation never extends it. */
@@ -16,8 +16,7 @@ export interface RefreshPolicy {
 
 export type RefreshUse =
   | { ok: true; family: RefreshFamilyRecord; token: RefreshTokenRecord }
-  | { ok: false; why: 'unknown' | 'revoked' | 'expired' | 'retry' | 'other_client' }
-  | { ok: false; why: 'reused'; family: RefreshFamilyRecord; revoked: number; rotatedAgo: number };
+  | { ok: false; why: 'unknown' | 'revoked' | 'expired' | 'retry' | 'other_client' | 'reused' };
 
 /**
  * Refresh tokens as RFC 9700 §4.14.2 asks of them for public clients, and Latchkey for every
@@ -99,7 +98,7 @@ export class RefreshTokens {
       const rotatedAgo = now - (token.usedAt ?? now);
       if (rotatedAgo <= this.policy.reuseGrace) return { ok: false, why: 'retry' };
       let event: AuditEvent | undefined;
-      const { changed, revoked } = await this.revokeFamily(family, now, 'reuse', (n) => {
+      const { changed } = await this.revokeFamily(family, now, 'reuse', (n) => {
         event = this.events.stage('token.refresh_reused', {
           actor: clientId,
           subject: family.sub,
@@ -115,7 +114,7 @@ export class RefreshTokens {
       // A concurrent reuse may have revoked it first: then that one is the event.
       if (!changed) return { ok: false, why: 'revoked' };
       if (event) this.events.committed(event);
-      return { ok: false, why: 'reused', family, revoked, rotatedAgo };
+      return { ok: false, why: 'reused' };
     }
     if (family.expiresAt < now || token.expiresAt < now) return { ok: false, why: 'expired' };
     return { ok: true, family, token };

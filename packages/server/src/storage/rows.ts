@@ -51,8 +51,11 @@ export const clientParams = (c: ClientRecord): unknown[] => [
   c.updatedAt,
 ];
 
-export const USER_COLUMNS =
-  'sub, username, username_key, email, name, password_hash, password_changed_at, must_change_password, roles, user_groups, attributes, disabled, created_at, updated_at, mfa_required, totp_secret, totp_last_step';
+/** What an update of a user sets, in `userChangeParams` order. */
+export const USER_CHANGE_COLUMNS =
+  'username, email, name, password_hash, password_changed_at, must_change_password, roles, user_groups, attributes, disabled, updated_at, mfa_required, totp_secret, totp_last_step';
+/** Every column: what never changes (`userParams` puts it first), then what an update sets. */
+export const USER_COLUMNS = `sub, username_key, created_at, ${USER_CHANGE_COLUMNS}`;
 
 export interface UserRow {
   sub: string;
@@ -94,7 +97,7 @@ export const userFromRow = (r: UserRow): UserRecord => ({
   totpLastStep: r.totp_last_step === null ? null : Number(r.totp_last_step),
 });
 
-/** Everything after `sub`, `username_key`, `created_at`: what an update sets. */
+/** What an update sets, in USER_CHANGE_COLUMNS order. */
 export const userChangeParams = (u: UserRecord): unknown[] => [
   u.username,
   u.email,
@@ -113,11 +116,7 @@ export const userChangeParams = (u: UserRecord): unknown[] => [
 ];
 
 /** In USER_COLUMNS order. */
-export const userParams = (u: UserRecord): unknown[] => {
-  const [username, ...rest] = userChangeParams(u);
-  const [updatedAt, mfa, totp, step] = rest.splice(-4);
-  return [u.sub, username, u.usernameKey, ...rest, u.createdAt, updatedAt, mfa, totp, step];
-};
+export const userParams = (u: UserRecord): unknown[] => [u.sub, u.usernameKey, u.createdAt, ...userChangeParams(u)];
 
 export const CODE_COLUMNS =
   'code_hash, client_id, sub, redirect_uri, code_challenge, scope, nonce, resource, auth_time, expires_at, sid';

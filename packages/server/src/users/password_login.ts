@@ -1,4 +1,5 @@
 import type { Clock, LoginFailureReason } from '@latchkey/protocol';
+import type { AuditEventDetails } from '@latchkey/protocol/audit-details';
 import type { ServerEvents } from '../events.ts';
 import type { UserRecord, UserStore } from '../storage/ports.ts';
 import type { LoginLockout } from './login_lockout.ts';
@@ -44,20 +45,11 @@ export class PasswordLogin {
     const attempt = { sub: user?.sub, usernameKey: key, sourceIp: ctx.sourceIp, knownDevice };
     const fail = async (reason: LoginFailureReason, lock?: { scope: string; retryAfter: number }) => {
       if (!lock) await this.deps.lockout.failed(attempt);
-      await this.deps.events.emit('user.login_failed', {
-        actor: user ? `User::${JSON.stringify(user.sub)}` : 'anonymous',
-        ...(user ? { subject: user.sub } : {}),
-        client_id: ctx.clientId,
-        outcome: 'failure',
-        reason,
-        request_id: ctx.requestId,
-        source_ip: ctx.sourceIp,
-        detail: {
-          username: key.slice(0, 128),
-          method: 'password',
-          known_device: knownDevice,
-          ...(lock ? { lock: lock.scope, retry_after: lock.retryAfter } : {}),
-        },
+      await this.failedEvent(user, ctx, reason, {
+        username: key.slice(0, 128),
+        method: 'password',
+        known_device: knownDevice,
+        ...(lock ? { lock: lock.scope, retry_after: lock.retryAfter } : {}),
       });
       return { ok: false as const, reason, ...(lock ? { retryAfter: lock.retryAfter } : {}) };
     };
@@ -79,6 +71,25 @@ export class PasswordLogin {
     return { ok: true, user: current, mustChangePassword: user.mustChangePassword };
   }
 
+  /** The one `user.login_failed` event, about a user or a name no user has. */
+  private failedEvent(
+    user: UserRecord | undefined,
+    ctx: LoginContext,
+    reason: LoginFailureReason,
+    detail: AuditEventDetails['user.login_failed'],
+  ): Promise<void> {
+    return this.deps.events.emit('user.login_failed', {
+      actor: user ? `User::${JSON.stringify(user.sub)}` : 'anonymous',
+      ...(user ? { subject: user.sub } : {}),
+      client_id: ctx.clientId,
+      outcome: 'failure',
+      reason,
+      request_id: ctx.requestId,
+      source_ip: ctx.sourceIp,
+      detail,
+    });
+  }
+
   private attempt(user: UserRecord, ctx: LoginContext) {
     return {
       sub: user.sub,
@@ -97,15 +108,10 @@ export class PasswordLogin {
   /** A wrong second factor: counted by the lockout like a wrong password, and audited. */
   async secondFactorFailed(user: UserRecord, ctx: LoginContext): Promise<void> {
     await this.deps.lockout.failed(this.attempt(user, ctx));
-    await this.deps.events.emit('user.login_failed', {
-      actor: `User::${JSON.stringify(user.sub)}`,
-      subject: user.sub,
-      client_id: ctx.clientId,
-      outcome: 'failure',
-      reason: 'second_factor_failed',
-      request_id: ctx.requestId,
-      source_ip: ctx.sourceIp,
-      detail: { username: user.usernameKey, method: 'password+totp', known_device: ctx.knownDevice(user.sub) },
+    await this.failedEvent(user, ctx, 'second_factor_failed', {
+      username: user.usernameKey,
+      method: 'password+totp',
+      known_device: ctx.knownDevice(user.sub),
     });
   }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { AuditEvent, Clock } from '@latchkey/protocol';
+import { type AuditEvent, type Clock, epochSeconds } from '@latchkey/protocol';
 import {
   generateAuthenticationOptions,
   generateRegistrationOptions,
@@ -8,13 +8,12 @@ import {
 } from '@simplewebauthn/server';
 import QRCode from 'qrcode';
 import type { MasterKey } from '../keys/master_key.ts';
-import { sha256 } from '../oauth/authorize/authorize_endpoints.ts';
-import type { ClientRecord, PasskeyRecord, UserRecord, UserStore } from '../storage/ports.ts';
+import { sha256 } from '../secrets.ts';
+import type { ClientRecord, UserRecord, UserStore } from '../storage/ports.ts';
 import { base32, matchTotp, newTotpSecret, otpauthUri } from './totp.ts';
 
-const RECOVERY_CODES = 10;
-
-export const RECOVERY_CODE_COUNT = RECOVERY_CODES;
+/** Recovery codes issued at an enrolment. */
+export const RECOVERY_CODE_COUNT = 10;
 
 /** A recovery code as typed: case, spaces and dashes do not matter. */
 const normalRecovery = (code: string) => code.toUpperCase().replace(/[\s-]/g, '');
@@ -58,11 +57,6 @@ export class SecondFactors {
   async required(user: UserRecord, client: ClientRecord | undefined): Promise<boolean> {
     if (user.mfaRequired || user.totpSecret !== null || client?.metadata.require_second_factor === true) return true;
     return (await this.users.listPasskeys(user.sub)).length > 0;
-  }
-
-  /** The passkeys a user has (to offer them at the second step). */
-  passkeys(user: UserRecord): Promise<PasskeyRecord[]> {
-    return this.users.listPasskeys(user.sub);
   }
 
   /** WebAuthn registration options for a new passkey (the challenge goes into the sealed form). */
@@ -113,7 +107,7 @@ export class SecondFactors {
     }
     const info = verified.verified ? verified.registrationInfo : undefined;
     if (!info) return undefined;
-    const now = Math.floor(this.clock.now() / 1000);
+    const now = epochSeconds(this.clock);
     await this.users.addPasskey({
       credentialId: info.credential.id,
       sub: user.sub,
@@ -153,11 +147,7 @@ export class SecondFactors {
         requireUserVerification: false,
       });
       if (!result.verified) return false;
-      await this.users.usePasskey(
-        key.credentialId,
-        result.authenticationInfo.newCounter,
-        Math.floor(this.clock.now() / 1000),
-      );
+      await this.users.usePasskey(key.credentialId, result.authenticationInfo.newCounter, epochSeconds(this.clock));
       return true;
     } catch {
       return false;
@@ -166,7 +156,7 @@ export class SecondFactors {
 
   /** Ten new single-use recovery codes (their hashes stored; the codes shown once). */
   private async issueRecoveryCodes(user: UserRecord): Promise<string[]> {
-    const recovery = Array.from({ length: RECOVERY_CODES }, () => {
+    const recovery = Array.from({ length: RECOVERY_CODE_COUNT }, () => {
       const raw = base32(randomBytes(8)).slice(0, 12);
       return `${raw.slice(0, 4)}-${raw.slice(4, 8)}-${raw.slice(8, 12)}`;
     });
@@ -213,7 +203,7 @@ export class SecondFactors {
       ...user,
       totpSecret: this.master.seal(secret, `totp:${user.sub}`),
       totpLastStep: step,
-      updatedAt: Math.floor(this.clock.now() / 1000),
+      updatedAt: epochSeconds(this.clock),
     };
     const recovery = await this.issueRecoveryCodes(user);
     // The secret last, with its event: a crash before it leaves no half-enrolled user.
@@ -230,11 +220,7 @@ export class SecondFactors {
       return step !== undefined && (await this.users.useTotpStep(user.sub, step)) ? 'totp' : undefined;
     }
     if (typed.length > 64) return undefined;
-    return (await this.users.useRecoveryCode(
-      user.sub,
-      sha256(normalRecovery(typed)),
-      Math.floor(this.clock.now() / 1000),
-    ))
+    return (await this.users.useRecoveryCode(user.sub, sha256(normalRecovery(typed)), epochSeconds(this.clock)))
       ? 'recovery_code'
       : undefined;
   }

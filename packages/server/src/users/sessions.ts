@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type Clock, epochSeconds } from '@latchkey/protocol';
-import { sha256 } from '../oauth/authorize/authorize_endpoints.ts';
+import { sha256 } from '../secrets.ts';
 import type { SessionRecord, SessionStore } from '../storage/ports.ts';
 
 /**

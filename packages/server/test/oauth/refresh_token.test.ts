@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { auditEvents, FakeClock, startTestIdp, type TestIdp, userTokens } from '@latchkey/testkit';
-import { sha256 } from '../../src/oauth/authorize/authorize_endpoints.ts';
+import { sha256 } from '../../src/secrets.ts';
 
 const APP = 'http://127.0.0.1/callback';
 const PASSWORD = 'seven bridges of the old town';

@@ -1,8 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { sha256 } from '../../secrets.ts';
 import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { aboutUser, type ServerEvents } from '../../events.ts';
-import { FORM_CONTENT_TYPE, type FormBody } from '../../http/form.ts';
+import { type FormBody, parseForm } from '../../http/form.ts';
 import type {
   AuthorizationCodeStore,
   ClientStore,
@@ -28,6 +29,8 @@ import {
   enrolPage,
   errorPage,
   loginPage,
+  pageSchema as sharedPageSchema,
+  sendBack,
   sendPage,
   passwordChangePage,
   recoveryCodesPage,
@@ -67,39 +70,16 @@ export interface AuthorizeDeps {
   >;
 }
 
-/** SHA-256 of a code or token, base64url: what is stored instead of the value. */
-export const sha256 = (value: string): string => createHash('sha256').update(value).digest('base64url');
+/** The query of a GET as parameters: every name with all its values (RFC 6749 §3.1 refuses repeats later). */
+export const queryOf = (request: FastifyRequest): FormBody => parseForm(request.url.split('?')[1] ?? '');
 
 const single = (form: FormBody, name: string): string | undefined => {
   const v = form.get(name);
   return v && v.length === 1 ? v[0] : undefined;
 };
 
-/**
- * The authorization endpoint (RFC 6749 §3.1, §4.1; OpenID Connect Core §3.1.2) with its sign-in
- * form: `GET|POST /authorize` checks the request and shows the form; `POST /authorize/login`
- * checks the password (lockout first), and either asks for a new password (when an administrator
- * set the old one) at `POST /authorize/password` or sends the browser back with a single-use code
- * and `iss` (RFC 9207). Consent is not asked: every client is registered by the administrator,
- * so every client is first-party.
- */
-/** OpenAPI description of the pages: HTML on 200 and 4xx, a redirect back on 303. */
-const pageSchema = (summary: string, form: boolean) => ({
-  tags: ['OpenID Connect'],
-  summary,
-  ...(form ? { consumes: [FORM_CONTENT_TYPE] } : {}),
-  response: {
-    200: { description: 'a page (text/html)', content: { 'text/html': { schema: { type: 'string' } } } },
-    303: {
-      description: 'the browser sent back to the redirect URI with code, state and iss (or an error)',
-      type: 'null',
-    },
-    400: {
-      description: 'a page saying what is wrong (text/html)',
-      content: { 'text/html': { schema: { type: 'string' } } },
-    },
-  },
-});
+const BACK = 'the browser sent back to the redirect URI with code, state and iss (or an error)';
+const pageSchema = (summary: string, form: boolean) => sharedPageSchema(summary, form, BACK);
 
 /** A later step of a sign-in: its transaction, what is done so far, the user, the sealed form. */
 interface Step {
@@ -109,6 +89,14 @@ interface Step {
   sealed: string;
 }
 
+/**
+ * The authorization endpoint (RFC 6749 §3.1, §4.1; OpenID Connect Core §3.1.2) with its sign-in
+ * form: `GET|POST /authorize` checks the request and shows the form; `POST /authorize/login`
+ * checks the password (lockout first), and either asks for a new password (when an administrator
+ * set the old one) at `POST /authorize/password` or sends the browser back with a single-use code
+ * and `iss` (RFC 9207). Consent is not asked: every client is registered by the administrator,
+ * so every client is first-party.
+ */
 export function registerAuthorizeEndpoints(app: FastifyInstance, deps: AuthorizeDeps): void {
   const html = sendPage;
   const clientName = async (clientId: string) => {
@@ -151,19 +139,15 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     } catch (err) {
       if (!(err instanceof AuthorizeError)) throw err;
       if (!err.redirect) return html(reply, 400, errorPage('This sign-in link is not valid', err.message));
-      return reply
-        .code(303)
-        .header('cache-control', 'no-store')
-        .header(
-          'location',
-          responseUri(err.redirect.uri, {
-            error: err.error,
-            error_description: err.message,
-            state: err.redirect.state,
-            iss: deps.issuer,
-          }),
-        )
-        .send();
+      return sendBack(
+        reply,
+        responseUri(err.redirect.uri, {
+          error: err.error,
+          error_description: err.message,
+          state: err.redirect.state,
+          iss: deps.issuer,
+        }),
+      );
     }
     // Single sign-on: a live session answers at once, unless the client asks for a new sign-in
     // (prompt=login) or the last one is older than it accepts (max_age, OpenID Connect Core §3.1.2.1).
@@ -174,19 +158,15 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       if (user && !user.disabled) return finish(request, reply, checked, user, session.authTime, { sid: session.sid });
     }
     if (checked.prompt === 'none')
-      return reply
-        .code(303)
-        .header('cache-control', 'no-store')
-        .header(
-          'location',
-          responseUri(checked.redirectUri, {
-            error: 'login_required',
-            error_description: 'the user must sign in',
-            state: checked.state,
-            iss: deps.issuer,
-          }),
-        )
-        .send();
+      return sendBack(
+        reply,
+        responseUri(checked.redirectUri, {
+          error: 'login_required',
+          error_description: 'the user must sign in',
+          state: checked.state,
+          iss: deps.issuer,
+        }),
+      );
     const csrf = LoginTransactions.csrfValue();
     deps.cookies.set(reply, 'csrf', csrf, 600);
     const tx = deps.transactions.seal(checked, csrf, deps.clock.now());
@@ -199,14 +179,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       config: { credential: 'none' },
       schema: pageSchema('RFC 6749 §4.1.1 authorization request: the sign-in page', false),
     },
-    (request, reply) => {
-      const params: RawParams = new Map();
-      for (const [k, v] of new URL(request.url, deps.issuer).searchParams) {
-        if (v === '') continue;
-        params.set(k, [...(params.get(k) ?? []), v]);
-      }
-      return authorize(request, reply, params);
-    },
+    (request, reply) => authorize(request, reply, queryOf(request)),
   );
   app.post(
     '/authorize',
@@ -254,11 +227,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       passwordChanged: how.passwordChanged ?? false,
       method: how.sid ? 'session' : (how.method ?? 'password'),
     });
-    return reply
-      .code(303)
-      .header('cache-control', 'no-store')
-      .header('location', responseUri(req.redirectUri, { code, state: req.state, iss: deps.issuer }))
-      .send();
+    return sendBack(reply, responseUri(req.redirectUri, { code, state: req.state, iss: deps.issuer }));
   };
 
   const staleForm = (reply: FastifyReply) =>
@@ -499,7 +468,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     { config: { credential: 'none' }, schema: pageSchema('enrolling a TOTP authenticator at sign-in', true) },
     async (request, reply) => {
       const at = await step(request, 'enrol');
-      if (!at || !at.auth.offered) return staleForm(reply);
+      if (!at?.auth.offered) return staleForm(reply);
       const event = enrolmentEvent(request, at, 'totp');
       const code = single(request.body as FormBody, 'code') ?? '';
       const enrolled = await deps.secondFactors.enrol(at.user, at.auth.offered, code, [event]);
@@ -518,7 +487,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     { config: { credential: 'none' }, schema: pageSchema('the second step with a passkey (WebAuthn assertion)', true) },
     async (request, reply) => {
       const at = await step(request, 'second_factor');
-      if (!at || !at.auth.passkeyChallenge) return staleForm(reply);
+      if (!at?.auth.passkeyChallenge) return staleForm(reply);
       const ctx = context(request, at.tx.request.clientId);
       const held = await lockedOut(reply, at, ctx);
       if (held) return held;
@@ -545,7 +514,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     },
     async (request, reply) => {
       const at = await step(request, 'enrol');
-      if (!at || !at.auth.passkeyChallenge) return staleForm(reply);
+      if (!at?.auth.passkeyChallenge) return staleForm(reply);
       const event = enrolmentEvent(request, at, 'passkey');
       const credential = single(request.body as FormBody, 'credential') ?? '';
       const enrolled =

@@ -32,10 +32,11 @@ export class PageCookies {
     return cookiesOf(request).get(this.name(what));
   }
 
-  /** Sets (or, with `maxAge` 0, clears) a cookie; several calls add several Set-Cookie headers. */
+  /** Sets (or, with `maxAge` 0, clears) a cookie; Fastify adds each as a Set-Cookie header of its own. */
   set(reply: FastifyReply, what: 'csrf' | 'device' | 'session', value: string, maxAge: number): void {
-    const existing = reply.getHeader('set-cookie');
-    const line = `${this.name(what)}=${value}; Path=/; HttpOnly; SameSite=${what === 'session' ? 'Lax' : 'Strict'}; Max-Age=${maxAge}${this.secure ? '; Secure' : ''}`;
-    reply.header('set-cookie', [...(Array.isArray(existing) ? existing : existing ? [String(existing)] : []), line]);
+    reply.header(
+      'set-cookie',
+      `${this.name(what)}=${value}; Path=/; HttpOnly; SameSite=${what === 'session' ? 'Lax' : 'Strict'}; Max-Age=${maxAge}${this.secure ? '; Secure' : ''}`,
+    );
   }
 }

@@ -1,7 +1,7 @@
 import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { aboutUser, type ServerEvents } from '../../events.ts';
-import { FORM_CONTENT_TYPE, type FormBody } from '../../http/form.ts';
+import type { FormBody } from '../../http/form.ts';
 import type { KeyRing } from '../../keys/key_ring.ts';
 import type { RevocationLog } from '../../revocation/revocation_log.ts';
 import type {
@@ -15,7 +15,8 @@ import type { Sessions } from '../../users/sessions.ts';
 import { readIdTokenHint } from '../id_token.ts';
 import type { RefreshTokens } from '../refresh_tokens.ts';
 import { responseUri } from './authorization_request.ts';
-import { errorPage, logoutConfirmPage, sendPage, signedOutPage } from './login_page.ts';
+import { errorPage, logoutConfirmPage, pageSchema, sendBack, sendPage, signedOutPage } from './login_page.ts';
+import { queryOf } from './authorize_endpoints.ts';
 import { LoginTransactions } from './login_transaction.ts';
 import type { PageCookies } from './cookies.ts';
 
@@ -70,9 +71,9 @@ export function registerEndSessionEndpoint(app: FastifyInstance, deps: EndSessio
       });
   };
 
-  const handle = async (request: FastifyRequest, reply: FastifyReply, params: URLSearchParams | FormBody) => {
+  const handle = async (request: FastifyRequest, reply: FastifyReply, params: FormBody, posted: boolean) => {
     const get = (name: string): string | undefined => {
-      const v = params instanceof Map ? params.get(name) : params.getAll(name);
+      const v = params.get(name);
       return v && v.length === 1 ? v[0] : undefined;
     };
     const hintText = get('id_token_hint');
@@ -94,7 +95,7 @@ export function registerEndSessionEndpoint(app: FastifyInstance, deps: EndSessio
     const browserSession = await deps.sessions.current(deps.cookies.read(request, 'session'));
     if (!hint) {
       // A plain link or form from anywhere: the person confirms on a page of the IdP's own.
-      const confirm = params instanceof Map ? get('confirm') : undefined;
+      const confirm = posted ? get('confirm') : undefined;
       const csrf = deps.cookies.read(request, 'csrf');
       if (confirm !== undefined && csrf !== undefined && confirm === csrf) {
         if (browserSession) await end(request, browserSession, undefined);
@@ -110,36 +111,22 @@ export function registerEndSessionEndpoint(app: FastifyInstance, deps: EndSessio
     for (const s of [named, browserSession])
       if (s && s.sub === hint.sub && s.endedAt === null) await end(request, s, clientId);
     if (browserSession?.sub === hint.sub) clearSession(reply);
-    if (postLogout)
-      return reply
-        .code(303)
-        .header('cache-control', 'no-store')
-        .header('location', responseUri(postLogout, { state: get('state') }))
-        .send();
+    if (postLogout) return sendBack(reply, responseUri(postLogout, { state: get('state') }));
     return html(reply, 200, signedOutPage());
   };
 
-  const schema = (summary: string, form: boolean) => ({
-    tags: ['OpenID Connect'],
-    summary,
-    ...(form ? { consumes: [FORM_CONTENT_TYPE] } : {}),
-    response: {
-      200: { description: 'a page (text/html)', content: { 'text/html': { schema: { type: 'string' } } } },
-      303: { description: 'to the registered post_logout_redirect_uri, with state', type: 'null' },
-      400: {
-        description: 'a page saying what is wrong (text/html)',
-        content: { 'text/html': { schema: { type: 'string' } } },
-      },
-    },
-  });
+  const BACK = 'to the registered post_logout_redirect_uri, with state';
   app.get(
     '/end_session',
-    { config: { credential: 'none' }, schema: schema('OpenID Connect RP-Initiated Logout', false) },
-    (request, reply) => handle(request, reply, new URL(request.url, deps.issuer).searchParams),
+    { config: { credential: 'none' }, schema: pageSchema('OpenID Connect RP-Initiated Logout', false, BACK) },
+    (request, reply) => handle(request, reply, queryOf(request), false),
   );
   app.post(
     '/end_session',
-    { config: { credential: 'none' }, schema: schema('RP-Initiated Logout as a form post, or the confirmation', true) },
-    (request, reply) => handle(request, reply, request.body as FormBody),
+    {
+      config: { credential: 'none' },
+      schema: pageSchema('RP-Initiated Logout as a form post, or the confirmation', true, BACK),
+    },
+    (request, reply) => handle(request, reply, request.body as FormBody, true),
   );
 }

@@ -54,6 +54,25 @@ export const PAGE_HEADERS = {
   'x-content-type-options': 'nosniff',
 } as const;
 
+/** OpenAPI description of a page route: HTML on 200 and 400, a redirect on 303 (`back` says where). */
+export const pageSchema = (summary: string, form: boolean, back: string) => ({
+  tags: ['OpenID Connect'],
+  summary,
+  ...(form ? { consumes: ['application/x-www-form-urlencoded'] } : {}),
+  response: {
+    200: { description: 'a page (text/html)', content: { 'text/html': { schema: { type: 'string' } } } },
+    303: { description: back, type: 'null' },
+    400: {
+      description: 'a page saying what is wrong (text/html)',
+      content: { 'text/html': { schema: { type: 'string' } } },
+    },
+  },
+});
+
+/** Sends the browser on (303 See Other, never cached): back to an application, with the response parameters. */
+export const sendBack = (reply: FastifyReply, location: string): FastifyReply =>
+  reply.code(303).header('cache-control', 'no-store').header('location', location).send();
+
 /** Sends a page with its headers; `returnTo`, the redirect URI its form may end at (see pageHeaders). */
 export const sendPage = (reply: FastifyReply, status: number, body: string, returnTo?: string): FastifyReply =>
   reply.code(status).headers(pageHeaders(returnTo)).send(body);

@@ -3,13 +3,12 @@ import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { OAuthError } from '../../errors.ts';
-import type { ServerEvents } from '../../events.ts';
 import { FORM_CONTENT_TYPE, type FormBody } from '../../http/form.ts';
 import { oauthErrors } from '../../http/schemas.ts';
 import type { PushedRequestStore } from '../../storage/ports.ts';
 import type { ClientAuthenticator } from '../client_auth/authenticate_client.ts';
 import { AuthorizeError, checkAuthorizationRequest } from './authorization_request.ts';
-import { sha256 } from './authorize_endpoints.ts';
+import { sha256 } from '../../secrets.ts';
 
 /** RFC 9126 §2.2: the request_uri is this prefix and a reference the client cannot guess. */
 export const REQUEST_URI_PREFIX = 'urn:ietf:params:oauth:request_uri:';
@@ -18,7 +17,6 @@ export interface ParDeps {
   clock: Clock;
   authenticate: ClientAuthenticator;
   pushed: Pick<PushedRequestStore, 'savePushedRequest'>;
-  events: ServerEvents;
   /** Seconds a pushed request may wait for the browser (RFC 9126 §2.2: short; 60 s is typical). */
   ttl: number;
 }

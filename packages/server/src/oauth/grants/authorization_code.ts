@@ -5,7 +5,7 @@ import { param } from '../../http/form.ts';
 import type { KeyRing } from '../../keys/key_ring.ts';
 import type { RevocationLog } from '../../revocation/revocation_log.ts';
 import type { AuthorizationCodeStore, UserStore } from '../../storage/ports.ts';
-import { sha256 } from '../authorize/authorize_endpoints.ts';
+import { sha256 } from '../../secrets.ts';
 import { pkceMatches } from '../authorize/pkce.ts';
 import { mintIdToken } from '../id_token.ts';
 import { userClaims } from '../user_claims.ts';

@@ -7,6 +7,7 @@ import {
   KEY_COLUMNS,
   POLICY_COLUMNS,
   POLICY_SUMMARY_COLUMNS,
+  USER_CHANGE_COLUMNS,
   USER_COLUMNS,
   CODE_COLUMNS,
   FAMILY_COLUMNS,
@@ -40,14 +41,13 @@ export const SQL = {
   lockClient: 'UPDATE clients SET locked_until = ? WHERE client_id = ?',
   deleteClient: 'DELETE FROM clients WHERE client_id = ?',
 
-  insertUser: `INSERT INTO users (${USER_COLUMNS}) VALUES (${marks(17)})`,
+  insertUser: `INSERT INTO users (${USER_COLUMNS}) VALUES (${marks(USER_COLUMNS.split(',').length)})`,
   getUser: `SELECT ${USER_COLUMNS} FROM users WHERE sub = ?`,
   getUserByUsername: `SELECT ${USER_COLUMNS} FROM users WHERE username_key = ?`,
   listUsers: `SELECT ${USER_COLUMNS} FROM users WHERE username_key > ? ORDER BY username_key LIMIT ?`,
-  updateUser: `UPDATE users SET username = ?, email = ?, name = ?, password_hash = ?, password_changed_at = ?,
-      must_change_password = ?, roles = ?, user_groups = ?, attributes = ?, disabled = ?, updated_at = ?,
-      mfa_required = ?, totp_secret = ?, totp_last_step = ?
-    WHERE sub = ?`,
+  updateUser: `UPDATE users SET ${USER_CHANGE_COLUMNS.split(', ')
+    .map((c) => `${c} = ?`)
+    .join(', ')} WHERE sub = ?`,
   /** Parameters: step, sub, step. */
   useTotpStep: 'UPDATE users SET totp_last_step = ? WHERE sub = ? AND (totp_last_step IS NULL OR totp_last_step < ?)',
   clearRecoveryCodes: 'DELETE FROM recovery_codes WHERE sub = ?',
