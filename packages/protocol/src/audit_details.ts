@@ -244,13 +244,34 @@ export const AUDIT_EVENT_DETAILS = {
   'user.second_factor_enrolled': Obj(
     {
       username: Str('the username (the user is `subject`)'),
-      factor: Str('totp'),
+      factor: Str('totp or passkey'),
       recovery_codes: Int('recovery codes issued (shown once)'),
     },
     'a user enrolled a second factor at sign-in',
   ),
   'user.second_factor_reset': UserChange(
     "an administrator removed a user's second factor and recovery codes; the user's tokens were revoked",
+  ),
+  'user.consent_granted': Obj(
+    {
+      scope: Type.Union([Type.String(), Type.Null()], { description: 'the scopes the user agreed to' }),
+      resource: Type.Array(Type.String(), { description: 'the resources (RFC 8707) the user agreed to' }),
+    },
+    'a user agreed that the third-party client `client_id` may have what it asked for (remembered for the next sign-in)',
+  ),
+  'user.consent_denied': Obj(
+    {
+      scope: Type.Union([Type.String(), Type.Null()], { description: 'the scopes the client asked for' }),
+      resource: Type.Array(Type.String(), { description: 'the resources it asked for' }),
+    },
+    'a user refused the third-party client `client_id` what it asked for; it was answered access_denied',
+  ),
+  'user.consent_revoked': Obj(
+    {
+      families: Int("the client's refresh token families (sign-ins) for the user revoked with it"),
+      tokens: Int("access tokens the client's codes gave that were revoked (a family's own are revoked with it)"),
+    },
+    "a user's consent to the client `client_id` was withdrawn; the client's tokens for the user were revoked",
   ),
 } satisfies Record<(typeof AUDIT_EVENT_TYPES)[number], TSchema>;
 

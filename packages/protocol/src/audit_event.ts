@@ -39,6 +39,9 @@ export const AUDIT_EVENT_TYPES = [
   'user.logout',
   'user.second_factor_enrolled',
   'user.second_factor_reset',
+  'user.consent_granted',
+  'user.consent_denied',
+  'user.consent_revoked',
 ] as const;
 
 /** Why a user's login failed: the `reason` of a `user.login_failed` event (the user is told less). */

@@ -49,6 +49,8 @@ import type { TokenPolicy } from './policy/token_policy.ts';
 import type { WorkloadCa } from './ca/workload_ca.ts';
 import { registerCaAdmin } from './admin/ca_admin.ts';
 import { registerUserAdmin } from './admin/user_admin.ts';
+import { registerConsentAdmin } from './admin/consent_admin.ts';
+import { Consents } from './users/consents.ts';
 import type { PasswordHasher } from './users/password_hash.ts';
 import type { PasswordPolicy } from './users/password_policy.ts';
 import { type LockoutPolicy, LoginLockout } from './users/login_lockout.ts';
@@ -243,6 +245,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       reuseGrace: config.refreshReuseGrace,
     },
   });
+  const consents = new Consents({
+    clock,
+    store: storage,
+    families: storage,
+    codes: storage,
+    refresh,
+    revocations: deps.revocations,
+    events,
+    maxAccessTokenTtl: config.maxAccessTokenTtl,
+  });
   const { hasher, policy: passwordPolicy } = deps.passwords;
   const passwordLogin = new PasswordLogin({
     users: storage,
@@ -361,6 +373,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       cookies,
       codeTtl: 60,
       sessions,
+      consents,
       secondFactors: new SecondFactors({ users: storage, master, clock, issuerName: 'Latchkey', issuer }),
     });
     registerEndSessionEndpoint(open, {
@@ -473,6 +486,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       hasher: deps.passwords.hasher,
       policy: deps.passwords.policy,
     });
+    registerConsentAdmin(admin, { users: storage, consents });
     registerAlertAdmin(admin, { alerts: storage });
     registerPolicyAdmin(admin, { publisher, store: storage, bodyLimit: config.policyBodyLimit, validator });
     registerCaAdmin(admin, {

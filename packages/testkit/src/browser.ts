@@ -54,7 +54,15 @@ export class Browser {
  */
 export async function userTokens(
   t: TestIdp,
-  options: { clientId: string; redirectUri: string; username: string; password: string; scope?: string },
+  options: {
+    clientId: string;
+    redirectUri: string;
+    username: string;
+    password: string;
+    scope?: string;
+    /** RFC 8707 resources asked for at /authorize. */
+    resource?: string[];
+  },
 ): Promise<{ access_token: string; id_token?: string; refresh_token?: string }> {
   const verifier = randomBytes(32).toString('base64url');
   const url = new URL(`${t.issuer}/authorize`);
@@ -68,6 +76,7 @@ export async function userTokens(
     code_challenge_method: 'S256',
   }))
     url.searchParams.set(k, v);
+  for (const r of options.resource ?? []) url.searchParams.append('resource', r);
   const back = await new Browser(t).signIn(url, options.username, options.password);
   const code = new URL(back.headers.get('location') ?? 'x:').searchParams.get('code');
   if (!code) throw new Error(`sign-in did not give a code (${back.status})`);

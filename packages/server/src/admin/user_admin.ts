@@ -89,6 +89,16 @@ const members = (before: readonly string[], after: readonly string[]) => ({
 /** A generated password: 128 random bits, in a form a person can type (base64url, 22 characters). */
 const generatedPassword = () => randomBytes(16).toString('base64url');
 
+/** A user by `sub`, or by username (what the CLI is given); a 404 when there is none. */
+export async function findUser(
+  users: Pick<UserStore, 'getUser' | 'getUserByUsername'>,
+  ref: string,
+): Promise<UserRecord> {
+  const user = (await users.getUser(ref)) ?? (await users.getUserByUsername(usernameKey(ref)));
+  if (!user) throw notFound('no such user');
+  return user;
+}
+
 /**
  * Admin API over users (issue 15), behind the admin bearer: create, list, show, change roles,
  * groups and profile, disable, enable, set or reset the password, delete. Taking something away
@@ -100,12 +110,7 @@ export function registerUserAdmin(scope: FastifyInstance, deps: UserAdminDeps): 
   const app = typed(scope);
   const now = () => epochSeconds(deps.clock);
 
-  /** A user by `sub`, or by username: what the CLI is given. */
-  const find = async (ref: string): Promise<UserRecord> => {
-    const user = (await deps.users.getUser(ref)) ?? (await deps.users.getUserByUsername(usernameKey(ref)));
-    if (!user) throw notFound('no such user');
-    return user;
-  };
+  const find = (ref: string) => findUser(deps.users, ref);
   const event = <T extends AuditEvent['type']>(
     type: T,
     request: FastifyRequest,

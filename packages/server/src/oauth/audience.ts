@@ -25,13 +25,14 @@ export function chooseAudience(
     if (!defaultAudience)
       throw new OAuthError('invalid_target', 'no resource given and the client has no default audience');
     if (!allowed(defaultAudience))
-      throw new OAuthError('invalid_target', 'the default audience is not one this client may request');
+      throw new OAuthError('invalid_target', 'the default audience is not one this client (for this user) may have');
     return defaultAudience;
   }
   for (const r of resources) {
     if (!isAbsoluteUri(r))
       throw new OAuthError('invalid_target', 'resource must be an absolute URI without a fragment');
-    if (!allowed(r)) throw new OAuthError('invalid_target', 'resource is not an audience this client may request');
+    if (!allowed(r))
+      throw new OAuthError('invalid_target', 'resource is not an audience this client (for this user) may have');
   }
   const unique = [...new Set(resources)];
   return unique.length === 1 ? (unique[0] as string) : unique;

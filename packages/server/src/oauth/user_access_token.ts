@@ -11,14 +11,15 @@ export interface UserTokenDeps {
   issuer: string;
   accessTokenTtl: number;
   keys: Pick<KeyRing, 'signAccessToken'>;
-  tokenPolicy: Pick<TokenPolicy, 'allows'>;
+  tokenPolicy: Pick<TokenPolicy, 'allowsUser'>;
 }
 
 /**
  * A user's access token for a client (authorization code and refresh grants): `sub` the user,
  * their roles and groups as they are now (RFC 9068 §2.2.3.1), for the resources asked for at
- * /authorize (or the client's default audience), with the IdP among the audiences when the scope
- * has `openid`, so the same token opens /userinfo.
+ * /authorize (or the client's default audience) — each one the IdP's token policy lets this user
+ * have through this client — with the IdP among the audiences when the scope has `openid`, so the
+ * same token opens /userinfo.
  */
 export function mintUserAccessToken(
   deps: UserTokenDeps,
@@ -28,7 +29,7 @@ export function mintUserAccessToken(
   now: number,
 ): { token: string; claims: AccessTokenClaims; ttl: number } {
   const openid = (grant.scope ?? '').split(' ').includes('openid');
-  const allowed = (a: string) => a === deps.issuer || deps.tokenPolicy.allows(client, a);
+  const allowed = (a: string) => a === deps.issuer || deps.tokenPolicy.allowsUser(client, user, a);
   const asked = grant.resource ?? undefined;
   const main = chooseAudience(asked, allowed, asked ? undefined : (client.metadata.default_audience ?? deps.issuer));
   const audience = [...new Set([...(Array.isArray(main) ? main : [main]), ...(openid ? [deps.issuer] : [])])];

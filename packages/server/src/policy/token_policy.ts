@@ -1,21 +1,27 @@
 import type { PolicyEntity } from '@latchkey/protocol';
 import { CedarTrap, CompiledBundle, withCedar } from '@latchkey/policy';
-import type { ClientRecord, PolicyStore } from '../storage/ports.ts';
+import type { ClientRecord, PolicyStore, UserRecord } from '../storage/ports.ts';
 
 /** The reserved namespace of the IdP's own decisions. */
 export const RESERVED_NAMESPACE = 'Latchkey';
 
 /**
- * Its schema, added to every bundle: which client may request a token for which audience. Clients
- * carry their registered `roles`; administrators may group clients (`Latchkey::Client::"x" in
- * Latchkey::ClientGroup::"prod"`) and audiences in the entity data.
+ * Its schema, added to every bundle: which client — and which user, through which client — may
+ * have a token for which audience. Clients and users alike are `in` their roles
+ * (`Latchkey::RoleGroup::"…"`: the principals holding that role) and carry them as the attribute
+ * `roles`; users are `in` their groups too (`Latchkey::UserGroup::"…"`). (Plain `Role` and `Group`
+ * would shadow the types services declare outside any namespace, which Cedar refuses.) Administrators may group clients (`Latchkey::Client::"x" in Latchkey::ClientGroup::"prod"`),
+ * users and audiences in the entity data. A user's request names its client in `context.client_id`.
  */
 export const RESERVED_SCHEMA = `namespace Latchkey {
   entity ClientGroup;
   entity AudienceGroup;
-  entity Client in [ClientGroup] { roles?: Set<String> };
+  entity RoleGroup;
+  entity UserGroup;
+  entity Client in [ClientGroup, RoleGroup] { roles?: Set<String> };
+  entity User in [RoleGroup, UserGroup] { roles?: Set<String>, groups?: Set<String> };
   entity Audience in [AudienceGroup];
-  action request_token appliesTo { principal: Client, resource: Audience };
+  action request_token appliesTo { principal: [Client, User], resource: Audience, context: { client_id?: String } };
 }
 `;
 export const RESERVED_SCHEMA_FRAGMENT = 'latchkey.cedarschema';
@@ -93,12 +99,13 @@ export class TokenPolicy {
       const named = a.entities ?? (a.entity ? [a.entity] : []);
       if (named.some((u) => u.type === ACTION.type)) policies[id] = text;
     }
-    // The same engine as the SDK's: action groups and request types come from the schema.
+    // The same engine as the SDK's: action groups and request types come from the schema — with
+    // the reserved fragment as this IdP writes it (a version published before it changed has the old one).
     this.compiled =
       Object.keys(policies).length === 0
         ? undefined
         : CompiledBundle.compile({
-            schema: b.schema,
+            schema: withReservedSchema(b).schema,
             policies,
             entities: b.entities.filter((e) => e.uid.type.startsWith(`${RESERVED_NAMESPACE}::`)),
           });
@@ -111,23 +118,56 @@ export class TokenPolicy {
     const registered = client.metadata.audiences.includes(audience);
     const c = this.compiled;
     if (!c) return registered;
-    const stored = c.store.get(`${RESERVED_NAMESPACE}::Client::${q(client.clientId)}`);
-    const principal: PolicyEntity = {
-      uid: { type: `${RESERVED_NAMESPACE}::Client`, id: client.clientId },
-      attrs: { roles: client.metadata.roles ?? [] },
-      parents: stored?.parents ?? [],
-    };
-    const storedAud = c.store.get(`${RESERVED_NAMESPACE}::Audience::${q(audience)}`);
-    const resource: PolicyEntity = {
-      uid: { type: `${RESERVED_NAMESPACE}::Audience`, id: audience },
-      attrs: {},
-      parents: storedAud?.parents ?? [],
-    };
-    const r = c.isAuthorized({ principal, action: ACTION, resource, context: {} });
+    const roles = client.metadata.roles ?? [];
+    const r = this.decide(c, 'Client', client.clientId, { roles }, roles.map(role), audience, {});
     // The registration is a permit of its own: a forbid that applies overrides it, a permit grants
     // beyond it. A request Cedar refused as a whole (schema, limits, an engine failure) is refused:
     // fail closed.
     if (r.refused || (r.decision === 'deny' && r.reasons.length > 0)) return false;
     return registered || r.decision === 'allow';
   }
+
+  /**
+   * Whether `user` may have a token for `audience` through `client` (authorization code and refresh
+   * grants): the client must be allowed it, and no forbid may apply to the user — their roles and
+   * groups are parents, as in services. A permit for a user grants nothing the client may not have:
+   * a user's rights only narrow the client's.
+   */
+  allowsUser(client: ClientRecord, user: Pick<UserRecord, 'sub' | 'roles' | 'groups'>, audience: string): boolean {
+    if (!this.allows(client, audience)) return false;
+    const c = this.compiled;
+    if (!c) return true;
+    const parents = [
+      ...user.roles.map(role),
+      ...user.groups.map((g) => ({ type: `${RESERVED_NAMESPACE}::UserGroup`, id: g })),
+    ];
+    const r = this.decide(c, 'User', user.sub, { roles: user.roles, groups: user.groups }, parents, audience, {
+      client_id: client.clientId,
+    });
+    return !(r.refused || (r.decision === 'deny' && r.reasons.length > 0));
+  }
+
+  private decide(
+    c: CompiledBundle,
+    type: 'Client' | 'User',
+    id: string,
+    attrs: Record<string, unknown>,
+    given: { type: string; id: string }[],
+    audience: string,
+    context: Record<string, unknown>,
+  ) {
+    const stored = c.store.get(`${RESERVED_NAMESPACE}::${type}::${q(id)}`);
+    const parents = [...(stored?.parents ?? [])];
+    for (const p of given) if (!parents.some((x) => x.type === p.type && x.id === p.id)) parents.push(p);
+    const principal: PolicyEntity = { uid: { type: `${RESERVED_NAMESPACE}::${type}`, id }, attrs, parents };
+    const storedAud = c.store.get(`${RESERVED_NAMESPACE}::Audience::${q(audience)}`);
+    const resource: PolicyEntity = {
+      uid: { type: `${RESERVED_NAMESPACE}::Audience`, id: audience },
+      attrs: {},
+      parents: storedAud?.parents ?? [],
+    };
+    return c.isAuthorized({ principal, action: ACTION, resource, context });
+  }
 }
+
+const role = (name: string) => ({ type: `${RESERVED_NAMESPACE}::RoleGroup`, id: name });

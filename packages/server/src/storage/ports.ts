@@ -33,6 +33,11 @@ export interface ClientMetadata {
   require_second_factor?: boolean;
   /** RFC 9126 §6: this client's authorization requests must be pushed first. */
   require_pushed_authorization_requests?: boolean;
+  /**
+   * A third-party client: users are asked to consent to what it requests (scopes and resources)
+   * before it gets a code, and their answer is remembered (OpenID Connect Core §3.1.2.4).
+   */
+  consent_required?: boolean;
 }
 
 export interface ClientRecord {
@@ -129,6 +134,28 @@ export interface UserStore {
   removePasskeys(sub: string): Promise<void>;
 }
 
+/** What a user agreed a third-party client may have: its scopes and resources, as granted. */
+export interface ConsentRecord {
+  sub: string;
+  clientId: string;
+  /** Space-separated scopes granted (null: none beyond the sign-in itself). */
+  scope: string | null;
+  /** Resource indicators (RFC 8707) granted. */
+  resource: string[];
+  grantedAt: number;
+  updatedAt: number;
+}
+
+export interface ConsentStore {
+  getConsent(sub: string, clientId: string): Promise<ConsentRecord | undefined>;
+  /** Creates or replaces the user's consent to the client, with its audit events. */
+  saveConsent(consent: ConsentRecord, audit?: WithAudit): Promise<void>;
+  /** A user's consents, by client id. */
+  listConsents(sub: string): Promise<ConsentRecord[]>;
+  /** Withdraws a consent, with its audit events; false (and no events) when there was none. */
+  deleteConsent(sub: string, clientId: string, audit?: WithAudit): Promise<boolean>;
+}
+
 /** A WebAuthn credential (W3C Web Authentication Level 3). */
 export interface PasskeyRecord {
   /** base64url, as the authenticator made it. */
@@ -200,6 +227,8 @@ export interface AuthorizationCodeStore {
   setAuthorizationCodeJti(codeHash: string, jti: string, familyId: string | null): Promise<void>;
   /** The access tokens that codes of a sign-in session gave (to revoke at logout). */
   sessionCodeTokens(sid: string): Promise<string[]>;
+  /** The access tokens that a client's codes for a user gave (to revoke with a consent). */
+  clientCodeTokens(sub: string, clientId: string): Promise<string[]>;
 }
 
 /**
@@ -516,6 +545,7 @@ export interface Storage
     RefreshTokenStore,
     PushedRequestStore,
     SessionStore,
+    ConsentStore,
     KeyStore,
     LeaseStore,
     ReplayStore,

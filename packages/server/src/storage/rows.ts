@@ -17,6 +17,7 @@ import type {
   RefreshFamilyRecord,
   RefreshTokenRecord,
   SessionRecord,
+  ConsentRecord,
 } from './ports.ts';
 
 /** Row shapes shared by the SQL adapters, and their mapping to records. */
@@ -520,3 +521,21 @@ export const policyParams = (p: PolicyVersionRecord): unknown[] => [
   JSON.stringify(p.policies),
   JSON.stringify(p.entities),
 ];
+
+export interface ConsentRow {
+  sub: string;
+  client_id: string;
+  scope: string | null;
+  resource: string;
+  granted_at: number | string;
+  updated_at: number | string;
+}
+
+export const consentFromRow = (r: ConsentRow): ConsentRecord => ({
+  sub: r.sub,
+  clientId: r.client_id,
+  scope: r.scope,
+  resource: JSON.parse(r.resource) as string[],
+  grantedAt: Number(r.granted_at),
+  updatedAt: Number(r.updated_at),
+});

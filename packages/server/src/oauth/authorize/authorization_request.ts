@@ -17,6 +17,8 @@ export interface AuthorizationRequest {
   resource: string[];
   /** OpenID Connect Core §3.1.2.1: `none` (answer without a page, or login_required) or `login` (ask again). */
   prompt: 'none' | 'login' | null;
+  /** `prompt=consent`: a third-party client's user is asked again, even after agreeing before. */
+  consentPrompt?: boolean;
   /** Seconds since the user last authenticated beyond which they must do it again. */
   maxAge: number | null;
 }
@@ -133,6 +135,7 @@ export function checkAuthorizationRequest(
     codeChallenge,
     resource,
     prompt: prompts.includes('none') ? 'none' : prompts.includes('login') ? 'login' : null,
+    ...(prompts.includes('consent') ? { consentPrompt: true } : {}),
     maxAge: maxAgeParam === undefined ? null : Number(maxAgeParam),
   };
 }

@@ -18,6 +18,7 @@ import { RECOVERY_CODE_COUNT, type SecondFactors } from '../../users/second_fact
 import type { PasswordHasher } from '../../users/password_hash.ts';
 import type { LoginContext, PasswordLogin } from '../../users/password_login.ts';
 import type { PasswordPolicy } from '../../users/password_policy.ts';
+import type { Consents } from '../../users/consents.ts';
 import {
   type AuthorizationRequest,
   AuthorizeError,
@@ -26,6 +27,7 @@ import {
   responseUri,
 } from './authorization_request.ts';
 import {
+  consentPage,
   enrolPage,
   errorPage,
   loginPage,
@@ -56,6 +58,7 @@ export interface AuthorizeDeps {
   /** Seconds an authorization code lives (RFC 6749 §4.1.2: short, at most 10 minutes). */
   codeTtl: number;
   sessions: Pick<Sessions, 'start' | 'current' | 'lifetime'>;
+  consents: Pick<Consents, 'needed' | 'grant' | 'denied'>;
   secondFactors: Pick<
     SecondFactors,
     | 'required'
@@ -94,8 +97,8 @@ interface Step {
  * form: `GET|POST /authorize` checks the request and shows the form; `POST /authorize/login`
  * checks the password (lockout first), and either asks for a new password (when an administrator
  * set the old one) at `POST /authorize/password` or sends the browser back with a single-use code
- * and `iss` (RFC 9207). Consent is not asked: every client is registered by the administrator,
- * so every client is first-party.
+ * and `iss` (RFC 9207). A third-party client (`consent_required`) gets its code only once the
+ * user agreed to what it asks for (`POST /authorize/consent`); the estate's own clients never ask.
  */
 export function registerAuthorizeEndpoints(app: FastifyInstance, deps: AuthorizeDeps): void {
   const html = sendPage;
@@ -191,8 +194,9 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
   );
 
   /**
-   * A code for the user, the browser sent back with it (RFC 6749 §4.1.2). After a password (no
-   * `sid` given) a session starts and the device is remembered; with a session, it is reused.
+   * The user is authenticated: after a password (no `sid` given) a session starts and the device is
+   * remembered; with a session, it is reused. Then consent, when a third-party client asks for
+   * something the user has not agreed to, and the code.
    */
   const finish = async (
     request: FastifyRequest,
@@ -200,7 +204,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
     req: AuthorizationRequest,
     user: UserRecord,
     authTime: number,
-    how: { sid?: string; passwordChanged?: boolean; method?: string },
+    how: { sid?: string; passwordChanged?: boolean; method?: string; csrf?: string },
   ) => {
     let sid = how.sid;
     if (!sid) {
@@ -209,6 +213,54 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       deps.cookies.set(reply, 'session', started.cookie, deps.sessions.lifetime);
       deps.cookies.set(reply, 'device', deps.devices.issue(user.sub, deps.clock.now()), 400 * 86400);
     }
+    await deps.login.succeeded(user, context(request, req.clientId), {
+      passwordChanged: how.passwordChanged ?? false,
+      method: how.sid ? 'session' : (how.method ?? 'password'),
+    });
+    const client = await deps.clients.getClient(req.clientId);
+    const ask = { scope: req.scope, resource: req.resource, prompt: req.consentPrompt ?? false };
+    if (await deps.consents.needed(client, user.sub, ask)) {
+      // OpenID Connect Core §3.1.2.6: a request that may show nothing cannot ask.
+      if (req.prompt === 'none')
+        return sendBack(
+          reply,
+          responseUri(req.redirectUri, {
+            error: 'consent_required',
+            error_description: 'the user must agree to what the application asks for',
+            state: req.state,
+            iss: deps.issuer,
+          }),
+        );
+      let csrf = how.csrf ?? deps.cookies.read(request, 'csrf');
+      if (!csrf) {
+        csrf = LoginTransactions.csrfValue();
+        deps.cookies.set(reply, 'csrf', csrf, 600);
+      }
+      const tx = deps.transactions.seal(req, csrf, deps.clock.now(), { sub: user.sub, authTime, next: 'consent', sid });
+      return html(
+        reply,
+        200,
+        consentPage({
+          tx,
+          clientName: client?.metadata.client_name ?? req.clientId,
+          username: user.username,
+          scopes: req.scope ? req.scope.split(' ') : [],
+          resources: req.resource,
+        }),
+        req.redirectUri,
+      );
+    }
+    return issueCode(reply, req, user, authTime, sid);
+  };
+
+  /** A single-use code for the user, the browser sent back with it (RFC 6749 §4.1.2). */
+  const issueCode = async (
+    reply: FastifyReply,
+    req: AuthorizationRequest,
+    user: UserRecord,
+    authTime: number,
+    sid: string,
+  ) => {
     const code = randomBytes(32).toString('base64url');
     await deps.codes.saveAuthorizationCode({
       codeHash: sha256(code),
@@ -222,10 +274,6 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       authTime,
       expiresAt: epochSeconds(deps.clock) + deps.codeTtl,
       sid,
-    });
-    await deps.login.succeeded(user, context(request, req.clientId), {
-      passwordChanged: how.passwordChanged ?? false,
-      method: how.sid ? 'session' : (how.method ?? 'password'),
     });
     return sendBack(reply, responseUri(req.redirectUri, { code, state: req.state, iss: deps.issuer }));
   };
@@ -264,7 +312,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       );
     const client = await deps.clients.getClient(tx.request.clientId);
     if (!(await deps.secondFactors.required(user, client)))
-      return finish(request, reply, tx.request, user, authTime, { passwordChanged });
+      return finish(request, reply, tx.request, user, authTime, { passwordChanged, csrf: tx.csrf });
     return secondStep(reply, tx, user, base);
   };
 
@@ -459,6 +507,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       return finish(request, reply, at.tx.request, at.user, at.auth.authTime, {
         passwordChanged: at.auth.passwordChanged ?? false,
         method: `password+${used}`,
+        csrf: at.tx.csrf,
       });
     },
   );
@@ -502,6 +551,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       return finish(request, reply, at.tx.request, at.user, at.auth.authTime, {
         passwordChanged: at.auth.passwordChanged ?? false,
         method: 'password+passkey',
+        csrf: at.tx.csrf,
       });
     },
   );
@@ -540,7 +590,38 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       return finish(request, reply, at.tx.request, at.user, at.auth.authTime, {
         passwordChanged: at.auth.passwordChanged ?? false,
         method: at.auth.method ?? 'password',
+        csrf: at.tx.csrf,
       });
+    },
+  );
+
+  app.post(
+    '/authorize/consent',
+    {
+      config: { credential: 'none' },
+      schema: pageSchema('consent: the user allows or denies what a third-party client asks for', true),
+    },
+    async (request, reply) => {
+      const at = await step(request, 'consent');
+      const decision = single(request.body as FormBody, 'decision');
+      if (!at?.auth.sid || (decision !== 'allow' && decision !== 'deny')) return staleForm(reply);
+      const req = at.tx.request;
+      const ask = { scope: req.scope, resource: req.resource };
+      if (decision === 'deny') {
+        await deps.consents.denied(request, at.user.sub, req.clientId, ask);
+        // RFC 6749 §4.1.2.1: the resource owner denied the request.
+        return sendBack(
+          reply,
+          responseUri(req.redirectUri, {
+            error: 'access_denied',
+            error_description: 'the user did not allow the application what it asked for',
+            state: req.state,
+            iss: deps.issuer,
+          }),
+        );
+      }
+      await deps.consents.grant(request, at.user.sub, req.clientId, ask);
+      return issueCode(reply, req, at.user, at.auth.authTime, at.auth.sid);
     },
   );
 }

@@ -11,7 +11,8 @@ input{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem;border:1px s
 input:focus{outline:3px solid #1a5fb4;outline-offset:1px}button{margin-top:1.2rem;width:100%;padding:.7rem;font-size:1rem;
 background:#1a5fb4;color:#fff;border:0;border-radius:.3rem;cursor:pointer}button:focus{outline:3px solid #1b1d21}
 .error{background:#fbe9e9;color:#8a1c1c;padding:.6rem;border-radius:.3rem}.client{color:#4a4f57;margin:0 0 1rem}
-.codes{font-family:ui-monospace,monospace;font-size:1.1rem;columns:2}img{display:block;margin:0 auto}`;
+.codes{font-family:ui-monospace,monospace;font-size:1.1rem;columns:2}img{display:block;margin:0 auto}
+button.secondary{background:#fff;color:#1a5fb4;border:1px solid #1a5fb4}ul.asks{padding-left:1.2rem}ul.asks li{margin:.4rem 0}`;
 
 /**
  * The one script of the pages: it hands a passkey challenge to the browser's WebAuthn API and posts
@@ -249,6 +250,42 @@ export function recoveryCodesPage(options: { tx: string; codes: string[] }): str
 <form method="post" action="/authorize/continue">
 <input type="hidden" name="tx" value="${escape(options.tx)}">
 <button type="submit">I have saved them — continue</button>
+</form>`,
+  );
+}
+
+/** What each scope the pages know lets an application do, in words; other scopes are shown by name. */
+const SCOPE_WORDS: Record<string, string> = {
+  openid: 'Know that it is you (your account identifier)',
+  profile: 'See your name and username',
+  email: 'See your email address',
+};
+
+/**
+ * Consent (OpenID Connect Core §3.1.2.4): what a third-party application asks for — each scope in
+ * words, each resource by name — and two buttons. The answer is remembered for this application.
+ */
+export function consentPage(options: {
+  tx: string;
+  clientName: string;
+  username: string;
+  scopes: string[];
+  resources: string[];
+}): string {
+  const asks = [
+    ...options.scopes.map((s) => SCOPE_WORDS[s] ?? `Use the permission “${s}”`),
+    ...options.resources.map((r) => `Act for you at ${r}`),
+  ];
+  return page(
+    'Allow access?',
+    `<h1>Allow ${escape(options.clientName)}?</h1>
+<p class="client">Signed in as ${escape(options.username)}. ${escape(options.clientName)} is asking to:</p>
+<ul class="asks">${(asks.length > 0 ? asks : ['Know that you signed in']).map((a) => `<li>${escape(a)}</li>`).join('')}</ul>
+<p class="client">Allow only if you trust this application. Your answer is remembered for the next sign-in.</p>
+<form method="post" action="/authorize/consent">
+<input type="hidden" name="tx" value="${escape(options.tx)}">
+<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny" class="secondary">Deny</button>
 </form>`,
   );
 }

@@ -16,7 +16,9 @@ export interface LoginTransaction {
   authenticated?: {
     sub: string;
     authTime: number;
-    next: 'password_change' | 'second_factor' | 'enrol' | 'done';
+    next: 'password_change' | 'second_factor' | 'enrol' | 'done' | 'consent';
+    /** At `consent`: the sign-in session the code will belong to (started when the user authenticated). */
+    sid?: string;
     offered?: string;
     /** The WebAuthn challenge of the passkey options the page carries. */
     passkeyChallenge?: string;

@@ -41,6 +41,7 @@ export const ClientMetadataSchema = Type.Object(
     require_pushed_authorization_requests: member(Type.Boolean()),
     post_logout_redirect_uris: member(Type.Array(Uri, { minItems: 1, maxItems: 20 })),
     require_second_factor: member(Type.Boolean()),
+    consent_required: member(Type.Boolean()),
   },
   {
     $id: 'ClientMetadata',
@@ -181,6 +182,10 @@ export function validateClientMetadata(
   if (m.require_second_factor === true) {
     if (!codeFlow) throw bad('require_second_factor applies to the authorization_code grant only');
     out.require_second_factor = true;
+  }
+  if (m.consent_required === true) {
+    if (!codeFlow) throw bad('consent_required applies to the authorization_code grant only');
+    out.consent_required = true;
   }
   if (m.require_pushed_authorization_requests === true) {
     if (!codeFlow) throw bad('require_pushed_authorization_requests applies to the authorization_code grant only');

@@ -271,6 +271,20 @@ CREATE INDEX user_sessions_subject ON user_sessions (sub);
 CREATE INDEX user_sessions_expiry ON user_sessions (expires_at);
 `;
 
+/** A user's consent to a third-party client; it goes with the user, and with the client (an id registered again is another client). */
+const CONSENTS = `
+CREATE TABLE user_consents (
+  sub TEXT NOT NULL REFERENCES users (sub) ON DELETE CASCADE,
+  client_id TEXT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
+  scope TEXT,
+  resource TEXT NOT NULL,
+  granted_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (sub, client_id)
+);
+CREATE INDEX user_consents_client ON user_consents (client_id);
+`;
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -313,5 +327,11 @@ export const migrations: readonly Migration[] = [
     name: 'users, login failure counts, authorization codes, refresh token families, pushed authorization requests, sessions, second factors',
     sqlite: users('INTEGER'),
     postgres: users('BOOLEAN'),
+  },
+  {
+    version: 8,
+    name: 'consents of users to third-party clients',
+    sqlite: CONSENTS,
+    postgres: CONSENTS,
   },
 ];

@@ -82,6 +82,7 @@ export const SQL = {
   setCodeJti: 'UPDATE authorization_codes SET jti = ?, family_id = ? WHERE code_hash = ?',
   purgeCodes: 'DELETE FROM authorization_codes WHERE expires_at < ?',
   sessionCodeJtis: 'SELECT jti FROM authorization_codes WHERE sid = ? AND jti IS NOT NULL',
+  clientCodeJtis: 'SELECT jti FROM authorization_codes WHERE sub = ? AND client_id = ? AND jti IS NOT NULL',
 
   insertFamily: `INSERT INTO refresh_families (${FAMILY_COLUMNS}) VALUES (${marks(11)})`,
   insertRefresh: `INSERT INTO refresh_tokens (${REFRESH_COLUMNS}) VALUES (${marks(7)})`,
@@ -103,6 +104,15 @@ export const SQL = {
   endSession: 'UPDATE user_sessions SET ended_at = ? WHERE sid = ? AND ended_at IS NULL',
   purgeSessions: 'DELETE FROM user_sessions WHERE expires_at < ?',
   purgeFamilies: 'DELETE FROM refresh_families WHERE expires_at < ?',
+
+  getConsent:
+    'SELECT sub, client_id, scope, resource, granted_at, updated_at FROM user_consents WHERE sub = ? AND client_id = ?',
+  /** Parameters: sub, client, scope, resource, granted, updated. A new consent keeps the first grant's time. */
+  saveConsent: `INSERT INTO user_consents (sub, client_id, scope, resource, granted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (sub, client_id) DO UPDATE SET scope = excluded.scope, resource = excluded.resource, updated_at = excluded.updated_at`,
+  listConsents:
+    'SELECT sub, client_id, scope, resource, granted_at, updated_at FROM user_consents WHERE sub = ? ORDER BY client_id',
+  deleteConsent: 'DELETE FROM user_consents WHERE sub = ? AND client_id = ?',
 
   insertPushed: 'INSERT INTO pushed_requests (ref_hash, client_id, request, expires_at) VALUES (?, ?, ?, ?)',
   /** Parameters: now, hash, now. Only a request not used before and not expired. */

@@ -20,6 +20,7 @@ import type {
   RefreshFamilyRecord,
   RefreshTokenRecord,
   SessionRecord,
+  ConsentRecord,
   PasskeyRecord,
   UserRecord,
   Storage,
@@ -51,6 +52,8 @@ import {
   type FamilyRow,
   type RefreshRow,
   type SessionRow,
+  type ConsentRow,
+  consentFromRow,
   sessionFromRow,
   familyFromRow,
   familyParams,
@@ -386,6 +389,10 @@ export class SqlStorage implements Storage {
     return (await this.db.all<{ jti: string }>(SQL.sessionCodeJtis, [sid])).map((r) => r.jti);
   }
 
+  async clientCodeTokens(sub: string, clientId: string): Promise<string[]> {
+    return (await this.db.all<{ jti: string }>(SQL.clientCodeJtis, [sub, clientId])).map((r) => r.jti);
+  }
+
   // Refresh tokens
 
   async createRefreshFamily(f: RefreshFamilyRecord, first: RefreshTokenRecord, audit?: WithAudit): Promise<void> {
@@ -459,6 +466,26 @@ export class SqlStorage implements Storage {
 
   async listSessionRefreshFamilies(sid: string): Promise<RefreshFamilyRecord[]> {
     return (await this.db.all<FamilyRow>(SQL.sessionFamilies, [sid])).map(familyFromRow);
+  }
+
+  // Consents
+
+  async getConsent(sub: string, clientId: string): Promise<ConsentRecord | undefined> {
+    const row = await this.db.get<ConsentRow>(SQL.getConsent, [sub, clientId]);
+    return row && consentFromRow(row);
+  }
+
+  async saveConsent(c: ConsentRecord, audit?: WithAudit): Promise<void> {
+    const params = [c.sub, c.clientId, c.scope, JSON.stringify(c.resource), c.grantedAt, c.updatedAt];
+    await this.change((tx) => tx.run(SQL.saveConsent, params), audit);
+  }
+
+  async listConsents(sub: string): Promise<ConsentRecord[]> {
+    return (await this.db.all<ConsentRow>(SQL.listConsents, [sub])).map(consentFromRow);
+  }
+
+  deleteConsent(sub: string, clientId: string, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne(SQL.deleteConsent, [sub, clientId], audit);
   }
 
   // Pushed authorization requests
