@@ -68,7 +68,7 @@ const line = (u: UserView) =>
 
 const admin = (cmd: Command) => connection(cmd.option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)'));
 
-/** `latchkey user create|list|show|disable|enable|delete|reset-password|roles|groups` (admin). */
+/** `latchkey user create|list|show|disable|enable|delete|reset-password|roles|groups|attributes|consents` (admin). */
 export function registerUserCommands(program: Command): void {
   const user = program.command('user').description('manage users, the people who sign in (admin)');
 
@@ -175,4 +175,52 @@ export function registerUserCommands(program: Command): void {
       const body = await call(opts, userPath(current.sub, `/${member}`), 'PUT', { [member]: [...new Set(names)] });
       if (body) for (const n of body[member]) process.stdout.write(`${n}\n`);
     });
+
+  admin(
+    user
+      .command('attributes <user>')
+      .description("show a user's Cedar attributes, or change them (a change revokes their tokens)")
+      .option('--attr <key=value>', 'set one, a string (repeatable)', collect)
+      .option('--attr-json <key=json>', 'set one, any JSON value (repeatable)', collect)
+      .option('--unset <key>', 'remove one (repeatable)', collect),
+  ).action(async (ref: string, opts: Opts) => {
+    const current = await call<UserView & { attributes: Record<string, unknown> }>(opts, userPath(ref));
+    if (!current) return;
+    const set = attributes(opts);
+    const unset = (opts.unset as string[] | undefined) ?? [];
+    let attrs = current.attributes;
+    if (set || unset.length > 0) {
+      const next = Object.fromEntries(
+        Object.entries({ ...current.attributes, ...set }).filter(([k]) => !unset.includes(k)),
+      );
+      const body = await call<{ attributes: Record<string, unknown> }>(opts, userPath(current.sub), 'PATCH', {
+        attributes: next,
+      });
+      if (!body) return;
+      attrs = body.attributes;
+    }
+    print(attrs);
+  });
+  admin(
+    user
+      .command('consents <user>')
+      .description(
+        "list a user's consents to third-party clients, or withdraw one (revokes that client's tokens for them)",
+      )
+      .option('--revoke <client_id>', 'withdraw the consent to this client'),
+  ).action(async (ref: string, opts: Opts) => {
+    if (opts.revoke) {
+      const path = userPath(ref, `/consents/${encodeURIComponent(String(opts.revoke))}`);
+      const res = await endpoint(opts).fetch(path, { method: 'DELETE', headers: adminHeaders(opts) });
+      if (res.status === 204)
+        process.stdout.write(`withdrew the consent to ${opts.revoke}; its tokens for ${ref} are revoked\n`);
+      else await show(res);
+      return;
+    }
+    const body = await call<{
+      consents: { client_id: string; scope: string | null; resource: string[]; updated_at: string }[];
+    }>(opts, userPath(ref, '/consents'));
+    for (const c of body?.consents ?? [])
+      process.stdout.write(`${c.client_id}\t${c.scope ?? ''}\t${c.resource.join(',')}\t${c.updated_at}\n`);
+  });
 }

@@ -238,6 +238,14 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
     assert.equal((await cli(['user', 'roles', 'grace', '--remove', 'reader'])).stdout, 'writer\n');
     assert.equal((await cli(['user', 'groups', 'grace', '--set', 'eu,us'])).stdout, 'eu\nus\n');
     assert.equal((await cli(['user', 'groups', grace.sub])).stdout, 'eu\nus\n');
+    const attrs = await cli(['user', 'attributes', 'grace', '--attr', 'desk=4F', '--unset', 'level']);
+    assert.deepEqual(JSON.parse(attrs.stdout), { tenant: 'acme', desk: '4F' });
+    assert.equal((await cli(['user', 'consents', 'grace'])).stdout, '', 'no third-party client asked yet');
+    const noConsent = await cli(['user', 'consents', 'grace', '--revoke', 'partner']).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.match(noConsent?.stderr ?? '', /HTTP 404 not_found: the user has no consent to that client/);
     assert.match((await cli(['user', 'disable', 'grace'])).stdout, /disabled Grace; their tokens are revoked/);
     assert.match((await cli(['user', 'list'])).stdout, /\tGrace\t.*\tdisabled$/m);
     assert.match((await cli(['user', 'enable', 'grace'])).stdout, /enabled Grace/);
@@ -257,6 +265,7 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
       .map((e) => e.type);
     assert.deepEqual(types, [
       'user.created',
+      'user.updated',
       'user.updated',
       'user.updated',
       'user.updated',

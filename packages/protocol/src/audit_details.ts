@@ -188,7 +188,7 @@ export const AUDIT_EVENT_DETAILS = {
       groups: Opt(Members),
       changed: Opt(Type.Array(Type.String(), { description: 'other members changed (email, name, attributes)' })),
       tokens_revoked: Type.Boolean({
-        description: 'a role or group was taken away: the tokens issued until now were revoked',
+        description: 'a role or group was taken away, or the attributes changed: the tokens issued until now were revoked',
       }),
     },
     "a user's roles, groups or profile changed; who did it is the actor",

@@ -16,6 +16,11 @@ export interface AccessTokenClaims {
   roles?: string[];
   /** A user's groups (RFC 9068 §2.2.3.1 `groups`), present only in a user's token, when they have groups. */
   groups?: string[];
+  /**
+   * A user's attributes that the client's registration names (`user_attributes`): Cedar attributes
+   * of the principal `User::"<sub>"` at services. Present only in a user's token, only when named.
+   */
+  attributes?: Record<string, unknown>;
   /** RFC 8705 §3.1: the token is bound to the client certificate with this SHA-256 thumbprint. */
   cnf?: { 'x5t#S256': string };
 }

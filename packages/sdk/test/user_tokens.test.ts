@@ -22,10 +22,10 @@ describe('user tokens in a service: the SDK verifies them and Cedar decides thro
       schema: {
         'schema.cedarschema': `entity Role;
 entity Group;
-entity User in [Role, Group];
+entity User in [Role, Group] { department?: String };
 namespace Orders {
   entity Order { region: String };
-  action read, refund appliesTo { principal: [User], resource: Order, context: {} };
+  action read, refund, export appliesTo { principal: [User], resource: Order, context: {} };
 }
 `,
       },
@@ -33,6 +33,8 @@ namespace Orders {
         'regional-reads':
           'permit(principal in Group::"eu", action == Orders::Action::"read", resource) when { resource.region == "eu" };',
         'refunds-by-role': 'permit(principal in Role::"refunder", action == Orders::Action::"refund", resource);',
+        'exports-by-department':
+          'permit(principal, action == Orders::Action::"export", resource) when { principal has department && principal.department == "sales" };',
       },
       entities: [],
     });
@@ -44,12 +46,19 @@ namespace Orders {
       grant_types: ['authorization_code'],
       redirect_uris: [APP],
       audiences: [ORDERS],
+      user_attributes: ['department'],
     });
-    for (const [username, roles, groups] of [
-      ['erin', ['refunder'], ['eu']],
-      ['frank', [], ['us']],
+    for (const [username, roles, groups, department] of [
+      ['erin', ['refunder'], ['eu'], 'sales'],
+      ['frank', [], ['us'], 'support'],
     ] as const)
-      await t.admin('/admin/users', { username, password: PASSWORD, roles, groups });
+      await t.admin('/admin/users', {
+        username,
+        password: PASSWORD,
+        roles,
+        groups,
+        attributes: { department, desk: 'not for tokens' },
+      });
     const connection = createIdpConnection({
       issuer: t.issuer,
       fetch: t.fetch,
@@ -83,6 +92,33 @@ namespace Orders {
     const frank = await verifier.verify((await signIn('frank')).access_token);
     assert.equal(decide(frank, 'read', 'eu'), 'deny', 'Group::"us" only');
     assert.equal(decide(frank, 'refund', 'eu'), 'deny', 'no role');
+  });
+
+  test('attributes the client names travel in the token and are the user’s Cedar attributes; a change revokes the tokens', async () => {
+    const erin = await verifier.verify((await signIn('erin')).access_token);
+    assert.deepEqual(erin.attributes, { department: 'sales' }, 'only what the registration names');
+    assert.equal(decide(erin, 'export', 'eu'), 'allow');
+    const frank = await verifier.verify((await signIn('frank')).access_token);
+    assert.equal(decide(frank, 'export', 'eu'), 'deny', 'department support');
+    // A new department: the old token is revoked (the policy may no longer allow what it carries),
+    // and the next token carries the new value — decided afresh, not from the decision cache.
+    const old = (await signIn('frank')).access_token;
+    await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+    const patched = await t.admin('/admin/users/frank', { attributes: { department: 'sales' } }, 'PATCH');
+    assert.equal(patched.status, 200);
+    // A subject revocation covers its own second (iat has one-second resolution).
+    await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+    const moved = await verifier.verify((await signIn('frank')).access_token);
+    assert.equal(decide(moved, 'export', 'eu'), 'allow');
+    let refused: unknown;
+    for (let i = 0; i < 50 && !refused; i++) {
+      refused = await verifier.verify(old).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      if (!refused) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal((refused as VerifyError)?.code, 'token_revoked');
   });
 
   test('disabling the user: the service refuses their token within a second (pushed revocation)', async () => {

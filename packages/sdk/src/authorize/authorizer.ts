@@ -43,7 +43,10 @@ export type EntityRef = Uid | string;
 
 /** What {@link Authorizer.authorize} is asked. */
 export interface AuthorizeRequest {
-  /** The verified token's claims (principal from `sub`/`client_id`, parents from `roles` and a user's `groups`), or an entity. */
+  /**
+   * The verified token's claims (principal from `sub`/`client_id`, parents from `roles` and a
+   * user's `groups`, attributes from a user's `attributes`), or an entity.
+   */
   principal: AccessTokenClaims | EntityRef;
   /** e.g. `Orders::Action::"read"`. */
   action: EntityRef;
@@ -233,8 +236,14 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
   const principalEntity = (p: AuthorizeRequest['principal'], index: EntityIndex | undefined): PolicyEntity => {
     let uid: Uid;
     let roles: Uid[] = [];
+    let carried: Record<string, unknown> | undefined;
     if (isClaims(p)) {
-      uid = { type: p.sub === p.client_id ? serviceType : userType, id: p.sub };
+      const user = p.sub !== p.client_id;
+      uid = { type: user ? userType : serviceType, id: p.sub };
+      // A user's attributes the IdP put in the token (the client's `user_attributes`) are the
+      // principal's attributes, over what the bundle says of them: they are as fresh as the token.
+      if (user && p.attributes && typeof p.attributes === 'object' && !Array.isArray(p.attributes))
+        carried = p.attributes;
       const names = (v: unknown) => (Array.isArray(v) ? v : []).filter((r): r is string => typeof r === 'string');
       // RFC 9068 §2.2.3.1: a user's roles and groups are parents, as a service's roles are.
       roles = [
@@ -245,7 +254,7 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
     const known = index?.get(uid);
     const parents = [...(known?.parents ?? [])];
     for (const r of roles) if (!parents.some((x) => uidKey(x) === uidKey(r))) parents.push(r);
-    return { uid, attrs: known?.attrs ?? {}, parents };
+    return { uid, attrs: carried ? { ...(known?.attrs ?? {}), ...carried } : (known?.attrs ?? {}), parents };
   };
 
   const resourceEntity = (r: AuthorizeRequest['resource'], index: EntityIndex | undefined): PolicyEntity => {
@@ -272,7 +281,15 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
       const context = request.context ?? {};
       const key =
         cacheSize > 0
-          ? JSON.stringify([uidKey(principal.uid), principal.parents, uidKey(action), resource, context])
+          ? JSON.stringify([
+              uidKey(principal.uid),
+              principal.parents,
+              // Attributes a token carries differ between tokens of one user; the bundle's do not.
+              isClaims(request.principal) && request.principal.attributes ? principal.attrs : 0,
+              uidKey(action),
+              resource,
+              context,
+            ])
           : '';
       let result = cacheSize > 0 ? cache.get(key) : undefined;
       if (!result) {

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { type AuditEvent, type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type, { type Static } from 'typebox';
@@ -279,10 +280,13 @@ export function registerUserAdmin(scope: FastifyInstance, deps: UserAdminDeps): 
         updatedAt: now(),
       };
       const changed = Object.keys(body);
+      // Attributes travel in tokens (a client's user_attributes) and policies may forbid on them:
+      // any change of them may take something away, so the tokens issued until now are revoked.
+      const revoke = body.attributes !== undefined && !isDeepStrictEqual(body.attributes, user.attributes);
       await save(
         next,
-        event('user.updated', request, user, { username: user.username, changed, tokens_revoked: false }),
-        false,
+        event('user.updated', request, user, { username: user.username, changed, tokens_revoked: revoke }),
+        revoke,
       );
       return view(next);
     },

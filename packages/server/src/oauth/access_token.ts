@@ -13,6 +13,8 @@ export interface AccessTokenInput {
   roles?: string[] | undefined;
   /** A user's groups (RFC 9068 §2.2.3.1). */
   groups?: string[] | undefined;
+  /** A user's attributes the client's registration names (Cedar attributes of `User::"<sub>"`). */
+  attributes?: Record<string, unknown> | undefined;
   /** RFC 8705 §3.1 confirmation: the client certificate the token is bound to. */
   cnf?: { 'x5t#S256': string } | undefined;
 }
@@ -40,6 +42,7 @@ export function mintAccessToken(
   if (input.scope) claims.scope = input.scope;
   if (input.roles && input.roles.length > 0) claims.roles = input.roles;
   if (input.groups && input.groups.length > 0) claims.groups = input.groups;
+  if (input.attributes && Object.keys(input.attributes).length > 0) claims.attributes = input.attributes;
   if (input.cnf) claims.cnf = input.cnf;
   return { token: keys.signAccessToken(claims), claims };
 }

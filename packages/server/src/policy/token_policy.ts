@@ -9,8 +9,9 @@ export const RESERVED_NAMESPACE = 'Latchkey';
  * Its schema, added to every bundle: which client — and which user, through which client — may
  * have a token for which audience. Clients and users alike are `in` their roles
  * (`Latchkey::RoleGroup::"…"`: the principals holding that role) and carry them as the attribute
- * `roles`; users are `in` their groups too (`Latchkey::UserGroup::"…"`). (Plain `Role` and `Group`
- * would shadow the types services declare outside any namespace, which Cedar refuses.) Administrators may group clients (`Latchkey::Client::"x" in Latchkey::ClientGroup::"prod"`),
+ * `roles`; users (`Latchkey::EndUser::"<sub>"`) are `in` their groups too
+ * (`Latchkey::UserGroup::"…"`). (`User`, `Role` and `Group` would shadow the types services
+ * declare outside any namespace, which Cedar refuses.) Administrators may group clients (`Latchkey::Client::"x" in Latchkey::ClientGroup::"prod"`),
  * users and audiences in the entity data. A user's request names its client in `context.client_id`.
  */
 export const RESERVED_SCHEMA = `namespace Latchkey {
@@ -19,9 +20,9 @@ export const RESERVED_SCHEMA = `namespace Latchkey {
   entity RoleGroup;
   entity UserGroup;
   entity Client in [ClientGroup, RoleGroup] { roles?: Set<String> };
-  entity User in [RoleGroup, UserGroup] { roles?: Set<String>, groups?: Set<String> };
+  entity EndUser in [RoleGroup, UserGroup] { roles?: Set<String>, groups?: Set<String> };
   entity Audience in [AudienceGroup];
-  action request_token appliesTo { principal: [Client, User], resource: Audience, context: { client_id?: String } };
+  action request_token appliesTo { principal: [Client, EndUser], resource: Audience, context: { client_id?: String } };
 }
 `;
 export const RESERVED_SCHEMA_FRAGMENT = 'latchkey.cedarschema';
@@ -141,7 +142,7 @@ export class TokenPolicy {
       ...user.roles.map(role),
       ...user.groups.map((g) => ({ type: `${RESERVED_NAMESPACE}::UserGroup`, id: g })),
     ];
-    const r = this.decide(c, 'User', user.sub, { roles: user.roles, groups: user.groups }, parents, audience, {
+    const r = this.decide(c, 'EndUser', user.sub, { roles: user.roles, groups: user.groups }, parents, audience, {
       client_id: client.clientId,
     });
     return !(r.refused || (r.decision === 'deny' && r.reasons.length > 0));
@@ -149,7 +150,7 @@ export class TokenPolicy {
 
   private decide(
     c: CompiledBundle,
-    type: 'Client' | 'User',
+    type: 'Client' | 'EndUser',
     id: string,
     attrs: Record<string, unknown>,
     given: { type: string; id: string }[],

@@ -38,6 +38,8 @@ export interface ClientMetadata {
    * before it gets a code, and their answer is remembered (OpenID Connect Core §3.1.2.4).
    */
   consent_required?: boolean;
+  /** Names of user attributes this client's user tokens carry (`attributes` claim); none by default. */
+  user_attributes?: string[];
 }
 
 export interface ClientRecord {

@@ -142,8 +142,8 @@ describe('the same decision for users: a user token needs the client allowed and
     await push(
       {
         'no-contractors-in-billing': `forbid(principal in Latchkey::UserGroup::"contractors", action == Latchkey::Action::"request_token", resource == Latchkey::Audience::"${B}");`,
-        'orders-for-readers': `forbid(principal is Latchkey::User, action == Latchkey::Action::"request_token", resource == Latchkey::Audience::"${A}") unless { principal in Latchkey::RoleGroup::"reader" };`,
-        'alice-status': `permit(principal == Latchkey::User::"${alice.sub}", action == Latchkey::Action::"request_token", resource == Latchkey::Audience::"${C}");`,
+        'orders-for-readers': `forbid(principal is Latchkey::EndUser, action == Latchkey::Action::"request_token", resource == Latchkey::Audience::"${A}") unless { principal in Latchkey::RoleGroup::"reader" };`,
+        'alice-status': `permit(principal == Latchkey::EndUser::"${alice.sub}", action == Latchkey::Action::"request_token", resource == Latchkey::Audience::"${C}");`,
         'eu-via-web-only': `forbid(principal in Latchkey::UserGroup::"eu", action == Latchkey::Action::"request_token", resource) when { context has client_id && context.client_id != "web" };`,
       },
       [{ uid: { type: 'Latchkey::UserGroup', id: 'contractors' }, attrs: {}, parents: [] }],

@@ -42,6 +42,9 @@ export const ClientMetadataSchema = Type.Object(
     post_logout_redirect_uris: member(Type.Array(Uri, { minItems: 1, maxItems: 20 })),
     require_second_factor: member(Type.Boolean()),
     consent_required: member(Type.Boolean()),
+    user_attributes: member(
+      Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$' }), { minItems: 1, maxItems: 64 }),
+    ),
   },
   {
     $id: 'ClientMetadata',
@@ -182,6 +185,10 @@ export function validateClientMetadata(
   if (m.require_second_factor === true) {
     if (!codeFlow) throw bad('require_second_factor applies to the authorization_code grant only');
     out.require_second_factor = true;
+  }
+  if (m.user_attributes !== undefined) {
+    if (!codeFlow) throw bad('user_attributes applies to the authorization_code grant only');
+    out.user_attributes = [...new Set(m.user_attributes)];
   }
   if (m.consent_required === true) {
     if (!codeFlow) throw bad('consent_required applies to the authorization_code grant only');

@@ -38,6 +38,7 @@ export const METADATA_RULES: { readonly [K in keyof Required<ClientMetadata>]: M
   require_pushed_authorization_requests: { kind: 'constraint-flag', absent: 'false' },
   post_logout_redirect_uris: { kind: 'grant', absent: 'nothing' },
   require_second_factor: { kind: 'constraint-flag', absent: 'false' },
+  user_attributes: { kind: 'administered', absent: 'no user attributes in tokens' },
   consent_required: { kind: 'constraint-flag', absent: 'false (a first-party client: no consent asked)' },
 };
 
