@@ -188,7 +188,8 @@ export const AUDIT_EVENT_DETAILS = {
       groups: Opt(Members),
       changed: Opt(Type.Array(Type.String(), { description: 'other members changed (email, name, attributes)' })),
       tokens_revoked: Type.Boolean({
-        description: 'a role or group was taken away, or the attributes changed: the tokens issued until now were revoked',
+        description:
+          'a role or group was taken away, or the attributes changed: the tokens issued until now were revoked',
       }),
     },
     "a user's roles, groups or profile changed; who did it is the actor",
@@ -217,8 +218,10 @@ export const AUDIT_EVENT_DETAILS = {
   ),
   'user.login_failed': Obj(
     {
-      username: Str('the name that was tried'),
-      method: Str('password, or password+totp at the second step'),
+      username: Str(
+        "the user's username — or, for a name no user has, `?` and a keyed hash of it (the same name, the same value; never the name, which may be a password typed in the wrong field)",
+      ),
+      method: Str('password; or password+code (TOTP or recovery code) or password+passkey at the second step'),
       known_device: Type.Boolean({ description: 'the browser had logged in as this user before' }),
       lock: Opt(Str('locked: which count held the attempt back (user_source, account, source)')),
       retry_after: Opt(Int('locked: seconds until the next attempt')),

@@ -262,6 +262,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     lockout: new LoginLockout(storage, clock, deps.passwords.lockout),
     events,
     clock,
+    nameHashKey: master.secretHashKey,
   });
 
   const registration = {

@@ -54,7 +54,9 @@ export function mintUserAccessToken(
 
 /** The attributes a client's registration names, of those the user has (tokens stay small: nothing by default). */
 const pick = (attributes: Record<string, unknown>, names: readonly string[] | undefined) =>
-  names ? Object.fromEntries(names.filter((n) => Object.hasOwn(attributes, n)).map((n) => [n, attributes[n]])) : undefined;
+  names
+    ? Object.fromEntries(names.filter((n) => Object.hasOwn(attributes, n)).map((n) => [n, attributes[n]]))
+    : undefined;
 
 /** The one event of a user's token (`token.issued`), written before the token is answered. */
 export function userTokenIssued(

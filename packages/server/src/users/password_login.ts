@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import type { Clock, LoginFailureReason } from '@latchkey/protocol';
 import type { AuditEventDetails } from '@latchkey/protocol/audit-details';
 import type { ServerEvents } from '../events.ts';
@@ -32,6 +33,8 @@ export class PasswordLogin {
     lockout: Pick<LoginLockout, 'check' | 'failed' | 'succeeded'>;
     events: ServerEvents;
     clock: Clock;
+    /** Keys the hash that stands in an audit event for a name no user has (it may be a password typed in the wrong field). */
+    nameHashKey: Buffer;
   };
 
   constructor(deps: PasswordLogin['deps']) {
@@ -46,7 +49,7 @@ export class PasswordLogin {
     const fail = async (reason: LoginFailureReason, lock?: { scope: string; retryAfter: number }) => {
       if (!lock) await this.deps.lockout.failed(attempt);
       await this.failedEvent(user, ctx, reason, {
-        username: key.slice(0, 128),
+        username: user ? user.usernameKey : this.unknownName(key),
         method: 'password',
         known_device: knownDevice,
         ...(lock ? { lock: lock.scope, retry_after: lock.retryAfter } : {}),
@@ -69,6 +72,15 @@ export class PasswordLogin {
       await this.deps.users.updateUser(current);
     }
     return { ok: true, user: current, mustChangePassword: user.mustChangePassword };
+  }
+
+  /**
+   * What an audit event records of a name no user has: a keyed hash, never the name — people type
+   * their password into the username field. The same name gives the same value, so the detectors
+   * still count distinct names; nobody without the master key can test guesses against it.
+   */
+  private unknownName(key: string): string {
+    return `?${createHmac('sha256', this.deps.nameHashKey).update(`latchkey/unknown-username/v1\0${key}`).digest('base64url').slice(0, 22)}`;
   }
 
   /** The one `user.login_failed` event, about a user or a name no user has. */
@@ -105,12 +117,12 @@ export class PasswordLogin {
     return v.locked ? v.retryAfter : 0;
   }
 
-  /** A wrong second factor: counted by the lockout like a wrong password, and audited. */
-  async secondFactorFailed(user: UserRecord, ctx: LoginContext): Promise<void> {
+  /** A wrong second factor (a code: TOTP or recovery; or a passkey): counted by the lockout like a wrong password, and audited. */
+  async secondFactorFailed(user: UserRecord, ctx: LoginContext, factor: 'code' | 'passkey'): Promise<void> {
     await this.deps.lockout.failed(this.attempt(user, ctx));
     await this.failedEvent(user, ctx, 'second_factor_failed', {
       username: user.usernameKey,
-      method: 'password+totp',
+      method: factor === 'passkey' ? 'password+passkey' : 'password+code',
       known_device: ctx.knownDevice(user.sub),
     });
   }

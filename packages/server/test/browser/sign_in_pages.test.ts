@@ -50,6 +50,15 @@ describe('the sign-in pages in Chromium: usable with and without JavaScript, acc
       redirect_uris: [APP],
       audiences: ['https://orders.internal'],
     });
+    await t.register({
+      client_id: 'partner',
+      client_name: 'Partner analytics',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code'],
+      redirect_uris: [APP],
+      audiences: ['https://orders.internal'],
+      consent_required: true,
+    });
     await t.admin('/admin/users', { username: 'june', password: PASSWORD });
     await t.admin('/admin/users', { username: 'kai', password: PASSWORD, mfa_required: true });
     await t.admin('/admin/users', { username: 'lee', generate_password: true });
@@ -70,14 +79,14 @@ describe('the sign-in pages in Chromium: usable with and without JavaScript, acc
     );
     return ctx;
   }
-  const authorizeUrl = () => {
+  const authorizeUrl = (clientId = 'web-app', scope = 'openid') => {
     const verifier = randomBytes(32).toString('base64url');
     const u = new URL(`${t.issuer}/authorize`);
     u.search = new URLSearchParams({
-      client_id: 'web-app',
+      client_id: clientId,
       redirect_uri: APP,
       response_type: 'code',
-      scope: 'openid',
+      scope,
       state: 'st',
       code_challenge: createHash('sha256').update(verifier).digest('base64url'),
       code_challenge_method: 'S256',
@@ -127,6 +136,33 @@ describe('the sign-in pages in Chromium: usable with and without JavaScript, acc
     await page.waitForURL(`${APP}**`);
     assert.ok(codeOf(page));
     await ctx.close();
+  });
+
+  test('consent for a third-party client: what it asks, in words; Deny goes back with access_denied; Allow with a code (no JavaScript needed)', async () => {
+    for (const [decision, javaScriptEnabled] of [
+      ['Deny', true],
+      ['Allow', false],
+    ] as const) {
+      const ctx = await context({ javaScriptEnabled });
+      const page = await ctx.newPage();
+      await page.goto(authorizeUrl('partner', 'openid profile email'));
+      await page.getByLabel('Username').fill('june');
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: 'Allow Partner analytics?' }).waitFor();
+      const asks = await page.getByRole('listitem').allTextContents();
+      assert.deepEqual(asks, [
+        'Know that it is you (your account identifier)',
+        'See your name and username',
+        'See your email address',
+      ]);
+      if (javaScriptEnabled) await accessibility(page, 'consent');
+      await Promise.all([page.waitForURL(`${APP}**`), page.getByRole('button', { name: decision }).click()]);
+      const back = new URL(page.url()).searchParams;
+      if (decision === 'Deny') assert.deepEqual([back.get('error'), back.get('code')], ['access_denied', null]);
+      else assert.ok(back.get('code'));
+      await ctx.close();
+    }
   });
 
   test('TOTP: enrol from the QR code on screen, save the recovery codes, continue; next time the code', async () => {
@@ -334,10 +370,8 @@ describe('passkeys in Chromium with its virtual authenticator (WebAuthn through 
       form.submit();
     });
     await stranger.getByRole('alert').filter({ hasText: 'The passkey was not accepted.' }).waitFor();
-    assert.equal(
-      (await auditEvents(t.idp.storage, { type: 'user.login_failed' })).at(-1)?.reason,
-      'second_factor_failed',
-    );
+    const failed = (await auditEvents(t.idp.storage, { type: 'user.login_failed' })).at(-1);
+    assert.deepEqual([failed?.reason, failed?.detail?.method], ['second_factor_failed', 'password+passkey']);
     await other.close();
     await ctx.close();
   });

@@ -291,7 +291,19 @@ describe('authorization code + PKCE and OpenID Connect, driven by openid-client'
       'bad_password',
       'locked',
     ]);
+    // A name no user has is recorded as a keyed hash (it may be a password typed into the wrong
+    // field): the same for the same name, so detectors still count distinct names.
+    const unknownName = async () =>
+      (await auditEvents(t.idp.storage, { type: 'user.login_failed' }))
+        .filter((e) => e.reason === 'unknown_user')
+        .at(-1)?.detail?.username as string;
+    const hashed = await unknownName();
+    assert.match(hashed, /^\?[A-Za-z0-9_-]{22}$/);
+    const again = await browser.submit(page, '/authorize/login', { username: 'NOBODY', password: 'not it at all' });
+    assert.equal(again.status, 401);
+    assert.equal(await unknownName(), hashed, 'one name, one value (compared as usernames are)');
     const everything = JSON.stringify(await auditEvents(t.idp.storage, { limit: 10_000 }));
+    assert.equal(everything.includes('nobody'), false, 'no name that no user has');
     assert.equal(everything.includes(PASSWORD), false, 'no password in any event');
     assert.equal(everything.includes('not it at all'), false, 'nor a wrong one');
   });

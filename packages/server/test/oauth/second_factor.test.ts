@@ -119,7 +119,7 @@ describe('second factors: TOTP enrolled from the QR code (read by zbarimg, codes
     const wrong = await browser.submit(page, '/authorize/second-factor', { code: '123456' });
     assert.equal(wrong.status, 401);
     const failed = (await auditEvents(t.idp.storage, { type: 'user.login_failed' })).at(-1);
-    assert.equal(failed?.reason, 'second_factor_failed');
+    assert.deepEqual([failed?.reason, failed?.detail?.method], ['second_factor_failed', 'password+code']);
     const code = await oathtool();
     await redeem(await browser.submit(page, '/authorize/second-factor', { code }), verifier);
     // The same code, moments later, from another browser: refused (RFC 6238 §5.2).

@@ -498,7 +498,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
       if (held) return held;
       const used = await deps.secondFactors.verify(at.user, single(request.body as FormBody, 'code') ?? '');
       if (!used) {
-        await deps.login.secondFactorFailed(at.user, ctx);
+        await deps.login.secondFactorFailed(at.user, ctx, 'code');
         return secondStep(reply, at.tx, at.user, at.auth, {
           status: 401,
           text: 'That code is not right, or was used already.',
@@ -545,7 +545,7 @@ export function registerAuthorizeEndpoints(app: FastifyInstance, deps: Authorize
         credential.length > 16_384 ||
         !(await deps.secondFactors.verifyPasskey(at.user, credential, at.auth.passkeyChallenge))
       ) {
-        await deps.login.secondFactorFailed(at.user, ctx);
+        await deps.login.secondFactorFailed(at.user, ctx, 'passkey');
         return secondStep(reply, at.tx, at.user, at.auth, { status: 401, text: 'The passkey was not accepted.' });
       }
       return finish(request, reply, at.tx.request, at.user, at.auth.authTime, {
