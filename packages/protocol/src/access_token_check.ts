@@ -1,4 +1,5 @@
 import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from './claims.ts';
+import { isActorClaim } from './delegation.ts';
 
 /** Why an access token's header or claims are refused (the names the SDK's VerifyError codes use). */
 export type AccessTokenProblem =
@@ -44,7 +45,9 @@ export function checkAccessTokenClaims(
     (payload.nbf !== undefined && !isNum(payload.nbf)) ||
     !isStr(payload.jti) ||
     !isStr(payload.sub) ||
-    !isStr(payload.client_id)
+    !isStr(payload.client_id) ||
+    (payload.act !== undefined && !isActorClaim(payload.act)) ||
+    (payload.origin_jti !== undefined && !isStr(payload.origin_jti))
   ) {
     return { ok: false, problem: 'claims_invalid' };
   }

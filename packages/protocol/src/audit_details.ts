@@ -276,6 +276,24 @@ export const AUDIT_EVENT_DETAILS = {
     },
     "a user's consent to the client `client_id` was withdrawn; the client's tokens for the user were revoked",
   ),
+  'token.exchanged': Obj(
+    {
+      subject_token_type: Str('what was exchanged (an RFC 8693 token type URN)'),
+      requested_token_type: Str('what was issued: an access token or a Transaction Token (txn_token)'),
+      chain: Type.Array(Type.String(), {
+        description: 'the services acting for the subject, newest first (the issued `act`; for a Txn-Token, its requester first)',
+      }),
+      txn: Opt(Str('a Transaction Token: its transaction id (the same through the whole call chain)')),
+      jti: Str('the issued token id'),
+      origin_jti: Opt(Str('the token the chain started from')),
+      aud: Type.Union([Type.String(), Type.Array(Type.String())], { description: 'its audience(s)' }),
+      scope: Type.Union([Type.String(), Type.Null()], { description: 'its scope' }),
+      exp: Int('when it expires (epoch seconds)'),
+      policies: Type.Array(Type.String(), { description: 'the Cedar policies that allowed it' }),
+      auth_method: Str('how the acting client authenticated'),
+    },
+    'a token exchange (RFC 8693) issued a token for `subject` to the acting client `client_id`',
+  ),
 } satisfies Record<(typeof AUDIT_EVENT_TYPES)[number], TSchema>;
 
 /** Members any event has when it stands for repeated failures (the failure aggregator). */

@@ -42,6 +42,7 @@ export const AUDIT_EVENT_TYPES = [
   'user.consent_granted',
   'user.consent_denied',
   'user.consent_revoked',
+  'token.exchanged',
 ] as const;
 
 /** Why a user's login failed: the `reason` of a `user.login_failed` event (the user is told less). */

@@ -1,3 +1,5 @@
+import type { ActorClaim } from './delegation.ts';
+
 /**
  * Claims of a Latchkey access token (RFC 9068 §2.2). Minimal by design: attributes for
  * authorization come from policy bundles, not from the token.
@@ -21,6 +23,13 @@ export interface AccessTokenClaims {
    * of the principal `User::"<sub>"` at services. Present only in a user's token, only when named.
    */
   attributes?: Record<string, unknown>;
+  /**
+   * RFC 8693 §4.1: the services acting for `sub`, the current one outermost (a token from a token
+   * exchange). `client_id` is the current actor.
+   */
+  act?: ActorClaim;
+  /** A token from a token exchange: the `jti` of the token its chain started from (revoking that revokes this). */
+  origin_jti?: string;
   /** RFC 8705 §3.1: the token is bound to the client certificate with this SHA-256 thumbprint. */
   cnf?: { 'x5t#S256': string };
 }
@@ -63,7 +72,12 @@ export const TOKEN_ENDPOINT_AUTH_METHODS = [
 ] as const;
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
-export const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
+export const GRANT_TYPES = [
+  'client_credentials',
+  'authorization_code',
+  'refresh_token',
+  'urn:ietf:params:oauth:grant-type:token-exchange',
+] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
 /**

@@ -64,3 +64,18 @@ export {
   WORKLOAD_SCOPE,
 } from './spiffe.ts';
 export { type Clock, systemClock, epochSeconds, startTimer } from './clock.ts';
+export {
+  TOKEN_EXCHANGE_GRANT,
+  TOKEN_TYPES,
+  TXN_TOKEN_TYP,
+  TXN_TOKEN_HEADER,
+  MAX_ACT_NESTING,
+  actorChain,
+  actorClaim,
+  isActorClaim,
+  transactionTokenTypeOk,
+  checkTransactionTokenClaims,
+  type ActorClaim,
+  type TransactionTokenClaims,
+  type TransactionTokenProblem,
+} from './delegation.ts';

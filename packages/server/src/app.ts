@@ -50,6 +50,7 @@ import type { WorkloadCa } from './ca/workload_ca.ts';
 import { registerCaAdmin } from './admin/ca_admin.ts';
 import { registerUserAdmin } from './admin/user_admin.ts';
 import { registerConsentAdmin } from './admin/consent_admin.ts';
+import { tokenExchangeGrant } from './oauth/grants/token_exchange.ts';
 import { Consents } from './users/consents.ts';
 import type { PasswordHasher } from './users/password_hash.ts';
 import type { PasswordPolicy } from './users/password_policy.ts';
@@ -318,6 +319,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       issuer,
       signingAlg: () => keys.currentAlg ?? config.signingAlg,
       mtls: deps.https !== undefined || config.trustedProxies.length > 0,
+      trustDomain,
     });
     registerJwksEndpoint(open, { keys, maxAge: config.jwksMaxAge });
     registerTokenEndpoint(open, {
@@ -353,6 +355,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           revocations: deps.revocations,
           tokenPolicy: deps.tokenPolicy,
           refresh,
+        }),
+        tokenExchangeGrant({
+          clock,
+          issuer,
+          trustDomain,
+          accessTokenTtl: config.accessTokenTtl,
+          maxActDepth: config.maxActDepth,
+          txnTokenTtl: config.txnTokenTtl,
+          clockSkew: config.clockSkew,
+          keys,
+          users: storage,
+          revocations: deps.revocations,
+          tokenPolicy: deps.tokenPolicy,
+          events,
         }),
       ],
       authenticate: authenticateAtToken,

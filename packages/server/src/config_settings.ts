@@ -108,6 +108,12 @@ export const SETTINGS = {
   accessTokenTtl: int(1, 86400, 300, { description: 'default access-token lifetime (RFC 9068 tokens, 5 minutes)' }),
   maxAccessTokenTtl: int(1, 86400, 3600, { description: 'largest `access_token_ttl` a registration may ask for' }),
   clockSkew: int(0, 300, 30, { description: 'tolerance when checking client assertions' }),
+  maxActDepth: int(1, 16, 4, {
+    description: 'most services a token exchange may nest in `act` (RFC 8693 §4.1); one more is refused',
+  }),
+  txnTokenTtl: int(5, 600, 60, {
+    description: 'lifetime of Transaction Tokens in seconds (short: they are not bound to a sender)',
+  }),
   jwksMaxAge: int(0, 86400, 300, { description: '`Cache-Control: max-age` of `/jwks`' }),
   formBodyLimit: int(1024, 1024 * 1024, 16 * 1024, {
     description: 'cap on form bodies in bytes (token, introspection, revocation); larger → 413',

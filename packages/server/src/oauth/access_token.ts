@@ -1,4 +1,4 @@
-import type { AccessTokenClaims } from '@latchkey/protocol';
+import type { AccessTokenClaims, ActorClaim } from '@latchkey/protocol';
 import type { KeyRing } from '../keys/key_ring.ts';
 import { RandomPool } from '../random_pool.ts';
 
@@ -15,6 +15,10 @@ export interface AccessTokenInput {
   groups?: string[] | undefined;
   /** A user's attributes the client's registration names (Cedar attributes of `User::"<sub>"`). */
   attributes?: Record<string, unknown> | undefined;
+  /** RFC 8693 §4.1: the services acting for the subject (a token exchange). */
+  act?: ActorClaim | undefined;
+  /** A token exchange: the `jti` its chain started from. */
+  originJti?: string | undefined;
   /** RFC 8705 §3.1 confirmation: the client certificate the token is bound to. */
   cnf?: { 'x5t#S256': string } | undefined;
 }
@@ -43,6 +47,8 @@ export function mintAccessToken(
   if (input.roles && input.roles.length > 0) claims.roles = input.roles;
   if (input.groups && input.groups.length > 0) claims.groups = input.groups;
   if (input.attributes && Object.keys(input.attributes).length > 0) claims.attributes = input.attributes;
+  if (input.act) claims.act = input.act;
+  if (input.originJti) claims.origin_jti = input.originJti;
   if (input.cnf) claims.cnf = input.cnf;
   return { token: keys.signAccessToken(claims), claims };
 }

@@ -15,7 +15,12 @@ const MTLS_METHODS: readonly string[] = ['tls_client_auth', 'self_signed_tls_cli
  * reach it (its own HTTPS, or a trusted TLS-terminating proxy): only then are the RFC 8705
  * methods and certificate-bound tokens advertised.
  */
-export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm, mtls: boolean): Record<string, unknown> {
+export function serverMetadata(
+  issuer: string,
+  signingAlg: SigningAlgorithm,
+  mtls: boolean,
+  trustDomain: string,
+): Record<string, unknown> {
   const methods = TOKEN_ENDPOINT_AUTH_METHODS.filter((m) => mtls || !MTLS_METHODS.includes(m));
   return {
     issuer,
@@ -51,7 +56,7 @@ export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm, mtl
       'email',
       'email_verified',
     ],
-    prompt_values_supported: ['none', 'login'],
+    prompt_values_supported: ['none', 'login', 'consent'],
     request_parameter_supported: false,
     request_uri_parameter_supported: false,
     grant_types_supported: [...GRANT_TYPES],
@@ -68,6 +73,14 @@ export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm, mtl
     // RFC 8705 §3.3: access tokens can be bound to the client certificate (on the same endpoints;
     // no mtls_endpoint_aliases are needed, §5).
     tls_client_certificate_bound_access_tokens: mtls,
+    // Latchkey: the audience of its Transaction Tokens (draft-ietf-oauth-transaction-tokens), which
+    // the IdP signs with the keys of jwks_uri; token exchange issues them (RFC 8693 token types).
+    transaction_token_audience: trustDomain,
+    token_exchange_token_types_supported: [
+      'urn:ietf:params:oauth:token-type:access_token',
+      'urn:ietf:params:oauth:token-type:id_token',
+      'urn:ietf:params:oauth:token-type:txn_token',
+    ],
   };
 }
 
@@ -77,11 +90,11 @@ export function serverMetadata(issuer: string, signingAlg: SigningAlgorithm, mtl
  */
 export function registerDiscovery(
   app: FastifyInstance,
-  deps: { issuer: string; signingAlg: () => SigningAlgorithm; mtls: boolean },
+  deps: { issuer: string; signingAlg: () => SigningAlgorithm; mtls: boolean; trustDomain: string },
 ): void {
   const handler = async (_req: unknown, reply: { header(k: string, v: string): unknown }) => {
     reply.header('cache-control', 'public, max-age=300');
-    return serverMetadata(deps.issuer, deps.signingAlg(), deps.mtls);
+    return serverMetadata(deps.issuer, deps.signingAlg(), deps.mtls, deps.trustDomain);
   };
   const options = {
     config: { credential: 'none' as const },

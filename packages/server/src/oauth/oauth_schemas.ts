@@ -21,6 +21,18 @@ export const TokenRequest = Type.Object(
     redirect_uri: FormParam('authorization_code: the redirect_uri of the authorization request'),
     code_verifier: FormParam('authorization_code: the PKCE verifier (RFC 7636 §4.5)'),
     refresh_token: FormParam('refresh_token: the refresh token (RFC 6749 §6)'),
+    subject_token: FormParam('token exchange (RFC 8693): the token of the subject acted for'),
+    subject_token_type: FormParam('token exchange: its type (access_token, id_token or txn_token URN)'),
+    actor_token: FormParam('token exchange: a token standing for the acting client'),
+    actor_token_type: FormParam('token exchange: its type'),
+    requested_token_type: FormParam('token exchange: access_token (default) or txn_token URN'),
+    audience: Type.Optional(
+      Type.Union([Type.String({ maxLength: 2048 }), Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 20 })], {
+        description: 'token exchange: the audience (for a Transaction Token, the trust domain)',
+      }),
+    ),
+    request_context: FormParam('Transaction Token: JSON object, the environment of the request (becomes rctx)'),
+    request_details: FormParam('Transaction Token: JSON object, what the transaction is (becomes tctx)'),
     scope: FormParam('space-separated scopes, a subset of the registered scope'),
     resource: Type.Optional(
       Type.Union([Type.String({ maxLength: 2048 }), Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 20 })], {
@@ -44,7 +56,10 @@ export const TokenIntrospectionRequest = Type.Object(
 /** RFC 6749 §5.1 success body. */
 export const TokenResponseSchema = Type.Object({
   access_token: Type.String(),
-  token_type: Type.Literal('Bearer'),
+  /** `N_A` for a Transaction Token, which is not an access token (RFC 8693 §2.2.1). */
+  token_type: Type.Union([Type.Literal('Bearer'), Type.Literal('N_A')]),
+  /** RFC 8693 §2.2.1: what a token exchange issued. */
+  issued_token_type: Type.Optional(Type.String()),
   expires_in: Type.Integer(),
   scope: Type.Optional(Type.String()),
   /** OpenID Connect Core §3.1.3.3, when the scope has `openid`. */

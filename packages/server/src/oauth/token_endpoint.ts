@@ -19,6 +19,8 @@ export const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' } as c
 /** POST /token (RFC 6749 §3.2): dispatches by grant_type through a Map of grant handlers. */
 export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointDeps): void {
   const grants = new Map(deps.grants.map((g) => [g.grantType as string, g]));
+  // Only to find grant_type: the grant's own read refuses what it does not allow repeated.
+  const anyMulti = [...new Set(deps.grants.flatMap((g) => g.multiValued))];
   app.post(
     '/token',
     {
@@ -26,14 +28,15 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
       validatorCompiler: formValidatorCompiler,
       schema: {
         tags: ['OAuth'],
-        summary: 'RFC 6749 §3.2 token endpoint (client_credentials)',
+        summary:
+          'RFC 6749 §3.2 token endpoint: client_credentials, authorization_code, refresh_token, token exchange (RFC 8693, Transaction Tokens)',
         ...FORM_ROUTE,
         body: TokenRequest,
         response: { 200: TokenResponseSchema, ...oauthErrors(400, 401, 413, 415, 429, 503) },
       },
     },
     async (request, reply) => {
-      const raw = readForm(request, ['resource']);
+      const raw = readForm(request, anyMulti);
       const grantType = param(raw, 'grant_type');
       if (!grantType) throw invalidRequest('grant_type is missing');
       const grant = grants.get(grantType);

@@ -23,6 +23,22 @@ export const RESERVED_SCHEMA = `namespace Latchkey {
   entity EndUser in [RoleGroup, UserGroup] { roles?: Set<String>, groups?: Set<String> };
   entity Audience in [AudienceGroup];
   action request_token appliesTo { principal: [Client, EndUser], resource: Audience, context: { client_id?: String } };
+  action exchange appliesTo {
+    principal: Client,
+    resource: Audience,
+    context: {
+      subject: String,
+      subject_kind: String,
+      subject_roles: Set<String>,
+      subject_groups: Set<String>,
+      subject_audiences: Set<String>,
+      subject_client: String,
+      actors: Set<String>,
+      caller: String,
+      depth: Long,
+      requested_token_type: String,
+    },
+  };
 }
 `;
 export const RESERVED_SCHEMA_FRAGMENT = 'latchkey.cedarschema';
@@ -36,6 +52,23 @@ export function withReservedSchema<T extends { schema: Record<string, string> }>
 }
 
 const ACTION = { type: `${RESERVED_NAMESPACE}::Action`, id: 'request_token' };
+const EXCHANGE = { type: `${RESERVED_NAMESPACE}::Action`, id: 'exchange' };
+
+/** What a token exchange asks the policy about: the subject, the chain so far, what is wanted. */
+export interface ExchangeQuestion {
+  /** The subject's `sub`, and whether it is a user or a service. */
+  subject: {
+    sub: string;
+    kind: 'user' | 'service';
+    roles: string[];
+    groups: string[];
+    audiences: string[];
+    client: string;
+  };
+  /** Services that acted before this one, newest first. */
+  actors: string[];
+  requestedTokenType: 'access_token' | 'txn_token';
+}
 const q = (s: string): string => JSON.stringify(s);
 
 /**
@@ -148,6 +181,53 @@ export class TokenPolicy {
     return !(r.refused || (r.decision === 'deny' && r.reasons.length > 0));
   }
 
+  /**
+   * RFC 8693: may `actor` act for the subject toward `audience`? Only a Cedar permit of
+   * `Latchkey::Action::"exchange"` says yes — no registration grants delegation — and a forbid
+   * overrides it; for a user subject, no `request_token` forbid may apply to the user at that
+   * audience either (a user's rights only narrow). `reasons` names the policies that decided.
+   */
+  allowsExchange(actor: ClientRecord, audience: string, q: ExchangeQuestion): { allowed: boolean; reasons: string[] } {
+    if (this.failure !== null) return { allowed: false, reasons: [] };
+    const c = this.compiled;
+    if (!c) return { allowed: false, reasons: [] };
+    const roles = actor.metadata.roles ?? [];
+    const s = q.subject;
+    const r = this.decide(
+      c,
+      'Client',
+      actor.clientId,
+      { roles },
+      roles.map(role),
+      audience,
+      {
+        subject: s.sub,
+        subject_kind: s.kind,
+        subject_roles: s.roles,
+        subject_groups: s.groups,
+        subject_audiences: s.audiences,
+        subject_client: s.client,
+        actors: q.actors,
+        caller: q.actors[0] ?? '',
+        depth: q.actors.length,
+        requested_token_type: q.requestedTokenType,
+      },
+      EXCHANGE,
+    );
+    if (r.refused || r.decision !== 'allow') return { allowed: false, reasons: r.reasons };
+    if (s.kind === 'user') {
+      const parents = [
+        ...s.roles.map(role),
+        ...s.groups.map((g) => ({ type: `${RESERVED_NAMESPACE}::UserGroup`, id: g })),
+      ];
+      const u = this.decide(c, 'EndUser', s.sub, { roles: s.roles, groups: s.groups }, parents, audience, {
+        client_id: actor.clientId,
+      });
+      if (u.refused || (u.decision === 'deny' && u.reasons.length > 0)) return { allowed: false, reasons: u.reasons };
+    }
+    return { allowed: true, reasons: r.reasons };
+  }
+
   private decide(
     c: CompiledBundle,
     type: 'Client' | 'EndUser',
@@ -156,6 +236,7 @@ export class TokenPolicy {
     given: { type: string; id: string }[],
     audience: string,
     context: Record<string, unknown>,
+    action: { type: string; id: string } = ACTION,
   ) {
     const stored = c.store.get(`${RESERVED_NAMESPACE}::${type}::${q(id)}`);
     const parents = [...(stored?.parents ?? [])];
@@ -167,7 +248,7 @@ export class TokenPolicy {
       attrs: {},
       parents: storedAud?.parents ?? [],
     };
-    return c.isAuthorized({ principal, action: ACTION, resource, context });
+    return c.isAuthorized({ principal, action, resource, context });
   }
 }
 

@@ -108,9 +108,11 @@ export class RevocationLog {
 
   /** Why a token of ours is revoked, or undefined when it is not. */
   async check(
-    claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'client_id' | 'sub'>,
+    claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'client_id' | 'sub' | 'origin_jti'>,
   ): Promise<'token_revoked' | 'client_revoked' | 'subject_revoked' | undefined> {
     if (await this.store.isTokenRevoked(this.issuer, claims.jti)) return 'token_revoked';
+    // A token from a token exchange goes with the token its chain started from (RFC 8693 delegation).
+    if (claims.origin_jti && (await this.store.isTokenRevoked(this.issuer, claims.origin_jti))) return 'token_revoked';
     const clientNb = await this.store.revocationNotBefore(this.issuer, 'client', claims.client_id);
     if (clientNb !== undefined && claims.iat <= clientNb) return 'client_revoked';
     const subjectNb = await this.store.revocationNotBefore(this.issuer, 'subject', claims.sub);
