@@ -84,9 +84,27 @@ export function registerAuditCommands(program: Command): void {
       .option('--subject <subject>', 'whom it is about')
       .option('--client <client_id>', 'client id')
       .addOption(new Option('--outcome <outcome>', 'outcome').choices(['success', 'failure']))
+      .option('--txn <id>', "one transaction: a Transaction Token's txn, across services")
       .option('--since <time>', 'from this RFC 3339 UTC time')
       .option('--until <time>', 'up to this RFC 3339 UTC time')
       .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)');
+
+  /** The query parameters of the filter options. */
+  const filterQuery = (opts: Record<string, string | undefined>): URLSearchParams => {
+    const q = new URLSearchParams();
+    const map: Record<string, string | undefined> = {
+      type: opts.type,
+      actor: opts.actor,
+      subject: opts.subject,
+      client_id: opts.client,
+      outcome: opts.outcome,
+      txn: opts.txn,
+      from: opts.since,
+      to: opts.until,
+    };
+    for (const [k, v] of Object.entries(map)) if (v !== undefined) q.set(k, v);
+    return q;
+  };
 
   /** Pages through /admin/audit, writing one JSON object per line. */
   async function pageAudit(
@@ -98,17 +116,9 @@ export function registerAuditCommands(program: Command): void {
     let after = '0';
     let written = 0;
     for (;;) {
-      const q = new URLSearchParams({ after, limit: '1000' });
-      const map: Record<string, string | undefined> = {
-        type: opts.type,
-        actor: opts.actor,
-        subject: opts.subject,
-        client_id: opts.client,
-        outcome: opts.outcome,
-        from: opts.since,
-        to: opts.until,
-      };
-      for (const [k, v] of Object.entries(map)) if (v !== undefined) q.set(k, v);
+      const q = filterQuery(opts);
+      q.set('after', after);
+      q.set('limit', '1000');
       const page = (await show(await ep.fetch(`/admin/audit?${q}`, { headers: adminHeaders(opts) }))) as
         | { events: unknown[]; cursor: string; has_more: boolean }
         | undefined;
@@ -158,17 +168,7 @@ export function registerAuditCommands(program: Command): void {
       .option('--interval <seconds>', 'poll interval while following', '1'),
   ).action(async (opts) => {
     const ep = endpoint(opts);
-    const base = new URLSearchParams();
-    const map: Record<string, string | undefined> = {
-      type: opts.type,
-      actor: opts.actor,
-      subject: opts.subject,
-      client_id: opts.client,
-      outcome: opts.outcome,
-      from: opts.since,
-      to: opts.until,
-    };
-    for (const [k, v] of Object.entries(map)) if (v !== undefined) base.set(k, v);
+    const base = filterQuery(opts);
     const first = new URLSearchParams(base);
     first.set('order', 'newest');
     const lines = Number.isInteger(Number(opts.lines)) ? Math.min(Math.max(Number(opts.lines), 0), 1000) : 10;

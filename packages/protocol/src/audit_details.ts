@@ -109,6 +109,8 @@ export const AUDIT_EVENT_DETAILS = {
       errors: Opt(Type.Array(Type.String(), { description: "Cedar's evaluation errors, if any" })),
       target: Opt(Str('the resource asked about')),
       reported_time: Opt(Str("the service's own time")),
+      txn: Opt(Str('the Transaction Token of the request: its transaction id')),
+      chain: Opt(Type.Array(Type.String(), { description: "the caller token's delegation chain, newest first" })),
     },
     'a service reported a permission decision (POST /audit/events, the SDK audit queue)',
   ),
@@ -281,7 +283,8 @@ export const AUDIT_EVENT_DETAILS = {
       subject_token_type: Str('what was exchanged (an RFC 8693 token type URN)'),
       requested_token_type: Str('what was issued: an access token or a Transaction Token (txn_token)'),
       chain: Type.Array(Type.String(), {
-        description: 'the services acting for the subject, newest first (the issued `act`; for a Txn-Token, its requester first)',
+        description:
+          'the services acting for the subject, newest first (the issued `act`; for a Txn-Token, its requester first)',
       }),
       txn: Opt(Str('a Transaction Token: its transaction id (the same through the whole call chain)')),
       jti: Str('the issued token id'),

@@ -62,8 +62,7 @@ export interface TransactionTokenClaims {
 
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Whether `v` is a well-formed `act` claim: `sub` strings, nested at most {@link MAX_ACT_NESTING} deep. */
 export function isActorClaim(v: unknown): v is ActorClaim {
@@ -98,7 +97,8 @@ export function actorChain(claims: { act?: unknown }): string[] {
 /** The `act` claim of a chain given newest first (the inverse of {@link actorChain}). */
 export function actorClaim(chain: readonly string[]): ActorClaim | undefined {
   let act: ActorClaim | undefined;
-  for (let i = chain.length - 1; i >= 0; i--) act = act ? { sub: chain[i] as string, act } : { sub: chain[i] as string };
+  for (let i = chain.length - 1; i >= 0; i--)
+    act = act ? { sub: chain[i] as string, act } : { sub: chain[i] as string };
   return act;
 }
 
@@ -108,7 +108,12 @@ export function transactionTokenTypeOk(header: { typ?: unknown }): boolean {
   return typ === TXN_TOKEN_TYP || typ === `application/${TXN_TOKEN_TYP}`;
 }
 
-export type TransactionTokenProblem = 'wrong_issuer' | 'wrong_audience' | 'claims_invalid' | 'token_expired' | 'token_not_yet_valid';
+export type TransactionTokenProblem =
+  | 'wrong_issuer'
+  | 'wrong_audience'
+  | 'claims_invalid'
+  | 'token_expired'
+  | 'token_not_yet_valid';
 
 /**
  * The one check of a Transaction Token's claims, after its signature and `typ`: the IdP's issuer,

@@ -1,9 +1,11 @@
 import {
   type AccessTokenClaims,
+  actorChain,
   type Clock,
   type PolicyBundle,
   type PolicyEntity,
   systemClock,
+  type TransactionTokenClaims,
 } from '@latchkey/protocol';
 import type { AuditQueue } from '../audit/audit_queue.ts';
 import { connectionOf, type IdpConnection } from '../connection/idp_connection.ts';
@@ -36,6 +38,14 @@ export interface AuthorizerOptions {
   groupType?: string;
   /** Decisions remembered per bundle version for repeated identical requests (default 10,000; 0 turns it off). */
   cacheSize?: number;
+  /**
+   * Puts the delegation chain and the transaction into every decision's context, so policies can
+   * say "billing may be called only through orders": `actors` (the services in the token's `act`,
+   * a Set), `caller` (the newest of them, or ""), `depth` (how many), and — when the request has a
+   * Transaction Token — `txn` (`{ id, sub, scope, requester, tctx? }`). Declare them in the
+   * action's context in your schema. Off by default (a schema without them would refuse them).
+   */
+  delegationContext?: boolean;
 }
 
 /** A principal, resource or action: `{ type, id }`, or Cedar's text form `Type::"id"`. */
@@ -53,6 +63,8 @@ export interface AuthorizeRequest {
   /** The resource, with the attributes and parents the service knows (they win over the bundle's). */
   resource: EntityRef | { type: string; id: string; attrs?: Record<string, unknown>; parents?: EntityRef[] };
   context?: Record<string, unknown>;
+  /** The request's verified Transaction Token (with `delegationContext`, it is `context.txn`). */
+  transaction?: TransactionTokenClaims;
 }
 
 /** What {@link Authorizer.authorize} answers. */
@@ -257,6 +269,29 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
     return { uid, attrs: carried ? { ...(known?.attrs ?? {}), ...carried } : (known?.attrs ?? {}), parents };
   };
 
+  /** The request's context with the delegation chain and the transaction (what the caller gave wins). */
+  const delegation = (request: AuthorizeRequest): Record<string, unknown> => {
+    const chain = isClaims(request.principal) ? actorChain(request.principal) : [];
+    const t = request.transaction;
+    return {
+      actors: chain,
+      caller: chain[0] ?? '',
+      depth: chain.length,
+      ...(t
+        ? {
+            txn: {
+              id: t.txn,
+              sub: t.sub,
+              scope: t.scope,
+              requester: t.req_wl,
+              ...(t.tctx ? { tctx: t.tctx } : {}),
+            },
+          }
+        : {}),
+      ...request.context,
+    };
+  };
+
   const resourceEntity = (r: AuthorizeRequest['resource'], index: EntityIndex | undefined): PolicyEntity => {
     const given = typeof r === 'string' ? { ...parseRef(r) } : r;
     const uid = { type: given.type, id: given.id };
@@ -278,7 +313,7 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
       const principal = principalEntity(request.principal, l.index);
       const resource = resourceEntity(request.resource, l.index);
       const action = parseRef(request.action);
-      const context = request.context ?? {};
+      const context = options.delegationContext ? delegation(request) : (request.context ?? {});
       const key =
         cacheSize > 0
           ? JSON.stringify([
@@ -325,6 +360,9 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
           action: `${action.type}::${JSON.stringify(action.id)}`,
           policy_version: result.version,
           ...(result.errors.length > 0 ? { errors: result.errors.slice(0, 5) } : {}),
+          // One user request, traced across services in the audit trail (`latchkey audit search --txn`).
+          ...(request.transaction ? { txn: request.transaction.txn } : {}),
+          ...(isClaims(request.principal) && request.principal.act ? { chain: actorChain(request.principal) } : {}),
         },
       });
       return result;

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import type { AccessTokenClaims } from '@latchkey/protocol';
+import type { CurrentTransaction } from '../txn/transaction_context.ts';
 import { VerifyError } from '../verify/verify_error.ts';
 import type { Verifier } from '../verify/verifier.ts';
 
@@ -13,6 +14,8 @@ import type { Verifier } from '../verify/verifier.ts';
  */
 export interface AuthOutcome {
   claims?: AccessTokenClaims;
+  /** The request's Transaction Token, verified (when `transactionToken` asked for one and it came). */
+  transaction?: CurrentTransaction;
   status?: 401 | 403;
   headers?: Record<string, string>;
   body?: { error: string; error_description: string };
@@ -27,7 +30,13 @@ export interface AuthOutcome {
  * ```
  */
 export interface AuthOptions {
-  verifier: Pick<Verifier, 'verify'>;
+  verifier: Pick<Verifier, 'verify'> & Partial<Pick<Verifier, 'verifyTransactionToken'>>;
+  /**
+   * The `Txn-Token` header (draft-ietf-oauth-transaction-tokens): `required` refuses a request
+   * without a valid one (403 `invalid_txn_token`); `optional` verifies one when it comes. Either
+   * way a valid one is on the request and forwarded by the token client's fetch wrappers.
+   */
+  transactionToken?: 'required' | 'optional';
   /** Scopes the request needs, all of them (RFC 6750 §3.1 insufficient_scope). */
   scope?: string | string[];
   /** realm in WWW-Authenticate (default "latchkey"). */
@@ -76,6 +85,7 @@ export async function authenticateBearer(
   authorization: string | undefined,
   options: AuthOptions,
   peerCertificate?: X509Certificate | Buffer,
+  txnHeader?: string | string[],
 ): Promise<AuthOutcome> {
   const realm = quote(options.realm ?? 'latchkey');
   const m = /^bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(authorization ?? '');
@@ -117,5 +127,30 @@ export async function authenticateBearer(
       body: { error: 'insufficient_scope', error_description: `requires scope ${needed.join(' ')}` },
     };
   }
-  return { claims };
+  if (!options.transactionToken) return { claims };
+  const txn = await readTransaction(options, txnHeader);
+  return 'body' in txn ? txn : { claims, ...(txn.transaction ? { transaction: txn.transaction } : {}) };
+}
+
+/** The `Txn-Token` header verified, or the 403 to answer. */
+async function readTransaction(
+  options: AuthOptions,
+  header: string | string[] | undefined,
+): Promise<{ transaction?: CurrentTransaction } | Required<Pick<AuthOutcome, 'status' | 'headers' | 'body'>>> {
+  const refuse = (why: string) => ({
+    status: 403 as const,
+    headers: {},
+    body: { error: 'invalid_txn_token', error_description: why },
+  });
+  // The draft: the header carries exactly one Txn-Token.
+  if (Array.isArray(header)) return refuse('more than one Txn-Token header');
+  if (header === undefined || header === '')
+    return options.transactionToken === 'required' ? refuse('a Transaction Token is required') : {};
+  if (!options.verifier.verifyTransactionToken) throw new TypeError('the verifier cannot verify Transaction Tokens');
+  try {
+    const claims = await options.verifier.verifyTransactionToken(header);
+    return { transaction: { token: header.trim(), claims } };
+  } catch (err) {
+    return refuse(err instanceof VerifyError ? err.code : 'token_malformed');
+  }
 }

@@ -2,11 +2,13 @@ import type { AccessTokenClaims } from '@latchkey/protocol';
 import type { AuthorizeResult } from '../authorize/authorizer.ts';
 import { authenticateBearer, peerCertificateOf, type AuthOptions } from './bearer.ts';
 import { decidePermission, type PermissionOptions } from './permission.ts';
+import { type CurrentTransaction, withTransaction } from '../txn/transaction_context.ts';
 
 interface ExpressRequestLike {
   headers: Record<string, string | string[] | undefined>;
   socket?: unknown;
   latchkey?: AccessTokenClaims;
+  latchkeyTransaction?: CurrentTransaction;
   latchkeyDecision?: AuthorizeResult;
 }
 interface ExpressResponseLike {
@@ -17,7 +19,9 @@ interface ExpressResponseLike {
 
 /**
  * Express middleware: verifies the Bearer token, sets `req.latchkey` to the claims, or answers
- * the RFC 6750 error.
+ * the RFC 6750 error. With `transactionToken`, also the `Txn-Token` header: on
+ * `req.latchkeyTransaction`, and current for everything the rest of the request calls (the token
+ * client's fetch wrappers forward it).
  *
  * @example
  * ```ts
@@ -28,10 +32,18 @@ interface ExpressResponseLike {
 export function requireToken(options: AuthOptions) {
   return (req: ExpressRequestLike, res: ExpressResponseLike, next: (err?: unknown) => void): void => {
     const h = req.headers.authorization;
-    authenticateBearer(Array.isArray(h) ? undefined : h, options, peerCertificateOf(req.socket)).then((outcome) => {
+    authenticateBearer(
+      Array.isArray(h) ? undefined : h,
+      options,
+      peerCertificateOf(req.socket),
+      req.headers['txn-token'],
+    ).then((outcome) => {
       if (outcome.claims) {
         req.latchkey = outcome.claims;
-        next();
+        const txn = outcome.transaction;
+        if (!txn) return next();
+        req.latchkeyTransaction = txn;
+        withTransaction(txn, () => next());
         return;
       }
       res

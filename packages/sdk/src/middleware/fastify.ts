@@ -2,12 +2,14 @@ import type { AccessTokenClaims } from '@latchkey/protocol';
 import type { AuthorizeResult } from '../authorize/authorizer.ts';
 import { authenticateBearer, peerCertificateOf, type AuthOptions } from './bearer.ts';
 import { decidePermission, type PermissionOptions } from './permission.ts';
+import { type CurrentTransaction, withTransaction } from '../txn/transaction_context.ts';
 
 /** The minimal Fastify request/reply surface used, so the SDK does not depend on Fastify. */
 interface FastifyRequestLike {
   headers: Record<string, string | string[] | undefined>;
   raw?: { socket?: unknown };
   latchkey?: AccessTokenClaims;
+  latchkeyTransaction?: CurrentTransaction;
   latchkeyDecision?: AuthorizeResult;
 }
 interface FastifyReplyLike {
@@ -18,7 +20,9 @@ interface FastifyReplyLike {
 
 /**
  * A Fastify `onRequest`/`preHandler` hook: verifies the Bearer token, sets `request.latchkey` to
- * the claims, or answers the RFC 6750 error.
+ * the claims, or answers the RFC 6750 error. With `transactionToken`, also the `Txn-Token` header:
+ * on `request.latchkeyTransaction`, and current for the rest of the request (the token client's
+ * fetch wrappers forward it). A callback hook, so the rest of the request runs inside that context.
  *
  * @example
  * ```ts
@@ -27,21 +31,30 @@ interface FastifyReplyLike {
  * ```
  */
 export function requireToken(options: AuthOptions) {
-  return async (request: FastifyRequestLike, reply: FastifyReplyLike): Promise<void> => {
+  return (request: FastifyRequestLike, reply: FastifyReplyLike, done: (err?: Error) => void): void => {
     const h = request.headers.authorization;
-    const outcome = await authenticateBearer(
+    authenticateBearer(
       Array.isArray(h) ? undefined : h,
       options,
       peerCertificateOf(request.raw?.socket),
+      request.headers['txn-token'],
+    ).then(
+      (outcome) => {
+        if (outcome.claims) {
+          request.latchkey = outcome.claims;
+          const txn = outcome.transaction;
+          if (!txn) return done();
+          request.latchkeyTransaction = txn;
+          withTransaction(txn, () => done());
+          return;
+        }
+        reply
+          .code(outcome.status!)
+          .headers({ ...outcome.headers!, 'cache-control': 'no-store' })
+          .send(outcome.body);
+      },
+      (err: Error) => done(err),
     );
-    if (outcome.claims) {
-      request.latchkey = outcome.claims;
-      return;
-    }
-    await reply
-      .code(outcome.status!)
-      .headers({ ...outcome.headers!, 'cache-control': 'no-store' })
-      .send(outcome.body);
   };
 }
 

@@ -3,6 +3,9 @@ import type { AccessTokenClaims } from '@latchkey/protocol';
 import type { AuthorizeResult } from '../authorize/authorizer.ts';
 import { authenticateBearer, peerCertificateOf, type AuthOptions } from './bearer.ts';
 import { decidePermission, type PermissionOptions } from './permission.ts';
+import type { CurrentTransaction } from '../txn/transaction_context.ts';
+
+export { withTransaction, currentTransaction } from '../txn/transaction_context.ts';
 
 /**
  * For plain `node:http` handlers: verifies the request's Bearer token; on failure it answers the
@@ -23,12 +26,36 @@ export async function authenticate(
   res: ServerResponse,
   options: AuthOptions,
 ): Promise<AccessTokenClaims | undefined> {
-  const outcome = await authenticateBearer(req.headers.authorization, options, peerCertificateOf(req.socket));
-  if (outcome.claims) return outcome.claims;
+  const outcome = await authenticateBearer(
+    req.headers.authorization,
+    options,
+    peerCertificateOf(req.socket),
+    req.headers['txn-token'],
+  );
+  if (outcome.claims) {
+    if (outcome.transaction) transactions.set(req, outcome.transaction);
+    return outcome.claims;
+  }
   res
     .writeHead(outcome.status!, { ...outcome.headers, 'content-type': 'application/json', 'cache-control': 'no-store' })
     .end(JSON.stringify(outcome.body));
   return undefined;
+}
+
+const transactions = new WeakMap<IncomingMessage, CurrentTransaction>();
+
+/**
+ * The request's verified Transaction Token (after `authenticate` with `transactionToken`). Run the
+ * rest of the handler in {@link withTransaction} to have the token client forward it.
+ *
+ * @example
+ * ```ts
+ * const txn = transactionOf(req);
+ * if (txn) await withTransaction(txn, () => handle(req, res));
+ * ```
+ */
+export function transactionOf(req: IncomingMessage): CurrentTransaction | undefined {
+  return transactions.get(req);
 }
 
 /**
@@ -50,7 +77,7 @@ export async function requirePermission(
   claims: AccessTokenClaims,
   options: PermissionOptions<IncomingMessage>,
 ): Promise<AuthorizeResult | undefined> {
-  const outcome = await decidePermission(req, claims, options);
+  const outcome = await decidePermission(req, claims, options, transactions.get(req));
   if (outcome.allowed) return outcome.result;
   res
     .writeHead(outcome.status!, { 'content-type': 'application/json', 'cache-control': 'no-store' })

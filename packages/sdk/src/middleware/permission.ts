@@ -1,5 +1,6 @@
 import type { AccessTokenClaims } from '@latchkey/protocol';
 import type { Authorizer, AuthorizeRequest, AuthorizeResult, EntityRef } from '../authorize/authorizer.ts';
+import { type CurrentTransaction, currentTransaction } from '../txn/transaction_context.ts';
 
 /**
  * What `requirePermission` needs: the authorizer, the action, and how to find the resource (and
@@ -32,6 +33,8 @@ export async function decidePermission<Req>(
   request: Req,
   claims: AccessTokenClaims | undefined,
   options: PermissionOptions<Req>,
+  /** The request's verified Transaction Token; default: `request.latchkeyTransaction`, or the current one. */
+  transaction?: CurrentTransaction,
 ): Promise<{
   allowed: boolean;
   result?: AuthorizeResult;
@@ -59,11 +62,16 @@ export async function decidePermission<Req>(
       body: { error: 'server_error', error_description: 'the resource for the permission check could not be resolved' },
     };
   }
+  const txn =
+    transaction ??
+    (request as { latchkeyTransaction?: CurrentTransaction }).latchkeyTransaction ??
+    currentTransaction();
   const result = options.authorizer.authorize({
     principal: claims,
     action: options.action,
     resource,
     ...(context ? { context } : {}),
+    ...(txn ? { transaction: txn.claims } : {}),
   });
   if (result.decision === 'allow') return { allowed: true, result };
   return {

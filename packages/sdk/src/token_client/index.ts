@@ -5,4 +5,7 @@ export {
   type TokenClient,
   type TokenClientOptions,
   type TokenRequest,
+  type ExchangeRequest,
+  type TransactionTokenRequest,
 } from './token_client.ts';
+export { withTransaction, currentTransaction, type CurrentTransaction } from '../txn/transaction_context.ts';

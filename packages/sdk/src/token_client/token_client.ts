@@ -1,7 +1,16 @@
-import { randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { CLIENT_ASSERTION_TYPE_JWT_BEARER, type Clock, basicAuthorization, systemClock } from '@latchkey/protocol';
+import {
+  CLIENT_ASSERTION_TYPE_JWT_BEARER,
+  type Clock,
+  basicAuthorization,
+  systemClock,
+  TOKEN_EXCHANGE_GRANT,
+  TOKEN_TYPES,
+  TXN_TOKEN_HEADER,
+} from '@latchkey/protocol';
 import { createIdpConnection, IdpMetadataError } from '../connection/idp_connection.ts';
+import { currentTransaction } from '../txn/transaction_context.ts';
 
 /** Options of {@link createTokenClient}. */
 export interface TokenClientOptions {
@@ -68,6 +77,31 @@ export interface TokenRequest {
   scope?: string;
 }
 
+/** What {@link TokenClient.exchange} asks for (RFC 8693): a token to call `audience` on behalf of the subject. */
+export interface ExchangeRequest {
+  /** The token this service was called with (the subject's: a user's or another service's access token). */
+  subjectToken: string;
+  /** Its RFC 8693 type (default: an access token). */
+  subjectTokenType?: 'access_token' | 'id_token' | 'txn_token';
+  /** The service to call (its audience URI). */
+  audience: string;
+  /** A subset of the subject token's scope (default: all of it). */
+  scope?: string;
+}
+
+/** What {@link TokenClient.transactionToken} asks for (draft-ietf-oauth-transaction-tokens). */
+export interface TransactionTokenRequest {
+  /** The token that starts the transaction (an access or ID token), or a Transaction Token to replace. */
+  subjectToken: string;
+  subjectTokenType?: 'access_token' | 'id_token' | 'txn_token';
+  /** The purpose, a subset of the subject token's scope. */
+  scope: string;
+  /** The environment of the request (becomes `rctx`): the caller's address, how they authenticated… */
+  requestContext?: Record<string, unknown>;
+  /** What the transaction is (becomes `tctx`, immutable down the chain): the parameters that matter. */
+  requestDetails?: Record<string, unknown>;
+}
+
 export interface TokenClient {
   /** A valid access token for the audience and scope, from cache until about 80% of its lifetime. */
   getToken(request?: TokenRequest): Promise<string>;
@@ -76,6 +110,19 @@ export interface TokenClient {
    * and retries. `baseFetch` reaches the target service (default: the global fetch).
    */
   fetchFor(request?: TokenRequest, baseFetch?: typeof fetch): typeof fetch;
+  /**
+   * RFC 8693 token exchange: an access token for `audience` that keeps the subject's `sub` and
+   * names this service (and those before it) in `act`. Cached per subject token, audience and scope
+   * until about 80% of its lifetime.
+   */
+  exchange(request: ExchangeRequest): Promise<string>;
+  /**
+   * A fetch that calls `request.audience` on behalf of the subject: `Authorization: Bearer` with
+   * the exchanged token (and the current `Txn-Token`, as fetchFor does).
+   */
+  fetchOnBehalf(request: ExchangeRequest, baseFetch?: typeof fetch): typeof fetch;
+  /** A Transaction Token for the trust domain (never cached: each is one transaction's). */
+  transactionToken(request: TransactionTokenRequest): Promise<string>;
   /** Forgets cached tokens. */
   clear(): void;
 }
@@ -120,12 +167,13 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       },
     );
 
-  const request = async (req: TokenRequest): Promise<Cached> => {
+  /** One token request with this client's authentication: the token and when to renew it. */
+  const post = async (form: URLSearchParams): Promise<Cached> => {
     const url = await endpoint();
-    const form = new URLSearchParams({ grant_type: 'client_credentials' });
-    if (req.audience) form.set('resource', req.audience);
-    if (req.scope) form.set('scope', req.scope);
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+    // Within a transaction an exchange carries its Txn-Token, so the IdP records it under that transaction.
+    const txn = form.get('grant_type') === TOKEN_EXCHANGE_GRANT ? currentTransaction() : undefined;
+    if (txn) headers[TXN_TOKEN_HEADER] = txn.token;
     if (options.clientSecret !== undefined) {
       // RFC 6749 §2.3.1: form-urlencode, then Basic.
       headers.authorization = basicAuthorization(options.clientId, options.clientSecret);
@@ -164,6 +212,32 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     return { token: body.access_token, renewAt: sent + lifetime * renewAfter, expiresAt: sent + lifetime };
   };
 
+  const request = (req: TokenRequest): Promise<Cached> => {
+    const form = new URLSearchParams({ grant_type: 'client_credentials' });
+    if (req.audience) form.set('resource', req.audience);
+    if (req.scope) form.set('scope', req.scope);
+    return post(form);
+  };
+
+  const exchangeForm = (
+    subjectToken: string,
+    type: ExchangeRequest['subjectTokenType'],
+    audience: string,
+    scope?: string,
+  ) => {
+    const form = new URLSearchParams({
+      grant_type: TOKEN_EXCHANGE_GRANT,
+      subject_token: subjectToken,
+      subject_token_type: TOKEN_TYPES[type ?? 'access_token'],
+      audience,
+    });
+    if (scope) form.set('scope', scope);
+    return form;
+  };
+  // Exchanged tokens, per subject token (by its hash), audience and scope; bounded, oldest out first.
+  const exchanged = new Map<string, Cached>();
+  const exchangeInflight = new Map<string, Promise<Cached>>();
+
   // A bound token is good only over its certificate: after a rotation, new tokens.
   const cacheKey = (req: TokenRequest): string =>
     `${req.audience ?? ''}\u0000${req.scope ?? ''}\u0000${options.workload?.certificate.thumbprint ?? ''}`;
@@ -192,21 +266,72 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     return (await p).token;
   };
 
-  return {
+  /**
+   * A fetch that sends `Authorization: Bearer` with `token()` — and the current Transaction Token
+   * as received (the draft: outbound calls carry it unchanged); on a 401, `forget()` and one retry.
+   */
+  const bearerFetch = (token: () => Promise<string>, forget: () => void, baseFetch: typeof fetch): typeof fetch =>
+    (async (input: string | URL | Request, init: RequestInit = {}) => {
+      const send = async () => {
+        const headers = new Headers(init.headers);
+        headers.set('authorization', `Bearer ${await token()}`);
+        const txn = currentTransaction();
+        if (txn && !headers.has(TXN_TOKEN_HEADER)) headers.set(TXN_TOKEN_HEADER, txn.token);
+        return baseFetch(input, { ...init, headers });
+      };
+      const res = await send();
+      if (res.status !== 401) return res;
+      forget();
+      return send();
+    }) as typeof fetch;
+
+  const client: TokenClient = {
     getToken,
-    fetchFor(req = {}, baseFetch = options.workload?.fetch ?? globalThis.fetch) {
-      return (async (input: string | URL | Request, init: RequestInit = {}) => {
-        const send = async () => {
-          const headers = new Headers(init.headers);
-          headers.set('authorization', `Bearer ${await getToken(req)}`);
-          return baseFetch(input, { ...init, headers });
-        };
-        const res = await send();
-        if (res.status !== 401) return res;
-        cache.delete(cacheKey(req));
-        return send();
-      }) as typeof fetch;
+    async exchange(req) {
+      const key = `${createHash('sha256').update(req.subjectToken).digest('base64url')}\u0000${req.subjectTokenType ?? ''}\u0000${req.audience}\u0000${req.scope ?? ''}`;
+      const hit = exchanged.get(key);
+      if (hit && clock.now() < hit.renewAt) return hit.token;
+      let p = exchangeInflight.get(key);
+      if (!p) {
+        p = post(exchangeForm(req.subjectToken, req.subjectTokenType, req.audience, req.scope))
+          .then((c) => {
+            if (exchanged.size >= 1000) exchanged.delete(exchanged.keys().next().value as string);
+            exchanged.set(key, c);
+            return c;
+          })
+          .finally(() => exchangeInflight.delete(key));
+        exchangeInflight.set(key, p);
+      }
+      return (await p).token;
     },
-    clear: () => cache.clear(),
+    async transactionToken(req) {
+      const audience = (await idp.metadata()).transaction_token_audience;
+      if (typeof audience !== 'string')
+        throw new TokenClientError('invalid_issuer', 0, 'the IdP does not name the audience of its Transaction Tokens');
+      const form = exchangeForm(req.subjectToken, req.subjectTokenType, audience, req.scope);
+      form.set('requested_token_type', TOKEN_TYPES.txn_token);
+      if (req.requestContext) form.set('request_context', JSON.stringify(req.requestContext));
+      if (req.requestDetails) form.set('request_details', JSON.stringify(req.requestDetails));
+      return (await post(form)).token;
+    },
+    fetchFor(req = {}, baseFetch = options.workload?.fetch ?? globalThis.fetch) {
+      return bearerFetch(
+        () => getToken(req),
+        () => cache.delete(cacheKey(req)),
+        baseFetch,
+      );
+    },
+    fetchOnBehalf(req, baseFetch = options.workload?.fetch ?? globalThis.fetch) {
+      return bearerFetch(
+        () => client.exchange(req),
+        () => exchanged.clear(),
+        baseFetch,
+      );
+    },
+    clear: () => {
+      cache.clear();
+      exchanged.clear();
+    },
   };
+  return client;
 }

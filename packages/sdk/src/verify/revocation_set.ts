@@ -55,10 +55,16 @@ export class RevocationSet {
   }
 
   /** Why a token is revoked, or undefined. */
-  check(kid: string, claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'client_id' | 'sub'>): string | undefined {
+  check(
+    kid: string,
+    claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'sub' | 'origin_jti'> & { client_id?: string },
+  ): string | undefined {
     if (this.keys.has(kid)) return 'its signing key was revoked';
     if (this.tokens.has(claims.jti)) return 'the token was revoked';
-    const c = this.clients.get(claims.client_id);
+    // A token from a token exchange goes with the token its chain started from.
+    if (claims.origin_jti !== undefined && this.tokens.has(claims.origin_jti))
+      return 'the token its delegation started from was revoked';
+    const c = claims.client_id === undefined ? undefined : this.clients.get(claims.client_id);
     if (c && claims.iat <= c.nb) return 'its client was revoked';
     const s = this.subjects.get(claims.sub);
     if (s && claims.iat <= s.nb) return 'its subject was revoked';

@@ -12,6 +12,10 @@ import {
   type AccessTokenClaims,
   type AccessTokenProblem,
   certificateThumbprint,
+  actorChain,
+  checkTransactionTokenClaims,
+  transactionTokenTypeOk,
+  type TransactionTokenClaims,
 } from '@latchkey/protocol';
 import { FeedClient, type FeedState } from './feed_client.ts';
 import { JwksCache } from './jwks_cache.ts';
@@ -52,6 +56,18 @@ export interface VerifierOptions {
    * detectors see revoked tokens in use. Reporting never blocks or fails a verification.
    */
   audit?: Pick<AuditQueue, 'record' | 'dropped' | 'pending'>;
+  /**
+   * Most services a token's delegation chain (RFC 8693 `act`; a Transaction Token's requesters)
+   * may name; a longer one is refused (`delegation_refused`). Default: no limit beyond the IdP's.
+   */
+  maxActDepth?: number;
+  /** Services allowed to appear in a delegation chain; a token naming any other is refused (`delegation_refused`). */
+  allowedActors?: readonly string[];
+  /**
+   * The trust domain Transaction Tokens must be for (their `aud`); default: the IdP's
+   * `transaction_token_audience` metadata.
+   */
+  trustDomain?: string;
 }
 
 /** What {@link Verifier.health} reports. */
@@ -71,6 +87,14 @@ export interface Verifier {
    * `mtlsCertificate` is the peer certificate of the connection, for tokens bound to one (RFC 8705 §3).
    */
   verify(token: string, options?: { mtlsCertificate?: X509Certificate | Buffer }): Promise<AccessTokenClaims>;
+  /**
+   * Verifies a Transaction Token (the `Txn-Token` header's value, draft-ietf-oauth-transaction-tokens):
+   * `typ` `txntoken+jwt`, signed by the IdP's key, `aud` the trust domain, unexpired, not revoked
+   * (nor the token its chain started from, nor its subject), the chain within `maxActDepth` and
+   * `allowedActors`. Returns its claims or throws a {@link VerifyError}. An access token is refused
+   * here (`wrong_type`), and a Transaction Token by {@link Verifier.verify}.
+   */
+  verifyTransactionToken(headerValue: string | undefined): Promise<TransactionTokenClaims>;
   /**
    * Whether the client was revoked at or after `issuedAt` (epoch seconds), from the revocation
    * feed: what a workload identity asks of a peer's certificate.
@@ -93,6 +117,12 @@ const CLAIM_MESSAGES: Record<AccessTokenProblem, string> = {
   binding_mismatch: 'the token is bound to another certificate',
 };
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+
+/** A Transaction Token's chain, newest first: its requester (`req_wl`: a SPIFFE ID's service, or as given), then `act`. */
+const txnChain = (c: TransactionTokenClaims): string[] => {
+  const m = /\/svc\/([^/]+)$/.exec(c.req_wl);
+  return [m ? decodeURIComponent(m[1] as string) : c.req_wl, ...actorChain(c)];
+};
 
 /**
  * Creates a verifier that checks Latchkey access tokens in-process, on synchronous node:crypto,
@@ -158,6 +188,22 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
   const lastContact = (): number =>
     Math.max(jwks.lastSuccess, feed?.lastContact ?? 0, feed?.state === 'connected' ? clock.now() : 0);
 
+  /** `maxActDepth` and `allowedActors` over a chain (newest first). */
+  const checkChain = (chain: readonly string[]): void => {
+    if (options.maxActDepth !== undefined && chain.length > options.maxActDepth)
+      throw new VerifyError(
+        'delegation_refused',
+        `the delegation chain names ${chain.length} services; at most ${options.maxActDepth} may act`,
+      );
+    const allowed = options.allowedActors;
+    const stranger = allowed ? chain.find((a) => !allowed.includes(a)) : undefined;
+    if (stranger !== undefined)
+      throw new VerifyError(
+        'delegation_refused',
+        `${JSON.stringify(stranger.slice(0, 64))} may not act in a delegation chain`,
+      );
+  };
+
   const checkTime = (claims: AccessTokenClaims, now: number): void => {
     const problem = checkAccessTokenTime(claims, now, skew);
     if (problem === 'token_expired') throw new VerifyError('token_expired', 'the token has expired');
@@ -206,12 +252,22 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     });
   };
 
+  /** The audience of Transaction Tokens: given, or read from the IdP's metadata at the first one. */
+  let trustDomain = options.trustDomain;
   const verifier: Verifier = {
     async verify(token, opts = {}) {
       try {
         return await verifyToken(token, opts);
       } catch (err) {
         if (err instanceof VerifyError) report(token, err);
+        throw err;
+      }
+    },
+    async verifyTransactionToken(headerValue) {
+      try {
+        return await verifyTxn(headerValue);
+      } catch (err) {
+        if (err instanceof VerifyError) report(headerValue, err);
         throw err;
       }
     },
@@ -242,6 +298,53 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
   };
   return verifier;
 
+  /** The signed payload of a JWS by one of the IdP's keys (`typOk` its header's `typ`), and that key's id. */
+  async function signedByIdp(
+    token: unknown,
+    typOk: (header: Record<string, unknown>) => boolean,
+    what: string,
+  ): Promise<{ payload: Record<string, unknown>; kid: string }> {
+    if (typeof token !== 'string' || token.length === 0 || token.length > 8192)
+      throw new VerifyError('token_malformed', 'not a compact JWS');
+    const jws = parseCompactJws(token);
+    if (!jws) throw new VerifyError('token_malformed', 'not a compact JWS');
+    const { header } = jws;
+    // RFC 8725 §3.1 / §2.1: only the allowlisted asymmetric algorithms; never none or HMAC.
+    if (typeof header.alg !== 'string' || !ALLOWED.has(header.alg))
+      throw new VerifyError('algorithm_not_allowed', 'algorithm not allowed');
+    // RFC 7515 §4.1.11: a critical extension we do not understand must be refused.
+    if (header.crit !== undefined) throw new VerifyError('critical_header_unsupported', 'unsupported critical header');
+    if (!typOk(header)) throw new VerifyError('wrong_type', `not ${what}`);
+    if (!isStr(header.kid)) throw new VerifyError('key_unknown', 'the token names no key');
+    if (revocations.keyRevoked(header.kid)) throw new VerifyError('token_revoked', 'its signing key was revoked');
+    // jku, x5u, jwk and x5c are never read: keys come from the issuer's JWKS only.
+    const key = await jwks.resolve(header.kid);
+    if (!key) throw new VerifyError('key_unknown', 'the signing key is not in the issuer JWKS');
+    if (key.alg !== header.alg) throw new VerifyError('algorithm_not_allowed', 'the algorithm does not match the key');
+    if (!verifyJws(key.alg, key.key, jws.signingInput, jws.signature))
+      throw new VerifyError('signature_invalid', 'signature verification failed');
+    return { payload: jws.payload, kid: key.kid };
+  }
+
+  async function verifyTxn(headerValue: string | undefined): Promise<TransactionTokenClaims> {
+    const now = epochSeconds(clock);
+    if (clock.now() - lastContact() > maxStalenessMs)
+      throw new VerifyError('issuer_unreachable', 'the IdP has been unreachable for longer than the allowed staleness');
+    if (trustDomain === undefined) {
+      const m = await conn.metadata().catch(() => undefined);
+      if (typeof m?.transaction_token_audience !== 'string')
+        throw new VerifyError('issuer_unreachable', 'the IdP does not name the audience of its Transaction Tokens');
+      trustDomain = m.transaction_token_audience;
+    }
+    const { payload, kid } = await signedByIdp(headerValue?.trim(), transactionTokenTypeOk, 'a Transaction Token');
+    const r = checkTransactionTokenClaims(payload, { issuer, trustDomain, now, skew });
+    if (!r.ok) throw new VerifyError(r.problem, CLAIM_MESSAGES[r.problem]);
+    const why = revocations.check(kid, r.claims);
+    if (why) throw new VerifyError('token_revoked', why);
+    checkChain(txnChain(r.claims));
+    return r.claims;
+  }
+
   async function verifyToken(
     token: string,
     opts: { mtlsCertificate?: X509Certificate | Buffer },
@@ -261,24 +364,9 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
       cache.set(token, hit);
       return hit.claims;
     }
-    const jws = parseCompactJws(token);
-    if (!jws) throw new VerifyError('token_malformed', 'not a compact JWS');
-    const { header, payload } = jws;
-    // RFC 8725 §3.1 / §2.1: only the allowlisted asymmetric algorithms; never none or HMAC.
-    if (typeof header.alg !== 'string' || !ALLOWED.has(header.alg))
-      throw new VerifyError('algorithm_not_allowed', 'algorithm not allowed');
-    // RFC 7515 §4.1.11: a critical extension we do not understand must be refused.
-    if (header.crit !== undefined) throw new VerifyError('critical_header_unsupported', 'unsupported critical header');
     // RFC 9068 §4: the typ of an access token.
-    if (!accessTokenTypeOk(header)) throw new VerifyError('wrong_type', 'not an RFC 9068 access token');
-    if (!isStr(header.kid)) throw new VerifyError('key_unknown', 'the token names no key');
-    if (revocations.keyRevoked(header.kid)) throw new VerifyError('token_revoked', 'its signing key was revoked');
-    // jku, x5u, jwk and x5c are never read: keys come from the issuer's JWKS only.
-    const key = await jwks.resolve(header.kid);
-    if (!key) throw new VerifyError('key_unknown', 'the signing key is not in the issuer JWKS');
-    if (key.alg !== header.alg) throw new VerifyError('algorithm_not_allowed', 'the algorithm does not match the key');
-    if (!verifyJws(key.alg, key.key, jws.signingInput, jws.signature))
-      throw new VerifyError('signature_invalid', 'signature verification failed');
+    const { payload, kid } = await signedByIdp(token, accessTokenTypeOk, 'an RFC 9068 access token');
+    const key = { kid };
     // The same claims check the IdP makes of its own tokens (protocol's checkAccessTokenClaims).
     const checked = checkAccessTokenClaims(payload, { issuer, audience: options.audience, now, skew });
     if (!checked.ok) throw new VerifyError(checked.problem, CLAIM_MESSAGES[checked.problem]);
@@ -286,6 +374,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     const why = revocations.check(key.kid, claims);
     if (why) throw new VerifyError('token_revoked', why);
     checkBinding(claims, opts.mtlsCertificate);
+    if (claims.act !== undefined) checkChain(actorChain(claims));
     if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
     cache.set(token, { claims, kid: key.kid });
     return claims;

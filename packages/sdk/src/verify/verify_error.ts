@@ -22,6 +22,7 @@ export const VERIFY_ERROR_CODES = [
   'claims_invalid',
   'binding_mismatch',
   'issuer_unreachable',
+  'delegation_refused',
 ] as const;
 
 export type VerifyErrorCode = (typeof VERIFY_ERROR_CODES)[number];

@@ -29,6 +29,7 @@ const AuditQuery = Type.Object(
     subject: Text('whom it is about'),
     client_id: Text('the client involved'),
     outcome: Text('success or failure'),
+    txn: Text("a transaction: a Transaction Token's txn (exchanges and services' decisions)"),
     from: Type.Optional(Rfc3339('recorded at or after (RFC 3339 UTC)')),
     to: Type.Optional(Rfc3339('recorded at or before (RFC 3339 UTC)')),
     after: Type.Optional(DecimalString('cursor: events after this seq')),

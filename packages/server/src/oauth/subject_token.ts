@@ -138,16 +138,21 @@ function idToken(deps: SubjectTokenDeps, what: string, token: string, now: numbe
   };
 }
 
+/** A Transaction Token of ours, checked (not for revocation): its claims, or why not. */
+export function checkOwnTransactionToken(
+  deps: Omit<SubjectTokenDeps, 'revocations'>,
+  token: string,
+  now: number,
+): { ok: true; claims: TransactionTokenClaims } | { ok: false; why: string } {
+  const p = token.length <= 8192 ? ownJws(deps as SubjectTokenDeps, token, transactionTokenTypeOk) : undefined;
+  if (!p) return { ok: false, why: 'is not a valid Transaction Token' };
+  const r = checkTransactionTokenClaims(p, { issuer: deps.issuer, trustDomain: deps.trustDomain, now, skew: deps.clockSkew });
+  return r.ok ? r : { ok: false, why: r.problem === 'token_expired' ? 'has expired' : `is not valid (${r.problem})` };
+}
+
 function txnToken(deps: SubjectTokenDeps, what: string, token: string, now: number): SubjectToken {
-  const p = ownJws(deps, token, transactionTokenTypeOk);
-  if (!p) throw refused(what, 'is not a valid Transaction Token');
-  const r = checkTransactionTokenClaims(p, {
-    issuer: deps.issuer,
-    trustDomain: deps.trustDomain,
-    now,
-    skew: deps.clockSkew,
-  });
-  if (!r.ok) throw refused(what, r.problem === 'token_expired' ? 'has expired' : `is not valid (${r.problem})`);
+  const r = checkOwnTransactionToken(deps, token, now);
+  if (!r.ok) throw refused(what, r.why);
   const c = r.claims;
   // Its requester acted on the transaction before whoever replaces it now.
   const requester = serviceClientId(c.req_wl, deps.trustDomain) ?? c.req_wl;

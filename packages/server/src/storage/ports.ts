@@ -433,6 +433,8 @@ export interface AuditFilter {
   subject?: string;
   client_id?: string;
   outcome?: string;
+  /** Events of one transaction (a Transaction Token's `txn`: exchanges and services' decisions). */
+  txn?: string;
   /** RFC 3339 times, inclusive. */
   from?: string;
   to?: string;

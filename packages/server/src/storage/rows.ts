@@ -406,7 +406,9 @@ export function chainRows(events: readonly AuditEvent[], headSeq: number, headHa
     const seq = headSeq + i + 1;
     const values = auditParams(e);
     const hash = chainHash(prev, seq, values);
-    const row = [seq, prev, hash, ...values];
+    // The transaction id (a Txn-Token's `txn`) is the detail's: indexed, not hashed twice.
+    const txn = typeof e.detail?.txn === 'string' ? e.detail.txn.slice(0, 128) : null;
+    const row = [seq, prev, hash, ...values, txn];
     prev = hash;
     return row;
   });
@@ -425,6 +427,7 @@ export function auditWhere(f: AuditFilter): { sql: string; values: unknown[] } {
   if (f.subject !== undefined) add('subject', '=', f.subject);
   if (f.client_id !== undefined) add('client_id', '=', f.client_id);
   if (f.outcome !== undefined) add('outcome', '=', f.outcome);
+  if (f.txn !== undefined) add('txn', '=', f.txn);
   if (f.from !== undefined) add('time', '>=', f.from);
   if (f.to !== undefined) add('time', '<=', f.to);
   add('seq', '>', f.after ?? 0);

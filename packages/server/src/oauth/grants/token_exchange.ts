@@ -15,7 +15,12 @@ import type { UserStore } from '../../storage/ports.ts';
 import { mintAccessToken } from '../access_token.ts';
 import { isAbsoluteUri } from '../audience.ts';
 import { isValidScope } from '../scope.ts';
-import { readSubjectToken, type SubjectToken, type SubjectTokenDeps } from '../subject_token.ts';
+import {
+  checkOwnTransactionToken,
+  readSubjectToken,
+  type SubjectToken,
+  type SubjectTokenDeps,
+} from '../subject_token.ts';
 import { mintTransactionToken } from '../transaction_token.ts';
 import type { GrantHandler } from './types.ts';
 
@@ -209,6 +214,11 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler {
       }
       const ttl = Math.min(client.metadata.access_token_ttl ?? deps.accessTokenTtl, left);
       if (ttl < 1) throw invalidRequest('subject_token has expired');
+      // A service calling on within a transaction carries its Txn-Token here too (the SDK's token
+      // client does): the exchange is then recorded under that transaction, when it is the same subject's.
+      const carried = request.headers['txn-token'];
+      const within = typeof carried === 'string' ? checkOwnTransactionToken(deps, carried, now) : undefined;
+      const txnId = within?.ok && within.claims.sub === subject.sub ? within.claims.txn : undefined;
       const { token, claims } = mintAccessToken(
         deps.keys,
         deps.issuer,
@@ -236,6 +246,7 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler {
         claims.scope ?? null,
         decision.reasons,
         {
+          ...(txnId ? { txn: txnId } : {}),
           origin,
           requested,
           authMethod,

@@ -285,6 +285,12 @@ CREATE TABLE user_consents (
 CREATE INDEX user_consents_client ON user_consents (client_id);
 `;
 
+/** The transaction id of audit events (lifted from their detail): one user request traced across services. */
+const AUDIT_TXN = `
+ALTER TABLE audit_events ADD COLUMN txn TEXT;
+CREATE INDEX audit_events_txn ON audit_events (txn) WHERE txn IS NOT NULL;
+`;
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -333,5 +339,11 @@ export const migrations: readonly Migration[] = [
     name: 'consents of users to third-party clients',
     sqlite: CONSENTS,
     postgres: CONSENTS,
+  },
+  {
+    version: 9,
+    name: 'audit events indexed by transaction',
+    sqlite: AUDIT_TXN,
+    postgres: AUDIT_TXN,
   },
 ];

@@ -19,7 +19,9 @@ const marks = (n: number): string => Array(n).fill('?').join(', ');
 
 /** Columns of a chained audit row: its place in the chain, then the event (rows.ts `chainRows`). */
 const AUDIT_ROW = `seq, prev_hash, hash, ${AUDIT_COLUMNS}`;
-const AUDIT_ROW_WIDTH = AUDIT_ROW.split(',').length;
+/** What an insert writes: the chained row, and the transaction id lifted out of its detail (an index, outside the hash). */
+const AUDIT_INSERT = `${AUDIT_ROW}, txn`;
+const AUDIT_INSERT_WIDTH = AUDIT_INSERT.split(',').length;
 
 /**
  * Every SQL statement the IdP runs, written once with `?` placeholders; the drivers render them
@@ -156,8 +158,8 @@ export const SQL = {
   auditHead: 'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
   /** A multi-row insert of `rows` chained audit rows (`chainRows`). */
   insertAuditRows: (rows: number): string =>
-    `INSERT INTO audit_events (${AUDIT_ROW}) VALUES ${Array(rows)
-      .fill(`(${marks(AUDIT_ROW_WIDTH)})`)
+    `INSERT INTO audit_events (${AUDIT_INSERT}) VALUES ${Array(rows)
+      .fill(`(${marks(AUDIT_INSERT_WIDTH)})`)
       .join(', ')}`,
   /** `where` from rows.ts `auditWhere`; the last parameter is the limit. */
   queryAudit: (where: string, newest: boolean): string =>
@@ -187,7 +189,7 @@ export const SQL = {
 
 /**
  * Audit rows per insert statement: the largest power of two not above what is left, at most
- * 256 (3,328 parameters: under both databases' limits). A batch of any size takes at most
+ * 256 (3,584 parameters: under both databases' limits). A batch of any size takes at most
  * log2(256) + 1 statements, and only nine distinct statement texts ever exist (SQLite caches each).
  */
 export function auditChunks(rows: number): number[] {
