@@ -146,7 +146,12 @@ export function checkOwnTransactionToken(
 ): { ok: true; claims: TransactionTokenClaims } | { ok: false; why: string } {
   const p = token.length <= 8192 ? ownJws(deps as SubjectTokenDeps, token, transactionTokenTypeOk) : undefined;
   if (!p) return { ok: false, why: 'is not a valid Transaction Token' };
-  const r = checkTransactionTokenClaims(p, { issuer: deps.issuer, trustDomain: deps.trustDomain, now, skew: deps.clockSkew });
+  const r = checkTransactionTokenClaims(p, {
+    issuer: deps.issuer,
+    trustDomain: deps.trustDomain,
+    now,
+    skew: deps.clockSkew,
+  });
   return r.ok ? r : { ok: false, why: r.problem === 'token_expired' ? 'has expired' : `is not valid (${r.problem})` };
 }
 
