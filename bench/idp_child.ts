@@ -21,7 +21,40 @@ const t = await startTestIdp({
   benchmarkWithoutAudit: mode === 'token-audit-off',
 });
 const c = await t.register({ audiences: ['https://inventory.internal'], scope: 'stock:read' });
-const authorization = `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
+let authorization = `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
+// 'exchange' and 'txn' (issue 16): another service exchanges c's token (RFC 8693) for one to call
+// inventory on c's behalf, or for a Transaction Token; a Cedar permit allows it.
+let exchangeBody = '';
+if (mode === 'exchange' || mode === 'txn') {
+  const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+  const trustDomain = ((await (await t.fetch(`${t.issuer}/.well-known/openid-configuration`)).json()) as any)
+    .transaction_token_audience as string;
+  const actor = await t.register({
+    client_id: 'gateway',
+    grant_types: ['client_credentials', EXCHANGE],
+    audiences: ['https://gateway.internal'],
+  });
+  const published = await t.admin('/admin/policy', {
+    schema: { 'a.cedarschema': 'entity Role;' },
+    policies: {
+      'gateway-acts': 'permit(principal == Latchkey::Client::"gateway", action == Latchkey::Action::"exchange", resource);',
+    },
+    entities: [],
+  });
+  if (published.status !== 201) throw new Error(`policy: ${published.status}`);
+  await t.admin(`/admin/clients/${c.client_id}`, { audiences: ['https://inventory.internal'], scope: 'stock:read', access_token_ttl: 3600 }, 'PUT');
+  const subject = await t.post('/token', { grant_type: 'client_credentials', scope: 'stock:read' }, { authorization });
+  const form = new URLSearchParams({
+    grant_type: EXCHANGE,
+    subject_token: subject.body.access_token,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+    ...(mode === 'txn'
+      ? { requested_token_type: 'urn:ietf:params:oauth:token-type:txn_token', audience: trustDomain, scope: 'stock:read' }
+      : { audience: 'https://inventory.internal' }),
+  });
+  exchangeBody = form.toString();
+  authorization = `Basic ${Buffer.from(`gateway:${actor.client_secret}`).toString('base64')}`;
+}
 const sample = await t.post('/token', { grant_type: 'client_credentials', scope: 'stock:read' }, { authorization });
 const events = Array.from({ length: 200 }, (_, i) => ({
   type: 'authz.decision',
@@ -43,7 +76,7 @@ reportCpuOnRequest(
         ? JSON.stringify({ events })
         : mode === 'certificate'
           ? JSON.stringify({ csr })
-          : 'grant_type=client_credentials&scope=stock%3Aread',
+          : exchangeBody || 'grant_type=client_credentials&scope=stock%3Aread',
     ...(mode === 'ingest' || mode === 'certificate' ? { contentType: 'application/json' } : {}),
     tokenBytes: (sample.body.access_token as string).length,
     issuer: t.issuer,

@@ -1,9 +1,14 @@
 // npm run bench — each hot path beside a peer in the same run; medians of interleaved rounds.
 // BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
-// BENCH_ONLY (comma-separated: issuance, ingestion, propagation, verification, authorization, workload, sidecar, login; default all).
+// BENCH_ONLY (comma-separated: issuance, exchange, ingestion, propagation, verification, authorization, workload, sidecar, login; default all).
 import { cpus } from 'node:os';
 import { benchRevocationPropagation } from './revocation_propagation.ts';
-import { benchAuditIngestion, benchCertificateIssuance, benchTokenIssuance } from './token_issuance.ts';
+import {
+  benchAuditIngestion,
+  benchCertificateIssuance,
+  benchTokenExchange,
+  benchTokenIssuance,
+} from './token_issuance.ts';
 import { benchHandshakes } from './mtls_handshake.ts';
 import { benchStorageAppend } from './audit_append.ts';
 import { startPostgresIfConfigured } from '@latchkey/testkit';
@@ -44,6 +49,21 @@ if (runs('issuance')) {
     `Audit cost on the token path: ${((1 - idp.perCore / auditOff.perCore) * 100).toFixed(1)}% of tokens per CPU-second, ${((1 - idp.rps / auditOff.rps) * 100).toFixed(1)}% of tokens/s (target: under 10%)`,
   );
   if (idp.non2xx > 0) failed = true;
+}
+
+if (runs('exchange')) {
+  console.log('\n## Token exchange and Transaction Tokens over loopback HTTPS (issue 16)');
+  const results = await benchTokenExchange({ duration, rounds, connections });
+  const reference = Object.values(results)[0]!;
+  console.log('| subject | tokens/s | p50 ms | p99 ms | server cores | tokens per CPU-second | vs client_credentials (tokens/s) | vs client_credentials (per CPU-s) | errors |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const [name, r] of Object.entries(results)) {
+    console.log(
+      `| ${name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.cores.toFixed(2)} | ${r.perCore.toFixed(0)} | ${((r.rps / reference.rps) * 100).toFixed(0)}% | ${((r.perCore / reference.perCore) * 100).toFixed(0)}% | ${r.non2xx} |`,
+    );
+    if (r.non2xx > 0) failed = true;
+  }
+  console.log('Target: exchanges and Transaction Tokens at ≥ 60% of client_credentials');
 }
 
 if (runs('ingestion')) {

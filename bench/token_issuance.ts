@@ -107,6 +107,22 @@ export async function benchTokenIssuance(options: {
   );
 }
 
+/** Token exchange (RFC 8693) and Transaction Tokens beside client_credentials on the same IdP build (issue 16). */
+export async function benchTokenExchange(options: {
+  duration: number;
+  rounds: number;
+  connections: number;
+}): Promise<Record<string, Sample & { tokenBytes: number }>> {
+  return benchSubjects(
+    [
+      ['Latchkey client_credentials (the reference)', 'idp_child.ts', ['token']],
+      ['Latchkey token exchange → access token', 'idp_child.ts', ['exchange']],
+      ['Latchkey token exchange → Transaction Token', 'idp_child.ts', ['txn']],
+    ],
+    options,
+  );
+}
+
 /** POST /audit/events with batches of 200 decision events, on SQLite and (given a URL) PostgreSQL. */
 export async function benchAuditIngestion(options: {
   duration: number;

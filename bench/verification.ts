@@ -68,6 +68,25 @@ export async function benchVerification(options: { ms: number; rounds: number; t
     const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
     return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
   };
+  // Transaction Tokens (issue 16): typ txntoken+jwt, aud the trust domain.
+  const TRUST_DOMAIN = 'bench.domain';
+  const txnHeader = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'txntoken+jwt', kid })).toString('base64url');
+  const makeTxn = (): string => {
+    const claims = {
+      iss: ISS,
+      aud: TRUST_DOMAIN,
+      iat: now,
+      exp: now + 3600,
+      jti: randomBytes(16).toString('base64url'),
+      txn: randomBytes(16).toString('hex'),
+      sub: 'user-1',
+      scope: 'orders:buy',
+      req_wl: 'spiffe://bench.domain/svc/gateway',
+      tctx: { order: 42 },
+    };
+    const input = `${txnHeader}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+    return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  };
   // Connection: close — the measuring loops keep the event loop busy for seconds, so an idle
   // keep-alive socket could be closed by the server just as the next verifier reuses it.
   const server = createServer((_req, res) =>
@@ -135,14 +154,26 @@ export async function benchVerification(options: { ms: number; rounds: number; t
         return (t) => v.verify(t, { mtlsCertificate: connectionCert });
       },
     ],
+    [
+      '(g) Latchkey SDK verifyTransactionToken (a Txn-Token header, each new)',
+      async () => {
+        const v = await createVerifier({ issuer: ISS, audience: AUD, jwksUri, trustDomain: TRUST_DOMAIN });
+        return (t) => v.verifyTransactionToken(t);
+      },
+    ],
+    [
+      '(h) jose jwtVerify of the same Transaction Tokens',
+      async () => (t) => jwtVerify(t, joseSet, { issuer: ISS, audience: TRUST_DOMAIN, typ: 'txntoken+jwt' }),
+    ],
   ];
   const results = new Map<string, number[]>();
   try {
     for (let round = 0; round < options.rounds; round++) {
       for (const [name, setup] of subjects) {
         // Fresh tokens per subject and round, so "not seen before" really is.
-        const tokens = Array.from({ length: name.startsWith('(d)') ? 40_000 : options.tokens }, () =>
-          make(name.startsWith('(f)')),
+        const txn = name.startsWith('(g)') || name.startsWith('(h)');
+        const tokens = Array.from({ length: name.startsWith('(d)') || txn ? 40_000 : options.tokens }, () =>
+          txn ? makeTxn() : make(name.startsWith('(f)')),
         );
         const fn = await setup(tokens);
         const r = await rate(tokens, options.ms, fn);

@@ -23,8 +23,15 @@ export function registerClientCommands(program: Command): void {
           'private_key_jwt',
           'tls_client_auth',
           'self_signed_tls_client_auth',
+          'none',
         ]),
       )
+      .option(
+        '--grant-type <type>',
+        'a grant the client may use (repeatable): client_credentials (the default), authorization_code, refresh_token, token-exchange',
+        collect,
+      )
+      .option('--redirect-uri <uri>', 'a redirect URI, for authorization_code (repeatable)', collect)
       .option(
         '--jwks-file <file>',
         'public JWK Set for private_key_jwt (or with x5c certificates, for self_signed_tls_client_auth)',
@@ -37,6 +44,10 @@ export function registerClientCommands(program: Command): void {
     const body: Record<string, unknown> = {
       client_id: clientId,
       client_name: opts.name,
+      grant_types: (opts.grantType as string[] | undefined)?.map((g) =>
+        g === 'token-exchange' ? 'urn:ietf:params:oauth:grant-type:token-exchange' : g,
+      ),
+      redirect_uris: opts.redirectUri,
       audiences: opts.audience,
       default_audience: opts.defaultAudience,
       scope: opts.scope,

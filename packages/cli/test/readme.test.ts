@@ -1,6 +1,6 @@
 // Issue 12: the README's walk-through runs as written. Every ```sh block of the "Five-minute
 // walk-through" section, verbatim and in order, as one bash session at a copy of the repository
-// root — only the ports changed (8443 and 9000 to free ones, LATCHKEY_PORT set to match).
+// root — only the ports changed (8443, 9000 and 9001 to free ones, LATCHKEY_PORT set to match).
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
@@ -26,7 +26,7 @@ export function shellBlocks(markdown: string, section: string): string[] {
   );
 }
 
-test('the README walk-through runs verbatim: start, register (CLI and HTTP), token (curl and CLI), verify in a service, introspect, revoke — and raises no alert', {
+test('the README walk-through runs verbatim: start, register (CLI and HTTP), token (curl and CLI), verify in a service, introspect, revoke, a user through two services — and raises no alert', {
   timeout: 180_000,
 }, async () => {
   const env: Record<string, string> = { ...process.env } as Record<string, string>;
@@ -37,10 +37,12 @@ test('the README walk-through runs verbatim: start, register (CLI and HTTP), tok
   assert.ok(blocks.length >= 6, `only ${blocks.length} blocks`);
   const idpPort = await freePort();
   const svcPort = await freePort();
+  const chainPort = await freePort();
   const script = blocks
     .join('\n')
     .replace(/\b8443\b/g, String(idpPort))
-    .replace(/\b9000\b/g, String(svcPort));
+    .replace(/\b9000\b/g, String(svcPort))
+    .replace(/\b9001\b/g, String(chainPort));
   // A fresh root: the repository's files by link, its own .latchkey, logs and JSON files.
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-readme-'));
   for (const f of ['package.json', 'node_modules', 'packages', 'examples', 'tsconfig.json', 'tsconfig.base.json'])
@@ -49,7 +51,7 @@ test('the README walk-through runs verbatim: start, register (CLI and HTTP), tok
     'bash',
     [
       '-c',
-      `set -euo pipefail\n${script}\necho WALKTHROUGH-DONE\nsleep 1\necho ALERTS-BEGIN\nnpx latchkey alerts --json\necho ALERTS-END\nkill %1 %2 2>/dev/null || true\nwait || true`,
+      `set -euo pipefail\n${script}\necho WALKTHROUGH-DONE\nsleep 1\necho ALERTS-BEGIN\nnpx latchkey alerts --json\necho ALERTS-END\nkill %1 %2 %3 2>/dev/null || true\nwait || true`,
     ],
     {
       cwd: dir,
@@ -82,6 +84,25 @@ test('the README walk-through runs verbatim: start, register (CLI and HTTP), tok
   assert.match(out, /"caller":"checkout"/);
   assert.match(out, /"client_id":"billing"/, 'the HTTP registration worked');
   assert.match(out, /"active":true/, 'introspection before the revocation');
+  // Step 6: orders saw the user, called by the gateway, and the audit trail follows the txn.
+  const chain = JSON.parse(/^(\{"user".*\})$/m.exec(out)?.[1] ?? '{}');
+  assert.deepEqual(
+    [chain.caller, chain.chain, chain.order],
+    ['gateway', ['gateway'], { order: 42, action: 'buy' }],
+    out,
+  );
+  const traced = out
+    .split('\n')
+    .filter((l) => l.startsWith('{') && l.includes(`"txn":"${chain.txn}"`))
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    traced.map((e) => [e.type, e.client_id, e.detail.chain]),
+    [
+      ['token.exchanged', 'gateway', ['gateway']],
+      ['token.exchanged', 'gateway', ['gateway']],
+    ],
+    'the Transaction Token and the exchange made within it',
+  );
   // A newcomer's first `latchkey alerts` is empty: the walk-through provokes nothing.
   const alerts = /ALERTS-BEGIN\n([\s\S]*?)ALERTS-END/.exec(out)![1]!;
   assert.equal(alerts.trim(), '', `the walk-through raised alerts:\n${alerts}`);

@@ -4,7 +4,9 @@
  * (`invalid_target`), `access_denied` (a permission refused by the SDK's requirePermission), and
  * `temporarily_unavailable` / `server_error` (RFC 6749 §4.1.2.1), and the authorization endpoint's
  * (`unsupported_response_type`, RFC 6749 §4.1.2.1; `request_not_supported`,
- * `request_uri_not_supported`, `login_required`, OpenID Connect Core §3.1.2.6), sent to the redirect URI. docs/errors.md lists exactly
+ * `request_uri_not_supported`, `login_required`, `consent_required`, OpenID Connect Core §3.1.2.6),
+ * sent to the redirect URI, and the SDK middleware's `invalid_txn_token` (a Transaction Token required
+ * or presented and not valid). docs/errors.md lists exactly
  * these; a test keeps the two in step.
  */
 export const OAUTH_ERROR_CODES = [
@@ -19,6 +21,8 @@ export const OAUTH_ERROR_CODES = [
   'request_not_supported',
   'request_uri_not_supported',
   'login_required',
+  'consent_required',
+  'invalid_txn_token',
   'invalid_token',
   'insufficient_scope',
   'invalid_client_metadata',

@@ -8,6 +8,7 @@ import {
   createAuditQueue,
   createAuthorizer,
   createIdpConnection,
+  createTokenClient,
   createVerifier,
   createWorkloadIdentity,
   type Verifier,
@@ -149,7 +150,7 @@ export async function startSidecar(config: SidecarConfig, options: SidecarOption
       audit,
       clock,
     });
-    authorizer = await createAuthorizer({ connection, audit, clock });
+    authorizer = await createAuthorizer({ connection, audit, clock, delegationContext: config.delegation_context });
   } catch (err) {
     verifier?.close();
     await audit.close();
@@ -216,7 +217,20 @@ export async function startSidecar(config: SidecarConfig, options: SidecarOption
       feed_pushed: vh.revocations.feed === 'connected' ? 1 : 0,
     };
   });
-  const gate = new Gate({ config, routes, verifier: v, authorizer: a, audit, metrics, realm: config.audience });
+  // Routes that mint Transaction Tokens ask the IdP with the sidecar's own client (token exchange).
+  const tokens = config.routes.some((r) => r.transaction_token === 'mint')
+    ? createTokenClient({ issuer: config.idp.issuer, ...credentials, fetch: fetchIdp, clock })
+    : undefined;
+  const gate = new Gate({
+    config,
+    routes,
+    verifier: v,
+    authorizer: a,
+    audit,
+    metrics,
+    realm: config.audience,
+    ...(tokens ? { tokens } : {}),
+  });
   const now = () => clock.now();
   const apps: FastifyInstance[] = [];
   const closers: (() => Promise<void>)[] = [];

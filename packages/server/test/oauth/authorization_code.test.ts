@@ -77,7 +77,12 @@ describe('authorization code + PKCE and OpenID Connect, driven by openid-client'
     assert.deepEqual(m.response_types_supported, ['code']);
     assert.deepEqual(m.code_challenge_methods_supported, ['S256']);
     assert.equal(m.authorization_response_iss_parameter_supported, true);
-    assert.deepEqual(m.grant_types_supported, ['client_credentials', 'authorization_code', 'refresh_token']);
+    assert.deepEqual(m.grant_types_supported, [
+      'client_credentials',
+      'authorization_code',
+      'refresh_token',
+      'urn:ietf:params:oauth:grant-type:token-exchange',
+    ]);
     assert.ok(m.token_endpoint_auth_methods_supported?.includes('none'));
   });
 

@@ -44,7 +44,12 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
       assert.equal(m.introspection_endpoint, `${t.issuer}/introspect`);
       assert.equal(m.revocation_endpoint, `${t.issuer}/revoke`);
       assert.equal(m.registration_endpoint, `${t.issuer}/register`);
-      assert.deepEqual(m.grant_types_supported, ['client_credentials', 'authorization_code', 'refresh_token']);
+      assert.deepEqual(m.grant_types_supported, [
+        'client_credentials',
+        'authorization_code',
+        'refresh_token',
+        'urn:ietf:params:oauth:grant-type:token-exchange',
+      ]);
       assert.deepEqual(m.token_endpoint_auth_methods_supported, [
         'client_secret_basic',
         'client_secret_post',

@@ -108,6 +108,15 @@ export const RouteSpec = Type.Object(
     ),
     context: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Attribute)),
     scope: Type.Optional(doc(Type.String({ minLength: 1 }), 'scopes the token must carry (space-separated)')),
+    transaction_token: Type.Optional(
+      doc(
+        Type.Union([Type.Literal('mint'), Type.Literal('require'), Type.Literal('optional')]),
+        "Transaction Tokens (Txn-Token header): mint one for each allowed request at the edge (from the caller's token; any Txn-Token from outside is replaced), or require / verify one on an inner hop (forwarded unchanged)",
+      ),
+    ),
+    txn_scope: Type.Optional(
+      doc(Type.String({ minLength: 1 }), "mint: the Transaction Token's scope (default: the caller token's)"),
+    ),
   },
   { additionalProperties: false },
 );
@@ -136,6 +145,11 @@ export const SidecarConfigSchema = Type.Object(
     unmatched: Type.Union([Type.Literal('deny'), Type.Literal('authenticated')], {
       default: 'deny',
       description: 'requests no route matches: denied (403), or allowed with any valid token',
+    }),
+    delegation_context: Type.Boolean({
+      default: false,
+      description:
+        'put the delegation chain (actors, caller, depth) and the Transaction Token (txn) into every decision’s Cedar context; declare them in the schema',
     }),
     pass_authorization: Type.Boolean({
       default: false,

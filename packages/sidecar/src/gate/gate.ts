@@ -1,6 +1,19 @@
 import type { X509Certificate } from 'node:crypto';
-import type { AccessTokenClaims } from '@latchkey/protocol';
-import { type AuditQueue, type Authorizer, authenticateBearer, type Verifier } from '@latchkey/sdk';
+import {
+  type AccessTokenClaims,
+  parseCompactJws,
+  TXN_TOKEN_HEADER,
+  type TransactionTokenClaims,
+} from '@latchkey/protocol';
+import {
+  type AuditQueue,
+  type Authorizer,
+  authenticateBearer,
+  type TokenClient,
+  TokenClientError,
+  type Verifier,
+  VerifyError,
+} from '@latchkey/sdk';
 import type { SidecarConfig } from '../config/sidecar_config_schema.ts';
 import type { RequestFacts } from '../routes/request_facts.ts';
 import { headerValue } from '../routes/request_facts.ts';
@@ -18,7 +31,9 @@ export type GateReason =
   | 'insufficient_scope'
   | 'peer_not_allowed'
   | 'unresolvable'
-  | 'denied';
+  | 'denied'
+  | 'invalid_txn_token'
+  | 'txn_unavailable';
 
 export type GateOutcome =
   | { allow: true; reason: GateReason; route: string; identity: Record<string, string> }
@@ -26,7 +41,7 @@ export type GateOutcome =
       allow: false;
       reason: GateReason;
       route: string;
-      status: 400 | 401 | 403;
+      status: 400 | 401 | 403 | 503;
       headers: Record<string, string>;
       body: { error: string; error_description: string };
     };
@@ -54,20 +69,24 @@ export function usableWorkload(
 export interface GateDeps {
   config: Pick<SidecarConfig, 'unmatched'>;
   routes: RouteTable;
-  verifier: Pick<Verifier, 'verify' | 'clientRevoked'>;
+  verifier: Pick<Verifier, 'verify' | 'clientRevoked' | 'verifyTransactionToken'>;
+  /** Mints Transaction Tokens for `transaction_token: mint` routes (the sidecar's own client, registered for token exchange). */
+  tokens?: Pick<TokenClient, 'transactionToken'>;
   authorizer: Pick<Authorizer, 'authorize'>;
   audit: Pick<AuditQueue, 'record'>;
   metrics: SidecarMetrics;
   realm: string;
 }
 
+type Refusal = Extract<GateOutcome, { allow: false }>;
+
 const deny = (
   reason: GateReason,
   route: string,
-  status: 400 | 401 | 403,
+  status: 400 | 401 | 403 | 503,
   error: string,
   description: string,
-): GateOutcome => ({
+): Refusal => ({
   allow: false,
   reason,
   route,
@@ -149,6 +168,26 @@ export class Gate {
       principal = `Service::${JSON.stringify(id)}`;
     }
 
+    // An inner hop: the Transaction Token that came with the request, verified (and forwarded unchanged).
+    let transaction: TransactionTokenClaims | undefined;
+    const txnMode = route?.spec.transaction_token;
+    if (txnMode === 'require' || txnMode === 'optional') {
+      const presented = headerValue(facts.headers, TXN_TOKEN_HEADER);
+      if (presented === undefined && txnMode === 'require') {
+        this.report(facts, 'no Transaction Token', claims);
+        return deny('invalid_txn_token', routeName, 403, 'invalid_txn_token', 'a Transaction Token is required');
+      }
+      if (presented !== undefined) {
+        try {
+          transaction = await this.deps.verifier.verifyTransactionToken(presented);
+        } catch (err) {
+          const code = err instanceof VerifyError ? err.code : 'token_malformed';
+          this.report(facts, `Transaction Token refused: ${code}`, claims);
+          return deny('invalid_txn_token', routeName, 403, 'invalid_txn_token', code);
+        }
+      }
+    }
+
     if (route?.action) {
       let resolved: ReturnType<typeof resolve>;
       try {
@@ -164,12 +203,59 @@ export class Gate {
         action: route.action,
         resource: resolved.resource as NonNullable<typeof resolved.resource>,
         context: resolved.context,
+        ...(transaction ? { transaction } : {}),
       });
       this.deps.metrics.decideSeconds.observe((performance.now() - started) / 1000);
       if (result.decision !== 'allow')
         return deny('denied', routeName, 403, 'access_denied', 'the policy denies this request');
     }
-    return { allow: true, reason: 'allowed', route: routeName, identity: identityHeaders(claims, facts.peer) };
+    const identity = identityHeaders(claims, facts.peer);
+    if (transaction) identity['x-latchkey-txn'] = transaction.txn;
+    if (txnMode === 'mint') {
+      // The edge: a Transaction Token for this request, from the caller's own token.
+      if (!claims || !authorization) {
+        this.report(facts, 'a Transaction Token is minted from a bearer token only', claims);
+        return deny('txn_unavailable', routeName, 403, 'access_denied', 'this route needs a bearer token');
+      }
+      const minted = await this.mint(facts, authorization, route?.spec.txn_scope ?? claims.scope ?? '');
+      if ('allow' in minted) return { ...minted, route: routeName };
+      identity[TXN_TOKEN_HEADER] = minted.token;
+      identity['x-latchkey-txn'] = minted.txn;
+    }
+    return { allow: true, reason: 'allowed', route: routeName, identity };
+  }
+
+  /** A Transaction Token from the IdP for an allowed request, or the refusal to answer when there is none. */
+  private async mint(
+    facts: RequestFacts,
+    authorization: string,
+    scope: string,
+  ): Promise<{ token: string; txn: string } | Refusal> {
+    const tokens = this.deps.tokens;
+    if (!tokens) throw new Error('a route mints Transaction Tokens but the gate has no token client');
+    try {
+      const token = await tokens.transactionToken({
+        subjectToken: authorization.replace(/^bearer\s+/i, '').trim(),
+        scope,
+        requestContext: { req_ip: facts.sourceIp, ...(facts.peer ? { peer: facts.peer } : {}) },
+        requestDetails: { method: facts.method.toUpperCase(), path: facts.path.slice(0, 512) },
+      });
+      const txn = parseCompactJws(token)?.payload.txn;
+      return { token, txn: typeof txn === 'string' ? txn : '' };
+    } catch (err) {
+      // Refused by the IdP's policy: the caller may not start a transaction here. Unreachable: 503.
+      const refused = err instanceof TokenClientError && err.status >= 400 && err.status < 500;
+      this.report(facts, `no Transaction Token: ${(err as Error).message}`.slice(0, 256), undefined);
+      return refused
+        ? deny(
+            'txn_unavailable',
+            '',
+            403,
+            'access_denied',
+            'the IdP did not issue a Transaction Token for this request',
+          )
+        : deny('txn_unavailable', '', 503, 'temporarily_unavailable', 'no Transaction Token could be obtained');
+    }
   }
 
   /** A refusal that no decision of the authorizer records (no route, nothing to decide on). */

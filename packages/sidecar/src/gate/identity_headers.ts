@@ -3,7 +3,11 @@ import type { AccessTokenClaims } from '@latchkey/protocol';
 /** The prefix of every header the sidecar sets for the upstream; any that arrive from outside are removed. */
 export const IDENTITY_PREFIX = 'x-latchkey-';
 
-/** Every header the sidecar sets: the token's subject, client, scope, roles and delegation chain, and the mTLS peer. */
+/**
+ * Every header the sidecar sets: the token's subject, client, scope, roles and delegation chain,
+ * the mTLS peer, and the Transaction Token's `txn` (a minted Transaction Token itself goes in
+ * `Txn-Token`, replacing any that came from outside).
+ */
 export const IDENTITY_HEADERS = [
   'x-latchkey-sub',
   'x-latchkey-client-id',
@@ -11,6 +15,7 @@ export const IDENTITY_HEADERS = [
   'x-latchkey-roles',
   'x-latchkey-act',
   'x-latchkey-peer',
+  'x-latchkey-txn',
 ] as const;
 
 /** The identity headers of an allowed request (lowercase names). */
