@@ -15,7 +15,7 @@ const tags = ['admin: users'];
 const Params = Type.Object({ user: Type.String({ minLength: 1, maxLength: 255 }) });
 const ClientParams = Type.Object({
   user: Type.String({ minLength: 1, maxLength: 255 }),
-  client_id: Type.String({ minLength: 1, maxLength: 255 }),
+  client: Type.String({ minLength: 1, maxLength: 255, description: 'the client id' }),
 });
 const ConsentView = Type.Object(
   {
@@ -60,7 +60,7 @@ export function registerConsentAdmin(scope: FastifyInstance, deps: ConsentAdminD
     },
   );
   app.delete(
-    '/admin/users/:user/consents/:client_id',
+    '/admin/users/:user/consents/:client',
     {
       schema: {
         tags,
@@ -71,7 +71,7 @@ export function registerConsentAdmin(scope: FastifyInstance, deps: ConsentAdminD
     },
     async (request, reply) => {
       const user = await findUser(deps.users, request.params.user);
-      if (!(await deps.consents.withdraw(request, 'admin', user.sub, request.params.client_id)))
+      if (!(await deps.consents.withdraw(request, 'admin', user.sub, request.params.client)))
         throw notFound('the user has no consent to that client');
       return reply.code(204).send(null);
     },

@@ -63,7 +63,7 @@ const EXPECTED: Record<string, string> = {
   'POST /admin/users/:user/password': 'admin',
   'POST /admin/users/:user/second-factor/reset': 'admin',
   'GET /admin/users/:user/consents': 'admin',
-  'DELETE /admin/users/:user/consents/:client_id': 'admin',
+  'DELETE /admin/users/:user/consents/:client': 'admin',
   'GET /admin/audit': 'admin',
   'GET /admin/audit/verify': 'admin',
   'POST /admin/audit/verify': 'admin',
