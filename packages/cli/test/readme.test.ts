@@ -94,7 +94,8 @@ test('the README walk-through runs verbatim: start, register (CLI and HTTP), tok
   const traced = out
     .split('\n')
     .filter((l) => l.startsWith('{') && l.includes(`"txn":"${chain.txn}"`))
-    .map((l) => JSON.parse(l));
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.type !== undefined);
   assert.deepEqual(
     traced.map((e) => [e.type, e.client_id, e.detail.chain]),
     [
