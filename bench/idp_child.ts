@@ -37,25 +37,41 @@ if (mode === 'exchange' || mode === 'txn') {
   const published = await t.admin('/admin/policy', {
     schema: { 'a.cedarschema': 'entity Role;' },
     policies: {
-      'gateway-acts': 'permit(principal == Latchkey::Client::"gateway", action == Latchkey::Action::"exchange", resource);',
+      'gateway-acts':
+        'permit(principal == Latchkey::Client::"gateway", action == Latchkey::Action::"exchange", resource);',
     },
     entities: [],
   });
   if (published.status !== 201) throw new Error(`policy: ${published.status}`);
-  await t.admin(`/admin/clients/${c.client_id}`, { audiences: ['https://inventory.internal'], scope: 'stock:read', access_token_ttl: 3600 }, 'PUT');
+  await t.admin(
+    `/admin/clients/${c.client_id}`,
+    { audiences: ['https://inventory.internal'], scope: 'stock:read', access_token_ttl: 3600 },
+    'PUT',
+  );
   const subject = await t.post('/token', { grant_type: 'client_credentials', scope: 'stock:read' }, { authorization });
   const form = new URLSearchParams({
     grant_type: EXCHANGE,
     subject_token: subject.body.access_token,
     subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
     ...(mode === 'txn'
-      ? { requested_token_type: 'urn:ietf:params:oauth:token-type:txn_token', audience: trustDomain, scope: 'stock:read' }
+      ? {
+          requested_token_type: 'urn:ietf:params:oauth:token-type:txn_token',
+          audience: trustDomain,
+          scope: 'stock:read',
+        }
       : { audience: 'https://inventory.internal' }),
   });
   exchangeBody = form.toString();
   authorization = `Basic ${Buffer.from(`gateway:${actor.client_secret}`).toString('base64')}`;
 }
-const sample = await t.post('/token', { grant_type: 'client_credentials', scope: 'stock:read' }, { authorization });
+const sample = await t.post(
+  '/token',
+  exchangeBody
+    ? Object.fromEntries(new URLSearchParams(exchangeBody))
+    : { grant_type: 'client_credentials', scope: 'stock:read' },
+  { authorization },
+);
+if (typeof sample.body.access_token !== 'string') throw new Error(`sample token: ${JSON.stringify(sample.body)}`);
 const events = Array.from({ length: 200 }, (_, i) => ({
   type: 'authz.decision',
   outcome: i % 10 === 0 ? 'failure' : 'success',

@@ -55,7 +55,9 @@ if (runs('exchange')) {
   console.log('\n## Token exchange and Transaction Tokens over loopback HTTPS (issue 16)');
   const results = await benchTokenExchange({ duration, rounds, connections });
   const reference = Object.values(results)[0]!;
-  console.log('| subject | tokens/s | p50 ms | p99 ms | server cores | tokens per CPU-second | vs client_credentials (tokens/s) | vs client_credentials (per CPU-s) | errors |');
+  console.log(
+    '| subject | tokens/s | p50 ms | p99 ms | server cores | tokens per CPU-second | vs client_credentials (tokens/s) | vs client_credentials (per CPU-s) | errors |',
+  );
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const [name, r] of Object.entries(results)) {
     console.log(

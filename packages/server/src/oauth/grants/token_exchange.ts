@@ -15,12 +15,7 @@ import type { UserStore } from '../../storage/ports.ts';
 import { mintAccessToken } from '../access_token.ts';
 import { isAbsoluteUri } from '../audience.ts';
 import { isValidScope } from '../scope.ts';
-import {
-  checkOwnTransactionToken,
-  readSubjectToken,
-  type SubjectToken,
-  type SubjectTokenDeps,
-} from '../subject_token.ts';
+import { checkOwnTransactionToken, readSubjectToken, type SubjectTokenDeps } from '../subject_token.ts';
 import { mintTransactionToken } from '../transaction_token.ts';
 import type { GrantHandler } from './types.ts';
 
@@ -166,6 +161,29 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler {
       const left = subject.exp - now;
       const origin = subject.originJti ?? subject.jti;
       const chain = [client.clientId, ...prior];
+      /** The one `token.exchanged` event, with the whole chain (and the transaction, when there is one). */
+      const issued = (t: { jti: string; exp: number; aud: string; scope: string | null; txn: string | undefined }) =>
+        deps.events.emit('token.exchanged', {
+          actor: client.clientId,
+          subject: subject.sub,
+          client_id: client.clientId,
+          outcome: 'success',
+          request_id: request.id,
+          source_ip: request.ip,
+          detail: {
+            subject_token_type: TOKEN_TYPES[subject.type],
+            requested_token_type: requested,
+            chain,
+            ...(t.txn ? { txn: t.txn } : {}),
+            jti: t.jti,
+            ...(origin ? { origin_jti: origin } : {}),
+            aud: t.aud,
+            scope: t.scope,
+            exp: t.exp,
+            policies: decision.reasons,
+            auth_method: authMethod,
+          },
+        });
       if (txn) {
         const ttl = Math.min(deps.txnTokenTtl, left);
         if (ttl < 1) throw invalidRequest('subject_token has expired');
@@ -188,23 +206,7 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler {
           },
           now,
         );
-        await exchanged(
-          request,
-          subject,
-          chain,
-          claims.jti,
-          claims.exp,
-          deps.trustDomain,
-          claims.scope,
-          decision.reasons,
-          {
-            txn: claims.txn,
-            origin,
-            requested,
-            authMethod,
-            clientId: client.clientId,
-          },
-        );
+        await issued({ jti: claims.jti, exp: claims.exp, aud: deps.trustDomain, scope: claims.scope, txn: claims.txn });
         return {
           access_token: token,
           issued_token_type: TOKEN_TYPES.txn_token,
@@ -236,23 +238,7 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler {
         },
         now,
       );
-      await exchanged(
-        request,
-        subject,
-        chain,
-        claims.jti,
-        claims.exp,
-        audience,
-        claims.scope ?? null,
-        decision.reasons,
-        {
-          ...(txnId ? { txn: txnId } : {}),
-          origin,
-          requested,
-          authMethod,
-          clientId: client.clientId,
-        },
-      );
+      await issued({ jti: claims.jti, exp: claims.exp, aud: audience, scope: claims.scope ?? null, txn: txnId });
       return {
         access_token: token,
         issued_token_type: TOKEN_TYPES.access_token,
@@ -262,38 +248,4 @@ export function tokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler {
       };
     },
   };
-
-  function exchanged(
-    request: Parameters<GrantHandler['handle']>[0]['request'],
-    subject: SubjectToken,
-    chain: string[],
-    jti: string,
-    exp: number,
-    aud: string,
-    scope: string | null,
-    policies: string[],
-    o: { txn?: string; origin: string | undefined; requested: string; authMethod: string; clientId: string },
-  ): Promise<void> {
-    return deps.events.emit('token.exchanged', {
-      actor: o.clientId,
-      subject: subject.sub,
-      client_id: o.clientId,
-      outcome: 'success',
-      request_id: request.id,
-      source_ip: request.ip,
-      detail: {
-        subject_token_type: TOKEN_TYPES[subject.type],
-        requested_token_type: o.requested,
-        chain,
-        ...(o.txn ? { txn: o.txn } : {}),
-        jti,
-        ...(o.origin ? { origin_jti: o.origin } : {}),
-        aud,
-        scope,
-        exp,
-        policies,
-        auth_method: o.authMethod,
-      },
-    });
-  }
 }
