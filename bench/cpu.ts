@@ -6,6 +6,8 @@ export interface Target {
   /** Content type of `body` (default: form). */
   contentType?: string;
   tokenBytes: number;
+  /** Bodies to send in turn instead of `body` (each request the next one). */
+  bodies?: string[];
   /** Issuer base URL and the CA that signed its certificate, for benchmarks that need more than /token. */
   issuer?: string;
   ca?: string;

@@ -25,7 +25,8 @@ let authorization = `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).to
 // 'exchange' and 'txn' (issue 16): another service exchanges c's token (RFC 8693) for one to call
 // inventory on c's behalf, or for a Transaction Token; a Cedar permit allows it.
 let exchangeBody = '';
-if (mode === 'exchange' || mode === 'txn') {
+let exchangeBodies: string[] | undefined;
+if (mode === 'exchange' || mode === 'exchange-new' || mode === 'txn') {
   const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
   const trustDomain = ((await (await t.fetch(`${t.issuer}/.well-known/openid-configuration`)).json()) as any)
     .transaction_token_audience as string;
@@ -62,6 +63,15 @@ if (mode === 'exchange' || mode === 'txn') {
       : { audience: 'https://inventory.internal' }),
   });
   exchangeBody = form.toString();
+  if (mode === 'exchange-new') {
+    // More subject tokens than the IdP remembers as verified (10,000), used in turn: every one is verified anew.
+    exchangeBodies = [];
+    for (let i = 0; i < 15_000; i++) {
+      const s = await t.post('/token', { grant_type: 'client_credentials', scope: 'stock:read' }, { authorization });
+      form.set('subject_token', s.body.access_token);
+      exchangeBodies.push(form.toString());
+    }
+  }
   authorization = `Basic ${Buffer.from(`gateway:${actor.client_secret}`).toString('base64')}`;
 }
 const sample = await t.post(
@@ -94,6 +104,7 @@ reportCpuOnRequest(
           ? JSON.stringify({ csr })
           : exchangeBody || 'grant_type=client_credentials&scope=stock%3Aread',
     ...(mode === 'ingest' || mode === 'certificate' ? { contentType: 'application/json' } : {}),
+    ...(exchangeBodies ? { bodies: exchangeBodies } : {}),
     tokenBytes: (sample.body.access_token as string).length,
     issuer: t.issuer,
     ...(t.caPem ? { ca: t.caPem } : {}),

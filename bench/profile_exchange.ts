@@ -7,19 +7,31 @@ import { startTestIdp } from '@latchkey/testkit';
 const txn = process.argv[2] === 'txn';
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const t = await startTestIdp({});
-const trustDomain = ((await (await t.fetch(`${t.issuer}/.well-known/openid-configuration`)).json()) as {
-  transaction_token_audience: string;
-}).transaction_token_audience;
+const trustDomain = (
+  (await (await t.fetch(`${t.issuer}/.well-known/openid-configuration`)).json()) as {
+    transaction_token_audience: string;
+  }
+).transaction_token_audience;
 const c = await t.register({ audiences: ['https://inventory.internal'], scope: 'stock:read', access_token_ttl: 3600 });
-const actor = await t.register({ client_id: 'gateway', grant_types: ['client_credentials', EXCHANGE], audiences: ['https://gateway.internal'] });
+const actor = await t.register({
+  client_id: 'gateway',
+  grant_types: ['client_credentials', EXCHANGE],
+  audiences: ['https://gateway.internal'],
+});
 await t.admin('/admin/policy', {
   schema: { 'a.cedarschema': 'entity Role;' },
-  policies: { p: 'permit(principal == Latchkey::Client::"gateway", action == Latchkey::Action::"exchange", resource);' },
+  policies: {
+    p: 'permit(principal == Latchkey::Client::"gateway", action == Latchkey::Action::"exchange", resource);',
+  },
   entities: [],
 });
-const subject = await t.post('/token', { grant_type: 'client_credentials', scope: 'stock:read' }, {
-  authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`,
-});
+const subject = await t.post(
+  '/token',
+  { grant_type: 'client_credentials', scope: 'stock:read' },
+  {
+    authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`,
+  },
+);
 const body = new URLSearchParams({
   grant_type: EXCHANGE,
   subject_token: subject.body.access_token,

@@ -65,6 +65,23 @@ async function measure(c: Child, duration: number, connections: number): Promise
       ...(c.target.authorization ? { authorization: c.target.authorization } : {}),
     },
     body: c.target.body,
+    ...(c.target.bodies
+      ? (() => {
+          const bodies = c.target.bodies;
+          let next = 0;
+          return {
+            requests: [
+              {
+                method: 'POST' as const,
+                setupRequest: ((req: Record<string, unknown>) => ({
+                  ...req,
+                  body: bodies[next++ % bodies.length],
+                })) as unknown as autocannon.Request['setupRequest'],
+              },
+            ],
+          };
+        })()
+      : {}),
   };
   await autocannon({ ...opts, duration: 1 }); // warm-up
   const before = await cpu(c);
@@ -116,7 +133,12 @@ export async function benchTokenExchange(options: {
   return benchSubjects(
     [
       ['Latchkey client_credentials (the reference)', 'idp_child.ts', ['token']],
-      ['Latchkey token exchange → access token', 'idp_child.ts', ['exchange']],
+      [
+        'Latchkey token exchange → access token (the same subject token again: verified once)',
+        'idp_child.ts',
+        ['exchange'],
+      ],
+      ['Latchkey token exchange → access token (a new subject token each time)', 'idp_child.ts', ['exchange-new']],
       ['Latchkey token exchange → Transaction Token', 'idp_child.ts', ['txn']],
     ],
     options,

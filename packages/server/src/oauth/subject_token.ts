@@ -1,5 +1,7 @@
 import {
+  type AccessTokenClaims,
   actorChain,
+  checkAccessTokenTime,
   checkTransactionTokenClaims,
   parseCompactJws,
   serviceClientId,
@@ -44,7 +46,16 @@ export interface SubjectTokenDeps {
   keys: Pick<KeyRing, 'publishedKey'>;
   revocations: Pick<RevocationLog, 'check'>;
   clockSkew: number;
+  /**
+   * Access tokens whose signature and claims were checked already (a gateway exchanges the same
+   * user token for every request it serves): by the token itself, with its key id. A hit is still
+   * checked for time, for its key being published, and for revocation.
+   */
+  verified?: Map<string, { kid: string; claims: AccessTokenClaims }>;
 }
+
+/** Verified access tokens remembered (LRU), when the deps give a cache. */
+export const VERIFIED_CACHE_SIZE = 10_000;
 
 const refused = (what: string, why: string): OAuthError => invalidRequest(`${what} ${why}`);
 
@@ -84,10 +95,7 @@ export async function readSubjectToken(
 }
 
 function accessToken(deps: SubjectTokenDeps, what: string, token: string, now: number): SubjectToken {
-  const r = verifyOwnToken(deps.keys, deps.issuer, token, now, deps.clockSkew);
-  if (!r.valid)
-    throw refused(what, r.reason === 'expired' ? 'has expired' : `is not a valid access token (${r.reason})`);
-  const c = r.claims;
+  const c = verifiedAccessToken(deps, what, token, now);
   return {
     type: 'access_token',
     sub: c.sub,
@@ -103,6 +111,28 @@ function accessToken(deps: SubjectTokenDeps, what: string, token: string, now: n
     ...(c.groups ? { groups: c.groups } : {}),
     ...(c.attributes ? { attributes: c.attributes } : {}),
   };
+}
+
+/** An access token of ours, verified — or, seen before, from the cache (time and key re-checked). */
+function verifiedAccessToken(deps: SubjectTokenDeps, what: string, token: string, now: number): AccessTokenClaims {
+  const cache = deps.verified;
+  const hit = cache?.get(token);
+  if (hit && deps.keys.publishedKey(hit.kid)) {
+    const late = checkAccessTokenTime(hit.claims, now, deps.clockSkew);
+    if (late) throw refused(what, late === 'token_expired' ? 'has expired' : 'is not valid yet');
+    cache?.delete(token);
+    cache?.set(token, hit);
+    return hit.claims;
+  }
+  const r = verifyOwnToken(deps.keys, deps.issuer, token, now, deps.clockSkew);
+  if (!r.valid)
+    throw refused(what, r.reason === 'expired' ? 'has expired' : `is not a valid access token (${r.reason})`);
+  if (cache) {
+    if (cache.size >= VERIFIED_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+    const kid = parseCompactJws(token)?.header.kid;
+    if (typeof kid === 'string') cache.set(token, { kid, claims: r.claims });
+  }
+  return r.claims;
 }
 
 /** A signed JWS of ours with this `typ` check: the payload, or undefined. */

@@ -65,7 +65,7 @@ describe('token exchange (RFC 8693) and Transaction Tokens, decided by Cedar', (
       audiences: [GATEWAY],
       scope: 'orders:read orders:write',
     });
-    for (const id of ['gateway', 'orders', 'billing', 'intruder'])
+    for (const id of ['gateway', 'orders', 'billing', 'intruder', 'portal'])
       secrets[id] = (
         await t.register({
           client_id: id,
@@ -82,6 +82,7 @@ describe('token exchange (RFC 8693) and Transaction Tokens, decided by Cedar', (
       policies: {
         'gateway-for-users': `permit(principal == Latchkey::Client::"gateway", action == Latchkey::Action::"exchange", resource == Latchkey::Audience::"${ORDERS}") when { context.subject_kind == "user" && context.subject_audiences.contains("${GATEWAY}") };`,
         'orders-to-billing-via-gateway': `permit(principal == Latchkey::Client::"orders", action == Latchkey::Action::"exchange", resource == Latchkey::Audience::"${BILLING}") when { context.caller == "gateway" };`,
+        'portal-with-id-tokens': `permit(principal == Latchkey::Client::"portal", action == Latchkey::Action::"exchange", resource == Latchkey::Audience::"${ORDERS}") when { context.subject_kind == "user" && context.subject_client == "web" };`,
         'billing-to-ledger': `permit(principal == Latchkey::Client::"billing", action == Latchkey::Action::"exchange", resource == Latchkey::Audience::"${LEDGER}");`,
         'gateway-starts-transactions': `permit(principal == Latchkey::Client::"gateway", action == Latchkey::Action::"exchange", resource == Latchkey::Audience::"${trustDomain}") when { context.requested_token_type == "txn_token" && context.subject_kind == "user" };`,
         'orders-replaces-them': `permit(principal == Latchkey::Client::"orders", action == Latchkey::Action::"exchange", resource == Latchkey::Audience::"${trustDomain}") when { context.caller == "gateway" };`,
@@ -136,6 +137,57 @@ describe('token exchange (RFC 8693) and Transaction Tokens, decided by Cedar', (
       [last?.subject, last?.client_id, last?.detail?.chain, last?.detail?.aud, last?.detail?.policies],
       [alice.sub, 'orders', ['orders', 'gateway'], BILLING, ['orders-to-billing-via-gateway']],
     );
+  });
+
+  test('an ID token as the subject (no scope: it grants none), and an actor token standing for the client', async () => {
+    const signedIn = await userTokens(t, {
+      clientId: 'web',
+      redirectUri: APP,
+      username: 'alice',
+      password: PASSWORD,
+      scope: 'openid orders:read',
+    });
+    const ID = 'urn:ietf:params:oauth:token-type:id_token';
+    const r = await exchange('portal', {
+      subject_token: signedIn.id_token as string,
+      subject_token_type: ID,
+      audience: ORDERS,
+    });
+    const p = jose.decodeJwt(r.access_token);
+    assert.deepEqual(
+      [p.sub, p.client_id, p.act, p.scope, p.groups],
+      [alice.sub, 'portal', { sub: 'portal' }, undefined, ['eu']],
+    );
+    const scoped = await raw('portal', {
+      subject_token: signedIn.id_token as string,
+      subject_token_type: ID,
+      audience: ORDERS,
+      scope: 'orders:read',
+    });
+    assert.deepEqual([scoped.status, scoped.body.error], [400, 'invalid_scope']);
+    const own = (
+      await t.post(
+        '/token',
+        { grant_type: 'client_credentials' },
+        { authorization: basicAuth('gateway', secrets.gateway as string) },
+      )
+    ).body.access_token as string;
+    const withActor = await exchange('gateway', {
+      subject_token: signedIn.access_token,
+      subject_token_type: AT,
+      actor_token: own,
+      actor_token_type: AT,
+      audience: ORDERS,
+    });
+    assert.equal(jose.decodeJwt(withActor.access_token).client_id, 'gateway');
+    const notMine = await raw('orders', {
+      subject_token: signedIn.access_token,
+      subject_token_type: AT,
+      actor_token: own,
+      actor_token_type: AT,
+      audience: BILLING,
+    });
+    assert.deepEqual([notMine.status, notMine.body.error], [400, 'invalid_request']);
   });
 
   test('refused per RFC 8693: no permit → invalid_target (audited), wider scope → invalid_scope, deeper than the limit → invalid_request', async () => {

@@ -72,7 +72,9 @@ function jsonObject(value: string | undefined, name: string): Record<string, unk
  * `invalid_request` for a bad, expired or revoked subject or actor token, `invalid_target` for an
  * audience the policy refuses, `invalid_scope` for a wider scope.
  */
-export function tokenExchangeGrant(deps: TokenExchangeDeps): GrantHandler {
+export function tokenExchangeGrant(given: TokenExchangeDeps): GrantHandler {
+  // Subject tokens verified once: the same user token is exchanged for every request a gateway serves.
+  const deps: TokenExchangeDeps = { ...given, verified: given.verified ?? new Map() };
   const spiffeOf = (clientId: string) => serviceSpiffeId(deps.trustDomain, clientId);
   return {
     grantType: TOKEN_EXCHANGE_GRANT,
