@@ -41,17 +41,15 @@ export async function startDelegationChain(
     const claims = await authenticate(req, res, { verifier: ordersVerifier, transactionToken: 'required' });
     if (!claims) return;
     const txn = transactionOf(req)!.claims;
-    res
-      .writeHead(200, { 'content-type': 'application/json' })
-      .end(
-        JSON.stringify({
-          user: claims.sub,
-          caller: claims.client_id,
-          chain: actorChain(claims),
-          txn: txn.txn,
-          order: txn.tctx,
-        }),
-      );
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        user: claims.sub,
+        caller: claims.client_id,
+        chain: actorChain(claims),
+        txn: txn.txn,
+        order: txn.tctx,
+      }),
+    );
   });
   orders.on('close', () => ordersVerifier.close());
   const ordersPort = await listen(orders, 0);
