@@ -318,7 +318,14 @@ namespace Orders {
       audience: BILLING,
       allowedActors: ['orders'],
     });
+    // A service whose clock is past the Transaction Token's life (60 s, plus the 30 s skew).
+    const later = await createVerifier({
+      connection: createIdpConnection({ issuer: t.issuer, fetch: t.fetch }),
+      audience: BILLING,
+      clock: { now: () => Date.now() + 95_000 },
+    });
     try {
+      await assert.rejects(later.verifyTransactionToken(txn), (e: VerifyError) => e.code === 'token_expired');
       await assert.rejects(strict.verify(toBilling), (e: VerifyError) => e.code === 'delegation_refused');
       await assert.rejects(
         picky.verify(toBilling),
@@ -328,6 +335,7 @@ namespace Orders {
     } finally {
       strict.close();
       picky.close();
+      later.close();
     }
   });
 
