@@ -131,14 +131,16 @@ export class SqliteDriver implements SqlDriver {
     const tx: SqlTransaction = { ...this.direct, lock: async () => {}, notify: async (c) => void notified.add(c) };
     try {
       // BEGIN IMMEDIATE takes the write lock now, waiting (asynchronously) for another process's writer.
-      await this.whenFree(() => this.db.exec('BEGIN IMMEDIATE'));
+      // BEGIN, COMMIT and ROLLBACK are prepared once, like every other statement: `exec` would
+      // parse them again for every transaction, one per group commit on the token path.
+      await this.whenFree(() => this.statement('BEGIN IMMEDIATE').run());
       try {
         const result = await body(tx);
-        this.guard(() => this.db.exec('COMMIT'));
+        this.guard(() => this.statement('COMMIT').run());
         for (const c of notified) for (const l of this.listeners.get(c) ?? []) l();
         return result;
       } finally {
-        if (this.db.open && this.db.inTransaction) this.db.exec('ROLLBACK');
+        if (this.db.open && this.db.inTransaction) this.statement('ROLLBACK').run();
       }
     } finally {
       this.open = undefined;
