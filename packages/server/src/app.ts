@@ -340,6 +340,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           keys,
           codes: storage,
           users: storage,
+          consents,
           events,
           revocations: deps.revocations,
           tokenPolicy: deps.tokenPolicy,

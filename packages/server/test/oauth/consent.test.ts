@@ -141,7 +141,16 @@ describe('consent for a third-party client (consent_required), driven by openid-
     const tokens = await oidc.authorizationCodeGrant(partner, back(await browser.fetch(String(url))), checks);
     assert.ok(tokens.refresh_token);
 
+    const pending = await authorize('openid');
+    const pendingCode = back(await browser.fetch(String(pending.url)));
+    assert.ok(pendingCode.searchParams.get('code'), 'a code issued while the consent stood');
+
     assert.equal((await t.admin('/admin/users/alice/consents/partner', undefined, 'DELETE')).status, 204);
+    await assert.rejects(
+      oidc.authorizationCodeGrant(partner, pendingCode, pending.checks),
+      (e: oidc.ResponseBodyError) => e.error === 'invalid_grant',
+      'the code goes with the consent',
+    );
     await assert.rejects(
       oidc.refreshTokenGrant(partner, tokens.refresh_token as string),
       (e: oidc.ResponseBodyError) => {

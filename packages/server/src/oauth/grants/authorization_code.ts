@@ -11,6 +11,7 @@ import { mintIdToken } from '../id_token.ts';
 import { userClaims } from '../user_claims.ts';
 import type { RefreshTokens } from '../refresh_tokens.ts';
 import { mintUserAccessToken, type UserTokenDeps, userTokenIssued } from '../user_access_token.ts';
+import type { Consents } from '../../users/consents.ts';
 import type { GrantHandler } from './types.ts';
 
 export interface AuthorizationCodeDeps extends UserTokenDeps {
@@ -19,6 +20,8 @@ export interface AuthorizationCodeDeps extends UserTokenDeps {
   refresh: Pick<RefreshTokens, 'start' | 'revokeFamilyById'>;
   codes: Pick<AuthorizationCodeStore, 'useAuthorizationCode' | 'setAuthorizationCodeJti'>;
   users: Pick<UserStore, 'getUser'>;
+  /** A third-party client's code is good only while the user's consent to it stands. */
+  consents: Pick<Consents, 'needed'>;
   events: ServerEvents;
   revocations: Pick<RevocationLog, 'revokeToken'>;
 }
@@ -71,6 +74,9 @@ export function authorizationCodeGrant(deps: AuthorizationCodeDeps): GrantHandle
         throw invalidGrant('code_verifier does not match the code_challenge');
       const user = await deps.users.getUser(c.sub);
       if (!user || user.disabled) throw invalidGrant('the user can no longer sign in');
+      // Consent withdrawn between the code and its redemption: the code goes with it.
+      if (await deps.consents.needed(client, c.sub, { scope: c.scope, resource: c.resource ?? [] }))
+        throw invalidGrant('the user has not agreed to what this code is for');
 
       const openid = (c.scope ?? '').split(' ').includes('openid');
       const { token, claims, ttl } = mintUserAccessToken(deps, client, user, c, now);
