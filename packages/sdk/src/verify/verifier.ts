@@ -14,6 +14,7 @@ import {
   certificateThumbprint,
   actorChain,
   checkTransactionTokenClaims,
+  serviceClientId,
   transactionTokenTypeOk,
   type TransactionTokenClaims,
 } from '@latchkey/protocol';
@@ -119,10 +120,7 @@ const CLAIM_MESSAGES: Record<AccessTokenProblem, string> = {
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
 
 /** A Transaction Token's chain, newest first: its requester (`req_wl`: a SPIFFE ID's service, or as given), then `act`. */
-const txnChain = (c: TransactionTokenClaims): string[] => {
-  const m = /\/svc\/([^/]+)$/.exec(c.req_wl);
-  return [m ? decodeURIComponent(m[1] as string) : c.req_wl, ...actorChain(c)];
-};
+const txnChain = (c: TransactionTokenClaims): string[] => [serviceClientId(c.req_wl) ?? c.req_wl, ...actorChain(c)];
 
 /**
  * Creates a verifier that checks Latchkey access tokens in-process, on synchronous node:crypto,

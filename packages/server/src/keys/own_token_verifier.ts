@@ -8,7 +8,7 @@ import {
 import type { KeyRing } from './key_ring.ts';
 
 export type OwnTokenResult =
-  | { valid: true; claims: AccessTokenClaims }
+  | { valid: true; claims: AccessTokenClaims; kid: string }
   | {
       valid: false;
       reason:
@@ -63,5 +63,22 @@ export function verifyOwnToken(
       reason: REASON[r.problem as keyof typeof REASON] ?? 'bad_claims',
       ...(r.claims ? { claims: r.claims } : {}),
     };
-  return { valid: true, claims: r.claims };
+  return { valid: true, claims: r.claims, kid: key.kid };
+}
+
+/**
+ * Any other JWS this IdP signed (an ID token, a Transaction Token): signed by a published key with
+ * that key's own algorithm (RFC 8725 §3.1), no `crit`, and a `typ` that `typOk` accepts. Its
+ * payload, or undefined; the claims are the caller's to check.
+ */
+export function verifyOwnJws(
+  keys: Pick<KeyRing, 'publishedKey'>,
+  token: string,
+  typOk: (header: Record<string, unknown>) => boolean,
+): Record<string, unknown> | undefined {
+  const jws = parseCompactJws(token);
+  if (!jws) return undefined;
+  const key = typeof jws.header.kid === 'string' ? keys.publishedKey(jws.header.kid) : undefined;
+  if (!key || jws.header.alg !== key.alg || jws.header.crit !== undefined || !typOk(jws.header)) return undefined;
+  return verifyJws(key.alg, key.publicKey, jws.signingInput, jws.signature) ? jws.payload : undefined;
 }

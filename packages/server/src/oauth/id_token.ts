@@ -1,5 +1,5 @@
-import { parseCompactJws, verifyJws } from '@latchkey/protocol';
 import type { KeyRing } from '../keys/key_ring.ts';
+import { verifyOwnJws } from '../keys/own_token_verifier.ts';
 
 export interface IdTokenInput {
   issuer: string;
@@ -41,12 +41,7 @@ export function readIdTokenHint(
   issuer: string,
   token: string,
 ): { sub: string; aud: string; sid: string | undefined } | undefined {
-  const jws = parseCompactJws(token);
-  if (!jws) return undefined;
-  const key = typeof jws.header.kid === 'string' ? keys.publishedKey(jws.header.kid) : undefined;
-  if (!key || jws.header.alg !== key.alg || jws.header.typ !== 'JWT' || jws.header.crit !== undefined) return undefined;
-  if (!verifyJws(key.alg, key.publicKey, jws.signingInput, jws.signature)) return undefined;
-  const p = jws.payload;
-  if (p.iss !== issuer || typeof p.sub !== 'string' || typeof p.aud !== 'string') return undefined;
+  const p = verifyOwnJws(keys, token, (h) => h.typ === 'JWT');
+  if (!p || p.iss !== issuer || typeof p.sub !== 'string' || typeof p.aud !== 'string') return undefined;
   return { sub: p.sub, aud: p.aud, sid: typeof p.sid === 'string' ? p.sid : undefined };
 }

@@ -3,16 +3,14 @@ import {
   actorChain,
   checkAccessTokenTime,
   checkTransactionTokenClaims,
-  parseCompactJws,
   serviceClientId,
   TOKEN_TYPES,
   transactionTokenTypeOk,
   type TransactionTokenClaims,
-  verifyJws,
 } from '@latchkey/protocol';
 import { invalidRequest, type OAuthError } from '../errors.ts';
 import type { KeyRing } from '../keys/key_ring.ts';
-import { verifyOwnToken } from '../keys/own_token_verifier.ts';
+import { verifyOwnJws, verifyOwnToken } from '../keys/own_token_verifier.ts';
 import type { RevocationLog } from '../revocation/revocation_log.ts';
 
 /** What a token exchange needs to know of the token it is given, whichever kind it is. */
@@ -129,27 +127,13 @@ function verifiedAccessToken(deps: SubjectTokenDeps, what: string, token: string
     throw refused(what, r.reason === 'expired' ? 'has expired' : `is not a valid access token (${r.reason})`);
   if (cache) {
     if (cache.size >= VERIFIED_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
-    const kid = parseCompactJws(token)?.header.kid;
-    if (typeof kid === 'string') cache.set(token, { kid, claims: r.claims });
+    cache.set(token, { kid: r.kid, claims: r.claims });
   }
   return r.claims;
 }
 
-/** A signed JWS of ours with this `typ` check: the payload, or undefined. */
-function ownJws(
-  deps: SubjectTokenDeps,
-  token: string,
-  typOk: (header: Record<string, unknown>) => boolean,
-): Record<string, unknown> | undefined {
-  const jws = parseCompactJws(token);
-  if (!jws) return undefined;
-  const key = typeof jws.header.kid === 'string' ? deps.keys.publishedKey(jws.header.kid) : undefined;
-  if (!key || jws.header.alg !== key.alg || jws.header.crit !== undefined || !typOk(jws.header)) return undefined;
-  return verifyJws(key.alg, key.publicKey, jws.signingInput, jws.signature) ? jws.payload : undefined;
-}
-
 function idToken(deps: SubjectTokenDeps, what: string, token: string, now: number): SubjectToken {
-  const p = ownJws(deps, token, (h) => h.typ === 'JWT');
+  const p = verifyOwnJws(deps.keys, token, (h) => h.typ === 'JWT');
   if (!p || p.iss !== deps.issuer || typeof p.sub !== 'string' || typeof p.aud !== 'string')
     throw refused(what, 'is not a valid ID token');
   if (typeof p.exp !== 'number' || typeof p.iat !== 'number') throw refused(what, 'is not a valid ID token');
@@ -174,7 +158,7 @@ export function checkOwnTransactionToken(
   token: string,
   now: number,
 ): { ok: true; claims: TransactionTokenClaims } | { ok: false; why: string } {
-  const p = token.length <= 8192 ? ownJws(deps as SubjectTokenDeps, token, transactionTokenTypeOk) : undefined;
+  const p = token.length <= 8192 ? verifyOwnJws(deps.keys, token, transactionTokenTypeOk) : undefined;
   if (!p) return { ok: false, why: 'is not a valid Transaction Token' };
   const r = checkTransactionTokenClaims(p, {
     issuer: deps.issuer,

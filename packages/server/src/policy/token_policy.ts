@@ -170,7 +170,19 @@ export class TokenPolicy {
   allowsUser(client: ClientRecord, user: Pick<UserRecord, 'sub' | 'roles' | 'groups'>, audience: string): boolean {
     if (!this.allows(client, audience)) return false;
     const c = this.compiled;
-    if (!c) return true;
+    return !c || this.userForbidden(c, client, user, audience) === undefined;
+  }
+
+  /**
+   * The forbid that applies to a user's token for `audience` through `client` — the policies that
+   * decided it (empty when Cedar refused the request as a whole: fail closed) — or undefined.
+   */
+  private userForbidden(
+    c: CompiledBundle,
+    client: ClientRecord,
+    user: Pick<UserRecord, 'sub' | 'roles' | 'groups'>,
+    audience: string,
+  ): string[] | undefined {
     const parents = [
       ...user.roles.map(role),
       ...user.groups.map((g) => ({ type: `${RESERVED_NAMESPACE}::UserGroup`, id: g })),
@@ -178,7 +190,7 @@ export class TokenPolicy {
     const r = this.decide(c, 'EndUser', user.sub, { roles: user.roles, groups: user.groups }, parents, audience, {
       client_id: client.clientId,
     });
-    return !(r.refused || (r.decision === 'deny' && r.reasons.length > 0));
+    return r.refused || (r.decision === 'deny' && r.reasons.length > 0) ? r.reasons : undefined;
   }
 
   /**
@@ -215,17 +227,8 @@ export class TokenPolicy {
       EXCHANGE,
     );
     if (r.refused || r.decision !== 'allow') return { allowed: false, reasons: r.reasons };
-    if (s.kind === 'user') {
-      const parents = [
-        ...s.roles.map(role),
-        ...s.groups.map((g) => ({ type: `${RESERVED_NAMESPACE}::UserGroup`, id: g })),
-      ];
-      const u = this.decide(c, 'EndUser', s.sub, { roles: s.roles, groups: s.groups }, parents, audience, {
-        client_id: actor.clientId,
-      });
-      if (u.refused || (u.decision === 'deny' && u.reasons.length > 0)) return { allowed: false, reasons: u.reasons };
-    }
-    return { allowed: true, reasons: r.reasons };
+    const forbidden = s.kind === 'user' ? this.userForbidden(c, actor, s, audience) : undefined;
+    return forbidden ? { allowed: false, reasons: forbidden } : { allowed: true, reasons: r.reasons };
   }
 
   private decide(

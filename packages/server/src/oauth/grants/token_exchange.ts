@@ -6,6 +6,7 @@ import {
   TOKEN_EXCHANGE_GRANT,
   TOKEN_TYPES,
 } from '@latchkey/protocol';
+import { jsonDepth } from '@latchkey/policy';
 import { invalidRequest, OAuthError } from '../../errors.ts';
 import type { ServerEvents } from '../../events.ts';
 import { param } from '../../http/form.ts';
@@ -35,11 +36,6 @@ export interface TokenExchangeDeps extends SubjectTokenDeps {
 const CONTEXT_LIMIT = 4096;
 const CONTEXT_DEPTH = 8;
 
-const depthOf = (v: unknown, d = 0): number =>
-  d > CONTEXT_DEPTH || typeof v !== 'object' || v === null
-    ? d
-    : Math.max(d + 1, ...Object.values(v).map((x) => depthOf(x, d + 1)));
-
 /** A JSON object parameter of a Txn-Token request, bounded. */
 function jsonObject(value: string | undefined, name: string): Record<string, unknown> | undefined {
   if (value === undefined) return undefined;
@@ -52,7 +48,8 @@ function jsonObject(value: string | undefined, name: string): Record<string, unk
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
     throw invalidRequest(`${name} must be a JSON object`);
-  if (depthOf(parsed) > CONTEXT_DEPTH) throw invalidRequest(`${name} nests deeper than ${CONTEXT_DEPTH} levels`);
+  if (jsonDepth(parsed, CONTEXT_DEPTH) > CONTEXT_DEPTH)
+    throw invalidRequest(`${name} nests deeper than ${CONTEXT_DEPTH} levels`);
   return parsed as Record<string, unknown>;
 }
 
