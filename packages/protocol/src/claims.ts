@@ -1,4 +1,5 @@
 import type { ActorClaim } from './delegation.ts';
+import type { StatusClaim } from './status_list.ts';
 
 /**
  * Claims of a Latchkey access token (RFC 9068 §2.2). Minimal by design: attributes for
@@ -32,6 +33,8 @@ export interface AccessTokenClaims {
   origin_jti?: string;
   /** RFC 8705 §3.1: the token is bound to the client certificate with this SHA-256 thumbprint. */
   cnf?: { 'x5t#S256': string };
+  /** Token Status List §6.2: where a verifier with no Latchkey code looks up whether the token is revoked. */
+  status?: StatusClaim;
 }
 
 /** JOSE header `typ` of an access token (RFC 9068 §2.1). */

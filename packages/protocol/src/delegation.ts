@@ -2,6 +2,7 @@
 // (draft-ietf-oauth-transaction-tokens): names, claim shapes and the one check of each.
 import { checkAccessTokenTime } from './access_token_check.ts';
 import type { AccessTokenClaims } from './claims.ts';
+import type { StatusClaim } from './status_list.ts';
 
 /** RFC 8693 §2.1 `grant_type` of a token exchange. */
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -58,6 +59,8 @@ export interface TransactionTokenClaims {
   act?: ActorClaim;
   /** The `jti` of the token the chain started from: revoking it revokes this one. */
   origin_jti?: string;
+  /** Token Status List §6.2: where a verifier with no Latchkey code looks up whether the token is revoked. */
+  status?: StatusClaim;
 }
 
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;

@@ -79,3 +79,19 @@ export {
   type TransactionTokenClaims,
   type TransactionTokenProblem,
 } from './delegation.ts';
+export {
+  STATUS_LIST_TYP,
+  STATUS_LIST_MEDIA_TYPE,
+  TOKEN_STATUS,
+  setInvalid,
+  statusAt,
+  compressStatusList,
+  decompressStatusList,
+  statusListReferenceOf,
+  checkStatusListTokenClaims,
+  type StatusClaim,
+  type StatusListReference,
+  type StatusListClaim,
+  type StatusListTokenClaims,
+  type StatusListTokenProblem,
+} from './status_list.ts';

@@ -27,6 +27,8 @@ import { clientSecretPost } from './oauth/client_auth/client_secret_post.ts';
 import { FailureLimiter } from './oauth/client_auth/failure_limiter.ts';
 import { privateKeyJwt } from './oauth/client_auth/private_key_jwt.ts';
 import { registerDiscovery } from './oauth/discovery.ts';
+import { registerStatusListEndpoints } from './status/status_list_endpoints.ts';
+import { StatusLists } from './status/status_lists.ts';
 import { clientCredentialsGrant } from './oauth/grants/client_credentials.ts';
 import { registerIntrospectionEndpoint } from './oauth/introspection_endpoint.ts';
 import {
@@ -297,6 +299,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   // How many streams this replica serves (health output and tests).
   app.decorate('feedHubSize', () => hub.size);
+  // Token Status List: references in tokens and the lists, unless turned off.
+  const statusLists = config.statusList
+    ? new StatusLists({
+        clock,
+        issuer,
+        listSize: config.statusListSize,
+        ttl: config.statusListTtl,
+        lifetime: config.statusListLifetime,
+        keys,
+        store: storage,
+      })
+    : undefined;
   const caller = serviceCaller({
     clock,
     issuer,
@@ -320,8 +334,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       signingAlg: () => keys.currentAlg ?? config.signingAlg,
       mtls: deps.https !== undefined || config.trustedProxies.length > 0,
       trustDomain,
+      statusListAggregation: statusLists?.aggregationUri,
     });
     registerJwksEndpoint(open, { keys, maxAge: config.jwksMaxAge });
+    if (statusLists) registerStatusListEndpoints(open, { lists: statusLists, clock });
     registerTokenEndpoint(open, {
       grants: [
         clientCredentialsGrant({
@@ -329,6 +345,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           issuer,
           accessTokenTtl: config.accessTokenTtl,
           keys,
+          statusLists,
           events,
           tokenPolicy: deps.tokenPolicy,
           certificate,
@@ -338,6 +355,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           issuer,
           accessTokenTtl: config.accessTokenTtl,
           keys,
+          statusLists,
           codes: storage,
           users: storage,
           consents,
@@ -351,6 +369,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           issuer,
           accessTokenTtl: config.accessTokenTtl,
           keys,
+          statusLists,
           users: storage,
           events,
           revocations: deps.revocations,
@@ -366,6 +385,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           txnTokenTtl: config.txnTokenTtl,
           clockSkew: config.clockSkew,
           keys,
+          statusLists,
           users: storage,
           revocations: deps.revocations,
           tokenPolicy: deps.tokenPolicy,

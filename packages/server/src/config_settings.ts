@@ -114,6 +114,20 @@ export const SETTINGS = {
   txnTokenTtl: int(5, 600, 60, {
     description: 'lifetime of Transaction Tokens in seconds (short: they are not bound to a sender)',
   }),
+  statusList: bool(true, {
+    description:
+      'put a Token Status List reference (`status` claim) in access and Transaction Tokens, and publish the lists at `/sl/{n}`',
+  }),
+  statusListSize: int(1024, 16_777_216, 1_048_576, {
+    description: 'indices per status list (1 bit each); a new list starts when one is used up',
+  }),
+  statusListTtl: int(1, 86400, 60, {
+    description: '`ttl` of status list tokens: seconds a verifier may keep one before fetching it again',
+  }),
+  statusListLifetime: int(60, 604800, 900, {
+    description:
+      'seconds from `iat` to `exp` of a status list token (a verifier must not use it after; at least the ttl)',
+  }),
   jwksMaxAge: int(0, 86400, 300, { description: '`Cache-Control: max-age` of `/jwks`' }),
   formBodyLimit: int(1024, 1024 * 1024, 16 * 1024, {
     description: 'cap on form bodies in bytes (token, introspection, revocation); larger → 413',

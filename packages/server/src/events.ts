@@ -2,6 +2,7 @@ import type { AuditEvent, AuditEventType, Clock } from '@latchkey/protocol';
 import type { AuditEventDetails } from '@latchkey/protocol/audit-details';
 import { escapeControl, escapeDeep } from './audit/sanitize.ts';
 import { FailureAggregator } from './audit/failure_aggregator.ts';
+import type { TokenStatusRecord } from './storage/ports.ts';
 
 /**
  * What a server event of type `T` carries: an audit event without its time and type, its
@@ -49,7 +50,7 @@ export const aboutUser = (actor: string, sub: string, request: { id: string; ip:
  */
 export class ServerEvents {
   private readonly clock: Clock;
-  private sink: ((event: AuditEvent) => Promise<void>) | undefined;
+  private sink: ((event: AuditEvent, tokenStatus?: TokenStatusRecord) => Promise<void>) | undefined;
   private readonly observers: Observer[] = [];
   private aggregator: FailureAggregator | undefined;
 
@@ -58,7 +59,7 @@ export class ServerEvents {
   }
 
   /** Where emitted events are written (the audit writer). */
-  setSink(sink: (event: AuditEvent) => Promise<void>): void {
+  setSink(sink: (event: AuditEvent, tokenStatus?: TokenStatusRecord) => Promise<void>): void {
     this.sink = sink;
   }
 
@@ -103,11 +104,18 @@ export class ServerEvents {
     return e;
   }
 
-  /** Writes an event that records no stored change; resolves once it is committed. */
-  async emit<T extends AuditEventType>(type: T, payload: ServerEventPayload<T>): Promise<void> {
+  /**
+   * Writes an event that records no stored change; resolves once it is committed. An issued
+   * token's status-list entry (`tokenStatus`) is written in the same transaction.
+   */
+  async emit<T extends AuditEventType>(
+    type: T,
+    payload: ServerEventPayload<T>,
+    tokenStatus?: TokenStatusRecord,
+  ): Promise<void> {
     const e = this.stage(type, payload);
     if (this.aggregator?.absorbs(e)) return;
-    await this.sink?.(e);
+    await this.sink?.(e, tokenStatus);
     this.committed(e);
   }
 

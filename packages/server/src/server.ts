@@ -82,7 +82,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
         );
       },
     });
-    if (!options.benchmarkWithoutAudit) events.setSink((e) => audit.commit(e));
+    if (!options.benchmarkWithoutAudit) events.setSink((e, tokenStatus) => audit.commit(e, tokenStatus));
     events.aggregateFailures({ windowMs: config.auditAggregateWindow * 1000 });
     events.observe((e) => {
       metrics.countEvent(e.type, e.outcome);

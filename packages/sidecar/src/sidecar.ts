@@ -147,6 +147,7 @@ export async function startSidecar(config: SidecarConfig, options: SidecarOption
       connection,
       audience: config.audience,
       maxStaleness: config.max_staleness,
+      statusList: config.status_list,
       audit,
       clock,
     });

@@ -94,6 +94,26 @@ describe('docs/any-language.md, run as written', () => {
     assert.equal((await python(recipe('feed-python'), { TOKEN: fresh })).stdout, 'valid\n', 'only the revoked one');
   });
 
+  test("status-list-python: PyJWT and zlib read the token's status list, before and after revocation", async () => {
+    const fresh = await token();
+    assert.equal((await python(recipe('status-list-python'), { TOKEN: fresh })).stdout, 'valid\n');
+    const revoked = await token();
+    const r = await t.post(
+      '/revoke',
+      { token: revoked },
+      {
+        authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}`,
+      },
+    );
+    assert.equal(r.status, 200);
+    assert.equal((await python(recipe('status-list-python'), { TOKEN: revoked })).stdout, 'revoked\n');
+    assert.equal(
+      (await python(recipe('status-list-python'), { TOKEN: fresh })).stdout,
+      'valid\n',
+      'only the revoked one',
+    );
+  });
+
   test('certificate-shell: an X.509-SVID with openssl, curl and sh; renewed by running it again', async () => {
     const run = () => exec('sh', ['-c', recipe('certificate-shell')], { cwd: dir, env, timeout: 30_000 });
     const first = await run();

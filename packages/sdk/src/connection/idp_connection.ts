@@ -17,6 +17,8 @@ export interface IdpMetadata {
   issuer: string;
   token_endpoint: string;
   jwks_uri: string;
+  /** Token Status List §9.1: where the IdP lists its status lists (their URIs start with it). */
+  status_list_aggregation_endpoint?: string;
   [member: string]: unknown;
 }
 

@@ -15,12 +15,14 @@ import {
   actorChain,
   checkTransactionTokenClaims,
   serviceClientId,
+  statusListReferenceOf,
   transactionTokenTypeOk,
   type TransactionTokenClaims,
 } from '@latchkey/protocol';
 import { FeedClient, type FeedState } from './feed_client.ts';
 import { JwksCache } from './jwks_cache.ts';
 import { RevocationSet } from './revocation_set.ts';
+import { StatusListCache } from './status_list_cache.ts';
 import type { AuditQueue } from '../audit/audit_queue.ts';
 import { VerifyError } from './verify_error.ts';
 import { connectionOf, IdpMetadataError, type IdpConnection } from '../connection/idp_connection.ts';
@@ -69,6 +71,14 @@ export interface VerifierOptions {
    * `transaction_token_audience` metadata.
    */
   trustDomain?: string;
+  /**
+   * The IdP's Token Status Lists (the `status` claim, draft-ietf-oauth-status-list) as a second
+   * source of revocations: `fallback` (default) consults them while the revocation feed is down or
+   * absent (no credentials) — a token the list marks revoked is refused, and a list that cannot be
+   * had changes nothing; `always` consults them for every token; `off` never. A list is fetched
+   * once per `ttl` (its first use waits for it) and verified against the IdP's JWKS.
+   */
+  statusList?: 'fallback' | 'always' | 'off';
 }
 
 /** What {@link Verifier.health} reports. */
@@ -77,6 +87,8 @@ export interface VerifierHealth {
   ok: boolean;
   jwks: { keys: number; ageSeconds: number | null; lastError: string | null };
   revocations: { entries: number; cursor: string; ageSeconds: number | null; feed: FeedState };
+  /** The Token Status Lists held (`statusList` option), and why the last fetch failed. */
+  statusLists?: { lists: number; lastError: string | null };
   cachedTokens: number;
   /** The audit queue's backlog and what it had to drop, when one is attached. */
   audit?: { pending: number; dropped: number };
@@ -182,6 +194,41 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
   }
   const pruner = setInterval(() => revocations.prune(epochSeconds(clock)), 60_000);
   pruner.unref();
+  const pollMs = (options.pollInterval ?? 10) * 1000;
+  const statusMode = options.statusList ?? 'fallback';
+  let statusLists: StatusListCache | undefined;
+  if (statusMode !== 'off') {
+    const aggregation = await conn
+      .metadata()
+      .then((m) => m.status_list_aggregation_endpoint)
+      .catch(() => undefined);
+    if (typeof aggregation === 'string' && aggregation.startsWith(`${issuer}/`))
+      statusLists = new StatusListCache({
+        clock,
+        issuer,
+        prefix: `${aggregation}/`,
+        fetch: f,
+        signedByIdp: (token, typOk, what) => signedByIdp(token, typOk, what),
+        skew,
+      });
+  }
+  /** The feed is neither streaming nor answered a poll for two poll intervals (or there is none): the status lists stand in. */
+  const feedDown = (): boolean => !feed || (feed.state !== 'connected' && clock.now() - feed.lastContact > 2 * pollMs);
+  /**
+   * Token Status List §8.3: a token the list marks anything but VALID (0) is refused. Undefined
+   * (no await on the hot path) when the lists are not consulted for this token.
+   */
+  const statusCheck = (claims: { status?: unknown }): Promise<void> | undefined => {
+    if (!statusLists || claims.status === undefined || (statusMode === 'fallback' && !feedDown())) return undefined;
+    const ref = statusListReferenceOf(claims);
+    if (!ref) return undefined;
+    const lists = statusLists;
+    return (async () => {
+      const status = await lists.status(ref);
+      if (status !== undefined && status !== 0)
+        throw new VerifyError('token_revoked', "the IdP's status list marks the token revoked");
+    })();
+  };
 
   const lastContact = (): number =>
     Math.max(jwks.lastSuccess, feed?.lastContact ?? 0, feed?.state === 'connected' ? clock.now() : 0);
@@ -285,6 +332,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
           ageSeconds: age(feed?.lastContact ?? 0),
           feed: feed?.state ?? 'off',
         },
+        ...(statusLists ? { statusLists: { lists: statusLists.size, lastError: statusLists.lastError ?? null } } : {}),
         cachedTokens: cache.size,
         ...(options.audit ? { audit: { pending: options.audit.pending, dropped: options.audit.dropped } } : {}),
       };
@@ -340,6 +388,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     const why = revocations.check(kid, r.claims);
     if (why) throw new VerifyError('token_revoked', why);
     checkChain(txnChain(r.claims));
+    await statusCheck(r.claims);
     return r.claims;
   }
 
@@ -358,6 +407,8 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
       const why = revocations.check(hit.kid, hit.claims);
       if (why) throw new VerifyError('token_revoked', why);
       checkBinding(hit.claims, opts.mtlsCertificate);
+      const listed = statusCheck(hit.claims);
+      if (listed) await listed;
       cache.delete(token);
       cache.set(token, hit);
       return hit.claims;
@@ -373,6 +424,8 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
     if (why) throw new VerifyError('token_revoked', why);
     checkBinding(claims, opts.mtlsCertificate);
     if (claims.act !== undefined) checkChain(actorChain(claims));
+    const listed = statusCheck(claims);
+    if (listed) await listed;
     if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
     cache.set(token, { claims, kid: key.kid });
     return claims;

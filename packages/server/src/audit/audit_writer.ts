@@ -1,5 +1,5 @@
 import type { AuditEvent } from '@latchkey/protocol';
-import type { AuditStore } from '../storage/ports.ts';
+import type { AuditStore, TokenStatusRecord } from '../storage/ports.ts';
 
 export interface AuditWriterOptions {
   /** Most events in one transaction. */
@@ -9,6 +9,7 @@ export interface AuditWriterOptions {
 
 interface Queued {
   event: AuditEvent;
+  tokenStatus: TokenStatusRecord | undefined;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -35,11 +36,12 @@ export class AuditWriter {
 
   /**
    * Queues an event and resolves when it is committed; rejects (and the event is not written)
-   * when its batch could not be, so the caller fails the request it records.
+   * when its batch could not be, so the caller fails the request it records. `tokenStatus`: the
+   * status-list entry of the token the event records, written in the same transaction.
    */
-  commit(event: AuditEvent): Promise<void> {
+  commit(event: AuditEvent, tokenStatus?: TokenStatusRecord): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ event, resolve, reject });
+      this.queue.push({ event, tokenStatus, resolve, reject });
       // A running flush picks it up when its batch is done; otherwise start one after this turn.
       if (!this.flushing) {
         this.immediate ??= setImmediate(() => {
@@ -56,15 +58,21 @@ export class AuditWriter {
     while (this.queue.length > 0) {
       const batch = this.queue.slice(0, this.batchSize);
       this.queue = this.queue.slice(batch.length);
-      this.flushing = this.store.appendAuditEvents(batch.map((q) => q.event)).then(
-        () => {
-          for (const q of batch) q.resolve();
-        },
-        (err: unknown) => {
-          for (const q of batch) q.reject(err);
-          this.options.onError?.(err);
-        },
-      );
+      const statuses = batch.flatMap((q) => (q.tokenStatus ? [q.tokenStatus] : []));
+      this.flushing = this.store
+        .appendAuditEvents(
+          batch.map((q) => q.event),
+          statuses,
+        )
+        .then(
+          () => {
+            for (const q of batch) q.resolve();
+          },
+          (err: unknown) => {
+            for (const q of batch) q.reject(err);
+            this.options.onError?.(err);
+          },
+        );
       try {
         await this.flushing;
       } finally {

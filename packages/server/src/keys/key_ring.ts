@@ -127,12 +127,12 @@ export class KeyRing {
     return this.signer?.alg;
   }
 
-  /** Signs a JWT access token with the current key (RFC 9068 §2.1 header). */
-  signAccessToken(claims: object): string {
+  /** Signs a JWT access token with the current key (RFC 9068 §2.1 header); returns it and that key's id. */
+  signAccessToken(claims: object): { jws: string; kid: string } {
     const s = this.signer;
     if (!s) throw new LatchkeyError('signing_key_missing', 'no current signing key');
     const input = `${s.headerB64}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
-    return `${input}.${signJws(s.alg, s.privateKey, input)}`;
+    return { jws: `${input}.${signJws(s.alg, s.privateKey, input)}`, kid: s.kid };
   }
 
   /**

@@ -20,6 +20,7 @@ export function serverMetadata(
   signingAlg: SigningAlgorithm,
   mtls: boolean,
   trustDomain: string,
+  statusListAggregation?: string,
 ): Record<string, unknown> {
   const methods = TOKEN_ENDPOINT_AUTH_METHODS.filter((m) => mtls || !MTLS_METHODS.includes(m));
   return {
@@ -81,6 +82,8 @@ export function serverMetadata(
       'urn:ietf:params:oauth:token-type:id_token',
       'urn:ietf:params:oauth:token-type:txn_token',
     ],
+    // Token Status List §9.1: where the URIs of every live status list are listed.
+    ...(statusListAggregation ? { status_list_aggregation_endpoint: statusListAggregation } : {}),
   };
 }
 
@@ -90,11 +93,17 @@ export function serverMetadata(
  */
 export function registerDiscovery(
   app: FastifyInstance,
-  deps: { issuer: string; signingAlg: () => SigningAlgorithm; mtls: boolean; trustDomain: string },
+  deps: {
+    issuer: string;
+    signingAlg: () => SigningAlgorithm;
+    mtls: boolean;
+    trustDomain: string;
+    statusListAggregation?: string | undefined;
+  },
 ): void {
   const handler = async (_req: unknown, reply: { header(k: string, v: string): unknown }) => {
     reply.header('cache-control', 'public, max-age=300');
-    return serverMetadata(deps.issuer, deps.signingAlg(), deps.mtls, deps.trustDomain);
+    return serverMetadata(deps.issuer, deps.signingAlg(), deps.mtls, deps.trustDomain, deps.statusListAggregation);
   };
   const options = {
     config: { credential: 'none' as const },

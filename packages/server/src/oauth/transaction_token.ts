@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { TXN_TOKEN_TYP, type TransactionTokenClaims } from '@latchkey/protocol';
 import type { KeyRing } from '../keys/key_ring.ts';
 import { RandomPool } from '../random_pool.ts';
+import type { MintedToken, TokenStatusSource } from './access_token.ts';
 
 const ids = new RandomPool();
 
@@ -25,12 +26,12 @@ export interface TransactionTokenInput {
  * `txntoken+jwt` — so it never passes for an access token (`at+jwt`) nor an access token for it —
  * signed by the IdP's current key (published in its JWKS), `aud` the trust domain, short-lived.
  */
-export function mintTransactionToken(
-  keys: Pick<KeyRing, 'signDocument'>,
+export async function mintTransactionToken(
+  deps: { keys: Pick<KeyRing, 'signDocument'>; statusLists?: TokenStatusSource | undefined },
   issuer: string,
-  input: TransactionTokenInput,
+  input: TransactionTokenInput & { clientId: string },
   now: number,
-): { token: string; claims: TransactionTokenClaims } {
+): Promise<MintedToken<TransactionTokenClaims>> {
   const claims: TransactionTokenClaims = {
     iss: issuer,
     aud: input.trustDomain,
@@ -46,5 +47,7 @@ export function mintTransactionToken(
     ...(input.act ? { act: input.act } : {}),
     ...(input.originJti ? { origin_jti: input.originJti } : {}),
   };
-  return { token: keys.signDocument(claims, TXN_TOKEN_TYP).jws, claims };
+  if (deps.statusLists) claims.status = { status_list: await deps.statusLists.reference() };
+  const { jws, kid } = deps.keys.signDocument(claims, TXN_TOKEN_TYP);
+  return { token: jws, claims, statusEntry: deps.statusLists?.entryOf(claims, input.clientId, kid) };
 }

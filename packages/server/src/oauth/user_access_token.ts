@@ -3,14 +3,16 @@ import type { FastifyRequest } from 'fastify';
 import type { ServerEvents } from '../events.ts';
 import type { KeyRing } from '../keys/key_ring.ts';
 import type { TokenPolicy } from '../policy/token_policy.ts';
-import type { ClientRecord, UserRecord } from '../storage/ports.ts';
-import { mintAccessToken } from './access_token.ts';
+import type { ClientRecord, TokenStatusRecord, UserRecord } from '../storage/ports.ts';
+import { type MintedToken, mintAccessToken, type TokenStatusSource } from './access_token.ts';
 import { chooseAudience } from './audience.ts';
 
 export interface UserTokenDeps {
   issuer: string;
   accessTokenTtl: number;
   keys: Pick<KeyRing, 'signAccessToken'>;
+  /** Token Status List references in tokens (absent when turned off). */
+  statusLists?: TokenStatusSource | undefined;
   tokenPolicy: Pick<TokenPolicy, 'allowsUser'>;
 }
 
@@ -21,21 +23,21 @@ export interface UserTokenDeps {
  * have through this client — with the IdP among the audiences when the scope has `openid`, so the
  * same token opens /userinfo.
  */
-export function mintUserAccessToken(
+export async function mintUserAccessToken(
   deps: UserTokenDeps,
   client: ClientRecord,
   user: UserRecord,
   grant: { scope: string | null; resource: string[] | null },
   now: number,
-): { token: string; claims: AccessTokenClaims; ttl: number } {
+): Promise<MintedToken<AccessTokenClaims> & { ttl: number }> {
   const openid = (grant.scope ?? '').split(' ').includes('openid');
   const allowed = (a: string) => a === deps.issuer || deps.tokenPolicy.allowsUser(client, user, a);
   const asked = grant.resource ?? undefined;
   const main = chooseAudience(asked, allowed, asked ? undefined : (client.metadata.default_audience ?? deps.issuer));
   const audience = [...new Set([...(Array.isArray(main) ? main : [main]), ...(openid ? [deps.issuer] : [])])];
   const ttl = client.metadata.access_token_ttl ?? deps.accessTokenTtl;
-  const { token, claims } = mintAccessToken(
-    deps.keys,
+  const minted = await mintAccessToken(
+    deps,
     deps.issuer,
     {
       subject: user.sub,
@@ -49,7 +51,7 @@ export function mintUserAccessToken(
     },
     now,
   );
-  return { token, claims, ttl };
+  return { ...minted, ttl };
 }
 
 /** The attributes a client's registration names, of those the user has (tokens stay small: nothing by default). */
@@ -69,24 +71,29 @@ export function userTokenIssued(
     grantType: 'authorization_code' | 'refresh_token';
     scope: string | null;
     family: string | undefined;
+    statusEntry: TokenStatusRecord | undefined;
   },
 ): Promise<void> {
   const { claims } = issued;
-  return events.emit('token.issued', {
-    actor: issued.clientId,
-    subject: claims.sub,
-    client_id: issued.clientId,
-    outcome: 'success',
-    request_id: request.id,
-    source_ip: request.ip,
-    detail: {
-      grant_type: issued.grantType,
-      auth_method: issued.authMethod,
-      jti: claims.jti,
-      aud: claims.aud,
-      scope: issued.scope,
-      exp: claims.exp,
-      ...(issued.family ? { family: issued.family } : {}),
+  return events.emit(
+    'token.issued',
+    {
+      actor: issued.clientId,
+      subject: claims.sub,
+      client_id: issued.clientId,
+      outcome: 'success',
+      request_id: request.id,
+      source_ip: request.ip,
+      detail: {
+        grant_type: issued.grantType,
+        auth_method: issued.authMethod,
+        jti: claims.jti,
+        aud: claims.aud,
+        scope: issued.scope,
+        exp: claims.exp,
+        ...(issued.family ? { family: issued.family } : {}),
+      },
     },
-  });
+    issued.statusEntry,
+  );
 }

@@ -454,12 +454,49 @@ export interface AuditCheckpoint {
   signature: string;
 }
 
+/** A token that carries a Token Status List reference: what its bit is computed from. */
+export interface TokenStatusRecord {
+  listId: number;
+  idx: number;
+  jti: string;
+  /** A token from a token exchange: the jti its chain started from (revoking that covers this). */
+  originJti: string | null;
+  clientId: string;
+  sub: string;
+  /** The key that signed it (a revoked key covers it). */
+  kid: string;
+  iat: number;
+  expiresAt: number;
+}
+
+/** A status list (a shard of indices) as made: its size stays what it was when it was started. */
+export interface StatusListRecord {
+  listId: number;
+  size: number;
+  createdAt: number;
+}
+
+/** Token Status List (draft-ietf-oauth-status-list): indices, lists and what revocations cover. */
+export interface StatusListStore {
+  /**
+   * Reserves `count` consecutive unused indices of the current list (starting a new list of
+   * `listSize` when it has fewer left), serialized across replicas: no index is handed out twice.
+   */
+  allocateStatusIndices(count: number, listSize: number): Promise<{ listId: number; first: number }>;
+  getStatusList(listId: number): Promise<StatusListRecord | undefined>;
+  /** Ids of the lists that may still cover an unexpired token, oldest first. */
+  liveStatusLists(): Promise<number[]>;
+  /** The indices of the list whose tokens an unexpired revocation entry of `issuer` covers. */
+  revokedStatusIndices(issuer: string, listId: number): Promise<number[]>;
+}
+
 export interface AuditStore {
   /**
    * Appends events in one transaction, in order, each chained to its predecessor
-   * (`chainHash`); appends are serialized across replicas.
+   * (`chainHash`); appends are serialized across replicas. `tokenStatuses`: the status-list
+   * entries of the tokens the events record, written in the same transaction.
    */
-  appendAuditEvents(events: AuditEvent[]): Promise<void>;
+  appendAuditEvents(events: AuditEvent[], tokenStatuses?: readonly TokenStatusRecord[]): Promise<void>;
   /** Events matching the filter, oldest first, from the cursor on. */
   queryAuditEvents(filter: AuditFilter): Promise<AuditRecord[]>;
   /** The last chained event's seq and hash. */
@@ -558,6 +595,7 @@ export interface Storage
     AuditStore,
     AlertStore,
     PolicyStore,
+    StatusListStore,
     SettingsStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Applies pending migrations; safe to run concurrently from several replicas. */

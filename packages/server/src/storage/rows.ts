@@ -18,6 +18,7 @@ import type {
   RefreshTokenRecord,
   SessionRecord,
   ConsentRecord,
+  TokenStatusRecord,
 } from './ports.ts';
 
 /** Row shapes shared by the SQL adapters, and their mapping to records. */
@@ -399,6 +400,20 @@ export const feedParams = (e: Omit<FeedEventRecord, 'seq'>): unknown[] => [
 ];
 
 export const FEED_COLUMNS = 'stream, kind, iss, ref, not_before, expires_at, created_at, data';
+
+export const TOKEN_STATUS_COLUMNS = 'list_id, idx, jti, origin_jti, client_id, sub, kid, iat, expires_at';
+
+export const tokenStatusParams = (r: TokenStatusRecord): unknown[] => [
+  r.listId,
+  r.idx,
+  r.jti,
+  r.originJti,
+  r.clientId,
+  r.sub,
+  r.kid,
+  r.iat,
+  r.expiresAt,
+];
 /** Rows to insert, chained after (headSeq, headHash): [seq, prev_hash, hash, ...values]. */
 export function chainRows(events: readonly AuditEvent[], headSeq: number, headHash: string): unknown[][] {
   let prev = headHash;

@@ -13,6 +13,8 @@ const EXPECTED: Record<string, string> = {
   'GET /.well-known/oauth-authorization-server': 'none',
   'GET /.well-known/openid-configuration': 'none',
   'GET /jwks': 'none',
+  'GET /sl': 'none',
+  'GET /sl/:list': 'none',
   'GET /openapi.json': 'none',
   'GET /ca/bundle': 'none',
   'POST /token': 'client',

@@ -10,6 +10,7 @@ import {
   type ClientRecord,
   type SigningKeyRecord,
   type Storage,
+  type TokenStatusRecord,
   type UserRecord,
 } from '@latchkey/server';
 import { startPostgresIfConfigured, testDatabaseUrl, auditEvents } from '@latchkey/testkit';
@@ -582,6 +583,74 @@ function contract(
       assert.equal(codeUses.filter((u) => u?.first).length, 1);
       await s.setAuthorizationCodeJti('c-1', 'j-9', 'fam-1');
       assert.deepEqual(await s.useAuthorizationCode('c-1', 1), { code, first: false, jti: 'j-9', familyId: 'fam-1' });
+    });
+
+    test('status lists: blocks never overlap under concurrency; a full list starts the next; revocations cover entries', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      // A fresh list for this test, whatever earlier runs left: ask for a block as large as a list.
+      const start = await s.allocateStatusIndices(4096, 4096);
+      assert.equal(start.first, 0);
+      const blocks = await Promise.all(Array.from({ length: 6 }, () => s.allocateStatusIndices(1024, 4096)));
+      const seen = new Set(blocks.map((b) => `${b.listId}:${b.first}`));
+      assert.equal(seen.size, 6, 'no block handed out twice');
+      // 4 blocks of 1024 fill one list of 4096; the next two start another list.
+      const firsts = (id: number) =>
+        blocks
+          .filter((b) => b.listId === id)
+          .map((b) => b.first)
+          .sort((a, b) => a - b);
+      assert.deepEqual(firsts(start.listId + 1), [0, 1024, 2048, 3072]);
+      assert.equal(firsts(start.listId + 2).length, 2);
+      assert.deepEqual((await s.getStatusList(start.listId + 2))?.size, 4096);
+      assert.equal(await s.getStatusList(start.listId + 99), undefined);
+      assert.ok((await s.liveStatusLists()).includes(start.listId + 2));
+
+      const list = start.listId;
+      const entry = (idx: number, over: Partial<TokenStatusRecord>): TokenStatusRecord => ({
+        listId: list,
+        idx,
+        jti: `jti-${list}-${idx}`,
+        originJti: null,
+        clientId: `svc-${list}`,
+        sub: `svc-${list}`,
+        kid: 'kid-a',
+        iat: now - 10,
+        expiresAt: now + 300,
+        ...over,
+      });
+      await s.appendAuditEvents(
+        [],
+        [
+          entry(0, {}),
+          entry(1, {}),
+          entry(2, { clientId: `other-${list}`, sub: `user-${list}` }),
+          entry(3, { clientId: `other-${list}`, sub: `other-${list}`, originJti: `jti-${list}-0` }),
+          entry(4, { clientId: `other-${list}`, sub: `other-${list}`, kid: `kid-${list}` }),
+          entry(5, { clientId: `other-${list}`, sub: `other-${list}`, iat: now + 5 }),
+        ],
+      );
+      const revoked = async () => (await s.revokedStatusIndices('https://i', list)).sort((a, b) => a - b);
+      assert.deepEqual(await revoked(), []);
+      const feed = { iss: 'https://i', createdAt: now, data: null, stream: 'revocations' as const };
+      // A token by jti: it and the token exchanged from it.
+      await s.appendFeedEvent({ ...feed, kind: 'token', ref: `jti-${list}-0`, notBefore: null, expiresAt: now + 300 });
+      assert.deepEqual(await revoked(), [0, 3]);
+      // A subject not-before: its tokens issued up to then, not one issued later.
+      await s.appendFeedEvent({ ...feed, kind: 'subject', ref: `user-${list}`, notBefore: now, expiresAt: now + 300 });
+      assert.deepEqual(await revoked(), [0, 2, 3]);
+      // A client not-before: entries 0 and 1 (svc), not 5 (issued after the not-before).
+      await s.appendFeedEvent({ ...feed, kind: 'client', ref: `other-${list}`, notBefore: now, expiresAt: now + 300 });
+      assert.deepEqual(await revoked(), [0, 2, 3, 4]);
+      // A key: what it signed.
+      await s.appendFeedEvent({ ...feed, kind: 'key', ref: `kid-${list}`, notBefore: null, expiresAt: now + 300 });
+      assert.deepEqual(await revoked(), [0, 2, 3, 4]);
+      await s.appendFeedEvent({ ...feed, kind: 'client', ref: `svc-${list}`, notBefore: now, expiresAt: now + 300 });
+      assert.deepEqual(await revoked(), [0, 1, 2, 3, 4]);
+      // Another issuer's revocations cover nothing here.
+      assert.deepEqual(await s.revokedStatusIndices('https://other', list), []);
+      // Entries go some time after their tokens expire; then lists no token is left in.
+      await s.purgeExpired(now + 300 + 301);
+      assert.deepEqual(await s.revokedStatusIndices('https://i', list), []);
     });
 
     test('data survives closing and reopening', async () => {

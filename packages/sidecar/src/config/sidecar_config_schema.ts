@@ -141,6 +141,11 @@ export const SidecarConfigSchema = Type.Object(
       default: 3600,
       description: 'how long to keep deciding from cache while the IdP is unreachable',
     }),
+    status_list: Type.Union([Type.Literal('fallback'), Type.Literal('always'), Type.Literal('off')], {
+      default: 'fallback',
+      description:
+        'the IdP’s Token Status Lists as a second source of revocations: while the feed is down (fallback), for every token (always), or never (off)',
+    }),
     routes: Type.Array(RouteSpec, { default: [] }),
     unmatched: Type.Union([Type.Literal('deny'), Type.Literal('authenticated')], {
       default: 'deny',

@@ -79,7 +79,7 @@ export function authorizationCodeGrant(deps: AuthorizationCodeDeps): GrantHandle
         throw invalidGrant('the user has not agreed to what this code is for');
 
       const openid = (c.scope ?? '').split(' ').includes('openid');
-      const { token, claims, ttl } = mintUserAccessToken(deps, client, user, c, now);
+      const { token, claims, ttl, statusEntry } = await mintUserAccessToken(deps, client, user, c, now);
       // RFC 6749 §6: a refresh token for a client registered for the refresh_token grant.
       const refresh = client.metadata.grant_types.includes('refresh_token')
         ? await deps.refresh.start(
@@ -99,6 +99,7 @@ export function authorizationCodeGrant(deps: AuthorizationCodeDeps): GrantHandle
       await userTokenIssued(deps.events, request, {
         clientId: client.clientId,
         claims,
+        statusEntry,
         authMethod,
         grantType: 'authorization_code',
         scope: c.scope,

@@ -3,7 +3,7 @@ import { aboutClient, type ServerEvents } from '../../events.ts';
 import { OAuthError } from '../../errors.ts';
 import { param } from '../../http/form.ts';
 import type { KeyRing } from '../../keys/key_ring.ts';
-import { mintAccessToken } from '../access_token.ts';
+import { mintAccessToken, type TokenStatusSource } from '../access_token.ts';
 import { chooseAudience } from '../audience.ts';
 import { grantScope, PRIVILEGED_SCOPES } from '../scope.ts';
 import type { TokenPolicy } from '../../policy/token_policy.ts';
@@ -17,6 +17,8 @@ export interface ClientCredentialsDeps {
   issuer: string;
   accessTokenTtl: number;
   keys: Pick<KeyRing, 'signAccessToken'>;
+  /** Token Status List references in tokens (absent when turned off). */
+  statusLists?: TokenStatusSource | undefined;
   events: ServerEvents;
   /** Which audiences a client may have tokens for: its registration and the IdP's Cedar policies. */
   tokenPolicy: Pick<TokenPolicy, 'allows'>;
@@ -55,8 +57,8 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
         m.access_token_ttl ?? deps.accessTokenTtl,
         deps.clock.now(),
       );
-      const { token, claims } = mintAccessToken(
-        deps.keys,
+      const { token, claims, statusEntry } = await mintAccessToken(
+        deps,
         deps.issuer,
         {
           subject: client.clientId,
@@ -69,18 +71,22 @@ export function clientCredentialsGrant(deps: ClientCredentialsDeps): GrantHandle
         },
         epochSeconds(deps.clock),
       );
-      await deps.events.emit('token.issued', {
-        ...aboutClient(client.clientId, client.clientId, request),
-        detail: {
-          grant_type: 'client_credentials',
-          auth_method: authMethod,
-          jti: claims.jti,
-          aud: audience,
-          scope: scope ?? null,
-          exp: claims.exp,
-          ...(cnf ? { cnf_x5t_s256: cnf['x5t#S256'] } : {}),
+      await deps.events.emit(
+        'token.issued',
+        {
+          ...aboutClient(client.clientId, client.clientId, request),
+          detail: {
+            grant_type: 'client_credentials',
+            auth_method: authMethod,
+            jti: claims.jti,
+            aud: audience,
+            scope: scope ?? null,
+            exp: claims.exp,
+            ...(cnf ? { cnf_x5t_s256: cnf['x5t#S256'] } : {}),
+          },
         },
-      });
+        statusEntry,
+      );
       return scope
         ? { access_token: token, token_type: 'Bearer', expires_in: ttl, scope }
         : { access_token: token, token_type: 'Bearer', expires_in: ttl };

@@ -66,11 +66,18 @@ export function refreshTokenGrant(deps: RefreshTokenDeps): GrantHandler {
           throw new OAuthError('invalid_scope', 'scope may only narrow what the sign-in was granted (RFC 6749 §6)');
         scope = asked;
       }
-      const { token, claims, ttl } = mintUserAccessToken(deps, client, user, { scope, resource: family.resource }, now);
+      const { token, claims, ttl, statusEntry } = await mintUserAccessToken(
+        deps,
+        client,
+        user,
+        { scope, resource: family.resource },
+        now,
+      );
       const next = await deps.refresh.rotate(family, claims, now);
       await userTokenIssued(deps.events, request, {
         clientId: client.clientId,
         claims,
+        statusEntry,
         authMethod,
         grantType: 'refresh_token',
         scope: scope,

@@ -12,8 +12,8 @@ import type { ServerEvents } from '../../events.ts';
 import { param } from '../../http/form.ts';
 import type { KeyRing } from '../../keys/key_ring.ts';
 import type { TokenPolicy } from '../../policy/token_policy.ts';
-import type { UserStore } from '../../storage/ports.ts';
-import { mintAccessToken } from '../access_token.ts';
+import type { TokenStatusRecord, UserStore } from '../../storage/ports.ts';
+import { mintAccessToken, type TokenStatusSource } from '../access_token.ts';
 import { isAbsoluteUri } from '../audience.ts';
 import { isValidScope } from '../scope.ts';
 import { checkOwnTransactionToken, readSubjectToken, type SubjectTokenDeps } from '../subject_token.ts';
@@ -27,6 +27,8 @@ export interface TokenExchangeDeps extends SubjectTokenDeps {
   maxActDepth: number;
   txnTokenTtl: number;
   keys: SubjectTokenDeps['keys'] & Pick<KeyRing, 'signAccessToken' | 'signDocument'>;
+  /** Token Status List references in tokens (absent when turned off). */
+  statusLists?: TokenStatusSource | undefined;
   users: Pick<UserStore, 'getUser'>;
   tokenPolicy: Pick<TokenPolicy, 'allowsExchange'>;
   events: ServerEvents;
@@ -161,36 +163,44 @@ export function tokenExchangeGrant(given: TokenExchangeDeps): GrantHandler {
       const origin = subject.originJti ?? subject.jti;
       const chain = [client.clientId, ...prior];
       /** The one `token.exchanged` event, with the whole chain (and the transaction, when there is one). */
-      const issued = (t: { jti: string; exp: number; aud: string; scope: string | null; txn: string | undefined }) =>
-        deps.events.emit('token.exchanged', {
-          actor: client.clientId,
-          subject: subject.sub,
-          client_id: client.clientId,
-          outcome: 'success',
-          request_id: request.id,
-          source_ip: request.ip,
-          detail: {
-            subject_token_type: TOKEN_TYPES[subject.type],
-            requested_token_type: requested,
-            chain,
-            ...(t.txn ? { txn: t.txn } : {}),
-            jti: t.jti,
-            ...(origin ? { origin_jti: origin } : {}),
-            aud: t.aud,
-            scope: t.scope,
-            exp: t.exp,
-            policies: decision.reasons,
-            auth_method: authMethod,
+      const issued = (
+        t: { jti: string; exp: number; aud: string; scope: string | null; txn: string | undefined },
+        statusEntry: TokenStatusRecord | undefined,
+      ) =>
+        deps.events.emit(
+          'token.exchanged',
+          {
+            actor: client.clientId,
+            subject: subject.sub,
+            client_id: client.clientId,
+            outcome: 'success',
+            request_id: request.id,
+            source_ip: request.ip,
+            detail: {
+              subject_token_type: TOKEN_TYPES[subject.type],
+              requested_token_type: requested,
+              chain,
+              ...(t.txn ? { txn: t.txn } : {}),
+              jti: t.jti,
+              ...(origin ? { origin_jti: origin } : {}),
+              aud: t.aud,
+              scope: t.scope,
+              exp: t.exp,
+              policies: decision.reasons,
+              auth_method: authMethod,
+            },
           },
-        });
+          statusEntry,
+        );
       if (txn) {
         const ttl = Math.min(deps.txnTokenTtl, left);
         if (ttl < 1) throw invalidRequest('subject_token has expired');
         const replaced = subject.txn;
-        const { token, claims } = mintTransactionToken(
-          deps.keys,
+        const { token, claims, statusEntry } = await mintTransactionToken(
+          deps,
           deps.issuer,
           {
+            clientId: client.clientId,
             trustDomain: deps.trustDomain,
             sub: subject.sub,
             scope: scope.join(' '),
@@ -205,7 +215,10 @@ export function tokenExchangeGrant(given: TokenExchangeDeps): GrantHandler {
           },
           now,
         );
-        await issued({ jti: claims.jti, exp: claims.exp, aud: deps.trustDomain, scope: claims.scope, txn: claims.txn });
+        await issued(
+          { jti: claims.jti, exp: claims.exp, aud: deps.trustDomain, scope: claims.scope, txn: claims.txn },
+          statusEntry,
+        );
         return {
           access_token: token,
           issued_token_type: TOKEN_TYPES.txn_token,
@@ -220,8 +233,8 @@ export function tokenExchangeGrant(given: TokenExchangeDeps): GrantHandler {
       const carried = request.headers['txn-token'];
       const within = typeof carried === 'string' ? checkOwnTransactionToken(deps, carried, now) : undefined;
       const txnId = within?.ok && within.claims.sub === subject.sub ? within.claims.txn : undefined;
-      const { token, claims } = mintAccessToken(
-        deps.keys,
+      const { token, claims, statusEntry } = await mintAccessToken(
+        deps,
         deps.issuer,
         {
           subject: subject.sub,
@@ -237,7 +250,10 @@ export function tokenExchangeGrant(given: TokenExchangeDeps): GrantHandler {
         },
         now,
       );
-      await issued({ jti: claims.jti, exp: claims.exp, aud: audience, scope: claims.scope ?? null, txn: txnId });
+      await issued(
+        { jti: claims.jti, exp: claims.exp, aud: audience, scope: claims.scope ?? null, txn: txnId },
+        statusEntry,
+      );
       return {
         access_token: token,
         issued_token_type: TOKEN_TYPES.access_token,

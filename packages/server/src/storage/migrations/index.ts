@@ -291,6 +291,41 @@ ALTER TABLE audit_events ADD COLUMN txn TEXT;
 CREATE INDEX audit_events_txn ON audit_events (txn) WHERE txn IS NOT NULL;
 `;
 
+/**
+ * Token Status List (draft-ietf-oauth-status-list): lists (shards) with the size they were made
+ * with, the allocation cursor every replica takes blocks of indices from, and one row per token
+ * that carries a `status` claim — what its bit is computed from when a revocation covers it.
+ */
+const STATUS_LISTS = `
+CREATE TABLE status_lists (
+  list_id BIGINT PRIMARY KEY,
+  size BIGINT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE TABLE status_allocation (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  list_id BIGINT NOT NULL,
+  next_idx BIGINT NOT NULL
+);
+CREATE TABLE token_statuses (
+  list_id BIGINT NOT NULL,
+  idx BIGINT NOT NULL,
+  jti TEXT NOT NULL,
+  origin_jti TEXT,
+  client_id TEXT NOT NULL,
+  sub TEXT NOT NULL,
+  kid TEXT NOT NULL,
+  iat BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (list_id, idx)
+);
+CREATE INDEX token_statuses_jti ON token_statuses (jti);
+CREATE INDEX token_statuses_origin ON token_statuses (origin_jti) WHERE origin_jti IS NOT NULL;
+CREATE INDEX token_statuses_client ON token_statuses (client_id, iat);
+CREATE INDEX token_statuses_sub ON token_statuses (sub, iat);
+CREATE INDEX token_statuses_expires ON token_statuses (expires_at);
+`;
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -345,5 +380,11 @@ export const migrations: readonly Migration[] = [
     name: 'audit events indexed by transaction',
     sqlite: AUDIT_TXN,
     postgres: AUDIT_TXN,
+  },
+  {
+    version: 10,
+    name: 'token status lists: shards, allocation cursor, token entries',
+    sqlite: STATUS_LISTS,
+    postgres: STATUS_LISTS,
   },
 ];

@@ -7,6 +7,7 @@ const LOCKS: Record<SqlLock, number> = {
   migration: 0x6c617463686b,
   feed: 0x6c6b66656564,
   audit: 0x6c6b61756474,
+  status: 0x6c6b73746174,
 };
 
 const CHANNELS: Record<SqlChannel, string> = { feed: 'latchkey_feed' };

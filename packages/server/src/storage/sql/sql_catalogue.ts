@@ -12,6 +12,7 @@ import {
   CODE_COLUMNS,
   FAMILY_COLUMNS,
   REFRESH_COLUMNS,
+  TOKEN_STATUS_COLUMNS,
 } from '../rows.ts';
 
 /** `?, ?, ...` for `n` parameters. */
@@ -150,6 +151,44 @@ export const SQL = {
     WHERE stream = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT ?`,
   latestFeedSeq: 'SELECT COALESCE(MAX(seq), 0) AS seq FROM feed_events',
   purgeFeed: 'DELETE FROM feed_events WHERE expires_at < ?',
+
+  statusAllocation:
+    'SELECT a.list_id, a.next_idx, l.size FROM status_allocation a JOIN status_lists l ON l.list_id = a.list_id',
+  insertStatusList: 'INSERT INTO status_lists (list_id, size, created_at) VALUES (?, ?, ?)',
+  /** Parameters: list_id, next_idx. */
+  startStatusAllocation: 'INSERT INTO status_allocation (id, list_id, next_idx) VALUES (1, ?, ?)',
+  /** Parameters: list_id, next_idx. */
+  moveStatusAllocation: 'UPDATE status_allocation SET list_id = ?, next_idx = ? WHERE id = 1',
+  getStatusList: 'SELECT list_id, size, created_at FROM status_lists WHERE list_id = ?',
+  /** Lists still covering an unexpired token, and the one indices are allocated from. */
+  liveStatusLists: `SELECT list_id FROM status_lists WHERE list_id >= COALESCE(
+    (SELECT MIN(list_id) FROM token_statuses), (SELECT list_id FROM status_allocation), 0) ORDER BY list_id`,
+  insertTokenStatuses: (rows: number): string =>
+    `INSERT INTO token_statuses (${TOKEN_STATUS_COLUMNS}) VALUES ${Array(rows)
+      .fill(`(${marks(TOKEN_STATUS_COLUMNS.split(',').length)})`)
+      .join(', ')}`,
+  /**
+   * The indices of a list whose tokens a revocation entry covers (the entries are few: each part
+   * starts from them): by jti, by the jti its exchange chain started from, a client's or subject's
+   * tokens issued up to the not-before time, and a revoked key's. Parameters: (iss, list_id) × 5.
+   */
+  revokedStatusIndices: [
+    's.jti = f.ref AND f.kind = ?',
+    's.origin_jti = f.ref AND f.kind = ?',
+    's.client_id = f.ref AND s.iat <= f.not_before AND f.kind = ?',
+    's.sub = f.ref AND s.iat <= f.not_before AND f.kind = ?',
+    's.kid = f.ref AND f.kind = ?',
+  ]
+    .map(
+      (on) =>
+        `SELECT s.idx FROM feed_events f JOIN token_statuses s ON ${on} AND s.list_id = ? WHERE f.stream = 'revocations' AND f.iss = ?`,
+    )
+    .join(' UNION '),
+  purgeTokenStatuses: 'DELETE FROM token_statuses WHERE expires_at < ?',
+  /** Lists before the oldest one still covering a token, other than the one allocated from. */
+  purgeStatusLists: `DELETE FROM status_lists WHERE list_id < COALESCE(
+    (SELECT MIN(list_id) FROM token_statuses), (SELECT list_id FROM status_allocation), 0)
+    AND list_id < COALESCE((SELECT list_id FROM status_allocation), 0)`,
   isTokenRevoked: `SELECT 1 AS revoked FROM feed_events
     WHERE stream = 'revocations' AND kind = 'token' AND iss = ? AND ref = ? LIMIT 1`,
   revocationNotBefore: `SELECT MAX(not_before) AS nb FROM feed_events

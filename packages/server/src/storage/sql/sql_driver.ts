@@ -6,7 +6,7 @@
  */
 
 /** Named serializing locks taken inside a transaction (PostgreSQL advisory locks). */
-export type SqlLock = 'migration' | 'feed' | 'audit';
+export type SqlLock = 'migration' | 'feed' | 'audit' | 'status';
 
 /** Notification channels between replicas (PostgreSQL LISTEN/NOTIFY). */
 export type SqlChannel = 'feed';

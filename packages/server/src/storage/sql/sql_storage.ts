@@ -25,6 +25,8 @@ import type {
   UserRecord,
   Storage,
   WithAudit,
+  StatusListRecord,
+  TokenStatusRecord,
 } from '../ports.ts';
 import {
   type AlertRow,
@@ -64,6 +66,7 @@ import {
   userChangeParams,
   userFromRow,
   userParams,
+  tokenStatusParams,
 } from '../rows.ts';
 import { auditChunks, SQL } from './sql_catalogue.ts';
 import type { SqlDriver, SqlTransaction } from './sql_driver.ts';
@@ -76,6 +79,9 @@ class Rollback<T> extends Error {
     this.result = result;
   }
 }
+
+/** Seconds a token's status entry outlives the token: verifiers accept a token that far past `exp` (their skew). */
+const STATUS_ENTRY_GRACE = 300;
 
 const isConflict = (err: unknown): boolean => err instanceof LatchkeyError && err.code === 'storage_conflict';
 
@@ -567,8 +573,50 @@ export class SqlStorage implements Storage {
       (await this.db.run(SQL.purgeCodes, [now - 3600])) +
       (await this.db.run(SQL.purgeFamilies, [now])) +
       (await this.db.run(SQL.purgePushed, [now])) +
-      (await this.db.run(SQL.purgeSessions, [now]))
+      (await this.db.run(SQL.purgeSessions, [now])) +
+      // Kept past expiry for verifiers' clock skew, then their lists once no token in them is left.
+      (await this.db.run(SQL.purgeTokenStatuses, [now - STATUS_ENTRY_GRACE])) +
+      (await this.db.run(SQL.purgeStatusLists))
     );
+  }
+
+  // Token Status List
+
+  async allocateStatusIndices(count: number, listSize: number): Promise<{ listId: number; first: number }> {
+    if (!Number.isSafeInteger(count) || count < 1 || count > listSize)
+      throw new RangeError('a block of status indices must fit in one list');
+    return this.db.transaction(async (tx) => {
+      await tx.lock('status');
+      const now = this.nowSeconds();
+      const cur = await tx.get<{ list_id: number | string; next_idx: number | string; size: number | string }>(
+        SQL.statusAllocation,
+      );
+      if (cur && Number(cur.next_idx) + count <= Number(cur.size)) {
+        await tx.run(SQL.moveStatusAllocation, [Number(cur.list_id), Number(cur.next_idx) + count]);
+        return { listId: Number(cur.list_id), first: Number(cur.next_idx) };
+      }
+      const listId = cur ? Number(cur.list_id) + 1 : 1;
+      await tx.run(SQL.insertStatusList, [listId, listSize, now]);
+      await tx.run(cur ? SQL.moveStatusAllocation : SQL.startStatusAllocation, [listId, count]);
+      return { listId, first: 0 };
+    });
+  }
+
+  async getStatusList(listId: number): Promise<StatusListRecord | undefined> {
+    const r = await this.db.get<{ list_id: number | string; size: number | string; created_at: number | string }>(
+      SQL.getStatusList,
+      [listId],
+    );
+    return r ? { listId: Number(r.list_id), size: Number(r.size), createdAt: Number(r.created_at) } : undefined;
+  }
+
+  async liveStatusLists(): Promise<number[]> {
+    return (await this.db.all<{ list_id: number | string }>(SQL.liveStatusLists)).map((r) => Number(r.list_id));
+  }
+
+  async revokedStatusIndices(issuer: string, listId: number): Promise<number[]> {
+    const params = (['token', 'token', 'client', 'subject', 'key'] as const).flatMap((kind) => [kind, listId, issuer]);
+    return (await this.db.all<{ idx: number | string }>(SQL.revokedStatusIndices, params)).map((r) => Number(r.idx));
   }
 
   // Feed
@@ -621,8 +669,18 @@ export class SqlStorage implements Storage {
 
   // Audit
 
-  async appendAuditEvents(events: AuditEvent[]): Promise<void> {
-    if (events.length > 0) this.announceAppended(await this.db.transaction((tx) => this.appendAuditIn(tx, events)));
+  async appendAuditEvents(events: AuditEvent[], tokenStatuses: readonly TokenStatusRecord[] = []): Promise<void> {
+    if (events.length === 0 && tokenStatuses.length === 0) return;
+    this.announceAppended(
+      await this.db.transaction(async (tx) => {
+        let at = 0;
+        for (const size of auditChunks(tokenStatuses.length)) {
+          await tx.run(SQL.insertTokenStatuses(size), tokenStatuses.slice(at, at + size).flatMap(tokenStatusParams));
+          at += size;
+        }
+        return events.length > 0 ? this.appendAuditIn(tx, events) : [];
+      }),
+    );
   }
 
   async queryAuditEvents(filter: AuditFilter): Promise<AuditRecord[]> {

@@ -123,7 +123,9 @@ export class SqliteDriver implements SqlDriver {
   }
 
   async transaction<T>(body: (tx: SqlTransaction) => Promise<T>): Promise<T> {
-    await this.idle();
+    // Checked and taken with no await in between: two callers that both found the connection
+    // free across an await would both BEGIN ("cannot start a transaction within a transaction").
+    while (this.open) await this.open;
     let end!: () => void;
     this.open = new Promise((resolve) => (end = resolve));
     const notified = new Set<SqlChannel>();
