@@ -2,7 +2,8 @@
 // one registered client. argv[2]: 'token' (audit on), 'token-audit-off', 'ingest' (POST /audit/events,
 // batches of 200 decision events) or 'certificate' (POST /workload/certificate with one P-256 CSR);
 // argv[3]: optional PostgreSQL URL. 'token-logged' is 'token' with the production log level (info:
-// one access line per request, written to /dev/null) instead of the tests' silent logger.
+// one access line per request, written to /dev/null) instead of the tests' silent logger. 'token-status-off' is
+// 'token' with Token Status List references turned off (issue 17: what the status entry costs).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ const t = await startTestIdp({
   dataDir,
   databaseUrl,
   ...(mode === 'token-logged' ? { logger: pino({ level: 'info' }, pino.destination('/dev/null')) } : {}),
-  config: { feedMaxStreamsPerClient: 1000 },
+  config: { feedMaxStreamsPerClient: 1000, ...(mode === 'token-status-off' ? { statusList: false } : {}) },
   benchmarkWithoutAudit: mode === 'token-audit-off',
 });
 const c = await t.register({ audiences: ['https://inventory.internal'], scope: 'stock:read' });

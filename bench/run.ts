@@ -1,6 +1,6 @@
 // npm run bench — each hot path beside a peer in the same run; medians of interleaved rounds.
 // BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
-// BENCH_ONLY (comma-separated: issuance, exchange, ingestion, propagation, verification, authorization, workload, sidecar, login; default all).
+// BENCH_ONLY (comma-separated: issuance, exchange, ingestion, propagation, verification, authorization, workload, sidecar, login, statuslist; default all).
 import { cpus } from 'node:os';
 import { benchRevocationPropagation } from './revocation_propagation.ts';
 import {
@@ -16,6 +16,7 @@ import { benchVerification } from './verification.ts';
 import { benchAuthorization } from './authorization.ts';
 import { benchSidecar } from './sidecar.ts';
 import { benchLogin } from './login.ts';
+import { benchStatusListBuild } from './status_list.ts';
 
 const duration = Number(process.env.BENCH_DURATION ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -47,6 +48,10 @@ if (runs('issuance')) {
   console.log(`\nLatchkey access token size: ${idp.tokenBytes} bytes (ES256, one audience, one scope)`);
   console.log(
     `Audit cost on the token path: ${((1 - idp.perCore / auditOff.perCore) * 100).toFixed(1)}% of tokens per CPU-second, ${((1 - idp.rps / auditOff.rps) * 100).toFixed(1)}% of tokens/s (target: under 10%)`,
+  );
+  const statusOff = Object.entries(results).find(([n]) => n.includes('status list off'))![1];
+  console.log(
+    `Token Status List cost on the token path (index, claim, entry row): ${((1 - idp.perCore / statusOff.perCore) * 100).toFixed(1)}% of tokens per CPU-second, ${((1 - idp.rps / statusOff.rps) * 100).toFixed(1)}% of tokens/s; token ${idp.tokenBytes} vs ${statusOff.tokenBytes} bytes`,
   );
   if (idp.non2xx > 0) failed = true;
 }
@@ -182,6 +187,19 @@ if (runs('sidecar')) {
     `Reverse proxy vs straight, per CPU-second of the path: ${((proxy.perCore / direct.perCore) * 100).toFixed(0)}% (target ≥ 50%; a plain node:http proxy: ${((nodeProxy.perCore / direct.perCore) * 100).toFixed(0)}%, the sidecar ${((proxy.perCore / nodeProxy.perCore) * 100).toFixed(0)}% of it); added latency (sequential, seen token): proxy p50 ${(proxy.probeP50 - direct.probeP50).toFixed(0)} µs, forward auth p50 ${(sc.http['nginx + sidecar forward auth → upstream']!.probeP50 - nginxDirect.probeP50).toFixed(0)} µs (target p50 < 1 ms, p99 < 3 ms)`,
   );
   if (Object.values(sc.http).some((r) => r.errors > 0)) failed = true;
+}
+
+if (runs('statuslist')) {
+  console.log('\n## Token Status List: building one list (SQLite; 1% revoked, one token revocation each)');
+  console.log(
+    '| entries | revoked | build ms (query + bits + ZLIB + ES256) | query ms | ZLIB level 9 ms | list token bytes |',
+  );
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of await benchStatusListBuild())
+    console.log(
+      `| ${r.entries} | ${r.revoked} | ${r.buildMs.toFixed(1)} | ${r.queryMs.toFixed(1)} | ${r.compressMs.toFixed(1)} | ${r.jwsBytes} |`,
+    );
+  console.log('A list is built once per ttl (60 s) or revocation, per replica, then served from memory.');
 }
 
 if (runs('login')) {

@@ -119,6 +119,7 @@ export async function benchTokenIssuance(options: {
       ['Latchkey /token (client_secret_basic, ES256, SQLite, audit on)', 'idp_child.ts', ['token']],
       ['Latchkey /token, audit on, access log on (info, to /dev/null)', 'idp_child.ts', ['token-logged']],
       ['Latchkey /token, audit off (benchmark-only switch)', 'idp_child.ts', ['token-audit-off']],
+      ['Latchkey /token, status list off (LATCHKEY_STATUS_LIST=false)', 'idp_child.ts', ['token-status-off']],
     ],
     options,
   );

@@ -86,6 +86,7 @@ export {
   setInvalid,
   statusAt,
   compressStatusList,
+  compressStatusListAsync,
   decompressStatusList,
   statusListReferenceOf,
   checkStatusListTokenClaims,

@@ -1,4 +1,7 @@
-import { deflateSync, inflateSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { deflate, deflateSync, inflateSync } from 'node:zlib';
+
+const deflateAsync = promisify(deflate);
 
 /**
  * Token Status List (draft-ietf-oauth-status-list; section numbers of draft 17): the `status`
@@ -64,6 +67,11 @@ export function statusAt(bytes: Uint8Array, idx: number, bits: 1 | 2 | 4 | 8 = 1
 /** §4.1 step 4: ZLIB (RFC 1950) over DEFLATE (RFC 1951) at the highest level, then base64url (§4.2 `lst`). */
 export function compressStatusList(bytes: Uint8Array): string {
   return deflateSync(bytes, { level: 9 }).toString('base64url');
+}
+
+/** {@link compressStatusList} on libuv's thread pool: a 1M-entry list takes ~50 ms at level 9, off the event loop. */
+export async function compressStatusListAsync(bytes: Uint8Array): Promise<string> {
+  return (await deflateAsync(bytes, { level: 9 })).toString('base64url');
 }
 
 /**

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import {
   type AccessTokenClaims,
   type Clock,
-  compressStatusList,
+  compressStatusListAsync,
   epochSeconds,
   STATUS_LIST_TYP,
   type StatusListReference,
@@ -133,7 +133,7 @@ export class StatusLists {
       iat,
       exp: iat + Math.max(this.options.lifetime, ttl),
       ttl,
-      status_list: { bits: 1, lst: compressStatusList(bytes), aggregation_uri: this.aggregationUri },
+      status_list: { bits: 1, lst: await compressStatusListAsync(bytes), aggregation_uri: this.aggregationUri },
     };
     const { jws } = keys.signDocument(claims, STATUS_LIST_TYP);
     const etag = `"${createHash('sha256').update(jws).digest('base64url').slice(0, 22)}"`;

@@ -180,8 +180,11 @@ export const SQL = {
     's.kid = f.ref AND f.kind = ?',
   ]
     .map(
-      (on) =>
-        `SELECT s.idx FROM feed_events f JOIN token_statuses s ON ${on} AND s.list_id = ? WHERE f.stream = 'revocations' AND f.iss = ?`,
+      // The (few) revocation entries first (CROSS JOIN fixes SQLite's order), then each one's
+      // tokens by their own index; `+s.list_id` keeps SQLite from scanning the whole list instead
+      // (the key part has no index of its own: a revoked key's tokens are found by reading the list).
+      (on, i) =>
+        `SELECT s.idx FROM feed_events f CROSS JOIN token_statuses s WHERE ${on} AND ${i < 4 ? '+' : ''}s.list_id = ? AND f.stream = 'revocations' AND f.iss = ?`,
     )
     .join(' UNION '),
   purgeTokenStatuses: 'DELETE FROM token_statuses WHERE expires_at < ?',
