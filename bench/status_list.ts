@@ -39,7 +39,7 @@ export async function benchStatusListBuild(
     const s = new SqliteStorage(join(dir, 'latchkey.db'));
     try {
       await s.migrate();
-      const { listId } = await s.allocateStatusIndices(n, n);
+      const { listId } = await s.allocateStatusIndices(n, n, 3600);
       const now = Math.floor(Date.now() / 1000);
       const batch: TokenStatusRecord[] = [];
       for (let idx = 0; idx < n; idx++) {
@@ -52,7 +52,6 @@ export async function benchStatusListBuild(
           sub: `c${idx % 50}`,
           kid: 'k1',
           iat: now,
-          expiresAt: now + 300,
         });
         if (batch.length === 10_000) await s.appendAuditEvents([], batch.splice(0));
       }

@@ -307,6 +307,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         listSize: config.statusListSize,
         ttl: config.statusListTtl,
         lifetime: config.statusListLifetime,
+        // Verifiers accept a token up to their skew past `exp`; five minutes more covers theirs too.
+        tokenCover: Math.max(config.maxAccessTokenTtl, config.txnTokenTtl) + config.clockSkew + 300,
         keys,
         store: storage,
       })

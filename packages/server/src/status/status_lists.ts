@@ -22,6 +22,8 @@ export interface StatusListsOptions {
   ttl: number;
   /** Seconds from `iat` to `exp` of a Status List Token (at least `ttl`). */
   lifetime: number;
+  /** Longest lifetime of a token that carries a reference, with clock skew: how long a list's entries are kept. */
+  tokenCover: number;
   keys: Pick<KeyRing, 'signDocument'>;
   store: Pick<StatusListStore, 'allocateStatusIndices' | 'getStatusList' | 'liveStatusLists' | 'revokedStatusIndices'> &
     Pick<FeedStore, 'latestFeedSeq'>;
@@ -55,7 +57,7 @@ export class StatusLists {
 
   constructor(options: StatusListsOptions) {
     this.options = options;
-    this.indices = new StatusIndices(options.store, options.listSize);
+    this.indices = new StatusIndices(options.store, options.listSize, options.tokenCover, options.clock);
     this.prefix = `${options.issuer}${STATUS_LIST_PATH}/`;
   }
 
@@ -92,7 +94,6 @@ export class StatusLists {
       sub: claims.sub,
       kid,
       iat: claims.iat,
-      expiresAt: claims.exp,
     };
   }
 

@@ -466,7 +466,6 @@ export interface TokenStatusRecord {
   /** The key that signed it (a revoked key covers it). */
   kid: string;
   iat: number;
-  expiresAt: number;
 }
 
 /** A status list (a shard of indices) as made: its size stays what it was when it was started. */
@@ -481,10 +480,16 @@ export interface StatusListStore {
   /**
    * Reserves `count` consecutive unused indices of the current list (starting a new list of
    * `listSize` when it has fewer left), serialized across replicas: no index is handed out twice.
+   * `coverSeconds`: how long from now a token with one of them may still be valid; the list's
+   * entries are purged after that (it is pushed back by each reservation).
    */
-  allocateStatusIndices(count: number, listSize: number): Promise<{ listId: number; first: number }>;
+  allocateStatusIndices(
+    count: number,
+    listSize: number,
+    coverSeconds: number,
+  ): Promise<{ listId: number; first: number }>;
   getStatusList(listId: number): Promise<StatusListRecord | undefined>;
-  /** Ids of the lists that may still cover an unexpired token, oldest first. */
+  /** Ids of the lists kept (those that may still cover an unexpired token), oldest first. */
   liveStatusLists(): Promise<number[]>;
   /** The indices of the list whose tokens an unexpired revocation entry of `issuer` covers. */
   revokedStatusIndices(issuer: string, listId: number): Promise<number[]>;

@@ -401,7 +401,7 @@ export const feedParams = (e: Omit<FeedEventRecord, 'seq'>): unknown[] => [
 
 export const FEED_COLUMNS = 'stream, kind, iss, ref, not_before, expires_at, created_at, data';
 
-export const TOKEN_STATUS_COLUMNS = 'list_id, idx, jti, origin_jti, client_id, sub, kid, iat, expires_at';
+export const TOKEN_STATUS_COLUMNS = 'list_id, idx, jti, origin_jti, client_id, sub, kid, iat';
 
 export const tokenStatusParams = (r: TokenStatusRecord): unknown[] => [
   r.listId,
@@ -412,7 +412,6 @@ export const tokenStatusParams = (r: TokenStatusRecord): unknown[] => [
   r.sub,
   r.kid,
   r.iat,
-  r.expiresAt,
 ];
 /** Rows to insert, chained after (headSeq, headHash): [seq, prev_hash, hash, ...values]. */
 export function chainRows(events: readonly AuditEvent[], headSeq: number, headHash: string): unknown[][] {

@@ -588,9 +588,9 @@ function contract(
     test('status lists: blocks never overlap under concurrency; a full list starts the next; revocations cover entries', async () => {
       const now = Math.floor(Date.now() / 1000);
       // A fresh list for this test, whatever earlier runs left: ask for a block as large as a list.
-      const start = await s.allocateStatusIndices(4096, 4096);
+      const start = await s.allocateStatusIndices(4096, 4096, 600);
       assert.equal(start.first, 0);
-      const blocks = await Promise.all(Array.from({ length: 6 }, () => s.allocateStatusIndices(1024, 4096)));
+      const blocks = await Promise.all(Array.from({ length: 6 }, () => s.allocateStatusIndices(1024, 4096, 600)));
       const seen = new Set(blocks.map((b) => `${b.listId}:${b.first}`));
       assert.equal(seen.size, 6, 'no block handed out twice');
       // 4 blocks of 1024 fill one list of 4096; the next two start another list.
@@ -615,7 +615,6 @@ function contract(
         sub: `svc-${list}`,
         kid: 'kid-a',
         iat: now - 10,
-        expiresAt: now + 300,
         ...over,
       });
       await s.appendAuditEvents(
@@ -648,9 +647,15 @@ function contract(
       assert.deepEqual(await revoked(), [0, 1, 2, 3, 4]);
       // Another issuer's revocations cover nothing here.
       assert.deepEqual(await s.revokedStatusIndices('https://other', list), []);
-      // Entries go some time after their tokens expire; then lists no token is left in.
-      await s.purgeExpired(now + 300 + 301);
+      // A list's entries go once every token in it has expired (its cover from the last reservation),
+      // and the list with them, but not the list indices are being handed out from.
+      await s.purgeExpired(now + 300);
+      assert.deepEqual(await revoked(), [0, 1, 2, 3, 4], 'not yet');
+      await s.purgeExpired(now + 602);
       assert.deepEqual(await s.revokedStatusIndices('https://i', list), []);
+      assert.equal(await s.getStatusList(list), undefined);
+      const current = (await s.liveStatusLists()).at(-1) as number;
+      assert.ok(current >= start.listId + 2 && (await s.getStatusList(current)) !== undefined);
     });
 
     test('data survives closing and reopening', async () => {

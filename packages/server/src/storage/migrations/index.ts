@@ -293,14 +293,17 @@ CREATE INDEX audit_events_txn ON audit_events (txn) WHERE txn IS NOT NULL;
 
 /**
  * Token Status List (draft-ietf-oauth-status-list): lists (shards) with the size they were made
- * with, the allocation cursor every replica takes blocks of indices from, and one row per token
- * that carries a `status` claim — what its bit is computed from when a revocation covers it.
+ * with and when every token in them has expired, the allocation cursor every replica takes blocks
+ * of indices from, and one row per token that carries a `status` claim — what its bit is computed
+ * from when a revocation covers it. Few indexes: each is written on the token path. A service's
+ * token (sub = client_id) is found by its client; only users' tokens are indexed by subject.
  */
-const STATUS_LISTS = `
+const statusLists = (withoutRowid: string): string => `
 CREATE TABLE status_lists (
   list_id BIGINT PRIMARY KEY,
   size BIGINT NOT NULL,
-  created_at BIGINT NOT NULL
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
 );
 CREATE TABLE status_allocation (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -316,14 +319,12 @@ CREATE TABLE token_statuses (
   sub TEXT NOT NULL,
   kid TEXT NOT NULL,
   iat BIGINT NOT NULL,
-  expires_at BIGINT NOT NULL,
   PRIMARY KEY (list_id, idx)
-);
+)${withoutRowid};
 CREATE INDEX token_statuses_jti ON token_statuses (jti);
 CREATE INDEX token_statuses_origin ON token_statuses (origin_jti) WHERE origin_jti IS NOT NULL;
 CREATE INDEX token_statuses_client ON token_statuses (client_id, iat);
-CREATE INDEX token_statuses_sub ON token_statuses (sub, iat);
-CREATE INDEX token_statuses_expires ON token_statuses (expires_at);
+CREATE INDEX token_statuses_sub ON token_statuses (sub, iat) WHERE sub <> client_id;
 `;
 
 export const migrations: readonly Migration[] = [
@@ -384,7 +385,7 @@ export const migrations: readonly Migration[] = [
   {
     version: 10,
     name: 'token status lists: shards, allocation cursor, token entries',
-    sqlite: STATUS_LISTS,
-    postgres: STATUS_LISTS,
+    sqlite: statusLists(' WITHOUT ROWID'),
+    postgres: statusLists(''),
   },
 ];

@@ -154,43 +154,46 @@ export const SQL = {
 
   statusAllocation:
     'SELECT a.list_id, a.next_idx, l.size FROM status_allocation a JOIN status_lists l ON l.list_id = a.list_id',
-  insertStatusList: 'INSERT INTO status_lists (list_id, size, created_at) VALUES (?, ?, ?)',
+  /** Parameters: list_id, size, created_at, expires_at. */
+  insertStatusList: 'INSERT INTO status_lists (list_id, size, created_at, expires_at) VALUES (?, ?, ?, ?)',
+  /** Parameters: expires_at, list_id: a block reserved now pushes back when the list's last token expires. */
+  extendStatusList: 'UPDATE status_lists SET expires_at = ? WHERE list_id = ? AND expires_at < ?',
   /** Parameters: list_id, next_idx. */
   startStatusAllocation: 'INSERT INTO status_allocation (id, list_id, next_idx) VALUES (1, ?, ?)',
   /** Parameters: list_id, next_idx. */
   moveStatusAllocation: 'UPDATE status_allocation SET list_id = ?, next_idx = ? WHERE id = 1',
   getStatusList: 'SELECT list_id, size, created_at FROM status_lists WHERE list_id = ?',
-  /** Lists still covering an unexpired token, and the one indices are allocated from. */
-  liveStatusLists: `SELECT list_id FROM status_lists WHERE list_id >= COALESCE(
-    (SELECT MIN(list_id) FROM token_statuses), (SELECT list_id FROM status_allocation), 0) ORDER BY list_id`,
+  liveStatusLists: 'SELECT list_id FROM status_lists ORDER BY list_id',
   insertTokenStatuses: (rows: number): string =>
     `INSERT INTO token_statuses (${TOKEN_STATUS_COLUMNS}) VALUES ${Array(rows)
       .fill(`(${marks(TOKEN_STATUS_COLUMNS.split(',').length)})`)
       .join(', ')}`,
   /**
    * The indices of a list whose tokens a revocation entry covers (the entries are few: each part
-   * starts from them): by jti, by the jti its exchange chain started from, a client's or subject's
-   * tokens issued up to the not-before time, and a revoked key's. Parameters: (iss, list_id) × 5.
+   * starts from them): by jti, by the jti its exchange chain started from, a client's tokens and a
+   * subject's (a user's, or a service's: sub = client_id) issued up to the not-before time, and a
+   * revoked key's. Parameters: (kind, list_id, iss) × 6.
    */
   revokedStatusIndices: [
     's.jti = f.ref AND f.kind = ?',
     's.origin_jti = f.ref AND f.kind = ?',
     's.client_id = f.ref AND s.iat <= f.not_before AND f.kind = ?',
-    's.sub = f.ref AND s.iat <= f.not_before AND f.kind = ?',
+    's.sub = f.ref AND s.sub <> s.client_id AND s.iat <= f.not_before AND f.kind = ?',
+    's.client_id = f.ref AND s.sub = s.client_id AND s.iat <= f.not_before AND f.kind = ?',
     's.kid = f.ref AND f.kind = ?',
   ]
     .map(
       // The (few) revocation entries first (CROSS JOIN fixes SQLite's order), then each one's
       // tokens by their own index; `+s.list_id` keeps SQLite from scanning the whole list instead
       // (the key part has no index of its own: a revoked key's tokens are found by reading the list).
-      (on, i) =>
-        `SELECT s.idx FROM feed_events f CROSS JOIN token_statuses s WHERE ${on} AND ${i < 4 ? '+' : ''}s.list_id = ? AND f.stream = 'revocations' AND f.iss = ?`,
+      (on, i, all) =>
+        `SELECT s.idx FROM feed_events f CROSS JOIN token_statuses s WHERE ${on} AND ${i < all.length - 1 ? '+' : ''}s.list_id = ? AND f.stream = 'revocations' AND f.iss = ?`,
     )
     .join(' UNION '),
-  purgeTokenStatuses: 'DELETE FROM token_statuses WHERE expires_at < ?',
-  /** Lists before the oldest one still covering a token, other than the one allocated from. */
-  purgeStatusLists: `DELETE FROM status_lists WHERE list_id < COALESCE(
-    (SELECT MIN(list_id) FROM token_statuses), (SELECT list_id FROM status_allocation), 0)
+  /** Lists every token of which has expired (and then their entries), but the one allocated from. */
+  purgeTokenStatuses:
+    'DELETE FROM token_statuses WHERE list_id IN (SELECT list_id FROM status_lists WHERE expires_at < ?)',
+  purgeStatusLists: `DELETE FROM status_lists WHERE expires_at < ?
     AND list_id < COALESCE((SELECT list_id FROM status_allocation), 0)`,
   isTokenRevoked: `SELECT 1 AS revoked FROM feed_events
     WHERE stream = 'revocations' AND kind = 'token' AND iss = ? AND ref = ? LIMIT 1`,

@@ -80,9 +80,6 @@ class Rollback<T> extends Error {
   }
 }
 
-/** Seconds a token's status entry outlives the token: verifiers accept a token that far past `exp` (their skew). */
-const STATUS_ENTRY_GRACE = 300;
-
 const isConflict = (err: unknown): boolean => err instanceof LatchkeyError && err.code === 'storage_conflict';
 
 /**
@@ -574,15 +571,19 @@ export class SqlStorage implements Storage {
       (await this.db.run(SQL.purgeFamilies, [now])) +
       (await this.db.run(SQL.purgePushed, [now])) +
       (await this.db.run(SQL.purgeSessions, [now])) +
-      // Kept past expiry for verifiers' clock skew, then their lists once no token in them is left.
-      (await this.db.run(SQL.purgeTokenStatuses, [now - STATUS_ENTRY_GRACE])) +
-      (await this.db.run(SQL.purgeStatusLists))
+      // A list's entries go once every token in it has expired (and verifiers' skew has passed).
+      (await this.db.run(SQL.purgeTokenStatuses, [now])) +
+      (await this.db.run(SQL.purgeStatusLists, [now]))
     );
   }
 
   // Token Status List
 
-  async allocateStatusIndices(count: number, listSize: number): Promise<{ listId: number; first: number }> {
+  async allocateStatusIndices(
+    count: number,
+    listSize: number,
+    coverSeconds: number,
+  ): Promise<{ listId: number; first: number }> {
     if (!Number.isSafeInteger(count) || count < 1 || count > listSize)
       throw new RangeError('a block of status indices must fit in one list');
     return this.db.transaction(async (tx) => {
@@ -591,12 +592,14 @@ export class SqlStorage implements Storage {
       const cur = await tx.get<{ list_id: number | string; next_idx: number | string; size: number | string }>(
         SQL.statusAllocation,
       );
+      const expiresAt = now + coverSeconds;
       if (cur && Number(cur.next_idx) + count <= Number(cur.size)) {
         await tx.run(SQL.moveStatusAllocation, [Number(cur.list_id), Number(cur.next_idx) + count]);
+        await tx.run(SQL.extendStatusList, [expiresAt, Number(cur.list_id), expiresAt]);
         return { listId: Number(cur.list_id), first: Number(cur.next_idx) };
       }
       const listId = cur ? Number(cur.list_id) + 1 : 1;
-      await tx.run(SQL.insertStatusList, [listId, listSize, now]);
+      await tx.run(SQL.insertStatusList, [listId, listSize, now, expiresAt]);
       await tx.run(cur ? SQL.moveStatusAllocation : SQL.startStatusAllocation, [listId, count]);
       return { listId, first: 0 };
     });
@@ -615,7 +618,11 @@ export class SqlStorage implements Storage {
   }
 
   async revokedStatusIndices(issuer: string, listId: number): Promise<number[]> {
-    const params = (['token', 'token', 'client', 'subject', 'key'] as const).flatMap((kind) => [kind, listId, issuer]);
+    const params = (['token', 'token', 'client', 'subject', 'subject', 'key'] as const).flatMap((kind) => [
+      kind,
+      listId,
+      issuer,
+    ]);
     return (await this.db.all<{ idx: number | string }>(SQL.revokedStatusIndices, params)).map((r) => Number(r.idx));
   }
 
