@@ -18,10 +18,27 @@ const Opt = <T extends TSchema>(schema: T) => Type.Optional(schema);
 const Obj = <P extends Record<string, TSchema>>(properties: P, description: string) =>
   Type.Object(properties, { description });
 const ClientChange = Obj(
-  { method: Opt(Str('token_endpoint_auth_method, when registered')) },
+  {
+    method: Opt(Str('token_endpoint_auth_method, when registered')),
+    compromised: Opt(
+      Type.Boolean({
+        description: 'revoked because its credential was compromised (a RISC credential-compromise event)',
+      }),
+    ),
+  },
   'who changed it is the actor; the client is client_id and subject',
 );
 const KeyRef = { kid: Str('the signing key') };
+const SsfStream = (description: string) =>
+  Obj(
+    {
+      stream_id: Str('the stream'),
+      method: Str('its delivery method: urn:ietf:rfc:8935 (push) or urn:ietf:rfc:8936 (poll)'),
+      status: Str('enabled, paused or disabled'),
+      events: Int('event types it asked for'),
+    },
+    description,
+  );
 const UserChange = (description: string) =>
   Obj({ username: Str('the username (the user is `subject`)') }, `${description}; who did it is the actor`);
 const Members = Type.Object({ added: Type.Array(Type.String()), removed: Type.Array(Type.String()) });
@@ -296,6 +313,30 @@ export const AUDIT_EVENT_DETAILS = {
       auth_method: Str('how the acting client authenticated'),
     },
     'a token exchange (RFC 8693) issued a token for `subject` to the acting client `client_id`',
+  ),
+  'ssf.stream_created': SsfStream('a Shared Signals receiver (`client_id`) created a stream'),
+  'ssf.stream_updated': SsfStream('a receiver changed its stream’s configuration or status'),
+  'ssf.stream_deleted': SsfStream('a receiver deleted its stream and the SETs waiting in it'),
+  'ssf.delivery_failed': Obj(
+    {
+      stream_id: Str('the stream'),
+      jti: Str('the SET'),
+      event_type: Opt(Str('its event type URI')),
+      error: Str('what the receiver answered (RFC 8935 `err` and description), or why it could not be reached'),
+      attempts: Int('attempts made'),
+      refused: Type.Boolean({ description: 'the receiver refused the SET itself (not retried)' }),
+      paused: Type.Boolean({ description: 'retries ran out: the stream was paused, its SETs kept' }),
+    },
+    'a SET was not delivered to the receiver `client_id`; `reason` is the RFC 8935 error code or `unreachable`',
+  ),
+  'ssf.events_dropped': Obj(
+    {
+      stream_id: Str('the stream'),
+      event_type: Str('the event type URI'),
+      count: Int('SETs not queued'),
+      queued: Int('SETs waiting in the stream (its bound)'),
+    },
+    'a stream holds as many SETs as it may (`ssfMaxQueue`): newer ones were not queued',
   ),
 } satisfies Record<(typeof AUDIT_EVENT_TYPES)[number], TSchema>;
 

@@ -43,6 +43,11 @@ export const AUDIT_EVENT_TYPES = [
   'user.consent_denied',
   'user.consent_revoked',
   'token.exchanged',
+  'ssf.stream_created',
+  'ssf.stream_updated',
+  'ssf.stream_deleted',
+  'ssf.delivery_failed',
+  'ssf.events_dropped',
 ] as const;
 
 /** Why a user's login failed: the `reason` of a `user.login_failed` event (the user is told less). */

@@ -96,3 +96,20 @@ export {
   type StatusListTokenClaims,
   type StatusListTokenProblem,
 } from './status_list.ts';
+export {
+  SET_TYP,
+  SET_MEDIA_TYPE,
+  SSF_DELIVERY,
+  SECURITY_EVENT_TYPES,
+  SET_DELIVERY_ERRORS,
+  SSF_SCOPE,
+  subjectKey,
+  type SsfDeliveryMethod,
+  type SecurityEventType,
+  type SubjectIdentifier,
+  type SecurityEventTokenClaims,
+  type SetPollRequest,
+  type SetPollResponse,
+  type SsfStreamConfiguration,
+  type SsfStreamStatus,
+} from './security_events.ts';

@@ -29,6 +29,11 @@ import { privateKeyJwt } from './oauth/client_auth/private_key_jwt.ts';
 import { registerDiscovery } from './oauth/discovery.ts';
 import { registerStatusListEndpoints } from './status/status_list_endpoints.ts';
 import { StatusLists } from './status/status_lists.ts';
+import { SetWake } from './ssf/set_wake.ts';
+import { registerSsfConfiguration, registerSsfEndpoints } from './ssf/ssf_endpoints.ts';
+import { SsfPushDelivery } from './ssf/push_delivery.ts';
+import { SsfStreams } from './ssf/ssf_streams.ts';
+import { SsfTransmitter } from './ssf/ssf_transmitter.ts';
 import { clientCredentialsGrant } from './oauth/grants/client_credentials.ts';
 import { registerIntrospectionEndpoint } from './oauth/introspection_endpoint.ts';
 import {
@@ -103,6 +108,8 @@ export interface AppDeps {
   events: ServerEvents;
   logger: Logger;
   https?: { cert: string; key: string } | undefined;
+  /** PEM certificates trusted for outbound HTTPS beside the system roots (`outboundCaFile`). */
+  outboundCa?: string | undefined;
   /** Whether the process is draining before shutdown. */
   draining?: () => boolean;
 }
@@ -195,16 +202,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     trustedProxies: config.trustedProxies,
     header: config.clientCertHeader,
   });
-  // Everything a client can make the IdP fetch goes through one guard (docs/security.md).
-  const jwks = new ClientJwks({
-    outbound: new OutboundFetch({
-      allowHttp: !config.tls,
-      allowSpecialAddresses: false,
-      allow: config.outboundAllow,
-      timeoutMs: 5000,
-      maxBytes: 64 * 1024,
-    }),
+  // Everything a client can make the IdP fetch (its jwks_uri, its Shared Signals receiver) goes
+  // through one guard (docs/security.md).
+  const clientOutbound = new OutboundFetch({
+    allowHttp: !config.tls,
+    allowSpecialAddresses: false,
+    allow: config.outboundAllow,
+    timeoutMs: 5000,
+    maxBytes: 64 * 1024,
+    ca: deps.outboundCa,
   });
+  const jwks = new ClientJwks({ outbound: clientOutbound });
   const { trustDomain } = deps.workload;
   const spiffeIdOf = (clientId: string) => serviceSpiffeId(trustDomain, clientId);
   const authenticatorMethods = [
@@ -313,6 +321,80 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         store: storage,
       })
     : undefined;
+  // Shared Signals (SSF 1.0): receivers' streams, the transmitter reading the audit log, push delivery.
+  const ssfWake = new SetWake();
+  const ssfStreams = new SsfStreams({
+    clock,
+    issuer,
+    store: storage,
+    master,
+    outbound: clientOutbound,
+    minVerificationInterval: config.ssfMinVerificationInterval,
+    maxStreamsPerReceiver: config.ssfMaxStreams,
+  });
+  const logError = (what: string) => (err: unknown) =>
+    deps.logger.warn({ err: { message: (err as Error).message } }, `${what}; will retry`);
+  const ssfPush = new SsfPushDelivery({
+    clock,
+    store: storage,
+    outbound: clientOutbound,
+    master,
+    maxAttempts: config.ssfPushAttempts,
+    retryBase: config.ssfRetryBase,
+    onFailure: async (f) => {
+      await events.emit('ssf.delivery_failed', {
+        actor: 'system',
+        subject: `stream:${f.stream.streamId}`,
+        client_id: f.stream.clientId,
+        outcome: 'failure',
+        reason: f.error.split(':')[0]!.slice(0, 64),
+        detail: {
+          stream_id: f.stream.streamId,
+          jti: f.set.jti,
+          event_type: f.set.eventType,
+          error: f.error,
+          attempts: f.attempts,
+          refused: f.refused,
+          paused: f.paused,
+        },
+      });
+      if (f.paused) await ssfTransmitter.streamUpdated(f.stream, 'paused', `delivery failed: ${f.error}`);
+    },
+    onError: logError('Shared Signals push failed'),
+  });
+  const ssfTransmitter = new SsfTransmitter({
+    clock,
+    issuer,
+    store: storage,
+    keys,
+    maxQueue: config.ssfMaxQueue,
+    interval: 1,
+    onQueued: () => {
+      ssfPush.nudge();
+      ssfWake.notify();
+    },
+    onDropped: (stream, count, eventType) =>
+      void events
+        .emit('ssf.events_dropped', {
+          actor: 'system',
+          subject: `stream:${stream.streamId}`,
+          client_id: stream.clientId,
+          outcome: 'failure',
+          reason: 'queue_full',
+          detail: { stream_id: stream.streamId, event_type: eventType, count, queued: config.ssfMaxQueue },
+        })
+        .catch(() => undefined),
+    onError: logError('Shared Signals transmitter pass failed'),
+  });
+  storage.onAuditAppended(() => ssfTransmitter.nudge());
+  app.addHook('onReady', async () => {
+    ssfTransmitter.start();
+    ssfPush.start();
+  });
+  app.addHook('onClose', async () => {
+    await ssfTransmitter.stop();
+    await ssfPush.stop();
+  });
   const caller = serviceCaller({
     clock,
     issuer,
@@ -340,6 +422,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     });
     registerJwksEndpoint(open, { keys, maxAge: config.jwksMaxAge });
     if (statusLists) registerStatusListEndpoints(open, { lists: statusLists, clock });
+    registerSsfConfiguration(open, { issuer });
     registerTokenEndpoint(open, {
       grants: [
         clientCredentialsGrant({
@@ -473,6 +556,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   serviceScope(app, caller, (service) => {
     registerFeedEndpoints(service, { clock, issuer, store: storage, hub, maxPage: config.feedMaxPage });
+    registerSsfEndpoints(service, {
+      issuer,
+      streams: ssfStreams,
+      transmitter: ssfTransmitter,
+      store: storage,
+      clients,
+      events,
+      pollWait: config.ssfPollWait,
+      queued: (ms) => ssfWake.wait(ms),
+    });
     registerPolicyFeed(service, { store: storage, clients });
     registerAuditIngest(service, {
       events,

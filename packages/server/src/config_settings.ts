@@ -129,6 +129,25 @@ export const SETTINGS = {
       'seconds from `iat` to `exp` of a status list token (a verifier must not use it after; at least the ttl)',
   }),
   jwksMaxAge: int(0, 86400, 300, { description: '`Cache-Control: max-age` of `/jwks`' }),
+  ssfPushAttempts: int(1, 100, 8, {
+    description:
+      'Shared Signals push (RFC 8935): attempts at one SET before its stream is paused (SETs kept) and the failure reported',
+  }),
+  ssfRetryBase: int(1, 60, 2, {
+    description: 'seconds before the second push attempt; the wait doubles after each failure (at most 300 s)',
+  }),
+  ssfMaxQueue: int(100, 1_000_000, 10_000, {
+    description:
+      'most SETs waiting in one stream (unacknowledged polls, a paused stream); newer ones are reported and not queued',
+  }),
+  ssfMaxStreams: int(1, 1000, 10, { description: 'most Shared Signals streams one receiver may hold' }),
+  ssfPollWait: int(0, 60, 15, {
+    description: 'seconds an RFC 8936 poll without `returnImmediately` waits for a SET (long polling)',
+  }),
+  ssfMinVerificationInterval: int(0, 3600, 10, {
+    description:
+      'SSF `min_verification_interval`: least seconds between two verification requests on a stream (429 sooner)',
+  }),
   formBodyLimit: int(1024, 1024 * 1024, 16 * 1024, {
     description: 'cap on form bodies in bytes (token, introspection, revocation); larger → 413',
   }),
@@ -334,6 +353,13 @@ export const SETTINGS = {
     description:
       "comma-separated host names, IPs or CIDRs that a client's `jwks_uri` may reach although they are loopback, private or link-local (by default such addresses are refused before connecting; see [security.md](security.md))",
   }),
+  outboundCaFile: optional(
+    str(undefined, {
+      path: true,
+      description:
+        'PEM file of CA certificates the IdP trusts, beside the system roots, for the HTTPS servers it calls: Shared Signals receivers, federated issuers, client `jwks_uri`s',
+    }),
+  ),
   clientCertHeader: str('client-cert', {
     pattern: '^[a-zA-Z0-9-]{1,64}$',
     lowercase: true,

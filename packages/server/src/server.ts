@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { LatchkeyError } from './errors.ts';
 import { PasswordHasher } from './users/password_hash.ts';
 import type { LockoutPolicy } from './users/login_lockout.ts';
@@ -228,6 +229,20 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
         { cause: err },
       );
     }
+    let outboundCa: string | undefined;
+    if (config.outboundCaFile) {
+      try {
+        outboundCa = readFileSync(config.outboundCaFile, 'utf8');
+      } catch (err) {
+        throw new LatchkeyError(
+          'config_invalid',
+          `outboundCaFile ${config.outboundCaFile}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+          { cause: err },
+        );
+      }
+      if (!outboundCa.includes('-----BEGIN CERTIFICATE-----'))
+        throw new LatchkeyError('config_invalid', `outboundCaFile ${config.outboundCaFile}: no PEM certificate in it`);
+    }
     const lockout: LockoutPolicy = {
       freeFailures: config.loginFreeFailures,
       accountFailures: config.loginAccountFailures,
@@ -249,6 +264,7 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
       events,
       logger,
       https: tls,
+      outboundCa,
       audit,
       checkpointer,
       retention,

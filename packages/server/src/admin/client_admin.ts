@@ -3,7 +3,7 @@ import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { notFound, OAuthError } from '../errors.ts';
-import { adminErrors, ClientIdParams, Open, ref, typed } from '../http/schemas.ts';
+import { adminErrors, ClientIdParams, Open, OptionalBody, ref, typed } from '../http/schemas.ts';
 import { aboutClient, type ServerEvents } from '../events.ts';
 import { validateClientMetadata, withTlsSubject } from '../oauth/registration/client_metadata.ts';
 import { clientInformation } from '../oauth/registration/registration_endpoints.ts';
@@ -68,14 +68,35 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
    */
   app.post(
     '/admin/clients/:clientId/revoke',
-    { schema: { tags, params: ClientIdParams, response: { 200: ClientView, ...adminErrors(404) } } },
+    {
+      schema: {
+        tags,
+        params: ClientIdParams,
+        body: OptionalBody(
+          Type.Object(
+            {
+              compromised: Type.Optional(
+                Type.Boolean({
+                  description:
+                    'its credential was compromised: Shared Signals receivers also get a RISC credential-compromise event',
+                }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+        response: { 200: ClientView, ...adminErrors(404) },
+      },
+    },
     async (request) => {
       const { clientId } = request.params;
       const client = await deps.clients.getClient(clientId);
       if (!client) throw noSuchClient();
       const disabled = { ...client, disabled: true, updatedAt: epochSeconds(deps.clock) };
+      const compromised = request.body?.compromised === true;
       const event = deps.events.stage('client.revoked', {
         ...aboutClient('admin', clientId, request),
+        ...(compromised ? { detail: { compromised: true, method: client.metadata.token_endpoint_auth_method } } : {}),
       });
       await revokeThen(deps, 'client', clientId, event, () => deps.clients.updateClient(disabled));
       return { ...clientInformation(deps.issuer, disabled), disabled: true };

@@ -1,5 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { rootCertificates } from 'node:tls';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { LatchkeyError } from '../errors.ts';
 
@@ -19,6 +20,8 @@ export interface OutboundPolicy {
   timeoutMs?: number;
   /** Largest response body read (default 64 KiB); a longer one is an error. */
   maxBytes?: number;
+  /** PEM certificates trusted beside the system roots (a private CA of internal receivers and issuers). */
+  ca?: string | undefined;
 }
 
 export type OutboundErrorKind = 'refused' | 'unreachable' | 'timeout' | 'too_large' | 'http_status' | 'redirect';
@@ -104,7 +107,7 @@ export class OutboundFetch {
       });
     };
     this.agent = new Agent({
-      connect: { lookup },
+      connect: { lookup, ...(policy.ca ? { ca: [...rootCertificates, policy.ca] } : {}) },
       connections: 16,
       headersTimeout: policy.timeoutMs ?? 5000,
       bodyTimeout: policy.timeoutMs ?? 5000,

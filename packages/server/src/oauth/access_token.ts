@@ -59,9 +59,12 @@ export async function mintAccessToken(
     aud: input.audience,
     exp: now + input.ttl,
     iat: now,
-    jti: ids.id(12),
+    jti: '',
     client_id: input.clientId,
   };
+  // A token with a status-list entry gets the jti that names it; others 96 random bits.
+  const status = deps.statusLists ? await deps.statusLists.reference() : undefined;
+  claims.jti = status?.jti ?? ids.id(12);
   if (input.scope) claims.scope = input.scope;
   if (input.roles && input.roles.length > 0) claims.roles = input.roles;
   if (input.groups && input.groups.length > 0) claims.groups = input.groups;
@@ -69,7 +72,7 @@ export async function mintAccessToken(
   if (input.act) claims.act = input.act;
   if (input.originJti) claims.origin_jti = input.originJti;
   if (input.cnf) claims.cnf = input.cnf;
-  if (deps.statusLists) claims.status = { status_list: await deps.statusLists.reference() };
+  if (status) claims.status = { status_list: status.claim };
   const { jws, kid } = deps.keys.signAccessToken(claims);
   return { token: jws, claims, statusEntry: deps.statusLists?.entryOf(claims, claims.client_id, kid) };
 }

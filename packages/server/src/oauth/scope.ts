@@ -1,4 +1,4 @@
-import { WORKLOAD_SCOPE } from '@latchkey/protocol';
+import { SSF_SCOPE, WORKLOAD_SCOPE } from '@latchkey/protocol';
 import { OAuthError } from '../errors.ts';
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by single spaces. */
@@ -10,9 +10,10 @@ export function isValidScope(scope: string): boolean {
 
 /**
  * Scopes that open the IdP's own privileged endpoints (`workload`: a certificate for the caller's
- * identity). They are granted only when asked for by name, never as part of the default scope.
+ * identity; `ssf`: Shared Signals streams about every user and service). They are granted only
+ * when asked for by name, never as part of the default scope.
  */
-export const PRIVILEGED_SCOPES: ReadonlySet<string> = new Set([WORKLOAD_SCOPE]);
+export const PRIVILEGED_SCOPES: ReadonlySet<string> = new Set([WORKLOAD_SCOPE, SSF_SCOPE]);
 
 /**
  * The scope to grant: the requested scope when it is a subset of the registered one; the

@@ -47,7 +47,11 @@ export async function mintTransactionToken(
     ...(input.act ? { act: input.act } : {}),
     ...(input.originJti ? { origin_jti: input.originJti } : {}),
   };
-  if (deps.statusLists) claims.status = { status_list: await deps.statusLists.reference() };
+  if (deps.statusLists) {
+    const status = await deps.statusLists.reference();
+    claims.jti = status.jti;
+    claims.status = { status_list: status.claim };
+  }
   const { jws, kid } = deps.keys.signDocument(claims, TXN_TOKEN_TYP);
   return { token: jws, claims, statusEntry: deps.statusLists?.entryOf(claims, input.clientId, kid) };
 }

@@ -12,6 +12,7 @@ import {
 import type { KeyRing } from '../keys/key_ring.ts';
 import type { FeedStore, StatusListStore, TokenStatusRecord } from '../storage/ports.ts';
 import { StatusIndices } from './status_indices.ts';
+import { statusJti, statusOfJti } from './status_jti.ts';
 
 export interface StatusListsOptions {
   clock: Clock;
@@ -25,7 +26,15 @@ export interface StatusListsOptions {
   /** Longest lifetime of a token that carries a reference, with clock skew: how long a list's entries are kept. */
   tokenCover: number;
   keys: Pick<KeyRing, 'signDocument'>;
-  store: Pick<StatusListStore, 'allocateStatusIndices' | 'getStatusList' | 'liveStatusLists' | 'revokedStatusIndices'> &
+  store: Pick<
+    StatusListStore,
+    | 'allocateStatusIndices'
+    | 'getStatusList'
+    | 'liveStatusLists'
+    | 'revokedStatusIndices'
+    | 'revokedTokenJtis'
+    | 'tokenStatusesAt'
+  > &
     Pick<FeedStore, 'latestFeedSeq'>;
 }
 
@@ -71,10 +80,10 @@ export class StatusLists {
     return `${this.options.issuer}${STATUS_LIST_PATH}`;
   }
 
-  /** A fresh, never-used reference for a token about to be minted. */
-  async reference(): Promise<StatusListReference> {
+  /** A fresh, never-used reference for a token about to be minted, and the `jti` that names it (status_jti.ts). */
+  async reference(): Promise<{ claim: StatusListReference; jti: string }> {
     const { listId, idx } = await this.indices.next();
-    return { idx, uri: this.uri(listId) };
+    return { claim: { idx, uri: this.uri(listId) }, jti: statusJti(listId, idx) };
   }
 
   /** What storage keeps of a token carrying one of our references (undefined when it carries none). */
@@ -127,6 +136,14 @@ export class StatusLists {
     }
     const bytes = new Uint8Array(Math.ceil(list.size / 8));
     for (const idx of await store.revokedStatusIndices(issuer, listId)) setInvalid(bytes, idx);
+    // Tokens revoked one by one: their jti names the index; the entry there confirms it is theirs.
+    const named = new Map<number, string>();
+    for (const jti of await store.revokedTokenJtis(issuer)) {
+      const at = statusOfJti(jti);
+      if (at?.listId === listId) named.set(at.idx, jti);
+    }
+    for (const e of await store.tokenStatusesAt(listId, [...named.keys()]))
+      if (named.get(e.idx) === e.jti) setInvalid(bytes, e.idx);
     const iat = epochSeconds(this.options.clock);
     const claims: StatusListTokenClaims = {
       iss: issuer,

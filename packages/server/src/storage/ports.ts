@@ -491,8 +491,78 @@ export interface StatusListStore {
   getStatusList(listId: number): Promise<StatusListRecord | undefined>;
   /** Ids of the lists kept (those that may still cover an unexpired token), oldest first. */
   liveStatusLists(): Promise<number[]>;
-  /** The indices of the list whose tokens an unexpired revocation entry of `issuer` covers. */
+  /**
+   * The indices of the list whose tokens an unexpired revocation entry of `issuer` covers, except
+   * entries of single tokens (their jti names the index: see `revokedTokenJtis`).
+   */
   revokedStatusIndices(issuer: string, listId: number): Promise<number[]>;
+  /** The jtis of every unexpired single-token revocation of `issuer`. */
+  revokedTokenJtis(issuer: string): Promise<string[]>;
+  /** The entries at these indices of a list (to confirm a jti is the one there). */
+  tokenStatusesAt(listId: number, idxs: readonly number[]): Promise<{ idx: number; jti: string }[]>;
+}
+
+/** A receiver's Shared Signals stream (SSF §8.1.1), as stored. */
+export interface SsfStreamRecord {
+  streamId: string;
+  /** The receiver: the client that created it, alone allowed to see and change it. */
+  clientId: string;
+  aud: string[];
+  method: 'urn:ietf:rfc:8935' | 'urn:ietf:rfc:8936';
+  /** Push: the receiver's URL. */
+  endpointUrl: string | null;
+  /** Push: the `Authorization` value the receiver asked for, sealed with the master key. */
+  authorizationHeader: string | null;
+  eventsRequested: string[];
+  description: string | null;
+  status: 'enabled' | 'paused' | 'disabled';
+  reason: string | null;
+  /** When the last verification event was asked for (SSF §8.1.4.2: min_verification_interval). */
+  verifiedAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A SET waiting in a stream: pushed and not yet accepted, or polled and not yet acknowledged. */
+export interface QueuedSetRecord {
+  seq: number;
+  streamId: string;
+  jti: string;
+  eventType: string;
+  set: string;
+  createdAt: number;
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+}
+
+export interface SsfStore {
+  createSsfStream(stream: SsfStreamRecord, audit?: WithAudit): Promise<void>;
+  getSsfStream(streamId: string): Promise<SsfStreamRecord | undefined>;
+  /** Every stream, or a receiver's. */
+  listSsfStreams(clientId?: string): Promise<SsfStreamRecord[]>;
+  updateSsfStream(stream: SsfStreamRecord, audit?: WithAudit): Promise<boolean>;
+  /** Deletes the stream, its subjects and its waiting SETs. */
+  deleteSsfStream(streamId: string, audit?: WithAudit): Promise<boolean>;
+  /** A subject added (`included`) or removed (not) by the receiver. */
+  setSsfSubject(streamId: string, subject: string, included: boolean): Promise<void>;
+  /** The subjects a stream added or removed: canonical subject → included. */
+  ssfSubjects(streamId: string): Promise<Map<string, boolean>>;
+  /**
+   * Queues SETs and moves the transmitter's cursor (a setting) in one transaction: each audit
+   * event becomes its SETs exactly once, whatever crashes.
+   */
+  enqueueSets(
+    sets: readonly Omit<QueuedSetRecord, 'seq' | 'attempts' | 'lastError'>[],
+    cursor: { name: string; value: string },
+  ): Promise<void>;
+  /** The oldest waiting SETs of a stream, in order. */
+  queuedSets(streamId: string, limit: number): Promise<QueuedSetRecord[]>;
+  countQueuedSets(streamId: string): Promise<number>;
+  /** Removes the stream's SETs with these jtis (delivered, acknowledged, refused); returns how many went. */
+  removeQueuedSets(streamId: string, jtis: readonly string[]): Promise<number>;
+  /** A delivery attempt that failed: when to try again, and why. */
+  deferQueuedSet(seq: number, attempts: number, nextAttemptAt: number, lastError: string): Promise<void>;
 }
 
 export interface AuditStore {
@@ -601,6 +671,7 @@ export interface Storage
     AlertStore,
     PolicyStore,
     StatusListStore,
+    SsfStore,
     SettingsStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Applies pending migrations; safe to run concurrently from several replicas. */

@@ -19,6 +19,8 @@ import type {
   SessionRecord,
   ConsentRecord,
   TokenStatusRecord,
+  SsfStreamRecord,
+  QueuedSetRecord,
 } from './ports.ts';
 
 /** Row shapes shared by the SQL adapters, and their mapping to records. */
@@ -400,6 +402,83 @@ export const feedParams = (e: Omit<FeedEventRecord, 'seq'>): unknown[] => [
 ];
 
 export const FEED_COLUMNS = 'stream, kind, iss, ref, not_before, expires_at, created_at, data';
+
+export const SSF_STREAM_COLUMNS =
+  'stream_id, client_id, aud, method, endpoint_url, authorization_header, events_requested, description, status, reason, verified_at, created_at, updated_at';
+
+export interface SsfStreamRow {
+  stream_id: string;
+  client_id: string;
+  aud: string;
+  method: string;
+  endpoint_url: string | null;
+  authorization_header: string | null;
+  events_requested: string;
+  description: string | null;
+  status: string;
+  reason: string | null;
+  verified_at: number | string | null;
+  created_at: number | string;
+  updated_at: number | string;
+}
+
+export const ssfStreamFromRow = (r: SsfStreamRow): SsfStreamRecord => ({
+  streamId: r.stream_id,
+  clientId: r.client_id,
+  aud: JSON.parse(r.aud) as string[],
+  method: r.method as SsfStreamRecord['method'],
+  endpointUrl: r.endpoint_url,
+  authorizationHeader: r.authorization_header,
+  eventsRequested: JSON.parse(r.events_requested) as string[],
+  description: r.description,
+  status: r.status as SsfStreamRecord['status'],
+  reason: r.reason,
+  verifiedAt: numOrNull(r.verified_at),
+  createdAt: Number(r.created_at),
+  updatedAt: Number(r.updated_at),
+});
+
+/** The stream's columns in SSF_STREAM_COLUMNS order. */
+export const ssfStreamParams = (s: SsfStreamRecord): unknown[] => [
+  s.streamId,
+  s.clientId,
+  JSON.stringify(s.aud),
+  s.method,
+  s.endpointUrl,
+  s.authorizationHeader,
+  JSON.stringify(s.eventsRequested),
+  s.description,
+  s.status,
+  s.reason,
+  s.verifiedAt,
+  s.createdAt,
+  s.updatedAt,
+];
+
+export const QUEUED_SET_COLUMNS =
+  'seq, stream_id, jti, event_type, set_jwt, created_at, attempts, next_attempt_at, last_error';
+
+export const queuedSetFromRow = (r: {
+  seq: number | string;
+  stream_id: string;
+  jti: string;
+  event_type: string;
+  set_jwt: string;
+  created_at: number | string;
+  attempts: number | string;
+  next_attempt_at: number | string;
+  last_error: string | null;
+}): QueuedSetRecord => ({
+  seq: Number(r.seq),
+  streamId: r.stream_id,
+  jti: r.jti,
+  eventType: r.event_type,
+  set: r.set_jwt,
+  createdAt: Number(r.created_at),
+  attempts: Number(r.attempts),
+  nextAttemptAt: Number(r.next_attempt_at),
+  lastError: r.last_error,
+});
 
 export const TOKEN_STATUS_COLUMNS = 'list_id, idx, jti, origin_jti, client_id, sub, kid, iat';
 

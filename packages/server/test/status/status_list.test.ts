@@ -72,6 +72,19 @@ describe('Token Status List', () => {
     assert.equal((await fetchList(ref.uri, { 'if-none-match': etag })).status, 304);
   });
 
+  test("a token's jti names its list and index (what a revocation by jti alone finds it by)", async () => {
+    const { statusJti, statusOfJti } = await import('../../src/status/status_jti.ts');
+    const c = await t.register({ audiences: [ORDERS] });
+    const token = await tokenFor(c);
+    const { jti } = jose.decodeJwt(token);
+    const ref = getStatusListFromJWT(token);
+    assert.equal((jti as string).length, 16);
+    assert.deepEqual(statusOfJti(jti as string), { listId: Number(ref.uri.split('/').pop()), idx: ref.idx });
+    assert.deepEqual(statusOfJti(statusJti(4_000_000_000, 16_777_215)), { listId: 4_000_000_000, idx: 16_777_215 });
+    assert.equal(statusOfJti('short'), undefined);
+    assert.notEqual(statusJti(1, 1), statusJti(1, 1), 'random bytes besides the list and index');
+  });
+
   test("RFC 7009 revocation sets the token's bit, and no other", async () => {
     const c = await t.register({ audiences: [ORDERS] });
     const [a, b] = [await tokenFor(c), await tokenFor(c)];

@@ -626,31 +626,39 @@ function contract(
           entry(3, { clientId: `other-${list}`, sub: `other-${list}`, originJti: `jti-${list}-0` }),
           entry(4, { clientId: `other-${list}`, sub: `other-${list}`, kid: `kid-${list}` }),
           entry(5, { clientId: `other-${list}`, sub: `other-${list}`, iat: now + 5 }),
+          entry(6, { clientId: `svc2-${list}`, sub: `svc2-${list}` }),
         ],
       );
       const revoked = async () => (await s.revokedStatusIndices('https://i', list)).sort((a, b) => a - b);
       assert.deepEqual(await revoked(), []);
       const feed = { iss: 'https://i', createdAt: now, data: null, stream: 'revocations' as const };
-      // A token by jti: it and the token exchanged from it.
+      // A token by jti: the token exchanged from it is found here; the token itself by its jti (status_jti.ts).
       await s.appendFeedEvent({ ...feed, kind: 'token', ref: `jti-${list}-0`, notBefore: null, expiresAt: now + 300 });
-      assert.deepEqual(await revoked(), [0, 3]);
-      // A subject not-before: its tokens issued up to then, not one issued later.
+      assert.deepEqual(await revoked(), [3]);
+      assert.ok((await s.revokedTokenJtis('https://i')).includes(`jti-${list}-0`));
+      assert.deepEqual(await s.tokenStatusesAt(list, [0, 1, 999]), [
+        { idx: 0, jti: `jti-${list}-0` },
+        { idx: 1, jti: `jti-${list}-1` },
+      ]);
+      // A user's not-before: their tokens issued up to then.
       await s.appendFeedEvent({ ...feed, kind: 'subject', ref: `user-${list}`, notBefore: now, expiresAt: now + 300 });
-      assert.deepEqual(await revoked(), [0, 2, 3]);
-      // A client not-before: entries 0 and 1 (svc), not 5 (issued after the not-before).
+      assert.deepEqual(await revoked(), [2, 3]);
+      // A client's not-before: its tokens issued up to then, not one issued later (5).
       await s.appendFeedEvent({ ...feed, kind: 'client', ref: `other-${list}`, notBefore: now, expiresAt: now + 300 });
-      assert.deepEqual(await revoked(), [0, 2, 3, 4]);
+      assert.deepEqual(await revoked(), [2, 3, 4]);
+      // A service as a subject (sub = client_id).
+      await s.appendFeedEvent({ ...feed, kind: 'subject', ref: `svc2-${list}`, notBefore: now, expiresAt: now + 300 });
+      assert.deepEqual(await revoked(), [2, 3, 4, 6]);
       // A key: what it signed.
       await s.appendFeedEvent({ ...feed, kind: 'key', ref: `kid-${list}`, notBefore: null, expiresAt: now + 300 });
-      assert.deepEqual(await revoked(), [0, 2, 3, 4]);
       await s.appendFeedEvent({ ...feed, kind: 'client', ref: `svc-${list}`, notBefore: now, expiresAt: now + 300 });
-      assert.deepEqual(await revoked(), [0, 1, 2, 3, 4]);
+      assert.deepEqual(await revoked(), [0, 1, 2, 3, 4, 6]);
       // Another issuer's revocations cover nothing here.
       assert.deepEqual(await s.revokedStatusIndices('https://other', list), []);
       // A list's entries go once every token in it has expired (its cover from the last reservation),
       // and the list with them, but not the list indices are being handed out from.
       await s.purgeExpired(now + 300);
-      assert.deepEqual(await revoked(), [0, 1, 2, 3, 4], 'not yet');
+      assert.deepEqual(await revoked(), [0, 1, 2, 3, 4, 6], 'not yet');
       await s.purgeExpired(now + 602);
       assert.deepEqual(await s.revokedStatusIndices('https://i', list), []);
       assert.equal(await s.getStatusList(list), undefined);

@@ -295,8 +295,9 @@ CREATE INDEX audit_events_txn ON audit_events (txn) WHERE txn IS NOT NULL;
  * Token Status List (draft-ietf-oauth-status-list): lists (shards) with the size they were made
  * with and when every token in them has expired, the allocation cursor every replica takes blocks
  * of indices from, and one row per token that carries a `status` claim — what its bit is computed
- * from when a revocation covers it. Few indexes: each is written on the token path. A service's
- * token (sub = client_id) is found by its client; only users' tokens are indexed by subject.
+ * from when a revocation covers it. Few indexes: each is written on the token path. A token is
+ * found by jti without one (its jti names its list and index: status/status_jti.ts); a service's
+ * token (sub = client_id) by its client; only users' tokens are indexed by subject.
  */
 const statusLists = (withoutRowid: string): string => `
 CREATE TABLE status_lists (
@@ -321,10 +322,51 @@ CREATE TABLE token_statuses (
   iat BIGINT NOT NULL,
   PRIMARY KEY (list_id, idx)
 )${withoutRowid};
-CREATE INDEX token_statuses_jti ON token_statuses (jti);
 CREATE INDEX token_statuses_origin ON token_statuses (origin_jti) WHERE origin_jti IS NOT NULL;
 CREATE INDEX token_statuses_client ON token_statuses (client_id, iat);
 CREATE INDEX token_statuses_sub ON token_statuses (sub, iat) WHERE sub <> client_id;
+`;
+
+/**
+ * Shared Signals (SSF 1.0) streams of the receivers, the subjects each one added or removed, and
+ * the SETs waiting for delivery (push) or acknowledgement (poll), in order per stream.
+ */
+const ssf = (seqColumn: string): string => `
+CREATE TABLE ssf_streams (
+  stream_id TEXT PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  aud TEXT NOT NULL,
+  method TEXT NOT NULL,
+  endpoint_url TEXT,
+  authorization_header TEXT,
+  events_requested TEXT NOT NULL,
+  description TEXT,
+  status TEXT NOT NULL CHECK (status IN ('enabled', 'paused', 'disabled')),
+  reason TEXT,
+  verified_at BIGINT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX ssf_streams_client ON ssf_streams (client_id);
+CREATE TABLE ssf_subjects (
+  stream_id TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  included INTEGER NOT NULL,
+  PRIMARY KEY (stream_id, subject)
+);
+CREATE TABLE ssf_queue (
+  seq ${seqColumn},
+  stream_id TEXT NOT NULL,
+  jti TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  set_jwt TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at BIGINT NOT NULL,
+  last_error TEXT
+);
+CREATE INDEX ssf_queue_stream ON ssf_queue (stream_id, seq);
+CREATE UNIQUE INDEX ssf_queue_jti ON ssf_queue (stream_id, jti);
 `;
 
 export const migrations: readonly Migration[] = [
@@ -387,5 +429,11 @@ export const migrations: readonly Migration[] = [
     name: 'token status lists: shards, allocation cursor, token entries',
     sqlite: statusLists(' WITHOUT ROWID'),
     postgres: statusLists(''),
+  },
+  {
+    version: 11,
+    name: 'shared signals: streams, their subjects, the SETs waiting for delivery',
+    sqlite: ssf('INTEGER PRIMARY KEY AUTOINCREMENT'),
+    postgres: ssf('BIGSERIAL PRIMARY KEY'),
   },
 ];

@@ -13,6 +13,8 @@ import {
   FAMILY_COLUMNS,
   REFRESH_COLUMNS,
   TOKEN_STATUS_COLUMNS,
+  SSF_STREAM_COLUMNS,
+  QUEUED_SET_COLUMNS,
 } from '../rows.ts';
 
 /** `?, ?, ...` for `n` parameters. */
@@ -152,6 +154,30 @@ export const SQL = {
   latestFeedSeq: 'SELECT COALESCE(MAX(seq), 0) AS seq FROM feed_events',
   purgeFeed: 'DELETE FROM feed_events WHERE expires_at < ?',
 
+  insertSsfStream: `INSERT INTO ssf_streams (${SSF_STREAM_COLUMNS}) VALUES (${marks(SSF_STREAM_COLUMNS.split(',').length)})`,
+  getSsfStream: `SELECT ${SSF_STREAM_COLUMNS} FROM ssf_streams WHERE stream_id = ?`,
+  listSsfStreams: `SELECT ${SSF_STREAM_COLUMNS} FROM ssf_streams ORDER BY created_at, stream_id`,
+  listSsfStreamsOf: `SELECT ${SSF_STREAM_COLUMNS} FROM ssf_streams WHERE client_id = ? ORDER BY created_at, stream_id`,
+  updateSsfStream: `UPDATE ssf_streams SET ${SSF_STREAM_COLUMNS.split(', ')
+    .slice(1)
+    .map((c) => `${c} = ?`)
+    .join(', ')} WHERE stream_id = ?`,
+  deleteSsfStream: 'DELETE FROM ssf_streams WHERE stream_id = ?',
+  deleteSsfSubjects: 'DELETE FROM ssf_subjects WHERE stream_id = ?',
+  deleteSsfQueue: 'DELETE FROM ssf_queue WHERE stream_id = ?',
+  /** Parameters: stream_id, subject, included. */
+  setSsfSubject: `INSERT INTO ssf_subjects (stream_id, subject, included) VALUES (?, ?, ?)
+    ON CONFLICT (stream_id, subject) DO UPDATE SET included = excluded.included`,
+  ssfSubjects: 'SELECT subject, included FROM ssf_subjects WHERE stream_id = ?',
+  /** Parameters: stream_id, jti, event_type, set_jwt, created_at, next_attempt_at; an SET queued twice stays once. */
+  enqueueSet: `INSERT INTO ssf_queue (stream_id, jti, event_type, set_jwt, created_at, next_attempt_at)
+    VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (stream_id, jti) DO NOTHING`,
+  queuedSets: `SELECT ${QUEUED_SET_COLUMNS} FROM ssf_queue WHERE stream_id = ? ORDER BY seq LIMIT ?`,
+  countQueuedSets: 'SELECT COUNT(*) AS n FROM ssf_queue WHERE stream_id = ?',
+  removeQueuedSets: (n: number): string => `DELETE FROM ssf_queue WHERE stream_id = ? AND jti IN (${marks(n)})`,
+  /** Parameters: attempts, next_attempt_at, last_error, seq. */
+  deferQueuedSet: 'UPDATE ssf_queue SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?',
+
   statusAllocation:
     'SELECT a.list_id, a.next_idx, l.size FROM status_allocation a JOIN status_lists l ON l.list_id = a.list_id',
   /** Parameters: list_id, size, created_at, expires_at. */
@@ -170,12 +196,12 @@ export const SQL = {
       .join(', ')}`,
   /**
    * The indices of a list whose tokens a revocation entry covers (the entries are few: each part
-   * starts from them): by jti, by the jti its exchange chain started from, a client's tokens and a
+   * starts from them): by the jti its exchange chain started from, a client's tokens and a
    * subject's (a user's, or a service's: sub = client_id) issued up to the not-before time, and a
-   * revoked key's. Parameters: (kind, list_id, iss) × 6.
+   * revoked key's. (A token revoked by its own jti is found from the jti: `tokenStatusesAt`.)
+   * Parameters: (kind, list_id, iss) × 5.
    */
   revokedStatusIndices: [
-    's.jti = f.ref AND f.kind = ?',
     's.origin_jti = f.ref AND f.kind = ?',
     's.client_id = f.ref AND s.iat <= f.not_before AND f.kind = ?',
     's.sub = f.ref AND s.sub <> s.client_id AND s.iat <= f.not_before AND f.kind = ?',
@@ -191,6 +217,9 @@ export const SQL = {
     )
     .join(' UNION '),
   /** Lists every token of which has expired (and then their entries), but the one allocated from. */
+  revokedTokenJtis: "SELECT ref FROM feed_events WHERE stream = 'revocations' AND kind = 'token' AND iss = ?",
+  tokenStatusesAt: (n: number): string =>
+    `SELECT idx, jti FROM token_statuses WHERE list_id = ? AND idx IN (${marks(n)})`,
   purgeTokenStatuses:
     'DELETE FROM token_statuses WHERE list_id IN (SELECT list_id FROM status_lists WHERE expires_at < ?)',
   purgeStatusLists: `DELETE FROM status_lists WHERE expires_at < ?

@@ -27,6 +27,8 @@ import type {
   WithAudit,
   StatusListRecord,
   TokenStatusRecord,
+  SsfStreamRecord,
+  QueuedSetRecord,
 } from '../ports.ts';
 import {
   type AlertRow,
@@ -67,6 +69,10 @@ import {
   userFromRow,
   userParams,
   tokenStatusParams,
+  type SsfStreamRow,
+  ssfStreamFromRow,
+  ssfStreamParams,
+  queuedSetFromRow,
 } from '../rows.ts';
 import { auditChunks, SQL } from './sql_catalogue.ts';
 import type { SqlDriver, SqlTransaction } from './sql_driver.ts';
@@ -577,6 +583,81 @@ export class SqlStorage implements Storage {
     );
   }
 
+  // Shared Signals
+
+  createSsfStream(stream: SsfStreamRecord, audit?: WithAudit): Promise<void> {
+    return this.changeOne(SQL.insertSsfStream, ssfStreamParams(stream), audit).then(() => undefined);
+  }
+
+  async getSsfStream(streamId: string): Promise<SsfStreamRecord | undefined> {
+    const r = await this.db.get<SsfStreamRow>(SQL.getSsfStream, [streamId]);
+    return r ? ssfStreamFromRow(r) : undefined;
+  }
+
+  async listSsfStreams(clientId?: string): Promise<SsfStreamRecord[]> {
+    const rows =
+      clientId === undefined
+        ? await this.db.all<SsfStreamRow>(SQL.listSsfStreams)
+        : await this.db.all<SsfStreamRow>(SQL.listSsfStreamsOf, [clientId]);
+    return rows.map(ssfStreamFromRow);
+  }
+
+  updateSsfStream(stream: SsfStreamRecord, audit?: WithAudit): Promise<boolean> {
+    const [id, ...rest] = ssfStreamParams(stream);
+    return this.changeOne(SQL.updateSsfStream, [...rest, id], audit);
+  }
+
+  deleteSsfStream(streamId: string, audit?: WithAudit): Promise<boolean> {
+    return this.change(async (tx) => {
+      await tx.run(SQL.deleteSsfSubjects, [streamId]);
+      await tx.run(SQL.deleteSsfQueue, [streamId]);
+      return (await tx.run(SQL.deleteSsfStream, [streamId])) === 1;
+    }, audit);
+  }
+
+  async setSsfSubject(streamId: string, subject: string, included: boolean): Promise<void> {
+    await this.db.run(SQL.setSsfSubject, [streamId, subject, included ? 1 : 0]);
+  }
+
+  async ssfSubjects(streamId: string): Promise<Map<string, boolean>> {
+    const rows = await this.db.all<{ subject: string; included: number | string }>(SQL.ssfSubjects, [streamId]);
+    return new Map(rows.map((r) => [r.subject, Number(r.included) === 1]));
+  }
+
+  async enqueueSets(
+    sets: readonly Omit<QueuedSetRecord, 'seq' | 'attempts' | 'lastError'>[],
+    cursor: { name: string; value: string },
+  ): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      for (const s of sets)
+        await tx.run(SQL.enqueueSet, [s.streamId, s.jti, s.eventType, s.set, s.createdAt, s.nextAttemptAt]);
+      await tx.run(SQL.upsertSetting, [cursor.name, cursor.value]);
+    });
+  }
+
+  async queuedSets(streamId: string, limit: number): Promise<QueuedSetRecord[]> {
+    return (await this.db.all<Parameters<typeof queuedSetFromRow>[0]>(SQL.queuedSets, [streamId, limit])).map(
+      queuedSetFromRow,
+    );
+  }
+
+  async countQueuedSets(streamId: string): Promise<number> {
+    return Number((await this.db.get<{ n: number | string }>(SQL.countQueuedSets, [streamId]))?.n ?? 0);
+  }
+
+  async removeQueuedSets(streamId: string, jtis: readonly string[]): Promise<number> {
+    let removed = 0;
+    for (let at = 0; at < jtis.length; at += 200) {
+      const chunk = jtis.slice(at, at + 200);
+      removed += await this.db.run(SQL.removeQueuedSets(chunk.length), [streamId, ...chunk]);
+    }
+    return removed;
+  }
+
+  async deferQueuedSet(seq: number, attempts: number, nextAttemptAt: number, lastError: string): Promise<void> {
+    await this.db.run(SQL.deferQueuedSet, [attempts, nextAttemptAt, lastError.slice(0, 500), seq]);
+  }
+
   // Token Status List
 
   async allocateStatusIndices(
@@ -613,12 +694,29 @@ export class SqlStorage implements Storage {
     return r ? { listId: Number(r.list_id), size: Number(r.size), createdAt: Number(r.created_at) } : undefined;
   }
 
+  async revokedTokenJtis(issuer: string): Promise<string[]> {
+    return (await this.db.all<{ ref: string }>(SQL.revokedTokenJtis, [issuer])).map((r) => r.ref);
+  }
+
+  async tokenStatusesAt(listId: number, idxs: readonly number[]): Promise<{ idx: number; jti: string }[]> {
+    const out: { idx: number; jti: string }[] = [];
+    for (let at = 0; at < idxs.length; at += 200) {
+      const chunk = idxs.slice(at, at + 200);
+      const rows = await this.db.all<{ idx: number | string; jti: string }>(SQL.tokenStatusesAt(chunk.length), [
+        listId,
+        ...chunk,
+      ]);
+      for (const r of rows) out.push({ idx: Number(r.idx), jti: r.jti });
+    }
+    return out;
+  }
+
   async liveStatusLists(): Promise<number[]> {
     return (await this.db.all<{ list_id: number | string }>(SQL.liveStatusLists)).map((r) => Number(r.list_id));
   }
 
   async revokedStatusIndices(issuer: string, listId: number): Promise<number[]> {
-    const params = (['token', 'token', 'client', 'subject', 'subject', 'key'] as const).flatMap((kind) => [
+    const params = (['token', 'client', 'subject', 'subject', 'key'] as const).flatMap((kind) => [
       kind,
       listId,
       issuer,
