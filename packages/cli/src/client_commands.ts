@@ -117,13 +117,14 @@ export function registerClientCommands(program: Command): void {
     client
       .command('revoke <client_id>')
       .description('disable a client and revoke every token it holds')
+      .option('--compromised', 'its credential leaked: Shared Signals receivers also get a credential-compromise event')
       .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)'),
   ).action(async (id: string, opts) => {
     const body = await show(
       await endpoint(opts).fetch(`/admin/clients/${encodeURIComponent(id)}/revoke`, {
         method: 'POST',
         headers: { ...adminHeaders(opts), 'content-type': 'application/json' },
-        body: '{}',
+        body: JSON.stringify(opts.compromised ? { compromised: true } : {}),
       }),
     );
     if (body) process.stdout.write(`revoked ${id}: disabled, and its tokens issued until now are revoked\n`);
