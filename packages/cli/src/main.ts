@@ -2,6 +2,7 @@
 // The `latchkey` command: one file per noun, registered here.
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import { registerFederationCommands } from './federation_commands.ts';
 import { registerAlertCommands } from './alert_commands.ts';
 import { registerAuditCommands } from './audit_commands.ts';
 import { registerCaCommands } from './ca_commands.ts';
@@ -26,6 +27,7 @@ registerUserCommands(program);
 registerKeyCommands(program);
 registerAuditCommands(program);
 registerAlertCommands(program);
+registerFederationCommands(program);
 registerTokenCommand(program);
 registerPolicyCommands(program);
 registerCaCommands(program);

@@ -338,6 +338,21 @@ export const AUDIT_EVENT_DETAILS = {
     },
     'a stream holds as many SETs as it may (`ssfMaxQueue`): newer ones were not queued',
   ),
+  'federation.issuer_saved': Obj(
+    { name: Str('its name'), kind: Str('oidc or spiffe'), issuer: Str('its `iss`, or the SPIFFE trust domain') },
+    'an administrator trusted an issuer of workload tokens, or changed it',
+  ),
+  'federation.issuer_deleted': Obj({ name: Str('its name') }, 'an issuer is no longer trusted; its rules went with it'),
+  'federation.rule_saved': Obj(
+    {
+      name: Str('the rule'),
+      issuer: Str('the trusted issuer it applies to'),
+      client_id: Str('the client its tokens map to'),
+      subject: Str('the `sub` (or pattern) it requires'),
+    },
+    "an administrator mapped an issuer's tokens to a client, or changed the mapping",
+  ),
+  'federation.rule_deleted': Obj({ name: Str('the rule') }, 'a federation rule was removed'),
 } satisfies Record<(typeof AUDIT_EVENT_TYPES)[number], TSchema>;
 
 /** Members any event has when it stands for repeated failures (the failure aggregator). */

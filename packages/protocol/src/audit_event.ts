@@ -48,6 +48,10 @@ export const AUDIT_EVENT_TYPES = [
   'ssf.stream_deleted',
   'ssf.delivery_failed',
   'ssf.events_dropped',
+  'federation.issuer_saved',
+  'federation.issuer_deleted',
+  'federation.rule_saved',
+  'federation.rule_deleted',
 ] as const;
 
 /** Why a user's login failed: the `reason` of a `user.login_failed` event (the user is told less). */
@@ -85,6 +89,16 @@ export const AUTH_FAILURE_REASONS = [
   'rate_limited',
   /** The client's jwks_uri could not be fetched (refused by the outbound guard, unreachable, too large, not a key set). */
   'jwks_unavailable',
+  /** A federated assertion (a workload's platform token): its issuer is not trusted. */
+  'federation_unknown_issuer',
+  /** No federation rule of its issuer maps the token to a client (subject or claims differ). */
+  'federation_no_rule',
+  /** A federation rule would map it, but the token is not audienced as the rule requires. */
+  'federation_wrong_audience',
+  /** The assertion has expired (or lives longer than allowed). */
+  'assertion_expired',
+  /** The trusted issuer's keys could not be had (discovery or JWKS refused by the outbound guard, unreachable, invalid). */
+  'issuer_keys_unavailable',
 ] as const;
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 

@@ -62,6 +62,10 @@ export const CLIENT_ASSERTION_ALGORITHMS = [
 export type ClientAssertionAlgorithm = (typeof CLIENT_ASSERTION_ALGORITHMS)[number];
 
 export const CLIENT_ASSERTION_TYPE_JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+/** draft-ietf-oauth-spiffe-client-auth §3.1: a SPIFFE JWT-SVID as the client assertion. */
+export const CLIENT_ASSERTION_TYPE_JWT_SPIFFE = 'urn:ietf:params:oauth:client-assertion-type:jwt-spiffe';
+/** RFC 7523 §2.1: a JWT as an authorization grant. */
+export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 
 /** RFC 6749 §2.3.1, RFC 7523 §2.2, RFC 8705 §2.1 (PKI: by SPIFFE ID) and §2.2 (self-signed). */
 export const TOKEN_ENDPOINT_AUTH_METHODS = [
@@ -80,6 +84,7 @@ export const GRANT_TYPES = [
   'authorization_code',
   'refresh_token',
   'urn:ietf:params:oauth:grant-type:token-exchange',
+  'urn:ietf:params:oauth:grant-type:jwt-bearer',
 ] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 

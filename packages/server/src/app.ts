@@ -30,6 +30,12 @@ import { registerDiscovery } from './oauth/discovery.ts';
 import { registerStatusListEndpoints } from './status/status_list_endpoints.ts';
 import { StatusLists } from './status/status_lists.ts';
 import { SetWake } from './ssf/set_wake.ts';
+import { registerFederationAdmin } from './admin/federation_admin.ts';
+import { FederatedAssertions } from './federation/federated_assertion.ts';
+import { FederationKeys } from './federation/federation_keys.ts';
+import { FederationRegistry } from './federation/federation_registry.ts';
+import { federatedAssertionOf, federatedClientAuth } from './oauth/client_auth/federated.ts';
+import { jwtBearerGrant } from './oauth/grants/jwt_bearer.ts';
 import { registerSsfConfiguration, registerSsfEndpoints } from './ssf/ssf_endpoints.ts';
 import { SsfPushDelivery } from './ssf/push_delivery.ts';
 import { SsfStreams } from './ssf/ssf_streams.ts';
@@ -215,10 +221,42 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const jwks = new ClientJwks({ outbound: clientOutbound });
   const { trustDomain } = deps.workload;
   const spiffeIdOf = (clientId: string) => serviceSpiffeId(trustDomain, clientId);
+  // Federated workload identity: platform tokens (Kubernetes, CI, JWT-SVIDs) mapped to clients by rules.
+  const federation = new FederationRegistry(storage);
+  const federationKeys = new FederationKeys({
+    allow: config.outboundAllow,
+    ca: deps.outboundCa,
+    cooldownSeconds: config.federationJwksCooldown,
+  });
+  const assertions = new FederatedAssertions({
+    clock,
+    audiences: [issuer, `${issuer}/token`],
+    clockSkew: config.clockSkew,
+    maxLifetime: config.federationMaxAssertionLifetime,
+    registry: federation,
+    keys: federationKeys,
+    replay: storage,
+  });
+  app.addHook('onReady', async () => {
+    await federation.reload();
+    federation.start(5, logError('federation reload failed'));
+  });
+  app.addHook('onClose', async () => {
+    federation.stop();
+    await federationKeys.close();
+  });
   const authenticatorMethods = [
     clientSecretBasic(master.secretHashKey),
     clientSecretPost(master.secretHashKey),
-    privateKeyJwt({ clock, issuer, clockSkew: config.clockSkew, replay: storage, jwks }),
+    privateKeyJwt({
+      clock,
+      issuer,
+      clockSkew: config.clockSkew,
+      replay: storage,
+      jwks,
+      federated: (form, authorization) => federatedAssertionOf(form, authorization, assertions) !== undefined,
+    }),
+    federatedClientAuth(assertions),
     tlsClientAuth({
       clock,
       certificate,
@@ -461,6 +499,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           tokenPolicy: deps.tokenPolicy,
           refresh,
         }),
+        jwtBearerGrant({
+          clock,
+          issuer,
+          accessTokenTtl: config.accessTokenTtl,
+          keys,
+          statusLists,
+          events,
+          tokenPolicy: deps.tokenPolicy,
+          certificate,
+          assertions,
+        }),
         tokenExchangeGrant({
           clock,
           issuer,
@@ -620,6 +669,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       policy: deps.passwords.policy,
     });
     registerConsentAdmin(admin, { users: storage, consents });
+    registerFederationAdmin(admin, {
+      clock,
+      store: storage,
+      clients,
+      registry: federation,
+      assertions,
+      events,
+      outboundAllow: config.outboundAllow,
+    });
     registerAlertAdmin(admin, { alerts: storage });
     registerPolicyAdmin(admin, { publisher, store: storage, bodyLimit: config.policyBodyLimit, validator });
     registerCaAdmin(admin, {

@@ -129,6 +129,12 @@ export const SETTINGS = {
       'seconds from `iat` to `exp` of a status list token (a verifier must not use it after; at least the ttl)',
   }),
   jwksMaxAge: int(0, 86400, 300, { description: '`Cache-Control: max-age` of `/jwks`' }),
+  federationJwksCooldown: int(0, 300, 30, {
+    description: "least seconds between two fetches of a trusted issuer's keys caused by an unknown `kid` (a rotation)",
+  }),
+  federationMaxAssertionLifetime: int(60, 7 * 86400, 86400, {
+    description: 'longest a federated assertion (a platform token) may still be valid for; one valid longer is refused',
+  }),
   ssfPushAttempts: int(1, 100, 8, {
     description:
       'Shared Signals push (RFC 8935): attempts at one SET before its stream is paused (SETs kept) and the failure reported',

@@ -565,6 +565,57 @@ export interface SsfStore {
   deferQueuedSet(seq: number, attempts: number, nextAttemptAt: number, lastError: string): Promise<void>;
 }
 
+/** An external token issuer an administrator trusts (federated workload identity). */
+export interface FederationIssuerRecord {
+  name: string;
+  /** `oidc`: an OpenID Connect / JWT issuer (Kubernetes, a CI system); `spiffe`: a SPIFFE trust domain (JWT-SVIDs). */
+  kind: 'oidc' | 'spiffe';
+  /** `oidc`: the exact `iss` of its tokens; `spiffe`: the trust domain's name. */
+  issuer: string;
+  /** Its JWKS (or SPIFFE bundle endpoint) URL; null when found by discovery or given inline. */
+  jwksUri: string | null;
+  /** `oidc`: jwks_uri from `<issuer>/.well-known/openid-configuration`. */
+  discovery: boolean;
+  /** Inline keys instead of a URL. */
+  jwks: { keys: Record<string, unknown>[] } | null;
+  /** JWS algorithms its tokens may use (asymmetric only). */
+  algorithms: string[];
+  /** Plain http allowed for its URLs (never by default). */
+  allowHttp: boolean;
+  /** Its URLs may point at loopback, private or link-local addresses (an in-cluster issuer). */
+  allowPrivateAddresses: boolean;
+  /** Each of its tokens authenticates once (its jti, or its hash, remembered until it expires). */
+  singleUse: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Maps tokens of a trusted issuer to a client: the first rule whose conditions all hold. */
+export interface FederationRuleRecord {
+  name: string;
+  /** The issuer's `name`. */
+  issuer: string;
+  clientId: string;
+  /** `sub` exactly, or a pattern where `*` stands for any run of characters. */
+  subject: string;
+  /** The `aud` the token must carry; null: this IdP's issuer identifier or token endpoint. */
+  audience: string | null;
+  /** JSON Pointer (RFC 6901) into the claims → the exact value, or a `*` pattern. */
+  claims: Record<string, string>;
+  createdAt: number;
+}
+
+export interface FederationStore {
+  /** Creates or replaces an issuer (by name); a second issuer with the same kind and `issuer` → storage_conflict. */
+  putFederationIssuer(issuer: FederationIssuerRecord, audit?: WithAudit): Promise<void>;
+  /** Deletes an issuer and its rules. */
+  deleteFederationIssuer(name: string, audit?: WithAudit): Promise<boolean>;
+  listFederationIssuers(): Promise<FederationIssuerRecord[]>;
+  putFederationRule(rule: FederationRuleRecord, audit?: WithAudit): Promise<void>;
+  deleteFederationRule(name: string, audit?: WithAudit): Promise<boolean>;
+  listFederationRules(): Promise<FederationRuleRecord[]>;
+}
+
 export interface AuditStore {
   /**
    * Appends events in one transaction, in order, each chained to its predecessor
@@ -672,6 +723,7 @@ export interface Storage
     PolicyStore,
     StatusListStore,
     SsfStore,
+    FederationStore,
     SettingsStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Applies pending migrations; safe to run concurrently from several replicas. */

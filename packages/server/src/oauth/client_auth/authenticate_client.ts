@@ -9,7 +9,8 @@ import type { ClientAuthMethod } from './types.ts';
 
 export interface AuthenticatedClient {
   client: ClientRecord;
-  method: ClientAuthMethod['method'];
+  /** The registered method, or how else it authenticated (`federation:<rule>`). */
+  method: string;
 }
 
 export interface ClientAuthenticatorDeps {
@@ -91,7 +92,7 @@ export function clientAuthenticator(deps: ClientAuthenticatorDeps): ClientAuthen
       const formClientId = form.get('client_id')?.[0];
       if (formClientId !== undefined && formClientId !== client.clientId)
         throw invalidClient('client_id does not match the authenticated client', 'client_id_mismatch');
-      return { client, method: client.metadata.token_endpoint_auth_method };
+      return { client, method: creds.reported ?? client.metadata.token_endpoint_auth_method };
     } catch (caught) {
       if (caught instanceof OAuthError) {
         let err = caught;

@@ -25,6 +25,8 @@ interface Entry {
   fetchedAt: number;
   /** Until when a failure is answered from memory (ms). */
   failedUntil: number;
+  /** Why the last fetch failed. */
+  lastError?: Error;
   inflight?: Promise<JSONWebKeySet>;
 }
 
@@ -50,31 +52,43 @@ export class ClientJwks {
     if (client.metadata.jwks) return client.metadata.jwks as JSONWebKeySet;
     const uri = client.metadata.jwks_uri;
     if (!uri) return { keys: [] };
+    try {
+      return await this.keySetAt(client.clientId, uri, options);
+    } catch {
+      throw unavailable();
+    }
+  }
+
+  /**
+   * The key set at `uri`, cached under `key` (one entry per owner: a new URI replaces the old);
+   * throws the fetch's error when there is none to answer with.
+   */
+  async keySetAt(key: string, uri: string, options: { refresh?: boolean } = {}): Promise<JSONWebKeySet> {
     const now = this.now();
-    let e = this.entries.get(client.clientId);
+    let e = this.entries.get(key);
     if (!e || e.uri !== uri) {
       e = { uri, fetchedAt: 0, failedUntil: 0 };
-      this.remember(client.clientId, e);
+      this.remember(key, e);
     } else {
       // Most recently used last.
-      this.entries.delete(client.clientId);
-      this.entries.set(client.clientId, e);
+      this.entries.delete(key);
+      this.entries.set(key, e);
     }
     const stale = !e.keys || now - e.fetchedAt >= this.o.maxAgeSeconds * 1000;
     const mayRefresh = options.refresh === true && now - e.fetchedAt >= this.o.cooldownSeconds * 1000;
     if (e.keys && !stale && !mayRefresh) return e.keys;
     if (now < e.failedUntil) {
       if (e.keys) return e.keys;
-      throw unavailable();
+      throw e.lastError ?? new Error('unavailable');
     }
     e.inflight ??= this.load(e).finally(() => {
       e.inflight = undefined;
     });
     try {
       return await e.inflight;
-    } catch {
-      if (e.keys) return e.keys; // a stale set is better than none while the client's server is down
-      throw unavailable();
+    } catch (err) {
+      if (e.keys) return e.keys; // a stale set is better than none while the server is down
+      throw err;
     }
   }
 
@@ -94,6 +108,7 @@ export class ClientJwks {
       return e.keys;
     } catch (err) {
       e.failedUntil = this.now() + this.o.failureSeconds * 1000;
+      e.lastError = err as Error;
       throw err;
     }
   }

@@ -9,7 +9,7 @@ import {
 } from 'jose';
 import { CLIENT_ASSERTION_ALGORITHMS, CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@latchkey/protocol';
 import { invalidClient, invalidRequest } from '../../errors.ts';
-import { param } from '../../http/form.ts';
+import { type FormBody, param } from '../../http/form.ts';
 import type { ClientRecord, ReplayStore } from '../../storage/ports.ts';
 import type { ClientJwks } from './client_jwks.ts';
 import type { ClientAuthMethod } from './types.ts';
@@ -24,6 +24,8 @@ export interface PrivateKeyJwtDeps {
   clockSkew: number;
   replay: Pick<ReplayStore, 'useOnce'>;
   jwks: ClientJwks;
+  /** An assertion from a trusted federated issuer (handled by the federated method, not here). */
+  federated?: (form: FormBody, authorization: string | undefined) => boolean;
 }
 
 /**
@@ -46,7 +48,8 @@ export function privateKeyJwt(deps: PrivateKeyJwtDeps): ClientAuthMethod {
 
   return {
     method: 'private_key_jwt',
-    present: (form) => form.has('client_assertion') || form.has('client_assertion_type'),
+    present: (form, authorization) =>
+      (form.has('client_assertion') || form.has('client_assertion_type')) && !deps.federated?.(form, authorization),
     read(form) {
       if (param(form, 'client_assertion_type') !== CLIENT_ASSERTION_TYPE_JWT_BEARER) {
         throw invalidRequest(`client_assertion_type must be ${CLIENT_ASSERTION_TYPE_JWT_BEARER}`);

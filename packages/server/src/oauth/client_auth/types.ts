@@ -10,6 +10,8 @@ export interface PresentedCredentials {
   clientId: string | undefined;
   /** Checks the credentials against the client's registration; throws invalid_client on failure. */
   verify(client: ClientRecord): Promise<void>;
+  /** How the authentication is recorded when not as the client's registered method (a federation rule). */
+  reported?: string;
 }
 
 /** One client authentication method (RFC 6749 §2.3, RFC 7523 §2.2, RFC 8705 §2). */

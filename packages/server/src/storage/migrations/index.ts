@@ -369,6 +369,27 @@ CREATE INDEX ssf_queue_stream ON ssf_queue (stream_id, seq);
 CREATE UNIQUE INDEX ssf_queue_jti ON ssf_queue (stream_id, jti);
 `;
 
+/** Federated workload identity: issuers an administrator trusts, and rules mapping their tokens to clients. */
+const FEDERATION = `
+CREATE TABLE federation_issuers (
+  name TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('oidc', 'spiffe')),
+  issuer TEXT NOT NULL,
+  config TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX federation_issuers_issuer ON federation_issuers (kind, issuer);
+CREATE TABLE federation_rules (
+  name TEXT PRIMARY KEY,
+  issuer TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  config TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX federation_rules_issuer ON federation_rules (issuer);
+`;
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -435,5 +456,11 @@ export const migrations: readonly Migration[] = [
     name: 'shared signals: streams, their subjects, the SETs waiting for delivery',
     sqlite: ssf('INTEGER PRIMARY KEY AUTOINCREMENT'),
     postgres: ssf('BIGSERIAL PRIMARY KEY'),
+  },
+  {
+    version: 12,
+    name: 'federated workload identity: trusted issuers and mapping rules',
+    sqlite: FEDERATION,
+    postgres: FEDERATION,
   },
 ];

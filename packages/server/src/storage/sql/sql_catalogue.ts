@@ -178,6 +178,19 @@ export const SQL = {
   /** Parameters: attempts, next_attempt_at, last_error, seq. */
   deferQueuedSet: 'UPDATE ssf_queue SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?',
 
+  /** Parameters: name, kind, issuer, config, created_at, updated_at. */
+  putFederationIssuer: `INSERT INTO federation_issuers (name, kind, issuer, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, issuer = excluded.issuer, config = excluded.config, updated_at = excluded.updated_at`,
+  deleteFederationIssuer: 'DELETE FROM federation_issuers WHERE name = ?',
+  deleteFederationRulesOf: 'DELETE FROM federation_rules WHERE issuer = ?',
+  listFederationIssuers:
+    'SELECT name, kind, issuer, config, created_at, updated_at FROM federation_issuers ORDER BY name',
+  /** Parameters: name, issuer, client_id, config, created_at. */
+  putFederationRule: `INSERT INTO federation_rules (name, issuer, client_id, config, created_at) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, client_id = excluded.client_id, config = excluded.config`,
+  deleteFederationRule: 'DELETE FROM federation_rules WHERE name = ?',
+  listFederationRules: 'SELECT name, issuer, client_id, config, created_at FROM federation_rules ORDER BY name',
+
   statusAllocation:
     'SELECT a.list_id, a.next_idx, l.size FROM status_allocation a JOIN status_lists l ON l.list_id = a.list_id',
   /** Parameters: list_id, size, created_at, expires_at. */

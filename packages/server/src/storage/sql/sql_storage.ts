@@ -29,6 +29,8 @@ import type {
   TokenStatusRecord,
   SsfStreamRecord,
   QueuedSetRecord,
+  FederationIssuerRecord,
+  FederationRuleRecord,
 } from '../ports.ts';
 import {
   type AlertRow,
@@ -608,11 +610,15 @@ export class SqlStorage implements Storage {
   }
 
   deleteSsfStream(streamId: string, audit?: WithAudit): Promise<boolean> {
-    return this.change(async (tx) => {
-      await tx.run(SQL.deleteSsfSubjects, [streamId]);
-      await tx.run(SQL.deleteSsfQueue, [streamId]);
-      return (await tx.run(SQL.deleteSsfStream, [streamId])) === 1;
-    }, audit);
+    return this.change(
+      async (tx) => {
+        await tx.run(SQL.deleteSsfSubjects, [streamId]);
+        await tx.run(SQL.deleteSsfQueue, [streamId]);
+        return (await tx.run(SQL.deleteSsfStream, [streamId])) === 1;
+      },
+      audit,
+      (deleted) => deleted,
+    );
   }
 
   async setSsfSubject(streamId: string, subject: string, included: boolean): Promise<void> {
@@ -656,6 +662,84 @@ export class SqlStorage implements Storage {
 
   async deferQueuedSet(seq: number, attempts: number, nextAttemptAt: number, lastError: string): Promise<void> {
     await this.db.run(SQL.deferQueuedSet, [attempts, nextAttemptAt, lastError.slice(0, 500), seq]);
+  }
+
+  // Federated workload identity
+
+  putFederationIssuer(i: FederationIssuerRecord, audit?: WithAudit): Promise<void> {
+    const config = JSON.stringify({
+      jwksUri: i.jwksUri,
+      discovery: i.discovery,
+      jwks: i.jwks,
+      algorithms: i.algorithms,
+      allowHttp: i.allowHttp,
+      allowPrivateAddresses: i.allowPrivateAddresses,
+      singleUse: i.singleUse,
+    });
+    return this.change(
+      async (tx) =>
+        void (await tx.run(SQL.putFederationIssuer, [i.name, i.kind, i.issuer, config, i.createdAt, i.updatedAt])),
+      audit,
+    );
+  }
+
+  deleteFederationIssuer(name: string, audit?: WithAudit): Promise<boolean> {
+    return this.change(
+      async (tx) => {
+        await tx.run(SQL.deleteFederationRulesOf, [name]);
+        return (await tx.run(SQL.deleteFederationIssuer, [name])) === 1;
+      },
+      audit,
+      (deleted) => deleted,
+    );
+  }
+
+  async listFederationIssuers(): Promise<FederationIssuerRecord[]> {
+    const rows = await this.db.all<{
+      name: string;
+      kind: string;
+      issuer: string;
+      config: string;
+      created_at: number | string;
+      updated_at: number | string;
+    }>(SQL.listFederationIssuers);
+    return rows.map((r) => ({
+      name: r.name,
+      kind: r.kind as FederationIssuerRecord['kind'],
+      issuer: r.issuer,
+      ...(JSON.parse(r.config) as Omit<FederationIssuerRecord, 'name' | 'kind' | 'issuer' | 'createdAt' | 'updatedAt'>),
+      createdAt: Number(r.created_at),
+      updatedAt: Number(r.updated_at),
+    }));
+  }
+
+  putFederationRule(r: FederationRuleRecord, audit?: WithAudit): Promise<void> {
+    const config = JSON.stringify({ subject: r.subject, audience: r.audience, claims: r.claims });
+    return this.change(
+      async (tx) => void (await tx.run(SQL.putFederationRule, [r.name, r.issuer, r.clientId, config, r.createdAt])),
+      audit,
+    );
+  }
+
+  deleteFederationRule(name: string, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne(SQL.deleteFederationRule, [name], audit);
+  }
+
+  async listFederationRules(): Promise<FederationRuleRecord[]> {
+    const rows = await this.db.all<{
+      name: string;
+      issuer: string;
+      client_id: string;
+      config: string;
+      created_at: number | string;
+    }>(SQL.listFederationRules);
+    return rows.map((r) => ({
+      name: r.name,
+      issuer: r.issuer,
+      clientId: r.client_id,
+      ...(JSON.parse(r.config) as Pick<FederationRuleRecord, 'subject' | 'audience' | 'claims'>),
+      createdAt: Number(r.created_at),
+    }));
   }
 
   // Token Status List
