@@ -82,6 +82,7 @@ describe('authorization code + PKCE and OpenID Connect, driven by openid-client'
       'authorization_code',
       'refresh_token',
       'urn:ietf:params:oauth:grant-type:token-exchange',
+      'urn:ietf:params:oauth:grant-type:jwt-bearer',
     ]);
     assert.ok(m.token_endpoint_auth_methods_supported?.includes('none'));
   });

@@ -49,6 +49,7 @@ describe('client_credentials with openid-client and jose (HTTPS, local CA)', () 
         'authorization_code',
         'refresh_token',
         'urn:ietf:params:oauth:grant-type:token-exchange',
+        'urn:ietf:params:oauth:grant-type:jwt-bearer',
       ]);
       assert.deepEqual(m.token_endpoint_auth_methods_supported, [
         'client_secret_basic',
