@@ -3,7 +3,7 @@
 import autocannon from 'autocannon';
 import { startTestIdp } from '@latchkey/testkit';
 
-const t = await startTestIdp({});
+const t = await startTestIdp({ config: process.env.LK_STATUS_OFF ? { statusList: false } : {} });
 const c = await t.register({ audiences: ['https://inventory.internal'], scope: 'stock:read' });
 const authorization = `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
 const result = await autocannon({

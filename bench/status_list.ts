@@ -6,8 +6,10 @@ import { generateKeyPairSync, randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compressStatusList, setInvalid, signJws } from '@latchkey/protocol';
+import { compressStatusList, setInvalid, signJws, systemClock } from '@latchkey/protocol';
 import { SqliteStorage, type TokenStatusRecord } from '@latchkey/server';
+import { statusJti, statusOfJti } from '../packages/server/src/status/status_jti.ts';
+import { StatusLists } from '../packages/server/src/status/status_lists.ts';
 
 const ISS = 'https://idp.bench';
 
@@ -42,11 +44,13 @@ export async function benchStatusListBuild(
       const { listId } = await s.allocateStatusIndices(n, n, 3600);
       const now = Math.floor(Date.now() / 1000);
       const batch: TokenStatusRecord[] = [];
+      const jtis: string[] = [];
       for (let idx = 0; idx < n; idx++) {
+        jtis.push(statusJti(listId, idx));
         batch.push({
           listId,
           idx,
-          jti: `j${idx}`,
+          jti: jtis[idx] as string,
           originJti: null,
           clientId: `c${idx % 50}`,
           sub: `c${idx % 50}`,
@@ -63,25 +67,36 @@ export async function benchStatusListBuild(
           stream: 'revocations',
           kind: 'token',
           iss: ISS,
-          ref: `j${idx}`,
+          ref: jtis[idx] as string,
           notBefore: null,
           expiresAt: now + 300,
           createdAt: now,
           data: null,
         });
-      const build = async () => {
-        const bytes = new Uint8Array(Math.ceil(n / 8));
-        for (const i of await s.revokedStatusIndices(ISS, listId)) setInvalid(bytes, i);
-        const payload = {
-          iss: ISS,
-          sub: `${ISS}/sl/${listId}`,
-          iat: now,
-          exp: now + 900,
+      // The IdP's own StatusLists (a new one each time: no cached list), signing with a P-256 key.
+      const keys = {
+        signDocument: (payload: object, typ: string) => {
+          const input = `${Buffer.from(JSON.stringify({ alg: 'ES256', typ, kid: 'k1' })).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+          return { jws: `${input}.${signJws('ES256', privateKey, input)}`, kid: 'k1' };
+        },
+      };
+      const lists = () =>
+        new StatusLists({
+          clock: systemClock,
+          issuer: ISS,
+          listSize: n,
           ttl: 60,
-          status_list: { bits: 1, lst: compressStatusList(bytes) },
-        };
-        const input = `${Buffer.from('{"alg":"ES256","typ":"statuslist+jwt","kid":"k1"}').toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
-        return `${input}.${signJws('ES256', privateKey, input)}`;
+          lifetime: 900,
+          tokenCover: 3600,
+          keys,
+          store: s,
+        });
+      const build = async () => (await lists().token(listId))?.jws as string;
+      // What the query part reads: entries covered by revocations, and single-token revocations' entries.
+      const query = async () => {
+        await s.revokedStatusIndices(ISS, listId);
+        const named = (await s.revokedTokenJtis(ISS)).map((j) => statusOfJti(j)?.idx ?? -1);
+        await s.tokenStatusesAt(listId, named);
       };
       const jws = await build();
       const bytes = new Uint8Array(Math.ceil(n / 8));
@@ -91,7 +106,7 @@ export async function benchStatusListBuild(
       const c: number[] = [];
       for (let r = 0; r < rounds; r++) {
         b.push(await time(build));
-        q.push(await time(() => s.revokedStatusIndices(ISS, listId)));
+        q.push(await time(query));
         c.push(await time(() => compressStatusList(bytes)));
       }
       out.push({

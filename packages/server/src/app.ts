@@ -461,18 +461,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     registerJwksEndpoint(open, { keys, maxAge: config.jwksMaxAge });
     if (statusLists) registerStatusListEndpoints(open, { lists: statusLists, clock });
     registerSsfConfiguration(open, { issuer });
+    // What a token for the client itself needs (client_credentials, the JWT bearer grant).
+    const serviceTokens = {
+      clock,
+      issuer,
+      accessTokenTtl: config.accessTokenTtl,
+      keys,
+      statusLists,
+      events,
+      tokenPolicy: deps.tokenPolicy,
+      certificate,
+    };
     registerTokenEndpoint(open, {
       grants: [
-        clientCredentialsGrant({
-          clock,
-          issuer,
-          accessTokenTtl: config.accessTokenTtl,
-          keys,
-          statusLists,
-          events,
-          tokenPolicy: deps.tokenPolicy,
-          certificate,
-        }),
+        clientCredentialsGrant(serviceTokens),
         authorizationCodeGrant({
           clock,
           issuer,
@@ -499,17 +501,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           tokenPolicy: deps.tokenPolicy,
           refresh,
         }),
-        jwtBearerGrant({
-          clock,
-          issuer,
-          accessTokenTtl: config.accessTokenTtl,
-          keys,
-          statusLists,
-          events,
-          tokenPolicy: deps.tokenPolicy,
-          certificate,
-          assertions,
-        }),
+        jwtBearerGrant({ ...serviceTokens, assertions }),
         tokenExchangeGrant({
           clock,
           issuer,

@@ -32,7 +32,10 @@ export class Passes {
   /** A pass within `nudgeDelayMs`; nudges before it starts fold into it. */
   readonly nudge = (): void => {
     if (this.stopped || this.soon) return;
-    if (this.nudgeDelayMs === 0) return this.run();
+    if (this.nudgeDelayMs === 0) {
+      this.run();
+      return;
+    }
     this.soon = setTimeout(() => {
       this.soon = undefined;
       this.run();

@@ -17,12 +17,23 @@ export class RandomPool {
 
   /** `bytes` random bytes as base64url. */
   id(bytes = 16): string {
+    const at = this.take(bytes);
+    return this.buf.toString('base64url', at, at + bytes);
+  }
+
+  /** Copies `bytes` random bytes into `target` at `offset`. */
+  fill(target: Buffer, offset: number, bytes: number): void {
+    const at = this.take(bytes);
+    this.buf.copy(target, offset, at, at + bytes);
+  }
+
+  private take(bytes: number): number {
     if (this.offset + bytes > this.size) {
       randomFillSync(this.buf);
       this.offset = 0;
     }
-    const s = this.buf.toString('base64url', this.offset, this.offset + bytes);
+    const at = this.offset;
     this.offset += bytes;
-    return s;
+    return at;
   }
 }

@@ -1,6 +1,5 @@
 import type { Clock } from '@latchkey/protocol';
-import { randomUUID } from 'node:crypto';
-import { coalesce } from '../coalesce.ts';
+import { Leadership, Passes } from '../passes.ts';
 import type { AuditRecord, AuditStore, LeaseStore, SettingsStore } from '../storage/ports.ts';
 import type { AlertRaiser } from './alert_raiser.ts';
 import type { Detector } from './detectors/index.ts';
@@ -36,41 +35,34 @@ export interface DetectionRunnerDeps {
  * detectors still see one gapless sequence in log order.
  */
 export class DetectionRunner {
-  private readonly holder = randomUUID();
-  private timer: NodeJS.Timeout | undefined;
   private cursor: number | undefined;
-  private stopped = false;
-  private readonly run: () => void;
-  private soon: NodeJS.Timeout | undefined;
-  private chain: Promise<void> = Promise.resolve();
-  /** When this replica last took or renewed the lease (it is renewed at most once a second). */
-  private leaseAt = 0;
+  private readonly passes: Passes;
+  private readonly leadership: Leadership;
   private readonly deps: DetectionRunnerDeps;
   /** Rows this replica appended since the last pass (only while it holds the lease). */
   private local: AuditRecord[] = [];
 
   constructor(deps: DetectionRunnerDeps) {
     this.deps = deps;
-    this.run = coalesce(() => this.pass(), deps.onError);
+    this.passes = new Passes(() => this.passOnce(), deps.onError, { nudgeDelayMs: NUDGE_DELAY_MS });
+    this.leadership = new Leadership({
+      store: deps.store,
+      name: LEASE,
+      holdMs: Math.max(deps.interval * 3, 10) * 1000,
+      clock: deps.clock,
+    });
   }
 
   /**
    * A pass soon (within 100 ms): called after every committed event, so under load passes come
    * at most ten times a second, each reading every event since the last, instead of one per event.
    */
-  readonly nudge = (): void => {
-    if (this.stopped || this.soon) return;
-    this.soon = setTimeout(() => {
-      this.soon = undefined;
-      this.run();
-    }, NUDGE_DELAY_MS);
-    this.soon.unref();
-  };
+  readonly nudge = (): void => this.passes.nudge();
 
   /** Rows this process appended, once committed: kept for the next pass while this replica leads, and a pass soon. */
   readonly appended = (records: readonly AuditRecord[]): void => {
-    if (this.stopped) return;
-    if (this.leaseAt !== 0) {
+    if (this.passes.stopped) return;
+    if (this.leadership.leading) {
       if (this.local.length + records.length > MAX_LOCAL) this.local = [];
       else for (const r of records) this.local.push(r);
     }
@@ -78,33 +70,19 @@ export class DetectionRunner {
   };
 
   start(): void {
-    this.timer = setInterval(this.run, this.deps.interval * 1000);
-    this.timer.unref();
-    this.run();
+    this.passes.start(this.deps.interval * 1000);
   }
 
   /** One pass over everything committed since the cursor; passes never overlap. */
   pass(): Promise<void> {
-    const p = this.chain.then(() => this.passOnce());
-    this.chain = p.catch(() => undefined);
-    return p;
+    return this.passes.pass();
   }
 
   private async passOnce(): Promise<void> {
-    if (this.stopped) return;
-    if (this.deps.clock.now() - this.leaseAt >= 1000) {
-      const leader = await this.deps.store.tryLease(
-        LEASE,
-        this.holder,
-        this.deps.clock.now() + Math.max(this.deps.interval * 3, 10) * 1000,
-      );
-      if (!leader) {
-        this.leaseAt = 0;
-        this.local = [];
-        this.cursor = undefined; // another replica runs detection; re-read the cursor if this one takes over
-        return;
-      }
-      this.leaseAt = this.deps.clock.now();
+    if (!(await this.leadership.leads())) {
+      this.local = [];
+      this.cursor = undefined; // another replica runs detection; re-read the cursor if this one takes over
+      return;
     }
     if (this.cursor === undefined) {
       const stored = await this.deps.store.getSetting(CURSOR);
@@ -114,14 +92,14 @@ export class DetectionRunner {
     const local = this.local;
     this.local = [];
     for (const r of local) {
-      if (this.stopped) return;
+      if (this.passes.stopped) return;
       const cursor = this.cursor ?? 0;
       if (r.seq <= cursor) continue; // read from the log already
       if (r.seq > cursor + 1) await this.readLog(r.seq - 1);
       if (r.seq > (this.cursor ?? 0)) await this.observe(r);
     }
     await this.readLog(Number.POSITIVE_INFINITY);
-    if (this.cursor !== start && !this.stopped) await this.deps.store.setSetting(CURSOR, String(this.cursor));
+    if (this.cursor !== start && !this.passes.stopped) await this.deps.store.setSetting(CURSOR, String(this.cursor));
   }
 
   /** Feeds the log's rows after the cursor, through seq `through`, to the detectors. */
@@ -129,10 +107,10 @@ export class DetectionRunner {
     for (;;) {
       const cursor = this.cursor ?? 0;
       const limit = Math.min(PAGE, through - cursor);
-      if (limit <= 0 || this.stopped) return;
+      if (limit <= 0 || this.passes.stopped) return;
       const page = await this.deps.store.queryAuditEvents({ after: cursor, limit });
       for (const e of page) {
-        if (this.stopped) return;
+        if (this.passes.stopped) return;
         await this.observe(e);
       }
       if (page.length < limit) return;
@@ -147,10 +125,7 @@ export class DetectionRunner {
     this.cursor = e.seq;
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    if (this.soon) clearTimeout(this.soon);
-    await this.chain;
+  stop(): Promise<void> {
+    return this.passes.stop();
   }
 }

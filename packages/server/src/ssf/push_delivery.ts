@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { type Clock, SET_DELIVERY_ERRORS, SET_MEDIA_TYPE, SSF_DELIVERY } from '@latchkey/protocol';
-import { coalesce } from '../coalesce.ts';
+import { Leadership, Passes } from '../passes.ts';
 import { OutboundError, type OutboundFetch } from '../http/outbound_fetch.ts';
 import type { MasterKey } from '../keys/master_key.ts';
 import type { LeaseStore, QueuedSetRecord, SsfStore, SsfStreamRecord } from '../storage/ports.ts';
@@ -45,44 +44,34 @@ export interface SsfPushDeliveryDeps {
  */
 export class SsfPushDelivery {
   private readonly deps: SsfPushDeliveryDeps;
-  private readonly holder = randomUUID();
-  private readonly run: () => void;
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private chain: Promise<void> = Promise.resolve();
+  private readonly passes: Passes;
+  private readonly leadership: Leadership;
 
   constructor(deps: SsfPushDeliveryDeps) {
     this.deps = deps;
-    this.run = coalesce(() => this.pass(), deps.onError);
+    this.passes = new Passes(() => this.passOnce(), deps.onError, { nudgeDelayMs: 0 });
+    this.leadership = new Leadership({ store: deps.store, name: LEASE, holdMs: 10_000, clock: deps.clock });
   }
 
   /** A pass now (after SETs were queued). */
-  readonly nudge = (): void => {
-    if (!this.stopped) this.run();
-  };
+  readonly nudge = (): void => this.passes.nudge();
 
+  /** Retries fall due on their own: look every second. */
   start(): void {
-    // Retries fall due on their own: look every second.
-    this.timer = setInterval(this.run, 1000);
-    this.timer.unref();
+    this.passes.start(1000);
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    await this.chain;
+  stop(): Promise<void> {
+    return this.passes.stop();
   }
 
   pass(): Promise<void> {
-    const p = this.chain.then(() => this.passOnce());
-    this.chain = p.catch(() => undefined);
-    return p;
+    return this.passes.pass();
   }
 
   private async passOnce(): Promise<void> {
-    const { store, clock } = this.deps;
-    if (this.stopped || !(await store.tryLease(LEASE, this.holder, clock.now() + 10_000))) return;
-    const streams = (await store.listSsfStreams()).filter(
+    if (!(await this.leadership.leads())) return;
+    const streams = (await this.deps.store.listSsfStreams()).filter(
       (s) => s.method === SSF_DELIVERY.push && s.status === 'enabled',
     );
     await Promise.all(streams.map((s) => this.deliver(s)));
@@ -95,7 +84,7 @@ export class SsfPushDelivery {
       const batch = await store.queuedSets(stream.streamId, 20);
       if (batch.length === 0) return;
       for (const set of batch) {
-        if (this.stopped || set.nextAttemptAt > clock.now()) return;
+        if (this.passes.stopped || set.nextAttemptAt > clock.now()) return;
         const outcome = await this.post(stream, set);
         if (outcome.ok) {
           await store.removeQueuedSets(stream.streamId, [set.jti]);

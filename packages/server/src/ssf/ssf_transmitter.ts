@@ -8,7 +8,7 @@ import {
   type SecurityEventTokenClaims,
   subjectKey,
 } from '@latchkey/protocol';
-import { coalesce } from '../coalesce.ts';
+import { Leadership, Passes } from '../passes.ts';
 import type { KeyRing } from '../keys/key_ring.ts';
 import type {
   AuditStore,
@@ -55,48 +55,35 @@ export interface SsfTransmitterDeps {
  * streams get nothing; paused ones keep theirs until enabled (SSF §8.1.2).
  */
 export class SsfTransmitter {
-  private readonly holder = randomUUID();
   private readonly deps: SsfTransmitterDeps;
-  private readonly run: () => void;
-  private timer: NodeJS.Timeout | undefined;
-  private soon: NodeJS.Timeout | undefined;
-  private leaseAt = 0;
-  private stopped = false;
-  private chain: Promise<void> = Promise.resolve();
+  private readonly passes: Passes;
+  private readonly leadership: Leadership;
 
   constructor(deps: SsfTransmitterDeps) {
     this.deps = deps;
-    this.run = coalesce(() => this.pass(), deps.onError);
+    this.passes = new Passes(() => this.passOnce(), deps.onError, { nudgeDelayMs: 100 });
+    this.leadership = new Leadership({
+      store: deps.store,
+      name: LEASE,
+      holdMs: Math.max(deps.interval * 3, 10) * 1000,
+      clock: deps.clock,
+    });
   }
 
   /** A pass within 100 ms (after each local audit append). */
-  readonly nudge = (): void => {
-    if (this.stopped || this.soon) return;
-    this.soon = setTimeout(() => {
-      this.soon = undefined;
-      this.run();
-    }, 100);
-    this.soon.unref();
-  };
+  readonly nudge = (): void => this.passes.nudge();
 
   start(): void {
-    this.timer = setInterval(this.run, this.deps.interval * 1000);
-    this.timer.unref();
-    this.run();
+    this.passes.start(this.deps.interval * 1000);
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    if (this.soon) clearTimeout(this.soon);
-    await this.chain;
+  stop(): Promise<void> {
+    return this.passes.stop();
   }
 
   /** One pass over the log since the cursor; passes never overlap. */
   pass(): Promise<void> {
-    const p = this.chain.then(() => this.passOnce());
-    this.chain = p.catch(() => undefined);
-    return p;
+    return this.passes.pass();
   }
 
   /** A SET for one stream (SSF §4.1: `typ` secevent+jwt, no `sub`, no `exp`, the subject in `sub_id`). */
@@ -145,27 +132,15 @@ export class SsfTransmitter {
   }
 
   private async passOnce(): Promise<void> {
-    if (this.stopped) return;
-    const { store, clock } = this.deps;
-    if (clock.now() - this.leaseAt >= 1000) {
-      const leader = await store.tryLease(
-        LEASE,
-        this.holder,
-        clock.now() + Math.max(this.deps.interval * 3, 10) * 1000,
-      );
-      if (!leader) {
-        this.leaseAt = 0;
-        return;
-      }
-      this.leaseAt = clock.now();
-    }
+    const { store } = this.deps;
+    if (!(await this.leadership.leads())) return;
     const stored = await store.getSetting(CURSOR);
     // A new deployment starts at the log's head: receivers get what happens from now on.
     let cursor = stored !== undefined ? Number(stored) : ((await store.auditHead())?.seq ?? 0);
     if (stored === undefined) await store.enqueueSets([], { name: CURSOR, value: String(cursor) });
     for (;;) {
       const page = await store.queryAuditEvents({ after: cursor, limit: PAGE });
-      if (page.length === 0 || this.stopped) return;
+      if (page.length === 0 || this.passes.stopped) return;
       const streams = (await store.listSsfStreams()).filter((s) => s.status !== 'disabled');
       const subjects = new Map<string, Map<string, boolean>>();
       for (const s of streams) subjects.set(s.streamId, await store.ssfSubjects(s.streamId));

@@ -1,4 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { RandomPool } from '../random_pool.ts';
+
+const pool = new RandomPool();
 
 /**
  * The `jti` of a token with a Token Status List entry names that entry: 5 random bytes, the list
@@ -9,8 +11,8 @@ import { randomBytes } from 'node:crypto';
  * that was minted otherwise decodes to some (list, index) too: callers confirm the jti stored there.
  */
 export function statusJti(listId: number, idx: number): string {
-  const b = Buffer.alloc(12);
-  randomBytes(5).copy(b, 0);
+  const b = Buffer.allocUnsafe(12);
+  pool.fill(b, 0, 5);
   b.writeUInt32BE(listId, 5);
   b.writeUIntBE(idx, 9, 3);
   return b.toString('base64url');
