@@ -36,6 +36,7 @@ export type SecurityEventType = (typeof SECURITY_EVENT_TYPES)[keyof typeof SECUR
 export type SubjectIdentifier =
   | { format: 'iss_sub'; iss: string; sub: string }
   | { format: 'opaque'; id: string }
+  | { format: 'jwt_id'; iss: string; jti: string }
   | { format: 'email'; email: string };
 
 /** The claims of a SET (RFC 8417 §2.2; SSF §4.1: no `sub`, no `exp`, the subject in `sub_id`). */

@@ -62,6 +62,21 @@ export async function securityEventsOf(e: AuditEvent, ctx: MappingContext): Prom
         initiating_entity: by('system'),
         reason_admin: { en: 'every token revoked' },
       });
+    // A single token revoked (RFC 7009): named by its jti (SSF §3.4.1 jwt_id); a refresh token
+    // ends its sign-in, named by its user.
+    case 'token.revoked': {
+      if (typeof detail.refresh_family === 'string')
+        return one(T.sessionRevoked, user, {
+          initiating_entity: by('user'),
+          reason_admin: { en: 'refresh token revoked' },
+        });
+      if (typeof detail.jti !== 'string') return [];
+      return one(
+        T.sessionRevoked,
+        { format: 'jwt_id', iss: ctx.issuer, jti: detail.jti },
+        { initiating_entity: by('user'), reason_admin: { en: 'access token revoked' } },
+      );
+    }
     case 'token.refresh_reused':
       return one(T.sessionRevoked, user, {
         initiating_entity: 'policy',

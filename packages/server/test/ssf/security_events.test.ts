@@ -45,6 +45,19 @@ describe('security events of audit events', () => {
       'caep:session-revoked',
       svc,
     ]);
+    // RFC 7009: an access token by its jti (SSF §3.4.1), a refresh token by its user; nothing revoked, nothing sent.
+    assert.deepEqual(
+      (await map(ev('token.revoked', { actor: 'orders', subject: 'orders', detail: { jti: 'j-1' } })))[0]?.slice(0, 2),
+      ['caep:session-revoked', { format: 'jwt_id', iss: ISS, jti: 'j-1' }],
+    );
+    assert.deepEqual(
+      (await map(ev('token.revoked', { actor: 'app', subject: 'u-1', detail: { refresh_family: 'f-1' } })))[0]?.slice(
+        0,
+        2,
+      ),
+      ['caep:session-revoked', user],
+    );
+    assert.deepEqual(await map(ev('token.revoked', { actor: 'orders', detail: {} })), []);
     assert.equal(
       (await map(ev('token.refresh_reused', { actor: 'system', subject: 'u-1' })))[0]?.[2].initiating_entity,
       'policy',
