@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { registerFederationCommands } from './federation_commands.ts';
+import { registerBackupCommands } from './backup_commands.ts';
 import { registerAlertCommands } from './alert_commands.ts';
 import { registerAuditCommands } from './audit_commands.ts';
 import { registerCaCommands } from './ca_commands.ts';
@@ -28,6 +29,7 @@ registerKeyCommands(program);
 registerAuditCommands(program);
 registerAlertCommands(program);
 registerFederationCommands(program);
+registerBackupCommands(program);
 registerTokenCommand(program);
 registerPolicyCommands(program);
 registerCaCommands(program);

@@ -15,6 +15,8 @@ export const ERROR_CODES = [
   'ca_operator_managed',
   'ca_rotation_pending',
   'outbound_fetch_failed',
+  'backup_invalid',
+  'restore_refused',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -21,3 +21,4 @@ export { MasterKey } from './keys/master_key.ts';
 export { validateBundle, type PolicyProblem } from './policy/policy_validator.ts';
 export { splitPolicyFile } from '@latchkey/policy';
 export { verifyAuditOffline, readCheckpoints, type OfflineVerifyOptions } from './audit/offline_verify.ts';
+export { backupSqlite, restoreSqlite, latchkeyVersionOf, SQLITE_FILE } from './storage/sqlite/sqlite_backup.ts';

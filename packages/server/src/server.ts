@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { checkMasterKey } from './keys/master_key_check.ts';
 import { LatchkeyError } from './errors.ts';
 import { PasswordHasher } from './users/password_hash.ts';
 import type { LockoutPolicy } from './users/login_lockout.ts';
@@ -71,6 +72,8 @@ export async function startIdp(config: Readonly<Config>, options: StartOptions =
   const clock = options.clock ?? systemClock;
   const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, clock });
   try {
+    // A database sealed with another master key (a backup restored elsewhere) is refused here, clearly.
+    await checkMasterKey(storage, master);
     const generatedAdminToken = await bootstrapAdminToken(storage, master.secretHashKey, config.adminToken);
     const events = new ServerEvents(clock);
     const metrics = new Metrics();
