@@ -17,6 +17,10 @@ export function reportCpuOnRequest(target: Target, stop: () => Promise<void>): v
   process.send?.({ kind: 'ready', target });
   process.on('message', (msg: { kind: string }) => {
     if (msg.kind === 'cpu') process.send?.({ kind: 'cpu', usage: process.cpuUsage() });
+    if (msg.kind === 'memory') {
+      globalThis.gc?.();
+      process.send?.({ kind: 'memory', rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed });
+    }
     if (msg.kind === 'stop') void stop().then(() => process.exit(0));
   });
 }

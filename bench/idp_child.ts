@@ -18,7 +18,12 @@ const t = await startTestIdp({
   dataDir,
   databaseUrl,
   ...(mode === 'token-logged' ? { logger: pino({ level: 'info' }, pino.destination('/dev/null')) } : {}),
-  config: { feedMaxStreamsPerClient: 1000, ...(mode === 'token-status-off' ? { statusList: false } : {}) },
+  config: {
+    feedMaxStreamsPerClient: 20_000,
+    feedMaxStreams: 20_000,
+    maxConnections: 25_000,
+    ...(mode === 'token-status-off' ? { statusList: false } : {}),
+  },
   benchmarkWithoutAudit: mode === 'token-audit-off',
 });
 const c = await t.register({ audiences: ['https://inventory.internal'], scope: 'stock:read' });

@@ -11,17 +11,35 @@ const quantile = (sorted: number[], q: number): number =>
  * (one IdP on SQLite, over loopback HTTPS). Each revocation is a fresh token of the benchmark
  * client; arrival is stamped when the subscriber's chunk is read in this process.
  */
-export async function benchRevocationPropagation(options: {
-  subscribers: number;
-  revocations: number;
-}): Promise<{ p50: number; p99: number; max: number; min: number; samples: number; missing: number }> {
+export async function benchRevocationPropagation(options: { subscribers: number; revocations: number }): Promise<{
+  p50: number;
+  p99: number;
+  max: number;
+  min: number;
+  samples: number;
+  missing: number;
+  /** The IdP's resident memory, and its heap after a GC, per open stream (bytes). */
+  rssPerStream: number;
+  heapPerStream: number;
+}> {
   const proc = fork(fileURLToPath(new URL('./idp_child.ts', import.meta.url)), [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--expose-gc', '--import', 'tsx'],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const target = await new Promise<Target>((resolve) =>
     proc.once('message', (m: { target: Target }) => resolve(m.target)),
   );
+  const memory = () =>
+    new Promise<{ rss: number; heap: number }>((resolve) => {
+      const on = (m: { kind: string; rss: number; heap: number }) => {
+        if (m.kind !== 'memory') return;
+        proc.off('message', on);
+        resolve(m);
+      };
+      proc.on('message', on);
+      proc.send({ kind: 'memory' });
+    });
+  const before = await memory();
   const dispatcher = new Agent({ connect: { ca: target.ca! }, connections: options.subscribers + 10 });
   const issuer = target.issuer!;
   const arrivals = new Map<string, number[]>();
@@ -34,6 +52,10 @@ export async function benchRevocationPropagation(options: {
       headers: { authorization: target.authorization },
       signal: controller.signal,
       dispatcher,
+    }).catch((err: Error) => {
+      throw new Error(
+        `opening stream ${i} of ${options.subscribers}: ${err.message} (${String((err.cause as Error)?.message)})`,
+      );
     });
     if (res.status !== 200) throw new Error(`stream ${i}: HTTP ${res.status}`);
     readers.push(
@@ -54,6 +76,10 @@ export async function benchRevocationPropagation(options: {
       })(),
     );
   }
+  process.stderr.write(`opened ${readers.length} streams\n`);
+  // Each stream's first bytes have come: the IdP holds them all.
+  await new Promise((r) => setTimeout(r, 1000));
+  const opened = await memory();
   const latencies: number[] = [];
   let missing = 0;
   try {
@@ -63,6 +89,8 @@ export async function benchRevocationPropagation(options: {
         headers: { authorization: target.authorization, 'content-type': 'application/x-www-form-urlencoded' },
         body: 'grant_type=client_credentials',
         dispatcher,
+      }).catch((err: Error) => {
+        throw new Error(`token ${r}: ${err.message} (${String((err.cause as Error)?.message)})`);
       });
       const { access_token } = (await tokenRes.json()) as { access_token: string };
       const jti = JSON.parse(Buffer.from(access_token.split('.')[1]!, 'base64url').toString()).jti as string;
@@ -102,5 +130,7 @@ export async function benchRevocationPropagation(options: {
     min: latencies[0] ?? NaN,
     samples: latencies.length,
     missing,
+    rssPerStream: (opened.rss - before.rss) / options.subscribers,
+    heapPerStream: (opened.heap - before.heap) / options.subscribers,
   };
 }

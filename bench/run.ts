@@ -102,6 +102,9 @@ if (runs('propagation')) {
   console.log('| from sending /revoke to arrival | p50 ms | p99 ms | max ms |');
   console.log('| --- | ---: | ---: | ---: |');
   console.log(`| Latchkey /feeds/stream | ${prop.p50.toFixed(2)} | ${prop.p99.toFixed(2)} | ${prop.max.toFixed(2)} |`);
+  console.log(
+    `IdP memory per open stream: ${(prop.rssPerStream / 1024).toFixed(1)} KiB resident, ${(prop.heapPerStream / 1024).toFixed(1)} KiB of heap`,
+  );
   if (prop.missing > 0) failed = true;
 }
 

@@ -179,8 +179,9 @@ export const SETTINGS = {
     description:
       'seconds between SIGTERM and closing: `/readyz` answers 503 `draining` at once while requests are still served, then in-flight requests finish and the audit is flushed',
   }),
-  maxConnections: int(10, 1_000_000, 10_000, {
-    description: 'open connections at once; more are refused until some close (SSE feed streams count)',
+  maxConnections: int(10, 1_000_000, 12_000, {
+    description:
+      'open connections at once; more are refused until some close (SSE feed streams count: keep it above `feedMaxStreams`)',
   }),
   authFailureLimit: int(1, 1_000_000, 20, {
     description:
@@ -252,8 +253,14 @@ export const SETTINGS = {
   feedHeartbeat: int(1, 3600, 15, {
     description: 'seconds between keep-alive comments on feed streams ([feeds.md](feeds.md))',
   }),
-  feedMaxStreamsPerClient: int(1, 100_000, 8, { description: 'open feed streams per client (then 429)' }),
-  feedMaxStreams: int(1, 1_000_000, 1000, { description: 'open feed streams per replica (then 429)' }),
+  feedMaxStreamsPerClient: int(1, 100_000, 256, {
+    description:
+      'open feed streams per client on this replica (then 429): one per replica of a service, so a fleet of up to this many replicas sharing one client identity each hold their own',
+  }),
+  feedMaxStreams: int(1, 1_000_000, 10_000, {
+    description:
+      'open feed streams per replica (then 429); each holds about 50–60 KiB of resident memory (docs/benchmarks.md)',
+  }),
   feedMaxPage: int(1, 10_000, 1000, { description: 'most entries in one feed page' }),
   feedStallTimeout: int(1, 3600, 30, {
     description: "seconds a stream's socket may stay full before its consumer is disconnected",

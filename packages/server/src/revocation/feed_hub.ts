@@ -47,6 +47,8 @@ const PAGE = 500;
  */
 export class FeedHub {
   private readonly subscribers = new Set<Subscriber>();
+  /** Open streams per client (counted, not searched: a fleet's streams come in thousands). */
+  private readonly perClient = new Map<string, number>();
   /** Schedules a pump; pokes during a pump coalesce into one more pass. */
   readonly poke: () => void;
   private readonly heartbeat: NodeJS.Timeout;
@@ -89,12 +91,12 @@ export class FeedHub {
   /** Attaches an open SSE response; it receives every entry after `cursor` on the named streams. */
   subscribe(clientId: string, streams: ReadonlySet<FeedStream>, cursor: number, res: ServerResponse): SubscribeResult {
     if (this.subscribers.size >= this.options.maxStreams) return { ok: false, reason: 'total_limit' };
-    let mine = 0;
-    for (const s of this.subscribers) if (s.clientId === clientId) mine++;
+    const mine = this.perClient.get(clientId) ?? 0;
     if (mine >= this.options.maxStreamsPerClient) return { ok: false, reason: 'client_limit' };
     const sub: Subscriber = { clientId, streams, cursor, res, pausedAt: undefined, queued: 0, stalledTicks: 0 };
     this.subscribers.add(sub);
-    const unsubscribe = () => this.subscribers.delete(sub);
+    this.perClient.set(clientId, mine + 1);
+    const unsubscribe = () => this.forget(sub);
     res.on('close', unsubscribe);
     this.poke();
     return { ok: true, unsubscribe };
@@ -108,10 +110,15 @@ export class FeedHub {
       const page = await this.store.listFeedEvents('all', from, PAGE, epochSeconds(this.options.clock));
       if (page.length === 0) return;
       const last = page[page.length - 1]!.seq;
+      // Each entry's frame once, not once per subscriber (10,000 streams share it).
+      const frames = page.map(sseFrame);
       for (const s of active) {
         if (s.cursor >= last || s.pausedAt !== undefined) continue;
         let out = '';
-        for (const e of page) if (e.seq > s.cursor && s.streams.has(e.stream)) out += sseFrame(e);
+        for (let i = 0; i < page.length; i++) {
+          const e = page[i]!;
+          if (e.seq > s.cursor && s.streams.has(e.stream)) out += frames[i];
+        }
         s.cursor = last;
         if (out) this.write(s, out);
       }
@@ -127,7 +134,7 @@ export class FeedHub {
 
   private write(s: Subscriber, text: string): void {
     if (s.res.destroyed) {
-      this.subscribers.delete(s);
+      this.forget(s);
       return;
     }
     if (!s.res.write(text)) {
@@ -143,13 +150,21 @@ export class FeedHub {
   }
 
   private end(s: Subscriber): void {
-    this.subscribers.delete(s);
+    this.forget(s);
     s.res.end();
   }
 
   private drop(s: Subscriber): void {
-    this.subscribers.delete(s);
+    this.forget(s);
     s.res.destroy();
+  }
+
+  /** Takes a subscriber out (once: `close` and an explicit end may both come). */
+  private forget(s: Subscriber): void {
+    if (!this.subscribers.delete(s)) return;
+    const n = (this.perClient.get(s.clientId) ?? 1) - 1;
+    if (n > 0) this.perClient.set(s.clientId, n);
+    else this.perClient.delete(s.clientId);
   }
 
   /** Ends every stream (at shutdown, so in-flight requests can finish). */
@@ -158,5 +173,6 @@ export class FeedHub {
     this.unlisten();
     for (const s of this.subscribers) s.res.end();
     this.subscribers.clear();
+    this.perClient.clear();
   }
 }
