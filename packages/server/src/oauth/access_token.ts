@@ -44,8 +44,9 @@ export interface MintedToken<C> {
 /**
  * Mints an RFC 9068 access token: only iss, sub, aud, exp, iat, jti, client_id, and scope and
  * roles when present (RFC 9068 §2.2), `cnf` for a certificate-bound token (RFC 8705 §3.1), and
- * `status` (Token Status List §6.2) when enabled, so service tokens stay small. The `jti` is 96
- * random bits: unique beyond any token count an IdP reaches, 8 bytes shorter than 128.
+ * `status` (Token Status List §6.2) when enabled, so service tokens stay small. The `jti` is 16
+ * characters: with a status reference it names the token's list entry (status_jti.ts, unique by
+ * allocation); without, 96 random bits.
  */
 export async function mintAccessToken(
   deps: MintDeps,
