@@ -1,6 +1,6 @@
 // npm run bench — each hot path beside a peer in the same run; medians of interleaved rounds.
 // BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
-// BENCH_ONLY (comma-separated: issuance, exchange, ingestion, propagation, verification, authorization, workload, sidecar, login, statuslist; default all).
+// BENCH_ONLY (comma-separated: issuance, exchange, ingestion, propagation, verification, authorization, workload, sidecar, login, statuslist, revocations; default all).
 import { cpus } from 'node:os';
 import { benchRevocationPropagation } from './revocation_propagation.ts';
 import {
@@ -17,6 +17,7 @@ import { benchAuthorization } from './authorization.ts';
 import { benchSidecar } from './sidecar.ts';
 import { benchLogin } from './login.ts';
 import { benchStatusListBuild } from './status_list.ts';
+import { benchRevocationMemory } from './revocation_memory.ts';
 
 const duration = Number(process.env.BENCH_DURATION ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -190,6 +191,19 @@ if (runs('sidecar')) {
     `Reverse proxy vs straight, per CPU-second of the path: ${((proxy.perCore / direct.perCore) * 100).toFixed(0)}% (target ≥ 50%; a plain node:http proxy: ${((nodeProxy.perCore / direct.perCore) * 100).toFixed(0)}%, the sidecar ${((proxy.perCore / nodeProxy.perCore) * 100).toFixed(0)}% of it); added latency (sequential, seen token): proxy p50 ${(proxy.probeP50 - direct.probeP50).toFixed(0)} µs, forward auth p50 ${(sc.http['nginx + sidecar forward auth → upstream']!.probeP50 - nginxDirect.probeP50).toFixed(0)} µs (target p50 < 1 ms, p99 < 3 ms)`,
   );
   if (Object.values(sc.http).some((r) => r.errors > 0)) failed = true;
+}
+
+if (runs('revocations')) {
+  console.log('\n## The SDK with 100k and 1M revocation entries (issue 18)');
+  const r = benchRevocationMemory();
+  console.log('| entries | heap MiB | bytes per entry | revocation checks/s | vs no entries |');
+  console.log('| ---: | ---: | ---: | ---: | ---: |');
+  console.log(`| 0 | | | ${r.baseline.toFixed(0)} | 100% |`);
+  for (const x of r.rows)
+    console.log(
+      `| ${x.entries} | ${x.heapMiB.toFixed(1)} | ${x.bytesPerEntry.toFixed(0)} | ${x.checksPerSecond.toFixed(0)} | ${(x.vsEmpty * 100).toFixed(0)}% |`,
+    );
+  console.log('Target: 1,000,000 entries in under 250 MB, verification speed unchanged.');
 }
 
 if (runs('statuslist')) {
