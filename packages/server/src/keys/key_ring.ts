@@ -69,8 +69,9 @@ export class KeyRing {
   ): Promise<SigningKeyRecord> {
     const { publicKey, privateKey } = generate(alg);
     const jwk = publicJwkOf(publicKey);
-    // A short kid from the RFC 7638 thumbprint: unique in practice, small in every token header.
-    const kid = (await calculateJwkThumbprint(jwk as JWK, 'sha256')).slice(0, 16);
+    // A short kid from the RFC 7638 thumbprint: unique in practice, small in every token header —
+    // never starting with `-` or `_`, which a command line would read as an option (`latchkey keys revoke -C2c…`).
+    const kid = (await calculateJwkThumbprint(jwk as JWK, 'sha256')).replace(/^[-_]+/, '').slice(0, 16);
     const now = epochSeconds(this.clock);
     const record: SigningKeyRecord = {
       kid,
