@@ -208,7 +208,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
         issuer,
         prefix: `${aggregation}/`,
         fetch: f,
-        signedByIdp: (token, typOk, what) => signedByIdp(token, typOk, what),
+        signedByIdp,
         skew,
       });
   }

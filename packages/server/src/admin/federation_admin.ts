@@ -132,23 +132,28 @@ export function registerFederationAdmin(scope: FastifyInstance, deps: Federation
       const kind = b.kind ?? 'oidc';
       const allowHttp = b.allow_http ?? false;
       const allowPrivate = b.allow_private_addresses ?? false;
-      const guard = new OutboundFetch({ allowHttp, allowSpecialAddresses: allowPrivate, allow: deps.outboundAllow });
-      const allowed = (what: string, url: string) => {
-        try {
-          guard.checkUrl(url);
-        } catch (err) {
-          throw validationFailed(`${what} is not allowed: ${(err as Error).message}`);
-        } finally {
-          void guard.close();
-        }
-      };
-      if (kind === 'oidc') allowed('issuer', b.issuer);
-      else if (!/^[a-z0-9._-]{1,255}$/.test(b.issuer))
-        throw validationFailed('a SPIFFE trust domain is lowercase letters, digits, dots, dashes and underscores');
       const sources = [b.jwks_uri !== undefined, b.discovery === true, b.jwks !== undefined].filter(Boolean).length;
       if (sources !== 1) throw validationFailed('give exactly one of jwks_uri, discovery: true, or jwks');
       if (b.discovery && kind !== 'oidc') throw validationFailed('discovery is for OpenID Connect issuers');
-      if (b.jwks_uri !== undefined) allowed('jwks_uri', b.jwks_uri);
+      if (kind === 'spiffe' && !/^[a-z0-9._-]{1,255}$/.test(b.issuer))
+        throw validationFailed('a SPIFFE trust domain is lowercase letters, digits, dots, dashes and underscores');
+      // The issuer's own policy, as its keys will be fetched with (its URLs checked, one guard, closed once).
+      const guard = new OutboundFetch({ allowHttp, allowSpecialAddresses: allowPrivate, allow: deps.outboundAllow });
+      try {
+        for (const [what, url] of [
+          ['issuer', kind === 'oidc' ? b.issuer : undefined],
+          ['jwks_uri', b.jwks_uri],
+        ] as const) {
+          if (url === undefined) continue;
+          try {
+            guard.checkUrl(url);
+          } catch (err) {
+            throw validationFailed(`${what} is not allowed: ${(err as Error).message}`);
+          }
+        }
+      } finally {
+        await guard.close();
+      }
       const algorithms = b.algorithms ?? DEFAULT_ALGORITHMS;
       const bad = algorithms.find((a) => !(CLIENT_ASSERTION_ALGORITHMS as readonly string[]).includes(a));
       if (bad)

@@ -107,6 +107,8 @@ export class FederatedAssertions {
 
   /** Whether a `jwt-bearer` assertion comes from a trusted issuer (and not from a client signing its own). */
   isFederated(assertion: string): boolean {
+    // Every private_key_jwt request asks this: no JWT decoding unless some issuer is trusted by iss.
+    if (!this.d.registry.hasOidcIssuers) return false;
     try {
       const iss = decodeJwt(assertion).iss;
       return typeof iss === 'string' && this.d.registry.byIss(iss) !== undefined;
@@ -117,7 +119,13 @@ export class FederatedAssertions {
 
   /** The issuer an assertion names, and the rule its (not yet verified) claims would match. */
   candidate(assertion: string, kind: AssertionKind): { issuer: FederationIssuerRecord; rule: FederationRuleRecord } {
-    const { payload } = unverified(assertion);
+    return this.mapped(unverified(assertion).payload, kind);
+  }
+
+  private mapped(
+    payload: JWTPayload,
+    kind: AssertionKind,
+  ): { issuer: FederationIssuerRecord; rule: FederationRuleRecord } {
     const issuer = this.issuerOf(payload, kind);
     const { match, checks } = checkRules(
       this.d.registry.rulesOf(issuer.name),
@@ -150,8 +158,9 @@ export class FederatedAssertions {
    * — when the issuer is single-use — not seen before (RFC 7523 §3 item 7, across replicas).
    */
   async verify(assertion: string, kind: AssertionKind): Promise<FederatedIdentity> {
-    const { issuer, rule } = this.candidate(assertion, kind);
-    const { header } = unverified(assertion);
+    const parsed = unverified(assertion);
+    const { issuer, rule } = this.mapped(parsed.payload, kind);
+    const { header } = parsed;
     if (typeof header.alg !== 'string' || !issuer.algorithms.includes(header.alg))
       throw new FederationError('assertion_invalid', `algorithm ${String(header.alg)} is not allowed for this issuer`, {
         issuer: issuer.name,

@@ -35,6 +35,11 @@ export class FederationRegistry {
     return this.issuers.find((i) => i.kind === 'oidc' && i.issuer === iss);
   }
 
+  /** Whether any OpenID Connect / JWT issuer is trusted (else no client assertion needs decoding to tell). */
+  get hasOidcIssuers(): boolean {
+    return this.issuers.some((i) => i.kind === 'oidc');
+  }
+
   /** A SPIFFE trust domain by name. */
   byTrustDomain(td: string): FederationIssuerRecord | undefined {
     return this.issuers.find((i) => i.kind === 'spiffe' && i.issuer === td);

@@ -70,10 +70,11 @@ export class SsfPushDelivery {
   }
 
   private async passOnce(): Promise<void> {
-    if (!(await this.leadership.leads())) return;
     const streams = (await this.deps.store.listSsfStreams()).filter(
       (s) => s.method === SSF_DELIVERY.push && s.status === 'enabled',
     );
+    // The lease is a write: taken only when there is something to push.
+    if (streams.length === 0 || !(await this.leadership.leads())) return;
     await Promise.all(streams.map((s) => this.deliver(s)));
   }
 

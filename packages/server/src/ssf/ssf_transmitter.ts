@@ -138,6 +138,12 @@ export class SsfTransmitter {
     // A new deployment starts at the log's head: receivers get what happens from now on.
     let cursor = stored !== undefined ? Number(stored) : ((await store.auditHead())?.seq ?? 0);
     if (stored === undefined) await store.enqueueSets([], { name: CURSOR, value: String(cursor) });
+    // No stream to feed (the usual case): the cursor follows the log's head without reading the log.
+    if ((await store.listSsfStreams()).every((s) => s.status === 'disabled')) {
+      const head = (await store.auditHead())?.seq ?? 0;
+      if (head > cursor) await store.enqueueSets([], { name: CURSOR, value: String(head) });
+      return;
+    }
     for (;;) {
       const page = await store.queryAuditEvents({ after: cursor, limit: PAGE });
       if (page.length === 0 || this.passes.stopped) return;
