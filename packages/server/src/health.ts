@@ -8,7 +8,7 @@ import type { Storage } from './storage/ports.ts';
 export interface HealthDeps {
   /** Where "now" comes from (a fake clock in tests). */
   clock: Clock;
-  storage: Pick<Storage, 'ping' | 'setSetting'>;
+  storage: Pick<Storage, 'ping' | 'setSetting' | 'feedNotificationsConnected'>;
   keys: Pick<KeyRing, 'ready'>;
   /** The IdP's own policy decisions: not ready while the newest bundle could not be taken (they fail closed). */
   tokenPolicy: Pick<TokenPolicy, 'health' | 'reload'>;
@@ -17,9 +17,11 @@ export interface HealthDeps {
 }
 
 /**
- * GET /healthz: the process answers. GET /readyz: storage reachable and writable, a signing key loaded, and the
- * policy engine holding the newest bundle (a replica whose token policy is broken denies every
- * token and must leave the load balancer).
+ * GET /healthz: the process answers (a liveness probe: restart it when this fails). GET /readyz:
+ * storage reachable and writable, a signing key loaded, the policy engine holding the newest
+ * bundle (a replica whose token policy is broken denies every token and must leave the load
+ * balancer), and — on PostgreSQL — the notification connection up, without which revocations made
+ * at other replicas would reach this replica's feed subscribers late. Not ready while draining.
  */
 export function registerHealth(app: FastifyInstance, deps: HealthDeps): void {
   // One write at most every two seconds, however often probes come.
@@ -60,6 +62,7 @@ export function registerHealth(app: FastifyInstance, deps: HealthDeps): void {
         storage: 'ok',
         keys: deps.keys.ready ? 'ok' : 'failed',
         policy: 'ok',
+        feed: deps.storage.feedNotificationsConnected() ? 'ok' : 'failed',
       };
       try {
         await deps.storage.ping();

@@ -9,3 +9,5 @@ export { auditEvents } from './audit_events.ts';
 export { FakeClock } from './fake_clock.ts';
 export { opensslSelfSigned } from './openssl_cert.ts';
 export { Browser, userTokens } from './browser.ts';
+export { startPostgresCluster, postgresBin, type PostgresCluster } from './postgres_cluster.ts';
+export { startNginxBalancer, nginxBalancerConf, type NginxBalancer } from './nginx_balancer.ts';

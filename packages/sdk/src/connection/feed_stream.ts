@@ -15,11 +15,22 @@ export interface FeedListener {
   on: Partial<Record<FeedStreamName, (data: string) => void>>;
 }
 
+/** The first reconnect after a stream that was open waits up to this long (jittered). */
+const FIRST_RETRY_MS = 250;
+/** Repeated failures back off, doubling from 1 s to this. */
+const MAX_RETRY_MS = 30_000;
+
 /**
  * One Server-Sent Events connection to the IdP's `/feeds/stream`, shared by every consumer of an
  * IdP connection (the verifier's revocations and keys, the authorizer's policy nudges): opened for
- * the union of the streams they want, resumed with Last-Event-ID by the `eventsource` package, and
- * reopened when a consumer asks for a stream it does not carry yet.
+ * the union of the streams they want, resumed from the consumers' cursor, and reopened when a
+ * consumer asks for a stream it does not carry yet.
+ *
+ * Reconnection is scheduled here rather than by the `eventsource` package's fixed `retry`: a
+ * stream that was open and broke (its IdP replica died or restarted) is reopened within
+ * 250 ms, jittered so a replica's subscribers do not return at once, and lands on another replica
+ * behind the load balancer; failures in a row back off from 1 s to 30 s (with jitter) so an IdP
+ * that is down is not hammered by every service at once.
  *
  * @example
  * ```ts
@@ -33,6 +44,9 @@ export class SharedFeedStream {
   private es: EventSource | undefined;
   private carried = '';
   private connected = false;
+  /** Failed attempts since the stream was last open. */
+  private failures = 0;
+  private retry: NodeJS.Timeout | undefined;
   private readonly o: { issuer: string; fetch: typeof fetch; authorization: () => Promise<string> };
 
   constructor(o: { issuer: string; fetch: typeof fetch; authorization: () => Promise<string> }) {
@@ -43,7 +57,7 @@ export class SharedFeedStream {
   subscribe(l: FeedListener): () => void {
     this.listeners.add(l);
     const wanted = this.union();
-    if (this.es && wanted === this.carried) {
+    if ((this.es || this.retry) && wanted === this.carried) {
       if (this.connected) l.onOpen?.();
     } else this.open(wanted);
     return () => {
@@ -82,10 +96,26 @@ export class SharedFeedStream {
     this.carried = streams;
     es.addEventListener('open', () => {
       this.connected = true;
+      this.failures = 0;
       for (const l of this.listeners) l.onOpen?.();
     });
     es.addEventListener('error', () => {
+      if (this.es !== es) return;
       this.connected = false;
+      // Our schedule, not the package's: close it and reopen from the consumers' cursor.
+      es.close();
+      this.es = undefined;
+      this.failures++;
+      const delay =
+        this.failures === 1
+          ? Math.random() * FIRST_RETRY_MS
+          : Math.min(MAX_RETRY_MS, 1000 * 2 ** (this.failures - 2)) * (0.5 + Math.random() / 2);
+      const carried = this.carried;
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        if (this.listeners.size > 0) this.open(carried === this.union() ? carried : this.union());
+      }, delay);
+      this.retry.unref();
       for (const l of this.listeners) l.onError?.();
     });
     for (const name of Object.keys(EVENT) as FeedStreamName[]) {
@@ -96,6 +126,8 @@ export class SharedFeedStream {
   }
 
   private stop(): void {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = undefined;
     this.es?.close();
     this.es = undefined;
     this.carried = '';

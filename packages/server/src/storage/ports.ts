@@ -411,6 +411,11 @@ export interface FeedStore {
    * replica (LISTEN/NOTIFY) — and after a lost notification channel is back. Returns an unsubscribe.
    */
   onFeedAppended(listener: () => void): () => void;
+  /**
+   * False while entries other replicas append could go unheard (PostgreSQL's LISTEN connection is
+   * lost and being re-established); always true on SQLite.
+   */
+  feedNotificationsConnected(): boolean;
 }
 
 export interface RevocationStore {

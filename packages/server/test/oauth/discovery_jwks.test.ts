@@ -40,7 +40,10 @@ describe('discovery, JWKS and health', () => {
     assert.deepEqual(await (await t.fetch(`${t.issuer}/healthz`)).json(), { status: 'ok' });
     const ready = await t.fetch(`${t.issuer}/readyz`);
     assert.equal(ready.status, 200);
-    assert.deepEqual(await ready.json(), { status: 'ready', checks: { storage: 'ok', keys: 'ok', policy: 'ok' } });
+    assert.deepEqual(await ready.json(), {
+      status: 'ready',
+      checks: { storage: 'ok', keys: 'ok', policy: 'ok', feed: 'ok' },
+    });
   });
 
   test('readyz reports 503 when storage is unreachable', async () => {
@@ -54,7 +57,7 @@ describe('discovery, JWKS and health', () => {
       assert.equal(res.status, 503);
       assert.deepEqual(await res.json(), {
         status: 'not_ready',
-        checks: { storage: 'failed', keys: 'ok', policy: 'ok' },
+        checks: { storage: 'failed', keys: 'ok', policy: 'ok', feed: 'ok' },
       });
     } finally {
       other.idp.storage.ping = ping;

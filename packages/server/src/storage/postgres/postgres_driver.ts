@@ -106,6 +106,12 @@ export class PostgresDriver implements SqlDriver {
     const client = await this.pool.connect().catch((err: unknown) => {
       throw mapPgError(err);
     });
+    // A checked-out connection has no listener of the pool's: when the server goes away between two
+    // statements (a restart), pg emits 'error' on it, which would otherwise crash the process. The
+    // next statement then fails (storage_unavailable) and the connection is discarded below.
+    let broken: Error | undefined;
+    const lost = (err: Error) => (broken = err);
+    client.on('error', lost);
     const on = this.executor(client);
     const tx: SqlTransaction = {
       ...on,
@@ -113,7 +119,6 @@ export class PostgresDriver implements SqlDriver {
       // Delivered by PostgreSQL when, and only if, the transaction commits.
       notify: (channel) => on.exec(`NOTIFY ${CHANNELS[channel]}`),
     };
-    let broken: Error | undefined;
     try {
       await on.exec('BEGIN');
       const result = await body(tx);
@@ -123,7 +128,8 @@ export class PostgresDriver implements SqlDriver {
       await client.query('ROLLBACK').catch((e: Error) => (broken = e));
       throw err;
     } finally {
-      // A connection that could not even roll back is discarded rather than reused.
+      client.off('error', lost);
+      // A connection that was lost, or could not even roll back, is discarded rather than reused.
       client.release(broken);
     }
   }
@@ -137,6 +143,10 @@ export class PostgresDriver implements SqlDriver {
       void this.connectListener();
     }
     return () => set.delete(listener);
+  }
+
+  notificationsConnected(): boolean {
+    return !this.listening || this.listenClient !== undefined;
   }
 
   private wake(channel?: SqlChannel): void {

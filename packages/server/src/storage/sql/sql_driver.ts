@@ -48,5 +48,7 @@ export interface SqlDriver extends SqlExecutor {
    * PostgreSQL by any replica — and after a lost notification connection is back. Returns an unsubscribe.
    */
   listen(channel: SqlChannel, listener: () => void): () => void;
+  /** False while a notification connection other replicas' commits would arrive on is lost (PostgreSQL). */
+  notificationsConnected(): boolean;
   close(): Promise<void>;
 }

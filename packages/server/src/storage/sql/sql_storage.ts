@@ -842,6 +842,10 @@ export class SqlStorage implements Storage {
     return this.db.listen('feed', listener);
   }
 
+  feedNotificationsConnected(): boolean {
+    return this.db.notificationsConnected();
+  }
+
   async isTokenRevoked(issuer: string, jti: string): Promise<boolean> {
     return (await this.db.get(SQL.isTokenRevoked, [issuer, jti])) !== undefined;
   }

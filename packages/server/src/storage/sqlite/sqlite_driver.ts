@@ -158,6 +158,10 @@ export class SqliteDriver implements SqlDriver {
     return () => set.delete(listener);
   }
 
+  notificationsConnected(): boolean {
+    return true;
+  }
+
   async close(): Promise<void> {
     await this.idle();
     if (this.db.open) this.db.close();
