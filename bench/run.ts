@@ -1,6 +1,6 @@
 // npm run bench — each hot path beside a peer in the same run; medians of interleaved rounds.
 // BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
-// BENCH_ONLY (comma-separated: issuance, exchange, ingestion, propagation, verification, authorization, workload, sidecar, login, statuslist, revocations; default all).
+// BENCH_ONLY (comma-separated: issuance, exchange, ingestion, propagation, verification, authorization, workload, sidecar, login, statuslist, revocations, fleet; default all).
 import { cpus } from 'node:os';
 import { benchRevocationPropagation } from './revocation_propagation.ts';
 import {
@@ -18,6 +18,7 @@ import { benchSidecar } from './sidecar.ts';
 import { benchLogin } from './login.ts';
 import { benchStatusListBuild } from './status_list.ts';
 import { benchRevocationMemory } from './revocation_memory.ts';
+import { benchDecisionFleet } from './decision_fleet.ts';
 
 const duration = Number(process.env.BENCH_DURATION ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -204,6 +205,34 @@ if (runs('revocations')) {
       `| ${x.entries} | ${x.heapMiB.toFixed(1)} | ${x.bytesPerEntry.toFixed(0)} | ${x.checksPerSecond.toFixed(0)} | ${(x.vsEmpty * 100).toFixed(0)}% |`,
     );
   console.log('Target: 1,000,000 entries in under 250 MB, verification speed unchanged.');
+}
+
+if (runs('fleet')) {
+  console.log('\n## Decision audit at fleet volume (issue 18): SDK audit queues of a fleet against one IdP');
+  const seconds = Number(process.env.BENCH_FLEET_SECONDS ?? 10);
+  const scenarios = [
+    { name: '20 services × 2,000/s, allowRate 100 (default)', services: 20, rate: 2000, allowRate: 100 },
+    { name: '20 services × 2,000/s, every allow its own event', services: 20, rate: 2000, allowRate: Infinity },
+    { name: '100 services × 2,000/s, allowRate 100 (default)', services: 100, rate: 2000, allowRate: 100 },
+  ];
+  for (const [store, databaseUrl] of [
+    ['SQLite', undefined],
+    ['PostgreSQL', await startPostgresIfConfigured()],
+  ] as const) {
+    if (store === 'PostgreSQL' && !databaseUrl) continue;
+    const r = await benchDecisionFleet({ seconds, databaseUrl, scenarios });
+    console.log(`\n${store}:`);
+    console.log(
+      '| fleet | decisions/s | events/s at the IdP | individual/s | counted rows/s | IdP cores | counted for backlog | queued at end | drain ms | all accounted |',
+    );
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+    for (const [name, x] of Object.entries(r))
+      console.log(
+        `| ${name} | ${x.decisionsPerSecond.toFixed(0)} | ${x.eventsPerSecond.toFixed(0)} | ${x.individualPerSecond.toFixed(0)} | ${x.countedRowsPerSecond.toFixed(1)} | ${x.idpCores.toFixed(2)} | ${x.backlogCounted} | ${x.pendingAtEnd} | ${x.drainMs.toFixed(0)} | ${x.accounted ? 'yes' : 'NO'} |`,
+      );
+    if (Object.values(r).some((x) => !x.accounted)) failed = true;
+  }
+  console.log('2% of decisions denied and 1% decided by a @sensitive policy: those are always individual events.');
 }
 
 if (runs('statuslist')) {

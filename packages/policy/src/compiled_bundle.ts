@@ -62,6 +62,11 @@ export class CompiledBundle {
   private readonly schemaText: string | undefined;
   readonly facts: SchemaFacts | undefined;
   readonly json: [string, PolicyJson][] | undefined;
+  /**
+   * Policies annotated `@sensitive`: a decision one of them decides is always audited as its own
+   * event, never counted into an aggregate (docs/audit.md).
+   */
+  readonly sensitive: ReadonlySet<string>;
 
   private constructor(
     policies: Record<string, string>,
@@ -70,7 +75,9 @@ export class CompiledBundle {
     /** Policies in JSON form for the evaluator; undefined when cedar-wasm decides everything. */
     json: [string, PolicyJson][] | undefined,
     entities: PolicyEntity[],
+    sensitive: ReadonlySet<string>,
   ) {
+    this.sensitive = sensitive;
     this.policies = policies;
     this.schemaText = schemaText;
     this.facts = facts;
@@ -87,10 +94,16 @@ export class CompiledBundle {
   }): CompiledBundle {
     const facts = schemaFacts(bundle.schema);
     const json: [string, PolicyJson][] = [];
+    const sensitive = new Set<string>();
+    let parsed = true;
     for (const [id, text] of Object.entries(bundle.policies)) {
       const r = withCedar((c) => c.policyToJson(text));
-      if (r.type === 'failure') break;
-      json.push([id, r.json as unknown as PolicyJson]);
+      if (r.type === 'failure') {
+        parsed = false;
+        continue;
+      }
+      if (r.json.annotations && Object.hasOwn(r.json.annotations, 'sensitive')) sensitive.add(id);
+      if (parsed) json.push([id, r.json as unknown as PolicyJson]);
     }
     // With a schema, action entities come from it alone (Cedar refuses others that differ).
     const entities = facts
@@ -104,7 +117,7 @@ export class CompiledBundle {
           .map((k) => bundle.schema[k])
           .join('\n')
       : undefined;
-    return new CompiledBundle(bundle.policies, text, facts, fast ? json : undefined, entities);
+    return new CompiledBundle(bundle.policies, text, facts, fast ? json : undefined, entities, sensitive);
   }
 
   /** Whether cedar-wasm trapped on this bundle so often that it denies without asking. */

@@ -128,8 +128,39 @@ export const AUDIT_EVENT_DETAILS = {
       reported_time: Opt(Str("the service's own time")),
       txn: Opt(Str('the Transaction Token of the request: its transaction id')),
       chain: Opt(Type.Array(Type.String(), { description: "the caller token's delegation chain, newest first" })),
+      policies: Opt(
+        Type.Array(Type.String(), {
+          description: 'the policies that decided (the permits of an allow, the forbids of a deny)',
+        }),
+      ),
+      sensitive: Opt(Type.Boolean({ description: 'a deciding policy is annotated `@sensitive`' })),
     },
-    'a service reported a permission decision (POST /audit/events, the SDK audit queue)',
+    "a service reported a permission decision (POST /audit/events, the SDK audit queue): every deny and every sensitive decision, and allows while they stay under the service's individual rate",
+  ),
+  'authz.decisions': Obj(
+    {
+      service: Str('the reporting client, from its authentication'),
+      count: Type.Integer({ minimum: 1, description: 'decisions this event stands for' }),
+      from: Str('RFC 3339: the start of the interval (service time)'),
+      to: Str('RFC 3339: its end'),
+      action: Str('the Cedar action (`*` for the overflow row)'),
+      resource_type: Str('the resource entity type (`*` for the overflow row)'),
+      policies: Type.Array(Type.String(), { description: 'the policies that decided' }),
+      policy_version: Type.Union([Type.Integer(), Type.Null()], { description: 'the bundle that decided' }),
+      why: Type.Enum(['rate', 'backlog'], {
+        description:
+          '`rate`: allows above the individual rate (`allowRate`); `backlog`: the queue was full (the IdP slow or unreachable)',
+      }),
+      reported_time: Opt(Str("the service's own time")),
+    },
+    "a service's decisions counted per interval instead of one event each: per principal (`actor`), outcome, action, resource type, deciding policies and bundle version",
+  ),
+  'audit.gap': Obj(
+    {
+      service: Str('the reporting client'),
+      count: Type.Integer({ minimum: 1, description: 'events the service could not keep' }),
+    },
+    'a service reported events its SDK had to discard (its queue full): the trail has a counted gap here; `actor` is the service',
   ),
   'token.rejected': Obj(
     {

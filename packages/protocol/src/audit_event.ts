@@ -18,6 +18,8 @@ export const AUDIT_EVENT_TYPES = [
   'key.revoked',
   'key.rotation_requested',
   'authz.decision',
+  'authz.decisions',
+  'audit.gap',
   'token.rejected',
   'client.locked',
   'client.unlocked',
@@ -103,7 +105,7 @@ export const AUTH_FAILURE_REASONS = [
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 
 /** Event types a service may report to `POST /audit/events`. */
-export const REPORTABLE_EVENT_TYPES = ['authz.decision', 'token.rejected'] as const;
+export const REPORTABLE_EVENT_TYPES = ['authz.decision', 'authz.decisions', 'token.rejected'] as const;
 export type ReportableEventType = (typeof REPORTABLE_EVENT_TYPES)[number];
 
 /** One event as a service reports it; the IdP adds the time it received it and the reporting client. */

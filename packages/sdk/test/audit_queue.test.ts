@@ -84,7 +84,7 @@ test('POST /audit/events refuses unauthenticated, malformed and oversized batche
   }
 });
 
-test('a stalled IdP: the queue drops and counts past its bound, never blocks, and delivers the rest when the IdP is back', {
+test('a stalled IdP: the queue drops events other than decisions past its bound and counts them, never blocks, delivers the rest when the IdP is back, and the count is a gap in the trail', {
   timeout: 30_000,
 }, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-auditq-'));
@@ -101,7 +101,15 @@ test('a stalled IdP: the queue drops and counts past its bound, never blocks, an
     });
     await t.close();
     const t0 = performance.now();
-    const accepted = Array.from({ length: 55 }, (_, i) => q.record(decision(i)));
+    // Decisions are never dropped (docs/audit.md: counted past the bound); rejected tokens are.
+    const rejected = (i: number) => ({
+      type: 'token.rejected' as const,
+      outcome: 'failure' as const,
+      actor: 'unknown',
+      reason: 'token_expired',
+      detail: { jti: `j${i}` },
+    });
+    const accepted = Array.from({ length: 55 }, (_, i) => q.record(rejected(i)));
     assert.ok(performance.now() - t0 < 50, 'recording never waits on the network');
     assert.equal(accepted.filter(Boolean).length, 50);
     assert.equal(q.dropped, 5);
@@ -112,7 +120,12 @@ test('a stalled IdP: the queue drops and counts past its bound, never blocks, an
     while (q.pending > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.equal(q.pending, 0);
     await t.idp.audit.flush();
-    assert.equal((await adminGet(t, '/admin/audit?type=authz.decision&limit=1000')).events.length, 50);
+    assert.equal((await adminGet(t, '/admin/audit?type=token.rejected&limit=1000')).events.length, 50);
+    const gaps = (await adminGet(t, '/admin/audit?type=audit.gap')).events;
+    assert.deepEqual(
+      gaps.map((g: any) => [g.actor, g.detail.count]),
+      [['orders', 5]],
+    );
     // The drops reached the IdP with the first batch after it came back: a metric per service.
     const metrics = await (
       await t.fetch(`${t.issuer}/metrics`, { headers: { authorization: `Bearer ${t.adminToken}` } })

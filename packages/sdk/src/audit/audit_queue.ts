@@ -1,5 +1,6 @@
 import type { ReportedEvent } from '@latchkey/protocol';
 import { connectionOf, type IdpConnection } from '../connection/idp_connection.ts';
+import { DecisionAggregator } from './decision_aggregator.ts';
 
 /** Options of {@link createAuditQueue}. */
 export interface AuditQueueOptions {
@@ -11,8 +12,22 @@ export interface AuditQueueOptions {
   credentials?: { clientId: string; clientSecret: string };
   token?: () => Promise<string>;
   fetch?: typeof fetch;
-  /** Events held at most; past it new events are dropped and counted (default 10,000). */
+  /**
+   * Events held at most (default 10,000). Past it, permission decisions are counted per interval
+   * (`authz.decisions`, `why: backlog`) and other events are dropped and counted (the IdP records
+   * the count as an `audit.gap` event).
+   */
   maxQueue?: number;
+  /**
+   * Allowed decisions sent as their own event per second (default 100, a burst of as many); past
+   * it they are counted per interval instead. Denies and decisions of `@sensitive` policies are
+   * always their own event. `Infinity` sends every allow on its own.
+   */
+  allowRate?: number;
+  /** Seconds each count of decisions covers (default 10). */
+  aggregateInterval?: number;
+  /** Distinct counts (principal, outcome, action, resource type, policies) per interval (default 10,000); further ones share an overflow count. */
+  maxAggregateRows?: number;
   /** Events per request (default 200, the IdP takes up to 500). */
   batchSize?: number;
   /** Seconds between background sends (default 1). */
@@ -25,8 +40,14 @@ export interface AuditQueue {
   record(event: ReportedEvent): boolean;
   /** Sends what is queued now; failures keep the events queued for the next attempt. */
   flush(): Promise<void>;
-  /** Events dropped because the queue was full (also reported to the IdP, which counts them per service in its metrics), and events the IdP refused as invalid. */
+  /**
+   * Events dropped because the queue was full (never a permission decision: those are counted
+   * instead), reported to the IdP, which writes the count into the trail (`audit.gap`) and its
+   * metrics; and events the IdP refused as invalid.
+   */
   readonly dropped: number;
+  /** Permission decisions counted into per-interval events instead of sent one by one. */
+  readonly aggregated: number;
   readonly rejected: number;
   readonly pending: number;
   /** Stops the background sender after one last flush. */
@@ -35,9 +56,12 @@ export interface AuditQueue {
 
 /**
  * A bounded, in-memory queue of audit events (permission decisions) that a service sends to the
- * IdP's `POST /audit/events` in batches in the background. A request never waits on it: when the
- * IdP is slow or down, events wait in memory up to `maxQueue`, and beyond that are dropped and
- * counted (report `dropped` in health and metrics).
+ * IdP's `POST /audit/events` in batches in the background. A request never waits on it. Every
+ * decision is accounted for: denies and `@sensitive` decisions each as an event, allows each up to
+ * `allowRate` per second and counted per `aggregateInterval` past it (per principal, outcome,
+ * action, resource type and deciding policies). When the IdP is slow or down, events wait in
+ * memory up to `maxQueue`; past it decisions are counted too, and any other event is dropped and
+ * its count reported (the IdP records it in the trail as an `audit.gap`).
  *
  * @example
  * ```ts
@@ -59,11 +83,33 @@ export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
   let unreported = 0;
   let rejected = 0;
   let sending: Promise<void> | undefined;
+  const allowRate = options.allowRate ?? 100;
+  let allowance = allowRate;
+  let allowanceAt = Date.now();
+  /** One allowed decision may go as its own event (a token bucket of `allowRate` per second). */
+  const takeAllowance = (): boolean => {
+    if (allowRate === Number.POSITIVE_INFINITY) return true;
+    const now = Date.now();
+    allowance = Math.min(allowRate, allowance + ((now - allowanceAt) / 1000) * allowRate);
+    allowanceAt = now;
+    if (allowance < 1) return false;
+    allowance--;
+    return true;
+  };
+  const counts = new DecisionAggregator({
+    intervalMs: (options.aggregateInterval ?? 10) * 1000,
+    maxRows: options.maxAggregateRows ?? 10_000,
+    maxPending: options.maxAggregateRows ?? 10_000,
+    now: Date.now,
+  });
   const authorization = (): Promise<string> => conn.authorization();
 
   const sendAll = async (): Promise<void> => {
-    while (queue.length > 0) {
-      const batch = queue.slice(0, batchSize);
+    counts.roll();
+    while (queue.length > 0 || counts.waiting > 0) {
+      const own = queue.slice(0, batchSize);
+      const counted = counts.peek(batchSize - own.length);
+      const batch = [...own, ...counted];
       const report = unreported;
       let res: Response;
       try {
@@ -78,7 +124,8 @@ export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
       }
       if (res.status >= 500 || res.status === 429 || res.status === 401) return;
       // Accepted, or refused as invalid (4xx): either way it leaves the queue.
-      queue = queue.slice(batch.length);
+      queue = queue.slice(own.length);
+      counts.shift(counted.length);
       if (res.status !== 202) rejected += batch.length;
       else unreported -= report;
     }
@@ -93,6 +140,13 @@ export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
 
   return {
     record(event) {
+      if (event.type === 'authz.decision') {
+        const own = event.outcome === 'failure' || event.detail?.sensitive === true || takeAllowance();
+        if (!own) counts.add(event, 'rate');
+        else if (queue.length >= maxQueue) counts.add(event, 'backlog');
+        else queue.push(event);
+        return true;
+      }
       if (queue.length >= maxQueue) {
         dropped++;
         unreported++;
@@ -108,11 +162,16 @@ export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
     get rejected() {
       return rejected;
     },
+    get aggregated() {
+      return counts.counted;
+    },
     get pending() {
       return queue.length;
     },
     async close() {
       clearInterval(timer);
+      await sending;
+      counts.roll(true);
       await flush();
     },
   };

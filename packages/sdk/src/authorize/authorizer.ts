@@ -25,7 +25,11 @@ export interface AuthorizerOptions {
   credentials?: { clientId: string; clientSecret: string };
   token?: () => Promise<string>;
   fetch?: typeof fetch;
-  /** Every decision (allow and deny, with reasons) is reported through this queue ({@link createAuditQueue}). */
+  /**
+   * Every decision is reported through this queue ({@link createAuditQueue}): denies and decisions
+   * of `@sensitive` policies each as an event, allows each while under the queue's `allowRate`
+   * and counted per interval past it.
+   */
   audit?: Pick<AuditQueue, 'record'>;
   /** Seconds between ETag polls of the bundle, under the push stream (default 30). */
   pollInterval?: number;
@@ -359,6 +363,9 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
         detail: {
           action: `${action.type}::${JSON.stringify(action.id)}`,
           policy_version: result.version,
+          policies: result.reasons,
+          // Decided by a policy annotated @sensitive: always its own audit event, never counted.
+          ...(l.compiled && result.reasons.some((r) => l.compiled!.sensitive.has(r)) ? { sensitive: true } : {}),
           ...(result.errors.length > 0 ? { errors: result.errors.slice(0, 5) } : {}),
           // One user request, traced across services in the audit trail (`latchkey audit search --txn`).
           ...(request.transaction ? { txn: request.transaction.txn } : {}),

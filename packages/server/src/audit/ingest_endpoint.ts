@@ -28,7 +28,11 @@ const reported = <T extends ReportableEventType>(type: T) =>
     },
     { additionalProperties: false },
   );
-const ReportedEventSchema = Type.Union([reported('authz.decision'), reported('token.rejected')]);
+const ReportedEventSchema = Type.Union([
+  reported('authz.decision'),
+  reported('authz.decisions'),
+  reported('token.rejected'),
+]);
 // Every reportable type has its schema above: a new one that does not fails to compile.
 const covered: [Exclude<ReportableEventType, Static<typeof ReportedEventSchema>['type']>] extends [never]
   ? true
@@ -47,12 +51,14 @@ export interface IngestDeps {
   events: Pick<ServerEvents, 'emit'>;
   /** Cap on one batch's body (bytes). */
   bodyLimit: number;
-  /** A service reported events its queue had to drop. */
+  /** A service reported events its queue had to drop (after its gap is in the trail). */
   onDropped: (clientId: string, count: number) => void;
 }
 
 /**
- * POST /audit/events: batches of events (permission decisions) from authenticated services. The
+ * POST /audit/events: batches of events (permission decisions, individual or counted per interval)
+ * from authenticated services, and the count of events a service had to discard (an `audit.gap`
+ * event). The
  * reporting client is the one that authenticated — never taken from the body — and the event's
  * time is when the IdP received it (the service's own time is kept as `detail.reported_time`).
  */
@@ -77,10 +83,21 @@ export function registerAuditIngest(app: FastifyInstance, deps: IngestDeps): voi
       }
       if (body.events.length === 0 && !body.dropped)
         throw new OAuthError('invalid_request', 'events: must have at least 1 event (or a dropped count)');
-      if (body.dropped) deps.onDropped(service, body.dropped);
-      // 202 only once the batch is committed: the SDK drops what the IdP accepted.
-      await Promise.all(
-        body.events.map((e) =>
+      // 202 only once the batch is committed: the SDK drops what the IdP accepted. What the service
+      // could not keep is a counted gap in the chain, beside the events that did arrive.
+      await Promise.all([
+        ...(body.dropped
+          ? [
+              deps.events.emit('audit.gap', {
+                actor: service,
+                outcome: 'failure',
+                client_id: service,
+                reason: 'queue_full',
+                detail: { service, count: body.dropped },
+              }),
+            ]
+          : []),
+        ...body.events.map((e) =>
           deps.events.emit(e.type, {
             actor: e.actor,
             outcome: e.outcome,
@@ -97,7 +114,8 @@ export function registerAuditIngest(app: FastifyInstance, deps: IngestDeps): voi
             },
           }),
         ),
-      );
+      ]);
+      if (body.dropped) deps.onDropped(service, body.dropped);
       return reply.code(202).send({ accepted: body.events.length });
     },
   );

@@ -16,10 +16,15 @@ export function deniedDecisionsBurst(options: { threshold: number; windowSeconds
   return {
     name: 'denied_decisions_burst',
     observe(e: AuditRecord): Finding[] {
-      if (!isAuditEvent(e, 'authz.decision') || e.outcome !== 'failure') return [];
+      if (e.outcome !== 'failure') return [];
+      // Denials counted per interval (a service's queue was full) weigh their count.
+      let weight: number;
+      if (isAuditEvent(e, 'authz.decision')) weight = 1;
+      else if (isAuditEvent(e, 'authz.decisions')) weight = e.detail?.count ?? 1;
+      else return [];
       // Decisions are reported by services: the reporter is the client that authenticated the batch.
       const reporter = e.client_id ?? e.detail?.service ?? '?';
-      const b = perActor.add(e.actor, eventMs(e), e.seq, reporter);
+      const b = perActor.add(e.actor, eventMs(e), e.seq, reporter, weight);
       if (!b) return [];
       const service = SERVICE_PRINCIPAL.exec(e.actor)?.[1];
       return [
