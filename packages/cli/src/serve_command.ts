@@ -1,6 +1,7 @@
 import { type Command, Option } from 'commander';
 import type { ConfigInput } from '@latchkey/server';
 import { envName, flagName, SETTINGS, type SettingKey, settingSchema } from '@latchkey/server/settings';
+import { startTelemetry } from './telemetry.ts';
 
 /** One flag per setting that has one (secrets have none), made from the configuration schema. */
 function settingOptions(): Option[] {
@@ -33,6 +34,8 @@ export function registerServeCommand(program: Command): void {
       process.exit(2);
     }
     for (const w of insecureWarnings(config)) process.stderr.write(`latchkey: warning: ${w}\n`);
+    // Before the IdP: its tracer is a proxy that delegates to whatever provider is registered.
+    const telemetry = await startTelemetry(process.env, 'latchkey-idp');
     const idp = await startIdp(config);
     if (idp.generatedAdminToken) {
       process.stdout.write(
@@ -48,13 +51,15 @@ export function registerServeCommand(program: Command): void {
       process.stdout.write(
         `${signal}: draining for ${config.shutdownGrace}s (readyz says draining), then finishing in-flight requests and flushing audit\n`,
       );
-      (signal === 'SIGTERM' ? idp.shutdown() : idp.close()).then(
-        () => process.exit(0),
-        (err: Error) => {
-          process.stderr.write(`latchkey: shutdown failed: ${err.message}\n`);
-          process.exit(1);
-        },
-      );
+      (signal === 'SIGTERM' ? idp.shutdown() : idp.close())
+        .then(() => telemetry?.shutdown())
+        .then(
+          () => process.exit(0),
+          (err: Error) => {
+            process.stderr.write(`latchkey: shutdown failed: ${err.message}\n`);
+            process.exit(1);
+          },
+        );
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));

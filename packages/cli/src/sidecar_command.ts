@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { startTelemetry } from './telemetry.ts';
 
 /** `latchkey sidecar --config <file>`: the same as `latchkey-sidecar` (docs/sidecar.md). */
 export function registerSidecarCommand(program: Command): void {
@@ -9,6 +10,8 @@ export function registerSidecarCommand(program: Command): void {
     .action(async (options: { config?: string }) => {
       // Loaded only for this command: the rest of the CLI does not pay for the proxy and gRPC.
       const { runSidecar, SidecarError } = await import('@latchkey/sidecar');
+      // The SDK inside the sidecar traces verification and decisions when OTEL_* asks for it.
+      await startTelemetry(process.env, 'latchkey-sidecar');
       try {
         await runSidecar(options.config);
       } catch (err) {

@@ -57,7 +57,11 @@ describe('decision audit at fleet volume', () => {
     });
   before(async () => {
     t = await startTestIdp();
-    assert.equal((await admin('/admin/policy', { schema: { 'docs.cedarschema': SCHEMA }, policies: POLICIES, entities: ENTITIES })).status, 201);
+    assert.equal(
+      (await admin('/admin/policy', { schema: { 'docs.cedarschema': SCHEMA }, policies: POLICIES, entities: ENTITIES }))
+        .status,
+      201,
+    );
   });
   after(async () => {
     await t.close();

@@ -8,6 +8,7 @@ import type { Config } from './config.ts';
 import type { ServerEvents } from './events.ts';
 import { registerHealth } from './health.ts';
 import { installErrorHandler } from './http/error_handler.ts';
+import { registerRequestTracing } from './http/request_tracing.ts';
 import { registerOpenApi } from './http/openapi.ts';
 import { adminScope, enforceContentTypes, publicScope, routeTable, serviceScope } from './http/route_rules.ts';
 import { addSharedSchemas } from './http/schemas.ts';
@@ -170,6 +171,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     done();
   });
   installErrorHandler(app);
+  registerRequestTracing(app);
   // Every route states its credential (checked at ready) and its schemas; one content-type rule.
   const routes = routeTable(app);
   app.decorate('routeTable', routes);

@@ -12,6 +12,7 @@ import { connectionOf, type IdpConnection } from '../connection/idp_connection.t
 import { CedarTrap, CompiledBundle } from '@latchkey/policy';
 import { EntityIndex, uidKey, type Uid } from './entity_slice.ts';
 import { PolicySource } from './policy_source.ts';
+import { tracer } from '../tracing.ts';
 
 /** Options of {@link createAuthorizer}. Durations in seconds. */
 export interface AuthorizerOptions {
@@ -311,68 +312,84 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
     };
   };
 
+  const decide = (request: AuthorizeRequest): AuthorizeResult => {
+    const l = loaded!;
+    const principal = principalEntity(request.principal, l.index);
+    const resource = resourceEntity(request.resource, l.index);
+    const action = parseRef(request.action);
+    const context = options.delegationContext ? delegation(request) : (request.context ?? {});
+    const key =
+      cacheSize > 0
+        ? JSON.stringify([
+            uidKey(principal.uid),
+            principal.parents,
+            // Attributes a token carries differ between tokens of one user; the bundle's do not.
+            isClaims(request.principal) && request.principal.attributes ? principal.attrs : 0,
+            uidKey(action),
+            resource,
+            context,
+          ])
+        : '';
+    let result = cacheSize > 0 ? cache.get(key) : undefined;
+    if (!result) {
+      const c = l.compiled;
+      const d = c
+        ? c.isAuthorized({
+            principal,
+            action,
+            resource,
+            context,
+            entities: () => l.index!.slice([principal, resource, ...l.named]),
+          })
+        : {
+            decision: 'deny' as const,
+            reasons: [],
+            errors: [`policy version ${l.bundle.version} cannot be evaluated: ${l.error}`],
+          };
+      result = { decision: d.decision, reasons: d.reasons, errors: d.errors, version: l.bundle.version };
+    }
+    if (cacheSize > 0 && !cache.has(key)) {
+      if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
+      cache.set(key, result);
+    }
+    options.audit?.record({
+      type: 'authz.decision',
+      outcome: result.decision === 'allow' ? 'success' : 'failure',
+      actor: `${principal.uid.type}::${JSON.stringify(principal.uid.id)}`,
+      target: `${resource.uid.type}::${JSON.stringify(resource.uid.id)}`,
+      ...(isClaims(request.principal) ? { subject: request.principal.sub } : {}),
+      reason:
+        result.reasons.length > 0 ? result.reasons.join(',') : result.decision === 'deny' ? 'no permit' : 'permit',
+      detail: {
+        action: `${action.type}::${JSON.stringify(action.id)}`,
+        policy_version: result.version,
+        policies: result.reasons,
+        // Decided by a policy annotated @sensitive: always its own audit event, never counted.
+        ...(l.compiled && result.reasons.some((r) => l.compiled!.sensitive.has(r)) ? { sensitive: true } : {}),
+        ...(result.errors.length > 0 ? { errors: result.errors.slice(0, 5) } : {}),
+        // One user request, traced across services in the audit trail (`latchkey audit search --txn`).
+        ...(request.transaction ? { txn: request.transaction.txn } : {}),
+        ...(isClaims(request.principal) && request.principal.act ? { chain: actorChain(request.principal) } : {}),
+      },
+    });
+    return result;
+  };
+
   return {
     authorize(request) {
-      const l = loaded!;
-      const principal = principalEntity(request.principal, l.index);
-      const resource = resourceEntity(request.resource, l.index);
-      const action = parseRef(request.action);
-      const context = options.delegationContext ? delegation(request) : (request.context ?? {});
-      const key =
-        cacheSize > 0
-          ? JSON.stringify([
-              uidKey(principal.uid),
-              principal.parents,
-              // Attributes a token carries differ between tokens of one user; the bundle's do not.
-              isClaims(request.principal) && request.principal.attributes ? principal.attrs : 0,
-              uidKey(action),
-              resource,
-              context,
-            ])
-          : '';
-      let result = cacheSize > 0 ? cache.get(key) : undefined;
-      if (!result) {
-        const c = l.compiled;
-        const d = c
-          ? c.isAuthorized({
-              principal,
-              action,
-              resource,
-              context,
-              entities: () => l.index!.slice([principal, resource, ...l.named]),
-            })
-          : {
-              decision: 'deny' as const,
-              reasons: [],
-              errors: [`policy version ${l.bundle.version} cannot be evaluated: ${l.error}`],
-            };
-        result = { decision: d.decision, reasons: d.reasons, errors: d.errors, version: l.bundle.version };
+      const span = tracer.startSpan('latchkey.authorize');
+      try {
+        const result = decide(request);
+        if (span.isRecording())
+          span.setAttributes({
+            'latchkey.decision': result.decision,
+            'latchkey.policy_version': result.version ?? -1,
+            'latchkey.policies': result.reasons,
+          });
+        return result;
+      } finally {
+        span.end();
       }
-      if (cacheSize > 0 && !cache.has(key)) {
-        if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
-        cache.set(key, result);
-      }
-      options.audit?.record({
-        type: 'authz.decision',
-        outcome: result.decision === 'allow' ? 'success' : 'failure',
-        actor: `${principal.uid.type}::${JSON.stringify(principal.uid.id)}`,
-        target: `${resource.uid.type}::${JSON.stringify(resource.uid.id)}`,
-        ...(isClaims(request.principal) ? { subject: request.principal.sub } : {}),
-        reason:
-          result.reasons.length > 0 ? result.reasons.join(',') : result.decision === 'deny' ? 'no permit' : 'permit',
-        detail: {
-          action: `${action.type}::${JSON.stringify(action.id)}`,
-          policy_version: result.version,
-          policies: result.reasons,
-          // Decided by a policy annotated @sensitive: always its own audit event, never counted.
-          ...(l.compiled && result.reasons.some((r) => l.compiled!.sensitive.has(r)) ? { sensitive: true } : {}),
-          ...(result.errors.length > 0 ? { errors: result.errors.slice(0, 5) } : {}),
-          // One user request, traced across services in the audit trail (`latchkey audit search --txn`).
-          ...(request.transaction ? { txn: request.transaction.txn } : {}),
-          ...(isClaims(request.principal) && request.principal.act ? { chain: actorChain(request.principal) } : {}),
-        },
-      });
-      return result;
     },
     health() {
       const l = loaded!;

@@ -11,6 +11,7 @@ import {
 } from '@latchkey/protocol';
 import { createIdpConnection, IdpMetadataError } from '../connection/idp_connection.ts';
 import { currentTransaction } from '../txn/transaction_context.ts';
+import { inClientSpan, injectTraceContext } from '../tracing.ts';
 
 /** Options of {@link createTokenClient}. */
 export interface TokenClientOptions {
@@ -167,8 +168,12 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       },
     );
 
-  /** One token request with this client's authentication: the token and when to renew it. */
-  const post = async (form: URLSearchParams): Promise<Cached> => {
+  /** One token request with this client's authentication: the token and when to renew it (in a client span). */
+  const post = (form: URLSearchParams): Promise<Cached> =>
+    inClientSpan('latchkey.token_client.request', { 'latchkey.grant_type': form.get('grant_type') ?? '' }, () =>
+      postNow(form),
+    );
+  const postNow = async (form: URLSearchParams): Promise<Cached> => {
     const url = await endpoint();
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
     // Within a transaction an exchange carries its Txn-Token, so the IdP records it under that transaction.
@@ -193,6 +198,8 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       form.set('client_assertion_type', CLIENT_ASSERTION_TYPE_JWT_BEARER);
       form.set('client_assertion', assertion);
     }
+    // The IdP's /token span joins this trace (W3C Trace Context).
+    injectTraceContext(headers);
     const sent = clock.now();
     const res = await f(url, { method: 'POST', headers, body: form.toString() });
     const body = (await res.json().catch(() => ({}))) as {
@@ -277,6 +284,8 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
         headers.set('authorization', `Bearer ${await token()}`);
         const txn = currentTransaction();
         if (txn && !headers.has(TXN_TOKEN_HEADER)) headers.set(TXN_TOKEN_HEADER, txn.token);
+        // The called service continues the caller's trace (W3C Trace Context), as the audit trail's txn does.
+        if (!headers.has('traceparent')) injectTraceContext(headers);
         return baseFetch(input, { ...init, headers });
       };
       const res = await send();

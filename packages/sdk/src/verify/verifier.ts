@@ -26,6 +26,7 @@ import { StatusListCache } from './status_list_cache.ts';
 import type { AuditQueue } from '../audit/audit_queue.ts';
 import { VerifyError } from './verify_error.ts';
 import { connectionOf, IdpMetadataError, type IdpConnection } from '../connection/idp_connection.ts';
+import { failSpan, tracer } from '../tracing.ts';
 
 /** Options of {@link createVerifier}. Durations are in seconds. */
 export interface VerifierOptions {
@@ -301,11 +302,17 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
   let trustDomain = options.trustDomain;
   const verifier: Verifier = {
     async verify(token, opts = {}) {
+      const span = tracer.startSpan('latchkey.verify');
       try {
-        return await verifyToken(token, opts);
+        const claims = await verifyToken(token, opts);
+        if (span.isRecording()) span.setAttribute('latchkey.client_id', claims.client_id);
+        return claims;
       } catch (err) {
         if (err instanceof VerifyError) report(token, err);
+        failSpan(span, err);
         throw err;
+      } finally {
+        span.end();
       }
     },
     async verifyTransactionToken(headerValue) {

@@ -3,6 +3,7 @@ import { OAuthError, invalidRequest } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
 import { formValidatorCompiler, param, readForm } from '../http/form.ts';
 import { oauthErrors } from '../http/schemas.ts';
+import { inSpan } from '../tracing.ts';
 import { FORM_ROUTE, TokenRequest, TokenResponseSchema } from './oauth_schemas.ts';
 import type { ClientAuthenticator } from './client_auth/authenticate_client.ts';
 import type { GrantHandler } from './grants/types.ts';
@@ -42,24 +43,27 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
       const grant = grants.get(grantType);
       if (!grant) throw new OAuthError('unsupported_grant_type', 'grant_type is not supported');
       const form = readForm(request, grant.multiValued);
-      const { client, method } = await deps.authenticate(request, form);
-      try {
-        const body = await grant.handle({ request, form, client, authMethod: method });
-        return reply.headers(NO_STORE).send(body);
-      } catch (err) {
-        if (err instanceof OAuthError) {
-          await deps.events.emit('token.request_failed', {
-            actor: client.clientId,
-            client_id: client.clientId,
-            outcome: 'failure',
-            reason: err.error,
-            request_id: request.id,
-            source_ip: request.ip,
-            detail: { grant_type: grantType, auth_method: method, description: err.message },
-          });
+      return inSpan(request, 'latchkey.token', { 'latchkey.grant_type': grantType }, async (span) => {
+        const { client, method } = await deps.authenticate(request, form);
+        span.setAttributes({ 'latchkey.client_id': client.clientId, 'latchkey.auth_method': method });
+        try {
+          const body = await grant.handle({ request, form, client, authMethod: method });
+          return reply.headers(NO_STORE).send(body);
+        } catch (err) {
+          if (err instanceof OAuthError) {
+            await deps.events.emit('token.request_failed', {
+              actor: client.clientId,
+              client_id: client.clientId,
+              outcome: 'failure',
+              reason: err.error,
+              request_id: request.id,
+              source_ip: request.ip,
+              detail: { grant_type: grantType, auth_method: method, description: err.message },
+            });
+          }
+          throw err;
         }
-        throw err;
-      }
+      });
     },
   );
 }

@@ -3,6 +3,7 @@ import type { ServerResponse } from 'node:http';
 import type { FeedStore, FeedStream } from '../storage/ports.ts';
 import { coalesce } from '../coalesce.ts';
 import { sseFrame } from './feed_messages.ts';
+import { tracer } from '../tracing.ts';
 
 export interface FeedHubOptions {
   heartbeatSeconds: number;
@@ -110,8 +111,12 @@ export class FeedHub {
       const page = await this.store.listFeedEvents('all', from, PAGE, epochSeconds(this.options.clock));
       if (page.length === 0) return;
       const last = page[page.length - 1]!.seq;
+      const span = tracer.startSpan('latchkey.feed.deliver', {
+        attributes: { 'latchkey.feed.entries': page.length, 'latchkey.feed.last_seq': last },
+      });
       // Each entry's frame once, not once per subscriber (10,000 streams share it).
       const frames = page.map(sseFrame);
+      let streams = 0;
       for (const s of active) {
         if (s.cursor >= last || s.pausedAt !== undefined) continue;
         let out = '';
@@ -120,8 +125,13 @@ export class FeedHub {
           if (e.seq > s.cursor && s.streams.has(e.stream)) out += frames[i];
         }
         s.cursor = last;
-        if (out) this.write(s, out);
+        if (out) {
+          this.write(s, out);
+          streams++;
+        }
       }
+      span.setAttribute('latchkey.feed.streams', streams);
+      span.end();
       // A revoked, deleted or locked client loses its open streams with the entry that says so
       // (every replica sees the entry and ends its own); it cannot authenticate to reopen them.
       for (const e of page) {
