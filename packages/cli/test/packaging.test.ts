@@ -178,6 +178,8 @@ describe('installable packages: npm pack, install outside the repository, use wi
         fastify: '^5.0.0',
         express: '^5.0.0',
         '@types/express': '^5.0.0',
+        // The optional peer of @latchkey/sdk/metrics.
+        'prom-client': '^15.1.3',
       },
     );
   });
@@ -257,6 +259,7 @@ import { createAuthorizer } from '@latchkey/sdk/authorize';
 import { createIdpConnection } from '@latchkey/sdk/connection';
 import { createAuditQueue } from '@latchkey/sdk/audit';
 import { createWorkloadIdentity } from '@latchkey/sdk/workload';
+import { registerLatchkeyMetrics } from '@latchkey/sdk/metrics';
 import { requireToken as fastifyHook } from '@latchkey/sdk/fastify';
 import { requireToken as expressMiddleware } from '@latchkey/sdk/express';
 import { authenticate } from '@latchkey/sdk/node';
@@ -264,7 +267,7 @@ import * as everything from '@latchkey/sdk';
 import { loadSidecarConfig, startSidecar, type SidecarConfig } from '@latchkey/sidecar';
 import { CompiledBundle, isAuthorized } from '@latchkey/policy';
 import type { AccessTokenClaims } from '@latchkey/protocol';
-export const all = [createIdpConnection, createAuditQueue, createWorkloadIdentity, fastifyHook, expressMiddleware, authenticate, everything.createVerifier, CompiledBundle, isAuthorized];
+export const all = [createIdpConnection, createAuditQueue, createWorkloadIdentity, registerLatchkeyMetrics, fastifyHook, expressMiddleware, authenticate, everything.createVerifier, CompiledBundle, isAuthorized];
 export async function run(issuer: string, secret: string): Promise<string> {
   const verifier: Verifier = await createVerifier({ issuer, audience: 'https://orders.internal', clockSkew: 30 });
   const tokens = createTokenClient({ issuer, clientId: 'svc', clientSecret: secret });
@@ -395,6 +398,7 @@ export const v = createVerifier({ issuer: 'https://idp', audiance: 'https://orde
       '@latchkey/sdk/audit',
       '@latchkey/sdk/authorize',
       '@latchkey/sdk/workload',
+      '@latchkey/sdk/metrics',
       '@latchkey/sdk',
       '@latchkey/protocol',
       '@latchkey/policy',

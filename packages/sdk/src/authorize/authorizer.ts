@@ -90,6 +90,8 @@ export interface AuthorizerHealth {
   /** Seconds since the IdP last answered. */
   ageSeconds: number;
   cachedDecisions: number;
+  /** Decisions since start. */
+  decisions: { allow: number; deny: number };
   /**
    * The policy engine: `broken` when cedar-wasm failed on the newest bundle (every decision then
    * denies, fail closed, until a newer version arrives); `traps` counts its failures on this version.
@@ -375,11 +377,13 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
     return result;
   };
 
+  const decisions = { allow: 0, deny: 0 };
   return {
     authorize(request) {
       const span = tracer.startSpan('latchkey.authorize');
       try {
         const result = decide(request);
+        decisions[result.decision]++;
         if (span.isRecording())
           span.setAttributes({
             'latchkey.decision': result.decision,
@@ -400,6 +404,7 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
         entities: l.index?.size ?? 0,
         ageSeconds: Math.round((clock.now() - source.lastContact) / 1000),
         cachedDecisions: cache.size,
+        decisions: { ...decisions },
         engine,
       };
     },

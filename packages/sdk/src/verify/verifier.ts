@@ -91,6 +91,8 @@ export interface VerifierHealth {
   /** The Token Status Lists held (`statusList` option), and why the last fetch failed. */
   statusLists?: { lists: number; lastError: string | null };
   cachedTokens: number;
+  /** Access-token verifications since start, by result: `ok` or a {@link VerifyError} code. */
+  verifications: Record<string, number>;
   /** The audit queue's backlog and what it had to drop, when one is attached. */
   audit?: { pending: number; dropped: number };
 }
@@ -300,14 +302,18 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
 
   /** The audience of Transaction Tokens: given, or read from the IdP's metadata at the first one. */
   let trustDomain = options.trustDomain;
+  const verifications: Record<string, number> = { ok: 0 };
   const verifier: Verifier = {
     async verify(token, opts = {}) {
       const span = tracer.startSpan('latchkey.verify');
       try {
         const claims = await verifyToken(token, opts);
+        verifications.ok = (verifications.ok ?? 0) + 1;
         if (span.isRecording()) span.setAttribute('latchkey.client_id', claims.client_id);
         return claims;
       } catch (err) {
+        const code = err instanceof VerifyError ? err.code : 'error';
+        verifications[code] = (verifications[code] ?? 0) + 1;
         if (err instanceof VerifyError) report(token, err);
         failSpan(span, err);
         throw err;
@@ -341,6 +347,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
         },
         ...(statusLists ? { statusLists: { lists: statusLists.size, lastError: statusLists.lastError ?? null } } : {}),
         cachedTokens: cache.size,
+        verifications: { ...verifications },
         ...(options.audit ? { audit: { pending: options.audit.pending, dropped: options.audit.dropped } } : {}),
       };
     },

@@ -1,0 +1,1 @@
+export { registerLatchkeyMetrics, type LatchkeyMetricsSources } from './sdk_metrics.ts';
