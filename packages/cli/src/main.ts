@@ -12,6 +12,7 @@ import { registerKeyCommands } from './key_commands.ts';
 import { registerPolicyCommands } from './policy_commands.ts';
 import { registerSidecarCommand } from './sidecar_command.ts';
 import { registerServeCommand } from './serve_command.ts';
+import { registerHealthCommand } from './health_command.ts';
 import { registerTokenCommand } from './token_command.ts';
 import { registerUserCommands } from './user_commands.ts';
 
@@ -23,6 +24,7 @@ const program = new Command('latchkey')
   .showHelpAfterError();
 
 registerServeCommand(program);
+registerHealthCommand(program);
 registerClientCommands(program);
 registerUserCommands(program);
 registerKeyCommands(program);
