@@ -23,6 +23,8 @@ const t = await startTestIdp({
     feedMaxStreams: 20_000,
     maxConnections: 25_000,
     ...(mode === 'token-status-off' ? { statusList: false } : {}),
+    // Replicas of one deployment share their master key (bench/replica_scaling.ts).
+    ...(process.env.BENCH_MASTER_KEY ? { masterKey: process.env.BENCH_MASTER_KEY } : {}),
   },
   benchmarkWithoutAudit: mode === 'token-audit-off',
 });

@@ -1,6 +1,6 @@
 // npm run bench — each hot path beside a peer in the same run; medians of interleaved rounds.
 // BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
-// BENCH_ONLY (comma-separated: issuance, exchange, ingestion, propagation, verification, authorization, workload, sidecar, login, statuslist, revocations, fleet; default all).
+// BENCH_ONLY (comma-separated: issuance, exchange, ingestion, propagation, verification, authorization, workload, sidecar, login, statuslist, revocations, fleet, replicas; default all).
 import { cpus } from 'node:os';
 import { benchRevocationPropagation } from './revocation_propagation.ts';
 import {
@@ -19,6 +19,7 @@ import { benchLogin } from './login.ts';
 import { benchStatusListBuild } from './status_list.ts';
 import { benchRevocationMemory } from './revocation_memory.ts';
 import { benchDecisionFleet } from './decision_fleet.ts';
+import { benchReplicaScaling } from './replica_scaling.ts';
 
 const duration = Number(process.env.BENCH_DURATION ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -205,6 +206,23 @@ if (runs('revocations')) {
       `| ${x.entries} | ${x.heapMiB.toFixed(1)} | ${x.bytesPerEntry.toFixed(0)} | ${x.checksPerSecond.toFixed(0)} | ${(x.vsEmpty * 100).toFixed(0)}% |`,
     );
   console.log('Target: 1,000,000 entries in under 250 MB, verification speed unchanged.');
+}
+
+if (runs('replicas')) {
+  console.log('\n## Issuance: one replica vs two on one PostgreSQL (issue 18)');
+  const r = await benchReplicaScaling({ duration, rounds, connections });
+  console.log(
+    `PostgreSQL: a cluster of its own on this machine, ${r.postgres}; ${connections} connections split across the replicas.`,
+  );
+  console.log(
+    '| replicas | tokens/s | p50 ms | p99 ms | IdP cores | PostgreSQL cores | tokens per replica CPU-s | tokens per server CPU-s (IdP + PG) | PostgreSQL share of CPU | errors |',
+  );
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const x of r.rows)
+    console.log(
+      `| ${x.replicas} | ${x.tokensPerSecond.toFixed(0)} | ${x.p50} | ${x.p99} | ${x.idpCores.toFixed(2)} | ${x.postgresCores.toFixed(2)} | ${x.perReplicaCpuSecond.toFixed(0)} | ${x.perServerCpuSecond.toFixed(0)} | ${(x.postgresShare * 100).toFixed(0)}% | ${x.errors} |`,
+    );
+  if (r.rows.some((x) => x.errors > 0)) failed = true;
 }
 
 if (runs('fleet')) {

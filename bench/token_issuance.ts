@@ -3,14 +3,14 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import type { Target } from './cpu.ts';
 
-interface Child {
+export interface Child {
   proc: ChildProcess;
   target: Target;
 }
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 
-async function start(script: string, args: string[] = []): Promise<Child> {
+export async function start(script: string, args: string[] = []): Promise<Child> {
   const proc = fork(here(script), args, {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -25,7 +25,7 @@ async function start(script: string, args: string[] = []): Promise<Child> {
   return { proc, target };
 }
 
-const cpu = (c: Child): Promise<NodeJS.CpuUsage> =>
+export const cpu = (c: Child): Promise<NodeJS.CpuUsage> =>
   new Promise((resolve) => {
     const on = (m: { kind: string; usage: NodeJS.CpuUsage }) => {
       if (m.kind === 'cpu') {
@@ -37,7 +37,7 @@ const cpu = (c: Child): Promise<NodeJS.CpuUsage> =>
     c.proc.send({ kind: 'cpu' });
   });
 
-async function stop(c: Child): Promise<void> {
+export async function stop(c: Child): Promise<void> {
   const exited = new Promise((r) => c.proc.once('exit', r));
   c.proc.send({ kind: 'stop' });
   await exited;

@@ -63,6 +63,21 @@ export class Replica {
     }
   }
 
+  /** GET /metrics straight at the replica: `name{labels}` → value. */
+  async metrics(adminToken: string): Promise<Map<string, number>> {
+    const res = await fetch(`http://127.0.0.1:${this.port}/metrics`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+      signal: AbortSignal.timeout(5000),
+    });
+    const out = new Map<string, number>();
+    for (const line of (await res.text()).split('\n')) {
+      if (!line || line.startsWith('#')) continue;
+      const i = line.lastIndexOf(' ');
+      out.set(line.slice(0, i), Number(line.slice(i + 1)));
+    }
+    return out;
+  }
+
   /** GET /readyz straight at the replica (not through the balancer). */
   async readiness(): Promise<{ status: number; body: unknown }> {
     try {

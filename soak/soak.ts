@@ -93,6 +93,7 @@ export interface SoakReport {
   feed: { expected: number; duplicates: number; missing: number };
   faults: FaultRecord[];
   keyRotations: { total: number; afterLastFault: number };
+  keyRotationInterval: number;
   audit: {
     issuedAnswered: number;
     issuedMissing: number;
@@ -102,6 +103,14 @@ export interface SoakReport {
     eventsChecked: number;
   };
   memory: { replica: number; restarted: boolean; earlyMiB: number; lateMiB: number; growthMiB: number }[];
+  /** Each replica's own metrics at the end: what an operator's alerts would read. */
+  replicaMetrics: {
+    replica: number;
+    notificationsConnected: number;
+    signingKeyAgeSeconds: number;
+    feedStreams: number;
+    feedLagEntries: number;
+  }[];
   driverEventLoopP99Ms: number;
 }
 
@@ -155,7 +164,23 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     }
     await sleep(t0 + o.durationSeconds * 1000 - Date.now());
     log('soak: stopping the load, settling the watches');
-    await traffic.stop();
+    // Each replica's own metrics while the subscribers are still connected and the load has stopped.
+    let replicaMetrics: SoakReport['replicaMetrics'] = [];
+    await traffic.stop(async () => {
+      await new Promise((r) => setTimeout(r, 500));
+      replicaMetrics = await Promise.all(
+        estate.replicas.map(async (r, replica) => {
+          const m = await r.metrics(estate.adminToken);
+          return {
+            replica,
+            notificationsConnected: m.get('latchkey_storage_notifications_connected') ?? -1,
+            signingKeyAgeSeconds: m.get('latchkey_signing_key_age_seconds') ?? -1,
+            feedStreams: m.get('latchkey_feed_streams') ?? -1,
+            feedLagEntries: m.get('latchkey_feed_lag_entries') ?? -1,
+          };
+        }),
+      );
+    });
     clearInterval(sampler);
     lag.disable();
 
@@ -209,8 +234,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       feed: traffic.feedAccounting(),
       faults: records,
       keyRotations: { total: rotations.length, afterLastFault: rotations.filter((t) => t > lastFaultEnd).length },
+      keyRotationInterval: o.keyRotationInterval ?? 30,
       audit,
       memory,
+      replicaMetrics,
       driverEventLoopP99Ms: Math.round(lag.percentile(99) / 1e6),
     };
   } finally {
@@ -335,6 +362,12 @@ export function soakProblems(r: SoakReport, o: { maxGrowthMiB?: number } = {}): 
     if (!f.readyzReflected) p.push(`during ${f.kind} at ${f.at} s no replica's /readyz said it was not ready`);
   }
   if (r.keyRotations.afterLastFault === 0) p.push('no key rotation after the last fault (a stuck lease?)');
+  for (const m of r.replicaMetrics) {
+    if (m.notificationsConnected !== 1) p.push(`replica ${m.replica}: its notification connection is not back`);
+    if (m.feedLagEntries !== 0) p.push(`replica ${m.replica}: its streams are ${m.feedLagEntries} feed entries behind`);
+    if (m.signingKeyAgeSeconds < 0 || m.signingKeyAgeSeconds > r.keyRotationInterval * 2)
+      p.push(`replica ${m.replica}: the current signing key is ${m.signingKeyAgeSeconds} s old (rotation stuck?)`);
+  }
   const limit = o.maxGrowthMiB ?? 48;
   for (const m of r.memory)
     if (!m.restarted && m.growthMiB > limit)

@@ -131,14 +131,15 @@ export class Traffic {
     this.loops.push(this.every(5, () => this.watch()));
   }
 
-  /** Stops the load, lets the watches settle, and closes the verifiers. */
-  async stop(): Promise<void> {
+  /** Stops the load, lets the watches settle, runs `settled` (the streams still open), and closes the verifiers. */
+  async stop(settled: () => Promise<void> = async () => {}): Promise<void> {
     this.stopped = true;
     const deadline = Date.now() + WATCH_LIMIT_MS;
     while (this.watching.size > 0 && Date.now() < deadline) await this.watch();
     for (const { w, pending } of this.watching) w.unenforced += pending.size;
     this.watching.clear();
     await Promise.all(this.loops);
+    await settled();
     for (const s of this.services) for (const v of s.verifiers) v.close();
   }
 

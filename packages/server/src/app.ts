@@ -87,7 +87,7 @@ import { ClientJwks } from './oauth/client_auth/client_jwks.ts';
 import { OutboundFetch } from './http/outbound_fetch.ts';
 import { tlsClientAuth } from './oauth/client_auth/tls_client_auth.ts';
 import { clientCertificateReader } from './tls/client_certificate.ts';
-import { type Clock, TLS_OPTIONS, serviceSpiffeId } from '@latchkey/protocol';
+import { type Clock, TLS_OPTIONS, epochSeconds, serviceSpiffeId } from '@latchkey/protocol';
 import { registerWorkloadEndpoints } from './ca/workload_endpoints.ts';
 import { registerAuditAdmin } from './admin/audit_admin.ts';
 import { registerAuditIngest } from './audit/ingest_endpoint.ts';
@@ -178,6 +178,19 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   addSharedSchemas(app);
   enforceContentTypes(app);
   registerOpenApi(app, SERVER_VERSION);
+  // Latency and status class per route (the route pattern, never the path: ids stay out of labels).
+  const latency = deps.metrics.requestSeconds;
+  app.addHook('onResponse', (request, reply, done) => {
+    latency.observe(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status: `${Math.floor(reply.statusCode / 100)}xx`,
+      },
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
   // The access log (LATCHKEY_ACCESS_LOG): one line per request, without the query string.
   if (config.accessLog) {
     app.addHook('onResponse', (request, reply, done) => {
@@ -632,9 +645,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     registerClientRegistration(admin, registration);
     registerMetricsEndpoint(admin, {
       metrics: deps.metrics,
-      sample: () => {
+      sample: async () => {
         deps.metrics.auditPending.set(deps.audit.pending);
         deps.metrics.feedStreams.set(hub.size);
+        deps.metrics.notificationsConnected.set(storage.feedNotificationsConnected() ? 1 : 0);
+        const head = await storage.latestFeedSeq();
+        deps.metrics.feedLag.set(Math.max(0, head - (hub.oldestCursor ?? head)));
+        const current = (await storage.listKeys()).find((k) => k.state === 'current');
+        if (current?.activatedAt != null)
+          deps.metrics.signingKeyAge.set(Math.max(0, epochSeconds(clock) - current.activatedAt));
       },
     });
     registerClientAdmin(admin, {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { adminErrors } from './http/schemas.ts';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditEventType, AuditOutcome } from '@latchkey/protocol';
 
 /** The IdP's Prometheus metrics, on a registry of its own (several IdPs can share a process in tests). */
@@ -35,6 +35,29 @@ export class Metrics {
     help: 'Open feed streams on this replica',
     registers: [this.registry],
   });
+  /** Requests by route and status class: latency SLOs and error rates (docs/operations.md, Monitoring). */
+  readonly requestSeconds = new Histogram({
+    name: 'latchkey_http_request_duration_seconds',
+    help: 'Time from the request to the last byte of the answer, by method, route and status class',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly feedLag = new Gauge({
+    name: 'latchkey_feed_lag_entries',
+    help: "Feed entries committed (by any replica) that this replica's open streams have not been sent yet",
+    registers: [this.registry],
+  });
+  readonly notificationsConnected = new Gauge({
+    name: 'latchkey_storage_notifications_connected',
+    help: "1 while other replicas' feed entries are heard at once (PostgreSQL LISTEN; always 1 on SQLite)",
+    registers: [this.registry],
+  });
+  readonly signingKeyAge = new Gauge({
+    name: 'latchkey_signing_key_age_seconds',
+    help: 'Seconds since the current signing key was activated: past the rotation interval, rotation is stuck',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
@@ -46,7 +69,10 @@ export class Metrics {
 }
 
 /** GET /metrics in the Prometheus text format, for the admin bearer (client ids are in the labels). */
-export function registerMetricsEndpoint(app: FastifyInstance, deps: { metrics: Metrics; sample: () => void }): void {
+export function registerMetricsEndpoint(
+  app: FastifyInstance,
+  deps: { metrics: Metrics; sample: () => Promise<void> },
+): void {
   app.get(
     '/metrics',
     {
@@ -57,7 +83,7 @@ export function registerMetricsEndpoint(app: FastifyInstance, deps: { metrics: M
       },
     },
     async (_request, reply) => {
-      deps.sample();
+      await deps.sample();
       return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
     },
   );

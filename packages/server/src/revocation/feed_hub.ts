@@ -89,6 +89,13 @@ export class FeedHub {
     return this.subscribers.size;
   }
 
+  /** The lowest cursor an open stream has been sent up to (undefined with none open): the feed's lag at this replica. */
+  get oldestCursor(): number | undefined {
+    let min: number | undefined;
+    for (const s of this.subscribers) if (min === undefined || s.cursor < min) min = s.cursor;
+    return min;
+  }
+
   /** Attaches an open SSE response; it receives every entry after `cursor` on the named streams. */
   subscribe(clientId: string, streams: ReadonlySet<FeedStream>, cursor: number, res: ServerResponse): SubscribeResult {
     if (this.subscribers.size >= this.options.maxStreams) return { ok: false, reason: 'total_limit' };
