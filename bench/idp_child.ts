@@ -10,8 +10,12 @@ import { join } from 'node:path';
 import { startTestIdp, workloadCsr } from '@latchkey/testkit';
 import { pino } from 'pino';
 import { reportCpuOnRequest } from './cpu.ts';
+import { recordFeedDeliveries } from './feed_spans.ts';
 
 const mode = process.argv[2] ?? 'token';
+// The propagation benchmark reads when the IdP handed each revocation to every stream, from the
+// IdP's own latchkey.feed.deliver spans (registered before the IdP starts).
+if (process.env.BENCH_FEED_SPANS) recordFeedDeliveries();
 const databaseUrl = process.argv[3];
 const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
 const t = await startTestIdp({

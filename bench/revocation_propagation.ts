@@ -16,6 +16,9 @@ export async function benchRevocationPropagation(options: { subscribers: number;
   p99: number;
   max: number;
   min: number;
+  /** From sending /revoke until the IdP had written the entry to every open stream (its feed.deliver span's end), per revocation. */
+  handoffP50: number;
+  handoffMax: number;
   samples: number;
   missing: number;
   /** The IdP's resident memory, and its heap after a GC, per open stream (bytes). */
@@ -25,6 +28,7 @@ export async function benchRevocationPropagation(options: { subscribers: number;
   const proc = fork(fileURLToPath(new URL('./idp_child.ts', import.meta.url)), [], {
     execArgv: ['--expose-gc', '--import', 'tsx'],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    env: { ...process.env, BENCH_FEED_SPANS: '1' },
   });
   const target = await new Promise<Target>((resolve) =>
     proc.once('message', (m: { target: Target }) => resolve(m.target)),
@@ -40,47 +44,60 @@ export async function benchRevocationPropagation(options: { subscribers: number;
       proc.send({ kind: 'memory' });
     });
   const before = await memory();
-  const dispatcher = new Agent({ connect: { ca: target.ca! }, connections: options.subscribers + 10 });
+  const dispatcher = new Agent({ connect: { ca: target.ca! }, connections: 10 });
   const issuer = target.issuer!;
-  const arrivals = new Map<string, number[]>();
-  const controllers: AbortController[] = [];
-  const readers: Promise<void>[] = [];
-  for (let i = 0; i < options.subscribers; i++) {
-    const controller = new AbortController();
-    controllers.push(controller);
-    const res = await fetch(`${issuer}/feeds/stream?streams=revocations`, {
-      headers: { authorization: target.authorization },
-      signal: controller.signal,
-      dispatcher,
-    }).catch((err: Error) => {
-      throw new Error(
-        `opening stream ${i} of ${options.subscribers}: ${err.message} (${String((err.cause as Error)?.message)})`,
-      );
+  // The subscribers live in reader processes (BENCH_READER_PROCS, default 4), each stamping arrivals
+  // with the system clock: one JS thread reading 10,000 TLS streams would be the thing measured.
+  const procs = Number(process.env.BENCH_READER_PROCS ?? 4);
+  const readers = Array.from({ length: procs }, () =>
+    fork(fileURLToPath(new URL('./sse_reader_child.ts', import.meta.url)), [], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    }),
+  );
+  const reply = <T>(child: (typeof readers)[number], kind: string) =>
+    new Promise<T>((resolve) => {
+      const on = (m: { kind: string }) => {
+        if (m.kind !== kind) return;
+        child.off('message', on);
+        resolve(m as T);
+      };
+      child.on('message', on);
     });
-    if (res.status !== 200) throw new Error(`stream ${i}: HTTP ${res.status}`);
-    readers.push(
-      (async () => {
-        const decoder = new TextDecoder();
-        try {
-          for await (const chunk of res.body!) {
-            const now = performance.now();
-            for (const m of decoder.decode(chunk as Uint8Array, { stream: true }).matchAll(/"ref":"([^"]+)"/g)) {
-              const list = arrivals.get(m[1]!) ?? [];
-              list.push(now);
-              arrivals.set(m[1]!, list);
-            }
-          }
-        } catch {
-          /* aborted */
-        }
-      })(),
-    );
-  }
-  process.stderr.write(`opened ${readers.length} streams\n`);
+  await Promise.all(
+    readers.map((r, i) => {
+      const count = Math.floor(options.subscribers / procs) + (i < options.subscribers % procs ? 1 : 0);
+      const opened = reply(r, 'opened');
+      r.send({ kind: 'start', issuer, authorization: target.authorization, ca: target.ca!, count });
+      return opened;
+    }),
+  );
+  /** Every reader's arrival times of one revocation (epoch ms). */
+  const arrivalsOf = async (ref: string): Promise<number[]> => {
+    const all: number[] = [];
+    for (const r of readers) {
+      const got = reply<{ times: number[] }>(r, 'arrivals');
+      r.send({ kind: 'collect', ref });
+      all.push(...(await got).times);
+    }
+    return all;
+  };
+  process.stderr.write(`opened ${options.subscribers} streams in ${procs} reader processes\n`);
   // Each stream's first bytes have come: the IdP holds them all.
   await new Promise((r) => setTimeout(r, 1000));
   const opened = await memory();
   const latencies: number[] = [];
+  const handoffs: number[] = [];
+  const feedSpans = () =>
+    new Promise<{ start: number; end: number; streams: number }[]>((resolve) => {
+      const on = (m: { kind: string; deliveries: { start: number; end: number; streams: number }[] }) => {
+        if (m.kind !== 'feedSpans') return;
+        proc.off('message', on);
+        resolve(m.deliveries);
+      };
+      proc.on('message', on);
+      proc.send({ kind: 'feedSpans' });
+    });
   let missing = 0;
   try {
     for (let r = 0; r < options.revocations; r++) {
@@ -96,7 +113,7 @@ export async function benchRevocationPropagation(options: { subscribers: number;
       const jti = JSON.parse(Buffer.from(access_token.split('.')[1]!, 'base64url').toString()).jti as string;
       // From the moment /revoke is sent: since the audit issue, the answer waits for the audit
       // commit, which comes after the feed append, so subscribers often have it before the answer.
-      const sent = performance.now();
+      const sent = performance.timeOrigin + performance.now();
       const revoke = await fetch(`${issuer}/revoke`, {
         method: 'POST',
         headers: { authorization: target.authorization, 'content-type': 'application/x-www-form-urlencoded' },
@@ -104,18 +121,25 @@ export async function benchRevocationPropagation(options: { subscribers: number;
         dispatcher,
       });
       await revoke.arrayBuffer();
-      const responded = performance.now();
-      const deadline = responded + 2000;
-      while ((arrivals.get(jti)?.length ?? 0) < options.subscribers && performance.now() < deadline)
-        await new Promise((res) => setTimeout(res, 2));
-      const got = arrivals.get(jti) ?? [];
+      const deadline = Date.now() + 3000;
+      let got: number[] = [];
+      for (;;) {
+        await new Promise((res) => setTimeout(res, 50));
+        got = await arrivalsOf(jti);
+        if (got.length >= options.subscribers || Date.now() > deadline) break;
+      }
       missing += options.subscribers - got.length;
+      const delivered = (await feedSpans()).filter((d) => d.start >= sent && d.streams > 0);
+      if (delivered.length > 0) handoffs.push(Math.max(...delivered.map((d) => d.end)) - sent);
       for (const at of got) latencies.push(at - sent);
       await new Promise((res) => setTimeout(res, 20));
     }
   } finally {
-    controllers.forEach((c) => c.abort());
-    await Promise.all(readers);
+    for (const r of readers) {
+      const exited = new Promise((res) => r.once('exit', res));
+      r.send({ kind: 'stop' });
+      await exited;
+    }
     await new Promise((res) => {
       proc.once('exit', res);
       proc.send({ kind: 'stop' });
@@ -128,6 +152,11 @@ export async function benchRevocationPropagation(options: { subscribers: number;
     p99: quantile(latencies, 0.99),
     max: latencies[latencies.length - 1] ?? NaN,
     min: latencies[0] ?? NaN,
+    handoffP50: quantile(
+      [...handoffs].sort((a, b) => a - b),
+      0.5,
+    ),
+    handoffMax: Math.max(...handoffs),
     samples: latencies.length,
     missing,
     rssPerStream: (opened.rss - before.rss) / options.subscribers,

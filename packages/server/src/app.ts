@@ -346,6 +346,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     maxStreamsPerClient: config.feedMaxStreamsPerClient,
     maxStreams: config.feedMaxStreams,
     stallSeconds: config.feedStallTimeout,
+    maxStreamAgeSeconds: config.feedMaxStreamAge,
     clock,
     onError: (err) =>
       deps.logger.error(

@@ -262,6 +262,10 @@ export const SETTINGS = {
       'open feed streams per replica (then 429); each holds about 50–60 KiB of resident memory (docs/benchmarks.md)',
   }),
   feedMaxPage: int(1, 10_000, 1000, { description: 'most entries in one feed page' }),
+  feedMaxStreamAge: int(0, 7 * 86400, 900, {
+    description:
+      'seconds after which a feed stream is ended (each between 75% and 100% of it) so its subscriber reconnects through the load balancer and streams spread over replicas started since; it resumes from its cursor, nothing is lost; 0: never',
+  }),
   feedStallTimeout: int(1, 3600, 30, {
     description: "seconds a stream's socket may stay full before its consumer is disconnected",
   }),

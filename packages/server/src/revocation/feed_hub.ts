@@ -15,6 +15,12 @@ export interface FeedHubOptions {
    * was busy (a GC pause, a burst of appends) never blames its subscribers for it.
    */
   stallSeconds: number;
+  /**
+   * Seconds after which a stream is ended (each at its own moment between 75% and 100% of it, so
+   * they do not all return at once); its subscriber reconnects through the load balancer and
+   * resumes from its cursor, so streams spread over replicas that started since. 0: never.
+   */
+  maxStreamAgeSeconds?: number;
   clock: Clock;
   onError?: (err: unknown) => void;
 }
@@ -29,6 +35,8 @@ interface Subscriber {
   /** Bytes still queued on the socket at the last heartbeat tick, and ticks since any of them left. */
   queued: number;
   stalledTicks: number;
+  /** When it is ended so that its subscriber reconnects (ms since epoch), if ever. */
+  endsAt: number | undefined;
 }
 
 export type SubscribeResult =
@@ -70,6 +78,10 @@ export class FeedHub {
     this.heartbeat = setInterval(() => {
       const now = this.options.clock.now();
       for (const s of this.subscribers) {
+        if (s.endsAt !== undefined && now >= s.endsAt) {
+          this.end(s);
+          continue;
+        }
         if (s.pausedAt === undefined) {
           this.write(s, ': keep-alive\n\n');
           continue;
@@ -101,7 +113,17 @@ export class FeedHub {
     if (this.subscribers.size >= this.options.maxStreams) return { ok: false, reason: 'total_limit' };
     const mine = this.perClient.get(clientId) ?? 0;
     if (mine >= this.options.maxStreamsPerClient) return { ok: false, reason: 'client_limit' };
-    const sub: Subscriber = { clientId, streams, cursor, res, pausedAt: undefined, queued: 0, stalledTicks: 0 };
+    const age = this.options.maxStreamAgeSeconds ?? 0;
+    const sub: Subscriber = {
+      clientId,
+      streams,
+      cursor,
+      res,
+      pausedAt: undefined,
+      queued: 0,
+      stalledTicks: 0,
+      endsAt: age > 0 ? this.options.clock.now() + age * 1000 * (0.75 + Math.random() / 4) : undefined,
+    };
     this.subscribers.add(sub);
     this.perClient.set(clientId, mine + 1);
     const unsubscribe = () => this.forget(sub);
