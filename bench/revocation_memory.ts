@@ -8,7 +8,9 @@ const gc = (globalThis as { gc?: () => void }).gc;
 const heap = (): number => {
   gc?.();
   gc?.();
-  return process.memoryUsage().heapUsed;
+  // Typed arrays live outside the JS heap: count them too.
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
 };
 
 /** Checks per second of one claims set (not revoked: every map is consulted), over `ms`. */

@@ -1,11 +1,13 @@
 import type { AccessTokenClaims, RevocationEntry } from '@latchkey/protocol';
+import { TokenTable } from './token_table.ts';
 
 /**
  * The revocations a service knows, keyed as the IdP keys them: token jti, client and subject
- * not-before, key id. Each entry leaves when it expires. 100,000 entries are a few megabytes.
+ * not-before, key id. Each entry leaves when it expires. A million token entries are about 40 MB.
  */
 export class RevocationSet {
-  private readonly tokens = new Map<string, number>();
+  /** Token ids in typed arrays (a million is ~40 MB the garbage collector never walks). */
+  private readonly tokens = new TokenTable();
   private readonly clients = new Map<string, { nb: number; exp: number }>();
   private readonly subjects = new Map<string, { nb: number; exp: number }>();
   private readonly keys = new Map<string, number>();
@@ -73,7 +75,7 @@ export class RevocationSet {
 
   /** Drops entries that can no longer cover a valid token. */
   prune(now: number): void {
-    for (const [k, exp] of this.tokens) if (exp <= now) this.tokens.delete(k);
+    this.tokens.prune(now);
     for (const [k, exp] of this.keys) if (exp <= now) this.keys.delete(k);
     for (const [k, v] of this.clients) if (v.exp <= now) this.clients.delete(k);
     for (const [k, v] of this.subjects) if (v.exp <= now) this.subjects.delete(k);
