@@ -24,3 +24,16 @@ export function reportCpuOnRequest(target: Target, stop: () => Promise<void>): v
     if (msg.kind === 'stop') void stop().then(() => process.exit(0));
   });
 }
+
+/** Asks a forked child (one that called {@link reportCpuOnRequest}) for its CPU seconds so far. */
+export function cpuSecondsOf(proc: import('node:child_process').ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    const on = (m: { kind: string; usage: NodeJS.CpuUsage }) => {
+      if (m.kind !== 'cpu') return;
+      proc.off('message', on);
+      resolve((m.usage.user + m.usage.system) / 1e6);
+    };
+    proc.on('message', on);
+    proc.send({ kind: 'cpu' });
+  });
+}

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { ReportedEvent } from '@latchkey/protocol';
 import { type AuditQueue, createAuditQueue } from '@latchkey/sdk/audit';
 import { Agent, fetch as undiciFetch } from 'undici';
-import type { Target } from './cpu.ts';
+import { cpuSecondsOf, type Target } from './cpu.ts';
 
 export interface FleetScenario {
   name: string;
@@ -72,16 +72,7 @@ export async function benchDecisionFleet(options: {
   const target = await new Promise<Target>((resolve) =>
     proc.once('message', (m: { target: Target }) => resolve(m.target)),
   );
-  const cpu = () =>
-    new Promise<number>((resolve) => {
-      const on = (m: { kind: string; usage: NodeJS.CpuUsage }) => {
-        if (m.kind !== 'cpu') return;
-        proc.off('message', on);
-        resolve((m.usage.user + m.usage.system) / 1e6);
-      };
-      proc.on('message', on);
-      proc.send({ kind: 'cpu' });
-    });
+  const cpu = () => cpuSecondsOf(proc);
   const [clientId, clientSecret] = Buffer.from(target.authorization.slice(6), 'base64').toString().split(':') as [
     string,
     string,

@@ -4,7 +4,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, scrypt } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Browser, type TestIdp, tlsFetch } from '@latchkey/testkit';
-import type { Target } from './cpu.ts';
+import { cpuSecondsOf, type Target } from './cpu.ts';
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const PASSWORD = 'benchmark passphrase, long enough';
@@ -23,16 +23,7 @@ async function start(databaseUrl?: string): Promise<{ proc: ChildProcess; target
   return { proc, target };
 }
 
-const cpuOf = (proc: ChildProcess): Promise<number> =>
-  new Promise((resolve) => {
-    const on = (m: { kind: string; usage: NodeJS.CpuUsage }) => {
-      if (m.kind !== 'cpu') return;
-      proc.off('message', on);
-      resolve((m.usage.user + m.usage.system) / 1e6);
-    };
-    proc.on('message', on);
-    proc.send({ kind: 'cpu' });
-  });
+const cpuOf = cpuSecondsOf;
 
 async function stop(proc: ChildProcess): Promise<void> {
   const exited = new Promise((r) => proc.once('exit', r));

@@ -49,17 +49,16 @@ async function books(t: TestIdp, service: string) {
 
 describe('decision audit at fleet volume', () => {
   let t: TestIdp;
-  const admin = (path: string, body: unknown) =>
-    t.fetch(`${t.issuer}${path}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
   before(async () => {
     t = await startTestIdp();
     assert.equal(
-      (await admin('/admin/policy', { schema: { 'docs.cedarschema': SCHEMA }, policies: POLICIES, entities: ENTITIES }))
-        .status,
+      (
+        await t.admin('/admin/policy', {
+          schema: { 'docs.cedarschema': SCHEMA },
+          policies: POLICIES,
+          entities: ENTITIES,
+        })
+      ).status,
       201,
     );
   });

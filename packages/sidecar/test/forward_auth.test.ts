@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { freePort } from '@latchkey/testkit';
+import { freePort, nginxPreamble } from '@latchkey/testkit';
 import { type Estate, startEstate } from './sidecar_fixture.ts';
 
 const IDENTITY = ['Sub', 'Client-Id', 'Scope', 'Roles', 'Act', 'Peer'];
@@ -35,17 +35,7 @@ function nginxConf(dir: string, port: number, auth: string, upstream: string): s
   const headers = IDENTITY.map(
     (h) => `      proxy_set_header X-Latchkey-${h} $lk_${h.toLowerCase().replace('-', '_')};`,
   ).join('\n');
-  return `worker_processes 1;
-error_log ${dir}/error.log warn;
-pid ${dir}/nginx.pid;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
+  return `${nginxPreamble(dir)}
   server {
     listen 127.0.0.1:${port};
     location = /_latchkey_auth {

@@ -10,4 +10,4 @@ export { FakeClock } from './fake_clock.ts';
 export { opensslSelfSigned } from './openssl_cert.ts';
 export { Browser, userTokens } from './browser.ts';
 export { startPostgresCluster, postgresBin, type PostgresCluster } from './postgres_cluster.ts';
-export { startNginxBalancer, nginxBalancerConf, type NginxBalancer } from './nginx_balancer.ts';
+export { startNginxBalancer, nginxBalancerConf, nginxPreamble, type NginxBalancer } from './nginx_balancer.ts';

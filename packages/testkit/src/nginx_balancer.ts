@@ -6,6 +6,24 @@ import { join } from 'node:path';
 import { freePort } from './test_idp.ts';
 
 /**
+ * The start of an nginx configuration that runs unprivileged from `dir`: its logs, pid and
+ * temporary folders there, no access log; the caller adds its blocks and closes `http {`.
+ */
+export function nginxPreamble(dir: string, connections = 256): string {
+  return `worker_processes 1;
+error_log ${dir}/error.log warn;
+pid ${dir}/nginx.pid;
+events { worker_connections ${connections}; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;`;
+}
+
+/**
  * nginx as the load balancer in front of IdP replicas: the configuration docs/operations.md
  * recommends. Passive health checks (open-source nginx has no active ones): a replica that
  * refuses or drops a connection is skipped for `fail_timeout`, and a request whose connection
@@ -15,17 +33,7 @@ import { freePort } from './test_idp.ts';
  */
 export function nginxBalancerConf(dir: string, port: number, upstreams: readonly string[]): string {
   const servers = upstreams.map((u) => `    server ${u} max_fails=1 fail_timeout=2s;`).join('\n');
-  return `worker_processes 1;
-error_log ${dir}/error.log warn;
-pid ${dir}/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
+  return `${nginxPreamble(dir, 4096)}
   upstream latchkey {
 ${servers}
     keepalive 64;
