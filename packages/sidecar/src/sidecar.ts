@@ -139,7 +139,12 @@ export async function startSidecar(config: SidecarConfig, options: SidecarOption
     throw new SidecarError('config_invalid', 'idp.client_secret is required (LATCHKEY_SIDECAR_CLIENT_SECRET)');
   const credentials = { clientId: config.idp.client_id, clientSecret: config.idp.client_secret };
   const connection = createIdpConnection({ issuer: config.idp.issuer, credentials, fetch: fetchIdp });
-  const audit = createAuditQueue({ connection });
+  const audit = createAuditQueue({
+    connection,
+    allowRate: config.audit.allow_rate,
+    aggregateInterval: config.audit.aggregate_interval,
+    maxQueue: config.audit.max_queue,
+  });
   let verifier: Verifier | undefined;
   let authorizer: Authorizer | undefined;
   try {

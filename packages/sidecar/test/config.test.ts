@@ -50,6 +50,8 @@ describe('sidecar configuration', () => {
     assert.equal(config.proxy?.body_limit, 10 * 1024 * 1024);
     assert.equal(config.forward_auth.path, '/auth');
     assert.equal(config.routes.length, 3);
+    // Decision audit at volume: allows past 100/s counted per 10 s, decisions never dropped.
+    assert.deepEqual(config.audit, { allow_rate: 100, aggregate_interval: 10, max_queue: 10_000 });
     // The same file as JSON.
     const json = loadSidecarConfig(write('example.json', JSON.stringify(config)), {});
     assert.deepEqual(json, config);

@@ -141,6 +141,29 @@ export const SidecarConfigSchema = Type.Object(
       default: 3600,
       description: 'how long to keep deciding from cache while the IdP is unreachable',
     }),
+    audit: Type.Object(
+      {
+        allow_rate: Type.Integer({
+          minimum: 0,
+          default: 100,
+          description:
+            'allowed decisions sent as their own audit event per second; past it they are counted per interval (denies and @sensitive decisions always go one by one)',
+        }),
+        aggregate_interval: Type.Integer({
+          minimum: 1,
+          maximum: 3600,
+          default: 10,
+          description: 'seconds each count covers',
+        }),
+        max_queue: Type.Integer({
+          minimum: 100,
+          maximum: 1_000_000,
+          default: 10_000,
+          description: 'events held while the IdP is slow or down; past it decisions are counted, never dropped',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     status_list: Type.Union([Type.Literal('fallback'), Type.Literal('always'), Type.Literal('off')], {
       default: 'fallback',
       description:
