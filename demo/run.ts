@@ -1,0 +1,31 @@
+/**
+ * `npm run demo`: a small estate on loopback and a narrated scenario (docs: README, "See it work").
+ * `--ci`: no waiting for Ctrl-C; each step is also printed as a JSON line (`DEMO {...}`) and the
+ * exit code says whether every step did what it says.
+ */
+import { runDemo, type Step } from './scenario.ts';
+
+const ci = process.argv.includes('--ci');
+const steps: Step[] = [];
+const estate = await runDemo((s) => {
+  steps.push(s);
+  console.log(`${s.ok ? '✔' : '✘'} ${s.says}`);
+  if (ci) console.log(`DEMO ${JSON.stringify(s)}`);
+});
+const failed = steps.filter((s) => !s.ok);
+console.log(
+  `\n${failed.length === 0 ? 'Every step did what it says.' : `${failed.length} steps did not: ${failed.map((s) => s.step).join(', ')}`}`,
+);
+const stop = async () => {
+  await estate.stop();
+  if (ci) console.log(`DEMO ${JSON.stringify({ step: 'stopped', ok: true, says: 'stopped', pids: estate.pids })}`);
+  process.exit(failed.length === 0 ? 0 : 1);
+};
+if (ci) await stop();
+else {
+  console.log(`\nThe IdP stays up at ${estate.issuer} (admin token: ${estate.adminToken}).`);
+  console.log('Try: curl --cacert', `${estate.dataDir}/ca.pem`, `${estate.issuer}/.well-known/openid-configuration`);
+  console.log('Ctrl-C stops every process.');
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}
