@@ -37,3 +37,12 @@ export function cpuSecondsOf(proc: import('node:child_process').ChildProcess): P
     proc.send({ kind: 'cpu' });
   });
 }
+
+/** This process's heap plus its typed arrays (which live outside the JS heap), after two GCs (`--expose-gc`). */
+export function heapAndBuffers(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  gc?.();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}

@@ -3,15 +3,9 @@
 // entries are made as the feed delivers them: parsed from JSON, one object each.
 import { randomBytes } from 'node:crypto';
 import { RevocationSet } from '../packages/sdk/src/verify/revocation_set.ts';
+import { heapAndBuffers } from './cpu.ts';
 
-const gc = (globalThis as { gc?: () => void }).gc;
-const heap = (): number => {
-  gc?.();
-  gc?.();
-  // Typed arrays live outside the JS heap: count them too.
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-};
+const heap = heapAndBuffers;
 
 /** Checks per second of one claims set (not revoked: every map is consulted), over `ms`. */
 function checksPerSecond(set: RevocationSet, ms: number): number {

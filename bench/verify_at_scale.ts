@@ -7,15 +7,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { createVerifier, type Verifier } from '@latchkey/sdk/verify';
 import { basicAuth, startTestIdp } from '@latchkey/testkit';
+import { heapAndBuffers } from './cpu.ts';
 
-const gc = (globalThis as { gc?: () => void }).gc;
-const heap = () => {
-  gc?.();
-  gc?.();
-  // Typed arrays live outside the JS heap: count them too.
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-};
+const heap = heapAndBuffers;
 
 /** verify() calls per second over `tokens` in turn for `ms` (awaited one by one, as a request handler would). */
 async function rate(v: Verifier, tokens: string[], ms: number): Promise<number> {

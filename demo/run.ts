@@ -3,6 +3,8 @@
  * `--ci`: no waiting for Ctrl-C; each step is also printed as a JSON line (`DEMO {...}`) and the
  * exit code says whether every step did what it says.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { runDemo, type Step } from './scenario.ts';
 
 const ci = process.argv.includes('--ci');
@@ -23,7 +25,10 @@ const stop = async () => {
 };
 if (ci) await stop();
 else {
-  console.log(`\nThe IdP stays up at ${estate.issuer} (admin token: ${estate.adminToken}).`);
+  // The admin token goes to a file only the user can read, never to the terminal (or a log of it).
+  const tokenFile = join(estate.dataDir, 'admin-token');
+  writeFileSync(tokenFile, `${estate.adminToken}\n`, { mode: 0o600 });
+  console.log(`\nThe IdP stays up at ${estate.issuer}; its admin token is in ${tokenFile}.`);
   console.log('Try: curl --cacert', `${estate.dataDir}/ca.pem`, `${estate.issuer}/.well-known/openid-configuration`);
   console.log('Ctrl-C stops every process.');
   process.once('SIGINT', () => void stop());

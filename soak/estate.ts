@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import {
   freePort,
   type NginxBalancer,
+  parsePrometheus,
   type PostgresCluster,
   type ServedCli,
   serveCli,
@@ -69,13 +70,7 @@ export class Replica {
       headers: { authorization: `Bearer ${adminToken}` },
       signal: AbortSignal.timeout(5000),
     });
-    const out = new Map<string, number>();
-    for (const line of (await res.text()).split('\n')) {
-      if (!line || line.startsWith('#')) continue;
-      const i = line.lastIndexOf(' ');
-      out.set(line.slice(0, i), Number(line.slice(i + 1)));
-    }
-    return out;
+    return parsePrometheus(await res.text());
   }
 
   /** GET /readyz straight at the replica (not through the balancer). */

@@ -1,8 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import type { Command } from 'commander';
 import { Agent, fetch } from 'undici';
+import { localCa } from './http_client.ts';
 
 /**
  * `latchkey health [--ready]`: asks the IdP this environment serves — on loopback, at
@@ -21,8 +20,7 @@ export function registerHealthCommand(program: Command): void {
       const tls = !/^(false|off|0|no)$/i.test(env.LATCHKEY_TLS ?? 'true');
       const port = env.LATCHKEY_PORT ?? '8443';
       const host = env.LATCHKEY_ISSUER ? new URL(env.LATCHKEY_ISSUER).hostname : 'localhost';
-      const caFile = env.LATCHKEY_CA_FILE ?? join(resolve(env.LATCHKEY_DATA_DIR ?? './.latchkey'), 'ca.pem');
-      const ca = existsSync(caFile) ? readFileSync(caFile, 'utf8') : undefined;
+      const ca = localCa();
       const dispatcher = new Agent({
         connect: { servername: host, ...(ca ? { ca: [ca, ...rootCertificates] } : {}) },
       });

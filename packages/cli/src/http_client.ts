@@ -11,6 +11,15 @@ export interface Endpoint {
   ) => Promise<Response>;
 }
 
+/** The local CA's certificate (`--ca`, LATCHKEY_CA_FILE, or `<data dir>/ca.pem`), when there is one. */
+export function localCa(options: { ca?: string | undefined; dataDir?: string | undefined } = {}): string | undefined {
+  const caFile =
+    options.ca ??
+    process.env.LATCHKEY_CA_FILE ??
+    join(resolve(options.dataDir ?? process.env.LATCHKEY_DATA_DIR ?? './.latchkey'), 'ca.pem');
+  return existsSync(caFile) ? readFileSync(caFile, 'utf8') : undefined;
+}
+
 /**
  * An HTTP client for the IdP that trusts the local CA (`--ca`, LATCHKEY_CA_FILE, or
  * `<data dir>/ca.pem`) besides the system's roots, presenting a client certificate when given.
@@ -26,11 +35,7 @@ export function endpoint(
     process.env.LATCHKEY_ISSUER ??
     `https://localhost:${process.env.LATCHKEY_PORT ?? 8443}`
   ).replace(/\/$/, '');
-  const caFile =
-    options.ca ??
-    process.env.LATCHKEY_CA_FILE ??
-    join(resolve(options.dataDir ?? process.env.LATCHKEY_DATA_DIR ?? './.latchkey'), 'ca.pem');
-  const ca = existsSync(caFile) ? readFileSync(caFile, 'utf8') : undefined;
+  const ca = localCa(options);
   const dispatcher = new Agent({
     connect: { ...(ca ? { ca: [ca, ...rootCertificates] } : {}), ...(clientCert ?? {}) },
   });

@@ -49,6 +49,16 @@ async function estate(
   return { clients, kids, policy, chainOk: chain.ok, events: chain.checked };
 }
 
+type Estate = Awaited<ReturnType<typeof estate>>;
+
+/** What a restore must give back: the same clients, keys and policy version, and a chain that verifies. */
+function assertSameEstate(after: Estate, before: Estate): void {
+  assert.deepEqual(after.clients, before.clients);
+  assert.deepEqual(after.kids, before.kids);
+  assert.equal(after.policy, before.policy);
+  assert.equal(after.chainOk, true);
+}
+
 /** Some of everything: clients, a rotated key, a policy version, tokens (audit events); returns a client and its secret. */
 async function populate(t: TestIdp): Promise<Record<string, string>> {
   const c = await t.register({ client_id: 'orders', audiences: ['https://inventory.internal'] });
@@ -111,10 +121,7 @@ describe('latchkey backup and restore (SQLite)', () => {
     const b = await startTestIdp({ dataDir: dirB, adminToken: t.adminToken });
     try {
       const after = await estate(b);
-      assert.deepEqual(after.clients, before.clients);
-      assert.deepEqual(after.kids, before.kids);
-      assert.equal(after.policy, before.policy);
-      assert.equal(after.chainOk, true);
+      assertSameEstate(after, before);
       assert.ok(after.events >= before.events);
       // The restored client's secret works at the restored IdP, whose token is signed by a restored key.
       const issued = await b.post('/token', { grant_type: 'client_credentials' }, { authorization: basicAuth(orders) });
@@ -204,10 +211,7 @@ describe('backup and restore (PostgreSQL, the documented pg_dump procedure)', {
       const b = await startTestIdp({ databaseUrl: target, config: { masterKey }, adminToken: t.adminToken });
       try {
         const after = await estate(b);
-        assert.deepEqual(after.clients, before.clients);
-        assert.deepEqual(after.kids, before.kids);
-        assert.equal(after.policy, before.policy);
-        assert.equal(after.chainOk, true);
+        assertSameEstate(after, before);
       } finally {
         await b.close();
       }

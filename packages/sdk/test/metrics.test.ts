@@ -5,19 +5,9 @@ import { createAuditQueue } from '@latchkey/sdk/audit';
 import { createAuthorizer } from '@latchkey/sdk/authorize';
 import { registerLatchkeyMetrics } from '@latchkey/sdk/metrics';
 import { createVerifier } from '@latchkey/sdk/verify';
-import { basicAuth, startTestIdp } from '@latchkey/testkit';
+import { basicAuth, parsePrometheus, startTestIdp } from '@latchkey/testkit';
 
-/** `name{labels} value` lines of a Prometheus text exposition, as a map. */
-const parse = (text: string) =>
-  new Map(
-    text
-      .split('\n')
-      .filter((l) => l && !l.startsWith('#'))
-      .map((l) => {
-        const i = l.lastIndexOf(' ');
-        return [l.slice(0, i), Number(l.slice(i + 1))] as const;
-      }),
-  );
+const parse = parsePrometheus;
 
 test("the SDK's metrics in the service's own registry: verifications, feed lag, cache ages, decisions, the audit queue", async () => {
   const t = await startTestIdp();

@@ -11,3 +11,4 @@ export { opensslSelfSigned } from './openssl_cert.ts';
 export { Browser, userTokens } from './browser.ts';
 export { startPostgresCluster, postgresBin, type PostgresCluster } from './postgres_cluster.ts';
 export { startNginxBalancer, nginxBalancerConf, nginxPreamble, type NginxBalancer } from './nginx_balancer.ts';
+export { parsePrometheus } from './prometheus.ts';

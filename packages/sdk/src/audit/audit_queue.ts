@@ -96,10 +96,11 @@ export function createAuditQueue(options: AuditQueueOptions): AuditQueue {
     allowance--;
     return true;
   };
+  const maxRows = options.maxAggregateRows ?? 10_000;
   const counts = new DecisionAggregator({
     intervalMs: (options.aggregateInterval ?? 10) * 1000,
-    maxRows: options.maxAggregateRows ?? 10_000,
-    maxPending: options.maxAggregateRows ?? 10_000,
+    maxRows,
+    maxPending: maxRows,
     now: Date.now,
   });
   const authorization = (): Promise<string> => conn.authorization();

@@ -48,23 +48,46 @@ export class DecisionAggregator {
     const d = e.detail ?? {};
     const policies = Array.isArray(d.policies) ? (d.policies as string[]) : [];
     const version = typeof d.policy_version === 'number' ? d.policy_version : null;
-    let row: Omit<Row, 'count'> = {
-      outcome: e.outcome,
-      actor: e.actor,
-      action: typeof d.action === 'string' ? d.action : '*',
-      resourceType: entityType(e.target),
-      policies,
-      version,
-      why,
-    };
-    let key = JSON.stringify([row.outcome, row.actor, row.action, row.resourceType, policies, version, why]);
-    if (!this.rows.has(key) && this.rows.size >= this.o.maxRows) {
-      row = { outcome: e.outcome, actor: '*', action: '*', resourceType: '*', policies: [], version: null, why };
-      key = JSON.stringify([row.outcome, '*', why]);
-    }
+    const action = typeof d.action === 'string' ? d.action : '*';
+    const resourceType = entityType(e.target);
+    // One string per row, NUL-separated (a busy service counts thousands a second: no JSON here).
+    // Principal and action are Cedar references with their ids JSON-escaped, so they hold no NUL;
+    // a policy id that does (an @id annotation could) falls back to JSON for the list.
+    const list = policies.some((p) => p.includes('\u0000')) ? JSON.stringify(policies) : policies.join('\u0000');
+    const key = `${e.outcome}\u0000${why}\u0000${version}\u0000${e.actor}\u0000${action}\u0000${resourceType}\u0000\u0000${list}`;
     const r = this.rows.get(key);
-    if (r) r.count++;
-    else this.rows.set(key, { ...row, count: 1 });
+    if (r) {
+      r.count++;
+      return;
+    }
+    if (this.rows.size < this.o.maxRows) {
+      this.rows.set(key, {
+        outcome: e.outcome,
+        actor: e.actor,
+        action,
+        resourceType,
+        policies,
+        version,
+        why,
+        count: 1,
+      });
+      return;
+    }
+    // Past the bound: one overflow row per outcome and reason.
+    const overflow = `${e.outcome}\u0000${why}\u0000*`;
+    const o = this.rows.get(overflow);
+    if (o) o.count++;
+    else
+      this.rows.set(overflow, {
+        outcome: e.outcome,
+        actor: '*',
+        action: '*',
+        resourceType: '*',
+        policies: [],
+        version: null,
+        why,
+        count: 1,
+      });
   }
 
   /** Closes the interval once it is due (and the pending events have room); `force` closes it now. */
@@ -111,10 +134,5 @@ export class DecisionAggregator {
 
   get waiting(): number {
     return this.pending.length;
-  }
-
-  /** Rows in the open interval. */
-  get open(): number {
-    return this.rows.size;
   }
 }

@@ -110,10 +110,9 @@ export class SharedFeedStream {
         this.failures === 1
           ? Math.random() * FIRST_RETRY_MS
           : Math.min(MAX_RETRY_MS, 1000 * 2 ** (this.failures - 2)) * (0.5 + Math.random() / 2);
-      const carried = this.carried;
       this.retry = setTimeout(() => {
         this.retry = undefined;
-        if (this.listeners.size > 0) this.open(carried === this.union() ? carried : this.union());
+        if (this.listeners.size > 0) this.open(this.union());
       }, delay);
       this.retry.unref();
       for (const l of this.listeners) l.onError?.();

@@ -308,7 +308,7 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
       const span = tracer.startSpan('latchkey.verify');
       try {
         const claims = await verifyToken(token, opts);
-        verifications.ok = (verifications.ok ?? 0) + 1;
+        verifications.ok!++;
         if (span.isRecording()) span.setAttribute('latchkey.client_id', claims.client_id);
         return claims;
       } catch (err) {

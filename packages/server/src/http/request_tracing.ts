@@ -19,23 +19,20 @@ export function registerRequestTracing(app: FastifyInstance): void {
   // Callback hooks: no promise per request while tracing is off.
   app.addHook('onRequest', (request, _reply, done) => {
     const parent = propagation.extract(ROOT_CONTEXT, request.headers);
-    const route = request.routeOptions.url ?? 'unmatched';
-    const span = tracer.startSpan(
-      `${request.method} ${route}`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          'http.request.method': request.method,
-          'http.route': route,
-          'url.path': request.url.split('?', 1)[0]!,
-          'client.address': request.ip,
-          'latchkey.request_id': request.id,
-        },
-      },
-      parent,
-    );
+    const span = tracer.startSpan('HTTP', { kind: SpanKind.SERVER }, parent);
     request.traceSpan = span;
+    // Name, attributes and the log binding only for a recorded span: nothing is built per request
+    // while tracing is off (the token endpoint is a hot path).
     if (span.isRecording()) {
+      const route = request.routeOptions.url ?? 'unmatched';
+      span.updateName(`${request.method} ${route}`);
+      span.setAttributes({
+        'http.request.method': request.method,
+        'http.route': route,
+        'url.path': request.url.split('?', 1)[0]!,
+        'client.address': request.ip,
+        'latchkey.request_id': request.id,
+      });
       const { traceId, spanId } = span.spanContext();
       request.log = request.log.child({ trace_id: traceId, span_id: spanId });
     }
