@@ -1,4 +1,12 @@
-import { context, propagation, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  ProxyTracerProvider,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
 
 /**
  * The SDK's tracer, through `@opentelemetry/api` alone: spans are recorded when the service
@@ -6,6 +14,24 @@ import { context, propagation, type Span, SpanKind, SpanStatusCode, trace } from
  * `latchkey.authorize`, `latchkey.token_client.request` (a call to the IdP's token endpoint).
  */
 export const tracer = trace.getTracer('@latchkey/sdk');
+
+/** What the global provider delegates to while no OpenTelemetry SDK is registered. */
+const NOOP = new ProxyTracerProvider().getDelegate();
+let calls = 0;
+let on = false;
+
+/**
+ * Whether a tracer provider is registered, looked up once every 256 calls: a cached verification
+ * takes a few hundred nanoseconds, and even a no-op span would add a tenth to it. A provider
+ * registered while the service runs is seen within 256 calls.
+ */
+export function tracing(): boolean {
+  if ((calls++ & 255) === 0) {
+    const p = trace.getTracerProvider();
+    on = (p instanceof ProxyTracerProvider ? p.getDelegate() : p) !== NOOP;
+  }
+  return on;
+}
 
 /** Adds the active trace context (`traceparent`, `tracestate`: W3C Trace Context) to outgoing headers. */
 export function injectTraceContext(headers: Headers | Record<string, string>): void {

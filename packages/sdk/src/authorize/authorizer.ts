@@ -12,7 +12,7 @@ import { connectionOf, type IdpConnection } from '../connection/idp_connection.t
 import { CedarTrap, CompiledBundle } from '@latchkey/policy';
 import { EntityIndex, uidKey, type Uid } from './entity_slice.ts';
 import { PolicySource } from './policy_source.ts';
-import { tracer } from '../tracing.ts';
+import { tracer, tracing } from '../tracing.ts';
 
 /** Options of {@link createAuthorizer}. Durations in seconds. */
 export interface AuthorizerOptions {
@@ -380,11 +380,11 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
   const decisions = { allow: 0, deny: 0 };
   return {
     authorize(request) {
-      const span = tracer.startSpan('latchkey.authorize');
+      const span = tracing() ? tracer.startSpan('latchkey.authorize') : undefined;
       try {
         const result = decide(request);
         decisions[result.decision]++;
-        if (span.isRecording())
+        if (span?.isRecording())
           span.setAttributes({
             'latchkey.decision': result.decision,
             'latchkey.policy_version': result.version ?? -1,
@@ -392,7 +392,7 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Auth
           });
         return result;
       } finally {
-        span.end();
+        span?.end();
       }
     },
     health() {

@@ -93,6 +93,8 @@ export class TokenTable {
   }
 
   has(id: string): boolean {
+    // Nothing revoked (the usual state of a quiet service): no packing, no probe.
+    if (this.used === 0 && this.others.size === 0) return false;
     if (!this.pack(id)) return this.others.has(id);
     return this.expiries[this.slot()] !== EMPTY;
   }

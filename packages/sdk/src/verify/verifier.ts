@@ -26,7 +26,7 @@ import { StatusListCache } from './status_list_cache.ts';
 import type { AuditQueue } from '../audit/audit_queue.ts';
 import { VerifyError } from './verify_error.ts';
 import { connectionOf, IdpMetadataError, type IdpConnection } from '../connection/idp_connection.ts';
-import { failSpan, tracer } from '../tracing.ts';
+import { failSpan, tracer, tracing } from '../tracing.ts';
 
 /** Options of {@link createVerifier}. Durations are in seconds. */
 export interface VerifierOptions {
@@ -305,20 +305,20 @@ export async function createVerifier(options: VerifierOptions): Promise<Verifier
   const verifications: Record<string, number> = { ok: 0 };
   const verifier: Verifier = {
     async verify(token, opts = {}) {
-      const span = tracer.startSpan('latchkey.verify');
+      const span = tracing() ? tracer.startSpan('latchkey.verify') : undefined;
       try {
         const claims = await verifyToken(token, opts);
         verifications.ok!++;
-        if (span.isRecording()) span.setAttribute('latchkey.client_id', claims.client_id);
+        span?.setAttribute('latchkey.client_id', claims.client_id);
         return claims;
       } catch (err) {
         const code = err instanceof VerifyError ? err.code : 'error';
         verifications[code] = (verifications[code] ?? 0) + 1;
         if (err instanceof VerifyError) report(token, err);
-        failSpan(span, err);
+        if (span) failSpan(span, err);
         throw err;
       } finally {
-        span.end();
+        span?.end();
       }
     },
     async verifyTransactionToken(headerValue) {
