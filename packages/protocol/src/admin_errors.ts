@@ -11,6 +11,7 @@ export const ADMIN_ERROR_CODES = [
   'conflict',
   'unsupported_media_type',
   'payload_too_large',
+  'csrf_failed',
 ] as const;
 export type AdminErrorCode = (typeof ADMIN_ERROR_CODES)[number];
 

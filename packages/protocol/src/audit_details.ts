@@ -191,6 +191,23 @@ export const AUDIT_EVENT_DETAILS = {
     },
     'a detector raised an alert; `reason` is the detector',
   ),
+  'alert.acknowledged': Obj(
+    { alert_id: Int('the alert'), detector: Str('the detector that raised it') },
+    'an operator acknowledged an alert; `actor` is who',
+  ),
+  'console.signed_in': Obj(
+    {
+      sid: Str('the console session'),
+      method: Type.Enum(['admin_token', 'sign_in_link'], { description: 'how: the admin bearer, or a one-time link' }),
+      expires_at: Int('when the session ends at the latest (epoch seconds)'),
+    },
+    'someone signed in to the admin console',
+  ),
+  'console.signed_out': Obj({ sid: Str('the console session') }, 'a console session was ended by signing out'),
+  'console.link_issued': Obj(
+    { expires_at: Int('until when the link can be used once (epoch seconds)') },
+    'a one-time console sign-in link was made (`latchkey console link`, the demo)',
+  ),
   'alert.delivery_failed': Obj(
     { alert_id: Int('the alert'), url: Str('the webhook') },
     'a webhook never accepted an alert; `reason` is the last error',

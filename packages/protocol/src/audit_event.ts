@@ -54,6 +54,10 @@ export const AUDIT_EVENT_TYPES = [
   'federation.issuer_deleted',
   'federation.rule_saved',
   'federation.rule_deleted',
+  'alert.acknowledged',
+  'console.signed_in',
+  'console.signed_out',
+  'console.link_issued',
 ] as const;
 
 /** Why a user's login failed: the `reason` of a `user.login_failed` event (the user is told less). */

@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { adminGuard } from './admin/admin_token.ts';
+import { adminGuard, adminTokenValid } from './admin/admin_token.ts';
+import { registerConsoleAdmin } from './admin/console_admin.ts';
+import { registerStatsAdmin } from './admin/stats_admin.ts';
+import { registerAuditStream } from './audit/audit_stream.ts';
+import { registerConsole } from './console/console_routes.ts';
+import { ConsoleSessions } from './console/console_sessions.ts';
+import { FeedHistory } from './revocation/feed_history.ts';
 import { registerClientAdmin } from './admin/client_admin.ts';
 import type { Config } from './config.ts';
 import type { ServerEvents } from './events.ts';
@@ -79,7 +85,7 @@ import { publicClient } from './oauth/client_auth/none.ts';
 import { refreshTokenGrant } from './oauth/grants/refresh_token.ts';
 import { registerParEndpoint } from './oauth/authorize/par_endpoint.ts';
 import { RefreshTokens } from './oauth/refresh_tokens.ts';
-import { PageCookies } from './oauth/authorize/cookies.ts';
+import { cookiesOf, PageCookies } from './oauth/authorize/cookies.ts';
 import { registerEndSessionEndpoint } from './oauth/authorize/end_session_endpoint.ts';
 import { Sessions } from './users/sessions.ts';
 import { SecondFactors } from './users/second_factor.ts';
@@ -296,8 +302,23 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     clock,
     limiter: authLimiter,
   });
-  const requireAdmin = adminGuard({ settings: storage, hashKey: master.secretHashKey, events });
-  const cookies = new PageCookies(issuer.startsWith('https:'));
+  const secureCookies = issuer.startsWith('https:');
+  const consoleSessions = new ConsoleSessions({
+    store: storage,
+    replay: storage,
+    clock,
+    hashKey: master.secretHashKey,
+    events,
+    lifetime: config.consoleSessionLifetime,
+  });
+  const consoleCookie = secureCookies ? '__Host-lk-console' : 'lk-console';
+  const requireAdmin = adminGuard({
+    settings: storage,
+    hashKey: master.secretHashKey,
+    events,
+    console: { sessions: consoleSessions, cookie: (request) => cookiesOf(request).get(consoleCookie) },
+  });
+  const cookies = new PageCookies(secureCookies);
   const sessions = new Sessions(storage, clock, config.sessionLifetime);
   const refresh = new RefreshTokens({
     store: storage,
@@ -354,8 +375,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         'feed delivery failed; will retry on the next append',
       ),
   });
+  const feedHistory = new FeedHistory(
+    async () => {
+      const head = await storage.latestFeedSeq();
+      return { streams: hub.size, lag: Math.max(0, head - (hub.oldestCursor ?? head)) };
+    },
+    () => clock.now(),
+  );
   // Open streams would keep the server from closing: end them first (clients resume by cursor).
   app.addHook('preClose', (done) => {
+    feedHistory.close();
     hub.close();
     done();
   });
@@ -460,6 +489,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   // Routes that state their own credential: none, client authentication, the registration token.
   publicScope(app, (open) => {
+    registerConsole(open, {
+      sessions: consoleSessions,
+      events,
+      checkAdminToken: (token) => adminTokenValid(storage, master.secretHashKey, token),
+      cookieName: consoleCookie,
+      secure: secureCookies,
+    });
     registerHealth(open, {
       clock,
       storage,
@@ -692,7 +728,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       events,
       outboundAllow: config.outboundAllow,
     });
-    registerAlertAdmin(admin, { alerts: storage });
+    registerAlertAdmin(admin, { clock, alerts: storage, events });
+    registerAuditStream(admin, { store: storage, writer: deps.audit });
+    registerStatsAdmin(admin, { clock, store: storage, writer: deps.audit, feed: feedHistory });
+    registerConsoleAdmin(admin, { sessions: consoleSessions, events, issuer });
     registerPolicyAdmin(admin, { publisher, store: storage, bodyLimit: config.policyBodyLimit, validator });
     registerCaAdmin(admin, {
       ca: deps.workload.ca,

@@ -234,6 +234,10 @@ export const SETTINGS = {
     description:
       'how long a sign-in session at the IdP lasts (single sign-on: later authorization requests from the same browser skip the password); the user signs in again after it',
   }),
+  consoleSessionLifetime: int(60, 7 * 86_400, 28_800, {
+    description:
+      'how long a sign-in to the admin console (`/console/`) lasts; the operator signs in again after it (or signs out earlier)',
+  }),
   clientCacheTtl: int(0, 300, 5, {
     description:
       'how long a replica serves a client registration from memory; changes made through the same replica apply at once; a client revoked or deleted at another replica as soon as its feed event arrives; other changes made at another replica within this bound; `0` disables',

@@ -58,6 +58,7 @@ const ADMIN_STATUS: Record<AdminErrorCode, number> = {
   conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  csrf_failed: 403,
 };
 
 /** An error of the admin API (`/admin/...`), with a distinct code per kind (docs/errors.md). */

@@ -1,4 +1,6 @@
 import type { FastifyRequest } from 'fastify';
+import type { ConsoleSessions } from '../console/console_sessions.ts';
+import { AdminError } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
 import { invalidToken, requireBearer } from '../http/bearer.ts';
 import { hashSecret, newSecret, verifySecret } from '../secrets.ts';
@@ -26,22 +28,53 @@ export async function bootstrapAdminToken(
   return stored === hash ? token : undefined;
 }
 
+/** Whether `token` is the admin bearer (constant time). */
+export async function adminTokenValid(
+  settings: Pick<SettingsStore, 'getSetting'>,
+  hashKey: Buffer,
+  token: string,
+): Promise<boolean> {
+  return verifySecret(hashKey, token, (await settings.getSetting(SETTING)) ?? null);
+}
+
+/** The admin console's session as a credential for the admin API. */
+export interface ConsoleCredential {
+  sessions: Pick<ConsoleSessions, 'current' | 'csrfMatches'>;
+  /** The session cookie of a request, if it has one. */
+  cookie: (request: FastifyRequest) => string | undefined;
+}
+
 /**
  * Checks the admin bearer in constant time; a wrong one is audited and answered per RFC 6750. A
  * request is checked once: the app's onRequest hook checks admin routes before their body is
  * read, and the handlers' own calls then cost nothing.
+ *
+ * Without an Authorization header, the admin console's session cookie stands for the bearer, on
+ * every method, together with the session's CSRF token in `x-csrf-token` (a cross-site page can
+ * make the browser send the cookie — SameSite=Strict already stops that — but never read or send
+ * the token). The console uses the same routes as the CLI.
  */
 export function adminGuard(deps: {
   settings: Pick<SettingsStore, 'getSetting'>;
   hashKey: Buffer;
   events: ServerEvents;
+  console?: ConsoleCredential;
 }) {
   const passed = new WeakSet<FastifyRequest>();
   return async (request: FastifyRequest): Promise<void> => {
     if (passed.has(request)) return;
+    const cookie = request.headers.authorization === undefined ? deps.console?.cookie(request) : undefined;
+    if (cookie !== undefined && deps.console) {
+      const session = await deps.console.sessions.current(cookie);
+      if (!session) throw invalidToken('the console session has ended: sign in again');
+      const csrf = request.headers['x-csrf-token'];
+      if (!deps.console.sessions.csrfMatches(cookie, typeof csrf === 'string' ? csrf : undefined))
+        throw new AdminError('csrf_failed', 'the console session needs its CSRF token in x-csrf-token');
+      passed.add(request);
+      return;
+    }
     const token = requireBearer(request);
-    const stored = (await deps.settings.getSetting(SETTING)) ?? null;
-    if (!verifySecret(deps.hashKey, token, stored)) {
+    if (!(await adminTokenValid(deps.settings, deps.hashKey, token))) {
       await deps.events.emit('admin.auth_failed', {
         actor: 'anonymous',
         outcome: 'failure',

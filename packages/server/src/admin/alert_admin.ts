@@ -1,11 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
-import { validationFailed } from '../errors.ts';
+import type { Clock } from '@latchkey/protocol';
+import { conflict, notFound, validationFailed } from '../errors.ts';
+import type { ServerEvents } from '../events.ts';
 import { adminErrors, AnyObject, DecimalString, Nullable, typed } from '../http/schemas.ts';
-import type { AlertStore } from '../storage/ports.ts';
+import type { AlertRecord, AlertStore } from '../storage/ports.ts';
 
 export interface AlertAdminDeps {
-  alerts: Pick<AlertStore, 'listAlerts'>;
+  clock: Clock;
+  alerts: Pick<AlertStore, 'listAlerts' | 'getAlert' | 'acknowledgeAlert'>;
+  events: ServerEvents;
 }
 
 const Alert = Type.Object({
@@ -20,11 +24,23 @@ const Alert = Type.Object({
   count: Type.Integer(),
   detail: AnyObject,
   response: Nullable(Type.String({ description: 'the response taken, e.g. locked client:orders until ...' })),
+  acknowledged_at: Nullable(Type.String({ description: 'when an operator acknowledged it; null while open' })),
+  acknowledged_by: Nullable(Type.String()),
 });
 
-/** GET /admin/alerts: stored alerts, oldest first from a cursor (`after`), optionally one detector's. */
+const view = ({ acknowledgedAt, acknowledgedBy, ...a }: AlertRecord) => ({
+  ...a,
+  acknowledged_at: acknowledgedAt,
+  acknowledged_by: acknowledgedBy,
+});
+
+/**
+ * GET /admin/alerts: stored alerts, oldest first from a cursor (`after`), optionally one
+ * detector's or only the open (or acknowledged) ones; POST /admin/alerts/{id}/acknowledge.
+ */
 export function registerAlertAdmin(scope: FastifyInstance, deps: AlertAdminDeps): void {
-  typed(scope).get(
+  const app = typed(scope);
+  app.get(
     '/admin/alerts',
     {
       schema: {
@@ -34,6 +50,9 @@ export function registerAlertAdmin(scope: FastifyInstance, deps: AlertAdminDeps)
             after: Type.Optional(DecimalString('cursor: alerts after this id')),
             limit: Type.Optional(DecimalString('1 to 1000 (default 100)', 4)),
             detector: Type.Optional(Type.String({ pattern: '^[a-z_]{1,64}$', description: 'one detector only' })),
+            state: Type.Optional(
+              Type.Enum(['open', 'acknowledged'], { description: 'only open (not acknowledged) or acknowledged ones' }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -52,13 +71,42 @@ export function registerAlertAdmin(scope: FastifyInstance, deps: AlertAdminDeps)
         after,
         limit: limit + 1,
         ...(q.detector !== undefined ? { detector: q.detector } : {}),
+        ...(q.state !== undefined ? { state: q.state } : {}),
       });
       const alerts = rows.slice(0, limit);
       return {
-        alerts,
+        alerts: alerts.map(view),
         cursor: String(alerts.length > 0 ? alerts[alerts.length - 1]!.id : after),
         has_more: rows.length > limit,
       };
+    },
+  );
+
+  app.post(
+    '/admin/alerts/:id/acknowledge',
+    {
+      schema: {
+        tags: ['admin: audit'],
+        params: Type.Object({ id: DecimalString('the alert', 15) }),
+        response: { 200: Alert, ...adminErrors(404, 409) },
+      },
+    },
+    async (request) => {
+      const id = Number(request.params.id);
+      const alert = await deps.alerts.getAlert(id);
+      if (!alert) throw notFound(`no alert ${id}`);
+      const time = new Date(deps.clock.now()).toISOString();
+      const event = deps.events.stage('alert.acknowledged', {
+        actor: 'admin',
+        outcome: 'success',
+        request_id: request.id,
+        source_ip: request.ip,
+        detail: { alert_id: id, detector: alert.detector },
+      });
+      if (!(await deps.alerts.acknowledgeAlert(id, 'admin', time, [event])))
+        throw conflict(`alert ${id} was acknowledged already (${alert.acknowledgedAt ?? 'just now'})`);
+      deps.events.committed(event);
+      return view({ ...alert, acknowledgedAt: time, acknowledgedBy: 'admin' });
     },
   );
 }

@@ -116,7 +116,8 @@ export function publicScope(app: FastifyInstance, register: (scope: FastifyInsta
 }
 
 /** Whether the route belongs to the admin API, whose errors have the admin shape (docs/errors.md). */
-export const isAdminApi = (request: FastifyRequest): boolean => (request.routeOptions.url ?? '').startsWith('/admin/');
+export const isAdminApi = (request: FastifyRequest): boolean =>
+  /^\/(admin|console)\//.test(request.routeOptions.url ?? '');
 
 /** The media type of the request body, lowercased, without parameters. */
 const mediaType = (request: FastifyRequest): string =>

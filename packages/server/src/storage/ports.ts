@@ -641,12 +641,32 @@ export interface AuditStore {
    * `throughSeq` stays as the anchor of what remains); returns how many events went.
    */
   pruneAuditEvents(throughSeq: number): Promise<number>;
+  /** The first event at or after `seq` (its seq and time), for finding a time's place in the chain. */
+  auditAtOrAfter(seq: number): Promise<{ seq: number; time: string } | undefined>;
+  /**
+   * Counts of events of `types` with `afterSeq` < seq <= `throughSeq`, per time bucket (the first
+   * `bucketChars` characters of their time: 19 a second, 16 a minute), type, outcome and client.
+   */
+  auditCounts(filter: {
+    types: readonly string[];
+    afterSeq: number;
+    throughSeq: number;
+    bucketChars: number;
+  }): Promise<AuditCount[]>;
   /**
    * Calls `listener` with the rows this process appended (their seq and hashes as stored), after
    * their transaction has committed. Rows other replicas append are not announced; read them with
    * `queryAuditEvents`. Announcements may arrive out of seq order across transactions.
    */
   onAuditAppended(listener: (records: readonly AuditRecord[]) => void): void;
+}
+
+export interface AuditCount {
+  bucket: string;
+  type: string;
+  outcome: string;
+  client_id: string | null;
+  n: number;
 }
 
 export type AlertSeverity = 'low' | 'medium' | 'high';
@@ -668,15 +688,44 @@ export interface AlertRecord {
   detail: Record<string, unknown>;
   /** The response taken (`locked client:orders until ...`), or null. */
   response: string | null;
+  /** When an operator acknowledged it (RFC 3339), or null while it is open. */
+  acknowledgedAt: string | null;
+  /** Who acknowledged it. */
+  acknowledgedBy: string | null;
 }
 
-export type NewAlert = Omit<AlertRecord, 'id'>;
+export type NewAlert = Omit<AlertRecord, 'id' | 'acknowledgedAt' | 'acknowledgedBy'>;
 
 export interface AlertStore {
   /** Stores the alert with the events `audit` makes of it (which know its id), in one transaction. */
   insertAlert(alert: NewAlert, audit?: (alert: AlertRecord) => AuditEvent[]): Promise<AlertRecord>;
-  /** Alerts with id > `after`, oldest first. */
-  listAlerts(filter: { after?: number; detector?: string; limit: number }): Promise<AlertRecord[]>;
+  /** Alerts with id > `after`, oldest first; `state` open (not acknowledged) or acknowledged. */
+  listAlerts(filter: {
+    after?: number;
+    detector?: string;
+    state?: 'open' | 'acknowledged';
+    limit: number;
+  }): Promise<AlertRecord[]>;
+  getAlert(id: number): Promise<AlertRecord | undefined>;
+  /** Marks an open alert acknowledged; false when there is no such alert or it already was. */
+  acknowledgeAlert(id: number, by: string, time: string, audit?: WithAudit): Promise<boolean>;
+}
+
+/** A sign-in session of the admin console (the browser holds the secret; storage its hash). */
+export interface ConsoleSessionRecord {
+  sid: string;
+  /** Who signed in and how: `admin-token`, `sign-in-link`. */
+  actor: string;
+  createdAt: number;
+  expiresAt: number;
+  endedAt: number | null;
+}
+
+export interface ConsoleSessionStore {
+  createConsoleSession(cookieHash: string, session: ConsoleSessionRecord, audit?: WithAudit): Promise<void>;
+  getConsoleSession(cookieHash: string): Promise<ConsoleSessionRecord | undefined>;
+  /** Ends a live session; false when it had ended already. */
+  endConsoleSession(sid: string, now: number, audit?: WithAudit): Promise<boolean>;
 }
 
 /** A published policy bundle version and who published it. */
@@ -717,6 +766,7 @@ export interface Storage
     RefreshTokenStore,
     PushedRequestStore,
     SessionStore,
+    ConsoleSessionStore,
     ConsentStore,
     KeyStore,
     LeaseStore,

@@ -2,6 +2,7 @@ import type { AuditEvent, AuditEventType, AuditOutcome, SigningAlgorithm } from 
 import { chainHash } from './audit_chain.ts';
 import type {
   AlertRecord,
+  ConsoleSessionRecord,
   AuditFilter,
   AuditRecord,
   ClientRecord,
@@ -536,6 +537,8 @@ export const CLIENT_COLUMNS =
 export const CLIENT_SELECT = `${CLIENT_COLUMNS}, locked_until`;
 export const ALERT_COLUMNS =
   'time, detector, severity, subject_key, summary, first_seq, last_seq, count, detail, response';
+/** What an alert read selects: the inserted columns and the acknowledgement set apart from them. */
+export const ALERT_SELECT = `id, ${ALERT_COLUMNS}, acknowledged_at, acknowledged_by`;
 
 export interface AlertRow {
   id: number | string;
@@ -549,6 +552,8 @@ export interface AlertRow {
   count: number | string;
   detail: string;
   response: string | null;
+  acknowledged_at?: string | null;
+  acknowledged_by?: string | null;
 }
 
 export const alertFromRow = (r: AlertRow): AlertRecord => ({
@@ -563,6 +568,8 @@ export const alertFromRow = (r: AlertRow): AlertRecord => ({
   count: Number(r.count),
   detail: JSON.parse(r.detail) as Record<string, unknown>,
   response: r.response,
+  acknowledgedAt: r.acknowledged_at ?? null,
+  acknowledgedBy: r.acknowledged_by ?? null,
 });
 
 export const alertParams = (a: NewAlert): unknown[] => [
@@ -634,4 +641,20 @@ export const consentFromRow = (r: ConsentRow): ConsentRecord => ({
   resource: JSON.parse(r.resource) as string[],
   grantedAt: Number(r.granted_at),
   updatedAt: Number(r.updated_at),
+});
+
+export interface ConsoleSessionRow {
+  sid: string;
+  actor: string;
+  created_at: number | string;
+  expires_at: number | string;
+  ended_at: number | string | null;
+}
+
+export const consoleSessionFromRow = (r: ConsoleSessionRow): ConsoleSessionRecord => ({
+  sid: r.sid,
+  actor: r.actor,
+  createdAt: Number(r.created_at),
+  expiresAt: Number(r.expires_at),
+  endedAt: r.ended_at === null ? null : Number(r.ended_at),
 });

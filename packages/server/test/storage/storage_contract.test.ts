@@ -349,6 +349,94 @@ function contract(
       assert.equal(await s.lockClient('nobody', 1), false);
     });
 
+    test('alerts: acknowledged once; listed by state', async () => {
+      const base = {
+        time: new Date().toISOString(),
+        severity: 'low' as const,
+        summary: 's',
+        firstSeq: 1,
+        lastSeq: 1,
+        count: 1,
+        detail: {},
+        response: null,
+        detector: 'ack_test',
+        key: 'client:z',
+      };
+      const a = await s.insertAlert(base);
+      const b = await s.insertAlert(base);
+      assert.equal(a.acknowledgedAt, null);
+      assert.equal(await s.acknowledgeAlert(a.id, 'admin', '2026-12-02T10:00:00.000Z'), true);
+      assert.equal(await s.acknowledgeAlert(a.id, 'other', '2026-12-02T11:00:00.000Z'), false, 'once');
+      assert.equal(await s.acknowledgeAlert(999_999_999, 'admin', '2026-12-02T10:00:00.000Z'), false);
+      assert.deepEqual(await s.getAlert(a.id), {
+        ...a,
+        acknowledgedAt: '2026-12-02T10:00:00.000Z',
+        acknowledgedBy: 'admin',
+      });
+      assert.equal(await s.getAlert(999_999_999), undefined);
+      const ids = async (state?: 'open' | 'acknowledged') =>
+        (await s.listAlerts({ detector: 'ack_test', limit: 10, ...(state ? { state } : {}) })).map((x) => x.id);
+      assert.deepEqual(await ids('open'), [b.id]);
+      assert.deepEqual(await ids('acknowledged'), [a.id]);
+      assert.deepEqual(await ids(), [a.id, b.id]);
+    });
+
+    test('console sessions: created by cookie hash, ended once, purged after expiry', async () => {
+      const session = { sid: 'sid-1', actor: 'admin', createdAt: 1_000, expiresAt: 2_000, endedAt: null };
+      await s.createConsoleSession('hash-1', session);
+      assert.deepEqual(await s.getConsoleSession('hash-1'), session);
+      assert.equal(await s.getConsoleSession('hash-2'), undefined);
+      assert.equal(await s.endConsoleSession('sid-1', 1_500), true);
+      assert.equal(await s.endConsoleSession('sid-1', 1_600), false);
+      assert.deepEqual(await s.getConsoleSession('hash-1'), { ...session, endedAt: 1_500 });
+      await s.purgeExpired(2_001);
+      assert.equal(await s.getConsoleSession('hash-1'), undefined);
+    });
+
+    test('audit counts per time bucket, type, outcome and client, by seq range', async () => {
+      const at = (time: string, type: 'token.issued' | 'key.created', client_id?: string) => ({
+        time,
+        type,
+        outcome: 'success' as const,
+        actor: 'counts',
+        ...(client_id ? { client_id } : {}),
+      });
+      const start = ((await s.auditHead())?.seq ?? 0) + 1;
+      await s.appendAuditEvents([
+        at('2031-01-01T00:00:01.100Z', 'token.issued', 'a'),
+        at('2031-01-01T00:00:01.900Z', 'token.issued', 'a'),
+        at('2031-01-01T00:00:02.000Z', 'token.issued', 'b'),
+        at('2031-01-01T00:00:02.500Z', 'key.created'),
+        at('2031-01-01T00:01:00.000Z', 'token.issued'),
+      ]);
+      assert.deepEqual(await s.auditAtOrAfter(start), { seq: start, time: '2031-01-01T00:00:01.100Z' });
+      assert.equal(await s.auditAtOrAfter(start + 5), undefined);
+      const counts = await s.auditCounts({
+        types: ['token.issued'],
+        afterSeq: start - 1,
+        throughSeq: start + 4,
+        bucketChars: 19,
+      });
+      const key = (c: { bucket: string; client_id: string | null; n: number }) => `${c.bucket} ${c.client_id} ${c.n}`;
+      assert.deepEqual(counts.map(key).sort(), [
+        '2031-01-01T00:00:01 a 2',
+        '2031-01-01T00:00:02 b 1',
+        '2031-01-01T00:01:00 null 1',
+      ]);
+      const minutes = await s.auditCounts({
+        types: ['token.issued', 'key.created'],
+        afterSeq: start - 1,
+        throughSeq: start + 3,
+        bucketChars: 16,
+      });
+      assert.deepEqual(minutes.map((c) => `${c.bucket} ${c.type} ${c.client_id} ${c.n}`).sort(), [
+        '2031-01-01T00:00 key.created null 1',
+        '2031-01-01T00:00 token.issued a 2',
+        '2031-01-01T00:00 token.issued b 1',
+      ]);
+      assert.deepEqual(await s.auditCounts({ types: [], afterSeq: 0, throughSeq: 1e9, bucketChars: 16 }), []);
+    });
+
     test('policy versions: the next version once only; newest is active; the policy feed stream continues the cursor', async () => {
       const v = (version: number) => ({
         version,

@@ -390,6 +390,22 @@ CREATE TABLE federation_rules (
 CREATE INDEX federation_rules_issuer ON federation_rules (issuer);
 `;
 
+// The admin console: its sign-in sessions (the browser holds a random secret, the database its
+// hash), and alerts an operator has acknowledged.
+const CONSOLE = `
+CREATE TABLE console_sessions (
+  cookie_hash TEXT PRIMARY KEY,
+  sid TEXT NOT NULL UNIQUE,
+  actor TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  ended_at BIGINT
+);
+CREATE INDEX console_sessions_expires ON console_sessions (expires_at);
+ALTER TABLE alerts ADD COLUMN acknowledged_at TEXT;
+ALTER TABLE alerts ADD COLUMN acknowledged_by TEXT;
+`;
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -462,5 +478,11 @@ export const migrations: readonly Migration[] = [
     name: 'federated workload identity: trusted issuers and mapping rules',
     sqlite: FEDERATION,
     postgres: FEDERATION,
+  },
+  {
+    version: 13,
+    name: 'admin console: sign-in sessions, acknowledged alerts',
+    sqlite: CONSOLE,
+    postgres: CONSOLE,
   },
 ];

@@ -1,5 +1,6 @@
 import {
   ALERT_COLUMNS,
+  ALERT_SELECT,
   AUDIT_COLUMNS,
   CLIENT_COLUMNS,
   CLIENT_SELECT,
@@ -252,6 +253,12 @@ export const SQL = {
   queryAudit: (where: string, newest: boolean): string =>
     `SELECT ${AUDIT_ROW} FROM audit_events WHERE ${where} ORDER BY seq ${newest ? 'DESC' : 'ASC'} LIMIT ?`,
   lastAuditSeqBefore: 'SELECT MAX(seq) AS seq FROM audit_events WHERE time < ?',
+  auditAtOrAfter: 'SELECT seq, time FROM audit_events WHERE seq >= ? ORDER BY seq LIMIT 1',
+  /** Events per time bucket (the first `chars` characters of their RFC 3339 time), type, outcome and client. */
+  auditCounts: (chars: number, types: number): string =>
+    `SELECT substr(time, 1, ${Math.trunc(chars)}) AS bucket, type, outcome, client_id, COUNT(*) AS n FROM audit_events
+    WHERE type IN (${marks(types)}) AND seq > ? AND seq <= ?
+    GROUP BY substr(time, 1, ${Math.trunc(chars)}), type, outcome, client_id`,
   pruneAudit: 'DELETE FROM audit_events WHERE seq <= ?',
   addCheckpoint:
     'INSERT INTO audit_checkpoints (seq, hash, time, kid, signature) VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING',
@@ -259,8 +266,20 @@ export const SQL = {
   pruneCheckpoints: 'DELETE FROM audit_checkpoints WHERE seq < ?',
 
   insertAlert: `INSERT INTO alerts (${ALERT_COLUMNS}) VALUES (${marks(10)}) RETURNING id`,
-  listAlerts: (byDetector: boolean): string =>
-    `SELECT id, ${ALERT_COLUMNS} FROM alerts WHERE id > ?${byDetector ? ' AND detector = ?' : ''} ORDER BY id LIMIT ?`,
+  listAlerts: (byDetector: boolean, state: 'open' | 'acknowledged' | undefined): string =>
+    `SELECT ${ALERT_SELECT} FROM alerts WHERE id > ?${byDetector ? ' AND detector = ?' : ''}${
+      state === undefined ? '' : ` AND acknowledged_at IS ${state === 'open' ? '' : 'NOT '}NULL`
+    } ORDER BY id LIMIT ?`,
+  getAlert: `SELECT ${ALERT_SELECT} FROM alerts WHERE id = ?`,
+  acknowledgeAlert:
+    'UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ? AND acknowledged_at IS NULL',
+
+  insertConsoleSession:
+    'INSERT INTO console_sessions (cookie_hash, sid, actor, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+  consoleSessionByCookie:
+    'SELECT sid, actor, created_at, expires_at, ended_at FROM console_sessions WHERE cookie_hash = ?',
+  endConsoleSession: 'UPDATE console_sessions SET ended_at = ? WHERE sid = ? AND ended_at IS NULL',
+  purgeConsoleSessions: 'DELETE FROM console_sessions WHERE expires_at < ?',
 
   insertPolicyVersion: `INSERT INTO policy_versions (${POLICY_COLUMNS}) VALUES (${marks(8)})`,
   newestPolicyVersion: `SELECT ${POLICY_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT 1`,

@@ -31,9 +31,13 @@ import type {
   QueuedSetRecord,
   FederationIssuerRecord,
   FederationRuleRecord,
+  ConsoleSessionRecord,
+  AuditCount,
 } from '../ports.ts';
 import {
   type AlertRow,
+  type ConsoleSessionRow,
+  consoleSessionFromRow,
   type AuditRow,
   alertFromRow,
   alertParams,
@@ -579,6 +583,7 @@ export class SqlStorage implements Storage {
       (await this.db.run(SQL.purgeFamilies, [now])) +
       (await this.db.run(SQL.purgePushed, [now])) +
       (await this.db.run(SQL.purgeSessions, [now])) +
+      (await this.db.run(SQL.purgeConsoleSessions, [now])) +
       // A list's entries go once every token in it has expired (and verifiers' skew has passed).
       (await this.db.run(SQL.purgeTokenStatuses, [now])) +
       (await this.db.run(SQL.purgeStatusLists, [now]))
@@ -911,6 +916,25 @@ export class SqlStorage implements Storage {
     });
   }
 
+  async auditAtOrAfter(seq: number): Promise<{ seq: number; time: string } | undefined> {
+    const r = await this.db.get<{ seq: number | string; time: string }>(SQL.auditAtOrAfter, [seq]);
+    return r && { seq: Number(r.seq), time: r.time };
+  }
+
+  async auditCounts(f: {
+    types: readonly string[];
+    afterSeq: number;
+    throughSeq: number;
+    bucketChars: number;
+  }): Promise<AuditCount[]> {
+    if (f.types.length === 0) return [];
+    const rows = await this.db.all<Omit<AuditCount, 'n'> & { n: number | string }>(
+      SQL.auditCounts(f.bucketChars, f.types.length),
+      [...f.types, f.afterSeq, f.throughSeq],
+    );
+    return rows.map((r) => ({ ...r, n: Number(r.n) }));
+  }
+
   // Alerts
 
   insertAlert(a: NewAlert, audit?: (alert: AlertRecord) => AuditEvent[]): Promise<AlertRecord> {
@@ -918,14 +942,48 @@ export class SqlStorage implements Storage {
       async (tx) => ({
         ...a,
         id: Number((await tx.get<{ id: number | string }>(SQL.insertAlert, alertParams(a)))?.id),
+        acknowledgedAt: null,
+        acknowledgedBy: null,
       }),
       (alert) => audit?.(alert) ?? [],
     );
   }
 
-  async listAlerts(f: { after?: number; detector?: string; limit: number }): Promise<AlertRecord[]> {
+  async listAlerts(f: {
+    after?: number;
+    detector?: string;
+    state?: 'open' | 'acknowledged';
+    limit: number;
+  }): Promise<AlertRecord[]> {
     const params = f.detector ? [f.after ?? 0, f.detector, f.limit] : [f.after ?? 0, f.limit];
-    return (await this.db.all<AlertRow>(SQL.listAlerts(f.detector !== undefined), params)).map(alertFromRow);
+    return (await this.db.all<AlertRow>(SQL.listAlerts(f.detector !== undefined, f.state), params)).map(alertFromRow);
+  }
+
+  async getAlert(id: number): Promise<AlertRecord | undefined> {
+    const row = await this.db.get<AlertRow>(SQL.getAlert, [id]);
+    return row && alertFromRow(row);
+  }
+
+  acknowledgeAlert(id: number, by: string, time: string, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne(SQL.acknowledgeAlert, [time, by, id], audit);
+  }
+
+  // Console sessions
+
+  async createConsoleSession(cookieHash: string, x: ConsoleSessionRecord, audit?: WithAudit): Promise<void> {
+    await this.change(
+      (tx) => tx.run(SQL.insertConsoleSession, [cookieHash, x.sid, x.actor, x.createdAt, x.expiresAt]),
+      audit,
+    );
+  }
+
+  async getConsoleSession(cookieHash: string): Promise<ConsoleSessionRecord | undefined> {
+    const row = await this.db.get<ConsoleSessionRow>(SQL.consoleSessionByCookie, [cookieHash]);
+    return row && consoleSessionFromRow(row);
+  }
+
+  endConsoleSession(sid: string, now: number, audit?: WithAudit): Promise<boolean> {
+    return this.changeOne(SQL.endConsoleSession, [now, sid], audit);
   }
 
   // Policy versions
