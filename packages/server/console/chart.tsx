@@ -12,7 +12,14 @@ const PALETTE = ['#1f6feb', '#d1242f', '#1a7f37', '#9a6700', '#8250df', '#bf3989
  * A time chart drawn by uPlot on a canvas. uPlot's own legend (a table) is off; the figure's
  * caption names the series with their colours and totals, which also serve screen readers.
  */
-export function TimeChart(props: { title: string; times: number[]; series: ChartSeries[]; unit: string }) {
+export function TimeChart(props: {
+  title: string;
+  times: number[];
+  series: ChartSeries[];
+  unit: string;
+  /** The x range in epoch seconds (all charts of a page share it, whatever their samples). */
+  range: [number, number];
+}) {
   const box = useRef<HTMLDivElement>(null);
   const total = props.series.reduce((sum, s) => sum + s.values.reduce<number>((a, v) => a + (v ?? 0), 0), 0);
   useEffect(() => {
@@ -25,7 +32,7 @@ export function TimeChart(props: { title: string; times: number[]; series: Chart
         height: 200,
         legend: { show: false },
         cursor: { show: true },
-        scales: { x: { time: true } },
+        scales: { x: { time: true, range: (): uPlot.Range.MinMax => props.range } },
         axes: [{}, { label: props.unit, size: 50 }],
         series: [
           {},
@@ -46,7 +53,7 @@ export function TimeChart(props: { title: string; times: number[]; series: Chart
       resize.disconnect();
       plot.destroy();
     };
-  }, [props.times, props.series, props.unit]);
+  }, [props.times, props.series, props.unit, props.range[0], props.range[1]]);
   return (
     <figure class="chart" data-total={total} data-series={props.series.length}>
       <div ref={box} class="plot" role="img" aria-label={`${props.title}: ${total} in the range`} />

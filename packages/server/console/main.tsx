@@ -87,7 +87,8 @@ function App() {
 
 function SignIn({ error, onSignedIn }: { error: string; onSignedIn: () => void }) {
   const [token, setToken] = useState('');
-  const [problem, setProblem] = useState(error);
+  const [problem, setProblem] = useState('');
+  const shown = problem || error;
   const [busy, setBusy] = useState(false);
   return (
     <main class="sign-in">
@@ -118,9 +119,9 @@ function SignIn({ error, onSignedIn }: { error: string; onSignedIn: () => void }
             onInput={(e) => setToken((e.target as HTMLInputElement).value)}
           />
         </label>
-        {problem && (
+        {shown && (
           <p class="note bad" role="alert">
-            {problem}
+            {shown}
           </p>
         )}
         <button type="submit" disabled={busy}>

@@ -25,22 +25,25 @@ const RANGES = {
 } as const;
 type Range = keyof typeof RANGES;
 
+const STEP_SECONDS = { '10s': 10, '1m': 60, '10m': 600 } as const;
+
 const toSeries = (list: Series[]): ChartSeries[] => list.map((s) => ({ name: s.name, values: s.counts }));
 
 /** Charts over time from GET /admin/stats, refreshed every 10 seconds. */
 export function Dashboard() {
-  const [range, setRange] = useState<Range>('15m');
+  const [range_, setRange] = useState<Range>('15m');
   const { data, error, reload } = useLoad(() => {
-    const r = RANGES[range];
+    const r = RANGES[range_];
     const to = new Date();
     const from = new Date(to.getTime() - r.ms);
     return api<Stats>('GET', `/admin/stats?from=${from.toISOString()}&to=${to.toISOString()}&step=${r.step}`);
-  }, [range]);
+  }, [range_]);
   useEffect(() => {
     const t = setInterval(reload, 10_000);
     return () => clearInterval(t);
   }, [reload]);
   const times = data?.buckets.map((b) => Date.parse(b) / 1000) ?? [];
+  const range: [number, number] = [times[0] ?? 0, (times.at(-1) ?? 0) + STEP_SECONDS[RANGES[range_].step]];
   const feedTimes = data?.feed.map((s) => Date.parse(s.time) / 1000) ?? [];
   return (
     <Page
@@ -48,7 +51,7 @@ export function Dashboard() {
       actions={
         <label>
           Range{' '}
-          <select value={range} onChange={(e) => setRange((e.target as HTMLSelectElement).value as Range)}>
+          <select value={range_} onChange={(e) => setRange((e.target as HTMLSelectElement).value as Range)}>
             {Object.entries(RANGES).map(([k, r]) => (
               <option key={k} value={k}>
                 {r.label}
@@ -62,24 +65,28 @@ export function Dashboard() {
       {data && (
         <div class="charts">
           <TimeChart
+            range={range}
             title="Tokens issued, by service"
             unit="tokens"
             times={times}
             series={toSeries(data.tokens_issued)}
           />
           <TimeChart
+            range={range}
             title="Failed authentications"
             unit="failures"
             times={times}
             series={toSeries(data.failed_authentications)}
           />
           <TimeChart
+            range={range}
             title="Denied decisions, by service"
             unit="denials"
             times={times}
             series={toSeries(data.denied_decisions)}
           />
           <TimeChart
+            range={range}
             title="Feed subscribers and lag (this replica)"
             unit="count"
             times={feedTimes}
@@ -96,7 +103,7 @@ export function Dashboard() {
       )}
       {data && data.denied_by_action.length > 0 && (
         <table class="grid">
-          <caption>Denied decisions by service and action ({RANGES[range].label})</caption>
+          <caption>Denied decisions by service and action ({RANGES[range_].label})</caption>
           <thead>
             <tr>
               <th scope="col">Service</th>

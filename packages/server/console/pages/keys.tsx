@@ -104,74 +104,94 @@ export function Keys() {
 }
 
 /**
- * One row per key: announced (created → signing), signing (→ retired), published while retired
- * (→ removal); a line marks now and a tick the next rotation. Drawn as SVG (no script or inline
- * style needed under the CSP).
+ * One row per key: announced (created → signing), signing (→ retired; for the current key, until
+ * the next rotation, drawn lighter), published while retired (→ removal). The window runs from the
+ * oldest key's creation to the last removal (or now), so the recent past stays readable when the
+ * next rotation is a day away; what runs past the window ends in an arrow. Drawn as SVG: nothing
+ * inline that the CSP would refuse.
  */
 function Timeline({ keys, next }: { keys: Key[]; next: number | null }) {
   const now = Date.now() / 1000;
-  const times = keys.flatMap((k) => [k.created_at, k.activated_at, k.retired_at, k.remove_after]);
+  const ends = keys.flatMap((k) => [k.remove_after ?? 0, k.retired_at ?? 0]);
   const start = Math.min(now, ...keys.map((k) => k.created_at));
-  const end = Math.max(now, next ?? now, ...(times.filter((t) => t !== null) as number[])) + 60;
-  const width = 900;
-  const label = 170;
-  const row = 26;
-  const x = (t: number) => label + ((t - start) / (end - start)) * (width - label - 10);
+  const end = Math.max(now + 60, ...ends) + (Math.max(now + 60, ...ends) - start) * 0.08;
+  const width = 1000;
+  const label = 230;
+  const row = 28;
+  const plot = width - label - 20;
+  const x = (t: number) => label + ((Math.min(Math.max(t, start), end) - start) / (end - start)) * plot;
   const phases = (k: Key) => {
-    const out: { from: number; to: number; phase: string }[] = [];
-    const signedFrom = k.activated_at ?? (k.state === 'next' ? null : k.created_at);
-    out.push({ from: k.created_at, to: signedFrom ?? (k.state === 'next' ? (next ?? now) : now), phase: 'announced' });
-    if (signedFrom !== null) out.push({ from: signedFrom, to: k.retired_at ?? now, phase: 'signing' });
-    if (k.retired_at !== null)
-      out.push({ from: k.retired_at, to: k.remove_after ?? now, phase: k.state === 'revoked' ? 'revoked' : 'retired' });
-    return out.filter((p) => p.to >= p.from);
+    const out: { from: number; to: number; phase: string; planned?: boolean }[] = [];
+    if (k.state === 'next') {
+      out.push({ from: k.created_at, to: next ?? end, phase: 'announced' });
+      if (next !== null) out.push({ from: next, to: end, phase: 'signing', planned: true });
+      return out;
+    }
+    const signedFrom = k.activated_at ?? k.created_at;
+    if (signedFrom > k.created_at) out.push({ from: k.created_at, to: signedFrom, phase: 'announced' });
+    if (k.state === 'current') {
+      out.push({ from: signedFrom, to: now, phase: 'signing' });
+      out.push({ from: now, to: next ?? end, phase: 'signing', planned: true });
+    } else {
+      const stopped = k.retired_at ?? now;
+      out.push({ from: signedFrom, to: stopped, phase: 'signing' });
+      out.push({ from: stopped, to: k.remove_after ?? end, phase: k.state === 'revoked' ? 'revoked' : 'retired' });
+    }
+    return out;
   };
-  const height = keys.length * row + 40;
+  const ticks = Array.from({ length: 5 }, (_, i) => start + ((end - start) * i) / 4);
+  const height = keys.length * row + 44;
+  const axis = keys.length * row + 8;
   return (
     <figure class="timeline" data-keys={keys.length}>
       <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-labelledby="timeline-title">
         <title id="timeline-title">
-          Signing key lifecycle from {when(start)} to {when(end)}
+          Signing keys from {when(start)} to {when(end)}: {keys.map((k) => `${k.kid} ${k.state}`).join(', ')}
         </title>
-        {keys.map((k, i) => (
-          <g key={k.kid} data-kid={k.kid}>
-            <text x={4} y={i * row + 18} class="tl-label">
-              {k.kid.slice(0, 20)} ({k.state})
+        {ticks.map((t, i) => (
+          <g key={t}>
+            <line class="tl-grid" x1={x(t)} x2={x(t)} y1={0} y2={axis} />
+            <text class="tl-axis" x={x(t)} y={axis + 16} text-anchor={i === ticks.length - 1 ? 'end' : 'middle'}>
+              {new Date(t * 1000).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })}
             </text>
-            {phases(k).map((p) => (
-              <rect
-                key={p.phase}
-                class={`tl-${p.phase}`}
-                x={x(p.from)}
-                y={i * row + 6}
-                width={Math.max(2, x(p.to) - x(p.from))}
-                height={16}
-              >
-                <title>
-                  {k.kid} {p.phase} {when(p.from)} – {when(p.to)}
-                </title>
-              </rect>
-            ))}
           </g>
         ))}
-        <line class="tl-now" x1={x(now)} x2={x(now)} y1={0} y2={height - 20} />
-        <text class="tl-axis" x={x(now) + 3} y={height - 6}>
+        {keys.map((k, i) => (
+          <g key={k.kid} data-kid={k.kid}>
+            <text x={4} y={i * row + 19} class="tl-label">
+              {k.kid.slice(0, 18)} · {k.state}
+            </text>
+            {phases(k)
+              .filter((p) => p.to > p.from)
+              .map((p) => (
+                <rect
+                  key={`${p.phase}${p.planned ? '-planned' : ''}`}
+                  class={`tl-${p.phase}${p.planned ? ' tl-planned' : ''}`}
+                  x={x(p.from)}
+                  y={i * row + 6}
+                  width={Math.max(2, x(p.to) - x(p.from))}
+                  height={18}
+                >
+                  <title>
+                    {k.kid} {p.planned ? 'to sign' : p.phase} {when(p.from)} – {when(p.to)}
+                  </title>
+                </rect>
+              ))}
+          </g>
+        ))}
+        <line class="tl-now" x1={x(now)} x2={x(now)} y1={0} y2={axis} />
+        <text class="tl-axis tl-now-label" x={x(now) + 4} y={10}>
           now
         </text>
-        {next !== null && (
-          <>
-            <line class="tl-next" x1={x(next)} x2={x(next)} y1={0} y2={height - 20} />
-            <text class="tl-axis" x={x(next) + 3} y={height - 20}>
-              next rotation
-            </text>
-          </>
-        )}
+        {next !== null && next <= end && <line class="tl-next" x1={x(next)} x2={x(next)} y1={0} y2={axis} />}
       </svg>
       <figcaption>
-        <span class="swatch tl-announced" aria-hidden="true" /> announced{' '}
+        <span class="swatch tl-announced" aria-hidden="true" /> announced (published, not signing){' '}
         <span class="swatch tl-signing" aria-hidden="true" /> signing{' '}
-        <span class="swatch tl-retired" aria-hidden="true" /> retired (still published){' '}
+        <span class="swatch tl-signing tl-planned" aria-hidden="true" /> to sign until the next rotation{' '}
+        <span class="swatch tl-retired" aria-hidden="true" /> retired (published until its tokens expire){' '}
         <span class="swatch tl-revoked" aria-hidden="true" /> revoked
+        {next !== null && next > end && <> · next rotation {when(next)} →</>}
       </figcaption>
     </figure>
   );

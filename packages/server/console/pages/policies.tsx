@@ -139,7 +139,11 @@ function Draft({ active, onPublished }: { active: Bundle | undefined; onPublishe
       {Object.entries(schema).map(([id, text]) => (
         <label key={`s-${id}`} class="code">
           Schema fragment <code>{id}</code>
+          {id === 'latchkey.cedarschema' && (
+            <span class="muted"> (Latchkey's own types, added by the IdP: read-only)</span>
+          )}
           <textarea
+            readOnly={id === 'latchkey.cedarschema'}
             rows={8}
             spellcheck={false}
             value={text}
@@ -262,8 +266,9 @@ function DiffView({ versions }: { versions: Summary[] }) {
 
 /** A line diff by longest common subsequence (bundles are small: at most 2,000 lines a side are compared). */
 function lineDiff(a: string, b: string): { kind: 'same' | 'add' | 'del'; text: string }[] {
-  const x = a.split('\n').slice(0, 2000);
-  const y = b.split('\n').slice(0, 2000);
+  const lines = (text: string) => (text === '' ? [] : text.split('\n').slice(0, 2000));
+  const x = lines(a);
+  const y = lines(b);
   const lcs: number[][] = Array.from({ length: x.length + 1 }, () => new Array<number>(y.length + 1).fill(0));
   for (let i = x.length - 1; i >= 0; i--)
     for (let j = y.length - 1; j >= 0; j--)
