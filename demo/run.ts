@@ -28,6 +28,10 @@ else {
   // The admin token goes to a file only the user can read, never to the terminal (or a log of it).
   const tokenFile = join(estate.dataDir, 'admin-token');
   writeFileSync(tokenFile, `${estate.adminToken}\n`, { mode: 0o600 });
+  console.log(`\nThe admin console: ${estate.issuer}/console/`);
+  console.log(`Sign in once with this link (10 minutes): ${await estate.consoleLink()}`);
+  console.log(`  (your browser will warn about the demo's own CA: ${estate.dataDir}/ca.pem; another link:`);
+  console.log(`   LATCHKEY_URL=${estate.issuer} LATCHKEY_ADMIN_TOKEN=$(cat ${tokenFile}) npm run -s latchkey -- console link)`);
   console.log(`\nThe IdP stays up at ${estate.issuer}; its admin token is in ${tokenFile}.`);
   console.log('Try: curl --cacert', `${estate.dataDir}/ca.pem`, `${estate.issuer}/.well-known/openid-configuration`);
   console.log('Ctrl-C stops every process.');

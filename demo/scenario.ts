@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VerifyError } from '@latchkey/sdk/verify';
-import { basicAuth, freePort, type ServedCli, serveCli, tlsFetch } from '@latchkey/testkit';
-import { type DemoService, startGateway, startOrders } from './services.ts';
+import { basicAuth, freePort, type ServedCli, serveCli, type TestIdp, tlsFetch, userTokens } from '@latchkey/testkit';
+import { BILLING, type DemoService, GATEWAY, ORDERS, startBilling, startGateway, startOrders } from './services.ts';
 
 /** One narrated step: what happened, whether it did what the demo says, and its numbers. */
 export interface Step {
@@ -15,17 +15,40 @@ export interface Step {
 }
 
 const SCHEMA = `entity Role;
+entity Group;
 entity Service in [Role];
+entity User in [Role, Group];
+type Txn = { id: String, sub: String, scope: String, requester: String, tctx?: { method: String, path: String } };
 namespace Orders {
   entity Order { tenant: String };
-  action read, cancel appliesTo { principal: [Service], resource: Order, context: {} };
+  action read, cancel appliesTo { principal: [Service, User], resource: Order, context: {} };
+}
+namespace Billing {
+  entity Invoice;
+  action read appliesTo {
+    principal: [Service, User], resource: Invoice,
+    context: { actors: Set<String>, caller: String, depth: Long, txn?: Txn }
+  };
 }
 `;
-const POLICIES = {
+/** The estate's Cedar policies; `trustDomain` is where Transaction Tokens are audienced. */
+const policiesFor = (trustDomain: string) => ({
   'gateway-reads-orders': 'permit(principal == Service::"gateway", action == Orders::Action::"read", resource);',
   'only-billing-cancels':
     'forbid(principal, action == Orders::Action::"cancel", resource) unless { principal == Service::"billing" };',
-};
+  'customers-read-orders': 'permit(principal in Role::"customer", action == Orders::Action::"read", resource);',
+  'gateway-acts-for-users': `permit(principal == Latchkey::Client::"gateway", action == Latchkey::Action::"exchange",
+  resource == Latchkey::Audience::"${ORDERS}")
+when { context.subject_kind == "user" && context.subject_audiences.contains("${GATEWAY}") };`,
+  'gateway-starts-transactions': `permit(principal == Latchkey::Client::"gateway", action == Latchkey::Action::"exchange",
+  resource == Latchkey::Audience::"${trustDomain}") when { context.requested_token_type == "txn_token" };`,
+  'orders-to-billing-for-the-gateway': `permit(principal == Latchkey::Client::"orders", action == Latchkey::Action::"exchange",
+  resource == Latchkey::Audience::"${BILLING}") when { context.caller == "gateway" };`,
+  'billing-reads-in-a-transaction-from-orders': `permit(principal in Role::"customer", action == Billing::Action::"read", resource)
+when { context has txn && context.caller == "orders" && context.actors.contains("gateway") };`,
+});
+const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const PASSWORD = 'correct horse battery staple, demo';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -38,6 +61,8 @@ export interface DemoEstate {
   services: DemoService[];
   /** Process ids started (the test checks none is left behind). */
   pids: number[];
+  /** A fresh one-time sign-in link to the console. */
+  consoleLink(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -59,7 +84,8 @@ export async function runDemo(narrate: (s: Step) => void): Promise<DemoEstate> {
     LATCHKEY_DETECT_INTERVAL: '1',
   });
   const issuer = `https://localhost:${port}`;
-  const f = tlsFetch(readFileSync(join(dataDir, 'ca.pem'), 'utf8'));
+  const idpCa = readFileSync(join(dataDir, 'ca.pem'), 'utf8');
+  const f = tlsFetch(idpCa);
   const services: DemoService[] = [];
   const estate: DemoEstate = {
     issuer,
@@ -68,6 +94,7 @@ export async function runDemo(narrate: (s: Step) => void): Promise<DemoEstate> {
     idp,
     services,
     pids: [idp.child.pid!],
+    consoleLink: async () => '',
     async stop() {
       for (const s of services.reverse()) await s.close().catch(() => undefined);
       if (idp.child.exitCode === null) {
@@ -91,28 +118,56 @@ export async function runDemo(narrate: (s: Step) => void): Promise<DemoEstate> {
     };
     narrate({ step: 'idp_started', ok: true, says: `the IdP is up at ${issuer} (embedded SQLite in ${dataDir})` });
 
-    const register = async (client_id: string, audiences: string[]) => {
-      const r = await admin('/register', { client_id, audiences });
-      if (r.status !== 201) throw new Error(`registering ${client_id}: ${r.status} ${JSON.stringify(r.body)}`);
+    const register = async (metadata: Record<string, unknown>) => {
+      const r = await admin('/register', metadata);
+      if (r.status !== 201) throw new Error(`registering ${metadata.client_id}: ${r.status} ${JSON.stringify(r.body)}`);
       return { clientId: r.body.client_id as string, clientSecret: r.body.client_secret as string };
     };
-    const gatewayCreds = await register('gateway', ['https://orders.demo']);
-    const ordersCreds = await register('orders', ['https://billing.demo']);
+    const services_ = { grant_types: ['client_credentials', EXCHANGE] };
+    const gatewayCreds = await register({ client_id: 'gateway', audiences: [ORDERS], ...services_ });
+    const ordersCreds = await register({ client_id: 'orders', audiences: [BILLING], ...services_ });
+    const billingCreds = await register({ client_id: 'billing', audiences: [] });
+    // The shop's web front end: a public client users sign in through (authorization code + PKCE).
+    const shopRedirect = 'http://127.0.0.1:9/callback';
+    await register({
+      client_id: 'shop',
+      client_name: 'Shop',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code'],
+      redirect_uris: [shopRedirect],
+      audiences: [GATEWAY],
+      scope: 'openid orders:read',
+    });
+    const ann = await admin('/admin/users', { username: 'ann', password: PASSWORD });
+    await admin(`/admin/users/${ann.body.sub}/roles`, { roles: ['customer'] }, 'PUT');
+    const trustDomain = (await (await f(`${issuer}/.well-known/openid-configuration`)).json()).transaction_token_audience;
+    const policies = policiesFor(trustDomain);
     const published = await admin('/admin/policy', {
-      schema: { 'orders.cedarschema': SCHEMA },
-      policies: POLICIES,
+      schema: { 'estate.cedarschema': SCHEMA },
+      policies,
       entities: [],
     });
     narrate({
       step: 'registered',
-      ok: published.status === 201,
-      says: `registered the services gateway and orders; published Cedar policies (version ${published.body.version}): ${Object.keys(POLICIES).join(', ')}`,
+      ok: published.status === 201 && ann.status === 201,
+      says: `registered the services gateway, orders and billing, the shop's web client and a user, ann (role customer); published Cedar policies (version ${published.body.version}): ${Object.keys(policies).join(', ')}`,
     });
 
-    const orders = await startOrders({ issuer, credentials: ordersCreds, fetch: f });
+    const common = { issuer, fetch: f, idpCa, trustDomain };
+    let billingUrl = '';
+    const orders = await startOrders({ ...common, credentials: ordersCreds, billing: () => billingUrl });
     services.push(orders);
-    const gateway = await startGateway({ issuer, credentials: gatewayCreds, fetch: f, orders: orders.url });
+    const billing = await startBilling({ ...common, credentials: billingCreds, dir: dataDir });
+    services.push(billing);
+    estate.pids.push(...billing.pids);
+    billingUrl = billing.url;
+    const gateway = await startGateway({ ...common, credentials: gatewayCreds, orders: orders.url });
     services.push(gateway);
+    narrate({
+      step: 'mtls',
+      ok: orders.url.startsWith('https:') && billing.url.startsWith('https:'),
+      says: `services up: gateway (TypeScript, SDK) → orders (TypeScript, SDK) over mTLS, orders → billing (Python, standard library) behind the sidecar, over mTLS; workload certificates from the IdP's CA: ${gateway.identity.spiffeId}, ${orders.identity.spiffeId}, spiffe://${trustDomain}/svc/billing; tokens bound to them (RFC 8705)`,
+    });
     const call = async (method: string, id: string) => {
       const res = await fetch(`${gateway.url}/api/orders/${id}`, { method });
       return { status: res.status, body: (await res.json().catch(() => ({}))) as any };
@@ -139,6 +194,44 @@ export async function runDemo(narrate: (s: Step) => void): Promise<DemoEstate> {
       step: 'denied',
       ok: denied.status === 403 && denied.body.reasons?.includes('only-billing-cancels'),
       says: `gateway → orders DELETE /orders/42: ${denied.status}, denied by ${denied.body.reasons?.join(', ')}`,
+    });
+
+    // A user signs in at the IdP and asks the gateway for an order's invoice: the request travels
+    // gateway → orders → billing on her behalf, each hop with an exchanged token (`act` grows) inside
+    // one Transaction Token.
+    const post = async (path: string, form: Record<string, string | string[]> | string) => {
+      const res = await f(`${issuer}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: typeof form === 'string' ? form : new URLSearchParams(form as Record<string, string>).toString(),
+      });
+      return { status: res.status, headers: res.headers, body: await res.json() };
+    };
+    const userToken = (
+      await userTokens({ issuer, fetch: f, post } as unknown as TestIdp, {
+        clientId: 'shop',
+        redirectUri: shopRedirect,
+        username: 'ann',
+        password: PASSWORD,
+        scope: 'openid orders:read',
+        resource: [GATEWAY],
+      })
+    ).access_token;
+    const mine = await fetch(`${gateway.url}/api/me/orders/42/invoice`, {
+      headers: { authorization: `Bearer ${userToken}` },
+    });
+    const hops = (await mine.json()) as any;
+    const act = hops.billing?.act;
+    narrate({
+      step: 'user_chain',
+      ok:
+        mine.status === 200 &&
+        hops.billing?.for_user === ann.body.sub &&
+        act?.sub === 'orders' &&
+        act?.act?.sub === 'gateway' &&
+        hops.billing?.peer === `spiffe://${trustDomain}/svc/orders` &&
+        hops.billing?.txn === hops.txn,
+      says: `ann signed in (authorization code + PKCE, the shop's client) and asked for order 42's invoice: gateway → orders → billing answered ${mine.status}; billing (Python) saw user ${hops.billing?.for_user}, act chain ${JSON.stringify(act)}, mTLS peer ${hops.billing?.peer}, transaction ${hops.billing?.txn}; orders allowed it by ${hops.policies?.join(', ')}`,
     });
 
     // A key rotation under traffic: requests every 20 ms across it; none may fail.
@@ -195,8 +288,10 @@ export async function runDemo(narrate: (s: Step) => void): Promise<DemoEstate> {
     });
     const answered = performance.now();
     let enforcedMs = Number.POSITIVE_INFINITY;
+    // The token is bound to the gateway's certificate: verified as orders sees it, over that certificate.
+    const mtlsCertificate = new X509Certificate(gateway.identity.certificate.pem);
     while (performance.now() - answered < 5000) {
-      const refused = await orders.verifier.verify(current).then(
+      const refused = await orders.verifier.verify(current, { mtlsCertificate }).then(
         () => false,
         (err: unknown) => err instanceof VerifyError && err.code === 'token_revoked',
       );
@@ -245,6 +340,22 @@ export async function runDemo(narrate: (s: Step) => void): Promise<DemoEstate> {
       says: `audit chain verified: ${chain.checked} events hash-chained and checkpointed, ${decisions} of them orders' permission decisions`,
       events: chain.checked,
     });
+
+    // The console: served by the IdP; a one-time link signs a browser in (tried here once).
+    const trial = (await admin('/admin/console/links', undefined, 'POST')).body.url as string;
+    const signedIn = await f(`${issuer}/console/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ code: trial.split('code=')[1] }),
+    });
+    const page = await f(`${issuer}/console/`);
+    await page.arrayBuffer();
+    narrate({
+      step: 'console',
+      ok: signedIn.status === 200 && page.status === 200,
+      says: `the admin console is at ${issuer}/console/ (a one-time sign-in link signed in: ${signedIn.status}); it shows the services, keys, CA, policies, audit trail, alerts and charts of all of the above`,
+    });
+    estate.consoleLink = async () => (await admin('/admin/console/links', undefined, 'POST')).body.url as string;
     return estate;
   } catch (err) {
     await estate.stop();

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { endpoint } from './http_client.ts';
 import { adminHeaders, connection, show } from './command_helpers.ts';
 
-/** `latchkey alerts [-f] [--json]` (admin). */
+/** `latchkey alerts [-f] [--json] [--open]`, `latchkey alerts --ack <id>` (admin). */
 export function registerAlertCommands(program: Command): void {
   connection(
     program
@@ -12,13 +12,26 @@ export function registerAlertCommands(program: Command): void {
       .option('--json', 'one JSON object per line')
       .option('-f, --follow', 'keep following')
       .option('--interval <seconds>', 'poll interval while following', '2')
+      .option('--open', 'only alerts not acknowledged yet')
+      .option('--ack <id>', 'acknowledge this alert instead of listing')
       .option('--admin-token <token>', 'admin bearer (LATCHKEY_ADMIN_TOKEN)'),
   ).action(async (opts) => {
     const ep = endpoint(opts);
+    if (opts.ack !== undefined) {
+      const a = (await show(
+        await ep.fetch(`/admin/alerts/${encodeURIComponent(opts.ack)}/acknowledge`, {
+          method: 'POST',
+          headers: adminHeaders(opts),
+        }),
+      )) as { id: number; acknowledged_at: string } | undefined;
+      if (a) process.stdout.write(`#${a.id} acknowledged at ${a.acknowledged_at}\n`);
+      return;
+    }
     let after = '0';
     for (;;) {
       const q = new URLSearchParams({ after, limit: '1000' });
       if (opts.detector) q.set('detector', opts.detector);
+      if (opts.open) q.set('state', 'open');
       const page = (await show(await ep.fetch(`/admin/alerts?${q}`, { headers: adminHeaders(opts) }))) as
         | {
             alerts: {

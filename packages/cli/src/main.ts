@@ -7,6 +7,7 @@ import { registerBackupCommands } from './backup_commands.ts';
 import { registerAlertCommands } from './alert_commands.ts';
 import { registerAuditCommands } from './audit_commands.ts';
 import { registerCaCommands } from './ca_commands.ts';
+import { registerConsoleCommands } from './console_commands.ts';
 import { registerClientCommands } from './client_commands.ts';
 import { registerKeyCommands } from './key_commands.ts';
 import { registerPolicyCommands } from './policy_commands.ts';
@@ -35,6 +36,7 @@ registerBackupCommands(program);
 registerTokenCommand(program);
 registerPolicyCommands(program);
 registerCaCommands(program);
+registerConsoleCommands(program);
 registerSidecarCommand(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {

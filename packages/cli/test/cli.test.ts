@@ -52,6 +52,7 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
       ['token', '--help'],
       ['audit', 'tail', '--help'],
       ['alerts', '--help'],
+      ['console', 'link', '--help'],
       ['cert', 'issue', '--help'],
       ['ca', 'show', '--help'],
       ['policy', 'push', '--help'],
@@ -408,6 +409,34 @@ describe('the latchkey command, with curl and openssl as outside clients', () =>
       .split('\n')
       .map((l) => JSON.parse(l));
     assert.equal(json.at(-1).key, 'client:tailed');
+    // Acknowledged: it leaves `--open`; a second time is refused (409).
+    const id = json.at(-1).id as number;
+    assert.match((await cli(['alerts', '--ack', String(id)])).stdout, new RegExp(`^#${id} acknowledged at \\d{4}-`));
+    assert.ok(!(await cli(['alerts', '--open', '--json'])).stdout.includes(`"id":${id},`));
+    await assert.rejects(
+      cli(['alerts', '--ack', String(id)]),
+      (err: { code?: number; stderr?: string }) => err.code === 1 && /HTTP 409/.test(err.stderr ?? ''),
+    );
+    // A one-time console link, which signs in once.
+    const link = JSON.parse((await cli(['console', 'link', '--json'])).stdout) as { url: string };
+    const code = link.url.split('#/sign-in?code=')[1]!;
+    const signIn = () =>
+      run('curl', [
+        '-sS',
+        '--cacert',
+        join(dir, 'ca.pem'),
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '-H',
+        'content-type: application/json',
+        '-d',
+        JSON.stringify({ code }),
+        `${url}/console/session`,
+      ]);
+    assert.equal((await signIn()).stdout, '200');
+    assert.equal((await signIn()).stdout, '401', 'once');
     assert.equal((await cli(['client', 'unlock', 'tailed'])).stdout, 'unlocked tailed\n');
     await assert.rejects(
       cli(['client', 'unlock', 'nobody']),

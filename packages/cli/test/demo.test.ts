@@ -5,9 +5,9 @@ import { test } from 'node:test';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 
-// `npm run demo` in its non-interactive mode (issue 19, first slice): every narrated step happened
-// as it says, and no process is left behind.
-test('npm run demo -- --ci: tokens, an allowed and a denied decision, a rotation without failures, a revocation within a second, an alert, the verified chain; nothing left running', {
+// `npm run demo` in its non-interactive mode (issue 19): every narrated step happened as it says,
+// and no process is left behind (the IdP, the sidecar and the Python billing service).
+test("npm run demo -- --ci: mTLS between the services, tokens, an allowed and a denied decision, a user's request through gateway → orders → billing (Python behind the sidecar) with its act chain and Transaction Token, a rotation without failures, a revocation within a second, an alert, the verified chain, the console; nothing left running", {
   timeout: 180_000,
 }, async () => {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'demo/run.ts'), '--ci'], {
@@ -28,13 +28,16 @@ test('npm run demo -- --ci: tokens, an allowed and a denied decision, a rotation
     [
       'idp_started',
       'registered',
+      'mtls',
       'token_issued',
       'allowed',
       'denied',
+      'user_chain',
       'key_rotated',
       'revoked',
       'alert',
       'audit_verified',
+      'console',
       'stopped',
     ],
     out,
@@ -47,6 +50,11 @@ test('npm run demo -- --ci: tokens, an allowed and a denied decision, a rotation
   assert.equal(code, 0, out);
   // The human narration is there too, and no process it started is still alive.
   assert.match(out, /✔ revoked the gateway's token: orders refused it \d+ ms after the IdP answered/);
+  assert.match(
+    by.user_chain!.says,
+    /billing \(Python\) saw user [0-9a-f-]{36}, act chain \{"sub":"orders","act":\{"sub":"gateway"\}\}, mTLS peer spiffe:\/\/localhost\/svc\/orders/,
+  );
+  assert.equal((by.stopped!.pids as number[]).length, 3, 'the IdP, the sidecar and python3');
   for (const pid of by.stopped!.pids as number[])
     assert.throws(() => process.kill(pid, 0), /ESRCH/, `process ${pid} is still running`);
 });
