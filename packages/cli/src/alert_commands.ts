@@ -23,8 +23,8 @@ export function registerAlertCommands(program: Command): void {
           method: 'POST',
           headers: adminHeaders(opts),
         }),
-      )) as { id: number; acknowledged_at: string } | undefined;
-      if (a) process.stdout.write(`#${a.id} acknowledged at ${a.acknowledged_at}\n`);
+      )) as { id: number; acknowledgedAt: string } | undefined;
+      if (a) process.stdout.write(`#${a.id} acknowledged at ${a.acknowledgedAt}\n`);
       return;
     }
     let after = '0';

@@ -198,7 +198,9 @@ export const AUDIT_EVENT_DETAILS = {
   'console.signed_in': Obj(
     {
       sid: Str('the console session'),
-      method: Type.Enum(['admin_token', 'sign_in_link'], { description: 'how: the admin bearer, or a one-time link' }),
+      method: Type.Enum(['admin_token', 'sign_in_link', 'user'], {
+        description: 'how: the admin bearer, a one-time link, or a user with the console role signed in at the IdP',
+      }),
       expires_at: Int('when the session ends at the latest (epoch seconds)'),
     },
     'someone signed in to the admin console',

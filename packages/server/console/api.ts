@@ -71,7 +71,9 @@ interface Session {
 }
 
 /** Signs in with the admin token or a one-time link's code. */
-export async function signIn(credential: { admin_token: string } | { code: string }): Promise<void> {
+export async function signIn(
+  credential: { admin_token: string } | { code: string } | { access_token: string },
+): Promise<void> {
   csrf = (await api<Session>('POST', '/console/session', credential)).csrf;
 }
 
@@ -132,4 +134,81 @@ export async function follow(
     }
     await new Promise((r) => setTimeout(r, 1000));
   }
+}
+
+const b64url = (bytes: ArrayBuffer | Uint8Array): string =>
+  btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '');
+const PKCE_KEY = 'latchkey-console-sign-in';
+
+interface SignInParams {
+  client_id: string;
+  redirect_uri: string;
+  resource: string;
+  scope: string;
+  authorization_endpoint: string;
+  token_endpoint: string;
+  role: string;
+}
+
+/**
+ * Sends the browser to the IdP's own sign-in (authorization code with PKCE, RFC 7636, for the
+ * console's public client); the state and verifier wait in sessionStorage for the way back.
+ */
+export async function signInWithAccount(): Promise<never> {
+  const p = await api<SignInParams>('GET', '/console/sign-in');
+  const verifier = b64url(crypto.getRandomValues(new Uint8Array(32)));
+  const state = b64url(crypto.getRandomValues(new Uint8Array(16)));
+  const challenge = b64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+  sessionStorage.setItem(PKCE_KEY, JSON.stringify({ verifier, state, p }));
+  const url = new URL(p.authorization_endpoint);
+  for (const [k, v] of Object.entries({
+    response_type: 'code',
+    client_id: p.client_id,
+    redirect_uri: p.redirect_uri,
+    scope: p.scope,
+    resource: p.resource,
+    state,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  }))
+    url.searchParams.set(k, v);
+  location.assign(url.href);
+  return new Promise<never>(() => {});
+}
+
+/**
+ * Back from the IdP with `?code&state`: checks the state, redeems the code with the verifier
+ * (RFC 6749 §4.1.3) and signs in with the access token. Undefined when this is not a way back.
+ */
+export async function finishAccountSignIn(): Promise<boolean | undefined> {
+  const q = new URLSearchParams(location.search);
+  const code = q.get('code');
+  const error = q.get('error');
+  if (!code && !error) return undefined;
+  const saved = sessionStorage.getItem(PKCE_KEY);
+  sessionStorage.removeItem(PKCE_KEY);
+  // The code is used once: take it out of the address bar and history first.
+  history.replaceState(null, '', `${location.pathname}#/dashboard`);
+  if (error) throw new Error(`the sign-in was not completed: ${error}`);
+  if (!saved) throw new Error('the sign-in was not started here');
+  const { verifier, state, p } = JSON.parse(saved) as { verifier: string; state: string; p: SignInParams };
+  if (q.get('state') !== state) throw new Error('the sign-in came back with another state');
+  const res = await fetch(p.token_endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code: code!,
+      redirect_uri: p.redirect_uri,
+      client_id: p.client_id,
+      code_verifier: verifier,
+    }),
+  });
+  const body = (await res.json()) as { access_token?: string; error?: string; error_description?: string };
+  if (!res.ok || !body.access_token) throw new Error(body.error_description ?? body.error ?? `token: ${res.status}`);
+  await signIn({ access_token: body.access_token });
+  return true;
 }

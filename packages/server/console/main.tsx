@@ -2,7 +2,7 @@ import 'uplot/dist/uPlot.min.css';
 import './console.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { onSignedOut, resume, signIn, signOut } from './api.ts';
+import { finishAccountSignIn, onSignedOut, resume, signIn, signInWithAccount, signOut } from './api.ts';
 import { Alerts } from './pages/alerts.tsx';
 import { Audit } from './pages/audit.tsx';
 import { CaPage } from './pages/ca.tsx';
@@ -43,10 +43,14 @@ function App() {
     const code = /^sign-in\?code=([^&]+)/.exec(route)?.[1];
     // The code is used once: take it out of the address bar and history first.
     if (code) history.replaceState(null, '', '#/dashboard');
-    (code ? signIn({ code }).then(() => true) : resume()).then(
+    const how = code ? 'The sign-in link did not work' : 'The sign-in did not work';
+    (code
+      ? signIn({ code }).then(() => true)
+      : finishAccountSignIn().then((back) => (back === undefined ? resume() : back))
+    ).then(
       (ok) => setSignedIn(ok),
       (err) => {
-        setError(`The sign-in link did not work: ${describe(err)}`);
+        setError(`${how}: ${describe(err)}`);
         setSignedIn(false);
       },
     );
@@ -128,9 +132,24 @@ function SignIn({ error, onSignedIn }: { error: string; onSignedIn: () => void }
           Sign in
         </button>
       </form>
+      <p>or</p>
+      <button
+        type="button"
+        class="secondary"
+        disabled={busy}
+        onClick={() => {
+          setBusy(true);
+          signInWithAccount().catch((err) => {
+            setProblem(describe(err));
+            setBusy(false);
+          });
+        }}
+      >
+        Sign in with a Latchkey account
+      </button>
       <p class="muted">
-        Or open a one-time link: <code>latchkey console link</code> prints one, and <code>npm run demo</code> prints one
-        when it starts.
+        (a user with the <code>latchkey-admin</code> role, through the IdP's own sign-in). Or open a one-time link:{' '}
+        <code>latchkey console link</code> prints one, and <code>npm run demo</code> prints one when it starts.
       </p>
     </main>
   );

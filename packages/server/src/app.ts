@@ -8,6 +8,8 @@ import { registerStatsAdmin } from './admin/stats_admin.ts';
 import { registerAuditStream } from './audit/audit_stream.ts';
 import { registerConsole } from './console/console_routes.ts';
 import { ConsoleSessions } from './console/console_sessions.ts';
+import { verifyOwnToken } from './keys/own_token_verifier.ts';
+import { CONSOLE_CLIENT_ID, ensureConsoleClient } from './console/console_client.ts';
 import { FeedHistory } from './revocation/feed_history.ts';
 import { registerClientAdmin } from './admin/client_admin.ts';
 import type { Config } from './config.ts';
@@ -495,6 +497,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       checkAdminToken: (token) => adminTokenValid(storage, master.secretHashKey, token),
       cookieName: consoleCookie,
       secure: secureCookies,
+      users: {
+        issuer,
+        ensureClient: () => ensureConsoleClient(storage, issuer, clock),
+        userOf: async (token) => {
+          const r = verifyOwnToken(keys, issuer, token, epochSeconds(clock), config.clockSkew, issuer);
+          if (!r.valid || r.claims.client_id !== CONSOLE_CLIENT_ID || r.claims.sub === r.claims.client_id)
+            return undefined;
+          if (await deps.revocations.check(r.claims)) return undefined;
+          const user = await storage.getUser(r.claims.sub);
+          return user && { username: user.username, roles: user.roles, disabled: user.disabled };
+        },
+      },
     });
     registerHealth(open, {
       clock,

@@ -67,7 +67,12 @@ export interface StartOptions {
 
 /** Starts the IdP: storage and migrations, master key, signing keys, TLS, audit, HTTP. */
 export async function startIdp(config: Readonly<Config>, options: StartOptions = {}): Promise<RunningIdp> {
-  const logger = options.logger ?? pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
+  const logger =
+    options.logger ??
+    pino({
+      level: config.logLevel,
+      redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]'],
+    });
   const master = MasterKey.load({ masterKey: config.masterKey, dataDir: config.dataDir });
   const clock = options.clock ?? systemClock;
   const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, clock });

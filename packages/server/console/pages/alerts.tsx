@@ -14,8 +14,8 @@ interface Alert {
   lastSeq: number;
   count: number;
   response: string | null;
-  acknowledged_at: string | null;
-  acknowledged_by: string | null;
+  acknowledgedAt: string | null;
+  acknowledgedBy: string | null;
 }
 
 type View = 'open' | 'acknowledged' | 'all';
@@ -85,16 +85,16 @@ function AlertCard({ alert, onChange }: { alert: Alert; onChange: () => void }) 
         #{alert.id} · {alert.detector} · <code>{alert.key}</code> · {alert.count} events (#{alert.firstSeq}–#
         {alert.lastSeq}) · raised {when(alert.time)}
         {alert.response && <> · response: {alert.response}</>}
-        {alert.acknowledged_at && (
+        {alert.acknowledgedAt && (
           <>
             {' '}
-            · acknowledged {when(alert.acknowledged_at)} by {alert.acknowledged_by}
+            · acknowledged {when(alert.acknowledgedAt)} by {alert.acknowledgedBy}
           </>
         )}
       </p>
       <Note note={action.note} />
       <div class="row">
-        {!alert.acknowledged_at && (
+        {!alert.acknowledgedAt && (
           <button type="button" disabled={action.busy} onClick={acknowledge}>
             Acknowledge
           </button>

@@ -8,6 +8,19 @@ import type { SettingsStore } from '../storage/ports.ts';
 
 const SETTING = 'admin_token_hash';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who called the admin API: `admin` (the bearer) or `admin:<username>` (a console user). */
+    adminActor?: string;
+  }
+}
+
+/** The audit actor of an admin API request (set by `adminGuard`). */
+export const actorOf = (request: FastifyRequest): string => request.adminActor ?? 'admin';
+
+/** Whether an audit actor is an administrator: the bearer, or a user signed in to the console. */
+export const isAdminActor = (actor: string): boolean => actor === 'admin' || actor.startsWith('admin:');
+
 /**
  * Sets up the bootstrap admin bearer. A configured token replaces the stored hash; with none
  * configured and none stored, a new one is generated and returned once so the caller can
@@ -70,6 +83,7 @@ export function adminGuard(deps: {
       const csrf = request.headers['x-csrf-token'];
       if (!deps.console.sessions.csrfMatches(cookie, typeof csrf === 'string' ? csrf : undefined))
         throw new AdminError('csrf_failed', 'the console session needs its CSRF token in x-csrf-token');
+      request.adminActor = session.actor;
       passed.add(request);
       return;
     }

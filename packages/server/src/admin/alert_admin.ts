@@ -1,10 +1,11 @@
+import { actorOf } from './admin_token.ts';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import type { Clock } from '@latchkey/protocol';
 import { conflict, notFound, validationFailed } from '../errors.ts';
 import type { ServerEvents } from '../events.ts';
 import { adminErrors, AnyObject, DecimalString, Nullable, typed } from '../http/schemas.ts';
-import type { AlertRecord, AlertStore } from '../storage/ports.ts';
+import type { AlertStore } from '../storage/ports.ts';
 
 export interface AlertAdminDeps {
   clock: Clock;
@@ -24,14 +25,8 @@ const Alert = Type.Object({
   count: Type.Integer(),
   detail: AnyObject,
   response: Nullable(Type.String({ description: 'the response taken, e.g. locked client:orders until ...' })),
-  acknowledged_at: Nullable(Type.String({ description: 'when an operator acknowledged it; null while open' })),
-  acknowledged_by: Nullable(Type.String()),
-});
-
-const view = ({ acknowledgedAt, acknowledgedBy, ...a }: AlertRecord) => ({
-  ...a,
-  acknowledged_at: acknowledgedAt,
-  acknowledged_by: acknowledgedBy,
+  acknowledgedAt: Nullable(Type.String({ description: 'when an operator acknowledged it; null while open' })),
+  acknowledgedBy: Nullable(Type.String({ description: 'who: admin, or admin:<username> from the console' })),
 });
 
 /**
@@ -75,7 +70,7 @@ export function registerAlertAdmin(scope: FastifyInstance, deps: AlertAdminDeps)
       });
       const alerts = rows.slice(0, limit);
       return {
-        alerts: alerts.map(view),
+        alerts,
         cursor: String(alerts.length > 0 ? alerts[alerts.length - 1]!.id : after),
         has_more: rows.length > limit,
       };
@@ -97,16 +92,16 @@ export function registerAlertAdmin(scope: FastifyInstance, deps: AlertAdminDeps)
       if (!alert) throw notFound(`no alert ${id}`);
       const time = new Date(deps.clock.now()).toISOString();
       const event = deps.events.stage('alert.acknowledged', {
-        actor: 'admin',
+        actor: actorOf(request),
         outcome: 'success',
         request_id: request.id,
         source_ip: request.ip,
         detail: { alert_id: id, detector: alert.detector },
       });
-      if (!(await deps.alerts.acknowledgeAlert(id, 'admin', time, [event])))
+      if (!(await deps.alerts.acknowledgeAlert(id, actorOf(request), time, [event])))
         throw conflict(`alert ${id} was acknowledged already (${alert.acknowledgedAt ?? 'just now'})`);
       deps.events.committed(event);
-      return view({ ...alert, acknowledgedAt: time, acknowledgedBy: 'admin' });
+      return { ...alert, acknowledgedAt: time, acknowledgedBy: actorOf(request) };
     },
   );
 }

@@ -1,3 +1,4 @@
+import { actorOf } from './admin_token.ts';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { conflict, LatchkeyError } from '../errors.ts';
@@ -66,7 +67,7 @@ export function registerCaAdmin(scope: FastifyInstance, deps: CaAdminDeps): void
       try {
         const state = await deps.ca.rotate(announce, (root) => {
           staged = deps.events.stage('ca.rotated', {
-            actor: 'admin',
+            actor: actorOf(request),
             subject: `ca-root:${root.serial}`,
             outcome: 'success',
             request_id: request.id,

@@ -1,3 +1,4 @@
+import { actorOf } from './admin_token.ts';
 import { revokeThen } from '../revocation/revoke_then.ts';
 import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyInstance } from 'fastify';
@@ -95,7 +96,7 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
       const disabled = { ...client, disabled: true, updatedAt: epochSeconds(deps.clock) };
       const compromised = request.body?.compromised === true;
       const event = deps.events.stage('client.revoked', {
-        ...aboutClient('admin', clientId, request),
+        ...aboutClient(actorOf(request), clientId, request),
         ...(compromised ? { detail: { compromised: true, method: client.metadata.token_endpoint_auth_method } } : {}),
       });
       await revokeThen(deps, 'client', clientId, event, () => deps.clients.updateClient(disabled));
@@ -131,7 +132,7 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
       }
       const updated = { ...client, metadata, updatedAt: epochSeconds(deps.clock) };
       const event = deps.events.stage('client.updated', {
-        ...aboutClient('admin', clientId, request),
+        ...aboutClient(actorOf(request), clientId, request),
       });
       if (!(await deps.clients.updateClient(updated, [event]))) throw noSuchClient();
       deps.events.committed(event);
@@ -152,7 +153,7 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
     async (request) => {
       const { clientId } = request.params;
       const event = deps.events.stage('client.unlocked', {
-        ...aboutClient('admin', clientId, request),
+        ...aboutClient(actorOf(request), clientId, request),
       });
       if (!(await deps.clients.lockClient(clientId, null, [event]))) throw noSuchClient();
       deps.events.committed(event);
@@ -176,7 +177,7 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
     async (request) => {
       const { sub } = request.params;
       const event = deps.events.stage('subject.revoked', {
-        actor: 'admin',
+        actor: actorOf(request),
         subject: sub,
         outcome: 'success',
         request_id: request.id,
@@ -194,7 +195,7 @@ export function registerClientAdmin(scope: FastifyInstance, deps: ClientAdminDep
       const { clientId } = request.params;
       if (!(await deps.clients.getClient(clientId))) throw noSuchClient();
       const event = deps.events.stage('client.deleted', {
-        ...aboutClient('admin', clientId, request),
+        ...aboutClient(actorOf(request), clientId, request),
       });
       // Its tokens must stop working at every service too, not only at introspection.
       await revokeThen(deps, 'client', clientId, event, () => deps.clients.deleteClient(clientId));

@@ -1,3 +1,4 @@
+import { actorOf } from './admin_token.ts';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { notFound } from '../errors.ts';
@@ -71,7 +72,7 @@ export function registerConsentAdmin(scope: FastifyInstance, deps: ConsentAdminD
     },
     async (request, reply) => {
       const user = await findUser(deps.users, request.params.user);
-      if (!(await deps.consents.withdraw(request, 'admin', user.sub, request.params.client)))
+      if (!(await deps.consents.withdraw(request, actorOf(request), user.sub, request.params.client)))
         throw notFound('the user has no consent to that client');
       return reply.code(204).send(null);
     },

@@ -1,3 +1,4 @@
+import { actorOf } from './admin_token.ts';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { type ConsoleSessions, SIGN_IN_LINK_TTL } from '../console/console_sessions.ts';
@@ -34,7 +35,7 @@ export function registerConsoleAdmin(scope: FastifyInstance, deps: ConsoleAdminD
     async (request) => {
       const { code, expiresAt } = deps.sessions.issueLinkCode();
       await deps.events.emit('console.link_issued', {
-        actor: 'admin',
+        actor: actorOf(request),
         outcome: 'success',
         request_id: request.id,
         source_ip: request.ip,

@@ -1,3 +1,4 @@
+import { actorOf } from './admin_token.ts';
 import { CLIENT_ASSERTION_ALGORITHMS, type Clock, epochSeconds } from '@latchkey/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
@@ -99,7 +100,7 @@ export function registerFederationAdmin(scope: FastifyInstance, deps: Federation
     detail: Record<string, string>,
   ) =>
     deps.events.stage(type, {
-      actor: 'admin',
+      actor: actorOf(request),
       subject: `federation:${name}`,
       outcome: 'success',
       request_id: request.id,

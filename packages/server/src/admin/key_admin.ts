@@ -1,3 +1,4 @@
+import { actorOf } from './admin_token.ts';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { conflict, notFound } from '../errors.ts';
@@ -68,7 +69,7 @@ export function registerKeyAdmin(scope: FastifyInstance, deps: KeyAdminDeps): vo
     },
     async (request) => {
       try {
-        await deps.rotator.rotate({ now: request.body?.now === true, actor: 'admin' });
+        await deps.rotator.rotate({ now: request.body?.now === true, actor: actorOf(request) });
       } catch (err) {
         if (err instanceof KeyConflictError) throw conflict(err.message);
         throw err;
@@ -89,7 +90,7 @@ export function registerKeyAdmin(scope: FastifyInstance, deps: KeyAdminDeps): vo
     async (request) => {
       const { kid } = request.params;
       try {
-        if (!(await deps.rotator.revoke(kid, 'admin'))) throw notFound('no such published key');
+        if (!(await deps.rotator.revoke(kid, actorOf(request)))) throw notFound('no such published key');
       } catch (err) {
         if (err instanceof KeyConflictError) throw conflict(err.message);
         throw err;

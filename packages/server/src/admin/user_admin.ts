@@ -1,3 +1,4 @@
+import { actorOf } from './admin_token.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { type AuditEvent, type Clock, epochSeconds } from '@latchkey/protocol';
@@ -118,7 +119,7 @@ export function registerUserAdmin(scope: FastifyInstance, deps: UserAdminDeps): 
     user: UserRecord,
     detail: ServerEventPayload<T>['detail'],
   ): AuditEvent =>
-    deps.events.stage(type, { ...aboutUser('admin', user.sub, request), detail } as ServerEventPayload<T>);
+    deps.events.stage(type, { ...aboutUser(actorOf(request), user.sub, request), detail } as ServerEventPayload<T>);
   /** Stores a change with its event, revoking the user's tokens first when it takes something away. */
   const save = async (next: UserRecord, e: AuditEvent, revoke: boolean): Promise<void> => {
     const store = async () => {

@@ -1,3 +1,4 @@
+import { actorOf } from '../admin/admin_token.ts';
 import type { Clock } from '@latchkey/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
@@ -64,7 +65,7 @@ export function registerWorkloadEndpoints(app: FastifyInstance, deps: WorkloadEn
       if (typeof named !== 'string') return; // the schema refuses it next
       const client = await deps.clients.getClient(named);
       if (!client || client.disabled) throw new OAuthError('invalid_request', 'no such enabled client', 404);
-      callers.set(request, { clientId: client.clientId, actor: 'admin' });
+      callers.set(request, { clientId: client.clientId, actor: actorOf(request) });
     } else {
       const clientId = await deps.caller(request, { requiredScope: WORKLOAD_SCOPE });
       callers.set(request, { clientId, actor: clientId });

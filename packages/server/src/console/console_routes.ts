@@ -8,6 +8,7 @@ import type { ServerEvents } from '../events.ts';
 import { invalidToken } from '../http/bearer.ts';
 import { adminErrors, typed } from '../http/schemas.ts';
 import { cookiesOf } from '../oauth/authorize/cookies.ts';
+import { CONSOLE_ADMIN_ROLE, CONSOLE_CLIENT_ID } from './console_client.ts';
 import type { ConsoleSessions } from './console_sessions.ts';
 
 /**
@@ -64,6 +65,16 @@ export interface ConsoleRouteDeps {
   secure: boolean;
   /** Where the compiled console is (tests may point elsewhere). */
   dist?: string;
+  /** Users signing in: the IdP's issuer and the console's own client (created on first use). */
+  users?: {
+    issuer: string;
+    ensureClient: () => Promise<void>;
+    /**
+     * The user an access token stands for, if it is a live user token of the console's client
+     * issued for the IdP; with the user's username, roles and state.
+     */
+    userOf: (token: string) => Promise<{ username: string; roles: readonly string[]; disabled: boolean } | undefined>;
+  };
 }
 
 const SessionBody = Type.Object({
@@ -87,22 +98,52 @@ export function registerConsole(scope: FastifyInstance, deps: ConsoleRouteDeps):
       'set-cookie',
       `${deps.cookieName}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${deps.secure ? '; Secure' : ''}`,
     );
-  const page = { tags: ['console'], hide: true } as const;
-
-  app.get('/console', { config: { credential: 'none' }, schema: page }, async (_request, reply) =>
-    reply.code(308).header('location', '/console/').send(),
-  );
-  app.get('/console/', { config: { credential: 'none' }, schema: page }, async (_request, reply) => {
-    if (!index)
-      return reply
-        .code(503)
-        .headers({ ...HEADERS, 'cache-control': 'no-store', 'content-type': 'text/plain; charset=utf-8' })
-        .send('The console is not built: run `npm run build`.\n');
-    return reply.headers({ ...HEADERS, 'cache-control': 'no-cache', 'content-type': TYPES['.html']! }).send(index);
+  const file = (summary: string, type: string) => ({
+    tags: ['console'],
+    summary,
+    response: {
+      200: { description: type, content: { [type]: { schema: { type: 'string' } } } },
+      404: { description: 'no such file', content: { 'application/json': { schema: { type: 'object' } } } },
+      503: {
+        description: 'the console is not built (text/plain)',
+        content: { 'text/plain': { schema: { type: 'string' } } },
+      },
+    },
   });
+
+  app.get(
+    '/console',
+    {
+      config: { credential: 'none' },
+      schema: {
+        tags: ['console'],
+        summary: 'to /console/',
+        response: { 308: { description: 'to /console/', type: 'null' } },
+      },
+    },
+    async (_request, reply) => reply.code(308).header('location', '/console/').send(null),
+  );
+  app.get(
+    '/console/',
+    { config: { credential: 'none' }, schema: file('the admin console (a single page)', 'text/html') },
+    async (_request, reply) => {
+      if (!index)
+        return reply
+          .code(503)
+          .headers({ ...HEADERS, 'cache-control': 'no-store', 'content-type': 'text/plain; charset=utf-8' })
+          .send('The console is not built: run `npm run build`.\n');
+      return reply.headers({ ...HEADERS, 'cache-control': 'no-cache', 'content-type': TYPES['.html']! }).send(index);
+    },
+  );
   app.get<{ Params: { file: string } }>(
     '/console/assets/:file',
-    { config: { credential: 'none' }, schema: page },
+    {
+      config: { credential: 'none' },
+      schema: {
+        ...file("the console's compiled script or stylesheet", 'text/javascript'),
+        params: { type: 'object', properties: { file: { type: 'string', maxLength: 100 } } },
+      },
+    },
     async (request, reply) => {
       const body = assets.get(request.params.file);
       if (!body) throw new AdminError('not_found', 'no such console file');
@@ -127,12 +168,42 @@ export function registerConsole(scope: FastifyInstance, deps: ConsoleRouteDeps):
         body: Type.Union([
           Type.Object({ admin_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false }),
           Type.Object({ code: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
+          Type.Object(
+            {
+              access_token: Type.String({
+                minLength: 1,
+                maxLength: 8192,
+                description: `a user's access token from the ${CONSOLE_CLIENT_ID} client, issued for the IdP; the user needs the ${CONSOLE_ADMIN_ROLE} role`,
+              }),
+            },
+            { additionalProperties: false },
+          ),
         ]),
         response: { 200: SessionBody, ...adminErrors(400, 415) },
       },
     },
     async (request, reply) => {
       const body = request.body;
+      if ('access_token' in body) {
+        const user = deps.users ? await deps.users.userOf(body.access_token) : undefined;
+        const allowed = user !== undefined && !user.disabled && user.roles.includes(CONSOLE_ADMIN_ROLE);
+        if (!allowed) {
+          await deps.events.emit('admin.auth_failed', {
+            actor: user ? user.username : 'anonymous',
+            outcome: 'failure',
+            reason: user ? 'not_a_console_admin' : 'invalid_user_token',
+            request_id: request.id,
+            source_ip: request.ip,
+          });
+          throw user
+            ? invalidToken(`the user needs the ${CONSOLE_ADMIN_ROLE} role to use the console`)
+            : invalidToken('the access token is not a live user token of the console');
+        }
+        const { cookie, csrf, session } = await deps.sessions.start('user', request, `admin:${user.username}`);
+        setCookie(reply, cookie, deps.sessions.lifetime);
+        reply.header('cache-control', 'no-store');
+        return { csrf, expires_at: session.expiresAt };
+      }
       const method = 'code' in body ? 'sign_in_link' : 'admin_token';
       const ok =
         'code' in body ? await deps.sessions.useLinkCode(body.code) : await deps.checkAdminToken(body.admin_token);
@@ -155,10 +226,49 @@ export function registerConsole(scope: FastifyInstance, deps: ConsoleRouteDeps):
     },
   );
 
+  /** What the page needs to send a user through the IdP's sign-in (authorization code + PKCE). */
+  app.get(
+    '/console/sign-in',
+    {
+      config: { credential: 'none' },
+      schema: {
+        tags: ['console'],
+        summary: "the console's OAuth client, for signing in with a user account (RFC 6749 §4.1, RFC 7636)",
+        response: {
+          200: Type.Object({
+            client_id: Type.String(),
+            redirect_uri: Type.String(),
+            resource: Type.String(),
+            scope: Type.String(),
+            authorization_endpoint: Type.String(),
+            token_endpoint: Type.String(),
+            role: Type.String({ description: 'the role a user needs' }),
+          }),
+          ...adminErrors(404),
+        },
+      },
+    },
+    async (_request, reply) => {
+      if (!deps.users) throw new AdminError('not_found', 'signing in with a user account is not available');
+      await deps.users.ensureClient();
+      const issuer = deps.users.issuer;
+      reply.header('cache-control', 'no-store');
+      return {
+        client_id: CONSOLE_CLIENT_ID,
+        redirect_uri: `${issuer}/console/`,
+        resource: issuer,
+        scope: 'openid',
+        authorization_endpoint: `${issuer}/authorize`,
+        token_endpoint: `${issuer}/token`,
+        role: CONSOLE_ADMIN_ROLE,
+      };
+    },
+  );
+
   app.get(
     '/console/session',
     {
-      config: { credential: 'none' },
+      config: { credential: 'console' },
       schema: {
         tags: ['console'],
         summary: "the signed-in session's CSRF token",
@@ -177,7 +287,7 @@ export function registerConsole(scope: FastifyInstance, deps: ConsoleRouteDeps):
   app.delete(
     '/console/session',
     {
-      config: { credential: 'none' },
+      config: { credential: 'console' },
       schema: {
         tags: ['console'],
         summary: 'sign out of the console (needs x-csrf-token)',
@@ -187,12 +297,11 @@ export function registerConsole(scope: FastifyInstance, deps: ConsoleRouteDeps):
     async (request, reply) => {
       const cookie = cookieOf(request);
       const session = await deps.sessions.current(cookie);
-      if (cookie && session) {
-        const csrf = request.headers['x-csrf-token'];
-        if (!deps.sessions.csrfMatches(cookie, typeof csrf === 'string' ? csrf : undefined))
-          throw new AdminError('csrf_failed', 'signing out needs the session CSRF token in x-csrf-token');
-        await deps.sessions.end(session, request);
-      }
+      if (!cookie || !session) throw invalidToken('not signed in to the console');
+      const csrf = request.headers['x-csrf-token'];
+      if (!deps.sessions.csrfMatches(cookie, typeof csrf === 'string' ? csrf : undefined))
+        throw new AdminError('csrf_failed', 'signing out needs the session CSRF token in x-csrf-token');
+      await deps.sessions.end(session, request);
       setCookie(reply, '', 0);
       return reply.code(204).send(null);
     },

@@ -4,7 +4,7 @@ import type { ServerEvents } from '../events.ts';
 import { sha256 } from '../secrets.ts';
 import type { ConsoleSessionRecord, ConsoleSessionStore, ReplayStore } from '../storage/ports.ts';
 
-export type ConsoleSignInMethod = 'admin_token' | 'sign_in_link';
+export type ConsoleSignInMethod = 'admin_token' | 'sign_in_link' | 'user';
 
 /** How long a one-time sign-in link can be used (seconds). */
 export const SIGN_IN_LINK_TTL = 600;
@@ -52,18 +52,19 @@ export class ConsoleSessions {
   async start(
     method: ConsoleSignInMethod,
     request: { id: string; ip: string },
+    actor = 'admin',
   ): Promise<{ cookie: string; csrf: string; session: ConsoleSessionRecord }> {
     const cookie = randomBytes(32).toString('base64url');
     const now = epochSeconds(this.clock);
     const session: ConsoleSessionRecord = {
       sid: randomUUID(),
-      actor: 'admin',
+      actor,
       createdAt: now,
       expiresAt: now + this.lifetime,
       endedAt: null,
     };
     const event = this.events.stage('console.signed_in', {
-      actor: 'admin',
+      actor,
       outcome: 'success',
       request_id: request.id,
       source_ip: request.ip,

@@ -6,12 +6,13 @@ import type { Credential } from './route_rules.ts';
 /** How each credential appears in the OpenAPI document (components.securitySchemes). */
 const SECURITY: Record<Credential, Record<string, string[]>[]> = {
   none: [],
-  admin: [{ adminBearer: [] }],
+  admin: [{ adminBearer: [] }, { consoleSession: [], csrfToken: [] }],
   // client_secret_post and private_key_jwt put credentials in the form body, which OpenAPI has no scheme for.
   client: [{ clientBasic: [] }, { mutualTls: [] }, {}],
   service: [{ clientBasic: [] }, { serviceBearer: [] }, { mutualTls: [] }],
   registration: [{ registrationBearer: [] }],
   user: [{ userBearer: [] }],
+  console: [{ consoleSession: [] }],
 };
 
 /**
@@ -51,6 +52,18 @@ export function registerOpenApi(app: FastifyInstance, version: string): void {
             description: "one of the client's own access tokens, audienced to the IdP (RFC 9068)",
           },
           registrationBearer: { type: 'http', scheme: 'bearer', description: 'RFC 7592 registration access token' },
+          consoleSession: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: '__Host-lk-console',
+            description: "the admin console's session (POST /console/session); `lk-console` over plain HTTP",
+          },
+          csrfToken: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'x-csrf-token',
+            description: "the console session's CSRF token, with the session cookie on every admin call",
+          },
         },
       },
     },

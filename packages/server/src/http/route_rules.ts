@@ -11,9 +11,11 @@ import { AdminError, OAuthError } from '../errors.ts';
  * - `service`: a registered client as a service: client authentication or one of its own access
  *   tokens audienced to the IdP (feeds, audit ingestion, workload certificates);
  * - `registration`: the client's RFC 7592 registration access token;
- * - `user`: a user's access token issued for the IdP (OpenID Connect UserInfo), checked by the route.
+ * - `user`: a user's access token issued for the IdP (OpenID Connect UserInfo), checked by the route;
+ * - `console`: the admin console's session cookie (reading or ending the session), checked by the route.
+ *   (Admin routes take the session too, with its CSRF token, in place of the admin bearer.)
  */
-export const CREDENTIALS = ['none', 'admin', 'client', 'service', 'registration', 'user'] as const;
+export const CREDENTIALS = ['none', 'admin', 'client', 'service', 'registration', 'user', 'console'] as const;
 export type Credential = (typeof CREDENTIALS)[number];
 
 declare module 'fastify' {

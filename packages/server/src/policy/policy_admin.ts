@@ -1,3 +1,4 @@
+import { actorOf } from '../admin/admin_token.ts';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import type { PolicyEntity } from '@latchkey/protocol';
@@ -150,7 +151,7 @@ export function registerPolicyAdmin(scope: FastifyInstance, deps: PolicyAdminDep
           entities: (body.entities as PolicyEntity[] | undefined) ?? active?.entities ?? [],
         },
         {
-          actor: 'admin',
+          actor: actorOf(request),
           ...(body.note !== undefined ? { note: body.note } : {}),
           ...(body.expected_version !== undefined ? { expectedVersion: body.expected_version } : {}),
         },
@@ -249,7 +250,7 @@ export function registerPolicyAdmin(scope: FastifyInstance, deps: PolicyAdminDep
     },
     async (request, reply) => {
       const body = request.body;
-      const r = await deps.publisher.rollback(body.version, 'admin');
+      const r = await deps.publisher.rollback(body.version, actorOf(request));
       return reply.code(r.unchanged ? 200 : 201).send(published(r));
     },
   );
@@ -281,7 +282,7 @@ export function registerPolicyAdmin(scope: FastifyInstance, deps: PolicyAdminDep
           };
           return existing ? entities.map((e) => (e === existing ? next : e)) : [...entities, next];
         },
-        { actor: 'admin', note: `set ${uid.type}::${JSON.stringify(uid.id)}` },
+        { actor: actorOf(request), note: `set ${uid.type}::${JSON.stringify(uid.id)}` },
       );
       return reply.code(r.unchanged ? 200 : 201).send(published(r));
     },
@@ -300,7 +301,7 @@ export function registerPolicyAdmin(scope: FastifyInstance, deps: PolicyAdminDep
           entities
             .filter((e) => !sameUid(e.uid, uid))
             .map((e) => ({ ...e, parents: e.parents.filter((p) => !sameUid(p, uid)) })),
-        { actor: 'admin', note: `delete ${uid.type}::${JSON.stringify(uid.id)}` },
+        { actor: actorOf(request), note: `delete ${uid.type}::${JSON.stringify(uid.id)}` },
       );
       return reply.code(r.unchanged ? 200 : 201).send(published(r));
     },
@@ -335,7 +336,7 @@ export function registerPolicyAdmin(scope: FastifyInstance, deps: PolicyAdminDep
           return [...entities, { uid, attrs: {}, parents: [parent] }];
         },
         {
-          actor: 'admin',
+          actor: actorOf(request),
           note: `assign ${uid.type}::${JSON.stringify(uid.id)} to ${parent.type}::${JSON.stringify(parent.id)}`,
         },
       );
@@ -363,7 +364,7 @@ export function registerPolicyAdmin(scope: FastifyInstance, deps: PolicyAdminDep
             sameUid(e.uid, uid) ? { ...e, parents: e.parents.filter((x) => !sameUid(x, parent)) } : e,
           ),
         {
-          actor: 'admin',
+          actor: actorOf(request),
           note: `revoke ${uid.type}::${JSON.stringify(uid.id)} from ${parent.type}::${JSON.stringify(parent.id)}`,
         },
       );

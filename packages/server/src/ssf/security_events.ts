@@ -1,3 +1,4 @@
+import { isAdminActor } from '../admin/admin_token.ts';
 import {
   type AuditEvent,
   SECURITY_EVENT_TYPES as T,
@@ -49,7 +50,7 @@ export async function securityEventsOf(e: AuditEvent, ctx: MappingContext): Prom
     sub ? { format: 'iss_sub', iss: ctx.issuer, sub } : undefined;
   const user = about(e.subject);
   const client = about(e.client_id);
-  const by = (fallback: Initiator): Initiator => (e.actor === 'admin' ? 'admin' : fallback);
+  const by = (fallback: Initiator): Initiator => (isAdminActor(e.actor) ? 'admin' : fallback);
   const one = (type: SecurityEventType, subject: SubjectIdentifier | undefined, event: Record<string, unknown>) =>
     subject ? [{ type, subject, event: { event_timestamp: at, ...event } }] : [];
   const detail = (e.detail ?? {}) as Record<string, unknown>;

@@ -714,7 +714,7 @@ export interface AlertStore {
 /** A sign-in session of the admin console (the browser holds the secret; storage its hash). */
 export interface ConsoleSessionRecord {
   sid: string;
-  /** Who signed in and how: `admin-token`, `sign-in-link`. */
+  /** Who signed in: `admin` (the admin bearer or a link it made) or `admin:<username>` (a user with the console role). */
   actor: string;
   createdAt: number;
   expiresAt: number;

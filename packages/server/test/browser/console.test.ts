@@ -145,10 +145,10 @@ describe('the admin console in Chromium', {
     assert.equal(pageHeaders['x-frame-options'], 'DENY');
     await shoot('sign-in');
     await page.getByLabel('Admin token').fill('wrong');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByRole('alert').filter({ hasText: 'the admin token is not valid' }).waitFor();
     await page.getByLabel('Admin token').fill(t.adminToken);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
     const cookies = await ctx.cookies();
     const session = cookies.find((c) => c.name === '__Host-lk-console');
@@ -320,6 +320,39 @@ describe('the admin console in Chromium', {
       await p.getByRole('heading', { name: 'Latchkey console' }).waitFor();
       await p.reload();
       await p.getByLabel('Admin token').waitFor();
+    } finally {
+      await other.close();
+    }
+  });
+
+  test("a user with the latchkey-admin role signs in through the IdP's own sign-in page", async () => {
+    const made = await t.admin('/admin/users', { username: 'root', password: 'the console is mine, all mine' });
+    const sub = ((await made.json()) as { sub: string }).sub;
+    await t.admin(`/admin/users/${sub}/roles`, { roles: ['latchkey-admin'] }, 'PUT');
+    const other = await browser.newContext({ ignoreHTTPSErrors: true });
+    other.on('request', (r) => requested.push(r.url()));
+    try {
+      const p = await other.newPage();
+      await p.goto(`${t.issuer}/console/`);
+      await p.getByRole('button', { name: 'Sign in with a Latchkey account' }).click();
+      await p.waitForURL('**/authorize**');
+      await p.getByLabel('Username').fill('root');
+      await p.getByLabel('Password').fill('the console is mine, all mine');
+      await p.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await p.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+      const back = new URL(p.url());
+      assert.equal(back.search, '', 'the code left the address bar');
+      assert.equal(back.hash, '#/dashboard');
+      // An action as root is audited as root.
+      await p.getByRole('link', { name: 'Signing keys', exact: true }).click();
+      await p.getByRole('button', { name: 'Announce a next key' }).click();
+      await p.getByRole('status').filter({ hasText: 'A next key is announced' }).waitFor();
+      const events = (await (
+        await t.admin('/admin/audit?type=key.rotation_requested&order=newest&limit=1', undefined, 'GET')
+      ).json()) as {
+        events: { actor: string }[];
+      };
+      assert.equal(events.events[0]?.actor, 'admin:root');
     } finally {
       await other.close();
     }

@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { auditEvents, basicAuth, FakeClock, startTestIdp, type TestIdp } from '@latchkey/testkit';
+import { auditEvents, basicAuth, FakeClock, startTestIdp, type TestIdp, userTokens } from '@latchkey/testkit';
 
 /** A signed-in console: its cookie and CSRF token, and a fetch that sends them as the page does. */
 async function signIn(t: TestIdp, body: Record<string, string>) {
@@ -122,6 +122,7 @@ describe('console sign-in and the session as an admin credential', () => {
     // The old cookie is dead even if a browser kept it.
     assert.equal((await s.call('/admin/clients')).status, 401);
     assert.equal((await s.call('/console/session', { csrf: null })).status, 401);
+    assert.equal((await s.call('/console/session', { method: 'DELETE' })).status, 401, 'signed out already');
     const events = await auditEvents(t.idp.storage, { type: 'console.signed_out' });
     assert.equal(events.length, 1);
   });
@@ -190,6 +191,93 @@ describe('console sign-in and the session as an admin credential', () => {
   });
 });
 
+describe('users with the latchkey-admin role sign in through the IdP, as the console client', () => {
+  let t: TestIdp;
+  const PASSWORD = 'a long and winding passphrase';
+  before(async () => {
+    t = await startTestIdp();
+    for (const [username, roles] of [
+      ['root', ['latchkey-admin']],
+      ['pat', ['reader']],
+    ] as const) {
+      const made = await t.admin('/admin/users', { username, password: PASSWORD });
+      const sub = ((await made.json()) as { sub: string }).sub;
+      assert.equal((await t.admin(`/admin/users/${sub}/roles`, { roles }, 'PUT')).status, 200);
+    }
+  });
+  after(async () => t?.close());
+
+  const tokenOf = async (username: string) => {
+    const meta = (await (await t.fetch(`${t.issuer}/console/sign-in`)).json()) as any;
+    return (
+      await userTokens(t, {
+        clientId: meta.client_id,
+        redirectUri: meta.redirect_uri,
+        username,
+        password: PASSWORD,
+        scope: meta.scope,
+        resource: [meta.resource],
+      })
+    ).access_token;
+  };
+
+  test('GET /console/sign-in registers the console client once and names it; a role holder signs in; actions are audited as admin:<username>', async () => {
+    const meta = (await (await t.fetch(`${t.issuer}/console/sign-in`)).json()) as any;
+    assert.deepEqual(meta, {
+      client_id: 'latchkey-console',
+      redirect_uri: `${t.issuer}/console/`,
+      resource: t.issuer,
+      scope: 'openid',
+      authorization_endpoint: `${t.issuer}/authorize`,
+      token_endpoint: `${t.issuer}/token`,
+      role: 'latchkey-admin',
+    });
+    const again = await t.fetch(`${t.issuer}/console/sign-in`);
+    assert.equal(again.status, 200);
+    const clients = (await (await t.admin('/admin/clients', undefined, 'GET')).json()) as { clients: any[] };
+    assert.equal(clients.clients.filter((c) => c.client_id === 'latchkey-console').length, 1);
+    const s = await signIn(t, { access_token: await tokenOf('root') });
+    assert.equal(s.status, 200, s.text);
+    const rotate = await s.call('/admin/keys/rotate', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    assert.equal(rotate.status, 200);
+    const requested = await auditEvents(t.idp.storage, { type: 'key.rotation_requested' });
+    assert.equal(requested.at(-1)?.actor, 'admin:root');
+    const signedIn = await auditEvents(t.idp.storage, { type: 'console.signed_in' });
+    assert.equal(signedIn.at(-1)?.actor, 'admin:root');
+    assert.equal(signedIn.at(-1)?.detail?.method, 'user');
+  });
+
+  test('refused: a user without the role, a token of another client or audience, a disabled user, a forged token', async () => {
+    const pat = await signIn(t, { access_token: await tokenOf('pat') });
+    assert.equal(pat.status, 401);
+    assert.equal(JSON.parse(pat.text).error_description, 'the user needs the latchkey-admin role to use the console');
+    const failed = await auditEvents(t.idp.storage, { type: 'admin.auth_failed' });
+    assert.deepEqual([failed.at(-1)?.actor, failed.at(-1)?.reason], ['pat', 'not_a_console_admin']);
+    // A service's token, audienced to the IdP or not, is not a user's.
+    const svc = await t.register({ client_id: 'svc', grant_types: ['client_credentials'], audiences: [t.issuer] });
+    const svcToken = (
+      await t.post(
+        '/token',
+        { grant_type: 'client_credentials', resource: t.issuer },
+        { authorization: basicAuth('svc', svc.client_secret) },
+      )
+    ).body.access_token as string;
+    assert.ok(svcToken, 'a service token for the IdP');
+    for (const token of [svcToken, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJyb290In0.', 'garbage'])
+      assert.equal((await signIn(t, { access_token: token })).status, 401);
+    // Disabled after signing in at the IdP: refused.
+    const rootToken = await tokenOf('root');
+    const users = (await (await t.admin('/admin/users?limit=10', undefined, 'GET')).json()) as { users: any[] };
+    const root = users.users.find((u) => u.username === 'root');
+    assert.equal((await t.admin(`/admin/users/${root.sub}/disable`, undefined)).status, 200);
+    assert.equal((await signIn(t, { access_token: rootToken })).status, 401);
+  });
+});
+
 describe('a one-time link expires; the console not built answers 503', () => {
   test('an expired link is refused', async () => {
     const clock = new FakeClock();
@@ -226,13 +314,13 @@ describe('alerts: acknowledged once, listed by state', () => {
       alert = ((await (await t.admin('/admin/alerts?state=open', undefined, 'GET')).json()) as any).alerts[0];
     }
     assert.ok(alert, 'the burst raised an alert');
-    assert.equal(alert.acknowledged_at, null);
+    assert.equal(alert.acknowledgedAt, null);
     const ack = await t.admin(`/admin/alerts/${alert.id}/acknowledge`, undefined);
     assert.equal(ack.status, 200);
     const body = (await ack.json()) as any;
     assert.equal(body.id, alert.id);
-    assert.equal(body.acknowledged_by, 'admin');
-    assert.match(body.acknowledged_at, /^\d{4}-\d\d-\d\dT/);
+    assert.equal(body.acknowledgedBy, 'admin');
+    assert.match(body.acknowledgedAt, /^\d{4}-\d\d-\d\dT/);
     const again = await t.admin(`/admin/alerts/${alert.id}/acknowledge`, undefined);
     assert.equal(again.status, 409);
     assert.equal(((await again.json()) as any).error, 'conflict');

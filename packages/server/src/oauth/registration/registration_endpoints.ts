@@ -1,3 +1,4 @@
+import { actorOf } from '../../admin/admin_token.ts';
 import { revokeThen } from '../../revocation/revoke_then.ts';
 import { type Clock, epochSeconds } from '@latchkey/protocol';
 import { randomBytes } from 'node:crypto';
@@ -100,7 +101,7 @@ export function registerClientRegistration(scope: FastifyInstance, deps: Registr
         lockedUntil: null,
       };
       const event = deps.events.stage('client.registered', {
-        ...aboutClient('admin', clientId, request),
+        ...aboutClient(actorOf(request), clientId, request),
         detail: { method: metadata.token_endpoint_auth_method },
       });
       try {
