@@ -13,10 +13,12 @@ RUN apt-get update \
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.base.json tsconfig.build.json ./
 COPY packages ./packages
-# `npm ci` builds better-sqlite3 from source and runs `prepare` (tsc -b): packages/*/dist.
+COPY scripts/build_console.mjs ./scripts/build_console.mjs
+# `npm ci` builds better-sqlite3 from source and runs `prepare` (tsc -b, then the admin console:
+# packages/server/console-dist): packages/*/dist.
 RUN npm ci --no-audit --no-fund \
   && npm prune --omit=dev --no-audit --no-fund \
-  && rm -rf packages/*/test packages/*/src packages/*/tsconfig*.json packages/testkit
+  && rm -rf packages/*/test packages/*/src packages/*/tsconfig*.json packages/testkit packages/server/console
 
 # Runtime: no compilers, no npm cache, owned by root and run as an unprivileged user.
 FROM ${NODE_IMAGE} AS runtime

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { freePort } from '@latchkey/testkit';
+import { freePort, tlsFetch } from '@latchkey/testkit';
 
 const exec = promisify(execFile);
 const ROOT = new URL('../../../', import.meta.url).pathname;
@@ -202,6 +202,12 @@ describe('installable packages: npm pack, install outside the repository, use wi
           f.endsWith('.tsbuildinfo'),
       );
       assert.deepEqual(stray, [], `${p} ships ${stray.join(', ')}`);
+      // The server ships the admin console compiled (no sources, no build step at the user's).
+      if (p === 'server') {
+        assert.ok(files.includes('console-dist/index.html'), 'server ships console-dist/index.html');
+        assert.ok(files.some((f) => /^console-dist\/assets\/console-\w+\.js$/.test(f)));
+        assert.ok(!files.some((f) => f.startsWith('console/')), 'no console sources');
+      }
     }
   });
 
@@ -220,6 +226,11 @@ describe('installable packages: npm pack, install outside the repository, use wi
     ({ issuer, secret, caPem, adminToken, data } = r);
     assert.ok(secret.length >= 43);
     assert.ok(r.cliMs < 5000, `the compiled CLI took ${r.cliMs} ms`);
+    // The installed IdP serves its console from the package.
+    const page = await tlsFetch(readFileSync(caPem, 'utf8'))(`${issuer}/console/`);
+    assert.equal(page.status, 200);
+    const js = /src="assets\/([^"]+)"/.exec(await page.text())?.[1];
+    assert.equal((await tlsFetch(readFileSync(caPem, 'utf8'))(`${issuer}/console/assets/${js}`)).status, 200);
   });
 
   for (const mod of ['esm', 'cjs'] as const) {
