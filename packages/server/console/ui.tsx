@@ -105,3 +105,27 @@ export function when(t: number | string | null | undefined): string {
 export function Empty({ children }: { children: ComponentChildren }) {
   return <p class="empty">{children}</p>;
 }
+
+/** A data table: its column headings (`{ hidden }` for one only screen readers need) and rows. */
+export function Grid(props: {
+  label?: string;
+  caption?: ComponentChildren;
+  columns: (string | { hidden: string })[];
+  children: ComponentChildren;
+}) {
+  return (
+    <table class="grid" aria-label={props.label}>
+      {props.caption && <caption>{props.caption}</caption>}
+      <thead>
+        <tr>
+          {props.columns.map((c) => (
+            <th scope="col" key={typeof c === 'string' ? c : c.hidden}>
+              {typeof c === 'string' ? c : <span class="visually-hidden">{c.hidden}</span>}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{props.children}</tbody>
+    </table>
+  );
+}

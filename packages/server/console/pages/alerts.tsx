@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.ts';
-import { Empty, ErrorText, Note, Page, useAction, useLoad, when } from '../ui.tsx';
+import { Empty, ErrorText, Note, Page, useAction, useLoad, when, Grid } from '../ui.tsx';
 import type { AuditEvent } from './audit.tsx';
 
 interface Alert {
@@ -127,32 +127,20 @@ function AlertEvents({ alert }: { alert: Alert }) {
     <>
       <ErrorText error={events.error} />
       {events.data && (
-        <table class="grid" aria-label={`events behind alert ${alert.id}`}>
-          <thead>
-            <tr>
-              <th scope="col">Seq</th>
-              <th scope="col">Time</th>
-              <th scope="col">Type</th>
-              <th scope="col">Client</th>
-              <th scope="col">Reason</th>
-              <th scope="col">Source</th>
+        <Grid label={`events behind alert ${alert.id}`} columns={['Seq', 'Time', 'Type', 'Client', 'Reason', 'Source']}>
+          {events.data.map((e) => (
+            <tr key={e.seq}>
+              <td>{e.seq}</td>
+              <td>{when(e.time)}</td>
+              <td>
+                <code>{e.type}</code>
+              </td>
+              <td>{e.client_id ?? ''}</td>
+              <td>{e.reason ?? ''}</td>
+              <td>{e.source_ip ?? ''}</td>
             </tr>
-          </thead>
-          <tbody>
-            {events.data.map((e) => (
-              <tr key={e.seq}>
-                <td>{e.seq}</td>
-                <td>{when(e.time)}</td>
-                <td>
-                  <code>{e.type}</code>
-                </td>
-                <td>{e.client_id ?? ''}</td>
-                <td>{e.reason ?? ''}</td>
-                <td>{e.source_ip ?? ''}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Grid>
       )}
     </>
   );

@@ -1,7 +1,11 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, follow } from '../api.ts';
-import { Empty, ErrorText, Page, useLoad, when } from '../ui.tsx';
+import { Empty, ErrorText, Page, useLoad, when, Grid } from '../ui.tsx';
 
+/**
+ * An event as `GET /admin/audit` returns it (the protocol's `AuditEvent` and its place in the
+ * chain). Written out: the protocol package's index is Node code, and the page needs only the shape.
+ */
 export interface AuditEvent {
   seq: number;
   time: string;
@@ -108,40 +112,30 @@ export function Audit() {
       <ErrorText error={page.error} />
       {page.data && events.length === 0 && <Empty>No event matches.</Empty>}
       {events.length > 0 && (
-        <table class="grid events" aria-label="audit events, newest first">
-          <thead>
-            <tr>
-              <th scope="col">Seq</th>
-              <th scope="col">Time</th>
-              <th scope="col">Type</th>
-              <th scope="col">Outcome</th>
-              <th scope="col">Actor</th>
-              <th scope="col">Client</th>
-              <th scope="col">Subject</th>
+        <Grid
+          label="audit events, newest first"
+          columns={['Seq', 'Time', 'Type', 'Outcome', 'Actor', 'Client', 'Subject']}
+        >
+          {events.map((e) => (
+            <tr key={e.seq} data-seq={e.seq} data-type={e.type} class={seen.has(e.seq) ? 'fresh' : ''}>
+              <td>
+                <button type="button" class="link" onClick={() => setOpen(e)}>
+                  {e.seq}
+                </button>
+              </td>
+              <td>{when(e.time)}</td>
+              <td>
+                <code>{e.type}</code>
+              </td>
+              <td>
+                <span class={`badge ${e.outcome}`}>{e.outcome}</span>
+              </td>
+              <td>{e.actor}</td>
+              <td>{e.client_id ?? ''}</td>
+              <td>{e.subject ?? ''}</td>
             </tr>
-          </thead>
-          <tbody>
-            {events.map((e) => (
-              <tr key={e.seq} data-seq={e.seq} data-type={e.type} class={seen.has(e.seq) ? 'fresh' : ''}>
-                <td>
-                  <button type="button" class="link" onClick={() => setOpen(e)}>
-                    {e.seq}
-                  </button>
-                </td>
-                <td>{when(e.time)}</td>
-                <td>
-                  <code>{e.type}</code>
-                </td>
-                <td>
-                  <span class={`badge ${e.outcome}`}>{e.outcome}</span>
-                </td>
-                <td>{e.actor}</td>
-                <td>{e.client_id ?? ''}</td>
-                <td>{e.subject ?? ''}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Grid>
       )}
       {open && (
         <section class="panel" aria-labelledby="event-title">

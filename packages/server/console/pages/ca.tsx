@@ -1,5 +1,5 @@
 import { api } from '../api.ts';
-import { Empty, ErrorText, Note, Page, useAction, useLoad, when } from '../ui.tsx';
+import { Empty, ErrorText, Note, Page, useAction, useLoad, when, Grid } from '../ui.tsx';
 
 interface Root {
   subject: string;
@@ -61,34 +61,22 @@ export function CaPage() {
               ? 'The CA is managed by the operator (its key is not kept here).'
               : 'Latchkey keeps the CA and rotates it on request.'}
           </p>
-          <table class="grid" aria-label="CA roots">
-            <thead>
-              <tr>
-                <th scope="col">Subject</th>
-                <th scope="col">Serial</th>
-                <th scope="col">Phase</th>
-                <th scope="col">Signs from</th>
-                <th scope="col">Retires</th>
-                <th scope="col">Expires</th>
+          <Grid label="CA roots" columns={['Subject', 'Serial', 'Phase', 'Signs from', 'Retires', 'Expires']}>
+            {ca.data.roots.map((r) => (
+              <tr key={r.serial}>
+                <td>{r.subject}</td>
+                <td>
+                  <code>{r.serial}</code>
+                </td>
+                <td>
+                  <span class={`badge ${r.state}`}>{r.state}</span>
+                </td>
+                <td>{when(r.activate_at)}</td>
+                <td>{when(r.retire_at)}</td>
+                <td>{when(r.not_after)}</td>
               </tr>
-            </thead>
-            <tbody>
-              {ca.data.roots.map((r) => (
-                <tr key={r.serial}>
-                  <td>{r.subject}</td>
-                  <td>
-                    <code>{r.serial}</code>
-                  </td>
-                  <td>
-                    <span class={`badge ${r.state}`}>{r.state}</span>
-                  </td>
-                  <td>{when(r.activate_at)}</td>
-                  <td>{when(r.retire_at)}</td>
-                  <td>{when(r.not_after)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Grid>
           <details>
             <summary>Trust bundle (PEM)</summary>
             <pre class="pem">{ca.data.bundle}</pre>
@@ -99,35 +87,30 @@ export function CaPage() {
       <ErrorText error={issued.error} />
       {issued.data && byService.size === 0 && <Empty>No workload certificate has been issued yet.</Empty>}
       {[...byService].map(([service, list]) => (
-        <table class="grid" key={service} aria-label={`certificates of ${service}`}>
-          <caption>
-            {service} ({list.length})
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">Issued</th>
-              <th scope="col">Serial</th>
-              <th scope="col">SPIFFE ID</th>
-              <th scope="col">Key</th>
-              <th scope="col">Expires</th>
+        <Grid
+          key={service}
+          label={`certificates of ${service}`}
+          caption={
+            <>
+              {service} ({list.length})
+            </>
+          }
+          columns={['Issued', 'Serial', 'SPIFFE ID', 'Key', 'Expires']}
+        >
+          {list.slice(0, 10).map((e) => (
+            <tr key={e.seq}>
+              <td>{when(e.time)}</td>
+              <td>
+                <code>{e.detail?.serial}</code>
+              </td>
+              <td>
+                <code>{e.detail?.spiffe_id}</code>
+              </td>
+              <td>{e.detail?.key_type}</td>
+              <td>{when(e.detail?.not_after)}</td>
             </tr>
-          </thead>
-          <tbody>
-            {list.slice(0, 10).map((e) => (
-              <tr key={e.seq}>
-                <td>{when(e.time)}</td>
-                <td>
-                  <code>{e.detail?.serial}</code>
-                </td>
-                <td>
-                  <code>{e.detail?.spiffe_id}</code>
-                </td>
-                <td>{e.detail?.key_type}</td>
-                <td>{when(e.detail?.not_after)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Grid>
       ))}
     </Page>
   );

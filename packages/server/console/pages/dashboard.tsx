@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.ts';
 import { type ChartSeries, TimeChart } from '../chart.tsx';
-import { ErrorText, Page, useLoad } from '../ui.tsx';
+import { ErrorText, Page, useLoad, Grid } from '../ui.tsx';
 
 interface Series {
   name: string;
@@ -102,30 +102,23 @@ export function Dashboard() {
         </div>
       )}
       {data && data.denied_by_action.length > 0 && (
-        <table class="grid">
-          <caption>Denied decisions by service and action ({RANGES[range_].label})</caption>
-          <thead>
-            <tr>
-              <th scope="col">Service</th>
-              <th scope="col">Action</th>
-              <th scope="col">Denials</th>
-            </tr>
-          </thead>
-          <tbody>
-            {data.denied_by_action.map((s) => {
-              const [service, ...action] = s.name.split(' ');
-              return (
-                <tr key={s.name}>
-                  <td>{service}</td>
-                  <td>
-                    <code>{action.join(' ')}</code>
-                  </td>
-                  <td>{s.counts.reduce((a, b) => a + b, 0)}</td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+        <Grid
+          caption={<>Denied decisions by service and action ({RANGES[range_].label})</>}
+          columns={['Service', 'Action', 'Denials']}
+        >
+          {data.denied_by_action.map((s) => {
+            const [service, ...action] = s.name.split(' ');
+            return (
+              <tr key={s.name}>
+                <td>{service}</td>
+                <td>
+                  <code>{action.join(' ')}</code>
+                </td>
+                <td>{s.counts.reduce((a, b) => a + b, 0)}</td>
+              </tr>
+            );
+          })}
+        </Grid>
       )}
     </Page>
   );

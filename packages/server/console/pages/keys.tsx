@@ -1,5 +1,5 @@
 import { api } from '../api.ts';
-import { ErrorText, Note, Page, useAction, useLoad, when } from '../ui.tsx';
+import { ErrorText, Note, Page, useAction, useLoad, when, Grid } from '../ui.tsx';
 
 interface Key {
   kid: string;
@@ -57,46 +57,42 @@ export function Keys() {
             Next scheduled rotation: <strong>{when(data.next_rotation_at)}</strong>
           </p>
           <Timeline keys={data.keys} next={data.next_rotation_at} />
-          <table class="grid" aria-label="signing keys">
-            <thead>
-              <tr>
-                <th scope="col">Key id</th>
-                <th scope="col">Algorithm</th>
-                <th scope="col">State</th>
-                <th scope="col">Created</th>
-                <th scope="col">Signing since</th>
-                <th scope="col">Retired</th>
-                <th scope="col">Removed after</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
+          <Grid
+            label="signing keys"
+            columns={[
+              'Key id',
+              'Algorithm',
+              'State',
+              'Created',
+              'Signing since',
+              'Retired',
+              'Removed after',
+              { hidden: 'Actions' },
+            ]}
+          >
+            {data.keys.map((k) => (
+              <tr key={k.kid} data-kid={k.kid} data-state={k.state}>
+                <td>
+                  <code>{k.kid}</code>
+                </td>
+                <td>{k.alg}</td>
+                <td>
+                  <span class={`badge ${k.state}`}>{k.state}</span>
+                </td>
+                <td>{when(k.created_at)}</td>
+                <td>{when(k.activated_at)}</td>
+                <td>{when(k.retired_at)}</td>
+                <td>{when(k.remove_after)}</td>
+                <td>
+                  {k.state !== 'revoked' && (
+                    <button type="button" class="danger small" disabled={action.busy} onClick={() => revoke(k.kid)}>
+                      Revoke
+                    </button>
+                  )}
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {data.keys.map((k) => (
-                <tr key={k.kid} data-kid={k.kid} data-state={k.state}>
-                  <td>
-                    <code>{k.kid}</code>
-                  </td>
-                  <td>{k.alg}</td>
-                  <td>
-                    <span class={`badge ${k.state}`}>{k.state}</span>
-                  </td>
-                  <td>{when(k.created_at)}</td>
-                  <td>{when(k.activated_at)}</td>
-                  <td>{when(k.retired_at)}</td>
-                  <td>{when(k.remove_after)}</td>
-                  <td>
-                    {k.state !== 'revoked' && (
-                      <button type="button" class="danger small" disabled={action.busy} onClick={() => revoke(k.kid)}>
-                        Revoke
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Grid>
         </>
       )}
     </Page>

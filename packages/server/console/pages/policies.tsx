@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from '../api.ts';
-import { Empty, ErrorText, Note, Page, useAction, useLoad, when } from '../ui.tsx';
+import { Empty, ErrorText, Note, Page, useAction, useLoad, when, Grid } from '../ui.tsx';
 
 interface Bundle {
   version: number;
@@ -56,42 +56,28 @@ export function Policies() {
       <Note note={action.note} />
       {versions.data && list.length === 0 && <Empty>No policy bundle has been published yet.</Empty>}
       {list.length > 0 && (
-        <table class="grid" aria-label="policy versions">
-          <thead>
-            <tr>
-              <th scope="col">Version</th>
-              <th scope="col">Published</th>
-              <th scope="col">By</th>
-              <th scope="col">Note</th>
-              <th scope="col">Digest</th>
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
+        <Grid label="policy versions" columns={['Version', 'Published', 'By', 'Note', 'Digest', { hidden: 'Actions' }]}>
+          {list.map((v, i) => (
+            <tr key={v.version} data-version={v.version}>
+              <td>
+                {v.version} {i === 0 && <span class="badge active">active</span>}
+              </td>
+              <td>{when(v.publishedAt)}</td>
+              <td>{v.actor}</td>
+              <td>{v.note ?? ''}</td>
+              <td>
+                <code>{v.digest.slice(0, 16)}</code>
+              </td>
+              <td>
+                {i > 0 && (
+                  <button type="button" class="small" disabled={action.busy} onClick={() => rollback(v.version)}>
+                    Roll back to {v.version}
+                  </button>
+                )}
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {list.map((v, i) => (
-              <tr key={v.version} data-version={v.version}>
-                <td>
-                  {v.version} {i === 0 && <span class="badge active">active</span>}
-                </td>
-                <td>{when(v.publishedAt)}</td>
-                <td>{v.actor}</td>
-                <td>{v.note ?? ''}</td>
-                <td>
-                  <code>{v.digest.slice(0, 16)}</code>
-                </td>
-                <td>
-                  {i > 0 && (
-                    <button type="button" class="small" disabled={action.busy} onClick={() => rollback(v.version)}>
-                      Roll back to {v.version}
-                    </button>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Grid>
       )}
       {list.length > 1 && <DiffView versions={list} />}
       {versions.data && <Draft active={active.data} onPublished={reload} />}

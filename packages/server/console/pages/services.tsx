@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.ts';
-import { Empty, ErrorText, Note, Page, useAction, useLoad, when } from '../ui.tsx';
+import { Empty, ErrorText, Note, Page, useAction, useLoad, when, Grid } from '../ui.tsx';
 
 interface Client {
   client_id: string;
@@ -61,37 +61,26 @@ export function Services() {
       )}
       {data && clients.length === 0 && <Empty>No services are registered yet.</Empty>}
       {clients.length > 0 && (
-        <table class="grid" aria-label="registered services">
-          <thead>
-            <tr>
-              <th scope="col">Client</th>
-              <th scope="col">Audiences</th>
-              <th scope="col">Roles</th>
-              <th scope="col">Authentication</th>
-              <th scope="col">State</th>
+        <Grid label="registered services" columns={['Client', 'Audiences', 'Roles', 'Authentication', 'State']}>
+          {clients.map((c) => (
+            <tr key={c.client_id} class={c.client_id === selected ? 'selected' : ''}>
+              <td>
+                <button type="button" class="link" onClick={() => setSelected(c.client_id)}>
+                  {c.client_id}
+                </button>
+                {c.client_name && c.client_name !== c.client_id && <span class="muted"> {c.client_name}</span>}
+              </td>
+              <td>{(c.audiences ?? []).join(', ') || '—'}</td>
+              <td>{(c.roles ?? []).join(', ') || '—'}</td>
+              <td>
+                <code>{c.token_endpoint_auth_method ?? '—'}</code>
+              </td>
+              <td>
+                <span class={`badge ${state(c)}`}>{state(c)}</span>
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {clients.map((c) => (
-              <tr key={c.client_id} class={c.client_id === selected ? 'selected' : ''}>
-                <td>
-                  <button type="button" class="link" onClick={() => setSelected(c.client_id)}>
-                    {c.client_id}
-                  </button>
-                  {c.client_name && c.client_name !== c.client_id && <span class="muted"> {c.client_name}</span>}
-                </td>
-                <td>{(c.audiences ?? []).join(', ') || '—'}</td>
-                <td>{(c.roles ?? []).join(', ') || '—'}</td>
-                <td>
-                  <code>{c.token_endpoint_auth_method ?? '—'}</code>
-                </td>
-                <td>
-                  <span class={`badge ${state(c)}`}>{state(c)}</span>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Grid>
       )}
       {current && <ServiceDetail client={current} onChange={reload} />}
     </Page>
@@ -220,30 +209,20 @@ function ServiceDetail({ client, onChange }: { client: Client; onChange: () => v
       <ErrorText error={certs.error} />
       {certs.data && certs.data.events.length === 0 && <Empty>No certificate issued to it yet.</Empty>}
       {certs.data && certs.data.events.length > 0 && (
-        <table class="grid" aria-label="certificates issued to this service">
-          <thead>
-            <tr>
-              <th scope="col">Issued</th>
-              <th scope="col">Serial</th>
-              <th scope="col">SPIFFE ID</th>
-              <th scope="col">Expires</th>
+        <Grid label="certificates issued to this service" columns={['Issued', 'Serial', 'SPIFFE ID', 'Expires']}>
+          {[...certs.data.events].reverse().map((e) => (
+            <tr key={e.seq}>
+              <td>{when(e.time)}</td>
+              <td>
+                <code>{String(e.detail?.serial ?? '')}</code>
+              </td>
+              <td>
+                <code>{String(e.detail?.spiffe_id ?? '')}</code>
+              </td>
+              <td>{when(String(e.detail?.not_after ?? ''))}</td>
             </tr>
-          </thead>
-          <tbody>
-            {[...certs.data.events].reverse().map((e) => (
-              <tr key={e.seq}>
-                <td>{when(e.time)}</td>
-                <td>
-                  <code>{String(e.detail?.serial ?? '')}</code>
-                </td>
-                <td>
-                  <code>{String(e.detail?.spiffe_id ?? '')}</code>
-                </td>
-                <td>{when(String(e.detail?.not_after ?? ''))}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Grid>
       )}
       <Note note={action.note} />
       <div class="row">

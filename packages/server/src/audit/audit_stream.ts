@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
+import { openEventStream } from '../http/sse.ts';
 import { AdminError } from '../errors.ts';
 import { adminErrors, DecimalString, typed } from '../http/schemas.ts';
 import type { AuditFilter, AuditStore } from '../storage/ports.ts';
@@ -66,14 +67,7 @@ export function registerAuditStream(scope: FastifyInstance, deps: AuditStreamDep
       let cursor = resume !== undefined ? Number(resume) : ((await deps.store.auditHead())?.seq ?? 0);
       reply.hijack();
       const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-store',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-content-type-options': 'nosniff',
-      });
-      res.write(`retry: 2000\n: cursor ${cursor}\n\n`);
+      openEventStream(res, cursor);
       let open = true;
       let wake: () => void = () => {};
       const waiter = () => wake();

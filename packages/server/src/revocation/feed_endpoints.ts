@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { FeedPage } from '@latchkey/protocol';
 import Type from 'typebox';
+import { openEventStream } from '../http/sse.ts';
 import { OAuthError, invalidRequest } from '../errors.ts';
 import { AnyObject, DecimalString, oauthErrors, typed } from '../http/schemas.ts';
 import type { FeedEventRecord, FeedStore, FeedStream } from '../storage/ports.ts';
@@ -144,15 +145,7 @@ export function registerFeedEndpoints(scope: FastifyInstance, deps: FeedEndpoint
           .end(JSON.stringify(err.toJSON()));
         return;
       }
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-store',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-content-type-options': 'nosniff',
-      });
-      // retry: how long EventSource clients wait before reconnecting; the first comment opens the stream.
-      res.write(`retry: 2000\n: cursor ${cursor}\n\n`);
+      openEventStream(res, cursor);
     },
   );
 }
