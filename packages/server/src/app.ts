@@ -9,7 +9,7 @@ import { registerAuditStream } from './audit/audit_stream.ts';
 import { registerConsole } from './console/console_routes.ts';
 import { ConsoleSessions } from './console/console_sessions.ts';
 import { verifyOwnToken } from './keys/own_token_verifier.ts';
-import { CONSOLE_CLIENT_ID, ensureConsoleClient } from './console/console_client.ts';
+import { CONSOLE_ADMIN_ROLE, CONSOLE_CLIENT_ID, ensureConsoleClient } from './console/console_client.ts';
 import { FeedHistory } from './revocation/feed_history.ts';
 import { registerClientAdmin } from './admin/client_admin.ts';
 import type { Config } from './config.ts';
@@ -318,7 +318,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     settings: storage,
     hashKey: master.secretHashKey,
     events,
-    console: { sessions: consoleSessions, cookie: (request) => cookiesOf(request).get(consoleCookie) },
+    console: {
+      sessions: consoleSessions,
+      cookie: (request) => cookiesOf(request).get(consoleCookie),
+      userAllowed: async (sub) => {
+        const user = await storage.getUser(sub);
+        return user !== undefined && !user.disabled && user.roles.includes(CONSOLE_ADMIN_ROLE);
+      },
+    },
   });
   const cookies = new PageCookies(secureCookies);
   const sessions = new Sessions(storage, clock, config.sessionLifetime);
@@ -506,7 +513,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
             return undefined;
           if (await deps.revocations.check(r.claims)) return undefined;
           const user = await storage.getUser(r.claims.sub);
-          return user && { username: user.username, roles: user.roles, disabled: user.disabled };
+          return user && { sub: user.sub, username: user.username, roles: user.roles, disabled: user.disabled };
         },
       },
     });

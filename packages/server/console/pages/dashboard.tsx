@@ -80,10 +80,10 @@ export function Dashboard() {
           />
           <TimeChart
             range={range}
-            title="Denied decisions, by service"
+            title="Denied decisions, by service and action"
             unit="denials"
             times={times}
-            series={toSeries(data.denied_decisions)}
+            series={toSeries(data.denied_by_action)}
           />
           <TimeChart
             range={range}

@@ -55,6 +55,8 @@ export interface ConsoleCredential {
   sessions: Pick<ConsoleSessions, 'current' | 'csrfMatches'>;
   /** The session cookie of a request, if it has one. */
   cookie: (request: FastifyRequest) => string | undefined;
+  /** Whether a user's session still stands: the user exists, is enabled and holds the console role. */
+  userAllowed: (sub: string) => Promise<boolean>;
 }
 
 /**
@@ -80,6 +82,9 @@ export function adminGuard(deps: {
     if (cookie !== undefined && deps.console) {
       const session = await deps.console.sessions.current(cookie);
       if (!session) throw invalidToken('the console session has ended: sign in again');
+      // A user disabled, deleted or stripped of the role loses the console at their next request.
+      if (session.sub !== null && !(await deps.console.userAllowed(session.sub)))
+        throw invalidToken('the user can no longer use the console');
       const csrf = request.headers['x-csrf-token'];
       if (!deps.console.sessions.csrfMatches(cookie, typeof csrf === 'string' ? csrf : undefined))
         throw new AdminError('csrf_failed', 'the console session needs its CSRF token in x-csrf-token');

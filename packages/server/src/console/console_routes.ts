@@ -73,7 +73,9 @@ export interface ConsoleRouteDeps {
      * The user an access token stands for, if it is a live user token of the console's client
      * issued for the IdP; with the user's username, roles and state.
      */
-    userOf: (token: string) => Promise<{ username: string; roles: readonly string[]; disabled: boolean } | undefined>;
+    userOf: (
+      token: string,
+    ) => Promise<{ sub: string; username: string; roles: readonly string[]; disabled: boolean } | undefined>;
   };
 }
 
@@ -199,7 +201,10 @@ export function registerConsole(scope: FastifyInstance, deps: ConsoleRouteDeps):
             ? invalidToken(`the user needs the ${CONSOLE_ADMIN_ROLE} role to use the console`)
             : invalidToken('the access token is not a live user token of the console');
         }
-        const { cookie, csrf, session } = await deps.sessions.start('user', request, `admin:${user.username}`);
+        const { cookie, csrf, session } = await deps.sessions.start('user', request, {
+          actor: `admin:${user.username}`,
+          sub: user.sub,
+        });
         setCookie(reply, cookie, deps.sessions.lifetime);
         reply.header('cache-control', 'no-store');
         return { csrf, expires_at: session.expiresAt };

@@ -52,13 +52,15 @@ export class ConsoleSessions {
   async start(
     method: ConsoleSignInMethod,
     request: { id: string; ip: string },
-    actor = 'admin',
+    user?: { actor: string; sub: string },
   ): Promise<{ cookie: string; csrf: string; session: ConsoleSessionRecord }> {
+    const actor = user?.actor ?? 'admin';
     const cookie = randomBytes(32).toString('base64url');
     const now = epochSeconds(this.clock);
     const session: ConsoleSessionRecord = {
       sid: randomUUID(),
       actor,
+      sub: user?.sub ?? null,
       createdAt: now,
       expiresAt: now + this.lifetime,
       endedAt: null,

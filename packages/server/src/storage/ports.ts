@@ -716,6 +716,8 @@ export interface ConsoleSessionRecord {
   sid: string;
   /** Who signed in: `admin` (the admin bearer or a link it made) or `admin:<username>` (a user with the console role). */
   actor: string;
+  /** The user's `sub` when a user signed in (checked on every request: enabled, still holding the role). */
+  sub: string | null;
   createdAt: number;
   expiresAt: number;
   endedAt: number | null;

@@ -646,6 +646,7 @@ export const consentFromRow = (r: ConsentRow): ConsentRecord => ({
 export interface ConsoleSessionRow {
   sid: string;
   actor: string;
+  sub: string | null;
   created_at: number | string;
   expires_at: number | string;
   ended_at: number | string | null;
@@ -654,6 +655,7 @@ export interface ConsoleSessionRow {
 export const consoleSessionFromRow = (r: ConsoleSessionRow): ConsoleSessionRecord => ({
   sid: r.sid,
   actor: r.actor,
+  sub: r.sub,
   createdAt: Number(r.created_at),
   expiresAt: Number(r.expires_at),
   endedAt: r.ended_at === null ? null : Number(r.ended_at),

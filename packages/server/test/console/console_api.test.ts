@@ -249,6 +249,15 @@ describe('users with the latchkey-admin role sign in through the IdP, as the con
     const signedIn = await auditEvents(t.idp.storage, { type: 'console.signed_in' });
     assert.equal(signedIn.at(-1)?.actor, 'admin:root');
     assert.equal(signedIn.at(-1)?.detail?.method, 'user');
+    // The role taken away: the session stops working at the next request; given back, it works.
+    const users = (await (await t.admin('/admin/users?limit=10', undefined, 'GET')).json()) as { users: any[] };
+    const root = users.users.find((u) => u.username === 'root');
+    assert.equal((await t.admin(`/admin/users/${root.sub}/roles`, { roles: [] }, 'PUT')).status, 200);
+    const refused = await s.call('/admin/clients');
+    assert.equal(refused.status, 401);
+    assert.equal(((await refused.json()) as any).error_description, 'the user can no longer use the console');
+    assert.equal((await t.admin(`/admin/users/${root.sub}/roles`, { roles: ['latchkey-admin'] }, 'PUT')).status, 200);
+    assert.equal((await s.call('/admin/clients')).status, 200);
   });
 
   test('refused: a user without the role, a token of another client or audience, a disabled user, a forged token', async () => {

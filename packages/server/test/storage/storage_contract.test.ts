@@ -382,7 +382,14 @@ function contract(
     });
 
     test('console sessions: created by cookie hash, ended once, purged after expiry', async () => {
-      const session = { sid: 'sid-1', actor: 'admin', createdAt: 1_000, expiresAt: 2_000, endedAt: null };
+      const session = {
+        sid: 'sid-1',
+        actor: 'admin:ann',
+        sub: 'sub-ann',
+        createdAt: 1_000,
+        expiresAt: 2_000,
+        endedAt: null,
+      };
       await s.createConsoleSession('hash-1', session);
       assert.deepEqual(await s.getConsoleSession('hash-1'), session);
       assert.equal(await s.getConsoleSession('hash-2'), undefined);

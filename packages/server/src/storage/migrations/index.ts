@@ -397,6 +397,7 @@ CREATE TABLE console_sessions (
   cookie_hash TEXT PRIMARY KEY,
   sid TEXT NOT NULL UNIQUE,
   actor TEXT NOT NULL,
+  sub TEXT,
   created_at BIGINT NOT NULL,
   expires_at BIGINT NOT NULL,
   ended_at BIGINT

@@ -275,9 +275,9 @@ export const SQL = {
     'UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ? AND acknowledged_at IS NULL',
 
   insertConsoleSession:
-    'INSERT INTO console_sessions (cookie_hash, sid, actor, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+    'INSERT INTO console_sessions (cookie_hash, sid, actor, sub, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
   consoleSessionByCookie:
-    'SELECT sid, actor, created_at, expires_at, ended_at FROM console_sessions WHERE cookie_hash = ?',
+    'SELECT sid, actor, sub, created_at, expires_at, ended_at FROM console_sessions WHERE cookie_hash = ?',
   endConsoleSession: 'UPDATE console_sessions SET ended_at = ? WHERE sid = ? AND ended_at IS NULL',
   purgeConsoleSessions: 'DELETE FROM console_sessions WHERE expires_at < ?',
 

@@ -972,7 +972,7 @@ export class SqlStorage implements Storage {
 
   async createConsoleSession(cookieHash: string, x: ConsoleSessionRecord, audit?: WithAudit): Promise<void> {
     await this.change(
-      (tx) => tx.run(SQL.insertConsoleSession, [cookieHash, x.sid, x.actor, x.createdAt, x.expiresAt]),
+      (tx) => tx.run(SQL.insertConsoleSession, [cookieHash, x.sid, x.actor, x.sub, x.createdAt, x.expiresAt]),
       audit,
     );
   }
