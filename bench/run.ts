@@ -1,6 +1,6 @@
 // npm run bench — each hot path beside a peer in the same run; medians of interleaved rounds.
 // BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
-// BENCH_ONLY (comma-separated: issuance, exchange, ingestion, propagation, verification, authorization, workload, sidecar, login, statuslist, revocations, fleet, replicas; default all).
+// BENCH_ONLY (comma-separated: issuance, exchange, ingestion, propagation, verification, authorization, workload, sidecar, login, statuslist, revocations, fleet, replicas, console; default all).
 import { cpus } from 'node:os';
 import { benchRevocationPropagation } from './revocation_propagation.ts';
 import {
@@ -21,6 +21,7 @@ import { benchRevocationMemory } from './revocation_memory.ts';
 import { benchDecisionFleet } from './decision_fleet.ts';
 import { benchReplicaScaling } from './replica_scaling.ts';
 import { benchVerifyAtScale } from './verify_at_scale.ts';
+import { benchConsoleStats } from './console_stats.ts';
 
 const duration = Number(process.env.BENCH_DURATION ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -222,6 +223,29 @@ if (runs('revocations')) {
     console.log(
       `| ${x.entries} | ${x.catchUpSeconds.toFixed(1)} | ${x.heapMiB.toFixed(1)} | ${x.cached.toFixed(0)} | ${((x.cached / v[0]!.cached) * 100).toFixed(0)}% | ${x.fresh.toFixed(0)} | ${((x.fresh / v[0]!.fresh) * 100).toFixed(0)}% |`,
     );
+}
+
+if (runs('console')) {
+  const rows = Number(process.env.BENCH_AUDIT_ROWS ?? 1_000_000);
+  console.log(`## The console's reads over a day-long trail of ${rows.toLocaleString('en')} events`);
+  console.log(
+    '\nGET /admin/stats (HTTPS, admin bearer) vs its peer: the same counts by a time-range scan in the same database, medians of 5.\n',
+  );
+  console.log('| backend | range | step | buckets | tokens counted | /admin/stats ms | time-range scan ms | ratio |');
+  console.log('| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |');
+  const databaseUrl = await startPostgresIfConfigured();
+  const results = [await benchConsoleStats({ rows })];
+  if (databaseUrl) results.push(await benchConsoleStats({ rows, databaseUrl }));
+  for (const r of results)
+    for (const x of r.ranges)
+      console.log(
+        `| ${r.backend} | ${x.range} | ${x.step} | ${x.buckets} | ${x.counted} | ${x.statsMs.toFixed(1)} | ${x.peerMs.toFixed(1)} | ${(x.statsMs / x.peerMs).toFixed(2)} |`,
+      );
+  for (const r of results)
+    console.log(
+      `\n${r.backend}: trail written in ${r.fillSeconds.toFixed(1)} s; GET /admin/audit/stream delivered a token.issued event p50 ${r.streamMs.p50.toFixed(1)} ms, p99 ${r.streamMs.p99.toFixed(1)} ms after /token answered (${r.streamMs.samples} samples)`,
+    );
+  console.log('');
 }
 
 if (runs('replicas')) {
