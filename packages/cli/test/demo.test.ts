@@ -8,12 +8,9 @@ import { chromium } from 'playwright-core';
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const ARTEFACTS = join(ROOT, 'test-artifacts/screenshots/');
 
-// `npm run demo` in its non-interactive mode (issue 19): every narrated step happened as it says,
-// and no process is left behind (the IdP, the sidecar and the Python billing service).
-test("npm run demo -- --ci: mTLS between the services, tokens, an allowed and a denied decision, a user's request through gateway → orders → billing (Python behind the sidecar) with its act chain and Transaction Token, a rotation without failures, a revocation within a second, an alert, the verified chain, the console; nothing left running", {
-  timeout: 180_000,
-}, async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'demo/run.ts'), '--ci'], {
+/** `npm run demo` (with `args`) as a child process; `output()` is everything it printed so far. */
+function startDemo(args: string[]) {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'demo/run.ts'), ...args], {
     cwd: ROOT,
     env: { ...process.env, NODE_OPTIONS: '--conditions=latchkey:source' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -21,7 +18,18 @@ test("npm run demo -- --ci: mTLS between the services, tokens, an allowed and a 
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
-  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  const exited = new Promise<number | null>((r) => child.on('exit', r));
+  return { child, exited, output: () => out };
+}
+
+// `npm run demo` in its non-interactive mode (issue 19): every narrated step happened as it says,
+// and no process is left behind (the IdP, the sidecar and the Python billing service).
+test("npm run demo -- --ci: mTLS between the services, tokens, an allowed and a denied decision, a user's request through gateway → orders → billing (Python behind the sidecar) with its act chain and Transaction Token, a rotation without failures, a revocation within a second, an alert, the verified chain, the console; nothing left running", {
+  timeout: 180_000,
+}, async () => {
+  const demo = startDemo(['--ci']);
+  const code = await demo.exited;
+  const out = demo.output();
   const steps = out
     .split('\n')
     .filter((l) => l.startsWith('DEMO '))
@@ -88,20 +96,13 @@ test('npm run demo, interactive: the printed one-time link opens the console on 
   timeout: 240_000,
   skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (CI installs it)`,
 }, async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'demo/run.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, NODE_OPTIONS: '--conditions=latchkey:source' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => child.on('exit', r));
+  const { child, exited, output } = startDemo([]);
   const deadline = Date.now() + 180_000;
-  while (!/Ctrl-C stops every process/.test(out)) {
-    assert.ok(child.exitCode === null && Date.now() < deadline, `the demo did not come up:\n${out}`);
+  while (!/Ctrl-C stops every process/.test(output())) {
+    assert.ok(child.exitCode === null && Date.now() < deadline, `the demo did not come up:\n${output()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+  const out = output();
   const link = /Sign in once with this link \(10 minutes\): (https:\/\/\S+)/.exec(out)?.[1];
   assert.ok(link, out);
   assert.match(out, /The admin console: https:\/\/localhost:\d+\/console\//);
@@ -126,6 +127,6 @@ test('npm run demo, interactive: the printed one-time link opens the console on 
     await browser.close();
   }
   child.kill('SIGINT');
-  assert.equal(await exited, 0, out);
+  assert.equal(await exited, 0, output());
   for (const pid of running) assert.throws(() => process.kill(pid, 0), /ESRCH/, `process ${pid} is still running`);
 });
