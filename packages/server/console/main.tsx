@@ -10,11 +10,13 @@ import { Dashboard } from './pages/dashboard.tsx';
 import { Keys } from './pages/keys.tsx';
 import { Policies } from './pages/policies.tsx';
 import { Services } from './pages/services.tsx';
+import { Users } from './pages/users.tsx';
 import { describe } from './ui.tsx';
 
 const PAGES = {
   dashboard: { title: 'Dashboard', view: Dashboard },
   services: { title: 'Services', view: Services },
+  users: { title: 'Users', view: Users },
   keys: { title: 'Signing keys', view: Keys },
   ca: { title: 'Workload CA', view: CaPage },
   policies: { title: 'Policies', view: Policies },

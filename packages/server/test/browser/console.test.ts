@@ -209,6 +209,34 @@ describe('the admin console in Chromium', {
     await shoot('services');
   });
 
+  test('users: create one (the generated password shown once), set roles, disable', async () => {
+    await go('users', 'Users');
+    await page.getByRole('button', { name: 'Create a user' }).click();
+    await page.getByLabel('Username').fill('kim');
+    await page.getByLabel(/^Roles/).fill('support');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    const password = await page.locator('code.secret').textContent();
+    assert.match(password ?? '', /^[A-Za-z0-9_-]{22}$/);
+    await page.getByRole('button', { name: 'Done' }).click();
+    await page.getByRole('heading', { level: 2, name: 'kim' }).waitFor();
+    await page.getByLabel('Roles', { exact: true }).fill('support auditor');
+    await page.getByRole('button', { name: 'Save roles' }).click();
+    await page.getByRole('status').filter({ hasText: 'Roles of kim: support, auditor.' }).waitFor();
+    await shoot('users');
+    await page.getByRole('button', { name: 'Disable' }).click();
+    await page.locator('tr[data-user="kim"] .badge.disabled').waitFor();
+    const users = (await (await t.admin('/admin/users', undefined, 'GET')).json()) as { users: any[] };
+    const kim = users.users.find((u) => u.username === 'kim');
+    assert.deepEqual([kim.roles, kim.disabled, kim.must_change_password], [['support', 'auditor'], true, true]);
+    const events = (await (await t.admin(`/admin/audit?subject=${kim.sub}`, undefined, 'GET')).json()) as {
+      events: { type: string }[];
+    };
+    assert.deepEqual(
+      events.events.map((e) => e.type),
+      ['user.created', 'user.updated', 'user.disabled'],
+    );
+  });
+
   test('rotate a key now: the timeline gains a row and the new key is current', async () => {
     await go('keys', 'Signing keys');
     const rows = page.locator('figure.timeline g[data-kid]');
