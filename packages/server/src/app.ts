@@ -9,7 +9,7 @@ import { registerAuditStream } from './audit/audit_stream.ts';
 import { registerConsole } from './console/console_routes.ts';
 import { ConsoleSessions } from './console/console_sessions.ts';
 import { verifyOwnToken } from './keys/own_token_verifier.ts';
-import { CONSOLE_ADMIN_ROLE, CONSOLE_CLIENT_ID, ensureConsoleClient } from './console/console_client.ts';
+import { CONSOLE_CLIENT_ID, ensureConsoleClient, mayUseConsole } from './console/console_client.ts';
 import { FeedHistory } from './revocation/feed_history.ts';
 import { registerClientAdmin } from './admin/client_admin.ts';
 import type { Config } from './config.ts';
@@ -321,10 +321,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     console: {
       sessions: consoleSessions,
       cookie: (request) => cookiesOf(request).get(consoleCookie),
-      userAllowed: async (sub) => {
-        const user = await storage.getUser(sub);
-        return user !== undefined && !user.disabled && user.roles.includes(CONSOLE_ADMIN_ROLE);
-      },
+      userAllowed: async (sub) => mayUseConsole(await storage.getUser(sub)),
     },
   });
   const cookies = new PageCookies(secureCookies);
@@ -384,13 +381,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         'feed delivery failed; will retry on the next append',
       ),
   });
-  const feedHistory = new FeedHistory(
-    async () => {
-      const head = await storage.latestFeedSeq();
-      return { streams: hub.size, lag: Math.max(0, head - (hub.oldestCursor ?? head)) };
-    },
-    () => clock.now(),
-  );
+  /** This replica's open streams and the entries they have not been sent yet (metrics, dashboard). */
+  const feedState = async () => {
+    const head = await storage.latestFeedSeq();
+    return { streams: hub.size, lag: Math.max(0, head - (hub.oldestCursor ?? head)) };
+  };
+  const feedHistory = new FeedHistory(feedState, () => clock.now());
   // Open streams would keep the server from closing: end them first (clients resume by cursor).
   app.addHook('preClose', (done) => {
     feedHistory.close();
@@ -705,10 +701,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       metrics: deps.metrics,
       sample: async () => {
         deps.metrics.auditPending.set(deps.audit.pending);
-        deps.metrics.feedStreams.set(hub.size);
         deps.metrics.notificationsConnected.set(storage.feedNotificationsConnected() ? 1 : 0);
-        const head = await storage.latestFeedSeq();
-        deps.metrics.feedLag.set(Math.max(0, head - (hub.oldestCursor ?? head)));
+        const feed = await feedState();
+        deps.metrics.feedStreams.set(feed.streams);
+        deps.metrics.feedLag.set(feed.lag);
         const current = (await storage.listKeys()).find((k) => k.state === 'current');
         if (current?.activatedAt != null)
           deps.metrics.signingKeyAge.set(Math.max(0, epochSeconds(clock) - current.activatedAt));

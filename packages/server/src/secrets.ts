@@ -24,3 +24,10 @@ export function verifySecret(key: Buffer, presented: string, storedHash: string 
   const b = Buffer.from(storedHash ?? hashSecret(key, 'no-secret-stored'));
   return a.length === b.length && timingSafeEqual(a, b) && storedHash !== null;
 }
+
+/** Two strings compared in constant time (their lengths are not secret). */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

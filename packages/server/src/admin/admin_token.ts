@@ -85,8 +85,7 @@ export function adminGuard(deps: {
       // A user disabled, deleted or stripped of the role loses the console at their next request.
       if (session.sub !== null && !(await deps.console.userAllowed(session.sub)))
         throw invalidToken('the user can no longer use the console');
-      const csrf = request.headers['x-csrf-token'];
-      if (!deps.console.sessions.csrfMatches(cookie, typeof csrf === 'string' ? csrf : undefined))
+      if (!deps.console.sessions.csrfMatches(cookie, request.headers['x-csrf-token']))
         throw new AdminError('csrf_failed', 'the console session needs its CSRF token in x-csrf-token');
       request.adminActor = session.actor;
       passed.add(request);

@@ -103,8 +103,9 @@ export function registerStatsAdmin(scope: FastifyInstance, deps: StatsAdminDeps)
       await deps.writer.flush();
       const fromIso = new Date(first).toISOString();
       const toIso = new Date(to).toISOString();
-      const afterSeq = (await seqAtOrAfter(deps.store, fromIso)) - 1;
-      const throughSeq = (await seqAtOrAfter(deps.store, toIso, true)) - 1;
+      const ends = await chainEnds(deps.store);
+      const afterSeq = (await seqAtOrAfter(deps.store, ends, fromIso)) - 1;
+      const throughSeq = (await seqAtOrAfter(deps.store, ends, toIso, true)) - 1;
       const issued = series();
       const failed = series();
       const denied = series();
@@ -156,20 +157,26 @@ export function registerStatsAdmin(scope: FastifyInstance, deps: StatsAdminDeps)
   );
 }
 
+/** The first seq still stored (pruning removes the oldest) and the head's. */
+async function chainEnds(
+  store: Pick<AuditStore, 'auditAtOrAfter' | 'auditHead'>,
+): Promise<{ first: number | undefined; head: number }> {
+  return { first: (await store.auditAtOrAfter(0))?.seq, head: (await store.auditHead())?.seq ?? 0 };
+}
+
 /**
  * The seq of the first event recorded at or after `time` (after it, with `strictly`), or one past
  * the head: a binary search over seq, whose order is the order of recording.
  */
 async function seqAtOrAfter(
-  store: Pick<AuditStore, 'auditAtOrAfter' | 'auditHead'>,
+  store: Pick<AuditStore, 'auditAtOrAfter'>,
+  { first, head }: { first: number | undefined; head: number },
   time: string,
   strictly = false,
 ): Promise<number> {
-  const head = (await store.auditHead())?.seq ?? 0;
-  const first = await store.auditAtOrAfter(0);
-  if (!first) return head + 1;
+  if (first === undefined) return head + 1;
   const past = (t: string) => (strictly ? t > time : t >= time);
-  let lo = first.seq;
+  let lo = first;
   let hi = head + 1;
   while (lo < hi) {
     const mid = Math.floor((lo + hi) / 2);

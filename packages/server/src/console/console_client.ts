@@ -6,6 +6,10 @@ export const CONSOLE_CLIENT_ID = 'latchkey-console';
 /** The role a user needs to sign in to the console (`latchkey user roles <user> latchkey-admin`). */
 export const CONSOLE_ADMIN_ROLE = 'latchkey-admin';
 
+/** Whether a user may use the console: exists, is enabled and holds `CONSOLE_ADMIN_ROLE`. */
+export const mayUseConsole = (user: { disabled: boolean; roles: readonly string[] } | undefined): boolean =>
+  user !== undefined && !user.disabled && user.roles.includes(CONSOLE_ADMIN_ROLE);
+
 /**
  * Makes sure the console's client is registered as the issuer needs it (created when someone first
  * asks to sign in with an account, its redirect URI following the issuer), like Keycloak's

@@ -8,7 +8,7 @@ import type { ServerEvents } from '../events.ts';
 import { invalidToken } from '../http/bearer.ts';
 import { adminErrors, typed } from '../http/schemas.ts';
 import { cookiesOf } from '../oauth/authorize/cookies.ts';
-import { CONSOLE_ADMIN_ROLE, CONSOLE_CLIENT_ID } from './console_client.ts';
+import { CONSOLE_ADMIN_ROLE, CONSOLE_CLIENT_ID, mayUseConsole } from './console_client.ts';
 import type { ConsoleSessions } from './console_sessions.ts';
 
 /**
@@ -100,6 +100,12 @@ export function registerConsole(scope: FastifyInstance, deps: ConsoleRouteDeps):
       'set-cookie',
       `${deps.cookieName}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${deps.secure ? '; Secure' : ''}`,
     );
+  /** A started session: its cookie set, the page told its CSRF token. */
+  const signedIn = (reply: FastifyReply, { cookie, csrf, session }: Awaited<ReturnType<ConsoleSessions['start']>>) => {
+    setCookie(reply, cookie, deps.sessions.lifetime);
+    reply.header('cache-control', 'no-store');
+    return { csrf, expires_at: session.expiresAt };
+  };
   const file = (summary: string, type: string) => ({
     tags: ['console'],
     summary,
@@ -188,8 +194,7 @@ export function registerConsole(scope: FastifyInstance, deps: ConsoleRouteDeps):
       const body = request.body;
       if ('access_token' in body) {
         const user = deps.users ? await deps.users.userOf(body.access_token) : undefined;
-        const allowed = user !== undefined && !user.disabled && user.roles.includes(CONSOLE_ADMIN_ROLE);
-        if (!allowed) {
+        if (!mayUseConsole(user)) {
           await deps.events.emit('admin.auth_failed', {
             actor: user ? user.username : 'anonymous',
             outcome: 'failure',
@@ -201,13 +206,10 @@ export function registerConsole(scope: FastifyInstance, deps: ConsoleRouteDeps):
             ? invalidToken(`the user needs the ${CONSOLE_ADMIN_ROLE} role to use the console`)
             : invalidToken('the access token is not a live user token of the console');
         }
-        const { cookie, csrf, session } = await deps.sessions.start('user', request, {
-          actor: `admin:${user.username}`,
-          sub: user.sub,
-        });
-        setCookie(reply, cookie, deps.sessions.lifetime);
-        reply.header('cache-control', 'no-store');
-        return { csrf, expires_at: session.expiresAt };
+        return signedIn(
+          reply,
+          await deps.sessions.start('user', request, { actor: `admin:${user!.username}`, sub: user!.sub }),
+        );
       }
       const method = 'code' in body ? 'sign_in_link' : 'admin_token';
       const ok =
@@ -224,10 +226,7 @@ export function registerConsole(scope: FastifyInstance, deps: ConsoleRouteDeps):
           method === 'sign_in_link' ? 'the sign-in link is not valid, expired or used' : 'the admin token is not valid',
         );
       }
-      const { cookie, csrf, session } = await deps.sessions.start(method, request);
-      setCookie(reply, cookie, deps.sessions.lifetime);
-      reply.header('cache-control', 'no-store');
-      return { csrf, expires_at: session.expiresAt };
+      return signedIn(reply, await deps.sessions.start(method, request));
     },
   );
 
@@ -303,8 +302,7 @@ export function registerConsole(scope: FastifyInstance, deps: ConsoleRouteDeps):
       const cookie = cookieOf(request);
       const session = await deps.sessions.current(cookie);
       if (!cookie || !session) throw invalidToken('not signed in to the console');
-      const csrf = request.headers['x-csrf-token'];
-      if (!deps.sessions.csrfMatches(cookie, typeof csrf === 'string' ? csrf : undefined))
+      if (!deps.sessions.csrfMatches(cookie, request.headers['x-csrf-token']))
         throw new AdminError('csrf_failed', 'signing out needs the session CSRF token in x-csrf-token');
       await deps.sessions.end(session, request);
       setCookie(reply, '', 0);

@@ -1,7 +1,7 @@
-import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { type Clock, epochSeconds } from '@latchkey/protocol';
 import type { ServerEvents } from '../events.ts';
-import { sha256 } from '../secrets.ts';
+import { constantTimeEqual, sha256 } from '../secrets.ts';
 import type { ConsoleSessionRecord, ConsoleSessionStore, ReplayStore } from '../storage/ports.ts';
 
 export type ConsoleSignInMethod = 'admin_token' | 'sign_in_link' | 'user';
@@ -88,8 +88,8 @@ export class ConsoleSessions {
     return this.mac('csrf', cookie);
   }
 
-  /** Whether `presented` is the CSRF token of the session `cookie` (constant time). */
-  csrfMatches(cookie: string, presented: string | undefined): boolean {
+  /** Whether `presented` (the `x-csrf-token` header: absent, once or repeated) is the CSRF token of the session `cookie` (constant time). */
+  csrfMatches(cookie: string, presented: string | string[] | undefined): boolean {
     return typeof presented === 'string' && constantTimeEqual(presented, this.csrfOf(cookie));
   }
 
@@ -121,10 +121,4 @@ export class ConsoleSessions {
     if (expiresAt <= epochSeconds(this.clock)) return false;
     return this.replay.useOnce(`console-link:${m[2]}`, expiresAt);
   }
-}
-
-function constantTimeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
